@@ -1,0 +1,41 @@
+package dev.panamax.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code panamax} command. Each subcommand lives in its own class; this one only wires them
+ * together and maps exceptions to exit statuses.
+ */
+@Command(
+        name = "panamax",
+        mixinStandardHelpOptions = true,
+        versionProvider = Panamax.Version.class,
+        description = "A KVM virtual machine monitor in Java.",
+        subcommands = {
+            CommandLine.HelpCommand.class,
+        })
+public final class Panamax {
+
+    /** Exit status for bad input (usage errors, missing files): the convention of picocli and of QEMU. */
+    public static final int EXIT_USAGE = 2;
+
+    public static void main(String[] args) {
+        System.exit(execute(args));
+    }
+
+    /** Runs the command line and returns its exit status, for tests. */
+    public static int execute(String... args) {
+        CommandLine cli = new CommandLine(new Panamax());
+        cli.setExecutionExceptionHandler(new UserErrors());
+        return cli.execute(args);
+    }
+
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Panamax.class.getPackage().getImplementationVersion();
+            return new String[] {"panamax " + (v == null ? "dev" : v) + " (Java " + Runtime.version() + ")"};
+        }
+    }
+}

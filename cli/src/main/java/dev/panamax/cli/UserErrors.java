@@ -1,0 +1,19 @@
+package dev.panamax.cli;
+
+import picocli.CommandLine;
+import picocli.CommandLine.IExecutionExceptionHandler;
+import picocli.CommandLine.ParseResult;
+
+/** Prints a {@link UserError} as one line and exits with status 2; anything else is a bug and keeps its trace. */
+final class UserErrors implements IExecutionExceptionHandler {
+    @Override
+    public int handleExecutionException(Exception e, CommandLine cmd, ParseResult parsed) {
+        if (e instanceof UserError) {
+            cmd.getErr().println("panamax: " + e.getMessage());
+            return Panamax.EXIT_USAGE;
+        }
+        cmd.getErr().println("panamax: internal error: " + e);
+        e.printStackTrace(cmd.getErr());
+        return 70; // EX_SOFTWARE
+    }
+}
