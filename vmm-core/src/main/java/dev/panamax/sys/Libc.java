@@ -1,0 +1,380 @@
+package dev.panamax.sys;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout.PathElement;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.util.Optional;
+
+/**
+ * The libc functions Panamax calls, one {@code static final} downcall handle each. Calls that report
+ * failure through errno capture it ({@link Linker.Option#captureCallState}) so that it cannot be
+ * clobbered by the JVM between the call and the check; a failure becomes a {@link
+ * NativeCallException} naming the call and the errno.
+ *
+ * <p>Package-private: the rest of Panamax sees the typed wrappers in this package ({@link Kvm},
+ * {@link VmFd}, {@link VcpuFd}, {@link MappedMemory}, {@link EventFd}).
+ */
+final class Libc {
+    private Libc() {}
+
+    // errno values (asm-generic/errno-base.h, errno.h); checked against C by the ABI test.
+    static final int EPERM = 1;
+    static final int ENOENT = 2;
+    static final int EINTR = 4;
+    static final int EBADF = 9;
+    static final int EAGAIN = 11;
+    static final int ENOMEM = 12;
+    static final int EACCES = 13;
+    static final int EFAULT = 14;
+    static final int EEXIST = 17;
+    static final int ENODEV = 19;
+    static final int EINVAL = 22;
+    static final int ENOTTY = 25;
+    static final int E2BIG = 7;
+    static final int ENXIO = 6;
+
+    static final int O_RDWR = 2;
+    static final int O_CLOEXEC = 0x80000;
+    static final int PROT_READ = 1;
+    static final int PROT_WRITE = 2;
+    static final int MAP_SHARED = 1;
+    static final int MAP_PRIVATE = 2;
+    static final int MAP_ANONYMOUS = 0x20;
+    static final int MAP_NORESERVE = 0x4000;
+    static final int EFD_CLOEXEC = 0x80000;
+    static final int EFD_NONBLOCK = 0x800;
+    static final int MFD_CLOEXEC = 1;
+    static final int SIG_BLOCK = 0;
+    static final int SIG_UNBLOCK = 1;
+    /** glibc's sigset_t is 1024 bits; the kernel's (as KVM_SET_SIGNAL_MASK takes it) is 64. */
+    static final int SIGSET_BYTES = 128;
+
+    static final int KERNEL_SIGSET_BYTES = 8;
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final SymbolLookup LOOKUP = LINKER.defaultLookup();
+    private static final Linker.Option ERRNO = Linker.Option.captureCallState("errno");
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle CALL_STATE_ERRNO = CALL_STATE.varHandle(PathElement.groupElement("errno"));
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        return LINKER.downcallHandle(LOOKUP.findOrThrow(name), descriptor, options);
+    }
+
+    // int ioctl(int fd, unsigned long request, ...): linked once per argument shape.
+    private static final MethodHandle IOCTL_NONE = downcall("ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), Linker.Option.firstVariadicArg(2), ERRNO);
+    private static final MethodHandle IOCTL_LONG = downcall("ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(2), ERRNO);
+    private static final MethodHandle IOCTL_PTR = downcall("ioctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), Linker.Option.firstVariadicArg(2), ERRNO);
+    // int open(const char *path, int flags, ...)
+    private static final MethodHandle OPEN = downcall("open",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);
+    private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO);
+    // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
+    private static final MethodHandle MMAP = downcall("mmap",
+            FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
+    private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    // int eventfd(unsigned int initval, int flags)
+    private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
+    // int memfd_create(const char *name, unsigned int flags)
+    private static final MethodHandle MEMFD_CREATE = downcall("memfd_create",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
+    private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
+    // ssize_t read(int fd, void *buf, size_t count) / write(...)
+    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    // pthread_t pthread_self(void); int pthread_kill(pthread_t, int): returns the error, no errno.
+    private static final MethodHandle PTHREAD_SELF = downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
+    private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
+    // int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset): returns the error, no errno.
+    private static final MethodHandle PTHREAD_SIGMASK = downcall("pthread_sigmask",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
+    // int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
+    private static final MethodHandle SIGTIMEDWAIT = downcall("sigtimedwait",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS), ERRNO);
+    // const char *strerrorname_np(int) and strerrordesc_np(int): glibc 2.32+, thread-safe.
+    private static final Optional<MethodHandle> STRERRORNAME = LOOKUP.find("strerrorname_np")
+            .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(ADDRESS, JAVA_INT)));
+    private static final Optional<MethodHandle> STRERRORDESC = LOOKUP.find("strerrordesc_np")
+            .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(ADDRESS, JAVA_INT)));
+
+    /** A buffer for the errno of calls made by one thread; lives as long as {@code arena}. */
+    static MemorySegment allocateCallState(Arena arena) {
+        return arena.allocate(CALL_STATE);
+    }
+
+    static int errno(MemorySegment callState) {
+        return (int) CALL_STATE_ERRNO.get(callState, 0L);
+    }
+
+    static String errnoName(int errno) {
+        return describe(STRERRORNAME, errno, "errno " + errno);
+    }
+
+    static String errnoDescription(int errno) {
+        return describe(STRERRORDESC, errno, "unknown error");
+    }
+
+    private static String describe(Optional<MethodHandle> function, int errno, String fallback) {
+        if (function.isEmpty()) {
+            return fallback;
+        }
+        try {
+            MemorySegment text = (MemorySegment) function.get().invokeExact(errno);
+            return text.equals(MemorySegment.NULL) ? fallback : text.reinterpret(256).getString(0);
+        } catch (Throwable t) {
+            return fallback;
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
+    }
+
+    // ---- ioctl: raw forms return -1 with errno in callState; checked forms throw ----
+
+    static int ioctlRaw(MemorySegment callState, int fd, long request) {
+        try {
+            return (int) IOCTL_NONE.invokeExact(callState, fd, request);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static int ioctlRaw(MemorySegment callState, int fd, long request, long arg) {
+        try {
+            return (int) IOCTL_LONG.invokeExact(callState, fd, request, arg);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static int ioctlRaw(MemorySegment callState, int fd, long request, MemorySegment arg) {
+        try {
+            return (int) IOCTL_PTR.invokeExact(callState, fd, request, arg);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static int ioctl(int fd, long request) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            return check(ioctlRaw(state, fd, request), state, request);
+        }
+    }
+
+    static int ioctl(int fd, long request, long arg) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            return check(ioctlRaw(state, fd, request, arg), state, request);
+        }
+    }
+
+    static int ioctl(int fd, long request, MemorySegment arg) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            return check(ioctlRaw(state, fd, request, arg), state, request);
+        }
+    }
+
+    private static int check(int result, MemorySegment state, long request) {
+        if (result < 0) {
+            throw new NativeCallException("ioctl(" + KvmAbi.ioctlName(request) + ")", errno(state));
+        }
+        return result;
+    }
+
+    // ---- files, memory, events ----
+
+    static int open(String path, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags, 0);
+            if (fd < 0) {
+                throw new NativeCallException("open(" + path + ")", errno(state));
+            }
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static void close(int fd) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            // Linux releases the descriptor even when close reports an error, so never retry it.
+            int result = (int) CLOSE.invokeExact(state, fd);
+            if (result < 0 && errno(state) == EBADF) {
+                throw new NativeCallException("close(" + fd + ")", EBADF);
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static MemorySegment mmap(long length, int prot, int flags, int fd, long offset, String what) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            MemorySegment address = (MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, length, prot, flags, fd, offset);
+            if (address.address() == -1L) { // MAP_FAILED
+                throw new NativeCallException("mmap(" + what + ", " + length + " bytes)", errno(state));
+            }
+            return address;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static void munmap(long address, long length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int result = (int) MUNMAP.invokeExact(state, MemorySegment.ofAddress(address), length);
+            if (result < 0) {
+                throw new NativeCallException("munmap(0x" + Long.toHexString(address) + ", " + length + ")", errno(state));
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static int eventfd(int initialValue, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int fd = (int) EVENTFD.invokeExact(state, initialValue, flags);
+            if (fd < 0) {
+                throw new NativeCallException("eventfd", errno(state));
+            }
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static int memfdCreate(String name, int flags) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int fd = (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), flags);
+            if (fd < 0) {
+                throw new NativeCallException("memfd_create(" + name + ")", errno(state));
+            }
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static void ftruncate(int fd, long length) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int result = (int) FTRUNCATE.invokeExact(state, fd, length);
+            if (result < 0) {
+                throw new NativeCallException("ftruncate(" + length + ")", errno(state));
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** read(2) into {@code buffer}; returns bytes read, or -1 with errno in {@code callState}. */
+    static long readRaw(MemorySegment callState, int fd, MemorySegment buffer) {
+        try {
+            return (long) READ.invokeExact(callState, fd, buffer, buffer.byteSize());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** write(2) from {@code buffer}; returns bytes written, or -1 with errno in {@code callState}. */
+    static long writeRaw(MemorySegment callState, int fd, MemorySegment buffer) {
+        try {
+            return (long) WRITE.invokeExact(callState, fd, buffer, buffer.byteSize());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- threads and signals ----
+
+    static long pthreadSelf() {
+        try {
+            return (long) PTHREAD_SELF.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static void pthreadKill(long thread, int signal) {
+        int error;
+        try {
+            error = (int) PTHREAD_KILL.invokeExact(thread, signal);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (error != 0) {
+            throw new NativeCallException("pthread_kill(" + signal + ")", error);
+        }
+    }
+
+    /** Changes the calling thread's signal mask; {@code set} and {@code oldSet} may be NULL. */
+    static void pthreadSigmask(int how, MemorySegment set, MemorySegment oldSet) {
+        int error;
+        try {
+            error = (int) PTHREAD_SIGMASK.invokeExact(how, set, oldSet);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (error != 0) {
+            throw new NativeCallException("pthread_sigmask", error);
+        }
+    }
+
+    /** Takes one pending signal of {@code set} without waiting; returns it, or -1 when none is pending. */
+    static int sigtimedwaitNow(MemorySegment callState, MemorySegment set, MemorySegment zeroTimespec) {
+        int signal;
+        try {
+            signal = (int) SIGTIMEDWAIT.invokeExact(callState, set, MemorySegment.NULL, zeroTimespec);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (signal < 0 && errno(callState) != EAGAIN && errno(callState) != EINTR) {
+            throw new NativeCallException("sigtimedwait", errno(callState));
+        }
+        return signal;
+    }
+
+    /** A glibc sigset_t holding just {@code signal}. */
+    static MemorySegment sigsetOf(Arena arena, int signal) {
+        MemorySegment set = arena.allocate(SIGSET_BYTES, 8);
+        setSignal(set, signal, true);
+        return set;
+    }
+
+    /** sigaddset/sigdelset: bit (signal - 1) of an array of unsigned longs. */
+    static void setSignal(MemorySegment set, int signal, boolean member) {
+        long offset = (long) ((signal - 1) / 64) * 8;
+        long bit = 1L << ((signal - 1) % 64);
+        long word = set.get(JAVA_LONG, offset);
+        set.set(JAVA_LONG, offset, member ? word | bit : word & ~bit);
+    }
+
+}

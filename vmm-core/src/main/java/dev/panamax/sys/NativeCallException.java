@@ -1,0 +1,32 @@
+package dev.panamax.sys;
+
+/**
+ * A failed libc or KVM call: names the call (for an ioctl, the request's name) and the errno, as
+ * both its symbolic name and its description, e.g. {@code ioctl(KVM_CREATE_VM) failed: EINVAL
+ * (Invalid argument)}.
+ */
+public final class NativeCallException extends RuntimeException {
+    private final String call;
+    private final int errno;
+
+    NativeCallException(String call, int errno) {
+        super(call + " failed: " + Libc.errnoName(errno) + " (" + Libc.errnoDescription(errno) + ")");
+        this.call = call;
+        this.errno = errno;
+    }
+
+    /** The call that failed, e.g. {@code ioctl(KVM_RUN)} or {@code open(/dev/kvm)}. */
+    public String call() {
+        return call;
+    }
+
+    /** The errno value the call left, e.g. {@link Libc#EINVAL}. */
+    public int errno() {
+        return errno;
+    }
+
+    /** The errno's symbolic name, e.g. {@code EEXIST}. */
+    public String errnoName() {
+        return Libc.errnoName(errno);
+    }
+}

@@ -1,0 +1,117 @@
+package dev.panamax.sys;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.lang.foreign.GroupLayout;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.PaddingLayout;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.UnionLayout;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Compiles a C program against this system's {@code <linux/kvm.h>} and libc headers and checks that
+ * every struct size, member offset and size, ioctl number and constant Panamax declares matches.
+ */
+class KvmAbiTest {
+
+    /** Expression in C -> the value Java uses. Unnamed unions are anonymous in C, so they add no path step. */
+    private static Map<String, Long> javaFacts() {
+        Map<String, Long> facts = new LinkedHashMap<>();
+        for (StructLayout struct : KvmAbi.STRUCTS) {
+            String type = "struct " + struct.name().orElseThrow();
+            facts.put("sizeof(" + type + ")", struct.byteSize());
+            addMembers(facts, type, struct, "", 0);
+        }
+        KvmAbi.CONSTANTS.forEach((name, value) -> facts.put("(long long)" + name, value));
+        for (Field field : Libc.class.getDeclaredFields()) {
+            boolean constant = Modifier.isStatic(field.getModifiers()) && field.getType() == int.class;
+            if (constant && !field.getName().equals("KERNEL_SIGSET_BYTES")) {
+                String expression = field.getName().equals("SIGSET_BYTES") ? "sizeof(sigset_t)" : field.getName();
+                facts.put("(long long)" + expression, (long) intValue(field));
+            }
+        }
+        facts.put("(long long)(SIGRTMIN + 6)", (long) VcpuFd.KICK_SIGNAL);
+        return facts;
+    }
+
+    private static void addMembers(Map<String, Long> facts, String type, GroupLayout group, String prefix, long base) {
+        long offset = base;
+        for (MemoryLayout member : group.memberLayouts()) {
+            if (!(member instanceof PaddingLayout)) {
+                String path = member.name().map(n -> prefix + n).orElse(null);
+                if (path != null) {
+                    facts.put("offsetof(" + type + ", " + path + ")", offset);
+                    facts.put("sizeof(((" + type + " *)0)->" + path + ")", member.byteSize());
+                }
+                if (member instanceof GroupLayout nested) {
+                    addMembers(facts, type, nested, path == null ? prefix : path + ".", offset);
+                }
+            }
+            if (!(group instanceof UnionLayout)) {
+                offset += member.byteSize();
+            }
+        }
+    }
+
+    private static int intValue(Field field) {
+        try {
+            field.setAccessible(true);
+            return field.getInt(null);
+        } catch (IllegalAccessException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    @Test
+    void everyLayoutAndConstantMatchesTheKernelHeaders(@TempDir Path dir) throws IOException, InterruptedException {
+        Map<String, Long> expected = javaFacts();
+        assertThat(expected).hasSizeGreaterThan(300); // the walk found the members, not just the structs
+
+        List<String> lines = new ArrayList<>(List.of(
+                "#define _GNU_SOURCE",
+                "#include <stddef.h>", "#include <stdio.h>", "#include <errno.h>", "#include <fcntl.h>",
+                "#include <signal.h>", "#include <sys/mman.h>", "#include <sys/eventfd.h>", "#include <linux/kvm.h>",
+                "int main(void) {"));
+        for (String expression : expected.keySet()) {
+            lines.add("  printf(\"%lld\\n\", (long long)(" + expression + "));");
+        }
+        lines.add("  return 0;\n}");
+        Path source = dir.resolve("abi.c");
+        Files.write(source, lines);
+
+        Path binary = dir.resolve("abi");
+        String compilerOutput = run(dir, "gcc", "-Wall", "-Werror", "-o", binary.toString(), source.toString());
+        assertThat(Files.exists(binary)).as("gcc failed:\n%s", compilerOutput).isTrue();
+        List<String> printed = run(dir, binary.toString()).lines().toList();
+
+        assertThat(printed).hasSize(expected.size());
+        List<String> mismatches = new ArrayList<>();
+        int i = 0;
+        for (Map.Entry<String, Long> fact : expected.entrySet()) {
+            long c = Long.parseLong(printed.get(i++).trim());
+            if (c != fact.getValue()) {
+                mismatches.add(fact.getKey() + ": Java says " + fact.getValue() + ", C says " + c);
+            }
+        }
+        assertThat(mismatches).as("declarations that differ from the C headers").isEmpty();
+    }
+
+    private static String run(Path dir, String... command) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+        String output = new String(p.getInputStream().readAllBytes());
+        assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        return output;
+    }
+}
