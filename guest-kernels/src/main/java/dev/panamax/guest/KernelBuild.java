@@ -1,0 +1,103 @@
+package dev.panamax.guest;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Builds the tiny guest kernel from Debian's {@code linux-source-6.1}: {@code make tinyconfig}, the
+ * fragment {@code tiny-guest.config} merged on top, then {@code vmlinux} and {@code bzImage}. The
+ * result lands in {@code <cache>/kernels/<source-version>-<config-hash>/}.
+ */
+public final class KernelBuild {
+    static final String SOURCE_PACKAGE = "linux-source-6.1";
+    static final String CONFIG_RESOURCE = "tiny-guest.config";
+    /** Build tools (installed when missing); the source itself is only downloaded and unpacked. */
+    static final String[] TOOLS = {"make", "gcc", "bc", "flex", "bison", "libelf-dev", "libssl-dev", "xz-utils"};
+    /** Compiler steps ("  CC ...") of a full build of this config, measured; only used to show progress. */
+    private static final int EXPECTED_COMPILE_STEPS = 1050;
+
+    private KernelBuild() {}
+
+    /** The config fragment as shipped in this module. */
+    public static String configFragment() {
+        return Resources.text(KernelBuild.class, CONFIG_RESOURCE);
+    }
+
+    /** The cache directory holding {@code vmlinux}, {@code bzImage} and {@code config}, built on first use. */
+    public static Path ensureBuilt() {
+        String fragment = configFragment();
+        String version = DebianPackages.candidateVersion(SOURCE_PACKAGE);
+        Path entry = PanamaxCache.dir("kernels", version + "-" + PanamaxCache.hash(fragment, 12));
+        return PanamaxCache.entry(entry, out -> build(fragment, out));
+    }
+
+    private static void build(String fragment, Path out) throws IOException {
+        DebianPackages.ensureInstalled(TOOLS);
+        Path source = DebianPackages.unpacked(SOURCE_PACKAGE);
+        Path tarball;
+        try (var s = Files.list(source.resolve("usr/src"))) {
+            tarball = s.filter(p -> p.getFileName().toString().matches("linux-source-.*\\.tar\\.(xz|bz2|gz)")).findFirst()
+                    .orElseThrow(() -> new IOException("no linux-source tarball in " + source.resolve("usr/src")));
+        }
+        long start = System.nanoTime();
+        Progress.say("building the tiny guest kernel into " + out.getParent()
+                + " (make -j2 takes about 5 minutes on 2 cores; later runs reuse it)");
+        Path work = out.resolve("build");
+        Files.createDirectories(work);
+        try {
+            Progress.say("unpacking " + tarball.getFileName());
+            HostCommand.run(work, List.of("tar", "xf", tarball.toString(), "--strip-components=1"), line -> {});
+            make(work, List.of("tinyconfig"));
+            Path fragmentFile = work.resolve("panamax.config");
+            Files.writeString(fragmentFile, fragment);
+            HostCommand.run(work, List.of("scripts/kconfig/merge_config.sh", "-m", ".config", fragmentFile.toString()), line -> {});
+            make(work, List.of("olddefconfig"));
+            checkConfig(fragment, Files.readString(work.resolve(".config")));
+
+            AtomicInteger steps = new AtomicInteger();
+            AtomicLong lastReport = new AtomicLong(System.nanoTime());
+            List<String> argv = new ArrayList<>(List.of("make", "-j" + Math.max(2, Runtime.getRuntime().availableProcessors()),
+                    "vmlinux", "bzImage"));
+            HostCommand.run(work, argv, line -> {
+                if (line.startsWith("  CC") || line.startsWith("  AS")) steps.incrementAndGet();
+                long now = System.nanoTime();
+                if (now - lastReport.get() > TimeUnit.SECONDS.toNanos(20)) {
+                    lastReport.set(now);
+                    int n = steps.get();
+                    Progress.say("kernel build: %d of about %d compile steps (%d%%), %s elapsed".formatted(n,
+                            EXPECTED_COMPILE_STEPS, Math.min(99, n * 100 / EXPECTED_COMPILE_STEPS),
+                            Progress.seconds(TimeUnit.NANOSECONDS.toSeconds(now - start))));
+                }
+            });
+            Files.move(work.resolve("vmlinux"), out.resolve("vmlinux"));
+            Files.move(work.resolve("arch/x86/boot/bzImage"), out.resolve("bzImage"));
+            Files.copy(work.resolve(".config"), out.resolve("config"), StandardCopyOption.REPLACE_EXISTING);
+        } finally {
+            PanamaxCache.deleteTree(work);
+        }
+        Progress.say("kernel built in " + Progress.seconds(TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start)));
+    }
+
+    private static void make(Path work, List<String> targets) {
+        List<String> argv = new ArrayList<>(List.of("make"));
+        argv.addAll(targets);
+        HostCommand.run(work, argv, line -> {});
+    }
+
+    /** Fails when an option the fragment asks for did not survive olddefconfig (typo or unmet dependency). */
+    static void checkConfig(String fragment, String finalConfig) {
+        List<String> lost = fragment.lines().map(String::strip).filter(l -> l.startsWith("CONFIG_"))
+                .filter(l -> finalConfig.lines().noneMatch(l::equals)).toList();
+        if (!lost.isEmpty()) {
+            throw new IllegalStateException("the kernel config lost these options of " + CONFIG_RESOURCE
+                    + " (an unmet dependency or a typo): " + String.join(" ", lost));
+        }
+    }
+}

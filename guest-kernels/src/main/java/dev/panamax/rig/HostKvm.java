@@ -1,0 +1,43 @@
+package dev.panamax.rig;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** This host, when its own /dev/kvm is hardware-accelerated: commands run as plain child processes. */
+public final class HostKvm implements RealKvm {
+
+    @Override
+    public RunResult run(List<String> argv, Duration timeout, OutputStream echo) {
+        long start = System.nanoTime();
+        OutputTail out = new OutputTail(echo);
+        try {
+            Process p = new ProcessBuilder(argv).redirectErrorStream(true)
+                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+            Thread pump = Thread.ofPlatform().daemon().name("host-kvm-output").start(() -> {
+                try (InputStream in = p.getInputStream()) {
+                    in.transferTo(out);
+                } catch (IOException ignored) {
+                    // the process was killed; its output ends here
+                }
+            });
+            boolean timedOut = !p.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS);
+            if (timedOut) {
+                p.descendants().forEach(ProcessHandle::destroyForcibly);
+                p.destroyForcibly();
+            }
+            int status = p.waitFor();
+            pump.join();
+            return new RunResult(status, timedOut, Duration.ofNanos(System.nanoTime() - start), out.text());
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not start " + argv.getFirst() + ": " + e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while running " + argv.getFirst(), e);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+package dev.panamax.rig;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A place where {@code /dev/kvm} is hardware-accelerated KVM, so that Linux guests boot: this host
+ * when its CPU has VT-x or AMD-V ({@link HostKvm}), otherwise the nested {@link Rig}. Commands run
+ * with the caller's working directory and JDK.
+ */
+public interface RealKvm {
+
+    /**
+     * Runs {@code argv} there, copying its output to {@code echo} as it comes, and kills it (with
+     * everything it started) once it outlives {@code timeout}.
+     */
+    RunResult run(List<String> argv, Duration timeout, OutputStream echo);
+
+    default RunResult run(List<String> argv, Duration timeout) {
+        return run(argv, timeout, OutputStream.nullOutputStream());
+    }
+
+    /**
+     * Runs {@code mainClass} in a fresh JVM of the running JDK with the running class path (a test
+     * class path included), native access granted as Panamax needs it.
+     */
+    default RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo) {
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
+        argv.addAll(args);
+        return run(argv, timeout, echo);
+    }
+
+    /** Whether this host's /dev/kvm runs guests in hardware: the CPU flags show vmx or svm. */
+    static boolean hostHasHardwareKvm() {
+        try {
+            if (!Files.exists(Path.of("/dev/kvm"))) return false;
+            return Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
+                    .filter(l -> l.startsWith("flags"))
+                    .anyMatch(l -> List.of(l.split("\\s+")).contains("vmx") || List.of(l.split("\\s+")).contains("svm"));
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

@@ -1,0 +1,434 @@
+package dev.panamax.rig;
+
+import dev.panamax.guest.DebianPackages;
+import dev.panamax.guest.Initramfs;
+import dev.panamax.guest.MissingIngredientException;
+import dev.panamax.guest.PanamaxCache;
+import dev.panamax.guest.Progress;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Comparator;
+import java.util.Deque;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The nested KVM rig: QEMU with its software CPU (TCG, emulated AMD SVM) running Debian's stock
+ * kernel, whose kvm_amd makes a real {@code /dev/kvm} for L2 guests. Started once, it runs many
+ * commands one after another ({@link #run}); {@link #close} stops it. The host's {@code /usr} and
+ * {@code /etc} are visible read-only, the {@linkplain Options shares} at their host paths.
+ *
+ * <p>QEMU never outlives the JVM that started it: it runs under {@code setpriv --pdeathsig KILL},
+ * from a thread that lives as long as QEMU (the death signal follows the parent thread), and the
+ * agent inside powers off when the control socket closes.
+ */
+public final class Rig implements RealKvm, AutoCloseable {
+    private static final String QEMU_PACKAGE = "qemu-system-x86";
+    private static final Duration KILL_GRACE = Duration.ofSeconds(30);
+    private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("rig-timers").unstarted(r));
+
+    /** A host directory visible in the rig at the same path. */
+    public record Share(Path path, boolean readOnly) {
+        public Share {
+            path = path.toAbsolutePath().normalize();
+        }
+    }
+
+    /**
+     * How to start the rig.
+     *
+     * @param workingDirectory where commands run (shared read-write)
+     * @param shares           further host directories to share
+     * @param memoryMib        the rig's RAM (it holds JVMs and L2 guests)
+     * @param cpus             its vCPUs
+     * @param bootTimeout      how long the boot to the agent may take
+     * @param showConsole      copy the rig's console (kernel, init) to stderr
+     */
+    public record Options(Path workingDirectory, List<Share> shares, int memoryMib, int cpus, Duration bootTimeout,
+            boolean showConsole) {
+
+        /** The working directory and the Panamax cache read-write, the Maven repository read-only. */
+        public static Options defaults() {
+            Path cwd = Path.of(System.getProperty("user.dir"));
+            List<Share> shares = new ArrayList<>(List.of(new Share(PanamaxCache.root(), false)));
+            Path m2 = Path.of(System.getProperty("user.home"), ".m2");
+            if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
+            return new Options(cwd, shares, 4096, 2, Duration.ofSeconds(180), System.getenv("PANAMAX_RIG_CONSOLE") != null);
+        }
+
+        public Options withShare(Path path, boolean readOnly) {
+            List<Share> more = new ArrayList<>(shares);
+            more.add(new Share(path, readOnly));
+            return new Options(workingDirectory, more, memoryMib, cpus, bootTimeout, showConsole);
+        }
+
+        public Options withWorkingDirectory(Path dir) {
+            return new Options(dir.toAbsolutePath().normalize(), shares, memoryMib, cpus, bootTimeout, showConsole);
+        }
+    }
+
+    private final Options options;
+    private final Path scratch;
+    private final Process qemu;
+    private final Deque<String> console = new ArrayDeque<>();
+    private final SocketChannel control;
+    private final InputStream fromAgent;
+    private final Thread shutdownHook = new Thread(this::close, "rig-shutdown");
+    private boolean closed;
+
+    private Rig(Options options, Path scratch, Process qemu, SocketChannel control) {
+        this.options = options;
+        this.scratch = scratch;
+        this.qemu = qemu;
+        this.control = control;
+        this.fromAgent = Channels.newInputStream(control);
+    }
+
+    public static Rig start() {
+        return start(Options.defaults());
+    }
+
+    /** Boots the rig and returns once its agent is ready for commands. */
+    public static Rig start(Options options) {
+        long begin = System.nanoTime();
+        DebianPackages.ensureInstalled(QEMU_PACKAGE, "util-linux");
+        RigImages.Images images = RigImages.ensure();
+        Progress.say("starting the nested KVM rig (QEMU TCG; about 10-15 s)");
+        Path scratch;
+        try {
+            scratch = Files.createTempDirectory("panamax-rig-");
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not create the rig's scratch directory: " + e.getMessage(), e);
+        }
+        Rig rig = null;
+        try {
+            Map<Path, Share> shares = shares(options, scratch);
+            Path initrd = initrdWithShares(images.initramfs(), shares, scratch);
+            Path socket = scratch.resolve("control.sock");
+            List<String> argv = qemuCommand(options, images.kernel(), initrd, shares, socket);
+            Process qemu = launch(argv);
+            SocketChannel control = connect(socket, qemu);
+            rig = new Rig(options, scratch, qemu, control);
+            rig.pumpConsole();
+            rig.awaitReady(options.bootTimeout());
+            Runtime.getRuntime().addShutdownHook(rig.shutdownHook);
+            Progress.say("rig ready in %.1f s".formatted((System.nanoTime() - begin) / 1e9));
+            return rig;
+        } catch (RuntimeException e) {
+            if (rig != null) rig.close();
+            else deleteQuietly(scratch);
+            throw e;
+        }
+    }
+
+    /** The directory shared with the rig read-write for exchanging files; deleted by {@link #close}. */
+    public Path scratch() {
+        return scratch;
+    }
+
+    /** QEMU's process id (for tests that check it is gone). */
+    public long qemuPid() {
+        return qemu.pid();
+    }
+
+    /** The last lines of the rig's console (kernel and init messages), for diagnosing failures. */
+    public String consoleTail() {
+        synchronized (console) {
+            return String.join("\n", console);
+        }
+    }
+
+    /**
+     * Runs {@code argv} in the rig in the working directory with the host's essential environment
+     * (PATH, HOME, JAVA_HOME, locale, PANAMAX_CACHE), one command at a time.
+     *
+     * @throws RigException when the rig dies or stops answering
+     */
+    @Override
+    public synchronized RunResult run(List<String> argv, Duration timeout, OutputStream echo) {
+        if (argv.isEmpty()) throw new IllegalArgumentException("no command to run in the rig");
+        if (closed) throw new IllegalStateException("the rig is stopped");
+        String nonce = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
+        OutputTail out = new OutputTail(echo);
+        ExitTrailer trailer = new ExitTrailer(nonce, out);
+        long start = System.nanoTime();
+        boolean[] timedOut = {false};
+        send("RUN " + nonce + " " + Base64.getEncoder().encodeToString(script(argv).getBytes(StandardCharsets.UTF_8)));
+        ScheduledFuture<?> kill = TIMERS.schedule(() -> {
+            timedOut[0] = true;
+            send("KILL " + nonce);
+        }, timeout.toMillis(), TimeUnit.MILLISECONDS);
+        // If even the kill gets no answer, the rig is wedged: stopping it ends the read below.
+        ScheduledFuture<?> abandon = TIMERS.schedule(this::close, timeout.plus(KILL_GRACE).toMillis(), TimeUnit.MILLISECONDS);
+        try {
+            byte[] buf = new byte[8192];
+            while (trailer.exitStatus() == null) {
+                int n = fromAgent.read(buf);
+                if (n < 0) throw new IOException("the control channel closed");
+                trailer.feed(buf, 0, n);
+            }
+        } catch (IOException e) {
+            close();
+            throw new RigException("the rig stopped while running " + argv.getFirst() + " (" + e.getMessage()
+                    + "); its console ended with:\n" + consoleTail(), e);
+        } finally {
+            kill.cancel(false);
+            abandon.cancel(false);
+        }
+        synchronized (timedOut) {
+            return new RunResult(trailer.exitStatus(), timedOut[0], Duration.ofNanos(System.nanoTime() - start), out.text());
+        }
+    }
+
+    /** Stops the rig (the agent powers off when the control channel closes; QEMU is killed if it lingers). */
+    @Override
+    public void close() {
+        synchronized (shutdownHook) {
+            if (closed) return;
+            closed = true;
+        }
+        try {
+            control.close();
+        } catch (IOException ignored) {
+            // closing is all we wanted
+        }
+        try {
+            if (!qemu.waitFor(5, TimeUnit.SECONDS)) {
+                qemu.destroyForcibly();
+                qemu.waitFor(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            qemu.destroyForcibly();
+            Thread.currentThread().interrupt();
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(shutdownHook);
+        } catch (IllegalStateException alreadyShuttingDown) {
+            // called from the hook itself
+        }
+        deleteQuietly(scratch);
+    }
+
+    private String script(List<String> argv) {
+        StringBuilder s = new StringBuilder("cd ").append(quote(options.workingDirectory().toString())).append(" || exit 126\n");
+        Map<String, String> env = new LinkedHashMap<>();
+        for (String name : List.of("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TZ", "JAVA_HOME", "CI")) {
+            String v = System.getenv(name);
+            if (v != null) env.put(name, v);
+        }
+        env.put("PANAMAX_CACHE", PanamaxCache.root().toString());
+        env.put("PANAMAX_IN_RIG", "1");
+        env.forEach((k, v) -> s.append("export ").append(k).append('=').append(quote(v)).append('\n'));
+        s.append("exec");
+        for (String a : argv) s.append(' ').append(quote(a));
+        return s.append('\n').toString();
+    }
+
+    /** Quotes {@code s} as one word for sh. */
+    static String quote(String s) {
+        return "'" + s.replace("'", "'\\''") + "'";
+    }
+
+    private void send(String line) {
+        ByteBuffer b = ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.US_ASCII));
+        synchronized (control) {
+            try {
+                while (b.hasRemaining()) control.write(b);
+            } catch (IOException e) {
+                throw new RigException("could not reach the rig's agent: " + e.getMessage() + "; its console ended with:\n"
+                        + consoleTail(), e);
+            }
+        }
+    }
+
+    private void awaitReady(Duration timeout) {
+        ScheduledFuture<?> abandon = TIMERS.schedule(this::close, timeout.toMillis(), TimeUnit.MILLISECONDS);
+        try {
+            StringBuilder line = new StringBuilder();
+            for (int c; (c = fromAgent.read()) != '\n'; ) {
+                if (c < 0) throw new IOException("the control channel closed");
+                line.append((char) c);
+            }
+            if (!line.toString().equals("READY")) throw new IOException("the agent said " + line + " instead of READY");
+        } catch (IOException e) {
+            throw new RigException("the rig did not boot to its agent within " + timeout.toSeconds() + " s (" + e.getMessage()
+                    + "); its console ended with:\n" + consoleTail(), e);
+        } finally {
+            abandon.cancel(false);
+        }
+    }
+
+    private void pumpConsole() {
+        Thread.ofPlatform().daemon().name("rig-console-" + qemu.pid()).start(() -> {
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(qemu.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = r.readLine()) != null; ) {
+                    synchronized (console) {
+                        if (console.size() == 60) console.removeFirst();
+                        console.addLast(line);
+                    }
+                    if (options.showConsole()) System.err.println("rig| " + line);
+                }
+            } catch (IOException ignored) {
+                // QEMU is gone
+            }
+        });
+    }
+
+    /**
+     * Starts QEMU from a thread that stays alive as long as QEMU does: PR_SET_PDEATHSIG fires when
+     * the parent <em>thread</em> exits, so spawning from a short-lived caller thread would kill it early.
+     */
+    private static Process launch(List<String> argv) {
+        CompletableFuture<Process> started = new CompletableFuture<>();
+        Thread.ofPlatform().daemon().name("rig-qemu").start(() -> {
+            Process p;
+            try {
+                p = new ProcessBuilder(argv).redirectErrorStream(true).start(); // stdin stays a pipe from this JVM
+            } catch (IOException e) {
+                started.completeExceptionally(e);
+                return;
+            }
+            started.complete(p);
+            try {
+                p.waitFor();
+            } catch (InterruptedException e) {
+                p.destroyForcibly();
+            }
+        });
+        try {
+            return started.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            throw new MissingIngredientException("could not start " + argv.get(3) + " (" + e.getCause().getMessage()
+                    + "); install it with `apt-get install " + QEMU_PACKAGE + "`.", e);
+        }
+    }
+
+    private static SocketChannel connect(Path socket, Process qemu) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (true) {
+            if (!qemu.isAlive()) {
+                String out;
+                try {
+                    out = new String(qemu.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                } catch (IOException e) {
+                    out = e.getMessage();
+                }
+                throw new RigException("QEMU exited with status " + qemu.exitValue() + " before the rig booted: " + out.strip());
+            }
+            if (Files.exists(socket)) {
+                try {
+                    return SocketChannel.open(UnixDomainSocketAddress.of(socket));
+                } catch (IOException e) {
+                    // QEMU has bound but not listened yet
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                qemu.destroyForcibly();
+                throw new RigException("QEMU did not open the rig's control socket " + socket + " within 20 s");
+            }
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                qemu.destroyForcibly();
+                Thread.currentThread().interrupt();
+                throw new RigException("interrupted while starting the rig", e);
+            }
+        }
+    }
+
+    /** The shares of a run by path (parents before children), each checked; tags are assigned in order. */
+    private static Map<Path, Share> shares(Options options, Path scratch) {
+        List<Share> all = new ArrayList<>(options.shares());
+        all.add(new Share(options.workingDirectory(), false));
+        all.add(new Share(scratch, false));
+        Map<Path, Share> byPath = new java.util.TreeMap<>(Comparator.comparing(Path::toString));
+        for (Share s : all) {
+            Path p = s.path();
+            String text = p.toString();
+            if (text.contains("\t") || text.contains("\n")) throw new IllegalArgumentException("cannot share a path with a tab or newline: " + text);
+            if (!Files.isDirectory(p)) throw new IllegalArgumentException("cannot share " + p + " with the rig: it is not a directory");
+            if (p.getNameCount() == 0) throw new IllegalArgumentException("the rig never shares / itself: it spans unrelated mounts");
+            if (p.startsWith("/usr") || p.startsWith("/etc")) {
+                if (!s.readOnly()) throw new IllegalArgumentException(p + " is inside /usr or /etc, which the rig sees read-only");
+                continue;
+            }
+            byPath.merge(p, s, (a, b) -> new Share(p, a.readOnly() && b.readOnly())); // read-write wins
+        }
+        return byPath;
+    }
+
+    /** The cached initramfs with a second archive appended that lists the run's shares (/rig/shares). */
+    private static Path initrdWithShares(Path base, Map<Path, Share> shares, Path scratch) {
+        try {
+            StringBuilder list = new StringBuilder();
+            int tag = 0;
+            for (Share s : shares.values()) list.append("s").append(tag++).append('\t').append(s.readOnly() ? "ro" : "rw").append('\t').append(s.path()).append('\n');
+            Path extra = scratch.resolve("shares.cpio.gz");
+            try (Initramfs cpio = Initramfs.create(extra)) {
+                cpio.file("rig/shares", 0644, list.toString().getBytes(StandardCharsets.UTF_8));
+            }
+            Path initrd = scratch.resolve("initrd.cpio.gz");
+            try (OutputStream out = Files.newOutputStream(initrd)) {
+                Files.copy(base, out); // the kernel unpacks concatenated gzip'd archives one after another
+                Files.copy(extra, out);
+            }
+            return initrd;
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not write the rig's initramfs: " + e.getMessage(), e);
+        }
+    }
+
+    private static List<String> qemuCommand(Options o, Path kernel, Path initrd, Map<Path, Share> shares, Path socket) {
+        List<String> argv = new ArrayList<>(List.of("setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64",
+                "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
+                "-m", String.valueOf(o.memoryMib()), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+                "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
+                "-append", "console=ttyS0 quiet panic=-1",
+                "-device", "virtio-serial-pci,id=vs",
+                "-chardev", "socket,id=ctl,path=" + socket + ",server=on,wait=off",
+                "-device", "virtserialport,bus=vs.0,chardev=ctl,name=panamax.ctl"));
+        virtfs(argv, "usr", Path.of("/usr"), true);
+        virtfs(argv, "etc", Path.of("/etc"), true);
+        int tag = 0;
+        for (Share s : shares.values()) virtfs(argv, "s" + tag++, s.path(), s.readOnly());
+        return argv;
+    }
+
+    private static void virtfs(List<String> argv, String tag, Path path, boolean readOnly) {
+        if (path.toString().contains(",")) throw new IllegalArgumentException("QEMU cannot share a path with a comma: " + path);
+        argv.add("-virtfs");
+        argv.add("local,path=" + path + ",mount_tag=" + tag + ",security_model=none" + (readOnly ? ",readonly=on" : ""));
+    }
+
+    private static void deleteQuietly(Path dir) {
+        try {
+            PanamaxCache.deleteTree(dir);
+        } catch (IOException ignored) {
+            // a leftover temp directory is harmless
+        }
+    }
+}

@@ -1,0 +1,53 @@
+#!/bin/sh
+# /init of the tiny Panamax guest (busybox). Kernel command line parameters it reads:
+#   panamax.run="COMMAND"          shell command to run; without it, an interactive shell
+#   panamax.exit=reboot|poweroff   how to end afterwards (default reboot: with reboot=k it goes
+#                                  through the i8042, and any VMM sees the reset)
+# The kernel keeps dotted parameters away from init's environment (it takes them for module
+# parameters), so they are read from /proc/cmdline.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "panamax: init reached"
+
+# kernel_param NAME: prints the value of NAME=VALUE on the kernel command line with the quotes the
+# kernel strips removed (a value may be "double quoted" to hold spaces); fails when NAME is absent.
+kernel_param() {
+    awk -v key="$1" '
+    {
+        s = $0; n = length(s); i = 1
+        while (i <= n) {
+            while (i <= n && substr(s, i, 1) ~ /[ \t]/) i++
+            if (i > n) break
+            tok = ""; q = 0
+            for (; i <= n; i++) {
+                c = substr(s, i, 1)
+                if (c == "\"") q = !q
+                else if (!q && c ~ /[ \t]/) break
+                tok = tok c
+            }
+            if (substr(tok, 1, 1) == "\"") { tok = substr(tok, 2); if (substr(tok, length(tok)) == "\"") tok = substr(tok, 1, length(tok) - 1) }
+            if (index(tok, key "=") != 1) continue
+            val = substr(tok, length(key) + 2)
+            if (substr(val, 1, 1) == "\"") { val = substr(val, 2); if (substr(val, length(val)) == "\"") val = substr(val, 1, length(val) - 1) }
+            found = 1; last = val
+        }
+    }
+    END { if (found) print last; exit !found }' /proc/cmdline
+}
+
+if command=$(kernel_param panamax.run); then
+    sh -c "$command"
+    echo "panamax: exit status $?"
+else
+    echo "panamax: no panamax.run= on the kernel command line; starting a shell"
+    setsid cttyhack sh
+fi
+
+action=$(kernel_param panamax.exit) || action=reboot
+case $action in
+    poweroff) poweroff -f ;;
+    reboot) reboot -f ;;
+    *) echo "panamax: unknown panamax.exit=$action (reboot or poweroff); rebooting"; reboot -f ;;
+esac

@@ -1,0 +1,70 @@
+#!/rig/busybox sh
+# /init of the nested KVM rig (L1): Debian's stock kernel under QEMU TCG with emulated AMD SVM, so
+# that kvm_amd gives a real /dev/kvm. The host's /usr and /etc come in read-only over 9p, the
+# folders of a run (listed in /rig/shares) at the same paths as on the host. Then an agent serves
+# the host on the virtio-serial port "panamax.ctl":
+#   host -> rig   RUN <nonce> <base64 of a shell script>    run it, output back on the port
+#                 KILL <nonce>                               kill that run's process group
+#   rig -> host   READY, once; after each run "\npanamax-rig-exit <nonce> <status>\n"
+# When the host closes the port (or dies), the rig powers off: it never outlives its caller.
+B=/rig/busybox
+$B mount -t proc proc /proc
+$B mount -t sysfs sysfs /sys
+$B mount -t devtmpfs devtmpfs /dev
+$B mount -t tmpfs -o mode=1777 tmpfs /tmp
+$B mkdir -p /dev/pts /dev/shm /run /var/tmp
+$B mount -t devpts devpts /dev/pts
+$B mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+$B ln -s /proc/self/fd /dev/fd
+$B hostname rig
+
+for ko in /rig/modules/*.ko; do
+    $B insmod "$ko" || echo "panamax-rig: insmod $ko failed"
+done
+
+# mount9p TAG ro|rw PATH: read-only shares are cached loosely (nobody changes /usr during a run);
+# read-write ones are not cached, so files the host writes between commands are seen.
+mount9p() {
+    cache=loose
+    [ "$2" = rw ] && cache=mmap
+    $B mkdir -p "$3" &&
+        $B mount -t 9p -o "trans=virtio,version=9p2000.L,msize=512000,cache=$cache,$2" "$1" "$3" ||
+        echo "panamax-rig: cannot mount 9p share $1 at $3"
+}
+mount9p usr ro /usr
+mount9p etc ro /etc
+for d in bin sbin lib lib64; do $B ln -s usr/$d /$d; done
+while IFS='	' read -r tag mode path; do
+    mount9p "$tag" "$mode" "$path"
+done < /rig/shares
+
+[ -c /dev/kvm ] || echo "panamax-rig: /dev/kvm is missing: kvm_amd did not load (see the messages above)"
+
+port=
+for p in /sys/class/virtio-ports/*; do
+    [ "$($B cat "$p/name" 2>/dev/null)" = panamax.ctl ] && port=/dev/${p##*/}
+done
+[ -n "$port" ] || { echo "panamax-rig: no virtio-serial port panamax.ctl"; $B poweroff -f; }
+
+exec 3<>"$port"
+echo READY >&3
+while read -r verb nonce arg <&3; do
+    case $verb in
+    RUN)
+        echo "$arg" | $B base64 -d > "/tmp/.rig-$nonce.sh"
+        (
+            # In this background subshell the command is no process group leader, so setsid
+            # makes it one without forking: its pid names the group KILL ends.
+            $B setsid /bin/sh "/tmp/.rig-$nonce.sh" </dev/null >&3 2>&3 &
+            echo $! > "/tmp/.rig-$nonce.pid"
+            wait $!
+            printf '\npanamax-rig-exit %s %s\n' "$nonce" "$?" >&3
+        ) &
+        ;;
+    KILL)
+        $B kill -KILL "-$($B cat "/tmp/.rig-$nonce.pid")" # busybox kill takes no "--"
+        ;;
+    esac
+done
+echo "panamax-rig: control channel closed, powering off"
+$B poweroff -f

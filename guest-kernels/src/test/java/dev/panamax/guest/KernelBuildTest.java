@@ -1,0 +1,16 @@
+package dev.panamax.guest;
+
+import static org.assertj.core.api.Assertions.assertThatCode;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import org.junit.jupiter.api.Test;
+
+class KernelBuildTest {
+    @Test
+    void configCheckNamesTheOptionsThatOlddefconfigDropped() {
+        String fragment = "# comment\nCONFIG_A=y\nCONFIG_B=y\n";
+        assertThatCode(() -> KernelBuild.checkConfig(fragment, "CONFIG_A=y\nCONFIG_B=y\nCONFIG_C=y\n")).doesNotThrowAnyException();
+        assertThatThrownBy(() -> KernelBuild.checkConfig(fragment, "CONFIG_A=y\n# CONFIG_B is not set\n"))
+                .hasMessageContaining("CONFIG_B=y").hasMessageNotContaining("CONFIG_A");
+    }
+}
