@@ -1,0 +1,138 @@
+package dev.panamax.storage;
+
+import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.storage.vhd.VhdImage;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Set;
+
+/** Entry point of the library: opening images of any format (with their backing chains) and creating them. */
+public final class Images {
+    /** Deeper chains are almost certainly a mistake or a hostile image; QEMU's limit is similar. */
+    public static final int MAX_CHAIN_DEPTH = 1000;
+
+    private Images() {}
+
+    /**
+     * @param format        null to detect it from the file contents
+     * @param openBacking   open the backing chain (needed to read data; not for info, check, rebase)
+     */
+    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking) {
+        public static OpenOptions readOnly() {
+            return new OpenOptions(false, null, true);
+        }
+
+        public static OpenOptions readWrite() {
+            return new OpenOptions(true, null, true);
+        }
+
+        public OpenOptions withFormat(ImageFormat f) {
+            return new OpenOptions(writable, f, openBacking);
+        }
+
+        public OpenOptions withoutBacking() {
+            return new OpenOptions(writable, format, false);
+        }
+    }
+
+    public static BlockBackend open(Path path, OpenOptions options) throws IOException {
+        return open(path, options, new HashSet<>(), 0);
+    }
+
+    private static BlockBackend open(Path path, OpenOptions options, Set<Path> chain, int depth) throws IOException {
+        if (!Files.exists(path)) {
+            if (depth == 0) throw new NoSuchFileException(path.toString(), null, "image file does not exist");
+            throw new InvalidImageException("backing file " + path + " does not exist (it may have been moved or deleted;"
+                    + " point the image at its new location with 'panamax image rebase -u -b NEW-PATH IMAGE')");
+        }
+        if (depth > MAX_CHAIN_DEPTH) {
+            throw new InvalidImageException(path + ": backing chain is deeper than " + MAX_CHAIN_DEPTH + " images");
+        }
+        Path real = path.toRealPath();
+        if (!chain.add(real)) {
+            throw new InvalidImageException(path + ": backing chain loops back to " + real
+                    + "; an image cannot be its own backing file");
+        }
+        ImageFormat format = options.format() != null ? options.format() : probe(path);
+        return switch (format) {
+            case RAW -> RawImage.open(path, options.writable());
+            case VHD -> VhdImage.open(path, options.writable());
+            case QCOW2 -> Qcow2Image.open(path, options.writable(), !options.openBacking() ? null
+                    : (backingPath, backingFormat) -> open(backingPath,
+                            new OpenOptions(false, backingFormat, true), chain, depth + 1), false);
+        };
+    }
+
+    /** Detects the format from magic numbers: qcow2 header, VHD footer (or its copy at the start), else raw. */
+    public static ImageFormat probe(Path path) throws IOException {
+        try (ImageFile f = ImageFile.open(path, false)) {
+            long size = f.size();
+            ByteBuffer head = ByteBuffer.allocate((int) Math.min(8, size));
+            f.readFully(0, head, "image header");
+            if (size >= 4 && head.getInt(0) == 0x514649fb) return ImageFormat.QCOW2;
+            if (size >= 8 && VhdImage.isCookie(head.array())) return ImageFormat.VHD;
+            if (size >= 512) {
+                ByteBuffer tail = ByteBuffer.allocate(8);
+                f.readFully(size - 512, tail, "VHD footer");
+                if (VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
+            }
+            return ImageFormat.RAW;
+        }
+    }
+
+    /** What a new image should look like. {@code backingFile} is recorded as given (relative or absolute). */
+    public record CreateOptions(ImageFormat format, long size, int clusterSize, String backingFile,
+            ImageFormat backingFormat, boolean lazyRefcounts, boolean vhdFixed) {
+        public static CreateOptions of(ImageFormat format, long size) {
+            return new CreateOptions(format, size, 65536, null, null, false, false);
+        }
+
+        public CreateOptions withClusterSize(int c) {
+            return new CreateOptions(format, size, c, backingFile, backingFormat, lazyRefcounts, vhdFixed);
+        }
+
+        public CreateOptions withBacking(String file, ImageFormat f) {
+            return new CreateOptions(format, size, clusterSize, file, f, lazyRefcounts, vhdFixed);
+        }
+
+        public CreateOptions withLazyRefcounts(boolean lazy) {
+            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazy, vhdFixed);
+        }
+
+        public CreateOptions withVhdFixed(boolean fixed) {
+            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, fixed);
+        }
+    }
+
+    /**
+     * Creates an image. A backing file must exist; its format is detected when not given, and a size
+     * of -1 means "the backing file's size".
+     */
+    public static void create(Path path, CreateOptions o) throws IOException {
+        long size = o.size();
+        ImageFormat backingFormat = o.backingFormat();
+        if (o.backingFile() != null) {
+            if (o.format() != ImageFormat.QCOW2) {
+                throw new IllegalArgumentException("only qcow2 images can have a backing file");
+            }
+            Path resolved = Qcow2Image.resolveBacking(path, o.backingFile());
+            try (BlockBackend b = open(resolved, OpenOptions.readOnly().withFormat(backingFormat))) {
+                if (backingFormat == null) backingFormat = b.format();
+                if (size < 0) size = b.size();
+            } catch (NoSuchFileException e) {
+                throw new NoSuchFileException(resolved.toString(), null, "backing file does not exist");
+            }
+        }
+        if (size < 0) throw new IllegalArgumentException("an image size is needed (no backing file to take it from)");
+        switch (o.format()) {
+            case RAW -> RawImage.create(path, size).close();
+            case VHD -> VhdImage.create(path, size, o.vhdFixed());
+            case QCOW2 -> Qcow2Image.create(path, Qcow2Image.CreateOptions.of(size).withClusterSize(o.clusterSize())
+                    .withBacking(o.backingFile(), backingFormat).withLazyRefcounts(o.lazyRefcounts()));
+        }
+    }
+}

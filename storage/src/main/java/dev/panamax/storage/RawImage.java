@@ -1,0 +1,94 @@
+package dev.panamax.storage;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+
+/** A raw image: the file is the disk. Holes in the file are unallocated ranges; discard punches new ones. */
+public final class RawImage implements BlockBackend {
+    private final ImageFile file;
+    private final long size;
+
+    private RawImage(ImageFile file, long size) {
+        this.file = file;
+        this.size = size;
+    }
+
+    public static RawImage open(Path path, boolean writable) throws IOException {
+        ImageFile file = ImageFile.open(path, writable);
+        return new RawImage(file, file.size());
+    }
+
+    /** Creates a sparse raw image of {@code size} bytes (no blocks allocated). */
+    public static RawImage create(Path path, long size) throws IOException {
+        if (size < 0) throw new IllegalArgumentException("image size must not be negative: " + size);
+        ImageFile file = ImageFile.create(path);
+        file.setSize(size);
+        return new RawImage(file, size);
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public boolean isReadOnly() {
+        return !file.isWritable();
+    }
+
+    @Override
+    public ImageFormat format() {
+        return ImageFormat.RAW;
+    }
+
+    public ImageFile file() {
+        return file;
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws IOException {
+        BlockBackend.checkRange(this, offset, dst.remaining());
+        file.readZeroPadded(offset, dst);
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws IOException {
+        BlockBackend.checkWritable(this);
+        BlockBackend.checkRange(this, offset, src.remaining());
+        file.write(offset, src);
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws IOException {
+        discard(offset, length); // raw has no backing file, so a hole is exactly "reads as zeros"
+    }
+
+    @Override
+    public void discard(long offset, long length) throws IOException {
+        BlockBackend.checkWritable(this);
+        BlockBackend.checkRange(this, offset, length);
+        file.zero(offset, length);
+    }
+
+    @Override
+    public void flush() throws IOException {
+        if (file.isWritable()) file.sync();
+    }
+
+    @Override
+    public Extent extent(long offset, long maxLength) throws IOException {
+        BlockBackend.checkRange(this, offset, maxLength);
+        long end = offset + maxLength;
+        if (offset >= file.size()) return new Extent(offset, maxLength, Extent.Kind.ZERO);
+        long data = file.nextData(offset);
+        if (data > offset) return new Extent(offset, Math.min(data, end) - offset, Extent.Kind.ZERO);
+        long hole = file.nextHole(offset);
+        return new Extent(offset, Math.min(hole, end) - offset, Extent.Kind.DATA);
+    }
+
+    @Override
+    public void close() throws IOException {
+        file.close();
+    }
+}
