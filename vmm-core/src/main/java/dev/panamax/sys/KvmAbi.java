@@ -7,7 +7,6 @@ import static java.lang.foreign.MemoryLayout.unionLayout;
 
 import java.lang.foreign.GroupLayout;
 import java.lang.foreign.MemoryLayout;
-import java.lang.foreign.MemoryLayout.PathElement;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
@@ -159,60 +158,72 @@ final class KvmAbi {
 
     // ---- constants ----
 
-    static final int KVM_API_VERSION = (int) constant("KVM_API_VERSION", 12);
+    static final int KVM_API_VERSION = 12;
 
-    static final int KVM_EXIT_UNKNOWN = (int) constant("KVM_EXIT_UNKNOWN", 0);
-    static final int KVM_EXIT_EXCEPTION = (int) constant("KVM_EXIT_EXCEPTION", 1);
-    static final int KVM_EXIT_IO = (int) constant("KVM_EXIT_IO", 2);
-    static final int KVM_EXIT_HYPERCALL = (int) constant("KVM_EXIT_HYPERCALL", 3);
-    static final int KVM_EXIT_DEBUG = (int) constant("KVM_EXIT_DEBUG", 4);
-    static final int KVM_EXIT_HLT = (int) constant("KVM_EXIT_HLT", 5);
-    static final int KVM_EXIT_MMIO = (int) constant("KVM_EXIT_MMIO", 6);
-    static final int KVM_EXIT_IRQ_WINDOW_OPEN = (int) constant("KVM_EXIT_IRQ_WINDOW_OPEN", 7);
-    static final int KVM_EXIT_SHUTDOWN = (int) constant("KVM_EXIT_SHUTDOWN", 8);
-    static final int KVM_EXIT_FAIL_ENTRY = (int) constant("KVM_EXIT_FAIL_ENTRY", 9);
-    static final int KVM_EXIT_INTR = (int) constant("KVM_EXIT_INTR", 10);
-    static final int KVM_EXIT_NMI = (int) constant("KVM_EXIT_NMI", 16);
-    static final int KVM_EXIT_INTERNAL_ERROR = (int) constant("KVM_EXIT_INTERNAL_ERROR", 17);
-    static final int KVM_EXIT_SYSTEM_EVENT = (int) constant("KVM_EXIT_SYSTEM_EVENT", 24);
-    static final int KVM_EXIT_IO_IN = (int) constant("KVM_EXIT_IO_IN", 0);
-    static final int KVM_EXIT_IO_OUT = (int) constant("KVM_EXIT_IO_OUT", 1);
-    static final int KVM_SYSTEM_EVENT_SHUTDOWN = (int) constant("KVM_SYSTEM_EVENT_SHUTDOWN", 1);
-    static final int KVM_SYSTEM_EVENT_RESET = (int) constant("KVM_SYSTEM_EVENT_RESET", 2);
-    static final int KVM_SYSTEM_EVENT_CRASH = (int) constant("KVM_SYSTEM_EVENT_CRASH", 3);
+    static final int KVM_EXIT_UNKNOWN = 0;
+    static final int KVM_EXIT_EXCEPTION = 1;
+    static final int KVM_EXIT_IO = 2;
+    static final int KVM_EXIT_HYPERCALL = 3;
+    static final int KVM_EXIT_DEBUG = 4;
+    static final int KVM_EXIT_HLT = 5;
+    static final int KVM_EXIT_MMIO = 6;
+    static final int KVM_EXIT_IRQ_WINDOW_OPEN = 7;
+    static final int KVM_EXIT_SHUTDOWN = 8;
+    static final int KVM_EXIT_FAIL_ENTRY = 9;
+    static final int KVM_EXIT_INTR = 10;
+    static final int KVM_EXIT_NMI = 16;
+    static final int KVM_EXIT_INTERNAL_ERROR = 17;
+    static final int KVM_EXIT_SYSTEM_EVENT = 24;
+    static final int KVM_EXIT_IO_IN = 0;
+    static final int KVM_EXIT_IO_OUT = 1;
+    static final int KVM_SYSTEM_EVENT_SHUTDOWN = 1;
+    static final int KVM_SYSTEM_EVENT_RESET = 2;
+    static final int KVM_SYSTEM_EVENT_CRASH = 3;
 
-    static final int KVM_CAP_IRQCHIP = (int) constant("KVM_CAP_IRQCHIP", 0);
-    static final int KVM_CAP_HLT = (int) constant("KVM_CAP_HLT", 1);
-    static final int KVM_CAP_USER_MEMORY = (int) constant("KVM_CAP_USER_MEMORY", 3);
-    static final int KVM_CAP_SET_TSS_ADDR = (int) constant("KVM_CAP_SET_TSS_ADDR", 4);
-    static final int KVM_CAP_EXT_CPUID = (int) constant("KVM_CAP_EXT_CPUID", 7);
-    static final int KVM_CAP_NR_VCPUS = (int) constant("KVM_CAP_NR_VCPUS", 9);
-    static final int KVM_CAP_NR_MEMSLOTS = (int) constant("KVM_CAP_NR_MEMSLOTS", 10);
-    static final int KVM_CAP_IRQ_ROUTING = (int) constant("KVM_CAP_IRQ_ROUTING", 25);
-    static final int KVM_CAP_IRQFD = (int) constant("KVM_CAP_IRQFD", 32);
-    static final int KVM_CAP_PIT2 = (int) constant("KVM_CAP_PIT2", 33);
-    static final int KVM_CAP_IOEVENTFD = (int) constant("KVM_CAP_IOEVENTFD", 36);
-    static final int KVM_CAP_MAX_VCPUS = (int) constant("KVM_CAP_MAX_VCPUS", 66);
-    static final int KVM_CAP_SIGNAL_MSI = (int) constant("KVM_CAP_SIGNAL_MSI", 77);
-    static final int KVM_CAP_IMMEDIATE_EXIT = (int) constant("KVM_CAP_IMMEDIATE_EXIT", 136);
+    static final int KVM_CAP_IRQCHIP = 0;
+    static final int KVM_CAP_HLT = 1;
+    static final int KVM_CAP_USER_MEMORY = 3;
+    static final int KVM_CAP_SET_TSS_ADDR = 4;
+    static final int KVM_CAP_EXT_CPUID = 7;
+    static final int KVM_CAP_NR_VCPUS = 9;
+    static final int KVM_CAP_NR_MEMSLOTS = 10;
+    static final int KVM_CAP_IRQ_ROUTING = 25;
+    static final int KVM_CAP_IRQFD = 32;
+    static final int KVM_CAP_PIT2 = 33;
+    static final int KVM_CAP_IOEVENTFD = 36;
+    static final int KVM_CAP_MAX_VCPUS = 66;
+    static final int KVM_CAP_SIGNAL_MSI = 77;
+    static final int KVM_CAP_IMMEDIATE_EXIT = 136;
 
-    static final int KVM_MEM_LOG_DIRTY_PAGES = (int) constant("KVM_MEM_LOG_DIRTY_PAGES", 1);
-    static final int KVM_IRQ_ROUTING_IRQCHIP = (int) constant("KVM_IRQ_ROUTING_IRQCHIP", 1);
-    static final int KVM_IRQ_ROUTING_MSI = (int) constant("KVM_IRQ_ROUTING_MSI", 2);
-    static final int KVM_IRQCHIP_PIC_MASTER = (int) constant("KVM_IRQCHIP_PIC_MASTER", 0);
-    static final int KVM_IRQCHIP_PIC_SLAVE = (int) constant("KVM_IRQCHIP_PIC_SLAVE", 1);
-    static final int KVM_IRQCHIP_IOAPIC = (int) constant("KVM_IRQCHIP_IOAPIC", 2);
-    static final int KVM_IRQFD_FLAG_DEASSIGN = (int) constant("KVM_IRQFD_FLAG_DEASSIGN", 1);
-    static final int KVM_IOEVENTFD_FLAG_DATAMATCH = (int) constant("KVM_IOEVENTFD_FLAG_DATAMATCH", 1);
-    static final int KVM_IOEVENTFD_FLAG_PIO = (int) constant("KVM_IOEVENTFD_FLAG_PIO", 2);
-    static final int KVM_IOEVENTFD_FLAG_DEASSIGN = (int) constant("KVM_IOEVENTFD_FLAG_DEASSIGN", 4);
-    static final int KVM_PIT_SPEAKER_DUMMY = (int) constant("KVM_PIT_SPEAKER_DUMMY", 1);
-    static final int KVM_INTERNAL_ERROR_EMULATION = (int) constant("KVM_INTERNAL_ERROR_EMULATION", 1);
+    static final int KVM_MEM_LOG_DIRTY_PAGES = 1;
+    static final int KVM_IRQ_ROUTING_IRQCHIP = 1;
+    static final int KVM_IRQ_ROUTING_MSI = 2;
+    static final int KVM_IRQCHIP_PIC_MASTER = 0;
+    static final int KVM_IRQCHIP_PIC_SLAVE = 1;
+    static final int KVM_IRQCHIP_IOAPIC = 2;
+    static final int KVM_IRQFD_FLAG_DEASSIGN = 1;
+    static final int KVM_IOEVENTFD_FLAG_DATAMATCH = 1;
+    static final int KVM_IOEVENTFD_FLAG_PIO = 2;
+    static final int KVM_IOEVENTFD_FLAG_DEASSIGN = 4;
+    static final int KVM_PIT_SPEAKER_DUMMY = 1;
+    static final int KVM_INTERNAL_ERROR_EMULATION = 1;
 
     /** Every struct declared here, for the ABI test. */
     static final List<StructLayout> STRUCTS = Collections.unmodifiableList(structs);
-    /** Every ioctl number and constant declared here, by C name, for the ABI test. */
-    static final Map<String, Long> CONSTANTS = Collections.unmodifiableMap(constants);
+    /** Every ioctl number and {@code KVM_*} constant declared here, by C name, for the ABI test. */
+    static Map<String, Long> constants() {
+        Map<String, Long> all = new LinkedHashMap<>(constants);
+        for (java.lang.reflect.Field field : KvmAbi.class.getDeclaredFields()) {
+            if (field.getType() == int.class && field.getName().startsWith("KVM_")) {
+                try {
+                    all.put(field.getName(), (long) field.getInt(null));
+                } catch (IllegalAccessException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        }
+        return all;
+    }
 
     /** The name of an ioctl request number, for error messages. */
     static String ioctlName(long request) {
@@ -220,13 +231,59 @@ final class KvmAbi {
         return name != null ? name : "0x" + Long.toHexString(request);
     }
 
-    /** Byte offset of a (possibly nested) member, e.g. {@code offset(KVM_RUN_STRUCT, "io", "port")}. */
+    /**
+     * Byte offset of a (possibly nested) member, e.g. {@code offset(KVM_RUN_STRUCT, "io", "port")}.
+     * Unnamed groups are C's anonymous unions: their members are found as if they were the parent's.
+     */
     static long offset(GroupLayout layout, String... path) {
-        PathElement[] elements = new PathElement[path.length];
-        for (int i = 0; i < path.length; i++) {
-            elements[i] = PathElement.groupElement(path[i]);
+        long offset = 0;
+        MemoryLayout current = layout;
+        for (String name : path) {
+            if (!(current instanceof GroupLayout group)) {
+                throw new IllegalArgumentException("'" + name + "' is not inside a struct or union");
+            }
+            long[] found = find(group, name);
+            if (found == null) {
+                throw new IllegalArgumentException("no member '" + name + "' in " + group);
+            }
+            offset += found[0];
+            current = member(group, found);
         }
-        return layout.byteOffset(elements);
+        return offset;
+    }
+
+    /** {offset of the member within group, index path...} or null. */
+    private static long[] find(GroupLayout group, String name) {
+        long offset = 0;
+        List<MemoryLayout> members = group.memberLayouts();
+        for (int i = 0; i < members.size(); i++) {
+            MemoryLayout m = members.get(i);
+            if (name.equals(m.name().orElse(null))) {
+                return new long[] {offset, i};
+            }
+            if (m.name().isEmpty() && m instanceof GroupLayout anonymous) {
+                long[] inner = find(anonymous, name);
+                if (inner != null) {
+                    long[] result = new long[inner.length + 1];
+                    result[0] = offset + inner[0];
+                    result[1] = i;
+                    System.arraycopy(inner, 1, result, 2, inner.length - 1);
+                    return result;
+                }
+            }
+            if (group instanceof StructLayout) {
+                offset += m.byteSize();
+            }
+        }
+        return null;
+    }
+
+    private static MemoryLayout member(GroupLayout group, long[] found) {
+        MemoryLayout m = group;
+        for (int i = 1; i < found.length; i++) {
+            m = ((GroupLayout) m).memberLayouts().get((int) found[i]);
+        }
+        return m;
     }
 
     // ---- declaration helpers ----
@@ -257,16 +314,11 @@ final class KvmAbi {
         return ValueLayout.JAVA_LONG.withName(name);
     }
 
-    private static long constant(String name, long value) {
-        constants.put(name, value);
-        return value;
-    }
-
     /** _IOC(dir, KVMIO, nr, sizeof(arg)) with dir 0 none, 1 write, 2 read, 3 both. */
     private static long ioctl(String name, int direction, int nr, StructLayout argument) {
         long size = argument == null ? 0 : argument.byteSize();
         long value = ((long) direction << 30) | (size << 16) | ((long) KVMIO << 8) | nr;
-        constant(name, value);
+        constants.put(name, value);
         ioctlNames.put(value, name);
         return value;
     }

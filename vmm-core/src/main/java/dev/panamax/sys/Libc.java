@@ -72,9 +72,8 @@ final class Libc {
         return LINKER.downcallHandle(LOOKUP.findOrThrow(name), descriptor, options);
     }
 
-    // int ioctl(int fd, unsigned long request, ...): linked once per argument shape.
-    private static final MethodHandle IOCTL_NONE = downcall("ioctl",
-            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), Linker.Option.firstVariadicArg(2), ERRNO);
+    // int ioctl(int fd, unsigned long request, ...): linked once per argument shape. Requests that
+    // take no argument still get 0, because KVM rejects some (KVM_GET_API_VERSION) when it is not.
     private static final MethodHandle IOCTL_LONG = downcall("ioctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(2), ERRNO);
     private static final MethodHandle IOCTL_PTR = downcall("ioctl",
@@ -152,14 +151,6 @@ final class Libc {
 
     // ---- ioctl: raw forms return -1 with errno in callState; checked forms throw ----
 
-    static int ioctlRaw(MemorySegment callState, int fd, long request) {
-        try {
-            return (int) IOCTL_NONE.invokeExact(callState, fd, request);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
     static int ioctlRaw(MemorySegment callState, int fd, long request, long arg) {
         try {
             return (int) IOCTL_LONG.invokeExact(callState, fd, request, arg);
@@ -177,10 +168,7 @@ final class Libc {
     }
 
     static int ioctl(int fd, long request) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = allocateCallState(arena);
-            return check(ioctlRaw(state, fd, request), state, request);
-        }
+        return ioctl(fd, request, 0L);
     }
 
     static int ioctl(int fd, long request, long arg) {

@@ -242,10 +242,17 @@ public final class VcpuFd extends Fd {
         }
     }
 
-    /** Called by the run thread when it stops running this vCPU; later kicks only set immediate_exit. */
+    /**
+     * Called by the run thread when it stops running this vCPU: later kicks only set immediate_exit,
+     * and a kick still pending is taken, because a thread that ends with one pending lets the
+     * signal's default action (terminate) reach the process.
+     */
     public void finishRunThread() {
         synchronized (kickLock) {
             runThread = 0;
+        }
+        while (Libc.sigtimedwaitNow(runCallState, kickSignalSet, zeroTimeout) > 0) {
+            // took a pending kick
         }
     }
 
@@ -255,7 +262,7 @@ public final class VcpuFd extends Fd {
      * @return the exit reason ({@code EXIT_*}), or {@link #EXIT_INTERRUPTED} after a kick
      */
     public int run() {
-        if (Libc.ioctlRaw(runCallState, fd(), KvmAbi.KVM_RUN) == 0) {
+        if (Libc.ioctlRaw(runCallState, fd(), KvmAbi.KVM_RUN, 0L) == 0) {
             return run.get(JAVA_INT, EXIT_REASON);
         }
         int errno = Libc.errno(runCallState);
@@ -381,7 +388,9 @@ public final class VcpuFd extends Fd {
 
     @Override
     public void close() {
-        finishRunThread();
+        synchronized (kickLock) {
+            runThread = 0;
+        }
         super.close();
         synchronized (arena) {
             if (arena.scope().isAlive()) {

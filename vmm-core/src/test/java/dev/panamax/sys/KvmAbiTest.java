@@ -34,7 +34,7 @@ class KvmAbiTest {
             facts.put("sizeof(" + type + ")", struct.byteSize());
             addMembers(facts, type, struct, "", 0);
         }
-        KvmAbi.CONSTANTS.forEach((name, value) -> facts.put("(long long)" + name, value));
+        KvmAbi.constants().forEach((name, value) -> facts.put("(long long)" + name, value));
         for (Field field : Libc.class.getDeclaredFields()) {
             boolean constant = Modifier.isStatic(field.getModifiers()) && field.getType() == int.class;
             if (constant && !field.getName().equals("KERNEL_SIGSET_BYTES")) {

@@ -1,0 +1,366 @@
+package dev.panamax.vm;
+
+import dev.panamax.sys.Kvm;
+import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.VmFd;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * A virtual machine: its KVM fd, guest memory, I/O buses and vCPUs, and its lifecycle
+ * (created, running, paused, exited, closed). Thread-safe. Closing releases every fd, thread and
+ * mapping it owns.
+ */
+public final class Vm implements AutoCloseable {
+
+    public enum State { CREATED, RUNNING, PAUSED, EXITED, CLOSED }
+
+    /** What the vCPU threads are asked to do; read on every loop, so volatile and lock-free. */
+    private enum Request { RUN, PAUSE, STOP }
+
+    private final Kvm kvm;
+    private final boolean ownsKvm;
+    private final VmFd fd;
+    private final GuestMemory memory = new GuestMemory();
+    private final AddressBus<PortIoDevice> ports = new AddressBus<>("port I/O bus");
+    private final AddressBus<MmioDevice> mmio = new AddressBus<>("MMIO bus");
+    private final List<Vcpu> vcpus = new ArrayList<>();
+    private final List<AutoCloseable> resources = new ArrayList<>();
+
+    private final Object lock = new Object();
+    private volatile Request request = Request.RUN;
+    private State state = State.CREATED; // guarded by lock
+    private int running; // vCPU threads not yet ended; guarded by lock
+    private int paused; // vCPU threads parked by a pause; guarded by lock
+    private VmExit exit; // the first exit; guarded by lock
+    private VmExit lastHalt; // guarded by lock
+
+    private Vm(Kvm kvm, boolean ownsKvm) {
+        this.kvm = kvm;
+        this.ownsKvm = ownsKvm;
+        this.fd = kvm.createVm();
+    }
+
+    /** A new VM on its own {@code /dev/kvm} fd. */
+    public static Vm create() {
+        Kvm kvm = Kvm.open();
+        try {
+            return new Vm(kvm, true);
+        } catch (RuntimeException e) {
+            kvm.close();
+            throw e;
+        }
+    }
+
+    /** A new VM on a shared {@code /dev/kvm} fd, which stays open when the VM closes. */
+    public static Vm create(Kvm kvm) {
+        return new Vm(kvm, false);
+    }
+
+    public Kvm kvm() {
+        return kvm;
+    }
+
+    /** The KVM VM fd, for interrupt controllers and event fds. */
+    public VmFd fd() {
+        return fd;
+    }
+
+    public GuestMemory memory() {
+        return memory;
+    }
+
+    public AddressBus<PortIoDevice> ports() {
+        return ports;
+    }
+
+    public AddressBus<MmioDevice> mmio() {
+        return mmio;
+    }
+
+    /**
+     * Adds {@code size} bytes of RAM at guest-physical {@code guestAddress}, registered with KVM.
+     *
+     * @param memfd back it with a memfd (shareable, for snapshots) instead of anonymous memory
+     */
+    public GuestMemory.Region addMemory(long guestAddress, long size, boolean memfd) {
+        synchronized (lock) {
+            requireNotClosed();
+            MappedMemory backing = memfd ? MappedMemory.memfd("panamax-ram", size) : MappedMemory.anonymous(size);
+            try {
+                GuestMemory.Region region = memory.addRegion(guestAddress, backing);
+                int slot = memory.regions().indexOf(region);
+                // Slots are renumbered by address order: re-register every region (rare: set-up only).
+                for (GuestMemory.Region r : memory.regions()) {
+                    int s = memory.regions().indexOf(r);
+                    if (s >= slot) {
+                        fd.setUserMemoryRegion(s, false, r.guestAddress(), r.size(), r.backing().address());
+                    }
+                }
+                return region;
+            } catch (RuntimeException e) {
+                backing.close();
+                throw e;
+            }
+        }
+    }
+
+    /** Adds a vCPU (ids count from 0); only before {@link #start()}. */
+    public Vcpu addVcpu() {
+        synchronized (lock) {
+            requireState(State.CREATED, "add a vCPU");
+            Vcpu vcpu = new Vcpu(this, fd.createVcpu(vcpus.size()));
+            vcpus.add(vcpu);
+            return vcpu;
+        }
+    }
+
+    public List<Vcpu> vcpus() {
+        synchronized (lock) {
+            return List.copyOf(vcpus);
+        }
+    }
+
+    /** Closes {@code resource} when the VM closes, after its vCPUs have stopped (for device threads and fds). */
+    public void closeOnExit(AutoCloseable resource) {
+        synchronized (lock) {
+            requireNotClosed();
+            resources.add(resource);
+        }
+    }
+
+    public State state() {
+        synchronized (lock) {
+            return state;
+        }
+    }
+
+    /** The exit, once the VM has exited. */
+    public Optional<VmExit> exit() {
+        synchronized (lock) {
+            return Optional.ofNullable(exit);
+        }
+    }
+
+    /** Starts one thread per vCPU running guest code. */
+    public void start() {
+        synchronized (lock) {
+            requireState(State.CREATED, "start");
+            if (vcpus.isEmpty()) {
+                throw new IllegalStateException("cannot start a VM without vCPUs");
+            }
+            state = State.RUNNING;
+            running = vcpus.size();
+            for (Vcpu vcpu : vcpus) {
+                vcpu.start();
+            }
+        }
+    }
+
+    /** Stops every vCPU outside guest code and returns once all are parked. */
+    public void pause() {
+        synchronized (lock) {
+            if (state == State.PAUSED) {
+                return;
+            }
+            requireState(State.RUNNING, "pause");
+            request = Request.PAUSE;
+        }
+        kickAll();
+        synchronized (lock) {
+            while (paused < running && request == Request.PAUSE) {
+                waitOnLock();
+            }
+            if (request == Request.PAUSE) {
+                state = State.PAUSED;
+            }
+        }
+    }
+
+    public void resume() {
+        synchronized (lock) {
+            requireState(State.PAUSED, "resume");
+            request = Request.RUN;
+            state = State.RUNNING;
+            lock.notifyAll();
+        }
+    }
+
+    /**
+     * Ends the VM from outside: vCPUs are pulled out of guest code, and the exit is {@link
+     * VmExit.Reason#STOPPED} unless the guest already exited. Returns once every vCPU thread ended.
+     */
+    public void stop() {
+        requestExit(new VmExit(VmExit.Reason.STOPPED, -1, "stopped by the host", null));
+        if (vcpus().stream().noneMatch(v -> v.thread() == Thread.currentThread())) {
+            awaitExit(null);
+        }
+    }
+
+    /**
+     * Ends the VM with {@code reason} unless it already has an exit: for devices (a reset or
+     * power-off request, a debug-exit port) and for the host. Does not wait, so a device may call it
+     * from a vCPU thread.
+     */
+    public void requestExit(VmExit reason) {
+        synchronized (lock) {
+            if (exit == null && state != State.CLOSED) {
+                exit = reason;
+            }
+            request = Request.STOP;
+            if (state == State.CREATED) {
+                state = State.EXITED;
+            }
+            lock.notifyAll();
+        }
+        kickAll();
+    }
+
+    /**
+     * Waits for the VM to exit.
+     *
+     * @param timeout how long to wait, or null for ever
+     * @return the exit, or empty on timeout
+     */
+    public Optional<VmExit> awaitExit(Duration timeout) {
+        long deadline = timeout == null ? Long.MAX_VALUE : System.nanoTime() + timeout.toNanos();
+        synchronized (lock) {
+            while (state != State.EXITED && state != State.CLOSED) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return Optional.empty();
+                }
+                try {
+                    if (timeout == null) {
+                        lock.wait();
+                    } else {
+                        lock.wait(Math.max(1, left / 1_000_000));
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return Optional.empty();
+                }
+            }
+            return Optional.ofNullable(exit);
+        }
+    }
+
+    /** Called by a vCPU thread between runs: parks it while paused; false once the VM is stopping. */
+    boolean awaitRunnable(Vcpu vcpu) {
+        if (request == Request.RUN) {
+            return true;
+        }
+        synchronized (lock) {
+            if (request == Request.PAUSE) {
+                paused++;
+                lock.notifyAll();
+                while (request == Request.PAUSE) {
+                    waitOnLock();
+                }
+                paused--;
+            }
+            return request == Request.RUN;
+        }
+    }
+
+    /** Called once by each vCPU thread as it ends, with its exit, or null when it was stopped. */
+    void vcpuEnded(Vcpu vcpu, VmExit vcpuExit) {
+        boolean stopOthers = false;
+        synchronized (lock) {
+            running--;
+            if (vcpuExit != null && vcpuExit.reason() == VmExit.Reason.HALTED) {
+                lastHalt = vcpuExit; // a bare program's vCPU is done; the VM ends with the last one
+            } else if (vcpuExit != null && exit == null) {
+                exit = vcpuExit;
+                request = Request.STOP;
+                stopOthers = true;
+            }
+            if (running == 0) {
+                if (exit == null) {
+                    exit = lastHalt;
+                }
+                state = State.EXITED;
+            }
+            lock.notifyAll();
+        }
+        if (stopOthers) {
+            kickAll();
+        }
+    }
+
+    private void kickAll() {
+        for (Vcpu vcpu : vcpus()) {
+            vcpu.kick();
+        }
+    }
+
+    private void waitOnLock() {
+        try {
+            lock.wait();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the vCPUs", e);
+        }
+    }
+
+    private void requireState(State wanted, String action) {
+        if (state != wanted) {
+            throw new IllegalStateException("cannot " + action + " a VM that is " + state.name().toLowerCase());
+        }
+    }
+
+    private void requireNotClosed() {
+        if (state == State.CLOSED) {
+            throw new IllegalStateException("the VM is closed");
+        }
+    }
+
+    /** Stops the VM if it runs, then releases its threads, devices, fds and memory. Idempotent. */
+    @Override
+    public void close() {
+        State before = state();
+        if (before == State.CLOSED) {
+            return;
+        }
+        if (before == State.RUNNING || before == State.PAUSED) {
+            stop();
+        }
+        for (Vcpu vcpu : vcpus()) {
+            Thread t = vcpu.thread();
+            if (t != null) {
+                try {
+                    t.join(Duration.ofSeconds(10));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
+        List<AutoCloseable> toClose;
+        synchronized (lock) {
+            state = State.CLOSED;
+            lock.notifyAll();
+            toClose = new ArrayList<>(resources);
+        }
+        RuntimeException failure = null;
+        for (AutoCloseable r : toClose.reversed()) {
+            try {
+                r.close();
+            } catch (Exception e) {
+                failure = failure == null ? new IllegalStateException("closing the VM failed", e) : failure;
+            }
+        }
+        for (Vcpu vcpu : vcpus) {
+            vcpu.fd().close();
+        }
+        fd.close();
+        memory.close();
+        if (ownsKvm) {
+            kvm.close();
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+}

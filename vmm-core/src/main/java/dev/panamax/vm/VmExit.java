@@ -1,0 +1,55 @@
+package dev.panamax.vm;
+
+import dev.panamax.sys.Regs;
+
+/**
+ * Why a VM stopped running, reported once per VM.
+ *
+ * @param reason the kind of exit
+ * @param vcpu the vCPU that caused it, or -1 when the host stopped the VM
+ * @param detail a sentence with the specifics (the KVM exit data, the device error)
+ * @param registers that vCPU's registers at the exit, or null when not taken
+ */
+public record VmExit(Reason reason, int vcpu, String detail, Regs registers) {
+
+    public enum Reason {
+        /** Every vCPU executed HLT with no interrupt controller to wake it: the end of a bare program. */
+        HALTED(true),
+        /** The guest powered off. */
+        POWER_OFF(true),
+        /** The guest asked for a reset (Panamax ends the VM rather than rebooting it). */
+        RESET(true),
+        /** The host stopped the VM. */
+        STOPPED(true),
+        /** A triple fault (KVM_EXIT_SHUTDOWN). */
+        TRIPLE_FAULT(false),
+        /** The guest reported a crash (panic). */
+        GUEST_CRASH(false),
+        /** KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY). */
+        FAIL_ENTRY(false),
+        /** KVM failed internally, for example an instruction it could not emulate. */
+        INTERNAL_ERROR(false),
+        /** A device failed while handling a guest access. */
+        DEVICE_ERROR(false),
+        /** An exit Panamax does not handle. */
+        UNEXPECTED_EXIT(false);
+
+        private final boolean clean;
+
+        Reason(boolean clean) {
+            this.clean = clean;
+        }
+
+        /** Whether this is an orderly end (exit status 0) rather than a failure. */
+        public boolean clean() {
+            return clean;
+        }
+    }
+
+    @Override
+    public String toString() {
+        String who = vcpu >= 0 ? "vcpu " + vcpu + ": " : "";
+        String regs = registers != null ? " [" + registers + "]" : "";
+        return who + reason.name().toLowerCase().replace('_', ' ') + (detail.isEmpty() ? "" : ": " + detail) + regs;
+    }
+}

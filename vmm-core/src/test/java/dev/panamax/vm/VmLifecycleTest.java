@@ -1,0 +1,149 @@
+package dev.panamax.vm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.demo.DemoGuest;
+import dev.panamax.demo.DemoProgram;
+import dev.panamax.x86.CpuMode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+class VmLifecycleTest {
+    private static final Duration TIMEOUT = Duration.ofSeconds(30);
+
+    /** Waits (bounded) until the guest's counter moves past {@code above}; returns it. */
+    private static int awaitCounterAbove(DemoGuest guest, int above) throws InterruptedException {
+        long deadline = System.nanoTime() + TIMEOUT.toNanos();
+        while (System.nanoTime() < deadline) {
+            int value = guest.counter();
+            if (value > above) {
+                return value;
+            }
+            Thread.sleep(5);
+        }
+        throw new AssertionError("the guest counter did not advance past " + above);
+    }
+
+    @Test
+    void pauseResumeAndStopPullAVcpuOutOfATightLoop() throws InterruptedException {
+        try (DemoGuest guest = DemoGuest.create(null, DemoProgram.COUNTER, 1, 0, null)) {
+            Vm vm = guest.vm();
+            vm.start();
+            awaitCounterAbove(guest, 0);
+
+            vm.pause(); // returns only once the vCPU thread is parked outside KVM_RUN
+            assertThat(vm.state()).isEqualTo(Vm.State.PAUSED);
+            int whilePaused = guest.counter();
+            Thread.sleep(200);
+            assertThat(guest.counter()).as("the counter stands still while paused").isEqualTo(whilePaused);
+
+            vm.resume();
+            assertThat(vm.state()).isEqualTo(Vm.State.RUNNING);
+            awaitCounterAbove(guest, whilePaused);
+
+            vm.stop();
+            assertThat(vm.state()).isEqualTo(Vm.State.EXITED);
+            assertThat(vm.exit()).get().extracting(VmExit::reason).isEqualTo(VmExit.Reason.STOPPED);
+            int afterStop = guest.counter();
+            Thread.sleep(100);
+            assertThat(guest.counter()).isEqualTo(afterStop);
+        }
+    }
+
+    @Test
+    void stopWhilePausedEndsTheVm() throws InterruptedException {
+        try (DemoGuest guest = DemoGuest.create(null, DemoProgram.COUNTER, 2, 0, null)) {
+            guest.vm().start();
+            awaitCounterAbove(guest, 0);
+            guest.vm().pause();
+            guest.vm().stop();
+            assertThat(guest.vm().awaitExit(TIMEOUT)).get().extracting(VmExit::reason).isEqualTo(VmExit.Reason.STOPPED);
+        }
+    }
+
+    @Test
+    void tripleFaultIsReportedWithRegisters() {
+        // ud2 in long mode with an empty IDT: #UD cannot be delivered, #DF neither: a triple fault.
+        try (Vm vm = Vm.create()) {
+            vm.addMemory(0, 0x80000, false);
+            vm.memory().write(0x10000, new byte[] {0x0f, 0x0b});
+            Vcpu vcpu = vm.addVcpu();
+            CpuMode.enterLongMode(vm.memory(), vcpu.fd(), 0x1000, 0x500, 0x10000, 0x8000);
+            vm.start();
+
+            VmExit exit = vm.awaitExit(TIMEOUT).orElseThrow();
+
+            assertThat(exit.reason()).isEqualTo(VmExit.Reason.TRIPLE_FAULT);
+            assertThat(exit.reason().clean()).isFalse();
+            assertThat(exit.vcpu()).isZero();
+            assertThat(exit.registers()).isNotNull();
+            assertThat(exit.toString()).contains("triple fault", "rip=");
+        }
+    }
+
+    @Test
+    void unclaimedAccessesReadAllOnesAndWritesAreDropped() {
+        // in al, 0x80 ; mov bl, al ; mov al, [0xE000] (segment 0xF000 -> 0xFE000, outside RAM) ; hlt
+        byte[] code = {(byte) 0xe4, (byte) 0x80, (byte) 0x88, (byte) 0xc3, 0x68, 0x00, (byte) 0xf0, 0x1f,
+            (byte) 0xa0, 0x00, (byte) 0xe0, (byte) 0xf4};
+        try (Vm vm = Vm.create()) {
+            vm.addMemory(0, 0x80000, false);
+            vm.memory().write(0x10000, code);
+            Vcpu vcpu = vm.addVcpu();
+            CpuMode.enterRealMode(vcpu.fd(), 0x1000, 0);
+            vm.start();
+
+            VmExit exit = vm.awaitExit(TIMEOUT).orElseThrow();
+
+            assertThat(exit.reason()).isEqualTo(VmExit.Reason.HALTED);
+            assertThat(exit.registers().rbx & 0xff).isEqualTo(0xff);
+            assertThat(exit.registers().rax & 0xff).isEqualTo(0xff);
+        }
+    }
+
+    @Test
+    void lifecycleMisuseIsRefused() {
+        try (DemoGuest guest = DemoGuest.create(null, DemoProgram.HELLO_REAL_MODE, 1, 0, null)) {
+            Vm vm = guest.vm();
+            assertThatThrownBy(vm::resume).isInstanceOf(IllegalStateException.class).hasMessageContaining("created");
+            vm.start();
+            assertThatThrownBy(vm::start).isInstanceOf(IllegalStateException.class);
+            assertThatThrownBy(vm::addVcpu).isInstanceOf(IllegalStateException.class);
+            vm.awaitExit(TIMEOUT);
+        }
+    }
+
+    @Test
+    void closingTwoHundredVmsLeaksNoFdsOrMappings() throws IOException {
+        runAndClose(); // warm up: class loading, JIT and the JVM's own fds
+        long fdsBefore = openFds();
+        long mappingsBefore = mappings();
+        for (int i = 0; i < 200; i++) {
+            runAndClose();
+        }
+        assertThat(openFds()).isEqualTo(fdsBefore);
+        // The JVM maps and unmaps on its own (GC, JIT); a leak of even one mapping per VM would add 200.
+        assertThat(mappings()).isLessThan(mappingsBefore + 50);
+    }
+
+    private static void runAndClose() {
+        try (DemoGuest guest = DemoGuest.create(null, DemoProgram.HELLO_REAL_MODE, 1, 0, null)) {
+            assertThat(guest.run(TIMEOUT)).get().extracting(VmExit::reason).isEqualTo(VmExit.Reason.HALTED);
+        }
+    }
+
+    private static long openFds() throws IOException {
+        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
+    private static long mappings() throws IOException {
+        return Files.readAllLines(Path.of("/proc/self/maps")).size();
+    }
+}
