@@ -1,0 +1,70 @@
+package dev.panamax.cli.image;
+
+import dev.panamax.cli.UserError;
+import dev.panamax.storage.ImageConverter;
+import dev.panamax.storage.ImageFormat;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+@Command(name = "convert", mixinStandardHelpOptions = true,
+        description = "Copy an image (with its whole backing chain) into a new image of any format; zero ranges stay sparse.")
+final class ConvertCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = {"-O", "--output-format"},
+            description = "raw, qcow2 or vhd (default: from the target's extension .qcow2/.vhd, otherwise raw)")
+    String format;
+
+    @Option(names = {"-c", "--compress"}, description = "compress every cluster (qcow2 output)")
+    boolean compress;
+
+    @Option(names = "--cluster-size", defaultValue = "64K", description = "qcow2 output cluster size (default: ${DEFAULT-VALUE})")
+    String clusterSize;
+
+    @Option(names = "--fixed", description = "vhd output: a fixed VHD")
+    boolean fixed;
+
+    @Option(names = {"-p", "--progress"}, description = "show a progress bar even when not on a terminal")
+    boolean progress;
+
+    @Option(names = {"-q", "--quiet"}, description = "no progress bar")
+    boolean quiet;
+
+    @Option(names = "--force", description = "overwrite an existing output file")
+    boolean force;
+
+    @Parameters(index = "0", paramLabel = "SOURCE")
+    Path source;
+
+    @Parameters(index = "1", paramLabel = "TARGET")
+    Path target;
+
+    static ImageFormat byExtension(Path target) {
+        String name = target.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
+        if (name.endsWith(".qcow2")) return ImageFormat.QCOW2;
+        if (name.endsWith(".vhd") || name.endsWith(".vpc")) return ImageFormat.VHD;
+        return ImageFormat.RAW;
+    }
+
+    @Override
+    public Integer call() {
+        ImageFormat f = format != null ? ImageCommand.format(format) : byExtension(target);
+        if (compress && f != ImageFormat.QCOW2) throw new UserError("--compress needs qcow2 output (-O qcow2)");
+        if (Files.exists(target) && !force) throw new UserError(target + " already exists; use --force to overwrite it");
+        int cluster = Sizes.clusterSize(clusterSize);
+        boolean bar = !quiet && (progress || ImageCommand.onTerminal());
+        return ImageCommand.run(() -> {
+            ImageConverter.convert(source, target, ImageConverter.Options.of(f).withCompress(compress)
+                    .withClusterSize(cluster).withVhdFixed(fixed),
+                    ImageCommand.progressBar(spec.commandLine().getErr(), bar));
+            return 0;
+        });
+    }
+}

@@ -1,0 +1,95 @@
+package dev.panamax.cli.image;
+
+import dev.panamax.storage.ImageInfo;
+import dev.panamax.storage.qcow2.Qcow2Snapshot;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+@Command(name = "info", mixinStandardHelpOptions = true, description = "Show format, sizes, backing file and snapshots of an image.")
+final class InfoCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--json", description = "print JSON instead of text")
+    boolean json;
+
+    @Parameters(paramLabel = "IMAGE")
+    Path image;
+
+    @Override
+    public Integer call() {
+        return ImageCommand.run(() -> {
+            ImageInfo info = ImageInfo.read(image);
+            PrintWriter out = spec.commandLine().getOut();
+            out.println(json ? toJson(info) : toText(info));
+            return 0;
+        });
+    }
+
+    static String toText(ImageInfo i) {
+        StringBuilder s = new StringBuilder();
+        s.append("image: ").append(i.path()).append('\n');
+        s.append("file format: ").append(i.format().id()).append('\n');
+        s.append("virtual size: ").append(Sizes.human(i.virtualSize())).append(" (").append(i.virtualSize()).append(" bytes)\n");
+        s.append("disk size: ").append(Sizes.human(i.allocatedBytes())).append('\n');
+        if (i.clusterSize() > 0) s.append("cluster_size: ").append(i.clusterSize()).append('\n');
+        if (i.vhdType() != null) s.append("vhd type: ").append(i.vhdType()).append('\n');
+        if (i.backingFile() != null) {
+            s.append("backing file: ").append(i.backingFile()).append('\n');
+            if (i.backingFormat() != null) s.append("backing file format: ").append(i.backingFormat()).append('\n');
+        }
+        if (!i.snapshots().isEmpty()) {
+            s.append("Snapshot list:\n");
+            s.append(String.format("%-4s %-20s %12s %-19s%n", "ID", "TAG", "DISK SIZE", "DATE"));
+            for (Qcow2Snapshot sn : i.snapshots()) {
+                s.append(String.format("%-4s %-20s %12s %-19s%n", sn.id(), sn.name(), Sizes.human(sn.diskSize()), date(sn)));
+            }
+        }
+        if (i.qcow2Version() != null) {
+            s.append("Format specific information:\n");
+            s.append("    compat: ").append(i.qcow2Version() == 2 ? "0.10" : "1.1").append('\n');
+            s.append("    lazy refcounts: ").append(i.lazyRefcounts()).append('\n');
+            s.append("    corrupt: ").append(i.corrupt()).append('\n');
+            if (i.dirty()) s.append("    dirty: true (not closed cleanly; refcounts are rebuilt on the next write)\n");
+        }
+        return s.toString().stripTrailing();
+    }
+
+    private static String date(Qcow2Snapshot s) {
+        return DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss").withZone(ZoneId.systemDefault())
+                .format(Instant.ofEpochSecond(s.dateSeconds()));
+    }
+
+    static String toJson(ImageInfo i) {
+        Json j = new Json();
+        j.field("filename", i.path().toString()).field("format", i.format().id()).field("virtual-size", i.virtualSize())
+                .field("actual-size", i.allocatedBytes()).field("file-size", i.fileSize());
+        if (i.clusterSize() > 0) j.field("cluster-size", i.clusterSize());
+        if (i.backingFile() != null) j.field("backing-filename", i.backingFile());
+        if (i.backingFormat() != null) j.field("backing-filename-format", i.backingFormat());
+        if (i.vhdType() != null) j.field("vhd-type", i.vhdType());
+        if (i.qcow2Version() != null) {
+            j.field("compat", i.qcow2Version() == 2 ? "0.10" : "1.1").field("lazy-refcounts", i.lazyRefcounts())
+                    .field("corrupt", i.corrupt()).field("dirty", i.dirty());
+        }
+        if (!i.snapshots().isEmpty()) {
+            StringBuilder arr = new StringBuilder("[");
+            for (Qcow2Snapshot s : i.snapshots()) {
+                if (arr.length() > 1) arr.append(", ");
+                arr.append(new Json().field("id", s.id()).field("name", s.name()).field("disk-size", s.diskSize())
+                        .field("date-sec", s.dateSeconds()).field("date-nsec", s.dateNanos()).toString());
+            }
+            j.raw("snapshots", arr.append(']').toString());
+        }
+        return j.toString();
+    }
+}

@@ -1,0 +1,47 @@
+package dev.panamax.cli.image;
+
+/** Just enough JSON output for the image commands (one flat object at a time; nesting via {@link #raw}). */
+final class Json {
+    private final StringBuilder s = new StringBuilder("{");
+
+    Json field(String name, String value) {
+        return raw(name, quote(value));
+    }
+
+    Json field(String name, long value) {
+        return raw(name, Long.toString(value));
+    }
+
+    Json field(String name, boolean value) {
+        return raw(name, Boolean.toString(value));
+    }
+
+    Json raw(String name, String json) {
+        if (s.length() > 1) s.append(", ");
+        s.append(quote(name)).append(": ").append(json);
+        return this;
+    }
+
+    static String quote(String v) {
+        StringBuilder q = new StringBuilder("\"");
+        for (char c : v.toCharArray()) {
+            switch (c) {
+                case '"' -> q.append("\\\"");
+                case '\\' -> q.append("\\\\");
+                case '\n' -> q.append("\\n");
+                case '\r' -> q.append("\\r");
+                case '\t' -> q.append("\\t");
+                default -> {
+                    if (c < 0x20) q.append(String.format("\\u%04x", (int) c));
+                    else q.append(c);
+                }
+            }
+        }
+        return q.append('"').toString();
+    }
+
+    @Override
+    public String toString() {
+        return s + "}";
+    }
+}

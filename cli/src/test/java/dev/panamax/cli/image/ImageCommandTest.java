@@ -1,0 +1,118 @@
+package dev.panamax.cli.image;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.panamax.cli.Panamax;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code panamax image} end to end: exit statuses, output and the files it leaves. */
+class ImageCommandTest {
+    @TempDir
+    Path dir;
+
+    record Run(int status, String out, String err) {}
+
+    static synchronized Run panamax(String... args) {
+        PrintStream oldOut = System.out, oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            int status = Panamax.execute(args);
+            return new Run(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+    }
+
+    private String p(String name) {
+        return dir.resolve(name).toString();
+    }
+
+    @Test
+    void createInfoAndJson() {
+        Run r = panamax("image", "create", "-f", "qcow2", p("a.qcow2"), "1.5G");
+        assertThat(r.status()).as(r.err()).isZero();
+        r = panamax("image", "info", p("a.qcow2"));
+        assertThat(r.out()).contains("file format: qcow2", "virtual size: 1.5 GiB (1610612736 bytes)", "cluster_size: 65536");
+        r = panamax("image", "info", "--json", p("a.qcow2"));
+        assertThat(r.out()).contains("\"format\": \"qcow2\"", "\"virtual-size\": 1610612736");
+    }
+
+    @Test
+    void badInputIsOneLineAndStatusTwo() {
+        Run r = panamax("image", "create", p("x.qcow2"), "12Q");
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains("'12Q' is not a size").doesNotContain("Exception");
+        r = panamax("image", "info", p("missing.qcow2"));
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err().strip()).startsWith("panamax: ").contains("does not exist").doesNotContain("\n");
+    }
+
+    @Test
+    void convertMapCheckRepairAndSnapshots() throws Exception {
+        Path raw = dir.resolve("src.raw");
+        byte[] data = new byte[8 << 20];
+        new Random(7).nextBytes(data);
+        java.util.Arrays.fill(data, 1 << 20, 5 << 20, (byte) 0); // a zero range that must stay unallocated
+        Files.write(raw, data);
+        assertThat(panamax("image", "convert", "-q", raw.toString(), p("c.qcow2")).status()).isZero();
+        Run map = panamax("image", "map", p("c.qcow2"));
+        assertThat(map.out()).contains("0x0                0x100000                0  data",
+                "0x100000           0x400000                -  zero (unallocated)");
+        assertThat(panamax("image", "check", p("c.qcow2")).status()).isZero();
+
+        assertThat(panamax("image", "snapshot", "-c", "before", p("c.qcow2")).status()).isZero();
+        try (var disk = dev.panamax.storage.Images.open(dir.resolve("c.qcow2"), dev.panamax.storage.Images.OpenOptions.readWrite())) {
+            disk.write(0, ByteBuffer.wrap(new byte[4096]));
+        }
+        assertThat(panamax("image", "snapshot", "-l", p("c.qcow2")).out()).contains("before");
+        assertThat(panamax("image", "snapshot", "-a", "before", p("c.qcow2")).status()).isZero();
+        assertThat(panamax("image", "convert", "-q", "-O", "raw", p("c.qcow2"), p("back.raw")).status()).isZero();
+        assertThat(Files.readAllBytes(dir.resolve("back.raw"))).isEqualTo(data);
+        assertThat(panamax("image", "snapshot", "-d", "before", p("c.qcow2")).status()).isZero();
+        assertThat(panamax("image", "check", p("c.qcow2")).status()).isZero();
+        assertThat(panamax("image", "repair", p("c.qcow2")).out()).contains("No errors were found");
+    }
+
+    @Test
+    void missingBackingFileIsReportedAndRebaseFixesIt() throws Exception {
+        assertThat(panamax("image", "create", "-f", "raw", p("base.raw"), "1M").status()).isZero();
+        assertThat(panamax("image", "create", "-b", "base.raw", p("top.qcow2")).status()).isZero();
+        Files.createDirectory(dir.resolve("moved"));
+        Files.move(dir.resolve("base.raw"), dir.resolve("moved/base.raw"));
+        Run check = panamax("image", "check", p("top.qcow2"));
+        assertThat(check.status()).isEqualTo(2);
+        assertThat(check.out()).contains("backing file", "does not exist", "rebase");
+        assertThat(panamax("image", "rebase", "-u", "-b", "moved/base.raw", p("top.qcow2")).status()).isZero();
+        assertThat(panamax("image", "check", p("top.qcow2")).status()).isZero();
+        assertThat(panamax("image", "info", p("top.qcow2")).out()).contains("backing file: moved/base.raw");
+    }
+
+    @Test
+    void commitMergesOverlayIntoBacking() throws Exception {
+        byte[] base = new byte[1 << 20];
+        new Random(3).nextBytes(base);
+        Files.write(dir.resolve("base.raw"), base);
+        assertThat(panamax("image", "create", "-b", "base.raw", "-F", "raw", p("top.qcow2")).status()).isZero();
+        byte[] patch = new byte[10000];
+        new Random(4).nextBytes(patch);
+        try (var disk = dev.panamax.storage.Images.open(dir.resolve("top.qcow2"), dev.panamax.storage.Images.OpenOptions.readWrite())) {
+            disk.write(123456, ByteBuffer.wrap(patch));
+        }
+        Run r = panamax("image", "commit", p("top.qcow2"));
+        assertThat(r.status()).as(r.err()).isZero();
+        System.arraycopy(patch, 0, base, 123456, patch.length);
+        assertThat(Files.readAllBytes(dir.resolve("base.raw"))).isEqualTo(base);
+        assertThat(panamax("image", "map", p("top.qcow2")).out()).doesNotContain("  data\n");
+    }
+}

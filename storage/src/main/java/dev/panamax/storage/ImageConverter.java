@@ -1,0 +1,123 @@
+package dev.panamax.storage;
+
+import dev.panamax.storage.qcow2.Qcow2Image;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Copies a disk (through its whole backing chain) into a new image of any format. Ranges that read
+ * as zeros are not written, so the output stays sparse; with {@code compress} every qcow2 cluster is
+ * deflated.
+ */
+public final class ImageConverter {
+    private static final int CHUNK = 2 << 20;
+
+    /** Told how far the copy is, in bytes of the virtual disk. */
+    @FunctionalInterface
+    public interface Progress {
+        void update(long done, long total);
+    }
+
+    public record Options(ImageFormat format, int clusterSize, boolean compress, boolean vhdFixed) {
+        public static Options of(ImageFormat format) {
+            return new Options(format, 65536, false, false);
+        }
+
+        public Options withCompress(boolean c) {
+            return new Options(format, clusterSize, c, vhdFixed);
+        }
+
+        public Options withClusterSize(int c) {
+            return new Options(format, c, compress, vhdFixed);
+        }
+
+        public Options withVhdFixed(boolean f) {
+            return new Options(format, clusterSize, compress, f);
+        }
+    }
+
+    private ImageConverter() {}
+
+    public static void convert(Path source, Path target, Options o, Progress progress) throws IOException {
+        if (o.compress() && o.format() != ImageFormat.QCOW2) {
+            throw new IllegalArgumentException("compression is only available for qcow2 output");
+        }
+        if (Files.exists(target) && Files.isSameFile(source, target)) {
+            throw new IllegalArgumentException("source and target are the same file: " + source);
+        }
+        try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly())) {
+            Images.create(target, Images.CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())
+                    .withVhdFixed(o.vhdFixed()));
+            try (BlockBackend dst = Images.open(target, Images.OpenOptions.readWrite().withFormat(o.format()))) {
+                if (dst.size() < src.size()) {
+                    throw new IllegalStateException("target is smaller than the source: " + dst.size());
+                }
+                copy(src, dst, o, progress);
+                dst.flush();
+            }
+        }
+    }
+
+    private static void copy(BlockBackend src, BlockBackend dst, Options o, Progress progress) throws IOException {
+        long size = src.size();
+        // Zero detection works in units the target can leave unallocated without read-modify-write.
+        int unit = dst instanceof Qcow2Image q ? q.clusterSize() : 4096;
+        int chunk = Math.max(CHUNK, unit);
+        ByteBuffer buf = ByteBuffer.allocate(chunk);
+        byte[] b = buf.array();
+        long lastReport = -1;
+        for (long pos = 0; pos < size; ) {
+            AllocationMap.Entry e = AllocationMap.resolve(src, pos, size - pos);
+            long end = e.end();
+            if (e.kind() == Extent.Kind.DATA) {
+                // Chunks start on unit boundaries so that compressed clusters and zero units line up.
+                long start = pos;
+                while (start < end) {
+                    long chunkStart = start - start % unit;
+                    int n = (int) Math.min(chunk, Math.min(end, size) - chunkStart);
+                    long alignedEnd = Math.min(size, (chunkStart + n + unit - 1) / unit * unit);
+                    n = (int) (alignedEnd - chunkStart);
+                    buf.clear().limit(n);
+                    src.read(chunkStart, buf);
+                    writeNonZero(dst, o, b, chunkStart, n, unit);
+                    start = chunkStart + n;
+                }
+                end = Math.max(end, start);
+            }
+            pos = end;
+            if (progress != null && (pos - lastReport >= (64 << 20) || pos >= size)) {
+                progress.update(Math.min(pos, size), size);
+                lastReport = pos;
+            }
+        }
+    }
+
+    private static void writeNonZero(BlockBackend dst, Options o, byte[] b, long base, int n, int unit) throws IOException {
+        int runStart = -1;
+        for (int off = 0; off <= n; off += unit) {
+            boolean zero = off == n || isZero(b, off, Math.min(unit, n - off));
+            if (!zero && o.compress()) {
+                ((Qcow2Image) dst).writeCompressed(base + off, java.util.Arrays.copyOfRange(b, off, off + unit),
+                        Math.min(unit, n - off));
+                continue;
+            }
+            if (!zero && runStart < 0) runStart = off;
+            if (zero && runStart >= 0) {
+                dst.write(base + runStart, ByteBuffer.wrap(b, runStart, Math.min(off, n) - runStart));
+                runStart = -1;
+            }
+        }
+    }
+
+    private static final java.lang.invoke.VarHandle LONGS =
+            java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class, java.nio.ByteOrder.nativeOrder());
+
+    static boolean isZero(byte[] b, int off, int len) {
+        int i = off, end = off + len;
+        for (; i + 8 <= end; i += 8) if ((long) LONGS.get(b, i) != 0) return false;
+        for (; i < end; i++) if (b[i] != 0) return false;
+        return true;
+    }
+}

@@ -1,0 +1,29 @@
+package dev.panamax.storage;
+
+import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.storage.qcow2.Qcow2Snapshot;
+import dev.panamax.storage.vhd.VhdImage;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/** What {@code info} shows about an image; read without opening its backing chain. */
+public record ImageInfo(Path path, ImageFormat format, long virtualSize, long fileSize, long allocatedBytes,
+        int clusterSize, String backingFile, String backingFormat, Integer qcow2Version, boolean lazyRefcounts,
+        boolean corrupt, boolean dirty, String vhdType, List<Qcow2Snapshot> snapshots) {
+
+    public static ImageInfo read(Path path) throws IOException {
+        try (BlockBackend disk = Images.open(path, Images.OpenOptions.readOnly().withoutBacking())) {
+            return switch (disk) {
+                case Qcow2Image q -> new ImageInfo(path, ImageFormat.QCOW2, q.size(), q.fileSize(), q.allocatedBytes(),
+                        q.clusterSize(), q.backingFileName(), q.backingFormatName(), q.version(), q.lazyRefcounts(),
+                        q.markedCorrupt(), q.markedDirty(), null, q.snapshots());
+                case VhdImage v -> new ImageInfo(path, ImageFormat.VHD, v.size(), v.fileSize(), v.allocatedBytes(), 0,
+                        null, null, null, false, false, false, v.isDynamic() ? "dynamic" : "fixed", List.of());
+                case RawImage r -> new ImageInfo(path, ImageFormat.RAW, r.size(), r.file().size(),
+                        r.file().allocatedBytes(), 0, null, null, null, false, false, false, null, List.of());
+                default -> throw new IllegalStateException("unknown backend " + disk.getClass());
+            };
+        }
+    }
+}
