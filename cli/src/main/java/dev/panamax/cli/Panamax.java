@@ -14,6 +14,8 @@ import picocli.CommandLine.Command;
         description = "A KVM virtual machine monitor in Java.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            DemoCommand.class,
+            BenchCommand.class,
             dev.panamax.cli.image.ImageCommand.class,
         })
 public final class Panamax {
