@@ -74,7 +74,7 @@ public record Qcow2Snapshot(String id, String name, long l1TableOffset, int l1Si
                         + " bytes of extra data (at most " + MAX_EXTRA + " allowed)");
             }
             int entrySize = (FIXED + extra + idLen + nameLen + 7) & ~7;
-            if (pos - h.snapshotsOffset + entrySize > maxBytes) {
+            if (pos - h.snapshotsOffset + FIXED + extra + idLen + nameLen > maxBytes) { // padding may lie past EOF
                 throw new InvalidImageException(name + ": snapshot table entry " + i + " runs past the end of the table");
             }
             if (l1Size < 0 || (long) l1Size * 8 > Qcow2Header.MAX_L1_BYTES) {
