@@ -107,6 +107,17 @@ public final class Vm implements AutoCloseable {
         }
     }
 
+    /**
+     * The interrupt line for {@code gsi} on the in-kernel PIC and IOAPIC (ISA IRQs 0-15 are GSIs
+     * 0-15). Needs the irqchip ({@code fd().createIrqchip()}).
+     */
+    public InterruptLine interruptLine(int gsi) {
+        if (gsi < 0 || gsi > 23) {
+            throw new IllegalArgumentException("no IOAPIC pin for GSI " + gsi);
+        }
+        return asserted -> fd.setIrqLine(gsi, asserted);
+    }
+
     /** Adds a vCPU (ids count from 0); only before {@link #start()}. */
     public Vcpu addVcpu() {
         synchronized (lock) {
