@@ -19,18 +19,19 @@ public final class GuestImages {
     private GuestImages() {}
 
     /**
-     * The kernel command line for a test boot: serial console, reset through the i8042 when /init
+     * The kernel command line for a test boot: serial console (quiet: each byte costs a VM exit), reset through the i8042 when /init
      * ends (so any VMM sees the end), no reboot after a panic, and {@code run} as /init's command.
      *
      * @param run  a shell command; the kernel's quoting has no escape, so it may not hold {@code "}
-     * @param exit {@code reboot} or {@code poweroff}: what /init does afterwards
+     * @param exit {@code reboot} (a reset every VMM sees) or {@code poweroff} (without ACPI in the
+     *             tiny kernel this only halts the vCPUs): what /init does afterwards
      */
     public static String commandLine(String run, String exit) {
         if (run.contains("\"")) throw new IllegalArgumentException("a kernel command line cannot quote a double quote: " + run);
         if (!exit.equals("reboot") && !exit.equals("poweroff")) {
             throw new IllegalArgumentException("panamax.exit must be reboot or poweroff, not " + exit);
         }
-        return "console=ttyS0 reboot=k panic=-1 panamax.exit=" + exit + " panamax.run=\"" + run + "\"";
+        return "console=ttyS0 quiet reboot=k panic=-1 panamax.exit=" + exit + " panamax.run=\"" + run + "\"";
     }
 
     /** The exit status /init reported on {@code console}, if it got that far. */

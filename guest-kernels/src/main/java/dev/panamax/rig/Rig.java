@@ -71,10 +71,19 @@ public final class Rig implements RealKvm, AutoCloseable {
     public record Options(Path workingDirectory, List<Share> shares, int memoryMib, int cpus, Duration bootTimeout,
             boolean showConsole) {
 
-        /** The working directory and the Panamax cache read-write, the Maven repository read-only. */
+        /**
+         * The working directory, the git work tree around it (sibling modules' class paths live
+         * there) and the Panamax cache read-write, the Maven repository read-only.
+         */
         public static Options defaults() {
-            Path cwd = Path.of(System.getProperty("user.dir"));
+            Path cwd = Path.of(System.getProperty("user.dir")).toAbsolutePath();
             List<Share> shares = new ArrayList<>(List.of(new Share(PanamaxCache.root(), false)));
+            for (Path p = cwd; p != null && p.getNameCount() > 0; p = p.getParent()) {
+                if (Files.exists(p.resolve(".git"))) {
+                    shares.add(new Share(p, false));
+                    break;
+                }
+            }
             Path m2 = Path.of(System.getProperty("user.home"), ".m2");
             if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
             return new Options(cwd, shares, 4096, 2, Duration.ofSeconds(180), System.getenv("PANAMAX_RIG_CONSOLE") != null);
@@ -202,6 +211,21 @@ public final class Rig implements RealKvm, AutoCloseable {
         synchronized (timedOut) {
             return new RunResult(trailer.exitStatus(), timedOut[0], Duration.ofNanos(System.nanoTime() - start), out.text());
         }
+    }
+
+    /** Checks first that the class path is visible in the rig, which a missing share would hide. */
+    @Override
+    public RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo) {
+        for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            Path p = Path.of(entry).toAbsolutePath().normalize();
+            boolean visible = p.startsWith("/usr") || p.startsWith(scratch)
+                    || options.shares().stream().anyMatch(s -> p.startsWith(s.path())) || p.startsWith(options.workingDirectory());
+            if (!visible && Files.exists(p)) {
+                throw new IllegalArgumentException("class path entry " + p + " is not shared with the rig;"
+                        + " add a share for it with Rig.Options.withShare");
+            }
+        }
+        return RealKvm.super.runJava(mainClass, args, timeout, echo);
     }
 
     /** Stops the rig (the agent powers off when the control channel closes; QEMU is killed if it lingers). */
@@ -378,6 +402,9 @@ public final class Rig implements RealKvm, AutoCloseable {
             }
             byPath.merge(p, s, (a, b) -> new Share(p, a.readOnly() && b.readOnly())); // read-write wins
         }
+        // A share inside another that grants as much is already visible through it.
+        byPath.values().removeIf(inner -> byPath.values().stream().anyMatch(outer -> outer != inner
+                && inner.path().startsWith(outer.path()) && (!outer.readOnly() || inner.readOnly())));
         return byPath;
     }
 

@@ -1,8 +1,10 @@
 #!/bin/sh
 # /init of the tiny Panamax guest (busybox). Kernel command line parameters it reads:
 #   panamax.run="COMMAND"          shell command to run; without it, an interactive shell
-#   panamax.exit=reboot|poweroff   how to end afterwards (default reboot: with reboot=k it goes
-#                                  through the i8042, and any VMM sees the reset)
+#   panamax.exit=reboot|poweroff   how to end afterwards. Default reboot: with reboot=k it goes
+#                                  through the i8042, and any VMM sees the reset. The tiny kernel
+#                                  has no ACPI, so poweroff only halts the CPUs (for a VMM that
+#                                  watches for halted vCPUs).
 # The kernel keeps dotted parameters away from init's environment (it takes them for module
 # parameters), so they are read from /proc/cmdline.
 export PATH=/bin
