@@ -17,6 +17,7 @@ import picocli.CommandLine.Command;
             DemoCommand.class,
             BenchCommand.class,
             dev.panamax.cli.image.ImageCommand.class,
+            dev.panamax.cli.rig.RigCommand.class,
         })
 public final class Panamax {
 

@@ -1,0 +1,87 @@
+package dev.panamax.cli.rig;
+
+import dev.panamax.cli.UserError;
+import dev.panamax.guest.MissingIngredientException;
+import dev.panamax.rig.Rig;
+import dev.panamax.rig.RigException;
+import dev.panamax.rig.RunResult;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.format.DateTimeParseException;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/** {@code panamax rig -- COMMAND...}: runs a command where /dev/kvm is real KVM, in the nested rig. */
+@Command(
+        name = "rig",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Runs COMMAND in the nested KVM rig: a QEMU TCG machine with emulated AMD SVM running Debian's kernel,"
+                    + " whose /dev/kvm is real KVM. The command runs in the current directory with this JDK;"
+                    + " /usr and /etc are shared read-only, the current git work tree and ~/.cache/panamax read-write.",
+            "Exits with the command's exit status (124 when it was killed at --timeout)."
+        })
+public final class RigCommand implements Callable<Integer> {
+    /** The exit status of timeout(1) for a command it killed. */
+    static final int EXIT_TIMED_OUT = 124;
+
+    @Option(names = "--timeout", paramLabel = "DURATION", description = "Kill the command after this long, e.g. 90s, 10m, 2h (default: 24h).")
+    String timeout = "24h";
+
+    @Option(names = "--share", paramLabel = "DIR[:ro]", description = "Also share DIR at the same path (read-write, or read-only with :ro).")
+    List<String> shares = List.of();
+
+    @Option(names = "--console", description = "Show the rig's boot console on stderr.")
+    boolean console;
+
+    @Parameters(arity = "1..*", paramLabel = "COMMAND", description = "The command and its arguments (put -- before it).")
+    List<String> command;
+
+    @Override
+    public Integer call() {
+        Rig.Options options = Rig.Options.defaults();
+        options = new Rig.Options(options.workingDirectory(), options.shares(), options.memoryMib(), options.cpus(),
+                options.bootTimeout(), console || options.showConsole());
+        for (String share : shares) {
+            boolean readOnly = share.endsWith(":ro");
+            Path dir = Path.of(readOnly ? share.substring(0, share.length() - 3) : share);
+            if (!Files.isDirectory(dir)) throw new UserError("--share " + share + ": " + dir + " is not a directory.");
+            options = options.withShare(dir, readOnly);
+        }
+        Duration limit = parseDuration(timeout);
+        try (Rig rig = Rig.start(options)) {
+            RunResult r = rig.run(command, limit, System.out);
+            if (r.timedOut()) {
+                System.err.println("panamax: " + command.getFirst() + " was killed after --timeout " + timeout + ".");
+                return EXIT_TIMED_OUT;
+            }
+            return r.exitStatus();
+        } catch (MissingIngredientException | IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        } catch (RigException e) {
+            throw new UserError("the rig failed: " + e.getMessage(), e);
+        }
+    }
+
+    /** Parses "90s", "10m", "2h" or an ISO-8601 duration ("PT1M30S"). */
+    static Duration parseDuration(String text) {
+        String t = text.strip().toLowerCase(java.util.Locale.ROOT);
+        try {
+            if (t.matches("\\d+[smh]")) {
+                long n = Long.parseLong(t.substring(0, t.length() - 1));
+                return switch (t.charAt(t.length() - 1)) {
+                    case 's' -> Duration.ofSeconds(n);
+                    case 'm' -> Duration.ofMinutes(n);
+                    default -> Duration.ofHours(n);
+                };
+            }
+            return Duration.parse(text.strip().toUpperCase(java.util.Locale.ROOT));
+        } catch (DateTimeParseException | NumberFormatException e) {
+            throw new UserError("--timeout " + text + " is not a duration; write it like 90s, 10m or 2h.");
+        }
+    }
+}
