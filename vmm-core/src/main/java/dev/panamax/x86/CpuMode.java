@@ -66,10 +66,47 @@ public final class CpuMode {
 
         Segment code = flatSegment(CODE_SELECTOR, 0xb); // execute/read, accessed
         code.l = true;
+        SpecialRegs sregs = flatSegments(memory, vcpu, gdt, code);
+        sregs.cr3 = pml4;
+        sregs.cr4 |= CR4_PAE;
+        sregs.cr0 |= CR0_PE | CR0_PG | CR0_ET;
+        sregs.efer |= EFER_LME | EFER_LMA;
+        vcpu.setSpecialRegs(sregs);
+
+        Regs regs = new Regs();
+        regs.rip = entry;
+        regs.rsp = stack;
+        regs.rbp = stack;
+        regs.rflags = 0x2;
+        vcpu.setRegs(regs);
+    }
+
+    /**
+     * 32-bit protected mode without paging, flat segments, EIP at {@code entry}: the state the PVH
+     * boot ABI enters a kernel in. Writes the GDT at {@code gdt} ({@link #GDT_SIZE} bytes).
+     */
+    public static void enterProtectedMode(GuestMemory memory, VcpuFd vcpu, long gdt, long entry) {
+        Segment code = flatSegment(CODE_SELECTOR, 0xb);
+        code.db = true;
+        SpecialRegs sregs = flatSegments(memory, vcpu, gdt, code);
+        sregs.cr0 = (sregs.cr0 | CR0_PE | CR0_ET) & ~CR0_PG;
+        sregs.cr4 = 0;
+        sregs.efer = 0;
+        vcpu.setSpecialRegs(sregs);
+        Regs regs = new Regs();
+        regs.rip = entry;
+        regs.rflags = 0x2;
+        vcpu.setRegs(regs);
+    }
+
+    /** Writes a GDT of null, {@code code}, flat data and a busy TSS, and loads it and them into the segment registers. */
+    private static SpecialRegs flatSegments(GuestMemory memory, VcpuFd vcpu, long gdt, Segment code) {
         Segment data = flatSegment(DATA_SELECTOR, 0x3); // read/write, accessed
         data.db = true;
-        Segment tss = flatSegment(TSS_SELECTOR, 0xb); // 64-bit TSS, busy
+        Segment tss = flatSegment(TSS_SELECTOR, 0xb); // busy TSS
         tss.s = false;
+        tss.g = false;
+        tss.limit = 0x67;
         memory.writeLong(gdt, 0);
         memory.writeLong(gdt + CODE_SELECTOR, descriptor(code));
         memory.writeLong(gdt + DATA_SELECTOR, descriptor(data));
@@ -87,18 +124,7 @@ public final class CpuMode {
         sregs.gdtLimit = (int) GDT_SIZE - 1;
         sregs.idtBase = 0;
         sregs.idtLimit = 0;
-        sregs.cr3 = pml4;
-        sregs.cr4 |= CR4_PAE;
-        sregs.cr0 |= CR0_PE | CR0_PG | CR0_ET;
-        sregs.efer |= EFER_LME | EFER_LMA;
-        vcpu.setSpecialRegs(sregs);
-
-        Regs regs = new Regs();
-        regs.rip = entry;
-        regs.rsp = stack;
-        regs.rbp = stack;
-        regs.rflags = 0x2;
-        vcpu.setRegs(regs);
+        return sregs;
     }
 
     private static Segment flatSegment(int selector, int type) {

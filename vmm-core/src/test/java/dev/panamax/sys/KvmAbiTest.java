@@ -10,13 +10,11 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.UnionLayout;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
+import dev.panamax.testing.CHeaders;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -78,40 +76,7 @@ class KvmAbiTest {
     void everyLayoutAndConstantMatchesTheKernelHeaders(@TempDir Path dir) throws IOException, InterruptedException {
         Map<String, Long> expected = javaFacts();
         assertThat(expected).hasSizeGreaterThan(300); // the walk found the members, not just the structs
-
-        List<String> lines = new ArrayList<>(List.of(
-                "#define _GNU_SOURCE",
-                "#include <stddef.h>", "#include <stdio.h>", "#include <errno.h>", "#include <fcntl.h>",
-                "#include <signal.h>", "#include <sys/mman.h>", "#include <sys/eventfd.h>", "#include <linux/kvm.h>",
-                "int main(void) {"));
-        for (String expression : expected.keySet()) {
-            lines.add("  printf(\"%lld\\n\", (long long)(" + expression + "));");
-        }
-        lines.add("  return 0;\n}");
-        Path source = dir.resolve("abi.c");
-        Files.write(source, lines);
-
-        Path binary = dir.resolve("abi");
-        String compilerOutput = run(dir, "gcc", "-Wall", "-Werror", "-o", binary.toString(), source.toString());
-        assertThat(Files.exists(binary)).as("gcc failed:\n%s", compilerOutput).isTrue();
-        List<String> printed = run(dir, binary.toString()).lines().toList();
-
-        assertThat(printed).hasSize(expected.size());
-        List<String> mismatches = new ArrayList<>();
-        int i = 0;
-        for (Map.Entry<String, Long> fact : expected.entrySet()) {
-            long c = Long.parseLong(printed.get(i++).trim());
-            if (c != fact.getValue()) {
-                mismatches.add(fact.getKey() + ": Java says " + fact.getValue() + ", C says " + c);
-            }
-        }
-        assertThat(mismatches).as("declarations that differ from the C headers").isEmpty();
-    }
-
-    private static String run(Path dir, String... command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
-        String output = new String(p.getInputStream().readAllBytes());
-        assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
-        return output;
+        List<String> includes = List.of("errno.h", "fcntl.h", "signal.h", "sys/mman.h", "sys/eventfd.h", "linux/kvm.h");
+        assertThat(CHeaders.mismatches(dir, includes, expected)).as("declarations that differ from the C headers").isEmpty();
     }
 }

@@ -1,0 +1,76 @@
+package dev.panamax.boot;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.demo.DebugConsole;
+import dev.panamax.vm.Vm;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The boot path on this host's /dev/kvm with stand-in kernels whose entry code reports what it was
+ * handed: proves the entry mode, registers, zero page / start info and memory map, without Linux.
+ */
+class LinuxBootTest {
+    @TempDir Path dir;
+
+    private String bootAndRead(Path kernel, Path initrd, LinuxBoot.Protocol protocol, int expectedChars) throws InterruptedException {
+        try (Vm vm = Vm.create()) {
+            LinuxBoot.prepare(vm, new LinuxBoot.Spec(kernel, initrd, "panamax test", 2, 64L << 20, protocol));
+            DebugConsole console = new DebugConsole(null);
+            vm.ports().register(DebugConsole.PORT, 1, console, "debug console");
+            vm.start();
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (console.text().length() < expectedChars && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            vm.stop();
+            return console.text();
+        }
+    }
+
+    @Test
+    void bzImageIsEnteredInLongModeWithTheZeroPage() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        // 'p' from the command line, 3 e820 entries for 64 MiB: low RAM, the reserved BIOS area, RAM from 1 MiB
+        assertThat(bootAndRead(kernel, null, LinuxBoot.Protocol.AUTO, 2)).isEqualTo("p3");
+    }
+
+    @Test
+    void vmlinuxIsEnteredThroughPvhWithTheInitrdAsModule() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "vmlinux", SyntheticKernels.vmlinux(true));
+        Path initrd = Files.write(dir.resolve("initrd"), new byte[12345]);
+        assertThat(bootAndRead(kernel, initrd, LinuxBoot.Protocol.AUTO, 2)).isEqualTo("p1");
+    }
+
+    @Test
+    void badInputIsRefusedWithOneSentence() throws Exception {
+        Path bz = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        Path noPvh = SyntheticKernels.write(dir, "vmlinux", SyntheticKernels.vmlinux(false));
+        Path text = Files.writeString(dir.resolve("notes.txt"), "hello");
+        assertRefused(new LinuxBoot.Spec(dir.resolve("missing"), null, "", 1, 64L << 20, LinuxBoot.Protocol.AUTO), "does not exist");
+        assertRefused(new LinuxBoot.Spec(text, null, "", 1, 64L << 20, LinuxBoot.Protocol.AUTO), "not a Linux kernel");
+        assertRefused(new LinuxBoot.Spec(dir, null, "", 1, 64L << 20, LinuxBoot.Protocol.AUTO), "directory");
+        assertRefused(new LinuxBoot.Spec(bz, null, "", 0, 64L << 20, LinuxBoot.Protocol.AUTO), "not 0");
+        assertRefused(new LinuxBoot.Spec(bz, null, "", 1, 8L << 20, LinuxBoot.Protocol.AUTO), "too little");
+        assertRefused(new LinuxBoot.Spec(bz, null, "x".repeat(2048), 1, 64L << 20, LinuxBoot.Protocol.AUTO), "at most 2047");
+        assertRefused(new LinuxBoot.Spec(noPvh, null, "", 1, 64L << 20, LinuxBoot.Protocol.PVH), "no PVH entry note");
+        assertRefused(new LinuxBoot.Spec(bz, dir.resolve("nope"), "", 1, 64L << 20, LinuxBoot.Protocol.AUTO), "initrd");
+        Path bigInitrd = dir.resolve("big");
+        try (var f = java.nio.channels.FileChannel.open(bigInitrd, java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            f.write(java.nio.ByteBuffer.wrap(new byte[1]), 100L << 20); // sparse 100 MiB
+        }
+        assertRefused(new LinuxBoot.Spec(bz, bigInitrd, "", 1, 64L << 20, LinuxBoot.Protocol.AUTO), "does not fit");
+    }
+
+    private static void assertRefused(LinuxBoot.Spec spec, String reason) {
+        try (Vm vm = Vm.create()) {
+            assertThatThrownBy(() -> LinuxBoot.prepare(vm, spec)).isInstanceOf(BootException.class).hasMessageContaining(reason);
+        }
+    }
+}

@@ -1,0 +1,81 @@
+package dev.panamax.boot;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * Tiny stand-ins for Linux kernels, in both formats, whose entry code reports what the boot
+ * protocol handed it on the debug console (port 0xE9) and then spins. They use integer
+ * instructions only, so they run on a host whose KVM only emulates.
+ */
+final class SyntheticKernels {
+    private SyntheticKernels() {}
+
+    /**
+     * 64-bit code entered with RSI = zero page: prints the command line's first character and the
+     * number of e820 entries. mov eax,[rsi+0x228]; mov al,[rax]; mov dx,0xe9; out dx,al;
+     * movzx eax,byte [rsi+0x1e8]; add al,'0'; out dx,al; jmp $
+     */
+    static final byte[] LINUX64_ENTRY = {
+        (byte) 0x8b, (byte) 0x86, 0x28, 0x02, 0, 0, (byte) 0x8a, 0x00, 0x66, (byte) 0xba, (byte) 0xe9, 0x00, (byte) 0xee,
+        0x0f, (byte) 0xb6, (byte) 0x86, (byte) 0xe8, 0x01, 0, 0, 0x04, 0x30, (byte) 0xee, (byte) 0xeb, (byte) 0xfe};
+
+    /**
+     * 32-bit code entered with EBX = hvm_start_info: prints the command line's first character and
+     * the number of modules. mov eax,[ebx+0x18]; mov al,[eax]; mov dx,0xe9; out dx,al;
+     * mov al,[ebx+0xc]; add al,'0'; out dx,al; jmp $
+     */
+    static final byte[] PVH_ENTRY = {
+        (byte) 0x8b, 0x43, 0x18, (byte) 0x8a, 0x00, 0x66, (byte) 0xba, (byte) 0xe9, 0x00, (byte) 0xee,
+        (byte) 0x8a, 0x43, 0x0c, 0x04, 0x30, (byte) 0xee, (byte) 0xeb, (byte) 0xfe};
+
+    /** A bzImage: one setup sector after the boot sector, then the protected-mode kernel with the 64-bit entry at +0x200. */
+    static byte[] bzImage(int protocolVersion, int loadflags, int xloadflags) {
+        ByteBuffer b = ByteBuffer.allocate(1024 + 0x200 + LINUX64_ENTRY.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(0x1f1, (byte) 1); // setup_sects
+        b.putShort(0x1fe, (short) 0xaa55);
+        b.put(0x200, (byte) 0xeb).put(0x201, (byte) 0x6a); // jump over the header, which ends at 0x26c
+        b.putInt(0x202, 0x53726448);
+        b.putShort(0x206, (short) protocolVersion);
+        b.put(0x211, (byte) loadflags);
+        b.putInt(0x22c, 0x7fffffff); // initrd_addr_max
+        b.putInt(0x230, 0x200000); // kernel_alignment
+        b.putShort(0x236, (short) xloadflags);
+        b.putInt(0x238, 2048); // cmdline_size
+        b.putInt(0x260, 0x100000); // init_size
+        b.put(1024 + 0x200, LINUX64_ENTRY);
+        return b.array();
+    }
+
+    static byte[] bzImage() {
+        return bzImage(0x020f, 0x01, 0x01);
+    }
+
+    /** An ELF vmlinux: one PT_LOAD at 1 MiB holding the PVH entry code, and a PT_NOTE with XEN_ELFNOTE_PHYS32_ENTRY. */
+    static byte[] vmlinux(boolean withPvhNote) {
+        int phnum = withPvhNote ? 2 : 1;
+        int codeOffset = 0x100;
+        int noteOffset = 0x200;
+        ByteBuffer b = ByteBuffer.allocate(0x300).order(ByteOrder.LITTLE_ENDIAN);
+        b.putInt(0, 0x464c457f).put(4, (byte) 2).put(5, (byte) 1).put(6, (byte) 1);
+        b.putShort(16, (short) 2).putShort(18, (short) 62).putInt(20, 1);
+        b.putLong(24, 0x100000); // e_entry: the physical entry (not used by this stand-in)
+        b.putLong(32, 64).putShort(52, (short) 64).putShort(54, (short) 56).putShort(56, (short) phnum);
+        b.putInt(64, 1).putInt(68, 5).putLong(72, codeOffset).putLong(80, 0xffffffff81000000L).putLong(88, 0x100000)
+                .putLong(96, PVH_ENTRY.length).putLong(104, 0x1000).putLong(112, 0x1000);
+        if (withPvhNote) {
+            b.putInt(120, 4).putInt(124, 4).putLong(128, noteOffset).putLong(144, noteOffset).putLong(152, 20).putLong(160, 20);
+            b.putInt(noteOffset, 4).putInt(noteOffset + 4, 4).putInt(noteOffset + 8, 18);
+            b.put(noteOffset + 12, new byte[] {'X', 'e', 'n', 0}).putInt(noteOffset + 16, 0x100000);
+        }
+        b.put(codeOffset, PVH_ENTRY);
+        return b.array();
+    }
+
+    static Path write(Path dir, String name, byte[] bytes) throws IOException {
+        return Files.write(dir.resolve(name), bytes);
+    }
+}
