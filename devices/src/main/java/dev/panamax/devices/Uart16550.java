@@ -1,0 +1,508 @@
+package dev.panamax.devices;
+
+import dev.panamax.vm.InterruptLine;
+import dev.panamax.vm.PortIoDevice;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
+
+/**
+ * A 16550A UART as Linux's 8250 driver sees it (COM1 is 8 ports at 0x3F8 on IRQ 4).
+ *
+ * <p>Transmission is instantaneous: THR is always empty, so THRE and TEMT are always set, and a
+ * byte written to THR goes straight to the output sink (or, in loopback mode, back into the
+ * receiver). Received bytes come from the host through {@link #receive(byte[], int, int)}; they
+ * wait in one bounded queue that stands for the 16-byte receive FIFO plus a host-side backlog.
+ * Interrupts follow the 16550 priority order (line status, received data, THR empty, modem
+ * status) and drive the {@link InterruptLine}: asserted while an enabled interrupt is pending,
+ * deasserted when none is, and touched only when that changes.
+ *
+ * <p>Threads: {@link #in}/{@link #out} run on vCPU threads and {@link #receive} on a host input
+ * thread; register state is guarded by one lock that is never held across I/O. The output sink
+ * and line listeners are called on the vCPU thread that transmitted, outside that lock, so a
+ * sink that can block (a socket) should be buffered or made asynchronous by the caller. An
+ * {@link IOException} from the sink is counted and the bytes dropped; the guest never sees it.
+ */
+public final class Uart16550 implements PortIoDevice {
+
+    /** Standard COM1 base port and ISA IRQ. */
+    public static final int COM1_PORT = 0x3F8;
+    public static final int COM1_IRQ = 4;
+    /** Ports the UART occupies. */
+    public static final int PORT_COUNT = 8;
+    /** The receive FIFO of a 16550A. */
+    public static final int FIFO_SIZE = 16;
+    /** Default host-side receive backlog behind the FIFO. */
+    public static final int DEFAULT_HOST_BUFFER = 64 * 1024;
+
+    // Register offsets.
+    static final int RBR_THR_DLL = 0;
+    static final int IER_DLM = 1;
+    static final int IIR_FCR = 2;
+    static final int LCR = 3;
+    static final int MCR = 4;
+    static final int LSR = 5;
+    static final int MSR = 6;
+    static final int SCR = 7;
+
+    // IER bits.
+    static final int IER_RDI = 0x01; // received data available
+    static final int IER_THRI = 0x02; // THR empty
+    static final int IER_RLSI = 0x04; // receiver line status
+    static final int IER_MSI = 0x08; // modem status
+
+    // IIR values.
+    static final int IIR_NO_INT = 0x01;
+    static final int IIR_MSI = 0x00;
+    static final int IIR_THRI = 0x02;
+    static final int IIR_RDI = 0x04;
+    static final int IIR_RLSI = 0x06;
+    static final int IIR_FIFO_ENABLED = 0xC0;
+
+    // FCR bits.
+    static final int FCR_ENABLE = 0x01;
+    static final int FCR_CLEAR_RCVR = 0x02;
+
+    static final int LCR_DLAB = 0x80;
+
+    // MCR bits.
+    static final int MCR_DTR = 0x01;
+    static final int MCR_RTS = 0x02;
+    static final int MCR_OUT1 = 0x04;
+    static final int MCR_OUT2 = 0x08;
+    static final int MCR_LOOP = 0x10;
+
+    // LSR bits.
+    static final int LSR_DR = 0x01;
+    static final int LSR_OE = 0x02;
+    static final int LSR_THRE = 0x20;
+    static final int LSR_TEMT = 0x40;
+
+    // MSR bits.
+    static final int MSR_DCTS = 0x01;
+    static final int MSR_DDSR = 0x02;
+    static final int MSR_TERI = 0x04;
+    static final int MSR_DDCD = 0x08;
+    static final int MSR_CTS = 0x10;
+    static final int MSR_DSR = 0x20;
+    static final int MSR_RI = 0x40;
+    static final int MSR_DCD = 0x80;
+
+    /** Modem inputs when not in loopback: a null-modem host that is always ready. */
+    private static final int MSR_HOST_READY = MSR_DCD | MSR_DSR | MSR_CTS;
+
+    /** Longest line handed to line listeners; longer ones are split. */
+    static final int MAX_LINE = 4096;
+    private static final int OUTPUT_BUFFER = 4096;
+
+    private final InterruptLine irq;
+
+    // Register state, guarded by `this`.
+    private int ier;
+    private int lcr = 0x03; // 8N1, as firmware leaves it
+    private int mcr = MCR_OUT2;
+    private int scr;
+    private int dll = 12; // 9600 baud
+    private int dlm;
+    private boolean fifoEnabled;
+    private boolean overrun;
+    private boolean thrInterruptPending;
+    private int msrDelta;
+    private boolean irqAsserted;
+    private final byte[] rx;
+    private int rxHead;
+    private int rxCount;
+    private long droppedInput;
+
+    // Output path, guarded by `output`.
+    private final Object output = new Object();
+    private final OutputStream sink;
+    private final byte[] outBuffer = new byte[OUTPUT_BUFFER];
+    private int outLength;
+    private final byte[] line = new byte[MAX_LINE];
+    private int lineLength;
+    private long outputErrors;
+    private long droppedOutput;
+    private long listenerErrors;
+    private final List<Consumer<String>> lineListeners = new CopyOnWriteArrayList<>();
+
+    /**
+     * @param irq the UART's interrupt line (ISA IRQ 4 for COM1)
+     * @param sink where transmitted bytes go, or null to discard them; not closed by the UART
+     */
+    public Uart16550(InterruptLine irq, OutputStream sink) {
+        this(irq, sink, DEFAULT_HOST_BUFFER);
+    }
+
+    /**
+     * @param hostBuffer bytes of host input held behind the 16-byte FIFO before input is dropped
+     */
+    public Uart16550(InterruptLine irq, OutputStream sink, int hostBuffer) {
+        if (hostBuffer < 0) {
+            throw new IllegalArgumentException("host receive buffer must not be negative: " + hostBuffer);
+        }
+        this.irq = Objects.requireNonNull(irq, "irq");
+        this.sink = sink != null ? sink : OutputStream.nullOutputStream();
+        this.rx = new byte[FIFO_SIZE + hostBuffer];
+    }
+
+    /**
+     * Calls {@code listener} with every complete line the guest transmits (without the line end),
+     * on the transmitting vCPU thread: it must be quick and must not block. Lines longer than
+     * {@value #MAX_LINE} bytes arrive in pieces. Bytes are decoded as UTF-8.
+     */
+    public void addLineListener(Consumer<String> listener) {
+        lineListeners.add(Objects.requireNonNull(listener, "listener"));
+    }
+
+    // ---- guest side ----
+
+    @Override
+    public int in(int offset, int size) {
+        synchronized (this) {
+            return switch (offset) {
+                case RBR_THR_DLL -> (lcr & LCR_DLAB) != 0 ? dll : readReceiver();
+                case IER_DLM -> (lcr & LCR_DLAB) != 0 ? dlm : ier;
+                case IIR_FCR -> readInterruptId();
+                case LCR -> lcr;
+                case MCR -> mcr;
+                case LSR -> readLineStatus();
+                case MSR -> readModemStatus();
+                case SCR -> scr;
+                default -> 0xFF;
+            };
+        }
+    }
+
+    @Override
+    public void out(int offset, int size, int value) {
+        int b = value & 0xFF;
+        boolean transmit = false;
+        boolean flush = false;
+        synchronized (this) {
+            switch (offset) {
+                case RBR_THR_DLL -> {
+                    if ((lcr & LCR_DLAB) != 0) {
+                        dll = b;
+                    } else if ((mcr & MCR_LOOP) != 0) {
+                        enqueueReceived(b);
+                        transmitted();
+                    } else {
+                        transmit = true;
+                        transmitted();
+                    }
+                }
+                case IER_DLM -> {
+                    if ((lcr & LCR_DLAB) != 0) {
+                        dlm = b;
+                    } else {
+                        writeInterruptEnable(b);
+                        // The 8250 driver rewrites IER when it stops transmitting (console write
+                        // done, TX queue empty): the guest has stopped writing for now.
+                        flush = true;
+                    }
+                }
+                case IIR_FCR -> writeFifoControl(b);
+                case LCR -> lcr = b;
+                case MCR -> writeModemControl(b);
+                case SCR -> scr = b;
+                default -> { } // LSR and MSR are read-only; writes are ignored
+            }
+            updateInterrupt();
+        }
+        if (transmit) {
+            transmit((byte) b);
+        } else if (flush) {
+            flush();
+        }
+    }
+
+    private int readReceiver() {
+        if (rxCount == 0) {
+            return 0;
+        }
+        int b = rx[rxHead] & 0xFF;
+        rxHead = (rxHead + 1) % rx.length;
+        rxCount--;
+        updateInterrupt();
+        return b;
+    }
+
+    private int pendingInterrupt() {
+        if ((ier & IER_RLSI) != 0 && overrun) {
+            return IIR_RLSI;
+        }
+        if ((ier & IER_RDI) != 0 && rxCount > 0) {
+            return IIR_RDI;
+        }
+        if ((ier & IER_THRI) != 0 && thrInterruptPending) {
+            return IIR_THRI;
+        }
+        if ((ier & IER_MSI) != 0 && msrDelta != 0) {
+            return IIR_MSI;
+        }
+        return IIR_NO_INT;
+    }
+
+    private int readInterruptId() {
+        int id = pendingInterrupt();
+        if (id == IIR_THRI) {
+            // Reading IIR acknowledges a THR-empty interrupt when it is the one reported.
+            thrInterruptPending = false;
+            updateInterrupt();
+        }
+        return id | (fifoEnabled ? IIR_FIFO_ENABLED : 0);
+    }
+
+    private int readLineStatus() {
+        int lsr = LSR_THRE | LSR_TEMT;
+        if (rxCount > 0) {
+            lsr |= LSR_DR;
+        }
+        if (overrun) {
+            lsr |= LSR_OE;
+            overrun = false; // error bits clear on read
+            updateInterrupt();
+        }
+        return lsr;
+    }
+
+    private int modemInputs() {
+        if ((mcr & MCR_LOOP) == 0) {
+            return MSR_HOST_READY;
+        }
+        // Loopback wires the MCR outputs to the MSR inputs; Linux's probe checks this.
+        int msr = 0;
+        if ((mcr & MCR_RTS) != 0) {
+            msr |= MSR_CTS;
+        }
+        if ((mcr & MCR_DTR) != 0) {
+            msr |= MSR_DSR;
+        }
+        if ((mcr & MCR_OUT1) != 0) {
+            msr |= MSR_RI;
+        }
+        if ((mcr & MCR_OUT2) != 0) {
+            msr |= MSR_DCD;
+        }
+        return msr;
+    }
+
+    private int readModemStatus() {
+        int msr = modemInputs() | msrDelta;
+        msrDelta = 0;
+        updateInterrupt();
+        return msr;
+    }
+
+    private void writeInterruptEnable(int value) {
+        int old = ier;
+        ier = value & 0x0F; // bits 4-7 are reserved on a 16550A and read back as 0
+        if ((old & IER_THRI) == 0 && (ier & IER_THRI) != 0) {
+            // THR is always empty here, so enabling the interrupt makes it pending at once.
+            thrInterruptPending = true;
+        }
+    }
+
+    private void writeFifoControl(int value) {
+        boolean enable = (value & FCR_ENABLE) != 0;
+        if (enable != fifoEnabled) {
+            clearReceiveFifo(); // switching FIFO mode resets the FIFOs
+            fifoEnabled = enable;
+        } else if (enable && (value & FCR_CLEAR_RCVR) != 0) {
+            clearReceiveFifo();
+        }
+        // Trigger level bits are accepted and unused: received data interrupts at once.
+    }
+
+    private void clearReceiveFifo() {
+        int drop = Math.min(rxCount, FIFO_SIZE);
+        rxHead = (rxHead + drop) % rx.length;
+        rxCount -= drop;
+    }
+
+    private void writeModemControl(int value) {
+        int before = modemInputs();
+        mcr = value & 0x1F;
+        int after = modemInputs();
+        int changed = before ^ after;
+        if ((changed & MSR_CTS) != 0) {
+            msrDelta |= MSR_DCTS;
+        }
+        if ((changed & MSR_DSR) != 0) {
+            msrDelta |= MSR_DDSR;
+        }
+        if ((before & MSR_RI) != 0 && (after & MSR_RI) == 0) {
+            msrDelta |= MSR_TERI;
+        }
+        if ((changed & MSR_DCD) != 0) {
+            msrDelta |= MSR_DDCD;
+        }
+    }
+
+    /** The transmitter took the byte and is empty again at once. */
+    private void transmitted() {
+        thrInterruptPending = true;
+    }
+
+    private boolean enqueueReceived(int b) {
+        if (rxCount == rx.length) {
+            overrun = true;
+            droppedInput++;
+            return false;
+        }
+        rx[(rxHead + rxCount) % rx.length] = (byte) b;
+        rxCount++;
+        return true;
+    }
+
+    private void updateInterrupt() {
+        boolean pending = pendingInterrupt() != IIR_NO_INT;
+        if (pending != irqAsserted) {
+            irqAsserted = pending;
+            irq.set(pending);
+        }
+    }
+
+    // ---- host side ----
+
+    /**
+     * Queues bytes for the guest to receive and raises the received-data interrupt. Never blocks
+     * beyond a short lock; bytes beyond the free space are dropped, counted, and reported to the
+     * guest as an overrun.
+     *
+     * @return how many bytes were accepted
+     */
+    public int receive(byte[] data, int offset, int length) {
+        Objects.checkFromIndexSize(offset, length, data.length);
+        synchronized (this) {
+            int accepted = Math.min(length, rx.length - rxCount);
+            for (int i = 0; i < accepted; i++) {
+                rx[(rxHead + rxCount) % rx.length] = data[offset + i];
+                rxCount++;
+            }
+            if (accepted < length) {
+                overrun = true;
+                droppedInput += length - accepted;
+            }
+            updateInterrupt();
+            return accepted;
+        }
+    }
+
+    /** {@link #receive(byte[], int, int)} of a whole array. */
+    public int receive(byte[] data) {
+        return receive(data, 0, data.length);
+    }
+
+    /** Queues one byte (the low 8 bits of {@code b}); returns whether it was accepted. */
+    public boolean receive(int b) {
+        synchronized (this) {
+            boolean accepted = enqueueReceived(b);
+            updateInterrupt();
+            return accepted;
+        }
+    }
+
+    /** Host input bytes dropped because the receive buffer was full. */
+    public synchronized long droppedInputBytes() {
+        return droppedInput;
+    }
+
+    /** Bytes waiting for the guest to read them. */
+    public synchronized int pendingInputBytes() {
+        return rxCount;
+    }
+
+    /** Whether the interrupt line is currently asserted. */
+    public synchronized boolean interruptAsserted() {
+        return irqAsserted;
+    }
+
+    // ---- output path ----
+
+    private void transmit(byte b) {
+        synchronized (output) {
+            outBuffer[outLength++] = b;
+            if (!lineListeners.isEmpty()) {
+                appendToLine(b);
+            }
+            if (b == '\n' || outLength == outBuffer.length) {
+                flushLocked();
+            }
+        }
+    }
+
+    private void appendToLine(byte b) {
+        if (b == '\n') {
+            int end = lineLength;
+            if (end > 0 && line[end - 1] == '\r') {
+                end--;
+            }
+            deliverLine(end);
+            return;
+        }
+        line[lineLength++] = b;
+        if (lineLength == line.length) {
+            deliverLine(lineLength);
+        }
+    }
+
+    private void deliverLine(int length) {
+        String text = new String(line, 0, length, StandardCharsets.UTF_8);
+        lineLength = 0;
+        for (Consumer<String> listener : lineListeners) {
+            try {
+                listener.accept(text);
+            } catch (RuntimeException e) {
+                listenerErrors++; // a broken watcher must not stop the guest's console
+            }
+        }
+    }
+
+    /** Writes buffered output to the sink. Safe from any thread. */
+    public void flush() {
+        synchronized (output) {
+            flushLocked();
+        }
+    }
+
+    private void flushLocked() {
+        if (outLength == 0) {
+            return;
+        }
+        try {
+            sink.write(outBuffer, 0, outLength);
+            sink.flush();
+        } catch (IOException e) {
+            outputErrors++;
+            droppedOutput += outLength;
+        }
+        outLength = 0;
+    }
+
+    /** Sink writes that failed; their bytes were dropped. */
+    public long outputErrors() {
+        synchronized (output) {
+            return outputErrors;
+        }
+    }
+
+    /** Output bytes lost to failed sink writes. */
+    public long droppedOutputBytes() {
+        synchronized (output) {
+            return droppedOutput;
+        }
+    }
+
+    /** Line listener calls that threw. */
+    public long listenerErrors() {
+        synchronized (output) {
+            return listenerErrors;
+        }
+    }
+}
