@@ -351,7 +351,7 @@ class Uart16550Test {
     @Test
     void hostInputAndGuestReadsOnTwoThreadsKeepEveryByteInOrder() throws Exception {
         Uart16550 u = new Uart16550(irq, sink, 256);
-        int total = 200_000;
+        int total = 50_000;
         Thread host = Thread.ofPlatform().start(() -> {
             int sent = 0;
             while (sent < total) {
