@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
         description = "A KVM virtual machine monitor in Java.",
         subcommands = {
             CommandLine.HelpCommand.class,
+            RunCommand.class,
             DemoCommand.class,
             BenchCommand.class,
             dev.panamax.cli.image.ImageCommand.class,

@@ -1,0 +1,155 @@
+package dev.panamax.cli;
+
+import dev.panamax.api.VirtualMachine;
+import dev.panamax.boot.BootException;
+import dev.panamax.boot.LinuxBoot;
+import dev.panamax.guest.GuestImages;
+import dev.panamax.guest.MissingIngredientException;
+import dev.panamax.rig.Rig;
+import dev.panamax.rig.RunResult;
+import dev.panamax.sys.KvmUnavailableException;
+import dev.panamax.vm.KvmAcceleration;
+import dev.panamax.vm.VmExit;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/** {@code panamax run}: boots a Linux guest with its serial console on the terminal. */
+@Command(name = "run", mixinStandardHelpOptions = true, description = {
+    "Boot a Linux guest with its serial console on the terminal.",
+    "Without --kernel, boots the built-in tiny guest (built on first use, then cached).",
+    "Where this host's KVM only emulates, runs the VM inside the nested KVM rig."})
+final class RunCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
+    @Option(names = "--kernel", paramLabel = "PATH", description = "vmlinux (PVH or 64-bit entry) or bzImage")
+    Path kernel;
+
+    @Option(names = "--initrd", paramLabel = "PATH", description = "initial ramdisk (default: the built-in one with the built-in kernel)")
+    Path initrd;
+
+    @Option(names = "--cmdline", paramLabel = "TEXT", defaultValue = "",
+            description = "appended to \"" + VirtualMachine.BASE_COMMAND_LINE + "\"")
+    String cmdline;
+
+    @Option(names = "--cpus", paramLabel = "N", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE})")
+    int cpus;
+
+    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "256M", description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE})")
+    String memory;
+
+    @Option(names = "--console", paramLabel = "TARGET", defaultValue = "stdio",
+            description = "where the serial console goes: stdio, file:PATH, or none (default: ${DEFAULT-VALUE})")
+    String console;
+
+    @Option(names = "--boot-protocol", paramLabel = "P", defaultValue = "AUTO",
+            description = "AUTO (PVH for a vmlinux with the note, else 64-bit), PVH or LINUX64")
+    LinuxBoot.Protocol protocol;
+
+    @Option(names = "--timeout", paramLabel = "SECONDS", description = "kill the guest after this long")
+    Long timeoutSeconds;
+
+    @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
+    boolean noRig;
+
+    @Override
+    public Integer call() throws IOException {
+        long memoryBytes = MemorySize.parse(memory, "--memory");
+        if (memoryBytes > MemorySize.hostMemory()) {
+            throw new UserError(String.format("--memory %s is more than this host's %d MiB of RAM", memory, MemorySize.hostMemory() >> 20));
+        }
+        if (memoryBytes % (1 << 20) != 0) {
+            throw new UserError("--memory must be a whole number of MiB, not " + memory);
+        }
+        if (cpus < 1) {
+            throw new UserError("--cpus must be at least 1, not " + cpus);
+        }
+        if (kernel == null && initrd != null) {
+            throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
+        }
+        if (!noRig) {
+            KvmAcceleration acceleration = KvmAcceleration.detect();
+            if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
+                throw new UserError(acceleration.detail());
+            }
+            if (!acceleration.hardware()) {
+                System.err.println("panamax: this host's KVM only emulates (" + Math.round(acceleration.nanosPerIteration())
+                        + " ns per loop iteration), so the VM runs inside the nested KVM rig");
+                return runInRig();
+            }
+        }
+        try {
+            Path k = kernel != null ? kernel : GuestImages.defaultVmlinux();
+            Path i = kernel != null ? initrd : GuestImages.defaultInitramfs();
+            try (OutputStream out = consoleTarget();
+                 VirtualMachine vm = VirtualMachine.builder().kernel(k).initrd(i).commandLine(cmdline).cpus(cpus)
+                         .memoryMib(memoryBytes >> 20).console(out).bootProtocol(protocol).build()) {
+                vm.start();
+                VmExit exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
+                if (exit == null) {
+                    vm.kill();
+                    System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
+                    return 124;
+                }
+                if (!exit.reason().clean()) {
+                    System.err.println("panamax: the guest failed: " + exit);
+                    return 1;
+                }
+                return 0;
+            }
+        } catch (BootException | KvmUnavailableException | MissingIngredientException e) {
+            throw new UserError(e.getMessage());
+        }
+    }
+
+    private OutputStream consoleTarget() throws IOException {
+        if (console.equals("stdio")) {
+            return new java.io.FilterOutputStream(System.out) {
+                @Override
+                public void close() throws IOException {
+                    flush(); // never close stdout
+                }
+            };
+        }
+        if (console.equals("none")) {
+            return OutputStream.nullOutputStream();
+        }
+        if (console.startsWith("file:") && console.length() > 5) {
+            return new FileOutputStream(console.substring(5), true);
+        }
+        throw new UserError("--console must be stdio, file:PATH or none, not '" + console + "'");
+    }
+
+    /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
+    private int runInRig() {
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        argv.addAll(spec.commandLine().getParseResult().originalArgs());
+        argv.add("--no-rig");
+        try {
+            if (kernel == null) { // resolve (and build, the first time) here: the rig has no package lists
+                argv.addAll(List.of("--kernel", GuestImages.defaultVmlinux().toString(),
+                        "--initrd", GuestImages.defaultInitramfs().toString()));
+            }
+        } catch (MissingIngredientException e) {
+            throw new UserError(e.getMessage());
+        }
+        try (Rig rig = Rig.start()) {
+            RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
+                    System.out);
+            System.out.flush();
+            return result.exitStatus();
+        } catch (MissingIngredientException e) {
+            throw new UserError(e.getMessage());
+        }
+    }
+}
