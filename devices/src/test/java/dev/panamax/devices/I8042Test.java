@@ -30,10 +30,6 @@ class I8042Test {
         kbc.dataPort().out(0, 1, d);
     }
 
-    /** Thrown where Linux's i8042_wait_read would time out (the device answers synchronously). */
-    static final class Timeout extends RuntimeException {
-    }
-
     /** Linux's __i8042_command: command, parameters, then results, polling the status register. */
     private int[] i8042Command(int cmd, int results, int... params) {
         assertThat(status() & STATUS_IBF).isZero();
@@ -45,7 +41,8 @@ class I8042Test {
         int[] out = new int[results];
         for (int i = 0; i < results; i++) {
             if ((status() & STATUS_OBF) == 0) {
-                throw new Timeout();
+                // The device answers synchronously: no byte now means Linux would wait 500 ms in vain.
+                throw new AssertionError("i8042_wait_read would time out after command 0x" + Integer.toHexString(cmd));
             }
             if (cmd == CMD_WRITE_AUX_BUFFER && (status() & STATUS_AUXDATA) == 0) {
                 return null; // "auxerr"

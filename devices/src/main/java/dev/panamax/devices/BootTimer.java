@@ -1,0 +1,84 @@
+package dev.panamax.devices;
+
+import dev.panamax.vm.PortIoDevice;
+import java.lang.management.ManagementFactory;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+
+/**
+ * Measures how long the guest took to reach user space: the guest's init writes {@value #MAGIC}
+ * to port {@value #PORT} (through {@code /dev/port}) and the first such write records the time
+ * since this process started. Other values and later writes are ignored; reads return 0.
+ */
+public final class BootTimer implements PortIoDevice {
+
+    public static final int PORT = 0x440;
+    public static final int PORT_COUNT = 1;
+    public static final int MAGIC = 123;
+
+    private final Clock clock;
+    private final Instant processStart;
+    private final AtomicReference<Duration> bootTime = new AtomicReference<>();
+    private final List<Consumer<Duration>> listeners = new CopyOnWriteArrayList<>();
+
+    /** A timer measuring from this process's start. */
+    public BootTimer() {
+        this(Clock.systemUTC(), processStart());
+    }
+
+    public BootTimer(Clock clock, Instant processStart) {
+        this.clock = Objects.requireNonNull(clock, "clock");
+        this.processStart = Objects.requireNonNull(processStart, "processStart");
+    }
+
+    /** When this process started, as the OS reports it, or else when the JVM says it did. */
+    public static Instant processStart() {
+        return ProcessHandle.current().info().startInstant()
+                .orElseGet(() -> Instant.ofEpochMilli(ManagementFactory.getRuntimeMXBean().getStartTime()));
+    }
+
+    /**
+     * Calls {@code listener} with the time to user space once the guest reports it (at once if it
+     * already has), on the vCPU thread that wrote the port.
+     */
+    public void addListener(Consumer<Duration> listener) {
+        Objects.requireNonNull(listener, "listener");
+        listeners.add(listener);
+        Duration done = bootTime.get();
+        if (done != null && listeners.remove(listener)) {
+            listener.accept(done);
+        }
+    }
+
+    /** The time from process start to the guest's mark, once the guest has written it. */
+    public Optional<Duration> timeToUserSpace() {
+        return Optional.ofNullable(bootTime.get());
+    }
+
+    @Override
+    public int in(int offset, int size) {
+        return 0;
+    }
+
+    @Override
+    public void out(int offset, int size, int value) {
+        if (offset != 0 || (value & 0xFF) != MAGIC) {
+            return;
+        }
+        Duration elapsed = Duration.between(processStart, clock.instant());
+        if (bootTime.compareAndSet(null, elapsed)) {
+            for (Consumer<Duration> listener : listeners) {
+                if (listeners.remove(listener)) { // each listener hears it once, even racing addListener
+                    listener.accept(elapsed);
+                }
+            }
+        }
+    }
+}
