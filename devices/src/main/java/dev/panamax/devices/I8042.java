@@ -23,7 +23,9 @@ import java.util.function.Consumer;
  *
  * <p>No AUX port: the AUX loopback command (0xD3) echoes from the keyboard side, which Linux reads
  * as "loop failed" at once, and the AUX interface test (0xA9) answers 0x02 (clock line stuck), so
- * Linux registers no AUX port without waiting for a timeout.
+ * Linux registers no AUX port without waiting for a timeout. (The unread loop byte stays queued
+ * and is eaten by Linux's interrupt handler when it enables the keyboard port, before any
+ * keyboard driver is attached.)
  *
  * <p>Thread-safe: vCPU threads use the ports, a host thread may call {@link #sendCtrlAltDel()}.
  */
@@ -341,8 +343,10 @@ public final class I8042 {
 
     /**
      * Types Ctrl-Alt-Delete on the keyboard (press and release), in the scan code set the guest
-     * expects: set 1 while the controller translates, set 2 otherwise. Linux turns it into its
-     * ctrl-alt-del action (by default, a signal to init for an orderly reboot).
+     * expects: set 1 while the controller translates, set 2 otherwise. Linux's keyboard driver
+     * turns it into its ctrl-alt-del action: SIGINT to init when init has turned the kernel's own
+     * handling off (busybox init and systemd do), otherwise an immediate restart, which reaches
+     * this controller's reset line with {@code reboot=k}.
      *
      * @return false when the guest has the keyboard disabled or the output queue is too full
      */
