@@ -1,8 +1,7 @@
 package dev.panamax.api;
 
 import dev.panamax.boot.LinuxBoot;
-import dev.panamax.devices.I8042;
-import dev.panamax.devices.Uart16550;
+import dev.panamax.devices.LegacyPlatform;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
 import java.io.OutputStream;
@@ -32,8 +31,7 @@ public final class VirtualMachine implements AutoCloseable {
     private static final String PANIC_MARKER = "Kernel panic - not syncing";
 
     private final Vm vm;
-    private final Uart16550 console;
-    private final I8042 keyboardController;
+    private final LegacyPlatform platform;
     private volatile String panic;
 
     private VirtualMachine(Builder b) {
@@ -41,28 +39,12 @@ public final class VirtualMachine implements AutoCloseable {
         try {
             String commandLine = b.commandLine.isBlank() ? BASE_COMMAND_LINE : BASE_COMMAND_LINE + " " + b.commandLine;
             LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, commandLine, b.cpus, b.memoryMib << 20, b.protocol));
-            console = new Uart16550(created.interruptLine(Uart16550.COM1_IRQ), b.console);
-            created.ports().register(Uart16550.COM1_PORT, Uart16550.PORT_COUNT, console, "COM1 (16550A UART)");
-            keyboardController = new I8042(created.interruptLine(I8042.KEYBOARD_IRQ), created::requestExit);
-            created.ports().register(I8042.DATA_PORT, 1, keyboardController.dataPort(), "i8042 data");
-            created.ports().register(I8042.COMMAND_PORT, 1, keyboardController.commandPort(), "i8042 command");
-            created.ports().register(0x80, 1, new dev.panamax.vm.PortIoDevice() {
-                @Override
-                public int in(int offset, int size) {
-                    return 0xff;
-                }
-
-                @Override
-                public void out(int offset, int size, int value) {
-                    // POST codes; Linux writes here for I/O delays
-                }
-            }, "POST port");
-            console.addLineListener(line -> {
+            platform = LegacyPlatform.install(created, b.console);
+            platform.com1().addLineListener(line -> {
                 if (panic == null && line.contains(PANIC_MARKER)) {
                     panic = line.strip();
                 }
             });
-            created.closeOnExit(console::flush);
         } catch (RuntimeException e) {
             created.close();
             throw e;
@@ -92,7 +74,7 @@ public final class VirtualMachine implements AutoCloseable {
      * the VM); returns false when the keyboard buffer is full.
      */
     public boolean shutdown() {
-        return keyboardController.sendCtrlAltDel();
+        return platform.i8042().sendCtrlAltDel();
     }
 
     /** Ends the VM at once, as pulling the power cord would. */
@@ -113,18 +95,28 @@ public final class VirtualMachine implements AutoCloseable {
         });
     }
 
+    /** The time from process start until the guest's /init reported reaching user space, once it has. */
+    public Optional<Duration> timeToUserSpace() {
+        return platform.bootTimer().timeToUserSpace();
+    }
+
+    /** Calls {@code listener} once, when the guest's /init reports reaching user space (through the boot timer port). */
+    public void onUserSpace(Consumer<Duration> listener) {
+        platform.bootTimer().addListener(listener);
+    }
+
     public Vm.State state() {
         return vm.state();
     }
 
     /** Types {@code bytes} on the serial console; returns how many fit in its buffer. */
     public int sendConsoleInput(byte[] bytes) {
-        return console.receive(bytes);
+        return platform.com1().receive(bytes);
     }
 
     /** Calls {@code listener} with each line the guest writes to its console, on a vCPU thread: keep it quick. */
     public void addConsoleLineListener(Consumer<String> listener) {
-        console.addLineListener(listener);
+        platform.com1().addLineListener(listener);
     }
 
     @Override

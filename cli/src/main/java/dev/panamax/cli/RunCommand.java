@@ -58,6 +58,9 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "kill the guest after this long")
     Long timeoutSeconds;
 
+    @Option(names = "--boot-time", description = "print the time from process start until the guest's /init reports user space")
+    boolean bootTime;
+
     @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
     boolean noRig;
 
@@ -93,6 +96,9 @@ final class RunCommand implements Callable<Integer> {
             try (OutputStream out = consoleTarget();
                  VirtualMachine vm = VirtualMachine.builder().kernel(k).initrd(i).commandLine(cmdline).cpus(cpus)
                          .memoryMib(memoryBytes >> 20).console(out).bootProtocol(protocol).build()) {
+                if (bootTime) {
+                    vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start%n", t.toMillis()));
+                }
                 vm.start();
                 VmExit exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
                 if (exit == null) {
