@@ -38,6 +38,7 @@ public final class CrashWriter {
         long seed = Long.parseLong(args[1]);
         try (BlockBackend disk = Images.open(image, Images.OpenOptions.readWrite())) {
             System.out.println("R");
+            System.out.flush(); // System.out may buffer; a line the parent never sees would misplace its window
             for (long i = 0; ; i++) {
                 Op op = op(seed, i, disk.size());
                 switch (op.kind()) {
@@ -48,6 +49,7 @@ public final class CrashWriter {
                 if ((i + 1) % FLUSH_EVERY == 0) {
                     disk.flush();
                     System.out.println("F " + (i + 1));
+                    System.out.flush();
                 }
             }
         }
