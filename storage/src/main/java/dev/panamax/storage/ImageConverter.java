@@ -20,21 +20,26 @@ public final class ImageConverter {
         void update(long done, long total);
     }
 
-    public record Options(ImageFormat format, int clusterSize, boolean compress, boolean vhdFixed) {
+    /** @param sync fsync the output once it is complete (qemu-img convert does not, by default) */
+    public record Options(ImageFormat format, int clusterSize, boolean compress, boolean vhdFixed, boolean sync) {
         public static Options of(ImageFormat format) {
-            return new Options(format, 65536, false, false);
+            return new Options(format, 65536, false, false, true);
         }
 
         public Options withCompress(boolean c) {
-            return new Options(format, clusterSize, c, vhdFixed);
+            return new Options(format, clusterSize, c, vhdFixed, sync);
         }
 
         public Options withClusterSize(int c) {
-            return new Options(format, c, compress, vhdFixed);
+            return new Options(format, c, compress, vhdFixed, sync);
         }
 
         public Options withVhdFixed(boolean f) {
-            return new Options(format, clusterSize, compress, f);
+            return new Options(format, clusterSize, compress, f, sync);
+        }
+
+        public Options withSync(boolean s) {
+            return new Options(format, clusterSize, compress, vhdFixed, s);
         }
     }
 
@@ -50,13 +55,16 @@ public final class ImageConverter {
         try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly())) {
             Images.create(target, Images.CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())
                     .withVhdFixed(o.vhdFixed()));
-            try (BlockBackend dst = Images.open(target, Images.OpenOptions.readWrite().withFormat(o.format()))) {
+            // The output is useless until complete, so the ordering fsyncs that keep a live image
+            // consistent are skipped; one fsync at the end makes it durable.
+            try (BlockBackend dst = Images.open(target,
+                    Images.OpenOptions.readWrite().withFormat(o.format()).withoutSync())) {
                 if (dst.size() < src.size()) {
                     throw new IllegalStateException("target is smaller than the source: " + dst.size());
                 }
                 copy(src, dst, o, progress);
-                dst.flush();
             }
+            if (o.sync()) ImageFile.syncFile(target);
         }
     }
 

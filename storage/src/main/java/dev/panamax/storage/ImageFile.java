@@ -15,6 +15,11 @@ public final class ImageFile implements AutoCloseable {
     private final FileChannel channel;
     private final FileHoles holes;
     private final boolean writable;
+    /**
+     * False for an output nobody can use until it is complete (convert): its fsyncs are skipped and the
+     * caller syncs once at the end, as {@code qemu-img convert} (cache=unsafe) does not even do.
+     */
+    private volatile boolean durable = true;
 
     private ImageFile(Path path, FileChannel channel, boolean writable) {
         this.path = path;
@@ -137,7 +142,18 @@ public final class ImageFile implements AutoCloseable {
     }
 
     public void sync() throws IOException {
-        channel.force(true);
+        if (durable) channel.force(true);
+    }
+
+    public void setDurable(boolean durable) {
+        this.durable = durable;
+    }
+
+    /** fsync of a closed file, for outputs written with {@link #setDurable(boolean) durable} off. */
+    public static void syncFile(Path path) throws IOException {
+        try (FileChannel ch = FileChannel.open(path, StandardOpenOption.WRITE)) {
+            ch.force(true);
+        }
     }
 
     @Override

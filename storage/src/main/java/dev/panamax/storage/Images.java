@@ -21,21 +21,26 @@ public final class Images {
      * @param format        null to detect it from the file contents
      * @param openBacking   open the backing chain (needed to read data; not for info, check, rebase)
      */
-    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking) {
+    /** @param durable false skips every fsync (see {@link ImageFile#setDurable}); for new outputs only */
+    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable) {
         public static OpenOptions readOnly() {
-            return new OpenOptions(false, null, true);
+            return new OpenOptions(false, null, true, true);
         }
 
         public static OpenOptions readWrite() {
-            return new OpenOptions(true, null, true);
+            return new OpenOptions(true, null, true, true);
         }
 
         public OpenOptions withFormat(ImageFormat f) {
-            return new OpenOptions(writable, f, openBacking);
+            return new OpenOptions(writable, f, openBacking, durable);
         }
 
         public OpenOptions withoutBacking() {
-            return new OpenOptions(writable, format, false);
+            return new OpenOptions(writable, format, false, durable);
+        }
+
+        public OpenOptions withoutSync() {
+            return new OpenOptions(writable, format, openBacking, false);
         }
     }
 
@@ -58,13 +63,20 @@ public final class Images {
                     + "; an image cannot be its own backing file");
         }
         ImageFormat format = options.format() != null ? options.format() : probe(path);
-        return switch (format) {
-            case RAW -> RawImage.open(path, options.writable());
-            case VHD -> VhdImage.open(path, options.writable());
-            case QCOW2 -> Qcow2Image.open(path, options.writable(), !options.openBacking() ? null
-                    : (backingPath, backingFormat) -> open(backingPath,
-                            new OpenOptions(false, backingFormat, true), chain, depth + 1), false);
-        };
+        ImageFile file = ImageFile.open(path, options.writable());
+        file.setDurable(options.durable());
+        try {
+            return switch (format) {
+                case RAW -> RawImage.open(file);
+                case VHD -> VhdImage.open(file);
+                case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
+                        : (backingPath, backingFormat) -> open(backingPath,
+                                new OpenOptions(false, backingFormat, true, true), chain, depth + 1), false);
+            };
+        } catch (IOException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
     }
 
     /** Detects the format from magic numbers: qcow2 header, VHD footer (or its copy at the start), else raw. */

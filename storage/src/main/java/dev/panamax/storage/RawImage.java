@@ -15,7 +15,11 @@ public final class RawImage implements BlockBackend {
     }
 
     public static RawImage open(Path path, boolean writable) throws IOException {
-        ImageFile file = ImageFile.open(path, writable);
+        return open(ImageFile.open(path, writable));
+    }
+
+    /** Takes ownership of {@code file}. */
+    public static RawImage open(ImageFile file) throws IOException {
         return new RawImage(file, file.size());
     }
 

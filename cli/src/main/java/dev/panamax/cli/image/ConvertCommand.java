@@ -37,6 +37,9 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = {"-q", "--quiet"}, description = "no progress bar")
     boolean quiet;
 
+    @Option(names = "--no-sync", description = "skip the final fsync of the output (what qemu-img convert does by default)")
+    boolean noSync;
+
     @Option(names = "--force", description = "overwrite an existing output file")
     boolean force;
 
@@ -62,7 +65,7 @@ final class ConvertCommand implements Callable<Integer> {
         boolean bar = !quiet && (progress || ImageCommand.onTerminal());
         return ImageCommand.run(() -> {
             ImageConverter.convert(source, target, ImageConverter.Options.of(f).withCompress(compress)
-                    .withClusterSize(cluster).withVhdFixed(fixed),
+                    .withClusterSize(cluster).withVhdFixed(fixed).withSync(!noSync),
                     ImageCommand.progressBar(spec.commandLine().getErr(), bar));
             return 0;
         });

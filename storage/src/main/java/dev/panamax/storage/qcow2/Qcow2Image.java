@@ -142,6 +142,18 @@ public final class Qcow2Image implements BlockBackend {
     public static Qcow2Image open(Path path, boolean writable, BackingOpener backingOpener, boolean allowCorrupt)
             throws IOException {
         ImageFile file = ImageFile.open(path, writable);
+        try {
+            return open(file, backingOpener, allowCorrupt);
+        } catch (IOException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
+    }
+
+    /** Opens an image on an already open file, which it then owns (the caller closes it on failure). */
+    public static Qcow2Image open(ImageFile file, BackingOpener backingOpener, boolean allowCorrupt) throws IOException {
+        Path path = file.path();
+        boolean writable = file.isWritable();
         BlockBackend backing = null;
         try {
             Qcow2Header h = Qcow2Header.read(file);
@@ -170,7 +182,6 @@ public final class Qcow2Image implements BlockBackend {
             return image;
         } catch (IOException | RuntimeException e) {
             if (backing != null) backing.close();
-            file.close();
             throw e;
         }
     }

@@ -80,14 +80,16 @@ public final class VhdImage implements BlockBackend {
     public static VhdImage open(Path path, boolean writable) throws IOException {
         ImageFile file = ImageFile.open(path, writable);
         try {
-            return open(file, writable);
+            return open(file);
         } catch (IOException | RuntimeException e) {
             file.close();
             throw e;
         }
     }
 
-    private static VhdImage open(ImageFile file, boolean writable) throws IOException {
+    /** Takes ownership of {@code file} (closed on failure by the caller). */
+    public static VhdImage open(ImageFile file) throws IOException {
+        boolean writable = file.isWritable();
         String name = file.path().toString();
         long fileSize = file.size();
         if (fileSize < FOOTER) throw new InvalidImageException(name + ": file is too short to be a VHD image");
