@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
             CommandLine.HelpCommand.class,
             RunCommand.class,
             DemoCommand.class,
+            DoctorCommand.class,
             BenchCommand.class,
             dev.panamax.cli.image.ImageCommand.class,
             dev.panamax.cli.rig.RigCommand.class,
@@ -26,6 +27,10 @@ public final class Panamax {
     public static final int EXIT_USAGE = 2;
 
     public static void main(String[] args) {
+        // Log records (for example the KVM acceleration verdict) as one line each, like the rest of the output.
+        if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
+            System.setProperty("java.util.logging.SimpleFormatter.format", "panamax: %5$s%6$s%n");
+        }
         System.exit(execute(args));
     }
 
