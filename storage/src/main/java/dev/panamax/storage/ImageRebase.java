@@ -51,8 +51,14 @@ public final class ImageRebase {
                         int n = (int) Math.min(CHUNK, e.end() - p);
                         readOrZero(old, p, a, n);
                         readOrZero(target, p, b, n);
-                        if (!Arrays.equals(a.array(), 0, n, b.array(), 0, n)) {
-                            image.write(p, ByteBuffer.wrap(a.array(), 0, n));
+                        // Copy only the clusters that differ, so the image grows no more than needed.
+                        int unit = image.clusterSize();
+                        for (int at = 0; at < n; ) {
+                            int len = (int) Math.min(n - at, unit - (p + at) % unit);
+                            if (!Arrays.equals(a.array(), at, at + len, b.array(), at, at + len)) {
+                                image.write(p + at, ByteBuffer.wrap(a.array(), at, len));
+                            }
+                            at += len;
                         }
                     }
                 }

@@ -759,9 +759,24 @@ public final class Qcow2Image implements BlockBackend {
             file.sync();
         }
         if (refcounts.hasPendingFrees()) {
-            refcounts.applyPendingFrees();
+            long[] freed = refcounts.applyPendingFrees();
             compressedCursor = 0; // its cluster may just have been freed and must not be written to again
             if (!lazyRefcounts) writeRefcounts();
+            punchHoles(freed);
+        }
+    }
+
+    /**
+     * Gives the space of freed clusters back to the host file system (what makes a guest's discard
+     * useful). Safe: nothing on disk references them any more, the metadata changes came first.
+     */
+    private void punchHoles(long[] clusters) throws IOException {
+        for (int i = 0; i < clusters.length; ) {
+            int j = i + 1;
+            while (j < clusters.length && clusters[j] == clusters[j - 1] + 1) j++;
+            long start = clusters[i] << clusterBits;
+            if (start < fileEnd) file.zero(start, Math.min((long) (j - i) << clusterBits, fileEnd - start));
+            i = j;
         }
     }
 

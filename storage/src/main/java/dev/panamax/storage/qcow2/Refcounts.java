@@ -293,13 +293,22 @@ final class Refcounts {
         return pendingCount > 0;
     }
 
-    void applyPendingFrees() throws IOException {
+    /** Applies the queued decrements; returns the clusters that became free, in ascending order. */
+    long[] applyPendingFrees() throws IOException {
+        long[] freed = new long[pendingCount];
+        int n = 0;
         for (int i = 0; i < pendingCount; i++) {
             long c = pendingFrees[i];
             add(c, -1);
-            if (get(c) == 0) freeCursor = Math.min(freeCursor, c);
+            if (get(c) == 0) {
+                freeCursor = Math.min(freeCursor, c);
+                freed[n++] = c;
+            }
         }
         pendingCount = 0;
+        freed = Arrays.copyOf(freed, n);
+        Arrays.sort(freed);
+        return freed;
     }
 
     boolean isDirty() {

@@ -174,6 +174,17 @@ public final class VhdImage implements BlockBackend {
 
     private void validateBlocks(long fileSize) throws InvalidImageException {
         long span = bitmapBytes + (long) blockSize;
+        // Two BAT entries sharing space would make writes to one disk block change another.
+        long[] starts = new long[bat.length];
+        int n = 0;
+        for (int b : bat) if (b != UNALLOCATED) starts[n++] = Integer.toUnsignedLong(b) * SECTOR;
+        Arrays.sort(starts, 0, n);
+        for (int k = 1; k < n; k++) {
+            if (starts[k] - starts[k - 1] < span) {
+                throw new InvalidImageException(name + ": VHD blocks at offsets " + starts[k - 1] + " and " + starts[k]
+                        + " overlap; the block table is corrupt");
+            }
+        }
         for (int i = 0; i < bat.length; i++) {
             if (bat[i] == UNALLOCATED) continue;
             long off = Integer.toUnsignedLong(bat[i]) * SECTOR;
