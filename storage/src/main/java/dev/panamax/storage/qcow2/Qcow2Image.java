@@ -481,8 +481,24 @@ public final class Qcow2Image implements BlockBackend {
             int n = Math.min(clusterSize - in, end - dst.position());
             dst.limit(dst.position() + n);
             L2Table t = l2For(guestCluster >> l2Bits, false);
-            long e = t == null ? 0 : t.entries[(int) (guestCluster & ((1 << l2Bits) - 1))];
-            readFromEntry(e, offset - in, in, dst);
+            int mask = (1 << l2Bits) - 1;
+            long e = t == null ? 0 : t.entries[(int) (guestCluster & mask)];
+            if (t != null && !isCompressed(e) && !isZero(e) && dataOffset(e, offset - in) != 0) {
+                // One read for the following clusters of this table that lie right after it in the file.
+                long host = (e & OFFSET_MASK) + clusterSize;
+                for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
+                    long next = t.entries[(int) (g & mask)];
+                    if (isCompressed(next) || isZero(next) || (next & OFFSET_MASK) != host
+                            || dataOffset(next, g << clusterBits) == 0) {
+                        break;
+                    }
+                    dst.limit(Math.min(end, dst.limit() + clusterSize));
+                }
+                n = dst.remaining();
+                file.readZeroPadded((e & OFFSET_MASK) + in, dst);
+            } else {
+                readFromEntry(e, offset - in, in, dst);
+            }
             offset += n;
             dst.limit(end);
         }
