@@ -19,8 +19,9 @@ public final class GuestImages {
     private GuestImages() {}
 
     /**
-     * The kernel command line for a test boot: serial console (quiet: each byte costs a VM exit), reset through the i8042 when /init
-     * ends (so any VMM sees the end), no reboot after a panic, and {@code run} as /init's command.
+     * The kernel command line for a test boot: serial console (quiet, as each byte costs a VM
+     * exit), reset through the i8042 when /init ends (so any VMM sees the end), no reboot after a
+     * panic, and {@code run} as /init's command.
      *
      * @param run  a shell command; the kernel's quoting has no escape, so it may not hold {@code "}
      * @param exit {@code reboot} (a reset every VMM sees) or {@code poweroff} (without ACPI in the

@@ -48,7 +48,7 @@ public final class KernelBuild {
         }
         long start = System.nanoTime();
         Progress.say("building the tiny guest kernel into " + out.getParent()
-                + " (make -j2 takes about 5 minutes on 2 cores; later runs reuse it)");
+                + " (about 4 minutes on 2 idle cores, longer when they are busy; later runs reuse it)");
         Path work = out.resolve("build");
         Files.createDirectories(work);
         try {

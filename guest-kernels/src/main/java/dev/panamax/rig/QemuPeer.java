@@ -16,8 +16,8 @@ public final class QemuPeer {
 
     /** The argv; run it where {@link RealKvm} is. {@code kernel} may be a bzImage or a PVH vmlinux. */
     public static List<String> bootCommand(Path kernel, Path initramfs, String commandLine, int memoryMib) {
-        return List.of("qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-M", "microvm,rtc=on", "-device", "i8042", "-m", String.valueOf(memoryMib),
-                "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+        return List.of("qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-M", "microvm,rtc=on", "-device", "i8042",
+                "-m", String.valueOf(memoryMib), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-kernel", kernel.toString(), "-initrd", initramfs.toString(), "-append", commandLine);
     }
 }

@@ -393,11 +393,19 @@ public final class Rig implements RealKvm, AutoCloseable {
         for (Share s : all) {
             Path p = s.path();
             String text = p.toString();
-            if (text.contains("\t") || text.contains("\n")) throw new IllegalArgumentException("cannot share a path with a tab or newline: " + text);
-            if (!Files.isDirectory(p)) throw new IllegalArgumentException("cannot share " + p + " with the rig: it is not a directory");
-            if (p.getNameCount() == 0) throw new IllegalArgumentException("the rig never shares / itself: it spans unrelated mounts");
+            if (text.contains("\t") || text.contains("\n")) {
+                throw new IllegalArgumentException("cannot share a path with a tab or newline: " + text);
+            }
+            if (!Files.isDirectory(p)) {
+                throw new IllegalArgumentException("cannot share " + p + " with the rig: it is not a directory");
+            }
+            if (p.getNameCount() == 0) {
+                throw new IllegalArgumentException("the rig never shares / itself: it spans unrelated mounts");
+            }
             if (p.startsWith("/usr") || p.startsWith("/etc")) {
-                if (!s.readOnly()) throw new IllegalArgumentException(p + " is inside /usr or /etc, which the rig sees read-only");
+                if (!s.readOnly()) {
+                    throw new IllegalArgumentException(p + " is inside /usr or /etc, which the rig sees read-only");
+                }
                 continue;
             }
             byPath.merge(p, s, (a, b) -> new Share(p, a.readOnly() && b.readOnly())); // read-write wins
@@ -413,7 +421,9 @@ public final class Rig implements RealKvm, AutoCloseable {
         try {
             StringBuilder list = new StringBuilder();
             int tag = 0;
-            for (Share s : shares.values()) list.append("s").append(tag++).append('\t').append(s.readOnly() ? "ro" : "rw").append('\t').append(s.path()).append('\n');
+            for (Share s : shares.values()) { // tags in the order qemuCommand gives them
+                list.append("s").append(tag++).append('\t').append(s.readOnly() ? "ro" : "rw").append('\t').append(s.path()).append('\n');
+            }
             Path extra = scratch.resolve("shares.cpio.gz");
             try (Initramfs cpio = Initramfs.create(extra)) {
                 cpio.file("rig/shares", 0644, list.toString().getBytes(StandardCharsets.UTF_8));
