@@ -444,7 +444,7 @@ public final class Rig implements RealKvm, AutoCloseable {
                 "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
                 "-m", String.valueOf(o.memoryMib()), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
-                "-append", "console=ttyS0 quiet panic=-1",
+                "-append", "console=ttyS0 panic=-1" + (System.getenv("PANAMAX_RIG_VERBOSE") != null ? "" : " quiet"),
                 "-device", "virtio-serial-pci,id=vs",
                 "-chardev", "socket,id=ctl,path=" + socket + ",server=on,wait=off",
                 "-device", "virtserialport,bus=vs.0,chardev=ctl,name=panamax.ctl"));
