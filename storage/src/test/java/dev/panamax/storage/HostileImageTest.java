@@ -89,6 +89,16 @@ class HostileImageTest {
         pokeLong(p, l2, (1L << 63) | (1L << 40));
         assertInvalid(p, "data cluster", "past the end of the file");
         assertThat(ImageChecker.check(p).corruptions()).isPositive();
+        // Meeting the damage while writing marks the image corrupt, so nothing writes to it again.
+        try (BlockBackend d = Images.open(p, Images.OpenOptions.readWrite())) {
+            assertThatThrownBy(() -> d.write(10, ByteBuffer.wrap(new byte[] {2})))
+                    .isInstanceOf(ImageCorruptException.class).hasMessageContaining("now marked corrupt");
+            assertThatThrownBy(() -> d.write(70000, ByteBuffer.wrap(new byte[] {2})))
+                    .isInstanceOf(ReadOnlyImageException.class).hasMessageContaining("marked corrupt");
+        }
+        assertThatThrownBy(() -> Images.open(p, Images.OpenOptions.readWrite()))
+                .isInstanceOf(InvalidImageException.class).hasMessageContaining("marked corrupt");
+        assertThat(ImageInfo.read(p).corrupt()).isTrue();
     }
 
     @Test

@@ -3,6 +3,7 @@ package dev.panamax.storage.qcow2;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFile;
+import dev.panamax.storage.ImageCorruptException;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
@@ -345,13 +346,13 @@ public final class Qcow2Image implements BlockBackend {
     /** Validates a standard entry and returns its host offset (0 when none). */
     long dataOffset(long e, long guestOffset) throws InvalidImageException {
         if ((e & L2_RESERVED) != 0 || (header.version < 3 && (e & ZERO) != 0)) {
-            throw new InvalidImageException(name + ": L2 entry 0x" + Long.toHexString(e) + " for guest offset "
+            throw new ImageCorruptException(name + ": L2 entry 0x" + Long.toHexString(e) + " for guest offset "
                     + guestOffset + " has reserved bits set; the image is corrupt");
         }
         long off = e & OFFSET_MASK;
         if (off == 0 || isZero(e)) return off;
         if (off % clusterSize != 0 || off < clusterSize || off >= fileEnd) {
-            throw new InvalidImageException(name + ": data cluster for guest offset " + guestOffset + " is at host offset 0x"
+            throw new ImageCorruptException(name + ": data cluster for guest offset " + guestOffset + " is at host offset 0x"
                     + Long.toHexString(off) + ", which is " + (off >= fileEnd ? "past the end of the file (" + fileEnd + " bytes)"
                     : "not a valid cluster") + "; the image is corrupt");
         }
@@ -362,7 +363,7 @@ public final class Qcow2Image implements BlockBackend {
         long off = compressedOffset(e);
         if ((e & COPIED) != 0 || off < clusterSize || off >= fileEnd
                 || off > Qcow2Image.OFFSET_MASK) {
-            throw new InvalidImageException(name + ": compressed cluster for guest offset " + guestOffset
+            throw new ImageCorruptException(name + ": compressed cluster for guest offset " + guestOffset
                     + " has an invalid descriptor 0x" + Long.toHexString(e) + "; the image is corrupt");
         }
     }
@@ -370,7 +371,7 @@ public final class Qcow2Image implements BlockBackend {
     long l2Offset(long l1Entry, long l1Index) throws InvalidImageException {
         long off = l1Entry & OFFSET_MASK;
         if ((l1Entry & L1_RESERVED) != 0 || off % clusterSize != 0 || (off != 0 && off < clusterSize)) {
-            throw new InvalidImageException(name + ": L1 entry " + l1Index + " (0x" + Long.toHexString(l1Entry)
+            throw new ImageCorruptException(name + ": L1 entry " + l1Index + " (0x" + Long.toHexString(l1Entry)
                     + ") is not a valid L2 table offset; the image is corrupt");
         }
         return off;
@@ -381,7 +382,7 @@ public final class Qcow2Image implements BlockBackend {
         L2Table t = l2Cache.get(offset);
         if (t != null) return t;
         if (offset > fileEnd - clusterSize) {
-            throw new InvalidImageException(name + ": L2 table at offset 0x" + Long.toHexString(offset)
+            throw new ImageCorruptException(name + ": L2 table at offset 0x" + Long.toHexString(offset)
                     + " lies past the end of the file (" + fileEnd + " bytes); the image is truncated or corrupt");
         }
         ByteBuffer b = ByteBuffer.allocate(clusterSize);
@@ -554,7 +555,7 @@ public final class Qcow2Image implements BlockBackend {
                 produced += n;
             }
             if (produced != clusterSize) {
-                throw new InvalidImageException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
+                throw new ImageCorruptException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
                         + " inflates to " + produced + " bytes instead of " + clusterSize + "; the image is corrupt");
             }
         } catch (DataFormatException ex) {
@@ -568,16 +569,22 @@ public final class Qcow2Image implements BlockBackend {
 
     @Override
     public synchronized void write(long offset, ByteBuffer src) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         BlockBackend.checkRange(this, offset, src.remaining());
         checkOpen();
         int end = src.limit();
-        while (src.position() < end) {
-            int in = (int) (offset & (clusterSize - 1));
-            int n = Math.min(clusterSize - in, end - src.position());
-            src.limit(src.position() + n);
-            writeCluster(offset - in, in, src);
-            offset += n;
+        try {
+            while (src.position() < end) {
+                int in = (int) (offset & (clusterSize - 1));
+                int n = Math.min(clusterSize - in, end - src.position());
+                src.limit(src.position() + n);
+                writeCluster(offset - in, in, src);
+                offset += n;
+                src.limit(end);
+            }
+        } catch (ImageCorruptException e) {
+            throw markCorrupt(e);
+        } finally {
             src.limit(end);
         }
     }
@@ -641,9 +648,17 @@ public final class Qcow2Image implements BlockBackend {
      * Partial clusters are zeroed by writing.
      */
     private synchronized void zeroRange(long offset, long length, boolean discard) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         BlockBackend.checkRange(this, offset, length);
         checkOpen();
+        try {
+            zeroClusters(offset, length, discard);
+        } catch (ImageCorruptException e) {
+            throw markCorrupt(e);
+        }
+    }
+
+    private void zeroClusters(long offset, long length, boolean discard) throws IOException {
         long end = offset + length;
         while (offset < end) {
             int in = (int) (offset & (clusterSize - 1));
@@ -686,7 +701,7 @@ public final class Qcow2Image implements BlockBackend {
      * does not compress. {@code data} holds the cluster's bytes (the last cluster may be short).
      */
     public synchronized void writeCompressed(long clusterOffset, byte[] data, int length) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         BlockBackend.checkRange(this, clusterOffset, length);
         checkOpen();
         if ((clusterOffset & (clusterSize - 1)) != 0 || length > clusterSize
@@ -927,7 +942,7 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     public synchronized Qcow2Snapshot createSnapshot(String snapshotName) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         checkOpen();
         if (snapshotName.isEmpty()) throw new IllegalArgumentException("snapshot name must not be empty");
         for (Qcow2Snapshot s : snapshots) {
@@ -998,7 +1013,7 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     public synchronized void deleteSnapshot(String idOrName) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         checkOpen();
         Qcow2Snapshot s = find(idOrName);
         long[] table = readL1(s);
@@ -1015,7 +1030,7 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Reverts the disk to a snapshot: its L1 table becomes the active one (the snapshot stays). */
     public synchronized void applySnapshot(String idOrName) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         checkOpen();
         Qcow2Snapshot s = find(idOrName);
         long[] table = readL1(s);
@@ -1051,7 +1066,7 @@ public final class Qcow2Image implements BlockBackend {
      * file moved or was renamed, or the caller has made sure contents are equal. Null removes it.
      */
     public synchronized void setBackingFile(String backingFile, ImageFormat format) throws IOException {
-        BlockBackend.checkWritable(this);
+        checkWritable();
         checkOpen();
         String oldFile = header.backingFile, oldFormat = header.backingFormat;
         header.backingFile = backingFile;
@@ -1069,6 +1084,14 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     // ---------------------------------------------------------------- close
+
+    private void checkWritable() throws IOException {
+        BlockBackend.checkWritable(this);
+        if (markedCorrupt()) {
+            throw new dev.panamax.storage.ReadOnlyImageException(name + ": image is marked corrupt; check and repair it"
+                    + " before writing to it again");
+        }
+    }
 
     private void checkOpen() throws IOException {
         if (closed) throw new IOException(name + ": image is closed");
@@ -1097,12 +1120,24 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
-    /** Marks the image corrupt on disk so that no program writes to it until it is repaired. */
-    void markCorrupt() throws IOException {
-        if (readOnly) return;
-        header.incompatible |= Qcow2Header.INCOMPAT_CORRUPT;
-        writeHeader();
-        file.sync();
+    /**
+     * Marks the image corrupt on disk so that no program writes to it until it is repaired (QEMU
+     * honours the same bit); returns the exception to throw, saying so.
+     */
+    private ImageCorruptException markCorrupt(ImageCorruptException e) {
+        if (readOnly || markedCorrupt()) return e;
+        try {
+            header.incompatible |= Qcow2Header.INCOMPAT_CORRUPT;
+            writeHeader();
+            file.sync();
+        } catch (IOException suppressed) {
+            e.addSuppressed(suppressed);
+            return e;
+        }
+        ImageCorruptException marked = new ImageCorruptException(e.getMessage()
+                + "; the image is now marked corrupt: check and repair it before writing to it again");
+        marked.initCause(e);
+        return marked;
     }
 
     void clearCorrupt() throws IOException {

@@ -199,7 +199,7 @@ final class Refcounts {
         long old = get(cluster);
         long v = old + delta;
         if (v < 0) {
-            throw new InvalidImageException(name + ": refcount of cluster at offset 0x" + Long.toHexString(cluster << clusterBits)
+            throw new dev.panamax.storage.ImageCorruptException(name + ": refcount of cluster at offset 0x" + Long.toHexString(cluster << clusterBits)
                     + " would drop below zero; the image is corrupt, run 'panamax image check'");
         }
         if (v > maxRefcount || (delta > 0 && v < old)) {
