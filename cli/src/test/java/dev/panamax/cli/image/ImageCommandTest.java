@@ -84,6 +84,34 @@ class ImageCommandTest {
         assertThat(panamax("image", "repair", p("c.qcow2")).out()).contains("No errors were found");
     }
 
+    /** A cluster counted as used that nothing references: check exits 3, repair reclaims it. */
+    @Test
+    void leaksGiveStatusThreeAndRepairRemovesThem() throws Exception {
+        Path img = dir.resolve("leak.qcow2");
+        assertThat(panamax("image", "create", img.toString(), "1M").status()).isZero();
+        long fileSize = Files.size(img);
+        long leaked = (fileSize + 65535) / 65536; // the cluster just past the end of the file
+        try (var ch = java.nio.channels.FileChannel.open(img, java.nio.file.StandardOpenOption.READ,
+                java.nio.file.StandardOpenOption.WRITE)) {
+            ByteBuffer header = ByteBuffer.allocate(64);
+            ch.read(header, 0);
+            ByteBuffer entry = ByteBuffer.allocate(8);
+            ch.read(entry, header.getLong(48)); // refcount table entry 0 -> first refcount block
+            ch.write(ByteBuffer.allocate(2).putShort(0, (short) 1), entry.getLong(0) + 2 * leaked);
+            ch.write(ByteBuffer.allocate(65536), leaked * 65536);
+        }
+        Run check = panamax("image", "check", img.toString());
+        assertThat(check.status()).as(check.out()).isEqualTo(3);
+        assertThat(check.out()).contains("1 leaked clusters were found");
+        Run json = panamax("image", "check", "--json", img.toString());
+        assertThat(json.out()).contains("\"corruptions\": 0", "\"leaks\": 1", "\"kind\": \"leak\"");
+        Run repair = panamax("image", "repair", img.toString());
+        assertThat(repair.status()).as(repair.out()).isZero();
+        assertThat(repair.out()).contains("Before repair: 0 errors, 1 leaked clusters.", "No errors were found");
+        assertThat(panamax("image", "map", "--json", img.toString()).out())
+                .contains("\"start\": 0", "\"length\": 1048576", "\"zero\": true", "\"data\": false");
+    }
+
     @Test
     void missingBackingFileIsReportedAndRebaseFixesIt() throws Exception {
         assertThat(panamax("image", "create", "-f", "raw", p("base.raw"), "1M").status()).isZero();
