@@ -1,5 +1,7 @@
 package dev.panamax.storage;
 
+import dev.panamax.sys.SparseFile;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -13,7 +15,7 @@ import java.nio.file.StandardOpenOption;
 public final class ImageFile implements AutoCloseable {
     private final Path path;
     private final FileChannel channel;
-    private final FileHoles holes;
+    private final SparseFile holes;
     private final boolean writable;
     /**
      * False for an output nobody can use until it is complete (convert): its fsyncs are skipped and the
@@ -25,7 +27,7 @@ public final class ImageFile implements AutoCloseable {
         this.path = path;
         this.channel = channel;
         this.writable = writable;
-        this.holes = FileHoles.open(path, writable);
+        this.holes = SparseFile.open(path, writable);
     }
 
     public static ImageFile open(Path path, boolean writable) throws IOException {

@@ -44,7 +44,13 @@ final class Libc {
     static final int E2BIG = 7;
     static final int ENXIO = 6;
 
+    static final int O_RDONLY = 0;
     static final int O_RDWR = 2;
+    static final int SEEK_DATA = 3;
+    static final int SEEK_HOLE = 4;
+    static final int FALLOC_FL_KEEP_SIZE = 1;
+    static final int FALLOC_FL_PUNCH_HOLE = 2;
+    static final int EOPNOTSUPP = 95;
     static final int O_CLOEXEC = 0x80000;
     static final int PROT_READ = 1;
     static final int PROT_WRITE = 2;
@@ -92,6 +98,11 @@ final class Libc {
     private static final MethodHandle MEMFD_CREATE = downcall("memfd_create",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
     private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
+    // off_t lseek(int fd, off_t offset, int whence)
+    private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), ERRNO);
+    // int fallocate(int fd, int mode, off_t offset, off_t len)
+    private static final MethodHandle FALLOCATE = downcall("fallocate",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), ERRNO);
     // ssize_t read(int fd, void *buf, size_t count) / write(...)
     private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
     private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
@@ -278,6 +289,24 @@ final class Libc {
             if (result < 0) {
                 throw new NativeCallException("ftruncate(" + length + ")", errno(state));
             }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** lseek(2); returns the new offset, or -1 with errno in {@code callState}. */
+    static long lseekRaw(MemorySegment callState, int fd, long offset, int whence) {
+        try {
+            return (long) LSEEK.invokeExact(callState, fd, offset, whence);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fallocate(2); returns 0, or -1 with errno in {@code callState}. */
+    static int fallocateRaw(MemorySegment callState, int fd, int mode, long offset, long length) {
+        try {
+            return (int) FALLOCATE.invokeExact(callState, fd, mode, offset, length);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -1,0 +1,80 @@
+package dev.panamax.sys;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+
+/**
+ * What the JDK cannot do with a sparse file: punch a hole ({@code fallocate(FALLOC_FL_PUNCH_HOLE)})
+ * and find data and holes ({@code lseek(SEEK_DATA/SEEK_HOLE)}), on a descriptor of its own beside
+ * the caller's FileChannel. Where the file system lacks these, the answers degrade to "no holes":
+ * callers then write zeros and treat the file as all data, slower but still correct.
+ */
+public final class SparseFile implements AutoCloseable {
+    private final Fd fd;
+    private final Path path;
+
+    private SparseFile(Fd fd, Path path) {
+        this.fd = fd;
+        this.path = path;
+    }
+
+    /** Opens {@code path} for hole operations (read-write to punch holes). */
+    public static SparseFile open(Path path, boolean writable) {
+        int fd = Libc.open(path.toString(), (writable ? Libc.O_RDWR : Libc.O_RDONLY) | Libc.O_CLOEXEC);
+        return new SparseFile(new Fd(fd, path.toString()), path);
+    }
+
+    /**
+     * Deallocates {@code [offset, offset + length)}, keeping the file size; returns false when the
+     * file system cannot, in which case the caller must write zeros itself.
+     */
+    public boolean punchHole(long offset, long length) {
+        if (length <= 0) {
+            return false;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = Libc.allocateCallState(arena);
+            if (Libc.fallocateRaw(state, fd.fd(), Libc.FALLOC_FL_PUNCH_HOLE | Libc.FALLOC_FL_KEEP_SIZE, offset, length) == 0) {
+                return true;
+            }
+            int errno = Libc.errno(state);
+            if (errno == Libc.EOPNOTSUPP || errno == Libc.EINVAL) {
+                return false;
+            }
+            throw new NativeCallException("fallocate(PUNCH_HOLE, " + path + ")", errno);
+        }
+    }
+
+    /** The first data byte at or after {@code offset}, or {@code fileSize} when only a hole follows. */
+    public long nextData(long offset, long fileSize) {
+        return seek(offset, Libc.SEEK_DATA, fileSize);
+    }
+
+    /** The first hole byte at or after {@code offset} (the end of the file counts as a hole). */
+    public long nextHole(long offset, long fileSize) {
+        return seek(offset, Libc.SEEK_HOLE, fileSize);
+    }
+
+    private long seek(long offset, int whence, long fileSize) {
+        if (offset >= fileSize) {
+            return fileSize;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = Libc.allocateCallState(arena);
+            long r = Libc.lseekRaw(state, fd.fd(), offset, whence);
+            if (r >= 0) {
+                return Math.min(r, fileSize);
+            }
+            if (Libc.errno(state) == Libc.ENXIO) {
+                return fileSize; // no data (or hole) after offset
+            }
+            return whence == Libc.SEEK_DATA ? offset : fileSize; // no SEEK_DATA support: all data
+        }
+    }
+
+    @Override
+    public void close() {
+        fd.close();
+    }
+}
