@@ -97,7 +97,9 @@ final class RunCommand implements Callable<Integer> {
                  VirtualMachine vm = VirtualMachine.builder().kernel(k).initrd(i).commandLine(cmdline).cpus(cpus)
                          .memoryMib(memoryBytes >> 20).console(out).bootProtocol(protocol).build()) {
                 if (bootTime) {
-                    vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start%n", t.toMillis()));
+                    vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start; %s%n",
+                            t.toMillis(), ProcessMemory.read()));
+                    System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
                 }
                 vm.start();
                 VmExit exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
