@@ -6,6 +6,7 @@
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
 set -eu
 rounds=${1:-5}
+mkdir -p "${PANAMAX_CACHE:-$HOME/.cache/panamax}/cds"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
 kernel=$(ls -d "$cache"/kernels/*/vmlinux | tail -n 1)
@@ -29,7 +30,8 @@ qemu=""
 i=0
 while [ "$i" -lt "$rounds" ]; do
     i=$((i + 1))
-    p=$(marker_ms "$java" --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+    p=$(marker_ms "$java" -XX:SharedArchiveFile="$cache/cds/cli-rig.jsa" -XX:+AutoCreateSharedArchive -Xlog:cds=off \
+        -Xlog:cds+dynamic=off --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --cmdline 'quiet panamax.run="true"')
     q=$(marker_ms qemu-system-x86_64 -accel kvm -cpu host -M microvm,rtc=on -device i8042 -m 256 -smp 1 -nodefaults \
         -no-user-config -display none -no-reboot -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$cmdline")

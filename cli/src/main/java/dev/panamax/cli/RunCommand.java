@@ -5,6 +5,7 @@ import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.guest.GuestImages;
 import dev.panamax.guest.MissingIngredientException;
+import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
 import dev.panamax.sys.KvmUnavailableException;
@@ -13,6 +14,7 @@ import dev.panamax.vm.VmExit;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -139,7 +141,11 @@ final class RunCommand implements Callable<Integer> {
 
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
     private int runInRig() {
+        // The JVM starts slowly under QEMU's software CPU; a class-data-sharing archive (made by the
+        // first run, kept in the cache the rig shares) saves much of that.
+        Path cds = PanamaxCache.root().resolve("cds");
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
         argv.addAll(spec.commandLine().getParseResult().originalArgs());
         argv.add("--no-rig");
@@ -150,6 +156,11 @@ final class RunCommand implements Callable<Integer> {
             }
         } catch (MissingIngredientException e) {
             throw new UserError(e.getMessage());
+        }
+        try {
+            Files.createDirectories(cds);
+        } catch (IOException e) {
+            throw new UserError("cannot create " + cds + ": " + e.getMessage());
         }
         try (Rig rig = Rig.start()) {
             RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
