@@ -8,8 +8,8 @@ set -eu
 rounds=${1:-3}
 machine=${2:-microvm}
 cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=$(ls -d "$cache"/kernels/*/vmlinux | tail -n 1)
-initrd=$(ls -d "$cache"/initramfs/*/initramfs.cpio.gz | tail -n 1)
+kernel=$(ls -td "$cache"/kernels/*/vmlinux | head -n 1) # the newest build
+initrd=$(ls -td "$cache"/initramfs/*/initramfs.cpio.gz | head -n 1)
 case $machine in
     microvm) m="-M microvm,rtc=on -device i8042" ;;
     pc) m="-M pc" ;;

@@ -34,7 +34,7 @@ public final class KernelBuild {
     public static Path ensureBuilt() {
         String fragment = configFragment();
         String version = DebianPackages.candidateVersion(SOURCE_PACKAGE);
-        Path entry = PanamaxCache.dir("kernels", version + "-" + PanamaxCache.hash(fragment, 12));
+        Path entry = PanamaxCache.dir("kernels", version + "-" + PanamaxCache.hash(String.join("\n", options(fragment)), 12));
         return PanamaxCache.entry(entry, out -> build(fragment, out));
     }
 
@@ -91,10 +91,22 @@ public final class KernelBuild {
         HostCommand.run(work, argv, line -> {});
     }
 
-    /** Fails when an option the fragment asks for did not survive olddefconfig (typo or unmet dependency). */
+    /** The option lines of a config fragment ({@code CONFIG_X=v} and {@code # CONFIG_X is not set}), comments left out. */
+    static List<String> options(String fragment) {
+        return fragment.lines().map(String::strip).filter(l -> OPTION.matcher(l).matches()).toList();
+    }
+
+    private static final java.util.regex.Pattern OPTION =
+            java.util.regex.Pattern.compile("CONFIG_\\w+=.*|# CONFIG_\\w+ is not set");
+
+    /** Fails when an option of the fragment did not survive olddefconfig as written (typo or unmet dependency). */
     static void checkConfig(String fragment, String finalConfig) {
-        List<String> lost = fragment.lines().map(String::strip).filter(l -> l.startsWith("CONFIG_"))
-                .filter(l -> finalConfig.lines().noneMatch(l::equals)).toList();
+        List<String> finalLines = finalConfig.lines().toList();
+        List<String> lost = options(fragment).stream().filter(option -> {
+            if (option.startsWith("CONFIG_")) return !finalLines.contains(option);
+            String name = option.substring(2, option.indexOf(' ', 2));
+            return finalLines.stream().anyMatch(l -> l.startsWith(name + "=")); // "is not set" may also be absent
+        }).toList();
         if (!lost.isEmpty()) {
             throw new IllegalStateException("the kernel config lost these options of " + CONFIG_RESOURCE
                     + " (an unmet dependency or a typo): " + String.join(" ", lost));

@@ -34,6 +34,7 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The nested KVM rig: QEMU with its software CPU (TCG, emulated AMD SVM) running Debian's stock
@@ -107,7 +108,7 @@ public final class Rig implements RealKvm, AutoCloseable {
     private final SocketChannel control;
     private final InputStream fromAgent;
     private final Thread shutdownHook = new Thread(this::close, "rig-shutdown");
-    private boolean closed;
+    private volatile boolean closed;
 
     private Rig(Options options, Path scratch, Process qemu, SocketChannel control) {
         this.options = options;
@@ -185,10 +186,10 @@ public final class Rig implements RealKvm, AutoCloseable {
         OutputTail out = new OutputTail(echo);
         ExitTrailer trailer = new ExitTrailer(nonce, out);
         long start = System.nanoTime();
-        boolean[] timedOut = {false};
+        AtomicBoolean timedOut = new AtomicBoolean();
         send("RUN " + nonce + " " + Base64.getEncoder().encodeToString(script(argv).getBytes(StandardCharsets.UTF_8)));
         ScheduledFuture<?> kill = TIMERS.schedule(() -> {
-            timedOut[0] = true;
+            timedOut.set(true);
             send("KILL " + nonce);
         }, timeout.toMillis(), TimeUnit.MILLISECONDS);
         // If even the kill gets no answer, the rig is wedged: stopping it ends the read below.
@@ -208,9 +209,7 @@ public final class Rig implements RealKvm, AutoCloseable {
             kill.cancel(false);
             abandon.cancel(false);
         }
-        synchronized (timedOut) {
-            return new RunResult(trailer.exitStatus(), timedOut[0], Duration.ofNanos(System.nanoTime() - start), out.text());
-        }
+        return new RunResult(trailer.exitStatus(), timedOut.get(), Duration.ofNanos(System.nanoTime() - start), out.text());
     }
 
     /** Checks first that the class path is visible in the rig, which a missing share would hide. */

@@ -58,11 +58,13 @@ while read -r verb nonce arg <&3; do
             $B setsid /bin/sh "/tmp/.rig-$nonce.sh" </dev/null >&3 2>&3 &
             echo $! > "/tmp/.rig-$nonce.pid"
             wait $!
-            printf '\npanamax-rig-exit %s %s\n' "$nonce" "$?" >&3
+            status=$?
+            $B rm -f "/tmp/.rig-$nonce.pid" "/tmp/.rig-$nonce.sh" # a late KILL must not hit a reused pid
+            printf '\npanamax-rig-exit %s %s\n' "$nonce" "$status" >&3
         ) &
         ;;
     KILL)
-        $B kill -KILL "-$($B cat "/tmp/.rig-$nonce.pid")" # busybox kill takes no "--"
+        pid=$($B cat "/tmp/.rig-$nonce.pid" 2>/dev/null) && $B kill -KILL "-$pid" # busybox kill takes no "--"
         ;;
     esac
 done

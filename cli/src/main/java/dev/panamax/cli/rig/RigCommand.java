@@ -23,16 +23,19 @@ import picocli.CommandLine.Parameters;
             "Runs COMMAND in the nested KVM rig: a QEMU TCG machine with emulated AMD SVM running Debian's kernel,"
                     + " whose /dev/kvm is real KVM. The command runs in the current directory with this JDK;"
                     + " /usr and /etc are shared read-only, the current git work tree and ~/.cache/panamax read-write.",
-            "Exits with the command's exit status (124 when it was killed at --timeout)."
+            "Its stdout and stderr come back interleaved on stdout; its stdin is empty."
+                    + " Exits with the command's exit status (124 when it was killed at --timeout)."
         })
 public final class RigCommand implements Callable<Integer> {
     /** The exit status of timeout(1) for a command it killed. */
     static final int EXIT_TIMED_OUT = 124;
 
-    @Option(names = "--timeout", paramLabel = "DURATION", description = "Kill the command after this long, e.g. 90s, 10m, 2h (default: 24h).")
+    @Option(names = "--timeout", paramLabel = "DURATION",
+            description = "Kill the command after this long, e.g. 90s, 10m, 2h (default: 24h).")
     String timeout = "24h";
 
-    @Option(names = "--share", paramLabel = "DIR[:ro]", description = "Also share DIR at the same path (read-write, or read-only with :ro).")
+    @Option(names = "--share", paramLabel = "DIR[:ro]",
+            description = "Also share DIR at the same path (read-write, or read-only with :ro).")
     List<String> shares = List.of();
 
     @Option(names = "--console", description = "Show the rig's boot console on stderr.")
