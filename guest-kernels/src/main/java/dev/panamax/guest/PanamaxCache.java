@@ -55,8 +55,13 @@ public final class PanamaxCache {
             try (FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
                     FileLock ignored = ch.lock()) {
                 if (Files.isDirectory(entry)) return entry; // another process built it while we waited
-                Path tmp = entry.resolveSibling(".tmp-" + entry.getFileName() + "-" + ProcessHandle.current().pid());
-                deleteTree(tmp);
+                // Under the lock no one else fills this entry: any temporary sibling is left from a
+                // killed build (a kernel tree is 1.5 GB) and goes.
+                String tmpPrefix = ".tmp-" + entry.getFileName() + "-";
+                try (var stale = Files.newDirectoryStream(entry.getParent(), tmpPrefix + "*")) {
+                    for (Path p : stale) deleteTree(p);
+                }
+                Path tmp = entry.resolveSibling(tmpPrefix + ProcessHandle.current().pid());
                 Files.createDirectories(tmp);
                 try {
                     filler.fill(tmp);
