@@ -96,6 +96,10 @@ public final class Rig implements RealKvm, AutoCloseable {
             return new Options(workingDirectory, more, memoryMib, cpus, bootTimeout, showConsole);
         }
 
+        public Options withConsole(boolean show) {
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, show);
+        }
+
         public Options withWorkingDirectory(Path dir) {
             return new Options(dir.toAbsolutePath().normalize(), shares, memoryMib, cpus, bootTimeout, showConsole);
         }

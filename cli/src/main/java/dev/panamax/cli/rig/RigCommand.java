@@ -47,8 +47,7 @@ public final class RigCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Rig.Options options = Rig.Options.defaults();
-        options = new Rig.Options(options.workingDirectory(), options.shares(), options.memoryMib(), options.cpus(),
-                options.bootTimeout(), console || options.showConsole());
+        if (console) options = options.withConsole(true);
         for (String share : shares) {
             boolean readOnly = share.endsWith(":ro");
             Path dir = Path.of(readOnly ? share.substring(0, share.length() - 3) : share);
