@@ -49,6 +49,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Rig implements RealKvm, AutoCloseable {
     private static final String QEMU_PACKAGE = "qemu-system-x86";
     private static final Duration KILL_GRACE = Duration.ofSeconds(30);
+    private static final String SCRATCH_PREFIX = "panamax-rig-";
+    /** In each scratch directory: the pid of the JVM that owns it. */
+    private static final String OWNER_FILE = "owner.pid";
     private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(
             r -> Thread.ofPlatform().daemon().name("rig-timers").unstarted(r));
 
@@ -134,7 +137,9 @@ public final class Rig implements RealKvm, AutoCloseable {
         Progress.say("starting the nested KVM rig (QEMU TCG; about 10-15 s)");
         Path scratch;
         try {
-            scratch = Files.createTempDirectory("panamax-rig-");
+            removeScratchOfDeadJvms();
+            scratch = Files.createTempDirectory(SCRATCH_PREFIX);
+            Files.writeString(scratch.resolve(OWNER_FILE), String.valueOf(ProcessHandle.current().pid()));
         } catch (IOException e) {
             throw new UncheckedIOException("could not create the rig's scratch directory: " + e.getMessage(), e);
         }
@@ -462,6 +467,22 @@ public final class Rig implements RealKvm, AutoCloseable {
         if (path.toString().contains(",")) throw new IllegalArgumentException("QEMU cannot share a path with a comma: " + path);
         argv.add("-virtfs");
         argv.add("local,path=" + path + ",mount_tag=" + tag + ",security_model=none" + (readOnly ? ",readonly=on" : ""));
+    }
+
+    /** A JVM killed with SIGKILL cannot delete its scratch directory; the next rig start does. */
+    private static void removeScratchOfDeadJvms() throws IOException {
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        try (var dirs = Files.newDirectoryStream(tmp, SCRATCH_PREFIX + "*")) {
+            for (Path dir : dirs) {
+                try {
+                    long owner = Long.parseLong(Files.readString(dir.resolve(OWNER_FILE)).strip());
+                    if (ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false)) continue;
+                } catch (IOException | NumberFormatException e) {
+                    continue; // not (yet) marked by its owner: leave it
+                }
+                deleteQuietly(dir);
+            }
+        }
     }
 
     private static void deleteQuietly(Path dir) {
