@@ -3,14 +3,15 @@
 # the CMOS RTC, as QemuPeer runs it), same kernel, initramfs, command line, memory and vCPUs,
 # alternating rounds, times from each VMM's process start. Where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/boot-vs-qemu.sh [ROUNDS]
-# Needs the built CLI (./panamax build) and guest (./panamax run builds it).
+# Needs the built CLI (./panamax build) and guest (./panamax run builds it); uses the newest kernel
+# and initramfs in the cache unless KERNEL and INITRD name others.
 set -eu
 rounds=${1:-5}
 mkdir -p "${PANAMAX_CACHE:-$HOME/.cache/panamax}/cds"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=$(ls -d "$cache"/kernels/*/vmlinux | tail -n 1)
-initrd=$(ls -d "$cache"/initramfs/*/initramfs.cpio.gz | tail -n 1)
+kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
+initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
 java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
 cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
 cmdline='console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run="true"'

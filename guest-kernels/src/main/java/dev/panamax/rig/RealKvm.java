@@ -1,9 +1,6 @@
 package dev.panamax.rig;
 
-import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -11,7 +8,7 @@ import java.util.List;
 
 /**
  * A place where {@code /dev/kvm} is hardware-accelerated KVM, so that Linux guests boot: this host
- * when its CPU has VT-x or AMD-V ({@link HostKvm}), otherwise the nested {@link Rig}. Commands run
+ * when its KVM runs guest code at hardware speed ({@link HostKvm}), otherwise the nested {@link Rig}. Commands run
  * with the caller's working directory and JDK.
  */
 public interface RealKvm {
@@ -35,17 +32,5 @@ public interface RealKvm {
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
         argv.addAll(args);
         return run(argv, timeout, echo);
-    }
-
-    /** Whether this host's /dev/kvm runs guests in hardware: the CPU flags show vmx or svm. */
-    static boolean hostHasHardwareKvm() {
-        try {
-            if (!Files.exists(Path.of("/dev/kvm"))) return false;
-            return Files.readAllLines(Path.of("/proc/cpuinfo")).stream()
-                    .filter(l -> l.startsWith("flags"))
-                    .anyMatch(l -> List.of(l.split("\\s+")).contains("vmx") || List.of(l.split("\\s+")).contains("svm"));
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 }

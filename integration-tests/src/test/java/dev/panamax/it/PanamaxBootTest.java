@@ -44,7 +44,7 @@ class PanamaxBootTest {
     @Test
     void vmlinuxBootsThroughPvhWithTwoVcpusAndTheCommandLineIntact(RealKvm kvm) {
         RunResult r = panamaxRun(kvm, "cat /proc/cmdline; echo cpus=$(grep -c ^processor /proc/cpuinfo); exit 3",
-                tinyGuest(GuestImages.defaultVmlinux(), "--cpus", "2", "--memory", "256M"));
+                tinyGuest(GuestImages.defaultVmlinux(), "--cpus", "2", "--memory", "256M", "--boot-time"));
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).contains(GuestImages.INIT_MARKER, "cpus=2");
@@ -52,6 +52,8 @@ class PanamaxBootTest {
                 .contains("console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run=");
         assertThat(GuestImages.exitStatus(r.output())).hasValue(3);
         assertThat(r.exitStatus()).as("the guest's reboot ends the VM cleanly").isZero();
+        assertThat(r.output()).as("/init wrote the boot-timer port")
+                .containsPattern("panamax: guest user space reached \\d+ ms after process start; VMM memory \\d+ MiB");
     }
 
     @Test
