@@ -58,6 +58,11 @@ public final class GuestMemory implements AutoCloseable {
         return region;
     }
 
+    /** Takes back a region KVM refused, before any guest ran; its backing stays with the caller. */
+    synchronized void removeRegion(Region region) {
+        regions = java.util.Arrays.stream(regions).filter(r -> r != region).toArray(Region[]::new);
+    }
+
     public List<Region> regions() {
         return List.of(regions);
     }

@@ -28,6 +28,7 @@ public final class Vm implements AutoCloseable {
     private final AddressBus<MmioDevice> mmio = new AddressBus<>("MMIO bus");
     private final List<Vcpu> vcpus = new ArrayList<>();
     private final List<AutoCloseable> resources = new ArrayList<>();
+    private int memorySlots; // KVM slots used, one per region; guarded by lock
 
     private final Object lock = new Object();
     private volatile Request request = Request.RUN;
@@ -90,15 +91,14 @@ public final class Vm implements AutoCloseable {
             requireNotClosed();
             MappedMemory backing = memfd ? MappedMemory.memfd("panamax-ram", size) : MappedMemory.anonymous(size);
             try {
-                GuestMemory.Region region = memory.addRegion(guestAddress, backing);
-                int slot = memory.regions().indexOf(region);
-                // Slots are renumbered by address order: re-register every region (rare: set-up only).
-                for (GuestMemory.Region r : memory.regions()) {
-                    int s = memory.regions().indexOf(r);
-                    if (s >= slot) {
-                        fd.setUserMemoryRegion(s, false, r.guestAddress(), r.size(), r.backing().address());
-                    }
+                GuestMemory.Region region = memory.addRegion(guestAddress, backing); // checks alignment and overlaps
+                try {
+                    fd.setUserMemoryRegion(memorySlots, false, guestAddress, size, backing.address());
+                } catch (RuntimeException e) {
+                    memory.removeRegion(region);
+                    throw e;
                 }
+                memorySlots++;
                 return region;
             } catch (RuntimeException e) {
                 backing.close();
