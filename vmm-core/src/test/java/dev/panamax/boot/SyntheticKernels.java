@@ -11,7 +11,7 @@ import java.nio.file.Path;
  * protocol handed it on the debug console (port 0xE9) and then spins. They use integer
  * instructions only, so they run on a host whose KVM only emulates.
  */
-final class SyntheticKernels {
+public final class SyntheticKernels {
     private SyntheticKernels() {}
 
     /**
@@ -33,7 +33,7 @@ final class SyntheticKernels {
         (byte) 0x8a, 0x43, 0x0c, 0x04, 0x30, (byte) 0xee, (byte) 0xeb, (byte) 0xfe};
 
     /** A bzImage: one setup sector after the boot sector, then the protected-mode kernel with the 64-bit entry at +0x200. */
-    static byte[] bzImage(int protocolVersion, int loadflags, int xloadflags) {
+    public static byte[] bzImage(int protocolVersion, int loadflags, int xloadflags) {
         ByteBuffer b = ByteBuffer.allocate(1024 + 0x200 + LINUX64_ENTRY.length).order(ByteOrder.LITTLE_ENDIAN);
         b.put(0x1f1, (byte) 1); // setup_sects
         b.putShort(0x1fe, (short) 0xaa55);
@@ -50,12 +50,17 @@ final class SyntheticKernels {
         return b.array();
     }
 
-    static byte[] bzImage() {
+    public static byte[] bzImage() {
         return bzImage(0x020f, 0x01, 0x01);
     }
 
     /** An ELF vmlinux: one PT_LOAD at 1 MiB holding the PVH entry code, and a PT_NOTE with XEN_ELFNOTE_PHYS32_ENTRY. */
-    static byte[] vmlinux(boolean withPvhNote) {
+    public static byte[] vmlinux(boolean withPvhNote) {
+        return vmlinux(withPvhNote, 0x100000);
+    }
+
+    /** The same, its segment loaded at {@code physicalAddress}. */
+    public static byte[] vmlinux(boolean withPvhNote, long physicalAddress) {
         int phnum = withPvhNote ? 2 : 1;
         int codeOffset = 0x100;
         int noteOffset = 0x200;
@@ -64,18 +69,18 @@ final class SyntheticKernels {
         b.putShort(16, (short) 2).putShort(18, (short) 62).putInt(20, 1);
         b.putLong(24, 0x100000); // e_entry: the physical entry (not used by this stand-in)
         b.putLong(32, 64).putShort(52, (short) 64).putShort(54, (short) 56).putShort(56, (short) phnum);
-        b.putInt(64, 1).putInt(68, 5).putLong(72, codeOffset).putLong(80, 0xffffffff81000000L).putLong(88, 0x100000)
+        b.putInt(64, 1).putInt(68, 5).putLong(72, codeOffset).putLong(80, 0xffffffff81000000L).putLong(88, physicalAddress)
                 .putLong(96, PVH_ENTRY.length).putLong(104, 0x1000).putLong(112, 0x1000);
         if (withPvhNote) {
             b.putInt(120, 4).putInt(124, 4).putLong(128, noteOffset).putLong(144, noteOffset).putLong(152, 20).putLong(160, 20);
             b.putInt(noteOffset, 4).putInt(noteOffset + 4, 4).putInt(noteOffset + 8, 18);
-            b.put(noteOffset + 12, new byte[] {'X', 'e', 'n', 0}).putInt(noteOffset + 16, 0x100000);
+            b.put(noteOffset + 12, new byte[] {'X', 'e', 'n', 0}).putInt(noteOffset + 16, (int) physicalAddress);
         }
         b.put(codeOffset, PVH_ENTRY);
         return b.array();
     }
 
-    static Path write(Path dir, String name, byte[] bytes) throws IOException {
+    public static Path write(Path dir, String name, byte[] bytes) throws IOException {
         return Files.write(dir.resolve(name), bytes);
     }
 }

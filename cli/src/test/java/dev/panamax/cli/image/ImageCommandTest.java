@@ -2,11 +2,8 @@ package dev.panamax.cli.image;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.panamax.cli.Panamax;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
+import dev.panamax.cli.CliRun;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Random;
@@ -18,20 +15,8 @@ class ImageCommandTest {
     @TempDir
     Path dir;
 
-    record Run(int status, String out, String err) {}
-
-    static synchronized Run panamax(String... args) {
-        PrintStream oldOut = System.out, oldErr = System.err;
-        ByteArrayOutputStream out = new ByteArrayOutputStream(), err = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-            int status = Panamax.execute(args);
-            return new Run(status, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(oldOut);
-            System.setErr(oldErr);
-        }
+    private static CliRun panamax(String... args) {
+        return CliRun.panamax(args);
     }
 
     private String p(String name) {
@@ -40,7 +25,7 @@ class ImageCommandTest {
 
     @Test
     void createInfoAndJson() {
-        Run r = panamax("image", "create", "-f", "qcow2", p("a.qcow2"), "1.5G");
+        CliRun r = panamax("image", "create", "-f", "qcow2", p("a.qcow2"), "1.5G");
         assertThat(r.status()).as(r.err()).isZero();
         r = panamax("image", "info", p("a.qcow2"));
         assertThat(r.out()).contains("file format: qcow2", "virtual size: 1.5 GiB (1610612736 bytes)", "cluster_size: 65536");
@@ -50,7 +35,7 @@ class ImageCommandTest {
 
     @Test
     void badInputIsOneLineAndStatusTwo() {
-        Run r = panamax("image", "create", p("x.qcow2"), "12Q");
+        CliRun r = panamax("image", "create", p("x.qcow2"), "12Q");
         assertThat(r.status()).isEqualTo(2);
         assertThat(r.err()).contains("'12Q' is not a size").doesNotContain("Exception");
         r = panamax("image", "info", p("missing.qcow2"));
@@ -66,7 +51,7 @@ class ImageCommandTest {
         java.util.Arrays.fill(data, 1 << 20, 5 << 20, (byte) 0); // a zero range that must stay unallocated
         Files.write(raw, data);
         assertThat(panamax("image", "convert", "-q", raw.toString(), p("c.qcow2")).status()).isZero();
-        Run map = panamax("image", "map", p("c.qcow2"));
+        CliRun map = panamax("image", "map", p("c.qcow2"));
         assertThat(map.out()).contains("0x0                0x100000                0  data",
                 "0x100000           0x400000                -  zero (unallocated)");
         assertThat(panamax("image", "check", p("c.qcow2")).status()).isZero();
@@ -100,12 +85,12 @@ class ImageCommandTest {
             ch.write(ByteBuffer.allocate(2).putShort(0, (short) 1), entry.getLong(0) + 2 * leaked);
             ch.write(ByteBuffer.allocate(65536), leaked * 65536);
         }
-        Run check = panamax("image", "check", img.toString());
+        CliRun check = panamax("image", "check", img.toString());
         assertThat(check.status()).as(check.out()).isEqualTo(3);
         assertThat(check.out()).contains("1 leaked clusters were found");
-        Run json = panamax("image", "check", "--json", img.toString());
+        CliRun json = panamax("image", "check", "--json", img.toString());
         assertThat(json.out()).contains("\"corruptions\": 0", "\"leaks\": 1", "\"kind\": \"leak\"");
-        Run repair = panamax("image", "repair", img.toString());
+        CliRun repair = panamax("image", "repair", img.toString());
         assertThat(repair.status()).as(repair.out()).isZero();
         assertThat(repair.out()).contains("Before repair: 0 errors, 1 leaked clusters.", "No errors were found");
         assertThat(panamax("image", "map", "--json", img.toString()).out())
@@ -118,7 +103,7 @@ class ImageCommandTest {
         assertThat(panamax("image", "create", "-b", "base.raw", p("top.qcow2")).status()).isZero();
         Files.createDirectory(dir.resolve("moved"));
         Files.move(dir.resolve("base.raw"), dir.resolve("moved/base.raw"));
-        Run check = panamax("image", "check", p("top.qcow2"));
+        CliRun check = panamax("image", "check", p("top.qcow2"));
         assertThat(check.status()).isEqualTo(2);
         assertThat(check.out()).contains("backing file", "does not exist", "rebase");
         assertThat(panamax("image", "rebase", "-u", "-b", "moved/base.raw", p("top.qcow2")).status()).isZero();
@@ -137,7 +122,7 @@ class ImageCommandTest {
         try (var disk = dev.panamax.storage.Images.open(dir.resolve("top.qcow2"), dev.panamax.storage.Images.OpenOptions.readWrite())) {
             disk.write(123456, ByteBuffer.wrap(patch));
         }
-        Run r = panamax("image", "commit", p("top.qcow2"));
+        CliRun r = panamax("image", "commit", p("top.qcow2"));
         assertThat(r.status()).as(r.err()).isZero();
         System.arraycopy(patch, 0, base, 123456, patch.length);
         assertThat(Files.readAllBytes(dir.resolve("base.raw"))).isEqualTo(base);

@@ -1,0 +1,44 @@
+package dev.panamax.cli;
+
+import static dev.panamax.cli.CliRun.panamax;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.panamax.boot.SyntheticKernels;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** {@code panamax run}'s bad input: one line naming the problem, exit status 2, before any guest runs. */
+class RunCommandTest {
+    @TempDir Path dir;
+
+    private void assertRefused(String expected, String... args) {
+        CliRun r = panamax(args);
+        assertThat(r.status()).as(r.err()).isEqualTo(2);
+        assertThat(r.err().strip()).startsWith("panamax: ").contains(expected).doesNotContain("\n").doesNotContain("Exception");
+    }
+
+    @Test
+    void badKernelsAreRefused() throws Exception {
+        Path text = Files.writeString(dir.resolve("notes.txt"), "not a kernel");
+        Path farAway = SyntheticKernels.write(dir, "vmlinux", SyntheticKernels.vmlinux(true, 1L << 30));
+        assertRefused("does not exist", "run", "--no-rig", "--kernel", dir.resolve("missing").toString());
+        assertRefused("not a Linux kernel", "run", "--no-rig", "--kernel", text.toString());
+        assertRefused("is a directory", "run", "--no-rig", "--kernel", dir.toString());
+        assertRefused("needs memory up to 1025 MiB", "run", "--no-rig", "--kernel", farAway.toString(), "--memory", "64M");
+        assertRefused("initrd", "run", "--no-rig", "--kernel", farAway.toString(), "--initrd", dir.resolve("nope").toString());
+    }
+
+    @Test
+    void badSizesAndCountsAreRefused() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        assertRefused("--cpus must be at least 1", "run", "--no-rig", "--kernel", kernel.toString(), "--cpus", "0");
+        assertRefused("too little", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "8M");
+        assertRefused("more than this host's", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "64T");
+        assertRefused("'12Q' is not a size", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "12Q");
+        assertRefused("whole number of MiB", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "1.5M");
+        assertRefused("--console must be", "run", "--no-rig", "--kernel", kernel.toString(), "--console", "tcp:1");
+        assertRefused("--initrd needs --kernel", "run", "--initrd", kernel.toString());
+    }
+}
