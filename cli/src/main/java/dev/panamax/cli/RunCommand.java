@@ -22,8 +22,6 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.Spec;
-import picocli.CommandLine.Model.CommandSpec;
 
 /** {@code panamax run}: boots a Linux guest with its serial console on the terminal. */
 @Command(name = "run", mixinStandardHelpOptions = true, description = {
@@ -31,7 +29,10 @@ import picocli.CommandLine.Model.CommandSpec;
     "Without --kernel, boots the built-in tiny guest (built on first use, then cached).",
     "Where this host's KVM only emulates, runs the VM inside the nested KVM rig."})
 final class RunCommand implements Callable<Integer> {
-    @Spec CommandSpec spec;
+    /** What the built-in guest runs when it boots in the rig without a command of the user's. */
+    static final String GREETING = "panamax.run=\"echo Hello from a Panamax guest: $(uname -sr), "
+            + "$(grep -c ^processor /proc/cpuinfo) vCPU, $(free -m | awk '/Mem:/ {print $2}') MiB\"";
+
 
     @Option(names = "--kernel", paramLabel = "PATH", description = "vmlinux (PVH or 64-bit entry) or bzImage")
     Path kernel;
@@ -104,7 +105,15 @@ final class RunCommand implements Callable<Integer> {
                     System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
                 }
                 vm.start();
-                VmExit exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
+                TerminalInput input = console.equals("stdio") ? TerminalInput.start(vm) : null;
+                VmExit exit;
+                try {
+                    exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
+                } finally {
+                    if (input != null) {
+                        input.close();
+                    }
+                }
                 if (exit == null) {
                     vm.kill();
                     System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
@@ -147,12 +156,28 @@ final class RunCommand implements Callable<Integer> {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
                 "-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
-        argv.addAll(spec.commandLine().getParseResult().originalArgs());
-        argv.add("--no-rig");
+        String guestCommandLine = cmdline;
+        if (!cmdline.contains("panamax.run=")) {
+            // The rig does not forward keyboard input, so the built-in guest's shell would wait for ever:
+            // give it something to show instead.
+            System.err.println("panamax: the rig forwards no keyboard input; the guest runs a greeting and ends "
+                    + "(pass --cmdline 'panamax.run=\"COMMAND\"' to run your own)");
+            guestCommandLine = (cmdline + " " + GREETING).strip();
+        }
+        argv.addAll(List.of("run", "--no-rig", "--cmdline", guestCommandLine, "--cpus", String.valueOf(cpus), "--memory", memory,
+                "--console", console, "--boot-protocol", protocol.name()));
+        if (timeoutSeconds != null) {
+            argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
+        }
+        if (bootTime) {
+            argv.add("--boot-time");
+        }
         try {
-            if (kernel == null) { // resolve (and build, the first time) here: the rig has no package lists
-                argv.addAll(List.of("--kernel", GuestImages.defaultVmlinux().toString(),
-                        "--initrd", GuestImages.defaultInitramfs().toString()));
+            // resolve (and build, the first time) here: the rig has no package lists
+            argv.addAll(List.of("--kernel", (kernel != null ? kernel : GuestImages.defaultVmlinux()).toString()));
+            Path i = kernel != null ? initrd : GuestImages.defaultInitramfs();
+            if (i != null) {
+                argv.addAll(List.of("--initrd", i.toString()));
             }
         } catch (MissingIngredientException e) {
             throw new UserError(e.getMessage());
