@@ -14,6 +14,9 @@ import dev.panamax.vm.VmExit;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -51,7 +54,8 @@ final class RunCommand implements Callable<Integer> {
     String memory;
 
     @Option(names = "--console", paramLabel = "TARGET", defaultValue = "stdio",
-            description = "where the serial console goes: stdio, file:PATH, or none (default: ${DEFAULT-VALUE})")
+            description = "where the serial console goes: stdio, file:PATH (appended), socket:PATH (a listening Unix socket), "
+                    + "or none (default: ${DEFAULT-VALUE})")
     String console;
 
     @Option(names = "--boot-protocol", paramLabel = "P", defaultValue = "AUTO",
@@ -145,7 +149,16 @@ final class RunCommand implements Callable<Integer> {
         if (console.startsWith("file:") && console.length() > 5) {
             return new FileOutputStream(console.substring(5), true);
         }
-        throw new UserError("--console must be stdio, file:PATH or none, not '" + console + "'");
+        if (console.startsWith("socket:") && console.length() > 7) {
+            Path socket = Path.of(console.substring(7));
+            try {
+                SocketChannel channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));
+                return new DetachedOutputStream(Channels.newOutputStream(channel), "console-socket");
+            } catch (IOException e) {
+                throw new UserError("cannot connect the console to the Unix socket " + socket + ": " + e.getMessage());
+            }
+        }
+        throw new UserError("--console must be stdio, file:PATH, socket:PATH or none, not '" + console + "'");
     }
 
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */

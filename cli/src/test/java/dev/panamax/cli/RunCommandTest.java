@@ -39,6 +39,8 @@ class RunCommandTest {
         assertRefused("'12Q' is not a size", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "12Q");
         assertRefused("whole number of MiB", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "1.5M");
         assertRefused("--console must be", "run", "--no-rig", "--kernel", kernel.toString(), "--console", "tcp:1");
+        assertRefused("cannot connect the console", "run", "--no-rig", "--kernel", kernel.toString(), "--console",
+                "socket:" + dir.resolve("nobody-listens"));
         assertRefused("--initrd needs --kernel", "run", "--initrd", kernel.toString());
     }
 }
