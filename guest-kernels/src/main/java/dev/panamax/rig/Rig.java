@@ -447,9 +447,18 @@ public final class Rig implements RealKvm, AutoCloseable {
         }
     }
 
+    /**
+     * QEMU's software CPU runs one host thread for all the rig's vCPUs ({@code thread=single}). With
+     * one thread per vCPU, a JVM in the rig crashed about once in 40 starts (SIGSEGV in freshly
+     * patched JIT code, as if another vCPU ran stale translated code); one thread makes code
+     * patching sequential, for about a third more time per JVM start. PANAMAX_RIG_TCG=multi
+     * restores the threaded mode for experiments.
+     */
+    private static final String TCG_THREADS = System.getenv().getOrDefault("PANAMAX_RIG_TCG", "single");
+
     private static List<String> qemuCommand(Options o, Path kernel, Path initrd, Map<Path, Share> shares, Path socket) {
         List<String> argv = new ArrayList<>(List.of("setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64",
-                "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
+                "-accel", "tcg,thread=" + TCG_THREADS, "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
                 "-m", String.valueOf(o.memoryMib()), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
                 "-append", "console=ttyS0 panic=-1" + (System.getenv("PANAMAX_RIG_VERBOSE") != null ? "" : " quiet"),
