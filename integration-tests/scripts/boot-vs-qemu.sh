@@ -31,7 +31,7 @@ qemu=""
 i=0
 while [ "$i" -lt "$rounds" ]; do
     i=$((i + 1))
-    p=$(marker_ms "$java" -XX:SharedArchiveFile="$cache/cds/cli-rig.jsa" -XX:+AutoCreateSharedArchive -Xlog:cds=off \
+    p=$(marker_ms "$java" -XX:TieredStopAtLevel=1 -XX:SharedArchiveFile="$cache/cds/cli-rig.jsa" -XX:+AutoCreateSharedArchive -Xlog:cds=off \
         -Xlog:cds+dynamic=off --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --cmdline 'quiet panamax.run="true"')
     q=$(marker_ms qemu-system-x86_64 -accel kvm -cpu host -M microvm,rtc=on -device i8042 -m 256 -smp 1 -nodefaults \

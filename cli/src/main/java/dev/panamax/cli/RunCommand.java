@@ -166,8 +166,9 @@ final class RunCommand implements Callable<Integer> {
         // The JVM starts slowly under QEMU's software CPU; a class-data-sharing archive (made by the
         // first run, kept in the cache the rig shares) saves much of that.
         Path cds = PanamaxCache.root().resolve("cds");
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        argv.addAll(Rig.JVM_OPTIONS);
+        argv.addAll(List.of("-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
         String guestCommandLine = cmdline;
         if (!cmdline.contains("panamax.run=")) {

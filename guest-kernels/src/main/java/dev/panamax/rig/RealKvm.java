@@ -28,9 +28,15 @@ public interface RealKvm {
      * class path included), native access granted as Panamax needs it.
      */
     default RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo) {
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        argv.addAll(jvmOptions());
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
         argv.addAll(args);
         return run(argv, timeout, echo);
+    }
+
+    /** Options every JVM started here needs, beyond native access. */
+    default List<String> jvmOptions() {
+        return List.of();
     }
 }

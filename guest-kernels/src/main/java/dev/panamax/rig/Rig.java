@@ -236,6 +236,11 @@ public final class Rig implements RealKvm, AutoCloseable {
         return RealKvm.super.runJava(mainClass, args, timeout, echo);
     }
 
+    @Override
+    public List<String> jvmOptions() {
+        return JVM_OPTIONS;
+    }
+
     /** Stops the rig (the agent powers off when the control channel closes; QEMU is killed if it lingers). */
     @Override
     public void close() {
@@ -448,13 +453,17 @@ public final class Rig implements RealKvm, AutoCloseable {
     }
 
     /**
-     * QEMU's software CPU runs one host thread for all the rig's vCPUs ({@code thread=single}). With
-     * one thread per vCPU, a JVM in the rig crashed about once in 40 starts (SIGSEGV in freshly
-     * patched JIT code, as if another vCPU ran stale translated code); one thread makes code
-     * patching sequential, for about a third more time per JVM start. PANAMAX_RIG_TCG=multi
-     * restores the threaded mode for experiments.
+     * Options for JVMs inside the rig. Only the C1 compiler: a JVM there crashed once (SIGSEGV in
+     * freshly patched JIT code) in about 40 starts, the pattern of one TCG vCPU running translated
+     * code that another had just rewritten. Tier-up from C1 to C2 is the JVM's main source of such
+     * patching, and C2 compiling under QEMU's software CPU is slow anyway. (Running all the rig's
+     * vCPUs on one TCG thread avoids the race too, but makes an SMP L2 guest crawl: its cross-CPU
+     * waits take a TCG round-robin slice each.)
      */
-    private static final String TCG_THREADS = System.getenv().getOrDefault("PANAMAX_RIG_TCG", "single");
+    public static final List<String> JVM_OPTIONS = List.of("-XX:TieredStopAtLevel=1");
+
+    /** QEMU's TCG threading for the rig: one thread per vCPU; PANAMAX_RIG_TCG=single for experiments. */
+    private static final String TCG_THREADS = System.getenv().getOrDefault("PANAMAX_RIG_TCG", "multi");
 
     private static List<String> qemuCommand(Options o, Path kernel, Path initrd, Map<Path, Share> shares, Path socket) {
         List<String> argv = new ArrayList<>(List.of("setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64",
