@@ -13,6 +13,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for f in "$src"/*.S; do
     name=$(basename "$f" .S)
-    as --64 -o "$tmp/$name.o" "$f"
+    as --64 -I "$src" -o "$tmp/$name.o" "$f"
     ld -m elf_x86_64 -Ttext=0 -e 0 --oformat binary -o "$out/$name.bin" "$tmp/$name.o"
 done

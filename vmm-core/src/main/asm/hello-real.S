@@ -19,15 +19,7 @@ _start:
 1:  call print
     hlt
 
-# Prints the NUL-terminated string at DS:SI on port 0xE9.
-print:
-    mov dx, 0xE9
-2:  lodsb
-    test al, al
-    jz 3f
-    out dx, al
-    jmp 2b
-3:  ret
+    .include "debug-console.inc"
 
 greeting: .asciz "Hello from real mode\n"
 mmio_ok:  .asciz "MMIO round trip ok\n"

@@ -18,15 +18,7 @@ _start:
     mov dword ptr [rbx], 0         # release
     hlt
 
-# Prints the NUL-terminated string at RSI on port 0xE9; leaves DX = 0xE9.
-print:
-    mov dx, 0xE9
-2:  lodsb
-    test al, al
-    jz 3f
-    out dx, al
-    jmp 2b
-3:  ret
+    .include "debug-console.inc"
 
 greeting: .asciz "Hello from vCPU "
     .balign 4

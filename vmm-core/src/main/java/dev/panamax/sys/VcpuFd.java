@@ -1,6 +1,7 @@
 package dev.panamax.sys;
 
 import static dev.panamax.sys.KvmAbi.KVM_FPU;
+import static dev.panamax.sys.KvmAbi.KVM_LAPIC_STATE;
 import static dev.panamax.sys.KvmAbi.KVM_MSRS;
 import static dev.panamax.sys.KvmAbi.KVM_MSR_ENTRY;
 import static dev.panamax.sys.KvmAbi.KVM_REGS;
@@ -14,9 +15,12 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.VarHandle;
 import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.Function;
 
 /**
  * A vCPU fd and its {@code kvm_run} page. {@link #run()} and the exit accessors belong to the one
@@ -100,55 +104,49 @@ public final class VcpuFd extends Fd {
 
     /** {@code int ioctl(vcpu_fd, KVM_GET_REGS, struct kvm_regs *)} */
     public Regs getRegs() {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_REGS);
-            Libc.ioctl(fd(), KvmAbi.KVM_GET_REGS, s);
-            return Regs.readFrom(s);
-        }
+        return get(KVM_REGS, KvmAbi.KVM_GET_REGS, Regs::readFrom);
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_SET_REGS, struct kvm_regs *)} */
     public void setRegs(Regs regs) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_REGS);
-            regs.writeTo(s);
-            Libc.ioctl(fd(), KvmAbi.KVM_SET_REGS, s);
-        }
+        set(KVM_REGS, KvmAbi.KVM_SET_REGS, regs::writeTo);
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_GET_SREGS, struct kvm_sregs *)} */
     public SpecialRegs getSpecialRegs() {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_SREGS);
-            Libc.ioctl(fd(), KvmAbi.KVM_GET_SREGS, s);
-            return SpecialRegs.readFrom(s);
-        }
+        return get(KVM_SREGS, KvmAbi.KVM_GET_SREGS, SpecialRegs::readFrom);
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_SET_SREGS, struct kvm_sregs *)} */
     public void setSpecialRegs(SpecialRegs sregs) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_SREGS);
-            sregs.writeTo(s);
-            Libc.ioctl(fd(), KvmAbi.KVM_SET_SREGS, s);
-        }
+        set(KVM_SREGS, KvmAbi.KVM_SET_SREGS, sregs::writeTo);
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_GET_FPU, struct kvm_fpu *)} */
     public Fpu getFpu() {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_FPU);
-            Libc.ioctl(fd(), KvmAbi.KVM_GET_FPU, s);
-            return Fpu.readFrom(s);
-        }
+        return get(KVM_FPU, KvmAbi.KVM_GET_FPU, Fpu::readFrom);
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_SET_FPU, struct kvm_fpu *)} */
     public void setFpu(Fpu fpu) {
+        set(KVM_FPU, KvmAbi.KVM_SET_FPU, fpu::writeTo);
+    }
+
+    /** A "get" ioctl filling a struct of {@code layout}, decoded by {@code decode}. */
+    private <T> T get(MemoryLayout layout, long request, Function<MemorySegment, T> decode) {
         try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(KVM_FPU);
-            fpu.writeTo(s);
-            Libc.ioctl(fd(), KvmAbi.KVM_SET_FPU, s);
+            MemorySegment s = a.allocate(layout);
+            Libc.ioctl(fd(), request, s);
+            return decode.apply(s);
+        }
+    }
+
+    /** A "set" ioctl taking a struct of {@code layout}, filled by {@code encode}. */
+    private void set(MemoryLayout layout, long request, Consumer<MemorySegment> encode) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(layout);
+            encode.accept(s);
+            Libc.ioctl(fd(), request, s);
         }
     }
 
@@ -205,20 +203,12 @@ public final class VcpuFd extends Fd {
 
     /** {@code int ioctl(vcpu_fd, KVM_GET_LAPIC, struct kvm_lapic_state *)}; needs the in-kernel irqchip. */
     public LapicState getLapic() {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(LapicState.SIZE);
-            Libc.ioctl(fd(), KvmAbi.KVM_GET_LAPIC, s);
-            return new LapicState(s.toArray(JAVA_BYTE));
-        }
+        return get(KVM_LAPIC_STATE, KvmAbi.KVM_GET_LAPIC, s -> new LapicState(s.toArray(JAVA_BYTE)));
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_SET_LAPIC, struct kvm_lapic_state *)} */
     public void setLapic(LapicState state) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = a.allocate(LapicState.SIZE);
-            MemorySegment.copy(MemorySegment.ofArray(state.bytes()), 0, s, 0, LapicState.SIZE);
-            Libc.ioctl(fd(), KvmAbi.KVM_SET_LAPIC, s);
-        }
+        set(KVM_LAPIC_STATE, KvmAbi.KVM_SET_LAPIC, s -> MemorySegment.copy(MemorySegment.ofArray(state.bytes()), 0, s, 0, LapicState.SIZE));
     }
 
     // ---- running ----
