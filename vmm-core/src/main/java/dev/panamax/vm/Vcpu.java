@@ -122,7 +122,7 @@ public final class Vcpu {
             }
             return null;
         } catch (RuntimeException e) {
-            return exit(VmExit.Reason.DEVICE_ERROR, String.format("%s failed on %s of port 0x%x: %s", m.name(), in ? "IN" : "OUT", port, e));
+            return exit(VmExit.Reason.DEVICE_ERROR, String.format("%s failed on %s of port 0x%x: %s", nameOf(m), in ? "IN" : "OUT", port, e));
         }
     }
 
@@ -139,8 +139,13 @@ public final class Vcpu {
             return null;
         } catch (RuntimeException e) {
             return exit(VmExit.Reason.DEVICE_ERROR, String.format("%s failed on MMIO %s of 0x%x: %s",
-                    m.name(), fd.mmioIsWrite() ? "write" : "read", address, e));
+                    nameOf(m), fd.mmioIsWrite() ? "write" : "read", address, e));
         }
+    }
+
+    /** The device's name, or what failed instead when no device claimed the access (KVM's exit data). */
+    private static String nameOf(AddressBus.Mapping<?> m) {
+        return m == null ? "the exit data" : m.name();
     }
 
     private static String hex(long[] words) {
