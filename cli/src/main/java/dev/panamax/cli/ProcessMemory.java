@@ -1,7 +1,7 @@
 package dev.panamax.cli;
 
+import dev.panamax.devices.BootTimer;
 import java.io.IOException;
-import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -35,11 +35,9 @@ record ProcessMemory(long rssKib, long guestKib) {
         return Long.parseLong(line.replaceAll("\\D+", ""));
     }
 
-    /** Time since the OS started this process (JVM start when the OS does not say). */
+    /** Time since the OS started this process, measured as the boot timer measures it. */
     static Duration sinceProcessStart() {
-        Instant start = ProcessHandle.current().info().startInstant()
-                .orElse(Instant.ofEpochMilli(ManagementFactory.getRuntimeMXBean().getStartTime()));
-        return Duration.between(start, Instant.now());
+        return Duration.between(BootTimer.processStart(), Instant.now());
     }
 
     @Override
