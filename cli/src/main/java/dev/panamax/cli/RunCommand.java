@@ -32,10 +32,6 @@ import picocli.CommandLine.Option;
     "Without --kernel, boots the built-in tiny guest (built on first use, then cached).",
     "Where this host's KVM only emulates, runs the VM inside the nested KVM rig."})
 final class RunCommand implements Callable<Integer> {
-    /** What the built-in guest runs when it boots in the rig without a command of the user's. */
-    static final String GREETING = "panamax.run=\"echo Hello from a Panamax guest: $(uname -sr), "
-            + "$(grep -c ^processor /proc/cpuinfo) vCPU, $(free -m | awk '/Mem:/ {print $2}') MiB\"";
-
 
     @Option(names = "--kernel", paramLabel = "PATH", description = "vmlinux (PVH or 64-bit entry) or bzImage")
     Path kernel;
@@ -109,14 +105,12 @@ final class RunCommand implements Callable<Integer> {
                     System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
                 }
                 vm.start();
-                TerminalInput input = console.equals("stdio") ? TerminalInput.start(vm) : null;
                 VmExit exit;
-                try {
-                    exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
-                } finally {
-                    if (input != null) {
-                        input.close();
+                try (TerminalInput keyboard = console.equals("stdio") ? TerminalInput.open() : null) {
+                    if (keyboard != null) {
+                        TerminalInput.feed(vm, keyboard.keys(vm::kill));
                     }
+                    exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
                 }
                 if (exit == null) {
                     vm.kill();
@@ -170,15 +164,7 @@ final class RunCommand implements Callable<Integer> {
         argv.addAll(Rig.JVM_OPTIONS);
         argv.addAll(List.of("-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
-        String guestCommandLine = cmdline;
-        if (!cmdline.contains("panamax.run=")) {
-            // The rig does not forward keyboard input, so the built-in guest's shell would wait for ever:
-            // give it something to show instead.
-            System.err.println("panamax: the rig forwards no keyboard input; the guest runs a greeting and ends "
-                    + "(pass --cmdline 'panamax.run=\"COMMAND\"' to run your own)");
-            guestCommandLine = (cmdline + " " + GREETING).strip();
-        }
-        argv.addAll(List.of("run", "--no-rig", "--cmdline", guestCommandLine, "--cpus", String.valueOf(cpus), "--memory", memory,
+        argv.addAll(List.of("run", "--no-rig", "--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory,
                 "--console", console, "--boot-protocol", protocol.name()));
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
@@ -201,9 +187,10 @@ final class RunCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new UserError("cannot create " + cds + ": " + e.getMessage());
         }
-        try (Rig rig = Rig.start()) {
+        try (Rig rig = Rig.start(); TerminalInput keyboard = TerminalInput.open()) {
+            // Ctrl-] ends this process; its shutdown hooks stop the rig and restore the terminal.
             RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
-                    System.out);
+                    System.out, keyboard.keys(() -> System.exit(130)));
             System.out.flush();
             return result.exitStatus();
         } catch (MissingIngredientException e) {

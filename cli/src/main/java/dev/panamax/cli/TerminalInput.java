@@ -1,63 +1,83 @@
 package dev.panamax.cli;
 
 import dev.panamax.api.VirtualMachine;
+import java.io.File;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
 /**
- * Feeds this process's standard input to the guest's serial console. On an interactive terminal it
- * switches the terminal to raw mode (every key, Ctrl-C included, goes to the guest; Ctrl-] kills
- * the VM) and restores it when closed, at exit or on a signal.
+ * The keyboard for a guest's serial console: this process's standard input, with the terminal (if
+ * it is one) in raw mode while the guest runs, so that every key, Ctrl-C included, goes to the
+ * guest. Ctrl-] ends the VM. The terminal is restored when this closes, at exit or on a signal.
  */
 final class TerminalInput implements AutoCloseable {
     private static final int CTRL_RIGHT_BRACKET = 0x1d;
 
-    private final String savedMode; // stty settings to restore, or null when not a terminal
+    private final String savedMode; // stty settings to restore, or null when not a raw terminal
     private final Thread shutdownHook;
 
-    private TerminalInput(VirtualMachine vm, String savedMode) {
+    private TerminalInput(String savedMode) {
         this.savedMode = savedMode;
         this.shutdownHook = savedMode == null ? null : new Thread(this::restore, "terminal-restore");
         if (shutdownHook != null) {
             Runtime.getRuntime().addShutdownHook(shutdownHook);
         }
-        Thread.ofPlatform().daemon().name("console-input").start(() -> pump(vm, System.in, savedMode != null));
     }
 
-    static TerminalInput start(VirtualMachine vm) {
-        String saved = null;
+    /** Switches an interactive terminal to raw mode; on anything else, changes nothing. */
+    static TerminalInput open() {
         if (System.console() != null && System.console().isTerminal()) {
-            saved = stty("-g");
+            String saved = stty("-g");
             if (saved != null && stty("raw", "-echo") != null) {
-                System.err.print("panamax: the console is raw: keys go to the guest; Ctrl-] kills the VM\r\n");
-            } else {
-                saved = null;
+                System.err.print("panamax: the console is raw: keys go to the guest; Ctrl-] ends the VM\r\n");
+                return new TerminalInput(saved);
             }
         }
-        return new TerminalInput(vm, saved);
+        return new TerminalInput(null);
     }
 
-    private static void pump(VirtualMachine vm, InputStream in, boolean raw) {
-        byte[] buffer = new byte[1024];
-        try {
-            for (int n; (n = in.read(buffer)) > 0; ) {
-                if (raw) {
-                    int quit = indexOf(buffer, n, CTRL_RIGHT_BRACKET);
-                    if (quit >= 0) {
-                        offer(vm, Arrays.copyOf(buffer, quit));
-                        vm.kill();
-                        return;
+    /** Standard input, ending (after calling {@code onQuit}) where a raw terminal's user typed Ctrl-]. */
+    InputStream keys(Runnable onQuit) {
+        if (savedMode == null) {
+            return System.in;
+        }
+        return new FilterInputStream(System.in) {
+            private boolean quit;
+
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                if (quit) {
+                    return -1;
+                }
+                int n = super.read(b, off, len);
+                for (int i = 0; i < n; i++) {
+                    if (b[off + i] == CTRL_RIGHT_BRACKET) {
+                        quit = true;
+                        onQuit.run();
+                        return i == 0 ? -1 : i;
                     }
                 }
-                offer(vm, Arrays.copyOf(buffer, n));
+                return n;
             }
-        } catch (IOException e) {
-            // standard input closed: the guest simply gets no more input
-        } catch (IllegalStateException e) {
-            // the VM has ended
-        }
+        };
+    }
+
+    /** Copies {@code keys} to the guest's console on a thread of its own, as fast as the guest takes them. */
+    static void feed(VirtualMachine vm, InputStream keys) {
+        Thread.ofPlatform().daemon().name("console-input").start(() -> {
+            byte[] buffer = new byte[1024];
+            try {
+                for (int n; (n = keys.read(buffer)) > 0; ) {
+                    offer(vm, Arrays.copyOf(buffer, n));
+                }
+            } catch (IOException | IllegalStateException e) {
+                // input closed, or the VM ended: no more keys
+            }
+        });
     }
 
     /** Hands bytes to the UART, waiting while its buffer is full (the guest reads at its own pace). */
@@ -76,21 +96,12 @@ final class TerminalInput implements AutoCloseable {
         }
     }
 
-    private static int indexOf(byte[] bytes, int length, int value) {
-        for (int i = 0; i < length; i++) {
-            if (bytes[i] == value) {
-                return i;
-            }
-        }
-        return -1;
-    }
-
     /** Runs stty on the controlling terminal; returns its output, or null when it failed. */
     private static String stty(String... args) {
         try {
-            List<String> argv = new java.util.ArrayList<>(List.of("stty"));
+            List<String> argv = new ArrayList<>(List.of("stty"));
             argv.addAll(List.of(args));
-            Process p = new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/tty")))
+            Process p = new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/tty")))
                     .redirectErrorStream(true).start();
             String out = new String(p.getInputStream().readAllBytes()).strip();
             return p.waitFor() == 0 ? out : null;

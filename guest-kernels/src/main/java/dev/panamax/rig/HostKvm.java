@@ -12,12 +12,26 @@ import java.util.concurrent.TimeUnit;
 public final class HostKvm implements RealKvm {
 
     @Override
-    public RunResult run(List<String> argv, Duration timeout, OutputStream echo) {
+    public RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
         long start = System.nanoTime();
         OutputTail out = new OutputTail(echo);
         try {
             Process p = new ProcessBuilder(argv).redirectErrorStream(true)
-                    .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null"))).start();
+                    .redirectInput(input == null ? ProcessBuilder.Redirect.from(new java.io.File("/dev/null")) : ProcessBuilder.Redirect.PIPE)
+                    .start();
+            if (input != null) {
+                Thread.ofPlatform().daemon().name("host-kvm-input").start(() -> {
+                    try (OutputStream stdin = p.getOutputStream()) {
+                        byte[] buf = new byte[4096];
+                        for (int n; (n = input.read(buf)) > 0; ) {
+                            stdin.write(buf, 0, n);
+                            stdin.flush();
+                        }
+                    } catch (IOException ignored) {
+                        // the process ended or the input failed: its stdin ends here
+                    }
+                });
+            }
             Thread pump = Thread.ofPlatform().daemon().name("host-kvm-output").start(() -> {
                 try (InputStream in = p.getInputStream()) {
                     in.transferTo(out);

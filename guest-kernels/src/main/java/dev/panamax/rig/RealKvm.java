@@ -1,5 +1,6 @@
 package dev.panamax.rig;
 
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -17,7 +18,12 @@ public interface RealKvm {
      * Runs {@code argv} there, copying its output to {@code echo} as it comes, and kills it (with
      * everything it started) once it outlives {@code timeout}.
      */
-    RunResult run(List<String> argv, Duration timeout, OutputStream echo);
+    default RunResult run(List<String> argv, Duration timeout, OutputStream echo) {
+        return run(argv, timeout, echo, null);
+    }
+
+    /** The same, with {@code input} (read on a thread of its own until it ends) as the command's stdin; null for none. */
+    RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input);
 
     default RunResult run(List<String> argv, Duration timeout) {
         return run(argv, timeout, OutputStream.nullOutputStream());
@@ -28,11 +34,16 @@ public interface RealKvm {
      * class path included), native access granted as Panamax needs it.
      */
     default RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo) {
+        return runJava(mainClass, args, timeout, echo, null);
+    }
+
+    /** The same, with {@code input} as the JVM's stdin; null for none. */
+    default RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo, InputStream input) {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(jvmOptions());
         argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
         argv.addAll(args);
-        return run(argv, timeout, echo);
+        return run(argv, timeout, echo, input);
     }
 
     /** Options every JVM started here needs, beyond native access. */

@@ -188,7 +188,7 @@ public final class Rig implements RealKvm, AutoCloseable {
      * @throws RigException when the rig dies or stops answering
      */
     @Override
-    public synchronized RunResult run(List<String> argv, Duration timeout, OutputStream echo) {
+    public synchronized RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
         if (argv.isEmpty()) throw new IllegalArgumentException("no command to run in the rig");
         if (closed) throw new IllegalStateException("the rig is stopped");
         String nonce = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
@@ -196,7 +196,11 @@ public final class Rig implements RealKvm, AutoCloseable {
         ExitTrailer trailer = new ExitTrailer(nonce, out);
         long start = System.nanoTime();
         AtomicBoolean timedOut = new AtomicBoolean();
-        send("RUN " + nonce + " " + Base64.getEncoder().encodeToString(script(argv).getBytes(StandardCharsets.UTF_8)));
+        AtomicBoolean running = new AtomicBoolean(true);
+        send((input == null ? "RUN " : "RUNI ") + nonce + " " + Base64.getEncoder().encodeToString(script(argv).getBytes(StandardCharsets.UTF_8)));
+        if (input != null) {
+            forwardInput(nonce, input, running);
+        }
         ScheduledFuture<?> kill = TIMERS.schedule(() -> {
             timedOut.set(true);
             send("KILL " + nonce);
@@ -215,6 +219,7 @@ public final class Rig implements RealKvm, AutoCloseable {
             throw new RigException("the rig stopped while running " + argv.getFirst() + " (" + e.getMessage()
                     + "); its console ended with:\n" + consoleTail(), e);
         } finally {
+            running.set(false);
             kill.cancel(false);
             abandon.cancel(false);
         }
@@ -223,7 +228,7 @@ public final class Rig implements RealKvm, AutoCloseable {
 
     /** Checks first that the class path is visible in the rig, which a missing share would hide. */
     @Override
-    public RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo) {
+    public RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo, InputStream input) {
         for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
             Path p = Path.of(entry).toAbsolutePath().normalize();
             boolean visible = p.startsWith("/usr") || p.startsWith(scratch)
@@ -233,7 +238,7 @@ public final class Rig implements RealKvm, AutoCloseable {
                         + " add a share for it with Rig.Options.withShare");
             }
         }
-        return RealKvm.super.runJava(mainClass, args, timeout, echo);
+        return RealKvm.super.runJava(mainClass, args, timeout, echo, input);
     }
 
     @Override
@@ -288,6 +293,32 @@ public final class Rig implements RealKvm, AutoCloseable {
     /** Quotes {@code s} as one word for sh. */
     static String quote(String s) {
         return "'" + s.replace("'", "'\\''") + "'";
+    }
+
+    /**
+     * Sends what {@code input} yields to run {@code nonce}'s stdin, as it comes (keys typed at a
+     * terminal), then its end. A thread of its own, because reading input blocks; it stops sending
+     * once the run is over. Small amounts only: the agent writes them into a pipe, and a command
+     * that does not read would stall the agent once the pipe is full.
+     */
+    private void forwardInput(String nonce, InputStream input, AtomicBoolean running) {
+        Thread.ofPlatform().daemon().name("rig-input").start(() -> {
+            byte[] buf = new byte[3072];
+            try {
+                for (int n; (n = input.read(buf)) > 0 && running.get(); ) {
+                    send("IN " + nonce + " " + Base64.getEncoder().encodeToString(java.util.Arrays.copyOf(buf, n)));
+                }
+            } catch (IOException | RigException e) {
+                // the input or the rig ended; the command's stdin ends with it
+            }
+            if (running.get()) {
+                try {
+                    send("EOF " + nonce);
+                } catch (RigException e) {
+                    // the rig is gone already
+                }
+            }
+        });
     }
 
     private void send(String line) {

@@ -3,7 +3,10 @@
 # that kvm_amd gives a real /dev/kvm. The host's /usr and /etc come in read-only over 9p, the
 # folders of a run (listed in /rig/shares) at the same paths as on the host. Then an agent serves
 # the host on the virtio-serial port "panamax.ctl":
-#   host -> rig   RUN <nonce> <base64 of a shell script>    run it, output back on the port
+#   host -> rig   RUN <nonce> <base64 of a shell script>    run it, stdin empty, output back on the port
+#                 RUNI <nonce> <base64 of a shell script>   the same, stdin fed by IN and ended by EOF
+#                 IN <nonce> <base64 of bytes>              input for the running RUNI command
+#                 EOF <nonce>                               its input ends
 #                 KILL <nonce>                               kill that run's process group
 #   rig -> host   READY, once; after each run "\npanamax-rig-exit <nonce> <status>\n"
 # When the host closes the port (or dies), the rig powers off: it never outlives its caller.
@@ -50,18 +53,32 @@ exec 3<>"$port"
 echo READY >&3
 while read -r verb nonce arg <&3; do
     case $verb in
-    RUN)
+    RUN|RUNI)
         echo "$arg" | $B base64 -d > "/tmp/.rig-$nonce.sh"
+        input=/dev/null
+        if [ "$verb" = RUNI ]; then
+            # The agent holds the FIFO open (fd 4) so that the command's reads block, not end,
+            # until input comes; EOF closes it. Runs come one at a time, so one fd serves.
+            input=/tmp/.rig-$nonce.in
+            $B mkfifo "$input" && exec 4<>"$input"
+        fi
         (
+            exec 4>&- # the subshell must not hold the FIFO open, or the command never sees its end
             # In this background subshell the command is no process group leader, so setsid
             # makes it one without forking: its pid names the group KILL ends.
-            $B setsid /bin/sh "/tmp/.rig-$nonce.sh" </dev/null >&3 2>&3 &
+            $B setsid /bin/sh "/tmp/.rig-$nonce.sh" <"$input" >&3 2>&3 &
             echo $! > "/tmp/.rig-$nonce.pid"
             wait $!
             status=$?
-            $B rm -f "/tmp/.rig-$nonce.pid" "/tmp/.rig-$nonce.sh" # a late KILL must not hit a reused pid
+            $B rm -f "/tmp/.rig-$nonce.pid" "/tmp/.rig-$nonce.sh" "/tmp/.rig-$nonce.in" # a late KILL must not hit a reused pid
             printf '\npanamax-rig-exit %s %s\n' "$nonce" "$status" >&3
         ) &
+        ;;
+    IN)
+        [ -e "/tmp/.rig-$nonce.in" ] && echo "$arg" | $B base64 -d >&4
+        ;;
+    EOF)
+        exec 4>&-
         ;;
     KILL)
         pid=$($B cat "/tmp/.rig-$nonce.pid" 2>/dev/null) && $B kill -KILL "-$pid" # busybox kill takes no "--"

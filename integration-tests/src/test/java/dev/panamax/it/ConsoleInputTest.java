@@ -1,0 +1,91 @@
+package dev.panamax.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.panamax.cli.Panamax;
+import dev.panamax.guest.GuestImages;
+import dev.panamax.rig.RealKvm;
+import dev.panamax.rig.Rig;
+import dev.panamax.rig.RunResult;
+import java.io.ByteArrayInputStream;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/** Keyboard input reaches commands in the rig, and through Panamax's serial console, a guest's shell. */
+@ExtendWith(RigExtension.class)
+@Timeout(900)
+class ConsoleInputTest {
+
+    @Test
+    void aCommandInTheRigReadsItsStandardInput(Rig rig) {
+        InputStream input = new ByteArrayInputStream("one\ntwo\n".getBytes(StandardCharsets.UTF_8));
+        RunResult r = rig.run(List.of("sh", "-c", "read a; read b; echo got:$a+$b; read c || echo input ended"),
+                Duration.ofSeconds(60), System.out, input);
+        assertThat(r.timedOut()).isFalse();
+        assertThat(r.output()).contains("got:one+two", "input ended");
+    }
+
+    @Test
+    void typedLinesReachTheGuestShellThroughTheSerialConsole(RealKvm kvm) {
+        // The lines are typed only once the guest's shell is up, as a person would.
+        CountDownLatch shellUp = new CountDownLatch(1);
+        OutputStream watcher = new OutputStream() {
+            private final StringBuilder seen = new StringBuilder();
+
+            @Override
+            public void write(int b) {
+                System.out.write(b);
+                seen.append((char) b);
+                if (seen.indexOf("starting a shell") >= 0) {
+                    shellUp.countDown();
+                    seen.setLength(0);
+                }
+                if (seen.length() > 4096) {
+                    seen.delete(0, 2048);
+                }
+            }
+        };
+        InputStream typing = new InputStream() {
+            private final byte[] keys = "echo typed-$((6*7))\nreboot -f\n".getBytes(StandardCharsets.UTF_8);
+            private int next;
+
+            @Override
+            public int read() {
+                try {
+                    if (next == 0 && !shellUp.await(240, TimeUnit.SECONDS)) {
+                        return -1;
+                    }
+                } catch (InterruptedException e) {
+                    return -1;
+                }
+                return next < keys.length ? keys[next++] : -1;
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) {
+                int c = read();
+                if (c < 0) {
+                    return -1;
+                }
+                b[off] = (byte) c;
+                return 1;
+            }
+        };
+        RunResult r = kvm.runJava(Panamax.class.getName(), List.of("run", "--no-rig", "--timeout", "180",
+                        "--kernel", GuestImages.defaultVmlinux().toString(), "--initrd", GuestImages.defaultInitramfs().toString(),
+                        "--cmdline", "quiet"),
+                Duration.ofSeconds(240), watcher, typing);
+
+        assertThat(r.timedOut()).as(r.output()).isFalse();
+        assertThat(r.output()).contains("typed-42");
+        assertThat(r.exitStatus()).as("the typed reboot ends the VM cleanly").isZero();
+    }
+}
