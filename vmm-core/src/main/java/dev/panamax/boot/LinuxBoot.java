@@ -57,6 +57,9 @@ public final class LinuxBoot {
             new MsrEntry(0x1a0, 1), // IA32_MISC_ENABLE: fast strings
             new MsrEntry(0x2ff, (1 << 11) | 6)); // MTRRdefType: MTRRs on, write-back by default
 
+    /** At the reset vector, in real mode: mov al, 0xfe; out 0x64, al (pulse the reset line); cli; hlt; jmp back to hlt. */
+    private static final byte[] RESET_VECTOR_CODE = {(byte) 0xb0, (byte) 0xfe, (byte) 0xe6, 0x64, (byte) 0xfa, (byte) 0xf4, (byte) 0xeb, (byte) 0xfd};
+
     /** The result: which protocol was used and where things went, for logs and tests. */
     public record Layout(KernelImage.Format format, Protocol protocol, long entry, long initrdAddress, long initrdSize) {}
 
@@ -89,6 +92,8 @@ public final class LinuxBoot {
             vm.addMemory(r.address(), r.size(), false);
         }
         GuestMemory memory = vm.memory();
+        vm.addMemory(PhysicalLayout.RESET_VECTOR_PAGE, 0x1000, false);
+        memory.write(PhysicalLayout.RESET_VECTOR_PAGE + 0xff0, RESET_VECTOR_CODE);
         kernel.load(memory, lowEnd);
         memory.write(PhysicalLayout.COMMAND_LINE, commandLine);
         memory.writeByte(PhysicalLayout.COMMAND_LINE + commandLine.length, (byte) 0);

@@ -27,6 +27,12 @@ public final class PhysicalLayout {
     public static final long MMIO_HOLE_END = 0x1_0000_0000L;
     public static final long IOAPIC_ADDRESS = 0xfec0_0000L;
     public static final long LAPIC_ADDRESS = 0xfee0_0000L;
+    /**
+     * The page holding the reset vector (0xfffffff0), where a CPU starts after INIT. Linux puts
+     * other CPUs into INIT when it reboots, and the boot CPU then runs from here: a few bytes of
+     * "firmware" there reset the machine through the i8042, as a BIOS would lead to.
+     */
+    public static final long RESET_VECTOR_PAGE = 0xffff_f000L;
     /** The smallest guest that has room for the boot structures, a kernel and an initrd. */
     public static final long MINIMUM_MEMORY = 32L << 20;
 
@@ -59,6 +65,7 @@ public final class PhysicalLayout {
         map.add(new E820Entry(MP_TABLE, KERNEL_LOAD - MP_TABLE, E820Entry.RESERVED));
         long low = lowMemoryEnd(memorySize);
         map.add(new E820Entry(KERNEL_LOAD, low - KERNEL_LOAD, E820Entry.RAM));
+        map.add(new E820Entry(RESET_VECTOR_PAGE, 0x1000, E820Entry.RESERVED));
         if (memorySize > low) {
             map.add(new E820Entry(MMIO_HOLE_END, memorySize - low, E820Entry.RAM));
         }

@@ -36,8 +36,9 @@ class LinuxBootTest {
     @Test
     void bzImageIsEnteredInLongModeWithTheZeroPage() throws Exception {
         Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
-        // 'p' from the command line, 3 e820 entries for 64 MiB: low RAM, the reserved BIOS area, RAM from 1 MiB
-        assertThat(bootAndRead(kernel, null, LinuxBoot.Protocol.AUTO, 2)).isEqualTo("p3");
+        // 'p' from the command line, 4 e820 entries for 64 MiB: low RAM, the reserved BIOS area,
+        // RAM from 1 MiB, the reserved reset-vector page
+        assertThat(bootAndRead(kernel, null, LinuxBoot.Protocol.AUTO, 2)).isEqualTo("p4");
     }
 
     @Test
@@ -45,6 +46,46 @@ class LinuxBootTest {
         Path kernel = SyntheticKernels.write(dir, "vmlinux", SyntheticKernels.vmlinux(true));
         Path initrd = Files.write(dir.resolve("initrd"), new byte[12345]);
         assertThat(bootAndRead(kernel, initrd, LinuxBoot.Protocol.AUTO, 2)).isEqualTo("p1");
+    }
+
+    @Test
+    void aCpuResetToTheResetVectorPulsesTheI8042ResetLine() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        try (Vm vm = Vm.create()) {
+            LinuxBoot.prepare(vm, new LinuxBoot.Spec(kernel, null, "", 1, 64L << 20, LinuxBoot.Protocol.AUTO));
+            java.util.concurrent.CompletableFuture<Integer> command = new java.util.concurrent.CompletableFuture<>();
+            vm.ports().register(0x64, 1, new dev.panamax.vm.PortIoDevice() {
+                @Override
+                public int in(int offset, int size) {
+                    return 0;
+                }
+
+                @Override
+                public void out(int offset, int size, int value) {
+                    command.complete(value);
+                }
+            }, "i8042 command port");
+            // The state INIT leaves the boot CPU in: real mode, CS base 0xffff0000, IP 0xfff0.
+            dev.panamax.sys.VcpuFd cpu = vm.vcpus().getFirst().fd();
+            dev.panamax.sys.SpecialRegs sregs = cpu.getSpecialRegs();
+            sregs.cr0 = 0x60000010L;
+            sregs.efer = 0;
+            sregs.cs.selector = 0xf000;
+            sregs.cs.base = 0xffff0000L;
+            sregs.cs.limit = 0xffff;
+            sregs.cs.type = 0xb;
+            sregs.cs.l = false;
+            sregs.cs.db = false;
+            sregs.cs.g = false;
+            cpu.setSpecialRegs(sregs);
+            dev.panamax.sys.Regs regs = new dev.panamax.sys.Regs();
+            regs.rip = 0xfff0;
+            regs.rflags = 2;
+            cpu.setRegs(regs);
+            vm.start();
+            assertThat(command.get(30, java.util.concurrent.TimeUnit.SECONDS)).isEqualTo(0xfe);
+            vm.stop();
+        }
     }
 
     @Test
