@@ -155,6 +155,12 @@ final class RunCommand implements Callable<Integer> {
         throw new UserError("--console must be stdio, file:PATH, socket:PATH or none, not '" + console + "'");
     }
 
+    /** {@code options} with {@code dir} shared read-only, unless a share already shows it. */
+    private static Rig.Options visible(Rig.Options options, Path dir) {
+        boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()));
+        return shown ? options : options.withShare(dir, true);
+    }
+
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
     private int runInRig() {
         // The JVM starts slowly under QEMU's software CPU; a class-data-sharing archive (made by the
@@ -164,20 +170,26 @@ final class RunCommand implements Callable<Integer> {
         argv.addAll(Rig.JVM_OPTIONS);
         argv.addAll(List.of("-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
                 "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        // The console comes out on the rig's output and goes to its target from here: a file or
+        // socket of this host need not be reachable inside the rig.
         argv.addAll(List.of("run", "--no-rig", "--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory,
-                "--console", console, "--boot-protocol", protocol.name()));
+                "--console", console.equals("none") ? "none" : "stdio", "--boot-protocol", protocol.name()));
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
         }
         if (bootTime) {
             argv.add("--boot-time");
         }
+        Rig.Options options = Rig.Options.defaults();
         try {
             // resolve (and build, the first time) here: the rig has no package lists
-            argv.addAll(List.of("--kernel", (kernel != null ? kernel : GuestImages.defaultVmlinux()).toString()));
+            Path k = (kernel != null ? kernel : GuestImages.defaultVmlinux()).toAbsolutePath();
             Path i = kernel != null ? initrd : GuestImages.defaultInitramfs();
+            argv.addAll(List.of("--kernel", k.toString()));
+            options = visible(options, k.getParent());
             if (i != null) {
-                argv.addAll(List.of("--initrd", i.toString()));
+                argv.addAll(List.of("--initrd", i.toAbsolutePath().toString()));
+                options = visible(options, i.toAbsolutePath().getParent());
             }
         } catch (MissingIngredientException e) {
             throw new UserError(e.getMessage());
@@ -187,14 +199,16 @@ final class RunCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new UserError("cannot create " + cds + ": " + e.getMessage());
         }
-        try (Rig rig = Rig.start(); TerminalInput keyboard = TerminalInput.open()) {
+        try (OutputStream out = consoleTarget(); Rig rig = Rig.start(options);
+             TerminalInput keyboard = console.equals("stdio") ? TerminalInput.open() : null) {
             // Ctrl-] ends this process; its shutdown hooks stop the rig and restore the terminal.
             RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
-                    System.out, keyboard.keys(() -> System.exit(130)));
-            System.out.flush();
+                    out, keyboard == null ? null : keyboard.keys(() -> System.exit(130)));
             return result.exitStatus();
         } catch (MissingIngredientException e) {
             throw new UserError(e.getMessage());
+        } catch (IOException e) {
+            throw new UserError("cannot write the console: " + e.getMessage());
         }
     }
 }
