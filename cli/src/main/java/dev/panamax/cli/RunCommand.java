@@ -22,6 +22,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -155,6 +156,53 @@ final class RunCommand implements Callable<Integer> {
         throw new UserError("--console must be stdio, file:PATH, socket:PATH or none, not '" + console + "'");
     }
 
+    /**
+     * An ahead-of-time cache (JDK 25) of the classes Panamax loads to boot a guest, for the JVM
+     * inside the rig: on QEMU's software CPU that JVM takes about 9 s to reach its vCPUs, 2-3 s
+     * less with the cache. Trained here, on the host, once per build of the class path (it is
+     * keyed by the jars' sizes and times); the JVM ignores a cache that does not match.
+     */
+    private static Optional<Path> aotCache(Path kernel, Path initrd) {
+        StringBuilder key = new StringBuilder(Runtime.version().toString());
+        String classPath = System.getProperty("java.class.path");
+        for (String entry : classPath.split(java.io.File.pathSeparator)) {
+            Path p = Path.of(entry);
+            try {
+                key.append(p.toAbsolutePath()).append(Files.size(p)).append(Files.getLastModifiedTime(p));
+            } catch (IOException e) {
+                key.append(entry);
+            }
+        }
+        Path cache = PanamaxCache.root().resolve("aot").resolve("cli-" + PanamaxCache.hash(key.toString(), 16) + ".aot");
+        if (Files.exists(cache)) {
+            return Optional.of(cache);
+        }
+        System.err.println("panamax: preparing a start-up cache for the JVM inside the rig (once per build, a few seconds)");
+        List<String> training = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-XX:AOTCacheOutput=" + cache, "-Xlog:aot=off", "-Xlog:cds=off"));
+        training.addAll(Rig.JVM_OPTIONS);
+        training.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", classPath, Panamax.class.getName(),
+                "run", "--no-rig", "--timeout", "1", "--console", "none", "--kernel", kernel.toString()));
+        if (initrd != null) {
+            training.addAll(List.of("--initrd", initrd.toString()));
+        }
+        try {
+            Files.createDirectories(cache.getParent());
+            Process p = new ProcessBuilder(training).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                    .start();
+            if (!p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+            }
+        } catch (IOException e) {
+            return Optional.empty(); // a start-up cache is an optimization: boot without it
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return Optional.empty();
+        }
+        return Files.exists(cache) ? Optional.of(cache) : Optional.empty();
+    }
+
     /** {@code options} with {@code dir} shared read-only, unless a share already shows it. */
     private static Rig.Options visible(Rig.Options options, Path dir) {
         boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()));
@@ -163,15 +211,19 @@ final class RunCommand implements Callable<Integer> {
 
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
     private int runInRig() {
-        // The JVM starts slowly under QEMU's software CPU; a class-data-sharing archive (made by the
-        // first run, kept in the cache the rig shares) saves much of that.
-        Path cds = PanamaxCache.root().resolve("cds");
+        Path k;
+        Path i;
+        try {
+            // resolve (and build, the first time) here: the rig has no package lists
+            k = (kernel != null ? kernel : GuestImages.defaultVmlinux()).toAbsolutePath();
+            i = kernel != null ? (initrd == null ? null : initrd.toAbsolutePath()) : GuestImages.defaultInitramfs();
+        } catch (MissingIngredientException e) {
+            throw new UserError(e.getMessage());
+        }
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(Rig.JVM_OPTIONS);
-        argv.addAll(List.of("-XX:SharedArchiveFile=" + cds.resolve("cli-rig.jsa"), "-XX:+AutoCreateSharedArchive", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
-        // The console comes out on the rig's output and goes to its target from here: a file or
-        // socket of this host need not be reachable inside the rig.
+        aotCache(k, i).ifPresent(cache -> argv.add("-XX:AOTCache=" + cache));
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
         argv.addAll(List.of("run", "--no-rig", "--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory,
                 "--console", console.equals("none") ? "none" : "stdio", "--boot-protocol", protocol.name()));
         if (timeoutSeconds != null) {
@@ -180,24 +232,11 @@ final class RunCommand implements Callable<Integer> {
         if (bootTime) {
             argv.add("--boot-time");
         }
-        Rig.Options options = Rig.Options.defaults();
-        try {
-            // resolve (and build, the first time) here: the rig has no package lists
-            Path k = (kernel != null ? kernel : GuestImages.defaultVmlinux()).toAbsolutePath();
-            Path i = kernel != null ? initrd : GuestImages.defaultInitramfs();
-            argv.addAll(List.of("--kernel", k.toString()));
-            options = visible(options, k.getParent());
-            if (i != null) {
-                argv.addAll(List.of("--initrd", i.toAbsolutePath().toString()));
-                options = visible(options, i.toAbsolutePath().getParent());
-            }
-        } catch (MissingIngredientException e) {
-            throw new UserError(e.getMessage());
-        }
-        try {
-            Files.createDirectories(cds);
-        } catch (IOException e) {
-            throw new UserError("cannot create " + cds + ": " + e.getMessage());
+        argv.addAll(List.of("--kernel", k.toString()));
+        Rig.Options options = visible(Rig.Options.defaults(), k.getParent());
+        if (i != null) {
+            argv.addAll(List.of("--initrd", i.toString()));
+            options = visible(options, i.getParent());
         }
         try (OutputStream out = consoleTarget(); Rig rig = Rig.start(options);
              TerminalInput keyboard = console.equals("stdio") ? TerminalInput.open() : null) {

@@ -55,24 +55,29 @@ while read -r verb nonce arg <&3; do
     case $verb in
     RUN|RUNI)
         echo "$arg" | $B base64 -d > "/tmp/.rig-$nonce.sh"
-        input=/dev/null
         if [ "$verb" = RUNI ]; then
-            # The agent holds the FIFO open (fd 4) so that the command's reads block, not end,
-            # until input comes; EOF closes it. Runs come one at a time, so one fd serves.
+            # The agent holds the FIFO open for writing (fd 4) so that the command's reads block,
+            # not end, until input comes; EOF closes it. The read end (fd 5) is opened here, before
+            # an EOF can close fd 4: opening a FIFO with no writer would block for ever. Runs
+            # come one at a time, so fixed fds serve.
             input=/tmp/.rig-$nonce.in
-            $B mkfifo "$input" && exec 4<>"$input"
+            $B mkfifo "$input" && exec 4<>"$input" 5<"$input"
+        else
+            exec 5</dev/null
         fi
         (
             exec 4>&- # the subshell must not hold the FIFO open, or the command never sees its end
             # In this background subshell the command is no process group leader, so setsid
             # makes it one without forking: its pid names the group KILL ends.
-            $B setsid /bin/sh "/tmp/.rig-$nonce.sh" <"$input" >&3 2>&3 &
+            $B setsid /bin/sh "/tmp/.rig-$nonce.sh" <&5 5<&- >&3 2>&3 &
             echo $! > "/tmp/.rig-$nonce.pid"
+            exec 5<&-
             wait $!
             status=$?
             $B rm -f "/tmp/.rig-$nonce.pid" "/tmp/.rig-$nonce.sh" "/tmp/.rig-$nonce.in" # a late KILL must not hit a reused pid
             printf '\npanamax-rig-exit %s %s\n' "$nonce" "$status" >&3
         ) &
+        exec 5<&-
         ;;
     IN)
         [ -e "/tmp/.rig-$nonce.in" ] && echo "$arg" | $B base64 -d >&4
