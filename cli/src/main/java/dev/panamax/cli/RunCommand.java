@@ -200,7 +200,20 @@ final class RunCommand implements Callable<Integer> {
             Thread.currentThread().interrupt();
             return Optional.empty();
         }
-        return Files.exists(cache) ? Optional.of(cache) : Optional.empty();
+        if (!Files.exists(cache)) {
+            return Optional.empty();
+        }
+        // Caches of earlier builds are useless now (about 18 MB each): keep only this one.
+        try (var old = Files.newDirectoryStream(cache.getParent(), "cli-*.aot")) {
+            for (Path p : old) {
+                if (!p.equals(cache)) {
+                    Files.deleteIfExists(p);
+                }
+            }
+        } catch (IOException e) {
+            // leftovers only cost disk space
+        }
+        return Optional.of(cache);
     }
 
     /** {@code options} with {@code dir} shared read-only, unless a share already shows it. */
