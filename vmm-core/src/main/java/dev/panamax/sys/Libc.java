@@ -30,19 +30,14 @@ final class Libc {
 
     // errno values (asm-generic/errno-base.h, errno.h); checked against C by the ABI test.
     static final int EPERM = 1;
-    static final int ENOENT = 2;
     static final int EINTR = 4;
     static final int EBADF = 9;
     static final int EAGAIN = 11;
-    static final int ENOMEM = 12;
     static final int EACCES = 13;
-    static final int EFAULT = 14;
-    static final int EEXIST = 17;
-    static final int ENODEV = 19;
     static final int EINVAL = 22;
-    static final int ENOTTY = 25;
     static final int E2BIG = 7;
     static final int ENXIO = 6;
+    static final int EOPNOTSUPP = 95;
 
     static final int O_RDONLY = 0;
     static final int O_RDWR = 2;
@@ -50,19 +45,16 @@ final class Libc {
     static final int SEEK_HOLE = 4;
     static final int FALLOC_FL_KEEP_SIZE = 1;
     static final int FALLOC_FL_PUNCH_HOLE = 2;
-    static final int EOPNOTSUPP = 95;
     static final int O_CLOEXEC = 0x80000;
     static final int PROT_READ = 1;
     static final int PROT_WRITE = 2;
     static final int MAP_SHARED = 1;
-    static final int MAP_PRIVATE = 2;
     static final int MAP_ANONYMOUS = 0x20;
     static final int MAP_NORESERVE = 0x4000;
     static final int EFD_CLOEXEC = 0x80000;
     static final int EFD_NONBLOCK = 0x800;
     static final int MFD_CLOEXEC = 1;
     static final int SIG_BLOCK = 0;
-    static final int SIG_UNBLOCK = 1;
     /** glibc's sigset_t is 1024 bits; the kernel's (as KVM_SET_SIGNAL_MASK takes it) is 64. */
     static final int SIGSET_BYTES = 128;
 
