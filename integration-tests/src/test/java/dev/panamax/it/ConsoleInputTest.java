@@ -79,10 +79,9 @@ class ConsoleInputTest {
                 return 1;
             }
         };
-        RunResult r = kvm.runJava(Panamax.class.getName(), List.of("run", "--no-rig", "--timeout", "180",
-                        "--kernel", GuestImages.defaultVmlinux().toString(), "--initrd", GuestImages.defaultInitramfs().toString(),
-                        "--cmdline", "quiet"),
-                Duration.ofSeconds(240), watcher, typing);
+        List<String> args = new java.util.ArrayList<>(List.of("run", "--no-rig", "--timeout", "180", "--cmdline", "quiet"));
+        args.addAll(List.of(PanamaxBootTest.tinyGuest(GuestImages.defaultVmlinux())));
+        RunResult r = kvm.runJava(Panamax.class.getName(), args, Duration.ofSeconds(240), watcher, typing);
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).contains("typed-42");

@@ -35,7 +35,7 @@ class PanamaxBootTest {
         return kvm.runJava(Panamax.class.getName(), argv, BOOT_TIMEOUT, System.out);
     }
 
-    private static String[] tinyGuest(Path kernel, String... more) {
+    static String[] tinyGuest(Path kernel, String... more) {
         List<String> args = new ArrayList<>(List.of("--kernel", kernel.toString(), "--initrd", GuestImages.defaultInitramfs().toString()));
         args.addAll(List.of(more));
         return args.toArray(String[]::new);
