@@ -29,6 +29,7 @@ public final class Vm implements AutoCloseable {
     private final List<Vcpu> vcpus = new ArrayList<>();
     private final List<AutoCloseable> resources = new ArrayList<>();
     private int memorySlots; // KVM slots used, one per region; guarded by lock
+    private MsiRouting msiRouting; // created with the first MSI vector; guarded by lock
 
     private final Object lock = new Object();
     private volatile Request request = Request.RUN;
@@ -116,6 +117,22 @@ public final class Vm implements AutoCloseable {
             throw new IllegalArgumentException("no IOAPIC pin for GSI " + gsi);
         }
         return asserted -> fd.setIrqLine(gsi, asserted);
+    }
+
+    /**
+     * A new message-signalled interrupt, delivered by KVM through GSI routing and irqfd. Needs the
+     * irqchip. The caller closes it, or lets the VM close it through {@link #closeOnExit}.
+     */
+    public MsiVector allocateMsiVector() {
+        MsiRouting routing;
+        synchronized (lock) {
+            requireNotClosed();
+            if (msiRouting == null) {
+                msiRouting = new MsiRouting(fd);
+            }
+            routing = msiRouting;
+        }
+        return routing.allocate();
     }
 
     /** Adds a vCPU (ids count from 0); only before {@link #start()}. */
