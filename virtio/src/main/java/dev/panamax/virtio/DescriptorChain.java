@@ -1,0 +1,128 @@
+package dev.panamax.virtio;
+
+import dev.panamax.vm.GuestMemory;
+
+/**
+ * One request taken from a {@link VirtQueue}: its descriptors flattened (indirect tables expanded),
+ * device-readable ones first, then device-writable ones. Every buffer was checked to lie inside guest
+ * memory when the chain was taken. One object per queue, refilled for each request, so the hot path
+ * allocates nothing.
+ *
+ * <p>Offsets into the readable (or writable) part count from its first byte, across descriptor
+ * boundaries: a device must not assume how the driver framed a request.
+ */
+public final class DescriptorChain {
+    private final GuestMemory memory;
+    private final long[] addresses;
+    private final long[] lengths;
+    private int head;
+    private int count;
+    private int readableCount;
+    private long readableLength;
+    private long writableLength;
+
+    DescriptorChain(GuestMemory memory, int capacity) {
+        this.memory = memory;
+        this.addresses = new long[capacity];
+        this.lengths = new long[capacity];
+    }
+
+    void clear(int head) {
+        this.head = head;
+        count = 0;
+        readableCount = 0;
+        readableLength = 0;
+        writableLength = 0;
+    }
+
+    /** Appends a buffer the caller has checked; readable ones must all come before writable ones. */
+    void add(long address, long length, boolean writable) {
+        addresses[count] = address;
+        lengths[count] = length;
+        count++;
+        if (writable) {
+            writableLength += length;
+        } else {
+            readableCount++;
+            readableLength += length;
+        }
+    }
+
+    /** The index of the chain's first descriptor, which the used ring reports back. */
+    public int head() {
+        return head;
+    }
+
+    /** Number of buffers, readable and writable. */
+    public int count() {
+        return count;
+    }
+
+    /** Buffers {@code [0, readableCount())} are device-readable, the rest device-writable. */
+    public int readableCount() {
+        return readableCount;
+    }
+
+    public long address(int i) {
+        return addresses[i];
+    }
+
+    /** Length in bytes, 1 to 2^32-1. */
+    public long length(int i) {
+        return lengths[i];
+    }
+
+    public long readableLength() {
+        return readableLength;
+    }
+
+    public long writableLength() {
+        return writableLength;
+    }
+
+    /** Copies {@code length} bytes of the readable part, from {@code offset}, into {@code target}. */
+    public void read(long offset, byte[] target, int targetOffset, int length) {
+        checkPart(offset, length, readableLength);
+        int done = 0;
+        for (int i = 0; i < readableCount && done < length; i++) {
+            if (offset >= lengths[i]) {
+                offset -= lengths[i];
+                continue;
+            }
+            int n = (int) Math.min(lengths[i] - offset, length - done);
+            memory.read(addresses[i] + offset, target, targetOffset + done, n);
+            done += n;
+            offset = 0;
+        }
+    }
+
+    /** Copies {@code source[sourceOffset, +length)} into the writable part at {@code offset}. */
+    public void write(long offset, byte[] source, int sourceOffset, int length) {
+        checkPart(offset, length, writableLength);
+        int done = 0;
+        for (int i = readableCount; i < count && done < length; i++) {
+            if (offset >= lengths[i]) {
+                offset -= lengths[i];
+                continue;
+            }
+            int n = (int) Math.min(lengths[i] - offset, length - done);
+            memory.write(addresses[i] + offset, source, sourceOffset + done, n);
+            done += n;
+            offset = 0;
+        }
+    }
+
+    /** Writes the last byte of the writable part (where virtio-blk, for one, puts its status). */
+    public void writeLastByte(byte value) {
+        if (writableLength == 0) {
+            throw new IllegalStateException("the chain has no writable buffer");
+        }
+        memory.writeByte(addresses[count - 1] + lengths[count - 1] - 1, value);
+    }
+
+    private static void checkPart(long offset, int length, long partLength) {
+        if (offset < 0 || length < 0 || offset > partLength - length) {
+            throw new IndexOutOfBoundsException("range [" + offset + ", +" + length + ") outside a part of " + partLength + " bytes");
+        }
+    }
+}

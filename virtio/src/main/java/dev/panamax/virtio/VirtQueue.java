@@ -1,0 +1,255 @@
+package dev.panamax.virtio;
+
+import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
+
+import dev.panamax.vm.GuestMemory;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.VarHandle;
+
+/**
+ * The device side of one split virtqueue (VIRTIO 1.x, 2.7): takes descriptor chains from the
+ * available ring and returns them on the used ring. Used by the queue's one I/O thread only.
+ *
+ * <p>Everything the guest wrote is checked before use: the available index may not run more than
+ * the queue size ahead, heads and {@code next} fields must be inside their table, chains (indirect
+ * tables included) may not be longer than the queue, every buffer must lie in guest memory and be
+ * non-empty, writable buffers come last. A violation throws {@link VirtioProtocolException}.
+ *
+ * <p>Memory ordering with the driver (on other CPUs): the available index is read with acquire
+ * before the ring entries and descriptors it publishes; used entries are written before the used
+ * index is stored with release; a full fence separates a store the driver polls (used index,
+ * avail_event) from the load of what the driver wrote to decide (used_event, flags, available index).
+ */
+public final class VirtQueue {
+    static final int DESC_F_NEXT = 1;
+    static final int DESC_F_WRITE = 2;
+    static final int DESC_F_INDIRECT = 4;
+    static final int AVAIL_F_NO_INTERRUPT = 1;
+    static final int DESCRIPTOR_SIZE = 16;
+    /** The largest queue a split ring can have (its indices are 16-bit). */
+    public static final int MAX_SIZE = 32768;
+
+    // Aligned 16-bit accesses, for the indices the guest shares: acquire/release need alignment,
+    // which the ring address checks guarantee (avail ring 2-byte, used ring 4-byte aligned).
+    private static final VarHandle INDEX = JAVA_SHORT.varHandle();
+
+    private final int index;
+    private final int size;
+    private final GuestMemory memory;
+    private final MemorySegment descTable;
+    private final MemorySegment availRing;
+    private final MemorySegment usedRing;
+    private final boolean eventIdx;
+    private final boolean indirect;
+    private int lastAvail;      // free-running 16-bit index of the next available entry to take
+    private int knownAvail;     // the driver's available index as last read
+    private int usedIdx;        // free-running 16-bit index of the next used entry
+    private int signalledUsed;  // usedIdx when we last decided about an interrupt (EVENT_IDX)
+
+    private VirtQueue(int index, int size, GuestMemory memory, long desc, long avail, long used,
+            boolean eventIdx, boolean indirect) {
+        this.index = index;
+        this.size = size;
+        this.memory = memory;
+        this.descTable = memory.slice(desc, (long) DESCRIPTOR_SIZE * size);
+        this.availRing = memory.slice(avail, availRingSize(size));
+        this.usedRing = memory.slice(used, usedRingSize(size));
+        this.eventIdx = eventIdx;
+        this.indirect = indirect;
+    }
+
+    /**
+     * A queue over the driver's settings, checked: size a power of two up to {@code maxSize}, desc
+     * table 16-byte, avail ring 2-byte and used ring 4-byte aligned, each wholly in guest memory.
+     *
+     * @throws VirtioProtocolException naming the bad setting
+     */
+    static VirtQueue create(int index, QueueSettings settings, int maxSize, GuestMemory memory,
+            boolean eventIdx, boolean indirect) {
+        int size = settings.size();
+        long desc = settings.descTable();
+        long avail = settings.availRing();
+        long used = settings.usedRing();
+        if (size <= 0 || size > maxSize || Integer.bitCount(size) != 1) {
+            throw new VirtioProtocolException("queue " + index + ": size " + size + " is not a power of two from 1 to " + maxSize);
+        }
+        checkRing(index, "descriptor table", desc, (long) DESCRIPTOR_SIZE * size, 16, memory);
+        checkRing(index, "available ring", avail, availRingSize(size), 2, memory);
+        checkRing(index, "used ring", used, usedRingSize(size), 4, memory);
+        VirtQueue queue = new VirtQueue(index, size, memory, desc, avail, used, eventIdx, indirect);
+        queue.usedRing.set(JAVA_SHORT_UNALIGNED, 0, (short) 0); // flags: we never ask the driver not to notify
+        INDEX.setRelease(queue.usedRing, 2L, (short) 0);
+        return queue;
+    }
+
+    private static void checkRing(int index, String what, long address, long length, int alignment, GuestMemory memory) {
+        if (address % alignment != 0 || !memory.contains(address, length)) {
+            throw new VirtioProtocolException(String.format("queue %d: %s at 0x%x (%d bytes) is %s", index, what, address, length,
+                    address % alignment != 0 ? "not " + alignment + "-byte aligned" : "not inside guest memory"));
+        }
+    }
+
+    private static long availRingSize(int size) {
+        return 6 + 2L * size; // flags, idx, ring[size], used_event
+    }
+
+    private static long usedRingSize(int size) {
+        return 6 + 8L * size; // flags, idx, ring[size] of {id, len}, avail_event
+    }
+
+    public int index() {
+        return index;
+    }
+
+    public int size() {
+        return size;
+    }
+
+    /** A chain object able to hold any chain of this queue, for {@link #pop}. */
+    public DescriptorChain newChain() {
+        return new DescriptorChain(memory, size);
+    }
+
+    /**
+     * Takes the next available chain into {@code chain}.
+     *
+     * @return false when the driver has made nothing more available
+     * @throws VirtioProtocolException for a malformed available ring or chain
+     */
+    public boolean pop(DescriptorChain chain) {
+        if (lastAvail == knownAvail && !refreshAvail()) {
+            return false;
+        }
+        int head = Short.toUnsignedInt(availRing.get(JAVA_SHORT_UNALIGNED, 4 + 2L * (lastAvail & (size - 1))));
+        lastAvail = (lastAvail + 1) & 0xffff;
+        walk(head, chain);
+        return true;
+    }
+
+    /** Reads the driver's available index; true when it has entries we have not taken. */
+    private boolean refreshAvail() {
+        int avail = Short.toUnsignedInt((short) INDEX.getAcquire(availRing, 2L));
+        int pending = (avail - lastAvail) & 0xffff;
+        if (pending > size) {
+            throw new VirtioProtocolException("queue " + index + ": available index " + avail + " is " + pending
+                    + " entries ahead of the device, more than the queue size " + size);
+        }
+        knownAvail = avail;
+        return pending != 0;
+    }
+
+    private void walk(int head, DescriptorChain chain) {
+        chain.clear(head);
+        MemorySegment table = descTable;  // the queue's table; an indirect table is read via memory
+        long tableAddress = -1;
+        int tableSize = size;
+        int next = head;
+        boolean writable = false;
+        while (true) {
+            if (next >= tableSize) {
+                throw violation(head, "descriptor index " + next + " is past the end of its "
+                        + (tableAddress < 0 ? "queue (size " : "indirect table (entries ") + tableSize + ")");
+            }
+            long addr;
+            long word;  // len | flags << 32 | next << 48
+            if (tableAddress < 0) {
+                addr = table.get(JAVA_LONG_UNALIGNED, (long) DESCRIPTOR_SIZE * next);
+                word = table.get(JAVA_LONG_UNALIGNED, (long) DESCRIPTOR_SIZE * next + 8);
+            } else {
+                addr = memory.readLong(tableAddress + (long) DESCRIPTOR_SIZE * next);
+                word = memory.readLong(tableAddress + (long) DESCRIPTOR_SIZE * next + 8);
+            }
+            long len = word & 0xffff_ffffL;
+            int flags = (int) (word >>> 32) & 0xffff;
+            if ((flags & DESC_F_INDIRECT) != 0) {
+                if (!indirect) {
+                    throw violation(head, "indirect descriptor, but VIRTIO_F_RING_INDIRECT_DESC was not negotiated");
+                }
+                if (tableAddress >= 0) {
+                    throw violation(head, "indirect descriptor inside an indirect table");
+                }
+                if ((flags & DESC_F_NEXT) != 0) {
+                    throw violation(head, "indirect descriptor also has the NEXT flag");
+                }
+                if (len == 0 || len % DESCRIPTOR_SIZE != 0 || len / DESCRIPTOR_SIZE > size) {
+                    throw violation(head, "indirect table of " + len + " bytes: not 1 to " + size + " (the queue size) descriptors of 16 bytes");
+                }
+                if (!memory.contains(addr, len)) {
+                    throw violation(head, String.format("indirect table at 0x%x (%d bytes) is not inside guest memory", addr, len));
+                }
+                tableAddress = addr;
+                tableSize = (int) (len / DESCRIPTOR_SIZE);
+                next = 0;
+                continue;
+            }
+            if (chain.count() == size) {
+                throw violation(head, "chain is longer than the queue size " + size + " (a loop?)");
+            }
+            if (len == 0) {
+                throw violation(head, "zero-length descriptor");
+            }
+            if (!memory.contains(addr, len)) {
+                throw violation(head, String.format("buffer at 0x%x (%d bytes) is not inside guest memory", addr, len));
+            }
+            boolean isWritable = (flags & DESC_F_WRITE) != 0;
+            if (writable && !isWritable) {
+                throw violation(head, "device-readable descriptor after a device-writable one");
+            }
+            writable = isWritable;
+            chain.add(addr, len, isWritable);
+            if ((flags & DESC_F_NEXT) == 0) {
+                break;
+            }
+            next = (int) (word >>> 48);
+        }
+        if (chain.readableLength() + chain.writableLength() > 0xffff_ffffL) {
+            throw violation(head, "chain totals " + (chain.readableLength() + chain.writableLength()) + " bytes, more than 2^32-1");
+        }
+    }
+
+    private VirtioProtocolException violation(int head, String what) {
+        return new VirtioProtocolException("queue " + index + ", chain at descriptor " + head + ": " + what);
+    }
+
+    /** Returns a chain to the driver: {@code length} bytes were written into its writable buffers. */
+    public void addUsed(int head, int length) {
+        long entry = 4 + 8L * (usedIdx & (size - 1));
+        usedRing.set(JAVA_INT_UNALIGNED, entry, head);
+        usedRing.set(JAVA_INT_UNALIGNED, entry + 4, length);
+        usedIdx = (usedIdx + 1) & 0xffff;
+        INDEX.setRelease(usedRing, 2L, (short) usedIdx);
+    }
+
+    /**
+     * Whether the driver wants an interrupt for the entries used since the last call: with
+     * EVENT_IDX when the used index passed its used_event, else unless it set NO_INTERRUPT.
+     */
+    public boolean needsInterrupt() {
+        VarHandle.fullFence(); // our used index store before the load of the driver's wishes
+        if (eventIdx) {
+            int usedEvent = Short.toUnsignedInt(availRing.get(JAVA_SHORT_UNALIGNED, 4 + 2L * size));
+            int old = signalledUsed;
+            signalledUsed = usedIdx;
+            // vring_need_event: did the index move past used_event in the step old -> usedIdx?
+            return ((usedIdx - usedEvent - 1) & 0xffff) < ((usedIdx - old) & 0xffff);
+        }
+        return (availRing.get(JAVA_SHORT_UNALIGNED, 0) & AVAIL_F_NO_INTERRUPT) == 0;
+    }
+
+    /**
+     * Before the I/O thread sleeps: with EVENT_IDX asks the driver to notify at the next available
+     * entry (avail_event), then tells whether entries arrived meanwhile, which no notification would
+     * announce. Without EVENT_IDX the driver notifies for every entry, so there is nothing to arm.
+     */
+    public boolean armNotification() {
+        if (!eventIdx) {
+            return false;
+        }
+        usedRing.set(JAVA_SHORT_UNALIGNED, 4 + 8L * size, (short) lastAvail);
+        VarHandle.fullFence(); // avail_event store before the available index load
+        return refreshAvail();
+    }
+}
