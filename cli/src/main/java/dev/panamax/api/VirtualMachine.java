@@ -2,6 +2,7 @@ package dev.panamax.api;
 
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.devices.LegacyPlatform;
+import dev.panamax.devices.pci.PciBus;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
 import java.io.OutputStream;
@@ -32,6 +33,7 @@ public final class VirtualMachine implements AutoCloseable {
 
     private final Vm vm;
     private final LegacyPlatform platform;
+    private final PciBus pci;
     private volatile String panic;
 
     private VirtualMachine(Builder b) {
@@ -40,6 +42,7 @@ public final class VirtualMachine implements AutoCloseable {
             String commandLine = b.commandLine.isBlank() ? BASE_COMMAND_LINE : BASE_COMMAND_LINE + " " + b.commandLine;
             LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, commandLine, b.cpus, b.memoryMib << 20, b.protocol));
             platform = LegacyPlatform.install(created, b.console);
+            pci = PciBus.install(created);
             platform.com1().addLineListener(line -> {
                 if (panic == null && line.contains(PANIC_MARKER)) {
                     panic = line.strip();

@@ -25,6 +25,11 @@ public final class PhysicalLayout {
     public static final long KERNEL_LOAD = 0x100000;
     public static final long MMIO_HOLE_START = 0xc000_0000L;
     public static final long MMIO_HOLE_END = 0x1_0000_0000L;
+    /** PCI BARs are placed in the first 256 MiB of the hole. */
+    public static final long PCI_WINDOW_START = MMIO_HOLE_START;
+    public static final long PCI_WINDOW_END = 0xd000_0000L;
+    /** virtio-mmio devices follow, 4 KiB apart. */
+    public static final long VIRTIO_MMIO_START = PCI_WINDOW_END;
     public static final long IOAPIC_ADDRESS = 0xfec0_0000L;
     public static final long LAPIC_ADDRESS = 0xfee0_0000L;
     /**

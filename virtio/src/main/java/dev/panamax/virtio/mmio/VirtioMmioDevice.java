@@ -1,0 +1,216 @@
+package dev.panamax.virtio.mmio;
+
+import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.InterruptLine;
+import dev.panamax.vm.MmioDevice;
+import dev.panamax.vm.Vm;
+import dev.panamax.virtio.QueueNotifier;
+import dev.panamax.virtio.QueueSettings;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.VirtioInterrupts;
+import java.util.OptionalLong;
+
+/**
+ * The virtio-mmio transport, version 2 (VIRTIO 1.x 4.2): a 4 KiB register window and an interrupt
+ * line, announced to Linux on its command line as {@code virtio_mmio.device=4K@BASE:IRQ}. Queue
+ * notifications are bound to ioeventfds matching the queue index; interrupts set a bit in the
+ * interrupt status register and send an edge on the line.
+ */
+public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, AutoCloseable {
+    public static final long SIZE = 0x1000;
+    static final int MAGIC = 0x74726976; // "virt"
+    static final int VERSION = 2;
+    static final int VENDOR_ID = 0x584d4e50; // "PNMX"
+
+    static final int MAGIC_VALUE = 0x000;
+    static final int VERSION_REG = 0x004;
+    static final int DEVICE_ID = 0x008;
+    static final int VENDOR = 0x00c;
+    static final int DEVICE_FEATURES = 0x010;
+    static final int DEVICE_FEATURES_SEL = 0x014;
+    static final int DRIVER_FEATURES = 0x020;
+    static final int DRIVER_FEATURES_SEL = 0x024;
+    static final int QUEUE_SEL = 0x030;
+    static final int QUEUE_NUM_MAX = 0x034;
+    static final int QUEUE_NUM = 0x038;
+    static final int QUEUE_READY = 0x044;
+    static final int QUEUE_NOTIFY = 0x050;
+    static final int INTERRUPT_STATUS = 0x060;
+    static final int INTERRUPT_ACK = 0x064;
+    static final int STATUS = 0x070;
+    static final int QUEUE_DESC_LOW = 0x080;
+    static final int QUEUE_DESC_HIGH = 0x084;
+    static final int QUEUE_DRIVER_LOW = 0x090;
+    static final int QUEUE_DRIVER_HIGH = 0x094;
+    static final int QUEUE_DEVICE_LOW = 0x0a0;
+    static final int QUEUE_DEVICE_HIGH = 0x0a4;
+    static final int CONFIG_GENERATION = 0x0fc;
+    static final int CONFIG = 0x100;
+
+    private final VirtioDevice device;
+    private final InterruptLine irq;
+    private final QueueNotifier notifier;
+    private final long base;
+    private final int irqNumber;
+
+    private final Object lock = new Object();
+    private int deviceFeatureSelect; // guarded by lock
+    private int driverFeatureSelect; // guarded by lock
+    private int queueSelect; // guarded by lock
+    private int interruptStatus; // guarded by lock
+
+    /**
+     * @param base the guest-physical address of the register window (for the command line and notify bindings)
+     * @param irq the line the device interrupts on
+     * @param irqNumber that line's ISA IRQ, for the command line
+     */
+    public VirtioMmioDevice(VirtioDevice device, GuestMemory memory, long base, InterruptLine irq, int irqNumber, QueueNotifier notifier) {
+        this.device = device;
+        this.base = base;
+        this.irq = irq;
+        this.irqNumber = irqNumber;
+        this.notifier = notifier;
+        device.connect(memory, this);
+        for (int q = 0; q < device.queueCount(); q++) {
+            notifier.bind(device, q, base + QUEUE_NOTIFY, 4, OptionalLong.of(q));
+        }
+    }
+
+    /** Creates the transport for {@code device} at {@code base} on {@code vm}, interrupting on ISA IRQ {@code irq}. */
+    public static VirtioMmioDevice attach(Vm vm, VirtioDevice device, long base, int irq) {
+        VirtioMmioDevice mmio = new VirtioMmioDevice(device, vm.memory(), base, vm.interruptLine(irq), irq, QueueNotifier.of(vm));
+        vm.closeOnExit(mmio);
+        vm.mmio().register(base, SIZE, mmio, device.name() + " (virtio-mmio)");
+        return mmio;
+    }
+
+    /** What Linux needs on its command line to find this device. */
+    public String commandLineOption() {
+        return String.format("virtio_mmio.device=4K@0x%x:%d", base, irqNumber);
+    }
+
+    public VirtioDevice device() {
+        return device;
+    }
+
+    @Override
+    public void queue(int queueIndex) {
+        raise(1);
+    }
+
+    @Override
+    public void config() {
+        raise(2);
+    }
+
+    private void raise(int bit) {
+        synchronized (lock) {
+            interruptStatus |= bit;
+        }
+        irq.pulse();
+    }
+
+    @Override
+    public long read(long offset, int size) {
+        if (offset >= CONFIG) {
+            return device.readConfig((int) (offset - CONFIG), size);
+        }
+        if (size != 4 || (offset & 3) != 0) {
+            return 0; // registers are 32 bits wide
+        }
+        synchronized (lock) {
+            QueueSettings q = selectedQueue();
+            return switch ((int) offset) {
+                case MAGIC_VALUE -> MAGIC;
+                case VERSION_REG -> VERSION;
+                case DEVICE_ID -> device.deviceType();
+                case VENDOR -> VENDOR_ID;
+                case DEVICE_FEATURES -> deviceFeatureSelect < 2 ? device.deviceFeatures() >>> (32 * deviceFeatureSelect) & 0xffffffffL : 0;
+                case QUEUE_NUM_MAX -> q == null ? 0 : device.maxQueueSize();
+                case QUEUE_READY -> q != null && q.ready() ? 1 : 0;
+                case INTERRUPT_STATUS -> interruptStatus;
+                case STATUS -> device.status();
+                case CONFIG_GENERATION -> device.configGeneration();
+                default -> 0; // write-only or reserved
+            };
+        }
+    }
+
+    @Override
+    public void write(long offset, int size, long value) {
+        if (offset >= CONFIG) {
+            device.writeConfig((int) (offset - CONFIG), size, value);
+            return;
+        }
+        if (size != 4 || (offset & 3) != 0) {
+            return;
+        }
+        int v = (int) value;
+        synchronized (lock) {
+            QueueSettings q = selectedQueue();
+            boolean settable = q != null && !q.ready();
+            switch ((int) offset) {
+                case DEVICE_FEATURES_SEL -> deviceFeatureSelect = v;
+                case DRIVER_FEATURES_SEL -> driverFeatureSelect = v;
+                case DRIVER_FEATURES -> {
+                    if (driverFeatureSelect < 2) {
+                        int shift = 32 * driverFeatureSelect;
+                        device.setDriverFeatures(device.driverFeatures() & ~(0xffffffffL << shift) | (value & 0xffffffffL) << shift);
+                    }
+                }
+                case QUEUE_SEL -> queueSelect = v;
+                case QUEUE_NUM -> {
+                    if (settable) {
+                        q.setSize(v);
+                    }
+                }
+                case QUEUE_READY -> {
+                    if (q != null) {
+                        q.setReady((v & 1) == 1);
+                    }
+                }
+                case QUEUE_NOTIFY -> {
+                    // Reached only when no ioeventfd took the write.
+                    if (v >= 0 && v < device.queueCount()) {
+                        device.notifyEvent(v).signal();
+                    }
+                }
+                case INTERRUPT_ACK -> interruptStatus &= ~v;
+                case STATUS -> {
+                    device.setStatus(v & 0xff);
+                    if ((v & 0xff) == 0) {
+                        deviceFeatureSelect = 0;
+                        driverFeatureSelect = 0;
+                        queueSelect = 0;
+                        interruptStatus = 0;
+                    }
+                }
+                case QUEUE_DESC_LOW -> { if (settable) q.setDescTable(low(q.descTable(), v)); }
+                case QUEUE_DESC_HIGH -> { if (settable) q.setDescTable(high(q.descTable(), v)); }
+                case QUEUE_DRIVER_LOW -> { if (settable) q.setAvailRing(low(q.availRing(), v)); }
+                case QUEUE_DRIVER_HIGH -> { if (settable) q.setAvailRing(high(q.availRing(), v)); }
+                case QUEUE_DEVICE_LOW -> { if (settable) q.setUsedRing(low(q.usedRing(), v)); }
+                case QUEUE_DEVICE_HIGH -> { if (settable) q.setUsedRing(high(q.usedRing(), v)); }
+                default -> { } // read-only or reserved
+            }
+        }
+    }
+
+    private QueueSettings selectedQueue() {
+        return queueSelect >= 0 && queueSelect < device.queueCount() ? device.queue(queueSelect) : null;
+    }
+
+    private static long low(long field, int value) {
+        return field & 0xffffffff00000000L | (value & 0xffffffffL);
+    }
+
+    private static long high(long field, int value) {
+        return field & 0xffffffffL | (long) value << 32;
+    }
+
+    @Override
+    public void close() {
+        notifier.unbindAll(device);
+        device.close();
+    }
+}
