@@ -143,6 +143,20 @@ public final class ImageFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Locks the file for as long as it is open: exclusive when writable, shared when read-only, so
+     * that two VMs never write one disk. An open file description lock: it binds other processes
+     * (QEMU's locks are of the same kind) and other opens in this one.
+     *
+     * @throws IOException naming the file when a conflicting lock is held
+     */
+    public void lock() throws IOException {
+        if (!holes.tryLock(writable)) {
+            throw new IOException("disk image " + path + " is in use by another process (locked); stop the VM using it,"
+                    + " or give this one a copy" + (writable ? " (or attach it read-only to every VM)" : ""));
+        }
+    }
+
     public void sync() throws IOException {
         if (durable) channel.force(true);
     }

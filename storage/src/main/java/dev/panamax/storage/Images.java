@@ -21,26 +21,33 @@ public final class Images {
      * @param format        null to detect it from the file contents
      * @param openBacking   open the backing chain (needed to read data; not for info, check, rebase)
      */
-    /** @param durable false skips every fsync (see {@link ImageFile#setDurable}); for new outputs only */
-    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable) {
+    /**
+     * @param durable false skips every fsync (see {@link ImageFile#setDurable}); for new outputs only
+     * @param lock    lock the image file (see {@link ImageFile#lock}), as a VM's disk must be
+     */
+    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable, boolean lock) {
         public static OpenOptions readOnly() {
-            return new OpenOptions(false, null, true, true);
+            return new OpenOptions(false, null, true, true, false);
         }
 
         public static OpenOptions readWrite() {
-            return new OpenOptions(true, null, true, true);
+            return new OpenOptions(true, null, true, true, false);
         }
 
         public OpenOptions withFormat(ImageFormat f) {
-            return new OpenOptions(writable, f, openBacking, durable);
+            return new OpenOptions(writable, f, openBacking, durable, lock);
         }
 
         public OpenOptions withoutBacking() {
-            return new OpenOptions(writable, format, false, durable);
+            return new OpenOptions(writable, format, false, durable, lock);
         }
 
         public OpenOptions withoutSync() {
-            return new OpenOptions(writable, format, openBacking, false);
+            return new OpenOptions(writable, format, openBacking, false, lock);
+        }
+
+        public OpenOptions withLock() {
+            return new OpenOptions(writable, format, openBacking, durable, true);
         }
     }
 
@@ -66,12 +73,15 @@ public final class Images {
         ImageFile file = ImageFile.open(path, options.writable());
         file.setDurable(options.durable());
         try {
+            if (options.lock()) {
+                file.lock();
+            }
             return switch (format) {
                 case RAW -> RawImage.open(file);
                 case VHD -> VhdImage.open(file);
                 case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
                         : (backingPath, backingFormat) -> open(backingPath,
-                                new OpenOptions(false, backingFormat, true, true), chain, depth + 1), false);
+                                new OpenOptions(false, backingFormat, true, true, false), chain, depth + 1), false);
             };
         } catch (IOException | RuntimeException e) {
             file.close();

@@ -82,31 +82,31 @@ public final class DescriptorChain {
 
     /** Copies {@code length} bytes of the readable part, from {@code offset}, into {@code target}. */
     public void read(long offset, byte[] target, int targetOffset, int length) {
-        checkPart(offset, length, readableLength);
-        int done = 0;
-        for (int i = 0; i < readableCount && done < length; i++) {
-            if (offset >= lengths[i]) {
-                offset -= lengths[i];
-                continue;
-            }
-            int n = (int) Math.min(lengths[i] - offset, length - done);
-            memory.read(addresses[i] + offset, target, targetOffset + done, n);
-            done += n;
-            offset = 0;
-        }
+        copy(false, offset, target, targetOffset, length);
     }
 
     /** Copies {@code source[sourceOffset, +length)} into the writable part at {@code offset}. */
     public void write(long offset, byte[] source, int sourceOffset, int length) {
-        checkPart(offset, length, writableLength);
+        copy(true, offset, source, sourceOffset, length);
+    }
+
+    private void copy(boolean toGuest, long offset, byte[] array, int arrayOffset, int length) {
+        long partLength = toGuest ? writableLength : readableLength;
+        if (offset < 0 || length < 0 || offset > partLength - length) {
+            throw new IndexOutOfBoundsException("range [" + offset + ", +" + length + ") outside a part of " + partLength + " bytes");
+        }
         int done = 0;
-        for (int i = readableCount; i < count && done < length; i++) {
+        for (int i = toGuest ? readableCount : 0; done < length; i++) {
             if (offset >= lengths[i]) {
                 offset -= lengths[i];
                 continue;
             }
             int n = (int) Math.min(lengths[i] - offset, length - done);
-            memory.write(addresses[i] + offset, source, sourceOffset + done, n);
+            if (toGuest) {
+                memory.write(addresses[i] + offset, array, arrayOffset + done, n);
+            } else {
+                memory.read(addresses[i] + offset, array, arrayOffset + done, n);
+            }
             done += n;
             offset = 0;
         }
@@ -118,11 +118,5 @@ public final class DescriptorChain {
             throw new IllegalStateException("the chain has no writable buffer");
         }
         memory.writeByte(addresses[count - 1] + lengths[count - 1] - 1, value);
-    }
-
-    private static void checkPart(long offset, int length, long partLength) {
-        if (offset < 0 || length < 0 || offset > partLength - length) {
-            throw new IndexOutOfBoundsException("range [" + offset + ", +" + length + ") outside a part of " + partLength + " bytes");
-        }
     }
 }

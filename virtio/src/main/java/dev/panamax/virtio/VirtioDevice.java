@@ -114,6 +114,11 @@ public abstract class VirtioDevice implements AutoCloseable {
         this.memory = Objects.requireNonNull(memory);
     }
 
+    /** The guest memory this device was connected to (null before {@link #connect}). */
+    protected final GuestMemory memory() {
+        return memory;
+    }
+
     /** The features the driver accepted (as written; checked when it sets FEATURES_OK). */
     public long driverFeatures() {
         return driverFeatures;

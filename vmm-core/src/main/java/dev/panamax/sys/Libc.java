@@ -4,10 +4,12 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemoryLayout.PathElement;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
@@ -45,6 +47,10 @@ final class Libc {
     static final int SEEK_HOLE = 4;
     static final int FALLOC_FL_KEEP_SIZE = 1;
     static final int FALLOC_FL_PUNCH_HOLE = 2;
+    static final int F_OFD_SETLK = 37;
+    static final int F_RDLCK = 0;
+    static final int F_WRLCK = 1;
+    static final int SEEK_SET = 0;
     static final int O_CLOEXEC = 0x80000;
     static final int PROT_READ = 1;
     static final int PROT_WRITE = 2;
@@ -93,6 +99,14 @@ final class Libc {
     // off_t lseek(int fd, off_t offset, int whence)
     private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), ERRNO);
     // int fallocate(int fd, int mode, off_t offset, off_t len)
+    /** struct flock (x86-64), for fcntl's record locks; checked against C by the ABI test. */
+    static final StructLayout FLOCK = MemoryLayout.structLayout(
+            JAVA_SHORT.withName("l_type"), JAVA_SHORT.withName("l_whence"), MemoryLayout.paddingLayout(4),
+            JAVA_LONG.withName("l_start"), JAVA_LONG.withName("l_len"), JAVA_INT.withName("l_pid"),
+            MemoryLayout.paddingLayout(4)).withName("flock");
+    // int fcntl(int fd, int cmd, ...): only the pointer-argument shape is needed.
+    private static final MethodHandle FCNTL_PTR = downcall("fcntl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), Linker.Option.firstVariadicArg(2), ERRNO);
     private static final MethodHandle FALLOCATE = downcall("fallocate",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), ERRNO);
     // ssize_t read(int fd, void *buf, size_t count) / write(...)
@@ -290,6 +304,15 @@ final class Libc {
     static long lseekRaw(MemorySegment callState, int fd, long offset, int whence) {
         try {
             return (long) LSEEK.invokeExact(callState, fd, offset, whence);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** fcntl(2) with a pointer argument; returns its result, or -1 with errno in {@code callState}. */
+    static int fcntlRaw(MemorySegment callState, int fd, int cmd, MemorySegment arg) {
+        try {
+            return (int) FCNTL_PTR.invokeExact(callState, fd, cmd, arg);
         } catch (Throwable t) {
             throw rethrow(t);
         }

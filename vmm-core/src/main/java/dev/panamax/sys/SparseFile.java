@@ -1,6 +1,9 @@
 package dev.panamax.sys;
 
+import static java.lang.foreign.ValueLayout.JAVA_SHORT;
+
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemoryLayout.PathElement;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 
@@ -8,7 +11,8 @@ import java.nio.file.Path;
  * What the JDK cannot do with a sparse file: punch a hole ({@code fallocate(FALLOC_FL_PUNCH_HOLE)})
  * and find data and holes ({@code lseek(SEEK_DATA/SEEK_HOLE)}), on a descriptor of its own beside
  * the caller's FileChannel. Where the file system lacks these, the answers degrade to "no holes":
- * callers then write zeros and treat the file as all data, slower but still correct.
+ * callers then write zeros and treat the file as all data, slower but still correct. Also the lock
+ * the JDK's {@code FileLock} cannot give: one owned by this descriptor, not by the process.
  */
 public final class SparseFile implements AutoCloseable {
     private final Fd fd;
@@ -70,6 +74,29 @@ public final class SparseFile implements AutoCloseable {
                 return fileSize; // no data (or hole) after offset
             }
             return whence == Libc.SEEK_DATA ? offset : fileSize; // no SEEK_DATA support: all data
+        }
+    }
+
+    /**
+     * Locks the whole file, shared or exclusive, with an open file description lock ({@code
+     * fcntl(F_OFD_SETLK)}), held until this is closed. Unlike a {@code FileChannel} lock it conflicts
+     * with other opens in this process too, and closing another descriptor of the file does not drop
+     * it. Returns false when a conflicting lock is held.
+     */
+    public boolean tryLock(boolean exclusive) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment flock = arena.allocate(Libc.FLOCK); // zeroed: whole file from SEEK_SET 0, l_pid 0
+            flock.set(JAVA_SHORT, Libc.FLOCK.byteOffset(PathElement.groupElement("l_type")),
+                    (short) (exclusive ? Libc.F_WRLCK : Libc.F_RDLCK));
+            MemorySegment state = Libc.allocateCallState(arena);
+            if (Libc.fcntlRaw(state, fd.fd(), Libc.F_OFD_SETLK, flock) == 0) {
+                return true;
+            }
+            int errno = Libc.errno(state);
+            if (errno == Libc.EAGAIN || errno == Libc.EACCES) {
+                return false;
+            }
+            throw new NativeCallException("fcntl(F_OFD_SETLK, " + path + ")", errno);
         }
     }
 

@@ -1,0 +1,321 @@
+package dev.panamax.virtio.blk;
+
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.Images;
+import dev.panamax.virtio.DescriptorChain;
+import dev.panamax.virtio.VirtQueue;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.VirtioProtocolException;
+import dev.panamax.vm.GuestMemory;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.System.Logger.Level;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A virtio block device (VIRTIO 1.x, 5.2) over a {@link BlockBackend}: read, write, flush, get-id,
+ * discard and write-zeroes, on one or more request queues, each served by its own I/O thread with
+ * positional I/O straight between the backend and guest memory.
+ *
+ * <p>A request the driver got wrong but that can be answered (bad sector range, data not a multiple
+ * of 512 bytes, a write to a read-only disk) gets status IOERR; an unknown type or flag UNSUPP; a
+ * backend I/O error IOERR, logged, and the device goes on. A chain that is not a request at all (no
+ * 16-byte header, no status byte) fails the device.
+ */
+public final class VirtioBlk extends VirtioDevice {
+    public static final int DEVICE_TYPE = 2;
+    public static final int DEFAULT_QUEUE_SIZE = 256;
+    public static final int SECTOR_SIZE = 512;
+
+    // Feature bit numbers.
+    public static final int VIRTIO_BLK_F_SEG_MAX = 2;
+    public static final int VIRTIO_BLK_F_RO = 5;
+    public static final int VIRTIO_BLK_F_BLK_SIZE = 6;
+    public static final int VIRTIO_BLK_F_FLUSH = 9;
+    public static final int VIRTIO_BLK_F_MQ = 12;
+    public static final int VIRTIO_BLK_F_DISCARD = 13;
+    public static final int VIRTIO_BLK_F_WRITE_ZEROES = 14;
+
+    // Request types and status values.
+    static final int T_IN = 0;
+    static final int T_OUT = 1;
+    static final int T_FLUSH = 4;
+    static final int T_GET_ID = 8;
+    static final int T_DISCARD = 11;
+    static final int T_WRITE_ZEROES = 13;
+    static final byte S_OK = 0;
+    static final byte S_IOERR = 1;
+    static final byte S_UNSUPP = 2;
+
+    static final int HEADER_SIZE = 16;
+    static final int SEGMENT_SIZE = 16; // struct virtio_blk_discard_write_zeroes
+    static final int FLAG_UNMAP = 1;
+    static final int ID_BYTES = 20;
+    /** Discard/write-zeroes segments per request: bounds the work of one request. */
+    static final int MAX_SEGMENTS = 32;
+    /** Sectors per discard/write-zeroes segment: whatever the 32-bit field holds. */
+    static final long MAX_SEGMENT_SECTORS = 0xffff_ffffL;
+    /** Discards smaller than a host file system block free nothing: 4 KiB. */
+    static final int DISCARD_ALIGNMENT_SECTORS = 8;
+    /** A ByteBuffer holds at most 2 GiB; larger guest buffers are moved in pieces. */
+    private static final int MAX_PIECE = 1 << 30;
+
+    // struct virtio_blk_config offsets.
+    static final int CONFIG_CAPACITY = 0;
+    static final int CONFIG_SEG_MAX = 12;
+    static final int CONFIG_BLK_SIZE = 20;
+    static final int CONFIG_NUM_QUEUES = 34;
+    static final int CONFIG_MAX_DISCARD_SECTORS = 36;
+    static final int CONFIG_MAX_DISCARD_SEG = 40;
+    static final int CONFIG_DISCARD_SECTOR_ALIGNMENT = 44;
+    static final int CONFIG_MAX_WRITE_ZEROES_SECTORS = 48;
+    static final int CONFIG_MAX_WRITE_ZEROES_SEG = 52;
+    static final int CONFIG_WRITE_ZEROES_MAY_UNMAP = 56;
+    static final int CONFIG_SIZE = 60;
+
+    private static final VarHandle LE_INT = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle LE_LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final System.Logger LOG = System.getLogger(VirtioBlk.class.getName());
+
+    private final BlockBackend disk;
+    private final boolean readOnly;
+    private final long capacity; // in sectors
+    private final byte[] id;
+    private final byte[] config;
+    private final byte[][] scratch; // per queue: a request header or a discard segment
+    private final AtomicLong ioErrors = new AtomicLong();
+
+    /**
+     * @param id        the drive's ID string (GET_ID), up to 20 ASCII characters; also names the device
+     * @param disk      owned by the device from now on: {@link #close()} closes it
+     * @param queueSize the maximum size of each request queue, a power of two
+     */
+    public VirtioBlk(String id, BlockBackend disk, int queueCount, int queueSize) {
+        super("virtio-blk (" + id + ")", DEVICE_TYPE, features(disk.isReadOnly()), queueCount, queueSize);
+        this.disk = disk;
+        this.readOnly = disk.isReadOnly();
+        this.capacity = disk.size() / SECTOR_SIZE;
+        this.id = Arrays.copyOf(id.getBytes(StandardCharsets.US_ASCII), ID_BYTES);
+        this.scratch = new byte[queueCount][HEADER_SIZE];
+        this.config = new byte[CONFIG_SIZE];
+        ByteBuffer c = ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN);
+        c.putLong(CONFIG_CAPACITY, capacity);
+        c.putInt(CONFIG_SEG_MAX, queueSize - 2); // a header and a status descriptor besides the data
+        c.putInt(CONFIG_BLK_SIZE, SECTOR_SIZE);
+        c.putShort(CONFIG_NUM_QUEUES, (short) queueCount);
+        if (!readOnly) {
+            c.putInt(CONFIG_MAX_DISCARD_SECTORS, (int) MAX_SEGMENT_SECTORS);
+            c.putInt(CONFIG_MAX_DISCARD_SEG, MAX_SEGMENTS);
+            c.putInt(CONFIG_DISCARD_SECTOR_ALIGNMENT, DISCARD_ALIGNMENT_SECTORS);
+            c.putInt(CONFIG_MAX_WRITE_ZEROES_SECTORS, (int) MAX_SEGMENT_SECTORS);
+            c.putInt(CONFIG_MAX_WRITE_ZEROES_SEG, MAX_SEGMENTS);
+            c.put(CONFIG_WRITE_ZEROES_MAY_UNMAP, (byte) 1);
+        }
+    }
+
+    /**
+     * Opens a disk image (raw, qcow2 or vhd, detected) for a VM, locked against every other user.
+     *
+     * @throws IOException naming the image when it is missing, damaged or in use by another process
+     */
+    public static VirtioBlk open(String id, Path image, boolean readOnly, int queueCount) throws IOException {
+        BlockBackend disk = Images.open(image, (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withLock());
+        try {
+            return new VirtioBlk(id, disk, queueCount, DEFAULT_QUEUE_SIZE);
+        } catch (RuntimeException e) {
+            disk.close();
+            throw e;
+        }
+    }
+
+    private static long features(boolean readOnly) {
+        long features = 1L << VIRTIO_BLK_F_SEG_MAX | 1L << VIRTIO_BLK_F_BLK_SIZE | 1L << VIRTIO_BLK_F_FLUSH | 1L << VIRTIO_BLK_F_MQ;
+        return readOnly ? features | 1L << VIRTIO_BLK_F_RO
+                : features | 1L << VIRTIO_BLK_F_DISCARD | 1L << VIRTIO_BLK_F_WRITE_ZEROES;
+    }
+
+    /** Capacity in 512-byte sectors. */
+    public long capacity() {
+        return capacity;
+    }
+
+    @Override
+    public int configSize() {
+        return CONFIG_SIZE;
+    }
+
+    @Override
+    public long readConfig(int offset, int size) {
+        return readLittleEndian(config, offset, size);
+    }
+
+    /** Nothing in the configuration is writable: {@code writeback} needs CONFIG_WCE, not offered. */
+    @Override
+    public void writeConfig(int offset, int size, long value) {}
+
+    @Override
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        if (chain.readableLength() < HEADER_SIZE) {
+            throw new VirtioProtocolException(name() + ": request at descriptor " + chain.head() + " has a header of "
+                    + chain.readableLength() + " readable bytes, not " + HEADER_SIZE);
+        }
+        if (chain.writableLength() == 0) {
+            throw new VirtioProtocolException(name() + ": request at descriptor " + chain.head() + " has no writable status byte");
+        }
+        byte[] header = scratch[queue.index()];
+        chain.read(0, header, 0, HEADER_SIZE);
+        int type = (int) LE_INT.get(header, 0);
+        long sector = (long) LE_LONG.get(header, 8);
+        long written = 0; // data bytes put into the writable part, before the status byte
+        byte status;
+        switch (type) {
+            case T_IN -> {
+                long length = chain.writableLength() - 1;
+                status = checkData(sector, length);
+                if (status == S_OK) {
+                    status = transfer(chain, true, 0, length, sector * SECTOR_SIZE);
+                }
+                written = status == S_OK ? length : 0;
+            }
+            case T_OUT -> {
+                long length = chain.readableLength() - HEADER_SIZE;
+                status = readOnly ? S_IOERR : checkData(sector, length);
+                if (status == S_OK) {
+                    status = transfer(chain, false, HEADER_SIZE, length, sector * SECTOR_SIZE);
+                }
+            }
+            case T_FLUSH -> status = flush();
+            case T_GET_ID -> {
+                int n = (int) Math.min(ID_BYTES, chain.writableLength() - 1);
+                chain.write(0, id, 0, n);
+                written = n;
+                status = S_OK;
+            }
+            case T_DISCARD, T_WRITE_ZEROES -> status = readOnly ? S_UNSUPP : discardOrWriteZeroes(chain, type == T_DISCARD, header);
+            default -> status = S_UNSUPP;
+        }
+        chain.writeLastByte(status);
+        return (int) (written + 1);
+    }
+
+    /** IOERR unless {@code length} bytes from {@code sector} are whole sectors inside the disk. */
+    private byte checkData(long sector, long length) {
+        return length % SECTOR_SIZE == 0 && inRange(sector, length / SECTOR_SIZE) ? S_OK : S_IOERR;
+    }
+
+    /** Written so that nothing overflows: both values come from the guest ({@code sector} is unsigned). */
+    private boolean inRange(long sector, long sectors) {
+        return sector >= 0 && sector <= capacity && sectors <= capacity - sector;
+    }
+
+    /**
+     * Moves {@code length} bytes between the disk at {@code diskOffset} and the chain's writable part
+     * ({@code toGuest}) or readable part, from {@code partOffset} in that part, through ByteBuffer
+     * views of guest memory: the backend reads into and writes from the guest's pages directly.
+     */
+    private byte transfer(DescriptorChain chain, boolean toGuest, long partOffset, long length, long diskOffset) {
+        GuestMemory memory = memory();
+        try {
+            for (int i = toGuest ? chain.readableCount() : 0; length > 0; i++) {
+                long bufferLength = chain.length(i);
+                if (partOffset >= bufferLength) {
+                    partOffset -= bufferLength;
+                    continue;
+                }
+                long address = chain.address(i) + partOffset;
+                long n = Math.min(bufferLength - partOffset, length);
+                partOffset = 0;
+                for (long done = 0; done < n; ) {
+                    int piece = (int) Math.min(n - done, MAX_PIECE);
+                    ByteBuffer buffer = memory.slice(address + done, piece).asByteBuffer();
+                    if (toGuest) {
+                        disk.read(diskOffset, buffer);
+                    } else {
+                        disk.write(diskOffset, buffer);
+                    }
+                    done += piece;
+                    diskOffset += piece;
+                }
+                length -= n;
+            }
+            return S_OK;
+        } catch (IOException | UncheckedIOException e) {
+            return ioError(toGuest ? "read" : "write", e);
+        }
+    }
+
+    private byte flush() {
+        try {
+            disk.flush();
+            return S_OK;
+        } catch (IOException | UncheckedIOException e) {
+            return ioError("flush", e);
+        }
+    }
+
+    /**
+     * The segments are all checked before any is carried out, so that an UNSUPP or IOERR answer for a
+     * bad segment leaves the disk as it was.
+     */
+    private byte discardOrWriteZeroes(DescriptorChain chain, boolean discard, byte[] segment) {
+        long payload = chain.readableLength() - HEADER_SIZE;
+        if (payload == 0 || payload % SEGMENT_SIZE != 0 || payload / SEGMENT_SIZE > MAX_SEGMENTS) {
+            return S_IOERR;
+        }
+        int count = (int) (payload / SEGMENT_SIZE);
+        for (int k = 0; k < count; k++) {
+            chain.read(HEADER_SIZE + (long) SEGMENT_SIZE * k, segment, 0, SEGMENT_SIZE);
+            int flags = (int) LE_INT.get(segment, 12);
+            if ((flags & ~FLAG_UNMAP) != 0 || (discard && flags != 0)) {
+                return S_UNSUPP; // the spec's answer to unknown flags, and to unmap on a discard
+            }
+            if (!inRange((long) LE_LONG.get(segment, 0), Integer.toUnsignedLong((int) LE_INT.get(segment, 8)))) {
+                return S_IOERR;
+            }
+        }
+        try {
+            for (int k = 0; k < count; k++) {
+                chain.read(HEADER_SIZE + (long) SEGMENT_SIZE * k, segment, 0, SEGMENT_SIZE);
+                long offset = (long) LE_LONG.get(segment, 0) * SECTOR_SIZE;
+                long length = Integer.toUnsignedLong((int) LE_INT.get(segment, 8)) * SECTOR_SIZE;
+                // Write-zeroes never discards, even with unmap: with a backing file a discarded range
+                // would read as the backing file, not as zeros. Raw punches a hole either way.
+                if (discard) {
+                    disk.discard(offset, length);
+                } else {
+                    disk.writeZeroes(offset, length);
+                }
+            }
+            return S_OK;
+        } catch (IOException | UncheckedIOException e) {
+            return ioError(discard ? "discard" : "write-zeroes", e);
+        }
+    }
+
+    /** Logs the first error and then each time the count doubles, so a failing disk cannot flood the log. */
+    private byte ioError(String what, Exception e) {
+        long n = ioErrors.incrementAndGet();
+        if (Long.bitCount(n) == 1) {
+            LOG.log(Level.WARNING, name() + ": " + what + " failed (I/O error " + n + " of this disk), answered IOERR", e);
+        }
+        return S_IOERR;
+    }
+
+    /** Stops the device, then closes the disk. */
+    @Override
+    public void close() {
+        super.close();
+        try {
+            disk.close();
+        } catch (IOException e) {
+            LOG.log(Level.WARNING, name() + ": closing the disk failed", e);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+package dev.panamax.virtio;
+
+/** A test device: copies each request's readable bytes into its writable buffers. */
+final class EchoDevice extends VirtioDevice {
+    static final int TYPE = 0x7f;
+
+    EchoDevice(int queueCount, int maxQueueSize) {
+        super("echo (test)", TYPE, 0, queueCount, maxQueueSize);
+    }
+
+    @Override
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        int n = (int) Math.min(chain.readableLength(), chain.writableLength());
+        byte[] data = new byte[n];
+        chain.read(0, data, 0, n);
+        chain.write(0, data, 0, n);
+        return n;
+    }
+
+    @Override
+    public int configSize() {
+        return 0;
+    }
+
+    @Override
+    public long readConfig(int offset, int size) {
+        return 0;
+    }
+
+    @Override
+    public void writeConfig(int offset, int size, long value) {}
+}
