@@ -3,11 +3,18 @@ package dev.panamax.api;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.devices.LegacyPlatform;
 import dev.panamax.devices.pci.PciBus;
+import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.mmio.VirtioMmioDevice;
+import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Consumer;
@@ -39,10 +46,20 @@ public final class VirtualMachine implements AutoCloseable {
     private VirtualMachine(Builder b) {
         Vm created = Vm.create();
         try {
-            String commandLine = b.commandLine.isBlank() ? BASE_COMMAND_LINE : BASE_COMMAND_LINE + " " + b.commandLine;
-            LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, commandLine, b.cpus, b.memoryMib << 20, b.protocol));
+            StringBuilder commandLine = new StringBuilder(BASE_COMMAND_LINE);
+            int mmioDevices = 0;
+            for (Disk disk : b.disks) {
+                if (disk.transport() == Transport.MMIO) {
+                    commandLine.append(' ').append(VirtioMmioDevice.commandLineOption(mmioDevices++));
+                }
+            }
+            if (!b.commandLine.isBlank()) {
+                commandLine.append(' ').append(b.commandLine);
+            }
+            LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, commandLine.toString(), b.cpus, b.memoryMib << 20, b.protocol));
             platform = LegacyPlatform.install(created, b.console);
             pci = PciBus.install(created);
+            attachDisks(created, b.disks, b.cpus);
             platform.com1().addLineListener(line -> {
                 if (panic == null && line.contains(PANIC_MARKER)) {
                     panic = line.strip();
@@ -53,6 +70,29 @@ public final class VirtualMachine implements AutoCloseable {
             throw e;
         }
         this.vm = created;
+    }
+
+    /** Opens each disk as a virtio-blk device with one request queue per vCPU, on its transport. */
+    private void attachDisks(Vm vm, List<Disk> disks, int queues) {
+        int mmioDevices = 0;
+        for (Disk disk : disks) {
+            VirtioBlk blk;
+            try {
+                blk = VirtioBlk.open(disk.id(), disk.path(), disk.readOnly(), queues);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot use disk " + disk.path() + ": " + e.getMessage(), e);
+            }
+            try {
+                if (disk.transport() == Transport.PCI) {
+                    VirtioPciDevice.attach(vm, pci, blk);
+                } else {
+                    VirtioMmioDevice.attach(vm, blk, mmioDevices++);
+                }
+            } catch (RuntimeException e) {
+                blk.close();
+                throw e;
+            }
+        }
     }
 
     public static Builder builder() {
@@ -127,6 +167,30 @@ public final class VirtualMachine implements AutoCloseable {
         vm.close();
     }
 
+    /** How a virtio device reaches the guest. */
+    public enum Transport {
+        /** A PCI function with MSI-X (the default). */
+        PCI,
+        /** A virtio-mmio window announced on the kernel command line. */
+        MMIO
+    }
+
+    /**
+     * A disk image (raw, qcow2 or vhd) the guest sees as a virtio-blk device: /dev/vda, /dev/vdb, ...
+     * in the order added. The image is locked while the VM has it open.
+     *
+     * @param id the drive's ID, which the guest reads as its serial (/sys/block/vdX/serial); up to 20 ASCII characters
+     */
+    public record Disk(Path path, boolean readOnly, String id, Transport transport) {
+        public Disk {
+            Objects.requireNonNull(path, "path");
+            Objects.requireNonNull(transport, "transport");
+            if (id == null || id.isEmpty() || id.length() > 20 || !id.chars().allMatch(c -> c > 0x20 && c < 0x7f)) {
+                throw new IllegalArgumentException("a disk ID is 1 to 20 printable ASCII characters without spaces, not '" + id + "'");
+            }
+        }
+    }
+
     /** Collects the VM's configuration; {@link #build()} validates it and sets the VM up. */
     public static final class Builder {
         private Path kernel;
@@ -136,8 +200,27 @@ public final class VirtualMachine implements AutoCloseable {
         private long memoryMib = 256;
         private OutputStream console = OutputStream.nullOutputStream();
         private LinuxBoot.Protocol protocol = LinuxBoot.Protocol.AUTO;
+        private final List<Disk> disks = new ArrayList<>();
 
         private Builder() {}
+
+        /** Adds a disk; see {@link Disk}. */
+        public Builder disk(Disk disk) {
+            Objects.requireNonNull(disk, "disk");
+            if (disks.stream().anyMatch(d -> d.id().equals(disk.id()))) {
+                throw new IllegalArgumentException("two disks have the ID '" + disk.id() + "'");
+            }
+            if (disk.transport() == Transport.MMIO && disks.stream().filter(d -> d.transport() == Transport.MMIO).count() == VirtioMmioDevice.MAX_DEVICES) {
+                throw new IllegalArgumentException("a VM has at most " + VirtioMmioDevice.MAX_DEVICES + " virtio-mmio devices");
+            }
+            disks.add(disk);
+            return this;
+        }
+
+        /** Adds a disk on PCI. */
+        public Builder disk(Path path, boolean readOnly, String id) {
+            return disk(new Disk(path, readOnly, id, Transport.PCI));
+        }
 
         public Builder kernel(Path kernel) {
             this.kernel = Objects.requireNonNull(kernel, "kernel");
@@ -179,6 +262,7 @@ public final class VirtualMachine implements AutoCloseable {
 
         /**
          * @throws dev.panamax.boot.BootException when the kernel, initrd, command line, vCPUs or memory are unusable
+         * @throws UncheckedIOException when a disk image is missing, damaged or in use by another process
          * @throws dev.panamax.sys.KvmUnavailableException when this host has no usable KVM
          */
         public VirtualMachine build() {

@@ -14,6 +14,7 @@ import dev.panamax.vm.VmExit;
 import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
@@ -65,6 +66,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--boot-time", description = "print the time from process start until the guest's /init reports user space")
     boolean bootTime;
 
+    @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
+            description = "a disk image (raw, qcow2 or vhd) as a virtio-blk device: /dev/vda, /dev/vdb, ... in order; repeatable")
+    List<String> diskSpecs = new ArrayList<>();
+
     @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
     boolean noRig;
 
@@ -83,6 +88,14 @@ final class RunCommand implements Callable<Integer> {
         if (kernel == null && initrd != null) {
             throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
         }
+        List<VirtualMachine.Disk> disks = new ArrayList<>();
+        for (String spec : diskSpecs) {
+            VirtualMachine.Disk disk = DiskOption.parse(spec, disks.size());
+            if (disks.stream().anyMatch(d -> d.id().equals(disk.id()))) {
+                throw new UserError("--disk " + spec + ": another disk already has the ID '" + disk.id() + "'");
+            }
+            disks.add(disk);
+        }
         if (!noRig) {
             KvmAcceleration acceleration = KvmAcceleration.detect();
             if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
@@ -91,15 +104,20 @@ final class RunCommand implements Callable<Integer> {
             if (!acceleration.hardware()) {
                 System.err.println("panamax: this host's KVM only emulates (" + Math.round(acceleration.nanosPerIteration())
                         + " ns per loop iteration), so the VM runs inside the nested KVM rig");
-                return runInRig();
+                return runInRig(disks);
             }
         }
         try {
             Path k = kernel != null ? kernel : GuestImages.defaultVmlinux();
             Path i = kernel != null ? initrd : GuestImages.defaultInitramfs();
-            try (OutputStream out = consoleTarget();
-                 VirtualMachine vm = VirtualMachine.builder().kernel(k).initrd(i).commandLine(cmdline).cpus(cpus)
-                         .memoryMib(memoryBytes >> 20).console(out).bootProtocol(protocol).build()) {
+            VirtualMachine.Builder builder = VirtualMachine.builder().kernel(k).initrd(i).commandLine(cmdline).cpus(cpus)
+                    .memoryMib(memoryBytes >> 20).bootProtocol(protocol);
+            try {
+                disks.forEach(builder::disk);
+            } catch (IllegalArgumentException e) {
+                throw new UserError(e.getMessage());
+            }
+            try (OutputStream out = consoleTarget(); VirtualMachine vm = builder.console(out).build()) {
                 if (bootTime) {
                     vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start; %s%n",
                             t.toMillis(), ProcessMemory.read()));
@@ -124,7 +142,7 @@ final class RunCommand implements Callable<Integer> {
                 }
                 return 0;
             }
-        } catch (BootException | KvmUnavailableException | MissingIngredientException e) {
+        } catch (BootException | KvmUnavailableException | MissingIngredientException | UncheckedIOException e) {
             throw new UserError(e.getMessage());
         }
     }
@@ -216,14 +234,14 @@ final class RunCommand implements Callable<Integer> {
         return Optional.of(cache);
     }
 
-    /** {@code options} with {@code dir} shared read-only, unless a share already shows it. */
-    private static Rig.Options visible(Rig.Options options, Path dir) {
-        boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()));
-        return shown ? options : options.withShare(dir, true);
+    /** {@code options} with {@code dir} shared, writable unless {@code readOnly}, unless a share already shows it so. */
+    private static Rig.Options shared(Rig.Options options, Path dir, boolean readOnly) {
+        boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()) && (readOnly || !share.readOnly()));
+        return shown ? options : options.withShare(dir, readOnly);
     }
 
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
-    private int runInRig() {
+    private int runInRig(List<VirtualMachine.Disk> disks) {
         Path k;
         Path i;
         try {
@@ -246,10 +264,14 @@ final class RunCommand implements Callable<Integer> {
             argv.add("--boot-time");
         }
         argv.addAll(List.of("--kernel", k.toString()));
-        Rig.Options options = visible(Rig.Options.defaults(), k.getParent());
+        Rig.Options options = shared(Rig.Options.defaults(), k.getParent(), true);
         if (i != null) {
             argv.addAll(List.of("--initrd", i.toString()));
-            options = visible(options, i.getParent());
+            options = shared(options, i.getParent(), true);
+        }
+        for (VirtualMachine.Disk disk : disks) {
+            argv.addAll(List.of("--disk", DiskOption.format(disk)));
+            options = shared(options, disk.path().getParent(), disk.readOnly());
         }
         try (OutputStream out = consoleTarget(); Rig rig = Rig.start(options);
              TerminalInput keyboard = console.equals("stdio") ? TerminalInput.open() : null) {

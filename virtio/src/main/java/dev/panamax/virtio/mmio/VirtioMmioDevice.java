@@ -1,5 +1,6 @@
 package dev.panamax.virtio.mmio;
 
+import dev.panamax.boot.PhysicalLayout;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.InterruptLine;
 import dev.panamax.vm.MmioDevice;
@@ -50,8 +51,6 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
     private final VirtioDevice device;
     private final InterruptLine irq;
     private final QueueNotifier notifier;
-    private final long base;
-    private final int irqNumber;
 
     private final Object lock = new Object();
     private int deviceFeatureSelect; // guarded by lock
@@ -60,15 +59,12 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
     private int interruptStatus; // guarded by lock
 
     /**
-     * @param base the guest-physical address of the register window (for the command line and notify bindings)
+     * @param base the guest-physical address of the register window, where queue notifications are bound
      * @param irq the line the device interrupts on
-     * @param irqNumber that line's ISA IRQ, for the command line
      */
-    public VirtioMmioDevice(VirtioDevice device, GuestMemory memory, long base, InterruptLine irq, int irqNumber, QueueNotifier notifier) {
+    public VirtioMmioDevice(VirtioDevice device, GuestMemory memory, long base, InterruptLine irq, QueueNotifier notifier) {
         this.device = device;
-        this.base = base;
         this.irq = irq;
-        this.irqNumber = irqNumber;
         this.notifier = notifier;
         device.connect(memory, this);
         for (int q = 0; q < device.queueCount(); q++) {
@@ -76,17 +72,42 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
         }
     }
 
-    /** Creates the transport for {@code device} at {@code base} on {@code vm}, interrupting on ISA IRQ {@code irq}. */
-    public static VirtioMmioDevice attach(Vm vm, VirtioDevice device, long base, int irq) {
-        VirtioMmioDevice mmio = new VirtioMmioDevice(device, vm.memory(), base, vm.interruptLine(irq), irq, QueueNotifier.of(vm));
+    /**
+     * Creates the transport for {@code device} as the {@code index}th virtio-mmio device of {@code
+     * vm}, at {@link #base} and {@link #irq}, which the guest learns from {@link #commandLineOption}.
+     */
+    public static VirtioMmioDevice attach(Vm vm, VirtioDevice device, int index) {
+        VirtioMmioDevice mmio = new VirtioMmioDevice(device, vm.memory(), base(index), vm.interruptLine(irq(index)), QueueNotifier.of(vm));
         vm.closeOnExit(mmio);
-        vm.mmio().register(base, SIZE, mmio, device.name() + " (virtio-mmio)");
+        vm.mmio().register(base(index), SIZE, mmio, device.name() + " (virtio-mmio)");
         return mmio;
     }
 
-    /** What Linux needs on its command line to find this device. */
-    public String commandLineOption() {
-        return String.format("virtio_mmio.device=4K@0x%x:%d", base, irqNumber);
+    /**
+     * The ISA IRQs virtio-mmio devices use, one each: those no legacy device of Panamax's takes (the
+     * PIT, keyboard, cascade, COM1-2, RTC, PS/2 mouse and FPU keep theirs).
+     */
+    private static final int[] IRQS = {5, 6, 7, 9, 10, 11, 14, 15};
+
+    /** How many virtio-mmio devices a VM can have. */
+    public static final int MAX_DEVICES = IRQS.length;
+
+    /** The register window of the {@code index}th virtio-mmio device of a VM. */
+    public static long base(int index) {
+        return PhysicalLayout.VIRTIO_MMIO_START + SIZE * index;
+    }
+
+    /** The ISA IRQ of the {@code index}th virtio-mmio device of a VM. */
+    public static int irq(int index) {
+        if (index < 0 || index >= IRQS.length) {
+            throw new IllegalArgumentException("a VM has at most " + IRQS.length + " virtio-mmio devices");
+        }
+        return IRQS[index];
+    }
+
+    /** What Linux needs on its command line to find the {@code index}th virtio-mmio device. */
+    public static String commandLineOption(int index) {
+        return String.format("virtio_mmio.device=4K@0x%x:%d", base(index), irq(index));
     }
 
     public VirtioDevice device() {
