@@ -1,10 +1,10 @@
 package dev.panamax.virtio;
 
 /** A test device: copies each request's readable bytes into its writable buffers. */
-final class EchoDevice extends VirtioDevice {
-    static final int TYPE = 0x7f;
+public final class EchoDevice extends VirtioDevice {
+    public static final int TYPE = 0x7f;
 
-    EchoDevice(int queueCount, int maxQueueSize) {
+    public EchoDevice(int queueCount, int maxQueueSize) {
         super("echo (test)", TYPE, 0, queueCount, maxQueueSize);
     }
 

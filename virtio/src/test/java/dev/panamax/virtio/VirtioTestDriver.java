@@ -7,6 +7,7 @@ import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
+import java.util.function.IntConsumer;
 
 /**
  * A virtio driver in Java, in place of a guest: lays out split rings in {@link GuestMemory},
@@ -37,6 +38,7 @@ public final class VirtioTestDriver {
     private final VirtioDevice device;
     private final GuestMemory memory;
     private final CountingInterrupts interrupts;
+    private final IntConsumer notifier;
     private final int[] nextDescriptor;
     private final int[] availIdx;
     private final int[] usedSeen;
@@ -51,7 +53,28 @@ public final class VirtioTestDriver {
         nextDescriptor = new int[n];
         availIdx = new int[n];
         usedSeen = new int[n];
+        this.notifier = q -> device.notifyEvent(q).signal();
         device.connect(memory, interrupts);
+    }
+
+    /**
+     * A driver behind a transport, which connected the device and carries the driver's register
+     * writes: the test programs the rings' addresses ({@link #descTable} etc.) and {@code queueSize}
+     * through the transport, and {@code notifier} kicks a queue the way that transport does.
+     */
+    public VirtioTestDriver(VirtioDevice device, GuestMemory memory, int queueSize, IntConsumer notifier) {
+        this.device = device;
+        this.memory = memory;
+        this.interrupts = null;
+        this.notifier = notifier;
+        this.queueSize = queueSize;
+        int n = device.queueCount();
+        nextDescriptor = new int[n];
+        availIdx = new int[n];
+        usedSeen = new int[n];
+        for (int q = 0; q < n; q++) {
+            memory.write(RINGS + q * RING_STRIDE, new byte[(int) RING_STRIDE]);
+        }
     }
 
     public CountingInterrupts interrupts() {
@@ -203,7 +226,7 @@ public final class VirtioTestDriver {
     }
 
     public void notify(int q) {
-        device.notifyEvent(q).signal();
+        notifier.accept(q);
     }
 
     public void setAvailFlags(int q, int flags) {
