@@ -107,7 +107,7 @@ public final class VirtioBlk extends VirtioDevice {
         this.config = new byte[CONFIG_SIZE];
         ByteBuffer c = ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN);
         c.putLong(CONFIG_CAPACITY, capacity);
-        c.putInt(CONFIG_SEG_MAX, queueSize - 2); // a header and a status descriptor besides the data
+        c.putInt(CONFIG_SEG_MAX, Math.max(1, queueSize - 2)); // a header and a status descriptor besides the data
         c.putInt(CONFIG_BLK_SIZE, SECTOR_SIZE);
         c.putShort(CONFIG_NUM_QUEUES, (short) queueCount);
         if (!readOnly) {
