@@ -224,7 +224,7 @@ public abstract class VirtioDevice implements AutoCloseable {
         for (int i = 0; i < workers.length; i++) {
             if (workers[i] != null) {
                 workers[i].stop = true;
-                notifyEvents[i].signal();
+                notifyEvents[i].signal(); // a wake-up left over only costs the next worker one empty pass
             }
         }
         boolean interrupted = false;
@@ -238,7 +238,6 @@ public abstract class VirtioDevice implements AutoCloseable {
                 }
             }
         }
-        // A wake-up left in an eventfd only costs the next worker one empty pass.
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
@@ -353,8 +352,10 @@ public abstract class VirtioDevice implements AutoCloseable {
                     drain();
                     notify.read();
                 }
-            } catch (VirtioProtocolException | GuestMemoryException e) {
+            } catch (VirtioProtocolException e) {
                 fail(e.getMessage());
+            } catch (GuestMemoryException e) {
+                fail("queue " + queue.index() + ": " + e.getMessage());
             } catch (Throwable e) {
                 LOG.log(Level.ERROR, name + ": queue " + queue.index() + " stopped by an unexpected error", e);
                 fail("internal error on queue " + queue.index() + ": " + e);

@@ -50,7 +50,6 @@ final class Libc {
     static final int F_OFD_SETLK = 37;
     static final int F_RDLCK = 0;
     static final int F_WRLCK = 1;
-    static final int SEEK_SET = 0;
     static final int O_CLOEXEC = 0x80000;
     static final int PROT_READ = 1;
     static final int PROT_WRITE = 2;
@@ -98,7 +97,6 @@ final class Libc {
     private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
     // off_t lseek(int fd, off_t offset, int whence)
     private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), ERRNO);
-    // int fallocate(int fd, int mode, off_t offset, off_t len)
     /** struct flock (x86-64), for fcntl's record locks; checked against C by the ABI test. */
     static final StructLayout FLOCK = MemoryLayout.structLayout(
             JAVA_SHORT.withName("l_type"), JAVA_SHORT.withName("l_whence"), MemoryLayout.paddingLayout(4),
@@ -107,6 +105,7 @@ final class Libc {
     // int fcntl(int fd, int cmd, ...): only the pointer-argument shape is needed.
     private static final MethodHandle FCNTL_PTR = downcall("fcntl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), Linker.Option.firstVariadicArg(2), ERRNO);
+    // int fallocate(int fd, int mode, off_t offset, off_t len)
     private static final MethodHandle FALLOCATE = downcall("fallocate",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), ERRNO);
     // ssize_t read(int fd, void *buf, size_t count) / write(...)

@@ -107,7 +107,7 @@ public final class VirtioBlk extends VirtioDevice {
         this.config = new byte[CONFIG_SIZE];
         ByteBuffer c = ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN);
         c.putLong(CONFIG_CAPACITY, capacity);
-        c.putInt(CONFIG_SEG_MAX, queueSize - 2); // a header and a status descriptor besides the data
+        c.putInt(CONFIG_SEG_MAX, Math.max(1, queueSize - 2)); // a header and a status descriptor besides the data
         c.putInt(CONFIG_BLK_SIZE, SECTOR_SIZE);
         c.putShort(CONFIG_NUM_QUEUES, (short) queueCount);
         if (!readOnly) {
@@ -163,11 +163,12 @@ public final class VirtioBlk extends VirtioDevice {
     @Override
     protected int handle(VirtQueue queue, DescriptorChain chain) {
         if (chain.readableLength() < HEADER_SIZE) {
-            throw new VirtioProtocolException(name() + ": request at descriptor " + chain.head() + " has a header of "
-                    + chain.readableLength() + " readable bytes, not " + HEADER_SIZE);
+            throw new VirtioProtocolException("queue " + queue.index() + ": request at descriptor " + chain.head()
+                    + " has a header of " + chain.readableLength() + " readable bytes, not " + HEADER_SIZE);
         }
         if (chain.writableLength() == 0) {
-            throw new VirtioProtocolException(name() + ": request at descriptor " + chain.head() + " has no writable status byte");
+            throw new VirtioProtocolException("queue " + queue.index() + ": request at descriptor " + chain.head()
+                    + " has no writable status byte");
         }
         byte[] header = scratch[queue.index()];
         chain.read(0, header, 0, HEADER_SIZE);

@@ -263,7 +263,7 @@ class VirtioBlkTest {
         startWritable();
         long status = driver.allocate(1);
         driver.submit(0, readable(driver.allocate(header(VirtioBlk.T_IN, 0)), 8), writable(status, 1));
-        assertThat(driver.awaitFailure()).isEqualTo("virtio-blk (disk0): request at descriptor 0 has a header of 8 readable bytes, not 16");
+        assertThat(driver.awaitFailure()).isEqualTo("queue 0: request at descriptor 0 has a header of 8 readable bytes, not 16");
         driver.reset();
         driver.start(QUEUE_SIZE);
         driver.submit(0, readable(driver.allocate(header(VirtioBlk.T_FLUSH, 0)), 16));
