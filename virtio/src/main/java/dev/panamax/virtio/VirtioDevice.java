@@ -131,6 +131,24 @@ public abstract class VirtioDevice implements AutoCloseable {
         }
     }
 
+    /** Bits {@code 32 * select} to {@code 32 * select + 31} of the device's features, as transports show them; 0 past bit 63. */
+    public final int deviceFeatureWord(int select) {
+        return select == 0 || select == 1 ? (int) (deviceFeatures >>> (32 * select)) : 0;
+    }
+
+    /** Bits {@code 32 * select} to {@code 32 * select + 31} of the driver's features. */
+    public final int driverFeatureWord(int select) {
+        return select == 0 || select == 1 ? (int) (driverFeatures >>> (32 * select)) : 0;
+    }
+
+    /** The driver writes 32 feature bits, as transports carry them; words past bit 63 are ignored. */
+    public final synchronized void setDriverFeatureWord(int select, int word) {
+        if (select == 0 || select == 1) {
+            int shift = 32 * select;
+            setDriverFeatures(driverFeatures & ~(0xffffffffL << shift) | (word & 0xffffffffL) << shift);
+        }
+    }
+
     /** Whether feature {@code bit} was negotiated. */
     protected final boolean negotiated(int bit) {
         return (driverFeatures & 1L << bit) != 0;

@@ -10,6 +10,7 @@ import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioInterrupts;
 import java.util.OptionalLong;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The virtio-mmio transport, version 2 (VIRTIO 1.x 4.2): a 4 KiB register window and an interrupt
@@ -52,11 +53,15 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
     private final InterruptLine irq;
     private final QueueNotifier notifier;
 
+    /**
+     * Guards the register state vCPUs change. The device's I/O threads raise interrupts without it,
+     * and it is never held while the device's status changes: a reset waits for those threads.
+     */
     private final Object lock = new Object();
     private int deviceFeatureSelect; // guarded by lock
     private int driverFeatureSelect; // guarded by lock
     private int queueSelect; // guarded by lock
-    private int interruptStatus; // guarded by lock
+    private final AtomicInteger interruptStatus = new AtomicInteger();
 
     /**
      * @param base the guest-physical address of the register window, where queue notifications are bound
@@ -125,9 +130,7 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
     }
 
     private void raise(int bit) {
-        synchronized (lock) {
-            interruptStatus |= bit;
-        }
+        interruptStatus.getAndUpdate(bits -> bits | bit);
         irq.pulse();
     }
 
@@ -146,10 +149,10 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
                 case VERSION_REG -> VERSION;
                 case DEVICE_ID -> device.deviceType();
                 case VENDOR -> VENDOR_ID;
-                case DEVICE_FEATURES -> deviceFeatureSelect < 2 ? device.deviceFeatures() >>> (32 * deviceFeatureSelect) & 0xffffffffL : 0;
+                case DEVICE_FEATURES -> device.deviceFeatureWord(deviceFeatureSelect) & 0xffffffffL;
                 case QUEUE_NUM_MAX -> q == null ? 0 : device.maxQueueSize();
                 case QUEUE_READY -> q != null && q.ready() ? 1 : 0;
-                case INTERRUPT_STATUS -> interruptStatus;
+                case INTERRUPT_STATUS -> interruptStatus.get();
                 case STATUS -> device.status();
                 case CONFIG_GENERATION -> device.configGeneration();
                 default -> 0; // write-only or reserved
@@ -167,18 +170,26 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
             return;
         }
         int v = (int) value;
+        if (offset == STATUS) {
+            // Outside the lock: a reset waits for the I/O threads, which may be raising an interrupt.
+            device.setStatus(v & 0xff);
+            if ((v & 0xff) == 0) {
+                synchronized (lock) {
+                    deviceFeatureSelect = 0;
+                    driverFeatureSelect = 0;
+                    queueSelect = 0;
+                }
+                interruptStatus.set(0);
+            }
+            return;
+        }
         synchronized (lock) {
             QueueSettings q = selectedQueue();
             boolean settable = q != null && !q.ready();
             switch ((int) offset) {
                 case DEVICE_FEATURES_SEL -> deviceFeatureSelect = v;
                 case DRIVER_FEATURES_SEL -> driverFeatureSelect = v;
-                case DRIVER_FEATURES -> {
-                    if (driverFeatureSelect < 2) {
-                        int shift = 32 * driverFeatureSelect;
-                        device.setDriverFeatures(device.driverFeatures() & ~(0xffffffffL << shift) | (value & 0xffffffffL) << shift);
-                    }
-                }
+                case DRIVER_FEATURES -> device.setDriverFeatureWord(driverFeatureSelect, v);
                 case QUEUE_SEL -> queueSelect = v;
                 case QUEUE_NUM -> {
                     if (settable) {
@@ -196,16 +207,7 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
                         device.notifyEvent(v).signal();
                     }
                 }
-                case INTERRUPT_ACK -> interruptStatus &= ~v;
-                case STATUS -> {
-                    device.setStatus(v & 0xff);
-                    if ((v & 0xff) == 0) {
-                        deviceFeatureSelect = 0;
-                        driverFeatureSelect = 0;
-                        queueSelect = 0;
-                        interruptStatus = 0;
-                    }
-                }
+                case INTERRUPT_ACK -> interruptStatus.getAndUpdate(bits -> bits & ~v);
                 case QUEUE_DESC_LOW -> { if (settable) q.setDescTable(low(q.descTable(), v)); }
                 case QUEUE_DESC_HIGH -> { if (settable) q.setDescTable(high(q.descTable(), v)); }
                 case QUEUE_DRIVER_LOW -> { if (settable) q.setAvailRing(low(q.availRing(), v)); }

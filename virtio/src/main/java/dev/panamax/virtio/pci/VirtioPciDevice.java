@@ -13,6 +13,8 @@ import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioInterrupts;
 import java.util.OptionalLong;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.function.Supplier;
 
 /**
@@ -56,13 +58,17 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
     private final QueueNotifier notifier;
     private final MmioDevice bar = new Bar();
 
+    /**
+     * Guards the register state vCPUs change. The device's I/O threads raise interrupts without it,
+     * and it is never held while the device's status changes: a reset waits for those threads.
+     */
     private final Object lock = new Object();
     private int deviceFeatureSelect; // guarded by lock
     private int driverFeatureSelect; // guarded by lock
     private int queueSelect; // guarded by lock
-    private int configVector = NO_VECTOR; // guarded by lock
-    private final int[] queueVectors; // guarded by lock
-    private int isr; // guarded by lock
+    private volatile int configVector = NO_VECTOR;
+    private final AtomicIntegerArray queueVectors;
+    private final AtomicInteger isr = new AtomicInteger();
 
     /**
      * @param memory the guest memory the device's queues live in
@@ -76,8 +82,8 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
         }
         this.device = device;
         this.notifier = notifier;
-        this.queueVectors = new int[device.queueCount()];
-        java.util.Arrays.fill(queueVectors, NO_VECTOR);
+        this.queueVectors = new AtomicIntegerArray(device.queueCount());
+        resetVectors();
         this.config = new PciConfigSpace(VENDOR_ID, MODERN_DEVICE_ID_BASE + device.deviceType(), classCode(device.deviceType()),
                 1, VENDOR_ID, SUBSYSTEM_ID);
         config.addMemoryBar(BAR, BAR_SIZE, true, false);
@@ -170,22 +176,14 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
     private final class Interrupts implements VirtioInterrupts {
         @Override
         public void queue(int queueIndex) {
-            int vector;
-            synchronized (lock) {
-                isr |= 1;
-                vector = queueIndex >= 0 && queueIndex < queueVectors.length ? queueVectors[queueIndex] : NO_VECTOR;
-            }
-            msix.signal(vector);
+            isr.getAndUpdate(bits -> bits | 1);
+            msix.signal(queueIndex >= 0 && queueIndex < queueVectors.length() ? queueVectors.get(queueIndex) : NO_VECTOR);
         }
 
         @Override
         public void config() {
-            int vector;
-            synchronized (lock) {
-                isr |= 2;
-                vector = configVector;
-            }
-            msix.signal(vector);
+            isr.getAndUpdate(bits -> bits | 2);
+            msix.signal(configVector);
         }
     }
 
@@ -201,13 +199,7 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
             } else if (offset >= DEVICE) {
                 return device.readConfig((int) (offset - DEVICE), size);
             } else if (offset >= ISR) {
-                synchronized (lock) {
-                    int value = offset == ISR ? isr : 0;
-                    if (offset == ISR) {
-                        isr = 0; // reading the ISR acknowledges it
-                    }
-                    return value;
-                }
+                return offset == ISR ? isr.getAndSet(0) : 0; // reading the ISR acknowledges it
             } else if (offset + size <= COMMON_SIZE) {
                 return readCommon((int) offset, size);
             }
@@ -244,16 +236,16 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
             QueueSettings q = selectedQueue();
             return switch (offset) {
                 case 0x00 -> deviceFeatureSelect;
-                case 0x04 -> deviceFeatureSelect < 2 ? device.deviceFeatures() >>> (32 * deviceFeatureSelect) & 0xffffffffL : 0;
+                case 0x04 -> device.deviceFeatureWord(deviceFeatureSelect) & 0xffffffffL;
                 case 0x08 -> driverFeatureSelect;
-                case 0x0c -> driverFeatureSelect < 2 ? device.driverFeatures() >>> (32 * driverFeatureSelect) & 0xffffffffL : 0;
+                case 0x0c -> device.driverFeatureWord(driverFeatureSelect) & 0xffffffffL;
                 case 0x10 -> configVector;
                 case 0x12 -> device.queueCount();
                 case 0x14 -> device.status();
                 case 0x15 -> device.configGeneration();
                 case 0x16 -> queueSelect;
                 case 0x18 -> q == null ? 0 : q.size();
-                case 0x1a -> q == null ? NO_VECTOR : queueVectors[queueSelect];
+                case 0x1a -> q == null ? NO_VECTOR : queueVectors.get(queueSelect);
                 case 0x1c -> q != null && q.ready() ? 1 : 0;
                 case 0x1e -> q == null ? 0 : queueSelect; // notify offsets are queue indices
                 case 0x20, 0x24 -> q == null ? 0 : half(q.descTable(), offset - 0x20, size);
@@ -265,26 +257,18 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
     }
 
     private void writeCommon(int offset, int size, long value) {
+        if (offset == 0x14) {
+            writeStatus((int) value & 0xff);
+            return;
+        }
         synchronized (lock) {
             QueueSettings q = selectedQueue();
             int v = (int) value;
             switch (offset) {
                 case 0x00 -> deviceFeatureSelect = v;
                 case 0x08 -> driverFeatureSelect = v;
-                case 0x0c -> {
-                    if (driverFeatureSelect < 2) {
-                        int shift = 32 * driverFeatureSelect;
-                        long features = device.driverFeatures() & ~(0xffffffffL << shift) | (value & 0xffffffffL) << shift;
-                        device.setDriverFeatures(features);
-                    }
-                }
+                case 0x0c -> device.setDriverFeatureWord(driverFeatureSelect, v);
                 case 0x10 -> configVector = vectorOrNone(v & 0xffff);
-                case 0x14 -> {
-                    device.setStatus(v & 0xff);
-                    if ((v & 0xff) == 0) {
-                        resetTransport();
-                    }
-                }
                 case 0x16 -> queueSelect = v & 0xffff;
                 case 0x18 -> {
                     if (q != null && !q.ready()) {
@@ -293,7 +277,7 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
                 }
                 case 0x1a -> {
                     if (q != null) {
-                        queueVectors[queueSelect] = vectorOrNone(v & 0xffff);
+                        queueVectors.set(queueSelect, vectorOrNone(v & 0xffff));
                     }
                 }
                 case 0x1c -> {
@@ -326,13 +310,25 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
         return vector < msix.vectors() ? vector : NO_VECTOR;
     }
 
-    private void resetTransport() {
-        deviceFeatureSelect = 0;
-        driverFeatureSelect = 0;
-        queueSelect = 0;
+    /** Outside the lock: a reset waits for the I/O threads, which may be raising an interrupt. */
+    private void writeStatus(int status) {
+        device.setStatus(status);
+        if (status == 0) {
+            synchronized (lock) {
+                deviceFeatureSelect = 0;
+                driverFeatureSelect = 0;
+                queueSelect = 0;
+            }
+            resetVectors();
+            isr.set(0);
+        }
+    }
+
+    private void resetVectors() {
         configVector = NO_VECTOR;
-        java.util.Arrays.fill(queueVectors, NO_VECTOR);
-        isr = 0;
+        for (int q = 0; q < queueVectors.length(); q++) {
+            queueVectors.set(q, NO_VECTOR);
+        }
     }
 
     private static long sizeMask(int size) {
