@@ -4,6 +4,7 @@ import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.storage.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -42,5 +43,23 @@ class RunCommandTest {
         assertRefused("cannot connect the console", "run", "--no-rig", "--kernel", kernel.toString(), "--console",
                 "socket:" + dir.resolve("nobody-listens"));
         assertRefused("--initrd needs --kernel", "run", "--initrd", kernel.toString());
+    }
+
+    @Test
+    void badDisksAreRefusedBeforeBoot() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        Path image = Files.write(dir.resolve("disk.raw"), new byte[1 << 20]);
+        String k = kernel.toString();
+        assertRefused("does not exist (create one with: panamax image create", "run", "--no-rig", "--kernel", k, "--disk", dir.resolve("nope.raw").toString());
+        assertRefused("is a directory, not a disk image", "run", "--no-rig", "--kernel", k, "--disk", dir.toString());
+        assertRefused("the image path is missing", "run", "--no-rig", "--kernel", k, "--disk", ",readonly");
+        assertRefused("unknown setting 'cache=none'", "run", "--no-rig", "--kernel", k, "--disk", image + ",cache=none");
+        assertRefused("the transport is pci or mmio, not 'usb'", "run", "--no-rig", "--kernel", k, "--disk", image + ",transport=usb");
+        assertRefused("1 to 20 printable ASCII characters", "run", "--no-rig", "--kernel", k, "--disk", image + ",id=" + "x".repeat(21));
+        assertRefused("another disk already has the ID 'boot'", "run", "--no-rig", "--kernel", k,
+                "--disk", image + ",id=boot", "--disk", image + ",readonly,id=boot");
+        try (var locked = Images.open(image, Images.OpenOptions.readWrite().withLock())) {
+            assertRefused("is in use by another process", "run", "--no-rig", "--kernel", k, "--disk", image.toString());
+        }
     }
 }

@@ -26,7 +26,7 @@ class PanamaxBootTest {
     private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(240);
 
     /** Runs {@code panamax run --no-rig} there with {@code args}; {@code run} goes to /init unless null. */
-    private static RunResult panamaxRun(RealKvm kvm, String run, String... args) {
+    static RunResult panamaxRun(RealKvm kvm, String run, String... args) {
         List<String> argv = new ArrayList<>(List.of("run", "--no-rig", "--timeout", "180"));
         argv.addAll(List.of(args));
         if (run != null) {
