@@ -1,6 +1,7 @@
 package dev.panamax.storage;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 
 /**
@@ -20,6 +21,25 @@ public interface BlockBackend extends AutoCloseable {
 
     /** Writes all remaining bytes of {@code src} at {@code offset}. */
     void write(long offset, ByteBuffer src) throws IOException;
+
+    /**
+     * Fills {@code buffers[0..count)} in turn from the disk at {@code offset}: a scattered read, as a
+     * device request brings it. Formats that can do it in one system call override this.
+     */
+    default void read(long offset, MemorySegment[] buffers, int count) throws IOException {
+        for (int i = 0; i < count; i++) {
+            read(offset, buffers[i].asByteBuffer());
+            offset += buffers[i].byteSize();
+        }
+    }
+
+    /** Writes {@code buffers[0..count)} in turn at {@code offset}: the gathering twin of {@link #read(long, MemorySegment[], int)}. */
+    default void write(long offset, MemorySegment[] buffers, int count) throws IOException {
+        for (int i = 0; i < count; i++) {
+            write(offset, buffers[i].asByteBuffer());
+            offset += buffers[i].byteSize();
+        }
+    }
 
     /** Makes the range read as zeros, cheaply where the format allows. */
     void writeZeroes(long offset, long length) throws IOException;

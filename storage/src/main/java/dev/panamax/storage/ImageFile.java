@@ -1,8 +1,10 @@
 package dev.panamax.storage;
 
+import dev.panamax.sys.NativeCallException;
 import dev.panamax.sys.SparseFile;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
@@ -72,6 +74,40 @@ public final class ImageFile implements AutoCloseable {
                 return;
             }
             offset += n;
+        }
+    }
+
+    /** Fills {@code buffers[0..count)} from {@code offset} with one preadv; bytes past the end of the file read as zeros. */
+    public void read(long offset, MemorySegment[] buffers, int count) throws IOException {
+        long done = nativeIo(() -> holes.read(offset, buffers, count));
+        long position = 0;
+        for (int i = 0; i < count; i++) {
+            long size = buffers[i].byteSize();
+            if (position + size > done) {
+                buffers[i].asSlice(Math.max(0, done - position)).fill((byte) 0);
+            }
+            position += size;
+        }
+    }
+
+    /** Writes {@code buffers[0..count)} at {@code offset} with one pwritev. */
+    public void write(long offset, MemorySegment[] buffers, int count) throws IOException {
+        nativeIo(() -> {
+            holes.write(offset, buffers, count);
+            return 0L;
+        });
+    }
+
+    private interface NativeIo {
+        long run();
+    }
+
+    /** The native layer reports errno as an unchecked exception; storage callers expect an IOException. */
+    private long nativeIo(NativeIo io) throws IOException {
+        try {
+            return io.run();
+        } catch (NativeCallException e) {
+            throw new IOException(path + ": " + e.getMessage(), e);
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.panamax.storage;
 
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
@@ -61,6 +62,29 @@ public final class RawImage implements BlockBackend {
         BlockBackend.checkWritable(this);
         BlockBackend.checkRange(this, offset, src.remaining());
         file.write(offset, src);
+    }
+
+    /** One preadv for the whole request; bytes past the end of the file read as zeros. */
+    @Override
+    public void read(long offset, MemorySegment[] buffers, int count) throws IOException {
+        BlockBackend.checkRange(this, offset, totalLength(buffers, count));
+        file.read(offset, buffers, count);
+    }
+
+    /** One pwritev for the whole request. */
+    @Override
+    public void write(long offset, MemorySegment[] buffers, int count) throws IOException {
+        BlockBackend.checkWritable(this);
+        BlockBackend.checkRange(this, offset, totalLength(buffers, count));
+        file.write(offset, buffers, count);
+    }
+
+    private static long totalLength(MemorySegment[] buffers, int count) {
+        long total = 0;
+        for (int i = 0; i < count; i++) {
+            total += buffers[i].byteSize();
+        }
+        return total;
     }
 
     @Override

@@ -111,6 +111,13 @@ final class Libc {
     // ssize_t read(int fd, void *buf, size_t count) / write(...)
     private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
     private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    /** struct iovec, for preadv/pwritev; checked against C by the ABI test. */
+    static final StructLayout IOVEC = MemoryLayout.structLayout(ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len")).withName("iovec");
+    /** The most buffers one preadv/pwritev takes (IOV_MAX). */
+    static final int IOV_MAX = 1024;
+    // ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset) / pwritev(...)
+    private static final MethodHandle PREADV = downcall("preadv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
+    private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
     // pthread_t pthread_self(void); int pthread_kill(pthread_t, int): returns the error, no errno.
     private static final MethodHandle PTHREAD_SELF = downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
     private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
@@ -321,6 +328,16 @@ final class Libc {
     static int fallocateRaw(MemorySegment callState, int fd, int mode, long offset, long length) {
         try {
             return (int) FALLOCATE.invokeExact(callState, fd, mode, offset, length);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** preadv(2), or pwritev(2) when {@code write}; returns bytes moved, or -1 with errno in {@code callState}. */
+    static long positionalVectorRaw(MemorySegment callState, boolean write, int fd, MemorySegment iov, int count, long offset) {
+        try {
+            return write ? (long) PWRITEV.invokeExact(callState, fd, iov, count, offset)
+                    : (long) PREADV.invokeExact(callState, fd, iov, count, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }

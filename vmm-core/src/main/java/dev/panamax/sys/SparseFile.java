@@ -1,5 +1,7 @@
 package dev.panamax.sys;
 
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import java.lang.foreign.Arena;
@@ -12,7 +14,8 @@ import java.nio.file.Path;
  * and find data and holes ({@code lseek(SEEK_DATA/SEEK_HOLE)}), on a descriptor of its own beside
  * the caller's FileChannel. Where the file system lacks these, the answers degrade to "no holes":
  * callers then write zeros and treat the file as all data, slower but still correct. Also the lock
- * the JDK's {@code FileLock} cannot give: one owned by this descriptor, not by the process.
+ * the JDK's {@code FileLock} cannot give: one owned by this descriptor, not by the process. And
+ * the scattered positional I/O it lacks ({@code preadv}/{@code pwritev}), for request queues.
  */
 public final class SparseFile implements AutoCloseable {
     private final Fd fd;
@@ -98,6 +101,68 @@ public final class SparseFile implements AutoCloseable {
             }
             throw new NativeCallException("fcntl(F_OFD_SETLK, " + path + ")", errno);
         }
+    }
+
+    /**
+     * Reads into {@code buffers[0..count)} in turn from {@code offset}, as one {@code preadv(2)} where
+     * it can: one system call for a whole scattered request. Returns the bytes read, fewer than the
+     * buffers hold only at the end of the file. The buffers must be native segments.
+     */
+    public long read(long offset, MemorySegment[] buffers, int count) {
+        return transfer(false, offset, buffers, count);
+    }
+
+    /** Writes {@code buffers[0..count)} in turn at {@code offset}, with {@code pwritev(2)}: the gathering twin of {@link #read}. */
+    public void write(long offset, MemorySegment[] buffers, int count) {
+        transfer(true, offset, buffers, count);
+    }
+
+    private long transfer(boolean write, long offset, MemorySegment[] buffers, int count) {
+        long iovLength = Libc.IOVEC.byteSize();
+        long base = Libc.IOVEC.byteOffset(PathElement.groupElement("iov_base"));
+        long length = Libc.IOVEC.byteOffset(PathElement.groupElement("iov_len"));
+        long total = 0;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = Libc.allocateCallState(arena);
+            MemorySegment iov = arena.allocate(Libc.IOVEC, Math.min(count, Libc.IOV_MAX));
+            int next = 0; // the first buffer not yet fully moved
+            long skip = 0; // bytes of it already moved
+            while (next < count) {
+                int n = Math.min(count - next, Libc.IOV_MAX);
+                long wanted = 0;
+                for (int i = 0; i < n; i++) {
+                    MemorySegment b = buffers[next + i];
+                    long from = i == 0 ? skip : 0;
+                    iov.set(ADDRESS, i * iovLength + base, b.asSlice(from));
+                    iov.set(JAVA_LONG, i * iovLength + length, b.byteSize() - from);
+                    wanted += b.byteSize() - from;
+                }
+                long moved = Libc.positionalVectorRaw(state, write, fd.fd(), iov, n, offset);
+                if (moved < 0) {
+                    int errno = Libc.errno(state);
+                    if (errno == Libc.EINTR) {
+                        continue;
+                    }
+                    throw new NativeCallException((write ? "pwritev(" : "preadv(") + path + ")", errno);
+                }
+                if (moved == 0 && wanted > 0) {
+                    if (write) {
+                        throw new NativeCallException("pwritev(" + path + ") wrote nothing", 0);
+                    }
+                    return total; // end of file
+                }
+                total += moved;
+                offset += moved;
+                // Step past the buffers this call filled; a short transfer resumes inside one.
+                while (next < count && moved >= buffers[next].byteSize() - skip) {
+                    moved -= buffers[next].byteSize() - skip;
+                    skip = 0;
+                    next++;
+                }
+                skip += moved;
+            }
+        }
+        return total;
     }
 
     @Override

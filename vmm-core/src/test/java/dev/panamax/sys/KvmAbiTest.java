@@ -27,7 +27,7 @@ class KvmAbiTest {
     /** Expression in C -> the value Java uses. Unnamed unions are anonymous in C, so they add no path step. */
     private static Map<String, Long> javaFacts() {
         Map<String, Long> facts = new LinkedHashMap<>();
-        for (StructLayout struct : java.util.stream.Stream.concat(KvmAbi.STRUCTS.stream(), java.util.stream.Stream.of(Libc.FLOCK)).toList()) {
+        for (StructLayout struct : java.util.stream.Stream.concat(KvmAbi.STRUCTS.stream(), java.util.stream.Stream.of(Libc.FLOCK, Libc.IOVEC)).toList()) {
             String type = "struct " + struct.name().orElseThrow();
             facts.put("sizeof(" + type + ")", struct.byteSize());
             addMembers(facts, type, struct, "", 0);
@@ -76,7 +76,7 @@ class KvmAbiTest {
     void everyLayoutAndConstantMatchesTheKernelHeaders(@TempDir Path dir) throws IOException, InterruptedException {
         Map<String, Long> expected = javaFacts();
         assertThat(expected).hasSizeGreaterThan(300); // the walk found the members, not just the structs
-        List<String> includes = List.of("errno.h", "fcntl.h", "unistd.h", "signal.h", "sys/mman.h", "sys/eventfd.h", "linux/falloc.h", "linux/kvm.h");
+        List<String> includes = List.of("errno.h", "fcntl.h", "unistd.h", "signal.h", "sys/mman.h", "sys/eventfd.h", "sys/uio.h", "limits.h", "linux/falloc.h", "linux/kvm.h");
         assertThat(CHeaders.mismatches(dir, includes, expected)).as("declarations that differ from the C headers").isEmpty();
     }
 }

@@ -9,6 +9,7 @@ import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
 import java.lang.System.Logger.Level;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -90,6 +91,7 @@ public final class VirtioBlk extends VirtioDevice {
     private final byte[] id;
     private final byte[] config;
     private final byte[][] scratch; // per queue: a request header or a discard segment
+    private final MemorySegment[][] segments; // per queue: the guest buffers of one request, grown as needed
     private final AtomicLong ioErrors = new AtomicLong();
 
     /**
@@ -104,6 +106,7 @@ public final class VirtioBlk extends VirtioDevice {
         this.capacity = disk.size() / SECTOR_SIZE;
         this.id = Arrays.copyOf(id.getBytes(StandardCharsets.US_ASCII), ID_BYTES);
         this.scratch = new byte[queueCount][HEADER_SIZE];
+        this.segments = new MemorySegment[queueCount][queueSize];
         this.config = new byte[CONFIG_SIZE];
         ByteBuffer c = ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN);
         c.putLong(CONFIG_CAPACITY, capacity);
@@ -181,7 +184,7 @@ public final class VirtioBlk extends VirtioDevice {
                 long length = chain.writableLength() - 1;
                 status = checkData(sector, length);
                 if (status == S_OK) {
-                    status = transfer(chain, true, 0, length, sector * SECTOR_SIZE);
+                    status = transfer(queue, chain, true, 0, length, sector * SECTOR_SIZE);
                 }
                 written = status == S_OK ? length : 0;
             }
@@ -189,7 +192,7 @@ public final class VirtioBlk extends VirtioDevice {
                 long length = chain.readableLength() - HEADER_SIZE;
                 status = readOnly ? S_IOERR : checkData(sector, length);
                 if (status == S_OK) {
-                    status = transfer(chain, false, HEADER_SIZE, length, sector * SECTOR_SIZE);
+                    status = transfer(queue, chain, false, HEADER_SIZE, length, sector * SECTOR_SIZE);
                 }
             }
             case T_FLUSH -> status = flush();
@@ -218,37 +221,42 @@ public final class VirtioBlk extends VirtioDevice {
 
     /**
      * Moves {@code length} bytes between the disk at {@code diskOffset} and the chain's writable part
-     * ({@code toGuest}) or readable part, from {@code partOffset} in that part, through ByteBuffer
-     * views of guest memory: the backend reads into and writes from the guest's pages directly.
+     * ({@code toGuest}) or readable part, from {@code partOffset} in that part, through views of
+     * guest memory: the backend reads into and writes from the guest's pages directly.
      */
-    private byte transfer(DescriptorChain chain, boolean toGuest, long partOffset, long length, long diskOffset) {
+    private byte transfer(VirtQueue queue, DescriptorChain chain, boolean toGuest, long partOffset, long length, long diskOffset) {
         GuestMemory memory = memory();
+        MemorySegment[] pieces = segments[queue.index()];
+        int count = 0;
+        for (int i = toGuest ? chain.readableCount() : 0; length > 0; i++) {
+            long bufferLength = chain.length(i);
+            if (partOffset >= bufferLength) {
+                partOffset -= bufferLength;
+                continue;
+            }
+            long address = chain.address(i) + partOffset;
+            long n = Math.min(bufferLength - partOffset, length);
+            partOffset = 0;
+            for (long done = 0; done < n; done += MAX_PIECE) {
+                if (count == pieces.length) {
+                    pieces = segments[queue.index()] = Arrays.copyOf(pieces, 2 * count);
+                }
+                pieces[count++] = memory.slice(address + done, Math.min(n - done, MAX_PIECE));
+            }
+            length -= n;
+        }
         try {
-            for (int i = toGuest ? chain.readableCount() : 0; length > 0; i++) {
-                long bufferLength = chain.length(i);
-                if (partOffset >= bufferLength) {
-                    partOffset -= bufferLength;
-                    continue;
-                }
-                long address = chain.address(i) + partOffset;
-                long n = Math.min(bufferLength - partOffset, length);
-                partOffset = 0;
-                for (long done = 0; done < n; ) {
-                    int piece = (int) Math.min(n - done, MAX_PIECE);
-                    ByteBuffer buffer = memory.slice(address + done, piece).asByteBuffer();
-                    if (toGuest) {
-                        disk.read(diskOffset, buffer);
-                    } else {
-                        disk.write(diskOffset, buffer);
-                    }
-                    done += piece;
-                    diskOffset += piece;
-                }
-                length -= n;
+            // One backend call for the whole request: a raw image moves it with a single preadv/pwritev.
+            if (toGuest) {
+                disk.read(diskOffset, pieces, count);
+            } else {
+                disk.write(diskOffset, pieces, count);
             }
             return S_OK;
         } catch (IOException | UncheckedIOException e) {
             return ioError(toGuest ? "read" : "write", e);
+        } finally {
+            Arrays.fill(pieces, 0, count, null); // let the views go
         }
     }
 
