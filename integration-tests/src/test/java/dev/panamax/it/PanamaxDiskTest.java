@@ -47,7 +47,8 @@ class PanamaxDiskTest {
         Files.write(readOnly, readOnlyContents);
 
         RunResult r = panamaxRun(kvm,
-                "echo serial=$(cat /sys/block/vda/serial) ro=$(cat /sys/block/vdb/ro);"
+                "echo pci=$(cat /sys/bus/pci/devices/*/vendor /sys/bus/pci/devices/*/device) msix=$(grep -c PCI-MSI /proc/interrupts);"
+                        + " echo serial=$(cat /sys/block/vda/serial) ro=$(cat /sys/block/vdb/ro);"
                         + " printf " + PATTERN + " | dd of=/dev/vda bs=4096 seek=3 conv=sync 2>/dev/null; sync;"
                         + " echo 3 > /proc/sys/vm/drop_caches;"
                         + " echo readback=$(dd if=/dev/vda bs=4096 skip=3 count=1 2>/dev/null | head -c " + PATTERN.length() + ");"
@@ -56,6 +57,8 @@ class PanamaxDiskTest {
                 tinyGuest(GuestImages.defaultVmlinux(), "--cpus", "2", "--disk", data + ",id=data-disk", "--disk", readOnly + ",readonly"));
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
+        assertThat(r.output()).as("the host bridge and two virtio-blk functions; per disk, a configuration and two request-queue vectors")
+                .contains("pci=0x8086 0x1af4 0x1af4 0x0d57 0x1042 0x1042 msix=6");
         assertThat(r.output()).contains("serial=data-disk ro=1", "readback=" + PATTERN, "ro-write=refused", "ro-contents=read-only disk");
         assertThat(r.exitStatus()).isZero();
         byte[] image = Files.readAllBytes(data);
