@@ -33,7 +33,7 @@ class RunCommandTest {
     @Test
     void badSizesAndCountsAreRefused() throws Exception {
         Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
-        assertRefused("--cpus must be at least 1", "run", "--no-rig", "--kernel", kernel.toString(), "--cpus", "0");
+        assertRefused("--cpus: 0 vCPUs is out of range", "run", "--no-rig", "--kernel", kernel.toString(), "--cpus", "0");
         assertRefused("too little", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "8M");
         assertRefused("more than this host's", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "64T");
         assertRefused("'12Q' is not a size", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "12Q");
