@@ -152,7 +152,7 @@ public final class ControlPlane {
                 case "PUT /network-interfaces/{id}" -> putNetworkInterface(id, body);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
-                default -> throw new IllegalStateException("no handler for " + method + " " + resource);
+                default -> Response.fault(500, "internal error: no handler for " + method + " " + resource);
             };
         } catch (ConfigException | VirtualMachineException | UnsupportedOperationException e) {
             return Response.fault(400, e.getMessage());
