@@ -60,35 +60,29 @@ public final class VirtualMachine implements AutoCloseable {
     /** Why a VM ended. */
     public enum ExitReason {
         /** Every vCPU executed HLT with no interrupt controller to wake it (bare programs only). */
-        HALTED(true),
+        HALTED,
         /** The guest powered off. */
-        POWER_OFF(true),
+        POWER_OFF,
         /** The guest rebooted (Panamax ends the VM rather than rebooting it): Linux's reboot, or its answer to {@link #shutdown()}. */
-        RESET(true),
+        RESET,
         /** {@link #kill()} or {@link #close()} ended it. */
-        STOPPED(true),
+        STOPPED,
         /** The vCPU met a triple fault. */
-        TRIPLE_FAULT(false),
+        TRIPLE_FAULT,
         /** The kernel panicked. */
-        GUEST_CRASH(false),
+        GUEST_CRASH,
         /** KVM could not enter the guest. */
-        FAIL_ENTRY(false),
+        FAIL_ENTRY,
         /** KVM failed, for example on an instruction it could not emulate. */
-        INTERNAL_ERROR(false),
+        INTERNAL_ERROR,
         /** A device failed while handling the guest. */
-        DEVICE_ERROR(false),
+        DEVICE_ERROR,
         /** KVM exited for a reason Panamax does not handle. */
-        UNEXPECTED_EXIT(false);
-
-        private final boolean clean;
-
-        ExitReason(boolean clean) {
-            this.clean = clean;
-        }
+        UNEXPECTED_EXIT;
 
         /** Whether this is an orderly end rather than a failure. */
         public boolean clean() {
-            return clean;
+            return VmExit.Reason.valueOf(name()).clean(); // the reasons mirror the VMM's own, one for one
         }
     }
 

@@ -13,7 +13,10 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BiConsumer;
+import java.util.function.BiFunction;
 import java.util.function.Function;
+import java.util.function.IntFunction;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
@@ -148,8 +151,9 @@ public final class ControlPlane {
                 case "GET /metrics" -> Response.ok(metrics());
                 case "PUT /boot-source" -> putBootSource(body);
                 case "PUT /machine-config" -> putMachineConfig(body);
-                case "PUT /drives/{id}" -> putDrive(id, body);
-                case "PUT /network-interfaces/{id}" -> putNetworkInterface(id, body);
+                case "PUT /drives/{id}" -> putById("drives", "drive_id", id, body, VmConfig::drive, Drive::id, drives, VmRules::drives);
+                case "PUT /network-interfaces/{id}" -> putById("network-interfaces", "iface_id", id, body, VmConfig::networkInterface,
+                        NetworkInterface::id, interfaces, VmRules::networkInterfaces);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
                 default -> Response.fault(500, "internal error: no handler for " + method + " " + resource);
@@ -190,40 +194,26 @@ public final class ControlPlane {
         return Response.noContent();
     }
 
-    private Response putDrive(String id, byte[] body) {
-        String where = "drives/" + id;
+    /**
+     * {@code PUT /COLLECTION/{id}}: adds the item, or replaces the one with its id, if the
+     * collection still follows its rules with it.
+     */
+    private <T> Response putById(String collection, String idField, String id, byte[] body, BiFunction<Object, String, T> parse,
+            Function<T, String> idOf, Map<String, T> items, BiConsumer<List<T>, IntFunction<String>> rules) {
+        String where = collection + "/" + id;
         VmRules.id(id, where);
         requirePreBoot(where);
-        Drive drive = VmConfig.drive(json(body), where);
-        if (!drive.id().equals(id)) {
-            throw new ConfigException(where + ".drive_id", "'" + drive.id() + "' differs from the id in the path, '" + id + "'");
+        T item = parse.apply(json(body), where);
+        if (!idOf.apply(item).equals(id)) {
+            throw new ConfigException(where + "." + idField, "'" + idOf.apply(item) + "' differs from the id in the path, '" + id + "'");
         }
         synchronized (lock) {
             requirePreBoot(where);
-            List<Drive> after = new ArrayList<>(drives.values());
-            after.removeIf(d -> d.id().equals(id));
-            after.add(drive);
-            VmRules.drives(after, i -> "drives/" + after.get(i).id());
-            drives.put(id, drive);
-        }
-        return Response.noContent();
-    }
-
-    private Response putNetworkInterface(String id, byte[] body) {
-        String where = "network-interfaces/" + id;
-        VmRules.id(id, where);
-        requirePreBoot(where);
-        NetworkInterface nic = VmConfig.networkInterface(json(body), where);
-        if (!nic.id().equals(id)) {
-            throw new ConfigException(where + ".iface_id", "'" + nic.id() + "' differs from the id in the path, '" + id + "'");
-        }
-        synchronized (lock) {
-            requirePreBoot(where);
-            List<NetworkInterface> after = new ArrayList<>(interfaces.values());
-            after.removeIf(n -> n.id().equals(id));
-            after.add(nic);
-            VmRules.networkInterfaces(after, i -> "network-interfaces/" + after.get(i).id());
-            interfaces.put(id, nic);
+            List<T> after = new ArrayList<>(items.values());
+            after.removeIf(other -> idOf.apply(other).equals(id));
+            after.add(item);
+            rules.accept(after, i -> collection + "/" + idOf.apply(after.get(i)));
+            items.put(id, item);
         }
         return Response.noContent();
     }
