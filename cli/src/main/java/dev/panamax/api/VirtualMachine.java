@@ -121,8 +121,8 @@ public final class VirtualMachine implements AutoCloseable {
                     LinuxBoot.Protocol.valueOf(b.protocol.name())));
             platform = LegacyPlatform.install(created, new FilterOutputStream(b.console) {
                 @Override
-                public void write(int b) throws IOException {
-                    out.write(b);
+                public void write(int oneByte) throws IOException {
+                    out.write(oneByte);
                     consoleBytes.incrementAndGet();
                 }
 

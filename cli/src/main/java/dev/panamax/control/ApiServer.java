@@ -93,9 +93,9 @@ public final class ApiServer implements AutoCloseable {
         Path privateDir = dir.resolve(".panamax-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
         Path bound = privateDir.resolve("s");
         if (bound.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH) {
-            throw new IOException("the path " + target + " is too long for a Unix socket (Panamax needs "
-                    + (bound.toString().length() - target.toString().length()) + " characters less than Linux's "
-                    + MAX_SOCKET_PATH + " while it sets the socket up); choose a shorter one");
+            throw new IOException("the path " + target + " is too long for a Unix socket: Linux allows " + MAX_SOCKET_PATH
+                    + " bytes, and Panamax needs " + (bound.toString().length() - target.toString().length())
+                    + " more than the path while it sets the socket up; choose a shorter one");
         }
         Files.createDirectory(privateDir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         EventLoopGroup loop = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());

@@ -158,9 +158,8 @@ public final class ControlPlane {
                 case "PATCH /vm" -> patchVm(body);
                 default -> Response.fault(500, "internal error: no handler for " + method + " " + resource);
             };
-        } catch (ConfigException | VirtualMachineException | UnsupportedOperationException e) {
-            return Response.fault(400, e.getMessage());
-        } catch (IllegalStateException e) { // the VM is not in a state for this (exited, closed)
+        } catch (ConfigException | VirtualMachineException | UnsupportedOperationException
+                 | IllegalStateException e) { // the last: the VM is not in a state for this (exited, closed)
             return Response.fault(400, e.getMessage());
         }
     }
