@@ -46,10 +46,10 @@ final class RunCommand implements Callable<Integer> {
             description = "appended to \"" + VirtualMachine.BASE_COMMAND_LINE + "\"")
     String cmdline;
 
-    @Option(names = "--cpus", paramLabel = "N", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE})")
+    @Option(names = "--cpus", paramLabel = "N", defaultValue = "" + VirtualMachine.DEFAULT_CPUS, description = "vCPUs (default: ${DEFAULT-VALUE})")
     int cpus;
 
-    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "256M", description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE})")
+    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = VirtualMachine.DEFAULT_MEMORY_MIB + "M", description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE})")
     String memory;
 
     @Option(names = "--config", paramLabel = "FILE",

@@ -32,10 +32,9 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException, InterruptedException {
-        KvmAcceleration acceleration = KvmAcceleration.detect();
-        if (!acceleration.hardware()) {
-            System.err.println("panamax: warning: Linux guests cannot boot on this host's KVM (" + acceleration.detail()
-                    + "); serve where KVM is real, for example inside the nested rig (panamax rig -- COMMAND)");
+        if (!KvmAcceleration.detect().hardware()) { // detect() has said why
+            System.err.println("panamax: warning: Linux guests cannot boot on this host's KVM; serve where KVM is real,"
+                    + " for example inside the nested rig (panamax rig -- COMMAND)");
         }
         try (OutputStream out = console.open()) {
             ControlPlane plane = new ControlPlane(config -> config.toBuilder().console(out).bootProtocol(protocol).build(),

@@ -212,7 +212,7 @@ public final class VmRules {
     }
 
     /** The host's RAM in bytes, from /proc/meminfo; 0 when unknown. */
-    public static long hostMemoryBytes() {
+    private static long hostMemoryBytes() {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
                 if (line.startsWith("MemTotal:")) {
