@@ -8,6 +8,7 @@ import dev.panamax.control.ApiClient;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.TestKernels;
+import dev.panamax.vm.KvmAcceleration;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -111,6 +112,21 @@ class ServeCommandTest {
         assertThat(noDir.status()).isEqualTo(2);
         assertThat(noDir.err()).contains("cannot serve the API on " + dir.resolve("none/run.sock") + ": the directory "
                 + dir.resolve("none") + " does not exist");
+    }
+
+    @Test
+    void runServesTheApiOnlyWhereTheVmRunsInThisProcess() throws Exception {
+        Path socket = dir.resolve("run.sock");
+        CliRun r = panamax("run", "--console", "none", "--memory", "64M", "--api-sock", socket.toString(),
+                "--kernel", TestKernels.resetting(dir).toString());
+        if (KvmAcceleration.detect().hardware()) {
+            assertThat(r.status()).as(r.err()).isZero();
+        } else { // the VM would run inside the rig, its socket out of this host's reach
+            assertThat(r.status()).isEqualTo(2);
+            assertThat(r.err()).contains("--api-sock serves the API from the process that runs the VM")
+                    .contains("panamax rig -- COMMAND");
+        }
+        assertThat(socket).doesNotExist();
     }
 
     @Test
