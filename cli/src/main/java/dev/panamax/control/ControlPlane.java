@@ -15,6 +15,7 @@ import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BiConsumer;
 import java.util.function.BiFunction;
+import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.IntFunction;
 
@@ -149,8 +150,8 @@ public final class ControlPlane {
                     }
                 }
                 case "GET /metrics" -> Response.ok(metrics());
-                case "PUT /boot-source" -> putBootSource(body);
-                case "PUT /machine-config" -> putMachineConfig(body);
+                case "PUT /boot-source" -> putResource("boot-source", body, VmConfig::bootSource, parsed -> bootSource = parsed);
+                case "PUT /machine-config" -> putResource("machine-config", body, VmConfig::machineConfig, parsed -> machine = parsed);
                 case "PUT /drives/{id}" -> putById("drives", "drive_id", id, body, VmConfig::drive, Drive::id, drives, VmRules::drives);
                 case "PUT /network-interfaces/{id}" -> putById("network-interfaces", "iface_id", id, body, VmConfig::networkInterface,
                         NetworkInterface::id, interfaces, VmRules::networkInterfaces);
@@ -173,22 +174,13 @@ public final class ControlPlane {
         return path;
     }
 
-    private Response putBootSource(byte[] body) {
-        requirePreBoot("boot-source");
-        BootSource parsed = VmConfig.bootSource(json(body), "boot-source");
+    /** {@code PUT} of a single pre-boot resource: parsed and checked, then {@code apply}'d unless the VM started meanwhile. */
+    private <T> Response putResource(String name, byte[] body, BiFunction<Object, String, T> parse, Consumer<T> apply) {
+        requirePreBoot(name);
+        T parsed = parse.apply(json(body), name);
         synchronized (lock) {
-            requirePreBoot("boot-source");
-            bootSource = parsed;
-        }
-        return Response.noContent();
-    }
-
-    private Response putMachineConfig(byte[] body) {
-        requirePreBoot("machine-config");
-        MachineConfig parsed = VmConfig.machineConfig(json(body), "machine-config");
-        synchronized (lock) {
-            requirePreBoot("machine-config");
-            machine = parsed;
+            requirePreBoot(name);
+            apply.accept(parsed);
         }
         return Response.noContent();
     }
