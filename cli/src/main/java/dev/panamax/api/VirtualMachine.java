@@ -1,27 +1,35 @@
 package dev.panamax.api;
 
+import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
+import dev.panamax.control.VmRules;
 import dev.panamax.devices.LegacyPlatform;
 import dev.panamax.devices.pci.PciBus;
+import dev.panamax.sys.KvmUnavailableException;
+import dev.panamax.sys.NativeCallException;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
 /**
- * A Linux virtual machine: built from a kernel, an optional initrd, a command line, vCPUs and
- * memory, with its serial console (COM1) going to an output stream. Thread-safe.
+ * A Linux virtual machine: built from a kernel, an optional initrd, a command line, vCPUs, memory,
+ * drives and network interfaces, with its serial console (COM1) going to an output stream and to
+ * line listeners. Thread-safe: any thread may call any method; {@link #close()} releases the VM's
+ * threads, file descriptors and memory.
  *
  * <pre>{@code
  * try (VirtualMachine vm = VirtualMachine.builder()
@@ -29,42 +37,113 @@ import java.util.function.Consumer;
  *         .commandLine("panamax.run=\"uname -a\"").cpus(2).memoryMib(256)
  *         .console(System.out).build()) {
  *     vm.start();
- *     VmExit exit = vm.awaitExit(Duration.ofSeconds(30)).orElseThrow();
+ *     VirtualMachine.Exit exit = vm.awaitExit(Duration.ofSeconds(30)).orElseThrow();
  * }
  * }</pre>
  */
 public final class VirtualMachine implements AutoCloseable {
     /** What every guest's command line starts with: the console on COM1, reset through the i8042, no reboot loop after a panic. */
     public static final String BASE_COMMAND_LINE = "console=ttyS0 reboot=k panic=-1 tsc=reliable";
+    public static final int DEFAULT_CPUS = 1;
+    public static final long DEFAULT_MEMORY_MIB = 256;
     private static final String PANIC_MARKER = "Kernel panic - not syncing";
+
+    /** Where a VM is in its life. */
+    public enum State { CREATED, RUNNING, PAUSED, EXITED, CLOSED }
+
+    /** How the kernel is entered. */
+    public enum BootProtocol {
+        /** PVH for a vmlinux with the PVH note, else the 64-bit boot protocol. */
+        AUTO,
+        /** The PVH entry of a vmlinux (built with CONFIG_PVH). */
+        PVH,
+        /** The 64-bit entry of the Linux boot protocol (a bzImage, or a vmlinux). */
+        LINUX64
+    }
+
+    /** Why a VM ended. */
+    public enum ExitReason {
+        /** Every vCPU executed HLT with no interrupt controller to wake it (bare programs only). */
+        HALTED,
+        /** The guest powered off. */
+        POWER_OFF,
+        /** The guest rebooted (Panamax ends the VM rather than rebooting it): Linux's reboot, or its answer to {@link #shutdown()}. */
+        RESET,
+        /** {@link #kill()} or {@link #close()} ended it. */
+        STOPPED,
+        /** The vCPU met a triple fault. */
+        TRIPLE_FAULT,
+        /** The kernel panicked. */
+        GUEST_CRASH,
+        /** KVM could not enter the guest. */
+        FAIL_ENTRY,
+        /** KVM failed, for example on an instruction it could not emulate. */
+        INTERNAL_ERROR,
+        /** A device failed while handling the guest. */
+        DEVICE_ERROR,
+        /** KVM exited for a reason Panamax does not handle. */
+        UNEXPECTED_EXIT;
+
+        /** Whether this is an orderly end rather than a failure. */
+        public boolean clean() {
+            return VmExit.Reason.valueOf(name()).clean(); // the reasons mirror the VMM's own, one for one
+        }
+    }
+
+    /**
+     * How a VM ended.
+     *
+     * @param reason the kind of end
+     * @param description a sentence with the specifics (the vCPU, KVM's exit data, the panic message, registers)
+     */
+    public record Exit(ExitReason reason, String description) {
+        public Exit {
+            Objects.requireNonNull(reason, "reason");
+            Objects.requireNonNull(description, "description");
+        }
+
+        public boolean clean() {
+            return reason.clean();
+        }
+
+        @Override
+        public String toString() {
+            return description;
+        }
+    }
 
     private final Vm vm;
     private final LegacyPlatform platform;
-    private final PciBus pci;
+    private final AtomicLong consoleBytes = new AtomicLong();
+    private final Object lifecycle = new Object(); // orders start, pause and resume against each other
     private volatile String panic;
 
     private VirtualMachine(Builder b) {
         Vm created = Vm.create();
         try {
-            StringBuilder commandLine = new StringBuilder(BASE_COMMAND_LINE);
-            int mmioDevices = 0;
-            for (Disk disk : b.disks) {
-                if (disk.transport() == Transport.MMIO) {
-                    commandLine.append(' ').append(VirtioMmioDevice.commandLineOption(mmioDevices++));
+            LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, b.fullCommandLine(), b.cpus, b.memoryMib << 20,
+                    LinuxBoot.Protocol.valueOf(b.protocol.name())));
+            platform = LegacyPlatform.install(created, new FilterOutputStream(b.console) {
+                @Override
+                public void write(int oneByte) throws IOException {
+                    out.write(oneByte);
+                    consoleBytes.incrementAndGet();
                 }
-            }
-            if (!b.commandLine.isBlank()) {
-                commandLine.append(' ').append(b.commandLine);
-            }
-            LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, commandLine.toString(), b.cpus, b.memoryMib << 20, b.protocol));
-            platform = LegacyPlatform.install(created, b.console);
-            pci = PciBus.install(created);
-            attachDisks(created, b.disks, b.cpus);
+
+                @Override
+                public void write(byte[] bytes, int offset, int length) throws IOException {
+                    out.write(bytes, offset, length); // the UART writes whole buffers: no byte-at-a-time copying
+                    consoleBytes.addAndGet(length);
+                }
+            });
             platform.com1().addLineListener(line -> {
                 if (panic == null && line.contains(PANIC_MARKER)) {
                     panic = line.strip();
                 }
             });
+            PciBus pci = PciBus.install(created);
+            attachDrives(created, pci, b.drivesInGuestOrder(), b.cpus);
+            attachNetworkInterfaces(b.networkInterfaces);
         } catch (RuntimeException e) {
             created.close();
             throw e;
@@ -72,18 +151,23 @@ public final class VirtualMachine implements AutoCloseable {
         this.vm = created;
     }
 
-    /** Opens each disk as a virtio-blk device with one request queue per vCPU, on its transport. */
-    private void attachDisks(Vm vm, List<Disk> disks, int queues) {
+    // ---- The one place where drives and network interfaces become devices ----
+
+    /**
+     * Opens each drive's image as a virtio-blk device with one request queue per vCPU, on its
+     * transport; the virtio-mmio ones take the windows {@link Builder#fullCommandLine()} announced, in order.
+     */
+    private static void attachDrives(Vm vm, PciBus pci, List<Drive> drives, int queues) {
         int mmioDevices = 0;
-        for (Disk disk : disks) {
+        for (Drive drive : drives) {
             VirtioBlk blk;
             try {
-                blk = VirtioBlk.open(disk.id(), disk.path(), disk.readOnly(), queues);
+                blk = VirtioBlk.open(drive.id(), drive.path(), drive.readOnly(), queues);
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot use disk " + disk.path() + ": " + e.getMessage(), e);
+                throw new VirtualMachineException("drive " + drive.id() + ": " + e.getMessage(), e);
             }
             try {
-                if (disk.transport() == Transport.PCI) {
+                if (drive.transport() == Transport.PCI) {
                     VirtioPciDevice.attach(vm, pci, blk);
                 } else {
                     VirtioMmioDevice.attach(vm, blk, mmioDevices++);
@@ -95,47 +179,92 @@ public final class VirtualMachine implements AutoCloseable {
         }
     }
 
+    private static void attachNetworkInterfaces(List<NetworkInterface> interfaces) {
+        if (!interfaces.isEmpty()) {
+            throw new UnsupportedOperationException("virtio-net is not available yet");
+        }
+    }
+
     public static Builder builder() {
         return new Builder();
     }
 
-    /** Starts the vCPUs: the kernel begins to boot. */
+    /**
+     * Starts the vCPUs: the kernel begins to boot.
+     *
+     * @throws IllegalStateException when the VM was already started
+     */
     public void start() {
-        vm.start();
+        synchronized (lifecycle) {
+            vm.start();
+        }
     }
 
+    /**
+     * Stops the vCPUs outside guest code and the guest's clock with them; returns once they are
+     * stopped. Does nothing when the VM is paused already.
+     *
+     * @throws IllegalStateException when the VM is not running
+     */
     public void pause() {
-        vm.pause();
+        synchronized (lifecycle) {
+            vm.pause();
+        }
     }
 
+    /**
+     * Lets a paused VM run on, its clock going on from where the pause stopped it. Does nothing
+     * when the VM is running already.
+     *
+     * @throws IllegalStateException when the VM was never started or has ended
+     */
     public void resume() {
-        vm.resume();
+        synchronized (lifecycle) {
+            if (vm.state() != Vm.State.RUNNING) {
+                vm.resume();
+            }
+        }
     }
 
     /**
      * Asks the guest to shut down, as Ctrl-Alt-Del on its keyboard does (Linux reboots, which ends
-     * the VM); returns false when the keyboard buffer is full.
+     * the VM with {@link ExitReason#RESET}); returns false when the keyboard buffer is full.
      */
     public boolean shutdown() {
         return platform.i8042().sendCtrlAltDel();
     }
 
-    /** Ends the VM at once, as pulling the power cord would. */
+    /** Ends the VM at once, as pulling the power cord would; returns once its vCPUs have stopped. */
     public void kill() {
         vm.stop();
     }
 
     /**
      * Waits for the VM to end. A reset that follows a kernel panic on the console is reported as
-     * {@link VmExit.Reason#GUEST_CRASH} with the panic message.
+     * {@link ExitReason#GUEST_CRASH} with the panic message.
+     *
+     * @param timeout how long to wait, or null to wait for as long as it takes
+     * @return the exit, or empty when the timeout passed first (or the waiting thread was interrupted)
      */
-    public Optional<VmExit> awaitExit(Duration timeout) {
-        return vm.awaitExit(timeout).map(exit -> {
-            String p = panic;
-            return p != null && exit.reason() == VmExit.Reason.RESET
-                    ? new VmExit(VmExit.Reason.GUEST_CRASH, exit.vcpu(), p, exit.registers())
-                    : exit;
-        });
+    public Optional<Exit> awaitExit(Duration timeout) {
+        return vm.awaitExit(timeout).map(this::toExit);
+    }
+
+    /** The exit, once the VM has ended. */
+    public Optional<Exit> exit() {
+        return vm.exit().map(this::toExit);
+    }
+
+    private Exit toExit(VmExit exit) {
+        String p = panic;
+        if (p != null && exit.reason() == VmExit.Reason.RESET) {
+            exit = new VmExit(VmExit.Reason.GUEST_CRASH, exit.vcpu(), p, exit.registers());
+        }
+        return new Exit(ExitReason.valueOf(exit.reason().name()), exit.toString());
+    }
+
+    public State state() {
+        return State.valueOf(vm.state().name());
     }
 
     /** The time from process start until the guest's /init reported reaching user space, once it has. */
@@ -148,80 +277,53 @@ public final class VirtualMachine implements AutoCloseable {
         platform.bootTimer().addListener(listener);
     }
 
-    public Vm.State state() {
-        return vm.state();
-    }
-
     /** Types {@code bytes} on the serial console; returns how many fit in its buffer. */
     public int sendConsoleInput(byte[] bytes) {
         return platform.com1().receive(bytes);
     }
 
-    /** Calls {@code listener} with each line the guest writes to its console, on a vCPU thread: keep it quick. */
+    /**
+     * Calls {@code listener} with each line the guest writes to its console (without the line end),
+     * on a vCPU thread: keep it quick, and never wait in it for the VM.
+     */
     public void addConsoleLineListener(Consumer<String> listener) {
         platform.com1().addLineListener(listener);
     }
 
+    /** Bytes of console output handed to the {@linkplain Builder#console console stream} so far. */
+    public long consoleOutputBytes() {
+        return consoleBytes.get();
+    }
+
+    /** How many times the vCPUs left guest code so far (for I/O, interrupts, pauses), summed over vCPUs. */
+    public long vcpuExits() {
+        return vm.vcpuExits();
+    }
+
+    /** Ends the VM if it runs, then releases everything it holds. Idempotent. */
     @Override
     public void close() {
         vm.close();
     }
 
-    /** How a virtio device reaches the guest. */
-    public enum Transport {
-        /** A PCI function with MSI-X (the default). */
-        PCI,
-        /** A virtio-mmio window announced on the kernel command line. */
-        MMIO
-    }
-
     /**
-     * A disk image (raw, qcow2 or vhd) the guest sees as a virtio-blk device: /dev/vda, /dev/vdb, ...
-     * in the order added. The image is locked while the VM has it open.
-     *
-     * @param id the drive's ID, which the guest reads as its serial (/sys/block/vdX/serial); up to 20 ASCII characters
+     * Collects the VM's configuration; {@link #build()} validates it and sets the VM up. Not
+     * thread-safe (a builder belongs to one thread).
      */
-    public record Disk(Path path, boolean readOnly, String id, Transport transport) {
-        public Disk {
-            Objects.requireNonNull(path, "path");
-            Objects.requireNonNull(transport, "transport");
-            if (id == null || id.isEmpty() || id.length() > 20 || !id.chars().allMatch(c -> c > 0x20 && c < 0x7f)) {
-                throw new IllegalArgumentException("a disk ID is 1 to 20 printable ASCII characters without spaces, not '" + id + "'");
-            }
-        }
-    }
-
-    /** Collects the VM's configuration; {@link #build()} validates it and sets the VM up. */
     public static final class Builder {
         private Path kernel;
         private Path initrd;
         private String commandLine = "";
-        private int cpus = 1;
-        private long memoryMib = 256;
+        private int cpus = DEFAULT_CPUS;
+        private long memoryMib = DEFAULT_MEMORY_MIB;
         private OutputStream console = OutputStream.nullOutputStream();
-        private LinuxBoot.Protocol protocol = LinuxBoot.Protocol.AUTO;
-        private final List<Disk> disks = new ArrayList<>();
+        private BootProtocol protocol = BootProtocol.AUTO;
+        private final List<Drive> drives = new ArrayList<>();
+        private final List<NetworkInterface> networkInterfaces = new ArrayList<>();
 
         private Builder() {}
 
-        /** Adds a disk; see {@link Disk}. */
-        public Builder disk(Disk disk) {
-            Objects.requireNonNull(disk, "disk");
-            if (disks.stream().anyMatch(d -> d.id().equals(disk.id()))) {
-                throw new IllegalArgumentException("two disks have the ID '" + disk.id() + "'");
-            }
-            if (disk.transport() == Transport.MMIO && disks.stream().filter(d -> d.transport() == Transport.MMIO).count() == VirtioMmioDevice.MAX_DEVICES) {
-                throw new IllegalArgumentException("a VM has at most " + VirtioMmioDevice.MAX_DEVICES + " virtio-mmio devices");
-            }
-            disks.add(disk);
-            return this;
-        }
-
-        /** Adds a disk on PCI. */
-        public Builder disk(Path path, boolean readOnly, String id) {
-            return disk(new Disk(path, readOnly, id, Transport.PCI));
-        }
-
+        /** A vmlinux (PVH or 64-bit entry) or a bzImage. */
         public Builder kernel(Path kernel) {
             this.kernel = Objects.requireNonNull(kernel, "kernel");
             return this;
@@ -239,37 +341,97 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
+        /** vCPUs, 1 to 254 (default {@value #DEFAULT_CPUS}). */
         public Builder cpus(int cpus) {
             this.cpus = cpus;
             return this;
         }
 
+        /** Guest RAM in MiB (default {@value #DEFAULT_MEMORY_MIB}). */
         public Builder memoryMib(long memoryMib) {
             this.memoryMib = memoryMib;
             return this;
         }
 
-        /** Where the serial console's output goes (not closed by the VM). */
+        /** Where the serial console's output goes (not closed by the VM; default: nowhere). */
         public Builder console(OutputStream console) {
             this.console = Objects.requireNonNull(console, "console");
             return this;
         }
 
-        public Builder bootProtocol(LinuxBoot.Protocol protocol) {
+        public Builder bootProtocol(BootProtocol protocol) {
             this.protocol = Objects.requireNonNull(protocol, "protocol");
             return this;
         }
 
+        /** Adds a virtio block device; the {@linkplain Drive#root() root} drive is the guest's first disk, {@code /dev/vda}. */
+        public Builder drive(Drive drive) {
+            drives.add(Objects.requireNonNull(drive, "drive"));
+            return this;
+        }
+
+        /** Adds a virtio network device. */
+        public Builder networkInterface(NetworkInterface networkInterface) {
+            networkInterfaces.add(Objects.requireNonNull(networkInterface, "networkInterface"));
+            return this;
+        }
+
         /**
-         * @throws dev.panamax.boot.BootException when the kernel, initrd, command line, vCPUs or memory are unusable
-         * @throws UncheckedIOException when a disk image is missing, damaged or in use by another process
-         * @throws dev.panamax.sys.KvmUnavailableException when this host has no usable KVM
+         * The drives in the order the guest names them (vda, vdb, ...): Linux probes virtio-mmio
+         * devices before PCI ones, and the root drive comes first within its transport.
+         */
+        private List<Drive> drivesInGuestOrder() {
+            return drives.stream().sorted(Comparator.comparing((Drive d) -> d.transport() != Transport.MMIO).thenComparing(d -> !d.root()))
+                    .toList();
+        }
+
+        /** The kernel's whole command line: the base, the virtio-mmio windows, a root= for a root drive, then the caller's part. */
+        private String fullCommandLine() {
+            StringBuilder line = new StringBuilder(BASE_COMMAND_LINE);
+            long mmio = drives.stream().filter(d -> d.transport() == Transport.MMIO).count();
+            for (int i = 0; i < mmio; i++) {
+                line.append(' ').append(VirtioMmioDevice.commandLineOption(i));
+            }
+            drives.stream().filter(Drive::root).findFirst()
+                    .ifPresent(root -> line.append(" root=/dev/vda ").append(root.readOnly() ? "ro" : "rw"));
+            if (!commandLine.isBlank()) {
+                line.append(' ').append(commandLine);
+            }
+            return line.toString();
+        }
+
+        /**
+         * @throws IllegalArgumentException when a value is out of range or the drives or network
+         *     interfaces clash (the message names the value)
+         * @throws VirtualMachineException when the kernel, initrd or command line cannot be booted,
+         *     or this host's KVM cannot be used
+         * @throws UnsupportedOperationException for network interfaces while their device is not available
          */
         public VirtualMachine build() {
             if (kernel == null) {
                 throw new IllegalStateException("a VM needs a kernel");
             }
-            return new VirtualMachine(this);
+            VmRules.vcpuCount(cpus, "cpus");
+            VmRules.memoryMib(memoryMib, "memoryMib");
+            VmRules.commandLine(commandLine, "commandLine");
+            for (Drive d : drives) {
+                VmRules.id(d.id(), "drive id");
+                VmRules.diskImage(d.path(), d.readOnly(), "drive " + d.id());
+            }
+            VmRules.drives(drives, i -> "drive " + drives.get(i).id());
+            for (NetworkInterface n : networkInterfaces) {
+                VmRules.id(n.id(), "network interface id");
+                VmRules.hostDeviceName(n.hostDevice(), "network interface " + n.id() + " host device");
+                if (n.guestMac() != null) {
+                    VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
+                }
+            }
+            VmRules.networkInterfaces(networkInterfaces, i -> "network interface " + networkInterfaces.get(i).id());
+            try {
+                return new VirtualMachine(this);
+            } catch (BootException | KvmUnavailableException | NativeCallException e) {
+                throw new VirtualMachineException(e.getMessage(), e);
+            }
         }
     }
 }

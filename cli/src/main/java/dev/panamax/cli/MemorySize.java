@@ -1,8 +1,5 @@
 package dev.panamax.cli;
 
-import java.io.IOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -31,19 +28,5 @@ final class MemorySize {
             throw new UserError(option + " '" + text + "' is too large");
         }
         return (long) bytes;
-    }
-
-    /** The host's RAM in bytes, from /proc/meminfo. */
-    static long hostMemory() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
-                if (line.startsWith("MemTotal:")) {
-                    return Long.parseLong(line.replaceAll("\\D+", "")) << 10;
-                }
-            }
-        } catch (IOException | NumberFormatException e) {
-            // fall through: no limit known
-        }
-        return Long.MAX_VALUE;
     }
 }

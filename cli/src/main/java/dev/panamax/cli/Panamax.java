@@ -1,5 +1,8 @@
 package dev.panamax.cli;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -15,6 +18,8 @@ import picocli.CommandLine.Command;
         subcommands = {
             CommandLine.HelpCommand.class,
             RunCommand.class,
+            ServeCommand.class,
+            ApiCommand.class,
             DemoCommand.class,
             DoctorCommand.class,
             BenchCommand.class,
@@ -41,11 +46,19 @@ public final class Panamax {
         return cli.execute(args);
     }
 
+    /** Panamax's version, as the build wrote it. */
+    public static String version() {
+        try (InputStream in = Panamax.class.getResourceAsStream("version.txt")) {
+            return in == null ? "dev" : new String(in.readAllBytes(), StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+            return "dev";
+        }
+    }
+
     static final class Version implements CommandLine.IVersionProvider {
         @Override
         public String[] getVersion() {
-            String v = Panamax.class.getPackage().getImplementationVersion();
-            return new String[] {"panamax " + (v == null ? "dev" : v) + " (Java " + Runtime.version() + ")"};
+            return new String[] {"panamax " + version() + " (Java " + Runtime.version() + ")"};
         }
     }
 }

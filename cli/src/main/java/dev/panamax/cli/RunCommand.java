@@ -1,23 +1,21 @@
 package dev.panamax.cli;
 
+import dev.panamax.api.Drive;
 import dev.panamax.api.VirtualMachine;
-import dev.panamax.boot.BootException;
-import dev.panamax.boot.LinuxBoot;
+import dev.panamax.api.VirtualMachineException;
+import dev.panamax.control.ApiServer;
+import dev.panamax.control.ConfigException;
+import dev.panamax.control.ControlPlane;
+import dev.panamax.control.VmConfig;
+import dev.panamax.control.VmRules;
 import dev.panamax.guest.GuestImages;
 import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
-import dev.panamax.sys.KvmUnavailableException;
 import dev.panamax.vm.KvmAcceleration;
-import dev.panamax.vm.VmExit;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
-import java.net.UnixDomainSocketAddress;
-import java.nio.channels.Channels;
-import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -26,7 +24,10 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 /** {@code panamax run}: boots a Linux guest with its serial console on the terminal. */
 @Command(name = "run", mixinStandardHelpOptions = true, description = {
@@ -45,20 +46,32 @@ final class RunCommand implements Callable<Integer> {
             description = "appended to \"" + VirtualMachine.BASE_COMMAND_LINE + "\"")
     String cmdline;
 
-    @Option(names = "--cpus", paramLabel = "N", defaultValue = "1", description = "vCPUs (default: ${DEFAULT-VALUE})")
+    @Option(names = "--cpus", paramLabel = "N", defaultValue = "" + VirtualMachine.DEFAULT_CPUS, description = "vCPUs (default: ${DEFAULT-VALUE})")
     int cpus;
 
-    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = "256M", description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE})")
+    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = VirtualMachine.DEFAULT_MEMORY_MIB + "M", description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE})")
     String memory;
 
-    @Option(names = "--console", paramLabel = "TARGET", defaultValue = "stdio",
-            description = "where the serial console goes: stdio, file:PATH (appended), socket:PATH (a listening Unix socket), "
-                    + "or none (default: ${DEFAULT-VALUE})")
-    String console;
+    @Option(names = "--config", paramLabel = "FILE",
+            description = "the VM as JSON in Firecracker's schema (boot-source, machine-config, drives, network-interfaces),"
+                    + " instead of --kernel, --initrd, --cmdline, --cpus and --memory")
+    Path config;
+
+    @Option(names = "--api-sock", paramLabel = "PATH",
+            description = "also serve the REST API on a new Unix socket at PATH (state, pause and resume, Ctrl-Alt-Del, metrics)")
+    Path apiSocket;
+
+    @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
+            description = "a disk image (raw, qcow2 or vhd) as a virtio-blk device; repeatable. The guest names disks /dev/vda,"
+                    + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...)")
+    List<String> diskSpecs = new ArrayList<>();
+
+    @Mixin
+    ConsoleOption console;
 
     @Option(names = "--boot-protocol", paramLabel = "P", defaultValue = "AUTO",
             description = "AUTO (PVH for a vmlinux with the note, else 64-bit), PVH or LINUX64")
-    LinuxBoot.Protocol protocol;
+    VirtualMachine.BootProtocol protocol;
 
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "kill the guest after this long")
     Long timeoutSeconds;
@@ -66,112 +79,113 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--boot-time", description = "print the time from process start until the guest's /init reports user space")
     boolean bootTime;
 
-    @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
-            description = "a disk image (raw, qcow2 or vhd) as a virtio-blk device: /dev/vda, /dev/vdb, ... in order; repeatable")
-    List<String> diskSpecs = new ArrayList<>();
-
     @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
     boolean noRig;
 
+    @Spec
+    CommandSpec spec;
+
+    /** The options that describe the VM itself, which a config file replaces. */
+    private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk");
+
     @Override
     public Integer call() throws IOException {
-        long memoryBytes = MemorySize.parse(memory, "--memory");
-        if (memoryBytes > MemorySize.hostMemory()) {
-            throw new UserError(String.format("--memory %s is more than this host's %d MiB of RAM", memory, MemorySize.hostMemory() >> 20));
-        }
-        if (memoryBytes % (1 << 20) != 0) {
-            throw new UserError("--memory must be a whole number of MiB, not " + memory);
-        }
-        if (cpus < 1) {
-            throw new UserError("--cpus must be at least 1, not " + cpus);
-        }
-        if (kernel == null && initrd != null) {
-            throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
-        }
-        List<VirtualMachine.Disk> disks = new ArrayList<>();
-        for (String spec : diskSpecs) {
-            VirtualMachine.Disk disk = DiskOption.parse(spec, disks.size());
-            if (disks.stream().anyMatch(d -> d.id().equals(disk.id()))) {
-                throw new UserError("--disk " + spec + ": another disk already has the ID '" + disk.id() + "'");
-            }
-            disks.add(disk);
-        }
+        VmConfig vm = vmConfig();
         if (!noRig) {
             KvmAcceleration acceleration = KvmAcceleration.detect();
             if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
                 throw new UserError(acceleration.detail());
             }
             if (!acceleration.hardware()) {
+                if (apiSocket != null) {
+                    throw new UserError("--api-sock serves the API from the process that runs the VM, and on this host (whose KVM"
+                            + " only emulates) that process would be inside the nested KVM rig, out of this host's reach; run"
+                            + " panamax run --no-rig --api-sock ... and its API clients inside the rig (panamax rig -- COMMAND),"
+                            + " or on a host with hardware KVM");
+                }
                 System.err.println("panamax: this host's KVM only emulates (" + Math.round(acceleration.nanosPerIteration())
                         + " ns per loop iteration), so the VM runs inside the nested KVM rig");
-                return runInRig(disks);
+                return runInRig(vm);
             }
         }
+        return runHere(vm);
+    }
+
+    /** The VM the options or the config file describe, checked by the rules the REST API uses too. */
+    private VmConfig vmConfig() {
         try {
-            Path k = kernel != null ? kernel : GuestImages.defaultVmlinux();
-            Path i = kernel != null ? initrd : GuestImages.defaultInitramfs();
-            VirtualMachine.Builder builder = VirtualMachine.builder().kernel(k).initrd(i).commandLine(cmdline).cpus(cpus)
-                    .memoryMib(memoryBytes >> 20).bootProtocol(protocol);
-            try {
-                disks.forEach(builder::disk);
-            } catch (IllegalArgumentException e) {
-                throw new UserError(e.getMessage());
-            }
-            try (OutputStream out = consoleTarget(); VirtualMachine vm = builder.console(out).build()) {
-                if (bootTime) {
-                    vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start; %s%n",
-                            t.toMillis(), ProcessMemory.read()));
-                    System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
-                }
-                vm.start();
-                VmExit exit;
-                try (TerminalInput keyboard = console.equals("stdio") ? TerminalInput.open() : null) {
-                    if (keyboard != null) {
-                        TerminalInput.feed(vm, keyboard.keys(vm::kill));
+            if (config != null) {
+                for (String option : VM_OPTIONS) {
+                    if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                        throw new UserError("--config and " + option + " do not go together: the config file describes the whole VM");
                     }
-                    exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
                 }
-                if (exit == null) {
-                    vm.kill();
-                    System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
-                    return 124;
-                }
-                if (!exit.reason().clean()) {
-                    System.err.println("panamax: the guest failed: " + exit);
-                    return 1;
-                }
-                return 0;
+                return VmConfig.read(config);
             }
-        } catch (BootException | KvmUnavailableException | MissingIngredientException | UncheckedIOException e) {
+            long memoryBytes = MemorySize.parse(memory, "--memory");
+            if (memoryBytes % (1 << 20) != 0) {
+                throw new UserError("--memory must be a whole number of MiB, not " + memory);
+            }
+            if (kernel == null && initrd != null) {
+                throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
+            }
+            int vcpus = VmRules.vcpuCount(cpus, "--cpus");
+            long memoryMib = VmRules.memoryMib(memoryBytes >> 20, "--memory");
+            VmRules.commandLine(cmdline, "--cmdline");
+            Path k = kernel != null ? VmRules.bootFile(kernel.toString(), "--kernel") : GuestImages.defaultVmlinux();
+            Path i = kernel != null ? (initrd == null ? null : VmRules.bootFile(initrd.toString(), "--initrd"))
+                    : GuestImages.defaultInitramfs();
+            List<Drive> drives = new ArrayList<>();
+            for (String disk : diskSpecs) {
+                drives.add(DiskOption.parse(disk, drives.size()));
+            }
+            VmRules.drives(drives, n -> "--disk " + diskSpecs.get(n));
+            return new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
+                    new VmConfig.MachineConfig(vcpus, memoryMib), drives, List.of());
+        } catch (ConfigException | MissingIngredientException e) {
             throw new UserError(e.getMessage());
         }
     }
 
-    private OutputStream consoleTarget() throws IOException {
-        if (console.equals("stdio")) {
-            return new java.io.FilterOutputStream(System.out) {
-                @Override
-                public void close() throws IOException {
-                    flush(); // never close stdout
-                }
-            };
-        }
-        if (console.equals("none")) {
-            return OutputStream.nullOutputStream();
-        }
-        if (console.startsWith("file:") && console.length() > 5) {
-            return new FileOutputStream(console.substring(5), true);
-        }
-        if (console.startsWith("socket:") && console.length() > 7) {
-            Path socket = Path.of(console.substring(7));
-            try {
-                SocketChannel channel = SocketChannel.open(UnixDomainSocketAddress.of(socket));
-                return new DetachedOutputStream(Channels.newOutputStream(channel), "console-socket");
-            } catch (IOException e) {
-                throw new UserError("cannot connect the console to the Unix socket " + socket + ": " + e.getMessage());
+    /** Runs the VM in this process. */
+    private int runHere(VmConfig config) throws IOException {
+        try (OutputStream out = console.open();
+             VirtualMachine vm = config.toBuilder().console(out).bootProtocol(protocol).build();
+             ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, config, Panamax.version()))) {
+            if (api != null) {
+                System.err.println("panamax: serving the API on " + api.socket());
             }
+            if (bootTime) {
+                vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start; %s%n",
+                        t.toMillis(), ProcessMemory.read()));
+                System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
+            }
+            vm.start();
+            VirtualMachine.Exit exit;
+            try (TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
+                if (keyboard != null) {
+                    TerminalInput.feed(vm, keyboard.keys(vm::kill));
+                }
+                exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
+            }
+            if (exit == null) {
+                vm.kill();
+                System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
+                return 124;
+            }
+            return exitStatus(exit);
+        } catch (ConfigException | VirtualMachineException | UnsupportedOperationException e) {
+            throw new UserError(e.getMessage());
         }
-        throw new UserError("--console must be stdio, file:PATH, socket:PATH or none, not '" + console + "'");
+    }
+
+    /** The exit status for the way the guest ended: 0 for an orderly end, else 1 (and why, on stderr). */
+    static int exitStatus(VirtualMachine.Exit exit) {
+        if (!exit.clean()) {
+            System.err.println("panamax: the guest failed: " + exit);
+            return 1;
+        }
+        return 0;
     }
 
     /**
@@ -234,47 +248,50 @@ final class RunCommand implements Callable<Integer> {
         return Optional.of(cache);
     }
 
-    /** {@code options} with {@code dir} shared, writable unless {@code readOnly}, unless a share already shows it so. */
-    private static Rig.Options shared(Rig.Options options, Path dir, boolean readOnly) {
+    /** {@code options} with {@code dir} shared, unless a share already shows it. */
+    private static Rig.Options visible(Rig.Options options, Path dir, boolean readOnly) {
         boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()) && (readOnly || !share.readOnly()));
         return shown ? options : options.withShare(dir, readOnly);
     }
 
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
-    private int runInRig(List<VirtualMachine.Disk> disks) {
-        Path k;
-        Path i;
-        try {
-            // resolve (and build, the first time) here: the rig has no package lists
-            k = (kernel != null ? kernel : GuestImages.defaultVmlinux()).toAbsolutePath();
-            i = kernel != null ? (initrd == null ? null : initrd.toAbsolutePath()) : GuestImages.defaultInitramfs();
-        } catch (MissingIngredientException e) {
-            throw new UserError(e.getMessage());
-        }
+    private int runInRig(VmConfig vm) {
+        Path k = vm.bootSource().kernel().toAbsolutePath();
+        Path i = vm.bootSource().initrd() == null ? null : vm.bootSource().initrd().toAbsolutePath();
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(Rig.JVM_OPTIONS);
         aotCache(k, i).ifPresent(cache -> argv.add("-XX:AOTCache=" + cache));
         argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
-        argv.addAll(List.of("run", "--no-rig", "--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory,
-                "--console", console.equals("none") ? "none" : "stdio", "--boot-protocol", protocol.name()));
+        argv.addAll(List.of("run", "--no-rig", "--console", console.isNone() ? "none" : "stdio", "--boot-protocol", protocol.name()));
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
         }
         if (bootTime) {
             argv.add("--boot-time");
         }
-        argv.addAll(List.of("--kernel", k.toString()));
-        Rig.Options options = shared(Rig.Options.defaults(), k.getParent(), true);
+        // The rig sees the working tree and the cache; every other file the VM uses is shared by its directory.
+        Rig.Options options = visible(Rig.Options.defaults(), k.getParent(), true);
         if (i != null) {
-            argv.addAll(List.of("--initrd", i.toString()));
-            options = shared(options, i.getParent(), true);
+            options = visible(options, i.getParent(), true);
         }
-        for (VirtualMachine.Disk disk : disks) {
-            argv.addAll(List.of("--disk", DiskOption.format(disk)));
-            options = shared(options, disk.path().getParent(), disk.readOnly());
+        if (config != null) {
+            Path file = config.toAbsolutePath();
+            argv.addAll(List.of("--config", file.toString()));
+            options = visible(options, file.getParent(), true);
+        } else {
+            argv.addAll(List.of("--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory, "--kernel", k.toString()));
+            if (i != null) {
+                argv.addAll(List.of("--initrd", i.toString()));
+            }
+            for (Drive d : vm.drives()) {
+                argv.addAll(List.of("--disk", DiskOption.format(d)));
+            }
         }
-        try (OutputStream out = consoleTarget(); Rig rig = Rig.start(options);
-             TerminalInput keyboard = console.equals("stdio") ? TerminalInput.open() : null) {
+        for (Drive d : vm.drives()) {
+            options = visible(options, d.path().toAbsolutePath().getParent(), d.readOnly());
+        }
+        try (OutputStream out = console.open(); Rig rig = Rig.start(options);
+             TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
             // Ctrl-] ends this process; its shutdown hooks stop the rig and restore the terminal.
             RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
                     out, keyboard == null ? null : keyboard.keys(() -> System.exit(130)));

@@ -34,7 +34,7 @@ class RunCommandTest {
     @Test
     void badSizesAndCountsAreRefused() throws Exception {
         Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
-        assertRefused("--cpus must be at least 1", "run", "--no-rig", "--kernel", kernel.toString(), "--cpus", "0");
+        assertRefused("--cpus: 0 vCPUs is out of range", "run", "--no-rig", "--kernel", kernel.toString(), "--cpus", "0");
         assertRefused("too little", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "8M");
         assertRefused("more than this host's", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "64T");
         assertRefused("'12Q' is not a size", "run", "--no-rig", "--kernel", kernel.toString(), "--memory", "12Q");
@@ -50,14 +50,18 @@ class RunCommandTest {
         Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
         Path image = Files.write(dir.resolve("disk.raw"), new byte[1 << 20]);
         String k = kernel.toString();
-        assertRefused("does not exist (create one with: panamax image create", "run", "--no-rig", "--kernel", k, "--disk", dir.resolve("nope.raw").toString());
-        assertRefused("is a directory, not a disk image", "run", "--no-rig", "--kernel", k, "--disk", dir.toString());
+        assertRefused("does not exist; give the path of a disk image file", "run", "--no-rig", "--kernel", k, "--disk", dir.resolve("nope.raw").toString());
+        assertRefused("is not a regular file", "run", "--no-rig", "--kernel", k, "--disk", dir.toString());
         assertRefused("the image path is missing", "run", "--no-rig", "--kernel", k, "--disk", ",readonly");
         assertRefused("unknown setting 'cache=none'", "run", "--no-rig", "--kernel", k, "--disk", image + ",cache=none");
         assertRefused("the transport is pci or mmio, not 'usb'", "run", "--no-rig", "--kernel", k, "--disk", image + ",transport=usb");
-        assertRefused("1 to 20 printable ASCII characters", "run", "--no-rig", "--kernel", k, "--disk", image + ",id=" + "x".repeat(21));
-        assertRefused("another disk already has the ID 'boot'", "run", "--no-rig", "--kernel", k,
+        assertRefused("is not a valid id", "run", "--no-rig", "--kernel", k, "--disk", image + ",id=no-dashes");
+        assertRefused("another drive is already called 'boot'", "run", "--no-rig", "--kernel", k,
                 "--disk", image + ",id=boot", "--disk", image + ",readonly,id=boot");
+        assertRefused("one of them may write it", "run", "--no-rig", "--kernel", k, "--disk", image.toString(), "--disk", image.toString());
+        assertRefused("Linux probes virtio-mmio drives first", "run", "--no-rig", "--kernel", k,
+                "--disk", image + ",root", "--disk", image + ",readonly,transport=mmio");
+        assertRefused("--config and --disk do not go together", "run", "--no-rig", "--config", image.toString(), "--disk", image.toString());
         try (var locked = Images.open(image, Images.OpenOptions.readWrite().withLock())) {
             assertRefused("is in use by another process", "run", "--no-rig", "--kernel", k, "--disk", image.toString());
         }

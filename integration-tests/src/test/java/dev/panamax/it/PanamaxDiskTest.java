@@ -54,12 +54,12 @@ class PanamaxDiskTest {
                         + " echo readback=$(dd if=/dev/vda bs=4096 skip=3 count=1 2>/dev/null | head -c " + PATTERN.length() + ");"
                         + " if echo x | dd of=/dev/vdb 2>/dev/null; then echo ro-write=accepted; else echo ro-write=refused; fi;"
                         + " echo ro-contents=$(head -c 14 /dev/vdb)",
-                tinyGuest(GuestImages.defaultVmlinux(), "--cpus", "2", "--disk", data + ",id=data-disk", "--disk", readOnly + ",readonly"));
+                tinyGuest(GuestImages.defaultVmlinux(), "--cpus", "2", "--disk", data + ",id=data_disk", "--disk", readOnly + ",readonly"));
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).as("the host bridge and two virtio-blk functions; per disk, a configuration and two request-queue vectors")
                 .contains("pci=0x8086 0x1af4 0x1af4 0x0d57 0x1042 0x1042 msix=6");
-        assertThat(r.output()).contains("serial=data-disk ro=1", "readback=" + PATTERN, "ro-write=refused", "ro-contents=read-only disk");
+        assertThat(r.output()).contains("serial=data_disk ro=1", "readback=" + PATTERN, "ro-write=refused", "ro-contents=read-only disk");
         assertThat(r.exitStatus()).isZero();
         byte[] image = Files.readAllBytes(data);
         assertThat(new String(image, 3 * 4096, PATTERN.length(), StandardCharsets.US_ASCII)).isEqualTo(PATTERN);

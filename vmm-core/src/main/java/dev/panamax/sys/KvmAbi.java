@@ -92,6 +92,10 @@ final class KvmAbi {
     static final StructLayout KVM_LAPIC_STATE = struct("kvm_lapic_state",
             sequenceLayout(1024, ValueLayout.JAVA_BYTE).withName("regs"));
 
+    static final StructLayout KVM_CLOCK_DATA = struct("kvm_clock_data",
+            u64("clock"), u32("flags"), u32("pad0"), u64("realtime"), u64("host_tsc"),
+            sequenceLayout(4, ValueLayout.JAVA_INT).withName("pad"));
+
     static final StructLayout KVM_DIRTY_LOG = struct("kvm_dirty_log", u32("slot"), u32("padding1"), u64("dirty_bitmap"));
 
     /** Header only: {@code sigset[]} (the kernel's 8-byte sigset) follows. */
@@ -140,6 +144,8 @@ final class KvmAbi {
     static final long KVM_IRQFD = ioctl("KVM_IRQFD", 1, 0x76, KVM_IRQFD_STRUCT);
     static final long KVM_CREATE_PIT2 = ioctl("KVM_CREATE_PIT2", 1, 0x77, KVM_PIT_CONFIG);
     static final long KVM_IOEVENTFD = ioctl("KVM_IOEVENTFD", 1, 0x79, KVM_IOEVENTFD_STRUCT);
+    static final long KVM_SET_CLOCK = ioctl("KVM_SET_CLOCK", 1, 0x7b, KVM_CLOCK_DATA);
+    static final long KVM_GET_CLOCK = ioctl("KVM_GET_CLOCK", 2, 0x7c, KVM_CLOCK_DATA);
     static final long KVM_SIGNAL_MSI = ioctl("KVM_SIGNAL_MSI", 1, 0xa5, KVM_MSI);
     static final long KVM_RUN = ioctl("KVM_RUN", 0, 0x80, null);
     static final long KVM_GET_REGS = ioctl("KVM_GET_REGS", 2, 0x81, KVM_REGS);

@@ -1,5 +1,6 @@
 package dev.panamax.sys;
 
+import static dev.panamax.sys.KvmAbi.KVM_CLOCK_DATA;
 import static dev.panamax.sys.KvmAbi.KVM_DIRTY_LOG;
 import static dev.panamax.sys.KvmAbi.KVM_IOEVENTFD_STRUCT;
 import static dev.panamax.sys.KvmAbi.KVM_IRQFD_STRUCT;
@@ -177,6 +178,30 @@ public final class VmFd extends Fd {
             log.set(JAVA_LONG, offset(KVM_DIRTY_LOG, "dirty_bitmap"), bitmap.address());
             Libc.ioctl(fd(), KvmAbi.KVM_GET_DIRTY_LOG, log);
             return bitmap.toArray(JAVA_LONG);
+        }
+    }
+
+    /**
+     * {@code int ioctl(vm_fd, KVM_GET_CLOCK, struct kvm_clock_data *)}: the guest's kvmclock, in
+     * nanoseconds.
+     */
+    public long getClock() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(KVM_CLOCK_DATA);
+            Libc.ioctl(fd(), KvmAbi.KVM_GET_CLOCK, data);
+            return data.get(JAVA_LONG, offset(KVM_CLOCK_DATA, "clock"));
+        }
+    }
+
+    /**
+     * {@code int ioctl(vm_fd, KVM_SET_CLOCK, struct kvm_clock_data *)}: sets the guest's kvmclock to
+     * {@code nanos} (no flags: the value is taken as is, not advanced by real time).
+     */
+    public void setClock(long nanos) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(KVM_CLOCK_DATA);
+            data.set(JAVA_LONG, offset(KVM_CLOCK_DATA, "clock"), nanos);
+            Libc.ioctl(fd(), KvmAbi.KVM_SET_CLOCK, data);
         }
     }
 }

@@ -1,6 +1,8 @@
 package dev.panamax.vm;
 
 import dev.panamax.sys.VcpuFd;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.Arrays;
 
 /**
@@ -9,9 +11,21 @@ import java.util.Arrays;
  * writes are dropped, as on a real bus.
  */
 public final class Vcpu {
+    private static final VarHandle EXITS;
+
+    static {
+        try {
+            EXITS = MethodHandles.lookup().findVarHandle(Vcpu.class, "exits", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final Vm vm;
     private final VcpuFd fd;
     private Thread thread;
+    /** Returns from KVM_RUN; written only by the vCPU thread, read by any (opaque: a count needs no ordering). */
+    private long exits;
 
     Vcpu(Vm vm, VcpuFd fd) {
         this.vm = vm;
@@ -33,6 +47,11 @@ public final class Vcpu {
 
     Thread thread() {
         return thread;
+    }
+
+    /** How many times this vCPU has left guest code so far (every return from {@code KVM_RUN}). */
+    public long exits() {
+        return (long) EXITS.getOpaque(this);
     }
 
     void kick() {
@@ -59,6 +78,7 @@ public final class Vcpu {
                 return null;
             }
             int reason = fd.run();
+            EXITS.setOpaque(this, exits + 1);
             switch (reason) {
                 case VcpuFd.EXIT_INTERRUPTED, VcpuFd.EXIT_INTR -> { } // a kick: recheck the requested state
                 case VcpuFd.EXIT_IO -> {

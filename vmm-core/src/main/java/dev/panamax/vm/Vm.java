@@ -38,6 +38,7 @@ public final class Vm implements AutoCloseable {
     private int paused; // vCPU threads parked by a pause; guarded by lock
     private VmExit exit; // the first exit; guarded by lock
     private VmExit lastHalt; // guarded by lock
+    private long pausedClock; // the guest's kvmclock when it was paused; guarded by lock
 
     private Vm(Kvm kvm, boolean ownsKvm) {
         this.kvm = kvm;
@@ -145,6 +146,15 @@ public final class Vm implements AutoCloseable {
         }
     }
 
+    /** Exits from guest code (returns from {@code KVM_RUN}) so far, summed over the vCPUs. */
+    public long vcpuExits() {
+        long sum = 0;
+        for (Vcpu vcpu : vcpus()) {
+            sum += vcpu.exits();
+        }
+        return sum;
+    }
+
     public List<Vcpu> vcpus() {
         synchronized (lock) {
             return List.copyOf(vcpus);
@@ -187,7 +197,7 @@ public final class Vm implements AutoCloseable {
         }
     }
 
-    /** Stops every vCPU outside guest code and returns once all are parked. */
+    /** Stops every vCPU outside guest code and the guest's clock, and returns once all are parked. */
     public void pause() {
         synchronized (lock) {
             if (state == State.PAUSED) {
@@ -202,14 +212,19 @@ public final class Vm implements AutoCloseable {
                 waitOnLock();
             }
             if (request == Request.PAUSE) {
+                // The guest's clock stops with its vCPUs (as in QEMU and Cloud Hypervisor); else its
+                // time would jump ahead by the length of the pause when it resumes.
+                pausedClock = fd.getClock();
                 state = State.PAUSED;
             }
         }
     }
 
+    /** Lets the vCPUs of a paused VM run again, the guest's clock going on from where it stood. */
     public void resume() {
         synchronized (lock) {
             requireState(State.PAUSED, "resume");
+            fd.setClock(pausedClock);
             request = Request.RUN;
             state = State.RUNNING;
             lock.notifyAll();

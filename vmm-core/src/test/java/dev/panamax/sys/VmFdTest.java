@@ -47,6 +47,16 @@ class VmFdTest {
     }
 
     @Test
+    void kvmclockTakesTheValueItIsSetTo() {
+        try (Kvm kvm = Kvm.open(); VmFd vm = kvm.createVm()) {
+            long anHour = Duration.ofHours(1).toNanos();
+            long later = vm.getClock() + anHour;
+            vm.setClock(later);
+            assertThat(vm.getClock()).isGreaterThanOrEqualTo(later).isLessThan(later + anHour);
+        }
+    }
+
+    @Test
     void dirtyLogShowsThePagesTheGuestWrote() {
         // real mode at 0x1000: mov byte [0x2000], 1 ; hlt
         byte[] code = {(byte) 0xc6, 0x06, 0x00, 0x20, 0x01, (byte) 0xf4};

@@ -39,10 +39,20 @@ class VmLifecycleTest {
             vm.pause(); // returns only once the vCPU thread is parked outside KVM_RUN
             assertThat(vm.state()).isEqualTo(Vm.State.PAUSED);
             int whilePaused = guest.counter();
+            long clockWhilePaused = vm.fd().getClock();
+            long exitsWhilePaused = vm.vcpuExits();
             Thread.sleep(200);
             assertThat(guest.counter()).as("the counter stands still while paused").isEqualTo(whilePaused);
+            assertThat(exitsWhilePaused).as("the pause itself pulled the vCPU out of KVM_RUN").isPositive();
+            assertThat(vm.vcpuExits()).isEqualTo(exitsWhilePaused);
 
+            long beforeResume = System.nanoTime();
             vm.resume();
+            long clockAfterResume = vm.fd().getClock();
+            long resumedFor = System.nanoTime() - beforeResume;
+            // Had the clock run on through the pause, it would be ahead by the 200 ms slept as well.
+            assertThat(clockAfterResume - clockWhilePaused).as("the guest's clock stood still while paused")
+                    .isLessThan(resumedFor + Duration.ofMillis(100).toNanos());
             assertThat(vm.state()).isEqualTo(Vm.State.RUNNING);
             awaitCounterAbove(guest, whilePaused);
 

@@ -23,21 +23,7 @@ final class Json {
     }
 
     static String quote(String v) {
-        StringBuilder q = new StringBuilder("\"");
-        for (char c : v.toCharArray()) {
-            switch (c) {
-                case '"' -> q.append("\\\"");
-                case '\\' -> q.append("\\\\");
-                case '\n' -> q.append("\\n");
-                case '\r' -> q.append("\\r");
-                case '\t' -> q.append("\\t");
-                default -> {
-                    if (c < 0x20) q.append(String.format("\\u%04x", (int) c));
-                    else q.append(c);
-                }
-            }
-        }
-        return q.append('"').toString();
+        return dev.panamax.control.Json.quote(v);
     }
 
     @Override

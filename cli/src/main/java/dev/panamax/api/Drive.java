@@ -1,0 +1,31 @@
+package dev.panamax.api;
+
+import java.nio.file.Path;
+import java.util.Objects;
+
+/**
+ * A disk for the guest: a virtio block device backed by an image file on the host (raw, qcow2 or
+ * vhd, detected), with one request queue per vCPU. The image is locked while the VM has it open, so
+ * no other Panamax can write it. {@link VirtualMachine.Builder#build()} checks the values.
+ *
+ * @param id a name for the drive: 1 to 64 letters, digits or underscores, unique in the VM; the guest
+ *     reads its first 20 characters as the disk's serial ({@code /sys/block/vdX/serial})
+ * @param path the image file, which must exist
+ * @param readOnly whether the guest may only read the disk
+ * @param root whether this is the guest's root file system: it becomes the first disk,
+ *     {@code /dev/vda}, and the command line gets {@code root=/dev/vda} (with {@code ro} or {@code rw});
+ *     at most one drive is the root
+ * @param transport PCI, or virtio-mmio
+ */
+public record Drive(String id, Path path, boolean readOnly, boolean root, Transport transport) {
+    public Drive {
+        Objects.requireNonNull(id, "id");
+        Objects.requireNonNull(path, "path");
+        Objects.requireNonNull(transport, "transport");
+    }
+
+    /** A drive on PCI. */
+    public Drive(String id, Path path, boolean readOnly, boolean root) {
+        this(id, path, readOnly, root, Transport.PCI);
+    }
+}

@@ -1,0 +1,256 @@
+package dev.panamax.control;
+
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.buffer.ByteBufUtil;
+import io.netty.buffer.Unpooled;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelFutureListener;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerDomainSocketChannel;
+import io.netty.handler.codec.TooLongFrameException;
+import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpRequest;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpDecoderConfig;
+import io.netty.handler.codec.http.HttpHeaderNames;
+import io.netty.handler.codec.http.HttpHeaderValues;
+import io.netty.handler.codec.http.HttpMessage;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http.HttpVersion;
+import io.netty.handler.codec.http.QueryStringDecoder;
+import java.io.IOException;
+import java.net.UnixDomainSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The REST API served as HTTP/1.1 with JSON bodies on a Unix domain socket, through Netty's NIO
+ * transport (no native library). Requests go to a {@link ControlPlane}. The socket file is
+ * created with owner-only permissions and removed when the server closes or the JVM exits.
+ */
+public final class ApiServer implements AutoCloseable {
+    /** The largest request body accepted: Firecracker's default payload limit. */
+    public static final int MAX_BODY_BYTES = 51_200;
+    private static final int MAX_REQUEST_LINE = 4096;
+    private static final int MAX_HEADERS = 8192;
+    /** The longest socket path Linux accepts (sun_path less the terminating NUL). */
+    private static final int MAX_SOCKET_PATH = 107;
+    /** How long closing waits for requests in progress (the answer to an InstanceStart whose guest ended at once). */
+    private static final Duration CLOSE_GRACE = Duration.ofSeconds(5);
+
+    private final Path socket;
+    private final EventLoopGroup loop;
+    private final ExecutorService workers;
+    private final Channel channel;
+    private final Thread removeOnExit;
+
+    private ApiServer(Path socket, EventLoopGroup loop, ExecutorService workers, Channel channel) {
+        this.socket = socket;
+        this.loop = loop;
+        this.workers = workers;
+        this.channel = channel;
+        this.removeOnExit = new Thread(this::close, "api-socket-removal");
+        Runtime.getRuntime().addShutdownHook(removeOnExit);
+    }
+
+    /**
+     * Listens on a new socket at {@code socket}.
+     *
+     * @throws IOException with a sentence for the user when the socket cannot be made there (the
+     *     path exists, its directory does not, the path is too long)
+     */
+    public static ApiServer start(Path socket, ControlPlane plane) throws IOException {
+        Path target = socket.toAbsolutePath().normalize();
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+            throw new IOException(socket + " exists already; remove it if no VMM listens there, or choose another path");
+        }
+        Path dir = target.getParent();
+        if (!Files.isDirectory(dir)) {
+            throw new IOException("the directory " + dir + " does not exist");
+        }
+        // Bound in a directory only the owner may enter, made owner-only, then moved into place:
+        // no other user can connect in between, whatever the umask.
+        Path privateDir = dir.resolve(".panamax-" + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextInt()));
+        Path bound = privateDir.resolve("s");
+        if (bound.toString().getBytes(StandardCharsets.UTF_8).length > MAX_SOCKET_PATH) {
+            throw new IOException("the path " + target + " is too long for a Unix socket: Linux allows " + MAX_SOCKET_PATH
+                    + " bytes, and Panamax needs " + (bound.toString().length() - target.toString().length())
+                    + " more than the path while it sets the socket up; choose a shorter one");
+        }
+        Files.createDirectory(privateDir, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        EventLoopGroup loop = new MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory());
+        // Requests run off the event loop: a slow one (InstanceStart loads the kernel) must not hold up the others.
+        ExecutorService workers = Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("api-request-", 0).factory());
+        try {
+            Channel channel = new ServerBootstrap()
+                    .group(loop)
+                    .channel(NioServerDomainSocketChannel.class)
+                    .childHandler(new ChannelInitializer<>() {
+                        @Override
+                        protected void initChannel(Channel ch) {
+                            ch.pipeline()
+                                    .addLast(new HttpServerCodec(new HttpDecoderConfig()
+                                            .setMaxInitialLineLength(MAX_REQUEST_LINE).setMaxHeaderSize(MAX_HEADERS)))
+                                    .addLast(new BodyLimit())
+                                    .addLast(new RequestHandler(plane, workers));
+                        }
+                    })
+                    .bind(UnixDomainSocketAddress.of(bound)).sync().channel();
+            Files.setPosixFilePermissions(bound, PosixFilePermissions.fromString("rw-------"));
+            Files.move(bound, target);
+            return new ApiServer(target, loop, workers, channel);
+        } catch (IOException | RuntimeException e) {
+            loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+            workers.shutdownNow();
+            throw e instanceof IOException io ? io : new IOException(e.getMessage(), e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted while opening the API socket", e);
+        } finally {
+            Files.deleteIfExists(bound);
+            Files.deleteIfExists(privateDir);
+        }
+    }
+
+    public Path socket() {
+        return socket;
+    }
+
+    /**
+     * Stops listening, answers the requests received (for a few seconds at most), ends the
+     * connections, and removes the socket file. Idempotent.
+     */
+    @Override
+    public void close() {
+        channel.close().awaitUninterruptibly();
+        workers.shutdown();
+        try {
+            workers.awaitTermination(CLOSE_GRACE.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        workers.shutdownNow();
+        loop.shutdownGracefully(0, 1, TimeUnit.SECONDS).awaitUninterruptibly();
+        try {
+            Files.deleteIfExists(socket);
+        } catch (IOException e) {
+            // nothing more to do about a socket file that cannot be removed
+        }
+        if (Thread.currentThread() != removeOnExit) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(removeOnExit);
+            } catch (IllegalStateException e) {
+                // the JVM is exiting: the hook runs close() again, which finds nothing left to do
+            }
+        }
+    }
+
+    /** Collects a request with its body; a larger body is refused with 413 and the connection closed. */
+    private static final class BodyLimit extends HttpObjectAggregator {
+        BodyLimit() {
+            super(MAX_BODY_BYTES);
+        }
+
+        @Override
+        protected void handleOversizedMessage(ChannelHandlerContext ctx, HttpMessage oversized) {
+            respond(ctx, ControlPlane.Response.fault(413, "the request body is larger than " + MAX_BODY_BYTES + " bytes"), false);
+        }
+    }
+
+    /**
+     * Answers a connection's requests on worker threads, one after another (HTTP/1.1 answers
+     * pipelined requests in order); one instance per connection.
+     */
+    private static final class RequestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
+        private final ControlPlane plane;
+        private final ExecutorService workers;
+        private CompletableFuture<Void> previous = CompletableFuture.completedFuture(null); // only on the event loop
+
+        RequestHandler(ControlPlane plane, ExecutorService workers) {
+            this.plane = plane;
+            this.workers = workers;
+        }
+
+        @Override
+        protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
+            ControlPlane.Response refusal = null;
+            if (request.decoderResult().isFailure()) {
+                Throwable cause = request.decoderResult().cause();
+                refusal = ControlPlane.Response.fault(cause instanceof TooLongFrameException ? 413 : 400,
+                        "malformed HTTP request: " + cause.getMessage());
+            }
+            ControlPlane.Response refused = refusal;
+            String method = request.method().name();
+            String uri = request.uri();
+            byte[] body = ByteBufUtil.getBytes(request.content()); // the request is released when this returns
+            boolean keepAlive = refused == null && HttpUtil.isKeepAlive(request);
+            try {
+                // The worker waits until the answer is written, so that close() can wait for it.
+                previous = previous.thenRunAsync(() -> respond(ctx, refused != null ? refused : answer(method, uri, body), keepAlive)
+                        .awaitUninterruptibly(CLOSE_GRACE.toMillis()), workers);
+            } catch (RejectedExecutionException e) {
+                ctx.close(); // the server is closing
+            }
+        }
+
+        private ControlPlane.Response answer(String method, String uri, byte[] body) {
+            String path;
+            try {
+                path = new QueryStringDecoder(uri).path();
+            } catch (IllegalArgumentException e) {
+                return ControlPlane.Response.fault(400, "malformed request path: " + e.getMessage());
+            }
+            try {
+                return plane.handle(method, path, body);
+            } catch (RuntimeException e) {
+                return ControlPlane.Response.fault(500, "internal error: " + e);
+            }
+        }
+
+        @Override
+        public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+            ctx.close(); // a broken connection concerns its client only
+        }
+    }
+
+    private static ChannelFuture respond(ChannelHandlerContext ctx, ControlPlane.Response response, boolean keepAlive) {
+        byte[] body = response.body() == null ? new byte[0] : Json.write(response.body()).getBytes(StandardCharsets.UTF_8);
+        FullHttpResponse http = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(response.status()),
+                Unpooled.wrappedBuffer(body));
+        if (body.length > 0) {
+            http.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
+        }
+        http.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
+        if (response.allow() != null) {
+            http.headers().set(HttpHeaderNames.ALLOW, response.allow());
+        }
+        if (!keepAlive) {
+            http.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        }
+        ChannelFuture written = ctx.writeAndFlush(http);
+        if (!keepAlive) {
+            written.addListener(ChannelFutureListener.CLOSE);
+        }
+        return written;
+    }
+}

@@ -1,0 +1,250 @@
+package dev.panamax.control;
+
+import dev.panamax.api.Drive;
+import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.Transport;
+import dev.panamax.api.VirtualMachine;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+
+/**
+ * A VM's pre-boot resources in Firecracker's JSON schema: the one parser and validator for both
+ * {@code panamax run --config FILE} and the REST API's {@code PUT} requests, so that a config file
+ * and a sequence of API calls describe the same VM. Every error names the JSON path of the value.
+ *
+ * <p>File layout (as Firecracker's {@code --config-file} and {@code GET /vm/config}):
+ * <pre>{@code
+ * {"boot-source": {"kernel_image_path": "vmlinux", "initrd_path": "initrd", "boot_args": "quiet"},
+ *  "machine-config": {"vcpu_count": 2, "mem_size_mib": 256},
+ *  "drives": [{"drive_id": "rootfs", "path_on_host": "rootfs.ext4", "is_root_device": true, "is_read_only": false}],
+ *  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}]}
+ * }</pre>
+ * Keys that Firecracker knows but Panamax does not implement are accepted only with the value
+ * that asks for nothing (null, false, "None"...), so that Firecracker's clients work unchanged.
+ *
+ * @param bootSource the kernel, initrd and boot arguments
+ * @param machineConfig vCPUs and memory
+ * @param drives block devices, in order
+ * @param networkInterfaces network devices, in order
+ */
+public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces) {
+
+    /** The largest config file read. */
+    public static final int MAX_FILE_BYTES = 1 << 20;
+
+    public VmConfig {
+        Objects.requireNonNull(bootSource, "bootSource");
+        Objects.requireNonNull(machineConfig, "machineConfig");
+        drives = List.copyOf(drives);
+        networkInterfaces = List.copyOf(networkInterfaces);
+    }
+
+    /**
+     * {@code boot-source}.
+     *
+     * @param initrd null for none
+     * @param bootArgs appended to {@link VirtualMachine#BASE_COMMAND_LINE}; null for nothing
+     */
+    public record BootSource(Path kernel, Path initrd, String bootArgs) {
+        public BootSource {
+            Objects.requireNonNull(kernel, "kernel");
+        }
+    }
+
+    /** {@code machine-config}. */
+    public record MachineConfig(int vcpuCount, long memSizeMib) {
+        public static final MachineConfig DEFAULT = new MachineConfig(VirtualMachine.DEFAULT_CPUS, VirtualMachine.DEFAULT_MEMORY_MIB);
+    }
+
+    /** Parts of Firecracker's configuration that Panamax does not have. */
+    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "logger", "memory-hotplug",
+            "metrics", "mmds-config", "pmem", "serial", "vsock");
+    private static final Set<String> TOP_KEYS = Stream.concat(
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces"), FIRECRACKER_ONLY.stream()).collect(Collectors.toSet());
+
+    /** Reads a config file. */
+    public static VmConfig read(Path file) {
+        String name = file.toString();
+        byte[] bytes;
+        try {
+            if (Files.size(file) > MAX_FILE_BYTES) {
+                throw new ConfigException(name, "the config file is larger than " + (MAX_FILE_BYTES >> 10) + " KiB");
+            }
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {
+            throw new ConfigException(name, "cannot read the config file: " + (Files.exists(file) ? e.getMessage() : "it does not exist"));
+        }
+        return parse(utf8(bytes, name), name);
+    }
+
+    /** Parses a whole config document; {@code source} names it in messages about malformed JSON. */
+    public static VmConfig parse(String json, String source) {
+        JsonObject top = JsonObject.of(Json.parse(json, source), "");
+        top.allowOnly(TOP_KEYS);
+        for (String absent : FIRECRACKER_ONLY) {
+            top.onlyInert(absent, null, "Panamax has no " + absent + " (a part of Firecracker it lacks)");
+        }
+        if (!top.has("boot-source")) {
+            throw new ConfigException("boot-source", "is required: a VM needs a kernel (kernel_image_path)");
+        }
+        BootSource boot = bootSource(top.get("boot-source"), "boot-source");
+        MachineConfig machine = top.has("machine-config") ? machineConfig(top.get("machine-config"), "machine-config") : MachineConfig.DEFAULT;
+        List<Drive> drives = new ArrayList<>();
+        List<Object> driveJson = top.optionalArray("drives");
+        for (int i = 0; i < driveJson.size(); i++) {
+            drives.add(drive(driveJson.get(i), "drives[" + i + "]"));
+        }
+        VmRules.drives(drives, i -> "drives[" + i + "]");
+        List<NetworkInterface> interfaces = new ArrayList<>();
+        List<Object> interfaceJson = top.optionalArray("network-interfaces");
+        for (int i = 0; i < interfaceJson.size(); i++) {
+            interfaces.add(networkInterface(interfaceJson.get(i), "network-interfaces[" + i + "]"));
+        }
+        VmRules.networkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
+        return new VmConfig(boot, machine, drives, interfaces);
+    }
+
+    /** {@code bytes} as UTF-8, refusing malformed input rather than replacing it. */
+    public static String utf8(byte[] bytes, String source) {
+        try {
+            return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            throw new ConfigException(source, "is not UTF-8 text");
+        }
+    }
+
+    /** Firecracker's {@code BootSource} object at {@code path}. */
+    public static BootSource bootSource(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("kernel_image_path", "initrd_path", "boot_args"));
+        Path kernel = VmRules.bootFile(o.string("kernel_image_path"), o.path("kernel_image_path"));
+        String initrd = o.optionalString("initrd_path");
+        String bootArgs = o.optionalString("boot_args");
+        return new BootSource(kernel, initrd == null ? null : VmRules.bootFile(initrd, o.path("initrd_path")),
+                bootArgs == null ? null : VmRules.commandLine(bootArgs, o.path("boot_args")));
+    }
+
+    /** Firecracker's {@code MachineConfiguration} object at {@code path}. */
+    public static MachineConfig machineConfig(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path)
+                .allowOnly(Set.of("vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"));
+        o.onlyInert("smt", false, "Panamax gives each vCPU a core of its own, without SMT");
+        o.onlyInert("track_dirty_pages", false, "Panamax has no snapshots to track dirty pages for");
+        o.onlyInert("cpu_template", "None", "Panamax has no CPU templates");
+        o.onlyInert("huge_pages", "None", "Panamax backs guest memory with ordinary pages");
+        return new MachineConfig(VmRules.vcpuCount(o.integer("vcpu_count"), o.path("vcpu_count")),
+                VmRules.memoryMib(o.integer("mem_size_mib"), o.path("mem_size_mib")));
+    }
+
+    /** Firecracker's {@code Drive} object at {@code path}. */
+    public static Drive drive(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("drive_id", "path_on_host", "is_root_device", "is_read_only",
+                "transport", "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
+        o.onlyInert("partuuid", null, "Panamax makes the root drive /dev/vda and needs no partition UUID");
+        o.onlyInert("cache_type", "Unsafe", "Panamax has one cache type");
+        o.onlyInert("io_engine", "Sync", "Panamax has one I/O engine");
+        o.onlyInert("rate_limiter", null, "Panamax has no rate limiters");
+        o.onlyInert("socket", null, "Panamax has no vhost-user block devices");
+        String id = VmRules.id(o.string("drive_id"), o.path("drive_id"));
+        boolean root = o.bool("is_root_device");
+        boolean readOnly = o.optionalBool("is_read_only", false);
+        // Panamax's own key: Firecracker has only virtio-mmio, Panamax defaults to PCI.
+        String transport = o.optionalString("transport");
+        if (transport != null && !transport.equals("pci") && !transport.equals("mmio")) {
+            throw new ConfigException(o.path("transport"), "'" + transport + "' is not a transport: use \"pci\" or \"mmio\"");
+        }
+        return new Drive(id, VmRules.diskImage(o.string("path_on_host"), readOnly, o.path("path_on_host")), readOnly, root,
+                "mmio".equals(transport) ? Transport.MMIO : Transport.PCI);
+    }
+
+    /** Firecracker's {@code NetworkInterface} object at {@code path}. */
+    public static NetworkInterface networkInterface(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("iface_id", "host_dev_name", "guest_mac", "mtu",
+                "rx_rate_limiter", "tx_rate_limiter"));
+        o.onlyInert("mtu", null, "Panamax does not advertise an MTU to the guest");
+        o.onlyInert("rx_rate_limiter", null, "Panamax has no rate limiters");
+        o.onlyInert("tx_rate_limiter", null, "Panamax has no rate limiters");
+        String id = VmRules.id(o.string("iface_id"), o.path("iface_id"));
+        String device = VmRules.hostDeviceName(o.string("host_dev_name"), o.path("host_dev_name"));
+        String mac = o.optionalString("guest_mac");
+        return new NetworkInterface(id, device, mac == null ? null : VmRules.macAddress(mac, o.path("guest_mac")));
+    }
+
+    /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
+    public Map<String, Object> toJson() {
+        return toJson(bootSource, machineConfig, drives, networkInterfaces);
+    }
+
+    /** The same for a VM still being configured, whose boot source may be missing (null). */
+    static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        if (boot != null) {
+            json.put("boot-source", toJson(boot));
+        }
+        json.put("machine-config", toJson(machine));
+        json.put("drives", drives.stream().map(VmConfig::toJson).toList());
+        json.put("network-interfaces", interfaces.stream().map(VmConfig::toJson).toList());
+        return json;
+    }
+
+    static Map<String, Object> toJson(BootSource boot) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("kernel_image_path", boot.kernel().toString());
+        if (boot.initrd() != null) json.put("initrd_path", boot.initrd().toString());
+        if (boot.bootArgs() != null) json.put("boot_args", boot.bootArgs());
+        return json;
+    }
+
+    static Map<String, Object> toJson(MachineConfig machine) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("vcpu_count", machine.vcpuCount());
+        json.put("mem_size_mib", machine.memSizeMib());
+        json.put("smt", false);
+        json.put("track_dirty_pages", false);
+        return json;
+    }
+
+    static Map<String, Object> toJson(Drive drive) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("drive_id", drive.id());
+        json.put("path_on_host", drive.path().toString());
+        json.put("is_root_device", drive.root());
+        json.put("is_read_only", drive.readOnly());
+        if (drive.transport() == Transport.MMIO) {
+            json.put("transport", "mmio");
+        }
+        return json;
+    }
+
+    static Map<String, Object> toJson(NetworkInterface nic) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("iface_id", nic.id());
+        json.put("host_dev_name", nic.hostDevice());
+        if (nic.guestMac() != null) json.put("guest_mac", nic.guestMac());
+        return json;
+    }
+
+    /** A builder for this VM; the caller adds the console and the boot protocol. */
+    public VirtualMachine.Builder toBuilder() {
+        VirtualMachine.Builder b = VirtualMachine.builder()
+                .kernel(bootSource.kernel()).initrd(bootSource.initrd())
+                .commandLine(bootSource.bootArgs() == null ? "" : bootSource.bootArgs())
+                .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib());
+        drives.forEach(b::drive);
+        networkInterfaces.forEach(b::networkInterface);
+        return b;
+    }
+}

@@ -1,0 +1,238 @@
+package dev.panamax.control;
+
+import dev.panamax.api.Drive;
+import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.Transport;
+import dev.panamax.boot.MpTable;
+import dev.panamax.boot.PhysicalLayout;
+import dev.panamax.virtio.mmio.VirtioMmioDevice;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.IntFunction;
+import java.util.regex.Pattern;
+
+/**
+ * The rules a VM's resources follow, in one place for every way to describe a VM: the Java API,
+ * the JSON config file, the REST API and {@code panamax run}'s options. Each check names the value
+ * as its caller's user knows it ({@code name}) and throws {@link ConfigException}.
+ */
+public final class VmRules {
+    private VmRules() {}
+
+    private static final Pattern ID = Pattern.compile("[A-Za-z0-9_]{1,64}");
+    private static final Pattern MAC = Pattern.compile("[0-9a-f]{2}(:[0-9a-f]{2}){5}");
+    /** IFNAMSIZ less the terminating NUL. */
+    private static final int MAX_DEVICE_NAME = 15;
+
+    public static int vcpuCount(long count, String name) {
+        if (count < 1 || count > MpTable.MAX_CPUS) {
+            throw new ConfigException(name, count + " vCPUs is out of range: a guest has 1 to " + MpTable.MAX_CPUS);
+        }
+        return (int) count;
+    }
+
+    public static long memoryMib(long mib, String name) {
+        long minimum = PhysicalLayout.MINIMUM_MEMORY >> 20;
+        if (mib < minimum) {
+            throw new ConfigException(name, mib + " MiB of guest memory is too little; Linux needs at least " + minimum + " MiB");
+        }
+        long host = hostMemoryBytes();
+        if (host > 0 && mib > host >> 20) {
+            throw new ConfigException(name, mib + " MiB is more than this host's " + (host >> 20) + " MiB of RAM");
+        }
+        if (mib > 1L << 30) { // where the host's size is unknown: a bound that keeps bytes in a long
+            throw new ConfigException(name, mib + " MiB is more than any host has");
+        }
+        return mib;
+    }
+
+    /** A kernel or initrd: an existing, readable regular file. */
+    public static Path bootFile(String path, String name) {
+        Path p = path(path, name);
+        if (!Files.exists(p)) {
+            throw new ConfigException(name, p + " does not exist");
+        }
+        if (Files.isDirectory(p)) {
+            throw new ConfigException(name, p + " is a directory, not a file");
+        }
+        if (!Files.isRegularFile(p)) {
+            throw new ConfigException(name, p + " is not a regular file");
+        }
+        if (!Files.isReadable(p)) {
+            throw new ConfigException(name, "cannot read " + p + " (check its permissions)");
+        }
+        return p;
+    }
+
+    /** A kernel command line (or the part appended to Panamax's): one line of text. */
+    public static String commandLine(String line, String name) {
+        for (int i = 0; i < line.length(); i++) {
+            char c = line.charAt(i);
+            if (c < 0x20 || c == 0x7f) {
+                throw new ConfigException(name, String.format("has a control character (U+%04X) at index %d;"
+                        + " a kernel command line is one line of printable text", (int) c, i));
+            }
+        }
+        return line;
+    }
+
+    /** A drive's or network interface's id. */
+    public static String id(String id, String name) {
+        if (!ID.matcher(id).matches()) {
+            throw new ConfigException(name, "'" + id + "' is not a valid id: use 1 to 64 letters, digits or underscores");
+        }
+        return id;
+    }
+
+    /** A drive's image: an existing regular file the VMM can read, and write unless the drive is read-only. */
+    public static Path diskImage(Path image, boolean readOnly, String name) {
+        if (!Files.exists(image)) {
+            throw new ConfigException(name, image + " does not exist; give the path of a disk image file");
+        }
+        if (!Files.isRegularFile(image)) {
+            throw new ConfigException(name, image + " is not a regular file; give the path of a disk image file");
+        }
+        if (!Files.isReadable(image)) {
+            throw new ConfigException(name, "cannot read " + image + " (check its permissions)");
+        }
+        if (!readOnly && !Files.isWritable(image)) {
+            throw new ConfigException(name, "cannot write " + image + "; make it writable or make the drive read-only");
+        }
+        return image;
+    }
+
+    public static Path diskImage(String image, boolean readOnly, String name) {
+        return diskImage(path(image, name), readOnly, name);
+    }
+
+    /** A host network device (TAP) name, by the kernel's rules for interface names. */
+    public static String hostDeviceName(String device, String name) {
+        boolean valid = !device.isEmpty() && device.getBytes(StandardCharsets.UTF_8).length <= MAX_DEVICE_NAME
+                && !device.equals(".") && !device.equals("..")
+                && device.chars().noneMatch(c -> c == '/' || c == ':' || Character.isWhitespace(c) || c < 0x20);
+        if (!valid) {
+            throw new ConfigException(name, "'" + device + "' is not a network device name: use 1 to " + MAX_DEVICE_NAME
+                    + " characters without '/', ':' or spaces");
+        }
+        return device;
+    }
+
+    /** A guest MAC address, six hex pairs separated by colons; returns it in lower case. */
+    public static String macAddress(String mac, String name) {
+        String m = mac.toLowerCase(Locale.ROOT);
+        if (!MAC.matcher(m).matches()) {
+            throw new ConfigException(name, "'" + mac + "' is not a MAC address: write six hex pairs, like 06:00:ac:10:00:02");
+        }
+        if ((Integer.parseInt(m.substring(0, 2), 16) & 1) != 0) {
+            throw new ConfigException(name, mac + " is a multicast address; a network interface needs a unicast one"
+                    + " (an even first byte, like 06)");
+        }
+        if (m.equals("00:00:00:00:00:00")) {
+            throw new ConfigException(name, "00:00:00:00:00:00 is not a usable MAC address");
+        }
+        return m;
+    }
+
+    /**
+     * The drives of one VM together: distinct ids, at most one root device, and no image written
+     * through one drive while another uses it. A clash is reported at the later drive, named by {@code nameOf(index)}.
+     */
+    public static void drives(List<Drive> drives, IntFunction<String> nameOf) {
+        Map<String, Drive> byId = new HashMap<>();
+        Map<Path, Drive> byImage = new HashMap<>();
+        Drive root = null;
+        int mmio = 0;
+        for (int i = 0; i < drives.size(); i++) {
+            Drive d = drives.get(i);
+            if (d.transport() == Transport.MMIO && ++mmio > VirtioMmioDevice.MAX_DEVICES) {
+                throw new ConfigException(nameOf.apply(i), "a VM has at most " + VirtioMmioDevice.MAX_DEVICES
+                        + " virtio-mmio devices; put this drive on PCI");
+            }
+            if (byId.putIfAbsent(d.id(), d) != null) {
+                throw new ConfigException(nameOf.apply(i), "another drive is already called '" + d.id() + "'; drive ids must be unique");
+            }
+            if (d.root()) {
+                if (root != null) {
+                    throw new ConfigException(nameOf.apply(i), "drive '" + root.id() + "' is the root device already;"
+                            + " only one drive can be the root device");
+                }
+                root = d;
+            }
+            if (root != null && root.transport() == Transport.PCI && mmio > 0) {
+                throw new ConfigException(nameOf.apply(i), "root drive '" + root.id() + "' is on PCI, but Linux probes virtio-mmio"
+                        + " drives first, so it would not be /dev/vda; put the root drive on virtio-mmio too, or every drive on PCI");
+            }
+            Drive other = byImage.putIfAbsent(realPath(d.path()), d);
+            if (other != null && !(other.readOnly() && d.readOnly())) {
+                throw new ConfigException(nameOf.apply(i), "drive '" + d.id() + "' uses the image " + d.path() + " that drive '"
+                        + other.id() + "' uses, and one of them may write it; give each a copy, or make both read-only");
+            }
+        }
+    }
+
+    /** The network interfaces of one VM together: distinct ids, host devices and guest MACs. */
+    public static void networkInterfaces(List<NetworkInterface> interfaces, IntFunction<String> nameOf) {
+        Map<String, NetworkInterface> byId = new HashMap<>();
+        Map<String, NetworkInterface> byDevice = new HashMap<>();
+        Map<String, NetworkInterface> byMac = new HashMap<>();
+        for (int i = 0; i < interfaces.size(); i++) {
+            NetworkInterface n = interfaces.get(i);
+            if (byId.putIfAbsent(n.id(), n) != null) {
+                throw new ConfigException(nameOf.apply(i), "another network interface is already called '" + n.id()
+                        + "'; interface ids must be unique");
+            }
+            NetworkInterface other = byDevice.putIfAbsent(n.hostDevice(), n);
+            if (other != null) {
+                throw new ConfigException(nameOf.apply(i), "network interface '" + other.id() + "' uses the host device "
+                        + n.hostDevice() + " already; give each interface its own");
+            }
+            if (n.guestMac() != null) {
+                other = byMac.putIfAbsent(n.guestMac().toLowerCase(Locale.ROOT), n);
+                if (other != null) {
+                    throw new ConfigException(nameOf.apply(i), "network interface '" + other.id() + "' has the MAC address "
+                            + n.guestMac() + " already; give each interface its own");
+                }
+            }
+        }
+    }
+
+    private static Path path(String path, String name) {
+        if (path.isEmpty()) {
+            throw new ConfigException(name, "the path is empty");
+        }
+        try {
+            return Path.of(path);
+        } catch (InvalidPathException e) {
+            throw new ConfigException(name, "'" + path + "' is not a usable path: " + e.getReason());
+        }
+    }
+
+    private static Path realPath(Path p) {
+        try {
+            return p.toRealPath();
+        } catch (IOException e) {
+            return p.toAbsolutePath().normalize(); // a vanished image fails when the VM opens it
+        }
+    }
+
+    /** The host's RAM in bytes, from /proc/meminfo; 0 when unknown. */
+    private static long hostMemoryBytes() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
+                if (line.startsWith("MemTotal:")) {
+                    return Long.parseLong(line.replaceAll("\\D+", "")) << 10;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // unknown: no limit but the absolute one
+        }
+        return 0;
+    }
+}

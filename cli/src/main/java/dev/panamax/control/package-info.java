@@ -1,0 +1,7 @@
+/**
+ * The control plane: the REST API on a Unix socket, the JSON config, and the rules for a VM's resources they share with the Java API.
+ *
+ * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
+ * {@code dev.panamax.api}; this package may change in any release.
+ */
+package dev.panamax.control;

@@ -1,0 +1,178 @@
+package dev.panamax.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.vm.VmExit;
+import java.lang.reflect.Executable;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.lang.reflect.ParameterizedType;
+import java.lang.reflect.RecordComponent;
+import java.lang.reflect.Type;
+import java.lang.reflect.WildcardType;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The embedding API on this host's /dev/kvm with a stand-in kernel that spins (it runs where KVM
+ * only emulates); booting real Linux through it is integration-tests' EmbeddingApiGuest.
+ */
+class VirtualMachineTest {
+    @TempDir Path dir;
+    private Path kernel;
+    private Path disk;
+
+    @BeforeEach
+    void files() throws Exception {
+        kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        disk = Files.write(dir.resolve("disk.img"), new byte[4096]);
+    }
+
+    private VirtualMachine.Builder spinner() {
+        return VirtualMachine.builder().kernel(kernel).memoryMib(64);
+    }
+
+    @Test
+    void lifecycleOfARunningGuest() {
+        VirtualMachine vm = spinner().cpus(2).build();
+        try {
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.CREATED);
+            assertThat(vm.exit()).isEmpty();
+            vm.start();
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.RUNNING);
+            awaitExits(vm, 2); // the stand-in kernel's two writes to the debug port
+            vm.resume(); // running already: nothing to do
+            vm.pause();
+            vm.pause(); // paused already: nothing to do
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.PAUSED);
+            long exitsWhilePaused = vm.vcpuExits();
+            assertThat(exitsWhilePaused).as("the pause pulled the spinning vCPU out of guest code").isGreaterThanOrEqualTo(3);
+            vm.resume();
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.RUNNING);
+            assertThat(vm.awaitExit(Duration.ofMillis(10))).as("the stand-in kernel spins for ever").isEmpty();
+            assertThatThrownBy(vm::start).isInstanceOf(IllegalStateException.class);
+
+            vm.kill();
+
+            VirtualMachine.Exit exit = vm.exit().orElseThrow();
+            assertThat(exit.reason()).isEqualTo(VirtualMachine.ExitReason.STOPPED);
+            assertThat(exit.clean()).isTrue();
+            assertThat(exit.description()).contains("stopped by the host");
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.EXITED);
+            assertThatThrownBy(vm::pause).isInstanceOf(IllegalStateException.class).hasMessageContaining("exited");
+        } finally {
+            vm.close();
+        }
+        assertThat(vm.state()).isEqualTo(VirtualMachine.State.CLOSED);
+        vm.close(); // idempotent
+    }
+
+    /** Waits (bounded) until the vCPUs have left guest code {@code count} times. */
+    private static void awaitExits(VirtualMachine vm, long count) {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (vm.vcpuExits() < count) {
+            assertThat(System.nanoTime()).as("vCPU exits so far: " + vm.vcpuExits()).isLessThan(deadline);
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
+    void valuesAreCheckedAtBuild() {
+        assertThatThrownBy(() -> spinner().cpus(0).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("cpus: 0 vCPUs is out of range: a guest has 1 to 254");
+        assertThatThrownBy(() -> spinner().memoryMib(16).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("memoryMib: 16 MiB of guest memory is too little; Linux needs at least 32 MiB");
+        assertThatThrownBy(() -> spinner().commandLine("quiet\n").build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("commandLine: has a control character (U+000A)");
+        assertThatThrownBy(() -> spinner().drive(new Drive("data", dir.resolve("none.img"), false, false)).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("drive data: " + dir.resolve("none.img") + " does not exist; give the path of a disk image file");
+        assertThatThrownBy(() -> spinner().drive(new Drive("a", disk, true, false)).drive(new Drive("a", disk, true, false)).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("drive a: another drive is already called 'a'; drive ids must be unique");
+        assertThatThrownBy(() -> spinner().networkInterface(new NetworkInterface("eth0", "tap0", "ff:ff:ff:ff:ff:ff")).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("network interface eth0 guest MAC: ff:ff:ff:ff:ff:ff is a multicast address");
+        assertThatThrownBy(() -> VirtualMachine.builder().build()).isInstanceOf(IllegalStateException.class)
+                .hasMessage("a VM needs a kernel");
+    }
+
+    @Test
+    void unbootableKernelsAreReportedInTheApisOwnException() throws Exception {
+        Path text = Files.writeString(dir.resolve("notes.txt"), "not a kernel");
+        assertThatThrownBy(() -> VirtualMachine.builder().kernel(text).build()).isInstanceOf(VirtualMachineException.class)
+                .hasMessageContaining("not a Linux kernel");
+    }
+
+    @Test
+    void aDriveHoldsItsImageLockedWhileNetworkInterfacesWaitForTheirDevice() {
+        try (VirtualMachine first = spinner().drive(new Drive("rootfs", disk, false, true)).build()) {
+            assertThatThrownBy(() -> spinner().drive(new Drive("again", disk, false, false, Transport.MMIO)).build())
+                    .isInstanceOf(VirtualMachineException.class).hasMessageContaining("drive again:")
+                    .hasMessageContaining("in use by another process");
+        }
+        spinner().drive(new Drive("again", disk, false, false, Transport.MMIO)).build().close(); // free once the first VM closed
+        assertThatThrownBy(() -> spinner().networkInterface(new NetworkInterface("eth0", "tap0", null)).build())
+                .isInstanceOf(UnsupportedOperationException.class).hasMessage("virtio-net is not available yet");
+    }
+
+    @Test
+    void everyWayAVmEndsHasAnApiReason() {
+        assertThat(Arrays.stream(VirtualMachine.ExitReason.values()).map(Enum::name))
+                .containsExactlyElementsOf(Arrays.stream(VmExit.Reason.values()).map(Enum::name).toList());
+        assertThat(VirtualMachine.ExitReason.RESET.clean()).isTrue();
+        assertThat(VirtualMachine.ExitReason.GUEST_CRASH.clean()).isFalse();
+    }
+
+    @Test
+    void theApiSignaturesUseOnlyTheJdkAndTheApiPackage() {
+        List<String> leaks = new ArrayList<>();
+        for (Class<?> type : List.of(VirtualMachine.class, VirtualMachine.Builder.class, VirtualMachine.Exit.class,
+                Drive.class, NetworkInterface.class, VirtualMachineException.class)) {
+            List<Executable> members = new ArrayList<>(Arrays.asList(type.getConstructors()));
+            members.addAll(Arrays.stream(type.getMethods()).filter(m -> m.getDeclaringClass() == type).toList());
+            for (Executable member : members) {
+                Stream<Type> types = Stream.concat(Arrays.stream(member.getGenericParameterTypes()),
+                        Arrays.stream(member.getGenericExceptionTypes()));
+                if (member instanceof Method m) {
+                    types = Stream.concat(types, Stream.of(m.getGenericReturnType()));
+                }
+                types.flatMap(VirtualMachineTest::classesIn).filter(c -> !allowed(c))
+                        .forEach(c -> leaks.add(type.getSimpleName() + "." + member.getName() + " uses " + c.getName()));
+            }
+            Arrays.stream(type.getFields()).filter(f -> Modifier.isPublic(f.getModifiers()) && !allowed(f.getType()))
+                    .forEach(f -> leaks.add(type.getSimpleName() + "." + f.getName() + " is a " + f.getType().getName()));
+            if (type.isRecord()) {
+                for (RecordComponent c : type.getRecordComponents()) {
+                    if (!allowed(c.getType())) leaks.add(type.getSimpleName() + "." + c.getName() + " is a " + c.getType().getName());
+                }
+            }
+        }
+        assertThat(leaks).isEmpty();
+    }
+
+    private static Stream<Class<?>> classesIn(Type t) {
+        return switch (t) {
+            case Class<?> c -> Stream.of(c.isArray() ? c.componentType() : c);
+            case ParameterizedType p -> Stream.concat(classesIn(p.getRawType()), Arrays.stream(p.getActualTypeArguments())
+                    .flatMap(VirtualMachineTest::classesIn));
+            case WildcardType w -> Stream.concat(Arrays.stream(w.getUpperBounds()), Arrays.stream(w.getLowerBounds()))
+                    .flatMap(VirtualMachineTest::classesIn);
+            default -> Stream.empty();
+        };
+    }
+
+    private static boolean allowed(Class<?> c) {
+        return c.isPrimitive() || c.getPackageName().startsWith("java.") || c.getPackageName().equals("dev.panamax.api");
+    }
+}

@@ -1,0 +1,283 @@
+package dev.panamax.control;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.api.VirtualMachine;
+import dev.panamax.storage.Images;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The REST API over a real Unix socket, with the JDK's own client. Guests here are stand-in
+ * kernels that run where KVM only emulates; booting Linux through the API is integration-tests'.
+ */
+class ApiServerTest {
+    @TempDir Path dir;
+    private Path socket;
+    private Path kernel;
+    private ControlPlane plane;
+    private ApiServer server;
+    private ApiClient client;
+
+    @BeforeEach
+    void serve() throws IOException {
+        socket = dir.resolve("api.sock");
+        kernel = TestKernels.spinning(dir);
+        plane = new ControlPlane(config -> config.toBuilder().build(), "1.2.3");
+        server = ApiServer.start(socket, plane);
+        client = new ApiClient(socket);
+    }
+
+    @AfterEach
+    void stop() {
+        server.close();
+    }
+
+    private ApiClient.Response send(String method, String path, String body) throws IOException {
+        return client.send(method, path, body);
+    }
+
+    /** Sends a request that must fail, and checks its status and fault message. */
+    private void assertFault(int status, String message, String method, String path, String body) throws IOException {
+        ApiClient.Response r = send(method, path, body);
+        assertThat(r.status()).as(r.body()).isEqualTo(status);
+        assertThat(r.headers().get("content-type")).isEqualTo("application/json");
+        assertThat(r.json()).isEqualTo(Map.of("fault_message", message));
+    }
+
+    private void assertNoContent(String method, String path, String body) throws IOException {
+        ApiClient.Response r = send(method, path, body);
+        assertThat(r.status()).as(r.body()).isEqualTo(204);
+        assertThat(r.body()).isEmpty();
+    }
+
+    private String state() throws IOException {
+        return (String) ((Map<?, ?>) send("GET", "/", null).json()).get("state");
+    }
+
+    private String bootSource() {
+        return "{\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"quiet\"}";
+    }
+
+    @Test
+    void theSocketIsTheOwnersOnlyAndGoesAwayWithTheServer() throws IOException {
+        assertThat(Files.getPosixFilePermissions(socket)).isEqualTo(PosixFilePermissions.fromString("rw-------"));
+        assertThat(dir.toFile().list()).as("no leftovers of setting the socket up")
+                .containsExactlyInAnyOrder("api.sock", kernel.getFileName().toString());
+        assertThatThrownBy(() -> ApiServer.start(socket, plane)).isInstanceOf(IOException.class)
+                .hasMessage(socket + " exists already; remove it if no VMM listens there, or choose another path");
+        assertThatThrownBy(() -> ApiServer.start(dir.resolve("no/such/dir/api.sock"), plane)).isInstanceOf(IOException.class)
+                .hasMessage("the directory " + dir.resolve("no/such/dir") + " does not exist");
+        server.close();
+        assertThat(socket).doesNotExist();
+        server.close(); // idempotent
+    }
+
+    @Test
+    void instanceInformationAndVersion() throws IOException {
+        ApiClient.Response info = send("GET", "/", null);
+        assertThat(info.status()).isEqualTo(200);
+        assertThat(info.json()).isEqualTo(Map.of("id", "anonymous-instance", "state", "Not started", "vmm_version", "1.2.3",
+                "app_name", "Panamax"));
+        assertThat(send("GET", "/version", null).json()).isEqualTo(Map.of("firecracker_version", "1.2.3"));
+        assertThat(send("GET", "/metrics", null).json()).as("before the VM runs, only what the API itself measured")
+                .isEqualTo(Map.of("state", "Not started", "api_requests", 3L));
+    }
+
+    @Test
+    void thePreBootResourcesMakeUpTheVmConfig() throws IOException {
+        Path disk = Files.write(dir.resolve("rootfs.ext4"), new byte[4096]);
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": false}");
+        assertNoContent("PUT", "/drives/rootfs",
+                "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": true, \"is_read_only\": true}");
+        assertNoContent("PUT", "/network-interfaces/eth0",
+                "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"06:00:AC:10:00:02\"}");
+        // A PUT of an existing id replaces it, as in Firecracker.
+        assertNoContent("PUT", "/drives/rootfs",
+                "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": true, \"is_read_only\": false}");
+
+        ApiClient.Response config = send("GET", "/vm/config", null);
+
+        assertThat(config.status()).isEqualTo(200);
+        assertThat(config.body()).isEqualTo("{\"boot-source\":{\"kernel_image_path\":\"" + kernel + "\",\"boot_args\":\"quiet\"},"
+                + "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":false,\"track_dirty_pages\":false},"
+                + "\"drives\":[{\"drive_id\":\"rootfs\",\"path_on_host\":\"" + disk + "\",\"is_root_device\":true,\"is_read_only\":false}],"
+                + "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}]}");
+        assertThat(VmConfig.parse(config.body(), "GET /vm/config")).as("a config file says the same")
+                .isEqualTo(VmConfig.parse(config.body(), "again"));
+        assertThat(send("GET", "/machine-config", null).json())
+                .isEqualTo(Map.of("vcpu_count", 2L, "mem_size_mib", 128L, "smt", false, "track_dirty_pages", false));
+    }
+
+    @Test
+    void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
+        assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
+                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /metrics", "GET", "/nope", null);
+        assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
+                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /metrics", "PUT", "/drives/", "{}");
+        ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
+        assertThat(wrongMethod.status()).isEqualTo(405);
+        assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
+        assertThat(wrongMethod.faultMessage()).isEqualTo("/boot-source accepts PUT, not GET");
+        assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);
+
+        assertFault(400, "the request body: malformed JSON at line 1, column 24: expected ',' or '}' after the value of"
+                + " \"kernel_image_path\", found the end of the text", "PUT", "/boot-source", "{\"kernel_image_path\": 1");
+        assertFault(400, "the request body: malformed JSON at line 1, column 1: expected a JSON value, found the end of the text",
+                "PUT", "/boot-source", "");
+        assertFault(400, "boot-source.kernel_image_path: expected a string, not the number 1",
+                "PUT", "/boot-source", "{\"kernel_image_path\": 1}");
+        assertFault(400, "boot-source.kernel_image_path: " + dir.resolve("missing") + " does not exist",
+                "PUT", "/boot-source", "{\"kernel_image_path\": \"" + dir.resolve("missing") + "\"}");
+        assertFault(400, "machine-config.vcpu_count: expected an integer, not the string \"two\"",
+                "PUT", "/machine-config", "{\"vcpu_count\": \"two\", \"mem_size_mib\": 128}");
+        assertFault(400, "machine-config.mem_size_mib: is required", "PUT", "/machine-config", "{\"vcpu_count\": 1}");
+        assertFault(400, "machine-config.cpu_count: unknown key; the keys here are cpu_template, huge_pages, mem_size_mib, smt,"
+                + " track_dirty_pages, vcpu_count", "PUT", "/machine-config", "{\"cpu_count\": 1, \"mem_size_mib\": 128}");
+        assertFault(400, "drives/a-b: 'a-b' is not a valid id: use 1 to 64 letters, digits or underscores", "PUT", "/drives/a-b", "{}");
+        Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);
+        assertFault(400, "drives/data.drive_id: 'other' differs from the id in the path, 'data'", "PUT", "/drives/data",
+                "{\"drive_id\": \"other\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false}");
+        assertNoContent("PUT", "/drives/root1", "{\"drive_id\": \"root1\", \"path_on_host\": \"" + disk
+                + "\", \"is_root_device\": true, \"is_read_only\": true}");
+        assertFault(400, "drives/root2: drive 'root1' is the root device already; only one drive can be the root device",
+                "PUT", "/drives/root2", "{\"drive_id\": \"root2\", \"path_on_host\": \"" + disk
+                        + "\", \"is_root_device\": true, \"is_read_only\": true}");
+        assertFault(400, "network-interfaces/eth0.guest_mac: 'nope' is not a MAC address: write six hex pairs, like 06:00:ac:10:00:02",
+                "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"nope\"}");
+        assertFault(400, "boot-source: is required before InstanceStart; PUT /boot-source first",
+                "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        assertFault(400, "actions.action_type: \"Reboot\" is not an action; the actions are InstanceStart and SendCtrlAltDel",
+                "PUT", "/actions", "{\"action_type\": \"Reboot\"}");
+        assertFault(400, "actions.action_type: FlushMetrics writes Firecracker's metrics file, which Panamax does not have;"
+                + " read GET /metrics instead", "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+        assertFault(400, "SendCtrlAltDel: the VM has not started; send the InstanceStart action first",
+                "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+        assertFault(400, "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Paused\"}");
+        assertFault(400, "vm.state: \"Sleeping\" is not a state to ask for; use Paused or Resumed",
+                "PATCH", "/vm", "{\"state\": \"Sleeping\"}");
+
+        byte[] latin1 = "PUT /boot-source HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\n\"\u00e9\""
+                .getBytes(StandardCharsets.ISO_8859_1);
+        assertThat(client.exchange(latin1).faultMessage()).isEqualTo("the request body: is not UTF-8 text");
+        assertThat(state()).as("nothing above changed the VM").isEqualTo("Not started");
+    }
+
+    @Test
+    void oversizedAndMalformedRequestsAreRefused() throws IOException {
+        String big = "{\"boot_args\": \"" + "x".repeat(ApiServer.MAX_BODY_BYTES) + "\"}";
+        ApiClient.Response tooLarge = send("PUT", "/boot-source", big);
+        assertThat(tooLarge.status()).isEqualTo(413);
+        assertThat(tooLarge.faultMessage()).isEqualTo("the request body is larger than 51200 bytes");
+
+        ApiClient.Response longLine = send("GET", "/" + "a".repeat(10_000), null);
+        assertThat(longLine.status()).isEqualTo(413);
+        assertThat(longLine.faultMessage()).startsWith("malformed HTTP request: ");
+
+        ApiClient.Response garbage = client.exchange("\u0001\u0002 hello\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+        assertThat(garbage.status()).isEqualTo(400);
+        assertThat(garbage.faultMessage()).startsWith("malformed HTTP request: ");
+        assertThat(send("GET", "/", null).status()).as("the server goes on").isEqualTo(200);
+    }
+
+    @Test
+    void oneConnectionCarriesSeveralRequestsInOrder() throws IOException {
+        String requests = "GET /version HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                + "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        ApiClient.Response first = client.exchange(requests.getBytes(StandardCharsets.US_ASCII));
+        // The reader gets all three answers back to back; the first is parsed, the rest stay in its body.
+        assertThat(first.status()).isEqualTo(200);
+        assertThat(first.body()).startsWith("{\"firecracker_version\":\"1.2.3\"}HTTP/1.1 404 Not Found\r\n")
+                .contains("there is no resource /nope").contains("HTTP/1.1 200 OK").endsWith("\"app_name\":\"Panamax\"}");
+    }
+
+    @Test
+    void instanceStartRunsTheVmAndFreezesItsResources() throws Exception {
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+        try (VirtualMachine vm = plane.awaitStarted()) {
+            assertThat(state()).isEqualTo("Running");
+            assertFault(400, "InstanceStart: the VM is started already", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+            assertFault(400, "machine-config: can only be set before InstanceStart, and the VM has started",
+                    "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}");
+            assertFault(400, "drives/data: can only be set before InstanceStart, and the VM has started",
+                    "PUT", "/drives/data", "{}");
+            assertNoContent("PATCH", "/vm", "{\"state\": \"Paused\"}");
+            assertThat(state()).isEqualTo("Paused");
+            assertNoContent("PATCH", "/vm", "{\"state\": \"Resumed\"}");
+            assertThat(state()).isEqualTo("Running");
+            assertNoContent("PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+
+            Map<?, ?> metrics = (Map<?, ?>) send("GET", "/metrics", null).json();
+            assertThat(List.copyOf(metrics.keySet())).isEqualTo(List.of("state", "api_requests", "vm_uptime_ms", "vcpu_exits", "console_output_bytes"));
+            assertThat((Long) metrics.get("vcpu_exits")).as("the pause pulled the vCPU out at least").isPositive();
+            assertThat(metrics.get("console_output_bytes")).as("the stand-in kernel writes nothing to COM1").isEqualTo(0L);
+            assertThat(send("GET", "/vm/config", null).body()).contains("\"mem_size_mib\":64");
+
+            vm.kill();
+            assertThat(state()).isEqualTo("Exited");
+            assertFault(400, "cannot pause a VM that is exited", "PATCH", "/vm", "{\"state\": \"Paused\"}");
+        }
+    }
+
+    @Test
+    void aFailedInstanceStartLeavesTheVmToBeConfigured() throws IOException {
+        Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/drives/data", "{\"drive_id\": \"data\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false}");
+        try (var locked = Images.open(disk, Images.OpenOptions.readWrite().withLock())) {
+            assertFault(400, "drive data: disk image " + disk + " is in use by another process (locked); stop the VM using it,"
+                    + " or give this one a copy (or attach it read-only to every VM)", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        }
+        Path text = Files.writeString(dir.resolve("notes.txt"), "not a kernel");
+        assertNoContent("PUT", "/boot-source", "{\"kernel_image_path\": \"" + text + "\"}");
+        ApiClient.Response unbootable = send("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        assertThat(unbootable.status()).isEqualTo(400);
+        assertThat(unbootable.faultMessage()).contains("not a Linux kernel");
+        assertThat(state()).isEqualTo("Not started");
+    }
+
+    @Test
+    void fiftyConcurrentRequestsWhileTheVmRunsAllSucceed() throws Exception {
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        List<String> paths = List.of("/", "/metrics", "/vm/config", "/machine-config", "/version");
+        ExecutorService pool = Executors.newFixedThreadPool(50);
+        try (VirtualMachine vm = plane.awaitStarted()) {
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.RUNNING);
+            List<Callable<Integer>> requests = new ArrayList<>();
+            for (int i = 0; i < 50; i++) {
+                String path = paths.get(i % paths.size());
+                requests.add(() -> send("GET", path, null).status());
+            }
+            List<Integer> statuses = new ArrayList<>();
+            for (Future<Integer> f : pool.invokeAll(requests)) {
+                statuses.add(f.get());
+            }
+            assertThat(statuses).hasSize(50).containsOnly(200);
+            assertThat(((Map<?, ?>) send("GET", "/metrics", null).json()).get("api_requests")).isEqualTo(53L);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+}

@@ -1,0 +1,186 @@
+package dev.panamax.control;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.api.Drive;
+import dev.panamax.api.NetworkInterface;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The config file schema: what it accepts, and each refusal naming the JSON path of the value. */
+class VmConfigTest {
+    @TempDir Path dir;
+    private Path kernel;
+    private Path initrd;
+    private Path disk;
+
+    @BeforeEach
+    void files() throws Exception {
+        kernel = Files.writeString(dir.resolve("vmlinux"), "kernel");
+        initrd = Files.writeString(dir.resolve("initrd"), "initrd");
+        disk = Files.write(dir.resolve("disk.img"), new byte[4096]);
+    }
+
+    private String boot() {
+        return "\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\"}";
+    }
+
+    private void assertRefused(String json, String message) {
+        assertThatThrownBy(() -> VmConfig.parse(json, "vm.json")).isInstanceOf(ConfigException.class).hasMessage(message);
+    }
+
+    @Test
+    void aFirecrackerConfigFileIsRead() throws Exception {
+        // As Firecracker's own examples write it, defaults and unused parts included.
+        Path file = Files.writeString(dir.resolve("vm.json"), """
+                {
+                  "boot-source": {"kernel_image_path": "%s", "initrd_path": "%s", "boot_args": "quiet panamax.run=true"},
+                  "drives": [{"drive_id": "rootfs", "path_on_host": "%s", "is_root_device": true, "is_read_only": false,
+                              "partuuid": null, "cache_type": "Unsafe", "io_engine": "Sync", "rate_limiter": null, "socket": null}],
+                  "machine-config": {"vcpu_count": 2, "mem_size_mib": 128, "smt": false, "track_dirty_pages": false,
+                                     "huge_pages": "None"},
+                  "cpu-config": null, "balloon": null, "vsock": null, "logger": null, "metrics": null, "mmds-config": null,
+                  "entropy": null,
+                  "network-interfaces": [{"iface_id": "eth0", "guest_mac": "AA:FC:00:00:00:02", "host_dev_name": "tap0"}]
+                }
+                """.formatted(kernel, initrd, disk));
+
+        VmConfig config = VmConfig.read(file);
+
+        assertThat(config.bootSource()).isEqualTo(new VmConfig.BootSource(kernel, initrd, "quiet panamax.run=true"));
+        assertThat(config.machineConfig()).isEqualTo(new VmConfig.MachineConfig(2, 128));
+        assertThat(config.drives()).containsExactly(new Drive("rootfs", disk, false, true));
+        assertThat(config.networkInterfaces()).containsExactly(new NetworkInterface("eth0", "tap0", "aa:fc:00:00:00:02"));
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).as("what GET /vm/config answers reads back the same")
+                .isEqualTo(config);
+    }
+
+    @Test
+    void onlyTheBootSourceIsRequired() {
+        VmConfig config = VmConfig.parse("{" + boot() + "}", "vm.json");
+        assertThat(config.machineConfig()).isEqualTo(VmConfig.MachineConfig.DEFAULT);
+        assertThat(config.bootSource().initrd()).isNull();
+        assertThat(config.bootSource().bootArgs()).isNull();
+        assertThat(config.drives()).isEmpty();
+        assertRefused("{}", "boot-source: is required: a VM needs a kernel (kernel_image_path)");
+    }
+
+    @Test
+    void typesAndKeysAreChecked() {
+        assertRefused("[]", "expected a JSON object, not an array");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": \"two\", \"mem_size_mib\": 128}}",
+                "machine-config.vcpu_count: expected an integer, not the string \"two\"");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1.5, \"mem_size_mib\": 128}}",
+                "machine-config.vcpu_count: expected an integer, not the number 1.5");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 99999999999999999999, \"mem_size_mib\": 128}}",
+                "machine-config.vcpu_count: 99999999999999999999 is out of range");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"mem_size_mib\": 128}}", "machine-config.vcpu_count: is required");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": null, \"mem_size_mib\": 128}}",
+                "machine-config.vcpu_count: must not be null");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, \"vcpus\": 2}}",
+                "machine-config.vcpus: unknown key; the keys here are cpu_template, huge_pages, mem_size_mib, smt,"
+                        + " track_dirty_pages, vcpu_count");
+        assertRefused("{" + boot() + ", \"machines\": {}}", "machines: unknown key; the keys here are balloon, boot-source,"
+                + " cpu-config, drives, entropy, logger, machine-config, memory-hotplug, metrics, mmds-config, network-interfaces,"
+                + " pmem, serial, vsock");
+        assertRefused("{\"boot-source\": \"vmlinux\"}", "boot-source: expected a JSON object, not the string \"vmlinux\"");
+        assertRefused("{" + boot() + ", \"drives\": {}}", "drives: expected an array, not an object");
+        assertRefused("{" + boot() + ", \"drives\": [7]}", "drives[0]: expected a JSON object, not the number 7");
+        assertRefused("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": false}}",
+                "boot-source.boot_args: expected a string, not false");
+    }
+
+    @Test
+    void firecrackerFeaturesPanamaxLacksAreRefusedUnlessInert() {
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": true}}",
+                "machine-config.smt: Panamax gives each vCPU a core of its own, without SMT; leave it out or false");
+        assertRefused("{" + boot() + ", \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"v.sock\"}}",
+                "vsock: Panamax has no vsock (a part of Firecracker it lacks); leave it out");
+        assertRefused("{" + boot() + ", \"drives\": [{\"drive_id\": \"d\", \"path_on_host\": \"" + disk
+                + "\", \"is_root_device\": false, \"io_engine\": \"Async\"}]}",
+                "drives[0].io_engine: Panamax has one I/O engine; leave it out or \"Sync\"");
+    }
+
+    @Test
+    void valuesAreChecked() {
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 0, \"mem_size_mib\": 128}}",
+                "machine-config.vcpu_count: 0 vCPUs is out of range: a guest has 1 to 254");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 8}}",
+                "machine-config.mem_size_mib: 8 MiB of guest memory is too little; Linux needs at least 32 MiB");
+        assertThatThrownBy(() -> VmConfig.parse("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 1000000000}}",
+                "vm.json")).hasMessageStartingWith("machine-config.mem_size_mib: 1000000000 MiB is more than this host's");
+        assertRefused("{\"boot-source\": {\"kernel_image_path\": \"" + dir.resolve("nope") + "\"}}",
+                "boot-source.kernel_image_path: " + dir.resolve("nope") + " does not exist");
+        assertRefused("{\"boot-source\": {\"kernel_image_path\": \"" + dir + "\"}}",
+                "boot-source.kernel_image_path: " + dir + " is a directory, not a file");
+        assertRefused("{\"boot-source\": {\"kernel_image_path\": \"\"}}", "boot-source.kernel_image_path: the path is empty");
+        assertRefused("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": \"a\\nb\"}}",
+                "boot-source.boot_args: has a control character (U+000A) at index 1; a kernel command line is one line of printable text");
+    }
+
+    @Test
+    void drivesAreChecked() throws Exception {
+        String drive = "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\", \"is_root_device\": %s, \"is_read_only\": %s}";
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted("root fs", disk, true, false) + "]}",
+                "drives[0].drive_id: 'root fs' is not a valid id: use 1 to 64 letters, digits or underscores");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted("a", dir.resolve("none.img"), true, false) + "]}",
+                "drives[0].path_on_host: " + dir.resolve("none.img") + " does not exist; give the path of a disk image file");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted("a", dir, true, false) + "]}",
+                "drives[0].path_on_host: " + dir + " is not a regular file; give the path of a disk image file");
+        assertRefused("{" + boot() + ", \"drives\": [{\"drive_id\": \"a\", \"path_on_host\": \"" + disk + "\"}]}",
+                "drives[0].is_root_device: is required");
+        Path other = Files.write(dir.resolve("other.img"), new byte[512]);
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted("a", disk, false, false) + ", "
+                + drive.formatted("a", other, false, false) + "]}",
+                "drives[1]: another drive is already called 'a'; drive ids must be unique");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted("a", disk, true, false) + ", "
+                + drive.formatted("b", other, true, false) + "]}",
+                "drives[1]: drive 'a' is the root device already; only one drive can be the root device");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted("a", disk, false, true) + ", "
+                + drive.formatted("b", dir.resolve(".").resolve("disk.img"), false, false) + "]}",
+                "drives[1]: drive 'b' uses the image " + dir.resolve(".").resolve("disk.img") + " that drive 'a' uses,"
+                        + " and one of them may write it; give each a copy, or make both read-only");
+        VmConfig shared = VmConfig.parse("{" + boot() + ", \"drives\": [" + drive.formatted("a", disk, false, true) + ", "
+                + drive.formatted("b", disk, false, true) + "]}", "vm.json");
+        assertThat(shared.drives()).as("two read-only drives may share an image").hasSize(2);
+    }
+
+    @Test
+    void networkInterfacesAreChecked() {
+        String nic = "{\"iface_id\": \"%s\", \"host_dev_name\": \"%s\", \"guest_mac\": \"%s\"}";
+        assertRefused("{" + boot() + ", \"network-interfaces\": [" + nic.formatted("eth0", "tap/0", "06:00:00:00:00:01") + "]}",
+                "network-interfaces[0].host_dev_name: 'tap/0' is not a network device name: use 1 to 15 characters without"
+                        + " '/', ':' or spaces");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [" + nic.formatted("eth0", "a-very-long-tap-name", "06:00:00:00:00:01") + "]}",
+                "network-interfaces[0].host_dev_name: 'a-very-long-tap-name' is not a network device name: use 1 to 15"
+                        + " characters without '/', ':' or spaces");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [" + nic.formatted("eth0", "tap0", "06:00:00:00:01") + "]}",
+                "network-interfaces[0].guest_mac: '06:00:00:00:01' is not a MAC address: write six hex pairs, like 06:00:ac:10:00:02");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [" + nic.formatted("eth0", "tap0", "01:00:5e:00:00:01") + "]}",
+                "network-interfaces[0].guest_mac: 01:00:5e:00:00:01 is a multicast address; a network interface needs a unicast"
+                        + " one (an even first byte, like 06)");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [" + nic.formatted("eth0", "tap0", "06:00:00:00:00:01") + ", "
+                + nic.formatted("eth1", "tap0", "06:00:00:00:00:02") + "]}",
+                "network-interfaces[1]: network interface 'eth0' uses the host device tap0 already; give each interface its own");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [" + nic.formatted("eth0", "tap0", "06:00:00:00:00:01") + ", "
+                + nic.formatted("eth1", "tap1", "06:00:00:00:00:01") + "]}",
+                "network-interfaces[1]: network interface 'eth0' has the MAC address 06:00:00:00:00:01 already; give each"
+                        + " interface its own");
+    }
+
+    @Test
+    void configFilesThatCannotBeReadAreNamed() throws Exception {
+        Path missing = dir.resolve("missing.json");
+        assertThatThrownBy(() -> VmConfig.read(missing)).hasMessage(missing + ": cannot read the config file: it does not exist");
+        Path latin1 = Files.write(dir.resolve("latin1.json"), new byte[] {'{', '"', (byte) 0xe9, '"', '}'});
+        assertThatThrownBy(() -> VmConfig.read(latin1)).hasMessage(latin1 + ": is not UTF-8 text");
+        Path broken = Files.writeString(dir.resolve("broken.json"), "{\n  \"boot-source\": {\n}");
+        assertThatThrownBy(() -> VmConfig.read(broken))
+                .hasMessage(broken + ": malformed JSON at line 3, column 2: expected ',' or '}' after the value of \"boot-source\","
+                        + " found the end of the text");
+    }
+}

@@ -1,0 +1,7 @@
+/**
+ * Disk images behind one block-backend interface, and their operations.
+ *
+ * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
+ * {@code dev.panamax.api}; this package may change in any release.
+ */
+package dev.panamax.storage;

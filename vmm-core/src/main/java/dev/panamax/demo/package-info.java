@@ -1,0 +1,7 @@
+/**
+ * Bare guest programs for demos, benchmarks and tests of KVM itself.
+ *
+ * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
+ * {@code dev.panamax.api}; this package may change in any release.
+ */
+package dev.panamax.demo;

@@ -1,0 +1,7 @@
+/**
+ * VMs, vCPUs, guest memory and the I/O buses.
+ *
+ * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
+ * {@code dev.panamax.api}; this package may change in any release.
+ */
+package dev.panamax.vm;
