@@ -50,7 +50,7 @@ class PollerTest {
     }
 
     @Test
-    @Timeout(60) // a hang guard only: the wait ends when the other thread signals
+    @Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD) // a hang guard only, on a thread of its own: a wait in epoll ignores interrupts
     void aSignalFromAnotherThreadEndsAWaitWithoutLimit() throws InterruptedException {
         try (Poller poller = Poller.create(1); EventFd wake = EventFd.create(true)) {
             poller.add(wake, Poller.READABLE, 3);
