@@ -34,7 +34,7 @@ public interface NetBackend extends AutoCloseable {
 
     /**
      * Sends one frame from the guest: {@code packet} is exactly its header and the frame. Returns
-     * true when the frame is done with (sent, or dropped and counted in {@link #droppedFromGuest}),
+     * true when the frame is done with (sent, or dropped and counted in {@link #dropped()}),
      * false when the backend cannot take it now: then call {@code send} again with the same packet
      * once {@link #descriptor()} is writable (a stream backend may have sent part of it, and resumes).
      */
@@ -43,7 +43,7 @@ public interface NetBackend extends AutoCloseable {
     /**
      * Receives one frame for the guest into {@code buffer} (at least {@link #RECEIVE_BUFFER_BYTES}),
      * header first, with {@code num_buffers} 1; returns the header and frame's length, or 0 when no
-     * whole frame is waiting. Malformed frames are skipped and counted in {@link #droppedToGuest}.
+     * whole frame is waiting. Malformed frames are skipped and counted in {@link #dropped()}.
      * After a 0, {@link #descriptor()} turns readable when there may be more.
      */
     int receive(MemorySegment buffer);
@@ -54,11 +54,8 @@ public interface NetBackend extends AutoCloseable {
      */
     Fd descriptor();
 
-    /** Frames from the guest dropped so far: malformed, asking for an offload not offered, or refused by the host. */
-    long droppedFromGuest();
-
-    /** Frames for the guest dropped so far: too short, too long, or malformed. */
-    long droppedToGuest();
+    /** The frames dropped so far, each way. */
+    DropCounts dropped();
 
     /** Closes the backend and ends what it started; idempotent. */
     @Override

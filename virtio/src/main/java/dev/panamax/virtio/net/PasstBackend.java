@@ -17,7 +17,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
 
 /**
@@ -39,8 +38,7 @@ public final class PasstBackend implements NetBackend {
     private final Process passt; // null when connected to a passt started by someone else
     private final Path directory; // the socket's and log's, removed on close; null likewise
     private final AtomicBoolean closed = new AtomicBoolean();
-    private final AtomicLong droppedFromGuest = new AtomicLong();
-    private final AtomicLong droppedToGuest = new AtomicLong();
+    private final DropCounts dropped = new DropCounts();
 
     // Freed by the GC, not by close(): an I/O thread may still be inside read() when another closes.
     private final Arena arena = Arena.ofAuto();
@@ -167,7 +165,7 @@ public final class PasstBackend implements NetBackend {
             return flush(); // the caller's retry of the frame the socket took part of
         }
         if (!VirtioNetHeader.acceptableFromGuest(packet, Set.of())) {
-            droppedFromGuest.incrementAndGet();
+            dropped.countFromGuest();
             return true;
         }
         int frameBytes = (int) (packet.byteSize() - HEADER_BYTES);
@@ -209,7 +207,7 @@ public final class PasstBackend implements NetBackend {
                 inboundFilled = 0;
                 inboundDropped = inboundLength < VirtioNetHeader.MIN_FRAME_BYTES || inboundLength > VirtioNetHeader.MAX_FRAME_BYTES;
                 if (inboundDropped) {
-                    droppedToGuest.incrementAndGet();
+                    dropped.countToGuest();
                 }
             } else if (inboundDropped) {
                 long rest = inboundLength - inboundFilled;
@@ -278,13 +276,8 @@ public final class PasstBackend implements NetBackend {
     }
 
     @Override
-    public long droppedFromGuest() {
-        return droppedFromGuest.get();
-    }
-
-    @Override
-    public long droppedToGuest() {
-        return droppedToGuest.get();
+    public DropCounts dropped() {
+        return dropped;
     }
 
     @Override

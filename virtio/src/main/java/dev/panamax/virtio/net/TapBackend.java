@@ -7,7 +7,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A NIC on a host TAP device. The tap carries the virtio-net header itself ({@code IFF_VNET_HDR}),
@@ -16,8 +15,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class TapBackend implements NetBackend {
     private final Tap tap;
     private final Set<NetOffload> offloads;
-    private final AtomicLong droppedFromGuest = new AtomicLong();
-    private final AtomicLong droppedToGuest = new AtomicLong();
+    private final DropCounts dropped = new DropCounts();
 
     private TapBackend(Tap tap) {
         this.tap = tap;
@@ -76,14 +74,20 @@ public final class TapBackend implements NetBackend {
     @Override
     public boolean send(MemorySegment packet) {
         if (!VirtioNetHeader.acceptableFromGuest(packet, offloads)) {
-            droppedFromGuest.incrementAndGet();
+            dropped.countFromGuest();
             return true;
         }
-        return switch (tap.write(packet)) {
+        Tap.WriteResult result;
+        try {
+            result = tap.write(packet);
+        } catch (NativeCallException e) {
+            throw failed(e);
+        }
+        return switch (result) {
             case SENT -> true;
             case WOULD_BLOCK -> false;
             case REFUSED -> { // the tap is down, as a NIC with its cable out drops what it is given
-                droppedFromGuest.incrementAndGet();
+                dropped.countFromGuest();
                 yield true;
             }
         };
@@ -93,7 +97,12 @@ public final class TapBackend implements NetBackend {
     public int receive(MemorySegment buffer) {
         VirtioNetHeader.checkReceiveBuffer(buffer);
         while (true) {
-            int length = tap.read(buffer);
+            int length;
+            try {
+                length = tap.read(buffer);
+            } catch (NativeCallException e) {
+                throw failed(e);
+            }
             if (length == 0) {
                 return 0;
             }
@@ -101,8 +110,12 @@ public final class TapBackend implements NetBackend {
                 VirtioNetHeader.setNumBuffers(buffer, 1); // the tap skips the field, leaving what was there
                 return length;
             }
-            droppedToGuest.incrementAndGet();
+            dropped.countToGuest();
         }
+    }
+
+    private NetBackendException failed(NativeCallException e) {
+        return new NetBackendException("tap " + tap.name() + " can be used no longer: " + e.getMessage(), e);
     }
 
     @Override
@@ -111,13 +124,8 @@ public final class TapBackend implements NetBackend {
     }
 
     @Override
-    public long droppedFromGuest() {
-        return droppedFromGuest.get();
-    }
-
-    @Override
-    public long droppedToGuest() {
-        return droppedToGuest.get();
+    public DropCounts dropped() {
+        return dropped;
     }
 
     @Override

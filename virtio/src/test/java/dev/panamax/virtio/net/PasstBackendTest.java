@@ -64,8 +64,8 @@ class PasstBackendTest {
             assertThat(Frames.address(arp, body + 14)).as("sender IP").isEqualTo(route.gateway());
             assertThat(Frames.slice(arp, body + 18, 6)).as("target MAC").isEqualTo(mac);
             assertThat(Frames.address(arp, body + 24)).as("target IP").isEqualTo(offered);
-            assertThat(passt.droppedToGuest()).isZero();
-            assertThat(passt.droppedFromGuest()).isZero();
+            assertThat(passt.dropped().toGuest()).isZero();
+            assertThat(passt.dropped().fromGuest()).isZero();
         }
     }
 

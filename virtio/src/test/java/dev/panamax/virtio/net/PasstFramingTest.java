@@ -75,7 +75,7 @@ class PasstFramingTest {
         assertThat(buffer.asSlice(0, 10).toArray(ValueLayout.JAVA_BYTE)).as("no offload asked").containsOnly(0);
         assertThat(VirtioNetHeader.numBuffers(buffer)).isEqualTo(1);
         assertThat(backend.receive(buffer)).isZero();
-        assertThat(backend.droppedToGuest()).isZero();
+        assertThat(backend.dropped().toGuest()).isZero();
     }
 
     @Test
@@ -96,7 +96,7 @@ class PasstFramingTest {
         write(prefixed(good));
         int length = backend.receive(buffer);
         assertThat(Frames.frameOf(buffer, length)).as("the stream is still in step").isEqualTo(good);
-        assertThat(backend.droppedToGuest()).isEqualTo(3);
+        assertThat(backend.dropped().toGuest()).isEqualTo(3);
         assertThat(backend.receive(buffer)).isZero();
 
         // A frame the largest allowed passes.
@@ -114,7 +114,7 @@ class PasstFramingTest {
         byte[] good = frame(20, 10);
         write(prefixed(good));
         assertThat(Frames.frameOf(buffer, backend.receive(buffer))).isEqualTo(good);
-        assertThat(backend.droppedToGuest()).isEqualTo(1);
+        assertThat(backend.dropped().toGuest()).isEqualTo(1);
     }
 
     @Test
@@ -122,7 +122,7 @@ class PasstFramingTest {
         byte[] frame = frame(98, 11);
         assertThat(backend.send(Frames.packet(arena, frame))).isTrue();
         assertThat(readExactly(4 + frame.length)).isEqualTo(prefixed(frame));
-        assertThat(backend.droppedFromGuest()).isZero();
+        assertThat(backend.dropped().fromGuest()).isZero();
     }
 
     @Test
@@ -131,7 +131,7 @@ class PasstFramingTest {
         assertThat(backend.send(Frames.packet(arena, frame(60, 12), VirtioNetHeader.VIRTIO_NET_HDR_F_NEEDS_CSUM, 34, 6))).isTrue();
         assertThat(backend.send(Frames.packet(arena, frame(13, 13)))).isTrue();
         assertThat(backend.send(Frames.packet(arena, frame(VirtioNetHeader.MAX_FRAME_BYTES + 1, 14)))).isTrue();
-        assertThat(backend.droppedFromGuest()).isEqualTo(3);
+        assertThat(backend.dropped().fromGuest()).isEqualTo(3);
         byte[] good = frame(60, 15);
         assertThat(backend.send(Frames.packet(arena, good))).isTrue();
         assertThat(readExactly(4 + good.length)).as("nothing of the dropped ones went out").isEqualTo(prefixed(good));

@@ -98,7 +98,7 @@ class TapBackendTest {
         assertThat(Frames.u16(reply, CSUM_START_L4 + 4)).as("identifier").isEqualTo(0x4242);
         assertThat(Frames.u16(reply, CSUM_START_L4 + 6)).as("sequence").isEqualTo(7);
         assertThat(Frames.slice(reply, CSUM_START_L4 + 8, data.length)).isEqualTo(data);
-        assertThat(tap.droppedFromGuest()).isZero();
+        assertThat(tap.dropped().fromGuest()).isZero();
     }
 
     @Test
@@ -123,18 +123,18 @@ class TapBackendTest {
         assertThat(tap.send(Frames.packet(arena, new byte[VirtioNetHeader.MAX_FRAME_BYTES + 1]))).as("oversized").isTrue();
         assertThat(tap.send(Frames.packet(arena, arp, VirtioNetHeader.VIRTIO_NET_HDR_F_DATA_VALID, 0, 0))).as("a device's flag").isTrue();
         assertThat(tap.send(Frames.packet(arena, arp, VirtioNetHeader.VIRTIO_NET_HDR_F_NEEDS_CSUM, 40, 2))).as("checksum past the end").isTrue();
-        assertThat(tap.droppedFromGuest()).isEqualTo(4);
+        assertThat(tap.dropped().fromGuest()).isEqualTo(4);
 
         assertThat(tap.send(Frames.packet(arena, arp))).isTrue();
         Received.await(tap, buffer, f -> Frames.etherType(f) == Frames.ETHERTYPE_ARP && Frames.u16(f, 20) == 2);
-        assertThat(tap.droppedFromGuest()).isEqualTo(4);
+        assertThat(tap.dropped().fromGuest()).isEqualTo(4);
     }
 
     @Test
     void framesSentWhileTheHostSideIsDownAreDroppedAndCounted() {
         Host.run("ip", "-n", namespace, "link", "set", tap.tapName(), "down");
         assertThat(tap.send(Frames.packet(arena, Frames.arpRequest(GUEST_MAC.bytes(), GUEST, HOST)))).isTrue();
-        assertThat(tap.droppedFromGuest()).isEqualTo(1);
+        assertThat(tap.dropped().fromGuest()).isEqualTo(1);
     }
 
     private Received udpFromHost(String text) {
