@@ -40,13 +40,10 @@ final class IoAbi {
     static final long TUNGETFEATURES = 0x800454cfL;
     static final long TUNSETOFFLOAD = 0x400454d0L;
     static final long TUNSETVNETHDRSZ = 0x400454d8L;
-    static final long TUNGETVNETHDRSZ = 0x800454d7L;
 
-    static final int IFF_TUN = 0x0001;
     static final int IFF_TAP = 0x0002;
     static final int IFF_NO_PI = 0x1000;
     static final int IFF_VNET_HDR = 0x4000;
-    static final int IFF_MULTI_QUEUE = 0x0100;
 
     static final int TUN_F_CSUM = 0x01;
     static final int TUN_F_TSO4 = 0x02;

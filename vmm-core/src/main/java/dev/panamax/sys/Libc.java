@@ -39,7 +39,6 @@ final class Libc {
     static final int EBUSY = 16;
     static final int ENODEV = 19;
     static final int EINVAL = 22;
-    static final int ENOTTY = 25;
     static final int E2BIG = 7;
     static final int ENXIO = 6;
     static final int EBADFD = 77;

@@ -152,7 +152,7 @@ public final class Tap extends Fd {
      */
     public static String nameProblem(String name) {
         if (name == null || name.isEmpty()) {
-            return "a tap needs a name, e.g. tap=tap0";
+            return "a tap needs a name, such as tap0";
         }
         if (name.getBytes(StandardCharsets.UTF_8).length > MAX_NAME_BYTES) {
             return "tap name '" + name + "' is longer than " + MAX_NAME_BYTES + " bytes, the limit of Linux interface names";

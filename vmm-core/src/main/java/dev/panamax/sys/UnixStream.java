@@ -37,10 +37,22 @@ public final class UnixStream extends Fd {
     /**
      * Connects to the listening socket at {@code path}.
      *
-     * @throws NativeCallException from connect, e.g. ENOENT when nothing is bound there yet or
-     *         ECONNREFUSED when nothing listens any more
+     * @throws NativeCallException from connect, e.g. ENOENT when nothing is bound there or
+     *         ECONNREFUSED when nothing listens there
      */
     public static UnixStream connect(Path path) {
+        return connect(path, false);
+    }
+
+    /**
+     * The same, but null where nothing listens at {@code path} yet: no socket there, one not
+     * listening, or one whose backlog is full (its owner still starting, or busy).
+     */
+    public static UnixStream connectIfListening(Path path) {
+        return connect(path, true);
+    }
+
+    private static UnixStream connect(Path path, boolean nullIfNotListening) {
         byte[] name = path.toString().getBytes(StandardCharsets.UTF_8);
         if (name.length >= PATH_BYTES) {
             throw new IllegalArgumentException("the socket path " + path + " is longer than the " + (PATH_BYTES - 1)
@@ -53,7 +65,12 @@ public final class UnixStream extends Fd {
             MemorySegment.copy(name, 0, address, JAVA_BYTE, 2, name.length);
             MemorySegment state = Libc.allocateCallState(call);
             if (Libc.connectRaw(state, fd, address) < 0) {
-                throw new NativeCallException("connect(" + path + ")", Libc.errno(state));
+                int errno = Libc.errno(state);
+                if (nullIfNotListening && (errno == Libc.ENOENT || errno == Libc.ECONNREFUSED || errno == Libc.EAGAIN)) {
+                    Libc.close(fd);
+                    return null;
+                }
+                throw new NativeCallException("connect(" + path + ")", errno);
             }
             return new UnixStream(fd, path);
         } catch (RuntimeException e) {

@@ -83,6 +83,10 @@ class UnixStreamTest {
         Path missing = dir.resolve("nobody-here");
         assertThatThrownBy(() -> UnixStream.connect(missing)).isInstanceOf(NativeCallException.class)
                 .hasMessageContaining("connect(" + missing + ")").hasMessageContaining("ENOENT");
+        assertThat(UnixStream.connectIfListening(missing)).as("nobody there yet").isNull();
+        try (UnixStream stream = UnixStream.connectIfListening(path)) {
+            assertThat(stream).as("the listening socket of @BeforeEach").isNotNull();
+        }
         Path tooLong = dir.resolve("x".repeat(120));
         assertThatThrownBy(() -> UnixStream.connect(tooLong)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("longer than the 107 bytes");

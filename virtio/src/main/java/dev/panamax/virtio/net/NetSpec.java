@@ -81,7 +81,10 @@ public sealed interface NetSpec permits NetSpec.Tap, NetSpec.User {
                 if (fd != null) {
                     yield new Tap(null, descriptor(text, fd), mac);
                 }
-                String name = kind.length == 2 ? kind[1] : null;
+                if (kind.length == 1) {
+                    throw problem(text, "name the tap (tap=NAME), or pass an open one (tap,fd=N)");
+                }
+                String name = kind[1];
                 String nameProblem = dev.panamax.sys.Tap.nameProblem(name);
                 if (nameProblem != null) {
                     throw problem(text, nameProblem);

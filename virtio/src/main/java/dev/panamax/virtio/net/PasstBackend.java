@@ -79,9 +79,15 @@ public final class PasstBackend implements NetBackend {
         }
         Path socket = directory.resolve("passt.sock");
         Path log = directory.resolve("passt.log");
-        Process process = null;
         try {
             letPasstBindIn(directory);
+        } catch (IOException e) {
+            deleteTree(directory);
+            throw new NetBackendException("passt started as root binds its socket as user " + PASST_ROOT_USER + ", and " + directory
+                    + " cannot be handed to that user (" + e + "); run Panamax as an ordinary user for --net user", e);
+        }
+        Process process = null;
+        try {
             process = new ProcessBuilder(executable, "--foreground", "--one-off", "--socket", socket.toString())
                     .redirectErrorStream(true).redirectOutput(log.toFile())
                     .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null"))).start();
@@ -126,13 +132,14 @@ public final class PasstBackend implements NetBackend {
                 throw new NetBackendException("passt exited with status " + process.exitValue() + " before opening its socket; "
                         + logTail(log));
             }
+            UnixStream stream;
             try {
-                return UnixStream.connect(socket);
+                stream = UnixStream.connectIfListening(socket);
             } catch (NativeCallException e) {
-                // Not bound yet, bound but not listening yet, or its backlog full: passt is still starting.
-                if (!List.of("ENOENT", "ECONNREFUSED", "EAGAIN").contains(e.errnoName())) {
-                    throw new NetBackendException("cannot connect to passt's socket " + socket + ": " + e.getMessage(), e);
-                }
+                throw new NetBackendException("cannot connect to passt's socket " + socket + ": " + e.getMessage(), e);
+            }
+            if (stream != null) {
+                return stream;
             }
             if (System.nanoTime() > deadline) {
                 throw new NetBackendException("passt did not open its socket " + socket + " within " + START_TIMEOUT.toSeconds()

@@ -34,8 +34,8 @@ class NetSpecTest {
     @Test
     void badValuesAreNamedWithWhatIsExpected() {
         assertBad("slirp", "--net slirp: 'slirp' is not a kind of NIC: use tap=NAME, tap,fd=N or user");
-        assertBad("tap", "--net tap: a tap needs a name, e.g. tap=tap0");
-        assertBad("tap=", "--net tap=: a tap needs a name");
+        assertBad("tap", "--net tap: name the tap (tap=NAME), or pass an open one (tap,fd=N)");
+        assertBad("tap=", "--net tap=: a tap needs a name, such as tap0");
         assertBad("tap=a-name-far-too-long", "longer than 15 bytes");
         assertBad("tap=tap0,mac=52:54:00:12:34", "--net tap=tap0,mac=52:54:00:12:34: MAC address '52:54:00:12:34' is not six pairs");
         assertBad("tap=tap0,mac=01:00:5e:00:00:01", "is a multicast address");
