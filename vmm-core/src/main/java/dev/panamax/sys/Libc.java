@@ -25,21 +25,27 @@ import java.util.Optional;
  * NativeCallException} naming the call and the errno.
  *
  * <p>Package-private: the rest of Panamax sees the typed wrappers in this package ({@link Kvm},
- * {@link VmFd}, {@link VcpuFd}, {@link MappedMemory}, {@link EventFd}).
+ * {@link VmFd}, {@link VcpuFd}, {@link MappedMemory}, {@link EventFd}, {@link Tap}, {@link Poller}, {@link UnixStream}).
  */
 final class Libc {
     private Libc() {}
 
     // errno values (asm-generic/errno-base.h, errno.h); checked against C by the ABI test.
     static final int EPERM = 1;
+    static final int ENOENT = 2;
     static final int EINTR = 4;
+    static final int EIO = 5;
     static final int EBADF = 9;
     static final int EAGAIN = 11;
     static final int EACCES = 13;
+    static final int EBUSY = 16;
+    static final int ENODEV = 19;
     static final int EINVAL = 22;
     static final int E2BIG = 7;
     static final int ENXIO = 6;
+    static final int EBADFD = 77;
     static final int EOPNOTSUPP = 95;
+    static final int ECONNREFUSED = 111;
 
     static final int O_RDONLY = 0;
     static final int O_RDWR = 2;
@@ -51,6 +57,9 @@ final class Libc {
     static final int F_RDLCK = 0;
     static final int F_WRLCK = 1;
     static final int O_CLOEXEC = 0x80000;
+    static final int O_NONBLOCK = 0x800;
+    static final int F_GETFL = 3;
+    static final int F_SETFL = 4;
     static final int PROT_READ = 1;
     static final int PROT_WRITE = 2;
     static final int MAP_SHARED = 1;
@@ -118,6 +127,23 @@ final class Libc {
     // ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset) / pwritev(...)
     private static final MethodHandle PREADV = downcall("preadv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
     private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
+    // int fcntl(int fd, int cmd, ...): only the int-argument commands (F_GETFL, F_SETFL).
+    private static final MethodHandle FCNTL = downcall("fcntl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);
+    // int epoll_create1(int flags); int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
+    // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
+    private static final MethodHandle EPOLL_CREATE1 = downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO);
+    private static final MethodHandle EPOLL_CTL = downcall("epoll_ctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), ERRNO);
+    private static final MethodHandle EPOLL_WAIT = downcall("epoll_wait",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), ERRNO);
+    // int socket(int domain, int type, int protocol); int connect(int fd, const struct sockaddr *addr, socklen_t len)
+    private static final MethodHandle SOCKET = downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
+    private static final MethodHandle CONNECT = downcall("connect",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
+    // ssize_t send(int fd, const void *buf, size_t len, int flags)
+    private static final MethodHandle SEND = downcall("send",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
     // pthread_t pthread_self(void); int pthread_kill(pthread_t, int): returns the error, no errno.
     private static final MethodHandle PTHREAD_SELF = downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
     private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
@@ -345,8 +371,14 @@ final class Libc {
 
     /** read(2) into {@code buffer}; returns bytes read, or -1 with errno in {@code callState}. */
     static long readRaw(MemorySegment callState, int fd, MemorySegment buffer) {
+        return readRaw(callState, fd, buffer, buffer.byteSize());
+    }
+
+    /** read(2) of at most {@code count} bytes into the start of {@code buffer}. */
+    static long readRaw(MemorySegment callState, int fd, MemorySegment buffer, long count) {
+        checkCount(buffer, count);
         try {
-            return (long) READ.invokeExact(callState, fd, buffer, buffer.byteSize());
+            return (long) READ.invokeExact(callState, fd, buffer, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -356,6 +388,93 @@ final class Libc {
     static long writeRaw(MemorySegment callState, int fd, MemorySegment buffer) {
         try {
             return (long) WRITE.invokeExact(callState, fd, buffer, buffer.byteSize());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** send(2) of the first {@code count} bytes of {@code buffer}; returns bytes sent, or -1 with errno in {@code callState}. */
+    static long sendRaw(MemorySegment callState, int fd, MemorySegment buffer, long count, int flags) {
+        checkCount(buffer, count);
+        try {
+            return (long) SEND.invokeExact(callState, fd, buffer, count, flags);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static void checkCount(MemorySegment buffer, long count) {
+        if (count < 0 || count > buffer.byteSize()) {
+            throw new IndexOutOfBoundsException(count + " bytes do not fit a buffer of " + buffer.byteSize());
+        }
+    }
+
+    /** Sets O_NONBLOCK on {@code fd}, keeping its other status flags. */
+    static void setNonBlocking(int fd, String what) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int flags = (int) FCNTL.invokeExact(state, fd, F_GETFL, 0);
+            if (flags < 0 || (int) FCNTL.invokeExact(state, fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+                throw new NativeCallException("fcntl(" + what + ", O_NONBLOCK)", errno(state));
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- epoll and sockets ----
+
+    static int epollCreate() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int fd = (int) EPOLL_CREATE1.invokeExact(state, IoAbi.EPOLL_CLOEXEC);
+            if (fd < 0) {
+                throw new NativeCallException("epoll_create1", errno(state));
+            }
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** epoll_ctl(2); {@code event} is a {@code struct epoll_event} (ignored for EPOLL_CTL_DEL). */
+    static void epollCtl(int epfd, int op, int fd, MemorySegment event, String what) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            if ((int) EPOLL_CTL.invokeExact(state, epfd, op, fd, event) < 0) {
+                throw new NativeCallException("epoll_ctl(" + what + ")", errno(state));
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** epoll_wait(2) into {@code events}; returns how many are ready, or -1 with errno in {@code callState}. */
+    static int epollWaitRaw(MemorySegment callState, int epfd, MemorySegment events, int maxEvents, int timeoutMillis) {
+        try {
+            return (int) EPOLL_WAIT.invokeExact(callState, epfd, events, maxEvents, timeoutMillis);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    static int socket(int domain, int type) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            int fd = (int) SOCKET.invokeExact(state, domain, type, 0);
+            if (fd < 0) {
+                throw new NativeCallException("socket", errno(state));
+            }
+            return fd;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** connect(2); returns 0, or -1 with errno in {@code callState}. */
+    static int connectRaw(MemorySegment callState, int fd, MemorySegment address) {
+        try {
+            return (int) CONNECT.invokeExact(callState, fd, address, (int) address.byteSize());
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -10,7 +10,13 @@ public final class NativeCallException extends RuntimeException {
     private final int errno;
 
     NativeCallException(String call, int errno) {
-        super(call + " failed: " + Libc.errnoName(errno) + " (" + Libc.errnoDescription(errno) + ")");
+        this(call, errno, null);
+    }
+
+    /** With {@code hint}, a sentence saying what to do, after the errno; null for none. */
+    NativeCallException(String call, int errno, String hint) {
+        super(call + " failed: " + Libc.errnoName(errno) + " (" + Libc.errnoDescription(errno) + ")"
+                + (hint == null ? "" : ": " + hint));
         this.call = call;
         this.errno = errno;
     }

@@ -3,11 +3,6 @@ package dev.panamax.sys;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
-import java.lang.foreign.GroupLayout;
-import java.lang.foreign.MemoryLayout;
-import java.lang.foreign.PaddingLayout;
-import java.lang.foreign.StructLayout;
-import java.lang.foreign.UnionLayout;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
 import java.nio.file.Path;
@@ -24,14 +19,11 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class KvmAbiTest {
 
-    /** Expression in C -> the value Java uses. Unnamed unions are anonymous in C, so they add no path step. */
+    /** Expression in C -> the value Java uses. */
     private static Map<String, Long> javaFacts() {
         Map<String, Long> facts = new LinkedHashMap<>();
-        for (StructLayout struct : java.util.stream.Stream.concat(KvmAbi.STRUCTS.stream(), java.util.stream.Stream.of(Libc.FLOCK, Libc.IOVEC)).toList()) {
-            String type = "struct " + struct.name().orElseThrow();
-            facts.put("sizeof(" + type + ")", struct.byteSize());
-            addMembers(facts, type, struct, "", 0);
-        }
+        java.util.stream.Stream.concat(KvmAbi.STRUCTS.stream(), java.util.stream.Stream.of(Libc.FLOCK, Libc.IOVEC))
+                .forEach(struct -> CHeaders.addStruct(facts, struct));
         KvmAbi.constants().forEach((name, value) -> facts.put("(long long)" + name, value));
         for (Field field : Libc.class.getDeclaredFields()) {
             boolean constant = Modifier.isStatic(field.getModifiers()) && field.getType() == int.class;
@@ -42,25 +34,6 @@ class KvmAbiTest {
         }
         facts.put("(long long)(SIGRTMIN + 6)", (long) VcpuFd.KICK_SIGNAL);
         return facts;
-    }
-
-    private static void addMembers(Map<String, Long> facts, String type, GroupLayout group, String prefix, long base) {
-        long offset = base;
-        for (MemoryLayout member : group.memberLayouts()) {
-            if (!(member instanceof PaddingLayout)) {
-                String path = member.name().map(n -> prefix + n).orElse(null);
-                if (path != null) {
-                    facts.put("offsetof(" + type + ", " + path + ")", offset);
-                    facts.put("sizeof(((" + type + " *)0)->" + path + ")", member.byteSize());
-                }
-                if (member instanceof GroupLayout nested) {
-                    addMembers(facts, type, nested, path == null ? prefix : path + ".", offset);
-                }
-            }
-            if (!(group instanceof UnionLayout)) {
-                offset += member.byteSize();
-            }
-        }
     }
 
     private static int intValue(Field field) {

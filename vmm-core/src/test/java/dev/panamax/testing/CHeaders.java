@@ -1,6 +1,11 @@
 package dev.panamax.testing;
 
 import java.io.IOException;
+import java.lang.foreign.GroupLayout;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.PaddingLayout;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.UnionLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,6 +54,36 @@ public final class CHeaders {
             }
         });
         return mismatches;
+    }
+
+    /**
+     * Adds the size of {@code struct} (named as its C struct) and the offset and size of each named
+     * member, nested ones included, to {@code facts}. Unnamed unions are anonymous in C, so they add
+     * no path step; padding is not checked.
+     */
+    public static void addStruct(Map<String, Long> facts, StructLayout struct) {
+        String type = "struct " + struct.name().orElseThrow();
+        facts.put("sizeof(" + type + ")", struct.byteSize());
+        addMembers(facts, type, struct, "", 0);
+    }
+
+    private static void addMembers(Map<String, Long> facts, String type, GroupLayout group, String prefix, long base) {
+        long offset = base;
+        for (MemoryLayout member : group.memberLayouts()) {
+            if (!(member instanceof PaddingLayout)) {
+                String path = member.name().map(n -> prefix + n).orElse(null);
+                if (path != null) {
+                    facts.put("offsetof(" + type + ", " + path + ")", offset);
+                    facts.put("sizeof(((" + type + " *)0)->" + path + ")", member.byteSize());
+                }
+                if (member instanceof GroupLayout nested) {
+                    addMembers(facts, type, nested, path == null ? prefix : path + ".", offset);
+                }
+            }
+            if (!(group instanceof UnionLayout)) {
+                offset += member.byteSize();
+            }
+        }
     }
 
     private static String run(Path dir, String... command) throws IOException, InterruptedException {
