@@ -7,14 +7,7 @@
 set -eu
 rounds=${1:-3}
 mib=${2:-256}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
-initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
-java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
-cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
-aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
-aot=${aot:+-XX:AOTCache=$aot}
+. "$(dirname "$0")/peer-common.sh"
 work=$(mktemp -d /dev/shm/blk-vs-qemu.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 image=$work/disk.raw
@@ -31,8 +24,7 @@ rates() {
 }
 
 panamax() {
-    # shellcheck disable=SC2086 # $aot is one word or none
-    rates "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+    rates panamax_cli \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --disk "$image" --cmdline "quiet panamax.run=\"$run\""
 }
 
@@ -42,8 +34,6 @@ qemu() {
         -no-reboot -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
         -drive file="$image",format=raw,if=none,id=d0,aio=threads -device virtio-blk-pci,drive=d0
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 pw=""; pr=""; qw=""; qr=""
 i=0

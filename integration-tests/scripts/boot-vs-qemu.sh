@@ -7,15 +7,7 @@
 # and initramfs in the cache unless KERNEL and INITRD name others.
 set -eu
 rounds=${1:-5}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
-initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
-java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
-cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
-# The start-up cache 'panamax run' trains for the JVM in the rig (the JVM ignores a stale one).
-aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
-aot=${aot:+-XX:AOTCache=$aot}
+. "$(dirname "$0")/peer-common.sh"
 cmdline='console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run="true"'
 
 # Runs a VMM, prints the ms from its start to the marker line.
@@ -26,15 +18,12 @@ marker_ms() {
     done
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 panamax=""
 qemu=""
 i=0
 while [ "$i" -lt "$rounds" ]; do
     i=$((i + 1))
-    # shellcheck disable=SC2086 # $aot is one word or none
-    p=$(marker_ms "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+    p=$(marker_ms panamax_cli \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --cmdline 'quiet panamax.run="true"')
     q=$(marker_ms qemu-system-x86_64 -accel kvm -cpu host -M microvm,rtc=on -device i8042 -m 256 -smp 1 -nodefaults \
         -no-user-config -display none -no-reboot -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$cmdline")

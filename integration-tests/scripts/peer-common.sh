@@ -1,0 +1,19 @@
+# Sourced by the *-vs-qemu.sh scripts: where the built Panamax, the guest and a JDK 25 are, and a median.
+# Uses the newest kernel and initramfs in the cache unless KERNEL and INITRD name others.
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
+kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
+initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
+java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
+cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
+# The start-up cache 'panamax run' trains for the JVM in the rig (the JVM ignores a stale one).
+aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
+aot=${aot:+-XX:AOTCache=$aot}
+
+# Runs Panamax's CLI as the rig's JVMs run (C1 only) with the arguments given.
+panamax_cli() {
+    # shellcheck disable=SC2086 # $aot is one word or none
+    "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
