@@ -106,27 +106,43 @@ public final class Images {
         }
     }
 
-    /** What a new image should look like. {@code backingFile} is recorded as given (relative or absolute). */
+    /**
+     * What a new image should look like, for every format: each takes the fields that apply to it
+     * (qcow2: cluster size, backing file, lazy refcounts, version, refcount width; vhd: fixed or
+     * dynamic). {@code backingFile} is recorded as given (relative or absolute).
+     */
     public record CreateOptions(ImageFormat format, long size, int clusterSize, String backingFile,
-            ImageFormat backingFormat, boolean lazyRefcounts, boolean vhdFixed) {
+            ImageFormat backingFormat, boolean lazyRefcounts, boolean vhdFixed, int qcow2Version, int refcountBits) {
         public static CreateOptions of(ImageFormat format, long size) {
-            return new CreateOptions(format, size, 65536, null, null, false, false);
+            return new CreateOptions(format, size, 65536, null, null, false, false, 3, 16);
+        }
+
+        public CreateOptions withSize(long s) {
+            return new CreateOptions(format, s, clusterSize, backingFile, backingFormat, lazyRefcounts, vhdFixed, qcow2Version, refcountBits);
         }
 
         public CreateOptions withClusterSize(int c) {
-            return new CreateOptions(format, size, c, backingFile, backingFormat, lazyRefcounts, vhdFixed);
+            return new CreateOptions(format, size, c, backingFile, backingFormat, lazyRefcounts, vhdFixed, qcow2Version, refcountBits);
         }
 
         public CreateOptions withBacking(String file, ImageFormat f) {
-            return new CreateOptions(format, size, clusterSize, file, f, lazyRefcounts, vhdFixed);
+            return new CreateOptions(format, size, clusterSize, file, f, lazyRefcounts, vhdFixed, qcow2Version, refcountBits);
         }
 
         public CreateOptions withLazyRefcounts(boolean lazy) {
-            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazy, vhdFixed);
+            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazy, vhdFixed, qcow2Version, refcountBits);
         }
 
         public CreateOptions withVhdFixed(boolean fixed) {
-            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, fixed);
+            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, fixed, qcow2Version, refcountBits);
+        }
+
+        public CreateOptions withQcow2Version(int version) {
+            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, vhdFixed, version, refcountBits);
+        }
+
+        public CreateOptions withRefcountBits(int bits) {
+            return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, vhdFixed, qcow2Version, bits);
         }
     }
 
@@ -153,8 +169,7 @@ public final class Images {
         switch (o.format()) {
             case RAW -> RawImage.create(path, size).close();
             case VHD -> VhdImage.create(path, size, o.vhdFixed());
-            case QCOW2 -> Qcow2Image.create(path, Qcow2Image.CreateOptions.of(size).withClusterSize(o.clusterSize())
-                    .withBacking(o.backingFile(), backingFormat).withLazyRefcounts(o.lazyRefcounts()));
+            case QCOW2 -> Qcow2Image.create(path, o.withSize(size).withBacking(o.backingFile(), backingFormat));
         }
     }
 }

@@ -133,7 +133,7 @@ class HostileImageTest {
     @Test
     void refcountOverflow() throws Exception {
         Path p = dir.resolve("rc1.qcow2");
-        Qcow2Image.create(p, Qcow2Image.CreateOptions.of(1 << 20).withRefcountBits(1).withClusterSize(4096));
+        Qcow2Image.create(p, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20).withRefcountBits(1).withClusterSize(4096));
         try (Qcow2Image q = (Qcow2Image) Images.open(p, Images.OpenOptions.readWrite())) {
             q.write(0, ByteBuffer.wrap(new byte[4096]));
             assertThatThrownBy(() -> q.createSnapshot("s")).isInstanceOf(InvalidImageException.class)

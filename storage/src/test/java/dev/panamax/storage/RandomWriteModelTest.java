@@ -125,9 +125,9 @@ class RandomWriteModelTest {
             }
             case QCOW2 -> Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE));
             case QCOW2_SMALL_CLUSTERS -> Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withClusterSize(512));
-            case QCOW2_V2 -> Qcow2Image.create(image, Qcow2Image.CreateOptions.of(SIZE).withVersion(2).withClusterSize(4096));
+            case QCOW2_V2 -> Qcow2Image.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withQcow2Version(2).withClusterSize(4096));
             case QCOW2_LAZY -> Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withLazyRefcounts(true));
-            case QCOW2_REFCOUNT_BITS_1 -> Qcow2Image.create(image, Qcow2Image.CreateOptions.of(SIZE).withRefcountBits(1)
+            case QCOW2_REFCOUNT_BITS_1 -> Qcow2Image.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withRefcountBits(1)
                     .withClusterSize(4096));
             case QCOW2_BACKING -> {
                 Path base = dir.resolve("base.raw");

@@ -5,6 +5,7 @@ import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageCorruptException;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.Images;
 import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -40,34 +41,6 @@ public final class Qcow2Image implements BlockBackend {
     @FunctionalInterface
     public interface BackingOpener {
         BlockBackend open(Path path, ImageFormat format) throws IOException;
-    }
-
-    /** Parameters of a new image. */
-    public record CreateOptions(long size, int clusterSize, String backingFile, ImageFormat backingFormat,
-            boolean lazyRefcounts, int version, int refcountBits) {
-        public static CreateOptions of(long size) {
-            return new CreateOptions(size, 65536, null, null, false, 3, 16);
-        }
-
-        public CreateOptions withClusterSize(int clusterSize) {
-            return new CreateOptions(size, clusterSize, backingFile, backingFormat, lazyRefcounts, version, refcountBits);
-        }
-
-        public CreateOptions withBacking(String file, ImageFormat format) {
-            return new CreateOptions(size, clusterSize, file, format, lazyRefcounts, version, refcountBits);
-        }
-
-        public CreateOptions withLazyRefcounts(boolean lazy) {
-            return new CreateOptions(size, clusterSize, backingFile, backingFormat, lazy, version, refcountBits);
-        }
-
-        public CreateOptions withVersion(int version) {
-            return new CreateOptions(size, clusterSize, backingFile, backingFormat, lazyRefcounts, version, refcountBits);
-        }
-
-        public CreateOptions withRefcountBits(int bits) {
-            return new CreateOptions(size, clusterSize, backingFile, backingFormat, lazyRefcounts, version, bits);
-        }
     }
 
     static final class L2Table {
@@ -196,7 +169,7 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     /** Creates an image file; the backing file (if any) is recorded, not opened. */
-    public static void create(Path path, CreateOptions o) throws IOException {
+    public static void create(Path path, Images.CreateOptions o) throws IOException {
         int cs = o.clusterSize();
         if (Integer.bitCount(cs) != 1 || cs < (1 << Qcow2Header.MIN_CLUSTER_BITS) || cs > (1 << Qcow2Header.MAX_CLUSTER_BITS)) {
             throw new IllegalArgumentException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");
@@ -206,14 +179,14 @@ public final class Qcow2Image implements BlockBackend {
             throw new IllegalArgumentException("size " + o.size() + " is beyond what qcow2 with " + cs
                     + "-byte clusters can address (" + Qcow2Header.maxSize(bits) + " bytes)");
         }
-        if (o.version() != 2 && o.version() != 3) throw new IllegalArgumentException("qcow2 version must be 2 or 3");
+        if (o.qcow2Version() != 2 && o.qcow2Version() != 3) throw new IllegalArgumentException("qcow2 version must be 2 or 3");
         int rb = o.refcountBits();
-        if (Integer.bitCount(rb) != 1 || rb > 64 || (o.version() == 2 && rb != 16)) {
+        if (Integer.bitCount(rb) != 1 || rb > 64 || (o.qcow2Version() == 2 && rb != 16)) {
             throw new IllegalArgumentException("refcount bits must be a power of two up to 64 (16 for version 2)");
         }
-        if (o.version() == 2 && o.lazyRefcounts()) throw new IllegalArgumentException("lazy refcounts need qcow2 version 3");
+        if (o.qcow2Version() == 2 && o.lazyRefcounts()) throw new IllegalArgumentException("lazy refcounts need qcow2 version 3");
         Qcow2Header h = new Qcow2Header();
-        h.version = o.version();
+        h.version = o.qcow2Version();
         h.clusterBits = bits;
         h.size = o.size();
         h.refcountTableOffset = cs;
