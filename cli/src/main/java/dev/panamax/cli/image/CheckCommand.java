@@ -6,9 +6,8 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "check", mixinStandardHelpOptions = true,
@@ -19,18 +18,15 @@ final class CheckCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--json", description = "print JSON instead of text")
-    boolean json;
-
-    @Parameters(paramLabel = "IMAGE")
-    Path image;
+    @Mixin
+    ReportOptions report;
 
     @Override
     public Integer call() {
         return ImageCommand.run(() -> {
-            CheckReport r = ImageChecker.check(image);
+            CheckReport r = ImageChecker.check(report.image);
             PrintWriter out = spec.commandLine().getOut();
-            out.println(json ? toJson(image, r) : toText(r));
+            out.println(report.json ? toJson(report.image, r) : toText(r));
             return r.exitStatus();
         });
     }

@@ -3,15 +3,13 @@ package dev.panamax.cli.image;
 import dev.panamax.storage.ImageInfo;
 import dev.panamax.storage.qcow2.Qcow2Snapshot;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.time.Instant;
 import java.time.ZoneId;
 import java.time.format.DateTimeFormatter;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "info", mixinStandardHelpOptions = true, description = "Show format, sizes, backing file and snapshots of an image.")
@@ -19,18 +17,15 @@ final class InfoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--json", description = "print JSON instead of text")
-    boolean json;
-
-    @Parameters(paramLabel = "IMAGE")
-    Path image;
+    @Mixin
+    ReportOptions report;
 
     @Override
     public Integer call() {
         return ImageCommand.run(() -> {
-            ImageInfo info = ImageInfo.read(image);
+            ImageInfo info = ImageInfo.read(report.image);
             PrintWriter out = spec.commandLine().getOut();
-            out.println(json ? toJson(info) : toText(info));
+            out.println(report.json ? toJson(info) : toText(info));
             return 0;
         });
     }

@@ -5,12 +5,10 @@ import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.Images;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "map", mixinStandardHelpOptions = true,
@@ -19,19 +17,16 @@ final class MapCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--json", description = "print JSON instead of text")
-    boolean json;
-
-    @Parameters(paramLabel = "IMAGE")
-    Path image;
+    @Mixin
+    ReportOptions report;
 
     @Override
     public Integer call() {
         return ImageCommand.run(() -> {
             PrintWriter out = spec.commandLine().getOut();
-            try (BlockBackend disk = Images.open(image, Images.OpenOptions.readOnly())) {
+            try (BlockBackend disk = Images.open(report.image, Images.OpenOptions.readOnly())) {
                 var entries = AllocationMap.map(disk);
-                if (json) {
+                if (report.json) {
                     StringBuilder s = new StringBuilder("[");
                     for (AllocationMap.Entry e : entries) {
                         if (s.length() > 1) s.append(",\n");
