@@ -63,6 +63,8 @@ final class Libc {
     static final int PROT_READ = 1;
     static final int PROT_WRITE = 2;
     static final int MAP_SHARED = 1;
+    static final int MAP_PRIVATE = 2;
+    static final int MADV_HUGEPAGE = 14;
     static final int MAP_ANONYMOUS = 0x20;
     static final int MAP_NORESERVE = 0x4000;
     static final int EFD_CLOEXEC = 0x80000;
@@ -98,6 +100,8 @@ final class Libc {
     private static final MethodHandle MMAP = downcall("mmap",
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
     private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    // int madvise(void *addr, size_t length, int advice)
+    private static final MethodHandle MADVISE = downcall("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
     // int eventfd(unsigned int initval, int flags)
     private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
     // int memfd_create(const char *name, unsigned int flags)
@@ -289,6 +293,16 @@ final class Libc {
             if (result < 0) {
                 throw new NativeCallException("munmap(0x" + Long.toHexString(address) + ", " + length + ")", errno(state));
             }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** madvise(2); returns false with the advice not taken (the kernel lacks the feature), never throws for that. */
+    static boolean madvise(long address, long length, int advice) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            return (int) MADVISE.invokeExact(state, MemorySegment.ofAddress(address), length, advice) == 0;
         } catch (Throwable t) {
             throw rethrow(t);
         }
