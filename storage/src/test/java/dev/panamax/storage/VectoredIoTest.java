@@ -76,6 +76,8 @@ class VectoredIoTest {
             assertThatThrownBy(() -> raw.read(0, two, 2)).hasMessageContaining("outside the disk");
             assertThatThrownBy(() -> raw.write(0, two, 2)).hasMessageContaining("outside the disk");
             assertThatThrownBy(() -> ro.write(0, two, 1)).isInstanceOf(ReadOnlyImageException.class);
+            MemorySegment[] heap = {MemorySegment.ofArray(new byte[16]), MemorySegment.ofArray(new byte[16])};
+            assertThatThrownBy(() -> raw.read(0, heap, 2)).hasMessageContaining("needs native memory");
         }
     }
 

@@ -1,6 +1,5 @@
 package dev.panamax.sys;
 
-import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
@@ -118,6 +117,11 @@ public final class SparseFile implements AutoCloseable {
     }
 
     private long transfer(boolean write, long offset, MemorySegment[] buffers, int count) {
+        for (int i = 0; i < count; i++) {
+            if (!buffers[i].isNative()) {
+                throw new IllegalArgumentException("vectored I/O needs native memory, and buffer " + i + " is on the Java heap");
+            }
+        }
         long iovLength = Libc.IOVEC.byteSize();
         long base = Libc.IOVEC.byteOffset(PathElement.groupElement("iov_base"));
         long length = Libc.IOVEC.byteOffset(PathElement.groupElement("iov_len"));
@@ -133,7 +137,7 @@ public final class SparseFile implements AutoCloseable {
                 for (int i = 0; i < n; i++) {
                     MemorySegment b = buffers[next + i];
                     long from = i == 0 ? skip : 0;
-                    iov.set(ADDRESS, i * iovLength + base, b.asSlice(from));
+                    iov.set(JAVA_LONG, i * iovLength + base, b.address() + from); // iov_base: a native address, no slice object
                     iov.set(JAVA_LONG, i * iovLength + length, b.byteSize() - from);
                     wanted += b.byteSize() - from;
                 }
