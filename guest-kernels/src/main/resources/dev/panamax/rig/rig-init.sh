@@ -41,6 +41,14 @@ while IFS='	' read -r tag mode path; do
     mount9p "$tag" "$mode" "$path"
 done < /rig/shares
 
+# Networking inside the rig only: loopback up, and a placeholder interface (a dummy, which drops
+# everything) with a default route, without which Debian 12's passt refuses to start. Taps come from
+# tun, which needs /dev/net/tun.
+/usr/sbin/ip link set lo up
+/usr/sbin/ip link add rig0 type dummy && /usr/sbin/ip addr add 10.0.2.15/24 dev rig0 && /usr/sbin/ip link set rig0 up &&
+    /usr/sbin/ip route add default via 10.0.2.2 dev rig0 || echo "panamax-rig: no placeholder network (rig0)"
+$B mkdir -p /dev/net && { [ -c /dev/net/tun ] || $B mknod /dev/net/tun c 10 200; }
+
 [ -c /dev/kvm ] || echo "panamax-rig: /dev/kvm is missing: kvm_amd did not load (see the messages above)"
 
 port=

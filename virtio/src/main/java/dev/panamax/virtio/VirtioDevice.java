@@ -6,8 +6,8 @@ import dev.panamax.vm.GuestMemoryException;
 import java.lang.System.Logger.Level;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.BooleanSupplier;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
 
 /**
  * The transport-independent part of a virtio 1.x device: feature negotiation, device status, queue
@@ -24,8 +24,8 @@ import java.util.concurrent.atomic.AtomicReference;
  * Anything the guest did wrong, and any unexpected error, ends in {@link #fail}: DEVICE_NEEDS_RESET,
  * the reason logged once, a configuration interrupt; the device stops until the driver resets it.
  * A device whose queues also wait for something else (a network backend's socket) serves them itself
- * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device I/O, except while a reset
- * waits for requests in flight.
+ * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device
+ * I/O, except while a reset waits for requests in flight.
  */
 public abstract class VirtioDevice implements AutoCloseable {
     public static final int ACKNOWLEDGE = 1;
