@@ -11,6 +11,14 @@
 #   rig -> host   READY, once; after each run "\npanamax-rig-exit <nonce> <status>\n"
 # When the host closes the port (or dies), the rig powers off: it never outlives its caller.
 B=/rig/busybox
+# The initramfs root (rootfs) refuses pivot_root, with which passt sandboxes itself: first move the
+# root to a tmpfs and start this script again there.
+if [ ! -e /.rig-tmpfs ]; then
+    $B mkdir /newroot && $B mount -t tmpfs -o mode=0755 tmpfs /newroot &&
+        for e in /*; do [ "$e" = /newroot ] || $B cp -a "$e" /newroot/; done &&
+        $B touch /newroot/.rig-tmpfs && exec $B switch_root /newroot /init
+    echo "panamax-rig: cannot move the root to a tmpfs (passt will not start in the rig)"
+fi
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
