@@ -34,7 +34,7 @@ cmdline="console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run=\"$run\"
 # The host side's ends: a sink for the guest's upload, a source for its download; one connection each.
 servers() {
     ip netns exec $ns busybox nc -l -p 5001 -e sh -c 'cat > /dev/null' &
-    ip netns exec $ns busybox nc -l -p 5002 -e dd if=/dev/zero bs=1M count="$mib" &
+    ip netns exec $ns busybox nc -l -p 5002 -e sh -c "dd if=/dev/zero bs=1M count=$mib 2>/dev/null" &
 }
 
 # Prints "GUEST_TO_HOST_MBPS HOST_TO_GUEST_MBPS" from a VMM's console.

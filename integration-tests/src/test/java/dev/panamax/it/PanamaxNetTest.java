@@ -9,6 +9,7 @@ import dev.panamax.guest.GuestImages;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
+import dev.panamax.virtio.net.VirtioNet;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -58,7 +59,8 @@ class PanamaxNetTest {
         String suffix = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000));
         String namespace = "pnx-net-" + suffix;
         String tap = "pnxtap" + suffix;
-        String guest = "ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0 && echo mac=$(cat /sys/class/net/eth0/address)"
+        String guest = "echo features=$(cat /sys/bus/virtio/devices/virtio0/features);"
+                + " ip link set eth0 up && ip addr add 10.9.0.2/24 dev eth0 && echo mac=$(cat /sys/class/net/eth0/address)"
                 + " && ping -c 3 10.9.0.1 && echo ping-ok;"
                 + " head -c 1000000 /dev/urandom > /tmp/sent; echo guest-sent=$(sha256sum < /tmp/sent);"
                 + " nc 10.9.0.1 5001 < /tmp/sent && echo sent-ok;"
@@ -84,6 +86,12 @@ class PanamaxNetTest {
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).contains("mac=" + GUEST_MAC, "3 packets transmitted, 3 packets received", "ping-ok", "sent-ok");
+        Matcher features = Pattern.compile("features=([01]{64})").matcher(r.output());
+        assertThat(features.find()).as("the driver's features, bit 0 first").isTrue();
+        for (int bit : new int[] {VirtioNet.VIRTIO_NET_F_CSUM, VirtioNet.VIRTIO_NET_F_GUEST_CSUM, VirtioNet.VIRTIO_NET_F_HOST_TSO4,
+                VirtioNet.VIRTIO_NET_F_GUEST_TSO4, VirtioNet.VIRTIO_NET_F_MRG_RXBUF, VirtioNet.VIRTIO_NET_F_STATUS}) {
+            assertThat(features.group(1).charAt(bit)).as("feature bit %d, which a tap honours, negotiated", bit).isEqualTo('1');
+        }
         assertThat(hash(r, "guest-sent")).as("what the guest sent, the host side received").isEqualTo(hash(r, "host-received"));
         assertThat(hash(r, "host-sent")).as("what the host side sent, the guest received").isEqualTo(hash(r, "guest-received"));
         assertThat(r.exitStatus()).isZero();

@@ -8,6 +8,7 @@ import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioProtocolException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.Set;
 import java.util.function.BooleanSupplier;
@@ -306,7 +307,8 @@ public final class VirtioNet extends VirtioDevice {
             DescriptorChain chain = buffersUsed == 0 ? first : more;
             if (buffersUsed == usedHeads.length) {
                 // Every buffer of the queue holds part of the frame and it still does not fit: give them back empty.
-                for (int i = 0; i < buffersUsed; i++) queue.addUsed(usedHeads[i], 0);
+                Arrays.fill(usedLengths, 0, buffersUsed, 0);
+                queue.addUsed(usedHeads, usedLengths, buffersUsed);
                 buffersUsed = 0;
                 inboundDelivered = 0;
                 dropInbound();
@@ -328,9 +330,8 @@ public final class VirtioNet extends VirtioDevice {
         }
         VirtioNetHeader.setNumBuffers(inbound, buffersUsed);
         first.write(VirtioNetHeader.NUM_BUFFERS, inbound, VirtioNetHeader.NUM_BUFFERS, 2);
-        for (int i = 0; i < buffersUsed; i++) {
-            queue.addUsed(usedHeads[i], usedLengths[i]);
-        }
+        // All at once: a driver that saw the first buffer before the others would take the frame as cut short.
+        queue.addUsed(usedHeads, usedLengths, buffersUsed);
         buffersUsed = 0;
         inboundDelivered = 0;
         inboundLength = 0;
