@@ -19,7 +19,8 @@ aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
 aot=${aot:+-XX:AOTCache=$aot}
 ns=net-vs-qemu-$$
 tap=nvq$$
-trap 'kill $(jobs -p) 2>/dev/null; ip netns del $ns 2>/dev/null' EXIT
+log=$(mktemp)
+trap 'kill $(jobs -p) 2>/dev/null; ip netns del $ns 2>/dev/null; rm -f "$log"' EXIT
 ip netns add $ns
 ip -n $ns link set lo up
 ip -n $ns tuntap add dev $tap mode tap
@@ -37,11 +38,14 @@ servers() {
     ip netns exec $ns busybox nc -l -p 5002 -e sh -c "dd if=/dev/zero bs=1M count=$mib 2>/dev/null" &
 }
 
-# Prints "GUEST_TO_HOST_MBPS HOST_TO_GUEST_MBPS" from a VMM's console.
+# Prints "GUEST_TO_HOST_MBPS HOST_TO_GUEST_MBPS" from a VMM's console, or its console's end when it has no times.
 rates() {
     servers
-    ip netns exec $ns "$@" 2>&1 | awk -v mib="$mib" '/^net-times/ { printf "%.0f %.0f\n", mib * 1.048576 / ($3 - $2), mib * 1.048576 / ($4 - $3) }'
-    wait
+    ip netns exec $ns timeout 300 "$@" > "$log" 2>&1 || true
+    awk -v mib="$mib" '/^net-times/ { printf "%.1f %.1f\n", mib * 1.048576 / ($3 - $2), mib * 1.048576 / ($4 - $3); found = 1 }
+        END { exit !found }' "$log" || { tail -n 20 "$log" >&2; echo "0 0"; }
+    kill $(jobs -p) 2>/dev/null || true # servers a failed run left waiting
+    wait || true
 }
 
 panamax() {
