@@ -7,8 +7,15 @@ import dev.panamax.devices.LegacyPlatform;
 import dev.panamax.devices.pci.PciBus;
 import dev.panamax.sys.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
+import dev.panamax.virtio.net.MacAddress;
+import dev.panamax.virtio.net.NetBackend;
+import dev.panamax.virtio.net.NetBackendException;
+import dev.panamax.virtio.net.PasstBackend;
+import dev.panamax.virtio.net.TapBackend;
+import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
@@ -143,7 +150,7 @@ public final class VirtualMachine implements AutoCloseable {
             });
             PciBus pci = PciBus.install(created);
             attachDrives(created, pci, b.drivesInGuestOrder(), b.cpus);
-            attachNetworkInterfaces(b.networkInterfaces);
+            attachNetworkInterfaces(created, pci, b.networkInterfaces);
         } catch (RuntimeException e) {
             created.close();
             throw e;
@@ -166,22 +173,47 @@ public final class VirtualMachine implements AutoCloseable {
             } catch (IOException e) {
                 throw new VirtualMachineException("drive " + drive.id() + ": " + e.getMessage(), e);
             }
-            try {
-                if (drive.transport() == Transport.PCI) {
-                    VirtioPciDevice.attach(vm, pci, blk);
-                } else {
-                    VirtioMmioDevice.attach(vm, blk, mmioDevices++);
-                }
-            } catch (RuntimeException e) {
-                blk.close();
-                throw e;
+            if (drive.transport() == Transport.PCI) {
+                attachPci(vm, pci, blk);
+            } else {
+                int window = mmioDevices++;
+                attach(blk, () -> VirtioMmioDevice.attach(vm, blk, window));
             }
         }
     }
 
-    private static void attachNetworkInterfaces(List<NetworkInterface> interfaces) {
-        if (!interfaces.isEmpty()) {
-            throw new UnsupportedOperationException("virtio-net is not available yet");
+    /** Opens each interface's tap, or starts its passt, and puts a virtio-net device on it on PCI. */
+    private static void attachNetworkInterfaces(Vm vm, PciBus pci, List<NetworkInterface> interfaces) {
+        for (NetworkInterface nic : interfaces) {
+            NetBackend backend;
+            try {
+                backend = nic.isUserMode() ? PasstBackend.start() : TapBackend.open(nic.hostDevice());
+            } catch (NetBackendException e) {
+                throw new VirtualMachineException("network interface " + nic.id() + ": " + e.getMessage(), e);
+            }
+            VirtioNet net;
+            try {
+                MacAddress mac = nic.guestMac() == null ? MacAddress.random() : MacAddress.parse(nic.guestMac());
+                net = new VirtioNet(nic.id(), mac, backend, VirtioNet.DEFAULT_QUEUE_SIZE);
+            } catch (RuntimeException e) {
+                backend.close();
+                throw e;
+            }
+            attachPci(vm, pci, net);
+        }
+    }
+
+    private static void attachPci(Vm vm, PciBus pci, VirtioDevice device) {
+        attach(device, () -> VirtioPciDevice.attach(vm, pci, device));
+    }
+
+    /** Runs {@code attachment}, which hands {@code device} to the VM; closes the device when it fails. */
+    private static void attach(VirtioDevice device, Runnable attachment) {
+        try {
+            attachment.run();
+        } catch (RuntimeException e) {
+            device.close();
+            throw e;
         }
     }
 
@@ -370,7 +402,7 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
-        /** Adds a virtio network device. */
+        /** Adds a virtio network device, on PCI. */
         public Builder networkInterface(NetworkInterface networkInterface) {
             networkInterfaces.add(Objects.requireNonNull(networkInterface, "networkInterface"));
             return this;
@@ -404,8 +436,8 @@ public final class VirtualMachine implements AutoCloseable {
          * @throws IllegalArgumentException when a value is out of range or the drives or network
          *     interfaces clash (the message names the value)
          * @throws VirtualMachineException when the kernel, initrd or command line cannot be booted,
-         *     or this host's KVM cannot be used
-         * @throws UnsupportedOperationException for network interfaces while their device is not available
+         *     or this host's KVM cannot be used, or a network interface's tap cannot be opened or its
+         *     passt not started (the message says what to do)
          */
         public VirtualMachine build() {
             if (kernel == null) {
@@ -421,7 +453,9 @@ public final class VirtualMachine implements AutoCloseable {
             VmRules.drives(drives, i -> "drive " + drives.get(i).id());
             for (NetworkInterface n : networkInterfaces) {
                 VmRules.id(n.id(), "network interface id");
-                VmRules.hostDeviceName(n.hostDevice(), "network interface " + n.id() + " host device");
+                if (!n.isUserMode()) {
+                    VmRules.hostDeviceName(n.hostDevice(), "network interface " + n.id() + " host device");
+                }
                 if (n.guestMac() != null) {
                     VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
                 }

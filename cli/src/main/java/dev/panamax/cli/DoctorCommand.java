@@ -28,7 +28,8 @@ final class DoctorCommand implements Callable<Integer> {
             new Ingredient("qemu-system-x86", "the nested KVM rig, and the peer VMM of benchmarks", false),
             new Ingredient("util-linux", "setpriv, which ties the rig's life to Panamax's", false),
             new Ingredient("busybox-static", "the init of the tiny guest and of the rig", false),
-            new Ingredient("qemu-utils", "qemu-img, for disk image interoperability tests", false));
+            new Ingredient("qemu-utils", "qemu-img, for disk image interoperability tests", false),
+            new Ingredient("passt", "user-mode networking for --net user", false));
 
     private int problems;
 

@@ -1,6 +1,7 @@
 package dev.panamax.cli;
 
 import dev.panamax.api.Drive;
+import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.control.ApiServer;
@@ -8,6 +9,7 @@ import dev.panamax.control.ConfigException;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.VmConfig;
 import dev.panamax.control.VmRules;
+import dev.panamax.guest.DebianPackages;
 import dev.panamax.guest.GuestImages;
 import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
@@ -66,6 +68,12 @@ final class RunCommand implements Callable<Integer> {
                     + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...)")
     List<String> diskSpecs = new ArrayList<>();
 
+    @Option(names = "--net", paramLabel = NetOption.SYNTAX,
+            description = "a virtio-net device on the host's tap NAME (created if missing; needs CAP_NET_ADMIN) or on a"
+                    + " user-mode network that passt provides (no privileges: DHCP, DNS, outbound connections); repeatable;"
+                    + " MAC as six hex pairs (default: random)")
+    List<String> netSpecs = new ArrayList<>();
+
     @Mixin
     ConsoleOption console;
 
@@ -86,7 +94,8 @@ final class RunCommand implements Callable<Integer> {
     CommandSpec spec;
 
     /** The options that describe the VM itself, which a config file replaces. */
-    private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk");
+    private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
+            "--net");
 
     @Override
     public Integer call() throws IOException {
@@ -114,37 +123,53 @@ final class RunCommand implements Callable<Integer> {
     /** The VM the options or the config file describe, checked by the rules the REST API uses too. */
     private VmConfig vmConfig() {
         try {
-            if (config != null) {
-                for (String option : VM_OPTIONS) {
-                    if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
-                        throw new UserError("--config and " + option + " do not go together: the config file describes the whole VM");
-                    }
-                }
-                return VmConfig.read(config);
+            VmConfig vm = describedVm();
+            // The rig shares this host's /usr, not its dpkg database: install on the host, before any move into the rig
+            // (which runs with --no-rig). Without the package, starting passt fails with the fix in its message.
+            if (!noRig && vm.networkInterfaces().stream().anyMatch(NetworkInterface::isUserMode)) {
+                DebianPackages.ensureInstalled("passt");
             }
-            long memoryBytes = MemorySize.parse(memory, "--memory");
-            if (memoryBytes % (1 << 20) != 0) {
-                throw new UserError("--memory must be a whole number of MiB, not " + memory);
-            }
-            if (kernel == null && initrd != null) {
-                throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
-            }
-            int vcpus = VmRules.vcpuCount(cpus, "--cpus");
-            long memoryMib = VmRules.memoryMib(memoryBytes >> 20, "--memory");
-            VmRules.commandLine(cmdline, "--cmdline");
-            Path k = kernel != null ? VmRules.bootFile(kernel.toString(), "--kernel") : GuestImages.defaultVmlinux();
-            Path i = kernel != null ? (initrd == null ? null : VmRules.bootFile(initrd.toString(), "--initrd"))
-                    : GuestImages.defaultInitramfs();
-            List<Drive> drives = new ArrayList<>();
-            for (String disk : diskSpecs) {
-                drives.add(DiskOption.parse(disk, drives.size()));
-            }
-            VmRules.drives(drives, n -> "--disk " + diskSpecs.get(n));
-            return new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
-                    new VmConfig.MachineConfig(vcpus, memoryMib), drives, List.of());
+            return vm;
         } catch (ConfigException | MissingIngredientException e) {
             throw new UserError(e.getMessage());
         }
+    }
+
+    /** The VM as the config file or the options describe it. */
+    private VmConfig describedVm() {
+        if (config != null) {
+            for (String option : VM_OPTIONS) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                    throw new UserError("--config and " + option + " do not go together: the config file describes the whole VM");
+                }
+            }
+            return VmConfig.read(config);
+        }
+        long memoryBytes = MemorySize.parse(memory, "--memory");
+        if (memoryBytes % (1 << 20) != 0) {
+            throw new UserError("--memory must be a whole number of MiB, not " + memory);
+        }
+        if (kernel == null && initrd != null) {
+            throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
+        }
+        int vcpus = VmRules.vcpuCount(cpus, "--cpus");
+        long memoryMib = VmRules.memoryMib(memoryBytes >> 20, "--memory");
+        VmRules.commandLine(cmdline, "--cmdline");
+        Path k = kernel != null ? VmRules.bootFile(kernel.toString(), "--kernel") : GuestImages.defaultVmlinux();
+        Path i = kernel != null ? (initrd == null ? null : VmRules.bootFile(initrd.toString(), "--initrd"))
+                : GuestImages.defaultInitramfs();
+        List<Drive> drives = new ArrayList<>();
+        for (String disk : diskSpecs) {
+            drives.add(DiskOption.parse(disk, drives.size()));
+        }
+        VmRules.drives(drives, n -> "--disk " + diskSpecs.get(n));
+        List<NetworkInterface> interfaces = new ArrayList<>();
+        for (String net : netSpecs) {
+            interfaces.add(NetOption.parse(net, interfaces.size()));
+        }
+        VmRules.networkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
+        return new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
+                new VmConfig.MachineConfig(vcpus, memoryMib), drives, interfaces);
     }
 
     /** Runs the VM in this process. */
@@ -285,6 +310,9 @@ final class RunCommand implements Callable<Integer> {
             }
             for (Drive d : vm.drives()) {
                 argv.addAll(List.of("--disk", DiskOption.format(d)));
+            }
+            for (NetworkInterface n : vm.networkInterfaces()) {
+                argv.addAll(List.of("--net", NetOption.format(n)));
             }
         }
         for (Drive d : vm.drives()) {

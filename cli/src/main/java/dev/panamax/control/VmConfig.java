@@ -32,6 +32,8 @@ import java.util.stream.Stream;
  *  "drives": [{"drive_id": "rootfs", "path_on_host": "rootfs.ext4", "is_root_device": true, "is_read_only": false}],
  *  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}]}
  * }</pre>
+ * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}) and a network
+ * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network).
  * Keys that Firecracker knows but Panamax does not implement are accepted only with the value
  * that asks for nothing (null, false, "None"...), so that Firecracker's clients work unchanged.
  *
@@ -170,17 +172,33 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 "mmio".equals(transport) ? Transport.MMIO : Transport.PCI);
     }
 
-    /** Firecracker's {@code NetworkInterface} object at {@code path}. */
+    /**
+     * Firecracker's {@code NetworkInterface} object at {@code path}, with Panamax's own key
+     * {@code backend}: {@code "tap"} (the default, on {@code host_dev_name}) or {@code "user"}
+     * (passt's user-mode network, without {@code host_dev_name}).
+     */
     public static NetworkInterface networkInterface(Object json, String path) {
-        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("iface_id", "host_dev_name", "guest_mac", "mtu",
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("iface_id", "host_dev_name", "guest_mac", "backend", "mtu",
                 "rx_rate_limiter", "tx_rate_limiter"));
         o.onlyInert("mtu", null, "Panamax does not advertise an MTU to the guest");
         o.onlyInert("rx_rate_limiter", null, "Panamax has no rate limiters");
         o.onlyInert("tx_rate_limiter", null, "Panamax has no rate limiters");
         String id = VmRules.id(o.string("iface_id"), o.path("iface_id"));
-        String device = VmRules.hostDeviceName(o.string("host_dev_name"), o.path("host_dev_name"));
+        String backend = o.optionalString("backend");
+        if (backend != null && !backend.equals("tap") && !backend.equals("user")) {
+            throw new ConfigException(o.path("backend"), "'" + backend + "' is not a network backend: use \"tap\" (with host_dev_name)"
+                    + " or \"user\" (passt's user-mode network)");
+        }
         String mac = o.optionalString("guest_mac");
-        return new NetworkInterface(id, device, mac == null ? null : VmRules.macAddress(mac, o.path("guest_mac")));
+        mac = mac == null ? null : VmRules.macAddress(mac, o.path("guest_mac"));
+        if ("user".equals(backend)) {
+            if (o.has("host_dev_name")) {
+                throw new ConfigException(o.path("host_dev_name"), "a user-mode interface (\"backend\": \"user\") has no host device;"
+                        + " leave host_dev_name out, or make the backend \"tap\"");
+            }
+            return NetworkInterface.user(id, mac);
+        }
+        return NetworkInterface.tap(id, VmRules.hostDeviceName(o.string("host_dev_name"), o.path("host_dev_name")), mac);
     }
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
@@ -232,7 +250,11 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     static Map<String, Object> toJson(NetworkInterface nic) {
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("iface_id", nic.id());
-        json.put("host_dev_name", nic.hostDevice());
+        if (nic.isUserMode()) {
+            json.put("backend", "user");
+        } else {
+            json.put("host_dev_name", nic.hostDevice());
+        }
         if (nic.guestMac() != null) json.put("guest_mac", nic.guestMac());
         return json;
     }

@@ -177,7 +177,7 @@ public final class VmRules {
         }
     }
 
-    /** The network interfaces of one VM together: distinct ids, host devices and guest MACs. */
+    /** The network interfaces of one VM together: distinct ids, TAP devices and guest MACs. */
     public static void networkInterfaces(List<NetworkInterface> interfaces, IntFunction<String> nameOf) {
         Map<String, NetworkInterface> byId = new HashMap<>();
         Map<String, NetworkInterface> byDevice = new HashMap<>();
@@ -188,7 +188,7 @@ public final class VmRules {
                 throw new ConfigException(nameOf.apply(i), "another network interface is already called '" + n.id()
                         + "'; interface ids must be unique");
             }
-            NetworkInterface other = byDevice.putIfAbsent(n.hostDevice(), n);
+            NetworkInterface other = n.isUserMode() ? null : byDevice.putIfAbsent(n.hostDevice(), n);
             if (other != null) {
                 throw new ConfigException(nameOf.apply(i), "network interface '" + other.id() + "' uses the host device "
                         + n.hostDevice() + " already; give each interface its own");

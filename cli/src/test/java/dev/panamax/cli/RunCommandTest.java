@@ -66,4 +66,18 @@ class RunCommandTest {
             assertRefused("is in use by another process", "run", "--no-rig", "--kernel", k, "--disk", image.toString());
         }
     }
+
+    @Test
+    void badNetworkInterfacesAreRefusedBeforeBoot() throws Exception {
+        String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
+        assertRefused("--net tap=tap0,mac=zz: MAC address 'zz' is not six pairs of hex digits", "run", "--no-rig", "--kernel", k,
+                "--net", "tap=tap0,mac=zz");
+        assertRefused("'bridge' is not a kind of NIC", "run", "--no-rig", "--kernel", k, "--net", "bridge=br0");
+        assertRefused("panamax run opens a tap by name (tap=NAME) or starts passt", "run", "--no-rig", "--kernel", k,
+                "--net", "tap,fd=3");
+        assertRefused("uses the host device tap0 already", "run", "--no-rig", "--kernel", k, "--net", "tap=tap0", "--net", "tap=tap0");
+        assertRefused("--config and --net do not go together", "run", "--no-rig", "--config", k, "--net", "user");
+        // lo is no tap, for root and anyone else alike
+        assertRefused("network interface net0: cannot open tap lo", "run", "--no-rig", "--kernel", k, "--net", "tap=lo");
+    }
 }

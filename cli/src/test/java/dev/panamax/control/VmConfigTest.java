@@ -173,6 +173,22 @@ class VmConfigTest {
     }
 
     @Test
+    void aUserModeInterfaceIsPanamaxsBackendKeyWithoutAHostDevice() {
+        VmConfig config = VmConfig.parse("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\"},"
+                + " {\"iface_id\": \"eth1\", \"backend\": \"tap\", \"host_dev_name\": \"tap1\"}]}", "vm.json");
+        assertThat(config.networkInterfaces()).containsExactly(NetworkInterface.user("eth0", null),
+                NetworkInterface.tap("eth1", "tap1", null));
+        assertThat(config.networkInterfaces().get(0).isUserMode()).isTrue();
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).isEqualTo(config);
+        assertRefused("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\","
+                + " \"host_dev_name\": \"tap0\"}]}", "network-interfaces[0].host_dev_name: a user-mode interface (\"backend\": \"user\")"
+                + " has no host device; leave host_dev_name out, or make the backend \"tap\"");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"slirp\"}]}",
+                "network-interfaces[0].backend: 'slirp' is not a network backend: use \"tap\" (with host_dev_name) or \"user\""
+                        + " (passt's user-mode network)");
+    }
+
+    @Test
     void configFilesThatCannotBeReadAreNamed() throws Exception {
         Path missing = dir.resolve("missing.json");
         assertThatThrownBy(() -> VmConfig.read(missing)).hasMessage(missing + ": cannot read the config file: it does not exist");

@@ -39,11 +39,16 @@ public interface RealKvm {
 
     /** The same, with {@code input} as the JVM's stdin; null for none. */
     default RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo, InputStream input) {
+        return run(javaCommand(mainClass, args), timeout, echo, input);
+    }
+
+    /** The command {@link #runJava} runs, for a script that runs it among other commands. */
+    default List<String> javaCommand(String mainClass, List<String> args) {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(jvmOptions());
         argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
         argv.addAll(args);
-        return run(argv, timeout, echo, input);
+        return argv;
     }
 
     /** Options every JVM started here needs, beyond native access. */

@@ -25,7 +25,7 @@ public final class RigImages {
     /** Loaded in this order (dependencies first); virtio_console carries the control port. */
     static final List<String> MODULES = List.of("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev",
             "virtio_pci", "virtio_console", "netfs", "fscache", "9pnet", "9pnet_virtio", "9p", "irqbypass", "ccp", "kvm",
-            "kvm-amd");
+            "kvm-amd", "tun", "dummy");
 
     /** The L1 kernel ({@code vmlinuz}) and base initramfs. */
     public record Images(Path kernel, Path initramfs) {}

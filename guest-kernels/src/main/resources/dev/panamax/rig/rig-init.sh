@@ -11,6 +11,14 @@
 #   rig -> host   READY, once; after each run "\npanamax-rig-exit <nonce> <status>\n"
 # When the host closes the port (or dies), the rig powers off: it never outlives its caller.
 B=/rig/busybox
+# The initramfs root (rootfs) refuses pivot_root, with which passt sandboxes itself: first move the
+# root to a tmpfs and start this script again there.
+if [ ! -e /.rig-tmpfs ]; then
+    $B mkdir /newroot && $B mount -t tmpfs -o mode=0755 tmpfs /newroot &&
+        for e in /*; do [ "$e" = /newroot ] || $B cp -a "$e" /newroot/; done &&
+        $B touch /newroot/.rig-tmpfs && exec $B switch_root /newroot /init
+    echo "panamax-rig: cannot move the root to a tmpfs (passt will not start in the rig)"
+fi
 $B mount -t proc proc /proc
 $B mount -t sysfs sysfs /sys
 $B mount -t devtmpfs devtmpfs /dev
@@ -40,6 +48,14 @@ for d in bin sbin lib lib64; do $B ln -s usr/$d /$d; done
 while IFS='	' read -r tag mode path; do
     mount9p "$tag" "$mode" "$path"
 done < /rig/shares
+
+# Networking inside the rig only: loopback up, and a placeholder interface (a dummy, which drops
+# everything) with a default route, without which Debian 12's passt refuses to start. Taps come from
+# tun, which needs /dev/net/tun.
+/usr/sbin/ip link set lo up
+/usr/sbin/ip link add rig0 type dummy && /usr/sbin/ip addr add 10.0.2.15/24 dev rig0 && /usr/sbin/ip link set rig0 up &&
+    /usr/sbin/ip route add default via 10.0.2.2 dev rig0 || echo "panamax-rig: no placeholder network (rig0)"
+$B mkdir -p /dev/net && { [ -c /dev/net/tun ] || $B mknod /dev/net/tun c 10 200; }
 
 [ -c /dev/kvm ] || echo "panamax-rig: /dev/kvm is missing: kvm_amd did not load (see the messages above)"
 

@@ -1,6 +1,7 @@
 package dev.panamax.virtio;
 
 import dev.panamax.vm.GuestMemory;
+import java.lang.foreign.MemorySegment;
 
 /**
  * One request taken from a {@link VirtQueue}: its descriptors flattened (indirect tables expanded),
@@ -82,30 +83,48 @@ public final class DescriptorChain {
 
     /** Copies {@code length} bytes of the readable part, from {@code offset}, into {@code target}. */
     public void read(long offset, byte[] target, int targetOffset, int length) {
-        copy(false, offset, target, targetOffset, length);
+        copy(false, offset, target, null, targetOffset, length);
     }
 
     /** Copies {@code source[sourceOffset, +length)} into the writable part at {@code offset}. */
     public void write(long offset, byte[] source, int sourceOffset, int length) {
-        copy(true, offset, source, sourceOffset, length);
+        copy(true, offset, source, null, sourceOffset, length);
     }
 
-    private void copy(boolean toGuest, long offset, byte[] array, int arrayOffset, int length) {
+    /** Copies {@code length} bytes of the readable part, from {@code offset}, into native memory {@code target}. */
+    public void read(long offset, MemorySegment target, long targetOffset, long length) {
+        copy(false, offset, null, target, targetOffset, length);
+    }
+
+    /** Copies {@code source[sourceOffset, +length)} into the writable part at {@code offset}. */
+    public void write(long offset, MemorySegment source, long sourceOffset, long length) {
+        copy(true, offset, null, source, sourceOffset, length);
+    }
+
+    /** Between the chain and either {@code array} or {@code segment}, whichever is not null. */
+    private void copy(boolean toGuest, long offset, byte[] array, MemorySegment segment, long otherOffset, long length) {
         long partLength = toGuest ? writableLength : readableLength;
         if (offset < 0 || length < 0 || offset > partLength - length) {
             throw new IndexOutOfBoundsException("range [" + offset + ", +" + length + ") outside a part of " + partLength + " bytes");
         }
-        int done = 0;
+        long done = 0;
         for (int i = toGuest ? readableCount : 0; done < length; i++) {
             if (offset >= lengths[i]) {
                 offset -= lengths[i];
                 continue;
             }
-            int n = (int) Math.min(lengths[i] - offset, length - done);
-            if (toGuest) {
-                memory.write(addresses[i] + offset, array, arrayOffset + done, n);
+            long n = Math.min(lengths[i] - offset, length - done);
+            long address = addresses[i] + offset;
+            if (array != null) {
+                if (toGuest) {
+                    memory.write(address, array, (int) (otherOffset + done), (int) n);
+                } else {
+                    memory.read(address, array, (int) (otherOffset + done), (int) n);
+                }
+            } else if (toGuest) {
+                MemorySegment.copy(segment, otherOffset + done, memory.slice(address, n), 0, n);
             } else {
-                memory.read(addresses[i] + offset, array, arrayOffset + done, n);
+                MemorySegment.copy(memory.slice(address, n), 0, segment, otherOffset + done, n);
             }
             done += n;
             offset = 0;

@@ -216,11 +216,26 @@ public final class VirtQueue {
 
     /** Returns a chain to the driver: {@code length} bytes were written into its writable buffers. */
     public void addUsed(int head, int length) {
+        writeUsed(head, length);
+        INDEX.setRelease(usedRing, 2L, (short) usedIdx);
+    }
+
+    /**
+     * Returns {@code count} chains to the driver at once: the driver sees all of their used entries
+     * or none, as it must for the buffers of one frame (virtio-net's mergeable receive buffers).
+     */
+    public void addUsed(int[] heads, int[] lengths, int count) {
+        for (int i = 0; i < count; i++) {
+            writeUsed(heads[i], lengths[i]);
+        }
+        INDEX.setRelease(usedRing, 2L, (short) usedIdx);
+    }
+
+    private void writeUsed(int head, int length) {
         long entry = 4 + 8L * (usedIdx & (size - 1));
         usedRing.set(JAVA_INT_UNALIGNED, entry, head);
         usedRing.set(JAVA_INT_UNALIGNED, entry + 4, length);
         usedIdx = (usedIdx + 1) & 0xffff;
-        INDEX.setRelease(usedRing, 2L, (short) usedIdx);
     }
 
     /**

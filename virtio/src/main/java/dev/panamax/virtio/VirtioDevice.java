@@ -7,6 +7,7 @@ import java.lang.System.Logger.Level;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.BooleanSupplier;
 
 /**
  * The transport-independent part of a virtio 1.x device: feature negotiation, device status, queue
@@ -22,8 +23,9 @@ import java.util.concurrent.atomic.AtomicReference;
  * takes requests until the ring is empty, and interrupts the guest unless the driver suppressed it.
  * Anything the guest did wrong, and any unexpected error, ends in {@link #fail}: DEVICE_NEEDS_RESET,
  * the reason logged once, a configuration interrupt; the device stops until the driver resets it.
- * No exception leaves an I/O thread and a vCPU never waits for device I/O, except while a reset
- * waits for requests in flight.
+ * A device whose queues also wait for something else (a network backend's socket) serves them itself
+ * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device
+ * I/O, except while a reset waits for requests in flight.
  */
 public abstract class VirtioDevice implements AutoCloseable {
     public static final int ACKNOWLEDGE = 1;
@@ -222,7 +224,7 @@ public abstract class VirtioDevice implements AutoCloseable {
         String threadPrefix = name.replaceAll("[^A-Za-z0-9]+", "-").replaceAll("^-|-$", "");
         for (int i = 0; i < queues.length; i++) {
             if (queues[i] != null) {
-                workers[i] = new QueueWorker(queues[i], notifyEvents[i]);
+                workers[i] = new QueueWorker(queues[i]);
                 workers[i].thread = Thread.ofPlatform().daemon().name(threadPrefix + "-q" + i).start(workers[i]);
             }
         }
@@ -322,9 +324,45 @@ public abstract class VirtioDevice implements AutoCloseable {
     /**
      * Handles one request on its queue's I/O thread and returns the number of bytes written into the
      * chain's writable buffers (the used length). A {@link VirtioProtocolException} or
-     * {@link GuestMemoryException} fails the device; I/O errors are for the device to answer.
+     * {@link GuestMemoryException} fails the device; I/O errors are for the device to answer. A
+     * device that overrides {@link #serve} for all its queues need not implement it.
      */
-    protected abstract int handle(VirtQueue queue, DescriptorChain chain);
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        throw new UnsupportedOperationException(name + " serves queue " + queue.index() + " itself and handles no single requests");
+    }
+
+    /**
+     * Serves {@code queue} on its I/O thread until {@code running} turns false. This one waits on the
+     * queue's {@link #notifyEvent notify eventfd}, hands each chain to {@link #handle} and interrupts
+     * as the driver asks. A device that must also wait for something else overrides it with a loop of
+     * its own, which must return soon after {@code running} turns false: that comes with a signal on
+     * the queue's notify eventfd. Exceptions are handled as {@link #handle}'s.
+     */
+    protected void serve(VirtQueue queue, BooleanSupplier running) {
+        DescriptorChain chain = queue.newChain();
+        EventFd notify = notifyEvents[queue.index()];
+        // A notification may have come before this thread started: look once without waiting.
+        while (running.getAsBoolean()) {
+            boolean used = false;
+            do {
+                while (running.getAsBoolean() && queue.pop(chain)) {
+                    queue.addUsed(chain.head(), handle(queue, chain));
+                    used = true;
+                }
+            } while (running.getAsBoolean() && queue.armNotification());
+            if (used) {
+                interruptIfWanted(queue);
+            }
+            notify.read();
+        }
+    }
+
+    /** After used entries were added to {@code queue}: interrupts the guest unless its driver suppressed that. */
+    protected final void interruptIfWanted(VirtQueue queue) {
+        if (queue.needsInterrupt()) {
+            interrupts.queue(queue.index());
+        }
+    }
 
     /** Stops the I/O threads and closes the eventfds; subclasses close their backend after this. */
     @Override
@@ -351,25 +389,17 @@ public abstract class VirtioDevice implements AutoCloseable {
     /** One queue's I/O thread. */
     private final class QueueWorker implements Runnable {
         private final VirtQueue queue;
-        private final EventFd notify;
-        private final DescriptorChain chain;
         volatile boolean stop;
         Thread thread;
 
-        QueueWorker(VirtQueue queue, EventFd notify) {
+        QueueWorker(VirtQueue queue) {
             this.queue = queue;
-            this.notify = notify;
-            this.chain = queue.newChain();
         }
 
         @Override
         public void run() {
             try {
-                // A notification may have come before this thread started: look once without waiting.
-                while (!stop && failure.get() == null) {
-                    drain();
-                    notify.read();
-                }
+                serve(queue, () -> !stop && failure.get() == null);
             } catch (VirtioProtocolException e) {
                 fail(e.getMessage());
             } catch (GuestMemoryException e) {
@@ -377,19 +407,6 @@ public abstract class VirtioDevice implements AutoCloseable {
             } catch (Throwable e) {
                 LOG.log(Level.ERROR, name + ": queue " + queue.index() + " stopped by an unexpected error", e);
                 fail("internal error on queue " + queue.index() + ": " + e);
-            }
-        }
-
-        private void drain() {
-            boolean used = false;
-            do {
-                while (!stop && failure.get() == null && queue.pop(chain)) {
-                    queue.addUsed(chain.head(), handle(queue, chain));
-                    used = true;
-                }
-            } while (!stop && failure.get() == null && queue.armNotification());
-            if (used && queue.needsInterrupt()) {
-                interrupts.queue(queue.index());
             }
         }
     }

@@ -90,6 +90,23 @@ class VirtQueueTest {
     }
 
     @Test
+    void chainsUsedTogetherArePublishedWithOneIndexStoreAfterAllTheirEntries() {
+        QueueSettings settings = new QueueSettings(SIZE);
+        settings.setSize(SIZE);
+        settings.setDescTable(0x1000);
+        settings.setAvailRing(0x2000);
+        settings.setUsedRing(0x3000);
+        VirtQueue queue = VirtQueue.create(0, settings, SIZE, memory, false, false);
+        queue.addUsed(new int[] {3, 5, 7}, new int[] {10, 20, 30}, 2);
+        assertThat(Short.toUnsignedInt(memory.readShort(0x3002))).isEqualTo(2);
+        assertThat(new int[] {memory.readInt(0x3004), memory.readInt(0x3008), memory.readInt(0x300c), memory.readInt(0x3010)})
+                .containsExactly(3, 10, 5, 20);
+        queue.addUsed(9, 40);
+        assertThat(Short.toUnsignedInt(memory.readShort(0x3002))).isEqualTo(3);
+        assertThat(memory.readInt(0x3014)).isEqualTo(9);
+    }
+
+    @Test
     void withEventIdxTheDevicePublishesAvailEventBeforeSleeping() {
         driver.start(SIZE);
         roundTrip(0, false);

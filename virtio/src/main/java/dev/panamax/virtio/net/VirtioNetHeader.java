@@ -120,6 +120,14 @@ public final class VirtioNetHeader {
         if (gsoType == VIRTIO_NET_HDR_GSO_NONE) {
             return true;
         }
+        return segmentationAllowed(gsoType, offloads) && needsChecksum && gsoSize(packet) > 0 && hdrLen(packet) <= frameBytes;
+    }
+
+    /** Whether {@code gsoType} is none, or a known segmentation type that {@code offloads} has (ECN too, when flagged). */
+    static boolean segmentationAllowed(int gsoType, Set<NetOffload> offloads) {
+        if (gsoType == VIRTIO_NET_HDR_GSO_NONE) {
+            return true;
+        }
         NetOffload segmentation = switch (gsoType & ~VIRTIO_NET_HDR_GSO_ECN) {
             case VIRTIO_NET_HDR_GSO_TCPV4 -> NetOffload.TSO4;
             case VIRTIO_NET_HDR_GSO_TCPV6 -> NetOffload.TSO6;
@@ -128,7 +136,6 @@ public final class VirtioNetHeader {
         };
         boolean ecnAllowed = (gsoType & VIRTIO_NET_HDR_GSO_ECN) == 0
                 || (segmentation != NetOffload.UFO && offloads.contains(NetOffload.TSO_ECN));
-        return segmentation != null && offloads.contains(segmentation) && ecnAllowed && needsChecksum
-                && gsoSize(packet) > 0 && hdrLen(packet) <= frameBytes;
+        return segmentation != null && offloads.contains(segmentation) && ecnAllowed;
     }
 }

@@ -1,0 +1,80 @@
+#!/bin/sh
+# TCP throughput between the tiny guest and the machine it runs on, Panamax's virtio-net against
+# QEMU's virtio-net-pci, both on a tap (QEMU without vhost) whose host side sits in a network
+# namespace made here: same kernel, initramfs, memory, vCPUs; busybox nc and dd move MIB MiB of
+# zeros each way, timed by the guest's uptime clock (10 ms); rounds alternate which VMM goes first.
+# As root where /dev/kvm is real KVM; here:
+#   ./panamax rig -- sh integration-tests/scripts/net-vs-qemu.sh [ROUNDS] [MIB]
+# Needs the built CLI (./panamax build) and guest (./panamax run builds it).
+set -eu
+rounds=${1:-3}
+mib=${2:-64}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
+kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
+initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
+java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
+cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
+aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
+aot=${aot:+-XX:AOTCache=$aot}
+ns=net-vs-qemu-$$
+tap=nvq$$
+log=$(mktemp)
+trap 'kill $(jobs -p) 2>/dev/null; ip netns del $ns 2>/dev/null; rm -f "$log"' EXIT
+ip netns add $ns
+ip -n $ns link set lo up
+ip -n $ns tuntap add dev $tap mode tap
+ip -n $ns addr add 10.9.0.1/24 dev $tap
+ip -n $ns link set $tap up
+# The guest's busybox nc and dd print no rate, so the guest times each transfer with its uptime clock.
+run="ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; ping -c 1 -w 10 10.9.0.1 > /dev/null;"
+run="$run read a x < /proc/uptime; dd if=/dev/zero bs=1M count=$mib 2>/dev/null | nc 10.9.0.1 5001; read b x < /proc/uptime;"
+run="$run nc 10.9.0.1 5002 < /dev/null | dd of=/dev/null bs=1M 2>/dev/null; read c x < /proc/uptime; echo net-times \$a \$b \$c"
+cmdline="console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run=\"$run\""
+
+# The host side's ends: a sink for the guest's upload, a source for its download; one connection each.
+servers() {
+    ip netns exec $ns busybox nc -l -p 5001 -e sh -c 'cat > /dev/null' &
+    ip netns exec $ns busybox nc -l -p 5002 -e sh -c "dd if=/dev/zero bs=1M count=$mib 2>/dev/null" &
+}
+
+# Prints "GUEST_TO_HOST_MBPS HOST_TO_GUEST_MBPS" from a VMM's console, or its console's end when it has no times.
+rates() {
+    servers
+    ip netns exec $ns timeout 300 "$@" > "$log" 2>&1 || true
+    awk -v mib="$mib" '/^net-times/ { printf "%.1f %.1f\n", mib * 1.048576 / ($3 - $2), mib * 1.048576 / ($4 - $3); found = 1 }
+        END { exit !found }' "$log" || { tail -n 20 "$log" >&2; echo "0 0"; }
+    kill $(jobs -p) 2>/dev/null || true # servers a failed run left waiting
+    wait || true
+}
+
+panamax() {
+    # shellcheck disable=SC2086 # $aot is one word or none
+    rates "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+        run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --net tap=$tap --cmdline "quiet panamax.run=\"$run\""
+}
+
+# QEMU's PC machine with its virtio-net-pci on the same tap, its I/O in QEMU's main loop (no vhost-net here).
+qemu() {
+    rates qemu-system-x86_64 -accel kvm -cpu host -M pc -m 256 -smp 1 -nodefaults -no-user-config -display none -vga none \
+        -no-reboot -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$cmdline" \
+        -netdev tap,id=n0,ifname=$tap,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+pu=""; pd=""; qu=""; qd=""
+i=0
+while [ "$i" -lt "$rounds" ]; do
+    i=$((i + 1))
+    if [ $((i % 2)) -eq 1 ]; then
+        p=$(panamax); q=$(qemu)
+    else
+        q=$(qemu); p=$(panamax)
+    fi
+    echo "round $i: MB/s guest-to-host/host-to-guest: Panamax $p, QEMU $q"
+    pu="$pu ${p% *}"; pd="$pd ${p#* }"; qu="$qu ${q% *}"; qd="$qd ${q#* }"
+done
+m() { echo "$1" | tr ' ' '\n' | grep . | median; }
+echo "median of $rounds: guest to host Panamax $(m "$pu") MB/s, QEMU $(m "$qu") MB/s, ratio $(echo "scale=2; $(m "$pu") / $(m "$qu")" | bc);" \
+    "host to guest Panamax $(m "$pd") MB/s, QEMU $(m "$qd") MB/s, ratio $(echo "scale=2; $(m "$pd") / $(m "$qd")" | bc)"

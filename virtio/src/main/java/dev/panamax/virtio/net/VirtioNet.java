@@ -1,0 +1,371 @@
+package dev.panamax.virtio.net;
+
+import dev.panamax.sys.EventFd;
+import dev.panamax.sys.Poller;
+import dev.panamax.virtio.DescriptorChain;
+import dev.panamax.virtio.VirtQueue;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.VirtioProtocolException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.function.BooleanSupplier;
+
+/**
+ * A virtio network device (VIRTIO 1.x, 5.1) over a {@link NetBackend}: one receive and one transmit
+ * queue, the MAC address and link status in the configuration space, mergeable receive buffers, and
+ * the checksum and segmentation offloads the backend honours (no others are offered).
+ *
+ * <p>Each queue has its own I/O thread. The transmit thread copies each frame out of the guest and
+ * sends it; while the backend cannot take more it waits for the backend's descriptor to turn
+ * writable. The receive thread waits for the backend's descriptor and its queue's notifications
+ * together: it takes one frame from the backend at a time and keeps it until the guest has buffers
+ * for it, leaving the rest in the backend (whose own queue bounds them) rather than dropping them.
+ * A frame the guest sent that is malformed, or asks for an offload not negotiated, is dropped and
+ * counted in {@link #dropped()}, as is one for the guest that does not fit its buffers.
+ */
+public final class VirtioNet extends VirtioDevice {
+    public static final int DEVICE_TYPE = 1;
+    public static final int DEFAULT_QUEUE_SIZE = 256;
+    static final int RX = 0;
+    static final int TX = 1;
+
+    // Feature bit numbers.
+    public static final int VIRTIO_NET_F_CSUM = 0;
+    public static final int VIRTIO_NET_F_GUEST_CSUM = 1;
+    public static final int VIRTIO_NET_F_MAC = 5;
+    public static final int VIRTIO_NET_F_GUEST_TSO4 = 7;
+    public static final int VIRTIO_NET_F_GUEST_TSO6 = 8;
+    public static final int VIRTIO_NET_F_GUEST_ECN = 9;
+    public static final int VIRTIO_NET_F_GUEST_UFO = 10;
+    public static final int VIRTIO_NET_F_HOST_TSO4 = 11;
+    public static final int VIRTIO_NET_F_HOST_TSO6 = 12;
+    public static final int VIRTIO_NET_F_HOST_ECN = 13;
+    public static final int VIRTIO_NET_F_HOST_UFO = 14;
+    public static final int VIRTIO_NET_F_MRG_RXBUF = 15;
+    public static final int VIRTIO_NET_F_STATUS = 16;
+
+    // struct virtio_net_config offsets.
+    static final int CONFIG_MAC = 0;
+    static final int CONFIG_STATUS = 6;
+    static final int CONFIG_MAX_VIRTQUEUE_PAIRS = 8;
+    static final int CONFIG_SIZE = 10;
+    static final int VIRTIO_NET_S_LINK_UP = 1;
+
+    // Poller tokens.
+    private static final int QUEUE = 0;
+    private static final int BACKEND = 1;
+
+    private final NetBackend backend;
+    private final byte[] config = new byte[CONFIG_SIZE];
+    private final Poller receivePoller;
+    private final Poller transmitPoller;
+    // Freed by the GC, not by close(): an I/O thread may still be copying when another thread closes.
+    private final Arena arena = Arena.ofAuto();
+
+    // The receive thread's: the frame taken from the backend and not yet given to the guest.
+    private final MemorySegment inbound = arena.allocate(NetBackend.RECEIVE_BUFFER_BYTES);
+    private int inboundLength; // 0: none
+    private long inboundDelivered; // bytes of it already written into the guest's buffers
+    private int buffersUsed; // chains it fills, their heads and lengths below (mergeable buffers)
+    private int[] usedHeads = new int[0];
+    private int[] usedLengths = new int[0];
+    private boolean watchingBackend;
+    private Set<NetOffload> receiveOffloads = Set.of();
+
+    // The transmit thread's.
+    private final MemorySegment outbound = arena.allocate(NetBackend.RECEIVE_BUFFER_BYTES);
+    private Set<NetOffload> transmitOffloads = Set.of();
+    private BooleanSupplier transmitting = () -> false;
+
+    /**
+     * @param id        names the device in logs and thread names
+     * @param backend   owned by the device from now on: {@link #close()} closes it
+     * @param queueSize the maximum size of each queue, a power of two
+     */
+    public VirtioNet(String id, MacAddress mac, NetBackend backend, int queueSize) {
+        super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), 2, queueSize);
+        this.backend = backend;
+        System.arraycopy(mac.bytes(), 0, config, CONFIG_MAC, 6);
+        config[CONFIG_STATUS] = VIRTIO_NET_S_LINK_UP;
+        config[CONFIG_MAX_VIRTQUEUE_PAIRS] = 1;
+        Poller receive = null;
+        Poller transmit = null;
+        try {
+            receive = Poller.create(2);
+            transmit = Poller.create(2);
+            receive.add(notifyEvent(RX), Poller.READABLE, QUEUE);
+            transmit.add(notifyEvent(TX), Poller.READABLE, QUEUE);
+        } catch (RuntimeException e) {
+            if (receive != null) receive.close();
+            if (transmit != null) transmit.close();
+            super.close();
+            throw e;
+        }
+        receivePoller = receive;
+        transmitPoller = transmit;
+    }
+
+    /** The device's feature bit and the driver's for each offload: {@code [offload] = {host, guest}}. */
+    private static final int[][] OFFLOAD_FEATURES = new int[NetOffload.values().length][];
+
+    static {
+        OFFLOAD_FEATURES[NetOffload.CHECKSUM.ordinal()] = new int[] {VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM};
+        OFFLOAD_FEATURES[NetOffload.TSO4.ordinal()] = new int[] {VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_GUEST_TSO4};
+        OFFLOAD_FEATURES[NetOffload.TSO6.ordinal()] = new int[] {VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_GUEST_TSO6};
+        OFFLOAD_FEATURES[NetOffload.TSO_ECN.ordinal()] = new int[] {VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_GUEST_ECN};
+        OFFLOAD_FEATURES[NetOffload.UFO.ordinal()] = new int[] {VIRTIO_NET_F_HOST_UFO, VIRTIO_NET_F_GUEST_UFO};
+    }
+
+    /** MAC, STATUS, MRG_RXBUF, and both directions of each offload the backend honours. */
+    static long features(Set<NetOffload> offloads) {
+        long features = 1L << VIRTIO_NET_F_MAC | 1L << VIRTIO_NET_F_STATUS | 1L << VIRTIO_NET_F_MRG_RXBUF;
+        for (NetOffload o : consistent(offloads)) {
+            features |= 1L << OFFLOAD_FEATURES[o.ordinal()][0] | 1L << OFFLOAD_FEATURES[o.ordinal()][1];
+        }
+        return features;
+    }
+
+    /** The offloads the driver accepted for one direction (0: frames it sends, 1: frames it receives). */
+    private Set<NetOffload> negotiatedOffloads(int direction) {
+        Set<NetOffload> offloads = EnumSet.noneOf(NetOffload.class);
+        for (NetOffload o : NetOffload.values()) {
+            if (negotiated(OFFLOAD_FEATURES[o.ordinal()][direction])) offloads.add(o);
+        }
+        return consistent(offloads);
+    }
+
+    /**
+     * {@code offloads} without those missing what they need: segmentation needs checksum offload,
+     * ECN needs TCP segmentation (the specification's feature dependencies, 5.1.3.1).
+     */
+    private static Set<NetOffload> consistent(Set<NetOffload> offloads) {
+        Set<NetOffload> result = offloads.isEmpty() ? EnumSet.noneOf(NetOffload.class) : EnumSet.copyOf(offloads);
+        if (!result.contains(NetOffload.CHECKSUM)) {
+            result.clear();
+        }
+        if (!result.contains(NetOffload.TSO4) && !result.contains(NetOffload.TSO6)) {
+            result.remove(NetOffload.TSO_ECN);
+        }
+        return result;
+    }
+
+    /** Frames dropped each way: by the backend, and by this device for the guest's buffers. */
+    public DropCounts dropped() {
+        return backend.dropped();
+    }
+
+    @Override
+    public int configSize() {
+        return CONFIG_SIZE;
+    }
+
+    @Override
+    public long readConfig(int offset, int size) {
+        return readLittleEndian(config, offset, size);
+    }
+
+    /** The MAC is read-only once VERSION_1 is negotiated (there is no CTRL_MAC_ADDR); nothing else is writable. */
+    @Override
+    public void writeConfig(int offset, int size, long value) {}
+
+    @Override
+    protected void serve(VirtQueue queue, BooleanSupplier running) {
+        try {
+            if (queue.index() == RX) {
+                receive(queue, running);
+            } else {
+                transmitOffloads = negotiatedOffloads(0);
+                transmitting = running;
+                super.serve(queue, running);
+            }
+        } catch (NetBackendException e) {
+            fail(e.getMessage());
+        }
+    }
+
+    // ---- Transmit: the base class's loop, each chain one frame ----
+
+    /** Sends the frame of one chain; waits while the backend cannot take it. The used length is 0: nothing is written. */
+    @Override
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        long length = chain.readableLength();
+        if (length < NetBackend.HEADER_BYTES + VirtioNetHeader.MIN_FRAME_BYTES || length > outbound.byteSize()) {
+            backend.dropped().countFromGuest();
+            return 0;
+        }
+        chain.read(0, outbound, 0, length);
+        MemorySegment packet = outbound.asSlice(0, length);
+        if (!VirtioNetHeader.acceptableFromGuest(packet, transmitOffloads)) {
+            backend.dropped().countFromGuest(); // an offload the driver did not negotiate, or a malformed header
+            return 0;
+        }
+        if (!backend.send(packet)) {
+            transmitPoller.add(backend.descriptor(), Poller.WRITABLE, BACKEND);
+            try {
+                do {
+                    awaitAndClearNotification(transmitPoller, notifyEvent(TX));
+                } while (transmitting.getAsBoolean() && !backend.send(packet));
+            } finally {
+                transmitPoller.remove(backend.descriptor());
+            }
+        }
+        return 0;
+    }
+
+    // ---- Receive ----
+
+    private void receive(VirtQueue queue, BooleanSupplier running) {
+        receiveOffloads = negotiatedOffloads(1);
+        backend.setReceiveOffloads(receiveOffloads);
+        boolean mergeable = negotiated(VIRTIO_NET_F_MRG_RXBUF);
+        DescriptorChain first = queue.newChain();
+        DescriptorChain more = mergeable ? queue.newChain() : null;
+        if (usedHeads.length < queue.size()) {
+            usedHeads = new int[queue.size()];
+            usedLengths = new int[queue.size()];
+        }
+        // A frame kept over a reset starts again in the new ring's buffers, if the new driver takes it.
+        inboundDelivered = 0;
+        buffersUsed = 0;
+        if (inboundLength > 0 && !acceptableForGuest(inbound)) {
+            dropInbound();
+        }
+        while (running.getAsBoolean()) {
+            if (inboundLength == 0 && !takeFromBackend()) {
+                watchBackend(true);
+                awaitAndClearNotification(receivePoller, notifyEvent(RX));
+                continue;
+            }
+            if (mergeable ? deliverMerged(queue, first, more) : deliverWhole(queue, first)) {
+                interruptIfWanted(queue);
+                continue;
+            }
+            // Out of buffers: the backend keeps what it holds until the driver adds some.
+            if (!queue.armNotification()) {
+                watchBackend(false);
+                awaitAndClearNotification(receivePoller, notifyEvent(RX));
+            }
+        }
+    }
+
+    /** Takes the next frame the guest can accept from the backend; false when there is none now. */
+    private boolean takeFromBackend() {
+        while (true) {
+            int length = backend.receive(inbound);
+            if (length == 0) {
+                return false;
+            }
+            inboundLength = length;
+            if (acceptableForGuest(inbound)) {
+                return true;
+            }
+            dropInbound();
+        }
+    }
+
+    /**
+     * Whether the frame's header asks only for offloads the driver accepted; a frame the backend
+     * took before a reset to fewer offloads may not.
+     */
+    private boolean acceptableForGuest(MemorySegment packet) {
+        boolean needsChecksum = (VirtioNetHeader.flags(packet) & VirtioNetHeader.VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0;
+        return (!needsChecksum || receiveOffloads.contains(NetOffload.CHECKSUM))
+                && VirtioNetHeader.segmentationAllowed(VirtioNetHeader.gsoType(packet), receiveOffloads);
+    }
+
+    private void dropInbound() {
+        backend.dropped().countToGuest();
+        inboundLength = 0;
+    }
+
+    /** Without mergeable buffers: the frame into one chain, or dropped when it does not fit. False when the queue is empty. */
+    private boolean deliverWhole(VirtQueue queue, DescriptorChain chain) {
+        if (!queue.pop(chain)) {
+            return false;
+        }
+        if (chain.writableLength() < inboundLength) {
+            dropInbound(); // the driver's buffers are smaller than the frames it accepted
+            queue.addUsed(chain.head(), 0);
+            return true;
+        }
+        chain.write(0, inbound, 0, inboundLength);
+        queue.addUsed(chain.head(), inboundLength);
+        inboundLength = 0;
+        return true;
+    }
+
+    /**
+     * With mergeable buffers: the frame across as many chains as it needs, {@code num_buffers} in the
+     * first one's header, all used at once. False when the queue ran empty first; the chains filled so
+     * far stay with the device, and the next call goes on from there.
+     */
+    private boolean deliverMerged(VirtQueue queue, DescriptorChain first, DescriptorChain more) {
+        while (inboundDelivered < inboundLength) {
+            DescriptorChain chain = buffersUsed == 0 ? first : more;
+            if (buffersUsed == usedHeads.length) {
+                // Every buffer of the queue holds part of the frame and it still does not fit: give them back empty.
+                Arrays.fill(usedLengths, 0, buffersUsed, 0);
+                queue.addUsed(usedHeads, usedLengths, buffersUsed);
+                buffersUsed = 0;
+                inboundDelivered = 0;
+                dropInbound();
+                return true;
+            }
+            if (!queue.pop(chain)) {
+                return false;
+            }
+            if (buffersUsed == 0 && chain.writableLength() < NetBackend.HEADER_BYTES) {
+                throw new VirtioProtocolException("queue " + RX + ": receive buffer at descriptor " + chain.head() + " has "
+                        + chain.writableLength() + " writable bytes, less than the " + NetBackend.HEADER_BYTES + "-byte header");
+            }
+            int n = (int) Math.min(chain.writableLength(), inboundLength - inboundDelivered);
+            chain.write(0, inbound, inboundDelivered, n);
+            usedHeads[buffersUsed] = chain.head();
+            usedLengths[buffersUsed] = n;
+            buffersUsed++;
+            inboundDelivered += n;
+        }
+        VirtioNetHeader.setNumBuffers(inbound, buffersUsed);
+        first.write(VirtioNetHeader.NUM_BUFFERS, inbound, VirtioNetHeader.NUM_BUFFERS, 2);
+        // All at once: a driver that saw the first buffer before the others would take the frame as cut short.
+        queue.addUsed(usedHeads, usedLengths, buffersUsed);
+        buffersUsed = 0;
+        inboundDelivered = 0;
+        inboundLength = 0;
+        return true;
+    }
+
+    /** Whether the receive poller reports the backend's readability: not while the guest has no buffers for it. */
+    private void watchBackend(boolean watch) {
+        if (watch != watchingBackend) {
+            if (watch) {
+                receivePoller.add(backend.descriptor(), Poller.READABLE, BACKEND);
+            } else {
+                receivePoller.remove(backend.descriptor());
+            }
+            watchingBackend = watch;
+        }
+    }
+
+    /** Waits for anything {@code poller} watches; takes the queue's notification, if that was it. */
+    private static void awaitAndClearNotification(Poller poller, EventFd notify) {
+        int ready = poller.await(-1);
+        for (int i = 0; i < ready; i++) {
+            if (poller.token(i) == QUEUE) {
+                notify.read();
+            }
+        }
+    }
+
+    /** Stops the device, then closes the backend. */
+    @Override
+    public void close() {
+        super.close();
+        receivePoller.close();
+        transmitPoller.close();
+        backend.close();
+    }
+}
