@@ -9,14 +9,7 @@
 set -eu
 rounds=${1:-3}
 mib=${2:-64}
-top=$(cd "$(dirname "$0")/../.." && pwd)
-cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
-initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
-java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
-cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
-aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
-aot=${aot:+-XX:AOTCache=$aot}
+. "$(dirname "$0")/peer-common.sh"
 ns=net-vs-qemu-$$
 tap=nvq$$
 log=$(mktemp)
@@ -49,6 +42,7 @@ rates() {
 }
 
 panamax() {
+    # The command itself, not peer-common's panamax_cli: rates runs it through ip netns exec and timeout.
     # shellcheck disable=SC2086 # $aot is one word or none
     rates "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --net tap=$tap --cmdline "quiet panamax.run=\"$run\""
@@ -61,7 +55,6 @@ qemu() {
         -netdev tap,id=n0,ifname=$tap,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 pu=""; pd=""; qu=""; qd=""
 i=0
