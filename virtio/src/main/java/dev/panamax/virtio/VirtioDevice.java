@@ -56,11 +56,18 @@ public abstract class VirtioDevice implements AutoCloseable {
     private boolean closed;
 
     /**
+     * The device-type configuration space, little-endian, which the device fills in its constructor.
+     * The driver only reads it: a device with writable fields overrides {@link #writeConfig}.
+     */
+    protected final byte[] config;
+
+    /**
      * @param deviceFeatures the device-type bits; VERSION_1, RING_INDIRECT_DESC and RING_EVENT_IDX
      *                       are always added
      * @param maxQueueSize   a power of two, at most 32768
+     * @param configSize     bytes of device-type configuration space ({@link #config})
      */
-    protected VirtioDevice(String name, int deviceType, long deviceFeatures, int queueCount, int maxQueueSize) {
+    protected VirtioDevice(String name, int deviceType, long deviceFeatures, int queueCount, int maxQueueSize, int configSize) {
         if (queueCount < 1 || maxQueueSize < 1 || maxQueueSize > VirtQueue.MAX_SIZE || Integer.bitCount(maxQueueSize) != 1) {
             throw new IllegalArgumentException("bad queue count " + queueCount + " or maximum queue size " + maxQueueSize
                     + " (a power of two up to " + VirtQueue.MAX_SIZE + ")");
@@ -70,6 +77,7 @@ public abstract class VirtioDevice implements AutoCloseable {
         this.deviceFeatures = deviceFeatures | 1L << VIRTIO_F_VERSION_1 | 1L << VIRTIO_F_RING_INDIRECT_DESC
                 | 1L << VIRTIO_F_RING_EVENT_IDX;
         this.maxQueueSize = maxQueueSize;
+        this.config = new byte[configSize];
         this.settings = new QueueSettings[queueCount];
         this.notifyEvents = new EventFd[queueCount];
         this.workers = new QueueWorker[queueCount];
@@ -269,16 +277,12 @@ public abstract class VirtioDevice implements AutoCloseable {
     }
 
     /** Size in bytes of the device-type configuration space. */
-    public abstract int configSize();
+    public final int configSize() {
+        return config.length;
+    }
 
     /** Reads {@code size} (1, 2, 4 or 8) bytes, little-endian; out of range reads 0. */
-    public abstract long readConfig(int offset, int size);
-
-    /** Writes the configuration space; out of range, or read-only fields, are ignored. */
-    public abstract void writeConfig(int offset, int size, long value);
-
-    /** Reads {@code size} bytes of {@code config} at {@code offset}, little-endian, 0 when out of range. */
-    protected static long readLittleEndian(byte[] config, int offset, int size) {
+    public final long readConfig(int offset, int size) {
         if (offset < 0 || size < 1 || size > 8 || offset > config.length - size) {
             return 0;
         }
@@ -288,6 +292,9 @@ public abstract class VirtioDevice implements AutoCloseable {
         }
         return value;
     }
+
+    /** The driver writes the configuration space: ignored, as no field of Panamax's devices is writable. */
+    public void writeConfig(int offset, int size, long value) {}
 
     /** Queue {@code index}'s driver-programmed settings. */
     public QueueSettings queue(int index) {

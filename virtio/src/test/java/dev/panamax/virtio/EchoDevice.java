@@ -5,7 +5,7 @@ public final class EchoDevice extends VirtioDevice {
     public static final int TYPE = 0x7f;
 
     public EchoDevice(int queueCount, int maxQueueSize) {
-        super("echo (test)", TYPE, 0, queueCount, maxQueueSize);
+        super("echo (test)", TYPE, 0, queueCount, maxQueueSize, 0);
     }
 
     @Override
@@ -17,16 +17,4 @@ public final class EchoDevice extends VirtioDevice {
         return n;
     }
 
-    @Override
-    public int configSize() {
-        return 0;
-    }
-
-    @Override
-    public long readConfig(int offset, int size) {
-        return 0;
-    }
-
-    @Override
-    public void writeConfig(int offset, int size, long value) {}
 }

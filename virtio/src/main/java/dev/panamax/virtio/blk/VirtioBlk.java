@@ -89,7 +89,6 @@ public final class VirtioBlk extends VirtioDevice {
     private final boolean readOnly;
     private final long capacity; // in sectors
     private final byte[] id;
-    private final byte[] config;
     private final byte[][] scratch; // per queue: a request header or a discard segment
     private final MemorySegment[][] segments; // per queue: the guest buffers of one request, grown as needed
     private final AtomicLong ioErrors = new AtomicLong();
@@ -100,14 +99,13 @@ public final class VirtioBlk extends VirtioDevice {
      * @param queueSize the maximum size of each request queue, a power of two
      */
     public VirtioBlk(String id, BlockBackend disk, int queueCount, int queueSize) {
-        super("virtio-blk (" + id + ")", DEVICE_TYPE, features(disk.isReadOnly()), queueCount, queueSize);
+        super("virtio-blk (" + id + ")", DEVICE_TYPE, features(disk.isReadOnly()), queueCount, queueSize, CONFIG_SIZE);
         this.disk = disk;
         this.readOnly = disk.isReadOnly();
         this.capacity = disk.size() / SECTOR_SIZE;
         this.id = Arrays.copyOf(id.getBytes(StandardCharsets.US_ASCII), ID_BYTES);
         this.scratch = new byte[queueCount][HEADER_SIZE];
         this.segments = new MemorySegment[queueCount][queueSize];
-        this.config = new byte[CONFIG_SIZE];
         ByteBuffer c = ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN);
         c.putLong(CONFIG_CAPACITY, capacity);
         c.putInt(CONFIG_SEG_MAX, Math.max(1, queueSize - 2)); // a header and a status descriptor besides the data
@@ -148,20 +146,6 @@ public final class VirtioBlk extends VirtioDevice {
     public long capacity() {
         return capacity;
     }
-
-    @Override
-    public int configSize() {
-        return CONFIG_SIZE;
-    }
-
-    @Override
-    public long readConfig(int offset, int size) {
-        return readLittleEndian(config, offset, size);
-    }
-
-    /** Nothing in the configuration is writable: {@code writeback} needs CONFIG_WCE, not offered. */
-    @Override
-    public void writeConfig(int offset, int size, long value) {}
 
     @Override
     protected int handle(VirtQueue queue, DescriptorChain chain) {

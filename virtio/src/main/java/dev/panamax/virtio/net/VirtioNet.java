@@ -59,7 +59,6 @@ public final class VirtioNet extends VirtioDevice {
     private static final int BACKEND = 1;
 
     private final NetBackend backend;
-    private final byte[] config = new byte[CONFIG_SIZE];
     private final Poller receivePoller;
     private final Poller transmitPoller;
     // Freed by the GC, not by close(): an I/O thread may still be copying when another thread closes.
@@ -86,7 +85,7 @@ public final class VirtioNet extends VirtioDevice {
      * @param queueSize the maximum size of each queue, a power of two
      */
     public VirtioNet(String id, MacAddress mac, NetBackend backend, int queueSize) {
-        super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), 2, queueSize);
+        super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), 2, queueSize, CONFIG_SIZE);
         this.backend = backend;
         System.arraycopy(mac.bytes(), 0, config, CONFIG_MAC, 6);
         config[CONFIG_STATUS] = VIRTIO_NET_S_LINK_UP;
@@ -156,20 +155,6 @@ public final class VirtioNet extends VirtioDevice {
     public DropCounts dropped() {
         return backend.dropped();
     }
-
-    @Override
-    public int configSize() {
-        return CONFIG_SIZE;
-    }
-
-    @Override
-    public long readConfig(int offset, int size) {
-        return readLittleEndian(config, offset, size);
-    }
-
-    /** The MAC is read-only once VERSION_1 is negotiated (there is no CTRL_MAC_ADDR); nothing else is writable. */
-    @Override
-    public void writeConfig(int offset, int size, long value) {}
 
     @Override
     protected void serve(VirtQueue queue, BooleanSupplier running) {
