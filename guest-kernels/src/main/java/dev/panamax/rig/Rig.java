@@ -216,7 +216,7 @@ public final class Rig implements RealKvm, AutoCloseable {
             }
         } catch (IOException e) {
             close();
-            throw new RigException("the rig stopped while running " + argv.getFirst() + " (" + e.getMessage()
+            throw new RigStoppedException("the rig stopped while running " + argv.getFirst() + " (" + e.getMessage()
                     + "); its console ended with:\n" + consoleTail(), e);
         } finally {
             running.set(false);

@@ -1,7 +1,7 @@
 package dev.panamax.rig;
 
 /** The rig failed as a machine (did not boot, QEMU died, the agent stopped answering); the message quotes its console. */
-public final class RigException extends RuntimeException {
+public class RigException extends RuntimeException {
     public RigException(String message) {
         super(message);
     }
