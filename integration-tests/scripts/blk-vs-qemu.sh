@@ -37,18 +37,4 @@ qemu() {
         -drive file="$image",format=raw,if=none,id=d0,aio=threads -device virtio-blk-pci,drive=d0
 }
 
-pw=""; pr=""; qw=""; qr=""
-i=0
-while [ "$i" -lt "$rounds" ]; do
-    i=$((i + 1))
-    if [ $((i % 2)) -eq 1 ]; then
-        p=$(panamax); q=$(qemu)
-    else
-        q=$(qemu); p=$(panamax)
-    fi
-    echo "round $i: MB/s write/read: Panamax $p, QEMU $q"
-    pw="$pw ${p% *}"; pr="$pr ${p#* }"; qw="$qw ${q% *}"; qr="$qr ${q#* }"
-done
-m() { echo "$1" | tr ' ' '\n' | grep . | median; }
-echo "median of $rounds: write Panamax $(m "$pw") MB/s, QEMU $(m "$qw") MB/s, ratio $(echo "scale=2; $(m "$pw") / $(m "$qw")" | bc);" \
-    "read Panamax $(m "$pr") MB/s, QEMU $(m "$qr") MB/s, ratio $(echo "scale=2; $(m "$pr") / $(m "$qr")" | bc)"
+compare_rounds write read

@@ -55,19 +55,4 @@ qemu() {
         -netdev tap,id=n0,ifname=$tap,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0
 }
 
-
-pu=""; pd=""; qu=""; qd=""
-i=0
-while [ "$i" -lt "$rounds" ]; do
-    i=$((i + 1))
-    if [ $((i % 2)) -eq 1 ]; then
-        p=$(panamax); q=$(qemu)
-    else
-        q=$(qemu); p=$(panamax)
-    fi
-    echo "round $i: MB/s guest-to-host/host-to-guest: Panamax $p, QEMU $q"
-    pu="$pu ${p% *}"; pd="$pd ${p#* }"; qu="$qu ${q% *}"; qd="$qd ${q#* }"
-done
-m() { echo "$1" | tr ' ' '\n' | grep . | median; }
-echo "median of $rounds: guest to host Panamax $(m "$pu") MB/s, QEMU $(m "$qu") MB/s, ratio $(echo "scale=2; $(m "$pu") / $(m "$qu")" | bc);" \
-    "host to guest Panamax $(m "$pd") MB/s, QEMU $(m "$qd") MB/s, ratio $(echo "scale=2; $(m "$pd") / $(m "$qd")" | bc)"
+compare_rounds guest-to-host host-to-guest

@@ -17,3 +17,29 @@ panamax_cli() {
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# Runs the calling script's panamax and qemu functions, which each print two rates ("A B", MB/s),
+# for $rounds rounds, alternating which goes first; prints each round, then the medians and the
+# Panamax/QEMU ratios. $1 and $2 name the two rates.
+compare_rounds() {
+    pa=""; pb=""; qa=""; qb=""
+    i=0
+    while [ "$i" -lt "$rounds" ]; do
+        i=$((i + 1))
+        if [ $((i % 2)) -eq 1 ]; then
+            p=$(panamax); q=$(qemu)
+        else
+            q=$(qemu); p=$(panamax)
+        fi
+        echo "round $i: MB/s $1/$2: Panamax $p, QEMU $q"
+        pa="$pa ${p% *}"; pb="$pb ${p#* }"; qa="$qa ${q% *}"; qb="$qb ${q#* }"
+    done
+    echo "median of $rounds: $1 $(versus "$pa" "$qa"); $2 $(versus "$pb" "$qb")"
+}
+
+# "Panamax P MB/s, QEMU Q MB/s, ratio R" for the medians of two lists of rates.
+versus() {
+    p=$(echo "$1" | tr ' ' '\n' | grep . | median)
+    q=$(echo "$2" | tr ' ' '\n' | grep . | median)
+    echo "Panamax $p MB/s, QEMU $q MB/s, ratio $(echo "scale=2; $p / $q" | bc)"
+}
