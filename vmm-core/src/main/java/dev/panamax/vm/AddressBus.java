@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.Predicate;
 
 /**
  * Devices keyed by address range, for the port I/O bus and the MMIO bus alike. Registration rejects
@@ -54,10 +55,19 @@ public final class AddressBus<D> {
     }
 
     /** Removes every mapping of {@code device}; returns whether there was one. */
-    public synchronized boolean unregister(D device) {
+    public boolean unregister(D device) {
+        return removeIf(m -> m.device() == device);
+    }
+
+    /** Removes the mapping that starts at {@code base}, whichever device it has; returns whether there was one. */
+    public boolean unregisterAt(long base) {
+        return removeIf(m -> m.base() == base);
+    }
+
+    private synchronized boolean removeIf(Predicate<Mapping<D>> unwanted) {
         List<Mapping<D>> kept = new ArrayList<>();
         for (Mapping<D> m : mappings) {
-            if (m.device() != device) {
+            if (!unwanted.test(m)) {
                 kept.add(m);
             }
         }

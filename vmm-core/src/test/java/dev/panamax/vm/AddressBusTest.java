@@ -32,5 +32,10 @@ class AddressBusTest {
         bus.register(0x2000, 0x10, "e", "device E"); // adjacent is fine
         assertThat(bus.unregister("a")).isTrue();
         assertThat(bus.find(0x1000)).isNull();
+        bus.register(0x3000, 0x10, "e", "device E, second window");
+        assertThat(bus.unregisterAt(0x2000)).isTrue();
+        assertThat(bus.find(0x2000)).isNull();
+        assertThat(bus.find(0x3000).device()).as("the same device's other window stays").isEqualTo("e");
+        assertThat(bus.unregisterAt(0x2000)).isFalse();
     }
 }

@@ -29,9 +29,8 @@ public final class PciBus implements PortIoDevice {
     private final long windowStart;
     private final long windowEnd;
     private final PciDevice[] slots = new PciDevice[SLOTS];
-    /** Per slot and BAR: where it is mapped on the MMIO bus now (-1 for nowhere), and its mapping's handler. */
+    /** Per slot and BAR: where it is mapped on the MMIO bus now, -1 for nowhere. */
     private final long[][] mapped = new long[SLOTS][PciConfigSpace.BAR_COUNT];
-    private final MmioDevice[][] barHandlers = new MmioDevice[SLOTS][PciConfigSpace.BAR_COUNT];
     private long nextFree;
     private int configAddress; // guarded by this
 
@@ -85,21 +84,6 @@ public final class PciBus implements PortIoDevice {
         }
         nextFree = next;
         slots[slot] = device;
-        for (PciConfigSpace.Bar bar : config.bars()) {
-            MmioDevice handler = device.barHandler(bar.index());
-            // A distinct object per mapping, so unregistering it cannot touch another BAR's mapping.
-            barHandlers[slot][bar.index()] = new MmioDevice() {
-                @Override
-                public long read(long offset, int size) {
-                    return handler.read(offset, size);
-                }
-
-                @Override
-                public void write(long offset, int size, long value) {
-                    handler.write(offset, size, value);
-                }
-            };
-        }
         // Firmware leaves decoding on, so the devices work even before the guest touches the command register.
         config.put(PciConfigSpace.COMMAND, 2, config.command() | PciConfigSpace.COMMAND_MEMORY);
         remap(slot);
@@ -187,7 +171,7 @@ public final class PciBus implements PortIoDevice {
                 continue;
             }
             if (mapped[slot][i] != -1) {
-                mmio.unregister(barHandlers[slot][i]);
+                mmio.unregisterAt(mapped[slot][i]);
                 mapped[slot][i] = -1;
             }
             if (wanted != -1) {
@@ -197,7 +181,7 @@ public final class PciBus implements PortIoDevice {
                     wanted = -1;
                 } else {
                     try {
-                        mmio.register(wanted, bar.size(), barHandlers[slot][i], device.name() + " BAR " + i);
+                        mmio.register(wanted, bar.size(), device.barHandler(i), device.name() + " BAR " + i);
                     } catch (IllegalArgumentException e) {
                         LOG.log(Level.WARNING, "{0}: BAR {1} at 0x{2} overlaps another device; it stays unmapped",
                                 device.name(), i, Long.toHexString(wanted));
