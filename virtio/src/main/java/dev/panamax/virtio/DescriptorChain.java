@@ -101,6 +101,27 @@ public final class DescriptorChain {
         copy(true, offset, null, source, sourceOffset, length);
     }
 
+    /**
+     * Places the guest's own buffers holding the readable part from {@code offset} on into {@code
+     * parts} from index {@code start}, without copying; returns how many it placed. {@code parts}
+     * needs room for every buffer of the chain.
+     */
+    public int readableParts(long offset, MemorySegment[] parts, int start) {
+        if (offset < 0 || offset > readableLength) {
+            throw new IndexOutOfBoundsException("offset " + offset + " outside a readable part of " + readableLength + " bytes");
+        }
+        int placed = 0;
+        for (int i = 0; i < readableCount; i++) {
+            if (offset >= lengths[i]) {
+                offset -= lengths[i];
+                continue;
+            }
+            parts[start + placed++] = memory.slice(addresses[i] + offset, lengths[i] - offset);
+            offset = 0;
+        }
+        return placed;
+    }
+
     /** Between the chain and either {@code array} or {@code segment}, whichever is not null. */
     private void copy(boolean toGuest, long offset, byte[] array, MemorySegment segment, long otherOffset, long length) {
         long partLength = toGuest ? writableLength : readableLength;

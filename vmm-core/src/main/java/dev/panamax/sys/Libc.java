@@ -131,6 +131,10 @@ final class Libc {
     // ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset) / pwritev(...)
     private static final MethodHandle PREADV = downcall("preadv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
     private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
+    // ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+    private static final MethodHandle WRITEV = downcall("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
+    private static final long IOV_BASE = IOVEC.byteOffset(MemoryLayout.PathElement.groupElement("iov_base"));
+    private static final long IOV_LEN = IOVEC.byteOffset(MemoryLayout.PathElement.groupElement("iov_len"));
     // int fcntl(int fd, int cmd, ...): only the int-argument commands (F_GETFL, F_SETFL).
     private static final MethodHandle FCNTL = downcall("fcntl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);
@@ -381,6 +385,35 @@ final class Libc {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /** writev(2); returns bytes written, or -1 with errno in {@code callState}. */
+    static long writevRaw(MemorySegment callState, int fd, MemorySegment iov, int count) {
+        try {
+            return (long) WRITEV.invokeExact(callState, fd, iov, count);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * Fills {@code iov[0, n)} with {@code buffers[from, from + n)}, the first of them from its byte
+     * {@code skip} on; returns the bytes they describe. The buffers must be native segments.
+     */
+    static long describe(MemorySegment iov, MemorySegment[] buffers, int from, int n, long skip) {
+        long total = 0;
+        for (int i = 0; i < n; i++) {
+            MemorySegment b = buffers[from + i];
+            if (!b.isNative()) {
+                throw new IllegalArgumentException("vectored I/O needs native memory, and buffer " + (from + i) + " is on the Java heap");
+            }
+            long start = i == 0 ? skip : 0;
+            long offset = i * IOVEC.byteSize();
+            iov.set(JAVA_LONG, offset + IOV_BASE, b.address() + start); // a native address, no slice object
+            iov.set(JAVA_LONG, offset + IOV_LEN, b.byteSize() - start);
+            total += b.byteSize() - start;
+        }
+        return total;
     }
 
     /** read(2) into {@code buffer}; returns bytes read, or -1 with errno in {@code callState}. */

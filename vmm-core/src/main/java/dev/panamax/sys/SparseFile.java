@@ -1,6 +1,5 @@
 package dev.panamax.sys;
 
-import static java.lang.foreign.ValueLayout.JAVA_LONG;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT;
 
 import java.lang.foreign.Arena;
@@ -117,14 +116,6 @@ public final class SparseFile implements AutoCloseable {
     }
 
     private long transfer(boolean write, long offset, MemorySegment[] buffers, int count) {
-        for (int i = 0; i < count; i++) {
-            if (!buffers[i].isNative()) {
-                throw new IllegalArgumentException("vectored I/O needs native memory, and buffer " + i + " is on the Java heap");
-            }
-        }
-        long iovLength = Libc.IOVEC.byteSize();
-        long base = Libc.IOVEC.byteOffset(PathElement.groupElement("iov_base"));
-        long length = Libc.IOVEC.byteOffset(PathElement.groupElement("iov_len"));
         long total = 0;
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = Libc.allocateCallState(arena);
@@ -133,14 +124,7 @@ public final class SparseFile implements AutoCloseable {
             long skip = 0; // bytes of it already moved
             while (next < count) {
                 int n = Math.min(count - next, Libc.IOV_MAX);
-                long wanted = 0;
-                for (int i = 0; i < n; i++) {
-                    MemorySegment b = buffers[next + i];
-                    long from = i == 0 ? skip : 0;
-                    iov.set(JAVA_LONG, i * iovLength + base, b.address() + from); // iov_base: a native address, no slice object
-                    iov.set(JAVA_LONG, i * iovLength + length, b.byteSize() - from);
-                    wanted += b.byteSize() - from;
-                }
+                long wanted = Libc.describe(iov, buffers, next, n, skip);
                 long moved = Libc.positionalVectorRaw(state, write, fd.fd(), iov, n, offset);
                 if (moved < 0) {
                     int errno = Libc.errno(state);

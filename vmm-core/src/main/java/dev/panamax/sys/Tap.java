@@ -64,6 +64,7 @@ public final class Tap extends Fd {
     private final Arena arena = Arena.ofAuto();
     private final MemorySegment readState = Libc.allocateCallState(arena);
     private final MemorySegment writeState = Libc.allocateCallState(arena);
+    private MemorySegment iov = arena.allocate(Libc.IOVEC, 16); // the writer's, grown for longer frames
 
     private Tap(int fd, String name, int vnetHeaderBytes) {
         super(fd, "tap " + name);
@@ -216,10 +217,20 @@ public final class Tap extends Fd {
         }
     }
 
-    /** Writes one frame, its virtio-net header first: all of {@code frame}. */
-    public WriteResult write(MemorySegment frame) {
+    /**
+     * Writes one frame gathered from {@code parts[0, count)}, its virtio-net header first, with one
+     * {@code writev(2)}: a tap takes a whole frame or none. The parts must be native segments.
+     */
+    public WriteResult write(MemorySegment[] parts, int count) {
+        if (count < 1 || count > Libc.IOV_MAX) {
+            throw new IllegalArgumentException("a frame in " + count + " parts: not 1 to " + Libc.IOV_MAX);
+        }
+        if (iov.byteSize() < count * Libc.IOVEC.byteSize()) {
+            iov = arena.allocate(Libc.IOVEC, Integer.highestOneBit(count) * 2L);
+        }
+        Libc.describe(iov, parts, 0, count, 0);
         while (true) {
-            long n = Libc.writeRaw(writeState, fd(), frame);
+            long n = Libc.writevRaw(writeState, fd(), iov, count);
             if (n >= 0) {
                 return WriteResult.SENT;
             }
@@ -228,7 +239,7 @@ public final class Tap extends Fd {
                 case Libc.EINTR -> { }
                 case Libc.EAGAIN -> { return WriteResult.WOULD_BLOCK; }
                 case Libc.EIO, Libc.EINVAL -> { return WriteResult.REFUSED; }
-                default -> throw new NativeCallException("write(tap " + name + ")", errno,
+                default -> throw new NativeCallException("writev(tap " + name + ")", errno,
                         errno == Libc.EBADFD ? "the interface " + name + " was deleted" : null);
             }
         }

@@ -59,7 +59,7 @@ class TapTest {
             MemorySegment buffer = arena.allocate(HEADER + 65535);
             assertThat(tap.read(buffer)).isZero();
             MemorySegment frame = arena.allocate(HEADER + 60); // zero header, zero Ethernet frame
-            assertThat(tap.write(frame)).isEqualTo(Tap.WriteResult.REFUSED);
+            assertThat(tap.write(new MemorySegment[] {frame}, 1)).isEqualTo(Tap.WriteResult.REFUSED);
         }
     }
 

@@ -33,12 +33,14 @@ public interface NetBackend extends AutoCloseable {
     void setReceiveOffloads(Set<NetOffload> offloads);
 
     /**
-     * Sends one frame from the guest: {@code packet} is exactly its header and the frame. Returns
-     * true when the frame is done with (sent, or dropped and counted in {@link #dropped()}),
-     * false when the backend cannot take it now: then call {@code send} again with the same packet
-     * once {@link #descriptor()} is writable (a stream backend may have sent part of it, and resumes).
+     * Sends one frame from the guest, gathered from {@code packet[0, count)}: {@code packet[0]} is
+     * exactly its header (which the caller copied out of the guest, so it cannot change under the
+     * checks), the rest the frame in order, each a native segment (the guest's own buffers). Returns
+     * true when the frame is done with (sent, or dropped and counted in {@link #dropped()}), false
+     * when the backend cannot take it now: then call {@code send} again with the same packet once
+     * {@link #descriptor()} is writable (a stream backend may have sent part of it, and resumes).
      */
-    boolean send(MemorySegment packet);
+    boolean send(MemorySegment[] packet, int count);
 
     /**
      * Receives one frame for the guest into {@code buffer} (at least {@link #RECEIVE_BUFFER_BYTES}),

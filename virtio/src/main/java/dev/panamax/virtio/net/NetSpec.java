@@ -9,7 +9,7 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * One NIC as {@code panamax run --net} describes it, and the backend it opens:
+ * One NIC as {@code panamax run --net} describes it:
  * <ul>
  *   <li>{@code tap=NAME[,mac=MAC]}: the host's tap NAME, created if it does not exist (needs CAP_NET_ADMIN);
  *   <li>{@code tap,fd=N[,mac=MAC]}: a tap descriptor Panamax inherits, already attached;
@@ -23,28 +23,11 @@ public sealed interface NetSpec permits NetSpec.Tap, NetSpec.User {
     /** The guest's address on this NIC. */
     MacAddress mac();
 
-    /**
-     * Opens this NIC's backend.
-     *
-     * @throws NetBackendException with what went wrong and what to do
-     */
-    NetBackend open();
-
     /** A tap by name, or (name null) by inherited descriptor {@code fd}. */
-    record Tap(String name, int fd, MacAddress mac) implements NetSpec {
-        @Override
-        public NetBackend open() {
-            return name != null ? TapBackend.open(name) : TapBackend.adopt(fd);
-        }
-    }
+    record Tap(String name, int fd, MacAddress mac) implements NetSpec {}
 
     /** passt: started for this NIC when {@code socket} is null, else the one listening there. */
-    record User(Path socket, MacAddress mac) implements NetSpec {
-        @Override
-        public NetBackend open() {
-            return socket == null ? PasstBackend.start() : PasstBackend.connect(socket);
-        }
-    }
+    record User(Path socket, MacAddress mac) implements NetSpec {}
 
     /**
      * Reads one {@code --net} value.

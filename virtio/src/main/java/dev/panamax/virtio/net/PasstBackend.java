@@ -167,18 +167,23 @@ public final class PasstBackend implements NetBackend {
     }
 
     @Override
-    public boolean send(MemorySegment packet) {
+    public boolean send(MemorySegment[] packet, int count) {
         if (outboundSent < outboundLength) {
             return flush(); // the caller's retry of the frame the socket took part of
         }
-        if (!VirtioNetHeader.acceptableFromGuest(packet, Set.of())) {
+        long frameBytes = VirtioNetHeader.frameBytes(packet, count);
+        if (!VirtioNetHeader.acceptableFromGuest(packet[0], frameBytes, Set.of())) {
             dropped.countFromGuest();
             return true;
         }
-        int frameBytes = (int) (packet.byteSize() - HEADER_BYTES);
-        outbound.set(BE32, 0, frameBytes);
-        MemorySegment.copy(packet, HEADER_BYTES, outbound, PREFIX_BYTES, frameBytes);
-        outboundLength = PREFIX_BYTES + frameBytes;
+        // Copied behind the length prefix: passt's stream may take part of a frame, and the rest waits here.
+        outbound.set(BE32, 0, (int) frameBytes);
+        long at = PREFIX_BYTES;
+        for (int i = 1; i < count; i++) {
+            MemorySegment.copy(packet[i], 0, outbound, at, packet[i].byteSize());
+            at += packet[i].byteSize();
+        }
+        outboundLength = (int) at;
         outboundSent = 0;
         return flush();
     }

@@ -72,14 +72,14 @@ public final class TapBackend implements NetBackend {
     }
 
     @Override
-    public boolean send(MemorySegment packet) {
-        if (!VirtioNetHeader.acceptableFromGuest(packet, offloads)) {
+    public boolean send(MemorySegment[] packet, int count) {
+        if (!VirtioNetHeader.acceptableFromGuest(packet[0], VirtioNetHeader.frameBytes(packet, count), offloads)) {
             dropped.countFromGuest();
             return true;
         }
         Tap.WriteResult result;
         try {
-            result = tap.write(packet);
+            result = tap.write(packet, count);
         } catch (NativeCallException e) {
             throw failed(e);
         }

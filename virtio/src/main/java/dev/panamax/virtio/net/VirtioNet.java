@@ -18,11 +18,12 @@ import java.util.function.BooleanSupplier;
  * queue, the MAC address and link status in the configuration space, mergeable receive buffers, and
  * the checksum and segmentation offloads the backend honours (no others are offered).
  *
- * <p>Each queue has its own I/O thread. The transmit thread copies each frame out of the guest and
- * sends it; while the backend cannot take more it waits for the backend's descriptor to turn
- * writable. The receive thread waits for the backend's descriptor and its queue's notifications
- * together: it takes one frame from the backend at a time and keeps it until the guest has buffers
- * for it, leaving the rest in the backend (whose own queue bounds them) rather than dropping them.
+ * <p>Each queue has its own I/O thread. The transmit thread hands the backend each frame where the
+ * guest put it (only the header is copied, to be checked); while the backend cannot take more it
+ * waits for the backend's descriptor to turn writable. The receive thread waits for the backend's
+ * descriptor and its queue's notifications together: it takes one frame from the backend at a time
+ * and keeps it until the guest has buffers for it, leaving the rest in the backend (whose own queue
+ * bounds them) rather than dropping them.
  * A frame the guest sent that is malformed, or asks for an offload not negotiated, is dropped and
  * counted in {@link #dropped()}, as is one for the guest that does not fit its buffers.
  */
@@ -74,8 +75,10 @@ public final class VirtioNet extends VirtioDevice {
     private boolean watchingBackend;
     private Set<NetOffload> receiveOffloads = Set.of();
 
-    // The transmit thread's.
-    private final MemorySegment outbound = arena.allocate(NetBackend.RECEIVE_BUFFER_BYTES);
+    // The transmit thread's: a frame's header, copied so the guest cannot change it after the checks,
+    // then the guest's buffers holding the frame, sent from where they are.
+    private final MemorySegment outboundHeader = arena.allocate(NetBackend.HEADER_BYTES);
+    private MemorySegment[] outbound = new MemorySegment[0];
     private Set<NetOffload> transmitOffloads = Set.of();
     private BooleanSupplier transmitting = () -> false;
 
@@ -163,6 +166,10 @@ public final class VirtioNet extends VirtioDevice {
                 receive(queue, running);
             } else {
                 transmitOffloads = negotiatedOffloads(0);
+                if (outbound.length < queue.size() + 1) { // the header and at most every descriptor
+                    outbound = new MemorySegment[queue.size() + 1];
+                    outbound[0] = outboundHeader;
+                }
                 transmitting = running;
                 super.serve(queue, running);
             }
@@ -176,23 +183,23 @@ public final class VirtioNet extends VirtioDevice {
     /** Sends the frame of one chain; waits while the backend cannot take it. The used length is 0: nothing is written. */
     @Override
     protected int handle(VirtQueue queue, DescriptorChain chain) {
-        long length = chain.readableLength();
-        if (length < NetBackend.HEADER_BYTES + VirtioNetHeader.MIN_FRAME_BYTES || length > outbound.byteSize()) {
+        long frameBytes = chain.readableLength() - NetBackend.HEADER_BYTES;
+        if (frameBytes < VirtioNetHeader.MIN_FRAME_BYTES || frameBytes > VirtioNetHeader.MAX_FRAME_BYTES) {
             backend.dropped().countFromGuest();
             return 0;
         }
-        chain.read(0, outbound, 0, length);
-        MemorySegment packet = outbound.asSlice(0, length);
-        if (!VirtioNetHeader.acceptableFromGuest(packet, transmitOffloads)) {
+        chain.read(0, outboundHeader, 0, NetBackend.HEADER_BYTES);
+        if (!VirtioNetHeader.acceptableFromGuest(outboundHeader, frameBytes, transmitOffloads)) {
             backend.dropped().countFromGuest(); // an offload the driver did not negotiate, or a malformed header
             return 0;
         }
-        if (!backend.send(packet)) {
+        int count = 1 + chain.readableParts(NetBackend.HEADER_BYTES, outbound, 1);
+        if (!backend.send(outbound, count)) {
             transmitPoller.add(backend.descriptor(), Poller.WRITABLE, BACKEND);
             try {
                 do {
                     awaitAndClearNotification(transmitPoller, notifyEvent(TX));
-                } while (transmitting.getAsBoolean() && !backend.send(packet));
+                } while (transmitting.getAsBoolean() && !backend.send(outbound, count));
             } finally {
                 transmitPoller.remove(backend.descriptor());
             }

@@ -98,29 +98,40 @@ public final class VirtioNetHeader {
     }
 
     /**
-     * Whether a frame from the guest, {@code packet} being its header and the frame, is one a backend
+     * Whether a frame from the guest of {@code frameBytes} behind {@code header} is one a backend
      * honouring {@code offloads} may pass on: its length between {@link #MIN_FRAME_BYTES} and {@link
      * #MAX_FRAME_BYTES}, no flag a driver must not set, a checksum request inside the frame, and a
      * segmentation type that is known, offered and consistent.
      */
-    public static boolean acceptableFromGuest(MemorySegment packet, Set<NetOffload> offloads) {
-        long frameBytes = packet.byteSize() - BYTES;
+    public static boolean acceptableFromGuest(MemorySegment header, long frameBytes, Set<NetOffload> offloads) {
         if (frameBytes < MIN_FRAME_BYTES || frameBytes > MAX_FRAME_BYTES) {
             return false;
         }
-        int flags = flags(packet);
+        int flags = flags(header);
         boolean needsChecksum = flags == VIRTIO_NET_HDR_F_NEEDS_CSUM;
         if (flags != 0 && !needsChecksum) {
             return false; // DATA_VALID and RSC_INFO are the device's to set, never the driver's
         }
-        if (needsChecksum && (!offloads.contains(NetOffload.CHECKSUM) || csumStart(packet) + csumOffset(packet) + 2 > frameBytes)) {
+        if (needsChecksum && (!offloads.contains(NetOffload.CHECKSUM) || csumStart(header) + csumOffset(header) + 2 > frameBytes)) {
             return false;
         }
-        int gsoType = gsoType(packet);
+        int gsoType = gsoType(header);
         if (gsoType == VIRTIO_NET_HDR_GSO_NONE) {
             return true;
         }
-        return segmentationAllowed(gsoType, offloads) && needsChecksum && gsoSize(packet) > 0 && hdrLen(packet) <= frameBytes;
+        return segmentationAllowed(gsoType, offloads) && needsChecksum && gsoSize(header) > 0 && hdrLen(header) <= frameBytes;
+    }
+
+    /** The bytes of the frame in a packet gathered from {@code packet[0, count)}, {@code packet[0]} being exactly its header. */
+    static long frameBytes(MemorySegment[] packet, int count) {
+        if (packet[0].byteSize() != BYTES) {
+            throw new IllegalArgumentException("a packet's first part is its " + BYTES + "-byte header, not " + packet[0].byteSize() + " bytes");
+        }
+        long bytes = 0;
+        for (int i = 1; i < count; i++) {
+            bytes += packet[i].byteSize();
+        }
+        return bytes;
     }
 
     /** Whether {@code gsoType} is none, or a known segmentation type that {@code offloads} has (ECN too, when flagged). */

@@ -2,6 +2,7 @@ package dev.panamax.virtio.net;
 
 import dev.panamax.sys.EventFd;
 import dev.panamax.sys.Fd;
+import java.io.ByteArrayOutputStream;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Set;
@@ -47,15 +48,19 @@ final class FakeBackend implements NetBackend {
     }
 
     @Override
-    public boolean send(MemorySegment packet) {
-        if (!VirtioNetHeader.acceptableFromGuest(packet, offloads)) {
+    public boolean send(MemorySegment[] packet, int count) {
+        if (!VirtioNetHeader.acceptableFromGuest(packet[0], VirtioNetHeader.frameBytes(packet, count), offloads)) {
             dropped.countFromGuest();
             return true;
         }
         if (refusals.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
             return false;
         }
-        sent.add(packet.toArray(ValueLayout.JAVA_BYTE));
+        ByteArrayOutputStream whole = new ByteArrayOutputStream();
+        for (int i = 0; i < count; i++) {
+            whole.writeBytes(packet[i].toArray(ValueLayout.JAVA_BYTE));
+        }
+        sent.add(whole.toByteArray());
         return true;
     }
 

@@ -32,6 +32,11 @@ final class Frames {
         return packet;
     }
 
+    /** Sends a packet held in one segment as the device does: its header and its frame as separate parts. */
+    static boolean send(NetBackend backend, MemorySegment packet) {
+        return backend.send(new MemorySegment[] {packet.asSlice(0, VirtioNetHeader.BYTES), packet.asSlice(VirtioNetHeader.BYTES)}, 2);
+    }
+
     static MemorySegment packet(Arena arena, byte[] frame) {
         return packet(arena, frame, 0, 0, 0);
     }

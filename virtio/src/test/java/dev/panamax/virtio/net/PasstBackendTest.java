@@ -41,7 +41,7 @@ class PasstBackendTest {
             MemorySegment buffer = arena.allocate(NetBackend.RECEIVE_BUFFER_BYTES);
             byte[] mac = MacAddress.random().bytes();
             int xid = 0x504d5801;
-            assertThat(passt.send(Frames.packet(arena, Frames.dhcpDiscover(mac, xid)))).isTrue();
+            assertThat(Frames.send(passt, Frames.packet(arena, Frames.dhcpDiscover(mac, xid)))).isTrue();
 
             Received offer = Received.await(passt, buffer, f -> isDhcpReply(f, xid));
             assertThat(offer.header()).as("a plain header: passt finished the checksums")
@@ -56,7 +56,7 @@ class PasstBackendTest {
             assertThat(Frames.udpChecksumValid(reply) || Frames.u16(reply, BOOTP - 2) == 0).isTrue();
             byte[] passtMac = Frames.slice(reply, 6, 6);
 
-            assertThat(passt.send(Frames.packet(arena, Frames.arpRequest(mac, offered, route.gateway())))).isTrue();
+            assertThat(Frames.send(passt, Frames.packet(arena, Frames.arpRequest(mac, offered, route.gateway())))).isTrue();
             byte[] arp = Received.await(passt, buffer, f -> Frames.etherType(f) == Frames.ETHERTYPE_ARP).frame();
             int body = Frames.ETHERNET_BYTES;
             assertThat(Frames.u16(arp, body + 6)).as("ARP reply").isEqualTo(2);

@@ -120,7 +120,7 @@ class PasstFramingTest {
     @Test
     void framesFromTheGuestGoOutPrefixedWithoutTheirHeader() throws IOException {
         byte[] frame = frame(98, 11);
-        assertThat(backend.send(Frames.packet(arena, frame))).isTrue();
+        assertThat(Frames.send(backend, Frames.packet(arena, frame))).isTrue();
         assertThat(readExactly(4 + frame.length)).isEqualTo(prefixed(frame));
         assertThat(backend.dropped().fromGuest()).isZero();
     }
@@ -128,12 +128,12 @@ class PasstFramingTest {
     @Test
     void framesAskingForOffloadsOrOfBadLengthsAreDroppedAndCounted() throws IOException {
         assertThat(backend.offloads()).isEmpty();
-        assertThat(backend.send(Frames.packet(arena, frame(60, 12), VirtioNetHeader.VIRTIO_NET_HDR_F_NEEDS_CSUM, 34, 6))).isTrue();
-        assertThat(backend.send(Frames.packet(arena, frame(13, 13)))).isTrue();
-        assertThat(backend.send(Frames.packet(arena, frame(VirtioNetHeader.MAX_FRAME_BYTES + 1, 14)))).isTrue();
+        assertThat(Frames.send(backend, Frames.packet(arena, frame(60, 12), VirtioNetHeader.VIRTIO_NET_HDR_F_NEEDS_CSUM, 34, 6))).isTrue();
+        assertThat(Frames.send(backend, Frames.packet(arena, frame(13, 13)))).isTrue();
+        assertThat(Frames.send(backend, Frames.packet(arena, frame(VirtioNetHeader.MAX_FRAME_BYTES + 1, 14)))).isTrue();
         assertThat(backend.dropped().fromGuest()).isEqualTo(3);
         byte[] good = frame(60, 15);
-        assertThat(backend.send(Frames.packet(arena, good))).isTrue();
+        assertThat(Frames.send(backend, Frames.packet(arena, good))).isTrue();
         assertThat(readExactly(4 + good.length)).as("nothing of the dropped ones went out").isEqualTo(prefixed(good));
         assertThatThrownBy(() -> backend.setReceiveOffloads(EnumSet.of(NetOffload.CHECKSUM)))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("passt offers no offloads");
@@ -151,7 +151,7 @@ class PasstFramingTest {
             for (int i = 0; i < 64; i++) {
                 byte[] frame = frame(60_000 + i, 16 + i);
                 MemorySegment packet = Frames.packet(arena, frame);
-                while (!backend.send(packet)) {
+                while (!Frames.send(backend, packet)) {
                     refusals++;
                     drain(received); // make room, then wait until the socket says so
                     assertThat(poller.await(-1)).isEqualTo(1);

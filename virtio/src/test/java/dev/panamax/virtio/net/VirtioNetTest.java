@@ -155,6 +155,23 @@ class VirtioNetTest {
     }
 
     @Test
+    void aFrameInBuffersCutAnywhereReachesTheBackendWhole() throws InterruptedException {
+        start(Set.of(), BASE_FEATURES);
+        byte[] packet = concat(header(0, 0, 0), frame(3000, 9));
+        // The header cut in two, the second piece running into the frame; the frame in three more pieces.
+        int[] cuts = {0, 5, 20, 1500, 1501, packet.length};
+        VirtioTestDriver.Buffer[] buffers = new VirtioTestDriver.Buffer[cuts.length - 1];
+        for (int i = 0; i < buffers.length; i++) {
+            byte[] piece = Arrays.copyOfRange(packet, cuts[i], cuts[i + 1]);
+            buffers[i] = readable(driver.allocate(piece), piece.length);
+        }
+        driver.submit(TX, buffers);
+        assertThat(driver.awaitUsed(TX).length()).isZero();
+        assertThat(awaitSent()).isEqualTo(packet);
+        assertThat(net.dropped().fromGuest()).isZero();
+    }
+
+    @Test
     void checksumAndSegmentationOffloadsPassOnlyWhenNegotiated() throws InterruptedException {
         Set<NetOffload> all = EnumSet.of(NetOffload.CHECKSUM, NetOffload.TSO4);
         start(all, BASE_FEATURES | 1L << VirtioNet.VIRTIO_NET_F_CSUM | 1L << VirtioNet.VIRTIO_NET_F_HOST_TSO4);
