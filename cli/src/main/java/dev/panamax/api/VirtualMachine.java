@@ -187,7 +187,13 @@ public final class VirtualMachine implements AutoCloseable {
         for (NetworkInterface nic : interfaces) {
             NetBackend backend;
             try {
-                backend = nic.isUserMode() ? PasstBackend.start() : TapBackend.open(nic.hostDevice());
+                if (nic.hostDevice() != null) {
+                    backend = TapBackend.open(nic.hostDevice());
+                } else if (nic.tapDescriptor() >= 0) {
+                    backend = TapBackend.adopt(nic.tapDescriptor());
+                } else {
+                    backend = nic.passtSocket() != null ? PasstBackend.connect(nic.passtSocket()) : PasstBackend.start();
+                }
             } catch (NetBackendException e) {
                 throw new VirtualMachineException("network interface " + nic.id() + ": " + e.getMessage(), e);
             }
@@ -453,7 +459,7 @@ public final class VirtualMachine implements AutoCloseable {
             VmRules.drives(drives, i -> "drive " + drives.get(i).id());
             for (NetworkInterface n : networkInterfaces) {
                 VmRules.id(n.id(), "network interface id");
-                if (!n.isUserMode()) {
+                if (n.hostDevice() != null) {
                     VmRules.hostDeviceName(n.hostDevice(), "network interface " + n.id() + " host device");
                 }
                 if (n.guestMac() != null) {

@@ -2,12 +2,16 @@ package dev.panamax.cli;
 
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.virtio.net.NetSpec;
+import java.util.Optional;
 
-/** {@code --net tap=NAME[,mac=MAC]} or {@code --net user[,mac=MAC]}: a network interface given on the command line. */
+/**
+ * {@code --net tap=NAME[,mac=MAC]}, {@code --net tap,fd=N[,mac=MAC]}, {@code --net user[,mac=MAC]} or
+ * {@code --net user,socket=PATH[,mac=MAC]}: a network interface given on the command line.
+ */
 final class NetOption {
     private NetOption() {}
 
-    static final String SYNTAX = "tap=NAME[,mac=MAC]|user[,mac=MAC]";
+    static final String SYNTAX = "tap=NAME|tap,fd=N|user[,socket=PATH][,mac=MAC]";
 
     /**
      * @param index the interface's position among the --net options, for its ID ("net0", ...)
@@ -25,14 +29,21 @@ final class NetOption {
         String mac = spec.mac().toString();
         return switch (spec) {
             case NetSpec.Tap tap when tap.name() != null -> NetworkInterface.tap(id, tap.name(), mac);
+            case NetSpec.Tap tap -> NetworkInterface.tapDescriptor(id, tap.fd(), mac);
             case NetSpec.User user when user.socket() == null -> NetworkInterface.user(id, mac);
-            default -> throw new UserError("--net " + text + ": panamax run opens a tap by name (tap=NAME) or starts passt"
-                    + " (user); an inherited tap descriptor or a passt already running are for programs that embed Panamax");
+            case NetSpec.User user -> NetworkInterface.passt(id, user.socket(), mac);
         };
     }
 
-    /** The option that describes {@code nic} again: for the copy of a command run in the rig. */
-    static String format(NetworkInterface nic) {
-        return (nic.isUserMode() ? "user" : "tap=" + nic.hostDevice()) + (nic.guestMac() == null ? "" : ",mac=" + nic.guestMac());
+    /**
+     * The option that describes {@code nic} again, for the copy of a command run in the rig; empty
+     * for an interface on this host's descriptor or passt socket, which the rig cannot reach.
+     */
+    static Optional<String> format(NetworkInterface nic) {
+        String mac = nic.guestMac() == null ? "" : ",mac=" + nic.guestMac();
+        if (nic.hostDevice() != null) {
+            return Optional.of("tap=" + nic.hostDevice() + mac);
+        }
+        return nic.startsPasst() ? Optional.of("user" + mac) : Optional.empty();
     }
 }

@@ -69,8 +69,9 @@ final class RunCommand implements Callable<Integer> {
     List<String> diskSpecs = new ArrayList<>();
 
     @Option(names = "--net", paramLabel = NetOption.SYNTAX,
-            description = "a virtio-net device on the host's tap NAME (created if missing; needs CAP_NET_ADMIN) or on a"
-                    + " user-mode network that passt provides (no privileges: DHCP, DNS, outbound connections); repeatable;"
+            description = "a virtio-net device on the host's tap NAME (created if missing; needs CAP_NET_ADMIN), on a tap"
+                    + " descriptor N this process inherited, or on a user-mode network that passt provides (no privileges: DHCP,"
+                    + " DNS, outbound connections), started for it or already listening at socket PATH; repeatable;"
                     + " MAC as six hex pairs (default: random)")
     List<String> netSpecs = new ArrayList<>();
 
@@ -112,6 +113,14 @@ final class RunCommand implements Callable<Integer> {
                             + " panamax run --no-rig --api-sock ... and its API clients inside the rig (panamax rig -- COMMAND),"
                             + " or on a host with hardware KVM");
                 }
+                for (NetworkInterface n : vm.networkInterfaces()) {
+                    if (NetOption.format(n).isEmpty()) {
+                        throw new UserError("network interface " + n.id() + " is on this process's "
+                                + (n.tapDescriptor() >= 0 ? "tap descriptor " + n.tapDescriptor() : "passt socket " + n.passtSocket())
+                                + ", and on this host (whose KVM only emulates) the VM would run inside the nested KVM rig, which"
+                                + " cannot reach it; use tap=NAME or user there, or a host with hardware KVM");
+                    }
+                }
                 System.err.println("panamax: this host's KVM only emulates (" + Math.round(acceleration.nanosPerIteration())
                         + " ns per loop iteration), so the VM runs inside the nested KVM rig");
                 return runInRig(vm);
@@ -126,7 +135,7 @@ final class RunCommand implements Callable<Integer> {
             VmConfig vm = describedVm();
             // The rig shares this host's /usr, not its dpkg database: install on the host, before any move into the rig
             // (which runs with --no-rig). Without the package, starting passt fails with the fix in its message.
-            if (!noRig && vm.networkInterfaces().stream().anyMatch(NetworkInterface::isUserMode)) {
+            if (!noRig && vm.networkInterfaces().stream().anyMatch(NetworkInterface::startsPasst)) {
                 DebianPackages.ensureInstalled("passt");
             }
             return vm;
@@ -312,7 +321,7 @@ final class RunCommand implements Callable<Integer> {
                 argv.addAll(List.of("--disk", DiskOption.format(d)));
             }
             for (NetworkInterface n : vm.networkInterfaces()) {
-                argv.addAll(List.of("--net", NetOption.format(n)));
+                argv.addAll(List.of("--net", NetOption.format(n).orElseThrow()));
             }
         }
         for (Drive d : vm.drives()) {

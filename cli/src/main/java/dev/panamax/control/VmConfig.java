@@ -32,8 +32,10 @@ import java.util.stream.Stream;
  *  "drives": [{"drive_id": "rootfs", "path_on_host": "rootfs.ext4", "is_root_device": true, "is_read_only": false}],
  *  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}]}
  * }</pre>
- * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}) and a network
- * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network).
+ * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}), and a network
+ * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network) with, in
+ * place of {@code host_dev_name}, {@code tap_fd} (a tap descriptor the process inherited) or {@code
+ * passt_socket} (a passt already running).
  * Keys that Firecracker knows but Panamax does not implement are accepted only with the value
  * that asks for nothing (null, false, "None"...), so that Firecracker's clients work unchanged.
  *
@@ -174,12 +176,13 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /**
      * Firecracker's {@code NetworkInterface} object at {@code path}, with Panamax's own key
-     * {@code backend}: {@code "tap"} (the default, on {@code host_dev_name}) or {@code "user"}
-     * (passt's user-mode network, without {@code host_dev_name}).
+     * {@code backend}: {@code "tap"} (the default, on {@code host_dev_name} or an inherited {@code
+     * tap_fd}) or {@code "user"} (passt's user-mode network: started for the interface, or the one
+     * listening at {@code passt_socket}).
      */
     public static NetworkInterface networkInterface(Object json, String path) {
-        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("iface_id", "host_dev_name", "guest_mac", "backend", "mtu",
-                "rx_rate_limiter", "tx_rate_limiter"));
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("iface_id", "host_dev_name", "tap_fd", "passt_socket", "guest_mac",
+                "backend", "mtu", "rx_rate_limiter", "tx_rate_limiter"));
         o.onlyInert("mtu", null, "Panamax does not advertise an MTU to the guest");
         o.onlyInert("rx_rate_limiter", null, "Panamax has no rate limiters");
         o.onlyInert("tx_rate_limiter", null, "Panamax has no rate limiters");
@@ -192,11 +195,30 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         String mac = o.optionalString("guest_mac");
         mac = mac == null ? null : VmRules.macAddress(mac, o.path("guest_mac"));
         if ("user".equals(backend)) {
-            if (o.has("host_dev_name")) {
-                throw new ConfigException(o.path("host_dev_name"), "a user-mode interface (\"backend\": \"user\") has no host device;"
-                        + " leave host_dev_name out, or make the backend \"tap\"");
+            for (String key : List.of("host_dev_name", "tap_fd")) {
+                if (o.has(key)) {
+                    throw new ConfigException(o.path(key), "a user-mode interface (\"backend\": \"user\") has no tap;"
+                            + " leave " + key + " out, or make the backend \"tap\"");
+                }
             }
-            return NetworkInterface.user(id, mac);
+            String socket = o.optionalString("passt_socket");
+            if (socket != null && socket.isEmpty()) {
+                throw new ConfigException(o.path("passt_socket"), "is empty: give the path of passt's socket, or leave it out to start one");
+            }
+            return socket == null ? NetworkInterface.user(id, mac) : NetworkInterface.passt(id, Path.of(socket), mac);
+        }
+        if (o.has("passt_socket")) {
+            throw new ConfigException(o.path("passt_socket"), "passt_socket belongs to a user-mode interface: add \"backend\": \"user\"");
+        }
+        if (o.has("tap_fd")) {
+            if (o.has("host_dev_name")) {
+                throw new ConfigException(o.path("tap_fd"), "give a tap by name (host_dev_name) or by descriptor (tap_fd), not both");
+            }
+            long fd = o.integer("tap_fd");
+            if (fd < 0 || fd > Integer.MAX_VALUE) {
+                throw new ConfigException(o.path("tap_fd"), fd + " is not a file descriptor number");
+            }
+            return NetworkInterface.tapDescriptor(id, (int) fd, mac);
         }
         return NetworkInterface.tap(id, VmRules.hostDeviceName(o.string("host_dev_name"), o.path("host_dev_name")), mac);
     }
@@ -250,10 +272,13 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     static Map<String, Object> toJson(NetworkInterface nic) {
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("iface_id", nic.id());
-        if (nic.isUserMode()) {
-            json.put("backend", "user");
-        } else {
+        if (nic.hostDevice() != null) {
             json.put("host_dev_name", nic.hostDevice());
+        } else if (nic.tapDescriptor() >= 0) {
+            json.put("tap_fd", nic.tapDescriptor());
+        } else {
+            json.put("backend", "user");
+            if (nic.passtSocket() != null) json.put("passt_socket", nic.passtSocket().toString());
         }
         if (nic.guestMac() != null) json.put("guest_mac", nic.guestMac());
         return json;

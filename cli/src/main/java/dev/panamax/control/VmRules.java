@@ -180,7 +180,7 @@ public final class VmRules {
     /** The network interfaces of one VM together: distinct ids, TAP devices and guest MACs. */
     public static void networkInterfaces(List<NetworkInterface> interfaces, IntFunction<String> nameOf) {
         Map<String, NetworkInterface> byId = new HashMap<>();
-        Map<String, NetworkInterface> byDevice = new HashMap<>();
+        Map<String, NetworkInterface> byHostEnd = new HashMap<>();
         Map<String, NetworkInterface> byMac = new HashMap<>();
         for (int i = 0; i < interfaces.size(); i++) {
             NetworkInterface n = interfaces.get(i);
@@ -188,10 +188,13 @@ public final class VmRules {
                 throw new ConfigException(nameOf.apply(i), "another network interface is already called '" + n.id()
                         + "'; interface ids must be unique");
             }
-            NetworkInterface other = n.isUserMode() ? null : byDevice.putIfAbsent(n.hostDevice(), n);
+            String host = n.hostDevice() != null ? "the host device " + n.hostDevice()
+                    : n.tapDescriptor() >= 0 ? "the tap descriptor " + n.tapDescriptor()
+                    : n.passtSocket() != null ? "the passt socket " + n.passtSocket() : null;
+            NetworkInterface other = host == null ? null : byHostEnd.putIfAbsent(host, n);
             if (other != null) {
-                throw new ConfigException(nameOf.apply(i), "network interface '" + other.id() + "' uses the host device "
-                        + n.hostDevice() + " already; give each interface its own");
+                throw new ConfigException(nameOf.apply(i), "network interface '" + other.id() + "' uses " + host
+                        + " already; give each interface its own");
             }
             if (n.guestMac() != null) {
                 other = byMac.putIfAbsent(n.guestMac().toLowerCase(Locale.ROOT), n);

@@ -100,7 +100,7 @@ class VirtualMachineTest {
         assertThatThrownBy(() -> spinner().drive(new Drive("a", disk, true, false)).drive(new Drive("a", disk, true, false)).build())
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessage("drive a: another drive is already called 'a'; drive ids must be unique");
-        assertThatThrownBy(() -> spinner().networkInterface(new NetworkInterface("eth0", "tap0", "ff:ff:ff:ff:ff:ff")).build())
+        assertThatThrownBy(() -> spinner().networkInterface(NetworkInterface.tap("eth0", "tap0", "ff:ff:ff:ff:ff:ff")).build())
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageStartingWith("network interface eth0 guest MAC: ff:ff:ff:ff:ff:ff is a multicast address");
         assertThatThrownBy(() -> VirtualMachine.builder().build()).isInstanceOf(IllegalStateException.class)

@@ -4,6 +4,7 @@ import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.vm.KvmAcceleration;
 import dev.panamax.storage.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -73,8 +74,18 @@ class RunCommandTest {
         assertRefused("--net tap=tap0,mac=zz: MAC address 'zz' is not six pairs of hex digits", "run", "--no-rig", "--kernel", k,
                 "--net", "tap=tap0,mac=zz");
         assertRefused("'bridge' is not a kind of NIC", "run", "--no-rig", "--kernel", k, "--net", "bridge=br0");
-        assertRefused("panamax run opens a tap by name (tap=NAME) or starts passt", "run", "--no-rig", "--kernel", k,
-                "--net", "tap,fd=3");
+        assertRefused("network interface net0: cannot use tap fd 999: tap fd 999 is not open in this process", "run", "--no-rig",
+                "--kernel", k, "--net", "tap,fd=999");
+        assertRefused("network interface net0: cannot connect to passt at " + dir.resolve("no-passt"), "run", "--no-rig",
+                "--kernel", k, "--net", "user,socket=" + dir.resolve("no-passt"));
+        assertRefused("uses the tap descriptor 999 already", "run", "--no-rig", "--kernel", k, "--net", "tap,fd=999",
+                "--net", "tap,fd=999");
+        if (!KvmAcceleration.detect().hardware()) {
+            // Here the VM would run in the rig, which has neither this process's descriptors nor its sockets.
+            assertRefused("network interface net0 is on this process's tap descriptor 999", "run", "--kernel", k, "--net", "tap,fd=999");
+            assertRefused("network interface net1 is on this process's passt socket", "run", "--kernel", k, "--net", "tap=tap0",
+                    "--net", "user,socket=" + dir.resolve("no-passt"));
+        }
         assertRefused("uses the host device tap0 already", "run", "--no-rig", "--kernel", k, "--net", "tap=tap0", "--net", "tap=tap0");
         assertRefused("--config and --net do not go together", "run", "--no-rig", "--config", k, "--net", "user");
         // lo is no tap, for root and anyone else alike

@@ -33,6 +33,10 @@ class VmConfigTest {
         assertThatThrownBy(() -> VmConfig.parse(json, "vm.json")).isInstanceOf(ConfigException.class).hasMessage(message);
     }
 
+    private void assertRefusedStartingWith(String json, String message) {
+        assertThatThrownBy(() -> VmConfig.parse(json, "vm.json")).isInstanceOf(ConfigException.class).hasMessageStartingWith(message);
+    }
+
     @Test
     void aFirecrackerConfigFileIsRead() throws Exception {
         // As Firecracker's own examples write it, defaults and unused parts included.
@@ -54,7 +58,7 @@ class VmConfigTest {
         assertThat(config.bootSource()).isEqualTo(new VmConfig.BootSource(kernel, initrd, "quiet panamax.run=true"));
         assertThat(config.machineConfig()).isEqualTo(new VmConfig.MachineConfig(2, 128));
         assertThat(config.drives()).containsExactly(new Drive("rootfs", disk, false, true));
-        assertThat(config.networkInterfaces()).containsExactly(new NetworkInterface("eth0", "tap0", "aa:fc:00:00:00:02"));
+        assertThat(config.networkInterfaces()).containsExactly(NetworkInterface.tap("eth0", "tap0", "aa:fc:00:00:00:02"));
         assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).as("what GET /vm/config answers reads back the same")
                 .isEqualTo(config);
     }
@@ -182,10 +186,33 @@ class VmConfigTest {
         assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).isEqualTo(config);
         assertRefused("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"user\","
                 + " \"host_dev_name\": \"tap0\"}]}", "network-interfaces[0].host_dev_name: a user-mode interface (\"backend\": \"user\")"
-                + " has no host device; leave host_dev_name out, or make the backend \"tap\"");
+                + " has no tap; leave host_dev_name out, or make the backend \"tap\"");
         assertRefused("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"backend\": \"slirp\"}]}",
                 "network-interfaces[0].backend: 'slirp' is not a network backend: use \"tap\" (with host_dev_name) or \"user\""
                         + " (passt's user-mode network)");
+    }
+
+    @Test
+    void anInterfaceMayBeOnAnInheritedTapDescriptorOrARunningPasst() {
+        VmConfig config = VmConfig.parse("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"tap_fd\": 7},"
+                + " {\"iface_id\": \"eth1\", \"backend\": \"user\", \"passt_socket\": \"/run/passt.sock\"}]}", "vm.json");
+        assertThat(config.networkInterfaces()).containsExactly(NetworkInterface.tapDescriptor("eth0", 7, null),
+                NetworkInterface.passt("eth1", Path.of("/run/passt.sock"), null));
+        assertThat(config.networkInterfaces()).noneMatch(NetworkInterface::startsPasst);
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).isEqualTo(config);
+        String nics = "{" + boot() + ", \"network-interfaces\": [%s]}";
+        assertRefused(nics.formatted("{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"tap_fd\": 7}"),
+                "network-interfaces[0].tap_fd: give a tap by name (host_dev_name) or by descriptor (tap_fd), not both");
+        assertRefused(nics.formatted("{\"iface_id\": \"eth0\", \"tap_fd\": -1}"), "network-interfaces[0].tap_fd: -1 is not a file descriptor number");
+        assertRefusedStartingWith(nics.formatted("{\"iface_id\": \"eth0\", \"tap_fd\": \"7\"}"), "network-interfaces[0].tap_fd: expected an integer");
+        assertRefusedStartingWith(nics.formatted("{\"iface_id\": \"eth0\", \"backend\": \"user\", \"tap_fd\": 7}"),
+                "network-interfaces[0].tap_fd: a user-mode interface (\"backend\": \"user\") has no tap");
+        assertRefused(nics.formatted("{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"passt_socket\": \"/p\"}"),
+                "network-interfaces[0].passt_socket: passt_socket belongs to a user-mode interface: add \"backend\": \"user\"");
+        assertRefusedStartingWith(nics.formatted("{\"iface_id\": \"eth0\", \"backend\": \"user\", \"passt_socket\": \"\"}"),
+                "network-interfaces[0].passt_socket: is empty");
+        assertRefusedStartingWith(nics.formatted("{\"iface_id\": \"eth0\", \"tap_fd\": 7}, {\"iface_id\": \"eth1\", \"tap_fd\": 7}"),
+                "network-interfaces[1]: network interface 'eth0' uses the tap descriptor 7 already");
     }
 
     @Test
