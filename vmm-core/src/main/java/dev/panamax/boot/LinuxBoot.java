@@ -2,6 +2,7 @@ package dev.panamax.boot;
 
 import dev.panamax.sys.CpuidEntry;
 import dev.panamax.sys.Fpu;
+import dev.panamax.sys.Kvm;
 import dev.panamax.sys.LapicState;
 import dev.panamax.sys.MsrEntry;
 import dev.panamax.sys.Regs;
@@ -119,9 +120,10 @@ public final class LinuxBoot {
         }
 
         List<CpuidEntry> supported = vm.kvm().supportedCpuid();
+        boolean tscDeadline = vm.kvm().checkExtension(Kvm.Capability.TSC_DEADLINE_TIMER) > 0;
         for (int i = 0; i < spec.cpus(); i++) {
             Vcpu vcpu = vm.addVcpu();
-            configureVcpu(vcpu.fd(), GuestCpuid.forVcpu(supported, i, spec.cpus()));
+            configureVcpu(vcpu.fd(), GuestCpuid.forVcpu(supported, i, spec.cpus(), tscDeadline));
         }
         // Application processors wait in the in-kernel LAPIC for the INIT/SIPI the kernel sends them.
         VcpuFd boot = vm.vcpus().getFirst().fd();

@@ -72,6 +72,7 @@ public final class Kvm extends Fd {
         PIT2(KvmAbi.KVM_CAP_PIT2),
         IOEVENTFD(KvmAbi.KVM_CAP_IOEVENTFD),
         SIGNAL_MSI(KvmAbi.KVM_CAP_SIGNAL_MSI),
+        TSC_DEADLINE_TIMER(KvmAbi.KVM_CAP_TSC_DEADLINE_TIMER),
         IMMEDIATE_EXIT(KvmAbi.KVM_CAP_IMMEDIATE_EXIT);
 
         final int number;

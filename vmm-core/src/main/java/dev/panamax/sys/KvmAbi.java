@@ -198,6 +198,7 @@ final class KvmAbi {
     static final int KVM_CAP_PIT2 = 33;
     static final int KVM_CAP_IOEVENTFD = 36;
     static final int KVM_CAP_MAX_VCPUS = 66;
+    static final int KVM_CAP_TSC_DEADLINE_TIMER = 72;
     static final int KVM_CAP_SIGNAL_MSI = 77;
     static final int KVM_CAP_IMMEDIATE_EXIT = 136;
 
