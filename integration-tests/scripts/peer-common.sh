@@ -41,5 +41,5 @@ compare_rounds() {
 versus() {
     p=$(echo "$1" | tr ' ' '\n' | grep . | median)
     q=$(echo "$2" | tr ' ' '\n' | grep . | median)
-    echo "Panamax $p MB/s, QEMU $q MB/s, ratio $(echo "scale=2; $p / $q" | bc)"
+    echo "Panamax $p MB/s, QEMU $q MB/s, ratio $(echo "$p $q" | awk '{ printf "%.2f", $1 / $2 }')"
 }
