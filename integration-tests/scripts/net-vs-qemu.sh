@@ -6,10 +6,12 @@
 # way (JIT compilation in the rig's C1-only JVM would otherwise land in the first timed transfer);
 # rounds alternate which VMM goes first. Everything here (both VMMs, the host side's servers) runs on
 # the rig's CPU 0 unless CPUS names others (a taskset list, or "all"; HOST_CPUS moves the host side's
-# servers elsewhere): with the VMM's threads on both
-# rig CPUs, the interrupts between them made the rig's L1 kernel crash (an IPI taken right after
-# VMRUN, which TCG's SVM should hold back) and a Panamax guest triple-fault; QEMU's one I/O thread sends
-# fewer. On one CPU the two VMMs are measured on the same footing: the work each spends per byte.
+# servers elsewhere): with Panamax's threads spread over both rig CPUs the rig's L1 kernel crashed
+# (an IPI taken right after VMRUN, while TCG's emulated SVM should hold it back) and guests
+# triple-faulted during interrupt delivery, about one run in four; QEMU far less often (one run in
+# twelve failed, cause unknown), with as many
+# physical-interrupt exits per run. On one CPU no run failed, and both VMMs are measured on the same
+# footing: the work each spends per byte.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/net-vs-qemu.sh [ROUNDS] [MIB]
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
