@@ -9,9 +9,8 @@
 # servers elsewhere): with Panamax's threads spread over both rig CPUs the rig's L1 kernel crashed
 # (an IPI taken right after VMRUN, while TCG's emulated SVM should hold it back) and guests
 # triple-faulted during interrupt delivery, about one run in four; QEMU far less often (one run in
-# twelve failed, cause unknown), with as many
-# physical-interrupt exits per run. On one CPU no run failed, and both VMMs are measured on the same
-# footing: the work each spends per byte.
+# twelve failed, cause unknown), with as many physical-interrupt exits per run. On one CPU no run
+# failed, and both VMMs are measured on the same footing: the work each spends per byte.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/net-vs-qemu.sh [ROUNDS] [MIB]
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
