@@ -177,7 +177,7 @@ public final class VmRules {
         }
     }
 
-    /** The network interfaces of one VM together: distinct ids, TAP devices and guest MACs. */
+    /** The network interfaces of one VM together: distinct ids, host ends (taps, tap descriptors, passt sockets) and guest MACs. */
     public static void networkInterfaces(List<NetworkInterface> interfaces, IntFunction<String> nameOf) {
         Map<String, NetworkInterface> byId = new HashMap<>();
         Map<String, NetworkInterface> byHostEnd = new HashMap<>();

@@ -133,8 +133,8 @@ final class Libc {
     private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
     // ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     private static final MethodHandle WRITEV = downcall("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
-    private static final long IOV_BASE = IOVEC.byteOffset(MemoryLayout.PathElement.groupElement("iov_base"));
-    private static final long IOV_LEN = IOVEC.byteOffset(MemoryLayout.PathElement.groupElement("iov_len"));
+    private static final long IOV_BASE = IOVEC.byteOffset(PathElement.groupElement("iov_base"));
+    private static final long IOV_LEN = IOVEC.byteOffset(PathElement.groupElement("iov_len"));
     // int fcntl(int fd, int cmd, ...): only the int-argument commands (F_GETFL, F_SETFL).
     private static final MethodHandle FCNTL = downcall("fcntl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);

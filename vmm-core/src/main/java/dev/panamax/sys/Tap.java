@@ -65,6 +65,8 @@ public final class Tap extends Fd {
     private final MemorySegment readState = Libc.allocateCallState(arena);
     private final MemorySegment writeState = Libc.allocateCallState(arena);
     private MemorySegment iov = arena.allocate(Libc.IOVEC, 16); // the writer's, grown for longer frames
+    /** The most parts {@link #write} gathers a frame from (one writev's IOV_MAX). */
+    public static final int MAX_PARTS = Libc.IOV_MAX;
 
     private Tap(int fd, String name, int vnetHeaderBytes) {
         super(fd, "tap " + name);
@@ -222,8 +224,8 @@ public final class Tap extends Fd {
      * {@code writev(2)}: a tap takes a whole frame or none. The parts must be native segments.
      */
     public WriteResult write(MemorySegment[] parts, int count) {
-        if (count < 1 || count > Libc.IOV_MAX) {
-            throw new IllegalArgumentException("a frame in " + count + " parts: not 1 to " + Libc.IOV_MAX);
+        if (count < 1 || count > MAX_PARTS) {
+            throw new IllegalArgumentException("a frame in " + count + " parts: not 1 to " + MAX_PARTS);
         }
         if (iov.byteSize() < count * Libc.IOVEC.byteSize()) {
             iov = arena.allocate(Libc.IOVEC, Integer.highestOneBit(count) * 2L);

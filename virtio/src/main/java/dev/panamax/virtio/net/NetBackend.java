@@ -1,6 +1,7 @@
 package dev.panamax.virtio.net;
 
 import dev.panamax.sys.Fd;
+import dev.panamax.sys.Tap;
 import java.lang.foreign.MemorySegment;
 import java.util.Set;
 
@@ -16,6 +17,8 @@ import java.util.Set;
 public interface NetBackend extends AutoCloseable {
     /** Bytes of the virtio-net header before every frame in {@link #send} and {@link #receive}. */
     int HEADER_BYTES = VirtioNetHeader.BYTES;
+    /** The most parts {@link #send} takes a packet in, its header included (a tap's one writev). */
+    int MAX_PARTS = Tap.MAX_PARTS;
     /** The room {@link #receive} needs: the header and the longest frame. */
     int RECEIVE_BUFFER_BYTES = HEADER_BYTES + VirtioNetHeader.MAX_FRAME_BYTES;
 

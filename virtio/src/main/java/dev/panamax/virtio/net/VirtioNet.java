@@ -184,7 +184,8 @@ public final class VirtioNet extends VirtioDevice {
     @Override
     protected int handle(VirtQueue queue, DescriptorChain chain) {
         long frameBytes = chain.readableLength() - NetBackend.HEADER_BYTES;
-        if (frameBytes < VirtioNetHeader.MIN_FRAME_BYTES || frameBytes > VirtioNetHeader.MAX_FRAME_BYTES) {
+        if (frameBytes < VirtioNetHeader.MIN_FRAME_BYTES || frameBytes > VirtioNetHeader.MAX_FRAME_BYTES
+                || chain.count() >= NetBackend.MAX_PARTS) { // with the header copy, more parts than a backend takes
             backend.dropped().countFromGuest();
             return 0;
         }
