@@ -5,7 +5,7 @@ import dev.panamax.boot.LinuxBoot;
 import dev.panamax.control.VmRules;
 import dev.panamax.devices.LegacyPlatform;
 import dev.panamax.devices.pci.PciBus;
-import dev.panamax.sys.KvmUnavailableException;
+import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;

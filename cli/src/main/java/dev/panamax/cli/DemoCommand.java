@@ -2,7 +2,7 @@ package dev.panamax.cli;
 
 import dev.panamax.demo.DemoGuest;
 import dev.panamax.demo.DemoProgram;
-import dev.panamax.sys.KvmUnavailableException;
+import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.vm.VmExit;
 import java.io.PrintStream;
 import java.time.Duration;

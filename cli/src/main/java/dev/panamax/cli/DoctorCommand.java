@@ -1,11 +1,11 @@
 package dev.panamax.cli;
 
+import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.guest.DebianPackages;
 import dev.panamax.guest.PanamaxCache;
-import dev.panamax.sys.Kvm;
-import dev.panamax.sys.KvmUnavailableException;
+import dev.panamax.kvm.Kvm;
+import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
-import dev.panamax.vm.KvmAcceleration;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -3,7 +3,7 @@ package dev.panamax.cli;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
-import dev.panamax.vm.KvmAcceleration;
+import dev.panamax.demo.KvmAcceleration;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Path;

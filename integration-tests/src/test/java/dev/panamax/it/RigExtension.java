@@ -1,11 +1,11 @@
 package dev.panamax.it;
 
+import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.rig.HostKvm;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RigStoppedException;
 import dev.panamax.rig.RunResult;
-import dev.panamax.vm.KvmAcceleration;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Duration;

@@ -1,8 +1,6 @@
 package dev.panamax.storage;
 
-import dev.panamax.sys.NativeCallException;
 import dev.panamax.sys.SparseFile;
-
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -25,11 +23,16 @@ public final class ImageFile implements AutoCloseable {
      */
     private volatile boolean durable = true;
 
-    private ImageFile(Path path, FileChannel channel, boolean writable) {
+    private ImageFile(Path path, FileChannel channel, boolean writable) throws IOException {
         this.path = path;
         this.channel = channel;
         this.writable = writable;
-        this.holes = SparseFile.open(path, writable);
+        try {
+            this.holes = SparseFile.open(path, writable);
+        } catch (IOException e) {
+            channel.close();
+            throw e;
+        }
     }
 
     public static ImageFile open(Path path, boolean writable) throws IOException {
@@ -79,7 +82,7 @@ public final class ImageFile implements AutoCloseable {
 
     /** Fills {@code buffers[0..count)} from {@code offset} with one preadv; bytes past the end of the file read as zeros. */
     public void read(long offset, MemorySegment[] buffers, int count) throws IOException {
-        long done = nativeIo(() -> holes.read(offset, buffers, count));
+        long done = holes.read(offset, buffers, count);
         long position = 0;
         for (int i = 0; i < count; i++) {
             long size = buffers[i].byteSize();
@@ -92,23 +95,7 @@ public final class ImageFile implements AutoCloseable {
 
     /** Writes {@code buffers[0..count)} at {@code offset} with one pwritev. */
     public void write(long offset, MemorySegment[] buffers, int count) throws IOException {
-        nativeIo(() -> {
-            holes.write(offset, buffers, count);
-            return 0L;
-        });
-    }
-
-    private interface NativeIo {
-        long run();
-    }
-
-    /** The native layer reports errno as an unchecked exception; storage callers expect an IOException. */
-    private long nativeIo(NativeIo io) throws IOException {
-        try {
-            return io.run();
-        } catch (NativeCallException e) {
-            throw new IOException(path + ": " + e.getMessage(), e);
-        }
+        holes.write(offset, buffers, count);
     }
 
     /** Reads exactly {@code dst.remaining()} bytes or fails naming {@code what} when the file is too short. */

@@ -1,6 +1,6 @@
 package dev.panamax.boot;
 
-import dev.panamax.sys.CpuidEntry;
+import dev.panamax.kvm.CpuidEntry;
 import java.util.ArrayList;
 import java.util.List;
 

@@ -1,6 +1,7 @@
 package dev.panamax.boot;
 
 import dev.panamax.vm.GuestMemory;
+import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

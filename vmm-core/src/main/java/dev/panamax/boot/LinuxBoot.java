@@ -1,16 +1,18 @@
 package dev.panamax.boot;
 
-import dev.panamax.sys.CpuidEntry;
-import dev.panamax.sys.Fpu;
-import dev.panamax.sys.Kvm;
-import dev.panamax.sys.LapicState;
-import dev.panamax.sys.MsrEntry;
-import dev.panamax.sys.Regs;
-import dev.panamax.sys.VcpuFd;
+import dev.panamax.kvm.CpuidEntry;
+import dev.panamax.kvm.Fpu;
+import dev.panamax.kvm.Kvm;
+import dev.panamax.kvm.LapicState;
+import dev.panamax.kvm.MsrEntry;
+import dev.panamax.kvm.Regs;
+import dev.panamax.kvm.VcpuFd;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.Vcpu;
 import dev.panamax.vm.Vm;
 import dev.panamax.x86.CpuMode;
+import dev.panamax.x86.E820Entry;
+import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;

@@ -1,5 +1,6 @@
 package dev.panamax.boot;
 
+import dev.panamax.x86.E820Entry;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;

@@ -1,7 +1,7 @@
 package dev.panamax.demo;
 
-import dev.panamax.sys.Kvm;
-import dev.panamax.sys.Regs;
+import dev.panamax.kvm.Kvm;
+import dev.panamax.kvm.Regs;
 import dev.panamax.vm.Vcpu;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;

@@ -1,8 +1,8 @@
 package dev.panamax.vm;
 
+import dev.panamax.kvm.GsiRoute;
+import dev.panamax.kvm.VmFd;
 import dev.panamax.sys.EventFd;
-import dev.panamax.sys.GsiRoute;
-import dev.panamax.sys.VmFd;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.TreeMap;

@@ -1,6 +1,6 @@
 package dev.panamax.vm;
 
-import dev.panamax.sys.VcpuFd;
+import dev.panamax.kvm.VcpuFd;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.Arrays;

@@ -1,8 +1,8 @@
 package dev.panamax.vm;
 
-import dev.panamax.sys.Kvm;
+import dev.panamax.kvm.Kvm;
+import dev.panamax.kvm.VmFd;
 import dev.panamax.sys.MappedMemory;
-import dev.panamax.sys.VmFd;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

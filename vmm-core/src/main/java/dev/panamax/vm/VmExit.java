@@ -1,6 +1,6 @@
 package dev.panamax.vm;
 
-import dev.panamax.sys.Regs;
+import dev.panamax.kvm.Regs;
 
 /**
  * Why a VM stopped running, reported once per VM.

@@ -1,9 +1,9 @@
 package dev.panamax.x86;
 
-import dev.panamax.sys.Regs;
-import dev.panamax.sys.Segment;
-import dev.panamax.sys.SpecialRegs;
-import dev.panamax.sys.VcpuFd;
+import dev.panamax.kvm.Regs;
+import dev.panamax.kvm.Segment;
+import dev.panamax.kvm.SpecialRegs;
+import dev.panamax.kvm.VcpuFd;
 import dev.panamax.vm.GuestMemory;
 
 /**

@@ -2,7 +2,7 @@ package dev.panamax.boot;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import dev.panamax.sys.CpuidEntry;
+import dev.panamax.kvm.CpuidEntry;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 

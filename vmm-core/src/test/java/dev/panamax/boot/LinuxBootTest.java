@@ -66,8 +66,8 @@ class LinuxBootTest {
                 }
             }, "i8042 command port");
             // The state INIT leaves the boot CPU in: real mode, CS base 0xffff0000, IP 0xfff0.
-            dev.panamax.sys.VcpuFd cpu = vm.vcpus().getFirst().fd();
-            dev.panamax.sys.SpecialRegs sregs = cpu.getSpecialRegs();
+            dev.panamax.kvm.VcpuFd cpu = vm.vcpus().getFirst().fd();
+            dev.panamax.kvm.SpecialRegs sregs = cpu.getSpecialRegs();
             sregs.cr0 = 0x60000010L;
             sregs.efer = 0;
             sregs.cs.selector = 0xf000;
@@ -78,7 +78,7 @@ class LinuxBootTest {
             sregs.cs.db = false;
             sregs.cs.g = false;
             cpu.setSpecialRegs(sregs);
-            dev.panamax.sys.Regs regs = new dev.panamax.sys.Regs();
+            dev.panamax.kvm.Regs regs = new dev.panamax.kvm.Regs();
             regs.rip = 0xfff0;
             regs.rflags = 2;
             cpu.setRegs(regs);

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.vm.GuestMemory;
+import dev.panamax.x86.PhysicalLayout;
 import org.junit.jupiter.api.Test;
 
 class MpTableTest {

@@ -1,10 +1,10 @@
 package dev.panamax.devices.pci;
 
-import dev.panamax.boot.PhysicalLayout;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.MmioDevice;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
+import dev.panamax.x86.PhysicalLayout;
 import java.lang.System.Logger.Level;
 import java.util.Arrays;
 

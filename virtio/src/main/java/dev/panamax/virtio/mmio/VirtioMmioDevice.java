@@ -1,14 +1,14 @@
 package dev.panamax.virtio.mmio;
 
-import dev.panamax.boot.PhysicalLayout;
-import dev.panamax.vm.GuestMemory;
-import dev.panamax.vm.InterruptLine;
-import dev.panamax.vm.MmioDevice;
-import dev.panamax.vm.Vm;
 import dev.panamax.virtio.QueueNotifier;
 import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioInterrupts;
+import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.InterruptLine;
+import dev.panamax.vm.MmioDevice;
+import dev.panamax.vm.Vm;
+import dev.panamax.x86.PhysicalLayout;
 import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicInteger;
 

@@ -2,6 +2,7 @@ package dev.panamax.virtio.net;
 
 import dev.panamax.sys.Fd;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.sys.NativeIoException;
 import dev.panamax.sys.UnixStream;
 import java.io.File;
 import java.io.IOException;
@@ -194,7 +195,7 @@ public final class PasstBackend implements NetBackend {
             int n;
             try {
                 n = stream.write(outboundSent == 0 ? outbound : outbound.asSlice(outboundSent), count);
-            } catch (NativeCallException e) {
+            } catch (NativeIoException e) {
                 throw ended(e);
             }
             if (n == 0) {
@@ -264,7 +265,7 @@ public final class PasstBackend implements NetBackend {
         int n;
         try {
             n = stream.read(offset == 0 ? target : target.asSlice(offset), count);
-        } catch (NativeCallException e) {
+        } catch (NativeIoException e) {
             throw ended(e);
         }
         if (n == UnixStream.END) {
@@ -273,7 +274,7 @@ public final class PasstBackend implements NetBackend {
         return n;
     }
 
-    private NetBackendException ended(NativeCallException cause) {
+    private NetBackendException ended(NativeIoException cause) {
         String why = cause == null ? "closed its connection" : "failed (" + cause.getMessage() + ")";
         if (passt == null) {
             return new NetBackendException("passt at " + stream.path() + " " + why + ": restart it, and the VM", cause);

@@ -2,6 +2,7 @@ package dev.panamax.virtio.net;
 
 import dev.panamax.sys.Fd;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.sys.NativeIoException;
 import dev.panamax.sys.Tap;
 import java.lang.foreign.MemorySegment;
 import java.util.Collections;
@@ -80,7 +81,7 @@ public final class TapBackend implements NetBackend {
         Tap.WriteResult result;
         try {
             result = tap.write(packet, count);
-        } catch (NativeCallException e) {
+        } catch (NativeIoException e) {
             throw failed(e);
         }
         return switch (result) {
@@ -100,7 +101,7 @@ public final class TapBackend implements NetBackend {
             int length;
             try {
                 length = tap.read(buffer);
-            } catch (NativeCallException e) {
+            } catch (NativeIoException e) {
                 throw failed(e);
             }
             if (length == 0) {
@@ -114,7 +115,7 @@ public final class TapBackend implements NetBackend {
         }
     }
 
-    private NetBackendException failed(NativeCallException e) {
+    private NetBackendException failed(NativeIoException e) {
         return new NetBackendException("tap " + tap.name() + " can be used no longer: " + e.getMessage(), e);
     }
 

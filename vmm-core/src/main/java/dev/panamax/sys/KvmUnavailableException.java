@@ -1,8 +1,0 @@
-package dev.panamax.sys;
-
-/** KVM cannot be used on this host; the message says why and what to do. */
-public final class KvmUnavailableException extends RuntimeException {
-    public KvmUnavailableException(String message) {
-        super(message);
-    }
-}

@@ -1,7 +1,0 @@
-/**
- * The libc and KVM bindings (FFM): the only native calls in Panamax.
- *
- * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
- * {@code dev.panamax.api}; this package may change in any release.
- */
-package dev.panamax.sys;
