@@ -116,7 +116,7 @@ class VirtualMachineTest {
 
     @Test
     void aDriveHoldsItsImageLocked() {
-        try (VirtualMachine first = spinner().drive(new Drive("rootfs", disk, false, true)).build()) {
+        try (VirtualMachine _ = spinner().drive(new Drive("rootfs", disk, false, true)).build()) {
             assertThatThrownBy(() -> spinner().drive(new Drive("again", disk, false, false, Transport.MMIO)).build())
                     .isInstanceOf(VirtualMachineException.class).hasMessageContaining("drive again:")
                     .hasMessageContaining("in use by another process");

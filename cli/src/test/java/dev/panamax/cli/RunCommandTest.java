@@ -63,7 +63,7 @@ class RunCommandTest {
         assertRefused("Linux probes virtio-mmio drives first", "run", "--no-rig", "--kernel", k,
                 "--disk", image + ",root", "--disk", image + ",readonly,transport=mmio");
         assertRefused("--config and --disk do not go together", "run", "--no-rig", "--config", image.toString(), "--disk", image.toString());
-        try (var locked = Images.open(image, Images.OpenOptions.readWrite().withLock())) {
+        try (var _ = Images.open(image, Images.OpenOptions.readWrite().withLock())) {
             assertRefused("is in use by another process", "run", "--no-rig", "--kernel", k, "--disk", image.toString());
         }
     }

@@ -73,7 +73,7 @@ class ServeCommandTest {
         Path socket = dir.resolve("api.sock");
         Path body = Files.writeString(dir.resolve("machine.json"), "{\"vcpu_count\": 2, \"mem_size_mib\": 128}");
         ControlPlane plane = new ControlPlane(config -> config.toBuilder().build(), "9.9.9");
-        try (ApiServer server = ApiServer.start(socket, plane)) {
+        try (ApiServer _ = ApiServer.start(socket, plane)) {
             CliRun version = panamax("api", "--api-sock", socket.toString(), "GET", "/version");
             assertThat(version.status()).isZero();
             assertThat(version.out().strip()).isEqualTo("{\"firecracker_version\":\"9.9.9\"}");
@@ -152,7 +152,7 @@ class ServeCommandTest {
                 {"boot-source": {"kernel_image_path": "%s"},
                  "drives": [{"drive_id": "rootfs", "path_on_host": "%s", "is_root_device": true}]}
                 """.formatted(kernel, kernel));
-        try (var locked = Images.open(kernel, Images.OpenOptions.readWrite().withLock())) {
+        try (var _ = Images.open(kernel, Images.OpenOptions.readWrite().withLock())) {
             assertRefused("drive rootfs: disk image " + kernel, "run", "--no-rig", "--console", "none", "--config", withDrive.toString());
         }
         assertRefused("--config and --cpus do not go together", "run", "--config", config.toString(), "--cpus", "2");

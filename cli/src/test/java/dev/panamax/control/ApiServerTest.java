@@ -245,7 +245,7 @@ class ApiServerTest {
         Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);
         assertNoContent("PUT", "/boot-source", bootSource());
         assertNoContent("PUT", "/drives/data", "{\"drive_id\": \"data\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false}");
-        try (var locked = Images.open(disk, Images.OpenOptions.readWrite().withLock())) {
+        try (var _ = Images.open(disk, Images.OpenOptions.readWrite().withLock())) {
             assertFault(400, "drive data: disk image " + disk + " is in use by another process (locked); stop the VM using it,"
                     + " or give this one a copy (or attach it read-only to every VM)", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
         }

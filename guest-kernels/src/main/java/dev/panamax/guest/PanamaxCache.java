@@ -53,7 +53,7 @@ public final class PanamaxCache {
             Files.createDirectories(entry.getParent());
             Path lockFile = entry.resolveSibling(entry.getFileName() + ".lock");
             try (FileChannel ch = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-                    FileLock ignored = ch.lock()) {
+                    FileLock _ = ch.lock()) {
                 if (Files.isDirectory(entry)) return entry; // another process built it while we waited
                 // Under the lock no one else fills this entry: any temporary sibling is left from a
                 // killed build (a kernel tree is 1.5 GB) and goes.

@@ -42,7 +42,7 @@ class RigLifetimeTest {
             assertThat(qemu.isAlive()).isFalse();
 
             assertThat(scratch).as("the killed JVM could not delete its scratch directory").exists();
-            try (Rig next = Rig.start()) {
+            try (Rig _ = Rig.start()) {
                 assertThat(scratch).as("the next rig start deleted it").doesNotExist();
             }
         } finally {

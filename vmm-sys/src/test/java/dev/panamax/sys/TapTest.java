@@ -76,7 +76,7 @@ class TapTest {
     @Test
     void aSecondOpenOfTheSameTapSaysItIsInUse() {
         String name = uniqueName();
-        try (Tap first = openOrSkip(name)) {
+        try (Tap _ = openOrSkip(name)) {
             assertThatThrownBy(() -> Tap.open(name, HEADER)).isInstanceOf(NativeCallException.class)
                     .hasMessageContaining("TUNSETIFF, " + name).hasMessageContaining("EBUSY")
                     .hasMessageContaining("already in use by another program");
@@ -85,7 +85,7 @@ class TapTest {
 
     @Test
     void adoptsATapSomeoneElseAttached() throws NativeIoException {
-        try (Tap probe = openOrSkip(uniqueName())) {
+        try (Tap _ = openOrSkip(uniqueName())) {
             // only here to skip without CAP_NET_ADMIN
         }
         String name = uniqueName();
@@ -100,7 +100,7 @@ class TapTest {
 
     @Test
     void refusesToAdoptWhatIsNotAVnetHeaderTap() {
-        try (Tap probe = openOrSkip(uniqueName())) {
+        try (Tap _ = openOrSkip(uniqueName())) {
             // only here to skip without CAP_NET_ADMIN
         }
         int plain = attachRaw(uniqueName(), IoAbi.IFF_TAP | IoAbi.IFF_NO_PI);

@@ -56,7 +56,7 @@ class UnixStreamTest {
             assertThat(received.flip().remaining()).isEqualTo(3);
             assertThat(received.get(0)).isEqualTo((byte) 9);
 
-            peer.close();
+            peer.shutdownOutput(); // the peer closes its side
             assertThat(stream.read(buffer, 16)).isEqualTo(UnixStream.END);
         }
     }
