@@ -2,7 +2,6 @@ package dev.panamax.api;
 
 import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
-import dev.panamax.control.VmRules;
 import dev.panamax.devices.LegacyPlatform;
 import dev.panamax.devices.pci.PciBus;
 import dev.panamax.kvm.KvmUnavailableException;
@@ -19,6 +18,9 @@ import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import dev.panamax.vmm.DriveConfig;
+import dev.panamax.vmm.NicConfig;
+import dev.panamax.vmm.VmRules;
 import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -438,6 +440,15 @@ public final class VirtualMachine implements AutoCloseable {
             return line.toString();
         }
 
+        private List<DriveConfig> driveConfigs() {
+            return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO)).toList();
+        }
+
+        private List<NicConfig> nicConfigs() {
+            return networkInterfaces.stream()
+                    .map(n -> new NicConfig(n.id(), n.hostDevice(), n.tapDescriptor(), n.passtSocket(), n.guestMac())).toList();
+        }
+
         /**
          * @throws IllegalArgumentException when a value is out of range or the drives or network
          *     interfaces clash (the message names the value)
@@ -456,7 +467,7 @@ public final class VirtualMachine implements AutoCloseable {
                 VmRules.id(d.id(), "drive id");
                 VmRules.diskImage(d.path(), d.readOnly(), "drive " + d.id());
             }
-            VmRules.drives(drives, i -> "drive " + drives.get(i).id());
+            VmRules.drives(driveConfigs(), i -> "drive " + drives.get(i).id());
             for (NetworkInterface n : networkInterfaces) {
                 VmRules.id(n.id(), "network interface id");
                 if (n.hostDevice() != null) {
@@ -466,7 +477,7 @@ public final class VirtualMachine implements AutoCloseable {
                     VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
                 }
             }
-            VmRules.networkInterfaces(networkInterfaces, i -> "network interface " + networkInterfaces.get(i).id());
+            VmRules.networkInterfaces(nicConfigs(), i -> "network interface " + networkInterfaces.get(i).id());
             try {
                 return new VirtualMachine(this);
             } catch (BootException | KvmUnavailableException | NativeCallException e) {

@@ -2,7 +2,7 @@ package dev.panamax.cli;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.Transport;
-import dev.panamax.control.VmRules;
+import dev.panamax.vmm.VmRules;
 import java.nio.file.Path;
 import java.util.Locale;
 
@@ -15,7 +15,7 @@ final class DiskOption {
     /**
      * @param index the disk's position among the --disk options, for its default ID ("disk0", ...)
      * @throws UserError naming the option when it is malformed
-     * @throws dev.panamax.control.ConfigException when the ID or the image file is unusable
+     * @throws dev.panamax.vmm.ConfigException when the ID or the image file is unusable
      */
     static Drive parse(String spec, int index) {
         String[] parts = spec.split(",", -1);

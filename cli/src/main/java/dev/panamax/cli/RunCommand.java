@@ -5,10 +5,8 @@ import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.control.ApiServer;
-import dev.panamax.control.ConfigException;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.VmConfig;
-import dev.panamax.control.VmRules;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.guest.DebianPackages;
 import dev.panamax.guest.GuestImages;
@@ -16,6 +14,8 @@ import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
+import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.VmRules;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
@@ -171,12 +171,12 @@ final class RunCommand implements Callable<Integer> {
         for (String disk : diskSpecs) {
             drives.add(DiskOption.parse(disk, drives.size()));
         }
-        VmRules.drives(drives, n -> "--disk " + diskSpecs.get(n));
+        VmConfig.checkDrives(drives, n -> "--disk " + diskSpecs.get(n));
         List<NetworkInterface> interfaces = new ArrayList<>();
         for (String net : netSpecs) {
             interfaces.add(NetOption.parse(net, interfaces.size()));
         }
-        VmRules.networkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
+        VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
         return new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
                 new VmConfig.MachineConfig(vcpus, memoryMib), drives, interfaces);
     }

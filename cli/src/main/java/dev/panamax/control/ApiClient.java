@@ -1,5 +1,6 @@
 package dev.panamax.control;
 
+import dev.panamax.vmm.ConfigException;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.net.StandardProtocolFamily;

@@ -6,6 +6,8 @@ import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.control.VmConfig.BootSource;
 import dev.panamax.control.VmConfig.MachineConfig;
+import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.VmRules;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -152,9 +154,9 @@ public final class ControlPlane {
                 case "GET /metrics" -> Response.ok(metrics());
                 case "PUT /boot-source" -> putResource("boot-source", body, VmConfig::bootSource, parsed -> bootSource = parsed);
                 case "PUT /machine-config" -> putResource("machine-config", body, VmConfig::machineConfig, parsed -> machine = parsed);
-                case "PUT /drives/{id}" -> putById("drives", "drive_id", id, body, VmConfig::drive, Drive::id, drives, VmRules::drives);
+                case "PUT /drives/{id}" -> putById("drives", "drive_id", id, body, VmConfig::drive, Drive::id, drives, VmConfig::checkDrives);
                 case "PUT /network-interfaces/{id}" -> putById("network-interfaces", "iface_id", id, body, VmConfig::networkInterface,
-                        NetworkInterface::id, interfaces, VmRules::networkInterfaces);
+                        NetworkInterface::id, interfaces, VmConfig::checkNetworkInterfaces);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
                 default -> Response.fault(500, "internal error: no handler for " + method + " " + resource);

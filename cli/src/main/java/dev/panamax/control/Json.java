@@ -1,5 +1,6 @@
 package dev.panamax.control;
 
+import dev.panamax.vmm.ConfigException;
 import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

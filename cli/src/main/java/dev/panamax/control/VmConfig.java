@@ -4,6 +4,10 @@ import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
+import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.DriveConfig;
+import dev.panamax.vmm.NicConfig;
+import dev.panamax.vmm.VmRules;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -17,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.function.IntFunction;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -111,14 +116,26 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         for (int i = 0; i < driveJson.size(); i++) {
             drives.add(drive(driveJson.get(i), "drives[" + i + "]"));
         }
-        VmRules.drives(drives, i -> "drives[" + i + "]");
+        checkDrives(drives, i -> "drives[" + i + "]");
         List<NetworkInterface> interfaces = new ArrayList<>();
         List<Object> interfaceJson = top.optionalArray("network-interfaces");
         for (int i = 0; i < interfaceJson.size(); i++) {
             interfaces.add(networkInterface(interfaceJson.get(i), "network-interfaces[" + i + "]"));
         }
-        VmRules.networkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
+        checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
         return new VmConfig(boot, machine, drives, interfaces);
+    }
+
+    /** {@link VmRules#drives} for the Java API's drives: the rules the drives of one VM follow together. */
+    public static void checkDrives(List<Drive> drives, IntFunction<String> nameOf) {
+        VmRules.drives(drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO))
+                .toList(), nameOf);
+    }
+
+    /** {@link VmRules#networkInterfaces} for the Java API's network interfaces. */
+    public static void checkNetworkInterfaces(List<NetworkInterface> interfaces, IntFunction<String> nameOf) {
+        VmRules.networkInterfaces(interfaces.stream()
+                .map(n -> new NicConfig(n.id(), n.hostDevice(), n.tapDescriptor(), n.passtSocket(), n.guestMac())).toList(), nameOf);
     }
 
     /** {@code bytes} as UTF-8, refusing malformed input rather than replacing it. */

@@ -1,5 +1,5 @@
 /**
- * The control plane: the REST API on a Unix socket, the JSON config, and the rules for a VM's resources they share with the Java API.
+ * The control plane: the REST API on a Unix socket and the JSON config, both clients of the Java API.
  *
  * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
  * {@code dev.panamax.api}; this package may change in any release.

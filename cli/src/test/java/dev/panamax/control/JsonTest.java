@@ -3,6 +3,7 @@ package dev.panamax.control;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.vmm.ConfigException;
 import java.math.BigInteger;
 import java.util.LinkedHashMap;
 import java.util.List;

@@ -1,4 +1,4 @@
-package dev.panamax.control;
+package dev.panamax.vmm;
 
 /**
  * A VM resource or request that cannot be accepted: the message names the value the way the user

@@ -1,8 +1,5 @@
-package dev.panamax.control;
+package dev.panamax.vmm;
 
-import dev.panamax.api.Drive;
-import dev.panamax.api.NetworkInterface;
-import dev.panamax.api.Transport;
 import dev.panamax.boot.MpTable;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.x86.PhysicalLayout;
@@ -144,14 +141,14 @@ public final class VmRules {
      * The drives of one VM together: distinct ids, at most one root device, and no image written
      * through one drive while another uses it. A clash is reported at the later drive, named by {@code nameOf(index)}.
      */
-    public static void drives(List<Drive> drives, IntFunction<String> nameOf) {
-        Map<String, Drive> byId = new HashMap<>();
-        Map<Path, Drive> byImage = new HashMap<>();
-        Drive root = null;
+    public static void drives(List<DriveConfig> drives, IntFunction<String> nameOf) {
+        Map<String, DriveConfig> byId = new HashMap<>();
+        Map<Path, DriveConfig> byImage = new HashMap<>();
+        DriveConfig root = null;
         int mmio = 0;
         for (int i = 0; i < drives.size(); i++) {
-            Drive d = drives.get(i);
-            if (d.transport() == Transport.MMIO && ++mmio > VirtioMmioDevice.MAX_DEVICES) {
+            DriveConfig d = drives.get(i);
+            if (d.mmio() && ++mmio > VirtioMmioDevice.MAX_DEVICES) {
                 throw new ConfigException(nameOf.apply(i), "a VM has at most " + VirtioMmioDevice.MAX_DEVICES
                         + " virtio-mmio devices; put this drive on PCI");
             }
@@ -165,33 +162,31 @@ public final class VmRules {
                 }
                 root = d;
             }
-            if (root != null && root.transport() == Transport.PCI && mmio > 0) {
+            if (root != null && !root.mmio() && mmio > 0) {
                 throw new ConfigException(nameOf.apply(i), "root drive '" + root.id() + "' is on PCI, but Linux probes virtio-mmio"
                         + " drives first, so it would not be /dev/vda; put the root drive on virtio-mmio too, or every drive on PCI");
             }
-            Drive other = byImage.putIfAbsent(realPath(d.path()), d);
+            DriveConfig other = byImage.putIfAbsent(realPath(d.image()), d);
             if (other != null && !(other.readOnly() && d.readOnly())) {
-                throw new ConfigException(nameOf.apply(i), "drive '" + d.id() + "' uses the image " + d.path() + " that drive '"
+                throw new ConfigException(nameOf.apply(i), "drive '" + d.id() + "' uses the image " + d.image() + " that drive '"
                         + other.id() + "' uses, and one of them may write it; give each a copy, or make both read-only");
             }
         }
     }
 
     /** The network interfaces of one VM together: distinct ids, host ends (taps, tap descriptors, passt sockets) and guest MACs. */
-    public static void networkInterfaces(List<NetworkInterface> interfaces, IntFunction<String> nameOf) {
-        Map<String, NetworkInterface> byId = new HashMap<>();
-        Map<String, NetworkInterface> byHostEnd = new HashMap<>();
-        Map<String, NetworkInterface> byMac = new HashMap<>();
+    public static void networkInterfaces(List<NicConfig> interfaces, IntFunction<String> nameOf) {
+        Map<String, NicConfig> byId = new HashMap<>();
+        Map<String, NicConfig> byHostEnd = new HashMap<>();
+        Map<String, NicConfig> byMac = new HashMap<>();
         for (int i = 0; i < interfaces.size(); i++) {
-            NetworkInterface n = interfaces.get(i);
+            NicConfig n = interfaces.get(i);
             if (byId.putIfAbsent(n.id(), n) != null) {
                 throw new ConfigException(nameOf.apply(i), "another network interface is already called '" + n.id()
                         + "'; interface ids must be unique");
             }
-            String host = n.hostDevice() != null ? "the host device " + n.hostDevice()
-                    : n.tapDescriptor() >= 0 ? "the tap descriptor " + n.tapDescriptor()
-                    : n.passtSocket() != null ? "the passt socket " + n.passtSocket() : null;
-            NetworkInterface other = host == null ? null : byHostEnd.putIfAbsent(host, n);
+            String host = n.hostEnd();
+            NicConfig other = host == null ? null : byHostEnd.putIfAbsent(host, n);
             if (other != null) {
                 throw new ConfigException(nameOf.apply(i), "network interface '" + other.id() + "' uses " + host
                         + " already; give each interface its own");
