@@ -2,36 +2,24 @@ package dev.panamax.api;
 
 import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
-import dev.panamax.devices.LegacyPlatform;
-import dev.panamax.devices.pci.PciBus;
 import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
-import dev.panamax.virtio.VirtioDevice;
-import dev.panamax.virtio.blk.VirtioBlk;
-import dev.panamax.virtio.mmio.VirtioMmioDevice;
-import dev.panamax.virtio.net.MacAddress;
-import dev.panamax.virtio.net.NetBackend;
-import dev.panamax.virtio.net.NetBackendException;
-import dev.panamax.virtio.net.PasstBackend;
-import dev.panamax.virtio.net.TapBackend;
-import dev.panamax.virtio.net.VirtioNet;
-import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import dev.panamax.vmm.DeviceManager;
+import dev.panamax.vmm.DeviceSetupException;
 import dev.panamax.vmm.DriveConfig;
+import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.NicConfig;
+import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmRules;
-import java.io.FilterOutputStream;
-import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 
 /**
@@ -52,10 +40,9 @@ import java.util.function.Consumer;
  */
 public final class VirtualMachine implements AutoCloseable {
     /** What every guest's command line starts with: the console on COM1, reset through the i8042, no reboot loop after a panic. */
-    public static final String BASE_COMMAND_LINE = "console=ttyS0 reboot=k panic=-1 tsc=reliable";
+    public static final String BASE_COMMAND_LINE = VmBuilder.BASE_COMMAND_LINE;
     public static final int DEFAULT_CPUS = 1;
     public static final long DEFAULT_MEMORY_MIB = 256;
-    private static final String PANIC_MARKER = "Kernel panic - not syncing";
 
     /** Where a VM is in its life. */
     public enum State { CREATED, RUNNING, PAUSED, EXITED, CLOSED }
@@ -122,107 +109,12 @@ public final class VirtualMachine implements AutoCloseable {
     }
 
     private final Vm vm;
-    private final LegacyPlatform platform;
-    private final AtomicLong consoleBytes = new AtomicLong();
+    private final DeviceManager devices;
     private final Object lifecycle = new Object(); // orders start, pause and resume against each other
-    private volatile String panic;
 
-    private VirtualMachine(Builder b) {
-        Vm created = Vm.create();
-        try {
-            LinuxBoot.prepare(created, new LinuxBoot.Spec(b.kernel, b.initrd, b.fullCommandLine(), b.cpus, b.memoryMib << 20,
-                    LinuxBoot.Protocol.valueOf(b.protocol.name())));
-            platform = LegacyPlatform.install(created, new FilterOutputStream(b.console) {
-                @Override
-                public void write(int oneByte) throws IOException {
-                    out.write(oneByte);
-                    consoleBytes.incrementAndGet();
-                }
-
-                @Override
-                public void write(byte[] bytes, int offset, int length) throws IOException {
-                    out.write(bytes, offset, length); // the UART writes whole buffers: no byte-at-a-time copying
-                    consoleBytes.addAndGet(length);
-                }
-            });
-            platform.com1().addLineListener(line -> {
-                if (panic == null && line.contains(PANIC_MARKER)) {
-                    panic = line.strip();
-                }
-            });
-            PciBus pci = PciBus.install(created);
-            attachDrives(created, pci, b.drivesInGuestOrder(), b.cpus);
-            attachNetworkInterfaces(created, pci, b.networkInterfaces);
-        } catch (RuntimeException e) {
-            created.close();
-            throw e;
-        }
-        this.vm = created;
-    }
-
-    // ---- The one place where drives and network interfaces become devices ----
-
-    /**
-     * Opens each drive's image as a virtio-blk device with one request queue per vCPU, on its
-     * transport; the virtio-mmio ones take the windows {@link Builder#fullCommandLine()} announced, in order.
-     */
-    private static void attachDrives(Vm vm, PciBus pci, List<Drive> drives, int queues) {
-        int mmioDevices = 0;
-        for (Drive drive : drives) {
-            VirtioBlk blk;
-            try {
-                blk = VirtioBlk.open(drive.id(), drive.path(), drive.readOnly(), queues);
-            } catch (IOException e) {
-                throw new VirtualMachineException("drive " + drive.id() + ": " + e.getMessage(), e);
-            }
-            if (drive.transport() == Transport.PCI) {
-                attachPci(vm, pci, blk);
-            } else {
-                int window = mmioDevices++;
-                attach(blk, () -> VirtioMmioDevice.attach(vm, blk, window));
-            }
-        }
-    }
-
-    /** Opens each interface's tap, or starts its passt, and puts a virtio-net device on it on PCI. */
-    private static void attachNetworkInterfaces(Vm vm, PciBus pci, List<NetworkInterface> interfaces) {
-        for (NetworkInterface nic : interfaces) {
-            NetBackend backend;
-            try {
-                if (nic.hostDevice() != null) {
-                    backend = TapBackend.open(nic.hostDevice());
-                } else if (nic.tapDescriptor() >= 0) {
-                    backend = TapBackend.adopt(nic.tapDescriptor());
-                } else {
-                    backend = nic.passtSocket() != null ? PasstBackend.connect(nic.passtSocket()) : PasstBackend.start();
-                }
-            } catch (NetBackendException e) {
-                throw new VirtualMachineException("network interface " + nic.id() + ": " + e.getMessage(), e);
-            }
-            VirtioNet net;
-            try {
-                MacAddress mac = nic.guestMac() == null ? MacAddress.random() : MacAddress.parse(nic.guestMac());
-                net = new VirtioNet(nic.id(), mac, backend, VirtioNet.DEFAULT_QUEUE_SIZE);
-            } catch (RuntimeException e) {
-                backend.close();
-                throw e;
-            }
-            attachPci(vm, pci, net);
-        }
-    }
-
-    private static void attachPci(Vm vm, PciBus pci, VirtioDevice device) {
-        attach(device, () -> VirtioPciDevice.attach(vm, pci, device));
-    }
-
-    /** Runs {@code attachment}, which hands {@code device} to the VM; closes the device when it fails. */
-    private static void attach(VirtioDevice device, Runnable attachment) {
-        try {
-            attachment.run();
-        } catch (RuntimeException e) {
-            device.close();
-            throw e;
-        }
+    private VirtualMachine(VmBuilder.Machine machine) {
+        this.vm = machine.vm();
+        this.devices = machine.devices();
     }
 
     public static Builder builder() {
@@ -271,7 +163,7 @@ public final class VirtualMachine implements AutoCloseable {
      * the VM with {@link ExitReason#RESET}); returns false when the keyboard buffer is full.
      */
     public boolean shutdown() {
-        return platform.i8042().sendCtrlAltDel();
+        return devices.i8042().sendCtrlAltDel();
     }
 
     /** Ends the VM at once, as pulling the power cord would; returns once its vCPUs have stopped. */
@@ -296,9 +188,9 @@ public final class VirtualMachine implements AutoCloseable {
     }
 
     private Exit toExit(VmExit exit) {
-        String p = panic;
-        if (p != null && exit.reason() == VmExit.Reason.RESET) {
-            exit = new VmExit(VmExit.Reason.GUEST_CRASH, exit.vcpu(), p, exit.registers());
+        Optional<String> panic = devices.console().panic();
+        if (panic.isPresent() && exit.reason() == VmExit.Reason.RESET) {
+            exit = new VmExit(VmExit.Reason.GUEST_CRASH, exit.vcpu(), panic.get(), exit.registers());
         }
         return new Exit(ExitReason.valueOf(exit.reason().name()), exit.toString());
     }
@@ -309,17 +201,17 @@ public final class VirtualMachine implements AutoCloseable {
 
     /** The time from process start until the guest's /init reported reaching user space, once it has. */
     public Optional<Duration> timeToUserSpace() {
-        return platform.bootTimer().timeToUserSpace();
+        return devices.bootTimer().timeToUserSpace();
     }
 
     /** Calls {@code listener} once, when the guest's /init reports reaching user space (through the boot timer port). */
     public void onUserSpace(Consumer<Duration> listener) {
-        platform.bootTimer().addListener(listener);
+        devices.bootTimer().addListener(listener);
     }
 
     /** Types {@code bytes} on the serial console; returns how many fit in its buffer. */
     public int sendConsoleInput(byte[] bytes) {
-        return platform.com1().receive(bytes);
+        return devices.serial().receive(bytes);
     }
 
     /**
@@ -327,12 +219,12 @@ public final class VirtualMachine implements AutoCloseable {
      * on a vCPU thread: keep it quick, and never wait in it for the VM.
      */
     public void addConsoleLineListener(Consumer<String> listener) {
-        platform.com1().addLineListener(listener);
+        devices.console().addLineListener(listener);
     }
 
     /** Bytes of console output handed to the {@linkplain Builder#console console stream} so far. */
     public long consoleOutputBytes() {
-        return consoleBytes.get();
+        return devices.console().bytesWritten();
     }
 
     /** How many times the vCPUs left guest code so far (for I/O, interrupts, pauses), summed over vCPUs. */
@@ -416,30 +308,6 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
-        /**
-         * The drives in the order the guest names them (vda, vdb, ...): Linux probes virtio-mmio
-         * devices before PCI ones, and the root drive comes first within its transport.
-         */
-        private List<Drive> drivesInGuestOrder() {
-            return drives.stream().sorted(Comparator.comparing((Drive d) -> d.transport() != Transport.MMIO).thenComparing(d -> !d.root()))
-                    .toList();
-        }
-
-        /** The kernel's whole command line: the base, the virtio-mmio windows, a root= for a root drive, then the caller's part. */
-        private String fullCommandLine() {
-            StringBuilder line = new StringBuilder(BASE_COMMAND_LINE);
-            long mmio = drives.stream().filter(d -> d.transport() == Transport.MMIO).count();
-            for (int i = 0; i < mmio; i++) {
-                line.append(' ').append(VirtioMmioDevice.commandLineOption(i));
-            }
-            drives.stream().filter(Drive::root).findFirst()
-                    .ifPresent(root -> line.append(" root=/dev/vda ").append(root.readOnly() ? "ro" : "rw"));
-            if (!commandLine.isBlank()) {
-                line.append(' ').append(commandLine);
-            }
-            return line.toString();
-        }
-
         private List<DriveConfig> driveConfigs() {
             return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO)).toList();
         }
@@ -478,9 +346,11 @@ public final class VirtualMachine implements AutoCloseable {
                 }
             }
             VmRules.networkInterfaces(nicConfigs(), i -> "network interface " + networkInterfaces.get(i).id());
+            MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
+                    driveConfigs(), nicConfigs());
             try {
-                return new VirtualMachine(this);
-            } catch (BootException | KvmUnavailableException | NativeCallException e) {
+                return new VirtualMachine(VmBuilder.build(config, console));
+            } catch (BootException | DeviceSetupException | KvmUnavailableException | NativeCallException e) {
                 throw new VirtualMachineException(e.getMessage(), e);
             }
         }

@@ -1,7 +1,6 @@
 package dev.panamax.vmm;
 
 import dev.panamax.boot.MpTable;
-import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -148,8 +147,8 @@ public final class VmRules {
         int mmio = 0;
         for (int i = 0; i < drives.size(); i++) {
             DriveConfig d = drives.get(i);
-            if (d.mmio() && ++mmio > VirtioMmioDevice.MAX_DEVICES) {
-                throw new ConfigException(nameOf.apply(i), "a VM has at most " + VirtioMmioDevice.MAX_DEVICES
+            if (d.mmio() && ++mmio > DeviceManager.MAX_MMIO_DEVICES) {
+                throw new ConfigException(nameOf.apply(i), "a VM has at most " + DeviceManager.MAX_MMIO_DEVICES
                         + " virtio-mmio devices; put this drive on PCI");
             }
             if (byId.putIfAbsent(d.id(), d) != null) {

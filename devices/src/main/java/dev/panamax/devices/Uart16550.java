@@ -2,32 +2,35 @@ package dev.panamax.devices;
 
 import dev.panamax.vm.InterruptLine;
 import dev.panamax.vm.PortIoDevice;
-import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
-import java.util.List;
 import java.util.Objects;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.Consumer;
 
 /**
  * A 16550A UART as Linux's 8250 driver sees it (COM1 is 8 ports at 0x3F8 on IRQ 4).
  *
  * <p>Transmission is instantaneous: THR is always empty, so THRE and TEMT are always set, and a
- * byte written to THR goes straight to the output sink (or, in loopback mode, back into the
- * receiver). Received bytes come from the host through {@link #receive(byte[], int, int)}; they
+ * byte written to THR goes straight to the {@link Events} hook (or, in loopback mode, back into the
+ * receiver), as vm-superio's {@code Serial} hands bytes to its writer and events. What becomes of
+ * them (buffering, lines, counting) is the hook's business, for a console {@link ConsoleOutput}'s.
+ * Received bytes come from the host through {@link #receive(byte[], int, int)}; they
  * wait in one bounded queue that stands for the 16-byte receive FIFO plus a host-side backlog.
  * Interrupts follow the 16550 priority order (line status, received data, THR empty, modem
  * status) and drive the {@link InterruptLine}: asserted while an enabled interrupt is pending,
  * deasserted when none is, and touched only when that changes.
  *
  * <p>Threads: {@link #in}/{@link #out} run on vCPU threads and {@link #receive} on a host input
- * thread; register state is guarded by one lock that is never held across I/O. The output sink
- * and line listeners are called on the vCPU thread that transmitted, outside that lock, so a
- * sink that can block (a socket) should be buffered or made asynchronous by the caller. An
- * {@link IOException} from the sink is counted and the bytes dropped; the guest never sees it.
+ * thread; register state is guarded by one lock. The hook is called on the vCPU thread that
+ * transmitted, outside that lock.
  */
 public final class Uart16550 implements PortIoDevice {
+
+    /** What the UART tells its owner about transmission (vm-superio's {@code SerialEvents} and writer in one). */
+    public interface Events {
+        /** The guest transmitted {@code b}. */
+        void transmitted(byte b);
+
+        /** The guest's driver stopped transmitting for now: it rewrote IER at the end of a burst. */
+        void transmitPaused();
+    }
 
     /** Standard COM1 base port and ISA IRQ. */
     public static final int COM1_PORT = 0x3F8;
@@ -95,10 +98,6 @@ public final class Uart16550 implements PortIoDevice {
     /** Modem inputs when not in loopback: a null-modem host that is always ready. */
     private static final int MSR_HOST_READY = MSR_DCD | MSR_DSR | MSR_CTS;
 
-    /** Longest line handed to line listeners; longer ones are split. */
-    static final int MAX_LINE = 4096;
-    private static final int OUTPUT_BUFFER = 4096;
-
     private final InterruptLine irq;
 
     // Register state, guarded by `this`.
@@ -118,45 +117,26 @@ public final class Uart16550 implements PortIoDevice {
     private int rxCount;
     private long droppedInput;
 
-    // Output path, guarded by `output`.
-    private final Object output = new Object();
-    private final OutputStream sink;
-    private final byte[] outBuffer = new byte[OUTPUT_BUFFER];
-    private int outLength;
-    private final byte[] line = new byte[MAX_LINE];
-    private int lineLength;
-    private long outputErrors;
-    private long droppedOutput;
-    private long listenerErrors;
-    private final List<Consumer<String>> lineListeners = new CopyOnWriteArrayList<>();
+    private final Events events;
 
     /**
      * @param irq the UART's interrupt line (ISA IRQ 4 for COM1)
-     * @param sink where transmitted bytes go, or null to discard them; not closed by the UART
+     * @param events where transmitted bytes go
      */
-    public Uart16550(InterruptLine irq, OutputStream sink) {
-        this(irq, sink, DEFAULT_HOST_BUFFER);
+    public Uart16550(InterruptLine irq, Events events) {
+        this(irq, events, DEFAULT_HOST_BUFFER);
     }
 
     /**
      * @param hostBuffer bytes of host input held behind the 16-byte FIFO before input is dropped
      */
-    public Uart16550(InterruptLine irq, OutputStream sink, int hostBuffer) {
+    public Uart16550(InterruptLine irq, Events events, int hostBuffer) {
         if (hostBuffer < 0) {
             throw new IllegalArgumentException("host receive buffer must not be negative: " + hostBuffer);
         }
         this.irq = Objects.requireNonNull(irq, "irq");
-        this.sink = sink != null ? sink : OutputStream.nullOutputStream();
+        this.events = Objects.requireNonNull(events, "events");
         this.rx = new byte[FIFO_SIZE + hostBuffer];
-    }
-
-    /**
-     * Calls {@code listener} with every complete line the guest transmits (without the line end),
-     * on the transmitting vCPU thread: it must be quick and must not block. Lines longer than
-     * {@value #MAX_LINE} bytes arrive in pieces. Bytes are decoded as UTF-8.
-     */
-    public void addLineListener(Consumer<String> listener) {
-        lineListeners.add(Objects.requireNonNull(listener, "listener"));
     }
 
     // ---- guest side ----
@@ -182,7 +162,7 @@ public final class Uart16550 implements PortIoDevice {
     public void out(int offset, int size, int value) {
         int b = value & 0xFF;
         boolean transmit = false;
-        boolean flush = false;
+        boolean paused = false;
         synchronized (this) {
             switch (offset) {
                 case RBR_THR_DLL -> {
@@ -203,7 +183,7 @@ public final class Uart16550 implements PortIoDevice {
                         writeInterruptEnable(b);
                         // The 8250 driver rewrites IER when it stops transmitting (console write
                         // done, TX queue empty): the guest has stopped writing for now.
-                        flush = true;
+                        paused = true;
                     }
                 }
                 case IIR_FCR -> writeFifoControl(b);
@@ -215,9 +195,9 @@ public final class Uart16550 implements PortIoDevice {
             updateInterrupt();
         }
         if (transmit) {
-            transmit((byte) b);
-        } else if (flush) {
-            flush();
+            events.transmitted((byte) b);
+        } else if (paused) {
+            events.transmitPaused();
         }
     }
 
@@ -421,88 +401,5 @@ public final class Uart16550 implements PortIoDevice {
     /** Whether the interrupt line is currently asserted. */
     public synchronized boolean interruptAsserted() {
         return irqAsserted;
-    }
-
-    // ---- output path ----
-
-    private void transmit(byte b) {
-        synchronized (output) {
-            outBuffer[outLength++] = b;
-            if (!lineListeners.isEmpty()) {
-                appendToLine(b);
-            }
-            if (b == '\n' || outLength == outBuffer.length) {
-                flushLocked();
-            }
-        }
-    }
-
-    private void appendToLine(byte b) {
-        if (b == '\n') {
-            int end = lineLength;
-            if (end > 0 && line[end - 1] == '\r') {
-                end--;
-            }
-            deliverLine(end);
-            return;
-        }
-        line[lineLength++] = b;
-        if (lineLength == line.length) {
-            deliverLine(lineLength);
-        }
-    }
-
-    private void deliverLine(int length) {
-        String text = new String(line, 0, length, StandardCharsets.UTF_8);
-        lineLength = 0;
-        for (Consumer<String> listener : lineListeners) {
-            try {
-                listener.accept(text);
-            } catch (RuntimeException e) {
-                listenerErrors++; // a broken watcher must not stop the guest's console
-            }
-        }
-    }
-
-    /** Writes buffered output to the sink. Safe from any thread. */
-    public void flush() {
-        synchronized (output) {
-            flushLocked();
-        }
-    }
-
-    private void flushLocked() {
-        if (outLength == 0) {
-            return;
-        }
-        try {
-            sink.write(outBuffer, 0, outLength);
-            sink.flush();
-        } catch (IOException e) {
-            outputErrors++;
-            droppedOutput += outLength;
-        }
-        outLength = 0;
-    }
-
-    /** Sink writes that failed; their bytes were dropped. */
-    public long outputErrors() {
-        synchronized (output) {
-            return outputErrors;
-        }
-    }
-
-    /** Output bytes lost to failed sink writes. */
-    public long droppedOutputBytes() {
-        synchronized (output) {
-            return droppedOutput;
-        }
-    }
-
-    /** Line listener calls that threw. */
-    public long listenerErrors() {
-        synchronized (output) {
-            return listenerErrors;
-        }
     }
 }

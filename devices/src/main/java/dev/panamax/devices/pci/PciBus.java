@@ -3,8 +3,6 @@ package dev.panamax.devices.pci;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.MmioDevice;
 import dev.panamax.vm.PortIoDevice;
-import dev.panamax.vm.Vm;
-import dev.panamax.x86.PhysicalLayout;
 import java.lang.System.Logger.Level;
 import java.util.Arrays;
 
@@ -48,13 +46,6 @@ public final class PciBus implements PortIoDevice {
             Arrays.fill(m, -1);
         }
         slots[0] = new HostBridge();
-    }
-
-    /** A bus on {@code vm}: its configuration ports and its BAR window in the MMIO hole. */
-    public static PciBus install(Vm vm) {
-        PciBus bus = new PciBus(vm.mmio(), PhysicalLayout.PCI_WINDOW_START, PhysicalLayout.PCI_WINDOW_END);
-        vm.ports().register(PORT, PORT_COUNT, bus, "PCI configuration mechanism #1");
-        return bus;
     }
 
     /**

@@ -7,14 +7,13 @@ import dev.panamax.virtio.VirtioInterrupts;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.InterruptLine;
 import dev.panamax.vm.MmioDevice;
-import dev.panamax.vm.Vm;
-import dev.panamax.x86.PhysicalLayout;
 import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The virtio-mmio transport, version 2 (VIRTIO 1.x 4.2): a 4 KiB register window and an interrupt
- * line, announced to Linux on its command line as {@code virtio_mmio.device=4K@BASE:IRQ}. Queue
+ * line, announced to Linux on its command line as {@code virtio_mmio.device=4K@BASE:IRQ} (the VMM's
+ * device manager chooses both). Queue
  * notifications are bound to ioeventfds matching the queue index; interrupts set a bit in the
  * interrupt status register and send an edge on the line.
  */
@@ -75,44 +74,6 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
         for (int q = 0; q < device.queueCount(); q++) {
             notifier.bind(device, q, base + QUEUE_NOTIFY, 4, OptionalLong.of(q));
         }
-    }
-
-    /**
-     * Creates the transport for {@code device} as the {@code index}th virtio-mmio device of {@code
-     * vm}, at {@link #base} and {@link #irq}, which the guest learns from {@link #commandLineOption}.
-     */
-    public static VirtioMmioDevice attach(Vm vm, VirtioDevice device, int index) {
-        VirtioMmioDevice mmio = new VirtioMmioDevice(device, vm.memory(), base(index), vm.interruptLine(irq(index)), QueueNotifier.of(vm));
-        vm.closeOnExit(mmio);
-        vm.mmio().register(base(index), SIZE, mmio, device.name() + " (virtio-mmio)");
-        return mmio;
-    }
-
-    /**
-     * The ISA IRQs virtio-mmio devices use, one each: those no legacy device of Panamax's takes (the
-     * PIT, keyboard, cascade, COM1-2, RTC, PS/2 mouse and FPU keep theirs).
-     */
-    private static final int[] IRQS = {5, 6, 7, 9, 10, 11, 14, 15};
-
-    /** How many virtio-mmio devices a VM can have. */
-    public static final int MAX_DEVICES = IRQS.length;
-
-    /** The register window of the {@code index}th virtio-mmio device of a VM. */
-    public static long base(int index) {
-        return PhysicalLayout.VIRTIO_MMIO_START + SIZE * index;
-    }
-
-    /** The ISA IRQ of the {@code index}th virtio-mmio device of a VM. */
-    public static int irq(int index) {
-        if (index < 0 || index >= IRQS.length) {
-            throw new IllegalArgumentException("a VM has at most " + IRQS.length + " virtio-mmio devices");
-        }
-        return IRQS[index];
-    }
-
-    /** What Linux needs on its command line to find the {@code index}th virtio-mmio device. */
-    public static String commandLineOption(int index) {
-        return String.format("virtio_mmio.device=4K@0x%x:%d", base(index), irq(index));
     }
 
     public VirtioDevice device() {

@@ -1,17 +1,15 @@
 package dev.panamax.virtio.pci;
 
 import dev.panamax.devices.pci.Msix;
-import dev.panamax.devices.pci.PciBus;
 import dev.panamax.devices.pci.PciConfigSpace;
 import dev.panamax.devices.pci.PciDevice;
-import dev.panamax.vm.GuestMemory;
-import dev.panamax.vm.MmioDevice;
-import dev.panamax.vm.MsiVector;
-import dev.panamax.vm.Vm;
 import dev.panamax.virtio.QueueNotifier;
 import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioInterrupts;
+import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.MmioDevice;
+import dev.panamax.vm.MsiVector;
 import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -95,14 +93,6 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
         }
         this.msix = new Msix(config, device.queueCount() + 1, BAR, MSIX_TABLE, MSIX_PBA, msi);
         device.connect(memory, new Interrupts());
-    }
-
-    /** Creates the transport for {@code device} on {@code vm} and puts it on {@code bus}. */
-    public static VirtioPciDevice attach(Vm vm, PciBus bus, VirtioDevice device) {
-        VirtioPciDevice pci = new VirtioPciDevice(device, vm.memory(), vm::allocateMsiVector, QueueNotifier.of(vm));
-        vm.closeOnExit(pci);
-        bus.add(pci);
-        return pci;
     }
 
     private static int classCode(int deviceType) {

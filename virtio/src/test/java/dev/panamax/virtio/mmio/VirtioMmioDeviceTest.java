@@ -3,14 +3,14 @@ package dev.panamax.virtio.mmio;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.sys.MappedMemory;
-import dev.panamax.vm.GuestMemory;
-import dev.panamax.vm.InterruptLine;
 import dev.panamax.virtio.EchoDevice;
 import dev.panamax.virtio.QueueNotifier;
 import dev.panamax.virtio.VirtioDevice;
-import dev.panamax.virtio.VirtioTestDriver;
 import dev.panamax.virtio.VirtioTestDriver.Buffer;
+import dev.panamax.virtio.VirtioTestDriver;
 import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.InterruptLine;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -69,7 +69,6 @@ class VirtioMmioDeviceTest {
         assertThat(mmio.read(0x004, 4)).isEqualTo(2);
         assertThat(mmio.read(0x008, 4)).isEqualTo(EchoDevice.TYPE);
         assertThat(bindings).containsExactly("d0000050/4/0 -> 0", "d0000050/4/1 -> 1");
-        assertThat(VirtioMmioDevice.commandLineOption(1)).isEqualTo("virtio_mmio.device=4K@0xd0001000:6");
         mmio.close();
         assertThat(bindings).endsWith("unbind all");
     }

@@ -1,0 +1,29 @@
+package dev.panamax.vmm;
+
+import dev.panamax.boot.LinuxBoot;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * What a VM is built from, its values checked by {@link VmRules}.
+ *
+ * @param kernel a vmlinux or bzImage
+ * @param initrd the initial ramdisk, or null
+ * @param commandLine what the caller adds to {@link VmBuilder#BASE_COMMAND_LINE}
+ * @param cpus vCPUs
+ * @param memoryMib guest RAM
+ * @param protocol how the kernel is entered
+ * @param drives the drives, in the order they were given
+ * @param nics the network interfaces, in the order they were given
+ */
+public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
+        List<DriveConfig> drives, List<NicConfig> nics) {
+    public MachineConfig {
+        Objects.requireNonNull(kernel, "kernel");
+        Objects.requireNonNull(commandLine, "commandLine");
+        Objects.requireNonNull(protocol, "protocol");
+        drives = List.copyOf(drives);
+        nics = List.copyOf(nics);
+    }
+}

@@ -1,0 +1,118 @@
+package dev.panamax.vmm;
+
+import dev.panamax.boot.LinuxBoot;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.net.MacAddress;
+import dev.panamax.virtio.net.NetBackend;
+import dev.panamax.virtio.net.NetBackendException;
+import dev.panamax.virtio.net.PasstBackend;
+import dev.panamax.virtio.net.TapBackend;
+import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.vm.Vm;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.util.Comparator;
+import java.util.List;
+
+/**
+ * Builds a VM from its configuration, as Firecracker's {@code builder.rs} does: the KVM VM with its
+ * memory, vCPUs and the loaded kernel, then every device through the {@link DeviceManager}. The
+ * one place where drives and network interfaces become devices.
+ */
+public final class VmBuilder {
+    private VmBuilder() {}
+
+    /** What every guest's command line starts with: the console on COM1, reset through the i8042, no reboot loop after a panic. */
+    public static final String BASE_COMMAND_LINE = "console=ttyS0 reboot=k panic=-1 tsc=reliable";
+
+    /** A VM built and not yet started: KVM's side and the devices. */
+    public record Machine(Vm vm, DeviceManager devices) {}
+
+    /**
+     * @param console where the guest's serial output goes; not closed by the VM
+     * @throws dev.panamax.boot.BootException when the kernel, initrd or command line cannot be booted
+     * @throws DeviceSetupException when a drive's image or a network interface's host end cannot be opened
+     */
+    public static Machine build(MachineConfig config, OutputStream console) {
+        List<DriveConfig> drives = inGuestOrder(config.drives());
+        Vm vm = Vm.create();
+        try {
+            LinuxBoot.prepare(vm, new LinuxBoot.Spec(config.kernel(), config.initrd(), commandLine(config), config.cpus(),
+                    config.memoryMib() << 20, config.protocol()));
+            DeviceManager devices = new DeviceManager(vm);
+            devices.addLegacyDevices(console);
+            devices.addPciBus();
+            for (DriveConfig drive : drives) {
+                VirtioDevice blk = openDrive(drive, config.cpus());
+                if (drive.mmio()) {
+                    devices.addVirtioMmio("virtio-blk", drive.id(), blk);
+                } else {
+                    devices.addVirtioPci("virtio-blk", drive.id(), blk);
+                }
+            }
+            for (NicConfig nic : config.nics()) {
+                devices.addVirtioPci("virtio-net", nic.id(), openNic(nic));
+            }
+            return new Machine(vm, devices);
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    /**
+     * The drives in the order the guest names them (vda, vdb, ...): Linux probes virtio-mmio
+     * devices before PCI ones, and the root drive comes first within its transport.
+     */
+    static List<DriveConfig> inGuestOrder(List<DriveConfig> drives) {
+        return drives.stream().sorted(Comparator.comparing((DriveConfig d) -> !d.mmio()).thenComparing(d -> !d.root())).toList();
+    }
+
+    /** The kernel's whole command line: the base, the virtio-mmio windows, a root= for a root drive, then the caller's part. */
+    static String commandLine(MachineConfig config) {
+        StringBuilder line = new StringBuilder(BASE_COMMAND_LINE);
+        long mmio = config.drives().stream().filter(DriveConfig::mmio).count();
+        for (int i = 0; i < mmio; i++) {
+            line.append(' ').append(DeviceManager.mmioCommandLineOption(i));
+        }
+        config.drives().stream().filter(DriveConfig::root).findFirst()
+                .ifPresent(root -> line.append(" root=/dev/vda ").append(root.readOnly() ? "ro" : "rw"));
+        if (!config.commandLine().isBlank()) {
+            line.append(' ').append(config.commandLine());
+        }
+        return line.toString();
+    }
+
+    /** The drive's image as a virtio-blk device with one request queue per vCPU. */
+    private static VirtioDevice openDrive(DriveConfig drive, int queues) {
+        try {
+            return VirtioBlk.open(drive.id(), drive.image(), drive.readOnly(), queues);
+        } catch (IOException e) {
+            throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The interface's tap opened, or its passt started or reached, under a virtio-net device. */
+    private static VirtioDevice openNic(NicConfig nic) {
+        NetBackend backend;
+        try {
+            if (nic.tapName() != null) {
+                backend = TapBackend.open(nic.tapName());
+            } else if (nic.tapFd() >= 0) {
+                backend = TapBackend.adopt(nic.tapFd());
+            } else {
+                backend = nic.passtSocket() != null ? PasstBackend.connect(nic.passtSocket()) : PasstBackend.start();
+            }
+        } catch (NetBackendException e) {
+            throw new DeviceSetupException("network interface " + nic.id() + ": " + e.getMessage(), e);
+        }
+        try {
+            MacAddress mac = nic.guestMac() == null ? MacAddress.random() : MacAddress.parse(nic.guestMac());
+            return new VirtioNet(nic.id(), mac, backend, VirtioNet.DEFAULT_QUEUE_SIZE);
+        } catch (RuntimeException e) {
+            backend.close();
+            throw e;
+        }
+    }
+}
