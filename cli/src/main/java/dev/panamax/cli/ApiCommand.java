@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.cli.common.UserError;
 import dev.panamax.control.ApiClient;
 import java.io.IOException;
 import java.nio.file.Files;

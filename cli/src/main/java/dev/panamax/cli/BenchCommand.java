@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.cli.common.UserError;
 import dev.panamax.demo.ExitBenchmark;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.cli.common.UserError;
 import java.io.FileOutputStream;
 import java.io.FilterOutputStream;
 import java.io.IOException;

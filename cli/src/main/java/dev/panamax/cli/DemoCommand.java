@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.cli.common.UserError;
 import dev.panamax.demo.DemoGuest;
 import dev.panamax.demo.DemoProgram;
 import dev.panamax.kvm.KvmUnavailableException;

@@ -2,6 +2,7 @@ package dev.panamax.cli;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.Transport;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.vmm.VmRules;
 import java.nio.file.Path;
 import java.util.Locale;

@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.cli.common.UserError;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;

@@ -1,6 +1,7 @@
 package dev.panamax.cli;
 
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.virtio.net.NetSpec;
 import java.util.Optional;
 

@@ -4,6 +4,7 @@ import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.VmConfig;

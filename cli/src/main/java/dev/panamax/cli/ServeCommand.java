@@ -1,6 +1,7 @@
 package dev.panamax.cli;
 
 import dev.panamax.api.VirtualMachine;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.demo.KvmAcceleration;

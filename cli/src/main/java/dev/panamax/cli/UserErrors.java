@@ -1,8 +1,9 @@
 package dev.panamax.cli;
 
-import picocli.CommandLine;
+import dev.panamax.cli.common.UserError;
 import picocli.CommandLine.IExecutionExceptionHandler;
 import picocli.CommandLine.ParseResult;
+import picocli.CommandLine;
 
 /** Prints a {@link UserError} as one line and exits with status 2; anything else is a bug and keeps its trace. */
 final class UserErrors implements IExecutionExceptionHandler {

@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.cli.UserError;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageConverter;
 import dev.panamax.storage.ImageFormat;
 import java.nio.file.Files;

@@ -1,16 +1,16 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.cli.UserError;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
-import picocli.CommandLine.Model.CommandSpec;
 
 @Command(name = "create", mixinStandardHelpOptions = true, description = "Create a new image.")
 final class CreateCommand implements Callable<Integer> {

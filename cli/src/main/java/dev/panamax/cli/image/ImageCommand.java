@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.cli.UserError;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageConverter;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
@@ -11,10 +11,10 @@ import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.NoSuchFileException;
 import java.util.concurrent.Callable;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Spec;
+import picocli.CommandLine;
 
 /** {@code panamax image}: create, inspect, check, repair, convert and snapshot disk images. */
 @Command(

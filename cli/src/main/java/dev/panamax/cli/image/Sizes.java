@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.cli.UserError;
+import dev.panamax.cli.common.UserError;
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;

@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.cli.UserError;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;

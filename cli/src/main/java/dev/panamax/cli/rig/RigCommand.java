@@ -1,6 +1,6 @@
 package dev.panamax.cli.rig;
 
-import dev.panamax.cli.UserError;
+import dev.panamax.cli.common.UserError;
 import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RigException;
