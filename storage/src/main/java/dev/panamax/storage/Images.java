@@ -18,12 +18,10 @@ public final class Images {
     private Images() {}
 
     /**
-     * @param format        null to detect it from the file contents
-     * @param openBacking   open the backing chain (needed to read data; not for info, check, rebase)
-     */
-    /**
-     * @param durable false skips every fsync (see {@link ImageFile#setDurable}); for new outputs only
-     * @param lock    lock the image file (see {@link ImageFile#lock}), as a VM's disk must be
+     * @param format      null to detect it from the file contents
+     * @param openBacking open the backing chain (needed to read data; not for info, check, rebase)
+     * @param durable     false skips every fsync (see {@link ImageFile#setDurable}); for new outputs only
+     * @param lock        lock the image file (see {@link ImageFile#lock}), as a VM's disk must be
      */
     public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable, boolean lock) {
         public static OpenOptions readOnly() {
