@@ -4,8 +4,8 @@ import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.storage.image.Images;
 import dev.panamax.vm.KvmAcceleration;
-import dev.panamax.storage.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

@@ -8,7 +8,7 @@ import dev.panamax.control.ApiClient;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.TestKernels;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import dev.panamax.vm.KvmAcceleration;
 import java.nio.file.Files;
 import java.nio.file.Path;

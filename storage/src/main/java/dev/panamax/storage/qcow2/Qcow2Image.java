@@ -1,11 +1,11 @@
 package dev.panamax.storage.qcow2;
 
 import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.Extent;
-import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageCorruptException;
+import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
-import dev.panamax.storage.Images;
 import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -169,7 +169,7 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     /** Creates an image file; the backing file (if any) is recorded, not opened. */
-    public static void create(Path path, Images.CreateOptions o) throws IOException {
+    public static void create(Path path, CreateOptions o) throws IOException {
         int cs = o.clusterSize();
         if (Integer.bitCount(cs) != 1 || cs < (1 << Qcow2Header.MIN_CLUSTER_BITS) || cs > (1 << Qcow2Header.MAX_CLUSTER_BITS)) {
             throw new IllegalArgumentException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");

@@ -1,5 +1,9 @@
-package dev.panamax.storage;
+package dev.panamax.storage.image;
 
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CheckReport;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.InvalidImageException;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
