@@ -127,10 +127,6 @@ public final class Qcow2Check {
         }
     }
 
-    private boolean aligned(long offset) {
-        return (offset & (image.clusterSize - 1)) == 0;
-    }
-
     private void countReferences(boolean includeRefcountStructures) throws IOException {
         Qcow2Header h = image.header;
         ref(0, image.clusterSize, "header");
@@ -193,23 +189,23 @@ public final class Qcow2Check {
             for (int k = 0; k < t.entries.length; k++) {
                 long e = t.entries[k];
                 long guest = guestBase + ((long) k << clusterBits);
-                if (image.isCompressed(e)) {
-                    long off = image.compressedOffset(e);
+                if (L2Entry.isCompressed(e)) {
+                    long off = image.entries.compressedOffset(e);
                     if (off < image.clusterSize) {
                         report.corruption(owner + ": compressed cluster for guest offset " + guest + " points into the header");
                         continue;
                     }
-                    ref(off, image.compressedLength(e), owner + ": compressed data for guest offset " + guest);
+                    ref(off, image.entries.compressedLength(e), owner + ": compressed data for guest offset " + guest);
                     continue;
                 }
-                if ((e & Qcow2Image.L2_RESERVED) != 0) {
+                if (L2Entry.hasReservedBits(e)) {
                     report.corruption(owner + ": L2 entry for guest offset " + guest + " has reserved bits set (0x"
                             + Long.toHexString(e) + ")");
                     continue;
                 }
-                long off = e & Qcow2Image.OFFSET_MASK;
+                long off = L2Entry.hostOffset(e);
                 if (off == 0) continue;
-                if (!aligned(off) || off < image.clusterSize) {
+                if (!image.entries.isClusterOffset(off)) {
                     report.corruption(owner + ": data cluster for guest offset " + guest + " has invalid offset 0x"
                             + Long.toHexString(off));
                     continue;
@@ -258,7 +254,7 @@ public final class Qcow2Check {
                 continue; // already reported
             }
             if (l2 == 0 || l2 >> clusterBits >= fileClusters) continue;
-            if (((l1[i] & Qcow2Image.COPIED) != 0) != (image.refcounts.get(l2 >> clusterBits) == 1)) {
+            if (L2Entry.isCopied(l1[i]) != (image.refcounts.get(l2 >> clusterBits) == 1)) {
                 report.corruption("L1 entry " + i + ": COPIED flag disagrees with the L2 table's refcount "
                         + image.refcounts.get(l2 >> clusterBits));
             }
@@ -270,10 +266,10 @@ public final class Qcow2Check {
             }
             for (int k = 0; k < t.entries.length; k++) {
                 long e = t.entries[k];
-                long off = e & Qcow2Image.OFFSET_MASK;
-                if (image.isCompressed(e) || off == 0 || !aligned(off) || off >> clusterBits >= fileClusters) continue;
+                long off = L2Entry.hostOffset(e);
+                if (L2Entry.isCompressed(e) || !image.entries.isClusterOffset(off) || off >> clusterBits >= fileClusters) continue;
                 long rc = image.refcounts.get(off >> clusterBits);
-                if (((e & Qcow2Image.COPIED) != 0) != (rc == 1)) {
+                if (L2Entry.isCopied(e) != (rc == 1)) {
                     report.corruption("L2 entry for guest offset " + (((long) i << (image.l2Bits + clusterBits))
                             + ((long) k << clusterBits)) + ": COPIED flag disagrees with the data cluster's refcount " + rc);
                 }

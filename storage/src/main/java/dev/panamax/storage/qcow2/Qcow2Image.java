@@ -32,9 +32,6 @@ import java.util.zip.Inflater;
  * <p>All public methods are synchronized: requests from several queues are serialized per image.
  */
 public final class Qcow2Image implements BlockBackend {
-    static final long COPIED = 1L << 63, COMPRESSED = 1L << 62, ZERO = 1;
-    static final long OFFSET_MASK = 0x00fffffffffffe00L;
-    static final long L1_RESERVED = 0x7f000000000001ffL, L2_RESERVED = 0x3f000000000001feL;
     private static final int L2_CACHE_BYTES = 32 << 20;
 
     /** Opens the backing file named in an image header; supplied by the caller that tracks the chain. */
@@ -59,6 +56,7 @@ public final class Qcow2Image implements BlockBackend {
     final String name;
     final Qcow2Header header;
     final int clusterBits, clusterSize, l2Bits;
+    final L2Entry entries;
     private final boolean readOnly;
     long[] l1;
     private int l1DirtyFrom = Integer.MAX_VALUE, l1DirtyTo = -1;
@@ -87,6 +85,7 @@ public final class Qcow2Image implements BlockBackend {
         this.clusterBits = header.clusterBits;
         this.clusterSize = 1 << clusterBits;
         this.l2Bits = clusterBits - 3;
+        this.entries = new L2Entry(name, clusterBits, header.version);
         this.readOnly = readOnly;
         this.backing = backing;
         this.fileEnd = file.size();
@@ -288,66 +287,24 @@ public final class Qcow2Image implements BlockBackend {
 
     // ---------------------------------------------------------------- L1/L2 access
 
-    /** Classification of one L2 entry, the single place that interprets entry bits. */
     boolean isCompressed(long e) {
-        return (e & COMPRESSED) != 0;
+        return L2Entry.isCompressed(e);
     }
 
     boolean isZero(long e) {
-        return !isCompressed(e) && header.version >= 3 && (e & ZERO) != 0;
+        return entries.isZero(e);
     }
 
     boolean isUnallocated(long e) {
-        return !isCompressed(e) && !isZero(e) && (e & OFFSET_MASK) == 0;
+        return entries.isUnallocated(e);
     }
 
-    private int compressedOffsetBits() {
-        return 62 - (clusterBits - 8);
-    }
-
-    long compressedOffset(long e) {
-        return e & ((1L << compressedOffsetBits()) - 1);
-    }
-
-    /** Bytes from {@link #compressedOffset} to the end of the last 512-byte sector holding the data. */
-    long compressedLength(long e) {
-        int x = compressedOffsetBits();
-        long sectors = ((e >>> x) & ((1L << (62 - x)) - 1)) + 1;
-        return sectors * 512 - (compressedOffset(e) & 511);
-    }
-
-    /** Validates a standard entry and returns its host offset (0 when none). */
     long dataOffset(long e, long guestOffset) throws InvalidImageException {
-        if ((e & L2_RESERVED) != 0 || (header.version < 3 && (e & ZERO) != 0)) {
-            throw new ImageCorruptException(name + ": L2 entry 0x" + Long.toHexString(e) + " for guest offset "
-                    + guestOffset + " has reserved bits set; the image is corrupt");
-        }
-        long off = e & OFFSET_MASK;
-        if (off == 0 || isZero(e)) return off;
-        if (off % clusterSize != 0 || off < clusterSize || off >= fileEnd) {
-            throw new ImageCorruptException(name + ": data cluster for guest offset " + guestOffset + " is at host offset 0x"
-                    + Long.toHexString(off) + ", which is " + (off >= fileEnd ? "past the end of the file (" + fileEnd + " bytes)"
-                    : "not a valid cluster") + "; the image is corrupt");
-        }
-        return off;
-    }
-
-    private void checkCompressed(long e, long guestOffset) throws InvalidImageException {
-        long off = compressedOffset(e);
-        if ((e & COPIED) != 0 || off < clusterSize || off >= fileEnd
-                || off > Qcow2Image.OFFSET_MASK) {
-            throw new ImageCorruptException(name + ": compressed cluster for guest offset " + guestOffset
-                    + " has an invalid descriptor 0x" + Long.toHexString(e) + "; the image is corrupt");
-        }
+        return entries.dataOffset(e, guestOffset, fileEnd);
     }
 
     long l2Offset(long l1Entry, long l1Index) throws InvalidImageException {
-        long off = l1Entry & OFFSET_MASK;
-        if ((l1Entry & L1_RESERVED) != 0 || off % clusterSize != 0 || (off != 0 && off < clusterSize)) {
-            throw new ImageCorruptException(name + ": L1 entry " + l1Index + " (0x" + Long.toHexString(l1Entry)
-                    + ") is not a valid L2 table offset; the image is corrupt");
-        }
-        return off;
+        return entries.l2TableOffset(l1Entry, l1Index);
     }
 
     /** An L2 table by host offset, from the cache or validated and read from the file. */
@@ -387,20 +344,20 @@ public final class Qcow2Image implements BlockBackend {
             long n = allocateClusters(1);
             L2Table t = new L2Table(n, new long[clusterSize / 8], true);
             cachePut(t);
-            setL1(i, n | COPIED);
+            setL1(i, n | L2Entry.COPIED);
             return t;
         }
         L2Table t = loadL2(off);
-        if (forWrite && (e & COPIED) == 0) {
+        if (forWrite && !L2Entry.isCopied(e)) {
             if (refcounts.get(off >> clusterBits) == 1) {
-                setL1(i, off | COPIED);
+                setL1(i, off | L2Entry.COPIED);
             } else { // shared with a snapshot: copy on write
                 long n = allocateClusters(1);
                 long[] copy = t.entries.clone();
-                for (int k = 0; k < copy.length; k++) copy[k] &= ~COPIED;
+                for (int k = 0; k < copy.length; k++) copy[k] &= ~L2Entry.COPIED;
                 L2Table c = new L2Table(n, copy, true);
                 cachePut(c);
-                setL1(i, n | COPIED);
+                setL1(i, n | L2Entry.COPIED);
                 refcounts.free(off >> clusterBits);
                 return c;
             }
@@ -459,17 +416,17 @@ public final class Qcow2Image implements BlockBackend {
             long e = t == null ? 0 : t.entries[(int) (guestCluster & mask)];
             if (t != null && !isCompressed(e) && !isZero(e) && dataOffset(e, offset - in) != 0) {
                 // One read for the following clusters of this table that lie right after it in the file.
-                long host = (e & OFFSET_MASK) + clusterSize;
+                long host = L2Entry.hostOffset(e) + clusterSize;
                 for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
                     long next = t.entries[(int) (g & mask)];
-                    if (isCompressed(next) || isZero(next) || (next & OFFSET_MASK) != host
+                    if (isCompressed(next) || isZero(next) || L2Entry.hostOffset(next) != host
                             || dataOffset(next, g << clusterBits) == 0) {
                         break;
                     }
                     dst.limit(Math.min(end, dst.limit() + clusterSize));
                 }
                 n = dst.remaining();
-                file.readZeroPadded((e & OFFSET_MASK) + in, dst);
+                file.readZeroPadded(L2Entry.hostOffset(e) + in, dst);
             } else {
                 readFromEntry(e, offset - in, in, dst);
             }
@@ -481,7 +438,7 @@ public final class Qcow2Image implements BlockBackend {
     /** Reads {@code dst.remaining()} bytes starting {@code in} bytes into the guest cluster at {@code clusterOffset}. */
     private void readFromEntry(long e, long clusterOffset, int in, ByteBuffer dst) throws IOException {
         if (isCompressed(e)) {
-            checkCompressed(e, clusterOffset);
+            entries.checkCompressed(e, clusterOffset, fileEnd);
             decompress(e);
             dst.put(decompressed, in, dst.remaining());
         } else if (isZero(e)) {
@@ -514,8 +471,8 @@ public final class Qcow2Image implements BlockBackend {
 
     private void decompress(long e) throws IOException {
         if (e == decompressedEntry) return;
-        long off = compressedOffset(e);
-        int len = (int) Math.min(compressedLength(e), 2L * clusterSize + 512);
+        long off = entries.compressedOffset(e);
+        int len = (int) Math.min(entries.compressedLength(e), 2L * clusterSize + 512);
         byte[] in = new byte[len];
         file.readZeroPadded(off, ByteBuffer.wrap(in));
         Inflater inflater = new Inflater(true);
@@ -569,9 +526,9 @@ public final class Qcow2Image implements BlockBackend {
         long e = t.entries[idx];
         if (!isCompressed(e) && !isZero(e)) {
             long off = dataOffset(e, clusterOffset);
-            if (off != 0 && ((e & COPIED) != 0 || refcounts.get(off >> clusterBits) == 1)) {
-                if ((e & COPIED) == 0) {
-                    t.entries[idx] = e | COPIED;
+            if (off != 0 && (L2Entry.isCopied(e) || refcounts.get(off >> clusterBits) == 1)) {
+                if (!L2Entry.isCopied(e)) {
+                    t.entries[idx] = e | L2Entry.COPIED;
                     t.dirty = true;
                 }
                 file.write(off + in, src);
@@ -591,7 +548,7 @@ public final class Qcow2Image implements BlockBackend {
         long n = allocateClusters(1);
         file.write(n, full);
         fileEnd = Math.max(fileEnd, n + clusterSize);
-        t.entries[idx] = n | COPIED;
+        t.entries[idx] = n | L2Entry.COPIED;
         t.dirty = true;
         release(e);
     }
@@ -599,9 +556,9 @@ public final class Qcow2Image implements BlockBackend {
     /** Queues the refcount decrements for the host clusters an L2 entry referenced. */
     void release(long e) {
         if (isCompressed(e)) {
-            refcounts.freeBytes(compressedOffset(e), compressedLength(e));
-        } else if ((e & OFFSET_MASK) != 0) {
-            refcounts.free((e & OFFSET_MASK) >> clusterBits);
+            refcounts.freeBytes(entries.compressedOffset(e), entries.compressedLength(e));
+        } else if (L2Entry.hostOffset(e) != 0) {
+            refcounts.free(L2Entry.hostOffset(e) >> clusterBits);
         }
     }
 
@@ -645,7 +602,7 @@ public final class Qcow2Image implements BlockBackend {
             long guestCluster = offset >> clusterBits;
             long l1Index = guestCluster >> l2Bits;
             boolean unallocate = backing == null || (discard && header.version < 3);
-            if (unallocate && (l1[(int) l1Index] & OFFSET_MASK) == 0) { // whole L2 range already unallocated
+            if (unallocate && L2Entry.hostOffset(l1[(int) l1Index]) == 0) { // whole L2 range already unallocated
                 long next = (l1Index + 1) << (l2Bits + clusterBits);
                 offset = Math.min(end, next);
                 continue;
@@ -658,7 +615,7 @@ public final class Qcow2Image implements BlockBackend {
             L2Table t = l2For(l1Index, true);
             int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
             long e = t.entries[idx];
-            long wanted = unallocate ? 0 : ZERO;
+            long wanted = unallocate ? 0 : L2Entry.ZERO;
             if (e != wanted) {
                 if (!isCompressed(e)) dataOffset(e, offset);
                 t.entries[idx] = wanted;
@@ -706,8 +663,7 @@ public final class Qcow2Image implements BlockBackend {
         long off = allocateBytes(n);
         file.write(off, ByteBuffer.wrap(out, 0, n));
         fileEnd = Math.max(fileEnd, off + n);
-        long extraSectors = ((off + n - 1) >> 9) - (off >> 9);
-        t.entries[idx] = COMPRESSED | (extraSectors << compressedOffsetBits()) | off;
+        t.entries[idx] = entries.compressed(off, n);
         t.dirty = true;
         release(old);
     }
@@ -862,10 +818,10 @@ public final class Qcow2Image implements BlockBackend {
             L2Table t = loadL2(l2);
             for (long e : t.entries) {
                 if (isCompressed(e)) {
-                    long off = compressedOffset(e), len = compressedLength(e);
+                    long off = entries.compressedOffset(e), len = entries.compressedLength(e);
                     for (long c = off >> clusterBits; c <= (off + len - 1) >> clusterBits; c++) adjust(c, delta, deferred);
-                } else if ((e & OFFSET_MASK) != 0) {
-                    adjust((e & OFFSET_MASK) >> clusterBits, delta, deferred);
+                } else if (L2Entry.hostOffset(e) != 0) {
+                    adjust(L2Entry.hostOffset(e) >> clusterBits, delta, deferred);
                 }
             }
             adjust(l2 >> clusterBits, delta, deferred);
@@ -882,14 +838,14 @@ public final class Qcow2Image implements BlockBackend {
         for (int i = 0; i < l1.length; i++) {
             long l2 = l2Offset(l1[i], i);
             if (l2 == 0) continue;
-            long wanted = refcounts.get(l2 >> clusterBits) == 1 ? l2 | COPIED : l2;
+            long wanted = refcounts.get(l2 >> clusterBits) == 1 ? l2 | L2Entry.COPIED : l2;
             if (l1[i] != wanted) setL1(i, wanted);
             L2Table t = loadL2(l2);
             for (int k = 0; k < t.entries.length; k++) {
                 long e = t.entries[k];
-                if (isCompressed(e) || (e & OFFSET_MASK) == 0) continue;
-                long off = e & OFFSET_MASK;
-                long want = refcounts.get(off >> clusterBits) == 1 ? e | COPIED : e & ~COPIED;
+                if (isCompressed(e) || L2Entry.hostOffset(e) == 0) continue;
+                long off = L2Entry.hostOffset(e);
+                long want = refcounts.get(off >> clusterBits) == 1 ? e | L2Entry.COPIED : e & ~L2Entry.COPIED;
                 if (want != e) {
                     t.entries[k] = want;
                     t.dirty = true;
@@ -927,14 +883,14 @@ public final class Qcow2Image implements BlockBackend {
         flushMetadata();
         // Increments first: every L2 table and cluster gains the snapshot's reference.
         adjustTreeRefcounts(l1, 1, false);
-        for (int i = 0; i < l1.length; i++) if ((l1[i] & COPIED) != 0) setL1(i, l1[i] & ~COPIED);
+        for (int i = 0; i < l1.length; i++) if (L2Entry.isCopied(l1[i])) setL1(i, l1[i] & ~L2Entry.COPIED);
         for (int i = 0; i < l1.length; i++) {
-            long l2 = l1[i] & OFFSET_MASK;
+            long l2 = L2Entry.hostOffset(l1[i]);
             if (l2 == 0) continue;
             L2Table t = loadL2(l2);
             for (int k = 0; k < t.entries.length; k++) {
-                if ((t.entries[k] & COPIED) != 0) {
-                    t.entries[k] &= ~COPIED;
+                if (L2Entry.isCopied(t.entries[k])) {
+                    t.entries[k] &= ~L2Entry.COPIED;
                     t.dirty = true;
                 }
             }
@@ -1012,7 +968,7 @@ public final class Qcow2Image implements BlockBackend {
         flushMetadata();
         long[] old = l1;
         long[] fresh = Arrays.copyOf(table, table.length);
-        for (int i = 0; i < fresh.length; i++) fresh[i] &= ~COPIED;
+        for (int i = 0; i < fresh.length; i++) fresh[i] &= ~L2Entry.COPIED;
         if (clustersFor(8L * fresh.length) <= clustersFor(8L * old.length) && header.l1TableOffset != 0) {
             l1 = fresh;
             l1DirtyFrom = 0;
