@@ -17,8 +17,6 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.zip.DataFormatException;
-import java.util.zip.Deflater;
-import java.util.zip.Inflater;
 
 /**
  * A qcow2 image (version 3, version 2 readable and writable).
@@ -77,6 +75,9 @@ public final class Qcow2Image implements BlockBackend {
     private final byte[] clusterBuf;
     private final byte[] decompressed;
     private long decompressedEntry = -1;
+    private final DeflateCodec codec = new DeflateCodec();
+    /** Compressed bytes on their way to or from the file; made on first use. */
+    private byte[] compressedBuf;
 
     private Qcow2Image(ImageFile file, Qcow2Header header, BlockBackend backing, boolean readOnly) throws IOException {
         this.file = file;
@@ -473,17 +474,10 @@ public final class Qcow2Image implements BlockBackend {
         if (e == decompressedEntry) return;
         long off = entries.compressedOffset(e);
         int len = (int) Math.min(entries.compressedLength(e), 2L * clusterSize + 512);
-        byte[] in = new byte[len];
-        file.readZeroPadded(off, ByteBuffer.wrap(in));
-        Inflater inflater = new Inflater(true);
+        byte[] in = compressedBuf();
+        file.readZeroPadded(off, ByteBuffer.wrap(in, 0, len));
         try {
-            inflater.setInput(in);
-            int produced = 0;
-            while (produced < clusterSize) {
-                int n = inflater.inflate(decompressed, produced, clusterSize - produced);
-                if (n == 0 && (inflater.finished() || inflater.needsInput() || inflater.needsDictionary())) break;
-                produced += n;
-            }
+            int produced = codec.inflate(in, len, decompressed, clusterSize);
             if (produced != clusterSize) {
                 throw new ImageCorruptException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
                         + " inflates to " + produced + " bytes instead of " + clusterSize + "; the image is corrupt");
@@ -491,10 +485,14 @@ public final class Qcow2Image implements BlockBackend {
         } catch (DataFormatException ex) {
             throw new InvalidImageException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
                     + " is not valid deflate data: " + ex.getMessage(), ex);
-        } finally {
-            inflater.end();
         }
         decompressedEntry = e;
+    }
+
+    /** Room for the largest compressed cluster QEMU may write (more than a cluster, when data grows). */
+    private byte[] compressedBuf() {
+        if (compressedBuf == null) compressedBuf = new byte[2 * clusterSize + 512];
+        return compressedBuf;
     }
 
     @Override
@@ -640,19 +638,9 @@ public final class Qcow2Image implements BlockBackend {
         }
         byte[] input = data;
         if (length < clusterSize) input = Arrays.copyOf(data, clusterSize);
-        byte[] out = new byte[clusterSize];
-        Deflater deflater = new Deflater(Deflater.DEFAULT_COMPRESSION, true);
-        int n;
-        boolean fits;
-        try {
-            deflater.setInput(input, 0, clusterSize);
-            deflater.finish();
-            n = deflater.deflate(out, 0, out.length);
-            fits = deflater.finished() && n <= clusterSize - 512;
-        } finally {
-            deflater.end();
-        }
-        if (!fits) {
+        byte[] out = compressedBuf();
+        int n = codec.deflate(input, clusterSize, out, clusterSize);
+        if (n < 0 || n > clusterSize - 512) {
             writeCluster(clusterOffset, 0, ByteBuffer.wrap(input, 0, clusterSize));
             return;
         }
@@ -662,6 +650,7 @@ public final class Qcow2Image implements BlockBackend {
         long old = t.entries[idx];
         long off = allocateBytes(n);
         file.write(off, ByteBuffer.wrap(out, 0, n));
+        decompressedEntry = -1; // a freed cluster may be reused here, with the very same descriptor
         fileEnd = Math.max(fileEnd, off + n);
         t.entries[idx] = entries.compressed(off, n);
         t.dirty = true;
@@ -1041,6 +1030,7 @@ public final class Qcow2Image implements BlockBackend {
                 file.sync();
             }
         } finally {
+            codec.close();
             try {
                 file.close();
             } finally {
