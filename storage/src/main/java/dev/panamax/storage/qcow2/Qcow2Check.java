@@ -92,7 +92,7 @@ public final class Qcow2Check {
         for (int i = 0; i < blocks; i++) blockOffsets[i] = (start + i) << clusterBits;
         long tableOffset = (start + blocks) << clusterBits;
         Refcounts fresh = Refcounts.rebuilt(image.file, clusterBits, image.header.refcountOrder, tableOffset,
-                (int) tableClusters, blockOffsets);
+                (int) tableClusters, blockOffsets, Qcow2Image.CacheBudget.DEFAULT.refcountBlockBytes());
         long max = fresh.maxRefcount();
         for (long c = 0; c < walk.fileClusters; c++) {
             long v = walk.refs[(int) c];

@@ -13,8 +13,6 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.zip.DataFormatException;
 
@@ -30,7 +28,14 @@ import java.util.zip.DataFormatException;
  * <p>All public methods are synchronized: requests from several queues are serialized per image.
  */
 public final class Qcow2Image implements BlockBackend {
-    private static final int L2_CACHE_BYTES = 32 << 20;
+
+    /**
+     * Memory for cached metadata: L2 tables (32 MiB maps 256 GiB of guest with 64 KiB clusters, as in
+     * QEMU) and refcount blocks (a quarter of that, also as in QEMU).
+     */
+    record CacheBudget(long l2TableBytes, long refcountBlockBytes) {
+        static final CacheBudget DEFAULT = new CacheBudget(32 << 20, 8 << 20);
+    }
 
     /** Opens the backing file named in an image header; supplied by the caller that tracks the chain. */
     @FunctionalInterface
@@ -38,15 +43,13 @@ public final class Qcow2Image implements BlockBackend {
         BlockBackend open(Path path, ImageFormat format) throws IOException;
     }
 
-    static final class L2Table {
-        final long offset;
+    /** An L2 table: one entry per guest cluster of the range one L1 entry maps. */
+    static final class L2Table extends MetadataCache.Entry {
         final long[] entries;
-        boolean dirty;
 
         L2Table(long offset, long[] entries, boolean dirty) {
-            this.offset = offset;
+            super(offset, dirty);
             this.entries = entries;
-            this.dirty = dirty;
         }
     }
 
@@ -60,8 +63,8 @@ public final class Qcow2Image implements BlockBackend {
     private int l1DirtyFrom = Integer.MAX_VALUE, l1DirtyTo = -1;
     private boolean headerDirty;
     Refcounts refcounts;
-    private final LinkedHashMap<Long, L2Table> l2Cache = new LinkedHashMap<>(16, 0.75f, true);
-    private final int l2CacheCapacity;
+    /** Dirty tables may only reach the disk in dependency order: evicting one flushes all metadata. */
+    private final MetadataCache<L2Table> l2Cache;
     List<Qcow2Snapshot> snapshots;
     long snapshotTableBytes;
     private final BlockBackend backing;
@@ -79,7 +82,8 @@ public final class Qcow2Image implements BlockBackend {
     /** Compressed bytes on their way to or from the file; made on first use. */
     private byte[] compressedBuf;
 
-    private Qcow2Image(ImageFile file, Qcow2Header header, BlockBackend backing, boolean readOnly) throws IOException {
+    private Qcow2Image(ImageFile file, Qcow2Header header, BlockBackend backing, boolean readOnly, CacheBudget budget)
+            throws IOException {
         this.file = file;
         this.name = file.path().toString();
         this.header = header;
@@ -90,7 +94,7 @@ public final class Qcow2Image implements BlockBackend {
         this.readOnly = readOnly;
         this.backing = backing;
         this.fileEnd = file.size();
-        this.l2CacheCapacity = Math.max(4, L2_CACHE_BYTES >> clusterBits);
+        this.l2Cache = new MetadataCache<>("L2 table", clusterBits, budget.l2TableBytes(), evicted -> flushMetadata());
         this.clusterBuf = new byte[clusterSize];
         this.decompressed = new byte[clusterSize];
         this.lazyRefcounts = (header.compatible & Qcow2Header.COMPAT_LAZY_REFCOUNTS) != 0;
@@ -101,7 +105,7 @@ public final class Qcow2Image implements BlockBackend {
             file.readFully(header.l1TableOffset, b, "L1 table");
             b.flip().asLongBuffer().get(l1);
         }
-        this.refcounts = Refcounts.load(file, header);
+        this.refcounts = Refcounts.load(file, header, budget.refcountBlockBytes());
         long[] tableBytes = new long[1];
         this.snapshots = Qcow2Snapshot.readTable(file, header, tableBytes);
         this.snapshotTableBytes = tableBytes[0];
@@ -126,6 +130,12 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Opens an image on an already open file, which it then owns (the caller closes it on failure). */
     public static Qcow2Image open(ImageFile file, BackingOpener backingOpener, boolean allowCorrupt) throws IOException {
+        return open(file, backingOpener, allowCorrupt, CacheBudget.DEFAULT);
+    }
+
+    /** {@link #open(ImageFile, BackingOpener, boolean)} with a chosen metadata cache size (tests). */
+    static Qcow2Image open(ImageFile file, BackingOpener backingOpener, boolean allowCorrupt, CacheBudget budget)
+            throws IOException {
         Path path = file.path();
         boolean writable = file.isWritable();
         BlockBackend backing = null;
@@ -147,7 +157,7 @@ public final class Qcow2Image implements BlockBackend {
                 }
                 backing = backingOpener.open(resolveBacking(path, h.backingFile), format);
             }
-            Qcow2Image image = new Qcow2Image(file, h, backing, !writable);
+            Qcow2Image image = new Qcow2Image(file, h, backing, !writable, budget);
             if (writable && image.dirtyBitOnDisk) {
                 // Refcounts on disk are stale (lazy refcounts, unclean shutdown): rebuild before any allocation.
                 Qcow2Check.rebuildRefcounts(image, null);
@@ -198,7 +208,7 @@ public final class Qcow2Image implements BlockBackend {
         h.encode(); // fails early if the backing name does not fit
         try (ImageFile f = ImageFile.create(path)) {
             f.write(2L * cs, ByteBuffer.allocate(cs)); // the first refcount block, filled below
-            Refcounts refcounts = Refcounts.createFresh(f, bits, h.refcountOrder);
+            Refcounts refcounts = Refcounts.createFresh(f, bits, h.refcountOrder, CacheBudget.DEFAULT.refcountBlockBytes());
             long l1Entries = Qcow2Header.l1EntriesFor(o.size(), bits);
             if (l1Entries > 0) {
                 long l1Bytes = l1Entries * 8;
@@ -321,18 +331,8 @@ public final class Qcow2Image implements BlockBackend {
         long[] entries = new long[clusterSize / 8];
         b.flip().asLongBuffer().get(entries);
         t = new L2Table(offset, entries, false);
-        cachePut(t);
+        l2Cache.put(t);
         return t;
-    }
-
-    private void cachePut(L2Table t) throws IOException {
-        while (l2Cache.size() >= l2CacheCapacity) {
-            Iterator<L2Table> it = l2Cache.values().iterator();
-            L2Table eldest = it.next();
-            if (eldest.dirty) flushMetadata(); // dirty tables may only reach disk in dependency order
-            l2Cache.remove(eldest.offset);
-        }
-        l2Cache.put(t.offset, t);
     }
 
     /** The L2 table covering guest cluster group {@code l1Index}; for writing, allocated or copied as needed. */
@@ -344,7 +344,7 @@ public final class Qcow2Image implements BlockBackend {
             if (!forWrite) return null;
             long n = allocateClusters(1);
             L2Table t = new L2Table(n, new long[clusterSize / 8], true);
-            cachePut(t);
+            l2Cache.put(t);
             setL1(i, n | L2Entry.COPIED);
             return t;
         }
@@ -357,7 +357,7 @@ public final class Qcow2Image implements BlockBackend {
                 long[] copy = t.entries.clone();
                 for (int k = 0; k < copy.length; k++) copy[k] &= ~L2Entry.COPIED;
                 L2Table c = new L2Table(n, copy, true);
-                cachePut(c);
+                l2Cache.put(c);
                 setL1(i, n | L2Entry.COPIED);
                 refcounts.free(off >> clusterBits);
                 return c;
@@ -689,7 +689,7 @@ public final class Qcow2Image implements BlockBackend {
             file.sync();
         }
         boolean wrote = false;
-        for (L2Table t : l2Cache.values()) {
+        for (L2Table t : l2Cache.entries()) {
             if (t.dirty) {
                 file.write(t.offset, longs(t.entries, 0, t.entries.length));
                 fileEnd = Math.max(fileEnd, t.offset + clusterSize);
@@ -1065,12 +1065,12 @@ public final class Qcow2Image implements BlockBackend {
         file.sync();
     }
 
-    Iterable<L2Table> cachedTables() {
-        return l2Cache.values();
+    MetadataCache<L2Table> l2Cache() {
+        return l2Cache;
     }
 
-    void dropL2Cache() {
-        l2Cache.clear();
+    MetadataCache<Refcounts.Block> refcountCache() {
+        return refcounts.cache();
     }
 
     long fileEnd() {

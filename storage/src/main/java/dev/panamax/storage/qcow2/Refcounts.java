@@ -5,8 +5,6 @@ import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 
 /**
  * The two-level refcount structure (refcount table -> refcount blocks) and cluster allocation on top
@@ -31,19 +29,22 @@ final class Refcounts {
     /** The table was moved: the header must be rewritten once the new table is on disk. */
     private boolean tableMoved;
 
-    private static final class Block {
-        final long offset;
+    /** A refcount block: {@link #perBlock} refcounts of {@link #refcountBits} each, big-endian. */
+    static final class Block extends MetadataCache.Entry {
         final byte[] data;
-        boolean dirty;
 
         Block(long offset, byte[] data, boolean dirty) {
-            this.offset = offset;
+            super(offset, dirty);
             this.data = data;
-            this.dirty = dirty;
         }
     }
 
-    private final Map<Long, Block> blocks = new HashMap<>();
+    /**
+     * The refcount blocks in memory. A dirty block may be written on its own whenever it is evicted:
+     * refcounts in memory are never lower than what the metadata on disk references (see
+     * {@link Qcow2Image}), so writing one early can at worst leak clusters.
+     */
+    private final MetadataCache<Block> blocks;
     /** Cluster index from which allocation searches for free clusters. */
     private long freeCursor;
     /** Decrements that must wait until the references they drop are gone from disk. */
@@ -51,7 +52,8 @@ final class Refcounts {
     private int pendingCount;
     private int ensureDepth;
 
-    Refcounts(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters, long[] table) {
+    Refcounts(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters, long[] table,
+            long cacheBytes) {
         this.file = file;
         this.name = file.path().toString();
         this.clusterBits = clusterBits;
@@ -62,18 +64,22 @@ final class Refcounts {
         this.tableOffset = tableOffset;
         this.tableClusters = tableClusters;
         this.table = table;
+        this.blocks = new MetadataCache<>("refcount block", clusterBits, cacheBytes, b -> {
+            file.write(b.offset, ByteBuffer.wrap(b.data));
+            b.dirty = false;
+        });
     }
 
     /**
      * Sets up the refcount structure of a new image: table in cluster 1, one block in cluster 2,
      * counting clusters 0-2 (header, table, block). Written by {@link #writeDirty()}.
      */
-    static Refcounts createFresh(ImageFile file, int clusterBits, int refcountOrder) throws IOException {
+    static Refcounts createFresh(ImageFile file, int clusterBits, int refcountOrder, long cacheBytes) throws IOException {
         int cs = 1 << clusterBits;
         long[] table = new long[cs / 8];
-        Refcounts r = new Refcounts(file, clusterBits, refcountOrder, cs, 1, table);
+        Refcounts r = new Refcounts(file, clusterBits, refcountOrder, cs, 1, table, cacheBytes);
         r.setTableEntry(0, 2L * cs);
-        r.blocks.put(0L, new Block(2L * cs, new byte[cs], true));
+        r.blocks.put(new Block(2L * cs, new byte[cs], true));
         for (long c = 0; c < 3; c++) r.add(c, 1);
         r.freeCursor = 3;
         return r;
@@ -81,12 +87,12 @@ final class Refcounts {
 
     /** A refcount structure built from scratch by repair: one empty block per given offset, all to be written. */
     static Refcounts rebuilt(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters,
-            long[] blockOffsets) {
+            long[] blockOffsets, long cacheBytes) throws IOException {
         Refcounts r = new Refcounts(file, clusterBits, refcountOrder, tableOffset, tableClusters,
-                new long[tableClusters << clusterBits >>> 3]);
+                new long[tableClusters << clusterBits >>> 3], cacheBytes);
         for (int i = 0; i < blockOffsets.length; i++) {
             r.table[i] = blockOffsets[i];
-            r.blocks.put((long) i, new Block(blockOffsets[i], new byte[1 << clusterBits], true));
+            r.blocks.put(new Block(blockOffsets[i], new byte[1 << clusterBits], true));
         }
         r.dirtyTableFrom = 0;
         r.dirtyTableTo = r.table.length - 1;
@@ -94,21 +100,22 @@ final class Refcounts {
     }
 
     /** Sets a refcount in a block that already exists (repair fills a prepared structure). */
-    void setInExistingBlock(long cluster, long value) {
-        Block b = blocks.get(cluster / perBlock);
+    void setInExistingBlock(long cluster, long value) throws IOException {
+        Block b = block(cluster / perBlock); // read back if it was evicted (and so written)
         write(b.data, (int) (cluster % perBlock), value);
         b.dirty = true;
     }
 
     /** Reads the refcount table named by the header; table entries are validated when used. */
-    static Refcounts load(ImageFile file, Qcow2Header h) throws IOException {
+    static Refcounts load(ImageFile file, Qcow2Header h, long cacheBytes) throws IOException {
         int entries = h.refcountTableClusters << h.clusterBits >>> 3;
         ByteBuffer b = ByteBuffer.allocate(entries * 8);
         file.readFully(h.refcountTableOffset, b, "refcount table");
         b.flip();
         long[] table = new long[entries];
         b.asLongBuffer().get(table);
-        return new Refcounts(file, h.clusterBits, h.refcountOrder, h.refcountTableOffset, h.refcountTableClusters, table);
+        return new Refcounts(file, h.clusterBits, h.refcountOrder, h.refcountTableOffset, h.refcountTableClusters, table,
+                cacheBytes);
     }
 
     long maxRefcount() {
@@ -145,17 +152,17 @@ final class Refcounts {
     }
 
     private Block block(long i) throws IOException {
-        Block b = blocks.get(i);
-        if (b != null) return b;
         long off = blockOffset(i);
         if (off == 0) return null;
+        Block b = blocks.get(off);
+        if (b != null) return b;
         if (off < clusterSize) {
             throw new InvalidImageException(name + ": refcount block " + i + " points at the header cluster");
         }
         byte[] data = new byte[clusterSize];
         file.readFully(off, ByteBuffer.wrap(data), "refcount block " + i);
         b = new Block(off, data, false);
-        blocks.put(i, b);
+        blocks.put(b);
         return b;
     }
 
@@ -224,7 +231,7 @@ final class Refcounts {
             if (blockOffset(bi) != 0) return; // growing the table may have created it
             long c = findFree(1);
             setTableEntry((int) bi, c << clusterBits);
-            blocks.put(bi, new Block(c << clusterBits, new byte[clusterSize], true));
+            blocks.put(new Block(c << clusterBits, new byte[clusterSize], true));
             add(c, 1); // the new block counts itself, possibly in another new block
         } finally {
             ensureDepth--;
@@ -312,14 +319,12 @@ final class Refcounts {
     }
 
     boolean isDirty() {
-        if (dirtyTableTo >= 0) return true;
-        for (Block b : blocks.values()) if (b.dirty) return true;
-        return false;
+        return dirtyTableTo >= 0 || blocks.anyDirty();
     }
 
     /** Writes dirty refcount blocks, then the table; returns true when the header must be rewritten. */
     boolean writeDirty() throws IOException {
-        for (Block b : blocks.values()) {
+        for (Block b : blocks.entries()) {
             if (b.dirty) {
                 file.write(b.offset, ByteBuffer.wrap(b.data));
                 b.dirty = false;
@@ -335,6 +340,10 @@ final class Refcounts {
         boolean moved = tableMoved;
         tableMoved = false;
         return moved;
+    }
+
+    MetadataCache<Block> cache() {
+        return blocks;
     }
 
     /** Number of refcount block slots the table can hold. */
