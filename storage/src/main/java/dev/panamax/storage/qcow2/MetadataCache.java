@@ -13,7 +13,7 @@ import java.util.LinkedHashMap;
  *
  * <p>The cache never writes anything itself. A dirty entry is handed to the owner's {@link WriteBack}
  * before it is dropped; the owner decides what else must reach the disk first (see
- * {@link Qcow2Image} for the ordering rules). A write-back may write and sync, and it may use the
+ * {@link Qcow2Metadata} for the ordering rules). A write-back may write and sync, and it may use the
  * other cache, but it must not add entries to or remove them from this one.
  *
  * <p>An entry may be held across a call that loads other entries of the same cache only to read it:

@@ -8,8 +8,9 @@ import java.util.Arrays;
 
 /**
  * The two-level refcount structure (refcount table -> refcount blocks) and cluster allocation on top
- * of it. Changes stay in memory until {@link #writeDirty()}; the owning image decides the order in which
- * they reach the disk relative to L2/L1 updates (increments before references, decrements after).
+ * of it. Changes stay in memory until {@link #writeDirty()} (or a dirty block's eviction); the
+ * owning {@link Qcow2Metadata} decides the order in which they reach the disk relative to L2/L1
+ * updates: increments before references, decrements after (its rules 2, 3 and 6).
  */
 final class Refcounts {
     private static final long ENTRY_RESERVED = 0x1ffL;
@@ -42,7 +43,7 @@ final class Refcounts {
     /**
      * The refcount blocks in memory. A dirty block may be written on its own whenever it is evicted:
      * refcounts in memory are never lower than what the metadata on disk references (see
-     * {@link Qcow2Image}), so writing one early can at worst leak clusters.
+     * {@link Qcow2Metadata}, rules 3 and 6), so writing one early can at worst leak clusters.
      */
     private final MetadataCache<Block> blocks;
     /** Cluster index from which allocation searches for free clusters. */
@@ -85,27 +86,6 @@ final class Refcounts {
         return r;
     }
 
-    /** A refcount structure built from scratch by repair: one empty block per given offset, all to be written. */
-    static Refcounts rebuilt(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters,
-            long[] blockOffsets, long cacheBytes) throws IOException {
-        Refcounts r = new Refcounts(file, clusterBits, refcountOrder, tableOffset, tableClusters,
-                new long[tableClusters << clusterBits >>> 3], cacheBytes);
-        for (int i = 0; i < blockOffsets.length; i++) {
-            r.table[i] = blockOffsets[i];
-            r.blocks.put(new Block(blockOffsets[i], new byte[1 << clusterBits], true));
-        }
-        r.dirtyTableFrom = 0;
-        r.dirtyTableTo = r.table.length - 1;
-        return r;
-    }
-
-    /** Sets a refcount in a block that already exists (repair fills a prepared structure). */
-    void setInExistingBlock(long cluster, long value) throws IOException {
-        Block b = block(cluster / perBlock); // read back if it was evicted (and so written)
-        write(b.data, (int) (cluster % perBlock), value);
-        b.dirty = true;
-    }
-
     /** Reads the refcount table named by the header; table entries are validated when used. */
     static Refcounts load(ImageFile file, Qcow2Header h, long cacheBytes) throws IOException {
         int entries = h.refcountTableClusters << h.clusterBits >>> 3;
@@ -132,10 +112,6 @@ final class Refcounts {
 
     int tableClusters() {
         return tableClusters;
-    }
-
-    long[] table() {
-        return table;
     }
 
     /** The offset of the refcount block covering block index {@code i}, validated, or 0 when none. */
@@ -168,10 +144,11 @@ final class Refcounts {
 
     long get(long cluster) throws IOException {
         Block b = block(cluster / perBlock);
-        return b == null ? 0 : read(b.data, (int) (cluster % perBlock));
+        return b == null ? 0 : read(b.data, (int) (cluster % perBlock), refcountBits);
     }
 
-    private long read(byte[] d, int i) {
+    /** Refcount {@code i} of a refcount block of {@code refcountBits}-bit entries. */
+    static long read(byte[] d, int i, int refcountBits) {
         switch (refcountBits) {
             case 1, 2, 4 -> {
                 int bit = i * refcountBits;
@@ -188,7 +165,8 @@ final class Refcounts {
         }
     }
 
-    private void write(byte[] d, int i, long v) {
+    /** Sets refcount {@code i} of a refcount block of {@code refcountBits}-bit entries. */
+    static void write(byte[] d, int i, long v, int refcountBits) {
         switch (refcountBits) {
             case 1, 2, 4 -> {
                 int bit = i * refcountBits, mask = ((1 << refcountBits) - 1) << (bit & 7);
@@ -217,7 +195,7 @@ final class Refcounts {
         long bi = cluster / perBlock;
         ensureBlock(bi);
         Block b = block(bi);
-        write(b.data, (int) (cluster % perBlock), v);
+        write(b.data, (int) (cluster % perBlock), v, refcountBits);
         b.dirty = true;
     }
 
