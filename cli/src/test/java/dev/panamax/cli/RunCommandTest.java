@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.boot.SyntheticKernels;
 import dev.panamax.demo.KvmAcceleration;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

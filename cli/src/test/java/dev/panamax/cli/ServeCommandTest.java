@@ -9,7 +9,7 @@ import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.TestKernels;
 import dev.panamax.demo.KvmAcceleration;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -8,8 +8,9 @@ import dev.panamax.guest.GuestImages;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -71,7 +72,7 @@ class PanamaxDiskTest {
     @Test
     void aQcow2DiskOnVirtioMmioKeepsWhatTheGuestSyncedBeforeItsEnd(RealKvm kvm) throws IOException {
         Path qcow2 = dir.resolve("data.qcow2");
-        Images.create(qcow2, Images.CreateOptions.of(ImageFormat.QCOW2, 16 << 20));
+        Images.create(qcow2, CreateOptions.of(ImageFormat.QCOW2, 16 << 20));
 
         RunResult r = panamaxRun(kvm,
                 "cat /proc/cmdline; echo device=$(readlink -f /sys/block/vda);"

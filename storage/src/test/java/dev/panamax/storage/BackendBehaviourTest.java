@@ -2,6 +2,8 @@ package dev.panamax.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.storage.image.ImageRebase;
+import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.nio.ByteBuffer;
@@ -25,7 +27,7 @@ class BackendBehaviourTest {
     @Test
     void rawHolesStayHolesAndDiscardPunchesThem() throws Exception {
         Path p = dir.resolve("r.raw");
-        Images.create(p, Images.CreateOptions.of(ImageFormat.RAW, 16 << 20));
+        Images.create(p, CreateOptions.of(ImageFormat.RAW, 16 << 20));
         try (RawImage r = RawImage.open(p, true)) {
             assertThat(r.file().allocatedBytes()).isZero();
             assertThat(r.extent(0, r.size())).isEqualTo(new Extent(0, 16 << 20, Extent.Kind.ZERO));
@@ -46,7 +48,7 @@ class BackendBehaviourTest {
     @Test
     void qcow2DiscardGivesSpaceBackAndFreedClustersAreReused() throws Exception {
         Path p = dir.resolve("d.qcow2");
-        Images.create(p, Images.CreateOptions.of(ImageFormat.QCOW2, 64 << 20));
+        Images.create(p, CreateOptions.of(ImageFormat.QCOW2, 64 << 20));
         byte[] data = new byte[32 << 20];
         new Random(1).nextBytes(data);
         try (Qcow2Image q = (Qcow2Image) Images.open(p, Images.OpenOptions.readWrite())) {
@@ -70,7 +72,7 @@ class BackendBehaviourTest {
     void concurrentRequestsFromSeveralThreads() throws Exception {
         for (ImageFormat f : ImageFormat.values()) {
             Path p = dir.resolve("c." + f.id());
-            Images.create(p, Images.CreateOptions.of(f, 32 << 20).withClusterSize(4096));
+            Images.create(p, CreateOptions.of(f, 32 << 20).withClusterSize(4096));
             int threads = 4;
             byte[][] expected = new byte[threads][];
             try (BlockBackend d = Images.open(p, Images.OpenOptions.readWrite());
@@ -124,7 +126,7 @@ class BackendBehaviourTest {
         Files.write(dir.resolve("a.raw"), a);
         Files.write(dir.resolve("b.raw"), b);
         Path top = dir.resolve("top.qcow2");
-        Images.create(top, Images.CreateOptions.of(ImageFormat.QCOW2, 4 << 20).withBacking("a.raw", ImageFormat.RAW));
+        Images.create(top, CreateOptions.of(ImageFormat.QCOW2, 4 << 20).withBacking("a.raw", ImageFormat.RAW));
         try (BlockBackend d = Images.open(top, Images.OpenOptions.readWrite())) {
             d.write(100, ByteBuffer.wrap(new byte[] {1, 2, 3}));
         }

@@ -2,6 +2,8 @@ package dev.panamax.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.storage.image.ImageChecker;
+import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.nio.file.Files;
@@ -51,7 +53,7 @@ class CrashConsistencyTest {
     /** Returns true when the kill left leaks. */
     private boolean runTrial(int trial, long childSeed, int delayMs, boolean lazy) throws Exception {
         Path image = dir.resolve("crash-" + trial + ".qcow2");
-        Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withClusterSize(trial % 2 == 0 ? 4096 : 65536)
+        Images.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE).withClusterSize(trial % 2 == 0 ? 4096 : 65536)
                 .withLazyRefcounts(lazy));
         String java = ProcessHandle.current().info().command().orElse("java");
         Path out = dir.resolve("child-" + trial + ".out"); // a file, not a pipe: nothing is lost or buffered here

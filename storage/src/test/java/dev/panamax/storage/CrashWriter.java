@@ -1,5 +1,6 @@
 package dev.panamax.storage;
 
+import dev.panamax.storage.image.Images;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.Random;

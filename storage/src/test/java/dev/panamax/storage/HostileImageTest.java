@@ -3,6 +3,9 @@ package dev.panamax.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.storage.image.ImageChecker;
+import dev.panamax.storage.image.ImageInfo;
+import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -23,7 +26,7 @@ class HostileImageTest {
 
     private Path qcow2(String name, long size) throws IOException {
         Path p = dir.resolve(name);
-        Images.create(p, Images.CreateOptions.of(ImageFormat.QCOW2, size));
+        Images.create(p, CreateOptions.of(ImageFormat.QCOW2, size));
         return p;
     }
 
@@ -133,7 +136,7 @@ class HostileImageTest {
     @Test
     void refcountOverflow() throws Exception {
         Path p = dir.resolve("rc1.qcow2");
-        Qcow2Image.create(p, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20).withRefcountBits(1).withClusterSize(4096));
+        Qcow2Image.create(p, CreateOptions.of(ImageFormat.QCOW2, 1 << 20).withRefcountBits(1).withClusterSize(4096));
         try (Qcow2Image q = (Qcow2Image) Images.open(p, Images.OpenOptions.readWrite())) {
             q.write(0, ByteBuffer.wrap(new byte[4096]));
             assertThatThrownBy(() -> q.createSnapshot("s")).isInstanceOf(InvalidImageException.class)
@@ -144,20 +147,20 @@ class HostileImageTest {
     @Test
     void loopingAndMissingBackingChains() throws Exception {
         Path a = dir.resolve("a.qcow2"), b = dir.resolve("b.qcow2");
-        Images.create(a, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
-        Images.create(b, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20).withBacking("a.qcow2", ImageFormat.QCOW2));
+        Images.create(a, CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
+        Images.create(b, CreateOptions.of(ImageFormat.QCOW2, 1 << 20).withBacking("a.qcow2", ImageFormat.QCOW2));
         try (Qcow2Image q = Qcow2Image.open(a, true, null, false)) {
             q.setBackingFile("b.qcow2", ImageFormat.QCOW2);
         }
         assertInvalid(b, "loops");
         Path self = dir.resolve("self.qcow2");
-        Images.create(self, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
+        Images.create(self, CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
         try (Qcow2Image q = Qcow2Image.open(self, true, null, false)) {
             q.setBackingFile("self.qcow2", null);
         }
         assertInvalid(self, "loops");
         Path orphan = dir.resolve("orphan.qcow2");
-        Images.create(orphan, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
+        Images.create(orphan, CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
         try (Qcow2Image q = Qcow2Image.open(orphan, true, null, false)) {
             q.setBackingFile("gone.raw", ImageFormat.RAW);
         }
@@ -180,13 +183,13 @@ class HostileImageTest {
     @Test
     void damagedVhd() throws Exception {
         Path p = dir.resolve("v.vhd");
-        Images.create(p, Images.CreateOptions.of(ImageFormat.VHD, 8 << 20));
+        Images.create(p, CreateOptions.of(ImageFormat.VHD, 8 << 20));
         long size = Files.size(p);
         pokeInt(p, size - 512 + 48, 12345); // current size changed without fixing the checksum
         pokeInt(p, 48, 12345);
         assertInvalid(p, "checksum");
         Path q = dir.resolve("w.vhd");
-        Images.create(q, Images.CreateOptions.of(ImageFormat.VHD, 8 << 20));
+        Images.create(q, CreateOptions.of(ImageFormat.VHD, 8 << 20));
         byte[] all = Files.readAllBytes(q);
         ByteBuffer dyn = ByteBuffer.wrap(all, 512, 1024).slice();
         dyn.putInt(32, 3); // absurd block size, checksum fixed up so that the value itself is what fails
@@ -202,7 +205,7 @@ class HostileImageTest {
     @Test
     void fuzzedMetadataNeverEscapesAsAnotherException() throws Exception {
         Path good = dir.resolve("good.qcow2");
-        Images.create(good, Images.CreateOptions.of(ImageFormat.QCOW2, 4 << 20).withClusterSize(4096));
+        Images.create(good, CreateOptions.of(ImageFormat.QCOW2, 4 << 20).withClusterSize(4096));
         try (Qcow2Image q = (Qcow2Image) Images.open(good, Images.OpenOptions.readWrite())) {
             Random r = new Random(1);
             for (int i = 0; i < 40; i++) {

@@ -3,6 +3,7 @@ package dev.panamax.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.storage.image.Images;
 import java.io.IOException;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
@@ -14,7 +15,7 @@ class ImageLockTest {
 
     private Path image(ImageFormat format) throws IOException {
         Path path = dir.resolve("disk." + format.name().toLowerCase());
-        Images.create(path, Images.CreateOptions.of(format, 1 << 20));
+        Images.create(path, CreateOptions.of(format, 1 << 20));
         return path;
     }
 

@@ -2,6 +2,9 @@ package dev.panamax.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.storage.image.ImageCommit;
+import dev.panamax.storage.image.ImageConverter;
+import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
@@ -107,7 +110,7 @@ class QemuInteropTest {
     @Test
     void panamaxSnapshotsAreSeenByQemu() throws Exception {
         Path img = dir.resolve("p.qcow2");
-        Images.create(img, Images.CreateOptions.of(ImageFormat.QCOW2, 16 << 20).withClusterSize(8192));
+        Images.create(img, CreateOptions.of(ImageFormat.QCOW2, 16 << 20).withClusterSize(8192));
         byte[] a = new byte[16 << 20];
         new Random(5).nextBytes(a);
         try (Qcow2Image q = (Qcow2Image) Images.open(img, Images.OpenOptions.readWrite())) {

@@ -2,6 +2,7 @@ package dev.panamax.storage;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
@@ -120,14 +121,14 @@ class RandomWriteModelTest {
     private String create(Variant v, Path image, Random rnd) throws IOException {
         switch (v) {
             case RAW -> {
-                Images.create(image, Images.CreateOptions.of(ImageFormat.RAW, SIZE));
+                Images.create(image, CreateOptions.of(ImageFormat.RAW, SIZE));
                 return null;
             }
-            case QCOW2 -> Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE));
-            case QCOW2_SMALL_CLUSTERS -> Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withClusterSize(512));
-            case QCOW2_V2 -> Qcow2Image.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withQcow2Version(2).withClusterSize(4096));
-            case QCOW2_LAZY -> Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withLazyRefcounts(true));
-            case QCOW2_REFCOUNT_BITS_1 -> Qcow2Image.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withRefcountBits(1)
+            case QCOW2 -> Images.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE));
+            case QCOW2_SMALL_CLUSTERS -> Images.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE).withClusterSize(512));
+            case QCOW2_V2 -> Qcow2Image.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE).withQcow2Version(2).withClusterSize(4096));
+            case QCOW2_LAZY -> Images.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE).withLazyRefcounts(true));
+            case QCOW2_REFCOUNT_BITS_1 -> Qcow2Image.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE).withRefcountBits(1)
                     .withClusterSize(4096));
             case QCOW2_BACKING -> {
                 Path base = dir.resolve("base.raw");
@@ -135,14 +136,14 @@ class RandomWriteModelTest {
                 rnd.nextBytes(baseData);
                 Arrays.fill(baseData, 1 << 20, 2 << 20, (byte) 0);
                 Files.write(base, baseData);
-                Images.create(image, Images.CreateOptions.of(ImageFormat.QCOW2, SIZE).withBacking("base.raw", ImageFormat.RAW));
+                Images.create(image, CreateOptions.of(ImageFormat.QCOW2, SIZE).withBacking("base.raw", ImageFormat.RAW));
             }
             case VHD_DYNAMIC -> {
-                Images.create(image, Images.CreateOptions.of(ImageFormat.VHD, SIZE));
+                Images.create(image, CreateOptions.of(ImageFormat.VHD, SIZE));
                 return "vpc";
             }
             case VHD_FIXED -> {
-                Images.create(image, Images.CreateOptions.of(ImageFormat.VHD, SIZE).withVhdFixed(true));
+                Images.create(image, CreateOptions.of(ImageFormat.VHD, SIZE).withVhdFixed(true));
                 return "vpc";
             }
         }

@@ -3,6 +3,7 @@ package dev.panamax.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.storage.image.Images;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -84,7 +85,7 @@ class VectoredIoTest {
     @Test
     void formatsWithoutTheirOwnVectoredPathGetTheSameBytes() throws Exception {
         Path path = dir.resolve("disk.qcow2");
-        Images.create(path, Images.CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
+        Images.create(path, CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
         try (Arena arena = Arena.ofConfined(); BlockBackend qcow2 = Images.open(path, Images.OpenOptions.readWrite())) {
             MemorySegment[] out = buffers(arena, 40, 7);
             for (MemorySegment b : out) {

@@ -1,7 +1,7 @@
 package dev.panamax.cli.image;
 
 import dev.panamax.storage.CheckReport;
-import dev.panamax.storage.ImageChecker;
+import dev.panamax.storage.image.ImageChecker;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;

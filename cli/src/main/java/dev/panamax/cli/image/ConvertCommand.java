@@ -1,8 +1,8 @@
 package dev.panamax.cli.image;
 
 import dev.panamax.cli.common.UserError;
-import dev.panamax.storage.ImageConverter;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.image.ImageConverter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;

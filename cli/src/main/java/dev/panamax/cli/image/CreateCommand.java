@@ -1,8 +1,9 @@
 package dev.panamax.cli.image;
 
 import dev.panamax.cli.common.UserError;
+import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -53,10 +54,10 @@ final class CreateCommand implements Callable<Integer> {
         int cluster = Sizes.clusterSize(clusterSize);
         if (Files.exists(image) && !force) throw new UserError(image + " already exists; use --force to overwrite it");
         return ImageCommand.run(() -> {
-            Images.create(image, Images.CreateOptions.of(f, bytes).withClusterSize(cluster)
+            Images.create(image, CreateOptions.of(f, bytes).withClusterSize(cluster)
                     .withBacking(backing, ImageCommand.format(backingFormat)).withLazyRefcounts(lazyRefcounts)
                     .withVhdFixed(fixed));
-            var info = dev.panamax.storage.ImageInfo.read(image);
+            var info = dev.panamax.storage.image.ImageInfo.read(image);
             spec.commandLine().getOut().println("Formatting '" + image + "', fmt=" + f.id() + " size=" + info.virtualSize()
                     + (backing == null ? "" : " backing_file=" + backing));
             return 0;

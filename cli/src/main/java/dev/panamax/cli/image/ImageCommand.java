@@ -1,10 +1,10 @@
 package dev.panamax.cli.image;
 
 import dev.panamax.cli.common.UserError;
-import dev.panamax.storage.ImageConverter;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
 import dev.panamax.storage.ReadOnlyImageException;
+import dev.panamax.storage.image.ImageConverter;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.AccessDeniedException;

@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.storage.ImageInfo;
+import dev.panamax.storage.image.ImageInfo;
 import dev.panamax.storage.qcow2.Qcow2Snapshot;
 import java.io.PrintWriter;
 import java.time.Instant;

@@ -3,7 +3,7 @@ package dev.panamax.cli.image;
 import dev.panamax.storage.AllocationMap;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import java.io.PrintWriter;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;

@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.storage.ImageRebase;
+import dev.panamax.storage.image.ImageRebase;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;

@@ -1,6 +1,6 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.storage.ImageChecker;
+import dev.panamax.storage.image.ImageChecker;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;

@@ -2,7 +2,7 @@ package dev.panamax.cli.image;
 
 import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.BlockBackend;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -51,7 +51,7 @@ final class SnapshotCommand implements Callable<Integer> {
                 }
                 PrintWriter out = spec.commandLine().getOut();
                 if (action.list) {
-                    out.println(InfoCommand.toText(dev.panamax.storage.ImageInfo.read(image)).lines()
+                    out.println(InfoCommand.toText(dev.panamax.storage.image.ImageInfo.read(image)).lines()
                             .dropWhile(l -> !l.equals("Snapshot list:")).takeWhile(l -> !l.startsWith("Format specific"))
                             .reduce((a, b) -> a + "\n" + b).orElse("No snapshots."));
                 } else if (action.create != null) {

@@ -57,7 +57,7 @@ class ImageCommandTest {
         assertThat(panamax("image", "check", p("c.qcow2")).status()).isZero();
 
         assertThat(panamax("image", "snapshot", "-c", "before", p("c.qcow2")).status()).isZero();
-        try (var disk = dev.panamax.storage.Images.open(dir.resolve("c.qcow2"), dev.panamax.storage.Images.OpenOptions.readWrite())) {
+        try (var disk = dev.panamax.storage.image.Images.open(dir.resolve("c.qcow2"), dev.panamax.storage.image.Images.OpenOptions.readWrite())) {
             disk.write(0, ByteBuffer.wrap(new byte[4096]));
         }
         assertThat(panamax("image", "snapshot", "-l", p("c.qcow2")).out()).contains("before");
@@ -119,7 +119,7 @@ class ImageCommandTest {
         assertThat(panamax("image", "create", "-b", "base.raw", "-F", "raw", p("top.qcow2")).status()).isZero();
         byte[] patch = new byte[10000];
         new Random(4).nextBytes(patch);
-        try (var disk = dev.panamax.storage.Images.open(dir.resolve("top.qcow2"), dev.panamax.storage.Images.OpenOptions.readWrite())) {
+        try (var disk = dev.panamax.storage.image.Images.open(dir.resolve("top.qcow2"), dev.panamax.storage.image.Images.OpenOptions.readWrite())) {
             disk.write(123456, ByteBuffer.wrap(patch));
         }
         CliRun r = panamax("image", "commit", p("top.qcow2"));

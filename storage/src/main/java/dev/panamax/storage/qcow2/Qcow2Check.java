@@ -3,32 +3,38 @@ package dev.panamax.storage.qcow2;
 import dev.panamax.storage.CheckReport;
 import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
-
+import java.nio.ByteBuffer;
+import java.util.Arrays;
 
 /**
  * Consistency check and repair of a qcow2 image. Both start from the same walk: count, for every
  * host cluster, the references the metadata makes to it (header, L1/L2 tables and data of the active
  * state and of every snapshot, snapshot table, refcount structures). Check compares that with the
- * stored refcounts; repair writes a fresh refcount structure from it.
+ * stored refcounts; repair writes a fresh refcount structure from it. The image is seen only through
+ * a {@link CheckView}.
  */
 public final class Qcow2Check {
     /** int per host cluster: more than this many clusters would need more memory than a check should. */
     private static final long MAX_CLUSTERS = 1L << 28;
 
-    private final Qcow2Image image;
+    private final CheckView image;
     private final CheckReport report;
-    private final int clusterBits;
+    private final L2Entry entries;
+    private final int clusterBits, clusterSize, l2Bits;
     private final long fileClusters;
     private final int[] refs;
 
-    private Qcow2Check(Qcow2Image image, CheckReport report) throws IOException {
+    private Qcow2Check(CheckView image, CheckReport report) throws IOException {
         this.image = image;
         this.report = report;
-        this.clusterBits = image.clusterBits;
-        long fileSize = Math.max(image.file.size(), image.fileEnd());
-        this.fileClusters = (fileSize + image.clusterSize - 1) >> clusterBits;
+        this.entries = image.entries();
+        this.clusterBits = image.clusterBits();
+        this.clusterSize = 1 << clusterBits;
+        this.l2Bits = clusterBits - 3;
+        long fileSize = image.fileEnd();
+        this.fileClusters = (fileSize + clusterSize - 1) >> clusterBits;
         if (fileClusters > MAX_CLUSTERS) {
-            throw new InvalidImageException(image.name + ": image has " + fileClusters + " clusters, too many to check");
+            throw new InvalidImageException(image.name() + ": image has " + fileClusters + " clusters, too many to check");
         }
         this.refs = new int[(int) fileClusters];
     }
@@ -36,19 +42,23 @@ public final class Qcow2Check {
     /** Checks an image (normally opened read-only). Structural damage is reported, never thrown. */
     public static CheckReport check(Qcow2Image image) throws IOException {
         synchronized (image) {
-            image.flushMetadata();
-            CheckReport report = new CheckReport();
-            if (image.markedCorrupt()) report.note("the image is marked corrupt; it can only be opened read-only until repaired");
-            if (image.markedDirty()) {
-                report.note("the image was not closed cleanly while using lazy refcounts, so its refcounts are stale;"
-                        + " repair, or opening it for writing, rebuilds them");
-            }
-            Qcow2Check walk = new Qcow2Check(image, report);
-            walk.countReferences(true);
-            walk.compareRefcounts();
-            walk.checkCopiedFlags();
-            return report;
+            return check(image.checkView());
         }
+    }
+
+    private static CheckReport check(CheckView image) throws IOException {
+        image.flush();
+        CheckReport report = new CheckReport();
+        if (image.markedCorrupt()) report.note("the image is marked corrupt; it can only be opened read-only until repaired");
+        if (image.markedDirty()) {
+            report.note("the image was not closed cleanly while using lazy refcounts, so its refcounts are stale;"
+                    + " repair, or opening it for writing, rebuilds them");
+        }
+        Qcow2Check walk = new Qcow2Check(image, report);
+        walk.countReferences(true);
+        walk.compareRefcounts();
+        walk.checkCopiedFlags();
+        return report;
     }
 
     /** What repair did: the state before, and a fresh check after. */
@@ -57,24 +67,26 @@ public final class Qcow2Check {
     /** Fixes leaks, wrong refcounts and COPIED flags by rebuilding the refcount structure. */
     public static RepairResult repair(Qcow2Image image) throws IOException {
         synchronized (image) {
-            CheckReport before = check(image);
-            rebuildRefcounts(image, before);
-            CheckReport after = check(image);
-            if (after.corruptions() == 0 && image.markedCorrupt()) image.clearCorrupt();
+            CheckView view = image.checkView();
+            CheckReport before = check(view);
+            rebuildRefcounts(view);
+            CheckReport after = check(view);
+            if (after.corruptions() == 0 && view.markedCorrupt()) view.clearCorrupt();
             return new RepairResult(before, after);
         }
     }
 
     /**
-     * Replaces the refcount structure with one computed from the references (written past the current
-     * end of the file, then switched to by one header write, so a crash leaves the old one in force).
+     * Replaces the refcount structure with one computed from the references: written past the current
+     * end of the file, then switched to by one header write, so a crash leaves the old one in force
+     * (rule 4 of {@link Qcow2Metadata}). The blocks are written one at a time, so memory stays small.
      */
-    static void rebuildRefcounts(Qcow2Image image, CheckReport report) throws IOException {
-        image.flushMetadata();
+    static void rebuildRefcounts(CheckView image) throws IOException {
+        image.flush();
         Qcow2Check walk = new Qcow2Check(image, new CheckReport());
         walk.countReferences(false);
-        int cs = image.clusterSize, clusterBits = image.clusterBits;
-        long perBlock = image.refcounts.perBlock();
+        int cs = walk.clusterSize, clusterBits = walk.clusterBits;
+        long perBlock = image.refcountsPerBlock();
         long start = walk.fileClusters;
         long blocks = 0, tableClusters = 0;
         while (true) { // the new structure must also count itself
@@ -86,34 +98,33 @@ public final class Qcow2Check {
             tableClusters = t;
         }
         if (tableClusters * cs > Qcow2Header.MAX_REFTABLE_BYTES) {
-            throw new InvalidImageException(image.name + ": image too large for a refcount table");
+            throw new InvalidImageException(image.name() + ": image too large for a refcount table");
         }
-        long[] blockOffsets = new long[(int) blocks];
-        for (int i = 0; i < blocks; i++) blockOffsets[i] = (start + i) << clusterBits;
-        long tableOffset = (start + blocks) << clusterBits;
-        Refcounts fresh = Refcounts.rebuilt(image.file, clusterBits, image.header.refcountOrder, tableOffset,
-                (int) tableClusters, blockOffsets);
-        long max = fresh.maxRefcount();
-        for (long c = 0; c < walk.fileClusters; c++) {
+        int refcountBits = 1 << image.refcountOrder();
+        long max = image.maxRefcount();
+        for (long c = 0; c < walk.fileClusters; c++) { // refuse before anything is written
             long v = walk.refs[(int) c];
             if (v > max) {
-                throw new InvalidImageException(image.name + ": cluster at offset 0x" + Long.toHexString(c << clusterBits)
-                        + " has " + v + " references, more than " + image.refcountBits() + "-bit refcounts can hold");
+                throw new InvalidImageException(image.name() + ": cluster at offset 0x" + Long.toHexString(c << clusterBits)
+                        + " has " + v + " references, more than " + refcountBits + "-bit refcounts can hold");
             }
-            if (v != 0) fresh.setInExistingBlock(c, v);
         }
-        for (long c = start; c < start + blocks + tableClusters; c++) fresh.setInExistingBlock(c, 1);
-        fresh.writeDirty();
-        image.noteFileEnd((start + blocks + tableClusters) << clusterBits);
-        image.file.sync();
-        image.header.refcountTableOffset = tableOffset;
-        image.header.refcountTableClusters = (int) tableClusters;
-        image.writeHeader();
-        image.file.sync();
-        image.refcounts = fresh;
-        image.fixCopiedFlags();
-        image.flushMetadata();
-        image.file.sync();
+        long end = start + blocks + tableClusters; // the structure counts itself: clusters [start, end) hold it
+        long[] table = new long[(int) (tableClusters << clusterBits >>> 3)];
+        byte[] block = new byte[cs];
+        for (int i = 0; i < blocks; i++) {
+            Arrays.fill(block, (byte) 0);
+            long first = i * perBlock;
+            for (long c = first; c < first + perBlock; c++) {
+                long v = c < walk.fileClusters ? walk.refs[(int) c] : c >= start && c < end ? 1 : 0;
+                if (v != 0) Refcounts.write(block, (int) (c - first), v, refcountBits);
+            }
+            table[i] = (start + i) << clusterBits;
+            image.writeUnreferenced(table[i], ByteBuffer.wrap(block));
+        }
+        long tableOffset = (start + blocks) << clusterBits;
+        image.writeUnreferenced(tableOffset, Qcow2Metadata.longs(table, 0, table.length));
+        image.switchRefcounts(tableOffset, (int) tableClusters, end << clusterBits);
     }
 
     private void ref(long offset, long length, String what) {
@@ -127,24 +138,21 @@ public final class Qcow2Check {
         }
     }
 
-    private boolean aligned(long offset) {
-        return (offset & (image.clusterSize - 1)) == 0;
-    }
-
     private void countReferences(boolean includeRefcountStructures) throws IOException {
-        Qcow2Header h = image.header;
-        ref(0, image.clusterSize, "header");
-        ref(h.l1TableOffset, 8L * image.l1.length, "active L1 table");
-        countTree(image.l1, "active state");
-        if (image.snapshotTableBytes > 0) { // the last entry's padding may lie past the end of the file
-            long inFile = Math.min(image.snapshotTableBytes, (fileClusters << clusterBits) - h.snapshotsOffset);
-            ref(h.snapshotsOffset, inFile, "snapshot table");
+        ref(0, clusterSize, "header");
+        long[] l1 = image.activeL1();
+        ref(image.activeL1Offset(), 8L * l1.length, "active L1 table");
+        countTree(l1, "active state");
+        long snapshotTableBytes = image.snapshotTableBytes(), snapshotsOffset = image.snapshotTableOffset();
+        if (snapshotTableBytes > 0) { // the last entry's padding may lie past the end of the file
+            long inFile = Math.min(snapshotTableBytes, (fileClusters << clusterBits) - snapshotsOffset);
+            ref(snapshotsOffset, inFile, "snapshot table");
         }
-        for (Qcow2Snapshot s : image.snapshots) {
+        for (Qcow2Snapshot s : image.snapshots()) {
             ref(s.l1TableOffset(), 8L * s.l1Size(), "L1 table of snapshot " + s.id());
             long[] table;
             try {
-                table = image.readL1(s);
+                table = image.snapshotL1(s);
             } catch (InvalidImageException e) {
                 report.corruption(e.getMessage());
                 continue;
@@ -152,17 +160,16 @@ public final class Qcow2Check {
             countTree(table, "snapshot " + s.id());
         }
         if (includeRefcountStructures) {
-            Refcounts r = image.refcounts;
-            ref(r.tableOffset(), (long) r.tableClusters() << clusterBits, "refcount table");
-            for (int i = 0; i < r.tableEntries(); i++) {
+            ref(image.refcountTableOffset(), (long) image.refcountTableClusters() << clusterBits, "refcount table");
+            for (int i = 0; i < image.refcountTableEntries(); i++) {
                 long off;
                 try {
-                    off = r.blockOffset(i);
+                    off = image.refcountBlockOffset(i);
                 } catch (InvalidImageException e) {
                     report.corruption(e.getMessage());
                     continue;
                 }
-                if (off != 0) ref(off, image.clusterSize, "refcount block " + i);
+                if (off != 0) ref(off, clusterSize, "refcount block " + i);
             }
         }
     }
@@ -171,7 +178,7 @@ public final class Qcow2Check {
         for (int i = 0; i < l1.length; i++) {
             long l2;
             try {
-                l2 = image.l2Offset(l1[i], i);
+                l2 = entries.l2TableOffset(l1[i], i);
             } catch (InvalidImageException e) {
                 report.corruption(owner + ": " + e.getMessage());
                 continue;
@@ -181,54 +188,53 @@ public final class Qcow2Check {
                 report.corruption(owner + ": L2 table " + i + " at offset 0x" + Long.toHexString(l2) + " lies past the end of the file");
                 continue;
             }
-            ref(l2, image.clusterSize, owner + ": L2 table " + i);
-            Qcow2Image.L2Table t;
+            ref(l2, clusterSize, owner + ": L2 table " + i);
+            long[] t;
             try {
-                t = image.loadL2(l2);
+                t = image.l2Table(l2);
             } catch (InvalidImageException e) {
                 report.corruption(owner + ": " + e.getMessage());
                 continue;
             }
-            long guestBase = (long) i << (image.l2Bits + clusterBits);
-            for (int k = 0; k < t.entries.length; k++) {
-                long e = t.entries[k];
+            long guestBase = (long) i << (l2Bits + clusterBits);
+            for (int k = 0; k < t.length; k++) {
+                long e = t[k];
                 long guest = guestBase + ((long) k << clusterBits);
-                if (image.isCompressed(e)) {
-                    long off = image.compressedOffset(e);
-                    if (off < image.clusterSize) {
+                if (L2Entry.isCompressed(e)) {
+                    long off = entries.compressedOffset(e);
+                    if (off < clusterSize) {
                         report.corruption(owner + ": compressed cluster for guest offset " + guest + " points into the header");
                         continue;
                     }
-                    ref(off, image.compressedLength(e), owner + ": compressed data for guest offset " + guest);
+                    ref(off, entries.compressedLength(e), owner + ": compressed data for guest offset " + guest);
                     continue;
                 }
-                if ((e & Qcow2Image.L2_RESERVED) != 0) {
+                if (L2Entry.hasReservedBits(e)) {
                     report.corruption(owner + ": L2 entry for guest offset " + guest + " has reserved bits set (0x"
                             + Long.toHexString(e) + ")");
                     continue;
                 }
-                long off = e & Qcow2Image.OFFSET_MASK;
+                long off = L2Entry.hostOffset(e);
                 if (off == 0) continue;
-                if (!aligned(off) || off < image.clusterSize) {
+                if (!entries.isClusterOffset(off)) {
                     report.corruption(owner + ": data cluster for guest offset " + guest + " has invalid offset 0x"
                             + Long.toHexString(off));
                     continue;
                 }
-                ref(off, image.clusterSize, owner + ": data cluster for guest offset " + guest);
+                ref(off, clusterSize, owner + ": data cluster for guest offset " + guest);
             }
         }
     }
 
     private void compareRefcounts() throws IOException {
-        Refcounts r = image.refcounts;
-        long perBlock = r.perBlock();
+        long perBlock = image.refcountsPerBlock();
         // Beyond the file only the block holding its last cluster is looked at: refcounts further out
         // could only come from a hostile table, and scanning them could take forever.
         long limit = Math.max(fileClusters, ((fileClusters + perBlock - 1) / perBlock) * perBlock);
         for (long c = 0; c < limit; c++) {
             long stored;
             try {
-                stored = r.get(c);
+                stored = image.refcount(c);
             } catch (InvalidImageException e) {
                 report.corruption(e.getMessage());
                 c = (c / perBlock + 1) * perBlock - 1; // skip the unreadable block
@@ -237,7 +243,7 @@ public final class Qcow2Check {
             long expected = c < fileClusters ? refs[(int) c] : 0;
             if (stored == expected) continue;
             String where = "cluster at offset 0x" + Long.toHexString(c << clusterBits);
-            if (expected > r.maxRefcount()) {
+            if (expected > image.maxRefcount()) {
                 report.corruption(where + " has " + expected + " references, more than its refcount can count");
             } else if (stored < expected) {
                 report.corruption(where + " has refcount " + stored + " but " + expected + " references");
@@ -249,32 +255,32 @@ public final class Qcow2Check {
 
     /** Where the active tree's COPIED flags disagree with "refcount is exactly one". */
     private void checkCopiedFlags() throws IOException {
-        long[] l1 = image.l1;
+        long[] l1 = image.activeL1();
         for (int i = 0; i < l1.length; i++) {
             long l2;
             try {
-                l2 = image.l2Offset(l1[i], i);
+                l2 = entries.l2TableOffset(l1[i], i);
             } catch (InvalidImageException e) {
                 continue; // already reported
             }
             if (l2 == 0 || l2 >> clusterBits >= fileClusters) continue;
-            if (((l1[i] & Qcow2Image.COPIED) != 0) != (image.refcounts.get(l2 >> clusterBits) == 1)) {
+            if (L2Entry.isCopied(l1[i]) != (image.refcount(l2 >> clusterBits) == 1)) {
                 report.corruption("L1 entry " + i + ": COPIED flag disagrees with the L2 table's refcount "
-                        + image.refcounts.get(l2 >> clusterBits));
+                        + image.refcount(l2 >> clusterBits));
             }
-            Qcow2Image.L2Table t;
+            long[] t;
             try {
-                t = image.loadL2(l2);
+                t = image.l2Table(l2);
             } catch (InvalidImageException e) {
                 continue;
             }
-            for (int k = 0; k < t.entries.length; k++) {
-                long e = t.entries[k];
-                long off = e & Qcow2Image.OFFSET_MASK;
-                if (image.isCompressed(e) || off == 0 || !aligned(off) || off >> clusterBits >= fileClusters) continue;
-                long rc = image.refcounts.get(off >> clusterBits);
-                if (((e & Qcow2Image.COPIED) != 0) != (rc == 1)) {
-                    report.corruption("L2 entry for guest offset " + (((long) i << (image.l2Bits + clusterBits))
+            for (int k = 0; k < t.length; k++) {
+                long e = t[k];
+                long off = L2Entry.hostOffset(e);
+                if (L2Entry.isCompressed(e) || !entries.isClusterOffset(off) || off >> clusterBits >= fileClusters) continue;
+                long rc = image.refcount(off >> clusterBits);
+                if (L2Entry.isCopied(e) != (rc == 1)) {
+                    report.corruption("L2 entry for guest offset " + (((long) i << (l2Bits + clusterBits))
                             + ((long) k << clusterBits)) + ": COPIED flag disagrees with the data cluster's refcount " + rc);
                 }
             }

@@ -1,41 +1,41 @@
 package dev.panamax.storage.qcow2;
 
 import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.Extent;
-import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageCorruptException;
+import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
-import dev.panamax.storage.Images;
 import dev.panamax.storage.InvalidImageException;
+import dev.panamax.storage.ReadOnlyImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.time.Instant;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.zip.DataFormatException;
-import java.util.zip.Deflater;
-import java.util.zip.Inflater;
 
 /**
- * A qcow2 image (version 3, version 2 readable and writable).
+ * A qcow2 image (version 3, version 2 readable and writable): guest reads and writes mapped through
+ * the L1/L2 tables, zeroing and discard, compressed clusters, snapshots and the backing file.
  *
- * <p>Crash safety comes from ordering, not journaling: a data cluster is written before any L2 entry
- * points at it, and metadata is written back in {@link #flushMetadata()} in dependency order:
- * refcount increments, then L2 tables, then the L1 table and header, and only then the refcount
- * decrements of clusters those writes stopped referencing. A crash at any point therefore leaves at
- * worst leaked clusters (refcount too high), never a cluster in use with a refcount too low.
+ * <p>The parts: {@link Qcow2Header} (cluster 0), {@link Qcow2Metadata} (tables in memory, allocation,
+ * and the write ordering that makes the image crash-safe: read its class comment before changing
+ * any write path), {@link L2Entry} (entry bits), {@link MetadataCache} (bounded L2 table and refcount
+ * block caches), {@link Refcounts}, {@link Qcow2Snapshots}, {@link DeflateCodec} (compressed
+ * clusters) and {@link Qcow2Check} (check and repair, through a {@link CheckView}).
  *
  * <p>All public methods are synchronized: requests from several queues are serialized per image.
  */
 public final class Qcow2Image implements BlockBackend {
-    static final long COPIED = 1L << 63, COMPRESSED = 1L << 62, ZERO = 1;
-    static final long OFFSET_MASK = 0x00fffffffffffe00L;
-    static final long L1_RESERVED = 0x7f000000000001ffL, L2_RESERVED = 0x3f000000000001feL;
-    private static final int L2_CACHE_BYTES = 32 << 20;
+
+    /**
+     * Memory for cached metadata: L2 tables (32 MiB maps 256 GiB of guest with 64 KiB clusters, as in
+     * QEMU) and refcount blocks (a quarter of that, also as in QEMU).
+     */
+    record CacheBudget(long l2TableBytes, long refcountBlockBytes) {
+        static final CacheBudget DEFAULT = new CacheBudget(32 << 20, 8 << 20);
+    }
 
     /** Opens the backing file named in an image header; supplied by the caller that tracks the chain. */
     @FunctionalInterface
@@ -43,68 +43,39 @@ public final class Qcow2Image implements BlockBackend {
         BlockBackend open(Path path, ImageFormat format) throws IOException;
     }
 
-    static final class L2Table {
-        final long offset;
-        final long[] entries;
-        boolean dirty;
-
-        L2Table(long offset, long[] entries, boolean dirty) {
-            this.offset = offset;
-            this.entries = entries;
-            this.dirty = dirty;
-        }
-    }
-
-    final ImageFile file;
-    final String name;
-    final Qcow2Header header;
-    final int clusterBits, clusterSize, l2Bits;
+    private final Qcow2Metadata meta;
+    private final Qcow2Snapshots snapshots;
+    private final ImageFile file;
+    private final String name;
+    private final Qcow2Header header;
+    private final int clusterBits, clusterSize, l2Bits;
+    private final L2Entry entries;
     private final boolean readOnly;
-    long[] l1;
-    private int l1DirtyFrom = Integer.MAX_VALUE, l1DirtyTo = -1;
-    private boolean headerDirty;
-    Refcounts refcounts;
-    private final LinkedHashMap<Long, L2Table> l2Cache = new LinkedHashMap<>(16, 0.75f, true);
-    private final int l2CacheCapacity;
-    List<Qcow2Snapshot> snapshots;
-    long snapshotTableBytes;
     private final BlockBackend backing;
-    /** End of the file as far as our own writes know; avoids an fstat per request. */
-    private long fileEnd;
-    /** Next free byte for packing compressed clusters, or 0 when a fresh cluster is needed. */
-    private long compressedCursor;
-    private final boolean lazyRefcounts;
-    private boolean dirtyBitOnDisk;
     private boolean closed;
     private final byte[] clusterBuf;
     private final byte[] decompressed;
+    /** The compressed entry whose data {@link #decompressed} holds, or -1. */
     private long decompressedEntry = -1;
+    private final DeflateCodec codec = new DeflateCodec();
+    /** Compressed bytes on their way to or from the file; made on first use. */
+    private byte[] compressedBuf;
 
-    private Qcow2Image(ImageFile file, Qcow2Header header, BlockBackend backing, boolean readOnly) throws IOException {
+    private Qcow2Image(ImageFile file, Qcow2Header header, BlockBackend backing, boolean readOnly, CacheBudget budget)
+            throws IOException {
+        this.meta = new Qcow2Metadata(file, header, readOnly, budget);
+        this.snapshots = Qcow2Snapshots.read(meta);
         this.file = file;
-        this.name = file.path().toString();
+        this.name = meta.name;
         this.header = header;
-        this.clusterBits = header.clusterBits;
-        this.clusterSize = 1 << clusterBits;
-        this.l2Bits = clusterBits - 3;
+        this.clusterBits = meta.clusterBits;
+        this.clusterSize = meta.clusterSize;
+        this.l2Bits = meta.l2Bits;
+        this.entries = meta.entries;
         this.readOnly = readOnly;
         this.backing = backing;
-        this.fileEnd = file.size();
-        this.l2CacheCapacity = Math.max(4, L2_CACHE_BYTES >> clusterBits);
         this.clusterBuf = new byte[clusterSize];
         this.decompressed = new byte[clusterSize];
-        this.lazyRefcounts = (header.compatible & Qcow2Header.COMPAT_LAZY_REFCOUNTS) != 0;
-        this.dirtyBitOnDisk = (header.incompatible & Qcow2Header.INCOMPAT_DIRTY) != 0;
-        this.l1 = new long[header.l1Size];
-        if (header.l1Size > 0) {
-            ByteBuffer b = ByteBuffer.allocate(header.l1Size * 8);
-            file.readFully(header.l1TableOffset, b, "L1 table");
-            b.flip().asLongBuffer().get(l1);
-        }
-        this.refcounts = Refcounts.load(file, header);
-        long[] tableBytes = new long[1];
-        this.snapshots = Qcow2Snapshot.readTable(file, header, tableBytes);
-        this.snapshotTableBytes = tableBytes[0];
     }
 
     /**
@@ -126,6 +97,12 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Opens an image on an already open file, which it then owns (the caller closes it on failure). */
     public static Qcow2Image open(ImageFile file, BackingOpener backingOpener, boolean allowCorrupt) throws IOException {
+        return open(file, backingOpener, allowCorrupt, CacheBudget.DEFAULT);
+    }
+
+    /** {@link #open(ImageFile, BackingOpener, boolean)} with a chosen metadata cache size (tests). */
+    static Qcow2Image open(ImageFile file, BackingOpener backingOpener, boolean allowCorrupt, CacheBudget budget)
+            throws IOException {
         Path path = file.path();
         boolean writable = file.isWritable();
         BlockBackend backing = null;
@@ -147,11 +124,11 @@ public final class Qcow2Image implements BlockBackend {
                 }
                 backing = backingOpener.open(resolveBacking(path, h.backingFile), format);
             }
-            Qcow2Image image = new Qcow2Image(file, h, backing, !writable);
-            if (writable && image.dirtyBitOnDisk) {
+            Qcow2Image image = new Qcow2Image(file, h, backing, !writable, budget);
+            if (writable && image.meta.markedDirty()) {
                 // Refcounts on disk are stale (lazy refcounts, unclean shutdown): rebuild before any allocation.
-                Qcow2Check.rebuildRefcounts(image, null);
-                image.clearDirtyBit();
+                Qcow2Check.rebuildRefcounts(image.checkView());
+                image.meta.clearDirtyBit();
             }
             return image;
         } catch (IOException | RuntimeException e) {
@@ -169,7 +146,7 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     /** Creates an image file; the backing file (if any) is recorded, not opened. */
-    public static void create(Path path, Images.CreateOptions o) throws IOException {
+    public static void create(Path path, CreateOptions o) throws IOException {
         int cs = o.clusterSize();
         if (Integer.bitCount(cs) != 1 || cs < (1 << Qcow2Header.MIN_CLUSTER_BITS) || cs > (1 << Qcow2Header.MAX_CLUSTER_BITS)) {
             throw new IllegalArgumentException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");
@@ -198,7 +175,7 @@ public final class Qcow2Image implements BlockBackend {
         h.encode(); // fails early if the backing name does not fit
         try (ImageFile f = ImageFile.create(path)) {
             f.write(2L * cs, ByteBuffer.allocate(cs)); // the first refcount block, filled below
-            Refcounts refcounts = Refcounts.createFresh(f, bits, h.refcountOrder);
+            Refcounts refcounts = Refcounts.createFresh(f, bits, h.refcountOrder, CacheBudget.DEFAULT.refcountBlockBytes());
             long l1Entries = Qcow2Header.l1EntriesFor(o.size(), bits);
             if (l1Entries > 0) {
                 long l1Bytes = l1Entries * 8;
@@ -263,19 +240,19 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     public boolean lazyRefcounts() {
-        return lazyRefcounts;
+        return meta.lazyRefcounts;
     }
 
     public boolean markedCorrupt() {
-        return (header.incompatible & Qcow2Header.INCOMPAT_CORRUPT) != 0;
+        return meta.markedCorrupt();
     }
 
     public boolean markedDirty() {
-        return dirtyBitOnDisk;
+        return meta.markedDirty();
     }
 
     public synchronized List<Qcow2Snapshot> snapshots() {
-        return List.copyOf(snapshots);
+        return snapshots.list();
     }
 
     public long fileSize() throws IOException {
@@ -286,163 +263,12 @@ public final class Qcow2Image implements BlockBackend {
         return file.allocatedBytes();
     }
 
-    // ---------------------------------------------------------------- L1/L2 access
+    // ---------------------------------------------------------------- reading
 
-    /** Classification of one L2 entry, the single place that interprets entry bits. */
-    boolean isCompressed(long e) {
-        return (e & COMPRESSED) != 0;
+    /** Validates a standard entry against the file as it is now; returns its host offset (0 when none). */
+    private long dataOffset(long e, long guestOffset) throws InvalidImageException {
+        return entries.dataOffset(e, guestOffset, meta.fileEnd());
     }
-
-    boolean isZero(long e) {
-        return !isCompressed(e) && header.version >= 3 && (e & ZERO) != 0;
-    }
-
-    boolean isUnallocated(long e) {
-        return !isCompressed(e) && !isZero(e) && (e & OFFSET_MASK) == 0;
-    }
-
-    private int compressedOffsetBits() {
-        return 62 - (clusterBits - 8);
-    }
-
-    long compressedOffset(long e) {
-        return e & ((1L << compressedOffsetBits()) - 1);
-    }
-
-    /** Bytes from {@link #compressedOffset} to the end of the last 512-byte sector holding the data. */
-    long compressedLength(long e) {
-        int x = compressedOffsetBits();
-        long sectors = ((e >>> x) & ((1L << (62 - x)) - 1)) + 1;
-        return sectors * 512 - (compressedOffset(e) & 511);
-    }
-
-    /** Validates a standard entry and returns its host offset (0 when none). */
-    long dataOffset(long e, long guestOffset) throws InvalidImageException {
-        if ((e & L2_RESERVED) != 0 || (header.version < 3 && (e & ZERO) != 0)) {
-            throw new ImageCorruptException(name + ": L2 entry 0x" + Long.toHexString(e) + " for guest offset "
-                    + guestOffset + " has reserved bits set; the image is corrupt");
-        }
-        long off = e & OFFSET_MASK;
-        if (off == 0 || isZero(e)) return off;
-        if (off % clusterSize != 0 || off < clusterSize || off >= fileEnd) {
-            throw new ImageCorruptException(name + ": data cluster for guest offset " + guestOffset + " is at host offset 0x"
-                    + Long.toHexString(off) + ", which is " + (off >= fileEnd ? "past the end of the file (" + fileEnd + " bytes)"
-                    : "not a valid cluster") + "; the image is corrupt");
-        }
-        return off;
-    }
-
-    private void checkCompressed(long e, long guestOffset) throws InvalidImageException {
-        long off = compressedOffset(e);
-        if ((e & COPIED) != 0 || off < clusterSize || off >= fileEnd
-                || off > Qcow2Image.OFFSET_MASK) {
-            throw new ImageCorruptException(name + ": compressed cluster for guest offset " + guestOffset
-                    + " has an invalid descriptor 0x" + Long.toHexString(e) + "; the image is corrupt");
-        }
-    }
-
-    long l2Offset(long l1Entry, long l1Index) throws InvalidImageException {
-        long off = l1Entry & OFFSET_MASK;
-        if ((l1Entry & L1_RESERVED) != 0 || off % clusterSize != 0 || (off != 0 && off < clusterSize)) {
-            throw new ImageCorruptException(name + ": L1 entry " + l1Index + " (0x" + Long.toHexString(l1Entry)
-                    + ") is not a valid L2 table offset; the image is corrupt");
-        }
-        return off;
-    }
-
-    /** An L2 table by host offset, from the cache or validated and read from the file. */
-    L2Table loadL2(long offset) throws IOException {
-        L2Table t = l2Cache.get(offset);
-        if (t != null) return t;
-        if (offset > fileEnd - clusterSize) {
-            throw new ImageCorruptException(name + ": L2 table at offset 0x" + Long.toHexString(offset)
-                    + " lies past the end of the file (" + fileEnd + " bytes); the image is truncated or corrupt");
-        }
-        ByteBuffer b = ByteBuffer.allocate(clusterSize);
-        file.readFully(offset, b, "L2 table");
-        long[] entries = new long[clusterSize / 8];
-        b.flip().asLongBuffer().get(entries);
-        t = new L2Table(offset, entries, false);
-        cachePut(t);
-        return t;
-    }
-
-    private void cachePut(L2Table t) throws IOException {
-        while (l2Cache.size() >= l2CacheCapacity) {
-            Iterator<L2Table> it = l2Cache.values().iterator();
-            L2Table eldest = it.next();
-            if (eldest.dirty) flushMetadata(); // dirty tables may only reach disk in dependency order
-            l2Cache.remove(eldest.offset);
-        }
-        l2Cache.put(t.offset, t);
-    }
-
-    /** The L2 table covering guest cluster group {@code l1Index}; for writing, allocated or copied as needed. */
-    private L2Table l2For(long l1Index, boolean forWrite) throws IOException {
-        int i = (int) l1Index;
-        long e = l1[i];
-        long off = l2Offset(e, i);
-        if (off == 0) {
-            if (!forWrite) return null;
-            long n = allocateClusters(1);
-            L2Table t = new L2Table(n, new long[clusterSize / 8], true);
-            cachePut(t);
-            setL1(i, n | COPIED);
-            return t;
-        }
-        L2Table t = loadL2(off);
-        if (forWrite && (e & COPIED) == 0) {
-            if (refcounts.get(off >> clusterBits) == 1) {
-                setL1(i, off | COPIED);
-            } else { // shared with a snapshot: copy on write
-                long n = allocateClusters(1);
-                long[] copy = t.entries.clone();
-                for (int k = 0; k < copy.length; k++) copy[k] &= ~COPIED;
-                L2Table c = new L2Table(n, copy, true);
-                cachePut(c);
-                setL1(i, n | COPIED);
-                refcounts.free(off >> clusterBits);
-                return c;
-            }
-        }
-        return t;
-    }
-
-    void setL1(int i, long value) {
-        l1[i] = value;
-        l1DirtyFrom = Math.min(l1DirtyFrom, i);
-        l1DirtyTo = Math.max(l1DirtyTo, i);
-    }
-
-    private long allocateClusters(long n) throws IOException {
-        markDirtyForLazyRefcounts();
-        return refcounts.allocate(n);
-    }
-
-    /** With lazy refcounts the dirty bit must be on disk before refcounts start to lag behind. */
-    private void markDirtyForLazyRefcounts() throws IOException {
-        if (lazyRefcounts && !dirtyBitOnDisk) {
-            header.incompatible |= Qcow2Header.INCOMPAT_DIRTY;
-            writeHeader();
-            file.sync();
-            dirtyBitOnDisk = true;
-        }
-    }
-
-    private void clearDirtyBit() throws IOException {
-        header.incompatible &= ~Qcow2Header.INCOMPAT_DIRTY;
-        writeHeader();
-        file.sync();
-        dirtyBitOnDisk = false;
-    }
-
-    void writeHeader() throws IOException {
-        ByteBuffer b = header.encode();
-        file.write(0, b);
-        headerDirty = false;
-    }
-
-    // ---------------------------------------------------------------- I/O
 
     @Override
     public synchronized void read(long offset, ByteBuffer dst) throws IOException {
@@ -454,22 +280,22 @@ public final class Qcow2Image implements BlockBackend {
             int in = (int) (offset & (clusterSize - 1));
             int n = Math.min(clusterSize - in, end - dst.position());
             dst.limit(dst.position() + n);
-            L2Table t = l2For(guestCluster >> l2Bits, false);
+            L2Table t = meta.l2Table(guestCluster >> l2Bits, false);
             int mask = (1 << l2Bits) - 1;
             long e = t == null ? 0 : t.entries[(int) (guestCluster & mask)];
-            if (t != null && !isCompressed(e) && !isZero(e) && dataOffset(e, offset - in) != 0) {
+            if (t != null && !L2Entry.isCompressed(e) && !entries.isZero(e) && dataOffset(e, offset - in) != 0) {
                 // One read for the following clusters of this table that lie right after it in the file.
-                long host = (e & OFFSET_MASK) + clusterSize;
+                long host = L2Entry.hostOffset(e) + clusterSize;
                 for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
                     long next = t.entries[(int) (g & mask)];
-                    if (isCompressed(next) || isZero(next) || (next & OFFSET_MASK) != host
+                    if (L2Entry.isCompressed(next) || entries.isZero(next) || L2Entry.hostOffset(next) != host
                             || dataOffset(next, g << clusterBits) == 0) {
                         break;
                     }
                     dst.limit(Math.min(end, dst.limit() + clusterSize));
                 }
                 n = dst.remaining();
-                file.readZeroPadded((e & OFFSET_MASK) + in, dst);
+                file.readZeroPadded(L2Entry.hostOffset(e) + in, dst);
             } else {
                 readFromEntry(e, offset - in, in, dst);
             }
@@ -480,11 +306,11 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Reads {@code dst.remaining()} bytes starting {@code in} bytes into the guest cluster at {@code clusterOffset}. */
     private void readFromEntry(long e, long clusterOffset, int in, ByteBuffer dst) throws IOException {
-        if (isCompressed(e)) {
-            checkCompressed(e, clusterOffset);
+        if (L2Entry.isCompressed(e)) {
+            entries.checkCompressed(e, clusterOffset, meta.fileEnd());
             decompress(e);
             dst.put(decompressed, in, dst.remaining());
-        } else if (isZero(e)) {
+        } else if (entries.isZero(e)) {
             dataOffset(e, clusterOffset);
             fillZero(dst);
         } else {
@@ -514,19 +340,12 @@ public final class Qcow2Image implements BlockBackend {
 
     private void decompress(long e) throws IOException {
         if (e == decompressedEntry) return;
-        long off = compressedOffset(e);
-        int len = (int) Math.min(compressedLength(e), 2L * clusterSize + 512);
-        byte[] in = new byte[len];
-        file.readZeroPadded(off, ByteBuffer.wrap(in));
-        Inflater inflater = new Inflater(true);
+        long off = entries.compressedOffset(e);
+        int len = (int) Math.min(entries.compressedLength(e), 2L * clusterSize + 512);
+        byte[] in = compressedBuf();
+        file.readZeroPadded(off, ByteBuffer.wrap(in, 0, len));
         try {
-            inflater.setInput(in);
-            int produced = 0;
-            while (produced < clusterSize) {
-                int n = inflater.inflate(decompressed, produced, clusterSize - produced);
-                if (n == 0 && (inflater.finished() || inflater.needsInput() || inflater.needsDictionary())) break;
-                produced += n;
-            }
+            int produced = codec.inflate(in, len, decompressed, clusterSize);
             if (produced != clusterSize) {
                 throw new ImageCorruptException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
                         + " inflates to " + produced + " bytes instead of " + clusterSize + "; the image is corrupt");
@@ -534,11 +353,44 @@ public final class Qcow2Image implements BlockBackend {
         } catch (DataFormatException ex) {
             throw new InvalidImageException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
                     + " is not valid deflate data: " + ex.getMessage(), ex);
-        } finally {
-            inflater.end();
         }
         decompressedEntry = e;
     }
+
+    /** Room for the largest compressed cluster QEMU may write (more than a cluster, when data grows). */
+    private byte[] compressedBuf() {
+        if (compressedBuf == null) compressedBuf = new byte[2 * clusterSize + 512];
+        return compressedBuf;
+    }
+
+    @Override
+    public synchronized Extent extent(long offset, long maxLength) throws IOException {
+        BlockBackend.checkRange(this, offset, maxLength);
+        checkOpen();
+        long end = offset + maxLength, pos = offset;
+        Extent.Kind kind = null;
+        while (pos < end) {
+            long guestCluster = pos >> clusterBits;
+            long l1Index = guestCluster >> l2Bits;
+            Extent.Kind k;
+            long next;
+            L2Table t = meta.l2Table(l1Index, false);
+            if (t == null) {
+                k = Extent.Kind.UNALLOCATED;
+                next = (l1Index + 1) << (l2Bits + clusterBits);
+            } else {
+                long e = t.entries[(int) (guestCluster & ((1 << l2Bits) - 1))];
+                k = entries.isUnallocated(e) ? Extent.Kind.UNALLOCATED : entries.isZero(e) ? Extent.Kind.ZERO : Extent.Kind.DATA;
+                next = (guestCluster + 1) << clusterBits;
+            }
+            if (kind == null) kind = k;
+            else if (k != kind) break;
+            pos = Math.min(next, end);
+        }
+        return new Extent(offset, pos - offset, kind);
+    }
+
+    // ---------------------------------------------------------------- writing
 
     @Override
     public synchronized void write(long offset, ByteBuffer src) throws IOException {
@@ -556,24 +408,26 @@ public final class Qcow2Image implements BlockBackend {
                 src.limit(end);
             }
         } catch (ImageCorruptException e) {
-            throw markCorrupt(e);
+            throw meta.markCorrupt(e);
         } finally {
             src.limit(end);
         }
     }
 
+    /**
+     * Writes into one guest cluster: in place when the image owns it alone (COPIED, or refcount one),
+     * else into a new cluster that is written before its L2 entry is set (rule 1 of
+     * {@link Qcow2Metadata}); the old cluster is released once the new entry is on disk (rule 3).
+     */
     private void writeCluster(long clusterOffset, int in, ByteBuffer src) throws IOException {
         long guestCluster = clusterOffset >> clusterBits;
-        L2Table t = l2For(guestCluster >> l2Bits, true);
+        L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
         int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
         long e = t.entries[idx];
-        if (!isCompressed(e) && !isZero(e)) {
+        if (!L2Entry.isCompressed(e) && !entries.isZero(e)) {
             long off = dataOffset(e, clusterOffset);
-            if (off != 0 && ((e & COPIED) != 0 || refcounts.get(off >> clusterBits) == 1)) {
-                if ((e & COPIED) == 0) {
-                    t.entries[idx] = e | COPIED;
-                    t.dirty = true;
-                }
+            if (off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1)) {
+                if (!L2Entry.isCopied(e)) t.set(idx, e | L2Entry.COPIED);
                 file.write(off + in, src);
                 return;
             }
@@ -588,21 +442,11 @@ public final class Qcow2Image implements BlockBackend {
             full.put(src);
             full.clear();
         }
-        long n = allocateClusters(1);
+        long n = meta.allocateClusters(1);
         file.write(n, full);
-        fileEnd = Math.max(fileEnd, n + clusterSize);
-        t.entries[idx] = n | COPIED;
-        t.dirty = true;
-        release(e);
-    }
-
-    /** Queues the refcount decrements for the host clusters an L2 entry referenced. */
-    void release(long e) {
-        if (isCompressed(e)) {
-            refcounts.freeBytes(compressedOffset(e), compressedLength(e));
-        } else if ((e & OFFSET_MASK) != 0) {
-            refcounts.free((e & OFFSET_MASK) >> clusterBits);
-        }
+        meta.noteFileEnd(n + clusterSize);
+        t.set(idx, n | L2Entry.COPIED);
+        meta.release(e);
     }
 
     @Override
@@ -627,7 +471,7 @@ public final class Qcow2Image implements BlockBackend {
         try {
             zeroClusters(offset, length, discard);
         } catch (ImageCorruptException e) {
-            throw markCorrupt(e);
+            throw meta.markCorrupt(e);
         }
     }
 
@@ -645,7 +489,7 @@ public final class Qcow2Image implements BlockBackend {
             long guestCluster = offset >> clusterBits;
             long l1Index = guestCluster >> l2Bits;
             boolean unallocate = backing == null || (discard && header.version < 3);
-            if (unallocate && (l1[(int) l1Index] & OFFSET_MASK) == 0) { // whole L2 range already unallocated
+            if (unallocate && L2Entry.hostOffset(meta.l1()[(int) l1Index]) == 0) { // whole L2 range already unallocated
                 long next = (l1Index + 1) << (l2Bits + clusterBits);
                 offset = Math.min(end, next);
                 continue;
@@ -655,15 +499,14 @@ public final class Qcow2Image implements BlockBackend {
                 offset += n;
                 continue;
             }
-            L2Table t = l2For(l1Index, true);
+            L2Table t = meta.l2Table(l1Index, true);
             int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
             long e = t.entries[idx];
-            long wanted = unallocate ? 0 : ZERO;
+            long wanted = unallocate ? 0 : L2Entry.ZERO;
             if (e != wanted) {
-                if (!isCompressed(e)) dataOffset(e, offset);
-                t.entries[idx] = wanted;
-                t.dirty = true;
-                release(e);
+                if (!L2Entry.isCompressed(e)) dataOffset(e, offset);
+                t.set(idx, wanted);
+                meta.release(e);
             }
             offset += n;
         }
@@ -683,356 +526,52 @@ public final class Qcow2Image implements BlockBackend {
         }
         byte[] input = data;
         if (length < clusterSize) input = Arrays.copyOf(data, clusterSize);
-        byte[] out = new byte[clusterSize];
-        Deflater deflater = new Deflater(Deflater.DEFAULT_COMPRESSION, true);
-        int n;
-        boolean fits;
-        try {
-            deflater.setInput(input, 0, clusterSize);
-            deflater.finish();
-            n = deflater.deflate(out, 0, out.length);
-            fits = deflater.finished() && n <= clusterSize - 512;
-        } finally {
-            deflater.end();
-        }
-        if (!fits) {
+        byte[] out = compressedBuf();
+        int n = codec.deflate(input, clusterSize, out, clusterSize);
+        if (n < 0 || n > clusterSize - 512) {
             writeCluster(clusterOffset, 0, ByteBuffer.wrap(input, 0, clusterSize));
             return;
         }
         long guestCluster = clusterOffset >> clusterBits;
-        L2Table t = l2For(guestCluster >> l2Bits, true);
+        L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
         int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
         long old = t.entries[idx];
-        long off = allocateBytes(n);
-        file.write(off, ByteBuffer.wrap(out, 0, n));
-        fileEnd = Math.max(fileEnd, off + n);
-        long extraSectors = ((off + n - 1) >> 9) - (off >> 9);
-        t.entries[idx] = COMPRESSED | (extraSectors << compressedOffsetBits()) | off;
-        t.dirty = true;
-        release(old);
-    }
-
-    /** Sub-cluster allocation for compressed data: each user of a host cluster holds one reference. */
-    private long allocateBytes(int n) throws IOException {
-        if (compressedCursor != 0) {
-            long clusterEnd = (compressedCursor | (clusterSize - 1)) + 1;
-            if (compressedCursor + n <= clusterEnd) {
-                long off = compressedCursor;
-                refcounts.add(off >> clusterBits, 1);
-                compressedCursor = off + n == clusterEnd ? 0 : off + n;
-                return off;
-            }
-        }
-        long start = allocateClusters((n + clusterSize - 1) >> clusterBits);
-        compressedCursor = (start + n) % clusterSize == 0 ? 0 : start + n;
-        return start;
+        long off = meta.allocateBytes(n);
+        file.write(off, ByteBuffer.wrap(out, 0, n)); // rule 1: the data before the entry
+        decompressedEntry = -1; // a freed cluster may be reused here, with the very same descriptor
+        meta.noteFileEnd(off + n);
+        t.set(idx, entries.compressed(off, n));
+        meta.release(old);
     }
 
     @Override
     public synchronized void flush() throws IOException {
         checkOpen();
         if (readOnly) return;
-        flushMetadata();
+        meta.flush();
         file.sync();
     }
 
-    /** Writes cached metadata back in dependency order (see the class comment). */
-    synchronized void flushMetadata() throws IOException {
-        if (readOnly) return;
-        if (!lazyRefcounts && refcounts.isDirty()) {
-            writeRefcounts();
-            file.sync();
-        }
-        boolean wrote = false;
-        for (L2Table t : l2Cache.values()) {
-            if (t.dirty) {
-                file.write(t.offset, longs(t.entries, 0, t.entries.length));
-                fileEnd = Math.max(fileEnd, t.offset + clusterSize);
-                t.dirty = false;
-                wrote = true;
-            }
-        }
-        if (wrote) file.sync();
-        if (l1DirtyTo >= 0 || headerDirty) {
-            if (l1DirtyTo >= 0) {
-                file.write(header.l1TableOffset + 8L * l1DirtyFrom, longs(l1, l1DirtyFrom, l1DirtyTo - l1DirtyFrom + 1));
-                l1DirtyFrom = Integer.MAX_VALUE;
-                l1DirtyTo = -1;
-            }
-            if (headerDirty) writeHeader();
-            file.sync();
-        }
-        if (refcounts.hasPendingFrees()) {
-            long[] freed = refcounts.applyPendingFrees();
-            compressedCursor = 0; // its cluster may just have been freed and must not be written to again
-            if (!lazyRefcounts) writeRefcounts();
-            punchHoles(freed);
-        }
-    }
-
-    /**
-     * Gives the space of freed clusters back to the host file system (what makes a guest's discard
-     * useful). Safe: nothing on disk references them any more, the metadata changes came first.
-     */
-    private void punchHoles(long[] clusters) throws IOException {
-        for (int i = 0; i < clusters.length; ) {
-            int j = i + 1;
-            while (j < clusters.length && clusters[j] == clusters[j - 1] + 1) j++;
-            long start = clusters[i] << clusterBits;
-            if (start < fileEnd) file.zero(start, Math.min((long) (j - i) << clusterBits, fileEnd - start));
-            i = j;
-        }
-    }
-
-    private void writeRefcounts() throws IOException {
-        if (refcounts.writeDirty()) { // the table moved: point the header at it, now that it is on disk
-            header.refcountTableOffset = refcounts.tableOffset();
-            header.refcountTableClusters = refcounts.tableClusters();
-            writeHeader();
-        }
-        fileEnd = Math.max(fileEnd, file.size());
-    }
-
-    static ByteBuffer longs(long[] values, int from, int count) {
-        ByteBuffer b = ByteBuffer.allocate(count * 8);
-        b.asLongBuffer().put(values, from, count);
-        return b;
-    }
-
-    @Override
-    public synchronized Extent extent(long offset, long maxLength) throws IOException {
-        BlockBackend.checkRange(this, offset, maxLength);
-        checkOpen();
-        long end = offset + maxLength, pos = offset;
-        Extent.Kind kind = null;
-        while (pos < end) {
-            long guestCluster = pos >> clusterBits;
-            long l1Index = guestCluster >> l2Bits;
-            Extent.Kind k;
-            long next;
-            L2Table t = l2For(l1Index, false);
-            if (t == null) {
-                k = Extent.Kind.UNALLOCATED;
-                next = (l1Index + 1) << (l2Bits + clusterBits);
-            } else {
-                long e = t.entries[(int) (guestCluster & ((1 << l2Bits) - 1))];
-                k = isUnallocated(e) ? Extent.Kind.UNALLOCATED : isZero(e) ? Extent.Kind.ZERO : Extent.Kind.DATA;
-                next = (guestCluster + 1) << clusterBits;
-            }
-            if (kind == null) kind = k;
-            else if (k != kind) break;
-            pos = Math.min(next, end);
-        }
-        return new Extent(offset, pos - offset, kind);
-    }
-
-    // ---------------------------------------------------------------- L1 replacement, snapshots
-
-    /** Puts a new active L1 table in fresh clusters and points the header at it; the old one is freed after. */
-    void replaceL1(long[] newL1) throws IOException {
-        long oldOffset = header.l1TableOffset;
-        long oldClusters = clustersFor(8L * l1.length);
-        long newOffset = newL1.length == 0 ? 0 : allocateClusters(clustersFor(8L * newL1.length));
-        flushMetadata();
-        if (newL1.length > 0) {
-            file.write(newOffset, longs(newL1, 0, newL1.length));
-            fileEnd = Math.max(fileEnd, newOffset + 8L * newL1.length);
-            file.sync();
-        }
-        l1 = newL1;
-        l1DirtyFrom = Integer.MAX_VALUE;
-        l1DirtyTo = -1;
-        header.l1TableOffset = newOffset;
-        header.l1Size = newL1.length;
-        writeHeader();
-        file.sync();
-        if (oldOffset != 0) for (long c = 0; c < oldClusters; c++) refcounts.free((oldOffset >> clusterBits) + c);
-        flushMetadata();
-    }
-
-    long clustersFor(long bytes) {
-        return (bytes + clusterSize - 1) >> clusterBits;
-    }
-
-    /** Applies {@code delta} per reference to every L2 table and cluster reachable from {@code table}. */
-    void adjustTreeRefcounts(long[] table, long delta, boolean deferred) throws IOException {
-        for (int i = 0; i < table.length; i++) {
-            long l2 = l2Offset(table[i], i);
-            if (l2 == 0) continue;
-            L2Table t = loadL2(l2);
-            for (long e : t.entries) {
-                if (isCompressed(e)) {
-                    long off = compressedOffset(e), len = compressedLength(e);
-                    for (long c = off >> clusterBits; c <= (off + len - 1) >> clusterBits; c++) adjust(c, delta, deferred);
-                } else if ((e & OFFSET_MASK) != 0) {
-                    adjust((e & OFFSET_MASK) >> clusterBits, delta, deferred);
-                }
-            }
-            adjust(l2 >> clusterBits, delta, deferred);
-        }
-    }
-
-    private void adjust(long cluster, long delta, boolean deferred) throws IOException {
-        if (deferred) refcounts.free(cluster);
-        else refcounts.add(cluster, delta);
-    }
-
-    /** Sets the COPIED flag on active L1/L2 entries exactly where the refcount is one. */
-    void fixCopiedFlags() throws IOException {
-        for (int i = 0; i < l1.length; i++) {
-            long l2 = l2Offset(l1[i], i);
-            if (l2 == 0) continue;
-            long wanted = refcounts.get(l2 >> clusterBits) == 1 ? l2 | COPIED : l2;
-            if (l1[i] != wanted) setL1(i, wanted);
-            L2Table t = loadL2(l2);
-            for (int k = 0; k < t.entries.length; k++) {
-                long e = t.entries[k];
-                if (isCompressed(e) || (e & OFFSET_MASK) == 0) continue;
-                long off = e & OFFSET_MASK;
-                long want = refcounts.get(off >> clusterBits) == 1 ? e | COPIED : e & ~COPIED;
-                if (want != e) {
-                    t.entries[k] = want;
-                    t.dirty = true;
-                }
-            }
-        }
-    }
-
-    private Qcow2Snapshot find(String idOrName) throws InvalidImageException {
-        for (Qcow2Snapshot s : snapshots) if (s.id().equals(idOrName)) return s;
-        for (Qcow2Snapshot s : snapshots) if (s.name().equals(idOrName)) return s;
-        throw new InvalidImageException(name + ": no snapshot with ID or name '" + idOrName + "'");
-    }
-
-    long[] readL1(Qcow2Snapshot s) throws IOException {
-        long[] table = new long[s.l1Size()];
-        if (table.length > 0) {
-            ByteBuffer b = ByteBuffer.allocate(table.length * 8);
-            file.readFully(s.l1TableOffset(), b, "L1 table of snapshot " + s.id());
-            b.flip().asLongBuffer().get(table);
-        }
-        return table;
-    }
+    // ---------------------------------------------------------------- snapshots, backing file
 
     public synchronized Qcow2Snapshot createSnapshot(String snapshotName) throws IOException {
         checkWritable();
         checkOpen();
-        if (snapshotName.isEmpty()) throw new IllegalArgumentException("snapshot name must not be empty");
-        for (Qcow2Snapshot s : snapshots) {
-            if (s.name().equals(snapshotName)) {
-                throw new IllegalArgumentException("a snapshot named '" + snapshotName + "' already exists");
-            }
-        }
-        if (snapshots.size() >= Qcow2Header.MAX_SNAPSHOTS) throw new InvalidImageException(name + ": too many snapshots");
-        flushMetadata();
-        // Increments first: every L2 table and cluster gains the snapshot's reference.
-        adjustTreeRefcounts(l1, 1, false);
-        for (int i = 0; i < l1.length; i++) if ((l1[i] & COPIED) != 0) setL1(i, l1[i] & ~COPIED);
-        for (int i = 0; i < l1.length; i++) {
-            long l2 = l1[i] & OFFSET_MASK;
-            if (l2 == 0) continue;
-            L2Table t = loadL2(l2);
-            for (int k = 0; k < t.entries.length; k++) {
-                if ((t.entries[k] & COPIED) != 0) {
-                    t.entries[k] &= ~COPIED;
-                    t.dirty = true;
-                }
-            }
-        }
-        long l1Copy = l1.length == 0 ? 0 : allocateClusters(clustersFor(8L * l1.length));
-        if (l1.length > 0) {
-            file.write(l1Copy, longs(l1, 0, l1.length));
-            fileEnd = Math.max(fileEnd, l1Copy + 8L * l1.length);
-        }
-        flushMetadata();
-        long max = 0;
-        for (Qcow2Snapshot s : snapshots) {
-            try {
-                max = Math.max(max, Long.parseLong(s.id()));
-            } catch (NumberFormatException ignored) {
-                // IDs written by other tools need not be numbers
-            }
-        }
-        Instant now = Instant.now();
-        Qcow2Snapshot snap = new Qcow2Snapshot(Long.toString(max + 1), snapshotName, l1Copy, l1.length,
-                now.getEpochSecond(), now.getNano(), 0, 0, Qcow2Snapshot.extraFor(header.size), header.size);
-        List<Qcow2Snapshot> updated = new ArrayList<>(snapshots);
-        updated.add(snap);
-        writeSnapshotTable(updated);
-        return snap;
-    }
-
-    /** Writes a new snapshot table, switches the header to it, frees the old table. */
-    private void writeSnapshotTable(List<Qcow2Snapshot> updated) throws IOException {
-        long oldOffset = header.snapshotsOffset, oldBytes = snapshotTableBytes;
-        ByteBuffer table = Qcow2Snapshot.encode(updated);
-        long bytes = table.remaining();
-        long offset = 0;
-        if (bytes > 0) {
-            offset = allocateClusters(clustersFor(bytes));
-            flushMetadata();
-            file.write(offset, table);
-            fileEnd = Math.max(fileEnd, offset + bytes);
-            file.sync();
-        }
-        header.snapshotsOffset = offset;
-        header.nbSnapshots = updated.size();
-        writeHeader();
-        file.sync();
-        snapshots = updated;
-        snapshotTableBytes = bytes;
-        if (oldBytes > 0) refcounts.freeBytes(oldOffset, oldBytes);
-        flushMetadata();
+        return snapshots.create(snapshotName);
     }
 
     public synchronized void deleteSnapshot(String idOrName) throws IOException {
         checkWritable();
         checkOpen();
-        Qcow2Snapshot s = find(idOrName);
-        long[] table = readL1(s);
-        flushMetadata();
-        List<Qcow2Snapshot> updated = new ArrayList<>(snapshots);
-        updated.remove(s);
-        writeSnapshotTable(updated);
-        adjustTreeRefcounts(table, -1, true);
-        if (s.l1Size() > 0) refcounts.freeBytes(s.l1TableOffset(), 8L * s.l1Size());
-        flushMetadata();
-        fixCopiedFlags(); // clusters the snapshot shared may now be exclusively ours again
-        flushMetadata();
+        snapshots.delete(idOrName);
     }
 
     /** Reverts the disk to a snapshot: its L1 table becomes the active one (the snapshot stays). */
     public synchronized void applySnapshot(String idOrName) throws IOException {
         checkWritable();
         checkOpen();
-        Qcow2Snapshot s = find(idOrName);
-        long[] table = readL1(s);
-        flushMetadata();
-        adjustTreeRefcounts(table, 1, false);
-        flushMetadata();
-        long[] old = l1;
-        long[] fresh = Arrays.copyOf(table, table.length);
-        for (int i = 0; i < fresh.length; i++) fresh[i] &= ~COPIED;
-        if (clustersFor(8L * fresh.length) <= clustersFor(8L * old.length) && header.l1TableOffset != 0) {
-            l1 = fresh;
-            l1DirtyFrom = 0;
-            l1DirtyTo = fresh.length - 1;
-            header.l1Size = fresh.length;
-            header.size = s.diskSize();
-            headerDirty = true;
-            if (fresh.length == 0) l1DirtyTo = -1;
-            // L1 is rewritten in place; its stale tail beyond l1Size is ignored by readers.
-        } else {
-            header.size = s.diskSize();
-            replaceL1(fresh);
-        }
-        adjustTreeRefcounts(old, -1, true);
-        flushMetadata();
-        fixCopiedFlags();
-        flushMetadata();
+        snapshots.apply(idOrName);
     }
-
-    // ---------------------------------------------------------------- rebase
 
     /**
      * Records a different backing file without copying data ("unsafe" rebase): for when the backing
@@ -1041,27 +580,15 @@ public final class Qcow2Image implements BlockBackend {
     public synchronized void setBackingFile(String backingFile, ImageFormat format) throws IOException {
         checkWritable();
         checkOpen();
-        String oldFile = header.backingFile, oldFormat = header.backingFormat;
-        header.backingFile = backingFile;
-        header.backingFormat = backingFile == null || format == null ? null : format.id();
-        try {
-            header.encode();
-        } catch (InvalidImageException e) {
-            header.backingFile = oldFile;
-            header.backingFormat = oldFormat;
-            throw e;
-        }
-        flushMetadata();
-        writeHeader();
-        file.sync();
+        meta.setBackingFile(backingFile, format);
     }
 
-    // ---------------------------------------------------------------- close
+    // ---------------------------------------------------------------- state, close
 
     private void checkWritable() throws IOException {
         BlockBackend.checkWritable(this);
         if (markedCorrupt()) {
-            throw new dev.panamax.storage.ReadOnlyImageException(name + ": image is marked corrupt; check and repair it"
+            throw new ReadOnlyImageException(name + ": image is marked corrupt; check and repair it"
                     + " before writing to it again");
         }
     }
@@ -1075,16 +602,9 @@ public final class Qcow2Image implements BlockBackend {
         if (closed) return;
         closed = true;
         try {
-            if (!readOnly) {
-                flushMetadata();
-                if (lazyRefcounts) {
-                    writeRefcounts();
-                    file.sync();
-                    if (dirtyBitOnDisk) clearDirtyBit();
-                }
-                file.sync();
-            }
+            meta.close();
         } finally {
+            codec.close();
             try {
                 file.close();
             } finally {
@@ -1093,45 +613,16 @@ public final class Qcow2Image implements BlockBackend {
         }
     }
 
-    /**
-     * Marks the image corrupt on disk so that no program writes to it until it is repaired (QEMU
-     * honours the same bit); returns the exception to throw, saying so.
-     */
-    private ImageCorruptException markCorrupt(ImageCorruptException e) {
-        if (readOnly || markedCorrupt()) return e;
-        try {
-            header.incompatible |= Qcow2Header.INCOMPAT_CORRUPT;
-            writeHeader();
-            file.sync();
-        } catch (IOException suppressed) {
-            e.addSuppressed(suppressed);
-            return e;
-        }
-        ImageCorruptException marked = new ImageCorruptException(e.getMessage()
-                + "; the image is now marked corrupt: check and repair it before writing to it again");
-        marked.initCause(e);
-        return marked;
+    /** The image as {@link Qcow2Check} may see it; use it holding this image's lock. */
+    CheckView checkView() {
+        return new CheckView(meta, snapshots);
     }
 
-    void clearCorrupt() throws IOException {
-        header.incompatible &= ~Qcow2Header.INCOMPAT_CORRUPT;
-        writeHeader();
-        file.sync();
+    MetadataCache<L2Table> l2Cache() {
+        return meta.l2Cache();
     }
 
-    Iterable<L2Table> cachedTables() {
-        return l2Cache.values();
-    }
-
-    void dropL2Cache() {
-        l2Cache.clear();
-    }
-
-    long fileEnd() {
-        return fileEnd;
-    }
-
-    void noteFileEnd(long end) {
-        fileEnd = Math.max(fileEnd, end);
+    MetadataCache<Refcounts.Block> refcountCache() {
+        return meta.refcounts().cache();
     }
 }

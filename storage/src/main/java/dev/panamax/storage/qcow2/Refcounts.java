@@ -5,13 +5,12 @@ import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 
 /**
  * The two-level refcount structure (refcount table -> refcount blocks) and cluster allocation on top
- * of it. Changes stay in memory until {@link #writeDirty()}; the owning image decides the order in which
- * they reach the disk relative to L2/L1 updates (increments before references, decrements after).
+ * of it. Changes stay in memory until {@link #writeDirty()} (or a dirty block's eviction); the
+ * owning {@link Qcow2Metadata} decides the order in which they reach the disk relative to L2/L1
+ * updates: increments before references, decrements after (its rules 2, 3 and 6).
  */
 final class Refcounts {
     private static final long ENTRY_RESERVED = 0x1ffL;
@@ -31,19 +30,22 @@ final class Refcounts {
     /** The table was moved: the header must be rewritten once the new table is on disk. */
     private boolean tableMoved;
 
-    private static final class Block {
-        final long offset;
+    /** A refcount block: {@link #perBlock} refcounts of {@link #refcountBits} each, big-endian. */
+    static final class Block extends MetadataCache.Entry {
         final byte[] data;
-        boolean dirty;
 
         Block(long offset, byte[] data, boolean dirty) {
-            this.offset = offset;
+            super(offset, dirty);
             this.data = data;
-            this.dirty = dirty;
         }
     }
 
-    private final Map<Long, Block> blocks = new HashMap<>();
+    /**
+     * The refcount blocks in memory. A dirty block may be written on its own whenever it is evicted:
+     * refcounts in memory are never lower than what the metadata on disk references (see
+     * {@link Qcow2Metadata}, rules 3 and 6), so writing one early can at worst leak clusters.
+     */
+    private final MetadataCache<Block> blocks;
     /** Cluster index from which allocation searches for free clusters. */
     private long freeCursor;
     /** Decrements that must wait until the references they drop are gone from disk. */
@@ -51,7 +53,8 @@ final class Refcounts {
     private int pendingCount;
     private int ensureDepth;
 
-    Refcounts(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters, long[] table) {
+    Refcounts(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters, long[] table,
+            long cacheBytes) {
         this.file = file;
         this.name = file.path().toString();
         this.clusterBits = clusterBits;
@@ -62,53 +65,37 @@ final class Refcounts {
         this.tableOffset = tableOffset;
         this.tableClusters = tableClusters;
         this.table = table;
+        this.blocks = new MetadataCache<>("refcount block", clusterBits, cacheBytes, b -> {
+            file.write(b.offset, ByteBuffer.wrap(b.data));
+            b.dirty = false;
+        });
     }
 
     /**
      * Sets up the refcount structure of a new image: table in cluster 1, one block in cluster 2,
      * counting clusters 0-2 (header, table, block). Written by {@link #writeDirty()}.
      */
-    static Refcounts createFresh(ImageFile file, int clusterBits, int refcountOrder) throws IOException {
+    static Refcounts createFresh(ImageFile file, int clusterBits, int refcountOrder, long cacheBytes) throws IOException {
         int cs = 1 << clusterBits;
         long[] table = new long[cs / 8];
-        Refcounts r = new Refcounts(file, clusterBits, refcountOrder, cs, 1, table);
+        Refcounts r = new Refcounts(file, clusterBits, refcountOrder, cs, 1, table, cacheBytes);
         r.setTableEntry(0, 2L * cs);
-        r.blocks.put(0L, new Block(2L * cs, new byte[cs], true));
+        r.blocks.put(new Block(2L * cs, new byte[cs], true));
         for (long c = 0; c < 3; c++) r.add(c, 1);
         r.freeCursor = 3;
         return r;
     }
 
-    /** A refcount structure built from scratch by repair: one empty block per given offset, all to be written. */
-    static Refcounts rebuilt(ImageFile file, int clusterBits, int refcountOrder, long tableOffset, int tableClusters,
-            long[] blockOffsets) {
-        Refcounts r = new Refcounts(file, clusterBits, refcountOrder, tableOffset, tableClusters,
-                new long[tableClusters << clusterBits >>> 3]);
-        for (int i = 0; i < blockOffsets.length; i++) {
-            r.table[i] = blockOffsets[i];
-            r.blocks.put((long) i, new Block(blockOffsets[i], new byte[1 << clusterBits], true));
-        }
-        r.dirtyTableFrom = 0;
-        r.dirtyTableTo = r.table.length - 1;
-        return r;
-    }
-
-    /** Sets a refcount in a block that already exists (repair fills a prepared structure). */
-    void setInExistingBlock(long cluster, long value) {
-        Block b = blocks.get(cluster / perBlock);
-        write(b.data, (int) (cluster % perBlock), value);
-        b.dirty = true;
-    }
-
     /** Reads the refcount table named by the header; table entries are validated when used. */
-    static Refcounts load(ImageFile file, Qcow2Header h) throws IOException {
+    static Refcounts load(ImageFile file, Qcow2Header h, long cacheBytes) throws IOException {
         int entries = h.refcountTableClusters << h.clusterBits >>> 3;
         ByteBuffer b = ByteBuffer.allocate(entries * 8);
         file.readFully(h.refcountTableOffset, b, "refcount table");
         b.flip();
         long[] table = new long[entries];
         b.asLongBuffer().get(table);
-        return new Refcounts(file, h.clusterBits, h.refcountOrder, h.refcountTableOffset, h.refcountTableClusters, table);
+        return new Refcounts(file, h.clusterBits, h.refcountOrder, h.refcountTableOffset, h.refcountTableClusters, table,
+                cacheBytes);
     }
 
     long maxRefcount() {
@@ -127,10 +114,6 @@ final class Refcounts {
         return tableClusters;
     }
 
-    long[] table() {
-        return table;
-    }
-
     /** The offset of the refcount block covering block index {@code i}, validated, or 0 when none. */
     long blockOffset(long i) throws InvalidImageException {
         if (i >= table.length) return 0;
@@ -145,26 +128,27 @@ final class Refcounts {
     }
 
     private Block block(long i) throws IOException {
-        Block b = blocks.get(i);
-        if (b != null) return b;
         long off = blockOffset(i);
         if (off == 0) return null;
+        Block b = blocks.get(off);
+        if (b != null) return b;
         if (off < clusterSize) {
             throw new InvalidImageException(name + ": refcount block " + i + " points at the header cluster");
         }
         byte[] data = new byte[clusterSize];
         file.readFully(off, ByteBuffer.wrap(data), "refcount block " + i);
         b = new Block(off, data, false);
-        blocks.put(i, b);
+        blocks.put(b);
         return b;
     }
 
     long get(long cluster) throws IOException {
         Block b = block(cluster / perBlock);
-        return b == null ? 0 : read(b.data, (int) (cluster % perBlock));
+        return b == null ? 0 : read(b.data, (int) (cluster % perBlock), refcountBits);
     }
 
-    private long read(byte[] d, int i) {
+    /** Refcount {@code i} of a refcount block of {@code refcountBits}-bit entries. */
+    static long read(byte[] d, int i, int refcountBits) {
         switch (refcountBits) {
             case 1, 2, 4 -> {
                 int bit = i * refcountBits;
@@ -181,7 +165,8 @@ final class Refcounts {
         }
     }
 
-    private void write(byte[] d, int i, long v) {
+    /** Sets refcount {@code i} of a refcount block of {@code refcountBits}-bit entries. */
+    static void write(byte[] d, int i, long v, int refcountBits) {
         switch (refcountBits) {
             case 1, 2, 4 -> {
                 int bit = i * refcountBits, mask = ((1 << refcountBits) - 1) << (bit & 7);
@@ -210,7 +195,7 @@ final class Refcounts {
         long bi = cluster / perBlock;
         ensureBlock(bi);
         Block b = block(bi);
-        write(b.data, (int) (cluster % perBlock), v);
+        write(b.data, (int) (cluster % perBlock), v, refcountBits);
         b.dirty = true;
     }
 
@@ -224,7 +209,7 @@ final class Refcounts {
             if (blockOffset(bi) != 0) return; // growing the table may have created it
             long c = findFree(1);
             setTableEntry((int) bi, c << clusterBits);
-            blocks.put(bi, new Block(c << clusterBits, new byte[clusterSize], true));
+            blocks.put(new Block(c << clusterBits, new byte[clusterSize], true));
             add(c, 1); // the new block counts itself, possibly in another new block
         } finally {
             ensureDepth--;
@@ -312,14 +297,12 @@ final class Refcounts {
     }
 
     boolean isDirty() {
-        if (dirtyTableTo >= 0) return true;
-        for (Block b : blocks.values()) if (b.dirty) return true;
-        return false;
+        return dirtyTableTo >= 0 || blocks.anyDirty();
     }
 
     /** Writes dirty refcount blocks, then the table; returns true when the header must be rewritten. */
     boolean writeDirty() throws IOException {
-        for (Block b : blocks.values()) {
+        for (Block b : blocks.entries()) {
             if (b.dirty) {
                 file.write(b.offset, ByteBuffer.wrap(b.data));
                 b.dirty = false;
@@ -335,6 +318,10 @@ final class Refcounts {
         boolean moved = tableMoved;
         tableMoved = false;
         return moved;
+    }
+
+    MetadataCache<Block> cache() {
+        return blocks;
     }
 
     /** Number of refcount block slots the table can hold. */

@@ -1,9 +1,9 @@
 package dev.panamax.storage.bench;
 
 import dev.panamax.storage.BlockBackend;
-import dev.panamax.storage.ImageConverter;
 import dev.panamax.storage.ImageFormat;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.ImageConverter;
+import dev.panamax.storage.image.Images;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;

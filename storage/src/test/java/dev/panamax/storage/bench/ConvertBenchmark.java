@@ -1,7 +1,7 @@
 package dev.panamax.storage.bench;
 
-import dev.panamax.storage.ImageConverter;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.image.ImageConverter;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;

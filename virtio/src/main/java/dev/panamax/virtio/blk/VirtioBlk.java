@@ -1,7 +1,7 @@
 package dev.panamax.virtio.blk;
 
 import dev.panamax.storage.BlockBackend;
-import dev.panamax.storage.Images;
+import dev.panamax.storage.image.Images;
 import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;

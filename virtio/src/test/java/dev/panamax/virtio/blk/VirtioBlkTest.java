@@ -6,10 +6,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFormat;
-import dev.panamax.storage.Images;
 import dev.panamax.storage.RawImage;
+import dev.panamax.storage.image.Images;
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioTestDriver;
@@ -237,7 +238,7 @@ class VirtioBlkTest {
     @Test
     void aQcow2ImageWorksThroughImagesOpen() throws IOException {
         Path qcow2 = dir.resolve("disk.qcow2");
-        Images.create(qcow2, Images.CreateOptions.of(ImageFormat.QCOW2, 4 << 20));
+        Images.create(qcow2, CreateOptions.of(ImageFormat.QCOW2, 4 << 20));
         blk = VirtioBlk.open("qcow", qcow2, false, 1);
         driver = new VirtioTestDriver(blk, memory);
         driver.start(QUEUE_SIZE);

@@ -1,5 +1,8 @@
-package dev.panamax.storage;
+package dev.panamax.storage.image;
 
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.Extent;
+import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.nio.ByteBuffer;

@@ -1,5 +1,11 @@
-package dev.panamax.storage;
+package dev.panamax.storage.image;
 
+import dev.panamax.storage.AllocationMap;
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CreateOptions;
+import dev.panamax.storage.Extent;
+import dev.panamax.storage.ImageFile;
+import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -54,7 +60,7 @@ public final class ImageConverter {
             throw new IllegalArgumentException("source and target are the same file: " + source);
         }
         try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly())) {
-            Images.create(target, Images.CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())
+            Images.create(target, CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())
                     .withVhdFixed(o.vhdFixed()));
             // The output is useless until complete, so the ordering fsyncs that keep a live image
             // consistent are skipped; one fsync at the end makes it durable.

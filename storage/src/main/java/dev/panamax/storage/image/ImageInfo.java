@@ -1,5 +1,8 @@
-package dev.panamax.storage;
+package dev.panamax.storage.image;
 
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.RawImage;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.storage.qcow2.Qcow2Snapshot;
 import dev.panamax.storage.vhd.VhdImage;

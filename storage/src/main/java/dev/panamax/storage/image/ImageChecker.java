@@ -1,5 +1,9 @@
-package dev.panamax.storage;
+package dev.panamax.storage.image;
 
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CheckReport;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.InvalidImageException;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
@@ -26,8 +30,8 @@ public final class ImageChecker {
 
     /** Problems of the backing chain (missing or moved files, loops, unreadable images), as corruptions. */
     static void checkChain(Path path, CheckReport report) throws IOException {
-        try (BlockBackend _ = Images.open(path, Images.OpenOptions.readOnly())) {
-            // opening the whole chain is the check
+        try {
+            Images.open(path, Images.OpenOptions.readOnly()).close(); // opening the whole chain is the check
         } catch (InvalidImageException e) {
             report.corruption("backing chain: " + e.getMessage());
         }

@@ -1,0 +1,41 @@
+package dev.panamax.storage;
+
+/**
+ * What a new image should look like, for every format: each takes the fields that apply to it
+ * (qcow2: cluster size, backing file, lazy refcounts, version, refcount width; vhd: fixed or
+ * dynamic). {@code backingFile} is recorded as given (relative or absolute).
+ */
+public record CreateOptions(ImageFormat format, long size, int clusterSize, String backingFile,
+        ImageFormat backingFormat, boolean lazyRefcounts, boolean vhdFixed, int qcow2Version, int refcountBits) {
+    public static CreateOptions of(ImageFormat format, long size) {
+        return new CreateOptions(format, size, 65536, null, null, false, false, 3, 16);
+    }
+
+    public CreateOptions withSize(long s) {
+        return new CreateOptions(format, s, clusterSize, backingFile, backingFormat, lazyRefcounts, vhdFixed, qcow2Version, refcountBits);
+    }
+
+    public CreateOptions withClusterSize(int c) {
+        return new CreateOptions(format, size, c, backingFile, backingFormat, lazyRefcounts, vhdFixed, qcow2Version, refcountBits);
+    }
+
+    public CreateOptions withBacking(String file, ImageFormat f) {
+        return new CreateOptions(format, size, clusterSize, file, f, lazyRefcounts, vhdFixed, qcow2Version, refcountBits);
+    }
+
+    public CreateOptions withLazyRefcounts(boolean lazy) {
+        return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazy, vhdFixed, qcow2Version, refcountBits);
+    }
+
+    public CreateOptions withVhdFixed(boolean fixed) {
+        return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, fixed, qcow2Version, refcountBits);
+    }
+
+    public CreateOptions withQcow2Version(int version) {
+        return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, vhdFixed, version, refcountBits);
+    }
+
+    public CreateOptions withRefcountBits(int bits) {
+        return new CreateOptions(format, size, clusterSize, backingFile, backingFormat, lazyRefcounts, vhdFixed, qcow2Version, bits);
+    }
+}
