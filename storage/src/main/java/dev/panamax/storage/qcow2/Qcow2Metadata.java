@@ -43,9 +43,8 @@ import java.nio.ByteBuffer;
  *     switched to it by one write and synced, and the old copy is freed by rule 3
  *     ({@link #relocate}). Repair writes a whole new refcount structure past the end of the file,
  *     syncs, and switches the header to it the same way ({@link #switchRefcounts}). The refcount
- *     table, when it grows, moves to fresh clusters too, but the header is pointed at it right
- *     after the table is written, with no sync in between: the sync that ends that step of
- *     {@link #flush} covers both ({@link #writeRefcounts}). Two things are rewritten in place: L1
+ *     table, when it grows, moves to fresh clusters too: it is written and synced before the header
+ *     is pointed at it ({@link #writeRefcounts}). Two things are rewritten in place: L1
  *     entries (aligned 8-byte writes), and the whole L1 table when a snapshot is applied and its
  *     table fits in the clusters of the current one ({@link #adoptL1}).
  * <li><b>Lazy refcounts.</b> With that feature {@link #flush} does not write refcounts at all, so
@@ -368,6 +367,7 @@ final class Qcow2Metadata {
     /** Writes dirty refcount blocks and the table; a table that moved is then named in the header (rule 4). */
     private void writeRefcounts() throws IOException {
         if (refcounts.writeDirty()) { // the table moved: point the header at it, now that it is written
+            file.sync(); // the new table is durable before the header names it
             header.refcountTableOffset = refcounts.tableOffset();
             header.refcountTableClusters = refcounts.tableClusters();
             writeHeader();
