@@ -178,8 +178,10 @@ final class RunCommand implements Callable<Integer> {
             interfaces.add(NetOption.parse(net, interfaces.size()));
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
-        return new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
+        VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
                 new VmConfig.MachineConfig(vcpus, memoryMib), drives, interfaces);
+        vm.checkPciDevices("--disk and --net");
+        return vm;
     }
 
     /** Runs the VM in this process. */

@@ -241,6 +241,7 @@ public final class ControlPlane {
                 throw new ApiFault.WrongState("boot-source", "is required before InstanceStart; PUT /boot-source first");
             }
             config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()));
+            config.checkPciDevices(VmConfig.DEVICES); // rules for the devices and the machine together, known only now
             starting = true; // building takes a while (the kernel is loaded): reads go on meanwhile, changes wait
         }
         VirtualMachine built = null;

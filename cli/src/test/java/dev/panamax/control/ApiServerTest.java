@@ -375,6 +375,34 @@ class ApiServerTest {
     }
 
     @Test
+    void moreDevicesThanPciHasRoomForAreTheClientsFault() throws Exception {
+        Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);
+        String drive = "{\"drive_id\": \"%s\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false,"
+                + " \"is_read_only\": true, \"transport\": \"%s\"}";
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 254, \"mem_size_mib\": 64}");
+        for (int i = 0; i < 9; i++) {
+            assertNoContent("PUT", "/drives/d" + i, drive.formatted("d" + i, "pci"));
+        }
+        assertFault(400, "drives and network-interfaces: with 254 vCPUs, 9 drives on PCI and 0 network interfaces need 2295 MSI-X"
+                + " vectors (a drive on PCI one per vCPU and one more, a network interface 3), more than a VM's 2048; use fewer vCPUs,"
+                + " or put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+        for (int i = 9; i < 32; i++) {
+            assertNoContent("PUT", "/drives/d" + i, drive.formatted("d" + i, "pci"));
+        }
+        assertFault(400, "drives and network-interfaces: 32 drives on PCI and 0 network interfaces are 32 PCI devices, more than the"
+                + " bus's 31 slots; put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+        assertNoContent("PUT", "/drives/d31", drive.formatted("d31", "mmio"));
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        try (VirtualMachine _ = plane.awaitStarted()) {
+            assertThat(state()).as("31 devices on PCI fill its bus").isEqualTo("Running");
+        }
+    }
+
+    @Test
     void aFailedInstanceStartLeavesTheVmToBeConfigured() throws IOException {
         Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);
         assertNoContent("PUT", "/boot-source", bootSource());
