@@ -178,14 +178,16 @@ final class RunCommand implements Callable<Integer> {
             interfaces.add(NetOption.parse(net, interfaces.size()));
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
-        return new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
+        VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
                 new VmConfig.MachineConfig(vcpus, memoryMib), drives, interfaces);
+        vm.checkPciDevices("--disk and --net");
+        return vm;
     }
 
     /** Runs the VM in this process. */
     private int runHere(VmConfig config) throws IOException {
         try (OutputStream out = console.open();
-             VirtualMachine vm = config.toBuilder().console(out).bootProtocol(protocol).build();
+             VirtualMachine vm = build(config, out);
              ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, config, Panamax.version()))) {
             if (api != null) {
                 System.err.println("panamax: serving the API on " + api.socket());
@@ -209,7 +211,14 @@ final class RunCommand implements Callable<Integer> {
                 return 124;
             }
             return exitStatus(exit);
-        } catch (ConfigException | VirtualMachineException | UnsupportedOperationException e) {
+        }
+    }
+
+    /** The VM, or a {@link UserError} saying why it cannot be built as described (anything else thrown is a bug). */
+    private VirtualMachine build(VmConfig config, OutputStream out) {
+        try {
+            return config.toBuilder().console(out).bootProtocol(protocol).build();
+        } catch (ConfigException | VirtualMachineException e) {
             throw new UserError(e.getMessage());
         }
     }

@@ -36,6 +36,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -47,6 +48,11 @@ import java.util.concurrent.TimeUnit;
  * The REST API served as HTTP/1.1 with JSON bodies on a Unix domain socket, through Netty's NIO
  * transport (no native library). Requests go to a {@link ControlPlane}. The socket file is
  * created with owner-only permissions and removed when the server closes or the JVM exits.
+ *
+ * <p>A refused request is answered by its {@link ApiFault}'s status (one switch, in {@code Answer.of(ApiFault)})
+ * with Firecracker's body, {@code {"fault_message": "..."}}. Anything else a request's handling
+ * throws is a bug: the client gets {@code 500} with {@link ApiFault.Internal}'s generic message, the
+ * log gets the exception, and the server goes on.
  */
 public final class ApiServer implements AutoCloseable {
     /** The largest request body accepted: Firecracker's default payload limit. */
@@ -57,6 +63,7 @@ public final class ApiServer implements AutoCloseable {
     private static final int MAX_SOCKET_PATH = 107;
     /** How long closing waits for requests in progress (the answer to an InstanceStart whose guest ended at once). */
     private static final Duration CLOSE_GRACE = Duration.ofSeconds(5);
+    private static final System.Logger LOG = System.getLogger(ApiServer.class.getName());
 
     private final Path socket;
     private final EventLoopGroup loop;
@@ -173,7 +180,7 @@ public final class ApiServer implements AutoCloseable {
 
         @Override
         protected void handleOversizedMessage(ChannelHandlerContext ctx, HttpMessage oversized) {
-            respond(ctx, ControlPlane.Response.fault(413, "the request body is larger than " + MAX_BODY_BYTES + " bytes"), false);
+            respond(ctx, Answer.of(new ApiFault.PayloadTooLarge("the request body is larger than " + MAX_BODY_BYTES + " bytes")), false);
         }
     }
 
@@ -193,13 +200,13 @@ public final class ApiServer implements AutoCloseable {
 
         @Override
         protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
-            ControlPlane.Response refusal = null;
+            ApiFault refusal = null;
             if (request.decoderResult().isFailure()) {
                 Throwable cause = request.decoderResult().cause();
-                refusal = ControlPlane.Response.fault(cause instanceof TooLongFrameException ? 413 : 400,
-                        "malformed HTTP request: " + cause.getMessage());
+                String message = "malformed HTTP request: " + cause.getMessage();
+                refusal = cause instanceof TooLongFrameException ? new ApiFault.PayloadTooLarge(message) : new ApiFault.BadRequest(message);
             }
-            ControlPlane.Response refused = refusal;
+            Answer refused = refusal == null ? null : Answer.of(refusal);
             String method = request.method().name();
             String uri = request.uri();
             byte[] body = ByteBufUtil.getBytes(request.content()); // the request is released when this returns
@@ -213,17 +220,23 @@ public final class ApiServer implements AutoCloseable {
             }
         }
 
-        private ControlPlane.Response answer(String method, String uri, byte[] body) {
-            String path;
+        /** The answer to a request; never throws, so that the requests after it on the connection are answered too. */
+        private Answer answer(String method, String uri, byte[] body) {
             try {
-                path = new QueryStringDecoder(uri).path();
-            } catch (IllegalArgumentException e) {
-                return ControlPlane.Response.fault(400, "malformed request path: " + e.getMessage());
+                return Answer.of(plane.handle(method, path(uri), body));
+            } catch (ApiFault fault) {
+                return Answer.of(fault);
+            } catch (RuntimeException | Error e) { // a bug: the client learns only that, the log what it was
+                LOG.log(System.Logger.Level.ERROR, () -> "internal error answering " + method + " " + Json.quote(uri), e);
+                return Answer.of(new ApiFault.Internal());
             }
+        }
+
+        private static String path(String uri) {
             try {
-                return plane.handle(method, path, body);
-            } catch (RuntimeException e) {
-                return ControlPlane.Response.fault(500, "internal error: " + e);
+                return new QueryStringDecoder(uri).path();
+            } catch (IllegalArgumentException e) { // the decoder's refusal of a malformed %-escape
+                throw new ApiFault.BadRequest("malformed request path: " + e.getMessage());
             }
         }
 
@@ -233,16 +246,40 @@ public final class ApiServer implements AutoCloseable {
         }
     }
 
-    private static ChannelFuture respond(ChannelHandlerContext ctx, ControlPlane.Response response, boolean keepAlive) {
-        byte[] body = response.body() == null ? new byte[0] : Json.write(response.body()).getBytes(StandardCharsets.UTF_8);
-        FullHttpResponse http = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.valueOf(response.status()),
-                Unpooled.wrappedBuffer(body));
+    /**
+     * An answer ready to be written.
+     *
+     * @param body JSON, or empty for none
+     * @param allow the {@code Allow} header, or null for none
+     */
+    record Answer(HttpResponseStatus status, byte[] body, String allow) {
+        static Answer of(ControlPlane.Response response) {
+            byte[] body = response.body() == null ? new byte[0] : Json.write(response.body()).getBytes(StandardCharsets.UTF_8);
+            return new Answer(HttpResponseStatus.valueOf(response.status()), body, null);
+        }
+
+        /** The HTTP answer to each kind of fault, all in this one switch. */
+        static Answer of(ApiFault fault) {
+            byte[] body = Json.write(Map.of("fault_message", fault.getMessage())).getBytes(StandardCharsets.UTF_8);
+            return switch (fault) {
+                case ApiFault.BadRequest _, ApiFault.WrongState _ -> new Answer(HttpResponseStatus.BAD_REQUEST, body, null);
+                case ApiFault.NotFound _ -> new Answer(HttpResponseStatus.NOT_FOUND, body, null);
+                case ApiFault.MethodNotAllowed m -> new Answer(HttpResponseStatus.METHOD_NOT_ALLOWED, body, m.allow());
+                case ApiFault.PayloadTooLarge _ -> new Answer(HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, body, null);
+                case ApiFault.Internal _ -> new Answer(HttpResponseStatus.INTERNAL_SERVER_ERROR, body, null);
+            };
+        }
+    }
+
+    private static ChannelFuture respond(ChannelHandlerContext ctx, Answer answer, boolean keepAlive) {
+        byte[] body = answer.body();
+        FullHttpResponse http = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, answer.status(), Unpooled.wrappedBuffer(body));
         if (body.length > 0) {
             http.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
         }
         http.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
-        if (response.allow() != null) {
-            http.headers().set(HttpHeaderNames.ALLOW, response.allow());
+        if (answer.allow() != null) {
+            http.headers().set(HttpHeaderNames.ALLOW, answer.allow());
         }
         if (!keepAlive) {
             http.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);

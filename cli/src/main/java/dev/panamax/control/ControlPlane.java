@@ -20,6 +20,7 @@ import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.IntFunction;
+import java.util.function.Predicate;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
@@ -27,6 +28,11 @@ import java.util.function.IntFunction;
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
  * and what can be read ({@code /}, {@code /version}, {@code /vm/config}, {@code /machine-config},
  * {@code /metrics}). Independent of the transport ({@link ApiServer}); thread-safe.
+ *
+ * <p>A request it refuses throws an {@link ApiFault}: {@link ApiFault.BadRequest} for a value that
+ * breaks a rule ({@link ConfigException}, or a {@link VirtualMachineException} from building the VM),
+ * {@link ApiFault.WrongState} for a request the VM's state rules out, decided by looking at the state.
+ * Anything else it throws is a bug.
  */
 public final class ControlPlane {
     /** Firecracker's id for an instance started without {@code --id}. */
@@ -34,24 +40,19 @@ public final class ControlPlane {
     public static final String APP_NAME = "Panamax";
 
     /**
-     * An answer to a request.
+     * The answer to a request done: {@code 200} with a JSON body, or {@code 204} without one. A
+     * request not done is an {@link ApiFault} instead.
      *
      * @param status the HTTP status
      * @param body the JSON body, or null for none (204)
-     * @param allow for 405, the methods the resource accepts; else null
      */
-    public record Response(int status, Map<String, Object> body, String allow) {
+    public record Response(int status, Map<String, Object> body) {
         static Response ok(Map<String, Object> body) {
-            return new Response(200, body, null);
+            return new Response(200, Objects.requireNonNull(body, "body"));
         }
 
         static Response noContent() {
-            return new Response(204, null, null);
-        }
-
-        /** Firecracker's error body: {@code {"fault_message": "..."}}. */
-        public static Response fault(int status, String message) {
-            return new Response(status, Map.of("fault_message", message), null);
+            return new Response(204, null);
         }
     }
 
@@ -87,8 +88,9 @@ public final class ControlPlane {
 
     /**
      * @param factory builds the VM at {@code InstanceStart} (adding what the API does not set: the
-     *     console, the boot protocol); it may throw {@link VirtualMachineException},
-     *     {@link ConfigException} or {@link UnsupportedOperationException}, which become 400 answers
+     *     console, the boot protocol); the {@link VirtualMachineException} or {@link ConfigException}
+     *     it throws for a VM that cannot be built as configured is the client's fault (400), anything
+     *     else it throws a bug (500)
      * @param version Panamax's version, for {@code GET /} and {@code GET /version}
      */
     public ControlPlane(Function<VmConfig, VirtualMachine> factory, String version) {
@@ -99,7 +101,7 @@ public final class ControlPlane {
     /** For a VM built already ({@code panamax run --api-sock}), to be started by its owner: only its state can change. */
     public static ControlPlane forVm(VirtualMachine vm, VmConfig config, String version) {
         ControlPlane plane = new ControlPlane(c -> {
-            throw new IllegalStateException("the VM is started already");
+            throw new AssertionError("InstanceStart asked to build a second VM"); // instanceStart() refuses before: the VM is there
         }, version);
         synchronized (plane.lock) {
             plane.started(vm, config);
@@ -122,18 +124,19 @@ public final class ControlPlane {
      *
      * @param path the request's path, without query
      * @param body the request's body (empty for none)
+     * @throws ApiFault when the request is refused (never {@link ApiFault.Internal}: anything else thrown is a bug)
      */
     public Response handle(String method, String path, byte[] body) {
         requests.incrementAndGet();
         String resource = resourceOf(path);
         Resource found = RESOURCES.stream().filter(r -> r.path().equals(resource)).findFirst().orElse(null);
         if (found == null) {
-            return Response.fault(404, "there is no resource " + path + "; the API has "
+            throw new ApiFault.NotFound("there is no resource " + path + "; the API has "
                     + String.join(", ", RESOURCES.stream().map(Resource::path).toList()));
         }
         if (!found.methods().contains(method)) {
             String methods = String.join(", ", found.methods().stream().sorted().toList());
-            return new Response(405, Response.fault(405, path + " accepts " + methods + ", not " + method).body(), methods);
+            throw new ApiFault.MethodNotAllowed(path + " accepts " + methods + ", not " + method, methods);
         }
         String id = resource.endsWith("{id}") ? path.substring(path.lastIndexOf('/') + 1) : null;
         try {
@@ -159,11 +162,10 @@ public final class ControlPlane {
                         NetworkInterface::id, interfaces, VmConfig::checkNetworkInterfaces);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
-                default -> Response.fault(500, "internal error: no handler for " + method + " " + resource);
+                default -> throw new AssertionError("RESOURCES lists " + method + " " + resource + ", which has no handler");
             };
-        } catch (ConfigException | VirtualMachineException | UnsupportedOperationException
-                 | IllegalStateException e) { // the last: the VM is not in a state for this (exited, closed)
-            return Response.fault(400, e.getMessage());
+        } catch (ConfigException | VirtualMachineException e) { // a value breaks a rule, or the VM cannot be built as configured
+            throw new ApiFault.BadRequest(e.getMessage());
         }
     }
 
@@ -217,14 +219,14 @@ public final class ControlPlane {
         return switch (type) {
             case "InstanceStart" -> instanceStart();
             case "SendCtrlAltDel" -> {
-                if (!requireStarted("SendCtrlAltDel").shutdown()) {
-                    yield Response.fault(400, "SendCtrlAltDel: the guest's keyboard buffer is full; try again in a moment");
+                if (!onLiveVm("SendCtrlAltDel", VirtualMachine::shutdown)) {
+                    throw new ApiFault.WrongState("SendCtrlAltDel", "the guest's keyboard buffer is full; try again in a moment");
                 }
                 yield Response.noContent();
             }
-            case "FlushMetrics" -> Response.fault(400, "actions.action_type: FlushMetrics writes Firecracker's metrics file,"
-                    + " which Panamax does not have; read GET /metrics instead");
-            default -> Response.fault(400, "actions.action_type: " + Json.quote(type)
+            case "FlushMetrics" -> throw new ApiFault.BadRequest("actions.action_type: FlushMetrics writes Firecracker's metrics"
+                    + " file, which Panamax does not have; read GET /metrics instead");
+            default -> throw new ApiFault.BadRequest("actions.action_type: " + Json.quote(type)
                     + " is not an action; the actions are InstanceStart and SendCtrlAltDel");
         };
     }
@@ -233,26 +235,30 @@ public final class ControlPlane {
         VmConfig config;
         synchronized (lock) {
             if (vm != null || starting) {
-                return Response.fault(400, "InstanceStart: the VM is started already");
+                throw new ApiFault.WrongState("InstanceStart", "the VM is started already");
             }
             if (bootSource == null) {
-                return Response.fault(400, "boot-source: is required before InstanceStart; PUT /boot-source first");
+                throw new ApiFault.WrongState("boot-source", "is required before InstanceStart; PUT /boot-source first");
             }
             config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()));
+            config.checkPciDevices(VmConfig.DEVICES); // rules for the devices and the machine together, known only now
             starting = true; // building takes a while (the kernel is loaded): reads go on meanwhile, changes wait
         }
         VirtualMachine built = null;
+        boolean running = false;
         try {
             built = factory.apply(config);
-            built.start();
-        } catch (RuntimeException e) {
-            if (built != null) {
-                built.close();
+            built.start(); // a VM just built is CREATED, the one state start() accepts
+            running = true;
+        } finally {
+            if (!running) { // whatever failed, the VM is still to be configured and started
+                if (built != null) {
+                    built.close();
+                }
+                synchronized (lock) {
+                    starting = false;
+                }
             }
-            synchronized (lock) {
-                starting = false;
-            }
-            throw e;
         }
         synchronized (lock) {
             started(built, config);
@@ -273,8 +279,14 @@ public final class ControlPlane {
         JsonObject o = JsonObject.of(json(body), "vm").allowOnly(Set.of("state"));
         String state = o.string("state");
         switch (state) {
-            case "Paused" -> requireStarted("vm").pause();
-            case "Resumed" -> requireStarted("vm").resume();
+            case "Paused" -> onLiveVm("vm", v -> {
+                v.pause(); // a paused VM stays paused
+                return true;
+            });
+            case "Resumed" -> onLiveVm("vm", v -> {
+                v.resume(); // a running VM runs on
+                return true;
+            });
             default -> throw new ConfigException("vm.state", Json.quote(state) + " is not a state to ask for; use Paused or Resumed");
         }
         return Response.noContent();
@@ -328,17 +340,40 @@ public final class ControlPlane {
     private void requirePreBoot(String what) {
         synchronized (lock) {
             if (vm != null || starting) {
-                throw new ConfigException(what, "can only be set before InstanceStart, and the VM has started");
+                throw new ApiFault.WrongState(what, "can only be set before InstanceStart, and the VM has started");
             }
         }
     }
 
-    private VirtualMachine requireStarted(String what) {
+    /**
+     * Applies {@code action} to the VM if it is running or paused, the states in which the VM takes
+     * pause, resume and Ctrl-Alt-Del; otherwise, or when the guest ends while the action is under
+     * way, the request is {@link ApiFault.WrongState}.
+     *
+     * @param what the resource or action, as the request named it
+     */
+    private boolean onLiveVm(String what, Predicate<VirtualMachine> action) {
+        VirtualMachine v;
         synchronized (lock) {
-            if (vm == null) {
-                throw new ConfigException(what, "the VM has not started; send the InstanceStart action first");
+            v = vm;
+        }
+        if (v == null) {
+            throw new ApiFault.WrongState(what, "the VM has not started; send the InstanceStart action first");
+        }
+        switch (v.state()) {
+            case CREATED -> throw new ApiFault.WrongState(what, "the VM has not started yet; try again in a moment"); // run --api-sock's, until its owner starts it
+            case EXITED, CLOSED -> throw new ApiFault.WrongState(what, "the VM has exited");
+            case RUNNING, PAUSED -> { }
+        }
+        try {
+            return action.test(v);
+        } catch (IllegalStateException e) {
+            // The VM was running or paused a moment ago, and its guest can end at any moment. That
+            // explains a refusal; if the VM is still there, the refusal is a bug.
+            if (v.state() == VirtualMachine.State.EXITED || v.state() == VirtualMachine.State.CLOSED) {
+                throw new ApiFault.WrongState(what, "the VM has exited");
             }
-            return vm;
+            throw e;
         }
     }
 

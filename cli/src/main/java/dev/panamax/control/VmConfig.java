@@ -54,6 +54,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
 
+    /** How the config file and the REST API name a VM's devices together, in messages about them all. */
+    public static final String DEVICES = "drives and network-interfaces";
+
     public VmConfig {
         Objects.requireNonNull(bootSource, "bootSource");
         Objects.requireNonNull(machineConfig, "machineConfig");
@@ -123,7 +126,15 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             interfaces.add(networkInterface(interfaceJson.get(i), "network-interfaces[" + i + "]"));
         }
         checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
-        return new VmConfig(boot, machine, drives, interfaces);
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces);
+        config.checkPciDevices(DEVICES);
+        return config;
+    }
+
+    /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
+    public void checkPciDevices(String name) {
+        VmRules.pciDevices(machineConfig.vcpuCount(), (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(),
+                networkInterfaces.size(), name);
     }
 
     /** {@link VmRules#drives} for the Java API's drives: the rules the drives of one VM follow together. */

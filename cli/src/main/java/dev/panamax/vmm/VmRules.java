@@ -1,6 +1,9 @@
 package dev.panamax.vmm;
 
 import dev.panamax.boot.MpTable;
+import dev.panamax.devices.pci.PciBus;
+import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.vm.Vm;
 import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -26,6 +29,8 @@ public final class VmRules {
     private static final Pattern MAC = Pattern.compile("[0-9a-f]{2}(:[0-9a-f]{2}){5}");
     /** IFNAMSIZ less the terminating NUL. */
     private static final int MAX_DEVICE_NAME = 15;
+    /** The PCI bus's slots but the host bridge's. */
+    public static final int MAX_PCI_DEVICES = PciBus.SLOTS - 1;
 
     public static int vcpuCount(long count, String name) {
         if (count < 1 || count > MpTable.MAX_CPUS) {
@@ -198,6 +203,32 @@ public final class VmRules {
                 }
             }
         }
+    }
+
+    /**
+     * The devices of one VM on PCI (its drives there, and every network interface) together: a bus
+     * slot each, and MSI-X vectors from the VM's {@link Vm#MAX_MSI_VECTORS}, one per queue and one
+     * more: a drive has a queue per vCPU, a network interface {@link VirtioNet#QUEUE_COUNT}.
+     *
+     * @param name what the user calls the VM's devices
+     */
+    public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, String name) {
+        String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface");
+        int devices = pciDrives + networkInterfaces;
+        if (devices > MAX_PCI_DEVICES) {
+            throw new ConfigException(name, what + " are " + devices + " PCI devices, more than the bus's " + MAX_PCI_DEVICES
+                    + " slots; put drives on virtio-mmio");
+        }
+        long vectors = (long) pciDrives * (vcpus + 1) + (long) networkInterfaces * (VirtioNet.QUEUE_COUNT + 1);
+        if (vectors > Vm.MAX_MSI_VECTORS) {
+            throw new ConfigException(name, "with " + count(vcpus, "vCPU") + ", " + what + " need " + vectors + " MSI-X vectors"
+                    + " (a drive on PCI one per vCPU and one more, a network interface " + (VirtioNet.QUEUE_COUNT + 1)
+                    + "), more than a VM's " + Vm.MAX_MSI_VECTORS + "; use fewer vCPUs, or put drives on virtio-mmio");
+        }
+    }
+
+    private static String count(long n, String thing) {
+        return n + " " + thing + (n == 1 ? "" : "s");
     }
 
     private static Path path(String path, String name) {

@@ -8,6 +8,8 @@ import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.storage.image.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -62,6 +64,12 @@ class RunCommandTest {
         assertRefused("one of them may write it", "run", "--no-rig", "--kernel", k, "--disk", image.toString(), "--disk", image.toString());
         assertRefused("Linux probes virtio-mmio drives first", "run", "--no-rig", "--kernel", k,
                 "--disk", image + ",root", "--disk", image + ",readonly,transport=mmio");
+        List<String> tooMany = new ArrayList<>(List.of("run", "--no-rig", "--kernel", k));
+        for (int i = 0; i < 32; i++) {
+            tooMany.addAll(List.of("--disk", image + ",readonly"));
+        }
+        assertRefused("--disk and --net: 32 drives on PCI and 0 network interfaces are 32 PCI devices, more than the bus's 31 slots",
+                tooMany.toArray(String[]::new));
         assertRefused("--config and --disk do not go together", "run", "--no-rig", "--config", image.toString(), "--disk", image.toString());
         try (var _ = Images.open(image, Images.OpenOptions.readWrite().withLock())) {
             assertRefused("is in use by another process", "run", "--no-rig", "--kernel", k, "--disk", image.toString());

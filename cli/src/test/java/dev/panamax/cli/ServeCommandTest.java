@@ -175,6 +175,11 @@ class ServeCommandTest {
                      dev.panamax.control.VmConfig.parse("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\"}}", "t"), "1"))) {
             ApiClient client = new ApiClient(server.socket());
             assertThat(((Map<?, ?>) client.send("GET", "/", null).json()).get("state")).isEqualTo("Not started");
+            ApiClient.Response early = client.send("PATCH", "/vm", "{\"state\": \"Paused\"}");
+            assertThat(early.status()).as("refused until the owner starts the VM").isEqualTo(400);
+            assertThat(early.faultMessage()).isEqualTo("vm: the VM has not started yet; try again in a moment");
+            assertThat(client.send("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}").faultMessage())
+                    .isEqualTo("InstanceStart: the VM is started already");
             vm.start();
             assertThat(((Map<?, ?>) client.send("GET", "/", null).json()).get("state")).isEqualTo("Running");
             assertThat(client.send("PUT", "/boot-source", "{}").faultMessage())

@@ -10,13 +10,22 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Deque;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -180,6 +189,126 @@ class ApiServerTest {
     }
 
     @Test
+    void eachKindOfFaultHasItsStatusAndFirecrackersBody() throws Exception {
+        String big = "{\"boot_args\": \"" + "x".repeat(ApiServer.MAX_BODY_BYTES) + "\"}";
+        Map<Class<? extends ApiFault>, Check> checks = new LinkedHashMap<>();
+        checks.put(ApiFault.BadRequest.class, () -> assertFault(400,
+                "machine-config.vcpu_count: 0 vCPUs is out of range: a guest has 1 to 254",
+                "PUT", "/machine-config", "{\"vcpu_count\": 0, \"mem_size_mib\": 128}"));
+        checks.put(ApiFault.WrongState.class, () -> assertFault(400,
+                "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
+        checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /actions, /vm, /vm/config, /metrics",
+                "GET", "/vm/state", null));
+        checks.put(ApiFault.MethodNotAllowed.class, () -> {
+            assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);
+            assertThat(send("DELETE", "/machine-config", null).headers()).containsEntry("allow", "GET, PUT");
+        });
+        checks.put(ApiFault.PayloadTooLarge.class, () -> {
+            assertFault(413, "the request body is larger than 51200 bytes", "PUT", "/boot-source", big);
+            assertThat(send("PUT", "/boot-source", big).headers()).containsEntry("connection", "close");
+        });
+        checks.put(ApiFault.Internal.class, () -> {
+            try (var _ = quietLog(); ApiServer buggy = ApiServer.start(dir.resolve("buggy.sock"), new ControlPlane(config -> {
+                throw new IllegalStateException("a bug");
+            }, "1.2.3"))) {
+                new ApiClient(buggy.socket()).send("PUT", "/boot-source", bootSource());
+                ApiClient.Response r = new ApiClient(buggy.socket()).send("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+                assertThat(r.status()).isEqualTo(500);
+                assertThat(r.headers().get("content-type")).isEqualTo("application/json");
+                assertThat(r.json()).isEqualTo(Map.of("fault_message", ApiFault.Internal.MESSAGE));
+            }
+        });
+        assertThat(Set.<Class<?>>copyOf(checks.keySet())).as("a check for every kind of fault")
+                .isEqualTo(Set.of(ApiFault.class.getPermittedSubclasses()));
+        for (Check check : checks.values()) {
+            check.run();
+        }
+        assertThat(ApiFault.Internal.MESSAGE).as("generic: nothing about the bug").doesNotContain("Exception", "a bug");
+        assertThat(state()).as("no fault changed the VM").isEqualTo("Not started");
+    }
+
+    @Test
+    void aBugIsAnsweredWith500AndLoggedAndTheServerGoesOn() throws Exception {
+        server.close();
+        Files.deleteIfExists(socket);
+        // The failing collaborator: a VM factory that throws what deeper code throws for a bug, then works.
+        Deque<RuntimeException> bugs = new ArrayDeque<>(List.of(new IllegalStateException("the device manager lost a device"),
+                new UnsupportedOperationException("not written yet")));
+        plane = new ControlPlane(config -> {
+            RuntimeException bug = bugs.poll();
+            if (bug != null) {
+                throw bug;
+            }
+            return config.toBuilder().build();
+        }, "1.2.3");
+        server = ApiServer.start(socket, plane);
+        assertNoContent("PUT", "/boot-source", bootSource());
+
+        try (LogCapture log = quietLog()) {
+            for (String kind : List.of("IllegalStateException", "UnsupportedOperationException")) {
+                ApiClient.Response r = send("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+                assertThat(r.status()).as(r.body()).isEqualTo(500);
+                assertThat(r.json()).as("no trace, no exception for the client").isEqualTo(Map.of("fault_message", ApiFault.Internal.MESSAGE));
+                assertThat(state()).as("the failed start left the VM to be started").isEqualTo("Not started");
+                LogRecord logged = log.records().getLast();
+                assertThat(logged.getLevel()).isEqualTo(Level.SEVERE);
+                assertThat(logged.getMessage()).isEqualTo("internal error answering PUT \"/actions\"");
+                assertThat(logged.getThrown().getClass().getSimpleName()).isEqualTo(kind);
+            }
+            assertThat(log.records()).hasSize(2);
+
+            // On one connection: the request after a failing one is answered too.
+            bugs.add(new IllegalStateException("again"));
+            ApiClient.Response pipelined = client.exchange(("PUT /actions HTTP/1.1\r\nHost: x\r\nContent-Length: 32\r\n\r\n"
+                    + "{\"action_type\": \"InstanceStart\"}"
+                    + "GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            assertThat(pipelined.status()).isEqualTo(500);
+            assertThat(pipelined.body()).endsWith("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 31\r\n"
+                    + "connection: close\r\n\r\n{\"firecracker_version\":\"1.2.3\"}");
+            assertThat(log.records()).hasSize(3);
+        }
+
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        try (VirtualMachine _ = plane.awaitStarted()) {
+            assertThat(state()).isEqualTo("Running");
+        }
+    }
+
+    /** What ApiServer logs while it is open; the log's own handlers are silenced meanwhile (the failures are on purpose). */
+    private record LogCapture(Logger logger, Handler handler, List<LogRecord> records) implements AutoCloseable {
+        @Override
+        public void close() {
+            logger.removeHandler(handler);
+            logger.setUseParentHandlers(true);
+        }
+    }
+
+    private static LogCapture quietLog() {
+        Logger logger = Logger.getLogger(ApiServer.class.getName());
+        List<LogRecord> records = new CopyOnWriteArrayList<>();
+        Handler handler = new Handler() {
+            @Override
+            public void publish(LogRecord r) {
+                records.add(r);
+            }
+
+            @Override
+            public void flush() {}
+
+            @Override
+            public void close() {}
+        };
+        logger.addHandler(handler);
+        logger.setUseParentHandlers(false);
+        return new LogCapture(logger, handler, records);
+    }
+
+    private interface Check {
+        void run() throws Exception;
+    }
+
+    @Test
     void oversizedAndMalformedRequestsAreRefused() throws IOException {
         String big = "{\"boot_args\": \"" + "x".repeat(ApiServer.MAX_BODY_BYTES) + "\"}";
         ApiClient.Response tooLarge = send("PUT", "/boot-source", big);
@@ -236,7 +365,40 @@ class ApiServerTest {
 
             vm.kill();
             assertThat(state()).isEqualTo("Exited");
-            assertFault(400, "cannot pause a VM that is exited", "PATCH", "/vm", "{\"state\": \"Paused\"}");
+            assertFault(400, "vm: the VM has exited", "PATCH", "/vm", "{\"state\": \"Paused\"}");
+            assertFault(400, "vm: the VM has exited", "PATCH", "/vm", "{\"state\": \"Resumed\"}");
+            assertFault(400, "SendCtrlAltDel: the VM has exited", "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+        }
+        // Closed, as serve closes it when the guest ends, before the server.
+        assertFault(400, "vm: the VM has exited", "PATCH", "/vm", "{\"state\": \"Paused\"}");
+        assertFault(400, "SendCtrlAltDel: the VM has exited", "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+    }
+
+    @Test
+    void moreDevicesThanPciHasRoomForAreTheClientsFault() throws Exception {
+        Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);
+        String drive = "{\"drive_id\": \"%s\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false,"
+                + " \"is_read_only\": true, \"transport\": \"%s\"}";
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 254, \"mem_size_mib\": 64}");
+        for (int i = 0; i < 9; i++) {
+            assertNoContent("PUT", "/drives/d" + i, drive.formatted("d" + i, "pci"));
+        }
+        assertFault(400, "drives and network-interfaces: with 254 vCPUs, 9 drives on PCI and 0 network interfaces need 2295 MSI-X"
+                + " vectors (a drive on PCI one per vCPU and one more, a network interface 3), more than a VM's 2048; use fewer vCPUs,"
+                + " or put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+        for (int i = 9; i < 32; i++) {
+            assertNoContent("PUT", "/drives/d" + i, drive.formatted("d" + i, "pci"));
+        }
+        assertFault(400, "drives and network-interfaces: 32 drives on PCI and 0 network interfaces are 32 PCI devices, more than the"
+                + " bus's 31 slots; put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+        assertNoContent("PUT", "/drives/d31", drive.formatted("d31", "mmio"));
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        try (VirtualMachine _ = plane.awaitStarted()) {
+            assertThat(state()).as("31 devices on PCI fill its bus").isEqualTo("Running");
         }
     }
 

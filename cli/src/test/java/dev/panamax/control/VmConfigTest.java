@@ -8,6 +8,8 @@ import dev.panamax.api.NetworkInterface;
 import dev.panamax.vmm.ConfigException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -152,6 +154,30 @@ class VmConfigTest {
         VmConfig shared = VmConfig.parse("{" + boot() + ", \"drives\": [" + drive.formatted("a", disk, false, true) + ", "
                 + drive.formatted("b", disk, false, true) + "]}", "vm.json");
         assertThat(shared.drives()).as("two read-only drives may share an image").hasSize(2);
+    }
+
+    /** A VM with {@code pciDrives} and {@code mmioDrives} read-only drives on one image, and one user-mode network interface. */
+    private String devices(int vcpus, int pciDrives, int mmioDrives) {
+        List<String> drives = new ArrayList<>();
+        for (int i = 0; i < pciDrives + mmioDrives; i++) {
+            drives.add("{\"drive_id\": \"d" + i + "\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false,"
+                    + " \"is_read_only\": true" + (i < pciDrives ? "" : ", \"transport\": \"mmio\"") + "}");
+        }
+        return "{" + boot() + ", \"machine-config\": {\"vcpu_count\": " + vcpus + ", \"mem_size_mib\": 128}, \"drives\": ["
+                + String.join(", ", drives) + "], \"network-interfaces\": [{\"iface_id\": \"n0\", \"backend\": \"user\"}]}";
+    }
+
+    @Test
+    void theDevicesOnPciFitTheBusAndTheInterruptVectors() {
+        assertThat(VmConfig.parse(devices(1, 30, 0), "vm.json").drives()).as("31 devices fill the bus").hasSize(30);
+        assertRefused(devices(1, 31, 0), "drives and network-interfaces: 31 drives on PCI and 1 network interface are 32 PCI"
+                + " devices, more than the bus's 31 slots; put drives on virtio-mmio");
+        assertThat(VmConfig.parse(devices(254, 8, 0), "vm.json").drives()).as("8 drives of 255 vectors, 3 for the interface: 2043")
+                .hasSize(8);
+        assertRefused(devices(254, 9, 0), "drives and network-interfaces: with 254 vCPUs, 9 drives on PCI and 1 network interface"
+                + " need 2298 MSI-X vectors (a drive on PCI one per vCPU and one more, a network interface 3), more than a VM's 2048;"
+                + " use fewer vCPUs, or put drives on virtio-mmio");
+        assertThat(VmConfig.parse(devices(254, 8, 8), "vm.json").drives()).as("virtio-mmio drives take neither").hasSize(16);
     }
 
     @Test

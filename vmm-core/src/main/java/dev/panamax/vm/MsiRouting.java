@@ -16,7 +16,7 @@ final class MsiRouting {
     /** GSIs 0-23 are the IOAPIC's pins; MSI routes take the numbers above. */
     private static final int FIRST_MSI_GSI = 24;
     /** KVM_MAX_IRQ_ROUTES is 4096; stay well inside it. */
-    private static final int MAX_MSI_VECTORS = 2048;
+    static final int MAX_MSI_VECTORS = 2048;
 
     private final VmFd fd;
     private final TreeMap<Integer, GsiRoute.Msi> routes = new TreeMap<>(); // guarded by this

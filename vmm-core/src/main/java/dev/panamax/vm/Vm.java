@@ -17,6 +17,9 @@ public final class Vm implements AutoCloseable {
 
     public enum State { CREATED, RUNNING, PAUSED, EXITED, CLOSED }
 
+    /** How many {@linkplain #allocateMsiVector() MSI vectors} one VM's devices can have in all. */
+    public static final int MAX_MSI_VECTORS = MsiRouting.MAX_MSI_VECTORS;
+
     /** What the vCPU threads are asked to do; read on every loop, so volatile and lock-free. */
     private enum Request { RUN, PAUSE, STOP }
 

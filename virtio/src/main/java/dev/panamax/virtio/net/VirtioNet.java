@@ -30,6 +30,8 @@ import java.util.function.BooleanSupplier;
 public final class VirtioNet extends VirtioDevice {
     public static final int DEVICE_TYPE = 1;
     public static final int DEFAULT_QUEUE_SIZE = 256;
+    /** One receive queue and one transmit queue. */
+    public static final int QUEUE_COUNT = 2;
     static final int RX = 0;
     static final int TX = 1;
 
@@ -88,7 +90,7 @@ public final class VirtioNet extends VirtioDevice {
      * @param queueSize the maximum size of each queue, a power of two
      */
     public VirtioNet(String id, MacAddress mac, NetBackend backend, int queueSize) {
-        super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), 2, queueSize, CONFIG_SIZE);
+        super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), QUEUE_COUNT, queueSize, CONFIG_SIZE);
         this.backend = backend;
         System.arraycopy(mac.bytes(), 0, config, CONFIG_MAC, 6);
         config[CONFIG_STATUS] = VIRTIO_NET_S_LINK_UP;
