@@ -346,6 +346,8 @@ public final class VirtualMachine implements AutoCloseable {
                 }
             }
             VmRules.networkInterfaces(nicConfigs(), i -> "network interface " + networkInterfaces.get(i).id());
+            VmRules.pciDevices(cpus, (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(), networkInterfaces.size(),
+                    "drives and network interfaces");
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
                     driveConfigs(), nicConfigs());
             try {

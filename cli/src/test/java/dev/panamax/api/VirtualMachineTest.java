@@ -103,6 +103,12 @@ class VirtualMachineTest {
         assertThatThrownBy(() -> spinner().networkInterface(NetworkInterface.tap("eth0", "tap0", "ff:ff:ff:ff:ff:ff")).build())
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageStartingWith("network interface eth0 guest MAC: ff:ff:ff:ff:ff:ff is a multicast address");
+        VirtualMachine.Builder crowded = spinner();
+        for (int i = 0; i < 32; i++) {
+            crowded.drive(new Drive("d" + i, disk, true, false));
+        }
+        assertThatThrownBy(crowded::build).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("drives and network interfaces: 32 drives on PCI and 0 network interfaces are 32 PCI devices");
         assertThatThrownBy(() -> VirtualMachine.builder().build()).isInstanceOf(IllegalStateException.class)
                 .hasMessage("a VM needs a kernel");
     }
