@@ -1,7 +1,7 @@
 #!/bin/sh
 # Boot time to the tiny guest's /init marker, Panamax against QEMU (-M microvm with an i8042 and
-# the CMOS RTC, as QemuPeer runs it), same kernel, initramfs, command line, memory and vCPUs,
-# alternating rounds, times from each VMM's process start. Where /dev/kvm is real KVM; here:
+# the CMOS RTC, as the tests' QemuPeer runs it), same kernel, initramfs, command line, memory and
+# vCPUs, alternating rounds, times from each VMM's process start. Where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/boot-vs-qemu.sh [ROUNDS]
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it); uses the newest kernel
 # and initramfs in the cache unless KERNEL and INITRD name others.

@@ -2,8 +2,8 @@
 # Times the tiny guest booted by QEMU with KVM to its /init marker, where /dev/kvm is real KVM.
 # Here that is inside the nested rig:
 #   ./panamax rig -- sh integration-tests/scripts/measure-l2-boot.sh [ROUNDS] [MACHINE]
-# MACHINE is microvm (default, as QemuPeer runs it) or pc. Needs the built guest (the first test
-# run or `java -cp ... dev.panamax.guest.GuestImages` builds it); ms are from QEMU's start.
+# MACHINE is microvm (default, as the tests' QemuPeer runs it) or pc. Needs the built guest (the
+# first test run or `java -cp ... dev.panamax.guest.GuestImages` builds it); ms are from QEMU's start.
 set -eu
 rounds=${1:-3}
 machine=${2:-microvm}

@@ -397,9 +397,4 @@ public final class Uart16550 implements PortIoDevice {
     public synchronized int pendingInputBytes() {
         return rxCount;
     }
-
-    /** Whether the interrupt line is currently asserted. */
-    public synchronized boolean interruptAsserted() {
-        return irqAsserted;
-    }
 }

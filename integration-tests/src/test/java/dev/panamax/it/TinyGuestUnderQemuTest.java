@@ -3,7 +3,6 @@ package dev.panamax.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.guest.GuestImages;
-import dev.panamax.rig.QemuPeer;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;

@@ -36,6 +36,19 @@ public final class VirtQueue {
     // which the ring address checks guarantee (avail ring 2-byte, used ring 4-byte aligned).
     private static final VarHandle INDEX = JAVA_SHORT.varHandle();
 
+    /**
+     * The store of the used ring's idx field, which hands the used entries before it to the driver.
+     * Queues use {@link #RELEASE_STORE}; a test passes one that records each store and what the ring
+     * held when it was made, which memory contents alone cannot show.
+     */
+    @FunctionalInterface
+    interface UsedIndexStore {
+        void store(MemorySegment usedRing, short usedIdx);
+    }
+
+    /** With release: the used entries written before it are visible to the driver first. */
+    static final UsedIndexStore RELEASE_STORE = (usedRing, usedIdx) -> INDEX.setRelease(usedRing, 2L, usedIdx);
+
     private final int index;
     private final int size;
     private final GuestMemory memory;
@@ -44,13 +57,14 @@ public final class VirtQueue {
     private final MemorySegment usedRing;
     private final boolean eventIdx;
     private final boolean indirect;
+    private final UsedIndexStore usedIndexStore;
     private int lastAvail;      // free-running 16-bit index of the next available entry to take
     private int knownAvail;     // the driver's available index as last read
     private int usedIdx;        // free-running 16-bit index of the next used entry
     private int signalledUsed;  // usedIdx when we last decided about an interrupt (EVENT_IDX)
 
     private VirtQueue(int index, int size, GuestMemory memory, long desc, long avail, long used,
-            boolean eventIdx, boolean indirect) {
+            boolean eventIdx, boolean indirect, UsedIndexStore usedIndexStore) {
         this.index = index;
         this.size = size;
         this.memory = memory;
@@ -59,6 +73,7 @@ public final class VirtQueue {
         this.usedRing = memory.slice(used, usedRingSize(size));
         this.eventIdx = eventIdx;
         this.indirect = indirect;
+        this.usedIndexStore = usedIndexStore;
     }
 
     /**
@@ -69,6 +84,12 @@ public final class VirtQueue {
      */
     static VirtQueue create(int index, QueueSettings settings, int maxSize, GuestMemory memory,
             boolean eventIdx, boolean indirect) {
+        return create(index, settings, maxSize, memory, eventIdx, indirect, RELEASE_STORE);
+    }
+
+    /** {@link #create(int, QueueSettings, int, GuestMemory, boolean, boolean)} with the used index stored by {@code usedIndexStore}. */
+    static VirtQueue create(int index, QueueSettings settings, int maxSize, GuestMemory memory,
+            boolean eventIdx, boolean indirect, UsedIndexStore usedIndexStore) {
         int size = settings.size();
         long desc = settings.descTable();
         long avail = settings.availRing();
@@ -79,9 +100,9 @@ public final class VirtQueue {
         checkRing(index, "descriptor table", desc, (long) DESCRIPTOR_SIZE * size, 16, memory);
         checkRing(index, "available ring", avail, availRingSize(size), 2, memory);
         checkRing(index, "used ring", used, usedRingSize(size), 4, memory);
-        VirtQueue queue = new VirtQueue(index, size, memory, desc, avail, used, eventIdx, indirect);
+        VirtQueue queue = new VirtQueue(index, size, memory, desc, avail, used, eventIdx, indirect, usedIndexStore);
         queue.usedRing.set(JAVA_SHORT_UNALIGNED, 0, (short) 0); // flags: we never ask the driver not to notify
-        INDEX.setRelease(queue.usedRing, 2L, (short) 0);
+        usedIndexStore.store(queue.usedRing, (short) 0);
         return queue;
     }
 
@@ -217,7 +238,7 @@ public final class VirtQueue {
     /** Returns a chain to the driver: {@code length} bytes were written into its writable buffers. */
     public void addUsed(int head, int length) {
         writeUsed(head, length);
-        INDEX.setRelease(usedRing, 2L, (short) usedIdx);
+        usedIndexStore.store(usedRing, (short) usedIdx);
     }
 
     /**
@@ -228,7 +249,7 @@ public final class VirtQueue {
         for (int i = 0; i < count; i++) {
             writeUsed(heads[i], lengths[i]);
         }
-        INDEX.setRelease(usedRing, 2L, (short) usedIdx);
+        usedIndexStore.store(usedRing, (short) usedIdx);
     }
 
     private void writeUsed(int head, int length) {

@@ -56,8 +56,9 @@ public abstract class VirtioDevice implements AutoCloseable {
     private boolean closed;
 
     /**
-     * The device-type configuration space, little-endian, which the device fills in its constructor.
-     * The driver only reads it: a device with writable fields overrides {@link #writeConfig}.
+     * The device-type configuration space, little-endian, which the device fills in its constructor
+     * and never changes after, so the transports' configuration generation is always 0. The driver
+     * only reads it: a device with writable fields overrides {@link #writeConfig}.
      */
     protected final byte[] config;
 
@@ -269,11 +270,6 @@ public abstract class VirtioDevice implements AutoCloseable {
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
-    }
-
-    /** Incremented when the device changes its configuration space; none does yet. */
-    public int configGeneration() {
-        return 0;
     }
 
     /** Size in bytes of the device-type configuration space. */

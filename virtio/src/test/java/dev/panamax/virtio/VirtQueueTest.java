@@ -8,6 +8,8 @@ import dev.panamax.sys.MappedMemory;
 import dev.panamax.virtio.VirtioTestDriver.Used;
 import dev.panamax.vm.GuestMemory;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -89,6 +91,9 @@ class VirtQueueTest {
         }
     }
 
+    /** A store of the used index: its value, and the used entries before it as the ring held them at that moment. */
+    record IndexStore(int usedIdx, List<Used> entries) {}
+
     @Test
     void chainsUsedTogetherArePublishedWithOneIndexStoreAfterAllTheirEntries() {
         QueueSettings settings = new QueueSettings(SIZE);
@@ -96,14 +101,24 @@ class VirtQueueTest {
         settings.setDescTable(0x1000);
         settings.setAvailRing(0x2000);
         settings.setUsedRing(0x3000);
-        VirtQueue queue = VirtQueue.create(0, settings, SIZE, memory, false, false);
+        List<IndexStore> stores = new ArrayList<>();
+        VirtQueue queue = VirtQueue.create(0, settings, SIZE, memory, false, false, (usedRing, usedIdx) -> {
+            List<Used> entries = new ArrayList<>();
+            for (int i = 0; i < usedIdx; i++) { // no wrap: fewer than SIZE entries
+                entries.add(new Used(memory.readInt(0x3004 + 8L * i), memory.readInt(0x3008 + 8L * i)));
+            }
+            stores.add(new IndexStore(Short.toUnsignedInt(usedIdx), entries));
+            VirtQueue.RELEASE_STORE.store(usedRing, usedIdx);
+        });
+        assertThat(stores).as("create resets the used index").containsExactly(new IndexStore(0, List.of()));
+        stores.clear();
+
         queue.addUsed(new int[] {3, 5, 7}, new int[] {10, 20, 30}, 2);
-        assertThat(Short.toUnsignedInt(memory.readShort(0x3002))).isEqualTo(2);
-        assertThat(new int[] {memory.readInt(0x3004), memory.readInt(0x3008), memory.readInt(0x300c), memory.readInt(0x3010)})
-                .containsExactly(3, 10, 5, 20);
+        assertThat(stores).as("one store, after both entries").containsExactly(new IndexStore(2, List.of(new Used(3, 10), new Used(5, 20))));
         queue.addUsed(9, 40);
-        assertThat(Short.toUnsignedInt(memory.readShort(0x3002))).isEqualTo(3);
-        assertThat(memory.readInt(0x3014)).isEqualTo(9);
+        assertThat(stores).last().isEqualTo(new IndexStore(3, List.of(new Used(3, 10), new Used(5, 20), new Used(9, 40))));
+        assertThat(stores).hasSize(2);
+        assertThat(Short.toUnsignedInt(memory.readShort(0x3002))).as("the stores reach the ring").isEqualTo(3);
     }
 
     @Test

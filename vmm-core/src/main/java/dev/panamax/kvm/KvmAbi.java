@@ -101,10 +101,6 @@ final class KvmAbi {
     /** Header only: {@code sigset[]} (the kernel's 8-byte sigset) follows. */
     static final StructLayout KVM_SIGNAL_MASK = struct("kvm_signal_mask", u32("len"));
 
-    static final StructLayout KVM_MSI = struct("kvm_msi",
-            u32("address_lo"), u32("address_hi"), u32("data"), u32("flags"), u32("devid"),
-            sequenceLayout(12, ValueLayout.JAVA_BYTE).withName("pad"));
-
     /** The shared page KVM_RUN reports exits in; the exit details are an anonymous union at offset 32. */
     static final StructLayout KVM_RUN_STRUCT = struct("kvm_run",
             u8("request_interrupt_window"), u8("immediate_exit"), sequenceLayout(6, ValueLayout.JAVA_BYTE).withName("padding1"),
@@ -146,16 +142,13 @@ final class KvmAbi {
     static final long KVM_IOEVENTFD = ioctl("KVM_IOEVENTFD", 1, 0x79, KVM_IOEVENTFD_STRUCT);
     static final long KVM_SET_CLOCK = ioctl("KVM_SET_CLOCK", 1, 0x7b, KVM_CLOCK_DATA);
     static final long KVM_GET_CLOCK = ioctl("KVM_GET_CLOCK", 2, 0x7c, KVM_CLOCK_DATA);
-    static final long KVM_SIGNAL_MSI = ioctl("KVM_SIGNAL_MSI", 1, 0xa5, KVM_MSI);
     static final long KVM_RUN = ioctl("KVM_RUN", 0, 0x80, null);
     static final long KVM_GET_REGS = ioctl("KVM_GET_REGS", 2, 0x81, KVM_REGS);
     static final long KVM_SET_REGS = ioctl("KVM_SET_REGS", 1, 0x82, KVM_REGS);
     static final long KVM_GET_SREGS = ioctl("KVM_GET_SREGS", 2, 0x83, KVM_SREGS);
     static final long KVM_SET_SREGS = ioctl("KVM_SET_SREGS", 1, 0x84, KVM_SREGS);
-    static final long KVM_GET_MSRS = ioctl("KVM_GET_MSRS", 3, 0x88, KVM_MSRS);
     static final long KVM_SET_MSRS = ioctl("KVM_SET_MSRS", 1, 0x89, KVM_MSRS);
     static final long KVM_SET_SIGNAL_MASK = ioctl("KVM_SET_SIGNAL_MASK", 1, 0x8b, KVM_SIGNAL_MASK);
-    static final long KVM_GET_FPU = ioctl("KVM_GET_FPU", 2, 0x8c, KVM_FPU);
     static final long KVM_SET_FPU = ioctl("KVM_SET_FPU", 1, 0x8d, KVM_FPU);
     static final long KVM_GET_LAPIC = ioctl("KVM_GET_LAPIC", 2, 0x8e, KVM_LAPIC_STATE);
     static final long KVM_SET_LAPIC = ioctl("KVM_SET_LAPIC", 1, 0x8f, KVM_LAPIC_STATE);

@@ -125,11 +125,6 @@ public final class VcpuFd extends Fd {
         set(KVM_SREGS, KvmAbi.KVM_SET_SREGS, sregs::writeTo);
     }
 
-    /** {@code int ioctl(vcpu_fd, KVM_GET_FPU, struct kvm_fpu *)} */
-    public Fpu getFpu() {
-        return get(KVM_FPU, KvmAbi.KVM_GET_FPU, Fpu::readFrom);
-    }
-
     /** {@code int ioctl(vcpu_fd, KVM_SET_FPU, struct kvm_fpu *)} */
     public void setFpu(Fpu fpu) {
         set(KVM_FPU, KvmAbi.KVM_SET_FPU, fpu::writeTo);
@@ -150,24 +145,6 @@ public final class VcpuFd extends Fd {
             MemorySegment s = a.allocate(layout);
             encode.accept(s);
             KvmIoctl.call(fd(), request, s);
-        }
-    }
-
-    /** {@code int ioctl(vcpu_fd, KVM_GET_MSRS, struct kvm_msrs *)}: the values of the MSRs named by index. */
-    public List<MsrEntry> getMsrs(int... indices) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment s = msrTable(a, indices.length);
-            for (int i = 0; i < indices.length; i++) {
-                s.set(JAVA_INT, msrAt(i) + offset(KVM_MSR_ENTRY, "index"), indices[i]);
-            }
-            int read = KvmIoctl.call(fd(), KvmAbi.KVM_GET_MSRS, s);
-            if (read != indices.length) {
-                throw new IllegalArgumentException("KVM_GET_MSRS read " + read + " of " + indices.length
-                        + " MSRs; MSR 0x" + Integer.toHexString(indices[read]) + " is not supported");
-            }
-            return java.util.stream.IntStream.range(0, indices.length)
-                    .mapToObj(i -> new MsrEntry(indices[i], s.get(JAVA_LONG, msrAt(i) + offset(KVM_MSR_ENTRY, "data"))))
-                    .toList();
         }
     }
 

@@ -7,7 +7,6 @@ import static dev.panamax.kvm.KvmAbi.KVM_IRQFD_STRUCT;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQ_LEVEL;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQ_ROUTING;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQ_ROUTING_ENTRY;
-import static dev.panamax.kvm.KvmAbi.KVM_MSI;
 import static dev.panamax.kvm.KvmAbi.KVM_PIT_CONFIG;
 import static dev.panamax.kvm.KvmAbi.KVM_USERSPACE_MEMORY_REGION;
 import static dev.panamax.kvm.KvmAbi.offset;
@@ -105,17 +104,6 @@ public final class VmFd extends Fd {
                 }
             }
             KvmIoctl.call(fd(), KvmAbi.KVM_SET_GSI_ROUTING, table);
-        }
-    }
-
-    /** {@code int ioctl(vm_fd, KVM_SIGNAL_MSI, struct kvm_msi *)}: injects one MSI directly. */
-    public void signalMsi(long address, int data) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment msi = arena.allocate(KVM_MSI);
-            msi.set(JAVA_INT, offset(KVM_MSI, "address_lo"), (int) address);
-            msi.set(JAVA_INT, offset(KVM_MSI, "address_hi"), (int) (address >>> 32));
-            msi.set(JAVA_INT, offset(KVM_MSI, "data"), data);
-            KvmIoctl.call(fd(), KvmAbi.KVM_SIGNAL_MSI, msi);
         }
     }
 

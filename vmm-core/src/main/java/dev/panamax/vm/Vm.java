@@ -247,8 +247,7 @@ public final class Vm implements AutoCloseable {
 
     /**
      * Ends the VM with {@code reason} unless it already has an exit: for devices (a reset or
-     * power-off request, a debug-exit port) and for the host. Does not wait, so a device may call it
-     * from a vCPU thread.
+     * power-off request) and for the host. Does not wait, so a device may call it from a vCPU thread.
      */
     public void requestExit(VmExit reason) {
         synchronized (lock) {

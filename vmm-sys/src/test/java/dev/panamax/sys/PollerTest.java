@@ -3,6 +3,10 @@ package dev.panamax.sys;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -51,16 +55,80 @@ class PollerTest {
 
     @Test
     @Timeout(value = 60, threadMode = Timeout.ThreadMode.SEPARATE_THREAD) // a hang guard only, on a thread of its own: a wait in epoll ignores interrupts
-    void aSignalFromAnotherThreadEndsAWaitWithoutLimit() throws InterruptedException {
+    void aSignalFromAnotherThreadEndsAWaitWithoutLimit() throws Exception {
         try (Poller poller = Poller.create(1); EventFd wake = EventFd.create(true)) {
             poller.add(wake, Poller.READABLE, 3);
+            AtomicInteger count = new AtomicInteger(-1);
             AtomicInteger token = new AtomicInteger(-1);
-            Thread waiter = Thread.ofPlatform().start(() -> {
-                if (poller.await(-1) == 1) token.set(poller.token(0));
+            AtomicInteger events = new AtomicInteger(-1);
+            Thread waiter = Thread.ofPlatform().daemon().start(() -> {
+                int ready = poller.await(-1);
+                if (ready > 0) {
+                    token.set(poller.token(0));
+                    events.set(poller.events(0));
+                }
+                count.set(ready);
             });
+            while (!aThreadSleepsInEpollWaitWithoutLimit(poller.fd())) {
+                assertThat(waiter.isAlive()).as("await(-1) returned %s before the signal", count).isTrue();
+                if (Thread.interrupted()) {
+                    throw new InterruptedException(); // the hang guard gave up
+                }
+                Thread.yield();
+            }
+            assertThat(count).as("await(-1) returned before the signal").hasValue(-1);
+
             wake.signal();
             waiter.join();
+            assertThat(count).as("the wait ended with one ready descriptor, not a timeout or EINTR").hasValue(1);
             assertThat(token).hasValue(3);
+            assertThat(events.get() & Poller.READABLE).isEqualTo(Poller.READABLE);
+        }
+    }
+
+    // x86-64 system call numbers: epoll_wait, which glibc's epoll_wait calls, and epoll_pwait, should a libc use that
+    private static final Set<String> EPOLL_WAIT_CALLS = Set.of("232", "281");
+
+    /**
+     * Whether a thread of this process sleeps in epoll_wait on {@code epfd} with no time limit.
+     * {@code /proc/self/task/<tid>/syscall} shows a thread's system call and its arguments only
+     * while the thread is off the CPU, and the state S in its {@code stat} says it sleeps. Nothing is
+     * ready on {@code epfd}, so a thread seen inside that call stays there until signalled.
+     */
+    private static boolean aThreadSleepsInEpollWaitWithoutLimit(int epfd) throws IOException {
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                if (inEpollWaitWithoutLimit(task, epfd) && sleeping(task)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static boolean inEpollWaitWithoutLimit(Path task, int epfd) {
+        // "<nr> <arg1> ... <arg6> <sp> <pc>" in a call; "running", or "-1 <sp> <pc>" outside one
+        String[] fields = readOrEmpty(task.resolve("syscall")).trim().split(" ");
+        return fields.length >= 5 && EPOLL_WAIT_CALLS.contains(fields[0])
+                && register(fields[1]) == epfd && (int) register(fields[4]) == -1; // int arguments: a register's low half
+    }
+
+    private static long register(String hex) {
+        return Long.parseUnsignedLong(hex.substring(2), 16); // printed as 0x%lx
+    }
+
+    private static boolean sleeping(Path task) {
+        // "<pid> (<comm>) <state> ...": the name may hold spaces and parentheses, the state follows the last ')'
+        String stat = readOrEmpty(task.resolve("stat"));
+        int end = stat.lastIndexOf(')');
+        return end >= 0 && stat.length() > end + 2 && stat.charAt(end + 2) == 'S';
+    }
+
+    private static String readOrEmpty(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) { // the thread ended since the directory was listed
+            return "";
         }
     }
 

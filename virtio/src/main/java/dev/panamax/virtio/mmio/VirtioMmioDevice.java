@@ -115,7 +115,7 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
                 case QUEUE_READY -> q != null && q.ready() ? 1 : 0;
                 case INTERRUPT_STATUS -> interruptStatus.get();
                 case STATUS -> device.status();
-                case CONFIG_GENERATION -> device.configGeneration();
+                case CONFIG_GENERATION -> 0; // the device configuration space never changes (VirtioDevice.config)
                 default -> 0; // write-only or reserved
             };
         }

@@ -1,12 +1,8 @@
 package dev.panamax.virtio.net;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * One NIC as {@code panamax run --net} describes it:
@@ -84,28 +80,6 @@ public sealed interface NetSpec permits NetSpec.Tap, NetSpec.User {
             }
             default -> throw problem(text, "'" + kind[0] + "' is not a kind of NIC: use tap=NAME, tap,fd=N or user");
         };
-    }
-
-    /**
-     * Reads every {@code --net} value of one VM, refusing two NICs with one address or one tap.
-     *
-     * @throws IllegalArgumentException with a sentence naming the value and what is expected
-     */
-    static List<NetSpec> parseAll(List<String> texts) {
-        List<NetSpec> specs = new ArrayList<>();
-        Set<MacAddress> macs = new HashSet<>();
-        Set<String> taps = new HashSet<>();
-        for (String text : texts) {
-            NetSpec spec = parse(text);
-            if (!macs.add(spec.mac())) {
-                throw problem(text, "another NIC has the MAC address " + spec.mac() + ": give each its own, or leave mac= out");
-            }
-            if (spec instanceof Tap tap && tap.name() != null && !taps.add(tap.name())) {
-                throw problem(text, "another NIC uses tap " + tap.name() + ": a tap serves one NIC");
-            }
-            specs.add(spec);
-        }
-        return specs;
     }
 
     private static int descriptor(String text, String fd) {

@@ -143,6 +143,9 @@ class VirtioMmioDeviceTest {
             assertThat(transport.read(0x100, 4)).as("capacity in sectors, low half").isEqualTo(2048);
             assertThat(transport.read(0x104, 4)).isZero();
             assertThat(transport.read(0x008, 4)).isEqualTo(VirtioBlk.DEVICE_TYPE);
+            transport.write(0x100, 4, 7);
+            assertThat(transport.read(0x100, 4)).as("the driver cannot change it").isEqualTo(2048);
+            assertThat(transport.read(VirtioMmioDevice.CONFIG_GENERATION, 4)).as("so its generation stays 0").isZero();
         }
     }
 }

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.file.Path;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class NetSpecTest {
@@ -47,17 +46,6 @@ class NetSpecTest {
         assertBad("tap=tap0,mac=52:54:00:12:34:56,mac=52:54:00:12:34:57", "mac= is given twice");
         assertBad("user=passt", "user takes no value");
         assertBad("user,fd=3", "unknown option fd=; user takes mac= and socket=");
-    }
-
-    @Test
-    void severalNicsNeedTheirOwnAddressesAndTaps() {
-        List<NetSpec> specs = NetSpec.parseAll(List.of("tap=tap0", "tap=tap1", "user", "user"));
-        assertThat(specs).hasSize(4);
-        assertThat(specs.stream().map(NetSpec::mac).distinct()).hasSize(4);
-        assertThatThrownBy(() -> NetSpec.parseAll(List.of("tap=tap0", "tap=tap0")))
-                .hasMessage("--net tap=tap0: another NIC uses tap tap0: a tap serves one NIC");
-        assertThatThrownBy(() -> NetSpec.parseAll(List.of("user,mac=52:54:00:00:00:01", "tap=t,mac=52:54:00:00:00:01")))
-                .hasMessageContaining("another NIC has the MAC address 52:54:00:00:00:01");
     }
 
     private static void assertBad(String text, String message) {

@@ -154,6 +154,7 @@ class VirtioPciDeviceTest {
         write(0x14, 1, VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK);
         assertThat(read(0x14, 1) & VirtioDevice.FEATURES_OK).isNotZero();
         assertThat(read(0x12, 2)).as("num_queues").isEqualTo(2);
+        assertThat(read(0x15, 1)).as("config_generation: the configuration space never changes").isZero();
         write(0x10, 2, 0);
         assertThat(read(0x10, 2)).isZero();
 

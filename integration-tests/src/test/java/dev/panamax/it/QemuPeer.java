@@ -1,5 +1,6 @@
-package dev.panamax.rig;
+package dev.panamax.it;
 
+import dev.panamax.rig.RealKvm;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -11,11 +12,11 @@ import java.util.List;
  * {@code rtc=on}: without the CMOS RTC the guest's rtc_cmos probe spins on absent ports, which
  * cost 5-6 s of boot as L2 in the rig (0.8 s to /init with it).
  */
-public final class QemuPeer {
+final class QemuPeer {
     private QemuPeer() {}
 
     /** The argv; run it where {@link RealKvm} is. {@code kernel} may be a bzImage or a PVH vmlinux. */
-    public static List<String> bootCommand(Path kernel, Path initramfs, String commandLine, int memoryMib) {
+    static List<String> bootCommand(Path kernel, Path initramfs, String commandLine, int memoryMib) {
         return List.of("qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-M", "microvm,rtc=on", "-device", "i8042",
                 "-m", String.valueOf(memoryMib), "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-kernel", kernel.toString(), "-initrd", initramfs.toString(), "-append", commandLine);
