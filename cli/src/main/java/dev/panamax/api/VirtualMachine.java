@@ -308,10 +308,12 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
+        /** The drives as the VMM builds them. */
         private List<DriveConfig> driveConfigs() {
             return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO)).toList();
         }
 
+        /** The network interfaces as the VMM builds them. */
         private List<NicConfig> nicConfigs() {
             return networkInterfaces.stream()
                     .map(n -> new NicConfig(n.id(), n.hostDevice(), n.tapDescriptor(), n.passtSocket(), n.guestMac())).toList();
@@ -335,7 +337,8 @@ public final class VirtualMachine implements AutoCloseable {
                 VmRules.id(d.id(), "drive id");
                 VmRules.diskImage(d.path(), d.readOnly(), "drive " + d.id());
             }
-            VmRules.drives(driveConfigs(), i -> "drive " + drives.get(i).id());
+            List<DriveConfig> driveConfigs = driveConfigs();
+            VmRules.drives(driveConfigs, i -> "drive " + drives.get(i).id());
             for (NetworkInterface n : networkInterfaces) {
                 VmRules.id(n.id(), "network interface id");
                 if (n.hostDevice() != null) {
@@ -345,11 +348,12 @@ public final class VirtualMachine implements AutoCloseable {
                     VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
                 }
             }
-            VmRules.networkInterfaces(nicConfigs(), i -> "network interface " + networkInterfaces.get(i).id());
-            VmRules.pciDevices(cpus, (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(), networkInterfaces.size(),
+            List<NicConfig> nicConfigs = nicConfigs();
+            VmRules.networkInterfaces(nicConfigs, i -> "network interface " + networkInterfaces.get(i).id());
+            VmRules.pciDevices(cpus, (int) driveConfigs.stream().filter(d -> !d.mmio()).count(), nicConfigs.size(),
                     "drives and network interfaces");
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
-                    driveConfigs(), nicConfigs());
+                    driveConfigs, nicConfigs);
             try {
                 return new VirtualMachine(VmBuilder.build(config, console));
             } catch (BootException | DeviceSetupException | KvmUnavailableException | NativeCallException e) {
