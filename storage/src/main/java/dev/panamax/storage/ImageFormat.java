@@ -17,7 +17,7 @@ public enum ImageFormat {
             case "raw" -> RAW;
             case "qcow2" -> QCOW2;
             case "vhd", "vpc" -> VHD;
-            default -> throw new IllegalArgumentException(
+            default -> throw new ImageRequestException(
                     "unknown image format '" + name + "'; use raw, qcow2 or vhd");
         };
     }

@@ -26,7 +26,7 @@ public final class RawImage implements BlockBackend {
 
     /** Creates a sparse raw image of {@code size} bytes (no blocks allocated). */
     public static RawImage create(Path path, long size) throws IOException {
-        if (size < 0) throw new IllegalArgumentException("image size must not be negative: " + size);
+        if (size < 0) throw new ImageRequestException("image size must not be negative: " + size);
         ImageFile file = ImageFile.create(path);
         file.setSize(size);
         return new RawImage(file, size);

@@ -2,6 +2,7 @@ package dev.panamax.cli.image;
 
 import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.InvalidImageException;
 import dev.panamax.storage.ReadOnlyImageException;
 import dev.panamax.storage.image.ImageConverter;
@@ -42,7 +43,7 @@ public final class ImageCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The body of a subcommand; library exceptions become one-line {@link UserError}s. */
+    /** The body of a subcommand; the library's exceptions about the user's input become one-line {@link UserError}s. */
     @FunctionalInterface
     interface Action {
         int run() throws IOException;
@@ -57,9 +58,7 @@ public final class ImageCommand implements Callable<Integer> {
             throw new UserError(e.getFile() + ": " + (e.getReason() == null ? "permission denied" : e.getReason()), e);
         } catch (FileAlreadyExistsException e) {
             throw new UserError(e.getFile() + ": already exists", e);
-        } catch (InvalidImageException | ReadOnlyImageException e) {
-            throw new UserError(e.getMessage(), e);
-        } catch (IllegalArgumentException e) {
+        } catch (InvalidImageException | ReadOnlyImageException | ImageRequestException e) {
             throw new UserError(e.getMessage(), e);
         } catch (IOException e) {
             throw new UserError("I/O error: " + e.getMessage(), e);
@@ -70,7 +69,7 @@ public final class ImageCommand implements Callable<Integer> {
         if (name == null) return null;
         try {
             return ImageFormat.parse(name);
-        } catch (IllegalArgumentException e) {
+        } catch (ImageRequestException e) {
             throw new UserError(e.getMessage());
         }
     }

@@ -1,8 +1,11 @@
 package dev.panamax.cli.image;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.cli.CliRun;
+import dev.panamax.cli.common.UserError;
+import dev.panamax.storage.ImageRequestException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -41,6 +44,21 @@ class ImageCommandTest {
         r = panamax("image", "info", p("missing.qcow2"));
         assertThat(r.status()).isEqualTo(2);
         assertThat(r.err().strip()).startsWith("panamax: ").contains("does not exist").doesNotContain("\n");
+        assertThat(panamax("image", "create", p("base.qcow2"), "1M").status()).isZero();
+        r = panamax("image", "create", "-f", "raw", "-b", p("base.qcow2"), p("y.raw"), "1M");
+        assertThat(r.status()).as(r.err()).isEqualTo(2);
+        assertThat(r.err()).contains("only qcow2 images can have a backing file").doesNotContain("Exception");
+    }
+
+    @Test
+    void onlyTheLibrarysRefusalsAreTheUsersFault() {
+        assertThatThrownBy(() -> ImageCommand.run(() -> {
+            throw new ImageRequestException("snapshot name must not be empty");
+        })).isInstanceOf(UserError.class).hasMessage("snapshot name must not be empty");
+        IllegalArgumentException bug = new IllegalArgumentException("empty extent at 0");
+        assertThatThrownBy(() -> ImageCommand.run(() -> {
+            throw bug;
+        })).as("a bug stays a bug: the command line reports it as an internal error").isSameAs(bug);
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.panamax.storage.image;
 
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFormat;
@@ -24,7 +25,7 @@ public final class ImageCommit {
         ImageFormat backingFormat;
         try (BlockBackend probe = Images.open(overlayPath, Images.OpenOptions.readOnly().withoutBacking())) {
             if (!(probe instanceof Qcow2Image q) || q.backingFileName() == null) {
-                throw new IllegalArgumentException(overlayPath + " has no backing file to commit into");
+                throw new ImageRequestException(overlayPath + " has no backing file to commit into");
             }
             backingPath = Qcow2Image.resolveBacking(overlayPath, q.backingFileName());
             backingFormat = q.backingFormatName() == null ? null : ImageFormat.parse(q.backingFormatName());
@@ -36,7 +37,7 @@ public final class ImageCommit {
             for (long pos = 0; pos < size; ) { // refuse before writing anything
                 Extent e = overlay.extent(pos, size - pos);
                 if (e.kind() != Extent.Kind.UNALLOCATED && e.end() > backing.size()) {
-                    throw new IllegalArgumentException("the overlay stores data beyond the end of its backing file ("
+                    throw new ImageRequestException("the overlay stores data beyond the end of its backing file ("
                             + backing.size() + " bytes); grow the backing file first");
                 }
                 pos = e.end();

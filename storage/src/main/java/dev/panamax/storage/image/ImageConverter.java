@@ -1,5 +1,6 @@
 package dev.panamax.storage.image;
 
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.AllocationMap;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
@@ -54,10 +55,10 @@ public final class ImageConverter {
 
     public static void convert(Path source, Path target, Options o, Progress progress) throws IOException {
         if (o.compress() && o.format() != ImageFormat.QCOW2) {
-            throw new IllegalArgumentException("compression is only available for qcow2 output");
+            throw new ImageRequestException("compression is only available for qcow2 output");
         }
         if (Files.exists(target) && Files.isSameFile(source, target)) {
-            throw new IllegalArgumentException("source and target are the same file: " + source);
+            throw new ImageRequestException("source and target are the same file: " + source);
         }
         try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly())) {
             Images.create(target, CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())

@@ -1,5 +1,6 @@
 package dev.panamax.storage.image;
 
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFile;
@@ -122,7 +123,7 @@ public final class Images {
         ImageFormat backingFormat = o.backingFormat();
         if (o.backingFile() != null) {
             if (o.format() != ImageFormat.QCOW2) {
-                throw new IllegalArgumentException("only qcow2 images can have a backing file");
+                throw new ImageRequestException("only qcow2 images can have a backing file");
             }
             Path resolved = Qcow2Image.resolveBacking(path, o.backingFile());
             try (BlockBackend b = open(resolved, OpenOptions.readOnly().withFormat(backingFormat))) {
@@ -132,7 +133,7 @@ public final class Images {
                 throw new NoSuchFileException(resolved.toString(), null, "backing file does not exist");
             }
         }
-        if (size < 0) throw new IllegalArgumentException("an image size is needed (no backing file to take it from)");
+        if (size < 0) throw new ImageRequestException("an image size is needed (no backing file to take it from)");
         switch (o.format()) {
             case RAW -> RawImage.create(path, size).close();
             case VHD -> VhdImage.create(path, size, o.vhdFixed());

@@ -1,5 +1,6 @@
 package dev.panamax.storage.qcow2;
 
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.Extent;
@@ -117,7 +118,7 @@ public final class Qcow2Image implements BlockBackend {
                 if (h.backingFormat != null) {
                     try {
                         format = ImageFormat.parse(h.backingFormat);
-                    } catch (IllegalArgumentException e) {
+                    } catch (ImageRequestException e) {
                         throw new InvalidImageException(path + ": backing file format '" + h.backingFormat
                                 + "' is not supported");
                     }
@@ -149,19 +150,19 @@ public final class Qcow2Image implements BlockBackend {
     public static void create(Path path, CreateOptions o) throws IOException {
         int cs = o.clusterSize();
         if (Integer.bitCount(cs) != 1 || cs < (1 << Qcow2Header.MIN_CLUSTER_BITS) || cs > (1 << Qcow2Header.MAX_CLUSTER_BITS)) {
-            throw new IllegalArgumentException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");
+            throw new ImageRequestException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");
         }
         int bits = Integer.numberOfTrailingZeros(cs);
         if (o.size() < 0 || o.size() > Qcow2Header.maxSize(bits)) {
-            throw new IllegalArgumentException("size " + o.size() + " is beyond what qcow2 with " + cs
+            throw new ImageRequestException("size " + o.size() + " is beyond what qcow2 with " + cs
                     + "-byte clusters can address (" + Qcow2Header.maxSize(bits) + " bytes)");
         }
-        if (o.qcow2Version() != 2 && o.qcow2Version() != 3) throw new IllegalArgumentException("qcow2 version must be 2 or 3");
+        if (o.qcow2Version() != 2 && o.qcow2Version() != 3) throw new ImageRequestException("qcow2 version must be 2 or 3");
         int rb = o.refcountBits();
         if (Integer.bitCount(rb) != 1 || rb > 64 || (o.qcow2Version() == 2 && rb != 16)) {
-            throw new IllegalArgumentException("refcount bits must be a power of two up to 64 (16 for version 2)");
+            throw new ImageRequestException("refcount bits must be a power of two up to 64 (16 for version 2)");
         }
-        if (o.qcow2Version() == 2 && o.lazyRefcounts()) throw new IllegalArgumentException("lazy refcounts need qcow2 version 3");
+        if (o.qcow2Version() == 2 && o.lazyRefcounts()) throw new ImageRequestException("lazy refcounts need qcow2 version 3");
         Qcow2Header h = new Qcow2Header();
         h.version = o.qcow2Version();
         h.clusterBits = bits;

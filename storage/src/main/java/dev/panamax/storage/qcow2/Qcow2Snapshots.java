@@ -1,5 +1,6 @@
 package dev.panamax.storage.qcow2;
 
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
@@ -63,10 +64,10 @@ final class Qcow2Snapshots {
     }
 
     Qcow2Snapshot create(String snapshotName) throws IOException {
-        if (snapshotName.isEmpty()) throw new IllegalArgumentException("snapshot name must not be empty");
+        if (snapshotName.isEmpty()) throw new ImageRequestException("snapshot name must not be empty");
         for (Qcow2Snapshot s : list) {
             if (s.name().equals(snapshotName)) {
-                throw new IllegalArgumentException("a snapshot named '" + snapshotName + "' already exists");
+                throw new ImageRequestException("a snapshot named '" + snapshotName + "' already exists");
             }
         }
         if (list.size() >= Qcow2Header.MAX_SNAPSHOTS) throw new InvalidImageException(meta.name + ": too many snapshots");

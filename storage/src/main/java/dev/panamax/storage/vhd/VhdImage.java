@@ -1,5 +1,6 @@
 package dev.panamax.storage.vhd;
 
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFile;
@@ -201,7 +202,7 @@ public final class VhdImage implements BlockBackend {
     /** Creates an image of at least {@code size} bytes (rounded up to a CHS geometry, as VHD readers expect). */
     public static void create(Path path, long size, boolean fixed) throws IOException {
         if (size < 0 || size > MAX_SIZE) {
-            throw new IllegalArgumentException("VHD images can be at most " + MAX_SIZE + " bytes (2040 GiB), not " + size);
+            throw new ImageRequestException("VHD images can be at most " + MAX_SIZE + " bytes (2040 GiB), not " + size);
         }
         long sectors = (size + SECTOR - 1) / SECTOR;
         int[] chs = geometry(sectors);
