@@ -20,6 +20,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -88,14 +89,11 @@ public final class LinuxBoot {
         long initrdSize = spec.initrd() == null ? 0 : initrdSize(spec.initrd());
         long lowEnd = PhysicalLayout.lowMemoryEnd(spec.memoryBytes());
 
-        vm.fd().setTssAddress(TSS_ADDRESS);
-        vm.fd().createIrqchip();
-        vm.fd().createPit2();
-        for (PhysicalLayout.RamRegion r : PhysicalLayout.ramRegions(spec.memoryBytes())) {
+        preparePlatform(vm);
+        for (PhysicalLayout.RamRegion r : memoryRegions(spec.memoryBytes())) {
             vm.addMemory(r.address(), r.size(), false);
         }
         GuestMemory memory = vm.memory();
-        vm.addMemory(PhysicalLayout.RESET_VECTOR_PAGE, 0x1000, false);
         memory.write(PhysicalLayout.RESET_VECTOR_PAGE + 0xff0, RESET_VECTOR_CODE);
         kernel.load(memory, lowEnd);
         memory.write(PhysicalLayout.COMMAND_LINE, commandLine);
@@ -141,6 +139,26 @@ public final class LinuxBoot {
             boot.setRegs(regs);
         }
         return new Layout(kernel.format(), protocol, entry, initrdAddress, initrdSize);
+    }
+
+    /**
+     * What every VM of this platform has in KVM before memory and vCPUs: the TSS pages Intel VMX
+     * needs, the in-kernel PIC and IOAPIC, and the PIT. A restored VM gets the same, then its state.
+     */
+    public static void preparePlatform(Vm vm) {
+        vm.fd().setTssAddress(TSS_ADDRESS);
+        vm.fd().createIrqchip();
+        vm.fd().createPit2();
+    }
+
+    /**
+     * The guest-physical memory of a guest with {@code memoryBytes} of RAM: the RAM around the MMIO
+     * hole, then the page at the reset vector. A snapshot's memory map must be exactly this.
+     */
+    public static List<PhysicalLayout.RamRegion> memoryRegions(long memoryBytes) {
+        List<PhysicalLayout.RamRegion> regions = new ArrayList<>(PhysicalLayout.ramRegions(memoryBytes));
+        regions.add(new PhysicalLayout.RamRegion(PhysicalLayout.RESET_VECTOR_PAGE, 0x1000));
+        return List.copyOf(regions);
     }
 
     private static Protocol chooseProtocol(KernelImage kernel, Protocol wanted) {
