@@ -222,8 +222,13 @@ public final class PciConfigSpace implements Stateful {
         return address & ~0xfL;
     }
 
-    /** The header field at {@code offset}, for messages. */
-    private static String fieldAt(int offset) {
+    /** The field at {@code offset}, for messages. */
+    private String fieldAt(int offset) {
+        for (Capability c : capabilities) {
+            if (offset >= c.offset() && offset < c.offset() + c.length()) {
+                return String.format("the capability (ID 0x%02x) at 0x%02x", bytes[c.offset()] & 0xff, c.offset());
+            }
+        }
         if (offset >= BAR0 && offset < BAR0 + 4 * BAR_COUNT) {
             return "BAR " + (offset - BAR0) / 4;
         }
@@ -239,7 +244,7 @@ public final class PciConfigSpace implements Stateful {
             case 0x2e, 0x2f -> "the subsystem ID";
             case CAPABILITIES_POINTER -> "the capabilities pointer";
             case INTERRUPT_PIN -> "the interrupt pin";
-            default -> offset < CAPABILITIES_START ? "a reserved header byte" : "a capability";
+            default -> offset < CAPABILITIES_START ? "a reserved header byte" : "an unused byte";
         };
     }
 

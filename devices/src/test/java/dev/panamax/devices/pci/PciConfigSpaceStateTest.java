@@ -205,7 +205,9 @@ class PciConfigSpaceStateTest {
         restoreOne(fresh.config, state);
         assertThat(fresh.config.read(offset, 4)).isEqualTo(saved.config.read(offset, 4)).isEqualTo(0x0277_0009);
         assertThatThrownBy(() -> restoreOne(fresh.config, withByte(state, offset + 3, 5)))
-                .hasMessageContaining(String.format("a capability (byte 0x%02x)", offset + 3));
+                .hasMessageContaining(String.format("the capability (ID 0x09) at 0x%02x (byte 0x%02x)", offset, offset + 3));
+        assertThatThrownBy(() -> restoreOne(fresh.config, withByte(state, 0xf0, 1)))
+                .hasMessageContaining("an unused byte (byte 0xf0)");
         assertThatThrownBy(() -> restoreOne(fresh.config, withByte(state, 0x34, 0x50)))
                 .hasMessageContaining("the capabilities pointer (byte 0x34)");
     }
