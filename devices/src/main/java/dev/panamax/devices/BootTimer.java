@@ -1,6 +1,9 @@
 package dev.panamax.devices;
 
 import dev.panamax.vm.PortIoDevice;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
@@ -19,8 +22,12 @@ import java.util.function.Consumer;
  * Measures how long the guest took to reach user space: the guest's init writes {@value #MAGIC}
  * to port {@value #PORT} (through {@code /dev/port}) and the first such write records the time
  * since this process started. Other values and later writes are ignored; reads return 0.
+ *
+ * <p>The guest cannot tell one boot timer from another, so its saved state is empty: the time to
+ * user space is a measurement of the process that booted the guest, and a restored VM's timer
+ * measures nothing until a guest that boots again writes the mark.
  */
-public final class BootTimer implements PortIoDevice {
+public final class BootTimer implements PortIoDevice, Stateful {
 
     public static final int PORT = 0x440;
     public static final int PORT_COUNT = 1;
@@ -72,6 +79,16 @@ public final class BootTimer implements PortIoDevice {
     /** The time from process start to the guest's mark, once the guest has written it. */
     public Optional<Duration> timeToUserSpace() {
         return Optional.ofNullable(bootTime.get());
+    }
+
+    /** Writes nothing: the guest sees no state here. */
+    @Override
+    public void saveState(StateWriter out) {}
+
+    /** Checks that the state is empty, as this class writes it. */
+    @Override
+    public void restoreState(StateReader in) {
+        in.end();
     }
 
     @Override

@@ -1,6 +1,9 @@
 package dev.panamax.devices;
 
 import dev.panamax.vm.PortIoDevice;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.time.Clock;
 import java.time.DateTimeException;
 import java.time.Duration;
@@ -22,8 +25,12 @@ import java.util.Objects;
  *
  * <p>No interrupts: the periodic, alarm and update-ended interrupts are never raised and
  * register C always reads 0. Every other one of the 128 bytes is plain storage.
+ *
+ * <p>Saved state keeps the guest's offset from the host clock, not the time it showed: after a
+ * restore the RTC runs on from the restoring host's clock, as a real RTC keeps time while the
+ * machine is off, so a snapshot restored a day later reads a day later.
  */
-public final class CmosRtc implements PortIoDevice {
+public final class CmosRtc implements PortIoDevice, Stateful {
 
     public static final int PORT = 0x70;
     public static final int PORT_COUNT = 2;
@@ -52,6 +59,13 @@ public final class CmosRtc implements PortIoDevice {
 
     /** UIP rises this long before each second's update. */
     static final long UIP_NANOS = 244_000;
+
+    /** The registers the clock computes: their bytes in {@link #cmos} are never written, and stay 0. */
+    private static final int[] COMPUTED = {SECONDS, MINUTES, HOURS, WEEKDAY, DAY_OF_MONTH, MONTH, YEAR, CENTURY, STATUS_C, STATUS_D};
+    /** Far beyond any date the guest can set (century 255 in binary mode is year 25599), short of overflowing an Instant. */
+    private static final long MAX_OFFSET_SECONDS = 100_000L * 366 * 86_400;
+    private static final int MAX_YEAR = 99_999;
+    private static final String[] FIELD_NAMES = {"seconds", "minutes", "hours", "day of month", "month", "year", "weekday"};
 
     // Indices into a time field array.
     private static final int F_SECOND = 0;
@@ -111,6 +125,84 @@ public final class CmosRtc implements PortIoDevice {
             case STATUS_B -> writeStatusB(b);
             case STATUS_C, STATUS_D -> { } // read-only
             default -> cmos[index] = (byte) b;
+        }
+    }
+
+    /**
+     * Writes the index register, the 128 bytes of CMOS RAM (status A and B, the alarm and the
+     * NVRAM; the computed registers' bytes are 0), the guest's offset from the host clock (seconds,
+     * then nanoseconds), and, while status B's SET bit holds updates, the fields the guest is
+     * editing (second, minute, hour, day, month, year, weekday).
+     */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        out.u8(index).bytes(cmos).i64(offset.getSeconds()).i32(offset.getNano()).bool(latched != null);
+        if (latched != null) {
+            for (int field : latched) {
+                out.i32(field);
+            }
+        }
+    }
+
+    /**
+     * Takes the RTC's state after checking it: the index inside the 128 bytes, the computed
+     * registers' bytes 0 and UIP clear, the offset such that the guest's clock reads a year from 0
+     * to {@value #MAX_YEAR} now, and the latched fields there exactly when SET is, each in the
+     * range a guest write can give it.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        int savedIndex = in.u8("the index register");
+        byte[] savedCmos = in.bytesOfSize(cmos.length, "the CMOS RAM");
+        long seconds = in.i64("the clock offset's seconds");
+        int nanos = in.i32In(0, 999_999_999, "the clock offset's nanoseconds");
+        boolean editing = in.bool("the latched-time flag");
+        int[] savedLatched = null;
+        if (editing) {
+            savedLatched = new int[FIELD_NAMES.length];
+            for (int f = 0; f < savedLatched.length; f++) {
+                savedLatched[f] = in.i32("the latched " + FIELD_NAMES[f]);
+            }
+        }
+        if (savedIndex > 0x7F) {
+            throw in.fail(String.format("the index register is 0x%02x, past the 128 bytes of CMOS RAM", savedIndex));
+        }
+        for (int register : COMPUTED) {
+            if (savedCmos[register] != 0) {
+                throw in.fail(String.format("CMOS byte 0x%02x is 0x%02x; the clock computes that register, and its byte is always 0",
+                        register, savedCmos[register] & 0xFF));
+            }
+        }
+        if ((savedCmos[STATUS_A] & A_UIP) != 0) {
+            throw in.fail(String.format("status register A is 0x%02x; its UIP bit is the clock's, never stored",
+                    savedCmos[STATUS_A] & 0xFF));
+        }
+        if (seconds < -MAX_OFFSET_SECONDS || seconds > MAX_OFFSET_SECONDS) {
+            throw in.fail("the guest's clock is " + seconds + " seconds from the host's, more than any date the guest can set");
+        }
+        Duration savedOffset = Duration.ofSeconds(seconds, nanos);
+        int year = LocalDateTime.ofInstant(clock.instant().plus(savedOffset), ZoneOffset.UTC).getYear();
+        if (year < 0 || year > MAX_YEAR) {
+            throw in.fail("the guest's clock offset of " + seconds + " seconds puts it in the year " + year + ", outside 0 to " + MAX_YEAR);
+        }
+        boolean set = (savedCmos[STATUS_B] & B_SET) != 0;
+        if (editing != set) {
+            throw in.fail(set ? "status register B holds updates (SET) and no latched time was saved"
+                    : "a latched time was saved and status register B does not hold updates (SET)");
+        }
+        if (savedLatched != null) {
+            for (int f = 0; f < savedLatched.length; f++) {
+                int max = f == F_HOUR ? 23 : f == F_YEAR ? MAX_YEAR : 255;
+                if (savedLatched[f] < 0 || savedLatched[f] > max) {
+                    throw in.fail("the latched " + FIELD_NAMES[f] + " is " + savedLatched[f] + ", outside 0 to " + max);
+                }
+            }
+        }
+        synchronized (this) {
+            index = savedIndex;
+            System.arraycopy(savedCmos, 0, cmos, 0, cmos.length);
+            offset = savedOffset;
+            latched = savedLatched;
         }
     }
 

@@ -3,6 +3,9 @@ package dev.panamax.devices;
 import dev.panamax.vm.InterruptLine;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.VmExit;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.util.Objects;
 import java.util.function.Consumer;
 
@@ -29,7 +32,7 @@ import java.util.function.Consumer;
  *
  * <p>Thread-safe: vCPU threads use the ports, a host thread may call {@link #sendCtrlAltDel()}.
  */
-public final class I8042 {
+public final class I8042 implements Stateful {
 
     public static final int DATA_PORT = 0x60;
     public static final int COMMAND_PORT = 0x64;
@@ -337,6 +340,78 @@ public final class I8042 {
 
     private void requestReset(String detail) {
         exits.accept(new VmExit(VmExit.Reason.RESET, -1, "the guest reset the machine through the i8042 controller: " + detail, null));
+    }
+
+    // ---- state ----
+
+    /**
+     * Writes the controller configuration byte, the output port, the mode byte, the controller and
+     * keyboard commands waiting for their data byte, whether the last write was a command, the
+     * keyboard's scanning state and scan code set, the output queue, the last byte read, and the
+     * interrupt line's level. The status register follows from these.
+     */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        out.u8(ctr).u8(outputPort).u8(mode).u8(pendingCommand).u8(pendingKeyboardCommand);
+        out.bool(lastWriteWasCommand).bool(scanning).u8(scanSet);
+        byte[] queued = new byte[queueCount];
+        for (int i = 0; i < queueCount; i++) {
+            queued[i] = queue[(queueHead + i) % queue.length];
+        }
+        out.bytes(queued).u8(lastData).bool(irqAsserted);
+    }
+
+    /**
+     * Takes the controller's state after checking it: the waiting commands must be ones that take a
+     * data byte, the scan code set 1 to 3, the queue at most {@value #OUTPUT_QUEUE} bytes, and the
+     * line level what the queue and configuration make it. A line that was high is raised again.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        int savedCtr = in.u8("the configuration byte");
+        int savedOutputPort = in.u8("the output port");
+        int savedMode = in.u8("the mode byte");
+        int savedCommand = in.u8("the pending controller command");
+        int savedKeyboardCommand = in.u8("the pending keyboard command");
+        boolean savedLastWasCommand = in.bool("the command flag");
+        boolean savedScanning = in.bool("the keyboard's scanning flag");
+        int savedScanSet = in.u8("the scan code set");
+        byte[] queued = in.bytes(OUTPUT_QUEUE, "the output queue");
+        int savedLastData = in.u8("the last data byte");
+        boolean savedLine = in.bool("the interrupt line level");
+        switch (savedCommand) {
+            case 0, CMD_WRITE_CTR, CMD_WRITE_MODE, CMD_WRITE_OUTPUT_PORT, CMD_WRITE_KBD_BUFFER, CMD_WRITE_AUX_BUFFER,
+                    CMD_WRITE_AUX_DEVICE -> { }
+            default -> throw in.fail(String.format("the pending controller command is 0x%02x, which takes no data byte", savedCommand));
+        }
+        switch (savedKeyboardCommand) {
+            case 0, KBD_SET_LEDS, KBD_SET_TYPEMATIC, KBD_SCAN_SET -> { }
+            default -> throw in.fail(String.format("the pending keyboard command is 0x%02x, which takes no parameter",
+                    savedKeyboardCommand));
+        }
+        if (savedScanSet < 1 || savedScanSet > 3) {
+            throw in.fail("the scan code set is " + savedScanSet + ", not 1, 2 or 3");
+        }
+        boolean level = queued.length > 0 && (savedCtr & CTR_KBDINT) != 0;
+        if (savedLine != level) {
+            throw in.fail("the interrupt line is saved " + (savedLine ? "high" : "low") + ", and the saved queue and"
+                    + " configuration byte make it " + (level ? "high" : "low"));
+        }
+        synchronized (this) {
+            ctr = savedCtr;
+            outputPort = savedOutputPort;
+            mode = savedMode;
+            pendingCommand = savedCommand;
+            pendingKeyboardCommand = savedKeyboardCommand;
+            lastWriteWasCommand = savedLastWasCommand;
+            scanning = savedScanning;
+            scanSet = savedScanSet;
+            System.arraycopy(queued, 0, queue, 0, queued.length);
+            queueHead = 0;
+            queueCount = queued.length;
+            lastData = savedLastData;
+            updateIrq(); // raises the line again when it was high
+        }
     }
 
     // ---- host side ----

@@ -2,6 +2,9 @@ package dev.panamax.devices;
 
 import dev.panamax.vm.InterruptLine;
 import dev.panamax.vm.PortIoDevice;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.util.Objects;
 
 /**
@@ -21,7 +24,7 @@ import java.util.Objects;
  * thread; register state is guarded by one lock. The hook is called on the vCPU thread that
  * transmitted, outside that lock.
  */
-public final class Uart16550 implements PortIoDevice {
+public final class Uart16550 implements PortIoDevice, Stateful {
 
     /** What the UART tells its owner about transmission (vm-superio's {@code SerialEvents} and writer in one). */
     public interface Events {
@@ -213,6 +216,11 @@ public final class Uart16550 implements PortIoDevice {
     }
 
     private int pendingInterrupt() {
+        return pendingInterrupt(ier, overrun, rxCount, thrInterruptPending, msrDelta);
+    }
+
+    /** The highest-priority enabled interrupt these registers make pending, as its IIR value. */
+    private static int pendingInterrupt(int ier, boolean overrun, int rxCount, boolean thrInterruptPending, int msrDelta) {
         if ((ier & IER_RLSI) != 0 && overrun) {
             return IIR_RLSI;
         }
@@ -345,6 +353,76 @@ public final class Uart16550 implements PortIoDevice {
         if (pending != irqAsserted) {
             irqAsserted = pending;
             irq.set(pending);
+        }
+    }
+
+    // ---- state ----
+
+    /**
+     * Writes IER, LCR, MCR, SCR, the divisor latch (DLL, DLM), whether the FIFOs are on, the
+     * overrun error, the THR-empty interrupt, the modem status deltas, the interrupt line's level,
+     * and the bytes waiting to be received. IIR, LSR and MSR follow from these.
+     */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        out.u8(ier).u8(lcr).u8(mcr).u8(scr).u8(dll).u8(dlm);
+        out.bool(fifoEnabled).bool(overrun).bool(thrInterruptPending).u8(msrDelta).bool(irqAsserted);
+        byte[] waiting = new byte[rxCount];
+        for (int i = 0; i < rxCount; i++) {
+            waiting[i] = rx[(rxHead + i) % rx.length];
+        }
+        out.bytes(waiting);
+    }
+
+    /**
+     * Takes the registers and received bytes after checking them: reserved bits clear, the line level
+     * what the pending interrupts make it, and no more bytes than this UART's receive buffer holds.
+     * When the line was high it is raised again, so the interrupt controller sees it as it was.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        int savedIer = in.u8("IER");
+        int savedLcr = in.u8("LCR");
+        int savedMcr = in.u8("MCR");
+        int savedScr = in.u8("SCR");
+        int savedDll = in.u8("DLL");
+        int savedDlm = in.u8("DLM");
+        boolean savedFifo = in.bool("the FIFO enable");
+        boolean savedOverrun = in.bool("the overrun error");
+        boolean savedThrPending = in.bool("the THR-empty interrupt");
+        int savedMsrDelta = in.u8("the modem status deltas");
+        boolean savedLine = in.bool("the interrupt line level");
+        byte[] waiting = in.bytes(rx.length, "the received bytes");
+        if ((savedIer & ~0x0F) != 0) {
+            throw in.fail(String.format("IER is 0x%02x; bits 4-7 are reserved on a 16550A and always 0", savedIer));
+        }
+        if ((savedMcr & ~0x1F) != 0) {
+            throw in.fail(String.format("MCR is 0x%02x; bits 5-7 are reserved and always 0", savedMcr));
+        }
+        int deltas = MSR_DCTS | MSR_DDSR | MSR_TERI | MSR_DDCD;
+        if ((savedMsrDelta & ~deltas) != 0) {
+            throw in.fail(String.format("the modem status deltas are 0x%02x; only bits 0-3 are deltas", savedMsrDelta));
+        }
+        boolean pending = pendingInterrupt(savedIer, savedOverrun, waiting.length, savedThrPending, savedMsrDelta) != IIR_NO_INT;
+        if (savedLine != pending) {
+            throw in.fail("the interrupt line is saved " + (savedLine ? "high" : "low") + ", and the saved registers have "
+                    + (pending ? "an enabled interrupt pending" : "no enabled interrupt pending"));
+        }
+        synchronized (this) {
+            ier = savedIer;
+            lcr = savedLcr;
+            mcr = savedMcr;
+            scr = savedScr;
+            dll = savedDll;
+            dlm = savedDlm;
+            fifoEnabled = savedFifo;
+            overrun = savedOverrun;
+            thrInterruptPending = savedThrPending;
+            msrDelta = savedMsrDelta;
+            System.arraycopy(waiting, 0, rx, 0, waiting.length);
+            rxHead = 0;
+            rxCount = waiting.length;
+            updateInterrupt(); // raises the line again when it was high
         }
     }
 

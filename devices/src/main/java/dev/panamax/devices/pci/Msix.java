@@ -1,6 +1,9 @@
 package dev.panamax.devices.pci;
 
 import dev.panamax.vm.MsiVector;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.util.function.Supplier;
 
 /**
@@ -10,8 +13,12 @@ import java.util.function.Supplier;
  * as a pending bit otherwise, then sent when the guest unmasks. Each vector is backed by an {@link
  * MsiVector} (in a VM, a KVM GSI route plus an irqfd), reprogrammed only when its message changed.
  * Thread-safe.
+ *
+ * <p>Saved state: the table, the PBA, and the enable and function-mask bits. A restore programs no
+ * vector: as after the guest's own writes, a vector's route is set by its first delivery, from the
+ * table entry then in force.
  */
-public final class Msix implements AutoCloseable {
+public final class Msix implements AutoCloseable, Stateful {
     public static final int CAPABILITY_ID = 0x11;
     public static final int ENTRY_SIZE = 16;
     /** The largest table MSI-X allows. */
@@ -20,6 +27,7 @@ public final class Msix implements AutoCloseable {
     private static final int CONTROL_ENABLE = 1 << 15;
     private static final int CONTROL_FUNCTION_MASK = 1 << 14;
     private static final int VECTOR_MASKED = 1;
+    private static final String[] ENTRY_FIELDS = {"message address (low)", "message address (high)", "message data", "vector control"};
 
     private final PciConfigSpace config;
     private final int capability;
@@ -106,6 +114,78 @@ public final class Msix implements AutoCloseable {
             pending[vector >>> 6] |= 1L << vector;
         } else {
             deliver(vector);
+        }
+    }
+
+    /**
+     * Writes the table size, each entry (address low, address high, data, vector control), the PBA's
+     * 64-bit words, and the enable and function-mask bits.
+     */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        out.i32(vectors);
+        for (int dword : table) {
+            out.i32(dword);
+        }
+        for (long word : pending) {
+            out.i64(word);
+        }
+        out.bool(enabled);
+        out.bool(functionMasked);
+    }
+
+    /**
+     * Takes the table, PBA and control bits after checking them: the table size must be this
+     * function's, vector control words may hold the mask bit only, the PBA no bit past the table,
+     * and no vector may be pending while nothing masks it (it would have been delivered). The
+     * enable and function-mask bits go into the capability's control word too, so restore the
+     * configuration space before this.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        int size = in.i32("the MSI-X table size");
+        if (size != vectors) {
+            throw in.fail("the MSI-X table has " + Integer.toUnsignedString(size) + " vectors in the snapshot, and this function's has "
+                    + vectors);
+        }
+        int[] savedTable = new int[table.length];
+        for (int v = 0; v < vectors; v++) {
+            for (int d = 0; d < 4; d++) {
+                savedTable[4 * v + d] = in.i32("MSI-X vector " + v + "'s " + ENTRY_FIELDS[d]);
+            }
+            int control = savedTable[4 * v + 3];
+            if ((control & ~VECTOR_MASKED) != 0) {
+                throw in.fail(String.format("MSI-X vector %d's vector control is 0x%x; only its mask bit (1) can be set", v, control));
+            }
+        }
+        long[] savedPending = new long[pending.length];
+        for (int w = 0; w < pending.length; w++) {
+            savedPending[w] = in.i64("MSI-X pending bits " + 64 * w + "-" + (64 * w + 63));
+        }
+        boolean savedEnabled = in.bool("the MSI-X enable bit");
+        boolean savedFunctionMasked = in.bool("the MSI-X function mask");
+        for (int w = 0; w < pending.length; w++) {
+            long beyond = vectors >= 64 * (w + 1) ? 0 : savedPending[w] & -(1L << (vectors - 64 * w));
+            if (beyond != 0) {
+                throw in.fail("MSI-X vector " + (64 * w + Long.numberOfTrailingZeros(beyond)) + " is pending, past the table's "
+                        + vectors + " vectors");
+            }
+        }
+        if (savedEnabled && !savedFunctionMasked) {
+            for (int v = 0; v < vectors; v++) {
+                if ((savedPending[v >>> 6] & 1L << v) != 0 && (savedTable[4 * v + 3] & VECTOR_MASKED) == 0) {
+                    throw in.fail("MSI-X vector " + v + " is pending while MSI-X is enabled and neither the function nor the vector"
+                            + " is masked: it would have been delivered");
+                }
+            }
+        }
+        int control = config.get(capability + 2, 2) & ~(CONTROL_ENABLE | CONTROL_FUNCTION_MASK);
+        config.put(capability + 2, 2, control | (savedEnabled ? CONTROL_ENABLE : 0) | (savedFunctionMasked ? CONTROL_FUNCTION_MASK : 0));
+        synchronized (this) {
+            System.arraycopy(savedTable, 0, table, 0, table.length);
+            System.arraycopy(savedPending, 0, pending, 0, pending.length);
+            enabled = savedEnabled;
+            functionMasked = savedFunctionMasked;
         }
     }
 

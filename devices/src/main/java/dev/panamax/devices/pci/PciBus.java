@@ -3,6 +3,9 @@ package dev.panamax.devices.pci;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.MmioDevice;
 import dev.panamax.vm.PortIoDevice;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.lang.System.Logger.Level;
 import java.util.Arrays;
 
@@ -13,8 +16,13 @@ import java.util.Arrays;
  * 1-31 (function 0) and their BARs are placed, as firmware would, in the bus's MMIO window; when
  * the guest moves a BAR, the bus moves its MMIO mapping once memory decoding is on again.
  * Thread-safe: vCPU threads may access it concurrently.
+ *
+ * <p>The bus's saved state is its own: the configuration address latch and the host bridge's
+ * configuration space, with the identity of the function in each slot to check the restoring VM
+ * has the same ones. Each function saves its configuration space itself; restoring it maps its
+ * BARs on this bus where they were.
  */
-public final class PciBus implements PortIoDevice {
+public final class PciBus implements PortIoDevice, Stateful {
     public static final int PORT = 0xcf8;
     public static final int PORT_COUNT = 8;
     public static final int SLOTS = 32;
@@ -22,6 +30,8 @@ public final class PciBus implements PortIoDevice {
     private static final System.Logger LOG = System.getLogger(PciBus.class.getName());
     private static final int ENABLE = 1 << 31;
     private static final int BAR_REGISTERS_END = 0x28;
+    /** A slot's identity in saved state when it holds no function: what an empty slot reads, all ones. */
+    private static final int EMPTY_SLOT = -1;
 
     private final AddressBus<MmioDevice> mmio;
     private final long windowStart;
@@ -75,10 +85,56 @@ public final class PciBus implements PortIoDevice {
         }
         nextFree = next;
         slots[slot] = device;
+        config.placedOn(windowStart, windowEnd, this::remapAfterRestore);
         // Firmware leaves decoding on, so the devices work even before the guest touches the command register.
         config.put(PciConfigSpace.COMMAND, 2, config.command() | PciConfigSpace.COMMAND_MEMORY);
         remap(slot);
         return slot;
+    }
+
+    /**
+     * Writes the configuration address latch, for each slot after the host bridge's the vendor and
+     * device ID of the function in it (all ones for none), and the host bridge's configuration space.
+     */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        out.i32(configAddress);
+        out.i32(SLOTS);
+        for (int slot = 1; slot < SLOTS; slot++) {
+            out.i32(slots[slot] == null ? EMPTY_SLOT : slots[slot].config().get(PciConfigSpace.VENDOR_ID, 4));
+        }
+        slots[0].config().saveState(out);
+    }
+
+    /**
+     * Takes the configuration address latch and the host bridge's configuration space, after checking
+     * that every slot holds a function with the same vendor and device ID as at the save.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        int address = in.i32("the configuration address");
+        int count = in.i32("the slot count");
+        if (count != SLOTS) {
+            throw in.fail("the snapshot's PCI bus has " + Integer.toUnsignedString(count) + " slots, and this one has " + SLOTS);
+        }
+        synchronized (this) {
+            for (int slot = 1; slot < SLOTS; slot++) {
+                int saved = in.i32("the identity of slot " + slot);
+                int here = slots[slot] == null ? EMPTY_SLOT : slots[slot].config().get(PciConfigSpace.VENDOR_ID, 4);
+                if (saved != here) {
+                    throw in.fail("slot " + slot + " holds " + identity(saved) + " in the snapshot, and " + identity(here)
+                            + (slots[slot] == null ? "" : " (" + slots[slot].name() + ")") + " in this VM");
+                }
+            }
+            // Checks the host bridge's bytes before it takes them, so a refusal leaves the bus as it was.
+            slots[0].config().restoreState(in);
+            configAddress = address;
+        }
+    }
+
+    private static String identity(int vendorAndDevice) {
+        return vendorAndDevice == EMPTY_SLOT ? "no function"
+                : String.format("function %04x:%04x", vendorAndDevice & 0xffff, vendorAndDevice >>> 16);
     }
 
     /** The device in {@code slot}, or null. */
@@ -152,36 +208,75 @@ public final class PciBus implements PortIoDevice {
 
     /** Brings the MMIO mappings of {@code slot}'s BARs in line with its configuration space. */
     private synchronized void remap(int slot) {
-        PciDevice device = slots[slot];
-        PciConfigSpace config = device.config();
-        boolean decoding = (config.command() & PciConfigSpace.COMMAND_MEMORY) != 0;
-        for (PciConfigSpace.Bar bar : config.bars()) {
-            int i = bar.index();
-            long wanted = decoding ? config.barAddress(i) : -1;
-            if (wanted == mapped[slot][i]) {
+        remap(slot, slot, false);
+    }
+
+    /**
+     * After a restore of any function's configuration space: brings every function's mappings in line
+     * with its configuration space, as if each had been programmed on an empty bus. Mappings that
+     * move are all taken down before any is put up, so functions restored one at a time can trade
+     * places; while some are not yet restored, a BAR may collide with another's old place, which the
+     * next restore sets right, so collisions are not warned about here.
+     */
+    private synchronized void remapAfterRestore() {
+        remap(1, SLOTS - 1, true);
+    }
+
+    /**
+     * Brings the mappings of slots {@code first} to {@code last} in line with their configuration
+     * spaces: first takes down every mapping that moves or ends, then maps what should be, in slot
+     * and BAR order, and tells each function of each BAR whose mapping changed.
+     */
+    private void remap(int first, int last, boolean restoring) {
+        long[][] wanted = new long[SLOTS][];
+        for (int slot = first; slot <= last; slot++) {
+            PciDevice device = slots[slot];
+            if (device == null) {
                 continue;
             }
-            if (mapped[slot][i] != -1) {
-                mmio.unregisterAt(mapped[slot][i]);
-                mapped[slot][i] = -1;
-            }
-            if (wanted != -1) {
-                if (wanted < windowStart || wanted + bar.size() > windowEnd || wanted + bar.size() < wanted) {
-                    LOG.log(Level.WARNING, "{0}: BAR {1} moved to 0x{2}, outside the PCI window; it stays unmapped",
-                            device.name(), i, Long.toHexString(wanted));
-                    wanted = -1;
-                } else {
-                    try {
-                        mmio.register(wanted, bar.size(), device.barHandler(i), device.name() + " BAR " + i);
-                    } catch (IllegalArgumentException e) {
-                        LOG.log(Level.WARNING, "{0}: BAR {1} at 0x{2} overlaps another device; it stays unmapped",
-                                device.name(), i, Long.toHexString(wanted));
-                        wanted = -1;
+            PciConfigSpace config = device.config();
+            boolean decoding = (config.command() & PciConfigSpace.COMMAND_MEMORY) != 0;
+            wanted[slot] = new long[PciConfigSpace.BAR_COUNT];
+            Arrays.fill(wanted[slot], -1);
+            for (PciConfigSpace.Bar bar : config.bars()) {
+                int i = bar.index();
+                wanted[slot][i] = decoding ? config.barAddress(i) : -1;
+                if (mapped[slot][i] != -1 && mapped[slot][i] != wanted[slot][i]) {
+                    mmio.unregisterAt(mapped[slot][i]);
+                    mapped[slot][i] = -1;
+                    if (wanted[slot][i] == -1) {
+                        device.barMapped(i, -1);
                     }
                 }
-                mapped[slot][i] = wanted;
             }
-            device.barMapped(i, wanted);
+        }
+        for (int slot = first; slot <= last; slot++) {
+            if (wanted[slot] == null) {
+                continue;
+            }
+            PciDevice device = slots[slot];
+            for (PciConfigSpace.Bar bar : device.config().bars()) {
+                int i = bar.index();
+                long address = wanted[slot][i];
+                if (address == -1 || address == mapped[slot][i]) {
+                    continue;
+                }
+                if (address < windowStart || address + bar.size() > windowEnd || address + bar.size() < address) {
+                    LOG.log(restoring ? Level.DEBUG : Level.WARNING, "{0}: BAR {1} moved to 0x{2}, outside the PCI window; it stays unmapped",
+                            device.name(), i, Long.toHexString(address));
+                    address = -1;
+                } else {
+                    try {
+                        mmio.register(address, bar.size(), device.barHandler(i), device.name() + " BAR " + i);
+                    } catch (IllegalArgumentException e) {
+                        LOG.log(restoring ? Level.DEBUG : Level.WARNING, "{0}: BAR {1} at 0x{2} overlaps another device; it stays unmapped",
+                                device.name(), i, Long.toHexString(address));
+                        address = -1;
+                    }
+                }
+                mapped[slot][i] = address;
+                device.barMapped(i, address);
+            }
         }
     }
 

@@ -1,5 +1,8 @@
 package dev.panamax.devices.pci;
 
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -8,9 +11,10 @@ import java.util.List;
  * The 256-byte configuration space of a conventional PCI function (type 0 header): identity, the
  * command register, memory BARs and a capability list. Each byte has a write mask, so read-only
  * fields stay put and BAR sizing works as on hardware: after the guest writes all ones, a BAR reads
- * back the complement of its size minus one, with its type bits. Thread-safe.
+ * back the complement of its size minus one, with its type bits. Its saved state is the 256 bytes;
+ * a restore takes only bytes whose read-only bits equal this function's. Thread-safe.
  */
-public final class PciConfigSpace {
+public final class PciConfigSpace implements Stateful {
     public static final int SIZE = 256;
 
     static final int VENDOR_ID = 0x00;
@@ -51,6 +55,10 @@ public final class PciConfigSpace {
     private final Bar[] bars = new Bar[BAR_COUNT];
     private final List<Capability> capabilities = new ArrayList<>();
     private int nextCapability = CAPABILITIES_START;
+    /** Where the bus that placed this function lets its BARs decode, and how it re-maps them; unset off a bus. */
+    private long windowStart;
+    private long windowEnd;
+    private Runnable remap;
 
     /**
      * @param classCode base class, subclass and programming interface, as 0xBBSSPP
@@ -150,6 +158,94 @@ public final class PciConfigSpace {
         capabilities.add(new Capability(offset, length, listener));
         nextCapability = (offset + length + 3) & ~3;
         return offset;
+    }
+
+    /**
+     * Called by the bus that placed this function: with memory decoding on, a restored BAR must lie
+     * in {@code [windowStart, windowEnd)}, and {@code remap} brings the bus's mappings in line after
+     * a restore.
+     */
+    synchronized void placedOn(long windowStart, long windowEnd, Runnable remap) {
+        this.windowStart = windowStart;
+        this.windowEnd = windowEnd;
+        this.remap = remap;
+    }
+
+    /** Writes the 256 bytes as the guest sees them: command, BAR addresses, interrupt line, capabilities. */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        out.bytes(bytes);
+    }
+
+    /**
+     * Takes the 256 bytes after checking them against this function: every read-only bit (identity,
+     * class, BAR types and sizes, the capability list, writable fields' reserved bits) must equal this
+     * function's, and with memory decoding on every BAR must lie in the window of the bus that placed
+     * it. Then the bus maps the BARs where they were. Capability listeners are not called: the owners
+     * of capabilities ({@link Msix}) restore their own state after this.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        byte[] saved = in.bytesOfSize(SIZE, "the configuration space");
+        Runnable placed;
+        synchronized (this) {
+            for (int at = 0; at < SIZE; at++) {
+                int readOnly = ~writable[at] & 0xff;
+                if (((saved[at] ^ bytes[at]) & readOnly) != 0) {
+                    throw in.fail(String.format("the read-only bits of %s (byte 0x%02x) are 0x%02x, and this function's are 0x%02x:"
+                            + " the snapshot is of another device", fieldAt(at), at, saved[at] & readOnly, bytes[at] & readOnly));
+                }
+            }
+            int command = (saved[COMMAND] & 0xff) | (saved[COMMAND + 1] & 0xff) << 8;
+            if (remap != null && (command & COMMAND_MEMORY) != 0) {
+                for (Bar bar : bars()) {
+                    long address = barAddress(saved, bar);
+                    if (address < windowStart || address > windowEnd - bar.size()) {
+                        throw in.fail(String.format("BAR %d is at 0x%x with memory decoding on, outside the PCI window"
+                                + " [0x%x, 0x%x) its %d bytes must lie in", bar.index(), address, windowStart, windowEnd, bar.size()));
+                    }
+                }
+            }
+            System.arraycopy(saved, 0, bytes, 0, SIZE);
+            placed = remap;
+        }
+        if (placed != null) {
+            placed.run();
+        }
+    }
+
+    private static long barAddress(byte[] space, Bar bar) {
+        long address = 0;
+        for (int i = (bar.is64Bit() ? 8 : 4) - 1; i >= 0; i--) {
+            address = address << 8 | (space[BAR0 + 4 * bar.index() + i] & 0xff);
+        }
+        return address & ~0xfL;
+    }
+
+    /** The field at {@code offset}, for messages. */
+    private String fieldAt(int offset) {
+        for (Capability c : capabilities) {
+            if (offset >= c.offset() && offset < c.offset() + c.length()) {
+                return String.format("the capability (ID 0x%02x) at 0x%02x", bytes[c.offset()] & 0xff, c.offset());
+            }
+        }
+        if (offset >= BAR0 && offset < BAR0 + 4 * BAR_COUNT) {
+            return "BAR " + (offset - BAR0) / 4;
+        }
+        return switch (offset) {
+            case 0x00, 0x01 -> "the vendor ID";
+            case 0x02, 0x03 -> "the device ID";
+            case 0x04, 0x05 -> "the command register";
+            case 0x06, 0x07 -> "the status register";
+            case 0x08 -> "the revision ID";
+            case 0x09, 0x0a, 0x0b -> "the class code";
+            case 0x0e -> "the header type";
+            case 0x2c, 0x2d -> "the subsystem vendor ID";
+            case 0x2e, 0x2f -> "the subsystem ID";
+            case CAPABILITIES_POINTER -> "the capabilities pointer";
+            case INTERRUPT_PIN -> "the interrupt pin";
+            default -> offset < CAPABILITIES_START ? "a reserved header byte" : "an unused byte";
+        };
     }
 
     /** Reads {@code size} (1, 2 or 4) bytes at {@code offset}, little-endian; the device's own view. */

@@ -1,9 +1,13 @@
 package dev.panamax.devices.pci;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.MmioDevice;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeEach;
@@ -207,5 +211,67 @@ class PciBusTest {
         }
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> bus.add(function))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("no free PCI slot");
+    }
+
+    private static byte[] save(PciBus bus) {
+        StateWriter out = new StateWriter();
+        bus.saveState(out);
+        return out.toByteArray();
+    }
+
+    private static void restore(PciBus bus, byte[] state) {
+        StateReader in = new StateReader(state, "the snapshot");
+        bus.restoreState(in);
+        in.end();
+    }
+
+    @Test
+    void aRestoredBusKeepsTheAddressLatchAndTheHostBridgesRegisters() {
+        bus.add(function);
+        writeConfig(0, 0x04, PciConfigSpace.COMMAND_BUS_MASTER);
+        writeConfig(0, 0x3c, 0xff);
+        select(1, 0x08); // the guest left the latch pointing at slot 1's class code
+        PciBus fresh = new PciBus(new AddressBus<>("MMIO bus"), WINDOW, WINDOW + 0x1000_0000L);
+        fresh.add(new TestFunction());
+
+        restore(fresh, save(bus));
+
+        assertThat(fresh.in(0, 4)).isEqualTo(bus.in(0, 4)).isEqualTo(0x8000_0808);
+        assertThat(fresh.in(4, 4)).isEqualTo(bus.in(4, 4));
+        for (int register = 0; register < PciConfigSpace.SIZE; register += 4) {
+            fresh.out(0, 4, 0x8000_0000 | register);
+            assertThat(fresh.in(4, 4)).as("host bridge register 0x%x", register).isEqualTo(readConfig(0, register));
+        }
+    }
+
+    @Test
+    void aBusWithOtherFunctionsIsRefusedAndKeepsItsState() {
+        bus.add(function);
+        select(1, 0);
+        byte[] state = save(bus);
+        PciBus empty = new PciBus(new AddressBus<>("MMIO bus"), WINDOW, WINDOW + 0x1000_0000L);
+        assertThatThrownBy(() -> restore(empty, state))
+                .isInstanceOf(StateFormatException.class)
+                .hasMessage("the snapshot: slot 1 holds function 1af4:1042 in the snapshot, and no function in this VM");
+        assertThat(empty.in(0, 4)).as("the latch is untouched").isZero();
+
+        PciBus other = new PciBus(new AddressBus<>("MMIO bus"), WINDOW, WINDOW + 0x1000_0000L);
+        other.add(function);
+        other.add(new TestFunction());
+        assertThatThrownBy(() -> restore(other, state))
+                .hasMessage("the snapshot: slot 2 holds no function in the snapshot, and function 1af4:1042 (test function) in this VM");
+    }
+
+    @Test
+    void aSlotCountOrHostBridgeOfAnotherBusIsRefused() {
+        byte[] state = save(bus);
+        byte[] slots = state.clone();
+        slots[7] = 64; // the slot count, after the latch
+        assertThatThrownBy(() -> restore(bus, slots))
+                .hasMessage("the snapshot: the snapshot's PCI bus has 64 slots, and this one has 32");
+        byte[] bridge = state.clone();
+        bridge[8 + 4 * 31 + 4 + 0x0a] = 0x01; // the host bridge's subclass
+        assertThatThrownBy(() -> restore(bus, bridge))
+                .hasMessageContaining("the read-only bits of the class code (byte 0x0a) are 0x01, and this function's are 0x00");
     }
 }
