@@ -48,6 +48,7 @@ public final class GuestMemory implements AutoCloseable {
     private record Retained(WeakReference<MemorySegment> segment, long address, long length) {}
 
     private static final VarHandle WORDS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final int PAGE_SHIFT = 12;
 
     private volatile Slot[] slots = new Slot[0];
     /** Checked on every write; off, marking costs this one volatile read. */
@@ -123,13 +124,16 @@ public final class GuestMemory implements AutoCloseable {
         return s;
     }
 
-    /** The region of a write of {@code [address, address + length)}, its pages marked while tracking. */
-    private Region written(long address, long length) {
-        Slot s = slot(address, length);
+    /**
+     * Marks the pages of {@code [address, address + length)} while tracking. Called after the write,
+     * so that a take racing with it either sees the mark or leaves it for the next take: marking
+     * first, a take between the mark and the write would copy the page without the write and clear
+     * its mark.
+     */
+    private void marked(Slot s, long address, long length) {
         if (tracking) {
             mark(s, address, length);
         }
-        return s.region();
     }
 
     private static void mark(Slot s, long address, long length) {
@@ -148,8 +152,6 @@ public final class GuestMemory implements AutoCloseable {
         }
     }
 
-    private static final int PAGE_SHIFT = 12;
-
     /**
      * A zero-copy view of {@code [address, address + length)}, for device I/O. It stops working
      * (throws) once the memory is closed, so a device holding one cannot touch unmapped pages.
@@ -158,8 +160,9 @@ public final class GuestMemory implements AutoCloseable {
      * snapshot takes the pages). A view kept and written for longer is a {@link #retainedSlice}.
      */
     public MemorySegment slice(long address, long length) {
-        Region r = written(address, length);
-        return r.backing().segment().asSlice(address - r.guestAddress(), length);
+        Slot s = slot(address, length);
+        marked(s, address, length);
+        return s.region().backing().segment().asSlice(address - s.region().guestAddress(), length);
     }
 
     /**
@@ -210,8 +213,9 @@ public final class GuestMemory implements AutoCloseable {
     /**
      * The pages written through this object since tracking started or since the last take,
      * including every live {@link #retainedSlice}, per region by guest address; the bitmaps start
-     * over from clean. Each word is swapped atomically, so a write that races with the take is
-     * reported either now or in the next take, never lost.
+     * over from clean. Each word is swapped atomically and a write is marked after it lands, so a
+     * write through this object that races with the take is reported now or in the next take, never
+     * lost; a slice is marked when handed out, so its writes must end before the take.
      */
     public synchronized DirtyPages takeWrittenPages() {
         if (!tracking) {
@@ -257,23 +261,27 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     public void writeByte(long address, byte value) {
-        Region r = written(address, 1);
-        r.backing().segment().set(JAVA_BYTE, address - r.guestAddress(), value);
+        Slot s = slot(address, 1);
+        s.region().backing().segment().set(JAVA_BYTE, address - s.region().guestAddress(), value);
+        marked(s, address, 1);
     }
 
     public void writeShort(long address, short value) {
-        Region r = written(address, 2);
-        r.backing().segment().set(JAVA_SHORT_UNALIGNED, address - r.guestAddress(), value);
+        Slot s = slot(address, 2);
+        s.region().backing().segment().set(JAVA_SHORT_UNALIGNED, address - s.region().guestAddress(), value);
+        marked(s, address, 2);
     }
 
     public void writeInt(long address, int value) {
-        Region r = written(address, 4);
-        r.backing().segment().set(JAVA_INT_UNALIGNED, address - r.guestAddress(), value);
+        Slot s = slot(address, 4);
+        s.region().backing().segment().set(JAVA_INT_UNALIGNED, address - s.region().guestAddress(), value);
+        marked(s, address, 4);
     }
 
     public void writeLong(long address, long value) {
-        Region r = written(address, 8);
-        r.backing().segment().set(JAVA_LONG_UNALIGNED, address - r.guestAddress(), value);
+        Slot s = slot(address, 8);
+        s.region().backing().segment().set(JAVA_LONG_UNALIGNED, address - s.region().guestAddress(), value);
+        marked(s, address, 8);
     }
 
     /** Copies {@code length} bytes from guest memory at {@code address} into {@code target[offset..]}. */
@@ -284,7 +292,9 @@ public final class GuestMemory implements AutoCloseable {
 
     /** Copies {@code source[offset..offset + length)} into guest memory at {@code address}. */
     public void write(long address, byte[] source, int offset, int length) {
-        MemorySegment.copy(source, offset, slice(address, length), JAVA_BYTE, 0, length);
+        Slot s = slot(address, length);
+        MemorySegment.copy(source, offset, s.region().backing().segment(), JAVA_BYTE, address - s.region().guestAddress(), length);
+        marked(s, address, length);
     }
 
     public void write(long address, byte[] source) {

@@ -91,6 +91,25 @@ class MemorySnapshotTest {
     }
 
     @Test
+    void aRestoredVmCanBeSnapshotOverTheFileItRunsFrom() throws IOException {
+        Path file = dir.resolve("memory");
+        try (Vm original = vmWithProgram()) {
+            original.memory().writeByte(0x3000, (byte) 41);
+            MemoryFile.writeFull(original.memory(), file);
+        }
+        try (Vm restored = Vm.create()) {
+            new MemoryMap(List.of(new MemoryMap.Entry(0, SIZE, 0))).mapInto(restored, file, false);
+            runToHalt(restored); // writes 42 at 0x4000, in its private copy
+
+            MemoryFile.writeFull(restored.memory(), file);
+
+            assertThat(restored.memory().readByte(0x3000)).as("a page the restored VM never wrote, after the file was replaced")
+                    .isEqualTo((byte) 41);
+            assertThat(Files.readAllBytes(file)[0x4000]).as("the new file holds the restored guest's write").isEqualTo((byte) 42);
+        }
+    }
+
+    @Test
     void pagesOfZerosAreHolesInTheMemoryFile() throws IOException {
         Path file = dir.resolve("memory");
         try (Vm vm = Vm.create()) {

@@ -83,7 +83,10 @@ public final class MappedMemory implements AutoCloseable {
      * snapshot's memory file: pages are read from the file when first touched, a write copies its
      * page, and the file never changes, so one file can back many mappings at once, each seeing its
      * own writes only. {@code eager} reads every page in now ({@code MAP_POPULATE}) instead of on
-     * first touch. The file must not shrink while mapped: a page past its end would then fault.
+     * first touch; for a private writable mapping the kernel then makes every page's private copy
+     * too, so an eager mapping costs its whole size in memory at once, as loading the file would.
+     * The file must not shrink while mapped: a page past its end would then fault. (A memory file
+     * is replaced by renaming a new one over it, which leaves a mapped old file whole.)
      *
      * @throws IllegalArgumentException when offset or size is not page-aligned, or the file is
      *     shorter than {@code offset + size}
