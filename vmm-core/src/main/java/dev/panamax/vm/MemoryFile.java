@@ -26,6 +26,8 @@ public final class MemoryFile {
     private static final MemorySegment ZERO_PAGE = MemorySegment.ofArray(new byte[(int) PAGE]);
     /** Pages copied in one step of a merge. */
     private static final int MERGE_CHUNK = 256;
+    /** The most pages written in one call: a buffer over memory holds at most 2 GiB. */
+    static final long WRITE_PAGES = 4096;
 
     /**
      * Writes all of {@code memory} to {@code file} and returns its map. The vCPUs must be paused and
@@ -76,12 +78,13 @@ public final class MemoryFile {
                     long run = -1; // the first page of the run of pages to write, or -1
                     for (long page = 0; page <= count; page++) {
                         boolean wanted = page < count && (dirty == null || dirty.isDirty(page)) && !isZero(region, page * PAGE);
-                        if (wanted && run < 0) {
-                            run = page;
-                        } else if (!wanted && run >= 0) {
+                        if (run >= 0 && (!wanted || page - run == WRITE_PAGES)) {
                             writeFully(out, region.asSlice(run * PAGE, (page - run) * PAGE).asByteBuffer(),
                                     entry.fileOffset() + run * PAGE);
                             run = -1;
+                        }
+                        if (wanted && run < 0) {
+                            run = page;
                         }
                     }
                 }
@@ -127,8 +130,8 @@ public final class MemoryFile {
                 long count = entry.size() / PAGE;
                 long run = -1;
                 for (long page = 0; page <= count; page++) {
-                    boolean wanted = page < count && dirty.isDirty(page) && (run < 0 || page - run < MERGE_CHUNK);
-                    if (!wanted && run >= 0) {
+                    boolean wanted = page < count && dirty.isDirty(page);
+                    if (run >= 0 && (!wanted || page - run == MERGE_CHUNK)) {
                         long position = entry.fileOffset() + run * PAGE;
                         buffer.clear().limit((int) ((page - run) * PAGE));
                         while (buffer.hasRemaining()) {
@@ -139,7 +142,7 @@ public final class MemoryFile {
                         writeFully(out, buffer.flip(), position);
                         run = -1;
                     }
-                    if (page < count && dirty.isDirty(page) && run < 0) {
+                    if (wanted && run < 0) {
                         run = page;
                     }
                 }

@@ -3,6 +3,7 @@ package dev.panamax.vm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.sys.MappedMemory;
 import dev.panamax.sys.SparseFile;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
@@ -124,6 +125,22 @@ class MemorySnapshotTest {
             assertThat(sparse.nextData(0x21000, SIZE)).isEqualTo(SIZE);
         }
         assertThat(Files.list(dir)).as("files beside the memory file").containsExactly(file);
+    }
+
+    @Test
+    void aRunOfDataLongerThanOneWriteIsWrittenWhole() throws IOException {
+        long pages = MemoryFile.WRITE_PAGES + 3;
+        byte[] expected = new byte[(int) (pages * 4096)];
+        for (int page = 0; page < pages; page++) {
+            Arrays.fill(expected, page * 4096, (page + 1) * 4096, (byte) (page % 251 + 1)); // no page of zeros
+        }
+        Path file = dir.resolve("memory");
+        try (GuestMemory memory = new GuestMemory()) {
+            memory.addRegion(0, MappedMemory.anonymous(pages * 4096));
+            memory.write(0, expected);
+            MemoryFile.writeFull(memory, file);
+        }
+        assertThat(Arrays.mismatch(Files.readAllBytes(file), expected)).as("first byte of the file unlike the memory").isEqualTo(-1);
     }
 
     @Test
