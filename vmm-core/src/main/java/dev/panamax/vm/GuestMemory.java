@@ -7,6 +7,9 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 import dev.panamax.sys.MappedMemory;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -16,6 +19,12 @@ import java.util.List;
  * mapping. Every access is bounds-checked against the regions and a range that is not wholly inside
  * one region throws {@link GuestMemoryException}, so guest-supplied addresses never reach host
  * memory unchecked. Values are little-endian (x86). Safe for concurrent use; regions are only added.
+ *
+ * <p>While {@linkplain #startTracking() tracking} is on, every write through this object marks its
+ * pages in a bitmap per region: these are the pages Panamax's own devices wrote (virtio-blk reads,
+ * virtio-net receive), which KVM's dirty log does not see. A {@link #slice} may be written by its
+ * holder, so its pages are marked when it is handed out; a {@link #retainedSlice} (a ring a device
+ * keeps and writes for as long as it runs) is marked again at every {@link #takeWrittenPages()}.
  */
 public final class GuestMemory implements AutoCloseable {
 
@@ -32,7 +41,19 @@ public final class GuestMemory implements AutoCloseable {
         }
     }
 
-    private volatile Region[] regions = new Region[0];
+    /** A region and the bitmap of its pages written through this object (bit i of word i / 64 is page i). */
+    private record Slot(Region region, long[] written) {}
+
+    /** A {@link #retainedSlice}: its range is marked at every take for as long as its holder keeps the segment. */
+    private record Retained(WeakReference<MemorySegment> segment, long address, long length) {}
+
+    private static final VarHandle WORDS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final int PAGE_SHIFT = 12;
+
+    private volatile Slot[] slots = new Slot[0];
+    /** Checked on every write; off, marking costs this one volatile read. */
+    private volatile boolean tracking;
+    private final List<Retained> retained = new ArrayList<>(); // guarded by this
 
     /**
      * Adds a region backed by {@code backing} at {@code guestAddress}.
@@ -44,34 +65,36 @@ public final class GuestMemory implements AutoCloseable {
         if (guestAddress < 0 || guestAddress % 4096 != 0 || guestAddress > Long.MAX_VALUE - size) {
             throw new IllegalArgumentException(String.format("bad guest memory region at 0x%x, size 0x%x", guestAddress, size));
         }
-        for (Region r : regions) {
+        for (Slot s : slots) {
+            Region r = s.region();
             if (guestAddress < r.end() && r.guestAddress() < guestAddress + size) {
                 throw new IllegalArgumentException(String.format(
                         "guest memory region [0x%x, 0x%x) overlaps [0x%x, 0x%x)", guestAddress, guestAddress + size, r.guestAddress(), r.end()));
             }
         }
         Region region = new Region(guestAddress, size, backing);
-        List<Region> all = new ArrayList<>(List.of(regions));
-        all.add(region);
-        all.sort(Comparator.comparingLong(Region::guestAddress));
-        regions = all.toArray(Region[]::new);
+        List<Slot> all = new ArrayList<>(List.of(slots));
+        all.add(new Slot(region, new long[DirtyPages.words(size)])); // 32 KiB of bitmap per GiB
+        all.sort(Comparator.comparingLong(s -> s.region().guestAddress()));
+        slots = all.toArray(Slot[]::new);
         return region;
     }
 
     /** Takes back a region KVM refused, before any guest ran; its backing stays with the caller. */
     synchronized void removeRegion(Region region) {
-        regions = java.util.Arrays.stream(regions).filter(r -> r != region).toArray(Region[]::new);
+        slots = java.util.Arrays.stream(slots).filter(s -> s.region() != region).toArray(Slot[]::new);
     }
 
+    /** The regions, by guest address. */
     public List<Region> regions() {
-        return List.of(regions);
+        return java.util.Arrays.stream(slots).map(Slot::region).toList();
     }
 
     /** Total bytes of guest RAM. */
     public long size() {
         long total = 0;
-        for (Region r : regions) {
-            total += r.size();
+        for (Slot s : slots) {
+            total += s.region().size();
         }
         return total;
     }
@@ -80,30 +103,141 @@ public final class GuestMemory implements AutoCloseable {
         return find(address, length) != null;
     }
 
-    private Region find(long address, long length) {
-        for (Region r : regions) {
-            if (r.contains(address, length)) {
-                return r;
+    private Slot find(long address, long length) {
+        for (Slot s : slots) {
+            if (s.region().contains(address, length)) {
+                return s;
             }
         }
         return null;
     }
 
     private Region region(long address, long length) {
-        Region r = find(address, length);
-        if (r == null) {
+        return slot(address, length).region();
+    }
+
+    private Slot slot(long address, long length) {
+        Slot s = find(address, length);
+        if (s == null) {
             throw new GuestMemoryException(address, length);
         }
-        return r;
+        return s;
+    }
+
+    /**
+     * Marks the pages of {@code [address, address + length)} while tracking. Called after the write,
+     * so that a take racing with it either sees the mark or leaves it for the next take: marking
+     * first, a take between the mark and the write would copy the page without the write and clear
+     * its mark.
+     */
+    private void marked(Slot s, long address, long length) {
+        if (tracking) {
+            mark(s, address, length);
+        }
+    }
+
+    private static void mark(Slot s, long address, long length) {
+        if (length <= 0) {
+            return;
+        }
+        long offset = address - s.region().guestAddress();
+        long last = (offset + length - 1) >>> PAGE_SHIFT;
+        for (long page = offset >>> PAGE_SHIFT; page <= last; page++) {
+            int word = (int) (page >>> 6);
+            long bit = 1L << page;
+            // Reading first keeps a page written over and over from contending on its word.
+            if (((long) WORDS.getVolatile(s.written(), word) & bit) == 0) {
+                WORDS.getAndBitwiseOr(s.written(), word, bit);
+            }
+        }
     }
 
     /**
      * A zero-copy view of {@code [address, address + length)}, for device I/O. It stops working
      * (throws) once the memory is closed, so a device holding one cannot touch unmapped pages.
+     * The holder may write it: while tracking, its pages are marked as written now, so it must be
+     * written before the next {@link #takeWrittenPages()} (devices finish their requests before a
+     * snapshot takes the pages). A view kept and written for longer is a {@link #retainedSlice}.
      */
     public MemorySegment slice(long address, long length) {
+        Slot s = slot(address, length);
+        marked(s, address, length);
+        return s.region().backing().segment().asSlice(address - s.region().guestAddress(), length);
+    }
+
+    /**
+     * A read-only view of {@code [address, address + length)}, for data a device only reads (a
+     * request's buffers for a disk write or a packet to send): unlike {@link #slice} it marks no
+     * page as written.
+     */
+    public MemorySegment readOnlySlice(long address, long length) {
         Region r = region(address, length);
-        return r.backing().segment().asSlice(address - r.guestAddress(), length);
+        return r.backing().segment().asSlice(address - r.guestAddress(), length).asReadOnly();
+    }
+
+    /**
+     * A {@link #slice} its holder keeps and writes for as long as it runs, such as a virtqueue's
+     * used ring: its pages are marked as written at every {@link #takeWrittenPages()} until the
+     * holder drops the segment (it is held weakly here, so no release call is needed; until the
+     * collector clears it, its pages are still reported, which costs a few extra pages only).
+     */
+    public MemorySegment retainedSlice(long address, long length) {
+        MemorySegment slice = slice(address, length);
+        synchronized (this) {
+            retained.removeIf(r -> r.segment().refersTo(null));
+            retained.add(new Retained(new WeakReference<>(slice), address, length));
+        }
+        return slice;
+    }
+
+    /**
+     * Starts marking the pages written through this object, from a clean bitmap. Writes before this
+     * call are not reported.
+     */
+    public synchronized void startTracking() {
+        for (Slot s : slots) {
+            java.util.Arrays.fill(s.written(), 0); // no writer marks while tracking is off
+        }
+        tracking = true;
+    }
+
+    /** Stops marking written pages. */
+    public synchronized void stopTracking() {
+        tracking = false;
+    }
+
+    public boolean tracking() {
+        return tracking;
+    }
+
+    /**
+     * The pages written through this object since tracking started or since the last take,
+     * including every live {@link #retainedSlice}, per region by guest address; the bitmaps start
+     * over from clean. Each word is swapped atomically and a write is marked after it lands, so a
+     * write through this object that races with the take is reported now or in the next take, never
+     * lost; a slice is marked when handed out, so its writes must end before the take.
+     */
+    public synchronized DirtyPages takeWrittenPages() {
+        if (!tracking) {
+            throw new IllegalStateException("guest memory writes are not being tracked");
+        }
+        Slot[] now = slots;
+        retained.removeIf(r -> r.segment().refersTo(null));
+        for (Retained r : retained) {
+            Slot s = find(r.address(), r.length());
+            if (s != null) {
+                mark(s, r.address(), r.length());
+            }
+        }
+        List<DirtyPages.Range> ranges = new ArrayList<>(now.length);
+        for (Slot s : now) {
+            long[] words = new long[s.written().length];
+            for (int i = 0; i < words.length; i++) {
+                words[i] = (long) WORDS.getAndSet(s.written(), i, 0L);
+            }
+            ranges.add(new DirtyPages.Range(s.region().guestAddress(), s.region().size(), words));
+        }
+        return new DirtyPages(ranges);
     }
 
     public byte readByte(long address) {
@@ -127,33 +261,40 @@ public final class GuestMemory implements AutoCloseable {
     }
 
     public void writeByte(long address, byte value) {
-        Region r = region(address, 1);
-        r.backing().segment().set(JAVA_BYTE, address - r.guestAddress(), value);
+        Slot s = slot(address, 1);
+        s.region().backing().segment().set(JAVA_BYTE, address - s.region().guestAddress(), value);
+        marked(s, address, 1);
     }
 
     public void writeShort(long address, short value) {
-        Region r = region(address, 2);
-        r.backing().segment().set(JAVA_SHORT_UNALIGNED, address - r.guestAddress(), value);
+        Slot s = slot(address, 2);
+        s.region().backing().segment().set(JAVA_SHORT_UNALIGNED, address - s.region().guestAddress(), value);
+        marked(s, address, 2);
     }
 
     public void writeInt(long address, int value) {
-        Region r = region(address, 4);
-        r.backing().segment().set(JAVA_INT_UNALIGNED, address - r.guestAddress(), value);
+        Slot s = slot(address, 4);
+        s.region().backing().segment().set(JAVA_INT_UNALIGNED, address - s.region().guestAddress(), value);
+        marked(s, address, 4);
     }
 
     public void writeLong(long address, long value) {
-        Region r = region(address, 8);
-        r.backing().segment().set(JAVA_LONG_UNALIGNED, address - r.guestAddress(), value);
+        Slot s = slot(address, 8);
+        s.region().backing().segment().set(JAVA_LONG_UNALIGNED, address - s.region().guestAddress(), value);
+        marked(s, address, 8);
     }
 
     /** Copies {@code length} bytes from guest memory at {@code address} into {@code target[offset..]}. */
     public void read(long address, byte[] target, int offset, int length) {
-        MemorySegment.copy(slice(address, length), JAVA_BYTE, 0, target, offset, length);
+        Region r = region(address, length);
+        MemorySegment.copy(r.backing().segment(), JAVA_BYTE, address - r.guestAddress(), target, offset, length);
     }
 
     /** Copies {@code source[offset..offset + length)} into guest memory at {@code address}. */
     public void write(long address, byte[] source, int offset, int length) {
-        MemorySegment.copy(source, offset, slice(address, length), JAVA_BYTE, 0, length);
+        Slot s = slot(address, length);
+        MemorySegment.copy(source, offset, s.region().backing().segment(), JAVA_BYTE, address - s.region().guestAddress(), length);
+        marked(s, address, length);
     }
 
     public void write(long address, byte[] source) {
@@ -163,8 +304,8 @@ public final class GuestMemory implements AutoCloseable {
     /** Unmaps every region; later accesses through this object or its slices throw. */
     @Override
     public synchronized void close() {
-        for (Region r : regions) {
-            r.backing().close();
+        for (Slot s : slots) {
+            s.region().backing().close();
         }
     }
 }

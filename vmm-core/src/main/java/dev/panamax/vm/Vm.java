@@ -31,7 +31,8 @@ public final class Vm implements AutoCloseable {
     private final AddressBus<MmioDevice> mmio = new AddressBus<>("MMIO bus");
     private final List<Vcpu> vcpus = new ArrayList<>();
     private final List<AutoCloseable> resources = new ArrayList<>();
-    private int memorySlots; // KVM slots used, one per region; guarded by lock
+    private final List<GuestMemory.Region> memorySlots = new ArrayList<>(); // the region in each KVM slot; guarded by lock
+    private boolean dirtyTracking; // guarded by lock
     private MsiRouting msiRouting; // created with the first MSI vector; guarded by lock
 
     private final Object lock = new Object();
@@ -94,21 +95,76 @@ public final class Vm implements AutoCloseable {
     public GuestMemory.Region addMemory(long guestAddress, long size, boolean memfd) {
         synchronized (lock) {
             requireNotClosed();
-            MappedMemory backing = memfd ? MappedMemory.memfd("panamax-ram", size) : MappedMemory.anonymous(size);
+            return addMemory(guestAddress, memfd ? MappedMemory.memfd("panamax-ram", size) : MappedMemory.anonymous(size));
+        }
+    }
+
+    /**
+     * Adds {@code backing} as RAM at guest-physical {@code guestAddress}, registered with KVM: for a
+     * restore, a {@linkplain MappedMemory#mapFile mapping of a memory file}. The VM owns {@code
+     * backing} from this call on, and closes it also when the call fails.
+     */
+    public GuestMemory.Region addMemory(long guestAddress, MappedMemory backing) {
+        synchronized (lock) {
             try {
+                requireNotClosed();
                 GuestMemory.Region region = memory.addRegion(guestAddress, backing); // checks alignment and overlaps
                 try {
-                    fd.setUserMemoryRegion(memorySlots, false, guestAddress, size, backing.address());
+                    fd.setUserMemoryRegion(memorySlots.size(), dirtyTracking, guestAddress, backing.size(), backing.address());
                 } catch (RuntimeException e) {
                     memory.removeRegion(region);
                     throw e;
                 }
-                memorySlots++;
+                memorySlots.add(region);
                 return region;
             } catch (RuntimeException e) {
                 backing.close();
                 throw e;
             }
+        }
+    }
+
+    /**
+     * Starts tracking the pages of guest memory written from now on, for diff snapshots: KVM logs
+     * the guest's writes ({@code KVM_MEM_LOG_DIRTY_PAGES} on every slot) and {@link GuestMemory}
+     * marks the writes of Panamax's own devices. Memory added later is tracked too. Idempotent.
+     */
+    public void startDirtyTracking() {
+        synchronized (lock) {
+            requireNotClosed();
+            if (dirtyTracking) {
+                return;
+            }
+            memory.startTracking(); // before KVM's log, so no write falls between the two
+            for (int slot = 0; slot < memorySlots.size(); slot++) {
+                GuestMemory.Region r = memorySlots.get(slot);
+                fd.setUserMemoryRegion(slot, true, r.guestAddress(), r.size(), r.backing().address());
+            }
+            dirtyTracking = true;
+        }
+    }
+
+    /**
+     * The pages of guest memory written since {@link #startDirtyTracking()} or the last take, by the
+     * guest (KVM's dirty log, {@code KVM_GET_DIRTY_LOG} per slot) or by Panamax's devices, one
+     * bitmap per region; tracking starts over from here. For a diff snapshot, take them with the
+     * vCPUs paused and the devices quiesced; to make a full snapshot the base of the next diff,
+     * take (and drop) them when writing it.
+     *
+     * @throws IllegalStateException when tracking was not started
+     */
+    public DirtyPages takeDirtyPages() {
+        synchronized (lock) {
+            requireNotClosed();
+            if (!dirtyTracking) {
+                throw new IllegalStateException("dirty page tracking was not started on this VM");
+            }
+            DirtyPages pages = memory.takeWrittenPages();
+            for (int slot = 0; slot < memorySlots.size(); slot++) {
+                GuestMemory.Region r = memorySlots.get(slot);
+                pages.add(r.guestAddress(), fd.dirtyLog(slot, r.size()));
+            }
+            return pages;
         }
     }
 

@@ -53,6 +53,7 @@ public final class Libc {
 
     public static final int O_RDONLY = 0;
     public static final int O_RDWR = 2;
+    public static final int SEEK_END = 2;
     public static final int SEEK_DATA = 3;
     public static final int SEEK_HOLE = 4;
     public static final int FALLOC_FL_KEEP_SIZE = 1;
@@ -71,6 +72,7 @@ public final class Libc {
     public static final int MADV_HUGEPAGE = 14;
     public static final int MAP_ANONYMOUS = 0x20;
     public static final int MAP_NORESERVE = 0x4000;
+    public static final int MAP_POPULATE = 0x8000;
     public static final int EFD_CLOEXEC = 0x80000;
     public static final int EFD_NONBLOCK = 0x800;
     public static final int MFD_CLOEXEC = 1;

@@ -2,10 +2,12 @@ package dev.panamax.sys;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
 
 /**
- * Host memory for a guest: private anonymous pages, or a shared mapping of a memfd (so that another
- * process or a snapshot can map the same pages). The segment is bound to a shared arena: after
+ * Host memory for a guest: private anonymous pages, a shared mapping of a memfd (so that another
+ * process or a snapshot can map the same pages), or a private mapping of a snapshot's memory file
+ * (pages read on demand, writes copied, the file never changed). The segment is bound to a shared arena: after
  * {@link #close()} every slice of it refuses access instead of touching unmapped memory.
  *
  * <p>Anonymous memory is aligned to 2 MiB and advised for transparent huge pages, as QEMU does: a
@@ -20,16 +22,26 @@ public final class MappedMemory implements AutoCloseable {
     private final Fd memfd;
 
     private static final long HUGE_PAGE = 2L << 20;
+    private static final long PAGE = 4096;
 
     private MappedMemory(long size, Fd memfd) {
-        if (size <= 0 || size % 4096 != 0) {
-            throw new IllegalArgumentException("mapping size must be a positive multiple of 4096, got " + size);
-        }
-        this.address = memfd == null ? mapAnonymous(size)
-                : Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_NORESERVE, memfd.fd(), 0, "memfd").address();
+        this(checkSize(size), memfd == null ? mapAnonymous(size)
+                : Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_NORESERVE, memfd.fd(), 0, "memfd").address(),
+                memfd);
+    }
+
+    private MappedMemory(long size, long address, Fd memfd) {
+        this.address = address;
         this.size = size;
         this.memfd = memfd;
         this.segment = MemorySegment.ofAddress(address).reinterpret(size, arena, null);
+    }
+
+    private static long checkSize(long size) {
+        if (size <= 0 || size % PAGE != 0) {
+            throw new IllegalArgumentException("mapping size must be a positive multiple of 4096, got " + size);
+        }
+        return size;
     }
 
     /** Maps {@code size} bytes starting on a 2 MiB boundary (by over-mapping and trimming), advised for huge pages. */
@@ -66,6 +78,52 @@ public final class MappedMemory implements AutoCloseable {
         }
     }
 
+    /**
+     * A private ({@code MAP_PRIVATE}) mapping of {@code [offset, offset + size)} of {@code file}, a
+     * snapshot's memory file: pages are read from the file when first touched, a write copies its
+     * page, and the file never changes, so one file can back many mappings at once, each seeing its
+     * own writes only. {@code eager} reads every page in now ({@code MAP_POPULATE}) instead of on
+     * first touch; for a private writable mapping the kernel then makes every page's private copy
+     * too, so an eager mapping costs its whole size in memory at once, as loading the file would.
+     * The file must not shrink while mapped: a page past its end would then fault. (A memory file
+     * is replaced by renaming a new one over it, which leaves a mapped old file whole.)
+     *
+     * @throws IllegalArgumentException when offset or size is not page-aligned, or the file is
+     *     shorter than {@code offset + size}
+     * @throws NativeIoException when the file cannot be opened or mapped
+     */
+    public static MappedMemory mapFile(Path file, long offset, long size, boolean eager) throws NativeIoException {
+        checkSize(size);
+        if (offset < 0 || offset % PAGE != 0) {
+            throw new IllegalArgumentException("memory file offset must be a non-negative multiple of 4096, got " + offset);
+        }
+        int fd;
+        try {
+            fd = Libc.open(file.toString(), Libc.O_RDONLY | Libc.O_CLOEXEC);
+        } catch (NativeCallException e) {
+            throw new NativeIoException("open(" + file + ")", e.errno());
+        }
+        // The mapping holds its own reference to the file, so the descriptor is closed once mapped.
+        try (Fd _ = new Fd(fd, file.toString())) {
+            long length = Libc.tryCall((arena, state) -> Libc.lseekRaw(state, fd, 0, Libc.SEEK_END));
+            if (length < 0) {
+                throw new NativeIoException("lseek(" + file + ", SEEK_END)", (int) -length);
+            }
+            if (offset > length || size > length - offset) {
+                throw new IllegalArgumentException("memory file " + file + " is " + length + " bytes, too short for " + size
+                        + " bytes of guest memory at offset " + offset + " (it needs " + (offset + size) + ")");
+            }
+            int flags = Libc.MAP_PRIVATE | Libc.MAP_NORESERVE | (eager ? Libc.MAP_POPULATE : 0);
+            long address;
+            try {
+                address = Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, flags, fd, offset, file.toString()).address();
+            } catch (NativeCallException e) {
+                throw new NativeIoException("mmap(" + file + ")", e.errno());
+            }
+            return new MappedMemory(size, address, null);
+        }
+    }
+
     public MemorySegment segment() {
         return segment;
     }
@@ -79,7 +137,7 @@ public final class MappedMemory implements AutoCloseable {
         return size;
     }
 
-    /** The memfd behind this mapping, or null for anonymous memory. */
+    /** The memfd behind this mapping, or null for anonymous memory and a memory file's mapping. */
     public Fd memfd() {
         return memfd;
     }
