@@ -144,6 +144,13 @@ public final class Vm implements AutoCloseable {
         }
     }
 
+    /** Whether {@link #startDirtyTracking()} was called. */
+    public boolean tracksDirtyPages() {
+        synchronized (lock) {
+            return dirtyTracking;
+        }
+    }
+
     /**
      * The pages of guest memory written since {@link #startDirtyTracking()} or the last take, by the
      * guest (KVM's dirty log, {@code KVM_GET_DIRTY_LOG} per slot) or by Panamax's devices, one
