@@ -89,10 +89,14 @@ public final class Vcpu {
         boolean exitPending = false; // the last exit was IO or MMIO, whose instruction the next KVM_RUN finishes
         while (true) {
             int reason;
-            if (exitPending && !vm.runRequested()) {
-                // Finish the instruction before parking, so a snapshot taken while paused holds
-                // registers at an instruction boundary (an IN's value in its register, RIP past it).
-                reason = fd.completePendingExit();
+            if (exitPending) {
+                // Never park with an IO or MMIO instruction unfinished: a snapshot taken while paused
+                // must hold registers at an instruction boundary (an IN's value in its register, RIP
+                // past it). KVM_RUN finishes the instruction before anything else, so: go on running
+                // if asked to (a pause requested from now on kicks this run, after the instruction
+                // is done), else only finish it. Checking and then parking in awaitRunnable would let
+                // a pause requested in between park the vCPU with the instruction unfinished.
+                reason = vm.runRequested() ? fd.run() : fd.completePendingExit();
             } else {
                 if (!vm.awaitRunnable(this)) {
                     return null;
