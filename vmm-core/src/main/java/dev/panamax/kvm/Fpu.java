@@ -29,6 +29,20 @@ public final class Fpu {
     public final byte[] xmm = new byte[16 * 16];
     public int mxcsr;
 
+    static Fpu readFrom(MemorySegment m) {
+        Fpu f = new Fpu();
+        MemorySegment.copy(m, JAVA_BYTE, FPR, f.fpr, 0, f.fpr.length);
+        f.fcw = Short.toUnsignedInt(m.get(JAVA_SHORT, FCW));
+        f.fsw = Short.toUnsignedInt(m.get(JAVA_SHORT, FSW));
+        f.ftwx = Byte.toUnsignedInt(m.get(JAVA_BYTE, FTWX));
+        f.lastOpcode = Short.toUnsignedInt(m.get(JAVA_SHORT, LAST_OPCODE));
+        f.lastIp = m.get(JAVA_LONG, LAST_IP);
+        f.lastDp = m.get(JAVA_LONG, LAST_DP);
+        MemorySegment.copy(m, JAVA_BYTE, XMM, f.xmm, 0, f.xmm.length);
+        f.mxcsr = m.get(JAVA_INT, MXCSR);
+        return f;
+    }
+
     void writeTo(MemorySegment m) {
         MemorySegment.copy(fpr, 0, m, JAVA_BYTE, FPR, fpr.length);
         m.set(JAVA_SHORT, FCW, (short) fcw);

@@ -2,6 +2,7 @@ package dev.panamax.kvm;
 
 import static dev.panamax.kvm.KvmAbi.KVM_CPUID2;
 import static dev.panamax.kvm.KvmAbi.KVM_CPUID_ENTRY2;
+import static dev.panamax.kvm.KvmAbi.KVM_MSR_LIST;
 import static dev.panamax.kvm.KvmAbi.offset;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
@@ -76,7 +77,16 @@ public final class Kvm extends Fd {
         IOEVENTFD(KvmAbi.KVM_CAP_IOEVENTFD),
         SIGNAL_MSI(KvmAbi.KVM_CAP_SIGNAL_MSI),
         TSC_DEADLINE_TIMER(KvmAbi.KVM_CAP_TSC_DEADLINE_TIMER),
-        IMMEDIATE_EXIT(KvmAbi.KVM_CAP_IMMEDIATE_EXIT);
+        IMMEDIATE_EXIT(KvmAbi.KVM_CAP_IMMEDIATE_EXIT),
+        MP_STATE(KvmAbi.KVM_CAP_MP_STATE),
+        VCPU_EVENTS(KvmAbi.KVM_CAP_VCPU_EVENTS),
+        DEBUGREGS(KvmAbi.KVM_CAP_DEBUGREGS),
+        XSAVE(KvmAbi.KVM_CAP_XSAVE),
+        XCRS(KvmAbi.KVM_CAP_XCRS),
+        TSC_CONTROL(KvmAbi.KVM_CAP_TSC_CONTROL),
+        GET_TSC_KHZ(KvmAbi.KVM_CAP_GET_TSC_KHZ),
+        /** Its value is the size of the XSAVE area, on a VM fd. */
+        XSAVE2(KvmAbi.KVM_CAP_XSAVE2);
 
         final int number;
 
@@ -116,6 +126,31 @@ public final class Kvm extends Fd {
                 }
                 return CpuidTable.read(table);
             }
+        }
+    }
+
+    /**
+     * {@code int ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, struct kvm_msr_list *)}: the MSRs KVM saves and
+     * restores for a vCPU (asked once with room for none, to learn how many there are).
+     */
+    public int[] msrIndexList() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment header = arena.allocate(KVM_MSR_LIST);
+            int count;
+            try {
+                KvmIoctl.call(fd(), KvmAbi.KVM_GET_MSR_INDEX_LIST, header);
+                return new int[0];
+            } catch (NativeCallException e) {
+                if (e.errno() != Libc.E2BIG) {
+                    throw e;
+                }
+                count = header.get(JAVA_INT, offset(KVM_MSR_LIST, "nmsrs"));
+            }
+            MemorySegment list = arena.allocate(KVM_MSR_LIST.byteSize() + 4L * count, 4);
+            list.set(JAVA_INT, offset(KVM_MSR_LIST, "nmsrs"), count);
+            KvmIoctl.call(fd(), KvmAbi.KVM_GET_MSR_INDEX_LIST, list);
+            int got = list.get(JAVA_INT, offset(KVM_MSR_LIST, "nmsrs"));
+            return list.asSlice(KVM_MSR_LIST.byteSize(), 4L * Math.min(got, count)).toArray(JAVA_INT);
         }
     }
 

@@ -101,6 +101,44 @@ final class KvmAbi {
     /** Header only: {@code sigset[]} (the kernel's 8-byte sigset) follows. */
     static final StructLayout KVM_SIGNAL_MASK = struct("kvm_signal_mask", u32("len"));
 
+    /** Header only: {@code indices[]} (u32 MSR numbers) follow. */
+    static final StructLayout KVM_MSR_LIST = struct("kvm_msr_list", u32("nmsrs"));
+
+    /** At least these 4096 bytes; KVM_GET_XSAVE2 and KVM_SET_XSAVE use KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2) bytes. */
+    static final StructLayout KVM_XSAVE = struct("kvm_xsave", sequenceLayout(1024, ValueLayout.JAVA_INT).withName("region"));
+
+    static final StructLayout KVM_XCR = struct("kvm_xcr", u32("xcr"), u32("reserved"), u64("value"));
+    static final StructLayout KVM_XCRS = struct("kvm_xcrs",
+            u32("nr_xcrs"), u32("flags"), sequenceLayout(16, KVM_XCR).withName("xcrs"),
+            sequenceLayout(16, ValueLayout.JAVA_LONG).withName("padding"));
+
+    static final StructLayout KVM_VCPU_EVENTS = struct("kvm_vcpu_events",
+            structLayout(u8("injected"), u8("nr"), u8("has_error_code"), u8("pending"), u32("error_code")).withName("exception"),
+            structLayout(u8("injected"), u8("nr"), u8("soft"), u8("shadow")).withName("interrupt"),
+            structLayout(u8("injected"), u8("pending"), u8("masked"), u8("pad")).withName("nmi"),
+            u32("sipi_vector"), u32("flags"),
+            structLayout(u8("smm"), u8("pending"), u8("smm_inside_nmi"), u8("latched_init")).withName("smi"),
+            structLayout(u8("pending")).withName("triple_fault"),
+            sequenceLayout(26, ValueLayout.JAVA_BYTE).withName("reserved"), u8("exception_has_payload"),
+            u64("exception_payload"));
+
+    static final StructLayout KVM_MP_STATE = struct("kvm_mp_state", u32("mp_state"));
+
+    static final StructLayout KVM_DEBUGREGS = struct("kvm_debugregs",
+            sequenceLayout(4, ValueLayout.JAVA_LONG).withName("db"), u64("dr6"), u64("dr7"), u64("flags"),
+            sequenceLayout(9, ValueLayout.JAVA_LONG).withName("reserved"));
+
+    /** {@code chip} is a union of the PIC and IOAPIC states, kept as its 512 raw bytes. */
+    static final StructLayout KVM_IRQCHIP = struct("kvm_irqchip",
+            u32("chip_id"), u32("pad"), unionLayout(sequenceLayout(512, ValueLayout.JAVA_BYTE).withName("dummy")).withName("chip"));
+
+    static final StructLayout KVM_PIT_CHANNEL_STATE = struct("kvm_pit_channel_state",
+            u32("count"), u16("latched_count"), u8("count_latched"), u8("status_latched"), u8("status"), u8("read_state"),
+            u8("write_state"), u8("write_latch"), u8("rw_mode"), u8("mode"), u8("bcd"), u8("gate"), u64("count_load_time"));
+    static final StructLayout KVM_PIT_STATE2 = struct("kvm_pit_state2",
+            sequenceLayout(3, KVM_PIT_CHANNEL_STATE).withName("channels"), u32("flags"),
+            sequenceLayout(9, ValueLayout.JAVA_INT).withName("reserved"));
+
     /** The shared page KVM_RUN reports exits in; the exit details are an anonymous union at offset 32. */
     static final StructLayout KVM_RUN_STRUCT = struct("kvm_run",
             u8("request_interrupt_window"), u8("immediate_exit"), sequenceLayout(6, ValueLayout.JAVA_BYTE).withName("padding1"),
@@ -130,6 +168,7 @@ final class KvmAbi {
     static final long KVM_CHECK_EXTENSION = ioctl("KVM_CHECK_EXTENSION", 0, 0x03, null);
     static final long KVM_GET_VCPU_MMAP_SIZE = ioctl("KVM_GET_VCPU_MMAP_SIZE", 0, 0x04, null);
     static final long KVM_GET_SUPPORTED_CPUID = ioctl("KVM_GET_SUPPORTED_CPUID", 3, 0x05, KVM_CPUID2);
+    static final long KVM_GET_MSR_INDEX_LIST = ioctl("KVM_GET_MSR_INDEX_LIST", 3, 0x02, KVM_MSR_LIST);
     static final long KVM_CREATE_VCPU = ioctl("KVM_CREATE_VCPU", 0, 0x41, null);
     static final long KVM_GET_DIRTY_LOG = ioctl("KVM_GET_DIRTY_LOG", 1, 0x42, KVM_DIRTY_LOG);
     static final long KVM_SET_USER_MEMORY_REGION = ioctl("KVM_SET_USER_MEMORY_REGION", 1, 0x46, KVM_USERSPACE_MEMORY_REGION);
@@ -154,6 +193,26 @@ final class KvmAbi {
     static final long KVM_SET_LAPIC = ioctl("KVM_SET_LAPIC", 1, 0x8f, KVM_LAPIC_STATE);
     static final long KVM_SET_CPUID2 = ioctl("KVM_SET_CPUID2", 1, 0x90, KVM_CPUID2);
     static final long KVM_GET_CPUID2 = ioctl("KVM_GET_CPUID2", 3, 0x91, KVM_CPUID2);
+    static final long KVM_GET_MSRS = ioctl("KVM_GET_MSRS", 3, 0x88, KVM_MSRS);
+    static final long KVM_GET_FPU = ioctl("KVM_GET_FPU", 2, 0x8c, KVM_FPU);
+    static final long KVM_GET_IRQCHIP = ioctl("KVM_GET_IRQCHIP", 3, 0x62, KVM_IRQCHIP);
+    /** Declared _IOR in the header although userspace writes it; the number is what counts. */
+    static final long KVM_SET_IRQCHIP = ioctl("KVM_SET_IRQCHIP", 2, 0x63, KVM_IRQCHIP);
+    static final long KVM_GET_MP_STATE = ioctl("KVM_GET_MP_STATE", 2, 0x98, KVM_MP_STATE);
+    static final long KVM_SET_MP_STATE = ioctl("KVM_SET_MP_STATE", 1, 0x99, KVM_MP_STATE);
+    static final long KVM_GET_PIT2 = ioctl("KVM_GET_PIT2", 2, 0x9f, KVM_PIT_STATE2);
+    static final long KVM_SET_PIT2 = ioctl("KVM_SET_PIT2", 1, 0xa0, KVM_PIT_STATE2);
+    static final long KVM_GET_VCPU_EVENTS = ioctl("KVM_GET_VCPU_EVENTS", 2, 0x9f, KVM_VCPU_EVENTS);
+    static final long KVM_SET_VCPU_EVENTS = ioctl("KVM_SET_VCPU_EVENTS", 1, 0xa0, KVM_VCPU_EVENTS);
+    static final long KVM_GET_DEBUGREGS = ioctl("KVM_GET_DEBUGREGS", 2, 0xa1, KVM_DEBUGREGS);
+    static final long KVM_SET_DEBUGREGS = ioctl("KVM_SET_DEBUGREGS", 1, 0xa2, KVM_DEBUGREGS);
+    static final long KVM_SET_TSC_KHZ = ioctl("KVM_SET_TSC_KHZ", 0, 0xa2, null);
+    static final long KVM_GET_TSC_KHZ = ioctl("KVM_GET_TSC_KHZ", 0, 0xa3, null);
+    static final long KVM_GET_XSAVE = ioctl("KVM_GET_XSAVE", 2, 0xa4, KVM_XSAVE);
+    static final long KVM_SET_XSAVE = ioctl("KVM_SET_XSAVE", 1, 0xa5, KVM_XSAVE);
+    static final long KVM_GET_XCRS = ioctl("KVM_GET_XCRS", 2, 0xa6, KVM_XCRS);
+    static final long KVM_SET_XCRS = ioctl("KVM_SET_XCRS", 1, 0xa7, KVM_XCRS);
+    static final long KVM_GET_XSAVE2 = ioctl("KVM_GET_XSAVE2", 2, 0xcf, KVM_XSAVE);
 
     // ---- constants ----
 
@@ -194,6 +253,21 @@ final class KvmAbi {
     static final int KVM_CAP_TSC_DEADLINE_TIMER = 72;
     static final int KVM_CAP_SIGNAL_MSI = 77;
     static final int KVM_CAP_IMMEDIATE_EXIT = 136;
+    static final int KVM_CAP_MP_STATE = 14;
+    static final int KVM_CAP_VCPU_EVENTS = 41;
+    static final int KVM_CAP_DEBUGREGS = 50;
+    static final int KVM_CAP_XSAVE = 55;
+    static final int KVM_CAP_XCRS = 56;
+    static final int KVM_CAP_TSC_CONTROL = 60;
+    static final int KVM_CAP_GET_TSC_KHZ = 61;
+    static final int KVM_CAP_XSAVE2 = 208;
+
+    static final int KVM_MAX_XCRS = 16;
+    static final int KVM_NR_IRQCHIPS = 3;
+    static final int KVM_MP_STATE_RUNNABLE = 0;
+    static final int KVM_MP_STATE_SUSPENDED = 10;
+    /** The kernel's KVM_MAX_CPUID_ENTRIES (asm/kvm_host.h, not in the uapi headers). */
+    static final int MAX_CPUID_ENTRIES = 256;
 
     static final int KVM_MEM_LOG_DIRTY_PAGES = 1;
     static final int KVM_IRQ_ROUTING_IRQCHIP = 1;

@@ -19,6 +19,16 @@ public final class LapicState {
         this.regs = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
     }
 
+    /** A LAPIC state from the {@link #SIZE} bytes {@link #toBytes()} gave (saved state). */
+    public static LapicState fromBytes(byte[] bytes) {
+        return new LapicState(bytes.clone());
+    }
+
+    /** A copy of the whole register page, for saved state. */
+    public byte[] toBytes() {
+        return regs.array().clone();
+    }
+
     /** The 32-bit register at {@code offset} (a multiple of 16 below 1024). */
     public int register(int offset) {
         return regs.getInt(checked(offset));

@@ -11,6 +11,19 @@ public final class Regs {
     public long r8, r9, r10, r11, r12, r13, r14, r15;
     public long rip, rflags;
 
+    /** The size of {@code struct kvm_regs}, what {@link #toBytes()} returns. */
+    public static final int SIZE = (int) KVM_REGS.byteSize();
+
+    /** These registers as {@code struct kvm_regs} bytes, for saved state. */
+    public byte[] toBytes() {
+        return StructBytes.of(KVM_REGS, this::writeTo);
+    }
+
+    /** Registers from {@code struct kvm_regs} bytes ({@link #SIZE} of them). */
+    public static Regs fromBytes(byte[] bytes) {
+        return StructBytes.decode(KVM_REGS, bytes, Regs::readFrom);
+    }
+
     static Regs readFrom(MemorySegment s) {
         Regs r = new Regs();
         long[] v = s.asSlice(0, KVM_REGS.byteSize()).toArray(JAVA_LONG);

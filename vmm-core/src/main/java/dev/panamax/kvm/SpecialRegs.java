@@ -32,6 +32,19 @@ public final class SpecialRegs {
     /** Pending external interrupts (read-only for our purposes; written back unchanged). */
     public final long[] interruptBitmap = new long[4];
 
+    /** The size of {@code struct kvm_sregs}, what {@link #toBytes()} returns. */
+    public static final int SIZE = (int) KVM_SREGS.byteSize();
+
+    /** These registers as {@code struct kvm_sregs} bytes, for saved state. */
+    public byte[] toBytes() {
+        return StructBytes.of(KVM_SREGS, this::writeTo);
+    }
+
+    /** Special registers from {@code struct kvm_sregs} bytes ({@link #SIZE} of them). */
+    public static SpecialRegs fromBytes(byte[] bytes) {
+        return StructBytes.decode(KVM_SREGS, bytes, SpecialRegs::readFrom);
+    }
+
     static SpecialRegs readFrom(MemorySegment m) {
         SpecialRegs r = new SpecialRegs();
         Segment[] segs = new Segment[SEGMENTS.length];

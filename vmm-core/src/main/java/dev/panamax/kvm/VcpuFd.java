@@ -1,13 +1,20 @@
 package dev.panamax.kvm;
 
+import static dev.panamax.kvm.KvmAbi.KVM_CPUID2;
+import static dev.panamax.kvm.KvmAbi.KVM_CPUID_ENTRY2;
+import static dev.panamax.kvm.KvmAbi.KVM_DEBUGREGS;
 import static dev.panamax.kvm.KvmAbi.KVM_FPU;
 import static dev.panamax.kvm.KvmAbi.KVM_LAPIC_STATE;
+import static dev.panamax.kvm.KvmAbi.KVM_MP_STATE;
 import static dev.panamax.kvm.KvmAbi.KVM_MSRS;
 import static dev.panamax.kvm.KvmAbi.KVM_MSR_ENTRY;
 import static dev.panamax.kvm.KvmAbi.KVM_REGS;
 import static dev.panamax.kvm.KvmAbi.KVM_RUN_STRUCT;
 import static dev.panamax.kvm.KvmAbi.KVM_SIGNAL_MASK;
 import static dev.panamax.kvm.KvmAbi.KVM_SREGS;
+import static dev.panamax.kvm.KvmAbi.KVM_VCPU_EVENTS;
+import static dev.panamax.kvm.KvmAbi.KVM_XCRS;
+import static dev.panamax.kvm.KvmAbi.KVM_XSAVE;
 import static dev.panamax.kvm.KvmAbi.offset;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
@@ -21,6 +28,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -125,9 +134,142 @@ public final class VcpuFd extends Fd {
         set(KVM_SREGS, KvmAbi.KVM_SET_SREGS, sregs::writeTo);
     }
 
+    /** {@code int ioctl(vcpu_fd, KVM_GET_FPU, struct kvm_fpu *)} */
+    public Fpu getFpu() {
+        return get(KVM_FPU, KvmAbi.KVM_GET_FPU, Fpu::readFrom);
+    }
+
     /** {@code int ioctl(vcpu_fd, KVM_SET_FPU, struct kvm_fpu *)} */
     public void setFpu(Fpu fpu) {
         set(KVM_FPU, KvmAbi.KVM_SET_FPU, fpu::writeTo);
+    }
+
+    // ---- state saved whole, as the struct's bytes ----
+
+    /** The size of {@code struct kvm_vcpu_events}. */
+    public static final int VCPU_EVENTS_SIZE = (int) KVM_VCPU_EVENTS.byteSize();
+    /** The size of {@code struct kvm_debugregs}. */
+    public static final int DEBUGREGS_SIZE = (int) KVM_DEBUGREGS.byteSize();
+    /** The size of {@code struct kvm_xcrs}. */
+    public static final int XCRS_SIZE = (int) KVM_XCRS.byteSize();
+    /** The most XCRs a {@code struct kvm_xcrs} holds ({@code KVM_MAX_XCRS}). */
+    public static final int MAX_XCRS = KvmAbi.KVM_MAX_XCRS;
+    /** The size of {@code struct kvm_xsave} without dynamic features; {@link VmFd#xsaveSize()} gives this host's. */
+    public static final int XSAVE_LEGACY_SIZE = (int) KVM_XSAVE.byteSize();
+    /** The most CPUID entries KVM takes for a vCPU ({@code KVM_MAX_CPUID_ENTRIES}). */
+    public static final int MAX_CPUID_ENTRIES = KvmAbi.MAX_CPUID_ENTRIES;
+    /** The highest {@code KVM_MP_STATE_*} value on x86 ({@code KVM_MP_STATE_SUSPENDED}). */
+    public static final int MAX_MP_STATE = KvmAbi.KVM_MP_STATE_SUSPENDED;
+    /** {@code KVM_MP_STATE_RUNNABLE}. */
+    public static final int MP_STATE_RUNNABLE = KvmAbi.KVM_MP_STATE_RUNNABLE;
+
+    private static final long NR_XCRS = offset(KVM_XCRS, "nr_xcrs");
+
+    /**
+     * {@code int ioctl(vcpu_fd, KVM_GET_XSAVE2, struct kvm_xsave *)}, or {@code KVM_GET_XSAVE} when
+     * {@code size} is the legacy 4096: the FPU, SSE, AVX and other XSAVE-managed state.
+     *
+     * @param size this host's XSAVE size, {@link VmFd#xsaveSize()}
+     */
+    public byte[] getXsave(int size) {
+        if (size < XSAVE_LEGACY_SIZE) {
+            throw new IllegalArgumentException("an XSAVE area is at least " + XSAVE_LEGACY_SIZE + " bytes, not " + size);
+        }
+        long request = size == XSAVE_LEGACY_SIZE ? KvmAbi.KVM_GET_XSAVE : KvmAbi.KVM_GET_XSAVE2;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(size, 8);
+            KvmIoctl.call(fd(), request, s);
+            return s.toArray(JAVA_BYTE);
+        }
+    }
+
+    /**
+     * {@code int ioctl(vcpu_fd, KVM_SET_XSAVE, struct kvm_xsave *)}: KVM reads as many bytes as
+     * {@link VmFd#xsaveSize()}; {@code xsave} must be that long.
+     */
+    public void setXsave(byte[] xsave) {
+        if (xsave.length < XSAVE_LEGACY_SIZE) {
+            throw new IllegalArgumentException("an XSAVE area is at least " + XSAVE_LEGACY_SIZE + " bytes, not " + xsave.length);
+        }
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = a.allocate(xsave.length, 8);
+            MemorySegment.copy(xsave, 0, s, JAVA_BYTE, 0, xsave.length);
+            KvmIoctl.call(fd(), KvmAbi.KVM_SET_XSAVE, s);
+        }
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_GET_XCRS, struct kvm_xcrs *)}: the extended control registers (XCR0). */
+    public byte[] getXcrs() {
+        return getBytes(KVM_XCRS, KvmAbi.KVM_GET_XCRS);
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_SET_XCRS, struct kvm_xcrs *)}; {@code xcrs} is {@link #XCRS_SIZE} bytes. */
+    public void setXcrs(byte[] xcrs) {
+        setBytes(KVM_XCRS, KvmAbi.KVM_SET_XCRS, xcrs);
+    }
+
+    /** The {@code nr_xcrs} field of {@code struct kvm_xcrs} bytes. */
+    public static int xcrCount(byte[] xcrs) {
+        return StructBytes.decode(KVM_XCRS, xcrs, s -> s.get(JAVA_INT, NR_XCRS));
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_GET_VCPU_EVENTS, struct kvm_vcpu_events *)}: pending exceptions, interrupts, NMIs, SMIs. */
+    public byte[] getVcpuEvents() {
+        return getBytes(KVM_VCPU_EVENTS, KvmAbi.KVM_GET_VCPU_EVENTS);
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, struct kvm_vcpu_events *)}; {@link #VCPU_EVENTS_SIZE} bytes. */
+    public void setVcpuEvents(byte[] events) {
+        setBytes(KVM_VCPU_EVENTS, KvmAbi.KVM_SET_VCPU_EVENTS, events);
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_GET_DEBUGREGS, struct kvm_debugregs *)} */
+    public byte[] getDebugRegs() {
+        return getBytes(KVM_DEBUGREGS, KvmAbi.KVM_GET_DEBUGREGS);
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_SET_DEBUGREGS, struct kvm_debugregs *)}; {@link #DEBUGREGS_SIZE} bytes. */
+    public void setDebugRegs(byte[] debugRegs) {
+        setBytes(KVM_DEBUGREGS, KvmAbi.KVM_SET_DEBUGREGS, debugRegs);
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_GET_MP_STATE, struct kvm_mp_state *)}: {@code KVM_MP_STATE_*}. */
+    public int getMpState() {
+        return get(KVM_MP_STATE, KvmAbi.KVM_GET_MP_STATE, s -> s.get(JAVA_INT, 0));
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_SET_MP_STATE, struct kvm_mp_state *)} */
+    public void setMpState(int mpState) {
+        set(KVM_MP_STATE, KvmAbi.KVM_SET_MP_STATE, s -> s.set(JAVA_INT, 0, mpState));
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0)}: the guest TSC frequency in kHz. */
+    public int getTscKhz() {
+        return KvmIoctl.call(fd(), KvmAbi.KVM_GET_TSC_KHZ);
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_SET_TSC_KHZ, unsigned long khz)}: needs KVM_CAP_TSC_CONTROL. */
+    public void setTscKhz(int khz) {
+        KvmIoctl.call(fd(), KvmAbi.KVM_SET_TSC_KHZ, Integer.toUnsignedLong(khz));
+    }
+
+    /** {@code int ioctl(vcpu_fd, KVM_GET_CPUID2, struct kvm_cpuid2 *)}: the CPUID table this vCPU was given. */
+    public List<CpuidEntry> getCpuid() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment table = a.allocate(KVM_CPUID2.byteSize() + MAX_CPUID_ENTRIES * KVM_CPUID_ENTRY2.byteSize(), 8);
+            table.set(JAVA_INT, offset(KVM_CPUID2, "nent"), MAX_CPUID_ENTRIES);
+            KvmIoctl.call(fd(), KvmAbi.KVM_GET_CPUID2, table);
+            return Kvm.CpuidTable.read(table);
+        }
+    }
+
+    private byte[] getBytes(MemoryLayout layout, long request) {
+        return get(layout, request, s -> s.toArray(JAVA_BYTE));
+    }
+
+    private void setBytes(MemoryLayout layout, long request, byte[] bytes) {
+        StructBytes.requireSize(layout, bytes);
+        set(layout, request, s -> MemorySegment.copy(bytes, 0, s, JAVA_BYTE, 0, bytes.length));
     }
 
     /** A "get" ioctl filling a struct of {@code layout}, decoded by {@code decode}. */
@@ -161,6 +303,45 @@ public final class VcpuFd extends Fd {
                 throw new IllegalArgumentException("KVM_SET_MSRS rejected MSR 0x"
                         + Integer.toHexString(entries.get(written).index()) + " = 0x" + Long.toHexString(entries.get(written).data()));
             }
+        }
+    }
+
+    /**
+     * {@code int ioctl(vcpu_fd, KVM_GET_MSRS, struct kvm_msrs *)}: the values of the MSRs {@code
+     * indices} names, in their order. KVM stops at the first MSR it cannot read, so the list may be
+     * shorter than {@code indices}: its size is the position of that MSR.
+     */
+    public List<MsrEntry> getMsrs(int[] indices) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment s = msrTable(a, indices.length);
+            for (int i = 0; i < indices.length; i++) {
+                s.set(JAVA_INT, msrAt(i) + offset(KVM_MSR_ENTRY, "index"), indices[i]);
+            }
+            int read = KvmIoctl.call(fd(), KvmAbi.KVM_GET_MSRS, s);
+            List<MsrEntry> entries = new ArrayList<>(read);
+            for (int i = 0; i < read; i++) {
+                entries.add(new MsrEntry(indices[i], s.get(JAVA_LONG, msrAt(i) + offset(KVM_MSR_ENTRY, "data"))));
+            }
+            return List.copyOf(entries);
+        }
+    }
+
+    /**
+     * Of {@code candidates} (usually {@link Kvm#msrIndexList()}), those KVM_GET_MSRS can read on this
+     * vCPU, in their order: a listed MSR can still be absent (a feature the vCPU's CPUID lacks), and
+     * one such MSR would make KVM_GET_MSRS stop there.
+     */
+    public int[] readableMsrs(int[] candidates) {
+        int[] remaining = candidates.clone();
+        int length = remaining.length;
+        while (true) {
+            int read = getMsrs(Arrays.copyOf(remaining, length)).size();
+            if (read == length) {
+                return Arrays.copyOf(remaining, length);
+            }
+            // Drop the MSR KVM stopped at and ask again for the rest.
+            System.arraycopy(remaining, read + 1, remaining, read, length - read - 1);
+            length--;
         }
     }
 
@@ -245,6 +426,20 @@ public final class VcpuFd extends Fd {
             // drained one pending kick
         }
         return EXIT_INTERRUPTED;
+    }
+
+    /**
+     * {@code int ioctl(vcpu_fd, KVM_RUN, 0)} with {@code immediate_exit} set: KVM finishes the
+     * instruction of the last IO or MMIO exit (an IN's or a read's value into its register, RIP past
+     * it) and returns at once without running guest code. Called before a vCPU parks after such an
+     * exit, so its registers stand at an instruction boundary when they are saved.
+     *
+     * @return {@link #EXIT_INTERRUPTED}, or the exit reason when finishing the instruction needed
+     *     another exit (a string IN that spans more than one exit), which the caller handles as usual
+     */
+    public int completePendingExit() {
+        BYTE.setVolatile(run, IMMEDIATE_EXIT, (byte) 1);
+        return run();
     }
 
     /**

@@ -3,13 +3,16 @@ package dev.panamax.kvm;
 import static dev.panamax.kvm.KvmAbi.KVM_CLOCK_DATA;
 import static dev.panamax.kvm.KvmAbi.KVM_DIRTY_LOG;
 import static dev.panamax.kvm.KvmAbi.KVM_IOEVENTFD_STRUCT;
+import static dev.panamax.kvm.KvmAbi.KVM_IRQCHIP;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQFD_STRUCT;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQ_LEVEL;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQ_ROUTING;
 import static dev.panamax.kvm.KvmAbi.KVM_IRQ_ROUTING_ENTRY;
 import static dev.panamax.kvm.KvmAbi.KVM_PIT_CONFIG;
+import static dev.panamax.kvm.KvmAbi.KVM_PIT_STATE2;
 import static dev.panamax.kvm.KvmAbi.KVM_USERSPACE_MEMORY_REGION;
 import static dev.panamax.kvm.KvmAbi.offset;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
@@ -22,6 +25,8 @@ import java.util.OptionalLong;
 
 /** A VM fd: memory slots, vCPUs, the in-kernel interrupt controllers, and interrupt/event plumbing. */
 public final class VmFd extends Fd {
+    private static final long IRQCHIP_CHIP = offset(KVM_IRQCHIP, "chip");
+
     private final Kvm kvm;
 
     VmFd(Kvm kvm, int fd) {
@@ -67,6 +72,85 @@ public final class VmFd extends Fd {
             config.set(JAVA_INT, offset(KVM_PIT_CONFIG, "flags"), KvmAbi.KVM_PIT_SPEAKER_DUMMY);
             KvmIoctl.call(fd(), KvmAbi.KVM_CREATE_PIT2, config);
         }
+    }
+
+    /** {@code KVM_IRQCHIP_PIC_MASTER}: the chip id of the master i8259 for {@link #getIrqchip}. */
+    public static final int IRQCHIP_PIC_MASTER = KvmAbi.KVM_IRQCHIP_PIC_MASTER;
+    /** {@code KVM_IRQCHIP_PIC_SLAVE} */
+    public static final int IRQCHIP_PIC_SLAVE = KvmAbi.KVM_IRQCHIP_PIC_SLAVE;
+    /** {@code KVM_IRQCHIP_IOAPIC} */
+    public static final int IRQCHIP_IOAPIC = KvmAbi.KVM_IRQCHIP_IOAPIC;
+    /** The size of the {@code chip} union of {@code struct kvm_irqchip}: one chip's state. */
+    public static final int IRQCHIP_STATE_SIZE = (int) KVM_IRQCHIP.byteSize() - (int) IRQCHIP_CHIP;
+    /** The size of {@code struct kvm_pit_state2}. */
+    public static final int PIT_STATE_SIZE = (int) KVM_PIT_STATE2.byteSize();
+
+    /**
+     * {@code int ioctl(vm_fd, KVM_GET_IRQCHIP, struct kvm_irqchip *)}: the state of one in-kernel
+     * interrupt controller ({@link #IRQCHIP_PIC_MASTER}, {@link #IRQCHIP_PIC_SLAVE} or {@link
+     * #IRQCHIP_IOAPIC}), {@link #IRQCHIP_STATE_SIZE} bytes.
+     */
+    public byte[] getIrqchip(int chipId) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment chip = arena.allocate(KVM_IRQCHIP);
+            chip.set(JAVA_INT, offset(KVM_IRQCHIP, "chip_id"), chipId);
+            KvmIoctl.call(fd(), KvmAbi.KVM_GET_IRQCHIP, chip);
+            return chip.asSlice(IRQCHIP_CHIP).toArray(JAVA_BYTE);
+        }
+    }
+
+    /** {@code int ioctl(vm_fd, KVM_SET_IRQCHIP, struct kvm_irqchip *)}: {@code state} is {@link #IRQCHIP_STATE_SIZE} bytes. */
+    public void setIrqchip(int chipId, byte[] state) {
+        if (state.length != IRQCHIP_STATE_SIZE) {
+            throw new IllegalArgumentException("an irqchip state is " + IRQCHIP_STATE_SIZE + " bytes, not " + state.length);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment chip = arena.allocate(KVM_IRQCHIP);
+            chip.set(JAVA_INT, offset(KVM_IRQCHIP, "chip_id"), chipId);
+            MemorySegment.copy(state, 0, chip, JAVA_BYTE, IRQCHIP_CHIP, state.length);
+            KvmIoctl.call(fd(), KvmAbi.KVM_SET_IRQCHIP, chip);
+        }
+    }
+
+    /** {@code int ioctl(vm_fd, KVM_GET_PIT2, struct kvm_pit_state2 *)}: the in-kernel i8254's state. */
+    public byte[] getPit2() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pit = arena.allocate(KVM_PIT_STATE2);
+            KvmIoctl.call(fd(), KvmAbi.KVM_GET_PIT2, pit);
+            return pit.toArray(JAVA_BYTE);
+        }
+    }
+
+    /**
+     * {@code int ioctl(vm_fd, KVM_SET_PIT2, struct kvm_pit_state2 *)}; {@code state} is {@link
+     * #PIT_STATE_SIZE} bytes. KVM restarts each channel's count at the time of the call.
+     */
+    public void setPit2(byte[] state) {
+        if (state.length != PIT_STATE_SIZE) {
+            throw new IllegalArgumentException("a PIT state is " + PIT_STATE_SIZE + " bytes, not " + state.length);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment pit = arena.allocate(KVM_PIT_STATE2);
+            MemorySegment.copy(state, 0, pit, JAVA_BYTE, 0, state.length);
+            KvmIoctl.call(fd(), KvmAbi.KVM_SET_PIT2, pit);
+        }
+    }
+
+    /**
+     * {@code int ioctl(vm_fd, KVM_CHECK_EXTENSION, int cap)} on this VM: 0 when absent, else a
+     * cap-specific value, which can differ from the system fd's answer.
+     */
+    public int checkExtension(Kvm.Capability capability) {
+        return KvmIoctl.call(fd(), KvmAbi.KVM_CHECK_EXTENSION, capability.number);
+    }
+
+    /**
+     * The size of this VM's XSAVE areas: {@code KVM_CHECK_EXTENSION(KVM_CAP_XSAVE2)} where KVM
+     * reports it, else the legacy 4096 bytes of {@code KVM_GET_XSAVE}.
+     */
+    public int xsaveSize() {
+        int size = checkExtension(Kvm.Capability.XSAVE2);
+        return size > 0 ? Math.max(size, VcpuFd.XSAVE_LEGACY_SIZE) : VcpuFd.XSAVE_LEGACY_SIZE;
     }
 
     /** {@code int ioctl(vm_fd, KVM_IRQ_LINE, struct kvm_irq_level *)}: raises or lowers a GSI. */

@@ -1,9 +1,19 @@
 package dev.panamax.vm;
 
+import dev.panamax.kvm.CpuidEntry;
+import dev.panamax.kvm.LapicState;
+import dev.panamax.kvm.MsrEntry;
+import dev.panamax.kvm.Regs;
+import dev.panamax.kvm.SpecialRegs;
 import dev.panamax.kvm.VcpuFd;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
 
 /**
  * One virtual CPU: its fd and the platform thread (named {@code vcpu-N}) that runs it, dispatching
@@ -20,6 +30,9 @@ public final class Vcpu {
             throw new ExceptionInInitializerError(e);
         }
     }
+
+    /** Far above any CPU's XSAVE area (about 11 KiB with AMX), so a hostile length allocates nothing large. */
+    static final int MAX_XSAVE_SIZE = 1 << 20;
 
     private final Vm vm;
     private final VcpuFd fd;
@@ -73,11 +86,24 @@ public final class Vcpu {
 
     /** Runs the guest until it exits; returns the exit, or null when the host stopped it. */
     private VmExit loop() {
+        boolean exitPending = false; // the last exit was IO or MMIO, whose instruction the next KVM_RUN finishes
         while (true) {
-            if (!vm.awaitRunnable(this)) {
-                return null;
+            int reason;
+            if (exitPending) {
+                // Never park with an IO or MMIO instruction unfinished: a snapshot taken while paused
+                // must hold registers at an instruction boundary (an IN's value in its register, RIP
+                // past it). KVM_RUN finishes the instruction before anything else, so: go on running
+                // if asked to (a pause requested from now on kicks this run, after the instruction
+                // is done), else only finish it. Checking and then parking in awaitRunnable would let
+                // a pause requested in between park the vCPU with the instruction unfinished.
+                reason = vm.runRequested() ? fd.run() : fd.completePendingExit();
+            } else {
+                if (!vm.awaitRunnable(this)) {
+                    return null;
+                }
+                reason = fd.run();
             }
-            int reason = fd.run();
+            exitPending = false;
             EXITS.setOpaque(this, exits + 1);
             switch (reason) {
                 case VcpuFd.EXIT_INTERRUPTED, VcpuFd.EXIT_INTR -> { } // a kick: recheck the requested state
@@ -86,12 +112,14 @@ public final class Vcpu {
                     if (failed != null) {
                         return failed;
                     }
+                    exitPending = true;
                 }
                 case VcpuFd.EXIT_MMIO -> {
                     VmExit failed = handleMmio();
                     if (failed != null) {
                         return failed;
                     }
+                    exitPending = true;
                 }
                 case VcpuFd.EXIT_HLT -> {
                     return exit(VmExit.Reason.HALTED, "");
@@ -120,6 +148,119 @@ public final class Vcpu {
                     return exit(VmExit.Reason.UNEXPECTED_EXIT, "KVM exit reason " + reason);
                 }
             }
+        }
+    }
+
+    // ---- saved state ----
+
+    /** One vCPU's state as a snapshot holds it, read and checked, not yet applied. */
+    record SavedState(List<CpuidEntry> cpuid, int mpState, byte[] regs, byte[] sregs, byte[] xsave, byte[] xcrs,
+            byte[] debugRegs, byte[] lapic, List<MsrEntry> msrs, byte[] events) {}
+
+    /**
+     * Writes this vCPU's state, which must be out of KVM_RUN, in the order {@link #applyState}
+     * applies it.
+     *
+     * @param msrIndices the MSRs to save (those KVM_GET_MSRS reads on this VM)
+     * @param xsaveSize this VM's XSAVE area size
+     */
+    void saveState(StateWriter out, int[] msrIndices, int xsaveSize) {
+        List<CpuidEntry> cpuid = fd.getCpuid();
+        out.i32(cpuid.size());
+        for (CpuidEntry e : cpuid) {
+            out.i32(e.function()).i32(e.index()).i32(e.flags()).i32(e.eax()).i32(e.ebx()).i32(e.ecx()).i32(e.edx());
+        }
+        out.i32(fd.getMpState());
+        out.bytes(fd.getRegs().toBytes());
+        out.bytes(fd.getSpecialRegs().toBytes());
+        out.bytes(fd.getXsave(xsaveSize));
+        out.bytes(fd.getXcrs());
+        out.bytes(fd.getDebugRegs());
+        out.bytes(fd.getLapic().toBytes());
+        List<MsrEntry> msrs = fd.getMsrs(msrIndices);
+        if (msrs.size() != msrIndices.length) {
+            throw new IllegalStateException(String.format("vCPU %d: KVM_GET_MSRS could not read MSR 0x%x, which it read before",
+                    index(), msrIndices[msrs.size()]));
+        }
+        out.i32(msrs.size());
+        for (MsrEntry msr : msrs) {
+            out.i32(msr.index()).i64(msr.data());
+        }
+        out.bytes(fd.getVcpuEvents());
+    }
+
+    /**
+     * Reads and checks what {@link #saveState} wrote, applying nothing.
+     *
+     * @param xsaveSize this host's XSAVE area size, which the saved one must equal
+     * @param knownMsrs the MSRs this host's KVM saves and restores ({@code KVM_GET_MSR_INDEX_LIST})
+     */
+    static SavedState readState(StateReader in, int xsaveSize, Set<Integer> knownMsrs) {
+        int entries = in.count(VcpuFd.MAX_CPUID_ENTRIES, "CPUID entry");
+        List<CpuidEntry> cpuid = new ArrayList<>(entries);
+        for (int i = 0; i < entries; i++) {
+            cpuid.add(new CpuidEntry(in.i32("CPUID function"), in.i32("CPUID index"), in.i32("CPUID flags"),
+                    in.i32("CPUID eax"), in.i32("CPUID ebx"), in.i32("CPUID ecx"), in.i32("CPUID edx")));
+        }
+        int mpState = in.i32In(0, VcpuFd.MAX_MP_STATE, "MP state");
+        byte[] regs = in.bytesOfSize(Regs.SIZE, "general registers (struct kvm_regs)");
+        byte[] sregs = in.bytesOfSize(SpecialRegs.SIZE, "special registers (struct kvm_sregs)");
+        byte[] xsave = in.bytes(MAX_XSAVE_SIZE, "XSAVE area");
+        if (xsave.length != xsaveSize) {
+            throw in.fail("the XSAVE area is " + xsave.length + " bytes, and this host's KVM uses " + xsaveSize
+                    + ": the snapshot was taken on a CPU with other XSAVE features");
+        }
+        byte[] xcrs = in.bytesOfSize(VcpuFd.XCRS_SIZE, "XCRs (struct kvm_xcrs)");
+        int xcrCount = VcpuFd.xcrCount(xcrs);
+        if (xcrCount < 0 || xcrCount > VcpuFd.MAX_XCRS) {
+            throw in.fail("the XCR count is " + Integer.toUnsignedString(xcrCount) + ", more than the " + VcpuFd.MAX_XCRS + " KVM has");
+        }
+        byte[] debugRegs = in.bytesOfSize(VcpuFd.DEBUGREGS_SIZE, "debug registers (struct kvm_debugregs)");
+        byte[] lapic = in.bytesOfSize(LapicState.SIZE, "LAPIC state (struct kvm_lapic_state)");
+        int msrCount = in.count(knownMsrs.size(), "MSR");
+        List<MsrEntry> msrs = new ArrayList<>(msrCount);
+        for (int i = 0; i < msrCount; i++) {
+            int index = in.i32("MSR index");
+            long data = in.i64("MSR value");
+            if (!knownMsrs.contains(index)) {
+                throw in.fail(String.format("MSR 0x%x is not one this host's KVM saves and restores", index));
+            }
+            msrs.add(new MsrEntry(index, data));
+        }
+        byte[] events = in.bytesOfSize(VcpuFd.VCPU_EVENTS_SIZE, "vCPU events (struct kvm_vcpu_events)");
+        return new SavedState(List.copyOf(cpuid), mpState, regs, sregs, xsave, xcrs, debugRegs, lapic, List.copyOf(msrs), events);
+    }
+
+    /**
+     * Applies {@code state} to this vCPU, which has not run yet, in Firecracker's order: TSC
+     * frequency, CPUID, MP state, registers, special registers, XSAVE, XCRs, debug registers, LAPIC,
+     * MSRs (after the LAPIC and CPUID they depend on), vCPU events last.
+     *
+     * @throws StateFormatException naming the part KVM refused
+     */
+    void applyState(SavedState state, int tscKhz, StateReader in) {
+        apply(in, "TSC frequency of " + tscKhz + " kHz", () -> {
+            if (fd.getTscKhz() != tscKhz) {
+                fd.setTscKhz(tscKhz);
+            }
+        });
+        apply(in, "CPUID table", () -> fd.setCpuid(state.cpuid()));
+        apply(in, "MP state " + state.mpState(), () -> fd.setMpState(state.mpState()));
+        apply(in, "general registers", () -> fd.setRegs(Regs.fromBytes(state.regs())));
+        apply(in, "special registers", () -> fd.setSpecialRegs(SpecialRegs.fromBytes(state.sregs())));
+        apply(in, "XSAVE area", () -> fd.setXsave(state.xsave()));
+        apply(in, "XCRs", () -> fd.setXcrs(state.xcrs()));
+        apply(in, "debug registers", () -> fd.setDebugRegs(state.debugRegs()));
+        apply(in, "LAPIC state", () -> fd.setLapic(LapicState.fromBytes(state.lapic())));
+        apply(in, "MSRs", () -> fd.setMsrs(state.msrs()));
+        apply(in, "vCPU events", () -> fd.setVcpuEvents(state.events()));
+    }
+
+    private void apply(StateReader in, String what, Runnable step) {
+        try {
+            step.run();
+        } catch (RuntimeException e) {
+            throw in.fail("KVM refused vCPU " + index() + "'s " + what + ": " + e.getMessage());
         }
     }
 

@@ -3,22 +3,31 @@ package dev.panamax.vm;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.VmFd;
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * A virtual machine: its KVM fd, guest memory, I/O buses and vCPUs, and its lifecycle
  * (created, running, paused, exited, closed). Thread-safe. Closing releases every fd, thread and
  * mapping it owns.
  */
-public final class Vm implements AutoCloseable {
+public final class Vm implements AutoCloseable, Stateful {
 
     public enum State { CREATED, RUNNING, PAUSED, EXITED, CLOSED }
 
     /** How many {@linkplain #allocateMsiVector() MSI vectors} one VM's devices can have in all. */
     public static final int MAX_MSI_VECTORS = MsiRouting.MAX_MSI_VECTORS;
+
+    /** The in-kernel interrupt controllers a snapshot holds, in its order, and their names for messages. */
+    private static final int[] IRQCHIPS = {VmFd.IRQCHIP_PIC_MASTER, VmFd.IRQCHIP_PIC_SLAVE, VmFd.IRQCHIP_IOAPIC};
+    private static final String[] IRQCHIP_NAMES = {"PIC master", "PIC slave", "IOAPIC"};
 
     /** What the vCPU threads are asked to do; read on every loop, so volatile and lock-free. */
     private enum Request { RUN, PAUSE, STOP }
@@ -43,6 +52,8 @@ public final class Vm implements AutoCloseable {
     private VmExit exit; // the first exit; guarded by lock
     private VmExit lastHalt; // guarded by lock
     private long pausedClock; // the guest's kvmclock when it was paused; guarded by lock
+    private boolean clockRestored; // pausedClock came from a snapshot, for startPaused; guarded by lock
+    private int[] msrsToSave; // the MSRs KVM_GET_MSRS reads on this VM, probed once; guarded by lock
 
     private Vm(Kvm kvm, boolean ownsKvm) {
         this.kvm = kvm;
@@ -263,6 +274,35 @@ public final class Vm implements AutoCloseable {
         }
     }
 
+    /**
+     * Starts one thread per vCPU, parked: the VM is {@link State#PAUSED} when this returns, and
+     * {@link #resume()} lets the guest run, its clock going on from the value a {@link
+     * #restoreState} gave, else from the clock now.
+     */
+    public void startPaused() {
+        synchronized (lock) {
+            requireState(State.CREATED, "start");
+            if (vcpus.isEmpty()) {
+                throw new IllegalStateException("cannot start a VM without vCPUs");
+            }
+            request = Request.PAUSE;
+            state = State.RUNNING;
+            running = vcpus.size();
+            for (Vcpu vcpu : vcpus) {
+                vcpu.start();
+            }
+            while (paused < running && request == Request.PAUSE) {
+                waitOnLock();
+            }
+            if (request == Request.PAUSE) {
+                if (!clockRestored) {
+                    pausedClock = fd.getClock();
+                }
+                state = State.PAUSED;
+            }
+        }
+    }
+
     /** Stops every vCPU outside guest code and the guest's clock, and returns once all are parked. */
     public void pause() {
         synchronized (lock) {
@@ -353,6 +393,114 @@ public final class Vm implements AutoCloseable {
             }
             return Optional.ofNullable(exit);
         }
+    }
+
+    /** Whether the vCPUs are asked to run (not to pause or stop); a vCPU thread's check before it parks. */
+    boolean runRequested() {
+        return request == Request.RUN;
+    }
+
+    // ---- saved state ----
+
+    /**
+     * Writes the VM's KVM state, which a paused VM holds still: the vCPU count, each vCPU's
+     * complete state in a section {@code vcpu/N}, then the sections {@code irqchip} (PIC master, PIC
+     * slave, IOAPIC), {@code pit}, {@code clock} (the guest's kvmclock, stopped since the pause)
+     * and {@code tsc-khz}. Guest memory and devices are saved apart.
+     *
+     * @throws IllegalStateException unless the VM is paused
+     */
+    @Override
+    public void saveState(StateWriter out) {
+        synchronized (lock) { // holds off resume() until the state is whole
+            requireState(State.PAUSED, "save the state of");
+            int[] msrs = msrsToSave();
+            int xsaveSize = fd.xsaveSize();
+            out.i32(vcpus.size());
+            for (Vcpu vcpu : vcpus) {
+                out.section("vcpu/" + vcpu.index(), w -> vcpu.saveState(w, msrs, xsaveSize));
+            }
+            out.section("irqchip", w -> {
+                for (int chip : IRQCHIPS) {
+                    w.bytes(fd.getIrqchip(chip));
+                }
+            });
+            out.section("pit", w -> w.bytes(fd.getPit2()));
+            out.section("clock", w -> w.i64(pausedClock));
+            out.section("tsc-khz", w -> w.i32(vcpus.getFirst().fd().getTscKhz()));
+        }
+    }
+
+    /**
+     * Takes the state {@link #saveState} wrote into this VM, which must not have started and must
+     * have the in-kernel irqchip and PIT ({@code fd().createIrqchip()}, {@code fd().createPit2()}),
+     * its memory, and as many vCPUs as the snapshot. Every value is read and checked before any is
+     * applied; then the irqchip, PIT and each vCPU's state are set, and the saved clock becomes the
+     * one {@link #resume()} sets after {@link #startPaused()}.
+     *
+     * @throws StateFormatException when a value is malformed or does not fit this VM or host, or KVM
+     *     refuses it; the VM must then be closed, not started
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        synchronized (lock) {
+            requireState(State.CREATED, "restore a state into");
+            int count = in.i32("vCPU count");
+            if (count != vcpus.size()) {
+                throw in.fail("the snapshot has " + Integer.toUnsignedString(count) + " vCPUs, and this VM has " + vcpus.size()
+                        + ": restore it into a VM with " + Integer.toUnsignedString(count));
+            }
+            int xsaveSize = fd.xsaveSize();
+            Set<Integer> knownMsrs = new HashSet<>();
+            for (int msr : kvm.msrIndexList()) {
+                knownMsrs.add(msr);
+            }
+            List<Vcpu.SavedState> saved = new ArrayList<>(count);
+            for (Vcpu vcpu : vcpus) {
+                in.section("vcpu/" + vcpu.index(), r -> saved.add(Vcpu.readState(r, xsaveSize, knownMsrs)));
+            }
+            byte[][] irqchips = new byte[IRQCHIPS.length][];
+            in.section("irqchip", r -> {
+                for (int i = 0; i < IRQCHIPS.length; i++) {
+                    irqchips[i] = r.bytesOfSize(VmFd.IRQCHIP_STATE_SIZE, IRQCHIP_NAMES[i] + " state (struct kvm_irqchip's chip)");
+                }
+            });
+            byte[][] pit = new byte[1][];
+            in.section("pit", r -> pit[0] = r.bytesOfSize(VmFd.PIT_STATE_SIZE, "PIT state (struct kvm_pit_state2)"));
+            long[] clock = new long[1];
+            in.section("clock", r -> clock[0] = r.i64("kvmclock"));
+            int[] tscKhz = new int[1];
+            in.section("tsc-khz", r -> tscKhz[0] = r.i32In(1, Integer.MAX_VALUE, "TSC frequency in kHz"));
+
+            // Everything read and checked: apply, the VM-wide chips first as Firecracker does.
+            for (int i = 0; i < IRQCHIPS.length; i++) {
+                int chip = i;
+                applyVmState(in, IRQCHIP_NAMES[i] + " state", () -> fd.setIrqchip(IRQCHIPS[chip], irqchips[chip]));
+            }
+            applyVmState(in, "PIT state", () -> fd.setPit2(pit[0]));
+            applyVmState(in, "kvmclock", () -> fd.setClock(clock[0]));
+            for (int i = 0; i < count; i++) {
+                vcpus.get(i).applyState(saved.get(i), tscKhz[0], in);
+            }
+            pausedClock = clock[0];
+            clockRestored = true;
+        }
+    }
+
+    private static void applyVmState(StateReader in, String what, Runnable step) {
+        try {
+            step.run();
+        } catch (RuntimeException e) {
+            throw in.fail("KVM refused the " + what + " (does the VM have its in-kernel irqchip and PIT?): " + e.getMessage());
+        }
+    }
+
+    /** The MSRs of {@link Kvm#msrIndexList()} that KVM_GET_MSRS reads on this VM, probed once on vCPU 0. */
+    private int[] msrsToSave() {
+        if (msrsToSave == null) {
+            msrsToSave = vcpus.getFirst().fd().readableMsrs(kvm.msrIndexList());
+        }
+        return msrsToSave;
     }
 
     /** Called by a vCPU thread between runs: parks it while paused; false once the VM is stopping. */

@@ -168,7 +168,10 @@ public final class StateReader {
         if (!found.equals(name)) {
             throw fail("found section '" + found + "' where '" + name + "' belongs: the snapshot was taken of another VM configuration");
         }
-        int length = count(remaining(), "section " + name + " length");
+        // The limit is what is left after the length itself: remaining() before reading it would
+        // let a length 4 bytes too long through, and the section's reads run off the array.
+        int length = count(Integer.MAX_VALUE, "section " + name + " length");
+        need(length, "section " + name);
         StateReader inner = new StateReader(data, position, position + length, "section " + name + " of " + where);
         position += length;
         return inner;
