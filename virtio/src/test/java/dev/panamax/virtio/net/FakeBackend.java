@@ -38,6 +38,16 @@ final class FakeBackend implements NetBackend {
     }
 
     @Override
+    public String kind() {
+        return "tap";
+    }
+
+    @Override
+    public String name() {
+        return "fake0";
+    }
+
+    @Override
     public Set<NetOffload> offloads() {
         return offloads;
     }
