@@ -118,11 +118,11 @@ class VirtioBlkStateTest {
         });
         try {
             blk.quiesce();
+            assertThat(driver.usedIdx(0)).as("the request in flight was answered before quiesce returned").isEqualTo(1);
         } finally {
             disk.readMayFinish.countDown();
         }
         releaser.join();
-        assertThat(driver.usedIdx(0)).as("the request in flight was answered before quiesce returned").isEqualTo(1);
         assertThat(driver.read(status, 1)[0]).isEqualTo(VirtioBlk.S_OK);
         assertThat(driver.read(data, 512)).isEqualTo(Arrays.copyOfRange(original, 1024, 1536));
 
