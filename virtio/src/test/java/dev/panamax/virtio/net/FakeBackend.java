@@ -27,6 +27,8 @@ final class FakeBackend implements NetBackend {
     private final DropCounts dropped = new DropCounts();
     volatile Set<NetOffload> receiveOffloads;
     volatile boolean closed;
+    /** What {@link #kind()} answers. */
+    volatile String kind = "tap";
 
     FakeBackend(Set<NetOffload> offloads) {
         this.offloads = offloads;
@@ -39,7 +41,7 @@ final class FakeBackend implements NetBackend {
 
     @Override
     public String kind() {
-        return "tap";
+        return kind;
     }
 
     @Override
