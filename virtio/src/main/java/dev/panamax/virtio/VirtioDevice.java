@@ -8,6 +8,7 @@ import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import dev.panamax.vm.state.Stateful;
 import java.lang.System.Logger.Level;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -292,7 +293,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                 // only costs the next worker one empty pass.
                 notifyEvents[i].signal();
                 try {
-                    if (workers[i].thread.join(java.time.Duration.ofMillis(WAKE_INTERVAL_MILLIS))) {
+                    if (workers[i].thread.join(Duration.ofMillis(WAKE_INTERVAL_MILLIS))) {
                         workers[i] = null;
                     }
                 } catch (InterruptedException e) {
