@@ -239,6 +239,8 @@ class VirtioMmioStateTest {
     void aRingOutsideGuestMemoryIsRefused() {
         assertThat(refusal(image -> image.queues.get(1).ringUsed = 0x7fff_0000L))
                 .isEqualTo("section virtio of the snapshot: queue 1: used ring at 0x7fff0000 (134 bytes) is not inside guest memory");
+        assertThat(refusal(image -> image.queues.get(0).ringAvail = Long.MIN_VALUE))
+                .contains("queue 0: available ring at 0x8000000000000000 (38 bytes) is not inside guest memory");
     }
 
     @Test
