@@ -52,6 +52,9 @@ public final class VirtQueue {
     private final int index;
     private final int size;
     private final GuestMemory memory;
+    private final long descAddress;
+    private final long availAddress;
+    private final long usedAddress;
     private final MemorySegment descTable;
     private final MemorySegment availRing;
     private final MemorySegment usedRing;
@@ -68,6 +71,9 @@ public final class VirtQueue {
         this.index = index;
         this.size = size;
         this.memory = memory;
+        this.descAddress = desc;
+        this.availAddress = avail;
+        this.usedAddress = used;
         this.descTable = memory.slice(desc, (long) DESCRIPTOR_SIZE * size);
         this.availRing = memory.slice(avail, availRingSize(size));
         this.usedRing = memory.slice(used, usedRingSize(size));
@@ -94,23 +100,89 @@ public final class VirtQueue {
         long desc = settings.descTable();
         long avail = settings.availRing();
         long used = settings.usedRing();
-        if (size <= 0 || size > maxSize || Integer.bitCount(size) != 1) {
-            throw new VirtioProtocolException("queue " + index + ": size " + size + " is not a power of two from 1 to " + maxSize);
+        String problem = geometryProblem(index, size, desc, avail, used, maxSize, memory);
+        if (problem != null) {
+            throw new VirtioProtocolException(problem);
         }
-        checkRing(index, "descriptor table", desc, (long) DESCRIPTOR_SIZE * size, 16, memory);
-        checkRing(index, "available ring", avail, availRingSize(size), 2, memory);
-        checkRing(index, "used ring", used, usedRingSize(size), 4, memory);
         VirtQueue queue = new VirtQueue(index, size, memory, desc, avail, used, eventIdx, indirect, usedIndexStore);
         queue.usedRing.set(JAVA_SHORT_UNALIGNED, 0, (short) 0); // flags: we never ask the driver not to notify
         usedIndexStore.store(queue.usedRing, (short) 0);
         return queue;
     }
 
-    private static void checkRing(int index, String what, long address, long length, int alignment, GuestMemory memory) {
-        if (address % alignment != 0 || !memory.contains(address, length)) {
-            throw new VirtioProtocolException(String.format("queue %d: %s at 0x%x (%d bytes) is %s", index, what, address, length,
-                    address % alignment != 0 ? "not " + alignment + "-byte aligned" : "not inside guest memory"));
+    /**
+     * A queue as a snapshot left it: the rings where they were, already in use, so nothing is
+     * written to them; the device goes on taking entries at {@code position.lastAvail()} and using
+     * them at {@code position.usedIdx()}. The caller checked the geometry with {@link #geometryProblem}.
+     */
+    static VirtQueue resume(int index, Geometry geometry, Position position, GuestMemory memory, boolean eventIdx, boolean indirect) {
+        VirtQueue queue = new VirtQueue(index, geometry.size(), memory, geometry.descTable(), geometry.availRing(), geometry.usedRing(),
+                eventIdx, indirect, RELEASE_STORE);
+        queue.lastAvail = position.lastAvail();
+        queue.knownAvail = position.lastAvail();
+        queue.usedIdx = position.usedIdx();
+        queue.signalledUsed = position.signalledUsed();
+        return queue;
+    }
+
+    /**
+     * What is wrong with a queue of {@code size} entries at these addresses, or null: the size must be
+     * a power of two up to {@code maxSize}, the descriptor table 16-byte, the available ring 2-byte and
+     * the used ring 4-byte aligned, each wholly inside guest memory.
+     */
+    static String geometryProblem(int index, int size, long desc, long avail, long used, int maxSize, GuestMemory memory) {
+        if (size <= 0 || size > maxSize || Integer.bitCount(size) != 1) {
+            return "queue " + index + ": size " + size + " is not a power of two from 1 to " + maxSize;
         }
+        String problem = ringProblem(index, "descriptor table", desc, (long) DESCRIPTOR_SIZE * size, 16, memory);
+        if (problem == null) {
+            problem = ringProblem(index, "available ring", avail, availRingSize(size), 2, memory);
+        }
+        if (problem == null) {
+            problem = ringProblem(index, "used ring", used, usedRingSize(size), 4, memory);
+        }
+        return problem;
+    }
+
+    private static String ringProblem(int index, String what, long address, long length, int alignment, GuestMemory memory) {
+        if (address % alignment != 0 || !memory.contains(address, length)) {
+            return String.format("queue %d: %s at 0x%x (%d bytes) is %s", index, what, address, length,
+                    address % alignment != 0 ? "not " + alignment + "-byte aligned" : "not inside guest memory");
+        }
+        return null;
+    }
+
+    /** Where a queue's rings are: its size and the guest-physical addresses of its three parts. */
+    record Geometry(int size, long descTable, long availRing, long usedRing) {}
+
+    /**
+     * How far the device has come through a queue, each a free-running 16-bit index: the next
+     * available entry to take, the next used entry to write, and the used index when it last decided
+     * about an interrupt (EVENT_IDX).
+     */
+    record Position(int lastAvail, int usedIdx, int signalledUsed) {}
+
+    /** This queue's rings. */
+    Geometry geometry() {
+        return new Geometry(size, descAddress, availAddress, usedAddress);
+    }
+
+    /** How far the device has come; only while no I/O thread uses the queue (quiesced). */
+    Position position() {
+        return new Position(lastAvail, usedIdx, signalledUsed);
+    }
+
+    /**
+     * Gives back the last {@code count} chains {@link #pop} took and the device has not used: the
+     * next pops take them again. For a device that stops in the middle of filling several chains
+     * (virtio-net's mergeable receive buffers) and must not keep them from the driver.
+     */
+    public void unpop(int count) {
+        if (count < 0 || count > ((lastAvail - usedIdx) & 0xffff)) {
+            throw new IllegalArgumentException("queue " + index + ": cannot give back " + count + " chains; "
+                    + ((lastAvail - usedIdx) & 0xffff) + " are taken and not used");
+        }
+        lastAvail = (lastAvail - count) & 0xffff;
     }
 
     private static long availRingSize(int size) {

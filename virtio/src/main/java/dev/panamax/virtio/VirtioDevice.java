@@ -3,7 +3,12 @@ package dev.panamax.virtio;
 import dev.panamax.sys.EventFd;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.GuestMemoryException;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.lang.System.Logger.Level;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -26,8 +31,14 @@ import java.util.function.BooleanSupplier;
  * A device whose queues also wait for something else (a network backend's socket) serves them itself
  * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device
  * I/O, except while a reset waits for requests in flight.
+ *
+ * <p>For a snapshot, {@link #quiesce} lets each I/O thread finish the request in its hands and park
+ * until {@link #resumeWork}; then {@link #saveState} writes features, status and each queue's rings
+ * and position. {@link #restoreState} (or {@link #readState} and {@link #applyState}, for a transport
+ * that checks its own state between the two) checks all of it against this device and its guest
+ * memory, then goes on where the snapshot's device stood: its queues running if it was.
  */
-public abstract class VirtioDevice implements AutoCloseable {
+public abstract class VirtioDevice implements Stateful, AutoCloseable {
     public static final int ACKNOWLEDGE = 1;
     public static final int DRIVER = 2;
     public static final int DRIVER_OK = 4;
@@ -38,6 +49,15 @@ public abstract class VirtioDevice implements AutoCloseable {
     public static final int VIRTIO_F_RING_INDIRECT_DESC = 28;
     public static final int VIRTIO_F_RING_EVENT_IDX = 29;
     public static final int VIRTIO_F_VERSION_1 = 32;
+
+    /** Status bits no device sets or keeps: the specification reserves them. */
+    private static final int RESERVED_STATUS = 0x30;
+    /** The configuration space never changes ({@link #config}), so its generation stays 0. */
+    public static final int CONFIG_GENERATION = 0;
+    /** The longest failure reason a snapshot keeps, in characters. */
+    private static final int MAX_FAILURE_CHARS = 1000;
+    /** Between a quiesce's or a stop's wake-ups of a thread that has not parked yet: a wake-up may be taken by a wait inside a request. */
+    private static final long WAKE_INTERVAL_MILLIS = 10;
 
     private static final System.Logger LOG = System.getLogger(VirtioDevice.class.getName());
 
@@ -54,6 +74,9 @@ public abstract class VirtioDevice implements AutoCloseable {
     private final AtomicInteger status = new AtomicInteger();
     private final AtomicReference<String> failure = new AtomicReference<>();
     private boolean closed;
+    /** Guards {@link #quiescing} and each worker's parked and ended flags; the workers wait on it while quiesced. */
+    private final Object workLock = new Object();
+    private volatile boolean quiescing;
 
     /**
      * The device-type configuration space, little-endian, which the device fills in its constructor
@@ -230,13 +253,18 @@ public abstract class VirtioDevice implements AutoCloseable {
             fail(e.getMessage());
             return;
         }
-        String threadPrefix = name.replaceAll("[^A-Za-z0-9]+", "-").replaceAll("^-|-$", "");
         for (int i = 0; i < queues.length; i++) {
             if (queues[i] != null) {
-                workers[i] = new QueueWorker(queues[i]);
-                workers[i].thread = Thread.ofPlatform().daemon().name(threadPrefix + "-q" + i).start(workers[i]);
+                startWorker(queues[i]);
             }
         }
+    }
+
+    private void startWorker(VirtQueue queue) {
+        String threadPrefix = name.replaceAll("[^A-Za-z0-9]+", "-").replaceAll("^-|-$", "");
+        QueueWorker worker = new QueueWorker(queue);
+        workers[queue.index()] = worker;
+        worker.thread = Thread.ofPlatform().daemon().name(threadPrefix + "-q" + queue.index()).start(worker);
     }
 
     private void reset() {
@@ -250,18 +278,24 @@ public abstract class VirtioDevice implements AutoCloseable {
     }
 
     private void stopWorkers() {
-        for (int i = 0; i < workers.length; i++) {
-            if (workers[i] != null) {
-                workers[i].stop = true;
-                notifyEvents[i].signal(); // a wake-up left over only costs the next worker one empty pass
+        synchronized (workLock) {
+            for (QueueWorker w : workers) {
+                if (w != null) {
+                    w.stop = true;
+                }
             }
+            workLock.notifyAll(); // the parked ones
         }
         boolean interrupted = false;
         for (int i = 0; i < workers.length; i++) {
             while (workers[i] != null) {
+                // Again and again: a wait inside a request may have taken the wake-up. One left over
+                // only costs the next worker one empty pass.
+                notifyEvents[i].signal();
                 try {
-                    workers[i].thread.join();
-                    workers[i] = null;
+                    if (workers[i].thread.join(Duration.ofMillis(WAKE_INTERVAL_MILLIS))) {
+                        workers[i] = null;
+                    }
                 } catch (InterruptedException e) {
                     interrupted = true; // the thread may still write guest memory: keep waiting
                 }
@@ -300,6 +334,222 @@ public abstract class VirtioDevice implements AutoCloseable {
     /** The eventfd queue {@code queueIndex}'s thread waits on; the transport makes it an ioeventfd. */
     public EventFd notifyEvent(int queueIndex) {
         return notifyEvents[Objects.checkIndex(queueIndex, notifyEvents.length)];
+    }
+
+    // ---- State, for snapshots ----
+
+    /**
+     * Writes what identifies this device's backend (a disk's image, a NIC's MAC), which a restore
+     * checks with {@link #checkIdentity}. This one writes nothing.
+     */
+    protected void saveIdentity(StateWriter out) {}
+
+    /**
+     * Reads what {@link #saveIdentity} wrote and checks it against this device, which the restoring
+     * VM built from its own configuration: a difference is a {@link StateFormatException} naming
+     * both values. This one reads nothing.
+     */
+    protected void checkIdentity(StateReader in) {}
+
+    /**
+     * Writes the device type, its identity, the features offered and accepted, the status, the
+     * configuration generation, the failure reason and, for each queue, the driver's settings and,
+     * when its I/O thread runs, the rings it uses and how far it has come.
+     *
+     * @throws IllegalStateException when an I/O thread is not {@link #quiesce quiesced}
+     */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        if (!quiet()) {
+            throw new IllegalStateException(name + ": its queues are in use; quiesce it before saving its state");
+        }
+        out.i32(deviceType);
+        out.section("identity", this::saveIdentity);
+        out.i64(deviceFeatures);
+        out.i64(driverFeatures);
+        out.u8(status.get());
+        out.i32(CONFIG_GENERATION);
+        String reason = failure.get();
+        out.string(reason == null ? "" : reason.length() > MAX_FAILURE_CHARS ? reason.substring(0, MAX_FAILURE_CHARS) : reason);
+        out.i32(settings.length);
+        for (int i = 0; i < settings.length; i++) {
+            QueueSettings s = settings[i];
+            out.i32(s.size()).bool(s.ready()).i64(s.descTable()).i64(s.availRing()).i64(s.usedRing());
+            VirtQueue queue = workers[i] == null ? null : workers[i].queue;
+            out.bool(queue != null);
+            if (queue != null) {
+                VirtQueue.Geometry g = queue.geometry();
+                VirtQueue.Position p = queue.position();
+                out.i32(g.size()).i64(g.descTable()).i64(g.availRing()).i64(g.usedRing());
+                out.u16(p.lastAvail()).u16(p.usedIdx()).u16(p.signalledUsed());
+            }
+        }
+    }
+
+    /** {@link #readState}, then {@link #applyState}. */
+    @Override
+    public void restoreState(StateReader in) {
+        applyState(readState(in));
+    }
+
+    /**
+     * Reads what {@link #saveState} wrote and checks all of it against this device and its guest
+     * memory, changing nothing: the same device type and identity, features this device offers,
+     * a status a device can have, queue sizes up to this device's maximum, the rings of running
+     * queues inside guest memory and no request taken and not answered.
+     *
+     * @throws StateFormatException naming the first value that is wrong
+     */
+    public final SavedState readState(StateReader in) {
+        if (memory == null) {
+            throw new IllegalStateException(name + " is not connected to guest memory");
+        }
+        int type = in.i32("device type");
+        if (type != deviceType) {
+            throw in.fail("the snapshot's device is of virtio type " + type + ", and " + name + " is of type " + deviceType);
+        }
+        in.section("identity", this::checkIdentity);
+        long offered = in.i64("features offered");
+        long accepted = in.i64("features accepted");
+        int state = in.u8("device status");
+        int generation = in.i32("configuration generation");
+        if (generation != CONFIG_GENERATION) {
+            throw in.fail("configuration generation is " + generation + "; " + name + "'s configuration never changes, so it is "
+                    + CONFIG_GENERATION);
+        }
+        String reason = in.string(4 * MAX_FAILURE_CHARS, "failure reason");
+        int count = in.count(settings.length, "queue");
+        if (count != settings.length) {
+            throw in.fail("the snapshot's device has " + count + " queues, and " + name + " has " + settings.length);
+        }
+        QueueState[] queues = new QueueState[count];
+        for (int i = 0; i < count; i++) {
+            queues[i] = readQueue(in, i);
+        }
+        checkStatus(in, state, offered, accepted, reason);
+        for (int i = 0; i < count; i++) {
+            if (queues[i].geometry() != null && (state & DRIVER_OK) == 0) {
+                throw in.fail(String.format("queue %d is running, and the device status 0x%02x has no DRIVER_OK", i, state));
+            }
+        }
+        return new SavedState(accepted, state, reason.isEmpty() ? null : reason, queues);
+    }
+
+    private QueueState readQueue(StateReader in, int i) {
+        String q = "queue " + i;
+        int size = in.i32(q + " size");
+        if (size < 0 || size > maxQueueSize) {
+            throw in.fail(q + ": size " + Integer.toUnsignedString(size) + " is more than " + name + "'s maximum " + maxQueueSize);
+        }
+        boolean ready = in.bool(q + " ready");
+        long desc = in.i64(q + " descriptor table address");
+        long avail = in.i64(q + " available ring address");
+        long used = in.i64(q + " used ring address");
+        if (!in.bool(q + " running")) {
+            return new QueueState(size, ready, desc, avail, used, null, null);
+        }
+        VirtQueue.Geometry geometry = new VirtQueue.Geometry(in.i32(q + " ring size"), in.i64(q + " ring descriptor table address"),
+                in.i64(q + " ring available ring address"), in.i64(q + " ring used ring address"));
+        String problem = VirtQueue.geometryProblem(i, geometry.size(), geometry.descTable(), geometry.availRing(), geometry.usedRing(),
+                maxQueueSize, memory);
+        if (problem != null) {
+            throw in.fail(problem);
+        }
+        VirtQueue.Position position = new VirtQueue.Position(in.u16(q + " last_avail_idx"), in.u16(q + " used index"),
+                in.u16(q + " used index at the last interrupt"));
+        int inFlight = (position.lastAvail() - position.usedIdx()) & 0xffff;
+        if (inFlight != 0) {
+            throw in.fail(q + ": " + inFlight + " requests were taken and not answered (last_avail_idx " + position.lastAvail()
+                    + ", used index " + position.usedIdx() + "): the snapshot was taken without quiescing the device");
+        }
+        return new QueueState(size, ready, desc, avail, used, geometry, position);
+    }
+
+    private void checkStatus(StateReader in, int state, long offered, long accepted, String reason) {
+        if ((state & RESERVED_STATUS) != 0) {
+            throw in.fail(String.format("device status 0x%02x has reserved bits 0x%02x set", state, state & RESERVED_STATUS));
+        }
+        if ((state & DRIVER_OK) != 0 && (state & FEATURES_OK) == 0 && (state & DEVICE_NEEDS_RESET) == 0) {
+            throw in.fail(String.format("device status 0x%02x has DRIVER_OK without FEATURES_OK, which only a failed device has", state));
+        }
+        if ((state & DEVICE_NEEDS_RESET) != 0 && reason.isEmpty()) {
+            throw in.fail(String.format("device status 0x%02x has DEVICE_NEEDS_RESET and no reason for it", state));
+        }
+        if ((state & DEVICE_NEEDS_RESET) == 0 && !reason.isEmpty()) {
+            throw in.fail(String.format("device status 0x%02x has no DEVICE_NEEDS_RESET, and a failure reason: %s", state, reason));
+        }
+        if ((state & FEATURES_OK) != 0) {
+            long unoffered = accepted & ~deviceFeatures;
+            if (unoffered != 0) {
+                throw in.fail(String.format("the driver accepted features 0x%x, and %s offers 0x%x (the snapshot's device offered 0x%x)",
+                        accepted, name, deviceFeatures, offered));
+            }
+            if ((accepted & 1L << VIRTIO_F_VERSION_1) == 0) {
+                throw in.fail(String.format("device status 0x%02x has FEATURES_OK, and the features accepted 0x%x lack VIRTIO_F_VERSION_1",
+                        state, accepted));
+            }
+        }
+    }
+
+    /**
+     * Puts the device where {@link #readState} found the snapshot's: any I/O threads of its own are
+     * stopped first, as by a reset. When the status has DRIVER_OK and not DEVICE_NEEDS_RESET, each
+     * queue that ran gets its I/O thread again, which looks once at its ring for requests made
+     * available before the snapshot. Raises no interrupt: the transport knows which were pending.
+     */
+    public final synchronized void applyState(SavedState state) {
+        if (closed) {
+            throw new IllegalStateException(name + " is closed");
+        }
+        reset();
+        synchronized (workLock) {
+            quiescing = false;
+        }
+        for (int i = 0; i < settings.length; i++) {
+            QueueState q = state.queues[i];
+            QueueSettings s = settings[i];
+            s.setSize(q.size());
+            s.setDescTable(q.descTable());
+            s.setAvailRing(q.availRing());
+            s.setUsedRing(q.usedRing());
+            s.setReady(q.ready());
+        }
+        driverFeatures = state.driverFeatures;
+        failure.set(state.failure);
+        status.set(state.status);
+        if ((state.status & DRIVER_OK) != 0 && (state.status & DEVICE_NEEDS_RESET) == 0) {
+            for (int i = 0; i < settings.length; i++) {
+                QueueState q = state.queues[i];
+                if (q.geometry() != null) {
+                    startWorker(VirtQueue.resume(i, q.geometry(), q.position(), memory, negotiated(VIRTIO_F_RING_EVENT_IDX),
+                            negotiated(VIRTIO_F_RING_INDIRECT_DESC)));
+                }
+            }
+        }
+    }
+
+    /** One queue as {@link #readState} found it: the driver's settings, and the rings and position of a running queue (else null). */
+    private record QueueState(int size, boolean ready, long descTable, long availRing, long usedRing,
+            VirtQueue.Geometry geometry, VirtQueue.Position position) {}
+
+    /** A device's state from a snapshot, checked by {@link #readState} and not yet applied. */
+    public static final class SavedState {
+        private final long driverFeatures;
+        private final int status;
+        private final String failure;
+        private final QueueState[] queues;
+
+        private SavedState(long driverFeatures, int status, String failure, QueueState[] queues) {
+            this.driverFeatures = driverFeatures;
+            this.status = status;
+            this.failure = failure;
+            this.queues = queues;
+        }
+
+        /** The device status the snapshot's device had. */
+        public int status() {
+            return status;
+        }
     }
 
     /** Why the device needs a reset, or null. */
@@ -389,10 +639,80 @@ public abstract class VirtioDevice implements AutoCloseable {
         }
     }
 
+    /**
+     * Whether queue {@code queue}'s thread is to give up the request in its hands: the device is
+     * being reset or closed, or failed. While the device is only {@link #quiesce quiesced}, a request
+     * in hand is finished: a device whose {@link #handle} waits for its backend waits while this is
+     * false.
+     */
+    protected final boolean abandoning(VirtQueue queue) {
+        QueueWorker worker = workers[queue.index()];
+        return worker == null || worker.stop || failure.get() != null;
+    }
+
+    /**
+     * Completes the requests in flight and parks the I/O threads, which keep their queues: each
+     * finishes the request in its hands (its used entry written), takes no new one and waits until
+     * {@link #resumeWork} (or a reset, or {@link #close}). Afterwards nothing writes guest memory or
+     * changes the queues' state. Called with the vCPUs paused; waits as long as a request takes.
+     */
+    @Override
+    public synchronized void quiesce() {
+        synchronized (workLock) {
+            quiescing = true;
+            boolean interrupted = false;
+            while (true) {
+                boolean quiet = true;
+                for (int i = 0; i < workers.length; i++) {
+                    QueueWorker w = workers[i];
+                    if (w != null && !w.parked && !w.ended) {
+                        quiet = false;
+                        // Again and again: a wait inside a request may have taken the wake-up.
+                        notifyEvents[i].signal();
+                    }
+                }
+                if (quiet) {
+                    break;
+                }
+                try {
+                    workLock.wait(WAKE_INTERVAL_MILLIS);
+                } catch (InterruptedException e) {
+                    interrupted = true; // a thread may still write guest memory: keep waiting
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Lets the I/O threads parked by {@link #quiesce} take requests again; each looks at its ring once. */
+    @Override
+    public void resumeWork() {
+        synchronized (workLock) {
+            quiescing = false;
+            workLock.notifyAll();
+        }
+    }
+
+    /** Whether every I/O thread is parked or ended: nothing changes the queues. */
+    private boolean quiet() {
+        synchronized (workLock) {
+            for (QueueWorker w : workers) {
+                if (w != null && !w.parked && !w.ended) {
+                    return false;
+                }
+            }
+            return true;
+        }
+    }
+
     /** One queue's I/O thread. */
     private final class QueueWorker implements Runnable {
         private final VirtQueue queue;
         volatile boolean stop;
+        boolean parked; // guarded by workLock
+        boolean ended; // guarded by workLock
         Thread thread;
 
         QueueWorker(VirtQueue queue) {
@@ -402,7 +722,9 @@ public abstract class VirtioDevice implements AutoCloseable {
         @Override
         public void run() {
             try {
-                serve(queue, () -> !stop && failure.get() == null);
+                do {
+                    serve(queue, () -> !stop && !quiescing && failure.get() == null);
+                } while (awaitResume());
             } catch (VirtioProtocolException e) {
                 fail(e.getMessage());
             } catch (GuestMemoryException e) {
@@ -410,6 +732,32 @@ public abstract class VirtioDevice implements AutoCloseable {
             } catch (Throwable e) {
                 LOG.log(Level.ERROR, name + ": queue " + queue.index() + " stopped by an unexpected error", e);
                 fail("internal error on queue " + queue.index() + ": " + e);
+            } finally {
+                synchronized (workLock) {
+                    ended = true;
+                    workLock.notifyAll();
+                }
+            }
+        }
+
+        /** After {@link #serve} returned: parks while the device is quiesced; false when this thread is to end. */
+        private boolean awaitResume() {
+            synchronized (workLock) {
+                parked = true;
+                workLock.notifyAll();
+                boolean interrupted = false;
+                while (quiescing && !stop && failure.get() == null) {
+                    try {
+                        workLock.wait();
+                    } catch (InterruptedException e) {
+                        interrupted = true; // only a resume, a stop or a failure ends the wait
+                    }
+                }
+                parked = false;
+                if (interrupted) {
+                    Thread.currentThread().interrupt();
+                }
+                return !stop && failure.get() == null;
             }
         }
     }

@@ -183,6 +183,13 @@ public final class VirtioTestDriver {
 
     /** Writes a direct chain over {@code buffers}, makes it available and notifies; returns its head. */
     public int submit(int q, Buffer... buffers) {
+        int head = offer(q, buffers);
+        notify(q);
+        return head;
+    }
+
+    /** Writes a direct chain over {@code buffers} and makes it available, without notifying; returns its head. */
+    public int offer(int q, Buffer... buffers) {
         int head = takeDescriptors(q, buffers.length);
         for (int i = 0; i < buffers.length; i++) {
             int index = (head + i) % queueSize;
@@ -192,7 +199,6 @@ public final class VirtioTestDriver {
                     last ? 0 : (index + 1) % queueSize);
         }
         publish(q, head);
-        notify(q);
         return head;
     }
 

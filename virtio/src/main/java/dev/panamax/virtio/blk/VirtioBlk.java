@@ -7,10 +7,12 @@ import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.lang.foreign.MemorySegment;
 import java.lang.System.Logger.Level;
+import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
@@ -86,6 +88,8 @@ public final class VirtioBlk extends VirtioDevice {
     private static final System.Logger LOG = System.getLogger(VirtioBlk.class.getName());
 
     private final BlockBackend disk;
+    private final Path image; // null when the caller gave an open backend
+    private final String idText;
     private final boolean readOnly;
     private final long capacity; // in sectors
     private final byte[] id;
@@ -99,8 +103,18 @@ public final class VirtioBlk extends VirtioDevice {
      * @param queueSize the maximum size of each request queue, a power of two
      */
     public VirtioBlk(String id, BlockBackend disk, int queueCount, int queueSize) {
+        this(id, disk, null, queueCount, queueSize);
+    }
+
+    /**
+     * @param image the path {@code disk} was opened from, which a snapshot records and a restore
+     *              checks; null when there is none
+     */
+    public VirtioBlk(String id, BlockBackend disk, Path image, int queueCount, int queueSize) {
         super("virtio-blk (" + id + ")", DEVICE_TYPE, features(disk.isReadOnly()), queueCount, queueSize, CONFIG_SIZE);
         this.disk = disk;
+        this.image = image;
+        this.idText = id;
         this.readOnly = disk.isReadOnly();
         this.capacity = disk.size() / SECTOR_SIZE;
         this.id = Arrays.copyOf(id.getBytes(StandardCharsets.US_ASCII), ID_BYTES);
@@ -129,7 +143,7 @@ public final class VirtioBlk extends VirtioDevice {
     public static VirtioBlk open(String id, Path image, boolean readOnly, int queueCount) throws IOException {
         BlockBackend disk = Images.open(image, (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withLock());
         try {
-            return new VirtioBlk(id, disk, queueCount, DEFAULT_QUEUE_SIZE);
+            return new VirtioBlk(id, disk, image, queueCount, DEFAULT_QUEUE_SIZE);
         } catch (RuntimeException e) {
             disk.close();
             throw e;
@@ -145,6 +159,51 @@ public final class VirtioBlk extends VirtioDevice {
     /** Capacity in 512-byte sectors. */
     public long capacity() {
         return capacity;
+    }
+
+    /** The path of the disk image, or null when the device was given an open backend. */
+    public Path image() {
+        return image;
+    }
+
+    /**
+     * The drive's ID, the image's path (empty when unknown), its format, whether it is read-only and
+     * the capacity in sectors; a restore requires each to be the same.
+     */
+    @Override
+    protected void saveIdentity(StateWriter out) {
+        out.string(idText).string(imageText()).string(disk.format().id()).bool(readOnly).i64(capacity);
+    }
+
+    @Override
+    protected void checkIdentity(StateReader in) {
+        String savedId = in.string(256, "drive ID");
+        if (!savedId.equals(idText)) {
+            throw in.fail("the snapshot's drive has ID '" + savedId + "', and this VM's drive has '" + idText + "'");
+        }
+        String savedImage = in.string(4096, "image path");
+        if (!savedImage.equals(imageText())) {
+            throw in.fail("the snapshot's drive " + idText + " has image '" + savedImage + "', and this VM's has '" + imageText() + "'");
+        }
+        String savedFormat = in.string(16, "image format");
+        if (!savedFormat.equals(disk.format().id())) {
+            throw in.fail("the snapshot's drive " + idText + " is a " + savedFormat + " image, and this VM's is a " + disk.format().id()
+                    + " image");
+        }
+        boolean savedReadOnly = in.bool("read-only");
+        if (savedReadOnly != readOnly) {
+            throw in.fail("the snapshot's drive " + idText + " is " + (savedReadOnly ? "read-only" : "writable") + ", and this VM's is "
+                    + (readOnly ? "read-only" : "writable"));
+        }
+        long savedCapacity = in.i64("capacity");
+        if (savedCapacity != capacity) {
+            throw in.fail("the snapshot's drive " + idText + " has " + Long.toUnsignedString(savedCapacity)
+                    + " sectors, and this VM's has " + capacity + " (was the image resized?)");
+        }
+    }
+
+    private String imageText() {
+        return image == null ? "" : image.toAbsolutePath().normalize().toString();
     }
 
     @Override

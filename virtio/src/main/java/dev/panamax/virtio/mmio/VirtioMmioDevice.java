@@ -7,6 +7,9 @@ import dev.panamax.virtio.VirtioInterrupts;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.InterruptLine;
 import dev.panamax.vm.MmioDevice;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -16,8 +19,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * device manager chooses both). Queue
  * notifications are bound to ioeventfds matching the queue index; interrupts set a bit in the
  * interrupt status register and send an edge on the line.
+ *
+ * <p>Its state, for a snapshot, is the device's (section {@code virtio}) and then the transport's
+ * registers (section {@code virtio-mmio}: the feature and queue selectors and the interrupt status).
  */
-public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, AutoCloseable {
+public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Stateful, AutoCloseable {
     public static final long SIZE = 0x1000;
     static final int MAGIC = 0x74726976; // "virt"
     static final int VERSION = 2;
@@ -182,6 +188,60 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Aut
 
     private QueueSettings selectedQueue() {
         return queueSelect >= 0 && queueSelect < device.queueCount() ? device.queue(queueSelect) : null;
+    }
+
+    /** The device's I/O threads finish the requests in hand and park: see {@link VirtioDevice#quiesce}. */
+    @Override
+    public void quiesce() {
+        device.quiesce();
+    }
+
+    @Override
+    public void resumeWork() {
+        device.resumeWork();
+    }
+
+    /** Section {@code virtio}, the device's; section {@code virtio-mmio}, the selectors and the interrupt status. */
+    @Override
+    public void saveState(StateWriter out) {
+        out.section("virtio", device);
+        out.section("virtio-mmio", registers -> {
+            synchronized (lock) {
+                registers.i32(deviceFeatureSelect).i32(driverFeatureSelect).i32(queueSelect);
+            }
+            registers.i32(interruptStatus.get());
+        });
+    }
+
+    /**
+     * Checks both sections whole before changing anything, then takes the registers and the device's
+     * state; the device's queues run again if they ran. A pending interrupt (a bit in the interrupt
+     * status) is sent again: at worst the driver looks at its rings once for nothing. The VM's
+     * interrupt controller must have been restored before, or the edge is lost.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        StateReader deviceState = in.section("virtio");
+        VirtioDevice.SavedState saved = device.readState(deviceState);
+        deviceState.end();
+        StateReader registers = in.section("virtio-mmio");
+        // Any value is one a driver may have written: an absent selection reads as 0.
+        int deviceFeatures = registers.i32("device features selector");
+        int driverFeatures = registers.i32("driver features selector");
+        int queue = registers.i32("queue selector");
+        int pending = registers.i32In(0, 3, "interrupt status");
+        registers.end();
+
+        synchronized (lock) {
+            deviceFeatureSelect = deviceFeatures;
+            driverFeatureSelect = driverFeatures;
+            queueSelect = queue;
+        }
+        interruptStatus.set(pending);
+        device.applyState(saved);
+        if (pending != 0) {
+            irq.pulse();
+        }
     }
 
     private static long low(long field, int value) {

@@ -59,6 +59,15 @@ public interface NetBackend extends AutoCloseable {
      */
     Fd descriptor();
 
+    /** What kind of backend this is, as a snapshot names it: {@code tap} or {@code passt}. */
+    String kind();
+
+    /**
+     * Which one of its kind, as a snapshot names it: the tap's interface name, the socket of a passt
+     * someone else started; empty for a passt started for this NIC alone.
+     */
+    String name();
+
     /** The frames dropped so far, each way. */
     DropCounts dropped();
 

@@ -306,6 +306,17 @@ public final class PasstBackend implements NetBackend {
     }
 
     @Override
+    public String kind() {
+        return "passt";
+    }
+
+    /** The socket of a passt someone else started; empty for the one started for this NIC, whose socket is a temporary name. */
+    @Override
+    public String name() {
+        return passt == null ? String.valueOf(stream.path()) : "";
+    }
+
+    @Override
     public String toString() {
         return "passt at " + stream.path();
     }

@@ -135,6 +135,16 @@ public final class TapBackend implements NetBackend {
     }
 
     @Override
+    public String kind() {
+        return "tap";
+    }
+
+    @Override
+    public String name() {
+        return tap.name();
+    }
+
+    @Override
     public String toString() {
         return "tap " + tap.name();
     }

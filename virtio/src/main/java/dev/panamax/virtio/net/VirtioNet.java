@@ -6,10 +6,13 @@ import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioProtocolException;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.EnumSet;
+import java.util.HexFormat;
 import java.util.Set;
 import java.util.function.BooleanSupplier;
 
@@ -62,6 +65,7 @@ public final class VirtioNet extends VirtioDevice {
     private static final int BACKEND = 1;
 
     private final NetBackend backend;
+    private final MacAddress mac;
     private final Poller receivePoller;
     private final Poller transmitPoller;
     // Freed by the GC, not by close(): an I/O thread may still be copying when another thread closes.
@@ -92,6 +96,7 @@ public final class VirtioNet extends VirtioDevice {
     public VirtioNet(String id, MacAddress mac, NetBackend backend, int queueSize) {
         super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), QUEUE_COUNT, queueSize, CONFIG_SIZE);
         this.backend = backend;
+        this.mac = mac;
         System.arraycopy(mac.bytes(), 0, config, CONFIG_MAC, 6);
         config[CONFIG_STATUS] = VIRTIO_NET_S_LINK_UP;
         config[CONFIG_MAX_VIRTQUEUE_PAIRS] = 1;
@@ -156,6 +161,45 @@ public final class VirtioNet extends VirtioDevice {
         return result;
     }
 
+    /** The guest's address on this NIC. */
+    public MacAddress mac() {
+        return mac;
+    }
+
+    /** Whether the configuration space tells the driver the link is up. */
+    public boolean linkUp() {
+        return (config[CONFIG_STATUS] & VIRTIO_NET_S_LINK_UP) != 0;
+    }
+
+    /**
+     * The MAC, the link status and the backend's kind and name. A restore checks the MAC, the link
+     * and the kind; not the backend's name, which a restore may change on purpose (a clone on its
+     * own tap) or cannot keep (the socket of a passt started for the NIC).
+     */
+    @Override
+    protected void saveIdentity(StateWriter out) {
+        out.bytes(mac().bytes()).bool(linkUp()).string(backend.kind()).string(backend.name());
+    }
+
+    @Override
+    protected void checkIdentity(StateReader in) {
+        byte[] savedMac = in.bytesOfSize(6, "MAC address");
+        if (!Arrays.equals(savedMac, mac.bytes())) {
+            throw in.fail("the snapshot's " + name() + " has MAC address " + HexFormat.ofDelimiter(":").formatHex(savedMac)
+                    + ", and this VM's has " + mac);
+        }
+        boolean savedLink = in.bool("link up");
+        if (savedLink != linkUp()) {
+            throw in.fail("the snapshot's " + name() + " has its link " + (savedLink ? "up" : "down") + ", and this VM's has it "
+                    + (linkUp() ? "up" : "down"));
+        }
+        String savedKind = in.string(64, "backend kind");
+        if (!savedKind.equals(backend.kind())) {
+            throw in.fail("the snapshot's " + name() + " is on a " + savedKind + " backend, and this VM's is on " + backend.kind());
+        }
+        in.string(4096, "backend name"); // informative: see saveIdentity
+    }
+
     /** Frames dropped each way: by the backend, and by this device for the guest's buffers. */
     public DropCounts dropped() {
         return backend.dropped();
@@ -172,7 +216,8 @@ public final class VirtioNet extends VirtioDevice {
                     outbound = new MemorySegment[queue.size() + 1];
                     outbound[0] = outboundHeader;
                 }
-                transmitting = running;
+                // A frame in hand is sent even while the device quiesces; only a reset or a failure gives it up.
+                transmitting = () -> !abandoning(queue);
                 super.serve(queue, running);
             }
         } catch (NetBackendException e) {
@@ -244,6 +289,11 @@ public final class VirtioNet extends VirtioDevice {
                 awaitAndClearNotification(receivePoller, notifyEvent(RX));
             }
         }
+        // Stopped (quiesced) in the middle of a frame: the chains it filled so far go back to the
+        // ring, to be taken again, rather than be kept from the driver. The frame stays in hand.
+        queue.unpop(buffersUsed);
+        buffersUsed = 0;
+        inboundDelivered = 0;
     }
 
     /** Takes the next frame the guest can accept from the backend; false when there is none now. */

@@ -10,6 +10,9 @@ import dev.panamax.virtio.VirtioInterrupts;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.MmioDevice;
 import dev.panamax.vm.MsiVector;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
 import java.util.OptionalLong;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -22,8 +25,12 @@ import java.util.function.Supplier;
  * ioeventfds, so a guest kick wakes the device's I/O thread without a vCPU exit; interrupts go out
  * as MSI-X messages through irqfd. Legacy INTx is not offered (interrupt pin 0): Linux's driver uses
  * MSI-X whenever the function has it.
+ *
+ * <p>Its state, for a snapshot, is the device's (section {@code virtio}) and then the transport's
+ * registers (section {@code virtio-pci}: the common configuration's selectors, the configuration
+ * and queue MSI-X vectors, and the ISR status).
  */
-public final class VirtioPciDevice implements PciDevice, AutoCloseable {
+public final class VirtioPciDevice implements PciDevice, Stateful, AutoCloseable {
     public static final int VENDOR_ID = 0x1af4;
     private static final int MODERN_DEVICE_ID_BASE = 0x1040;
     /** The spec asks modern devices for a subsystem device ID of 0x40 or more. */
@@ -319,6 +326,94 @@ public final class VirtioPciDevice implements PciDevice, AutoCloseable {
         for (int q = 0; q < queueVectors.length(); q++) {
             queueVectors.set(q, NO_VECTOR);
         }
+    }
+
+    /** The device's I/O threads finish the requests in hand and park: see {@link VirtioDevice#quiesce}. */
+    @Override
+    public void quiesce() {
+        device.quiesce();
+    }
+
+    @Override
+    public void resumeWork() {
+        device.resumeWork();
+    }
+
+    /** Section {@code virtio}, the device's; section {@code virtio-pci}, the common configuration's selectors, the vectors and the ISR. */
+    @Override
+    public void saveState(StateWriter out) {
+        out.section("virtio", device);
+        out.section("virtio-pci", registers -> {
+            synchronized (lock) {
+                registers.i32(deviceFeatureSelect).i32(driverFeatureSelect).u16(queueSelect);
+            }
+            registers.u16(configVector);
+            registers.i32(queueVectors.length());
+            for (int q = 0; q < queueVectors.length(); q++) {
+                registers.u16(queueVectors.get(q));
+            }
+            registers.i32(isr.get());
+        });
+    }
+
+    /**
+     * Checks every section whole before changing anything, then takes the registers and the
+     * device's state; the device's queues run again if they ran. The ISR's pending bits are raised
+     * again on their vectors: at worst the driver looks at its rings once for nothing. The VM's
+     * interrupt routes must have been restored before.
+     */
+    @Override
+    public void restoreState(StateReader in) {
+        StateReader deviceState = in.section("virtio");
+        VirtioDevice.SavedState saved = device.readState(deviceState);
+        deviceState.end();
+        StateReader registers = in.section("virtio-pci");
+        // Any selector value is one a driver may have written: an absent selection reads as 0.
+        int deviceFeatures = registers.i32("device features selector");
+        int driverFeatures = registers.i32("driver features selector");
+        int queue = registers.u16("queue selector");
+        int config = vector(registers, "configuration vector");
+        int count = registers.count(queueVectors.length(), "queue vector");
+        if (count != queueVectors.length()) {
+            throw registers.fail("the snapshot's device has " + count + " queue vectors, and " + device.name() + " has "
+                    + queueVectors.length() + " queues");
+        }
+        int[] vectors = new int[count];
+        for (int q = 0; q < count; q++) {
+            vectors[q] = vector(registers, "queue " + q + " vector");
+        }
+        int pending = registers.i32In(0, 3, "ISR status");
+        registers.end();
+
+        synchronized (lock) {
+            deviceFeatureSelect = deviceFeatures;
+            driverFeatureSelect = driverFeatures;
+            queueSelect = queue;
+        }
+        configVector = config;
+        for (int q = 0; q < count; q++) {
+            queueVectors.set(q, vectors[q]);
+        }
+        isr.set(pending);
+        device.applyState(saved);
+        if ((pending & 1) != 0) {
+            for (int q = 0; q < count; q++) {
+                msix.signal(vectors[q]);
+            }
+        }
+        if ((pending & 2) != 0) {
+            msix.signal(config);
+        }
+    }
+
+    /** A vector of the MSI-X table, or NO_VECTOR: what the driver's write left in a vector register. */
+    private int vector(StateReader in, String what) {
+        int vector = in.u16(what);
+        if (vector != NO_VECTOR && vector >= msix.vectors()) {
+            throw in.fail(what + " is " + vector + "; " + device.name() + "'s MSI-X table has vectors 0 to " + (msix.vectors() - 1)
+                    + " (or " + NO_VECTOR + " for none)");
+        }
+        return vector;
     }
 
     private static long sizeMask(int size) {

@@ -27,6 +27,8 @@ final class FakeBackend implements NetBackend {
     private final DropCounts dropped = new DropCounts();
     volatile Set<NetOffload> receiveOffloads;
     volatile boolean closed;
+    /** What {@link #kind()} answers. */
+    volatile String kind = "tap";
 
     FakeBackend(Set<NetOffload> offloads) {
         this.offloads = offloads;
@@ -35,6 +37,16 @@ final class FakeBackend implements NetBackend {
     void offer(byte[] packet) {
         waiting.add(packet);
         readable.signal();
+    }
+
+    @Override
+    public String kind() {
+        return kind;
+    }
+
+    @Override
+    public String name() {
+        return "fake0";
     }
 
     @Override
