@@ -6,6 +6,8 @@ import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.DeviceManager;
 import dev.panamax.vmm.DeviceSetupException;
 import dev.panamax.vmm.DriveConfig;
@@ -13,11 +15,14 @@ import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.NicConfig;
 import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmRules;
+import dev.panamax.vmm.VmSnapshot;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Consumer;
@@ -108,13 +113,93 @@ public final class VirtualMachine implements AutoCloseable {
         }
     }
 
+    private final VmBuilder.Machine machine;
     private final Vm vm;
     private final DeviceManager devices;
-    private final Object lifecycle = new Object(); // orders start, pause and resume against each other
+    private final Object lifecycle = new Object(); // orders start, pause, resume and snapshots against each other
 
     private VirtualMachine(VmBuilder.Machine machine) {
+        this.machine = machine;
         this.vm = machine.vm();
         this.devices = machine.devices();
+    }
+
+    /**
+     * Writes a snapshot of this VM, which must be paused: devices finish their requests in flight
+     * first. The VM stays paused; {@link #resume()} lets it go on, or a {@link #restore} of the
+     * snapshot starts another VM where this one stood.
+     *
+     * @throws IllegalStateException when the VM is not paused, or a diff is asked of a VM that does
+     *     not track dirty pages
+     * @throws IOException when a file cannot be written
+     */
+    public void snapshot(SnapshotOptions options) throws IOException {
+        synchronized (lifecycle) {
+            VmSnapshot.create(machine, new VmSnapshot.Create(options.statePath(), options.memoryPath(),
+                    options.diff() ? VmSnapshot.Kind.DIFF : VmSnapshot.Kind.FULL));
+        }
+    }
+
+    /**
+     * Copies the pages a diff snapshot holds onto its base's memory file: the base's memory file
+     * then restores with the diff's state file. Merge diffs in the order they were taken.
+     *
+     * @throws VirtualMachineException when the diff's state file is malformed or not a diff, or the
+     *     files do not belong together (sizes)
+     * @throws IOException when a file cannot be read or written
+     */
+    public static void mergeMemory(Path diffState, Path diffMemory, Path baseMemory) throws IOException {
+        try {
+            VmSnapshot.mergeMemory(diffState, diffMemory, baseMemory);
+        } catch (StateFormatException | ConfigException e) {
+            throw new VirtualMachineException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The disk images a snapshot's VM uses, read from its state file (checked as a restore checks it),
+     * for a caller that must make them reachable first.
+     *
+     * @throws VirtualMachineException when the state file is malformed or a disk is missing
+     * @throws IOException when the file cannot be read
+     */
+    public static List<Path> snapshotDisks(Path statePath) throws IOException {
+        try {
+            return VmSnapshot.configuration(statePath, Map.of()).drives().stream().map(DriveConfig::image).toList();
+        } catch (StateFormatException | ConfigException e) {
+            throw new VirtualMachineException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * A VM as a snapshot saved it, paused or (with {@link RestoreOptions#resume}) running on from
+     * where it stood. Every value of the snapshot is checked before the VM is built.
+     *
+     * @throws VirtualMachineException when the snapshot is malformed, from another format version, or
+     *     does not fit this host, or a disk or network interface cannot be opened (the message says which)
+     * @throws IOException when a file cannot be read
+     */
+    public static VirtualMachine restore(RestoreOptions options) throws IOException {
+        VmBuilder.Machine machine;
+        try {
+            machine = VmSnapshot.restore(new VmSnapshot.Restore(options.statePath(), options.memoryPath(), options.eagerMemory(),
+                    options.networkOverrides()), options.console());
+        } catch (StateFormatException | ConfigException | DeviceSetupException | KvmUnavailableException | NativeCallException e) {
+            throw new VirtualMachineException(e.getMessage(), e);
+        }
+        VirtualMachine restored = new VirtualMachine(machine);
+        try {
+            if (options.trackDirtyPages()) {
+                machine.vm().startDirtyTracking();
+            }
+            if (options.resume()) {
+                restored.resume();
+            }
+            return restored;
+        } catch (RuntimeException e) {
+            restored.close();
+            throw e;
+        }
     }
 
     public static Builder builder() {
@@ -252,8 +337,15 @@ public final class VirtualMachine implements AutoCloseable {
         private BootProtocol protocol = BootProtocol.AUTO;
         private final List<Drive> drives = new ArrayList<>();
         private final List<NetworkInterface> networkInterfaces = new ArrayList<>();
+        private boolean trackDirtyPages;
 
         private Builder() {}
+
+        /** Tracks the pages the guest and the devices write, which {@linkplain SnapshotOptions#diff diff snapshots} need (default: off). */
+        public Builder trackDirtyPages(boolean track) {
+            this.trackDirtyPages = track;
+            return this;
+        }
 
         /** A vmlinux (PVH or 64-bit entry) or a bzImage. */
         public Builder kernel(Path kernel) {
@@ -355,7 +447,11 @@ public final class VirtualMachine implements AutoCloseable {
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
                     driveConfigs, nicConfigs);
             try {
-                return new VirtualMachine(VmBuilder.build(config, console));
+                VmBuilder.Machine machine = VmBuilder.build(config, console);
+                if (trackDirtyPages) {
+                    machine.vm().startDirtyTracking();
+                }
+                return new VirtualMachine(machine);
             } catch (BootException | DeviceSetupException | KvmUnavailableException | NativeCallException e) {
                 throw new VirtualMachineException(e.getMessage(), e);
             }

@@ -20,6 +20,8 @@ import picocli.CommandLine.Command;
             RunCommand.class,
             ServeCommand.class,
             ApiCommand.class,
+            SnapshotCommand.class,
+            SnapshotMergeCommand.class,
             DemoCommand.class,
             DoctorCommand.class,
             BenchCommand.class,

@@ -2,6 +2,7 @@ package dev.panamax.cli;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.cli.common.UserError;
@@ -20,6 +21,7 @@ import dev.panamax.vmm.VmRules;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -59,6 +61,17 @@ final class RunCommand implements Callable<Integer> {
             description = "the VM as JSON in Firecracker's schema (boot-source, machine-config, drives, network-interfaces),"
                     + " instead of --kernel, --initrd, --cmdline, --cpus and --memory")
     Path config;
+
+    @Option(names = "--restore", paramLabel = "DIR",
+            description = "restore the VM a snapshot saved in DIR (panamax snapshot) instead of booting one; it runs on from where it stood")
+    Path restoreDir;
+
+    @Option(names = "--net-override", paramLabel = "ID=TAP",
+            description = "with --restore: network interface ID uses the host's tap TAP instead of the saved one; repeatable")
+    List<String> netOverrides = new ArrayList<>();
+
+    @Option(names = "--eager-memory", description = "with --restore: read all of guest memory before the guest runs, not page by page")
+    boolean eagerMemory;
 
     @Option(names = "--api-sock", paramLabel = "PATH",
             description = "also serve the REST API on a new Unix socket at PATH (state, pause and resume, Ctrl-Alt-Del, metrics)")
@@ -101,6 +114,12 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (restoreDir != null) {
+            return restore();
+        }
+        if (!netOverrides.isEmpty() || eagerMemory) {
+            throw new UserError("--net-override and --eager-memory go with --restore");
+        }
         VmConfig vm = vmConfig();
         if (!noRig) {
             KvmAcceleration acceleration = KvmAcceleration.detect();
@@ -179,7 +198,7 @@ final class RunCommand implements Callable<Integer> {
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
-                new VmConfig.MachineConfig(vcpus, memoryMib), drives, interfaces);
+                new VmConfig.MachineConfig(vcpus, memoryMib, false), drives, interfaces);
         vm.checkPciDevices("--disk and --net");
         return vm;
     }
@@ -198,20 +217,121 @@ final class RunCommand implements Callable<Integer> {
                 System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
             }
             vm.start();
-            VirtualMachine.Exit exit;
-            try (TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
-                if (keyboard != null) {
-                    TerminalInput.feed(vm, keyboard.keys(vm::kill));
-                }
-                exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
-            }
-            if (exit == null) {
-                vm.kill();
-                System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
-                return 124;
-            }
-            return exitStatus(exit);
+            return awaitGuest(vm);
         }
+    }
+
+    /** {@code --restore DIR}: the snapshot checked here, then restored here or inside the rig. */
+    private int restore() throws IOException {
+        for (String option : VM_OPTIONS) {
+            if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                throw new UserError("--restore and " + option + " do not go together: the snapshot holds the whole VM");
+            }
+        }
+        if (config != null) {
+            throw new UserError("--restore and --config do not go together: the snapshot holds the whole VM");
+        }
+        RestoreOptions options = RestoreOptions.of(restoreDir.resolve(SnapshotCommand.STATE_FILE), restoreDir.resolve(SnapshotCommand.MEMORY_FILE))
+                .eagerMemory(eagerMemory);
+        for (String override : netOverrides) {
+            int eq = override.indexOf('=');
+            if (eq <= 0) {
+                throw new UserError("--net-override " + override + ": write it as ID=TAP, e.g. net0=tap1");
+            }
+            try {
+                options = options.networkOverride(VmRules.id(override.substring(0, eq), "--net-override " + override),
+                        VmRules.hostDeviceName(override.substring(eq + 1), "--net-override " + override));
+            } catch (ConfigException e) {
+                throw new UserError(e.getMessage());
+            }
+        }
+        List<Path> disks;
+        try {
+            disks = VirtualMachine.snapshotDisks(options.statePath());
+        } catch (VirtualMachineException e) {
+            throw new UserError(e.getMessage());
+        } catch (NoSuchFileException e) {
+            throw new UserError("--restore " + restoreDir + ": there is no " + e.getFile() + "; write a snapshot there with panamax snapshot");
+        }
+        if (!noRig) {
+            KvmAcceleration acceleration = KvmAcceleration.detect();
+            if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
+                throw new UserError(acceleration.detail());
+            }
+            if (!acceleration.hardware()) {
+                if (apiSocket != null) {
+                    throw new UserError("--api-sock serves the API from the process that runs the VM, which on this host would be"
+                            + " inside the nested KVM rig; run panamax run --no-rig --restore ... inside the rig (panamax rig -- COMMAND)");
+                }
+                System.err.println("panamax: this host's KVM only emulates, so the VM is restored inside the nested KVM rig");
+                return restoreInRig(disks);
+            }
+        }
+        try (OutputStream out = console.open();
+             VirtualMachine vm = restored(options.console(out));
+             ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, null, Panamax.version()))) {
+            if (api != null) {
+                System.err.println("panamax: serving the API on " + api.socket());
+            }
+            if (bootTime) {
+                System.err.printf("panamax: vCPUs resume %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
+            }
+            return awaitGuest(vm);
+        }
+    }
+
+    private static VirtualMachine restored(RestoreOptions options) throws IOException {
+        try {
+            return VirtualMachine.restore(options);
+        } catch (VirtualMachineException e) {
+            throw new UserError(e.getMessage());
+        } catch (NoSuchFileException e) {
+            throw new UserError("there is no " + e.getFile() + ": a snapshot directory holds " + SnapshotCommand.STATE_FILE + " and "
+                    + SnapshotCommand.MEMORY_FILE);
+        }
+    }
+
+    /** Runs {@code run --no-rig --restore} inside the rig, with the snapshot and its disks shared. */
+    private int restoreInRig(List<Path> disks) {
+        Path dir = restoreDir.toAbsolutePath();
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        argv.addAll(Rig.JVM_OPTIONS);
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        argv.addAll(List.of("run", "--no-rig", "--console", console.isNone() ? "none" : "stdio", "--restore", dir.toString()));
+        if (timeoutSeconds != null) {
+            argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
+        }
+        if (eagerMemory) {
+            argv.add("--eager-memory");
+        }
+        if (bootTime) {
+            argv.add("--boot-time");
+        }
+        for (String override : netOverrides) {
+            argv.addAll(List.of("--net-override", override));
+        }
+        Rig.Options options = visible(Rig.Options.defaults(), dir, true);
+        for (Path disk : disks) {
+            options = visible(options, disk.toAbsolutePath().getParent(), false);
+        }
+        return inRig(options, argv);
+    }
+
+    /** Waits for the guest of a started VM with the terminal's keys going to it; the exit status for how it ended. */
+    private int awaitGuest(VirtualMachine vm) {
+        VirtualMachine.Exit exit;
+        try (TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
+            if (keyboard != null) {
+                TerminalInput.feed(vm, keyboard.keys(vm::kill));
+            }
+            exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
+        }
+        if (exit == null) {
+            vm.kill();
+            System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
+            return 124;
+        }
+        return exitStatus(exit);
     }
 
     /** The VM, or a {@link UserError} saying why it cannot be built as described (anything else thrown is a bug). */
@@ -337,6 +457,11 @@ final class RunCommand implements Callable<Integer> {
         for (Drive d : vm.drives()) {
             options = visible(options, d.path().toAbsolutePath().getParent(), d.readOnly());
         }
+        return inRig(options, argv);
+    }
+
+    /** Runs {@code argv} inside a rig with {@code options}, the console and keyboard passed through; its exit status. */
+    private int inRig(Rig.Options options, List<String> argv) {
         try (OutputStream out = console.open(); Rig rig = Rig.start(options);
              TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
             // Ctrl-] ends this process; its shutdown hooks stop the rig and restore the terminal.

@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
 /** {@code panamax serve}: the REST API on a Unix socket, and the VM its clients configure and start. */
 @Command(name = "serve", mixinStandardHelpOptions = true, description = {
     "Serve the REST API (Firecracker's, for the parts Panamax has) on a Unix socket: clients set the boot source,"
-            + " machine config, drives and network interfaces, then start the VM with the InstanceStart action.",
+            + " machine config, drives and network interfaces, then start the VM with the InstanceStart action;"
+            + " or they load a snapshot (PUT /snapshot/load).",
     "Ends when the VM ends, with run's exit statuses (0 for a reboot or power-off, 1 for a failure), and removes the socket.",
     "Runs the VM in this process: where this host's KVM only emulates, serve inside the nested KVM rig."})
 final class ServeCommand implements Callable<Integer> {
@@ -39,7 +40,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         try (OutputStream out = console.open()) {
             ControlPlane plane = new ControlPlane(config -> config.toBuilder().console(out).bootProtocol(protocol).build(),
-                    Panamax.version());
+                    restore -> restore.console(out), Panamax.version());
             try (ApiServer server = startApi(apiSocket, plane)) {
                 System.err.println("panamax: serving the API on " + server.socket());
                 try (VirtualMachine vm = plane.awaitStarted()) {

@@ -2,12 +2,16 @@ package dev.panamax.control;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RestoreOptions;
+import dev.panamax.api.SnapshotOptions;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.control.VmConfig.BootSource;
 import dev.panamax.control.VmConfig.MachineConfig;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.VmRules;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -21,6 +25,7 @@ import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.IntFunction;
 import java.util.function.Predicate;
+import java.util.function.UnaryOperator;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
@@ -70,9 +75,12 @@ public final class ControlPlane {
             new Resource("/actions", Set.of("PUT")),
             new Resource("/vm", Set.of("PATCH")),
             new Resource("/vm/config", Set.of("GET")),
+            new Resource("/snapshot/create", Set.of("PUT")),
+            new Resource("/snapshot/load", Set.of("PUT")),
             new Resource("/metrics", Set.of("GET")));
 
     private final Function<VmConfig, VirtualMachine> factory;
+    private final UnaryOperator<RestoreOptions> restoreSetup;
     private final String version;
     private final AtomicLong requests = new AtomicLong();
 
@@ -94,7 +102,15 @@ public final class ControlPlane {
      * @param version Panamax's version, for {@code GET /} and {@code GET /version}
      */
     public ControlPlane(Function<VmConfig, VirtualMachine> factory, String version) {
+        this(factory, UnaryOperator.identity(), version);
+    }
+
+    /**
+     * @param restoreSetup adds what the API does not set to a {@code PUT /snapshot/load} (the console)
+     */
+    public ControlPlane(Function<VmConfig, VirtualMachine> factory, UnaryOperator<RestoreOptions> restoreSetup, String version) {
         this.factory = Objects.requireNonNull(factory, "factory");
+        this.restoreSetup = Objects.requireNonNull(restoreSetup, "restoreSetup");
         this.version = Objects.requireNonNull(version, "version");
     }
 
@@ -162,6 +178,8 @@ public final class ControlPlane {
                         NetworkInterface::id, interfaces, VmConfig::checkNetworkInterfaces);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
+                case "PUT /snapshot/create" -> createSnapshot(body);
+                case "PUT /snapshot/load" -> loadSnapshot(body);
                 default -> throw new AssertionError("RESOURCES lists " + method + " " + resource + ", which has no handler");
             };
         } catch (ConfigException | VirtualMachineException e) { // a value breaks a rule, or the VM cannot be built as configured
@@ -288,6 +306,91 @@ public final class ControlPlane {
                 return true;
             });
             default -> throw new ConfigException("vm.state", Json.quote(state) + " is not a state to ask for; use Paused or Resumed");
+        }
+        return Response.noContent();
+    }
+
+    /** Firecracker's {@code SnapshotCreateParams}: only while the VM is paused. */
+    private Response createSnapshot(byte[] body) {
+        JsonObject o = JsonObject.of(json(body), "snapshot/create").allowOnly(Set.of("snapshot_type", "snapshot_path", "mem_file_path"));
+        String type = o.has("snapshot_type") ? o.string("snapshot_type") : "Full";
+        if (!type.equals("Full") && !type.equals("Diff")) {
+            throw new ConfigException(o.path("snapshot_type"), Json.quote(type) + " is not a snapshot type; use Full or Diff");
+        }
+        Path state = Path.of(o.string("snapshot_path"));
+        Path memory = Path.of(o.string("mem_file_path"));
+        SnapshotOptions options = type.equals("Diff") ? SnapshotOptions.diff(state, memory) : SnapshotOptions.full(state, memory);
+        VirtualMachine v;
+        synchronized (lock) {
+            v = vm;
+        }
+        if (v == null || v.state() != VirtualMachine.State.PAUSED) {
+            throw new ApiFault.WrongState("snapshot/create", "a snapshot is taken of a paused VM; PATCH /vm {\"state\": \"Paused\"} first");
+        }
+        try {
+            v.snapshot(options);
+        } catch (IOException e) {
+            throw new ApiFault.BadRequest("snapshot/create: cannot write the snapshot: " + e.getMessage());
+        } catch (IllegalStateException e) {
+            if (v.state() != VirtualMachine.State.PAUSED) { // resumed or ended meanwhile
+                throw new ApiFault.WrongState("snapshot/create", "the VM is no longer paused");
+            }
+            throw new ApiFault.WrongState("snapshot/create", e.getMessage());
+        }
+        return Response.noContent();
+    }
+
+    /** Firecracker's {@code SnapshotLoadParams}: only before a VM was configured to start or loaded. */
+    private Response loadSnapshot(byte[] body) {
+        JsonObject o = JsonObject.of(json(body), "snapshot/load").allowOnly(Set.of("snapshot_path", "mem_backend", "mem_file_path",
+                "resume_vm", "network_overrides", "track_dirty_pages", "enable_diff_snapshots", "eager_memory"));
+        Path state = Path.of(o.string("snapshot_path"));
+        Path memory;
+        if (o.has("mem_backend")) {
+            if (o.has("mem_file_path")) {
+                throw new ConfigException(o.path("mem_file_path"), "give mem_backend or mem_file_path, not both");
+            }
+            JsonObject backend = JsonObject.of(o.get("mem_backend"), o.path("mem_backend")).allowOnly(Set.of("backend_type", "backend_path"));
+            String kind = backend.string("backend_type");
+            if (!kind.equals("File")) {
+                throw new ConfigException(backend.path("backend_type"), Json.quote(kind)
+                        + " is not a memory backend Panamax has; use File (Panamax maps the file copy-on-write, with no page-fault handler)");
+            }
+            memory = Path.of(backend.string("backend_path"));
+        } else {
+            memory = Path.of(o.string("mem_file_path"));
+        }
+        RestoreOptions options = RestoreOptions.of(state, memory).resume(o.optionalBool("resume_vm", false))
+                .eagerMemory(o.optionalBool("eager_memory", false))
+                .trackDirtyPages(o.optionalBool("track_dirty_pages", false) || o.optionalBool("enable_diff_snapshots", false));
+        List<Object> overrides = o.optionalArray("network_overrides");
+        for (int i = 0; i < overrides.size(); i++) {
+            JsonObject override = JsonObject.of(overrides.get(i), o.path("network_overrides") + "[" + i + "]")
+                    .allowOnly(Set.of("iface_id", "host_dev_name"));
+            String id = VmRules.id(override.string("iface_id"), override.path("iface_id"));
+            String tap = VmRules.hostDeviceName(override.string("host_dev_name"), override.path("host_dev_name"));
+            options = options.networkOverride(id, tap);
+        }
+        synchronized (lock) {
+            if (vm != null || starting) {
+                throw new ApiFault.WrongState("snapshot/load", "a snapshot is loaded into a VMM with no VM yet, and this one has one");
+            }
+            starting = true;
+        }
+        VirtualMachine restored = null;
+        try {
+            restored = VirtualMachine.restore(restoreSetup.apply(options));
+        } catch (IOException e) {
+            throw new ApiFault.BadRequest("snapshot/load: cannot read the snapshot: " + e.getMessage());
+        } finally {
+            if (restored == null) {
+                synchronized (lock) {
+                    starting = false;
+                }
+            }
+        }
+        synchronized (lock) {
+            started(restored, null);
         }
         return Response.noContent();
     }

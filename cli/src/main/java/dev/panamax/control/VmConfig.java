@@ -77,8 +77,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     }
 
     /** {@code machine-config}. */
-    public record MachineConfig(int vcpuCount, long memSizeMib) {
-        public static final MachineConfig DEFAULT = new MachineConfig(VirtualMachine.DEFAULT_CPUS, VirtualMachine.DEFAULT_MEMORY_MIB);
+    public record MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages) {
+        public static final MachineConfig DEFAULT = new MachineConfig(VirtualMachine.DEFAULT_CPUS, VirtualMachine.DEFAULT_MEMORY_MIB, false);
     }
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
@@ -174,11 +174,10 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         JsonObject o = JsonObject.of(json, path)
                 .allowOnly(Set.of("vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"));
         o.onlyInert("smt", false, "Panamax gives each vCPU a core of its own, without SMT");
-        o.onlyInert("track_dirty_pages", false, "Panamax has no snapshots to track dirty pages for");
         o.onlyInert("cpu_template", "None", "Panamax has no CPU templates");
         o.onlyInert("huge_pages", "None", "Panamax backs guest memory with ordinary pages");
         return new MachineConfig(VmRules.vcpuCount(o.integer("vcpu_count"), o.path("vcpu_count")),
-                VmRules.memoryMib(o.integer("mem_size_mib"), o.path("mem_size_mib")));
+                VmRules.memoryMib(o.integer("mem_size_mib"), o.path("mem_size_mib")), o.optionalBool("track_dirty_pages", false));
     }
 
     /** Firecracker's {@code Drive} object at {@code path}. */
@@ -281,7 +280,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         json.put("vcpu_count", machine.vcpuCount());
         json.put("mem_size_mib", machine.memSizeMib());
         json.put("smt", false);
-        json.put("track_dirty_pages", false);
+        json.put("track_dirty_pages", machine.trackDirtyPages());
         return json;
     }
 
@@ -317,7 +316,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         VirtualMachine.Builder b = VirtualMachine.builder()
                 .kernel(bootSource.kernel()).initrd(bootSource.initrd())
                 .commandLine(bootSource.bootArgs() == null ? "" : bootSource.bootArgs())
-                .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib());
+                .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib()).trackDirtyPages(machineConfig.trackDirtyPages());
         drives.forEach(b::drive);
         networkInterfaces.forEach(b::networkInterface);
         return b;

@@ -14,6 +14,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.Consumer;
 
 /**
  * Builds a VM from its configuration, as Firecracker's {@code builder.rs} does: the KVM VM with its
@@ -26,8 +27,8 @@ public final class VmBuilder {
     /** What every guest's command line starts with: the console on COM1, reset through the i8042, no reboot loop after a panic. */
     public static final String BASE_COMMAND_LINE = "console=ttyS0 reboot=k panic=-1 tsc=reliable";
 
-    /** A VM built and not yet started: KVM's side and the devices. */
-    public record Machine(Vm vm, DeviceManager devices) {}
+    /** A VM built and not yet started: KVM's side, the devices, and the configuration they were built from. */
+    public record Machine(Vm vm, DeviceManager devices, MachineConfig config) {}
 
     /**
      * @param console where the guest's serial output goes; not closed by the VM
@@ -35,30 +36,54 @@ public final class VmBuilder {
      * @throws DeviceSetupException when a drive's image or a network interface's host end cannot be opened
      */
     public static Machine build(MachineConfig config, OutputStream console) {
-        List<DriveConfig> drives = inGuestOrder(config.drives());
         Vm vm = Vm.create();
         try {
             LinuxBoot.prepare(vm, new LinuxBoot.Spec(config.kernel(), config.initrd(), commandLine(config), config.cpus(),
                     config.memoryMib() << 20, config.protocol()));
-            DeviceManager devices = new DeviceManager(vm);
-            devices.addLegacyDevices(console);
-            devices.addPciBus();
-            for (DriveConfig drive : drives) {
-                VirtioDevice blk = openDrive(drive, config.cpus());
-                if (drive.mmio()) {
-                    devices.addVirtioMmio("virtio-blk", drive.id(), blk);
-                } else {
-                    devices.addVirtioPci("virtio-blk", drive.id(), blk);
-                }
-            }
-            for (NicConfig nic : config.nics()) {
-                devices.addVirtioPci("virtio-net", nic.id(), openNic(nic));
-            }
-            return new Machine(vm, devices);
+            return new Machine(vm, addDevices(vm, config, console), config);
         } catch (RuntimeException e) {
             vm.close();
             throw e;
         }
+    }
+
+    /**
+     * The VM of {@code config} for a restore: the platform, the memory {@code addMemory} adds, the
+     * vCPUs and every device, as {@link #build} makes them, but no kernel and no boot state: the
+     * caller restores every state before it starts the VM.
+     */
+    static Machine buildForRestore(MachineConfig config, OutputStream console, Consumer<Vm> addMemory) {
+        Vm vm = Vm.create();
+        try {
+            LinuxBoot.preparePlatform(vm);
+            addMemory.accept(vm);
+            for (int i = 0; i < config.cpus(); i++) {
+                vm.addVcpu();
+            }
+            return new Machine(vm, addDevices(vm, config, console), config);
+        } catch (RuntimeException e) {
+            vm.close();
+            throw e;
+        }
+    }
+
+    /** Every device of {@code config}, in the device manager's order. */
+    private static DeviceManager addDevices(Vm vm, MachineConfig config, OutputStream console) {
+        DeviceManager devices = new DeviceManager(vm);
+        devices.addLegacyDevices(console);
+        devices.addPciBus();
+        for (DriveConfig drive : inGuestOrder(config.drives())) {
+            VirtioDevice blk = openDrive(drive, config.cpus());
+            if (drive.mmio()) {
+                devices.addVirtioMmio("virtio-blk", drive.id(), blk);
+            } else {
+                devices.addVirtioPci("virtio-blk", drive.id(), blk);
+            }
+        }
+        for (NicConfig nic : config.nics()) {
+            devices.addVirtioPci("virtio-net", nic.id(), openNic(nic));
+        }
+        return devices;
     }
 
     /**

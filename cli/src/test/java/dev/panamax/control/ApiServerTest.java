@@ -14,6 +14,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Deque;
 import java.util.LinkedHashMap;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -137,9 +138,9 @@ class ApiServerTest {
     @Test
     void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
         assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /metrics", "GET", "/nope", null);
+                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
         assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /metrics", "PUT", "/drives/", "{}");
+                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
         ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
         assertThat(wrongMethod.status()).isEqualTo(405);
         assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
@@ -198,7 +199,7 @@ class ApiServerTest {
         checks.put(ApiFault.WrongState.class, () -> assertFault(400,
                 "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
         checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
-                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /actions, /vm, /vm/config, /metrics",
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
                 "GET", "/vm/state", null));
         checks.put(ApiFault.MethodNotAllowed.class, () -> {
             assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);
@@ -335,6 +336,52 @@ class ApiServerTest {
         assertThat(first.status()).isEqualTo(200);
         assertThat(first.body()).startsWith("{\"firecracker_version\":\"1.2.3\"}HTTP/1.1 404 Not Found\r\n")
                 .contains("there is no resource /nope").contains("HTTP/1.1 200 OK").endsWith("\"app_name\":\"Panamax\"}");
+    }
+
+    @Test
+    void aPausedVmIsSnapshottedAndAnotherServerLoadsIt() throws Exception {
+        String create = "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"" + dir.resolve("vm.state") + "\", \"mem_file_path\": \""
+                + dir.resolve("vm.mem") + "\"}";
+        assertFault(400, "snapshot/create: a snapshot is taken of a paused VM; PATCH /vm {\"state\": \"Paused\"} first",
+                "PUT", "/snapshot/create", create);
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64, \"track_dirty_pages\": true}");
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        try (VirtualMachine vm = plane.awaitStarted()) {
+            assertFault(400, "snapshot/create: a snapshot is taken of a paused VM; PATCH /vm {\"state\": \"Paused\"} first",
+                    "PUT", "/snapshot/create", create);
+            assertFault(400, "snapshot/create.snapshot_type: \"Half\" is not a snapshot type; use Full or Diff",
+                    "PUT", "/snapshot/create", create.replace("Full", "Half"));
+            assertNoContent("PATCH", "/vm", "{\"state\": \"Paused\"}");
+            assertNoContent("PUT", "/snapshot/create", create);
+            assertNoContent("PUT", "/snapshot/create", create.replace("Full", "Diff").replace("vm.state", "diff.state")
+                    .replace("vm.mem", "diff.mem"));
+            assertFault(400, "snapshot/load: a snapshot is loaded into a VMM with no VM yet, and this one has one",
+                    "PUT", "/snapshot/load", load("vm.state", true));
+            vm.kill();
+        }
+        Files.write(dir.resolve("bad.state"), Arrays.copyOf(Files.readAllBytes(dir.resolve("vm.state")), 100));
+        try (ApiServer second = ApiServer.start(dir.resolve("second.sock"), new ControlPlane(config -> config.toBuilder().build(), "1.2.3"))) {
+            ApiClient other = new ApiClient(second.socket());
+            ApiClient.Response bad = other.send("PUT", "/snapshot/load", load("bad.state", false));
+            assertThat(bad.status()).isEqualTo(400);
+            assertThat(bad.faultMessage()).contains("bad.state is truncated");
+            ApiClient.Response missing = other.send("PUT", "/snapshot/load", load("none.state", false));
+            assertThat(missing.status()).isEqualTo(400);
+            assertThat(missing.faultMessage()).contains("none.state");
+            ApiClient.Response loaded = other.send("PUT", "/snapshot/load", load("vm.state", false));
+            assertThat(loaded.status()).as(loaded.body()).isEqualTo(204);
+            assertThat(((Map<?, ?>) other.send("GET", "/", null).json()).get("state")).isEqualTo("Paused");
+            assertThat(other.send("PATCH", "/vm", "{\"state\": \"Resumed\"}").status()).isEqualTo(204);
+            assertThat(((Map<?, ?>) other.send("GET", "/", null).json()).get("state")).isEqualTo("Running");
+            assertThat(other.send("PUT", "/snapshot/load", load("vm.state", false)).faultMessage())
+                    .isEqualTo("snapshot/load: a snapshot is loaded into a VMM with no VM yet, and this one has one");
+        }
+    }
+
+    private String load(String stateFile, boolean resume) {
+        return "{\"snapshot_path\": \"" + dir.resolve(stateFile) + "\", \"mem_backend\": {\"backend_type\": \"File\", \"backend_path\": \""
+                + dir.resolve("vm.mem") + "\"}, \"resume_vm\": " + resume + "}";
     }
 
     @Test

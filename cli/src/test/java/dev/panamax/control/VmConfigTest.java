@@ -59,7 +59,7 @@ class VmConfigTest {
         VmConfig config = VmConfig.read(file);
 
         assertThat(config.bootSource()).isEqualTo(new VmConfig.BootSource(kernel, initrd, "quiet panamax.run=true"));
-        assertThat(config.machineConfig()).isEqualTo(new VmConfig.MachineConfig(2, 128));
+        assertThat(config.machineConfig()).isEqualTo(new VmConfig.MachineConfig(2, 128, false));
         assertThat(config.drives()).containsExactly(new Drive("rootfs", disk, false, true));
         assertThat(config.networkInterfaces()).containsExactly(NetworkInterface.tap("eth0", "tap0", "aa:fc:00:00:00:02"));
         assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).as("what GET /vm/config answers reads back the same")

@@ -1,0 +1,329 @@
+package dev.panamax.vmm;
+
+import dev.panamax.boot.LinuxBoot;
+import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.virtio.pci.VirtioPciDevice;
+import dev.panamax.vm.DirtyPages;
+import dev.panamax.vm.MemoryFile;
+import dev.panamax.vm.MemoryMap;
+import dev.panamax.vm.Vm;
+import dev.panamax.vm.state.StateFile;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import dev.panamax.vm.state.Stateful;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Snapshots of a whole VM and their restore: the state file ({@link StateFile}; the layout is in
+ * {@code docs/snapshot-format.md}) holds the machine's configuration, the memory map, the VM's
+ * KVM state (vCPUs, irqchip, PIT, clock) and every device's state in the {@link DeviceManager}'s
+ * order; guest memory is in a file of its own, mapped copy-on-write by a restore.
+ *
+ * <p>A restore rebuilds the VM from the saved configuration (disks reopened by path and locked as
+ * at boot, taps reopened by name, passt restarted) and then hands each part its state, every value
+ * validated on the way in. A snapshot that fails anywhere leaves no VM behind.
+ */
+public final class VmSnapshot {
+    private VmSnapshot() {}
+
+    /** Full: all of guest memory. Diff: only the pages written since the last snapshot (or since tracking began). */
+    public enum Kind { FULL, DIFF }
+
+    /**
+     * What to write.
+     *
+     * @param statePath the state file
+     * @param memoryPath the memory file
+     */
+    public record Create(Path statePath, Path memoryPath, Kind kind) {
+        public Create {
+            Objects.requireNonNull(statePath, "statePath");
+            Objects.requireNonNull(memoryPath, "memoryPath");
+            Objects.requireNonNull(kind, "kind");
+        }
+    }
+
+    /**
+     * What to restore from.
+     *
+     * @param eagerMemory read all of guest memory at once rather than page by page as the guest touches it
+     * @param tapOverrides for a network interface id, the host tap device to use instead of the saved one
+     */
+    public record Restore(Path statePath, Path memoryPath, boolean eagerMemory, Map<String, String> tapOverrides) {
+        public Restore {
+            Objects.requireNonNull(statePath, "statePath");
+            Objects.requireNonNull(memoryPath, "memoryPath");
+            tapOverrides = Map.copyOf(tapOverrides);
+        }
+    }
+
+    /** Limits on what a state file may claim, far above any VM Panamax builds. */
+    private static final int MAX_PATH = 4096;
+    private static final int MAX_DRIVES = 64;
+    private static final int MAX_NICS = 64;
+    private static final int MAX_DEVICES = 256;
+
+    /** How a network interface reached the host when it was saved. */
+    private static final int HOST_TAP = 0;
+    private static final int HOST_TAP_FD = 1;
+    private static final int HOST_PASST = 2;
+
+    /**
+     * Writes a snapshot of {@code machine}, whose VM must be paused. Devices finish their requests in
+     * flight first, and go on after.
+     *
+     * @throws IllegalStateException when the VM is not paused
+     */
+    public static void create(VmBuilder.Machine machine, Create options) throws IOException {
+        Vm vm = machine.vm();
+        if (vm.state() != Vm.State.PAUSED) {
+            throw new IllegalStateException("a snapshot is taken of a paused VM, and this one is " + vm.state().name().toLowerCase());
+        }
+        List<DeviceManager.Device> devices = machine.devices().devices();
+        List<Stateful> quiesced = new ArrayList<>();
+        try {
+            for (DeviceManager.Device d : devices) {
+                Stateful part = stateful(d);
+                part.quiesce();
+                quiesced.add(part);
+            }
+            StateWriter out = new StateWriter();
+            out.section("machine", w -> writeMachine(w, machine, options.kind()));
+            MemoryMap map;
+            DirtyPages dirty = null;
+            if (options.kind() == Kind.DIFF) {
+                if (!vm.tracksDirtyPages()) {
+                    throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"
+                            + " (turn it on when building the VM: track_dirty_pages)");
+                }
+                dirty = vm.takeDirtyPages();
+                map = MemoryFile.writeDiff(vm.memory(), dirty, options.memoryPath());
+            } else {
+                if (vm.tracksDirtyPages()) {
+                    vm.takeDirtyPages(); // this snapshot is the base of the next diff
+                }
+                map = MemoryFile.writeFull(vm.memory(), options.memoryPath());
+            }
+            DirtyPages written = dirty;
+            out.section("memory", w -> {
+                w.bool(written != null);
+                map.saveState(w);
+                if (written != null) {
+                    written.saveState(w);
+                }
+            });
+            out.section("vm", vm::saveState);
+            out.section("devices", w -> {
+                w.i32(devices.size());
+                for (DeviceManager.Device d : devices) {
+                    w.section(d.id(), stateful(d));
+                }
+            });
+            StateFile.write(options.statePath(), out.toByteArray());
+        } finally {
+            for (Stateful part : quiesced) {
+                part.resumeWork();
+            }
+        }
+    }
+
+    /**
+     * Builds the VM a snapshot was taken of, with every state restored, paused: the caller resumes
+     * it (or leaves it paused).
+     *
+     * @throws StateFormatException when the snapshot is malformed or does not fit this host
+     * @throws ConfigException when the saved configuration breaks a rule here (a disk that is gone)
+     * @throws DeviceSetupException when a disk or network interface cannot be opened
+     * @throws IOException when a file cannot be read
+     */
+    public static VmBuilder.Machine restore(Restore options, OutputStream console) throws IOException {
+        StateReader in = StateFile.read(options.statePath());
+        MachineConfig config = readMachine(in.section("machine"), options.tapOverrides());
+        MemoryMap map = readMemory(in.section("memory"), config, Files.size(options.memoryPath())).map();
+        VmBuilder.Machine machine;
+        try {
+            machine = VmBuilder.buildForRestore(config, console, vm -> {
+                try {
+                    map.mapInto(vm, options.memoryPath(), options.eagerMemory());
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+        try {
+            // The interrupt controllers and vCPUs first, so that an interrupt a device raises again
+            // on restore (a virtio queue's, through MSI) lands in the restored local APIC.
+            in.section("vm", machine.vm()::restoreState);
+            List<DeviceManager.Device> devices = machine.devices().devices();
+            in.section("devices", r -> {
+                int count = r.count(MAX_DEVICES, "device");
+                if (count != devices.size()) {
+                    throw r.fail("the snapshot has " + count + " devices, and its configuration builds " + devices.size());
+                }
+                for (DeviceManager.Device d : devices) {
+                    r.section(d.id(), stateful(d));
+                }
+            });
+            in.end();
+            // Restored devices hold their work back until every state is in place, as after a quiesce.
+            for (DeviceManager.Device d : devices) {
+                stateful(d).resumeWork();
+            }
+            machine.vm().startPaused();
+            return machine;
+        } catch (RuntimeException e) {
+            machine.vm().close();
+            throw e;
+        }
+    }
+
+    /**
+     * The configuration a snapshot's VM was built from, read from its state file and checked as a
+     * restore checks it, with {@code tapOverrides} applied.
+     */
+    public static MachineConfig configuration(Path statePath, Map<String, String> tapOverrides) throws IOException {
+        return readMachine(StateFile.read(statePath).section("machine"), tapOverrides);
+    }
+
+    /** A snapshot's memory section: the map, and for a diff the pages its memory file holds. */
+    private record Memory(MemoryMap map, DirtyPages pages) {}
+
+    private static Memory readMemory(StateReader r, MachineConfig config, long memoryFileLength) {
+        boolean diff = r.bool("diff memory");
+        List<MemoryMap.RamRange> layout = LinuxBoot.memoryRegions(config.memoryMib() << 20).stream()
+                .map(region -> new MemoryMap.RamRange(region.address(), region.size())).toList();
+        MemoryMap map = MemoryMap.readState(r, layout, memoryFileLength);
+        DirtyPages pages = diff ? DirtyPages.readState(r, map) : null;
+        r.end();
+        return new Memory(map, pages);
+    }
+
+    /**
+     * Copies the pages a diff snapshot holds onto the memory file of its base (a full snapshot,
+     * or a base with earlier diffs merged), which then restores with the diff's state file.
+     *
+     * @throws StateFormatException when the diff's state file is malformed, or not a diff
+     */
+    public static void mergeMemory(Path diffState, Path diffMemory, Path baseMemory) throws IOException {
+        StateReader in = StateFile.read(diffState);
+        MachineConfig config = readMachine(in.section("machine"), Map.of());
+        Memory memory = readMemory(in.section("memory"), config, Files.size(diffMemory));
+        if (memory.pages() == null) {
+            throw new StateFormatException(diffState + " is a full snapshot: restore it with its own memory file, there is nothing to merge");
+        }
+        MemoryFile.merge(diffMemory, memory.pages(), memory.map(), baseMemory);
+    }
+
+    private static Stateful stateful(DeviceManager.Device d) {
+        if (d.device() instanceof Stateful s) {
+            return s;
+        }
+        throw new IllegalStateException("device " + d.id() + " (" + d.device().getClass().getSimpleName() + ") has no saved state");
+    }
+
+    /** The configuration, with each network interface's actual MAC address (a random one must come back the same). */
+    private static void writeMachine(StateWriter w, VmBuilder.Machine machine, Kind kind) {
+        MachineConfig c = machine.config();
+        w.u8(kind.ordinal());
+        w.string(c.kernel().toString()).string(c.initrd() == null ? "" : c.initrd().toString()).string(c.commandLine());
+        w.i32(c.cpus()).i64(c.memoryMib()).string(c.protocol().name());
+        w.i32(c.drives().size());
+        for (DriveConfig d : c.drives()) {
+            w.string(d.id()).string(d.image().toAbsolutePath().toString()).bool(d.readOnly()).bool(d.root()).bool(d.mmio());
+        }
+        w.i32(c.nics().size());
+        for (NicConfig n : c.nics()) {
+            w.string(n.id());
+            if (n.tapName() != null) {
+                w.u8(HOST_TAP).string(n.tapName());
+            } else if (n.tapFd() >= 0) {
+                w.u8(HOST_TAP_FD).string("");
+            } else {
+                w.u8(HOST_PASST).string("");
+            }
+            w.string(macOf(machine.devices(), n.id()));
+        }
+    }
+
+    private static String macOf(DeviceManager devices, String nicId) {
+        for (DeviceManager.Device d : devices.devices()) {
+            if (d.device() instanceof VirtioPciDevice pci && pci.device() instanceof VirtioNet net && net.name().equals(nicId)) {
+                return net.mac().toString();
+            }
+        }
+        throw new IllegalStateException("no virtio-net device for network interface " + nicId);
+    }
+
+    private static MachineConfig readMachine(StateReader r, Map<String, String> tapOverrides) {
+        int kind = r.u8("snapshot kind");
+        if (kind >= Kind.values().length) {
+            throw r.fail("the snapshot kind is " + kind + ", neither 0 (full) nor 1 (diff)");
+        }
+        Path kernel = Path.of(r.string(MAX_PATH, "kernel path"));
+        String initrd = r.string(MAX_PATH, "initrd path");
+        String commandLine = r.string(64 * 1024, "command line");
+        int cpus = r.i32("vCPU count");
+        long memoryMib = r.i64("memory size");
+        String protocol = r.string(16, "boot protocol");
+        List<DriveConfig> drives = new ArrayList<>();
+        for (int i = 0, n = r.count(MAX_DRIVES, "drive"); i < n; i++) {
+            drives.add(new DriveConfig(r.string(256, "drive id"), Path.of(r.string(MAX_PATH, "drive image path")),
+                    r.bool("drive read-only"), r.bool("drive root"), r.bool("drive on virtio-mmio")));
+        }
+        List<NicConfig> nics = new ArrayList<>();
+        List<String> unused = new ArrayList<>(tapOverrides.keySet());
+        for (int i = 0, n = r.count(MAX_NICS, "network interface"); i < n; i++) {
+            String id = r.string(256, "network interface id");
+            int host = r.i32In(HOST_TAP, HOST_PASST, "network interface host end");
+            String tap = r.string(256, "network interface tap name");
+            String mac = r.string(32, "network interface MAC");
+            String override = tapOverrides.get(id);
+            unused.remove(id);
+            if (override != null) {
+                nics.add(new NicConfig(id, override, -1, null, mac));
+            } else if (host == HOST_TAP_FD) {
+                throw new ConfigException("network interface " + id, "it was on a tap descriptor the snapshotted process"
+                        + " inherited, which a restore cannot reopen; give it a tap by name with a network override");
+            } else {
+                nics.add(new NicConfig(id, host == HOST_TAP ? tap : null, -1, null, mac));
+            }
+        }
+        r.end();
+        if (!unused.isEmpty()) {
+            throw new ConfigException("network overrides", "the snapshot has no network interface " + String.join(", ", unused));
+        }
+        LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
+                .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
+                        + List.of(LinuxBoot.Protocol.values())));
+        VmRules.vcpuCount(cpus, "the snapshot's vCPU count");
+        VmRules.memoryMib(memoryMib, "the snapshot's memory size");
+        VmRules.commandLine(commandLine, "the snapshot's command line");
+        for (DriveConfig d : drives) {
+            VmRules.id(d.id(), "the snapshot's drive id");
+            VmRules.diskImage(d.image(), d.readOnly(), "drive " + d.id());
+        }
+        VmRules.drives(drives, i -> "drive " + drives.get(i).id());
+        for (NicConfig n : nics) {
+            VmRules.id(n.id(), "the snapshot's network interface id");
+            if (n.tapName() != null) {
+                VmRules.hostDeviceName(n.tapName(), "network interface " + n.id() + " host device");
+            }
+            VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
+        }
+        VmRules.networkInterfaces(nics, i -> "network interface " + nics.get(i).id());
+        VmRules.pciDevices(cpus, (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), "the snapshot's devices");
+        return new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib, bootProtocol, drives, nics);
+    }
+}

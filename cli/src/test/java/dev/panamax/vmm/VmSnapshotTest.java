@@ -1,0 +1,217 @@
+package dev.panamax.vmm;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.boot.LinuxBoot;
+import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.vm.AddressBus;
+import dev.panamax.vm.PortIoDevice;
+import dev.panamax.vm.Vm;
+import dev.panamax.vm.state.StateFile;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Whole-VM snapshots on this host's /dev/kvm, where no Linux runs: a VM built for a (synthetic)
+ * kernel and started paused is saved, restored in a new VM with the same devices and states, and
+ * every kind of damaged or foreign snapshot is refused with its own sentence before a VM starts.
+ */
+class VmSnapshotTest {
+    @TempDir Path dir;
+    private final ByteArrayOutputStream console = new ByteArrayOutputStream();
+    private Path state;
+    private Path memory;
+    private MachineConfig config;
+
+    @BeforeEach
+    void snapshotAVm() throws IOException {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        Path data = Files.write(dir.resolve("data.img"), new byte[1 << 20]);
+        Path logs = Files.write(dir.resolve("logs.img"), new byte[1 << 20]);
+        config = new MachineConfig(kernel, null, "quiet", 2, 64, LinuxBoot.Protocol.AUTO,
+                List.of(new DriveConfig("data", data, true, false, false), new DriveConfig("logs", logs, true, false, true)), List.of());
+        state = dir.resolve("vm.state");
+        memory = dir.resolve("vm.mem");
+        VmBuilder.Machine machine = VmBuilder.build(config, console);
+        try {
+            machine.vm().startPaused();
+            machine.vm().memory().write(0x10_0000, "a page the snapshot keeps".getBytes());
+            // Devices away from their reset state, as a guest leaves them: the UART's scratch
+            // register, and memory decoding on the virtio-pci disk (00:01.0).
+            out(machine.vm(), 0x3ff, 1, 0x5a);
+            out(machine.vm(), 0xcf8, 4, 0x8000_0804);
+            out(machine.vm(), 0xcfc, 2, 0x0006);
+            VmSnapshot.create(machine, new VmSnapshot.Create(state, memory, VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+    }
+
+    private static void out(Vm vm, int port, int size, int value) {
+        AddressBus.Mapping<PortIoDevice> m = vm.ports().find(port);
+        m.device().out((int) (port - m.base()), size, value);
+    }
+
+    private static int in(Vm vm, int port, int size) {
+        AddressBus.Mapping<PortIoDevice> m = vm.ports().find(port);
+        return m.device().in((int) (port - m.base()), size);
+    }
+
+    private VmBuilder.Machine restore() throws IOException {
+        return VmSnapshot.restore(new VmSnapshot.Restore(state, memory, false, Map.of()), console);
+    }
+
+    @Test
+    void aRestoredVmHasTheSameDevicesStatesAndMemoryAndStaysPaused() throws IOException {
+        VmBuilder.Machine restored = restore();
+        try {
+            assertThat(restored.vm().state()).isEqualTo(Vm.State.PAUSED);
+            assertThat(restored.config()).isEqualTo(config);
+            assertThat(restored.devices().devices()).extracting(DeviceManager.Device::id).containsExactly("serial0", "i8042", "rtc",
+                    "boot-timer", "post-code", "pci/00:00.0/host-bridge", "mmio/d0000000/virtio-blk/logs", "pci/00:01.0/virtio-blk/data");
+            byte[] page = new byte[25];
+            restored.vm().memory().read(0x10_0000, page, 0, page.length);
+            assertThat(new String(page)).isEqualTo("a page the snapshot keeps");
+            assertThat(in(restored.vm(), 0x3ff, 1)).as("the UART's scratch register").isEqualTo(0x5a);
+            out(restored.vm(), 0xcf8, 4, 0x8000_0804);
+            assertThat(in(restored.vm(), 0xcfc, 2) & 0x2).as("memory decoding in the disk's PCI command register").isEqualTo(0x2);
+            Path again = dir.resolve("again.state");
+            VmSnapshot.create(restored, new VmSnapshot.Create(again, dir.resolve("again.mem"), VmSnapshot.Kind.FULL));
+            assertThat(dir.resolve("again.mem")).hasSameBinaryContentAs(memory);
+            assertThat(sections(again)).as("a snapshot of the restored VM").containsEntry("machine", sections(state).get("machine"))
+                    .containsEntry("memory", sections(state).get("memory")).containsEntry("devices", sections(state).get("devices"));
+        } finally {
+            restored.vm().close();
+        }
+    }
+
+    /** The payload's sections by name, their bodies as text for readable diffs. */
+    private static Map<String, String> sections(Path stateFile) throws IOException {
+        StateReader in = StateFile.read(stateFile);
+        Map<String, String> all = new java.util.LinkedHashMap<>();
+        while (in.remaining() > 0) {
+            all.put(in.string(256, "name"), java.util.HexFormat.of().formatHex(in.bytes(Integer.MAX_VALUE - 8, "body")));
+        }
+        return all;
+    }
+
+    @Test
+    void theMemoryFileNeverChangesAndTwoRestoresAreIndependent() throws IOException {
+        byte[] before = Files.readAllBytes(memory);
+        VmBuilder.Machine a = restore();
+        VmBuilder.Machine b = restore();
+        try {
+            a.vm().memory().write(0x10_0000, "written by the first".getBytes());
+            byte[] page = new byte[25];
+            b.vm().memory().read(0x10_0000, page, 0, page.length);
+            assertThat(new String(page)).isEqualTo("a page the snapshot keeps");
+        } finally {
+            a.vm().close();
+            b.vm().close();
+        }
+        assertThat(Files.readAllBytes(memory)).isEqualTo(before);
+    }
+
+    @Test
+    void aDamagedStateFileIsRefusedWithItsOwnReason() throws IOException {
+        byte[] good = Files.readAllBytes(state);
+        assertRefused(Arrays.copyOf(good, good.length / 2), "is truncated");
+        assertRefused(with(good, b -> b[0] = 'Q'), "is not a Panamax snapshot state file");
+        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 1 only");
+        assertRefused(with(good, b -> b[good.length - 40] ^= 0x10), "is corrupt: its checksum");
+    }
+
+    @Test
+    void aSnapshotThatDoesNotFitItsConfigurationIsRefused() throws IOException {
+        rewriteMachine(w -> w.cpus = 3);
+        assertThatThrownBy(this::restore).isInstanceOf(StateFormatException.class).hasMessageContaining("vCPU").hasMessageContaining("3")
+                .hasMessageContaining("2");
+        snapshotAVm();
+        rewriteMachine(w -> w.memoryMib = 128);
+        assertThatThrownBy(this::restore).isInstanceOf(StateFormatException.class).hasMessageContaining("memory");
+        snapshotAVm();
+        rewriteMachine(w -> w.cpus = 100_000);
+        assertThatThrownBy(this::restore).isInstanceOf(ConfigException.class).hasMessageContaining("the snapshot's vCPU count");
+    }
+
+    @Test
+    void aMemoryFileShorterThanTheMapIsRefused() throws IOException {
+        try (FileChannel f = FileChannel.open(memory, StandardOpenOption.WRITE)) {
+            f.truncate(f.size() / 2);
+        }
+        assertThatThrownBy(this::restore).isInstanceOf(StateFormatException.class).hasMessageContaining("of the memory file, which is only");
+    }
+
+    @Test
+    void aDiskThatIsGoneIsNamed() throws IOException {
+        Files.delete(dir.resolve("logs.img"));
+        assertThatThrownBy(this::restore).isInstanceOf(ConfigException.class).hasMessageContaining("drive logs");
+    }
+
+    private void assertRefused(byte[] stateBytes, String reason) throws IOException {
+        Files.write(state, stateBytes);
+        assertThatThrownBy(this::restore).isInstanceOf(StateFormatException.class).hasMessageContaining(reason);
+    }
+
+    private static byte[] with(byte[] good, java.util.function.Consumer<byte[]> change) {
+        byte[] copy = good.clone();
+        change.accept(copy);
+        return copy;
+    }
+
+    /** The machine section's fields that tests change. */
+    private static final class Machine {
+        int cpus;
+        long memoryMib;
+    }
+
+    /** Rewrites the state file with its machine section changed, re-checksummed, as a hostile writer would. */
+    private void rewriteMachine(java.util.function.Consumer<Machine> change) throws IOException {
+        StateReader in = StateFile.read(state);
+        StateWriter out = new StateWriter();
+        while (in.remaining() > 0) {
+            String name = in.string(256, "name");
+            byte[] body = in.bytes(Integer.MAX_VALUE - 8, "body");
+            if (name.equals("machine")) {
+                StateReader m = new StateReader(body, "machine");
+                StateWriter w = new StateWriter().u8(m.u8("kind"));
+                for (int i = 0; i < 3; i++) {
+                    w.bytes(m.bytes(1 << 20, "text"));
+                }
+                Machine fields = new Machine();
+                fields.cpus = m.i32("cpus");
+                fields.memoryMib = m.i64("memory");
+                change.accept(fields);
+                w.i32(fields.cpus).i64(fields.memoryMib);
+                byte[] rest = new byte[m.remaining()];
+                for (int i = 0; i < rest.length; i++) {
+                    rest[i] = (byte) m.u8("rest");
+                }
+                body = concat(w.toByteArray(), rest);
+            }
+            out.string(name).bytes(body);
+        }
+        StateFile.write(state, out.toByteArray());
+    }
+
+    private static byte[] concat(byte[] a, byte[] b) {
+        byte[] all = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
+    }
+}

@@ -1,0 +1,154 @@
+package dev.panamax.it;
+
+import static dev.panamax.it.PanamaxBootTest.tinyGuest;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.panamax.cli.Panamax;
+import dev.panamax.guest.GuestImages;
+import dev.panamax.rig.RealKvm;
+import dev.panamax.rig.Rig;
+import dev.panamax.rig.RunResult;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.UUID;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * A running guest is snapshotted with {@code panamax snapshot} through its API socket, its process
+ * killed, and the snapshot restored with {@code panamax run --restore} in new processes, five times
+ * from the one snapshot: the guest's counter goes on from where it stood, what it wrote to its disk
+ * before and after is there in order, a TCP transfer over the tap works after the restore, the
+ * guest's clock goes on from the snapshot's time, and the memory file is unchanged at the end.
+ * Everything runs where real KVM is (the rig here, as root).
+ */
+@ExtendWith(RigExtension.class)
+@Timeout(1500)
+class SnapshotRestoreTest {
+    private static final int RESTORES = 5;
+    private static final int SNAPSHOT_AT = 4;
+    private static final int LAST = 12;
+
+    @Test
+    void aSnapshotOfARunningGuestRestoresFiveTimesWhereItStood(RealKvm kvm) throws IOException {
+        assumeTrue(kvm instanceof Rig || "root".equals(System.getProperty("user.name")),
+                "the tap and its network namespace need root on this host; run the test as root");
+        Path dir = Files.createDirectories(Path.of("target", "snapshot-test-" + UUID.randomUUID()).toAbsolutePath());
+        Path disk = dir.resolve("data.raw");
+        Files.write(disk, new byte[8 << 20]);
+        String suffix = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000));
+        String namespace = "pnx-snap-" + suffix;
+        String tap = "pnxsnap" + suffix;
+        // Counts once a second, each count in the log and in its own 512-byte block of the disk; at the
+        // end reads the blocks back and moves a file over TCP, which only a restored run reaches.
+        String guest = "ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; i=0;"
+                + " while [ $i -lt " + LAST + " ]; do i=$((i+1));"
+                + " echo count=$i clock=$(date +%s);"
+                + " echo $i | dd of=/dev/vda bs=512 seek=$i conv=sync 2>/dev/null; sync; sleep 1; done;"
+                + " j=1; ok=yes; while [ $j -le " + LAST + " ]; do"
+                + " [ \"$(dd if=/dev/vda bs=512 skip=$j count=1 2>/dev/null | head -n 1)\" = \"$j\" ] || ok=no; j=$((j+1)); done;"
+                + " echo disk-in-order=$ok;"
+                + " head -c 300000 /dev/urandom > /tmp/sent; echo guest-sent=$(sha256sum < /tmp/sent);"
+                + " nc 10.9.0.1 5001 < /tmp/sent && echo sent-ok";
+        String panamax = command(kvm, List.of());
+        List<String> firstRun = new ArrayList<>(List.of("run", "--no-rig", "--timeout", "600", "--cpus", "2", "--memory", "256M",
+                "--api-sock", dir + "/api.sock"));
+        firstRun.addAll(List.of(tinyGuest(GuestImages.defaultVmlinux(), "--disk", disk.toString(), "--net", "tap=" + tap,
+                "--cmdline", "quiet panamax.run=\"" + guest + "\"")));
+        List<String> script = new ArrayList<>(List.of(
+                "trap 'kill -9 $(jobs -p) 2>/dev/null; ip netns del " + namespace + "' EXIT",
+                "ip netns add " + namespace + " || exit 1",
+                "ip -n " + namespace + " link set lo up",
+                "ip -n " + namespace + " tuntap add dev " + tap + " mode tap || exit 1",
+                "ip -n " + namespace + " addr add 10.9.0.1/24 dev " + tap,
+                "ip -n " + namespace + " link set " + tap + " up",
+                "cd " + dir,
+                "ip netns exec " + namespace + " " + command(kvm, firstRun) + " > first.log 2>&1 &",
+                "first=$!",
+                "n=0; until grep -q 'count=" + SNAPSHOT_AT + " ' first.log; do n=$((n+1)); [ $n -gt 600 ] && break; sleep 0.5; done",
+                panamax + " snapshot --api-sock api.sock --leave-paused snap; echo snapshot-status=$?",
+                "cp data.raw snap/data.raw",
+                "kill -9 $first; wait $first 2>/dev/null",
+                "sed 's/^/first: /' first.log",
+                "echo memory-before=$(sha256sum < snap/vm.mem | cut -c1-64)"));
+        for (int run = 1; run <= RESTORES; run++) {
+            script.addAll(List.of(
+                    "cp snap/data.raw data.raw",
+                    "ip netns exec " + namespace + " busybox nc -l -p 5001 -e sh -c 'cat > received' &",
+                    "ip netns exec " + namespace + " " + panamax + " run --no-rig --timeout 300 --boot-time --restore snap > restore.log 2>&1;"
+                            + " echo restore-" + run + "-status=$?",
+                    "sed 's/^/restore-" + run + ": /' restore.log",
+                    "echo restore-" + run + "-received=$(sha256sum < received | cut -c1-64)",
+                    "rm -f received"));
+        }
+        script.add("echo memory-after=$(sha256sum < snap/vm.mem | cut -c1-64)");
+
+        RunResult r = kvm.run(List.of("sh", "-c", String.join("\n", script)), Duration.ofSeconds(1400), System.out);
+
+        String out = r.output();
+        assertThat(r.timedOut()).as(out).isFalse();
+        assertThat(out).contains("snapshot-status=0");
+        int lastBefore = lastCount(out, "first");
+        assertThat(lastBefore).as("the first run was snapshotted at its count " + SNAPSHOT_AT).isGreaterThanOrEqualTo(SNAPSHOT_AT);
+        long clockAtSnapshot = clock(out, "first", lastBefore);
+        for (int run = 1; run <= RESTORES; run++) {
+            String who = "restore-" + run;
+            assertThat(out).contains(who + "-status=0");
+            List<Integer> counts = counts(out, who);
+            assertThat(counts).as(who + " goes on from the snapshot's count, not from 1").isNotEmpty()
+                    .doesNotContain(1).contains(LAST);
+            assertThat(counts.getFirst()).as(who + "'s first count follows the snapshot's").isBetween(lastBefore, lastBefore + 1);
+            long clockAfter = clock(out, who, counts.getFirst());
+            assertThat(clockAfter).as(who + ": the guest's clock goes on from the snapshot's time").isBetween(clockAtSnapshot,
+                    clockAtSnapshot + 60);
+            assertThat(out).contains(who + ": disk-in-order=yes", who + ": sent-ok");
+            assertThat(fact(out, who + ": guest-sent=([0-9a-f]{64})")).as(who + ": what the guest sent over TCP arrived")
+                    .isEqualTo(fact(out, who + "-received=([0-9a-f]{64})"));
+            assertThat(out).contains(who + ": panamax: vCPUs resume");
+        }
+        assertThat(fact(out, "memory-after=([0-9a-f]{64})")).as("restores never write the memory file")
+                .isEqualTo(fact(out, "memory-before=([0-9a-f]{64})"));
+        assertThat(r.exitStatus()).isZero();
+    }
+
+    private static String command(RealKvm kvm, List<String> args) {
+        return kvm.javaCommand(Panamax.class.getName(), args).stream().map(SnapshotRestoreTest::quote).collect(Collectors.joining(" "));
+    }
+
+    private static String quote(String word) {
+        return "'" + word.replace("'", "'\\''") + "'";
+    }
+
+    private static List<Integer> counts(String out, String who) {
+        Matcher m = Pattern.compile("(?m)^" + who + ": count=(\\d+) ").matcher(out);
+        List<Integer> counts = new ArrayList<>();
+        while (m.find()) counts.add(Integer.parseInt(m.group(1)));
+        return counts;
+    }
+
+    private static int lastCount(String out, String who) {
+        List<Integer> counts = counts(out, who);
+        assertThat(counts).as(who + " counted").isNotEmpty();
+        return counts.getLast();
+    }
+
+    private static long clock(String out, String who, int count) {
+        return Long.parseLong(fact(out, "(?m)^" + who + ": count=" + count + " clock=(\\d+)"));
+    }
+
+    private static String fact(String out, String regex) {
+        Matcher m = Pattern.compile(regex).matcher(out);
+        assertThat(m.find()).as("output has " + regex + ":\n" + out).isTrue();
+        return m.group(1);
+    }
+}
