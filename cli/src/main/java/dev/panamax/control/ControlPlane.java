@@ -31,7 +31,8 @@ import java.util.function.UnaryOperator;
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
  * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}),
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
- * and what can be read ({@code /}, {@code /version}, {@code /vm/config}, {@code /machine-config},
+ * snapshots ({@code PUT /snapshot/create} of a paused VM, {@code PUT /snapshot/load} instead of a
+ * configuration and {@code InstanceStart}), and what can be read ({@code /}, {@code /version}, {@code /vm/config}, {@code /machine-config},
  * {@code /metrics}). Independent of the transport ({@link ApiServer}); thread-safe.
  *
  * <p>A request it refuses throws an {@link ApiFault}: {@link ApiFault.BadRequest} for a value that
