@@ -77,7 +77,7 @@ final class SnapshotCommand implements Callable<Integer> {
             throw new UserError("cannot reach the API at " + apiSocket + " (" + e.getMessage() + "); start the VM with --api-sock there");
         }
         if (r.status() >= 400 && r.status() < 500) {
-            throw new UserError(path + ": " + r.faultMessage());
+            throw new UserError(r.faultMessage());
         }
         if (r.status() >= 300) {
             throw new IllegalStateException("the API answered " + method + " " + path + " with " + r.status() + ": " + r.faultMessage());

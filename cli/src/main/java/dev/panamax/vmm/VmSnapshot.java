@@ -77,6 +77,7 @@ public final class VmSnapshot {
     private static final int HOST_TAP = 0;
     private static final int HOST_TAP_FD = 1;
     private static final int HOST_PASST = 2;
+    private static final int HOST_PASST_SOCKET = 3;
 
     /**
      * Writes a snapshot of {@code machine}, whose VM must be paused. Devices finish their requests in
@@ -250,6 +251,8 @@ public final class VmSnapshot {
                 w.u8(HOST_TAP).string(n.tapName());
             } else if (n.tapFd() >= 0) {
                 w.u8(HOST_TAP_FD).string("");
+            } else if (n.passtSocket() != null) {
+                w.u8(HOST_PASST_SOCKET).string(n.passtSocket().toAbsolutePath().toString());
             } else {
                 w.u8(HOST_PASST).string("");
             }
@@ -259,7 +262,7 @@ public final class VmSnapshot {
 
     private static String macOf(DeviceManager devices, String nicId) {
         for (DeviceManager.Device d : devices.devices()) {
-            if (d.device() instanceof VirtioPciDevice pci && pci.device() instanceof VirtioNet net && net.name().equals(nicId)) {
+            if (d.id().endsWith("/virtio-net/" + nicId) && d.device() instanceof VirtioPciDevice pci && pci.device() instanceof VirtioNet net) {
                 return net.mac().toString();
             }
         }
@@ -286,8 +289,12 @@ public final class VmSnapshot {
         List<String> unused = new ArrayList<>(tapOverrides.keySet());
         for (int i = 0, n = r.count(MAX_NICS, "network interface"); i < n; i++) {
             String id = r.string(256, "network interface id");
-            int host = r.i32In(HOST_TAP, HOST_PASST, "network interface host end");
-            String tap = r.string(256, "network interface tap name");
+            int host = r.u8("network interface host end");
+            if (host > HOST_PASST_SOCKET) {
+                throw r.fail("network interface " + id + "'s host end is " + host + ", not 0 (tap), 1 (tap descriptor), 2 (passt)"
+                        + " or 3 (passt socket)");
+            }
+            String hostName = r.string(MAX_PATH, "network interface host end name");
             String mac = r.string(32, "network interface MAC");
             String override = tapOverrides.get(id);
             unused.remove(id);
@@ -297,7 +304,7 @@ public final class VmSnapshot {
                 throw new ConfigException("network interface " + id, "it was on a tap descriptor the snapshotted process"
                         + " inherited, which a restore cannot reopen; give it a tap by name with a network override");
             } else {
-                nics.add(new NicConfig(id, host == HOST_TAP ? tap : null, -1, null, mac));
+                nics.add(new NicConfig(id, host == HOST_TAP ? hostName : null, -1, host == HOST_PASST_SOCKET ? Path.of(hostName) : null, mac));
             }
         }
         r.end();
