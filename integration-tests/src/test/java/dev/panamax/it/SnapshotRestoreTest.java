@@ -87,11 +87,12 @@ class SnapshotRestoreTest {
             script.addAll(List.of(
                     "cp snap/data.raw data.raw",
                     "ip netns exec " + namespace + " busybox nc -l -p 5001 -e sh -c 'cat > received' &",
+                    "listener=$!",
                     "ip netns exec " + namespace + " " + panamax + " run --no-rig --timeout 300 --boot-time --restore snap > restore.log 2>&1;"
                             + " echo restore-" + run + "-status=$?",
                     "sed 's/^/restore-" + run + ": /' restore.log",
                     "echo restore-" + run + "-received=$(sha256sum < received | cut -c1-64)",
-                    "rm -f received"));
+                    "kill $listener 2>/dev/null; wait $listener 2>/dev/null; rm -f received"));
         }
         script.add("echo memory-after=$(sha256sum < snap/vm.mem | cut -c1-64)");
 

@@ -139,6 +139,11 @@ public final class VirtioPciDevice implements PciDevice, Stateful, AutoCloseable
         return device.name();
     }
 
+    /** The MSI-X table and PBA, for tests. */
+    Msix msix() {
+        return msix;
+    }
+
     @Override
     public PciConfigSpace config() {
         return config;
@@ -339,9 +344,15 @@ public final class VirtioPciDevice implements PciDevice, Stateful, AutoCloseable
         device.resumeWork();
     }
 
-    /** Section {@code virtio}, the device's; section {@code virtio-pci}, the common configuration's selectors, the vectors and the ISR. */
+    /**
+     * Sections {@code pci-config} (the configuration space) and {@code msix} (the table, PBA and
+     * control bits); section {@code virtio}, the device's; section {@code virtio-pci}, the common
+     * configuration's selectors, the vectors and the ISR.
+     */
     @Override
     public void saveState(StateWriter out) {
+        out.section("pci-config", config);
+        out.section("msix", msix);
         out.section("virtio", device);
         out.section("virtio-pci", registers -> {
             synchronized (lock) {
@@ -364,6 +375,10 @@ public final class VirtioPciDevice implements PciDevice, Stateful, AutoCloseable
      */
     @Override
     public void restoreState(StateReader in) {
+        // The configuration space first: MSI-X keeps its enable and mask bits in a capability there.
+        // The bus maps the BARs where the guest had them, which binds the queue notifications again.
+        in.section("pci-config", config);
+        in.section("msix", msix);
         StateReader deviceState = in.section("virtio");
         VirtioDevice.SavedState saved = device.readState(deviceState);
         deviceState.end();

@@ -98,6 +98,18 @@ class VirtioPciStateTest {
         return values;
     }
 
+    /** The configuration space and MSI-X sections of {@code pci} as it is, for a hand-made state. */
+    private static void pciSections(StateWriter out, VirtioPciDevice pci) {
+        out.section("pci-config", pci.config());
+        out.section("msix", pci.msix());
+    }
+
+    private static byte[] pciState(VirtioPciDevice pci) {
+        StateWriter out = new StateWriter();
+        pciSections(out, pci);
+        return out.toByteArray();
+    }
+
     private static byte[] save(VirtioPciDevice pci) {
         StateWriter out = new StateWriter();
         pci.saveState(out);
@@ -127,6 +139,7 @@ class VirtioPciStateTest {
         write(pci, 0x16, 2, 1);
         byte[] state = save(pci);
         List<Long> before = common(pci);
+        byte[] configAndMsix = pciState(pci);
         pci.close();
         transports.remove(pci);
 
@@ -134,6 +147,7 @@ class VirtioPciStateTest {
         VirtioPciDevice restored = transport(fresh);
         restore(restored, state);
         assertThat(common(restored)).isEqualTo(before);
+        assertThat(pciState(restored)).as("the configuration space and MSI-X, enabled by the driver").isEqualTo(configAndMsix);
         assertThat(read(restored, 0x1a, 2)).as("queue 1's vector").isEqualTo(2);
         assertThat(read(restored, 0x30, 8)).as("queue 1's used ring").isEqualTo(driver.usedRing(1));
         assertThat(driver.awaitUsed(1).id()).isEqualTo(head);
@@ -146,6 +160,7 @@ class VirtioPciStateTest {
         VirtioPciDevice restored = transport(fresh);
         VirtioTestDriver driver = new VirtioTestDriver(fresh, memory, QUEUE_SIZE, q -> {});
         StateWriter out = new StateWriter();
+        pciSections(out, restored);
         out.section("virtio", DeviceStateImage.running(fresh, driver, QUEUE_SIZE, 0)::write);
         out.section("virtio-pci", registers);
         Throwable thrown = org.assertj.core.api.Assertions.catchThrowable(() -> restore(restored, out.toByteArray()));
@@ -178,6 +193,7 @@ class VirtioPciStateTest {
         VirtioPciDevice restored = transport(fresh);
         VirtioTestDriver driver = new VirtioTestDriver(fresh, memory, QUEUE_SIZE, q -> {});
         StateWriter out = new StateWriter();
+        pciSections(out, restored);
         out.section("virtio", DeviceStateImage.running(fresh, driver, QUEUE_SIZE, 0)::write);
         out.section("virtio-pci", w -> w.i32(0).i32(0).u16(1).u16(0).i32(2).u16(1).u16(VirtioPciDevice.NO_VECTOR).i32(0));
         restore(restored, out.toByteArray());
