@@ -74,9 +74,9 @@ public final class VirtQueue {
         this.descAddress = desc;
         this.availAddress = avail;
         this.usedAddress = used;
-        this.descTable = memory.slice(desc, (long) DESCRIPTOR_SIZE * size);
-        this.availRing = memory.slice(avail, availRingSize(size));
-        this.usedRing = memory.slice(used, usedRingSize(size));
+        this.descTable = memory.readOnlySlice(desc, (long) DESCRIPTOR_SIZE * size);
+        this.availRing = memory.readOnlySlice(avail, availRingSize(size));
+        this.usedRing = memory.retainedSlice(used, usedRingSize(size));
         this.eventIdx = eventIdx;
         this.indirect = indirect;
         this.usedIndexStore = usedIndexStore;
