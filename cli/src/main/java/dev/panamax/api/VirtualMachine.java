@@ -22,7 +22,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.function.Consumer;
@@ -157,15 +156,16 @@ public final class VirtualMachine implements AutoCloseable {
     }
 
     /**
-     * The disk images a snapshot's VM uses, read from its state file (checked as a restore checks it),
-     * for a caller that must make them reachable first.
+     * The disk images a snapshot's VM uses, read from its state file and checked with the options'
+     * network overrides as a restore checks them, for a caller that must make the disks reachable first.
      *
-     * @throws VirtualMachineException when the state file is malformed or a disk is missing
+     * @throws VirtualMachineException when the state file is malformed, a disk is missing, or an
+     *     override names no network interface of the snapshot
      * @throws IOException when the file cannot be read
      */
-    public static List<Path> snapshotDisks(Path statePath) throws IOException {
+    public static List<Path> snapshotDisks(RestoreOptions options) throws IOException {
         try {
-            return VmSnapshot.configuration(statePath, Map.of()).drives().stream().map(DriveConfig::image).toList();
+            return VmSnapshot.configuration(options.statePath(), options.networkOverrides()).drives().stream().map(DriveConfig::image).toList();
         } catch (StateFormatException | ConfigException e) {
             throw new VirtualMachineException(e.getMessage(), e);
         }

@@ -247,7 +247,7 @@ final class RunCommand implements Callable<Integer> {
         }
         List<Path> disks;
         try {
-            disks = VirtualMachine.snapshotDisks(options.statePath());
+            disks = VirtualMachine.snapshotDisks(options);
         } catch (VirtualMachineException e) {
             throw new UserError(e.getMessage());
         } catch (NoSuchFileException e) {

@@ -3,9 +3,13 @@ package dev.panamax.cli;
 import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.storage.image.Images;
+import dev.panamax.vmm.MachineConfig;
+import dev.panamax.vmm.VmBuilder;
+import dev.panamax.vmm.VmSnapshot;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -98,5 +102,40 @@ class RunCommandTest {
         assertRefused("--config and --net do not go together", "run", "--no-rig", "--config", k, "--net", "user");
         // lo is no tap, for root and anyone else alike
         assertRefused("network interface net0: cannot open tap lo", "run", "--no-rig", "--kernel", k, "--net", "tap=lo");
+    }
+
+    @Test
+    void badSnapshotsAreRefusedBeforeAnyVmIsBuilt() throws Exception {
+        Path snap = Files.createDirectories(dir.resolve("snap"));
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        MachineConfig config = new MachineConfig(kernel, null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of());
+        VmBuilder.Machine machine = VmBuilder.build(config, null);
+        try {
+            machine.vm().startPaused();
+            VmSnapshot.create(machine, new VmSnapshot.Create(snap.resolve("vm.state"), snap.resolve("vm.mem"), VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+        byte[] good = Files.readAllBytes(snap.resolve("vm.state"));
+
+        assertRefused("there is no " + dir.resolve("none"), "run", "--restore", dir.resolve("none").toString());
+        assertRefused("--restore and --cpus do not go together", "run", "--restore", snap.toString(), "--cpus", "2");
+        assertRefused("--net-override eth0: write it as ID=TAP", "run", "--restore", snap.toString(), "--net-override", "eth0");
+        assertRefused("network overrides: the snapshot has no network interface eth0", "run", "--restore", snap.toString(),
+                "--net-override", "eth0=tap0");
+        assertRefused("--net-override and --eager-memory go with --restore", "run", "--eager-memory");
+        Files.write(snap.resolve("vm.state"), java.util.Arrays.copyOf(good, good.length - 1));
+        assertRefused("is truncated", "run", "--restore", snap.toString());
+        byte[] version = good.clone();
+        version[11] = 2;
+        Files.write(snap.resolve("vm.state"), version);
+        assertRefused("is in snapshot format version 2; this Panamax reads version 1 only", "run", "--restore", snap.toString());
+        byte[] garbled = good.clone();
+        garbled[good.length / 2] ^= 1;
+        Files.write(snap.resolve("vm.state"), garbled);
+        assertRefused("is corrupt: its checksum", "run", "--no-rig", "--restore", snap.toString());
+        Files.write(snap.resolve("vm.state"), good);
+        Files.write(snap.resolve("vm.mem"), new byte[4096]);
+        assertRefused("which is only 0x1000 bytes", "run", "--no-rig", "--restore", snap.toString());
     }
 }
