@@ -130,6 +130,59 @@ class VmSnapshotTest {
     }
 
     @Test
+    void aDiffSnapshotMergedOntoItsBaseRestoresTheVmAsTheDiffSawIt() throws IOException {
+        Path base = dir.resolve("base.mem");
+        Path diffState = dir.resolve("diff.state");
+        Path diffMemory = dir.resolve("diff.mem");
+        VmBuilder.Machine machine = VmBuilder.build(config, console);
+        try {
+            machine.vm().startDirtyTracking();
+            machine.vm().startPaused();
+            machine.vm().memory().write(0x20_0000, "in the base".getBytes());
+            VmSnapshot.create(machine, new VmSnapshot.Create(dir.resolve("base.state"), base, VmSnapshot.Kind.FULL));
+            machine.vm().memory().write(0x30_0000, "in the diff".getBytes());
+            out(machine.vm(), 0x3ff, 1, 0x77);
+            VmSnapshot.create(machine, new VmSnapshot.Create(diffState, diffMemory, VmSnapshot.Kind.DIFF));
+        } finally {
+            machine.vm().close();
+        }
+        assertThat(Files.size(diffMemory)).isEqualTo(Files.size(base));
+        try (FileChannel diff = FileChannel.open(diffMemory)) {
+            ByteBuffer page = ByteBuffer.allocate(11);
+            diff.read(page, 0x20_0000); // RAM from guest address 0 is at file offset 0
+            assertThat(page.array()).as("a page written before the base is not in the diff").containsOnly(0);
+            diff.read(page.clear(), 0x30_0000);
+            assertThat(new String(page.array())).isEqualTo("in the diff");
+        }
+        assertThatThrownBy(() -> VmSnapshot.mergeMemory(dir.resolve("base.state"), base, diffMemory))
+                .isInstanceOf(StateFormatException.class).hasMessageContaining("is a full snapshot");
+        VmSnapshot.mergeMemory(diffState, diffMemory, base);
+        VmBuilder.Machine restored = VmSnapshot.restore(new VmSnapshot.Restore(diffState, base, false, Map.of()), console);
+        try {
+            byte[] page = new byte[11];
+            restored.vm().memory().read(0x20_0000, page, 0, page.length);
+            assertThat(new String(page)).isEqualTo("in the base");
+            restored.vm().memory().read(0x30_0000, page, 0, page.length);
+            assertThat(new String(page)).isEqualTo("in the diff");
+            assertThat(in(restored.vm(), 0x3ff, 1)).as("the UART's scratch register as the diff saved it").isEqualTo(0x77);
+        } finally {
+            restored.vm().close();
+        }
+    }
+
+    @Test
+    void aDiffOfAVmThatDoesNotTrackDirtyPagesIsRefused() {
+        VmBuilder.Machine machine = VmBuilder.build(config, console);
+        try {
+            machine.vm().startPaused();
+            assertThatThrownBy(() -> VmSnapshot.create(machine, new VmSnapshot.Create(dir.resolve("d.state"), dir.resolve("d.mem"),
+                    VmSnapshot.Kind.DIFF))).isInstanceOf(IllegalStateException.class).hasMessageContaining("track_dirty_pages");
+        } finally {
+            machine.vm().close();
+        }
+    }
+
+    @Test
     void theMemoryFileNeverChangesAndTwoRestoresAreIndependent() throws IOException {
         byte[] before = Files.readAllBytes(memory);
         VmBuilder.Machine a = restore();
