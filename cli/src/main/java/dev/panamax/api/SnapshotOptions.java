@@ -13,8 +13,10 @@ import java.util.Objects;
  * @param diff only the pages written since the previous snapshot, which needs dirty-page tracking
  *     ({@link VirtualMachine.Builder#trackDirtyPages}); restore it from its base's memory file with
  *     this one {@linkplain VirtualMachine#mergeMemory merged} onto it
+ * @param disks also take an internal snapshot of every writable drive (each must be a qcow2
+ *     image), which a restore applies, so that memory and disks come back consistent
  */
-public record SnapshotOptions(Path statePath, Path memoryPath, boolean diff) {
+public record SnapshotOptions(Path statePath, Path memoryPath, boolean diff, boolean disks) {
     public SnapshotOptions {
         Objects.requireNonNull(statePath, "statePath");
         Objects.requireNonNull(memoryPath, "memoryPath");
@@ -22,11 +24,16 @@ public record SnapshotOptions(Path statePath, Path memoryPath, boolean diff) {
 
     /** All of guest memory. */
     public static SnapshotOptions full(Path statePath, Path memoryPath) {
-        return new SnapshotOptions(statePath, memoryPath, false);
+        return new SnapshotOptions(statePath, memoryPath, false, false);
     }
 
     /** The pages written since the previous snapshot. */
     public static SnapshotOptions diff(Path statePath, Path memoryPath) {
-        return new SnapshotOptions(statePath, memoryPath, true);
+        return new SnapshotOptions(statePath, memoryPath, true, false);
+    }
+
+    /** These options, with a qcow2 snapshot of every writable drive taken too. */
+    public SnapshotOptions withDisks() {
+        return new SnapshotOptions(statePath, memoryPath, diff, true);
     }
 }

@@ -135,7 +135,7 @@ public final class VirtualMachine implements AutoCloseable {
     public void snapshot(SnapshotOptions options) throws IOException {
         synchronized (lifecycle) {
             VmSnapshot.create(machine, new VmSnapshot.Create(options.statePath(), options.memoryPath(),
-                    options.diff() ? VmSnapshot.Kind.DIFF : VmSnapshot.Kind.FULL));
+                    options.diff() ? VmSnapshot.Kind.DIFF : VmSnapshot.Kind.FULL, options.disks()));
         }
     }
 

@@ -30,6 +30,9 @@ final class SnapshotCommand implements Callable<Integer> {
     @Option(names = "--diff", description = "only the memory pages written since the last snapshot (the VM must track dirty pages)")
     boolean diff;
 
+    @Option(names = "--with-disks", description = "also take a qcow2 snapshot of every writable drive (each must be qcow2), which the restore applies")
+    boolean withDisks;
+
     @Option(names = "--leave-paused", description = "leave the VM paused after the snapshot")
     boolean leavePaused;
 
@@ -58,6 +61,9 @@ final class SnapshotCommand implements Callable<Integer> {
             request.put("snapshot_type", diff ? "Diff" : "Full");
             request.put("snapshot_path", target.resolve(STATE_FILE).toString());
             request.put("mem_file_path", target.resolve(MEMORY_FILE).toString());
+            if (withDisks) {
+                request.put("with_disks", true);
+            }
             send(api, "PUT", "/snapshot/create", Json.write(request));
         } finally {
             if (wasRunning && !leavePaused) {

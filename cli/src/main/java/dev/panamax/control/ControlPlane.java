@@ -313,7 +313,8 @@ public final class ControlPlane {
 
     /** Firecracker's {@code SnapshotCreateParams}: only while the VM is paused. */
     private Response createSnapshot(byte[] body) {
-        JsonObject o = JsonObject.of(json(body), "snapshot/create").allowOnly(Set.of("snapshot_type", "snapshot_path", "mem_file_path"));
+        JsonObject o = JsonObject.of(json(body), "snapshot/create").allowOnly(Set.of("snapshot_type", "snapshot_path", "mem_file_path",
+                "with_disks"));
         String type = o.has("snapshot_type") ? o.string("snapshot_type") : "Full";
         if (!type.equals("Full") && !type.equals("Diff")) {
             throw new ConfigException(o.path("snapshot_type"), Json.quote(type) + " is not a snapshot type; use Full or Diff");
@@ -321,6 +322,9 @@ public final class ControlPlane {
         Path state = Path.of(o.string("snapshot_path"));
         Path memory = Path.of(o.string("mem_file_path"));
         SnapshotOptions options = type.equals("Diff") ? SnapshotOptions.diff(state, memory) : SnapshotOptions.full(state, memory);
+        if (o.optionalBool("with_disks", false)) {
+            options = options.withDisks();
+        }
         VirtualMachine v;
         synchronized (lock) {
             v = vm;

@@ -1,6 +1,12 @@
 package dev.panamax.vmm;
 
 import dev.panamax.boot.LinuxBoot;
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.image.Images;
+import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.DirtyPages;
@@ -44,12 +50,22 @@ public final class VmSnapshot {
      *
      * @param statePath the state file
      * @param memoryPath the memory file
+     * @param withDisks also take a qcow2 snapshot of every writable drive, which the restore applies
      */
-    public record Create(Path statePath, Path memoryPath, Kind kind) {
+    public record Create(Path statePath, Path memoryPath, Kind kind, boolean withDisks) {
         public Create {
             Objects.requireNonNull(statePath, "statePath");
             Objects.requireNonNull(memoryPath, "memoryPath");
             Objects.requireNonNull(kind, "kind");
+        }
+
+        public Create(Path statePath, Path memoryPath, Kind kind) {
+            this(statePath, memoryPath, kind, false);
+        }
+
+        /** The name of the drives' qcow2 snapshots: one per state file, replaced when it is written again. */
+        String diskSnapshotName() {
+            return "panamax:" + statePath.toAbsolutePath();
         }
     }
 
@@ -98,8 +114,16 @@ public final class VmSnapshot {
                 part.quiesce();
                 quiesced.add(part);
             }
+            String diskSnapshot = "";
+            if (options.withDisks()) {
+                diskSnapshot = options.diskSnapshotName();
+                for (VirtioBlk drive : writableDrives(machine.devices())) {
+                    drive.snapshotDisk(diskSnapshot);
+                }
+            }
+            String disks = diskSnapshot;
             StateWriter out = new StateWriter();
-            out.section("machine", w -> writeMachine(w, machine, options.kind()));
+            out.section("machine", w -> writeMachine(w, machine, options.kind(), disks));
             MemoryMap map;
             DirtyPages dirty = null;
             if (options.kind() == Kind.DIFF) {
@@ -149,8 +173,14 @@ public final class VmSnapshot {
      */
     public static VmBuilder.Machine restore(Restore options, OutputStream console) throws IOException {
         StateReader in = StateFile.read(options.statePath());
-        MachineConfig config = readMachine(in.section("machine"), options.tapOverrides());
+        StateReader machineSection = in.section("machine");
+        MachineConfig config = readMachine(machineSection, options.tapOverrides());
+        String diskSnapshot = machineSection.string(MAX_PATH + 16, "disk snapshot name");
+        machineSection.end();
         MemoryMap map = readMemory(in.section("memory"), config, Files.size(options.memoryPath())).map();
+        if (!diskSnapshot.isEmpty()) {
+            revertDisks(config, diskSnapshot);
+        }
         VmBuilder.Machine machine;
         try {
             machine = VmBuilder.buildForRestore(config, console, vm -> {
@@ -227,6 +257,38 @@ public final class VmSnapshot {
         MemoryFile.merge(diffMemory, memory.pages(), memory.map(), baseMemory);
     }
 
+    /** The virtio-blk devices the guest can write. */
+    private static List<VirtioBlk> writableDrives(DeviceManager devices) {
+        List<VirtioBlk> drives = new ArrayList<>();
+        for (DeviceManager.Device d : devices.devices()) {
+            VirtioDevice device = switch (d.device()) {
+                case VirtioPciDevice pci -> pci.device();
+                case VirtioMmioDevice mmio -> mmio.device();
+                default -> null;
+            };
+            if (device instanceof VirtioBlk blk && !blk.isReadOnly()) {
+                drives.add(blk);
+            }
+        }
+        return drives;
+    }
+
+    /** Each writable drive back to its qcow2 snapshot {@code name}, taken with the VM snapshot, before the drives open. */
+    private static void revertDisks(MachineConfig config, String name) throws IOException {
+        for (DriveConfig drive : config.drives()) {
+            if (drive.readOnly()) {
+                continue;
+            }
+            try (BlockBackend image = Images.open(drive.image(), Images.OpenOptions.readWrite().withLock())) {
+                if (!(image instanceof Qcow2Image qcow2) || qcow2.snapshots().stream().noneMatch(s -> s.name().equals(name))) {
+                    throw new StateFormatException("drive " + drive.id() + " (" + drive.image() + ") has no qcow2 snapshot '" + name
+                            + "', which this VM snapshot was taken with: the image was replaced or its snapshot deleted");
+                }
+                qcow2.applySnapshot(name);
+            }
+        }
+    }
+
     private static Stateful stateful(DeviceManager.Device d) {
         if (d.device() instanceof Stateful s) {
             return s;
@@ -235,7 +297,7 @@ public final class VmSnapshot {
     }
 
     /** The configuration, with each network interface's actual MAC address (a random one must come back the same). */
-    private static void writeMachine(StateWriter w, VmBuilder.Machine machine, Kind kind) {
+    private static void writeMachine(StateWriter w, VmBuilder.Machine machine, Kind kind, String diskSnapshot) {
         MachineConfig c = machine.config();
         w.u8(kind.ordinal());
         w.string(c.kernel().toString()).string(c.initrd() == null ? "" : c.initrd().toString()).string(c.commandLine());
@@ -258,6 +320,7 @@ public final class VmSnapshot {
             }
             w.string(macOf(machine.devices(), n.id()));
         }
+        w.string(diskSnapshot);
     }
 
     private static String macOf(DeviceManager devices, String nicId) {
@@ -307,7 +370,6 @@ public final class VmSnapshot {
                 nics.add(new NicConfig(id, host == HOST_TAP ? hostName : null, -1, host == HOST_PASST_SOCKET ? Path.of(hostName) : null, mac));
             }
         }
-        r.end();
         if (!unused.isEmpty()) {
             throw new ConfigException("network overrides", "the snapshot has no network interface " + String.join(", ", unused));
         }

@@ -5,6 +5,11 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.CreateOptions;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.image.Images;
+import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
@@ -167,6 +172,57 @@ class VmSnapshotTest {
             assertThat(in(restored.vm(), 0x3ff, 1)).as("the UART's scratch register as the diff saved it").isEqualTo(0x77);
         } finally {
             restored.vm().close();
+        }
+    }
+
+    @Test
+    void aSnapshotWithDisksBringsTheQcow2DrivesBackToTheirStateAtTheSnapshot() throws IOException {
+        Path disk = dir.resolve("data.qcow2");
+        Images.create(disk, CreateOptions.of(ImageFormat.QCOW2, 1 << 20));
+        MachineConfig withDisk = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO,
+                List.of(new DriveConfig("data", disk, false, false, false)), List.of());
+        VmBuilder.Machine machine = VmBuilder.build(withDisk, console);
+        try {
+            machine.vm().startPaused();
+            VmSnapshot.create(machine, new VmSnapshot.Create(state, memory, VmSnapshot.Kind.FULL, true));
+        } finally {
+            machine.vm().close();
+        }
+        writeDisk(disk, "written after the snapshot");
+        VmSnapshot.restore(new VmSnapshot.Restore(state, memory, false, Map.of()), console).vm().close();
+        assertThat(readDisk(disk, 26)).as("the drive as it was at the snapshot").containsOnly(0);
+
+        writeDisk(disk, "written after the snapshot");
+        try (BlockBackend image = Images.open(disk, Images.OpenOptions.readWrite())) {
+            ((Qcow2Image) image).deleteSnapshot("panamax:" + state.toAbsolutePath());
+        }
+        assertThatThrownBy(this::restore).isInstanceOf(StateFormatException.class).hasMessageContaining("drive data")
+                .hasMessageContaining("has no qcow2 snapshot");
+
+        VmBuilder.Machine raw = VmBuilder.build(new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO,
+                List.of(new DriveConfig("raw", Files.write(dir.resolve("raw.img"), new byte[1 << 20]), false, false, false)), List.of()),
+                console);
+        try {
+            raw.vm().startPaused();
+            assertThatThrownBy(() -> VmSnapshot.create(raw, new VmSnapshot.Create(dir.resolve("r.state"), dir.resolve("r.mem"),
+                    VmSnapshot.Kind.FULL, true))).hasMessageContaining("drive raw is a raw image");
+        } finally {
+            raw.vm().close();
+        }
+    }
+
+    private static void writeDisk(Path disk, String text) throws IOException {
+        try (BlockBackend image = Images.open(disk, Images.OpenOptions.readWrite())) {
+            image.write(0, ByteBuffer.wrap(text.getBytes()));
+            image.flush();
+        }
+    }
+
+    private static byte[] readDisk(Path disk, int length) throws IOException {
+        try (BlockBackend image = Images.open(disk, Images.OpenOptions.readOnly())) {
+            ByteBuffer b = ByteBuffer.allocate(length);
+            image.read(0, b);
+            return b.array();
         }
     }
 

@@ -2,6 +2,7 @@ package dev.panamax.virtio.blk;
 
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.image.Images;
+import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
@@ -159,6 +160,30 @@ public final class VirtioBlk extends VirtioDevice {
     /** Capacity in 512-byte sectors. */
     public long capacity() {
         return capacity;
+    }
+
+    /**
+     * Takes an internal snapshot named {@code name} of a writable qcow2 disk (replacing one of that
+     * name), after flushing what the guest wrote: for a VM snapshot whose disks come back with it.
+     * The device must be quiesced, so that no request changes the disk meanwhile.
+     *
+     * @throws IOException when the disk is not a writable qcow2 image, or the snapshot cannot be written
+     */
+    public void snapshotDisk(String name) throws IOException {
+        if (!(disk instanceof Qcow2Image qcow2) || readOnly) {
+            throw new IOException("drive " + idText + " is " + (readOnly ? "read-only" : "a " + disk.format().id() + " image")
+                    + ": a snapshot with disks takes a qcow2 snapshot of every writable drive, so each must be a writable qcow2 image");
+        }
+        qcow2.flush();
+        if (qcow2.snapshots().stream().anyMatch(s -> s.name().equals(name))) {
+            qcow2.deleteSnapshot(name);
+        }
+        qcow2.createSnapshot(name);
+    }
+
+    /** Whether the guest may only read the disk. */
+    public boolean isReadOnly() {
+        return readOnly;
     }
 
     /** The path of the disk image, or null when the device was given an open backend. */
