@@ -121,32 +121,49 @@ final class RunCommand implements Callable<Integer> {
             throw new UserError("--net-override and --eager-memory go with --restore");
         }
         VmConfig vm = vmConfig();
-        if (!noRig) {
-            KvmAcceleration acceleration = KvmAcceleration.detect();
-            if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
-                throw new UserError(acceleration.detail());
-            }
-            if (!acceleration.hardware()) {
-                if (apiSocket != null) {
-                    throw new UserError("--api-sock serves the API from the process that runs the VM, and on this host (whose KVM"
-                            + " only emulates) that process would be inside the nested KVM rig, out of this host's reach; run"
-                            + " panamax run --no-rig --api-sock ... and its API clients inside the rig (panamax rig -- COMMAND),"
-                            + " or on a host with hardware KVM");
+        if (movesIntoRig()) {
+            for (NetworkInterface n : vm.networkInterfaces()) {
+                if (NetOption.format(n).isEmpty()) {
+                    throw new UserError("network interface " + n.id() + " is on this process's "
+                            + (n.tapDescriptor() >= 0 ? "tap descriptor " + n.tapDescriptor() : "passt socket " + n.passtSocket())
+                            + ", and on this host (whose KVM only emulates) the VM would run inside the nested KVM rig, which"
+                            + " cannot reach it; use tap=NAME or user there, or a host with hardware KVM");
                 }
-                for (NetworkInterface n : vm.networkInterfaces()) {
-                    if (NetOption.format(n).isEmpty()) {
-                        throw new UserError("network interface " + n.id() + " is on this process's "
-                                + (n.tapDescriptor() >= 0 ? "tap descriptor " + n.tapDescriptor() : "passt socket " + n.passtSocket())
-                                + ", and on this host (whose KVM only emulates) the VM would run inside the nested KVM rig, which"
-                                + " cannot reach it; use tap=NAME or user there, or a host with hardware KVM");
-                    }
-                }
-                System.err.println("panamax: this host's KVM only emulates (" + Math.round(acceleration.nanosPerIteration())
-                        + " ns per loop iteration), so the VM runs inside the nested KVM rig");
-                return runInRig(vm);
             }
+            sayWhyInRig();
+            return runInRig(vm);
         }
         return runHere(vm);
+    }
+
+    /**
+     * Whether the VM runs inside the rig: unless {@code --no-rig}, where this host's KVM only emulates.
+     * {@code --api-sock} is refused there: the API would be inside the rig, out of reach.
+     */
+    private boolean movesIntoRig() {
+        if (noRig) {
+            return false;
+        }
+        KvmAcceleration acceleration = KvmAcceleration.detect();
+        if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
+            throw new UserError(acceleration.detail());
+        }
+        if (acceleration.hardware()) {
+            return false;
+        }
+        if (apiSocket != null) {
+            throw new UserError("--api-sock serves the API from the process that runs the VM, and on this host (whose KVM"
+                    + " only emulates) that process would be inside the nested KVM rig, out of this host's reach; run"
+                    + " panamax run --no-rig --api-sock ... and its API clients inside the rig (panamax rig -- COMMAND),"
+                    + " or on a host with hardware KVM");
+        }
+        return true;
+    }
+
+    /** Says why the VM runs inside the rig, once the move is decided. */
+    private static void sayWhyInRig() {
+        System.err.println("panamax: this host's KVM only emulates (" + Math.round(KvmAcceleration.detect().nanosPerIteration())
+                + " ns per loop iteration), so the VM runs inside the nested KVM rig");
     }
 
     /** The VM the options or the config file describe, checked by the rules the REST API uses too. */
@@ -253,19 +270,9 @@ final class RunCommand implements Callable<Integer> {
         } catch (NoSuchFileException e) {
             throw new UserError("--restore " + restoreDir + ": there is no " + e.getFile() + "; write a snapshot there with panamax snapshot");
         }
-        if (!noRig) {
-            KvmAcceleration acceleration = KvmAcceleration.detect();
-            if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
-                throw new UserError(acceleration.detail());
-            }
-            if (!acceleration.hardware()) {
-                if (apiSocket != null) {
-                    throw new UserError("--api-sock serves the API from the process that runs the VM, which on this host would be"
-                            + " inside the nested KVM rig; run panamax run --no-rig --restore ... inside the rig (panamax rig -- COMMAND)");
-                }
-                System.err.println("panamax: this host's KVM only emulates, so the VM is restored inside the nested KVM rig");
-                return restoreInRig(disks);
-            }
+        if (movesIntoRig()) {
+            sayWhyInRig();
+            return restoreInRig(disks);
         }
         try (OutputStream out = console.open();
              VirtualMachine vm = restored(options.console(out));
@@ -291,12 +298,21 @@ final class RunCommand implements Callable<Integer> {
         }
     }
 
+    /** The command that starts this Panamax in the rig's JVM, with the start-up cache {@code aot} unless null; the caller adds the arguments. */
+    private static List<String> panamaxInRig(Path aot) {
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        argv.addAll(Rig.JVM_OPTIONS);
+        if (aot != null) {
+            argv.add("-XX:AOTCache=" + aot);
+        }
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        return argv;
+    }
+
     /** Runs {@code run --no-rig --restore} inside the rig, with the snapshot and its disks shared. */
     private int restoreInRig(List<Path> disks) {
         Path dir = restoreDir.toAbsolutePath();
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        argv.addAll(Rig.JVM_OPTIONS);
-        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        List<String> argv = panamaxInRig(null);
         argv.addAll(List.of("run", "--no-rig", "--console", console.isNone() ? "none" : "stdio", "--restore", dir.toString()));
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
@@ -422,10 +438,7 @@ final class RunCommand implements Callable<Integer> {
     private int runInRig(VmConfig vm) {
         Path k = vm.bootSource().kernel().toAbsolutePath();
         Path i = vm.bootSource().initrd() == null ? null : vm.bootSource().initrd().toAbsolutePath();
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        argv.addAll(Rig.JVM_OPTIONS);
-        aotCache(k, i).ifPresent(cache -> argv.add("-XX:AOTCache=" + cache));
-        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        List<String> argv = panamaxInRig(aotCache(k, i).orElse(null));
         argv.addAll(List.of("run", "--no-rig", "--console", console.isNone() ? "none" : "stdio", "--boot-protocol", protocol.name()));
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));

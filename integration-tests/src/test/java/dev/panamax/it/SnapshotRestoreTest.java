@@ -9,6 +9,9 @@ import dev.panamax.guest.GuestImages;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
+import dev.panamax.storage.CreateOptions;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.image.Images;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -25,10 +28,11 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
- * A running guest is snapshotted with {@code panamax snapshot} through its API socket, its process
- * killed, and the snapshot restored with {@code panamax run --restore} in new processes, five times
- * from the one snapshot: the guest's counter goes on from where it stood, what it wrote to its disk
- * before and after is there in order, a TCP transfer over the tap works after the restore, the
+ * A running 2-vCPU guest is snapshotted with its qcow2 disk ({@code panamax snapshot --with-disks})
+ * through its API socket, its process killed, and the snapshot restored with {@code panamax run
+ * --restore} in new processes, five times from the one snapshot, each run writing on to the disk:
+ * the guest's counter goes on from where it stood, what it wrote to its disk before and after is
+ * there in order (each restore brings the disk back to the snapshot's), a TCP transfer over the tap works after the restore, the
  * guest's clock goes on from the snapshot's time, and the memory file is unchanged at the end.
  * Everything runs where real KVM is (the rig here, as root).
  */
@@ -44,8 +48,8 @@ class SnapshotRestoreTest {
         assumeTrue(kvm instanceof Rig || "root".equals(System.getProperty("user.name")),
                 "the tap and its network namespace need root on this host; run the test as root");
         Path dir = Files.createDirectories(Path.of("target", "snapshot-test-" + UUID.randomUUID()).toAbsolutePath());
-        Path disk = dir.resolve("data.raw");
-        Files.write(disk, new byte[8 << 20]);
+        Path disk = dir.resolve("data.qcow2");
+        Images.create(disk, CreateOptions.of(ImageFormat.QCOW2, 8 << 20));
         String suffix = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000));
         String namespace = "pnx-snap-" + suffix;
         String tap = "pnxsnap" + suffix;
@@ -59,6 +63,10 @@ class SnapshotRestoreTest {
                 + " j=1; ok=yes; while [ $j -le " + LAST + " ]; do"
                 + " [ x$(dd if=/dev/vda bs=512 skip=$j count=1 2>/dev/null | head -n 1) = x$j ] || ok=no; j=$((j+1)); done;"
                 + " echo disk-in-order=$ok;"
+                // Block 25 was never read before the snapshot, so this read reaches the disk: each run
+                // marks it, and a restore that did not bring the disk back would show the mark.
+                + " echo block25=x$(dd if=/dev/vda bs=512 skip=25 count=1 2>/dev/null | tr -d '\\000');"
+                + " echo marked | dd of=/dev/vda bs=512 seek=25 conv=sync 2>/dev/null; sync;"
                 + " head -c 300000 /dev/urandom > /tmp/sent; echo guest-sent=$(sha256sum < /tmp/sent);"
                 + " nc 10.9.0.1 5001 < /tmp/sent && echo sent-ok";
         String panamax = command(kvm, List.of());
@@ -78,14 +86,12 @@ class SnapshotRestoreTest {
                 "first=$!",
                 "n=0; until grep -q 'count=" + SNAPSHOT_AT + " ' first.log; do n=$((n+1)); [ $n -gt 600 ] && break;"
                         + " kill -0 $first 2>/dev/null || break; sleep 0.5; done",
-                panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --leave-paused snap; echo snapshot-status=$?",
-                "cp data.raw snap/data.raw",
+                panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks --leave-paused snap; echo snapshot-status=$?",
                 "kill -9 $first; wait $first 2>/dev/null",
                 "sed 's/^/first: /' first.log",
                 "echo memory-before=$(sha256sum < snap/vm.mem | cut -c1-64)"));
         for (int run = 1; run <= RESTORES; run++) {
             script.addAll(List.of(
-                    "cp snap/data.raw data.raw",
                     "ip netns exec " + namespace + " busybox nc -l -p 5001 -e sh -c 'cat > received' &",
                     "listener=$!",
                     "ip netns exec " + namespace + " " + panamax + " run --no-rig --timeout 300 --boot-time --restore snap > restore.log 2>&1;"
@@ -115,6 +121,8 @@ class SnapshotRestoreTest {
             assertThat(clockAfter).as(who + ": the guest's clock goes on from the snapshot's time").isBetween(clockAtSnapshot,
                     clockAtSnapshot + 60);
             assertThat(out).contains(who + ": disk-in-order=yes", who + ": sent-ok");
+            assertThat(out).as(who + " found the disk as the snapshot left it, not as the run before marked it")
+                    .containsPattern("(?m)^" + who + ": block25=x\\r?$");
             assertThat(fact(out, who + ": guest-sent=([0-9a-f]{64})")).as(who + ": what the guest sent over TCP arrived")
                     .isEqualTo(fact(out, who + "-received=([0-9a-f]{64})"));
             assertThat(out).contains(who + ": panamax: vCPUs resume");
