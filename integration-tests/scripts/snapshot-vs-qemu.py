@@ -9,7 +9,8 @@ Measured per round, for each VMM:
   create   pause + write the snapshot, through the API (Panamax: PATCH /vm + PUT /snapshot/create;
            QEMU: QMP stop + migrate to a file, until query-migrate says completed)
   restore  process start to the guest's next console line (Panamax: run --restore;
-           QEMU: the same command line with -incoming from the file)
+           QEMU: the same command line with -incoming from the file, then QMP cont, since the
+           guest was saved paused)
   load     an API call on a started, idle VMM to the guest's next console line (Panamax: serve and
            PUT /snapshot/load with resume_vm; QEMU: -incoming defer and QMP migrate-incoming)
 and, for Panamax alone, the VMM's resident memory right after a lazy and after an eager restore.
@@ -198,6 +199,13 @@ def panamax_round(work):
     return results
 
 
+def continue_when_loaded(q):
+    """The guest was paused when it was saved, and QEMU restores that run state: resume it once loaded."""
+    while q.run("query-status")["status"] == "inmigrate":
+        time.sleep(0.002)
+    q.run("cont")
+
+
 def qemu_round(work):
     image = os.path.join(work, "q.migration")
     qmp = os.path.join(work, "q.qmp")
@@ -218,12 +226,14 @@ def qemu_round(work):
         vm.kill()
     os.remove(qmp)
     t0 = time.monotonic()
-    vm = Vmm(QEMU + ["-incoming", "exec:cat " + image])
+    vm = Vmm(QEMU + ["-incoming", "exec:cat " + image, "-qmp", "unix:" + qmp + ",server=on,wait=off"])
     try:
+        continue_when_loaded(Qmp(qmp))
         vm.wait_for("tick ")
         restore = time.monotonic() - t0
     finally:
         vm.kill()
+    os.remove(qmp)
     vm = Vmm(QEMU + ["-incoming", "defer", "-qmp", "unix:" + qmp + ",server=on,wait=off"])
     try:
         q = Qmp(qmp)
@@ -231,6 +241,7 @@ def qemu_round(work):
         mark = vm.mark()
         t0 = time.monotonic()
         q.run("migrate-incoming", uri="exec:cat " + image)
+        continue_when_loaded(q)
         vm.wait_for("tick ", after=mark)
         load = time.monotonic() - t0
     finally:

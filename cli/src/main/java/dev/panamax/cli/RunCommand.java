@@ -62,6 +62,9 @@ final class RunCommand implements Callable<Integer> {
                     + " instead of --kernel, --initrd, --cmdline, --cpus and --memory")
     Path config;
 
+    @Option(names = "--track-dirty-pages", description = "track the pages the guest writes, for diff snapshots (panamax snapshot --diff)")
+    boolean trackDirtyPages;
+
     @Option(names = "--restore", paramLabel = "DIR",
             description = "restore the VM a snapshot saved in DIR (panamax snapshot) instead of booting one; it runs on from where it stood")
     Path restoreDir;
@@ -110,7 +113,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
-            "--net");
+            "--net", "--track-dirty-pages");
 
     @Override
     public Integer call() throws IOException {
@@ -215,7 +218,7 @@ final class RunCommand implements Callable<Integer> {
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
-                new VmConfig.MachineConfig(vcpus, memoryMib, false), drives, interfaces);
+                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages), drives, interfaces);
         vm.checkPciDevices("--disk and --net");
         return vm;
     }
@@ -457,6 +460,9 @@ final class RunCommand implements Callable<Integer> {
             options = visible(options, file.getParent(), true);
         } else {
             argv.addAll(List.of("--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory, "--kernel", k.toString()));
+            if (trackDirtyPages) {
+                argv.add("--track-dirty-pages");
+            }
             if (i != null) {
                 argv.addAll(List.of("--initrd", i.toString()));
             }

@@ -41,7 +41,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
 class SnapshotRestoreTest {
     private static final int RESTORES = 5;
     private static final int SNAPSHOT_AT = 3;
-    private static final int LAST = 20;
+    private static final int LAST = 60;
 
     @Test
     void aSnapshotOfARunningGuestRestoresFiveTimesWhereItStood(RealKvm kvm) throws IOException {
@@ -53,24 +53,26 @@ class SnapshotRestoreTest {
         String suffix = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000));
         String namespace = "pnx-snap-" + suffix;
         String tap = "pnxsnap" + suffix;
-        // Counts once a second, each count in the log and in its own 512-byte block of the disk; at the
+        // Counts twice a second, each count in the log and in its own 512-byte block of the disk; at the
         // end reads the blocks back and moves a file over TCP, which only a restored run reaches. (No
         // double quotes: the kernel's command line would end panamax.run's value at the first.)
         String guest = "ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; i=0;"
                 + " while [ $i -lt " + LAST + " ]; do i=$((i+1));"
                 + " echo count=$i clock=$(date +%s);"
-                + " echo $i | dd of=/dev/vda bs=512 seek=$i conv=sync 2>/dev/null; sync; sleep 1; done;"
+                + " echo $i | dd of=/dev/vda bs=512 seek=$i conv=sync 2>/dev/null; sync; sleep 0.5; done;"
                 + " j=1; ok=yes; while [ $j -le " + LAST + " ]; do"
                 + " [ x$(dd if=/dev/vda bs=512 skip=$j count=1 2>/dev/null | head -n 1) = x$j ] || ok=no; j=$((j+1)); done;"
                 + " echo disk-in-order=$ok;"
-                // Block 25 was never read before the snapshot, so this read reaches the disk: each run
-                // marks it, and a restore that did not bring the disk back would show the mark.
-                + " echo block25=x$(dd if=/dev/vda bs=512 skip=25 count=1 2>/dev/null | tr -d '\\000');"
-                + " echo marked | dd of=/dev/vda bs=512 seek=25 conv=sync 2>/dev/null; sync;"
+                // Block 8000 was never read before the snapshot (nor read ahead at boot), so this read
+                // reaches the disk: each run marks it, and a restore that did not bring the disk back
+                // would show the mark.
+                + " echo block8000=x$(dd if=/dev/vda bs=512 skip=8000 count=1 2>/dev/null | tr -d '\\000');"
+                + " echo marked | dd of=/dev/vda bs=512 seek=8000 conv=sync 2>/dev/null; sync;"
                 + " head -c 300000 /dev/urandom > /tmp/sent; echo guest-sent=$(sha256sum < /tmp/sent);"
                 + " nc 10.9.0.1 5001 < /tmp/sent && echo sent-ok";
         String panamax = command(kvm, List.of());
         List<String> firstRun = new ArrayList<>(List.of("run", "--no-rig", "--timeout", "600", "--cpus", "2", "--memory", "256M",
+                "--track-dirty-pages",
                 "--api-sock", "/tmp/" + namespace + ".sock")); // not in dir: a 9p share holds no sockets
         firstRun.addAll(List.of(tinyGuest(GuestImages.defaultVmlinux(), "--disk", disk.toString(), "--net", "tap=" + tap,
                 "--cmdline", "quiet panamax.run=\"" + guest + "\"")));
@@ -86,9 +88,21 @@ class SnapshotRestoreTest {
                 "first=$!",
                 "n=0; until grep -q 'count=" + SNAPSHOT_AT + " ' first.log; do n=$((n+1)); [ $n -gt 600 ] && break;"
                         + " kill -0 $first 2>/dev/null || break; sleep 0.5; done",
-                panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks --leave-paused snap; echo snapshot-status=$?",
+                panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks snap; echo snapshot-status=$?",
+                // The guest runs on and counts twice more; then a diff snapshot, merged onto a copy of the first.
+                "c=$(grep -c '^count=' first.log); until [ $(grep -c '^count=' first.log) -ge $((c + 2)) ]; do sleep 0.5; done",
+                panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks --diff --leave-paused diff;"
+                        + " echo diff-status=$?",
                 "kill -9 $first; wait $first 2>/dev/null",
                 "sed 's/^/first: /' first.log",
+                "cp -r snap merged && " + panamax + " snapshot-merge diff merged; echo merge-status=$?",
+                "echo diff-memory-bytes=$(du -k diff/vm.mem | cut -f1) full-memory-bytes=$(du -k snap/vm.mem | cut -f1)",
+                "ip netns exec " + namespace + " busybox nc -l -p 5001 -e sh -c 'cat > received' &",
+                "listener=$!",
+                "ip netns exec " + namespace + " " + panamax + " run --no-rig --timeout 300 --restore merged > restore.log 2>&1;"
+                        + " echo merged-status=$?",
+                "sed 's/^/merged: /' restore.log",
+                "kill $listener 2>/dev/null; wait $listener 2>/dev/null; rm -f received",
                 "echo memory-before=$(sha256sum < snap/vm.mem | cut -c1-64)"));
         for (int run = 1; run <= RESTORES; run++) {
             script.addAll(List.of(
@@ -106,30 +120,42 @@ class SnapshotRestoreTest {
 
         String out = r.output();
         assertThat(r.timedOut()).as(out).isFalse();
-        assertThat(out).contains("snapshot-status=0");
-        int lastBefore = lastCount(out, "first");
-        assertThat(lastBefore).as("the first run was snapshotted at its count " + SNAPSHOT_AT).isGreaterThanOrEqualTo(SNAPSHOT_AT);
-        long clockAtSnapshot = clock(out, "first", lastBefore);
+        assertThat(out).contains("snapshot-status=0", "diff-status=0", "merge-status=0");
+        int restoredAt = counts(out, "restore-1").getFirst();
+        assertThat(restoredAt - 1).as("the full snapshot was taken after count " + SNAPSHOT_AT).isGreaterThanOrEqualTo(SNAPSHOT_AT);
+        long clockAtSnapshot = clock(out, "first", restoredAt - 1);
         for (int run = 1; run <= RESTORES; run++) {
             String who = "restore-" + run;
             assertThat(out).contains(who + "-status=0");
             List<Integer> counts = counts(out, who);
-            assertThat(counts).as(who + " goes on from the snapshot's count, not from 1").isNotEmpty()
+            assertThat(counts).as(who + " goes on from the snapshot's count, as every restore of it does, not from 1").isNotEmpty()
                     .doesNotContain(1).contains(LAST);
-            assertThat(counts.getFirst()).as(who + "'s first count follows the snapshot's").isBetween(lastBefore, lastBefore + 1);
-            long clockAfter = clock(out, who, counts.getFirst());
-            assertThat(clockAfter).as(who + ": the guest's clock goes on from the snapshot's time").isBetween(clockAtSnapshot,
-                    clockAtSnapshot + 60);
-            assertThat(out).contains(who + ": disk-in-order=yes", who + ": sent-ok");
-            assertThat(out).as(who + " found the disk as the snapshot left it, not as the run before marked it")
-                    .containsPattern("(?m)^" + who + ": block25=x\\r?$");
-            assertThat(fact(out, who + ": guest-sent=([0-9a-f]{64})")).as(who + ": what the guest sent over TCP arrived")
-                    .isEqualTo(fact(out, who + "-received=([0-9a-f]{64})"));
+            assertThat(counts.getFirst()).as(who + "'s first count").isEqualTo(restoredAt);
+            assertThat(clock(out, who, restoredAt)).as(who + ": the guest's clock goes on from the snapshot's time")
+                    .isBetween(clockAtSnapshot, clockAtSnapshot + 60);
+            assertRunEnded(out, who);
+            assertThat(fact(out, who + "-received=([0-9a-f]{64})")).as(who + ": what the guest sent over TCP arrived")
+                    .isEqualTo(fact(out, who + ": guest-sent=([0-9a-f]{64})"));
             assertThat(out).contains(who + ": panamax: vCPUs resume");
         }
+        int lastBeforeDiff = lastCount(out, "first");
+        assertThat(lastBeforeDiff).as("the guest ran on after the full snapshot").isGreaterThanOrEqualTo(restoredAt + 1);
+        assertThat(out).contains("merged-status=0");
+        assertThat(counts(out, "merged").getFirst()).as("the merged diff restores where the diff was taken")
+                .isBetween(lastBeforeDiff, lastBeforeDiff + 1);
+        assertRunEnded(out, "merged");
+        assertThat(Long.parseLong(fact(out, "diff-memory-bytes=(\\d+)"))).as("KiB of the diff's memory file, against the full one's")
+                .isLessThan(Long.parseLong(fact(out, "full-memory-bytes=(\\d+)")));
         assertThat(fact(out, "memory-after=([0-9a-f]{64})")).as("restores never write the memory file")
                 .isEqualTo(fact(out, "memory-before=([0-9a-f]{64})"));
         assertThat(r.exitStatus()).isZero();
+    }
+
+    /** The run counted to the end, found its disk in order and as the snapshot left it, and sent its file. */
+    private static void assertRunEnded(String out, String who) {
+        assertThat(out).contains(who + ": disk-in-order=yes", who + ": sent-ok");
+        assertThat(out).as(who + " found the disk as the snapshot left it, not as the run before marked it")
+                .containsPattern("(?m)^" + who + ": block8000=x\\r?$");
     }
 
     private static String command(RealKvm kvm, List<String> args) {
