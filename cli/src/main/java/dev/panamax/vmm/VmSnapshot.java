@@ -99,12 +99,17 @@ public final class VmSnapshot {
      * Writes a snapshot of {@code machine}, whose VM must be paused. Devices finish their requests in
      * flight first, and go on after.
      *
-     * @throws IllegalStateException when the VM is not paused
+     * @throws IllegalStateException when the VM is not paused, or a diff is asked of a VM that does not track dirty pages
+     * @throws IOException when a file cannot be written, or a snapshot with disks meets a drive that is not qcow2
      */
     public static void create(VmBuilder.Machine machine, Create options) throws IOException {
         Vm vm = machine.vm();
         if (vm.state() != Vm.State.PAUSED) {
             throw new IllegalStateException("a snapshot is taken of a paused VM, and this one is " + vm.state().name().toLowerCase());
+        }
+        if (options.kind() == Kind.DIFF && !vm.tracksDirtyPages()) {
+            throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"
+                    + " (turn it on when building the VM: track_dirty_pages)");
         }
         List<DeviceManager.Device> devices = machine.devices().devices();
         List<Stateful> quiesced = new ArrayList<>();
@@ -127,10 +132,6 @@ public final class VmSnapshot {
             MemoryMap map;
             DirtyPages dirty = null;
             if (options.kind() == Kind.DIFF) {
-                if (!vm.tracksDirtyPages()) {
-                    throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"
-                            + " (turn it on when building the VM: track_dirty_pages)");
-                }
                 dirty = vm.takeDirtyPages();
                 map = MemoryFile.writeDiff(vm.memory(), dirty, options.memoryPath());
             } else {
@@ -208,10 +209,6 @@ public final class VmSnapshot {
                 }
             });
             in.end();
-            // Restored devices hold their work back until every state is in place, as after a quiesce.
-            for (DeviceManager.Device d : devices) {
-                stateful(d).resumeWork();
-            }
             machine.vm().startPaused();
             return machine;
         } catch (RuntimeException e) {
