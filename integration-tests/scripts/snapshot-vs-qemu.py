@@ -51,7 +51,7 @@ CMDLINE = 'console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run="' + G
 
 def panamax(*args):
     aot = ["-XX:AOTCache=" + AOT[-1]] if AOT else []
-    return [JAVA, "-XX:TieredStopAtLevel=1", *aot, "--enable-native-access=ALL-UNNAMED", "-cp",
+    return [JAVA, "-XX:TieredStopAtLevel=1", *aot, "-Xlog:aot=off", "-Xlog:cds=off", "--enable-native-access=ALL-UNNAMED", "-cp",
             CLI + ":" + TOP + "/cli/target/lib/*", "dev.panamax.cli.Panamax", *args]
 
 
@@ -156,10 +156,19 @@ class Qmp:
                 raise RuntimeError(command + ": " + answer["error"]["desc"])
 
 
+def remove(*paths):
+    """Leftovers of the round before: a VMM killed with SIGKILL leaves its socket behind."""
+    for p in paths:
+        if os.path.exists(p):
+            os.remove(p)
+
+
 def panamax_round(work):
     snap = os.path.join(work, "p-snap")
     shutil.rmtree(snap, ignore_errors=True)
     sock = os.path.join(work, "p.sock")
+    sock2 = os.path.join(work, "p2.sock")
+    remove(sock, sock2)
     vm = Vmm(panamax("run", "--no-rig", "--memory", "256M", "--cpus", "2", "--api-sock", sock, "--kernel", KERNEL,
                      "--initrd", INITRD, "--cmdline", 'quiet panamax.run="' + GUEST + '"'))
     try:
@@ -182,7 +191,6 @@ def panamax_round(work):
             results["rss-" + name] = vm.rss_mib()
         finally:
             vm.kill()
-    sock2 = os.path.join(work, "p2.sock")
     vm = Vmm(panamax("serve", "--api-sock", sock2))
     try:
         wait_path(sock2)
@@ -209,9 +217,7 @@ def continue_when_loaded(q):
 def qemu_round(work):
     image = os.path.join(work, "q.migration")
     qmp = os.path.join(work, "q.qmp")
-    for p in (image, qmp):
-        if os.path.exists(p):
-            os.remove(p)
+    remove(image, qmp)
     vm = Vmm(QEMU + ["-qmp", "unix:" + qmp + ",server=on,wait=off"])
     try:
         vm.wait_for("tick 3")
