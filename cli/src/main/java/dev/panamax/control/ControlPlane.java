@@ -11,6 +11,7 @@ import dev.panamax.control.VmConfig.MachineConfig;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.VmRules;
 import java.io.IOException;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -311,6 +312,16 @@ public final class ControlPlane {
         return Response.noContent();
     }
 
+    /** The file path at {@code key}. */
+    private static Path path(JsonObject o, String key) {
+        String value = o.string(key);
+        try {
+            return Path.of(value);
+        } catch (InvalidPathException e) {
+            throw new ConfigException(o.path(key), Json.quote(value) + " is not a file path: " + e.getReason());
+        }
+    }
+
     /** Firecracker's {@code SnapshotCreateParams}: only while the VM is paused. */
     private Response createSnapshot(byte[] body) {
         JsonObject o = JsonObject.of(json(body), "snapshot/create").allowOnly(Set.of("snapshot_type", "snapshot_path", "mem_file_path",
@@ -319,8 +330,8 @@ public final class ControlPlane {
         if (!type.equals("Full") && !type.equals("Diff")) {
             throw new ConfigException(o.path("snapshot_type"), Json.quote(type) + " is not a snapshot type; use Full or Diff");
         }
-        Path state = Path.of(o.string("snapshot_path"));
-        Path memory = Path.of(o.string("mem_file_path"));
+        Path state = path(o, "snapshot_path");
+        Path memory = path(o, "mem_file_path");
         SnapshotOptions options = type.equals("Diff") ? SnapshotOptions.diff(state, memory) : SnapshotOptions.full(state, memory);
         if (o.optionalBool("with_disks", false)) {
             options = options.withDisks();
@@ -349,7 +360,7 @@ public final class ControlPlane {
     private Response loadSnapshot(byte[] body) {
         JsonObject o = JsonObject.of(json(body), "snapshot/load").allowOnly(Set.of("snapshot_path", "mem_backend", "mem_file_path",
                 "resume_vm", "network_overrides", "track_dirty_pages", "enable_diff_snapshots", "eager_memory"));
-        Path state = Path.of(o.string("snapshot_path"));
+        Path state = path(o, "snapshot_path");
         Path memory;
         if (o.has("mem_backend")) {
             if (o.has("mem_file_path")) {
@@ -361,9 +372,9 @@ public final class ControlPlane {
                 throw new ConfigException(backend.path("backend_type"), Json.quote(kind)
                         + " is not a memory backend Panamax has; use File (Panamax maps the file copy-on-write, with no page-fault handler)");
             }
-            memory = Path.of(backend.string("backend_path"));
+            memory = path(backend, "backend_path");
         } else {
-            memory = Path.of(o.string("mem_file_path"));
+            memory = path(o, "mem_file_path");
         }
         RestoreOptions options = RestoreOptions.of(state, memory).resume(o.optionalBool("resume_vm", false))
                 .eagerMemory(o.optionalBool("eager_memory", false))

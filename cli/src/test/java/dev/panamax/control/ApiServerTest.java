@@ -352,6 +352,8 @@ class ApiServerTest {
                     "PUT", "/snapshot/create", create);
             assertFault(400, "snapshot/create.snapshot_type: \"Half\" is not a snapshot type; use Full or Diff",
                     "PUT", "/snapshot/create", create.replace("Full", "Half"));
+            assertFault(400, "snapshot/create.snapshot_path: \"a\\u0000b\" is not a file path: Nul character not allowed",
+                    "PUT", "/snapshot/create", "{\"snapshot_path\": \"a\\u0000b\", \"mem_file_path\": \"m\"}");
             assertNoContent("PATCH", "/vm", "{\"state\": \"Paused\"}");
             assertNoContent("PUT", "/snapshot/create", create);
             assertNoContent("PUT", "/snapshot/create", create.replace("Full", "Diff").replace("vm.state", "diff.state")
