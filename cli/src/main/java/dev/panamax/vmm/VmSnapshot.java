@@ -37,7 +37,7 @@ import java.util.Objects;
  *
  * <p>A restore rebuilds the VM from the saved configuration (disks reopened by path and locked as
  * at boot, taps reopened by name, passt restarted) and then hands each part its state, every value
- * validated on the way in. A snapshot that fails anywhere leaves no VM behind.
+ * validated on the way in. A restore that fails anywhere leaves no VM behind.
  */
 public final class VmSnapshot {
     private VmSnapshot() {}
