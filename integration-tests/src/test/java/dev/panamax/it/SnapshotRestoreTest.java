@@ -32,9 +32,9 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * through its API socket, its process killed, and the snapshot restored with {@code panamax run
  * --restore} in new processes, five times from the one snapshot, each run writing on to the disk:
  * the guest's counter goes on from where it stood, what it wrote to its disk before and after is
- * there in order (each restore brings the disk back to the snapshot's), a TCP transfer over the tap works after the restore, the
- * guest's clock goes on from the snapshot's time, and the memory file is unchanged at the end.
- * Everything runs where real KVM is (the rig here, as root).
+ * there in order (each restore brings the disk back to the snapshot's), a TCP transfer over the tap
+ * works after the restore, the guest's clock goes on from the snapshot's time, and the memory file
+ * is unchanged at the end. Everything runs where real KVM is (the rig here, as root).
  */
 @ExtendWith(RigExtension.class)
 @Timeout(1500)
@@ -49,7 +49,8 @@ class SnapshotRestoreTest {
                 "the tap and its network namespace need root on this host; run the test as root");
         Path dir = Files.createDirectories(Path.of("target", "snapshot-test-" + UUID.randomUUID()).toAbsolutePath());
         Path disk = dir.resolve("data.qcow2");
-        Images.create(disk, CreateOptions.of(ImageFormat.QCOW2, 8 << 20));
+        Path blank = dir.resolve("blank.qcow2");
+        Images.create(blank, CreateOptions.of(ImageFormat.QCOW2, 8 << 20));
         String suffix = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000));
         String namespace = "pnx-snap-" + suffix;
         String tap = "pnxsnap" + suffix;
@@ -84,6 +85,8 @@ class SnapshotRestoreTest {
                 "ip -n " + namespace + " addr add 10.9.0.1/24 dev " + tap,
                 "ip -n " + namespace + " link set " + tap + " up",
                 "cd " + dir,
+                // From scratch, also when RigExtension runs the script once more.
+                "rm -rf snap diff merged; cp blank.qcow2 data.qcow2",
                 "ip netns exec " + namespace + " " + command(kvm, firstRun) + " > first.log 2>&1 &",
                 "first=$!",
                 "n=0; until grep -q 'count=" + SNAPSHOT_AT + " ' first.log; do n=$((n+1)); [ $n -gt 600 ] && break;"
