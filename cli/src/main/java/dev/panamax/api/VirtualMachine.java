@@ -400,6 +400,10 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
+        /** How this builder's users know its values, in the rules' messages. */
+        private static final VmRules.Wording WORDING = new VmRules.Wording("cpus", "memoryMib", "commandLine", "drive id",
+                "network interface id", "drives and network interfaces");
+
         /** The drives as the VMM builds them. */
         private List<DriveConfig> driveConfigs() {
             return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO)).toList();
@@ -422,30 +426,9 @@ public final class VirtualMachine implements AutoCloseable {
             if (kernel == null) {
                 throw new IllegalStateException("a VM needs a kernel");
             }
-            VmRules.vcpuCount(cpus, "cpus");
-            VmRules.memoryMib(memoryMib, "memoryMib");
-            VmRules.commandLine(commandLine, "commandLine");
-            for (Drive d : drives) {
-                VmRules.id(d.id(), "drive id");
-                VmRules.diskImage(d.path(), d.readOnly(), "drive " + d.id());
-            }
-            List<DriveConfig> driveConfigs = driveConfigs();
-            VmRules.drives(driveConfigs, i -> "drive " + drives.get(i).id());
-            for (NetworkInterface n : networkInterfaces) {
-                VmRules.id(n.id(), "network interface id");
-                if (n.hostDevice() != null) {
-                    VmRules.hostDeviceName(n.hostDevice(), "network interface " + n.id() + " host device");
-                }
-                if (n.guestMac() != null) {
-                    VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
-                }
-            }
-            List<NicConfig> nicConfigs = nicConfigs();
-            VmRules.networkInterfaces(nicConfigs, i -> "network interface " + networkInterfaces.get(i).id());
-            VmRules.pciDevices(cpus, (int) driveConfigs.stream().filter(d -> !d.mmio()).count(), nicConfigs.size(),
-                    "drives and network interfaces");
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
-                    driveConfigs, nicConfigs);
+                    driveConfigs(), nicConfigs());
+            VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);
                 if (trackDirtyPages) {

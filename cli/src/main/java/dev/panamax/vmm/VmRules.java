@@ -227,6 +227,37 @@ public final class VmRules {
         }
     }
 
+    /**
+     * How a caller's user knows the values of a whole {@link MachineConfig}, for {@link #machine}'s
+     * messages: a drive's and a network interface's own values are named after their ids.
+     */
+    public record Wording(String cpus, String memory, String commandLine, String driveId, String networkInterfaceId, String devices) {}
+
+    /** Every rule for a whole machine, in the order a user would fix them: the machine, then each drive, then each interface. */
+    public static void machine(MachineConfig c, Wording names) {
+        vcpuCount(c.cpus(), names.cpus());
+        memoryMib(c.memoryMib(), names.memory());
+        commandLine(c.commandLine(), names.commandLine());
+        List<DriveConfig> drives = c.drives();
+        for (DriveConfig d : drives) {
+            id(d.id(), names.driveId());
+            diskImage(d.image(), d.readOnly(), "drive " + d.id());
+        }
+        drives(drives, i -> "drive " + drives.get(i).id());
+        List<NicConfig> nics = c.nics();
+        for (NicConfig n : nics) {
+            id(n.id(), names.networkInterfaceId());
+            if (n.tapName() != null) {
+                hostDeviceName(n.tapName(), "network interface " + n.id() + " host device");
+            }
+            if (n.guestMac() != null) {
+                macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
+            }
+        }
+        networkInterfaces(nics, i -> "network interface " + nics.get(i).id());
+        pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), names.devices());
+    }
+
     private static String count(long n, String thing) {
         return n + " " + thing + (n == 1 ? "" : "s");
     }

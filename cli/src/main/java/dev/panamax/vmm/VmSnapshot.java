@@ -329,6 +329,10 @@ public final class VmSnapshot {
         throw new IllegalStateException("no virtio-net device for network interface " + nicId);
     }
 
+    private static final VmRules.Wording SNAPSHOT_WORDING = new VmRules.Wording("the snapshot's vCPU count",
+            "the snapshot's memory size", "the snapshot's command line", "the snapshot's drive id", "the snapshot's network interface id",
+            "the snapshot's devices");
+
     private static MachineConfig readMachine(StateReader r, Map<String, String> tapOverrides) {
         int kind = r.u8("snapshot kind");
         if (kind >= Kind.values().length) {
@@ -373,23 +377,9 @@ public final class VmSnapshot {
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
-        VmRules.vcpuCount(cpus, "the snapshot's vCPU count");
-        VmRules.memoryMib(memoryMib, "the snapshot's memory size");
-        VmRules.commandLine(commandLine, "the snapshot's command line");
-        for (DriveConfig d : drives) {
-            VmRules.id(d.id(), "the snapshot's drive id");
-            VmRules.diskImage(d.image(), d.readOnly(), "drive " + d.id());
-        }
-        VmRules.drives(drives, i -> "drive " + drives.get(i).id());
-        for (NicConfig n : nics) {
-            VmRules.id(n.id(), "the snapshot's network interface id");
-            if (n.tapName() != null) {
-                VmRules.hostDeviceName(n.tapName(), "network interface " + n.id() + " host device");
-            }
-            VmRules.macAddress(n.guestMac(), "network interface " + n.id() + " guest MAC");
-        }
-        VmRules.networkInterfaces(nics, i -> "network interface " + nics.get(i).id());
-        VmRules.pciDevices(cpus, (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), "the snapshot's devices");
-        return new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib, bootProtocol, drives, nics);
+        MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
+                bootProtocol, drives, nics);
+        VmRules.machine(config, SNAPSHOT_WORDING);
+        return config;
     }
 }
