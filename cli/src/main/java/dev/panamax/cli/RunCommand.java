@@ -266,8 +266,10 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         List<Path> disks;
+        VmConfig described; // what GET /vm/config answers
         try {
             disks = VirtualMachine.snapshotDisks(options);
+            described = VmConfig.ofSnapshot(options);
         } catch (VirtualMachineException e) {
             throw new UserError(e.getMessage());
         } catch (NoSuchFileException e) {
@@ -279,7 +281,7 @@ final class RunCommand implements Callable<Integer> {
         }
         try (OutputStream out = console.open();
              VirtualMachine vm = restored(options.console(out));
-             ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, null, Panamax.version()))) {
+             ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, described, Panamax.version()))) {
             if (api != null) {
                 System.err.println("panamax: serving the API on " + api.socket());
             }

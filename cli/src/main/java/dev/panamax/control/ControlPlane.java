@@ -394,7 +394,9 @@ public final class ControlPlane {
             starting = true;
         }
         VirtualMachine restored = null;
+        VmConfig config;
         try {
+            config = VmConfig.ofSnapshot(options);
             restored = VirtualMachine.restore(restoreSetup.apply(options));
         } catch (IOException e) {
             throw new ApiFault.BadRequest("snapshot/load: cannot read the snapshot: " + e.getMessage());
@@ -406,7 +408,7 @@ public final class ControlPlane {
             }
         }
         synchronized (lock) {
-            started(restored, null);
+            started(restored, config);
         }
         return Response.noContent();
     }

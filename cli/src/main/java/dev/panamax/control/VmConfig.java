@@ -2,12 +2,16 @@ package dev.panamax.control;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
+import dev.panamax.api.VirtualMachineException;
+import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.DriveConfig;
 import dev.panamax.vmm.NicConfig;
 import dev.panamax.vmm.VmRules;
+import dev.panamax.vmm.VmSnapshot;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -86,6 +90,29 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             "metrics", "mmds-config", "pmem", "serial", "vsock");
     private static final Set<String> TOP_KEYS = Stream.concat(
             Stream.of("boot-source", "machine-config", "drives", "network-interfaces"), FIRECRACKER_ONLY.stream()).collect(Collectors.toSet());
+
+    /**
+     * The configuration of the VM a snapshot restores, with the restore's network overrides, as
+     * {@code GET /vm/config} shows it: read from the snapshot's state file, and checked as the restore
+     * checks it.
+     *
+     * @throws dev.panamax.api.VirtualMachineException when the state file is malformed
+     * @throws IOException when it cannot be read
+     */
+    public static VmConfig ofSnapshot(RestoreOptions restore) throws IOException {
+        dev.panamax.vmm.MachineConfig c;
+        try {
+            c = VmSnapshot.configuration(restore.statePath(), restore.networkOverrides());
+        } catch (StateFormatException | ConfigException e) {
+            throw new VirtualMachineException(e.getMessage(), e);
+        }
+        List<Drive> drives = c.drives().stream()
+                .map(d -> new Drive(d.id(), d.image(), d.readOnly(), d.root(), d.mmio() ? Transport.MMIO : Transport.PCI)).toList();
+        List<NetworkInterface> nics = c.nics().stream()
+                .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())).toList();
+        return new VmConfig(new BootSource(c.kernel(), c.initrd(), c.commandLine().isEmpty() ? null : c.commandLine()),
+                new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics);
+    }
 
     /** Reads a config file. */
     public static VmConfig read(Path file) {

@@ -347,7 +347,9 @@ class ApiServerTest {
         assertNoContent("PUT", "/boot-source", bootSource());
         assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64, \"track_dirty_pages\": true}");
         assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        Map<?, ?> bootConfig;
         try (VirtualMachine vm = plane.awaitStarted()) {
+            bootConfig = (Map<?, ?>) send("GET", "/vm/config", null).json();
             assertFault(400, "snapshot/create: a snapshot is taken of a paused VM; PATCH /vm {\"state\": \"Paused\"} first",
                     "PUT", "/snapshot/create", create);
             assertFault(400, "snapshot/create.snapshot_type: \"Half\" is not a snapshot type; use Full or Diff",
@@ -374,6 +376,11 @@ class ApiServerTest {
             ApiClient.Response loaded = other.send("PUT", "/snapshot/load", load("vm.state", false));
             assertThat(loaded.status()).as(loaded.body()).isEqualTo(204);
             assertThat(((Map<?, ?>) other.send("GET", "/", null).json()).get("state")).isEqualTo("Paused");
+            Map<?, ?> loadedConfig = (Map<?, ?>) other.send("GET", "/vm/config", null).json();
+            assertThat(loadedConfig.get("boot-source")).as("the snapshot's kernel and arguments").isEqualTo(bootConfig.get("boot-source"));
+            assertThat(loadedConfig.get("machine-config")).as("the snapshot's machine, tracking as the load asked (not)")
+                    .isEqualTo(Map.of("vcpu_count", 2L, "mem_size_mib", 64L, "smt", false, "track_dirty_pages", false));
+            assertThat(other.send("GET", "/machine-config", null).json()).isEqualTo(loadedConfig.get("machine-config"));
             assertThat(other.send("PATCH", "/vm", "{\"state\": \"Resumed\"}").status()).isEqualTo(204);
             assertThat(((Map<?, ?>) other.send("GET", "/", null).json()).get("state")).isEqualTo("Running");
             assertThat(other.send("PUT", "/snapshot/load", load("vm.state", false)).faultMessage())
