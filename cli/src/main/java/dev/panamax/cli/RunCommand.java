@@ -28,6 +28,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -348,11 +350,58 @@ final class RunCommand implements Callable<Integer> {
             exit = vm.awaitExit(timeoutSeconds == null ? null : Duration.ofSeconds(timeoutSeconds)).orElse(null);
         }
         if (exit == null) {
-            vm.kill();
+            killWithin(vm, KILL_GRACE);
             System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
             return 124;
         }
         return exitStatus(exit);
+    }
+
+    /** How long a kill at the timeout may take before the process ends without the VM. */
+    private static final Duration KILL_GRACE = Duration.ofSeconds(20);
+
+    /**
+     * Kills the VM; if its vCPUs have not all stopped within {@code grace} (one stuck outside guest
+     * code, which a kick cannot reach), prints every thread's stack, for the bug report, and ends
+     * the process with status 124 all the same: {@code --timeout} is a promise to whoever waits on it.
+     */
+    private static void killWithin(VirtualMachine vm, Duration grace) {
+        within(grace, vm::kill, () -> {
+            StringBuilder dump = new StringBuilder("panamax: the VM did not stop within " + grace.toSeconds()
+                    + " s of the kill at the timeout; ending the process. Its threads:\n");
+            Thread.getAllStackTraces().forEach((t, stack) -> {
+                dump.append("  \"").append(t.getName()).append("\" ").append(t.getState()).append('\n');
+                for (StackTraceElement frame : stack) {
+                    dump.append("      at ").append(frame).append('\n');
+                }
+            });
+            System.err.print(dump);
+            System.err.flush();
+            Runtime.getRuntime().halt(124);
+        });
+    }
+
+    /**
+     * Runs {@code action}, and {@code overdue} on a watchdog thread if the action has not returned
+     * within {@code grace}; returns the watchdog, which ends soon after the action does.
+     */
+    static Thread within(Duration grace, Runnable action, Runnable overdue) {
+        CountDownLatch done = new CountDownLatch(1);
+        Thread watchdog = Thread.ofPlatform().daemon().name("watchdog").start(() -> {
+            try {
+                if (!done.await(grace.toNanos(), TimeUnit.NANOSECONDS)) {
+                    overdue.run();
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try {
+            action.run();
+        } finally {
+            done.countDown();
+        }
+        return watchdog;
     }
 
     /** The VM, or a {@link UserError} saying why it cannot be built as described (anything else thrown is a bug). */

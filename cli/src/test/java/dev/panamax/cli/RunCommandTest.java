@@ -12,8 +12,12 @@ import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmSnapshot;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -137,5 +141,27 @@ class RunCommandTest {
         Files.write(snap.resolve("vm.state"), good);
         Files.write(snap.resolve("vm.mem"), new byte[4096]);
         assertRefused("which is only 0x1000 bytes", "run", "--no-rig", "--restore", snap.toString());
+    }
+
+    @Test
+    void theTimeoutsWatchdogActsOnlyWhenTheKillOutlastsItsGrace() throws InterruptedException {
+        CountDownLatch release = new CountDownLatch(1);
+        AtomicBoolean overdue = new AtomicBoolean();
+        Thread watchdog = RunCommand.within(Duration.ofMillis(50), () -> {
+            try {
+                release.await(30, TimeUnit.SECONDS); // a kill that hangs until the watchdog has acted (or gives up)
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }, () -> {
+            overdue.set(true);
+            release.countDown();
+        });
+        watchdog.join();
+        assertThat(overdue).as("a kill still running after its grace").isTrue();
+
+        AtomicBoolean early = new AtomicBoolean();
+        RunCommand.within(Duration.ofDays(1), () -> {}, () -> early.set(true)).join();
+        assertThat(early).as("a kill that returned at once, the watchdog ended without acting").isFalse();
     }
 }
