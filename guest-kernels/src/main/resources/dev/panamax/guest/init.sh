@@ -1,6 +1,14 @@
 #!/bin/sh
 # /init of the tiny Panamax guest (busybox). Kernel command line parameters it reads:
 #   panamax.run="COMMAND"          shell command to run; without it, an interactive shell
+#   panamax.shares=TAG:DIR[,TAG:DIR...]
+#                                  host folders to mount first, each with `mount -t virtiofs TAG DIR`
+#                                  (DIR made when missing). TAG: 1-36 of A-Z a-z 0-9 . _ -; DIR: an
+#                                  absolute path of A-Z a-z 0-9 . _ / -, not / and without . or ..
+#                                  parts. Each share that is malformed or does not mount is reported
+#                                  on one line (`panamax: cannot mount share TAG at DIR: REASON`, or
+#                                  `panamax: cannot mount share 'ENTRY': ...`); the others are mounted
+#                                  all the same, before panamax.run runs.
 #   panamax.exit=reboot|poweroff   how to end afterwards. Default reboot: with reboot=k it goes
 #                                  through the i8042, and any VMM sees the reset. The tiny kernel
 #                                  has no ACPI, so poweroff only halts the CPUs (for a VMM that
@@ -41,6 +49,42 @@ kernel_param() {
     }
     END { if (found) print last; exit !found }' /proc/cmdline
 }
+
+# share_is_valid TAG DIR: whether a panamax.shares entry is one this script mounts (see the header).
+share_is_valid() {
+    case $1 in ''|*[!A-Za-z0-9._-]*) return 1 ;; esac
+    [ ${#1} -le 36 ] || return 1
+    case $2 in /*) ;; *) return 1 ;; esac
+    case $2 in *[!A-Za-z0-9._/-]*) return 1 ;; esac
+    case $2 in *[!/]*) ;; *) return 1 ;; esac
+    case $2/ in */./*|*/../*) return 1 ;; esac
+    [ ${#2} -le 255 ]
+}
+
+# mount_shares LIST: mounts each TAG:DIR of the comma-separated LIST as virtiofs, one line per failure.
+mount_shares() {
+    saved_ifs=$IFS
+    IFS=,
+    set -f
+    for share in $1; do
+        tag=${share%%:*}
+        dir=${share#*:}
+        if [ "$tag" = "$share" ] || ! share_is_valid "$tag" "$dir"; then
+            echo "panamax: cannot mount share '$share': not TAG:DIR with the characters /init's header allows"
+            continue
+        fi
+        if ! reason=$(mkdir -p "$dir" 2>&1 && mount -t virtiofs "$tag" "$dir" 2>&1); then
+            reason=${reason##*: }
+            echo "panamax: cannot mount share $tag at $dir: ${reason:-mount failed}"
+        fi
+    done
+    set +f
+    IFS=$saved_ifs
+}
+
+if shares=$(kernel_param panamax.shares); then
+    mount_shares "$shares"
+fi
 
 if command=$(kernel_param panamax.run); then
     sh -c "$command"

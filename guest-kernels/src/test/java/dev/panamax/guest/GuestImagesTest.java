@@ -14,6 +14,7 @@ import java.util.Set;
 import java.util.zip.GZIPInputStream;
 import org.apache.commons.compress.archivers.cpio.CpioArchiveEntry;
 import org.apache.commons.compress.archivers.cpio.CpioArchiveInputStream;
+import org.apache.commons.compress.archivers.cpio.CpioConstants;
 import org.junit.jupiter.api.Test;
 
 /** Builds (first run: about 4-5 minutes) or finds the tiny guest and checks what a VMM relies on. */
@@ -23,6 +24,13 @@ class GuestImagesTest {
     void kernelHasEveryOptionOfTheFragment() throws IOException {
         Path config = GuestImages.defaultKernel().resolveSibling("config");
         KernelBuild.checkConfig(KernelBuild.configFragment(), Files.readString(config)); // throws when one is lost
+    }
+
+    @Test
+    void kernelHasVsockOverVirtioAndVirtiofs() throws IOException {
+        String config = Files.readString(GuestImages.defaultKernel().resolveSibling("config"));
+        assertThat(config.lines()).contains("CONFIG_VSOCKETS=y", "CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_VIRTIO_VSOCKETS_COMMON=y",
+                "CONFIG_FUSE_FS=y", "CONFIG_VIRTIO_FS=y");
     }
 
     @Test
@@ -39,6 +47,24 @@ class GuestImagesTest {
         // XEN_ELFNOTE_PHYS32_ENTRY (18), name "Xen", an 8-byte address: the note a PVH loader looks for.
         ByteBuffer note = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putInt(4).putInt(8).putInt(18).put("Xen\0".getBytes());
         assertThat(indexOf(elf, note.array())).isPositive();
+    }
+
+    @Test
+    void initramfsHoldsTheStaticVsockTool() throws IOException {
+        CpioArchiveEntry found = null;
+        byte[] content = null;
+        try (InputStream in = new GZIPInputStream(Files.newInputStream(GuestImages.defaultInitramfs()));
+                CpioArchiveInputStream cpio = new CpioArchiveInputStream(in)) {
+            for (CpioArchiveEntry e; (e = cpio.getNextEntry()) != null; ) {
+                if (e.getName().equals("bin/vsock")) {
+                    found = e;
+                    content = cpio.readAllBytes();
+                }
+            }
+        }
+        assertThat(found).as("bin/vsock in the initramfs").isNotNull();
+        assertThat(found.getMode()).isEqualTo(CpioConstants.C_ISREG | 0755);
+        assertThat(ElfFile.programHeaderTypes(content)).isNotEmpty().doesNotContain(ElfFile.PT_INTERP, ElfFile.PT_DYNAMIC);
     }
 
     @Test
