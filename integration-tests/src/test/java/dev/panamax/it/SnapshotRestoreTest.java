@@ -34,10 +34,12 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * the guest's counter goes on from where it stood, what it wrote to its disk before and after is
  * there in order (each restore brings the disk back to the snapshot's), a TCP transfer over the tap
  * works after the restore, the guest's clock goes on from the snapshot's time, and the memory file
- * is unchanged at the end. Everything runs where real KVM is (the rig here, as root).
+ * is unchanged at the end. A diff snapshot taken later, with its disks, and merged onto a copy of
+ * the first, restores once more and goes on from the diff's count. Everything runs where real KVM
+ * is (the rig here, as root).
  */
 @ExtendWith(RigExtension.class)
-@Timeout(1500)
+@Timeout(1700)
 class SnapshotRestoreTest {
     private static final int RESTORES = 5;
     private static final int SNAPSHOT_AT = 3;
@@ -93,8 +95,7 @@ class SnapshotRestoreTest {
                         + " kill -0 $first 2>/dev/null || break; sleep 0.5; done",
                 panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks snap; echo snapshot-status=$?",
                 // The guest runs on and counts twice more; then a diff snapshot, merged onto a copy of the
-                // first. (Restoring the merged snapshot here once hung the guest after 30 counts: under
-                // investigation, see the note; VmSnapshotTest restores merged diffs.)
+                // first, which the last run restores.
                 "c=$(grep -c '^count=' first.log); until [ $(grep -c '^count=' first.log) -ge $((c + 2)) ]; do sleep 0.5; done",
                 panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks --diff --leave-paused diff;"
                         + " echo diff-status=$?",
@@ -103,11 +104,12 @@ class SnapshotRestoreTest {
                 "cp -r snap merged && " + panamax + " snapshot-merge diff merged; echo merge-status=$?",
                 "echo diff-memory-bytes=$(du -k diff/vm.mem | cut -f1) full-memory-bytes=$(du -k snap/vm.mem | cut -f1)",
                 "echo memory-before=$(sha256sum < snap/vm.mem | cut -c1-64)"));
-        for (int run = 1; run <= RESTORES; run++) {
+        for (int run = 1; run <= RESTORES + 1; run++) {
+            String snapshot = run <= RESTORES ? "snap" : "merged";
             script.addAll(List.of(
                     "ip netns exec " + namespace + " busybox nc -l -p 5001 -e sh -c 'cat > received' &",
                     "listener=$!",
-                    "ip netns exec " + namespace + " " + panamax + " run --no-rig --timeout 300 --boot-time --restore snap > restore.log 2>&1;"
+                    "ip netns exec " + namespace + " " + panamax + " run --no-rig --timeout 300 --boot-time --restore " + snapshot + " > restore.log 2>&1;"
                             + " echo restore-" + run + "-status=$?",
                     "sed 's/^/restore-" + run + ": /' restore.log",
                     "echo restore-" + run + "-received=$(sha256sum < received | cut -c1-64)",
@@ -115,7 +117,7 @@ class SnapshotRestoreTest {
         }
         script.add("echo memory-after=$(sha256sum < snap/vm.mem | cut -c1-64)");
 
-        RunResult r = kvm.run(List.of("sh", "-c", String.join("\n", script)), Duration.ofSeconds(1400), System.out);
+        RunResult r = kvm.run(List.of("sh", "-c", String.join("\n", script)), Duration.ofSeconds(1600), System.out);
 
         String out = r.output();
         assertThat(r.timedOut()).as(out).isFalse();
@@ -137,7 +139,16 @@ class SnapshotRestoreTest {
                     .isEqualTo(fact(out, who + ": guest-sent=([0-9a-f]{64})"));
             assertThat(out).contains(who + ": panamax: vCPUs resume");
         }
-        assertThat(lastCount(out, "first")).as("the guest ran on after the full snapshot").isGreaterThanOrEqualTo(restoredAt + 1);
+        int diffAt = lastCount(out, "first");
+        assertThat(diffAt).as("the guest ran on after the full snapshot").isGreaterThanOrEqualTo(restoredAt + 1);
+        String merged = "restore-" + (RESTORES + 1);
+        assertThat(out).contains(merged + "-status=0", merged + ": panamax: vCPUs resume");
+        // The diff was taken paused and the process killed, so the merged run goes on from the first run's
+        // last count (one more if the pause cut a count's line short).
+        assertThat(counts(out, merged)).as(merged + ", from the merged diff, goes on from where the diff stood").isNotEmpty()
+                .contains(LAST).first().matches(c -> c == diffAt + 1 || c == diffAt + 2, "is " + (diffAt + 1) + " or " + (diffAt + 2));
+        assertRunEnded(out, merged);
+        assertThat(fact(out, merged + "-received=([0-9a-f]{64})")).isEqualTo(fact(out, merged + ": guest-sent=([0-9a-f]{64})"));
         assertThat(Long.parseLong(fact(out, "diff-memory-bytes=(\\d+)"))).as("KiB of the diff's memory file, against the full one's")
                 .isLessThan(Long.parseLong(fact(out, "full-memory-bytes=(\\d+)")));
         assertThat(fact(out, "memory-after=([0-9a-f]{64})")).as("restores never write the memory file")
