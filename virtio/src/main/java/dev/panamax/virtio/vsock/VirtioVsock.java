@@ -70,6 +70,11 @@ public final class VirtioVsock extends VirtioDevice {
      * @throws UncheckedIOException when the socket cannot be made
      */
     public VirtioVsock(String id, long guestCid, Path udsPath, int queueSize) {
+        this(id, guestCid, udsPath, queueSize, VsockMuxer.MAX_CONNECTIONS);
+    }
+
+    /** With at most {@code maxConnections} connections at once, for tests of the limit. */
+    VirtioVsock(String id, long guestCid, Path udsPath, int queueSize, int maxConnections) {
         super("virtio-vsock (" + id + ")", DEVICE_TYPE, 0, QUEUE_COUNT, queueSize, CONFIG_SIZE);
         if (guestCid < MIN_GUEST_CID || guestCid > MAX_GUEST_CID) {
             super.close();
@@ -78,7 +83,7 @@ public final class VirtioVsock extends VirtioDevice {
         this.guestCid = guestCid;
         ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN).putLong(0, guestCid);
         try {
-            this.muxer = new VsockMuxer(name(), guestCid, udsPath, counts, () -> notifyEvent(RX).signal());
+            this.muxer = new VsockMuxer(name(), guestCid, udsPath, counts, maxConnections, () -> notifyEvent(RX).signal());
         } catch (IOException e) {
             super.close();
             throw new UncheckedIOException("cannot make the vsock socket " + udsPath + ": " + e.getMessage(), e);

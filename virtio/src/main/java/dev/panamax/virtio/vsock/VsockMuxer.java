@@ -61,6 +61,7 @@ final class VsockMuxer implements AutoCloseable {
     private final long guestCid;
     private final Path udsPath;
     private final VsockCounts counts;
+    private final int maxConnections;
     private final Runnable wakeGuestSide;
     private final Selector selector;
     private final ServerSocketChannel listener;
@@ -81,12 +82,15 @@ final class VsockMuxer implements AutoCloseable {
     /**
      * Binds {@code udsPath} and starts the muxer's thread.
      *
+     * @param maxConnections at most this many connections at once ({@link #MAX_CONNECTIONS}, less in tests)
      * @param wakeGuestSide wakes the receive queue's thread: there is something for the guest
      * @throws IOException when the socket cannot be bound; {@link FileAlreadyExistsException} when
      *         something is at {@code udsPath} already
      */
-    VsockMuxer(String name, long guestCid, Path udsPath, VsockCounts counts, Runnable wakeGuestSide) throws IOException {
+    VsockMuxer(String name, long guestCid, Path udsPath, VsockCounts counts, int maxConnections, Runnable wakeGuestSide)
+            throws IOException {
         this.name = name;
+        this.maxConnections = maxConnections;
         this.guestCid = guestCid;
         this.udsPath = udsPath;
         this.counts = counts;
@@ -178,20 +182,35 @@ final class VsockMuxer implements AutoCloseable {
         return nearest == Long.MAX_VALUE ? 0 : Math.max(1, TimeUnit.NANOSECONDS.toMillis(nearest) + 1);
     }
 
-    private void acceptAll() throws IOException {
-        SocketChannel channel;
-        while ((channel = listener.accept()) != null) {
-            if (connectionCount() >= MAX_CONNECTIONS) {
+    /** Takes every waiting host connection; a failed accept (out of descriptors) is logged and the others go on. */
+    private void acceptAll() {
+        while (true) {
+            SocketChannel channel;
+            try {
+                channel = listener.accept();
+            } catch (IOException e) {
+                LOG.log(Level.WARNING, () -> name + ": cannot accept a host program's connection: " + e.getMessage());
+                return;
+            }
+            if (channel == null) {
+                return;
+            }
+            VsockConnection c = new VsockConnection(channel, VsockConnection.State.AWAIT_CONNECT_LINE, true);
+            if (connectionCount() >= maxConnections) {
                 counts.countRefused();
-                LOG.log(Level.WARNING, () -> name + ": a host program's connection is refused: " + MAX_CONNECTIONS
+                LOG.log(Level.WARNING, () -> name + ": a host program's connection is refused: " + maxConnections
                         + " vsock connections are open, the most a device takes");
-                channel.close();
+                closeQuietly(c);
                 continue;
             }
-            channel.configureBlocking(false);
-            VsockConnection c = new VsockConnection(channel, VsockConnection.State.AWAIT_CONNECT_LINE, true);
+            try {
+                channel.configureBlocking(false);
+                c.key = channel.register(selector, SelectionKey.OP_READ, c);
+            } catch (IOException e) {
+                closeQuietly(c);
+                continue;
+            }
             c.deadline = System.nanoTime() + TIMEOUT_NANOS;
-            c.key = channel.register(selector, SelectionKey.OP_READ, c);
             greeting.add(c);
         }
     }
@@ -404,7 +423,7 @@ final class VsockMuxer implements AutoCloseable {
     }
 
     private void queueReset(int hostPort, int guestPort) {
-        if (resets.size() >= MAX_CONNECTIONS) {
+        if (resets.size() >= maxConnections) {
             counts.countRefused(); // the guest is not reading its RX queue; it learns of this reset no more
             return;
         }
@@ -498,10 +517,10 @@ final class VsockMuxer implements AutoCloseable {
 
     /** The guest's REQUEST to host port P: a connection to {@code <udsPath>_<P>}, or RST when nobody listens there. */
     private void connectToHost(VsockHeader h) {
-        if (connectionCount() >= MAX_CONNECTIONS) {
+        if (connectionCount() >= maxConnections) {
             counts.countRefused();
             LOG.log(Level.WARNING, () -> name + ": the guest's connection to host port " + Integer.toUnsignedString(h.dstPort)
-                    + " is refused: " + MAX_CONNECTIONS + " vsock connections are open, the most a device takes");
+                    + " is refused: " + maxConnections + " vsock connections are open, the most a device takes");
             queueReset(h.dstPort, h.srcPort);
             return;
         }

@@ -102,12 +102,19 @@ class VirtioVsockTest {
         }, host);
     }
 
+    /** A line from {@code channel}; null when the device closed it first (the end of the stream, or a reset when bytes were left unread). */
     static String readLine(SocketChannel channel) throws IOException {
         StringBuilder line = new StringBuilder();
         ByteBuffer one = ByteBuffer.allocate(1);
         while (true) {
             one.clear();
-            if (channel.read(one) < 0) {
+            int n;
+            try {
+                n = channel.read(one);
+            } catch (java.net.SocketException e) {
+                n = -1; // reset
+            }
+            if (n < 0) {
                 return line.isEmpty() ? null : line.toString();
             }
             char c = (char) one.get(0);
@@ -320,6 +327,27 @@ class VirtioVsockTest {
     }
 
     @Test
+    void pastTheConnectionLimitHostAndGuestConnectionsAreRefusedUntilOneEnds() throws Exception {
+        vsock = new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE, 2);
+        guest = new VsockGuest(vsock, new VirtioTestDriver(vsock, memory));
+        guest.start();
+        guest.listening.add(5003);
+        HostClient first = await(hostConnectAsync(5003), "the first connection");
+        HostClient second = await(hostConnectAsync(5003), "the second connection");
+        assertThat(List.of(first.reply(), second.reply())).allMatch(r -> r.startsWith("OK "));
+        HostClient third = await(hostConnectAsync(5003), "the third connection to be closed");
+        assertThat(third.reply()).as("closed without an OK").isNull();
+        hostListen(6004);
+        VsockGuest.Conn refused = guest.connect(70, 6004);
+        assertThat(refused.reset).as("the guest's connection past the limit is reset").isTrue();
+        assertThat(vsock.counts().refused()).isEqualTo(2);
+        first.channel().close();
+        VirtioTestDriver.await(() -> vsock.connectionCount() == 1, "the closed connection to go");
+        HostClient fourth = await(hostConnectAsync(5003), "a connection once there is room");
+        assertThat(fourth.reply()).startsWith("OK ");
+    }
+
+    @Test
     void aConnectToAPortNobodyListensOnIsResetByTheGuestAndTheHostSocketClosed() throws Exception {
         start();
         CompletableFuture<HostClient> client = hostConnectAsync(5001);
@@ -336,14 +364,7 @@ class VirtioVsockTest {
             SocketChannel channel = SocketChannel.open(UnixDomainSocketAddress.of(uds));
             closeables.add(channel);
             channel.write(ByteBuffer.wrap(line.getBytes(StandardCharsets.US_ASCII)));
-            // Closed: the end of the stream, or a reset when bytes were left unread.
-            String reply;
-            try {
-                reply = readLine(channel);
-            } catch (java.net.SocketException e) {
-                reply = null;
-            }
-            assertThat(reply).as(line).isNull();
+            assertThat(readLine(channel)).as(line).isNull();
         }
         assertThat(VsockMuxer.parseConnect("CONNECT 4294967295")).isEqualTo(-1);
         assertThat(guest.received).isEmpty();
