@@ -16,6 +16,7 @@ import dev.panamax.vmm.NicConfig;
 import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmRules;
 import dev.panamax.vmm.VmSnapshot;
+import dev.panamax.vmm.VsockConfig;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Path;
@@ -338,6 +339,7 @@ public final class VirtualMachine implements AutoCloseable {
         private final List<Drive> drives = new ArrayList<>();
         private final List<NetworkInterface> networkInterfaces = new ArrayList<>();
         private boolean trackDirtyPages;
+        private VsockConfig vsock;
 
         private Builder() {}
 
@@ -394,6 +396,20 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Adds a vsock device (at most one; a second call replaces it), with Firecracker's host side:
+         * host programs connect to the Unix socket {@code udsPath} and write {@code CONNECT <port>} and a newline
+         * to reach the guest's listener on that port; the guest's connections to host port P go to
+         * the Unix socket {@code udsPath_P}. Nothing may be at {@code udsPath} when the VM is built;
+         * closing the VM removes it.
+         *
+         * @param guestCid the guest's context ID, 3 to 2^32-2
+         */
+        public Builder vsock(long guestCid, Path udsPath) {
+            this.vsock = new VsockConfig(guestCid, Objects.requireNonNull(udsPath, "udsPath"));
+            return this;
+        }
+
         /** Adds a virtio network device, on PCI. */
         public Builder networkInterface(NetworkInterface networkInterface) {
             networkInterfaces.add(Objects.requireNonNull(networkInterface, "networkInterface"));
@@ -427,7 +443,7 @@ public final class VirtualMachine implements AutoCloseable {
                 throw new IllegalStateException("a VM needs a kernel");
             }
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
-                    driveConfigs(), nicConfigs());
+                    driveConfigs(), nicConfigs(), vsock);
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

@@ -94,6 +94,12 @@ final class RunCommand implements Callable<Integer> {
                     + " MAC as six hex pairs (default: random)")
     List<String> netSpecs = new ArrayList<>();
 
+    @Option(names = "--vsock", paramLabel = "cid=N,uds=PATH",
+            description = "a virtio-vsock device for guest CID N (3 to 4294967294), with Firecracker's host side: host programs"
+                    + " connect to the Unix socket PATH and write CONNECT <port> to reach the guest's listener on that port;"
+                    + " the guest's connections to host port P go to the Unix socket PATH_P")
+    String vsockSpec;
+
     @Mixin
     ConsoleOption console;
 
@@ -115,7 +121,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
-            "--net", "--track-dirty-pages");
+            "--net", "--track-dirty-pages", "--vsock");
 
     @Override
     public Integer call() throws IOException {
@@ -134,6 +140,10 @@ final class RunCommand implements Callable<Integer> {
                             + ", and on this host (whose KVM only emulates) the VM would run inside the nested KVM rig, which"
                             + " cannot reach it; use tap=NAME or user there, or a host with hardware KVM");
                 }
+            }
+            if (vm.vsock() != null) {
+                throw new UserError("--vsock: on this host (whose KVM only emulates) the VM would run inside the nested KVM rig,"
+                        + " whose sockets host programs cannot reach; use --no-rig, or a host with hardware KVM");
             }
             sayWhyInRig();
             return runInRig(vm);
@@ -219,10 +229,43 @@ final class RunCommand implements Callable<Integer> {
             interfaces.add(NetOption.parse(net, interfaces.size()));
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
+        VmConfig.Vsock vsock = vsockSpec == null ? null : parseVsock(vsockSpec);
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
-                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages), drives, interfaces);
-        vm.checkPciDevices("--disk and --net");
+                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages), drives, interfaces, vsock);
+        vm.checkPciDevices(vsock == null ? "--disk and --net" : "--disk, --net and --vsock");
         return vm;
+    }
+
+    /** {@code --vsock cid=N,uds=PATH}, each setting once, both required. */
+    static VmConfig.Vsock parseVsock(String text) {
+        Long cid = null;
+        String uds = null;
+        for (String setting : text.split(",", -1)) {
+            int eq = setting.indexOf('=');
+            String key = eq < 0 ? setting : setting.substring(0, eq);
+            String value = eq < 0 ? null : setting.substring(eq + 1);
+            switch (key) {
+                case "cid" -> {
+                    if (cid != null || value == null || value.isEmpty() || value.length() > 19
+                            || !value.chars().allMatch(c -> c >= '0' && c <= '9')) {
+                        throw new UserError("--vsock " + text + ": " + (cid != null ? "cid is given twice" : "cid must be a number, not '"
+                                + (value == null ? "" : value) + "'"));
+                    }
+                    cid = VmRules.vsockGuestCid(Long.parseLong(value), "--vsock cid");
+                }
+                case "uds" -> {
+                    if (uds != null || value == null || value.isEmpty()) {
+                        throw new UserError("--vsock " + text + ": " + (uds != null ? "uds is given twice" : "uds needs a socket path"));
+                    }
+                    uds = value;
+                }
+                default -> throw new UserError("--vsock " + text + ": unknown setting '" + setting + "'; write cid=N,uds=PATH");
+            }
+        }
+        if (cid == null || uds == null) {
+            throw new UserError("--vsock " + text + ": " + (cid == null ? "cid" : "uds") + " is missing; write cid=N,uds=PATH");
+        }
+        return new VmConfig.Vsock(cid, VmRules.vsockSocketPath(uds, "--vsock uds"));
     }
 
     /** Runs the VM in this process. */

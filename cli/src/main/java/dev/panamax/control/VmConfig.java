@@ -52,8 +52,10 @@ import java.util.stream.Stream;
  * @param machineConfig vCPUs and memory
  * @param drives block devices, in order
  * @param networkInterfaces network devices, in order
+ * @param vsock the vsock device, or null
  */
-public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces) {
+public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
+        Vsock vsock) {
 
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
@@ -66,6 +68,21 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         Objects.requireNonNull(machineConfig, "machineConfig");
         drives = List.copyOf(drives);
         networkInterfaces = List.copyOf(networkInterfaces);
+    }
+
+    /** A VM without a vsock device. */
+    public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces) {
+        this(bootSource, machineConfig, drives, networkInterfaces, null);
+    }
+
+    /**
+     * {@code vsock}: Firecracker's {@code VsockDeviceConfig} (its {@code vsock_id} is accepted and
+     * not kept: a VM has one vsock device).
+     */
+    public record Vsock(long guestCid, Path udsPath) {
+        public Vsock {
+            Objects.requireNonNull(udsPath, "udsPath");
+        }
     }
 
     /**
@@ -87,9 +104,10 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
     private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "logger", "memory-hotplug",
-            "metrics", "mmds-config", "pmem", "serial", "vsock");
+            "metrics", "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
-            Stream.of("boot-source", "machine-config", "drives", "network-interfaces"), FIRECRACKER_ONLY.stream()).collect(Collectors.toSet());
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock"), FIRECRACKER_ONLY.stream())
+            .collect(Collectors.toSet());
 
     /**
      * The configuration of the VM a snapshot restores, with the restore's network overrides, as
@@ -111,7 +129,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         List<NetworkInterface> nics = c.nics().stream()
                 .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())).toList();
         return new VmConfig(new BootSource(c.kernel(), c.initrd(), c.commandLine().isEmpty() ? null : c.commandLine()),
-                new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics);
+                new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics,
+                c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()));
     }
 
     /** Reads a config file. */
@@ -153,7 +172,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             interfaces.add(networkInterface(interfaceJson.get(i), "network-interfaces[" + i + "]"));
         }
         checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
-        VmConfig config = new VmConfig(boot, machine, drives, interfaces);
+        Vsock vsock = top.has("vsock") && top.get("vsock") != null ? vsock(top.get("vsock"), "vsock") : null;
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock);
         config.checkPciDevices(DEVICES);
         return config;
     }
@@ -161,7 +181,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
     public void checkPciDevices(String name) {
         VmRules.pciDevices(machineConfig.vcpuCount(), (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(),
-                networkInterfaces.size(), name);
+                networkInterfaces.size(), vsock != null, name);
     }
 
     /** {@link VmRules#drives} for the Java API's drives: the rules the drives of one VM follow together. */
@@ -205,6 +225,16 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         o.onlyInert("huge_pages", "None", "Panamax backs guest memory with ordinary pages");
         return new MachineConfig(VmRules.vcpuCount(o.integer("vcpu_count"), o.path("vcpu_count")),
                 VmRules.memoryMib(o.integer("mem_size_mib"), o.path("mem_size_mib")), o.optionalBool("track_dirty_pages", false));
+    }
+
+    /** Firecracker's {@code VsockDeviceConfig} object at {@code path}: {@code guest_cid}, {@code uds_path}, an optional {@code vsock_id}. */
+    public static Vsock vsock(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("guest_cid", "uds_path", "vsock_id"));
+        if (o.has("vsock_id")) {
+            o.string("vsock_id"); // Firecracker's, deprecated there: a string if present, else unused
+        }
+        long cid = VmRules.vsockGuestCid(o.integer("guest_cid"), o.path("guest_cid"));
+        return new Vsock(cid, VmRules.vsockSocketPath(o.string("uds_path"), o.path("uds_path")));
     }
 
     /** Firecracker's {@code Drive} object at {@code path}. */
@@ -279,11 +309,12 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
     public Map<String, Object> toJson() {
-        return toJson(bootSource, machineConfig, drives, networkInterfaces);
+        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock);
     }
 
-    /** The same for a VM still being configured, whose boot source may be missing (null). */
-    static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces) {
+    /** The same for a VM still being configured, whose boot source and vsock may be missing (null). */
+    static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces,
+            Vsock vsock) {
         Map<String, Object> json = new LinkedHashMap<>();
         if (boot != null) {
             json.put("boot-source", toJson(boot));
@@ -291,6 +322,16 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         json.put("machine-config", toJson(machine));
         json.put("drives", drives.stream().map(VmConfig::toJson).toList());
         json.put("network-interfaces", interfaces.stream().map(VmConfig::toJson).toList());
+        if (vsock != null) {
+            json.put("vsock", toJson(vsock));
+        }
+        return json;
+    }
+
+    static Map<String, Object> toJson(Vsock vsock) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("guest_cid", vsock.guestCid());
+        json.put("uds_path", vsock.udsPath().toString());
         return json;
     }
 
@@ -346,6 +387,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib()).trackDirtyPages(machineConfig.trackDirtyPages());
         drives.forEach(b::drive);
         networkInterfaces.forEach(b::networkInterface);
+        if (vsock != null) {
+            b.vsock(vsock.guestCid(), vsock.udsPath());
+        }
         return b;
     }
 }

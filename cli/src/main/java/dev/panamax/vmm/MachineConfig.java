@@ -16,14 +16,21 @@ import java.util.Objects;
  * @param protocol how the kernel is entered
  * @param drives the drives, in the order they were given
  * @param nics the network interfaces, in the order they were given
+ * @param vsock the vsock device, or null for none
  */
 public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
-        List<DriveConfig> drives, List<NicConfig> nics) {
+        List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock) {
     public MachineConfig {
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(commandLine, "commandLine");
         Objects.requireNonNull(protocol, "protocol");
         drives = List.copyOf(drives);
         nics = List.copyOf(nics);
+    }
+
+    /** A machine without a vsock device. */
+    public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
+            List<DriveConfig> drives, List<NicConfig> nics) {
+        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, null);
     }
 }

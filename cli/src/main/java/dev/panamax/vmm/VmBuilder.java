@@ -9,9 +9,11 @@ import dev.panamax.virtio.net.NetBackendException;
 import dev.panamax.virtio.net.PasstBackend;
 import dev.panamax.virtio.net.TapBackend;
 import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.virtio.vsock.VirtioVsock;
 import dev.panamax.vm.Vm;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.util.Comparator;
 import java.util.List;
 import java.util.function.Consumer;
@@ -83,6 +85,9 @@ public final class VmBuilder {
         for (NicConfig nic : config.nics()) {
             devices.addVirtioPci("virtio-net", nic.id(), openNic(nic));
         }
+        if (config.vsock() != null) {
+            devices.addVirtioPci("virtio-vsock", VSOCK_ID, openVsock(config.vsock()));
+        }
         return devices;
     }
 
@@ -115,6 +120,18 @@ public final class VmBuilder {
             return VirtioBlk.open(drive.id(), drive.image(), drive.readOnly(), queues);
         } catch (IOException e) {
             throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** The vsock device's id among the VM's devices (a VM has at most one). */
+    static final String VSOCK_ID = "vsock";
+
+    /** The vsock device with its host side's socket made; refused when something is at its path. */
+    private static VirtioDevice openVsock(VsockConfig vsock) {
+        try {
+            return new VirtioVsock(VSOCK_ID, vsock.guestCid(), vsock.udsPath(), VirtioVsock.DEFAULT_QUEUE_SIZE);
+        } catch (UncheckedIOException e) {
+            throw new DeviceSetupException("vsock: " + e.getMessage(), e);
         }
     }
 

@@ -3,6 +3,7 @@ package dev.panamax.vmm;
 import dev.panamax.boot.MpTable;
 import dev.panamax.devices.pci.PciBus;
 import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.virtio.vsock.VirtioVsock;
 import dev.panamax.vm.Vm;
 import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
@@ -213,18 +214,59 @@ public final class VmRules {
      * @param name what the user calls the VM's devices
      */
     public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, String name) {
-        String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface");
-        int devices = pciDrives + networkInterfaces;
+        pciDevices(vcpus, pciDrives, networkInterfaces, false, name);
+    }
+
+    /** {@link #pciDevices(int, int, int, String)} with a vsock device too, which has {@link VirtioVsock#QUEUE_COUNT} queues. */
+    public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, String name) {
+        String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface") + (vsock ? " and a vsock device" : "");
+        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0);
         if (devices > MAX_PCI_DEVICES) {
             throw new ConfigException(name, what + " are " + devices + " PCI devices, more than the bus's " + MAX_PCI_DEVICES
                     + " slots; put drives on virtio-mmio");
         }
-        long vectors = (long) pciDrives * (vcpus + 1) + (long) networkInterfaces * (VirtioNet.QUEUE_COUNT + 1);
+        long vectors = (long) pciDrives * (vcpus + 1) + (long) networkInterfaces * (VirtioNet.QUEUE_COUNT + 1)
+                + (vsock ? VirtioVsock.QUEUE_COUNT + 1 : 0);
         if (vectors > Vm.MAX_MSI_VECTORS) {
             throw new ConfigException(name, "with " + count(vcpus, "vCPU") + ", " + what + " need " + vectors + " MSI-X vectors"
                     + " (a drive on PCI one per vCPU and one more, a network interface " + (VirtioNet.QUEUE_COUNT + 1)
+                    + (vsock ? ", the vsock device " + (VirtioVsock.QUEUE_COUNT + 1) : "")
                     + "), more than a VM's " + Vm.MAX_MSI_VECTORS + "; use fewer vCPUs, or put drives on virtio-mmio");
         }
+    }
+
+    /** The longest name {@code <uds_path>_<port>} adds: an underscore and a port of 10 digits. */
+    static final int LONGEST_PORT_SUFFIX = "_4294967295".length();
+    /** A Unix socket address holds 108 bytes with its terminating NUL. */
+    static final int MAX_SOCKET_PATH = 107;
+    /** The longest vsock socket path: its port sockets must fit a Unix socket address too. */
+    public static final int MAX_VSOCK_PATH = MAX_SOCKET_PATH - LONGEST_PORT_SUFFIX;
+
+    /** A vsock guest CID: 0 to 2 are taken (hypervisor, local, host), 2^32-1 means any. */
+    public static long vsockGuestCid(long cid, String name) {
+        if (cid < VirtioVsock.MIN_GUEST_CID || cid > VirtioVsock.MAX_GUEST_CID) {
+            throw new ConfigException(name, Long.toUnsignedString(cid) + " is not a guest CID: use " + VirtioVsock.MIN_GUEST_CID + " to "
+                    + VirtioVsock.MAX_GUEST_CID + " (0 to 2 are the hypervisor's, the local and the host's, 4294967295 means any)");
+        }
+        return cid;
+    }
+
+    /**
+     * A vsock device's Unix socket path: short enough that {@code <path>_<port>} fits a socket
+     * address ({@link #MAX_VSOCK_PATH} bytes), in a directory that exists.
+     */
+    public static Path vsockSocketPath(String path, String name) {
+        Path p = path(path, name);
+        int bytes = path.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > MAX_VSOCK_PATH) {
+            throw new ConfigException(name, p + " is " + bytes + " bytes long; a vsock socket path may have " + MAX_VSOCK_PATH
+                    + " so that its port sockets (<path>_<port>) fit a Unix socket address: use a shorter one");
+        }
+        Path parent = p.toAbsolutePath().getParent();
+        if (parent == null || !Files.isDirectory(parent)) {
+            throw new ConfigException(name, "the directory of " + p + " does not exist");
+        }
+        return p;
     }
 
     /**
@@ -255,7 +297,11 @@ public final class VmRules {
             }
         }
         networkInterfaces(nics, i -> "network interface " + nics.get(i).id());
-        pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), names.devices());
+        if (c.vsock() != null) {
+            vsockGuestCid(c.vsock().guestCid(), "vsock guest CID");
+            vsockSocketPath(c.vsock().udsPath().toString(), "vsock socket path");
+        }
+        pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), c.vsock() != null, names.devices());
     }
 
     private static String count(long n, String thing) {

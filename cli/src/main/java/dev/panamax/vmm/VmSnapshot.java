@@ -317,6 +317,10 @@ public final class VmSnapshot {
             }
             w.string(macOf(machine.devices(), n.id()));
         }
+        w.bool(c.vsock() != null);
+        if (c.vsock() != null) {
+            w.i64(c.vsock().guestCid()).string(c.vsock().udsPath().toAbsolutePath().toString());
+        }
         w.string(diskSnapshot);
     }
 
@@ -374,11 +378,15 @@ public final class VmSnapshot {
         if (!unused.isEmpty()) {
             throw new ConfigException("network overrides", "the snapshot has no network interface " + String.join(", ", unused));
         }
+        VsockConfig vsock = null;
+        if (r.bool("vsock device")) {
+            vsock = new VsockConfig(r.i64("vsock guest CID"), Path.of(r.string(MAX_PATH, "vsock socket path")));
+        }
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
         MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
-                bootProtocol, drives, nics);
+                bootProtocol, drives, nics, vsock);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;
     }

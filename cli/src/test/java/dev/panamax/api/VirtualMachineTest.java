@@ -111,6 +111,29 @@ class VirtualMachineTest {
                 .hasMessageStartingWith("drives and network interfaces: 32 drives on PCI and 0 network interfaces are 32 PCI devices");
         assertThatThrownBy(() -> VirtualMachine.builder().build()).isInstanceOf(IllegalStateException.class)
                 .hasMessage("a VM needs a kernel");
+        assertThatThrownBy(() -> spinner().vsock(2, dir.resolve("v.sock")).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("vsock guest CID: 2 is not a guest CID: use 3 to 4294967294 (0 to 2 are the hypervisor's, the local and"
+                        + " the host's, 4294967295 means any)");
+        assertThatThrownBy(() -> spinner().vsock(0xffff_ffffL, dir.resolve("v.sock")).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("vsock guest CID: 4294967295 is not a guest CID");
+        Path longPath = Path.of("/tmp/" + "x".repeat(92)); // 97 bytes: with "_4294967295" past a socket address's 107
+        assertThatThrownBy(() -> spinner().vsock(3, longPath).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("vsock socket path: " + longPath + " is 97 bytes long; a vsock socket path may have 96 so that its port"
+                        + " sockets (<path>_<port>) fit a Unix socket address: use a shorter one");
+        assertThatThrownBy(() -> spinner().vsock(3, dir.resolve("none/v.sock")).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("vsock socket path: the directory of " + dir.resolve("none/v.sock") + " does not exist");
+    }
+
+    @Test
+    void aVsockDeviceHoldsItsSocketWhileTheVmLivesAndAPathInUseIsRefused() {
+        Path uds = dir.resolve("v.sock");
+        try (VirtualMachine _ = spinner().vsock(3, uds).build()) {
+            assertThat(Files.exists(uds)).as("the host side's socket").isTrue();
+            assertThatThrownBy(() -> spinner().vsock(4, uds).build()).isInstanceOf(VirtualMachineException.class)
+                    .hasMessageStartingWith("vsock: cannot make the vsock socket " + uds + ": ")
+                    .hasMessageContaining("something is at the vsock socket path already");
+        }
+        assertThat(Files.exists(uds)).as("removed when the VM closed").isFalse();
     }
 
     @Test

@@ -109,6 +109,30 @@ class RunCommandTest {
     }
 
     @Test
+    void badVsockOptionsAreRefusedBeforeBoot() throws Exception {
+        String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
+        Path uds = dir.resolve("v.sock");
+        assertRefused("--vsock cid: 2 is not a guest CID: use 3 to 4294967294", "run", "--no-rig", "--kernel", k, "--vsock", "cid=2,uds=" + uds);
+        assertRefused("--vsock cid=x,uds=" + uds + ": cid must be a number, not 'x'", "run", "--no-rig", "--kernel", k, "--vsock", "cid=x,uds=" + uds);
+        assertRefused("--vsock cid=3: uds is missing; write cid=N,uds=PATH", "run", "--no-rig", "--kernel", k, "--vsock", "cid=3");
+        assertRefused("--vsock cid=3,cid=4,uds=" + uds + ": cid is given twice", "run", "--no-rig", "--kernel", k, "--vsock",
+                "cid=3,cid=4,uds=" + uds);
+        assertRefused("unknown setting 'port=5'", "run", "--no-rig", "--kernel", k, "--vsock", "cid=3,uds=" + uds + ",port=5");
+        assertRefused("--vsock uds: the directory of " + dir.resolve("no/v.sock") + " does not exist", "run", "--no-rig", "--kernel", k,
+                "--vsock", "cid=3,uds=" + dir.resolve("no/v.sock"));
+        assertRefused("a vsock socket path may have 96", "run", "--no-rig", "--kernel", k, "--vsock", "cid=3,uds=/tmp/" + "z".repeat(100));
+        assertRefused("--config and --vsock do not go together", "run", "--no-rig", "--config", k, "--vsock", "cid=3,uds=" + uds);
+        Files.writeString(uds, "");
+        assertRefused("vsock: cannot make the vsock socket " + uds + ": " + uds + ": something is at the vsock socket path already",
+                "run", "--no-rig", "--kernel", k, "--vsock", "cid=3,uds=" + uds);
+        Files.delete(uds);
+        if (!KvmAcceleration.detect().hardware()) {
+            assertRefused("--vsock: on this host (whose KVM only emulates) the VM would run inside the nested KVM rig", "run",
+                    "--kernel", k, "--vsock", "cid=3,uds=" + uds);
+        }
+    }
+
+    @Test
     void badSnapshotsAreRefusedBeforeAnyVmIsBuilt() throws Exception {
         Path snap = Files.createDirectories(dir.resolve("snap"));
         Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
@@ -131,9 +155,9 @@ class RunCommandTest {
         Files.write(snap.resolve("vm.state"), java.util.Arrays.copyOf(good, good.length - 1));
         assertRefused("is truncated", "run", "--restore", snap.toString());
         byte[] version = good.clone();
-        version[11] = 2;
+        version[11] = 3;
         Files.write(snap.resolve("vm.state"), version);
-        assertRefused("is in snapshot format version 2; this Panamax reads version 1 only", "run", "--restore", snap.toString());
+        assertRefused("is in snapshot format version 3; this Panamax reads version 2 only", "run", "--restore", snap.toString());
         byte[] garbled = good.clone();
         garbled[good.length / 2] ^= 1;
         Files.write(snap.resolve("vm.state"), garbled);

@@ -12,9 +12,9 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Deque;
 import java.util.LinkedHashMap;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -122,13 +122,18 @@ class ApiServerTest {
         assertNoContent("PUT", "/drives/rootfs",
                 "{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": true, \"is_read_only\": false}");
 
+        Path uds = dir.resolve("v.sock");
+        assertNoContent("PUT", "/vsock", "{\"vsock_id\": \"vsock0\", \"guest_cid\": 3, \"uds_path\": \"" + dir.resolve("old.sock") + "\"}");
+        assertNoContent("PUT", "/vsock", "{\"guest_cid\": 42, \"uds_path\": \"" + uds + "\"}"); // replaces it, as in Firecracker
+
         ApiClient.Response config = send("GET", "/vm/config", null);
 
         assertThat(config.status()).isEqualTo(200);
         assertThat(config.body()).isEqualTo("{\"boot-source\":{\"kernel_image_path\":\"" + kernel + "\",\"boot_args\":\"quiet\"},"
                 + "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":false,\"track_dirty_pages\":false},"
                 + "\"drives\":[{\"drive_id\":\"rootfs\",\"path_on_host\":\"" + disk + "\",\"is_root_device\":true,\"is_read_only\":false}],"
-                + "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}]}");
+                + "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}],"
+                + "\"vsock\":{\"guest_cid\":42,\"uds_path\":\"" + uds + "\"}}");
         assertThat(VmConfig.parse(config.body(), "GET /vm/config")).as("a config file says the same")
                 .isEqualTo(VmConfig.parse(config.body(), "again"));
         assertThat(send("GET", "/machine-config", null).json())
@@ -138,9 +143,9 @@ class ApiServerTest {
     @Test
     void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
         assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
+                + " /network-interfaces/{id}, /vsock, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
         assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
+                + " /network-interfaces/{id}, /vsock, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
         ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
         assertThat(wrongMethod.status()).isEqualTo(405);
         assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
@@ -171,6 +176,9 @@ class ApiServerTest {
                         + "\", \"is_root_device\": true, \"is_read_only\": true}");
         assertFault(400, "network-interfaces/eth0.guest_mac: 'nope' is not a MAC address: write six hex pairs, like 06:00:ac:10:00:02",
                 "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"nope\"}");
+        assertFault(400, "vsock.guest_cid: 1 is not a guest CID: use 3 to 4294967294 (0 to 2 are the hypervisor's, the local and the"
+                + " host's, 4294967295 means any)", "PUT", "/vsock", "{\"guest_cid\": 1, \"uds_path\": \"" + dir.resolve("v.sock") + "\"}");
+        assertFault(400, "vsock.uds_path: is required", "PUT", "/vsock", "{\"guest_cid\": 3}");
         assertFault(400, "boot-source: is required before InstanceStart; PUT /boot-source first",
                 "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
         assertFault(400, "actions.action_type: \"Reboot\" is not an action; the actions are InstanceStart and SendCtrlAltDel",
@@ -199,7 +207,7 @@ class ApiServerTest {
         checks.put(ApiFault.WrongState.class, () -> assertFault(400,
                 "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
         checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
-                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
                 "GET", "/vm/state", null));
         checks.put(ApiFault.MethodNotAllowed.class, () -> {
             assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);

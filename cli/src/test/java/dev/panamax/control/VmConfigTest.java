@@ -102,11 +102,34 @@ class VmConfigTest {
     }
 
     @Test
+    void aVsockIsReadAsFirecrackerWritesItAndChecked() {
+        Path uds = dir.resolve("v.sock");
+        VmConfig config = VmConfig.parse("{" + boot() + ", \"vsock\": {\"vsock_id\": \"vsock0\", \"guest_cid\": 3, \"uds_path\": \""
+                + uds + "\"}}", "vm.json");
+        assertThat(config.vsock()).isEqualTo(new VmConfig.Vsock(3, uds));
+        assertThat(config.toJson().get("vsock")).isEqualTo(java.util.Map.of("guest_cid", 3L, "uds_path", uds.toString()));
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).isEqualTo(config);
+        assertThat(VmConfig.parse("{" + boot() + ", \"vsock\": null}", "vm.json").vsock()).as("null: none").isNull();
+        assertThat(VmConfig.parse("{" + boot() + "}", "vm.json").toJson()).doesNotContainKey("vsock");
+        assertRefused("{" + boot() + ", \"vsock\": {\"guest_cid\": 2, \"uds_path\": \"" + uds + "\"}}",
+                "vsock.guest_cid: 2 is not a guest CID: use 3 to 4294967294 (0 to 2 are the hypervisor's, the local and the host's,"
+                        + " 4294967295 means any)");
+        assertRefused("{" + boot() + ", \"vsock\": {\"guest_cid\": 3}}", "vsock.uds_path: is required");
+        assertRefused("{" + boot() + ", \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"" + dir.resolve("no/v.sock") + "\"}}",
+                "vsock.uds_path: the directory of " + dir.resolve("no/v.sock") + " does not exist");
+        String tooLong = "/tmp/" + "y".repeat(95);
+        assertRefusedStartingWith("{" + boot() + ", \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"" + tooLong + "\"}}",
+                "vsock.uds_path: " + tooLong + " is 100 bytes long; a vsock socket path may have 96");
+        assertRefusedStartingWith("{" + boot() + ", \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"" + uds + "\", \"cid\": 3}}",
+                "vsock.cid: unknown key");
+        assertRefused("{" + boot() + ", \"vsock\": {\"vsock_id\": 1, \"guest_cid\": 3, \"uds_path\": \"" + uds + "\"}}",
+                "vsock.vsock_id: expected a string, not the number 1");
+    }
+
+    @Test
     void firecrackerFeaturesPanamaxLacksAreRefusedUnlessInert() {
         assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 128, \"smt\": true}}",
                 "machine-config.smt: Panamax gives each vCPU a core of its own, without SMT; leave it out or false");
-        assertRefused("{" + boot() + ", \"vsock\": {\"guest_cid\": 3, \"uds_path\": \"v.sock\"}}",
-                "vsock: Panamax has no vsock (a part of Firecracker it lacks); leave it out");
         assertRefused("{" + boot() + ", \"drives\": [{\"drive_id\": \"d\", \"path_on_host\": \"" + disk
                 + "\", \"is_root_device\": false, \"io_engine\": \"Async\"}]}",
                 "drives[0].io_engine: Panamax has one I/O engine; leave it out or \"Sync\"");

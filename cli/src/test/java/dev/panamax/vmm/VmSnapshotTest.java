@@ -227,6 +227,32 @@ class VmSnapshotTest {
     }
 
     @Test
+    void aVmWithAVsockIsRestoredWithItsGuestCidAndSocket() throws IOException {
+        Path uds = dir.resolve("v.sock");
+        MachineConfig withVsock = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
+                new VsockConfig(3, uds));
+        Path vsockState = dir.resolve("vsock.state");
+        Path vsockMemory = dir.resolve("vsock.mem");
+        VmBuilder.Machine machine = VmBuilder.build(withVsock, console);
+        try {
+            assertThat(Files.exists(uds)).isTrue();
+            machine.vm().startPaused();
+            VmSnapshot.create(machine, new VmSnapshot.Create(vsockState, vsockMemory, VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+        assertThat(Files.exists(uds)).as("removed with the VM").isFalse();
+        VmBuilder.Machine restored = VmSnapshot.restore(new VmSnapshot.Restore(vsockState, vsockMemory, false, Map.of()), console);
+        try {
+            assertThat(restored.config().vsock()).isEqualTo(new VsockConfig(3, uds.toAbsolutePath()));
+            assertThat(restored.devices().devices()).extracting(DeviceManager.Device::id).contains("pci/00:01.0/virtio-vsock/vsock");
+            assertThat(Files.exists(uds)).as("the restored device's socket").isTrue();
+        } finally {
+            restored.vm().close();
+        }
+    }
+
+    @Test
     void aDiffOfAVmThatDoesNotTrackDirtyPagesIsRefused() {
         VmBuilder.Machine machine = VmBuilder.build(config, console);
         try {
@@ -260,7 +286,7 @@ class VmSnapshotTest {
         byte[] good = Files.readAllBytes(state);
         assertRefused(Arrays.copyOf(good, good.length / 2), "is truncated");
         assertRefused(with(good, b -> b[0] = 'Q'), "is not a Panamax snapshot state file");
-        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 1 only");
+        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 2 only");
         assertRefused(with(good, b -> b[good.length - 40] ^= 0x10), "is corrupt: its checksum");
     }
 

@@ -275,7 +275,21 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         driverFeatures = 0;
         failure.set(null);
         status.set(0);
+        afterReset();
     }
+
+    /**
+     * After the driver reset the device, and at the start of {@link #applyState}: the I/O threads
+     * are stopped; a device forgets here what only the old driver knew of (vsock's connections).
+     * This one does nothing.
+     */
+    protected void afterReset() {}
+
+    /**
+     * At the end of {@link #applyState}, before the queues' I/O threads start again: the device has
+     * the snapshot's {@code status}. This one does nothing.
+     */
+    protected void afterStateApplied(int status) {}
 
     private void stopWorkers() {
         synchronized (workLock) {
@@ -517,6 +531,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         driverFeatures = state.driverFeatures;
         failure.set(state.failure);
         status.set(state.status);
+        afterStateApplied(state.status);
         if ((state.status & DRIVER_OK) != 0 && (state.status & DEVICE_NEEDS_RESET) == 0) {
             for (int i = 0; i < settings.length; i++) {
                 QueueState q = state.queues[i];

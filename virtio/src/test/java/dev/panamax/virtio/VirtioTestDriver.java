@@ -77,6 +77,21 @@ public final class VirtioTestDriver {
         }
     }
 
+    /**
+     * This driver going on with {@code restored}, a device that restored the state of this one's
+     * (a snapshot's restore): the same rings, descriptors and positions; {@code restored} is
+     * connected to the same memory, with interrupts counted afresh, and notified from now on.
+     */
+    public VirtioTestDriver continuedOn(VirtioDevice restored) {
+        VirtioTestDriver next = new VirtioTestDriver(restored, memory);
+        next.queueSize = queueSize;
+        next.nextBuffer = nextBuffer;
+        System.arraycopy(nextDescriptor, 0, next.nextDescriptor, 0, nextDescriptor.length);
+        System.arraycopy(availIdx, 0, next.availIdx, 0, availIdx.length);
+        System.arraycopy(usedSeen, 0, next.usedSeen, 0, usedSeen.length);
+        return next;
+    }
+
     public CountingInterrupts interrupts() {
         return interrupts;
     }
@@ -261,6 +276,17 @@ public final class VirtioTestDriver {
     public Used awaitUsed(int q) {
         int want = usedSeen[q];
         await(() -> usedIdx(q) != want, "a used entry on queue " + q + " (used index " + want + ")");
+        long entry = usedRing(q) + 4 + 8L * (want % queueSize);
+        usedSeen[q] = (want + 1) & 0xffff;
+        return new Used(memory.readInt(entry), memory.readInt(entry + 4));
+    }
+
+    /** The next used entry of queue {@code q} if the device has added one, else null; does not wait. */
+    public Used pollUsed(int q) {
+        int want = usedSeen[q];
+        if (usedIdx(q) == want) {
+            return null;
+        }
         long entry = usedRing(q) + 4 + 8L * (want % queueSize);
         usedSeen[q] = (want + 1) & 0xffff;
         return new Used(memory.readInt(entry), memory.readInt(entry + 4));
