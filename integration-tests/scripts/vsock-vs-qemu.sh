@@ -19,7 +19,7 @@ taskset -p -c 0 $$ > /dev/null
 dir=$(mktemp -d)
 log=$dir/console
 uds=$dir/v.sock
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'rm -rf "$dir"' EXIT # each run's peer is waited for in rates
 
 # The host programs: ports 5001 and 5003 read to the end (warm-up, timed), 5002 and 5004 send
 # WARM and MIB MiB of zeros and close; one connection each. "unix PATH" listens on PATH_PORT (Panamax's
