@@ -224,8 +224,9 @@ class VmStateTest {
             // only while pause() and resume() were under way, not through the restore and the sleep.
             assertThat(clockAfterResume - clockBeforePause).as("the guest clock goes on from the saved one")
                     .isNotNegative().isLessThanOrEqualTo(pauseTook + resumeTook);
+            // Equal when the pause fell between "inc ebx" and its store: the first store is then the saved EBX.
             for (int i = 0; i < vcpus; i++) {
-                assertThat(firstNonZero(restored, i)).as("vCPU %d's first count after the restore", i).isGreaterThan(counted[i]);
+                assertThat(firstNonZero(restored, i)).as("vCPU %d's first count after the restore", i).isGreaterThanOrEqualTo(counted[i]);
             }
             restored.stop();
         }
