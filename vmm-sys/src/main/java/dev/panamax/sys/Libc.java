@@ -29,7 +29,7 @@ import java.util.Optional;
  *
  * <p>Public only for the KVM bindings ({@code dev.panamax.kvm}); an architecture test keeps every
  * other package to the typed wrappers ({@link Fd}, {@link MappedMemory}, {@link EventFd}, {@link
- * Poller}, {@link SparseFile}, {@link Tap}, {@link UnixStream}).
+ * Poller}, {@link SparseFile}, {@link Tap}, {@link UnixStream}, {@link PathHandle}, {@link OpenFile}).
  */
 public final class Libc {
     private Libc() {}
