@@ -474,8 +474,28 @@ public final class FuseServer implements AutoCloseable {
     // ---- names ----
 
     private void entryOf(Node parent, FileName name, FuseReply reply) throws FuseError, NativeIoException {
+        entryOf(parent, name, -1, reply);
+    }
+
+    /** The entry of {@code name}, just made with {@code mode} (or -1 for a symbolic link, which has none). */
+    private void entryOf(Node parent, FileName name, int mode, FuseReply reply) throws FuseError, NativeIoException {
         Node node = lookup(parent, name);
+        if (mode >= 0) {
+            applyMode(node.handle(), mode);
+        }
         reply.entryOut(node.id(), node.handle().stat());
+    }
+
+    /**
+     * Gives a file this server just made the permission bits the guest asked for: the guest's kernel
+     * already applied the guest's umask, and the host's (this process's, which Java cannot set per
+     * thread) must not take more away. Bits the host added (a setgid directory's) stay.
+     */
+    private static void applyMode(PathHandle file, int mode) throws NativeIoException {
+        int current = file.stat().mode();
+        if ((current & 0777) != (mode & 0777)) {
+            file.chmod((current & 07000) | (mode & 0777));
+        }
     }
 
     private void symlink(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -500,7 +520,7 @@ public final class FuseServer implements AutoCloseable {
             throw FuseError.refused(EPERM, "only regular files may be made with MKNOD");
         }
         parent.handle().makeRegularFile(name, mode);
-        entryOf(parent, name, reply);
+        entryOf(parent, name, mode, reply);
     }
 
     private void mkdir(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -509,7 +529,7 @@ public final class FuseServer implements AutoCloseable {
         FileName name = r.name();
         writable();
         parent.handle().makeDirectory(name, mode);
-        entryOf(parent, name, reply);
+        entryOf(parent, name, mode, reply);
     }
 
     private void remove(FuseRequest r) throws FuseError, NativeIoException {
@@ -596,13 +616,27 @@ public final class FuseServer implements AutoCloseable {
         int mode = in.u32();
         FileName name = r.name();
         writable();
-        OpenFile file = parent.handle().create(name, flags, mode);
+        // With O_EXCL first, to know whether the file is new and so needs the guest's mode.
+        OpenFile file;
+        boolean made = true;
+        try {
+            file = parent.handle().create(name, flags | FsAbi.O_EXCL, mode);
+        } catch (NativeIoException e) {
+            if (e.errno() != FsAbi.EEXIST || (flags & FsAbi.O_EXCL) != 0) {
+                throw e;
+            }
+            file = parent.handle().create(name, flags, mode);
+            made = false;
+        }
         Node node;
         try {
             node = lookup(parent, name);
             if (!file.stat().sameFile(node.identity())) {
                 forget(node.id(), 1);
                 throw FuseError.refused(EIO, name + " was replaced while it was created");
+            }
+            if (made) {
+                applyMode(node.handle(), mode);
             }
         } catch (FuseError | NativeIoException | RuntimeException e) {
             file.close();

@@ -148,6 +148,24 @@ class FuseServerTest {
         assertThat(client.server.malformedRequests()).isZero();
     }
 
+    @Test
+    void newFilesGetTheModeTheGuestAskedNotTheHostUmask() throws Exception {
+        start(false);
+        long[] created = client.create(ROOT, "open", FsAbi.O_RDWR | FsAbi.O_EXCL, FsAbi.S_IFREG | 0666);
+        client.release(created[0], created[1], false).ok();
+        client.call(Fuse.FUSE_MKDIR, ROOT, body().u32(0777).u32(0).name("dir")).ok();
+        client.call(Fuse.FUSE_MKNOD, ROOT, body().u32(FsAbi.S_IFREG | 0662).u32(0).u32(0).u32(0).name("node")).ok();
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(share.resolve("open")))).isEqualTo("rw-rw-rw-");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(share.resolve("dir")))).isEqualTo("rwxrwxrwx");
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(share.resolve("node")))).isEqualTo("rw-rw--w-");
+        // CREATE of an existing file without O_EXCL opens it and leaves its mode alone.
+        Files.setPosixFilePermissions(share.resolve("open"), PosixFilePermissions.fromString("r--------"));
+        long[] again = client.create(ROOT, "open", FsAbi.O_RDONLY, FsAbi.S_IFREG | 0666);
+        assertThat(again[0]).isEqualTo(created[0]);
+        client.release(again[0], again[1], false).ok();
+        assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(share.resolve("open")))).isEqualTo("r--------");
+    }
+
     private void xattrs(long node) {
         byte[] name = "user.panamax".getBytes(StandardCharsets.US_ASCII);
         Reply set = client.call(Fuse.FUSE_SETXATTR, node, body().u32(2).u32(0).name("user.panamax").bytes("v1".getBytes()));
