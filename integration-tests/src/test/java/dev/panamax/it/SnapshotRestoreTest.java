@@ -91,12 +91,16 @@ class SnapshotRestoreTest {
                 "rm -rf snap diff merged; cp blank.qcow2 data.qcow2",
                 "ip netns exec " + namespace + " " + command(kvm, firstRun) + " > first.log 2>&1 &",
                 "first=$!",
+                // A first run that ends early (a triple fault in the rig, say) ends the script at once with its
+                // log, rather than leaving the waits below to the test's timeout.
+                "firstDied() { kill -0 $first 2>/dev/null && return 1; sed 's/^/first: /' first.log; echo first-ended-early; }",
                 "n=0; until grep -q 'count=" + SNAPSHOT_AT + " ' first.log; do n=$((n+1)); [ $n -gt 600 ] && break;"
-                        + " kill -0 $first 2>/dev/null || break; sleep 0.5; done",
+                        + " firstDied && exit 1; sleep 0.5; done",
                 panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks snap; echo snapshot-status=$?",
                 // The guest runs on and counts twice more; then a diff snapshot, merged onto a copy of the
                 // first, which the last run restores.
-                "c=$(grep -c '^count=' first.log); until [ $(grep -c '^count=' first.log) -ge $((c + 2)) ]; do sleep 0.5; done",
+                "c=$(grep -c '^count=' first.log); n=0; until [ $(grep -c '^count=' first.log) -ge $((c + 2)) ]; do"
+                        + " n=$((n+1)); [ $n -gt 120 ] && break; firstDied && exit 1; sleep 0.5; done",
                 panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks --diff --leave-paused diff;"
                         + " echo diff-status=$?",
                 "kill -9 $first; wait $first 2>/dev/null",

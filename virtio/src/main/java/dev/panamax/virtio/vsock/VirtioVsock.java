@@ -235,7 +235,7 @@ public final class VirtioVsock extends VirtioDevice {
     /** Stops the device, then the host side (closing every connection and removing the socket). */
     @Override
     public void close() {
+        muxer.close(); // first: its thread signals the receive queue's eventfd, which super.close() closes
         super.close();
-        muxer.close();
     }
 }

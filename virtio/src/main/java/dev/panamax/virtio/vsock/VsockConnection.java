@@ -19,17 +19,14 @@ final class VsockConnection {
         AWAIT_CONNECT_LINE,
         /** A host program asked for a guest port: REQUEST sent (or to be sent), no RESPONSE yet. */
         LOCAL_INIT,
-        ESTABLISHED,
-        /** The host program closed its side: SHUTDOWN sent, waiting for the guest's RST. */
-        CLOSING
+        ESTABLISHED
     }
 
     // Control packets waiting for the RX queue, as bits.
     static final int SEND_REQUEST = 1;
     static final int SEND_RESPONSE = 2;
-    static final int SEND_SHUTDOWN = 4;
-    static final int SEND_CREDIT_UPDATE = 8;
-    static final int SEND_CREDIT_REQUEST = 16;
+    static final int SEND_CREDIT_UPDATE = 4;
+    static final int SEND_CREDIT_REQUEST = 8;
 
     final SocketChannel channel;
     SelectionKey key;
@@ -39,7 +36,7 @@ final class VsockConnection {
     int guestPort;
     /** Whether a host program asked for this connection (its host port was allocated here). */
     final boolean hostInitiated;
-    /** When a connection in AWAIT_CONNECT_LINE, LOCAL_INIT or CLOSING is given up, in System.nanoTime() terms. */
+    /** When a connection in AWAIT_CONNECT_LINE or LOCAL_INIT is given up, in System.nanoTime() terms. */
     long deadline;
     /** The CONNECT line as read so far, one byte at a time so no byte of the stream after it is taken. */
     final StringBuilder connectLine = new StringBuilder();

@@ -2,11 +2,23 @@ package dev.panamax.virtio.vsock;
 
 import java.util.concurrent.atomic.AtomicLong;
 
-/** What a vsock device refused, counted by the device, read by anyone (tests, logs). */
+/** What a vsock device carried and refused, counted by the device, read by anyone (tests, logs). */
 public final class VsockCounts {
+    private final AtomicLong fromGuestBytes = new AtomicLong();
+    private final AtomicLong toGuestBytes = new AtomicLong();
     private final AtomicLong dropped = new AtomicLong();
     private final AtomicLong reset = new AtomicLong();
     private final AtomicLong refused = new AtomicLong();
+
+    /** Stream bytes the device took from the guest (for the host socket at once or held until it takes them). */
+    public long fromGuestBytes() {
+        return fromGuestBytes.get();
+    }
+
+    /** Stream bytes the device gave the guest. */
+    public long toGuestBytes() {
+        return toGuestBytes.get();
+    }
 
     /** Packets from the guest dropped unanswered: too short for a header, or not from the guest's CID to the host's. */
     public long dropped() {
@@ -23,6 +35,14 @@ public final class VsockCounts {
         return refused.get();
     }
 
+    void countFromGuest(int bytes) {
+        fromGuestBytes.addAndGet(bytes);
+    }
+
+    void countToGuest(int bytes) {
+        toGuestBytes.addAndGet(bytes);
+    }
+
     void countDropped() {
         dropped.incrementAndGet();
     }
@@ -37,6 +57,6 @@ public final class VsockCounts {
 
     @Override
     public String toString() {
-        return dropped() + " packets dropped, " + reset() + " reset, " + refused() + " connections refused";
+        return fromGuestBytes() + " bytes from the guest, " + toGuestBytes() + " to it, " + dropped() + " packets dropped, " + reset() + " reset, " + refused() + " connections refused";
     }
 }

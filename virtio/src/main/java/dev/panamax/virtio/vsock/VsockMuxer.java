@@ -40,6 +40,11 @@ import java.util.concurrent.TimeUnit;
  * from the socket. Memory is bounded: per connection at most {@link #BUFFER_BYTES} from the guest
  * (the credit it was given; a guest sending more is reset), nothing from the host beyond the
  * packet being filled, at most {@link #MAX_CONNECTIONS} connections and as many RSTs waiting.
+ *
+ * <p>Either side may half-close, as over TCP: a host program's end of stream (close, or shutdown of
+ * its output while it still reads the answer) reaches the guest as SHUTDOWN SEND, the guest's
+ * SHUTDOWN SEND becomes the socket's {@code shutdownOutput}; the connection ends with an RST once
+ * neither side sends any more.
  */
 final class VsockMuxer implements AutoCloseable {
     /** The most connections, established or being set up, at once. */
@@ -175,7 +180,7 @@ final class VsockMuxer implements AutoCloseable {
             nearest = Math.min(nearest, c.deadline - now);
         }
         for (VsockConnection c : connections.values()) {
-            if (c.state == VsockConnection.State.LOCAL_INIT || c.state == VsockConnection.State.CLOSING) {
+            if (c.state == VsockConnection.State.LOCAL_INIT) {
                 nearest = Math.min(nearest, c.deadline - now);
             }
         }
@@ -320,7 +325,7 @@ final class VsockMuxer implements AutoCloseable {
             }
         }
         for (VsockConnection c : List.copyOf(connections.values())) {
-            if ((c.state == VsockConnection.State.LOCAL_INIT || c.state == VsockConnection.State.CLOSING) && now - c.deadline >= 0) {
+            if (c.state == VsockConnection.State.LOCAL_INIT && now - c.deadline >= 0) {
                 LOG.log(Level.DEBUG, () -> name + ": " + c + ": the guest did not answer in time; reset");
                 reset(c);
             }
@@ -352,12 +357,15 @@ final class VsockMuxer implements AutoCloseable {
         afterGuestShutdown(c);
     }
 
-    /** Once everything the guest sent is out: half-closes the host socket after the guest's SHUTDOWN SEND; ends the connection after both. */
+    /**
+     * Once everything the guest sent is out: half-closes the host socket after the guest's SHUTDOWN
+     * SEND; ends the connection after a full SHUTDOWN, or once both sides have stopped sending.
+     */
     private void afterGuestShutdown(VsockConnection c) {
         if (c.hasUnsent() || c.guestShutdown == 0) {
             return;
         }
-        if (c.guestShutdown == VsockHeader.SHUTDOWN_BOTH) {
+        if (c.guestShutdown == VsockHeader.SHUTDOWN_BOTH || c.hostEnded && (c.guestShutdown & VsockHeader.SHUTDOWN_SEND) != 0) {
             reset(c); // as Firecracker and Linux: the side that receives a full shutdown answers RST
             return;
         }
@@ -585,6 +593,7 @@ final class VsockMuxer implements AutoCloseable {
         chain.read(VsockHeader.BYTES, fromGuestPayload.array(), 0, length);
         fromGuestPayload.limit(length);
         c.received += length;
+        counts.countFromGuest(length);
         try {
             if (!c.hasUnsent()) {
                 c.forwarded += c.channel.write(fromGuestPayload);
@@ -661,14 +670,10 @@ final class VsockMuxer implements AutoCloseable {
             int op = switch (control) {
                 case VsockConnection.SEND_REQUEST -> VsockHeader.OP_REQUEST;
                 case VsockConnection.SEND_RESPONSE -> VsockHeader.OP_RESPONSE;
-                case VsockConnection.SEND_SHUTDOWN -> VsockHeader.OP_SHUTDOWN;
                 case VsockConnection.SEND_CREDIT_UPDATE -> VsockHeader.OP_CREDIT_UPDATE;
                 default -> VsockHeader.OP_CREDIT_REQUEST;
             };
             h.toGuest(guestCid, c.hostPort, c.guestPort, op);
-            if (op == VsockHeader.OP_SHUTDOWN) {
-                h.flags = VsockHeader.SHUTDOWN_BOTH;
-            }
             withCredit(c, h);
             return true;
         }
@@ -690,21 +695,22 @@ final class VsockMuxer implements AutoCloseable {
             return false;
         }
         if (n < 0) {
-            // The host program closed its side: the guest is told, and answers RST (or the deadline ends it).
+            // The host program sends no more: it closed, or half-closed and still reads (a question sent,
+            // the answer awaited). The guest is told SHUTDOWN SEND; the connection ends when the guest
+            // has stopped sending too (at once if it had), or on a write to a socket that is gone.
             c.hostReadable = false;
             c.hostEnded = true;
-            c.state = VsockConnection.State.CLOSING;
-            c.deadline = System.nanoTime() + TIMEOUT_NANOS;
-            selector.wakeup(); // a new deadline
             h.toGuest(guestCid, c.hostPort, c.guestPort, VsockHeader.OP_SHUTDOWN);
-            h.flags = VsockHeader.SHUTDOWN_BOTH;
+            h.flags = VsockHeader.SHUTDOWN_SEND;
             withCredit(c, h);
+            afterGuestShutdown(c); // an RST follows this packet when the guest had stopped sending already
             return true;
         }
         payload.flip();
         h.toGuest(guestCid, c.hostPort, c.guestPort, VsockHeader.OP_RW);
         h.len = n;
         c.sent += n;
+        counts.countToGuest(n);
         withCredit(c, h);
         return true;
     }

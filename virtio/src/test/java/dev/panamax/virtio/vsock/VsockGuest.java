@@ -42,6 +42,8 @@ final class VsockGuest {
     final List<String> problems = new ArrayList<>();
     int transportResets;
     boolean answerShutdownWithRst = true;
+    /** As a program that reads to the end of stream and closes: the host's SHUTDOWN SEND is answered with a full SHUTDOWN. */
+    boolean closeAtEndOfStream = true;
 
     private final Map<Integer, Long> rxBuffers = new HashMap<>();
     private final long[] txHeaders = new long[TX_SLOTS];
@@ -226,6 +228,8 @@ final class VsockGuest {
                         control(c, VsockHeader.OP_RST, 0);
                         c.reset = true;
                         connections.remove(key(c.guestPort, c.hostPort));
+                    } else if (closeAtEndOfStream && (h.flags & VsockHeader.SHUTDOWN_SEND) != 0) {
+                        control(c, VsockHeader.OP_SHUTDOWN, VsockHeader.SHUTDOWN_BOTH);
                     }
                 }
             }
@@ -301,6 +305,14 @@ final class VsockGuest {
     void sendRaw(Buffer... buffers) {
         takeTxSlot();
         driver.submit(VirtioVsock.TX, buffers);
+    }
+
+    /** Whether the device has taken every packet sent (their chains are back in the used ring). */
+    boolean txIdle() {
+        while (txOutstanding > 0 && driver.pollUsed(VirtioVsock.TX) != null) {
+            txOutstanding--;
+        }
+        return txOutstanding == 0;
     }
 
     private int takeTxSlot() {
