@@ -237,6 +237,11 @@ public final class FuseServer implements AutoCloseable {
         initialized = false;
     }
 
+    /** Ends the guest's session as DESTROY does (a device reset): every node but the root and every open file go; INIT comes next. */
+    public synchronized void endSession() {
+        destroy();
+    }
+
     @Override
     public synchronized void close() {
         destroy();
