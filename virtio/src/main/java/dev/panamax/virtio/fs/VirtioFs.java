@@ -198,10 +198,12 @@ public final class VirtioFs extends VirtioDevice {
     /** Stops the queues' threads, then closes every handle of the share and frees the buffers. */
     @Override
     public void close() {
-        super.close();
-        server.close();
-        if (arena.scope().isAlive()) {
-            arena.close();
+        super.close(); // the queues' threads have ended: nothing uses the server or the buffers any more
+        synchronized (arena) {
+            server.close();
+            if (arena.scope().isAlive()) {
+                arena.close();
+            }
         }
     }
 }

@@ -214,6 +214,24 @@ class VirtioFsTest {
     }
 
     @Test
+    void aRequestInAnIndirectTableIsServedAsADirectOne() {
+        start(false);
+        init();
+        byte[] bytes = request(FuseRequest.HEADER_BYTES + 16, Fuse.FUSE_GETATTR, 555, Fuse.FUSE_ROOT_ID, body().u32(0).u32(0).u64(0).build());
+        long header = driver.allocate(16);
+        long attr = driver.allocate(200);
+        int head = driver.submitIndirect(VirtioFs.REQUESTS, readable(driver.allocate(Arrays.copyOf(bytes, 30)), 30),
+                readable(driver.allocate(Arrays.copyOfRange(bytes, 30, bytes.length)), bytes.length - 30), writable(header, 16),
+                writable(attr, 200));
+        Used used = driver.awaitUsed(VirtioFs.REQUESTS);
+        assertThat(used).isEqualTo(new Used(head, 16 + (int) Fuse.ATTR_OUT.byteSize()));
+        ByteBuffer out = ByteBuffer.wrap(driver.read(header, 16)).order(ByteOrder.LITTLE_ENDIAN);
+        assertThat(out.getInt(4)).as("error").isZero();
+        assertThat(out.getLong(8)).as("unique").isEqualTo(555);
+        assertServes();
+    }
+
+    @Test
     void aReadOnlyShareRefusesChangesWithErofs() {
         start(true);
         init();
