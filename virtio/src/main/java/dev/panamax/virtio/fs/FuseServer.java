@@ -36,8 +36,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code ..} of the root is the root. A read-only share refuses every change with EROFS.
  *
  * <p>Threads: {@link #handle} is synchronized, so the request queues' threads may share one server;
- * requests are then served one at a time. Not a virtio device yet: the transport (hiprio queue,
- * request queues, descriptor chains) is the caller's.
+ * requests are then served one at a time. The transport (hiprio queue, request queues,
+ * descriptor chains) is {@link VirtioFs}'s.
  */
 public final class FuseServer implements AutoCloseable {
     /** The largest READ or WRITE, and so max_write: 1 MiB, 256 pages. */

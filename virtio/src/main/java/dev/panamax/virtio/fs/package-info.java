@@ -11,6 +11,7 @@
  * request's readable descriptors into one native segment, offers the writable ones (or a bounce
  * buffer) as the reply segment, calls {@link dev.panamax.virtio.fs.FuseServer#handle} and returns
  * the reply length as the used length; FORGET and BATCH_FORGET (the hiprio queue) answer nothing.
+ * {@link dev.panamax.virtio.fs.VirtioFs} is that device (type 26), with bounce buffers on both sides.
  *
  * <p>Internal to Panamax: public for its own modules only. Programs that embed Panamax use
  * {@code dev.panamax.api}; this package may change in any release.
