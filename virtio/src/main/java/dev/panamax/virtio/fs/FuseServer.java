@@ -42,6 +42,13 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class FuseServer implements AutoCloseable {
     /** The largest READ or WRITE, and so max_write: 1 MiB, 256 pages. */
     public static final int MAX_IO_BYTES = 1 << 20;
+    /**
+     * The pages INIT offers (max_pages, and max_write in pages): a WRITE of that many pages with its
+     * four header buffers is a chain of 256 descriptors, as long as a virtio-fs queue of
+     * {@link VirtioFs#DEFAULT_QUEUE_SIZE} entries takes. Linux 6.1 does not bound max_pages by the
+     * queue itself, and a longer chain would break the queue.
+     */
+    public static final int ADVERTISED_IO_PAGES = 252;
     public static final int DEFAULT_MAX_NODES = 1 << 20;
     public static final int DEFAULT_MAX_HANDLES = 65536;
     /** The bytes of one getdents64 call: enough for ~1000 short names. */
@@ -220,7 +227,7 @@ public final class FuseServer implements AutoCloseable {
         }
         initialized = true;
         reply.u32(Fuse.FUSE_KERNEL_VERSION).u32(Fuse.SERVER_MINOR).u32(maxReadahead).u32(flags & GRANTED_FLAGS)
-                .u16((short) 64).u16((short) 48).u32(MAX_IO_BYTES).u32(1).u16((short) (MAX_IO_BYTES / 4096)).u16((short) 0)
+                .u16((short) 64).u16((short) 48).u32(ADVERTISED_IO_PAGES * 4096).u32(1).u16((short) ADVERTISED_IO_PAGES).u16((short) 0)
                 .u32(0).zeros(28);
         return reply.finish();
     }

@@ -55,7 +55,9 @@ class FuseServerTest {
         assertThat(flags & (1 << 16)).as("no writeback cache").isZero();
         b.getShort();
         b.getShort();
-        assertThat(b.getInt()).as("max_write").isEqualTo(FuseServer.MAX_IO_BYTES);
+        assertThat(b.getInt()).as("max_write").isEqualTo(FuseServer.ADVERTISED_IO_PAGES * 4096);
+        assertThat(b.getInt()).as("time_gran").isEqualTo(1);
+        assertThat(b.getShort()).as("max_pages").isEqualTo((short) FuseServer.ADVERTISED_IO_PAGES);
         assertThat(client.init().errno()).as("a second INIT").isEqualTo(FsAbi.EINVAL);
     }
 

@@ -101,6 +101,9 @@ class VirtioFsTest {
     void init() {
         Reply reply = ok(call(Fuse.FUSE_INIT, 0, body().u32(7).u32(38).u32(128 * 1024).u32(-1).u32(0).zeros(44)));
         assertThat(reply.body().getInt(0)).as("major").isEqualTo(7);
+        // The largest WRITE Linux then sends: fuse_in_header, fuse_write_in, a buffer per page; fuse_out_header, fuse_write_out.
+        int largestWriteChain = 2 + Short.toUnsignedInt(reply.body().getShort(28)) + 2;
+        assertThat(largestWriteChain).as("descriptors of the largest WRITE").isLessThanOrEqualTo(VirtioFs.DEFAULT_QUEUE_SIZE);
     }
 
     /** GETATTR of the root: the device still serves. */
