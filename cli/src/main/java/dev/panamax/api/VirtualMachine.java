@@ -13,6 +13,7 @@ import dev.panamax.vmm.DeviceSetupException;
 import dev.panamax.vmm.DriveConfig;
 import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.NicConfig;
+import dev.panamax.vmm.ShareConfig;
 import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmRules;
 import dev.panamax.vmm.VmSnapshot;
@@ -130,7 +131,8 @@ public final class VirtualMachine implements AutoCloseable {
      * snapshot starts another VM where this one stood.
      *
      * @throws IllegalStateException when the VM is not paused, or a diff is asked of a VM that does
-     *     not track dirty pages
+     *     not track dirty pages, or the VM has a {@linkplain SharedFolder shared folder} (the guest's open
+     *     files cannot be carried)
      * @throws IOException when a file cannot be written
      */
     public void snapshot(SnapshotOptions options) throws IOException {
@@ -340,6 +342,7 @@ public final class VirtualMachine implements AutoCloseable {
         private final List<NetworkInterface> networkInterfaces = new ArrayList<>();
         private boolean trackDirtyPages;
         private VsockConfig vsock;
+        private final List<SharedFolder> shares = new ArrayList<>();
 
         private Builder() {}
 
@@ -410,6 +413,20 @@ public final class VirtualMachine implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Adds a shared folder: the guest mounts {@code path} with {@code mount -t virtiofs TAG DIR}
+         * (at most {@value VmRules#MAX_SHARES}, each tag once). A VM with one cannot be snapshotted.
+         */
+        public Builder share(SharedFolder share) {
+            shares.add(Objects.requireNonNull(share, "share"));
+            return this;
+        }
+
+        /** {@link #share(SharedFolder)} of {@code new SharedFolder(path, tag, readOnly)}. */
+        public Builder share(Path path, String tag, boolean readOnly) {
+            return share(new SharedFolder(path, tag, readOnly));
+        }
+
         /** Adds a virtio network device, on PCI. */
         public Builder networkInterface(NetworkInterface networkInterface) {
             networkInterfaces.add(Objects.requireNonNull(networkInterface, "networkInterface"));
@@ -443,7 +460,8 @@ public final class VirtualMachine implements AutoCloseable {
                 throw new IllegalStateException("a VM needs a kernel");
             }
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
-                    driveConfigs(), nicConfigs(), vsock);
+                    driveConfigs(), nicConfigs(), vsock,
+                    shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly())).toList());
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

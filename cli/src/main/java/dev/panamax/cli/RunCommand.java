@@ -3,6 +3,7 @@ package dev.panamax.cli;
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RestoreOptions;
+import dev.panamax.api.SharedFolder;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.cli.common.UserError;
@@ -30,6 +31,7 @@ import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -100,6 +102,12 @@ final class RunCommand implements Callable<Integer> {
                     + " the guest's connections to host port P go to the Unix socket PATH_P")
     String vsockSpec;
 
+    @Option(names = "--share", paramLabel = "DIR[,tag=T][,readonly]",
+            description = "share the host directory DIR with the guest over virtio-fs (repeatable); the guest mounts it with"
+                    + " mount -t virtiofs T /mnt/T, which the built-in initramfs does by itself. T: 1-36 of A-Z a-z 0-9 . _ -;"
+                    + " default: DIR's name if it is such a tag and still free, else shareN. A VM with a share cannot be snapshotted")
+    List<String> shareSpecs = new ArrayList<>();
+
     @Mixin
     ConsoleOption console;
 
@@ -121,7 +129,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
-            "--net", "--track-dirty-pages", "--vsock");
+            "--net", "--track-dirty-pages", "--vsock", "--share");
 
     @Override
     public Integer call() throws IOException {
@@ -144,6 +152,12 @@ final class RunCommand implements Callable<Integer> {
             if (vm.vsock() != null) {
                 throw new UserError("--vsock: on this host (whose KVM only emulates) the VM would run inside the nested KVM rig,"
                         + " whose sockets host programs cannot reach; use --no-rig, or a host with hardware KVM");
+            }
+            for (SharedFolder s : vm.sharedFolders()) {
+                if (s.path().toAbsolutePath().normalize().getNameCount() == 0) {
+                    throw new UserError("shared folder " + s.tag() + ": the VM would run inside the nested KVM rig (this host's KVM"
+                            + " only emulates), which never shares / itself; share a directory below it");
+                }
             }
             sayWhyInRig();
             return runInRig(vm);
@@ -230,10 +244,94 @@ final class RunCommand implements Callable<Integer> {
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
         VmConfig.Vsock vsock = vsockSpec == null ? null : parseVsock(vsockSpec);
-        VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, cmdline.isEmpty() ? null : cmdline),
-                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages), drives, interfaces, vsock);
-        vm.checkPciDevices(vsock == null ? "--disk and --net" : "--disk, --net and --vsock");
+        List<SharedFolder> shares = parseShares(shareSpecs);
+        // The built-in initramfs mounts what panamax.shares lists; another kernel's initramfs is the user's to tell.
+        String bootArgs = kernel == null ? withShareMounts(cmdline, shares) : cmdline;
+        VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, bootArgs.isEmpty() ? null : bootArgs),
+                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages), drives, interfaces, vsock, shares);
+        List<String> options = new ArrayList<>(List.of("--disk", "--net"));
+        if (vsock != null) {
+            options.add("--vsock");
+        }
+        if (!shares.isEmpty()) {
+            options.add("--share");
+        }
+        vm.checkPciDevices(String.join(", ", options.subList(0, options.size() - 1)) + " and " + options.getLast());
         return vm;
+    }
+
+    /** A tag {@code run} accepts: it goes on the kernel command line, where /init reads it (see guest-kernels' init.sh). */
+    private static final Pattern SHARE_TAG = Pattern.compile("[A-Za-z0-9._-]{1,36}");
+    /** Where the built-in initramfs mounts a share: {@code /mnt/TAG}. */
+    static final String SHARE_MOUNT_PARENT = "/mnt/";
+
+    /** Each {@code --share DIR[,tag=T][,readonly]}, checked alone and together. */
+    static List<SharedFolder> parseShares(List<String> specs) {
+        List<SharedFolder> shares = new ArrayList<>();
+        for (String spec : specs) {
+            shares.add(parseShare(spec, shares));
+        }
+        VmConfig.checkSharedFolders(shares, n -> "--share " + specs.get(n));
+        return List.copyOf(shares);
+    }
+
+    /** One {@code --share}; {@code earlier} are the shares before it, whose tags a default tag avoids. */
+    static SharedFolder parseShare(String spec, List<SharedFolder> earlier) {
+        String[] parts = spec.split(",", -1);
+        String tag = null;
+        boolean readOnly = false;
+        for (int p = 1; p < parts.length; p++) {
+            String setting = parts[p];
+            if (setting.equals("readonly")) {
+                if (readOnly) {
+                    throw new UserError("--share " + spec + ": readonly is given twice");
+                }
+                readOnly = true;
+            } else if (setting.startsWith("tag=")) {
+                if (tag != null) {
+                    throw new UserError("--share " + spec + ": tag is given twice");
+                }
+                tag = setting.substring(4);
+                if (!SHARE_TAG.matcher(tag).matches()) {
+                    throw new UserError("--share " + spec + ": '" + tag + "' is not a tag run accepts: use 1 to 36 of A-Z a-z 0-9 . _ -");
+                }
+            } else {
+                throw new UserError("--share " + spec + ": unknown setting '" + setting + "'; write DIR[,tag=T][,readonly]");
+            }
+        }
+        Path dir = VmRules.shareDirectory(parts[0], readOnly, "--share " + spec);
+        if (tag == null) {
+            tag = defaultShareTag(dir, earlier);
+        }
+        return new SharedFolder(dir, tag, readOnly);
+    }
+
+    /** The directory's own name when it is a tag {@code run} accepts and no earlier share has it, else {@code shareN}. */
+    static String defaultShareTag(Path dir, List<SharedFolder> earlier) {
+        Path name = dir.toAbsolutePath().normalize().getFileName();
+        String tag = name == null ? "" : name.toString();
+        if (SHARE_TAG.matcher(tag).matches() && earlier.stream().noneMatch(s -> s.tag().equals(tag))) {
+            return tag;
+        }
+        return "share" + earlier.size();
+    }
+
+    /** {@code cmdline} with {@code panamax.shares=TAG:/mnt/TAG,...} before it, which the built-in initramfs's /init mounts. */
+    static String withShareMounts(String cmdline, List<SharedFolder> shares) {
+        if (shares.isEmpty()) {
+            return cmdline;
+        }
+        StringBuilder line = new StringBuilder("panamax.shares=");
+        for (int n = 0; n < shares.size(); n++) {
+            String tag = shares.get(n).tag();
+            line.append(n == 0 ? "" : ",").append(tag).append(':').append(SHARE_MOUNT_PARENT).append(tag);
+        }
+        return cmdline.isEmpty() ? line.toString() : line + " " + cmdline;
+    }
+
+    /** The {@code --share} that gives {@code share} again, inside the rig: the directory by its absolute path. */
+    static String formatShare(SharedFolder share) {
+        return share.path().toAbsolutePath() + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "");
     }
 
     /** {@code --vsock cid=N,uds=PATH}, each setting once, both required. */
@@ -566,6 +664,13 @@ final class RunCommand implements Callable<Integer> {
             for (NetworkInterface n : vm.networkInterfaces()) {
                 argv.addAll(List.of("--net", NetOption.format(n).orElseThrow()));
             }
+            for (SharedFolder s : vm.sharedFolders()) {
+                argv.addAll(List.of("--share", formatShare(s)));
+            }
+        }
+        // A shared folder is shared with the rig at its own path, and from there with the guest.
+        for (SharedFolder s : vm.sharedFolders()) {
+            options = visible(options, s.path().toAbsolutePath().normalize(), s.readOnly());
         }
         for (Drive d : vm.drives()) {
             options = visible(options, d.path().toAbsolutePath().getParent(), d.readOnly());

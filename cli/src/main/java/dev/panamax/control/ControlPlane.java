@@ -3,6 +3,7 @@ package dev.panamax.control;
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RestoreOptions;
+import dev.panamax.api.SharedFolder;
 import dev.panamax.api.SnapshotOptions;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
@@ -30,7 +31,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
- * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock}),
+ * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock},
+ * and Panamax's own {@code /shared-folders}, the whole list at once),
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
  * snapshots ({@code PUT /snapshot/create} of a paused VM, {@code PUT /snapshot/load} instead of a
  * configuration and {@code InstanceStart}), and what can be read ({@code /}, {@code /version}, {@code /vm/config}, {@code /machine-config},
@@ -75,6 +77,7 @@ public final class ControlPlane {
             new Resource("/drives/{id}", Set.of("PUT")),
             new Resource("/network-interfaces/{id}", Set.of("PUT")),
             new Resource("/vsock", Set.of("PUT")),
+            new Resource("/shared-folders", Set.of("PUT")),
             new Resource("/actions", Set.of("PUT")),
             new Resource("/vm", Set.of("PATCH")),
             new Resource("/vm/config", Set.of("GET")),
@@ -93,6 +96,7 @@ public final class ControlPlane {
     private final Map<String, Drive> drives = new LinkedHashMap<>(); // guarded by lock
     private final Map<String, NetworkInterface> interfaces = new LinkedHashMap<>(); // guarded by lock
     private VmConfig.Vsock vsock; // guarded by lock; null until PUT /vsock
+    private List<SharedFolder> sharedFolders = List.of(); // guarded by lock
     private boolean starting; // guarded by lock: InstanceStart is building the VM
     private VmConfig startedConfig; // guarded by lock
     private VirtualMachine vm; // guarded by lock; set once
@@ -171,7 +175,7 @@ public final class ControlPlane {
                 case "GET /vm/config" -> {
                     synchronized (lock) {
                         yield Response.ok(startedConfig != null ? startedConfig.toJson() : VmConfig.toJson(bootSource, machine,
-                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock));
+                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders));
                     }
                 }
                 case "GET /metrics" -> Response.ok(metrics());
@@ -181,6 +185,7 @@ public final class ControlPlane {
                 case "PUT /network-interfaces/{id}" -> putById("network-interfaces", "iface_id", id, body, VmConfig::networkInterface,
                         NetworkInterface::id, interfaces, VmConfig::checkNetworkInterfaces);
                 case "PUT /vsock" -> putResource("vsock", body, VmConfig::vsock, parsed -> vsock = parsed);
+                case "PUT /shared-folders" -> putResource("shared-folders", body, VmConfig::sharedFolders, parsed -> sharedFolders = parsed);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
                 case "PUT /snapshot/create" -> createSnapshot(body);
@@ -263,7 +268,7 @@ public final class ControlPlane {
             if (bootSource == null) {
                 throw new ApiFault.WrongState("boot-source", "is required before InstanceStart; PUT /boot-source first");
             }
-            config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock);
+            config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders);
             config.checkPciDevices(VmConfig.DEVICES); // rules for the devices and the machine together, known only now
             starting = true; // building takes a while (the kernel is loaded): reads go on meanwhile, changes wait
         }

@@ -3,6 +3,7 @@ package dev.panamax.control;
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RestoreOptions;
+import dev.panamax.api.SharedFolder;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
@@ -10,6 +11,7 @@ import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.DriveConfig;
 import dev.panamax.vmm.NicConfig;
+import dev.panamax.vmm.ShareConfig;
 import dev.panamax.vmm.VmRules;
 import dev.panamax.vmm.VmSnapshot;
 import java.io.IOException;
@@ -45,6 +47,8 @@ import java.util.stream.Stream;
  * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network) with, in
  * place of {@code host_dev_name}, {@code tap_fd} (a tap descriptor the process inherited) or {@code
  * passt_socket} (a passt already running).
+ * Panamax's own top-level key {@code shared-folders} lists host directories the guest mounts with
+ * virtio-fs: {@code [{"path": "/srv/data", "tag": "data", "read_only": true}]}.
  * Keys that Firecracker knows but Panamax does not implement are accepted only with the value
  * that asks for nothing (null, false, "None"...), so that Firecracker's clients work unchanged.
  *
@@ -53,9 +57,10 @@ import java.util.stream.Stream;
  * @param drives block devices, in order
  * @param networkInterfaces network devices, in order
  * @param vsock the vsock device, or null
+ * @param sharedFolders host directories for the guest (virtio-fs), in order
  */
 public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
-        Vsock vsock) {
+        Vsock vsock, List<SharedFolder> sharedFolders) {
 
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
@@ -68,9 +73,16 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         Objects.requireNonNull(machineConfig, "machineConfig");
         drives = List.copyOf(drives);
         networkInterfaces = List.copyOf(networkInterfaces);
+        sharedFolders = List.copyOf(sharedFolders);
     }
 
-    /** A VM without a vsock device. */
+    /** A VM without shared folders. */
+    public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
+            Vsock vsock) {
+        this(bootSource, machineConfig, drives, networkInterfaces, vsock, List.of());
+    }
+
+    /** A VM without a vsock device or shared folders. */
     public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces) {
         this(bootSource, machineConfig, drives, networkInterfaces, null);
     }
@@ -106,7 +118,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "logger", "memory-hotplug",
             "metrics", "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
-            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock"), FIRECRACKER_ONLY.stream())
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders"), FIRECRACKER_ONLY.stream())
             .collect(Collectors.toSet());
 
     /**
@@ -173,7 +185,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         }
         checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
         Vsock vsock = top.has("vsock") && top.get("vsock") != null ? vsock(top.get("vsock"), "vsock") : null;
-        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock);
+        List<SharedFolder> shares = top.has("shared-folders") ? sharedFolders(top.get("shared-folders"), "shared-folders") : List.of();
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares);
         config.checkPciDevices(DEVICES);
         return config;
     }
@@ -181,7 +194,40 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
     public void checkPciDevices(String name) {
         VmRules.pciDevices(machineConfig.vcpuCount(), (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(),
-                networkInterfaces.size(), vsock != null, name);
+                networkInterfaces.size(), vsock != null, sharedFolders.size(), name);
+    }
+
+    /** {@link VmRules#shares} for the Java API's shared folders: at most {@link VmRules#MAX_SHARES}, each tag once. */
+    public static void checkSharedFolders(List<SharedFolder> shares, IntFunction<String> nameOf) {
+        VmRules.shares(shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly())).toList(), nameOf);
+    }
+
+    /**
+     * Panamax's {@code shared-folders} at {@code path}: an array (null for none) of objects with
+     * {@code path} (an existing directory), {@code tag} (1 to 36 bytes, unique) and an optional
+     * {@code read_only} (default false).
+     */
+    public static List<SharedFolder> sharedFolders(Object json, String path) {
+        if (json == null) {
+            return List.of();
+        }
+        if (!(json instanceof List<?> list)) {
+            throw new ConfigException(path, "expected an array of shared folders, not " + Json.describe(json));
+        }
+        List<SharedFolder> shares = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            shares.add(sharedFolder(list.get(i), path + "[" + i + "]"));
+        }
+        checkSharedFolders(shares, i -> path + "[" + i + "]");
+        return List.copyOf(shares);
+    }
+
+    /** One {@code shared-folders} entry at {@code path}. */
+    public static SharedFolder sharedFolder(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("path", "tag", "read_only"));
+        String tag = VmRules.shareTag(o.string("tag"), o.path("tag"));
+        boolean readOnly = o.optionalBool("read_only", false);
+        return new SharedFolder(VmRules.shareDirectory(o.string("path"), readOnly, o.path("path")), tag, readOnly);
     }
 
     /** {@link VmRules#drives} for the Java API's drives: the rules the drives of one VM follow together. */
@@ -309,12 +355,12 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
     public Map<String, Object> toJson() {
-        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock);
+        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders);
     }
 
     /** The same for a VM still being configured, whose boot source and vsock may be missing (null). */
     static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces,
-            Vsock vsock) {
+            Vsock vsock, List<SharedFolder> shares) {
         Map<String, Object> json = new LinkedHashMap<>();
         if (boot != null) {
             json.put("boot-source", toJson(boot));
@@ -325,6 +371,17 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (vsock != null) {
             json.put("vsock", toJson(vsock));
         }
+        if (!shares.isEmpty()) {
+            json.put("shared-folders", shares.stream().map(VmConfig::toJson).toList());
+        }
+        return json;
+    }
+
+    static Map<String, Object> toJson(SharedFolder share) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("path", share.path().toString());
+        json.put("tag", share.tag());
+        json.put("read_only", share.readOnly());
         return json;
     }
 
@@ -390,6 +447,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (vsock != null) {
             b.vsock(vsock.guestCid(), vsock.udsPath());
         }
+        sharedFolders.forEach(b::share);
         return b;
     }
 }

@@ -17,18 +17,26 @@ import java.util.Objects;
  * @param drives the drives, in the order they were given
  * @param nics the network interfaces, in the order they were given
  * @param vsock the vsock device, or null for none
+ * @param shares the shared folders (virtio-fs devices), in the order they were given
  */
 public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
-        List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock) {
+        List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares) {
     public MachineConfig {
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(commandLine, "commandLine");
         Objects.requireNonNull(protocol, "protocol");
         drives = List.copyOf(drives);
         nics = List.copyOf(nics);
+        shares = List.copyOf(shares);
     }
 
-    /** A machine without a vsock device. */
+    /** A machine without shared folders. */
+    public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
+            List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock) {
+        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, List.of());
+    }
+
+    /** A machine without a vsock device or shared folders. */
     public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
             List<DriveConfig> drives, List<NicConfig> nics) {
         this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, null);

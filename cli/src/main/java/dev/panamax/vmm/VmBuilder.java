@@ -3,6 +3,7 @@ package dev.panamax.vmm;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.MacAddress;
 import dev.panamax.virtio.net.NetBackend;
 import dev.panamax.virtio.net.NetBackendException;
@@ -88,6 +89,9 @@ public final class VmBuilder {
         if (config.vsock() != null) {
             devices.addVirtioPci("virtio-vsock", VSOCK_ID, openVsock(config.vsock()));
         }
+        for (int i = 0; i < config.shares().size(); i++) {
+            devices.addVirtioPci("virtio-fs", "fs" + i, openShare("fs" + i, config.shares().get(i)));
+        }
         return devices;
     }
 
@@ -132,6 +136,15 @@ public final class VmBuilder {
             return new VirtioVsock(VSOCK_ID, vsock.guestCid(), vsock.udsPath(), VirtioVsock.DEFAULT_QUEUE_SIZE);
         } catch (UncheckedIOException e) {
             throw new DeviceSetupException("vsock: " + e.getMessage(), e);
+        }
+    }
+
+    /** The shared folder's directory opened under a virtio-fs device; {@code id} is its device id ({@code fs0}, ...). */
+    private static VirtioDevice openShare(String id, ShareConfig share) {
+        try {
+            return new VirtioFs(id, share.tag(), share.directory(), share.readOnly(), VirtioFs.DEFAULT_QUEUE_SIZE);
+        } catch (UncheckedIOException | IllegalArgumentException e) {
+            throw new DeviceSetupException("shared folder " + share.tag() + ": " + e.getMessage(), e);
         }
     }
 

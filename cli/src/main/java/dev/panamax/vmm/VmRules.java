@@ -2,6 +2,7 @@ package dev.panamax.vmm;
 
 import dev.panamax.boot.MpTable;
 import dev.panamax.devices.pci.PciBus;
+import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.vsock.VirtioVsock;
 import dev.panamax.vm.Vm;
@@ -12,9 +13,11 @@ import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.IntFunction;
 import java.util.regex.Pattern;
 
@@ -219,18 +222,25 @@ public final class VmRules {
 
     /** {@link #pciDevices(int, int, int, String)} with a vsock device too, which has {@link VirtioVsock#QUEUE_COUNT} queues. */
     public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, String name) {
-        String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface") + (vsock ? " and a vsock device" : "");
-        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0);
+        pciDevices(vcpus, pciDrives, networkInterfaces, vsock, 0, name);
+    }
+
+    /** The same with {@code shares} shared folders too, each a device of {@link VirtioFs#QUEUE_COUNT} queues. */
+    public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, int shares, String name) {
+        String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface") + (vsock ? " and a vsock device" : "")
+                + (shares > 0 ? " and " + count(shares, "shared folder") : "");
+        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0) + shares;
         if (devices > MAX_PCI_DEVICES) {
             throw new ConfigException(name, what + " are " + devices + " PCI devices, more than the bus's " + MAX_PCI_DEVICES
                     + " slots; put drives on virtio-mmio");
         }
         long vectors = (long) pciDrives * (vcpus + 1) + (long) networkInterfaces * (VirtioNet.QUEUE_COUNT + 1)
-                + (vsock ? VirtioVsock.QUEUE_COUNT + 1 : 0);
+                + (vsock ? VirtioVsock.QUEUE_COUNT + 1 : 0) + (long) shares * (VirtioFs.QUEUE_COUNT + 1);
         if (vectors > Vm.MAX_MSI_VECTORS) {
             throw new ConfigException(name, "with " + count(vcpus, "vCPU") + ", " + what + " need " + vectors + " MSI-X vectors"
                     + " (a drive on PCI one per vCPU and one more, a network interface " + (VirtioNet.QUEUE_COUNT + 1)
                     + (vsock ? ", the vsock device " + (VirtioVsock.QUEUE_COUNT + 1) : "")
+                    + (shares > 0 ? ", a shared folder " + (VirtioFs.QUEUE_COUNT + 1) : "")
                     + "), more than a VM's " + Vm.MAX_MSI_VECTORS + "; use fewer vCPUs, or put drives on virtio-mmio");
         }
     }
@@ -269,6 +279,53 @@ public final class VmRules {
         return p;
     }
 
+    /** The most shared folders a VM has: each is a PCI device with its own FUSE server. */
+    public static final int MAX_SHARES = 8;
+
+    /** A shared folder's tag, which the guest mounts: 1 to 36 bytes of UTF-8 without NUL. */
+    public static String shareTag(String tag, String name) {
+        String problem = VirtioFs.tagProblem(tag);
+        if (problem != null) {
+            throw new ConfigException(name, problem);
+        }
+        return tag;
+    }
+
+    /** A shared folder's host directory: an existing directory the VMM can read, and write unless the share is read-only. */
+    public static Path shareDirectory(String path, boolean readOnly, String name) {
+        return shareDirectory(path(path, name), readOnly, name);
+    }
+
+    public static Path shareDirectory(Path directory, boolean readOnly, String name) {
+        if (!Files.exists(directory)) {
+            throw new ConfigException(name, directory + " does not exist; give the path of a directory to share");
+        }
+        if (!Files.isDirectory(directory)) {
+            throw new ConfigException(name, directory + " is not a directory; a shared folder is a directory");
+        }
+        if (!Files.isReadable(directory) || !Files.isExecutable(directory)) {
+            throw new ConfigException(name, "cannot read " + directory + " (check its permissions)");
+        }
+        if (!readOnly && !Files.isWritable(directory)) {
+            throw new ConfigException(name, "cannot write " + directory + "; make it writable or share it read-only");
+        }
+        return directory;
+    }
+
+    /** The shared folders of one VM together: at most {@link #MAX_SHARES}, each tag once. A clash is reported at the later share. */
+    public static void shares(List<ShareConfig> shares, IntFunction<String> nameOf) {
+        Set<String> tags = new HashSet<>();
+        for (int i = 0; i < shares.size(); i++) {
+            if (i == MAX_SHARES) {
+                throw new ConfigException(nameOf.apply(i), "a VM has at most " + MAX_SHARES + " shared folders; share a common parent directory instead");
+            }
+            if (!tags.add(shares.get(i).tag())) {
+                throw new ConfigException(nameOf.apply(i), "another shared folder has the tag '" + shares.get(i).tag()
+                        + "' already; tags must be unique");
+            }
+        }
+    }
+
     /**
      * How a caller's user knows the values of a whole {@link MachineConfig}, for {@link #machine}'s
      * messages: a drive's and a network interface's own values are named after their ids.
@@ -301,7 +358,14 @@ public final class VmRules {
             vsockGuestCid(c.vsock().guestCid(), "vsock guest CID");
             vsockSocketPath(c.vsock().udsPath().toString(), "vsock socket path");
         }
-        pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), c.vsock() != null, names.devices());
+        List<ShareConfig> shares = c.shares();
+        for (ShareConfig s : shares) {
+            shareTag(s.tag(), "shared folder " + s.directory() + " tag");
+            shareDirectory(s.directory(), s.readOnly(), "shared folder " + s.tag());
+        }
+        shares(shares, i -> "shared folder " + shares.get(i).tag());
+        pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), c.vsock() != null, shares.size(),
+                names.devices());
     }
 
     private static String count(long n, String thing) {

@@ -6,6 +6,7 @@ import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.pci.VirtioPciDevice;
@@ -106,6 +107,9 @@ public final class VmSnapshot {
         Vm vm = machine.vm();
         if (vm.state() != Vm.State.PAUSED) {
             throw new IllegalStateException("a snapshot is taken of a paused VM, and this one is " + vm.state().name().toLowerCase());
+        }
+        if (!machine.config().shares().isEmpty()) {
+            throw new IllegalStateException(VirtioFs.SNAPSHOT_REFUSAL);
         }
         if (options.kind() == Kind.DIFF && !vm.tracksDirtyPages()) {
             throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"

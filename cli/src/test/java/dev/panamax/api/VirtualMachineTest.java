@@ -137,6 +137,39 @@ class VirtualMachineTest {
     }
 
     @Test
+    void sharedFoldersAreCheckedAtBuild() throws Exception {
+        Path shared = Files.createDirectory(dir.resolve("shared"));
+        assertThatThrownBy(() -> spinner().share(shared, "", false).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("shared folder " + shared + " tag: a share's tag may not be empty");
+        assertThatThrownBy(() -> spinner().share(dir.resolve("none"), "t", false).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("shared folder t: " + dir.resolve("none") + " does not exist; give the path of a directory to share");
+        assertThatThrownBy(() -> spinner().share(disk, "t", true).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("shared folder t: " + disk + " is not a directory; a shared folder is a directory");
+        assertThatThrownBy(() -> spinner().share(shared, "t", true).share(dir, "t", true).build()).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("shared folder t: another shared folder has the tag 't' already; tags must be unique");
+        VirtualMachine.Builder crowded = spinner();
+        for (int i = 0; i < 9; i++) {
+            crowded.share(new SharedFolder(shared, "s" + i, true));
+        }
+        assertThatThrownBy(crowded::build).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("shared folder s8: a VM has at most 8 shared folders; share a common parent directory instead");
+    }
+
+    @Test
+    void aVmWithASharedFolderRunsAndRefusesSnapshotsWithASentence() throws Exception {
+        Path shared = Files.createDirectory(dir.resolve("shared"));
+        try (VirtualMachine vm = spinner().share(shared, "data", false).build()) {
+            vm.start();
+            vm.pause();
+            assertThatThrownBy(() -> vm.snapshot(SnapshotOptions.full(dir.resolve("s.state"), dir.resolve("s.mem"))))
+                    .isInstanceOf(IllegalStateException.class).hasMessageStartingWith("a VM with a shared folder (virtio-fs) cannot be snapshotted");
+            assertThat(dir.resolve("s.state")).doesNotExist();
+            vm.resume();
+            assertThat(vm.state()).isEqualTo(VirtualMachine.State.RUNNING);
+        }
+    }
+
+    @Test
     void unbootableKernelsAreReportedInTheApisOwnException() throws Exception {
         Path text = Files.writeString(dir.resolve("notes.txt"), "not a kernel");
         assertThatThrownBy(() -> VirtualMachine.builder().kernel(text).build()).isInstanceOf(VirtualMachineException.class)

@@ -3,6 +3,7 @@ package dev.panamax.cli;
 import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.api.SharedFolder;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
 import dev.panamax.demo.KvmAcceleration;
@@ -130,6 +131,56 @@ class RunCommandTest {
             assertRefused("--vsock: on this host (whose KVM only emulates) the VM would run inside the nested KVM rig", "run",
                     "--kernel", k, "--vsock", "cid=3,uds=" + uds);
         }
+    }
+
+    @Test
+    void badSharesAreRefusedBeforeBoot() throws Exception {
+        String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
+        Path data = Files.createDirectory(dir.resolve("data"));
+        Path file = Files.writeString(dir.resolve("file"), "x");
+        assertRefused("--share " + dir.resolve("none") + ": " + dir.resolve("none") + " does not exist; give the path of a directory to share",
+                "run", "--no-rig", "--kernel", k, "--share", dir.resolve("none").toString());
+        assertRefused("is not a directory; a shared folder is a directory", "run", "--no-rig", "--kernel", k, "--share", file.toString());
+        assertRefused("--share ,readonly: the path is empty", "run", "--no-rig", "--kernel", k, "--share", ",readonly");
+        assertRefused("--share " + data + ",cache=none: unknown setting 'cache=none'; write DIR[,tag=T][,readonly]", "run", "--no-rig",
+                "--kernel", k, "--share", data + ",cache=none");
+        assertRefused("'a b' is not a tag run accepts: use 1 to 36 of A-Z a-z 0-9 . _ -", "run", "--no-rig", "--kernel", k,
+                "--share", data + ",tag=a b");
+        assertRefused("is not a tag run accepts", "run", "--no-rig", "--kernel", k, "--share", data + ",tag=" + "t".repeat(37));
+        assertRefused("tag is given twice", "run", "--no-rig", "--kernel", k, "--share", data + ",tag=a,tag=b");
+        assertRefused("readonly is given twice", "run", "--no-rig", "--kernel", k, "--share", data + ",readonly,readonly");
+        assertRefused("--share " + dir + ",tag=data: another shared folder has the tag 'data' already; tags must be unique", "run",
+                "--no-rig", "--kernel", k, "--share", data.toString(), "--share", dir + ",tag=data");
+        List<String> tooMany = new ArrayList<>(List.of("run", "--no-rig", "--kernel", k));
+        for (int i = 0; i < 9; i++) {
+            tooMany.addAll(List.of("--share", data + ",readonly"));
+        }
+        assertRefused("a VM has at most 8 shared folders", tooMany.toArray(String[]::new));
+        assertRefused("--config and --share do not go together", "run", "--no-rig", "--config", k, "--share", data.toString());
+        if (!KvmAcceleration.detect().hardware()) {
+            assertRefused("shared folder share0: the VM would run inside the nested KVM rig (this host's KVM only emulates), which never"
+                    + " shares / itself", "run", "--kernel", k, "--share", "/,readonly");
+        }
+    }
+
+    @Test
+    void sharesGetTheirDirectorysNameAsDefaultTagAndTheBuiltInInitramfsMountsThemUnderMnt() throws Exception {
+        Path data = Files.createDirectory(dir.resolve("data"));
+        Path spaced = Files.createDirectory(dir.resolve("my files"));
+        Path other = Files.createDirectories(dir.resolve("other/data"));
+        List<SharedFolder> shares = RunCommand.parseShares(List.of(data.toString(), spaced + ",readonly", other.toString(),
+                dir + ",tag=top.level-1,readonly"));
+        assertThat(shares).containsExactly(new SharedFolder(data, "data", false), new SharedFolder(spaced, "share1", true),
+                new SharedFolder(other, "share2", false), new SharedFolder(dir, "top.level-1", true));
+        assertThat(RunCommand.withShareMounts("quiet", shares))
+                .isEqualTo("panamax.shares=data:/mnt/data,share1:/mnt/share1,share2:/mnt/share2,top.level-1:/mnt/top.level-1 quiet");
+        assertThat(RunCommand.withShareMounts("", shares.subList(0, 1))).isEqualTo("panamax.shares=data:/mnt/data");
+        assertThat(RunCommand.withShareMounts("quiet", List.of())).isEqualTo("quiet");
+        assertThat(RunCommand.formatShare(shares.get(1))).isEqualTo(spaced.toAbsolutePath() + ",tag=share1,readonly");
+        assertThat(RunCommand.parseShares(List.of(RunCommand.formatShare(shares.get(1))))).as("what the rig's run is given")
+                .containsExactly(shares.get(1));
+        assertThat(RunCommand.defaultShareTag(Path.of("/"), List.of())).isEqualTo("share0");
+        assertThat(RunCommand.defaultShareTag(dir.resolve("x".repeat(37)), List.of())).isEqualTo("share0");
     }
 
     @Test

@@ -125,6 +125,9 @@ class ApiServerTest {
         Path uds = dir.resolve("v.sock");
         assertNoContent("PUT", "/vsock", "{\"vsock_id\": \"vsock0\", \"guest_cid\": 3, \"uds_path\": \"" + dir.resolve("old.sock") + "\"}");
         assertNoContent("PUT", "/vsock", "{\"guest_cid\": 42, \"uds_path\": \"" + uds + "\"}"); // replaces it, as in Firecracker
+        Path data = Files.createDirectory(dir.resolve("data"));
+        assertNoContent("PUT", "/shared-folders", "[{\"path\": \"" + dir + "\", \"tag\": \"old\"}]");
+        assertNoContent("PUT", "/shared-folders", "[{\"path\": \"" + data + "\", \"tag\": \"data\", \"read_only\": true}]"); // the whole list
 
         ApiClient.Response config = send("GET", "/vm/config", null);
 
@@ -133,7 +136,8 @@ class ApiServerTest {
                 + "\"machine-config\":{\"vcpu_count\":2,\"mem_size_mib\":128,\"smt\":false,\"track_dirty_pages\":false},"
                 + "\"drives\":[{\"drive_id\":\"rootfs\",\"path_on_host\":\"" + disk + "\",\"is_root_device\":true,\"is_read_only\":false}],"
                 + "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}],"
-                + "\"vsock\":{\"guest_cid\":42,\"uds_path\":\"" + uds + "\"}}");
+                + "\"vsock\":{\"guest_cid\":42,\"uds_path\":\"" + uds + "\"},"
+                + "\"shared-folders\":[{\"path\":\"" + data + "\",\"tag\":\"data\",\"read_only\":true}]}");
         assertThat(VmConfig.parse(config.body(), "GET /vm/config")).as("a config file says the same")
                 .isEqualTo(VmConfig.parse(config.body(), "again"));
         assertThat(send("GET", "/machine-config", null).json())
@@ -143,9 +147,9 @@ class ApiServerTest {
     @Test
     void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
         assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
+                + " /network-interfaces/{id}, /vsock, /shared-folders, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
         assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
+                + " /network-interfaces/{id}, /vsock, /shared-folders, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
         ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
         assertThat(wrongMethod.status()).isEqualTo(405);
         assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
@@ -179,6 +183,12 @@ class ApiServerTest {
         assertFault(400, "vsock.guest_cid: 1 is not a guest CID: use 3 to 4294967294 (0 to 2 are the hypervisor's, the local and the"
                 + " host's, 4294967295 means any)", "PUT", "/vsock", "{\"guest_cid\": 1, \"uds_path\": \"" + dir.resolve("v.sock") + "\"}");
         assertFault(400, "vsock.uds_path: is required", "PUT", "/vsock", "{\"guest_cid\": 3}");
+        assertFault(400, "shared-folders[0].tag: the share tag '" + "t".repeat(37) + "' is 37 bytes of UTF-8; a tag has at most 36",
+                "PUT", "/shared-folders", "[{\"path\": \"" + dir + "\", \"tag\": \"" + "t".repeat(37) + "\"}]");
+        assertFault(400, "shared-folders[1]: another shared folder has the tag 'a' already; tags must be unique", "PUT", "/shared-folders",
+                "[{\"path\": \"" + dir + "\", \"tag\": \"a\"}, {\"path\": \"" + dir + "\", \"tag\": \"a\"}]");
+        assertFault(400, "shared-folders: expected an array of shared folders, not an object", "PUT", "/shared-folders",
+                "{\"path\": \"" + dir + "\", \"tag\": \"a\"}");
         assertFault(400, "boot-source: is required before InstanceStart; PUT /boot-source first",
                 "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
         assertFault(400, "actions.action_type: \"Reboot\" is not an action; the actions are InstanceStart and SendCtrlAltDel",
@@ -207,7 +217,7 @@ class ApiServerTest {
         checks.put(ApiFault.WrongState.class, () -> assertFault(400,
                 "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
         checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
-                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /shared-folders, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
                 "GET", "/vm/state", null));
         checks.put(ApiFault.MethodNotAllowed.class, () -> {
             assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);

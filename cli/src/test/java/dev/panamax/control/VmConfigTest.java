@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.SharedFolder;
 import dev.panamax.vmm.ConfigException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -93,7 +94,7 @@ class VmConfigTest {
                         + " track_dirty_pages, vcpu_count");
         assertRefused("{" + boot() + ", \"machines\": {}}", "machines: unknown key; the keys here are balloon, boot-source,"
                 + " cpu-config, drives, entropy, logger, machine-config, memory-hotplug, metrics, mmds-config, network-interfaces,"
-                + " pmem, serial, vsock");
+                + " pmem, serial, shared-folders, vsock");
         assertRefused("{\"boot-source\": \"vmlinux\"}", "boot-source: expected a JSON object, not the string \"vmlinux\"");
         assertRefused("{" + boot() + ", \"drives\": {}}", "drives: expected an array, not an object");
         assertRefused("{" + boot() + ", \"drives\": [7]}", "drives[0]: expected a JSON object, not the number 7");
@@ -124,6 +125,44 @@ class VmConfigTest {
                 "vsock.cid: unknown key");
         assertRefused("{" + boot() + ", \"vsock\": {\"vsock_id\": 1, \"guest_cid\": 3, \"uds_path\": \"" + uds + "\"}}",
                 "vsock.vsock_id: expected a string, not the number 1");
+    }
+
+    @Test
+    void sharedFoldersAreReadCheckedAndWrittenBack() throws Exception {
+        Path data = Files.createDirectory(dir.resolve("data"));
+        Path docs = Files.createDirectory(dir.resolve("docs"));
+        VmConfig config = VmConfig.parse("{" + boot() + ", \"shared-folders\": [{\"path\": \"" + data + "\", \"tag\": \"data\"},"
+                + " {\"path\": \"" + docs + "\", \"tag\": \"docs\", \"read_only\": true}]}", "vm.json");
+        assertThat(config.sharedFolders()).containsExactly(new SharedFolder(data, "data", false), new SharedFolder(docs, "docs", true));
+        assertThat(config.toJson().get("shared-folders")).isEqualTo(List.of(
+                java.util.Map.of("path", data.toString(), "tag", "data", "read_only", false),
+                java.util.Map.of("path", docs.toString(), "tag", "docs", "read_only", true)));
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).isEqualTo(config);
+        assertThat(VmConfig.parse("{" + boot() + ", \"shared-folders\": null}", "vm.json").sharedFolders()).as("null: none").isEmpty();
+        assertThat(VmConfig.parse("{" + boot() + "}", "vm.json").toJson()).doesNotContainKey("shared-folders");
+
+        String shares = "{" + boot() + ", \"shared-folders\": [%s]}";
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"\"}"), "shared-folders[0].tag: a share's tag may not be empty");
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"" + "t".repeat(37) + "\"}"),
+                "shared-folders[0].tag: the share tag '" + "t".repeat(37) + "' is 37 bytes of UTF-8; a tag has at most 36");
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"a\\u0000b\"}"),
+                "shared-folders[0].tag: the share tag 'a?b' has a NUL character");
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"x\"}, {\"path\": \"" + docs + "\", \"tag\": \"x\"}"),
+                "shared-folders[1]: another shared folder has the tag 'x' already; tags must be unique");
+        assertRefused(shares.formatted("{\"path\": \"" + dir.resolve("none") + "\", \"tag\": \"x\"}"),
+                "shared-folders[0].path: " + dir.resolve("none") + " does not exist; give the path of a directory to share");
+        assertRefused(shares.formatted("{\"path\": \"" + disk + "\", \"tag\": \"x\"}"),
+                "shared-folders[0].path: " + disk + " is not a directory; a shared folder is a directory");
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\"}"), "shared-folders[0].tag: is required");
+        assertRefusedStartingWith(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"x\", \"readonly\": true}"),
+                "shared-folders[0].readonly: unknown key");
+        assertRefused("{" + boot() + ", \"shared-folders\": {}}", "shared-folders: expected an array of shared folders, not an object");
+        List<String> nine = new ArrayList<>();
+        for (int i = 0; i < 9; i++) {
+            nine.add("{\"path\": \"" + data + "\", \"tag\": \"t" + i + "\", \"read_only\": true}");
+        }
+        assertRefused(shares.formatted(String.join(", ", nine)),
+                "shared-folders[8]: a VM has at most 8 shared folders; share a common parent directory instead");
     }
 
     @Test

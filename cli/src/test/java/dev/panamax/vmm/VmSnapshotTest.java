@@ -10,6 +10,7 @@ import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
@@ -249,6 +250,26 @@ class VmSnapshotTest {
             assertThat(Files.exists(uds)).as("the restored device's socket").isTrue();
         } finally {
             restored.vm().close();
+        }
+    }
+
+    @Test
+    void aVmWithASharedFolderHasItsVirtioFsDeviceAndRefusesASnapshotWithASentenceWritingNothing() throws IOException {
+        Path shared = Files.createDirectory(dir.resolve("shared"));
+        MachineConfig withShare = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
+                null, List.of(new ShareConfig(shared, "data", true)));
+        Path shareState = dir.resolve("share.state");
+        Path shareMemory = dir.resolve("share.mem");
+        VmBuilder.Machine machine = VmBuilder.build(withShare, console);
+        try {
+            assertThat(machine.devices().devices()).extracting(DeviceManager.Device::id).contains("pci/00:01.0/virtio-fs/fs0");
+            machine.vm().startPaused();
+            assertThatThrownBy(() -> VmSnapshot.create(machine, new VmSnapshot.Create(shareState, shareMemory, VmSnapshot.Kind.FULL)))
+                    .isInstanceOf(IllegalStateException.class).hasMessage(VirtioFs.SNAPSHOT_REFUSAL);
+            assertThat(shareState).doesNotExist();
+            assertThat(shareMemory).doesNotExist();
+        } finally {
+            machine.vm().close();
         }
     }
 

@@ -29,7 +29,7 @@ import java.util.Optional;
  *
  * <p>Public only for the KVM bindings ({@code dev.panamax.kvm}); an architecture test keeps every
  * other package to the typed wrappers ({@link Fd}, {@link MappedMemory}, {@link EventFd}, {@link
- * Poller}, {@link SparseFile}, {@link Tap}, {@link UnixStream}).
+ * Poller}, {@link SparseFile}, {@link Tap}, {@link UnixStream}, {@link PathHandle}, {@link OpenFile}).
  */
 public final class Libc {
     private Libc() {}
@@ -84,11 +84,11 @@ public final class Libc {
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LOOKUP = LINKER.defaultLookup();
-    private static final Linker.Option ERRNO = Linker.Option.captureCallState("errno");
+    static final Linker.Option ERRNO = Linker.Option.captureCallState("errno");
     private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
     private static final VarHandle CALL_STATE_ERRNO = CALL_STATE.varHandle(PathElement.groupElement("errno"));
 
-    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+    static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         return LINKER.downcallHandle(LOOKUP.findOrThrow(name), descriptor, options);
     }
 

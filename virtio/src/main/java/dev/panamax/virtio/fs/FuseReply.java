@@ -1,0 +1,125 @@
+package dev.panamax.virtio.fs;
+
+import static dev.panamax.virtio.fs.FuseRequest.U16;
+import static dev.panamax.virtio.fs.FuseRequest.U32;
+import static dev.panamax.virtio.fs.FuseRequest.U64;
+
+import dev.panamax.sys.FileStat;
+import dev.panamax.sys.FsAbi;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * Writes one reply into the buffer the guest gave for it: a {@code fuse_out_header}, then the op's
+ * structs in order. Nothing is written past the buffer: a reply that does not fit is a malformed
+ * request (the guest's buffer is too small for what it asked) and becomes an error reply.
+ */
+final class FuseReply {
+    static final int HEADER_BYTES = (int) Fuse.OUT_HEADER.byteSize();
+    /** How long the guest may cache an entry or attributes: one second, as virtiofsd's default cache=auto. */
+    private static final long VALID_SECONDS = 1;
+
+    private final MemorySegment buffer;
+    private final long unique;
+    private long position = HEADER_BYTES;
+
+    FuseReply(MemorySegment buffer, long unique) throws FuseError {
+        if (buffer.byteSize() < HEADER_BYTES) {
+            throw FuseError.malformed(FsAbi.EINVAL, "a reply buffer of " + buffer.byteSize() + " bytes cannot hold fuse_out_header");
+        }
+        this.buffer = buffer;
+        this.unique = unique;
+    }
+
+    /** Writes an error reply; returns its length, or 0 when the buffer cannot hold even a header. */
+    static int error(MemorySegment buffer, long unique, int errno) {
+        if (buffer.byteSize() < HEADER_BYTES) {
+            return 0;
+        }
+        buffer.set(U32, 0, HEADER_BYTES);
+        buffer.set(U32, 4, -(errno == 0 ? FsAbi.EIO : errno));
+        buffer.set(U64, 8, unique);
+        return HEADER_BYTES;
+    }
+
+    long remaining() {
+        return buffer.byteSize() - position;
+    }
+
+    private long claim(long bytes) throws FuseError {
+        if (bytes > remaining()) {
+            throw FuseError.malformed(FsAbi.EINVAL, "the reply needs " + bytes + " more bytes, the buffer has " + remaining());
+        }
+        long at = position;
+        buffer.asSlice(at, bytes).fill((byte) 0);
+        position += bytes;
+        return at;
+    }
+
+    FuseReply u32(int value) throws FuseError {
+        buffer.set(U32, claim(4), value);
+        return this;
+    }
+
+    FuseReply u64(long value) throws FuseError {
+        buffer.set(U64, claim(8), value);
+        return this;
+    }
+
+    FuseReply u16(short value) throws FuseError {
+        buffer.set(U16, claim(2), value);
+        return this;
+    }
+
+    FuseReply zeros(long bytes) throws FuseError {
+        claim(bytes);
+        return this;
+    }
+
+    FuseReply bytes(byte[] bytes) throws FuseError {
+        MemorySegment.copy(bytes, 0, buffer, ValueLayout.JAVA_BYTE, claim(bytes.length), bytes.length);
+        return this;
+    }
+
+    /** Room for {@code bytes} of data written by the caller (READ, GETXATTR), to be kept with {@link #keep}. */
+    MemorySegment room(long bytes) throws FuseError {
+        if (bytes > remaining()) {
+            throw FuseError.malformed(FsAbi.EINVAL, "the reply needs " + bytes + " more bytes, the buffer has " + remaining());
+        }
+        return buffer.asSlice(position, bytes);
+    }
+
+    /** Keeps {@code bytes} of what the caller wrote into {@link #room}. */
+    void keep(long bytes) {
+        position += bytes;
+    }
+
+    /** A {@code fuse_attr} of {@code stat}. */
+    FuseReply attr(FileStat stat) throws FuseError {
+        return u64(stat.inode()).u64(stat.size()).u64(stat.blocks()).u64(stat.atimeSeconds()).u64(stat.mtimeSeconds())
+                .u64(stat.ctimeSeconds()).u32((int) stat.atimeNanos()).u32((int) stat.mtimeNanos()).u32((int) stat.ctimeNanos())
+                .u32(stat.mode()).u32((int) Math.min(stat.linkCount(), 0xffff_ffffL)).u32(stat.uid()).u32(stat.gid())
+                .u32((int) stat.rdev()).u32((int) stat.blockSize()).u32(0);
+    }
+
+    /** A {@code fuse_attr_out}. */
+    FuseReply attrOut(FileStat stat) throws FuseError {
+        return u64(VALID_SECONDS).u32(0).u32(0).attr(stat);
+    }
+
+    /** A {@code fuse_entry_out} for {@code nodeId}; a node id of 0 with null {@code stat} is the "not looked up" entry. */
+    FuseReply entryOut(long nodeId, FileStat stat) throws FuseError {
+        if (stat == null) {
+            return zeros(Fuse.ENTRY_OUT.byteSize());
+        }
+        return u64(nodeId).u64(0).u64(VALID_SECONDS).u64(VALID_SECONDS).u32(0).u32(0).attr(stat);
+    }
+
+    /** Finishes a successful reply; returns its length. */
+    int finish() {
+        buffer.set(U32, 0, (int) position);
+        buffer.set(U32, 4, 0);
+        buffer.set(U64, 8, unique);
+        return (int) position;
+    }
+}

@@ -1,0 +1,845 @@
+package dev.panamax.virtio.fs;
+
+import static dev.panamax.sys.FsAbi.EBADF;
+import static dev.panamax.sys.FsAbi.EINVAL;
+import static dev.panamax.sys.FsAbi.EIO;
+import static dev.panamax.sys.FsAbi.EISDIR;
+import static dev.panamax.sys.FsAbi.ENOENT;
+import static dev.panamax.sys.FsAbi.ENOSYS;
+import static dev.panamax.sys.FsAbi.ENOTDIR;
+import static dev.panamax.sys.FsAbi.EOPNOTSUPP;
+import static dev.panamax.sys.FsAbi.EPERM;
+import static dev.panamax.sys.FsAbi.EROFS;
+
+import dev.panamax.sys.DirEntry;
+import dev.panamax.sys.FileName;
+import dev.panamax.sys.FileStat;
+import dev.panamax.sys.FileSystemStats;
+import dev.panamax.sys.FsAbi;
+import dev.panamax.sys.NativeIoException;
+import dev.panamax.sys.OpenFile;
+import dev.panamax.sys.PathHandle;
+import dev.panamax.virtio.fs.FuseRequest.Fields;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The FUSE server of a virtio-fs device, in process: it takes one request's bytes and writes the
+ * reply, serving a host directory (the share) as virtiofsd does. Every node the guest knows is an
+ * {@code O_PATH} handle ({@link PathHandle}) in a bounded table, keyed by node id and counted by
+ * lookups until FORGET; every name is one checked component resolved relative to its parent's
+ * handle with {@code O_NOFOLLOW}; symbolic links are served as links, never followed on the host;
+ * {@code ..} of the root is the root. A read-only share refuses every change with EROFS.
+ *
+ * <p>Threads: {@link #handle} is synchronized, so the request queues' threads may share one server;
+ * requests are then served one at a time. The transport (hiprio queue, request queues,
+ * descriptor chains) is {@link VirtioFs}'s.
+ */
+public final class FuseServer implements AutoCloseable {
+    /** The largest READ or WRITE, and so max_write: 1 MiB, 256 pages. */
+    public static final int MAX_IO_BYTES = 1 << 20;
+    /**
+     * The pages INIT offers (max_pages, and max_write in pages): a WRITE of that many pages with its
+     * four header buffers is a chain of 256 descriptors, as long as a virtio-fs queue of
+     * {@link VirtioFs#DEFAULT_QUEUE_SIZE} entries takes. Linux 6.1 does not bound max_pages by the
+     * queue itself, and a longer chain would break the queue.
+     */
+    public static final int ADVERTISED_IO_PAGES = 252;
+    public static final int DEFAULT_MAX_NODES = 1 << 20;
+    public static final int DEFAULT_MAX_HANDLES = 65536;
+    /** The bytes of one getdents64 call: enough for ~1000 short names. */
+    private static final int DIRECTORY_CHUNK = 32 * 1024;
+    private static final int GRANTED_FLAGS = Fuse.FUSE_ASYNC_READ | Fuse.FUSE_ATOMIC_O_TRUNC | Fuse.FUSE_BIG_WRITES
+            | Fuse.FUSE_DO_READDIRPLUS | Fuse.FUSE_READDIRPLUS_AUTO | Fuse.FUSE_PARALLEL_DIROPS | Fuse.FUSE_MAX_PAGES;
+    /** The open(2) flags OPEN and CREATE pass to the host; the rest (O_DIRECT, O_NOATIME, ...) are dropped. */
+    private static final int PASSED_OPEN_FLAGS = FsAbi.O_ACCMODE | FsAbi.O_APPEND | FsAbi.O_TRUNC;
+    private static final int W_OK = 2;
+
+    private record Node(long id, PathHandle handle, FileStat identity, long[] lookups) {
+        boolean isDirectory() {
+            return identity.isDirectory();
+        }
+    }
+
+    private record FileKey(long device, long inode) {}
+
+    private record Handle(long nodeId, OpenFile file, boolean directory, boolean writable) {}
+
+    private final Path share;
+    private final boolean readOnly;
+    private final int maxNodes;
+    private final int maxHandles;
+    private final Map<Long, Node> nodes = new HashMap<>();
+    private final Map<FileKey, Node> nodesByFile = new HashMap<>();
+    private final Map<Long, Handle> handles = new HashMap<>();
+    private long nextNodeId = Fuse.FUSE_ROOT_ID + 1;
+    private long nextHandle = 1;
+    private boolean initialized;
+    private final AtomicLong malformed = new AtomicLong();
+    private final AtomicLong internalErrors = new AtomicLong();
+
+    /** Serves {@code share} (a host directory from the configuration), read-only or not, with the default bounds. */
+    public FuseServer(Path share, boolean readOnly) throws NativeIoException {
+        this(share, readOnly, DEFAULT_MAX_NODES, DEFAULT_MAX_HANDLES);
+    }
+
+    /** With at most {@code maxNodes} nodes (the root included) and {@code maxHandles} open files; beyond, ENFILE. */
+    public FuseServer(Path share, boolean readOnly, int maxNodes, int maxHandles) throws NativeIoException {
+        if (maxNodes < 1 || maxHandles < 1) {
+            throw new IllegalArgumentException("a server needs room for the root and one open file");
+        }
+        this.share = share;
+        this.readOnly = readOnly;
+        this.maxNodes = maxNodes;
+        this.maxHandles = maxHandles;
+        PathHandle root = PathHandle.openDirectory(share);
+        try {
+            FileStat stat = root.stat();
+            if (!stat.isDirectory()) {
+                throw new IllegalArgumentException(share + " is not a directory");
+            }
+            addRoot(root, stat);
+        } catch (NativeIoException | RuntimeException e) {
+            root.close();
+            throw e;
+        }
+    }
+
+    private void addRoot(PathHandle root, FileStat stat) {
+        Node node = new Node(Fuse.FUSE_ROOT_ID, root, stat, new long[] {1});
+        nodes.put(node.id(), node);
+        nodesByFile.put(new FileKey(stat.device(), stat.inode()), node);
+    }
+
+    /** Requests refused as malformed so far: a device may count them or reset its queue. */
+    public long malformedRequests() {
+        return malformed.get();
+    }
+
+    /** Requests that met a bug in this server (answered EIO); should stay 0. */
+    public long internalErrors() {
+        return internalErrors.get();
+    }
+
+    /** How many nodes (the root included) and open handles the guest holds. */
+    public synchronized int nodeCount() {
+        return nodes.size();
+    }
+
+    public synchronized int handleCount() {
+        return handles.size();
+    }
+
+    /**
+     * Serves the request in {@code request} and writes its reply to {@code reply}; returns the reply's
+     * length, 0 for requests that have none (FORGET, BATCH_FORGET) or when {@code reply} cannot hold a
+     * header. Never throws for anything the guest sends. READ and WRITE move data between the host
+     * file and these segments, which must be native memory.
+     */
+    public synchronized int handle(MemorySegment request, MemorySegment reply) {
+        long unique = FuseRequest.uniqueOf(request);
+        boolean answered = true; // FORGET and BATCH_FORGET are never answered, not even with an error
+        try {
+            FuseRequest r = FuseRequest.decode(request);
+            answered = r.opcode != Fuse.FUSE_FORGET && r.opcode != Fuse.FUSE_BATCH_FORGET;
+            return dispatch(r, reply);
+        } catch (FuseError e) {
+            if (e.isMalformed()) {
+                malformed.incrementAndGet();
+            }
+            return answered ? FuseReply.error(reply, unique, e.errno()) : 0;
+        } catch (NativeIoException e) {
+            return answered ? FuseReply.error(reply, unique, e.errno()) : 0;
+        } catch (RuntimeException e) {
+            internalErrors.incrementAndGet();
+            return answered ? FuseReply.error(reply, unique, EIO) : 0;
+        }
+    }
+
+    private int dispatch(FuseRequest r, MemorySegment replyBuffer) throws FuseError, NativeIoException {
+        if (r.opcode == Fuse.FUSE_FORGET) {
+            forget(r.nodeId, r.fixed(Fuse.FORGET_IN).u64());
+            return 0;
+        }
+        if (r.opcode == Fuse.FUSE_BATCH_FORGET) {
+            batchForget(r);
+            return 0;
+        }
+        FuseReply reply = new FuseReply(replyBuffer, r.unique);
+        if (r.opcode == Fuse.FUSE_INIT) {
+            return init(r, reply);
+        }
+        if (!initialized) {
+            throw FuseError.refused(EIO, "request " + r.opcode + " before INIT");
+        }
+        switch (r.opcode) {
+            case Fuse.FUSE_DESTROY -> destroy();
+            case Fuse.FUSE_LOOKUP -> lookupOp(r, reply);
+            case Fuse.FUSE_GETATTR -> getattr(r, reply);
+            case Fuse.FUSE_SETATTR -> setattr(r, reply);
+            case Fuse.FUSE_READLINK -> readlink(r, reply);
+            case Fuse.FUSE_SYMLINK -> symlink(r, reply);
+            case Fuse.FUSE_MKNOD -> mknod(r, reply);
+            case Fuse.FUSE_MKDIR -> mkdir(r, reply);
+            case Fuse.FUSE_UNLINK, Fuse.FUSE_RMDIR -> remove(r);
+            case Fuse.FUSE_RENAME, Fuse.FUSE_RENAME2 -> rename(r);
+            case Fuse.FUSE_LINK -> link(r, reply);
+            case Fuse.FUSE_OPEN -> open(r, reply);
+            case Fuse.FUSE_CREATE -> create(r, reply);
+            case Fuse.FUSE_READ -> read(r, reply);
+            case Fuse.FUSE_WRITE -> write(r, reply);
+            case Fuse.FUSE_STATFS -> statfs(r, reply);
+            case Fuse.FUSE_RELEASE, Fuse.FUSE_RELEASEDIR -> release(r);
+            case Fuse.FUSE_FLUSH -> openHandle(r.fixed(Fuse.FLUSH_IN).u64(), false);
+            case Fuse.FUSE_FSYNC, Fuse.FUSE_FSYNCDIR -> fsync(r);
+            case Fuse.FUSE_OPENDIR -> opendir(r, reply);
+            case Fuse.FUSE_READDIR -> readdir(r, reply, false);
+            case Fuse.FUSE_READDIRPLUS -> readdir(r, reply, true);
+            case Fuse.FUSE_ACCESS -> access(r);
+            case Fuse.FUSE_LSEEK -> lseek(r, reply);
+            case Fuse.FUSE_FALLOCATE -> fallocate(r);
+            case Fuse.FUSE_GETXATTR, Fuse.FUSE_LISTXATTR -> getxattr(r, reply);
+            case Fuse.FUSE_SETXATTR -> setxattr(r);
+            case Fuse.FUSE_REMOVEXATTR -> removexattr(r);
+            default -> throw FuseError.refused(ENOSYS, "opcode " + r.opcode);
+        }
+        return reply.finish();
+    }
+
+    // ---- session ----
+
+    private int init(FuseRequest r, FuseReply reply) throws FuseError {
+        // Before 7.36 the kernel sent only the first four fields (16 bytes); since, all 64.
+        Fields in = r.fixed(Fuse.INIT_IN, Math.max(16, Math.min(r.remaining(), Fuse.INIT_IN.byteSize())));
+        int major = in.u32();
+        int minor = in.u32();
+        int maxReadahead = in.u32();
+        int flags = in.u32();
+        if (major != Fuse.FUSE_KERNEL_VERSION || minor < Fuse.SERVER_MINOR) {
+            throw FuseError.refused(FsAbi.EPROTO, "FUSE " + major + "." + minor + " is not 7." + Fuse.SERVER_MINOR + " or later");
+        }
+        if (initialized) {
+            throw FuseError.refused(EINVAL, "a second INIT");
+        }
+        initialized = true;
+        reply.u32(Fuse.FUSE_KERNEL_VERSION).u32(Fuse.SERVER_MINOR).u32(maxReadahead).u32(flags & GRANTED_FLAGS)
+                .u16((short) 64).u16((short) 48).u32(ADVERTISED_IO_PAGES * 4096).u32(1).u16((short) ADVERTISED_IO_PAGES).u16((short) 0)
+                .u32(0).zeros(28);
+        return reply.finish();
+    }
+
+    /** DESTROY: the guest unmounted; every node but the root and every handle go. */
+    private void destroy() {
+        handles.values().forEach(h -> h.file().close());
+        handles.clear();
+        for (Node node : List.copyOf(nodes.values())) {
+            if (node.id() != Fuse.FUSE_ROOT_ID) {
+                dropNode(node);
+            }
+        }
+        initialized = false;
+    }
+
+    /** Ends the guest's session as DESTROY does (a device reset): every node but the root and every open file go; INIT comes next. */
+    public synchronized void endSession() {
+        destroy();
+    }
+
+    @Override
+    public synchronized void close() {
+        destroy();
+        Node root = nodes.remove((long) Fuse.FUSE_ROOT_ID);
+        if (root != null) {
+            root.handle().close();
+        }
+        nodesByFile.clear();
+    }
+
+    // ---- nodes ----
+
+    private Node node(long id) throws FuseError {
+        Node node = nodes.get(id);
+        if (node == null) {
+            throw FuseError.refused(EBADF, "unknown node " + id);
+        }
+        return node;
+    }
+
+    private Node directory(long id) throws FuseError {
+        Node node = node(id);
+        if (!node.isDirectory()) {
+            throw FuseError.refused(ENOTDIR, "node " + id + " is not a directory");
+        }
+        return node;
+    }
+
+    private void writable() throws FuseError {
+        if (readOnly) {
+            throw FuseError.refused(EROFS, "the share is read-only");
+        }
+    }
+
+    /**
+     * Takes {@code handle} (just opened relative to a node of the share) as a node: the one already
+     * known for the same file, its lookup count raised, or a new one. Consumes {@code handle}.
+     */
+    private Node remember(PathHandle handle) throws FuseError, NativeIoException {
+        try {
+            FileStat stat = handle.stat();
+            FileKey key = new FileKey(stat.device(), stat.inode());
+            Node known = nodesByFile.get(key);
+            if (known != null) {
+                known.lookups()[0]++;
+                handle.close();
+                return known;
+            }
+            if (nodes.size() >= maxNodes) {
+                throw FuseError.refused(FsAbi.ENFILE, "the share already has " + maxNodes + " nodes");
+            }
+            Node node = new Node(nextNodeId++, handle, stat, new long[] {1});
+            nodes.put(node.id(), node);
+            nodesByFile.put(key, node);
+            return node;
+        } catch (FuseError | NativeIoException | RuntimeException e) {
+            handle.close();
+            throw e;
+        }
+    }
+
+    private Node lookup(Node parent, FileName name) throws FuseError, NativeIoException {
+        return remember(parent.handle().lookup(name));
+    }
+
+    private void forget(long nodeId, long count) {
+        Node node = nodes.get(nodeId);
+        if (node == null || node.id() == Fuse.FUSE_ROOT_ID) {
+            return; // the root is never forgotten; an unknown node has nothing to drop
+        }
+        node.lookups()[0] -= count;
+        if (node.lookups()[0] <= 0 || count < 0) {
+            dropNode(node);
+        }
+    }
+
+    private void dropNode(Node node) {
+        nodes.remove(node.id());
+        nodesByFile.remove(new FileKey(node.identity().device(), node.identity().inode()));
+        node.handle().close();
+    }
+
+    private void batchForget(FuseRequest r) throws FuseError {
+        long count = Integer.toUnsignedLong(r.fixed(Fuse.BATCH_FORGET_IN).u32());
+        if (count > r.remaining() / Fuse.FORGET_ONE.byteSize()) {
+            throw FuseError.malformed(EINVAL, "BATCH_FORGET of " + count + " nodes in " + r.remaining() + " bytes");
+        }
+        for (long i = 0; i < count; i++) {
+            Fields one = r.fixed(Fuse.FORGET_ONE);
+            forget(one.u64(), one.u64());
+        }
+    }
+
+    private void lookupOp(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        byte[] name = r.lookupName();
+        Node found;
+        if (name.length == 1 && name[0] == '.') {
+            found = parent;
+            found.lookups()[0]++;
+        } else if (name.length == 2 && name[0] == '.' && name[1] == '.') {
+            found = parentOf(parent);
+        } else {
+            found = lookup(parent, FileName.of(name));
+        }
+        reply.entryOut(found.id(), found.handle().stat());
+    }
+
+    /** {@code ..}: the root's is the root; any other's must be a node the guest already holds, so it stays in the share. */
+    private Node parentOf(Node directory) throws FuseError, NativeIoException {
+        if (directory.id() == Fuse.FUSE_ROOT_ID) {
+            directory.lookups()[0]++;
+            return directory;
+        }
+        try (PathHandle up = directory.handle().parent()) {
+            FileStat stat = up.stat();
+            Node known = nodesByFile.get(new FileKey(stat.device(), stat.inode()));
+            if (known == null) {
+                throw FuseError.refused(ENOENT, "the parent of node " + directory.id() + " is not a node of the share");
+            }
+            known.lookups()[0]++;
+            return known;
+        }
+    }
+
+    // ---- attributes ----
+
+    private void getattr(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = node(r.nodeId);
+        r.fixed(Fuse.GETATTR_IN, 0); // the flags and handle add nothing: the node's handle is the file
+        reply.attrOut(node.handle().stat());
+    }
+
+    private void setattr(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = node(r.nodeId);
+        Fields in = r.fixed(Fuse.SETATTR_IN);
+        int valid = in.u32();
+        in.u32();
+        long fh = in.u64();
+        long size = in.u64();
+        in.u64(); // lock_owner
+        long atime = in.u64();
+        long mtime = in.u64();
+        in.u64(); // ctime: the host sets it
+        int atimeNanos = in.u32();
+        int mtimeNanos = in.u32();
+        in.u32();
+        int mode = in.u32();
+        in.u32();
+        int uid = in.u32();
+        int gid = in.u32();
+        writable();
+        PathHandle file = node.handle();
+        if ((valid & Fuse.FATTR_MODE) != 0) {
+            if (node.identity().isSymbolicLink()) {
+                throw FuseError.refused(EOPNOTSUPP, "a symbolic link has no mode of its own");
+            }
+            file.chmod(mode);
+        }
+        if ((valid & (Fuse.FATTR_UID | Fuse.FATTR_GID)) != 0) {
+            file.chown((valid & Fuse.FATTR_UID) != 0 ? uid : -1, (valid & Fuse.FATTR_GID) != 0 ? gid : -1);
+        }
+        if ((valid & Fuse.FATTR_SIZE) != 0) {
+            truncate(node, (valid & Fuse.FATTR_FH) != 0 ? fh : -1, FuseRequest.offset(size));
+        }
+        if ((valid & (Fuse.FATTR_ATIME | Fuse.FATTR_MTIME | Fuse.FATTR_ATIME_NOW | Fuse.FATTR_MTIME_NOW)) != 0) {
+            long[] a = time(valid, Fuse.FATTR_ATIME, Fuse.FATTR_ATIME_NOW, atime, atimeNanos);
+            long[] m = time(valid, Fuse.FATTR_MTIME, Fuse.FATTR_MTIME_NOW, mtime, mtimeNanos);
+            file.setTimes(a[0], a[1], m[0], m[1]);
+        }
+        reply.attrOut(file.stat());
+    }
+
+    private static long[] time(int valid, int set, int now, long seconds, int nanos) throws FuseError {
+        if ((valid & now) != 0) {
+            return new long[] {0, FsAbi.UTIME_NOW};
+        }
+        if ((valid & set) == 0) {
+            return new long[] {0, FsAbi.UTIME_OMIT};
+        }
+        if (Integer.toUnsignedLong(nanos) >= 1_000_000_000L) {
+            throw FuseError.refused(EINVAL, "nanoseconds " + Integer.toUnsignedString(nanos));
+        }
+        return new long[] {seconds, nanos};
+    }
+
+    private void truncate(Node node, long fh, long size) throws FuseError, NativeIoException {
+        if (fh >= 0 && handles.containsKey(fh)) {
+            Handle h = handles.get(fh);
+            if (h.nodeId() != node.id() || !h.writable()) {
+                throw FuseError.refused(EBADF, "handle " + fh + " cannot truncate node " + node.id());
+            }
+            h.file().truncate(size);
+            return;
+        }
+        requireRegular(node);
+        try (OpenFile file = node.handle().reopen(FsAbi.O_WRONLY)) {
+            file.truncate(size);
+        }
+    }
+
+    private static void requireRegular(Node node) throws FuseError {
+        if (node.isDirectory()) {
+            throw FuseError.refused(EISDIR, "node " + node.id() + " is a directory");
+        }
+        if (!node.identity().isRegularFile()) {
+            throw FuseError.refused(EINVAL, "node " + node.id() + " is not a regular file");
+        }
+    }
+
+    private void readlink(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = node(r.nodeId);
+        if (!node.identity().isSymbolicLink()) {
+            throw FuseError.refused(EINVAL, "node " + r.nodeId + " is not a symbolic link");
+        }
+        reply.bytes(node.handle().readLink());
+    }
+
+    private void statfs(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        FileSystemStats s = node(r.nodeId).handle().fileSystemStats();
+        reply.u64(s.blocks()).u64(s.freeBlocks()).u64(s.availableBlocks()).u64(s.files()).u64(s.freeFiles())
+                .u32((int) s.blockSize()).u32((int) s.nameMax()).u32((int) s.fragmentSize()).u32(0).zeros(24);
+    }
+
+    private void access(FuseRequest r) throws FuseError {
+        node(r.nodeId);
+        int mask = r.fixed(Fuse.ACCESS_IN).u32();
+        // The guest's kernel checks permissions itself (virtio-fs mounts with default_permissions);
+        // what it cannot know is that the share refuses writes.
+        if ((mask & W_OK) != 0) {
+            writable();
+        }
+    }
+
+    // ---- names ----
+
+    private void entryOf(Node parent, FileName name, FuseReply reply) throws FuseError, NativeIoException {
+        entryOf(parent, name, -1, reply);
+    }
+
+    /** The entry of {@code name}, just made with {@code mode} (or -1 for a symbolic link, which has none). */
+    private void entryOf(Node parent, FileName name, int mode, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = lookup(parent, name);
+        if (mode >= 0) {
+            applyMode(node.handle(), mode);
+        }
+        reply.entryOut(node.id(), node.handle().stat());
+    }
+
+    /**
+     * Gives a file this server just made the permission bits the guest asked for: the guest's kernel
+     * already applied the guest's umask, and the host's (this process's, which Java cannot set per
+     * thread) must not take more away. Bits the host added (a setgid directory's) stay.
+     */
+    private static void applyMode(PathHandle file, int mode) throws NativeIoException {
+        int current = file.stat().mode();
+        if ((current & 0777) != (mode & 0777)) {
+            file.chmod((current & 07000) | (mode & 0777));
+        }
+    }
+
+    private void symlink(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        FileName name = r.name();
+        byte[] target = r.string(FsAbi.PATH_MAX - 1, "a link target");
+        if (target.length == 0) {
+            throw FuseError.refused(FsAbi.ENOENT, "an empty link target");
+        }
+        writable();
+        parent.handle().symlink(name, target);
+        entryOf(parent, name, reply);
+    }
+
+    private void mknod(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        Fields in = r.fixed(Fuse.MKNOD_IN);
+        int mode = in.u32();
+        FileName name = r.name();
+        writable();
+        if ((mode & FsAbi.S_IFMT) != FsAbi.S_IFREG) {
+            throw FuseError.refused(EPERM, "only regular files may be made with MKNOD");
+        }
+        parent.handle().makeRegularFile(name, mode);
+        entryOf(parent, name, mode, reply);
+    }
+
+    private void mkdir(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        int mode = r.fixed(Fuse.MKDIR_IN).u32();
+        FileName name = r.name();
+        writable();
+        parent.handle().makeDirectory(name, mode);
+        entryOf(parent, name, mode, reply);
+    }
+
+    private void remove(FuseRequest r) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        FileName name = r.name();
+        writable();
+        parent.handle().remove(name, r.opcode == Fuse.FUSE_RMDIR);
+    }
+
+    private void rename(FuseRequest r) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        long newDirectory;
+        int flags = 0;
+        if (r.opcode == Fuse.FUSE_RENAME2) {
+            Fields in = r.fixed(Fuse.RENAME2_IN);
+            newDirectory = in.u64();
+            flags = in.u32();
+        } else {
+            newDirectory = r.fixed(Fuse.RENAME_IN).u64();
+        }
+        FileName name = r.name();
+        FileName newName = r.name();
+        Node target = directory(newDirectory);
+        if ((flags & ~(FsAbi.RENAME_NOREPLACE | FsAbi.RENAME_EXCHANGE)) != 0) {
+            throw FuseError.refused(EINVAL, "rename flags " + Integer.toHexString(flags));
+        }
+        writable();
+        parent.handle().rename(name, target.handle(), newName, flags);
+    }
+
+    private void link(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        long existing = r.fixed(Fuse.LINK_IN).u64();
+        FileName name = r.name();
+        Node target = node(existing); // only a node of the share the guest holds
+        if (target.isDirectory()) {
+            throw FuseError.refused(EPERM, "a directory cannot be hard-linked");
+        }
+        writable();
+        parent.handle().link(target.handle(), name);
+        entryOf(parent, name, reply);
+    }
+
+    // ---- files ----
+
+    private long addHandle(Node node, OpenFile file, boolean directory, boolean writable) throws FuseError {
+        if (handles.size() >= maxHandles) {
+            file.close();
+            throw FuseError.refused(FsAbi.ENFILE, "the share already has " + maxHandles + " open files");
+        }
+        long fh = nextHandle++;
+        handles.put(fh, new Handle(node.id(), file, directory, writable));
+        return fh;
+    }
+
+    private Handle openHandle(long fh, boolean directory) throws FuseError {
+        Handle h = handles.get(fh);
+        if (h == null || h.directory() != directory) {
+            throw FuseError.refused(EBADF, "unknown " + (directory ? "directory " : "file ") + "handle " + fh);
+        }
+        return h;
+    }
+
+    private static boolean writes(int flags) {
+        return (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY || (flags & FsAbi.O_TRUNC) != 0;
+    }
+
+    private void open(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = node(r.nodeId);
+        int flags = r.fixed(Fuse.OPEN_IN).u32() & PASSED_OPEN_FLAGS;
+        requireRegular(node);
+        if (writes(flags)) {
+            writable();
+        }
+        OpenFile file = node.handle().reopen(flags);
+        long fh = addHandle(node, file, false, (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY);
+        reply.u64(fh).u32(0).u32(0);
+    }
+
+    private void create(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node parent = directory(r.nodeId);
+        Fields in = r.fixed(Fuse.CREATE_IN);
+        int flags = in.u32() & (PASSED_OPEN_FLAGS | FsAbi.O_EXCL);
+        int mode = in.u32();
+        FileName name = r.name();
+        writable();
+        // With O_EXCL first, to know whether the file is new and so needs the guest's mode.
+        OpenFile file;
+        boolean made = true;
+        try {
+            file = parent.handle().create(name, flags | FsAbi.O_EXCL, mode);
+        } catch (NativeIoException e) {
+            if (e.errno() != FsAbi.EEXIST || (flags & FsAbi.O_EXCL) != 0) {
+                throw e;
+            }
+            file = parent.handle().create(name, flags, mode);
+            made = false;
+        }
+        Node node;
+        try {
+            node = lookup(parent, name);
+            if (!file.stat().sameFile(node.identity())) {
+                forget(node.id(), 1);
+                throw FuseError.refused(EIO, name + " was replaced while it was created");
+            }
+            if (made) {
+                applyMode(node.handle(), mode);
+            }
+        } catch (FuseError | NativeIoException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
+        long fh;
+        try {
+            fh = addHandle(node, file, false, (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY);
+        } catch (FuseError e) {
+            forget(node.id(), 1);
+            throw e;
+        }
+        reply.entryOut(node.id(), node.handle().stat()).u64(fh).u32(0).u32(0);
+    }
+
+    private void read(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Fields in = r.fixed(Fuse.READ_IN);
+        Handle h = openHandle(in.u64(), false);
+        long offset = FuseRequest.offset(in.u64());
+        int size = FuseRequest.size(in.u32(), MAX_IO_BYTES, "READ size");
+        FuseRequest.range(offset, size);
+        MemorySegment room = reply.room(size);
+        reply.keep(h.file().read(offset, room));
+    }
+
+    private void write(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Fields in = r.fixed(Fuse.WRITE_IN);
+        long fh = in.u64();
+        long offset = FuseRequest.offset(in.u64());
+        int size = FuseRequest.size(in.u32(), MAX_IO_BYTES, "WRITE size");
+        FuseRequest.range(offset, size);
+        MemorySegment data = r.rest(size);
+        writable();
+        Handle h = openHandle(fh, false);
+        if (!h.writable()) {
+            throw FuseError.refused(EBADF, "handle " + fh + " is not open for writing");
+        }
+        long written = h.file().write(offset, data);
+        reply.u32((int) written).u32(0);
+    }
+
+    private void release(FuseRequest r) throws FuseError {
+        long fh = r.fixed(Fuse.RELEASE_IN).u64();
+        Handle h = openHandle(fh, r.opcode == Fuse.FUSE_RELEASEDIR);
+        handles.remove(fh);
+        h.file().close();
+    }
+
+    private void fsync(FuseRequest r) throws FuseError, NativeIoException {
+        Fields in = r.fixed(Fuse.FSYNC_IN);
+        Handle h = openHandle(in.u64(), r.opcode == Fuse.FUSE_FSYNCDIR);
+        h.file().sync((in.u32() & Fuse.FUSE_FSYNC_FDATASYNC) != 0);
+    }
+
+    private void lseek(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Fields in = r.fixed(Fuse.LSEEK_IN);
+        Handle h = openHandle(in.u64(), false);
+        long offset = FuseRequest.offset(in.u64());
+        int whence = in.u32();
+        if (whence != FsAbi.SEEK_DATA && whence != FsAbi.SEEK_HOLE) {
+            throw FuseError.refused(EINVAL, "LSEEK serves SEEK_DATA and SEEK_HOLE, not " + whence);
+        }
+        reply.u64(h.file().seek(offset, whence));
+    }
+
+    private void fallocate(FuseRequest r) throws FuseError, NativeIoException {
+        Fields in = r.fixed(Fuse.FALLOCATE_IN);
+        long fh = in.u64();
+        long offset = FuseRequest.offset(in.u64());
+        long length = in.u64();
+        int mode = in.u32();
+        if (length <= 0) {
+            throw FuseError.refused(EINVAL, "FALLOCATE of " + length + " bytes");
+        }
+        FuseRequest.range(offset, length);
+        if ((mode & ~(FsAbi.FALLOC_FL_KEEP_SIZE | FsAbi.FALLOC_FL_PUNCH_HOLE)) != 0) {
+            throw FuseError.refused(EOPNOTSUPP, "fallocate mode " + Integer.toHexString(mode));
+        }
+        writable();
+        Handle h = openHandle(fh, false);
+        if (!h.writable()) {
+            throw FuseError.refused(EBADF, "handle " + fh + " is not open for writing");
+        }
+        h.file().allocate(mode, offset, length);
+    }
+
+    // ---- directories ----
+
+    private void opendir(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = directory(r.nodeId);
+        r.fixed(Fuse.OPEN_IN);
+        OpenFile listing = node.handle().reopen(FsAbi.O_RDONLY | FsAbi.O_DIRECTORY);
+        reply.u64(addHandle(node, listing, true, false)).u32(0).u32(0);
+    }
+
+    /**
+     * READDIR and READDIRPLUS: entries from the offset on, as many as fit the size asked. For PLUS,
+     * each entry but {@code .} and {@code ..} is looked up (and so counted) only once it is sure to fit.
+     */
+    private void readdir(FuseRequest r, FuseReply reply, boolean plus) throws FuseError, NativeIoException {
+        Fields in = r.fixed(Fuse.READ_IN);
+        Handle h = openHandle(in.u64(), true);
+        long offset = FuseRequest.offset(in.u64());
+        int size = FuseRequest.size(in.u32(), MAX_IO_BYTES, "READDIR size");
+        Node parent = node(h.nodeId());
+        long budget = Math.min(size, reply.remaining());
+        while (true) {
+            List<DirEntry> entries = h.file().readDirectory(offset, DIRECTORY_CHUNK);
+            if (entries.isEmpty()) {
+                return;
+            }
+            for (DirEntry e : entries) {
+                long direntBytes = (Fuse.DIRENT.byteSize() + e.name().length + 7) & ~7L;
+                long bytes = direntBytes + (plus ? Fuse.ENTRY_OUT.byteSize() : 0);
+                if (bytes > budget) {
+                    return;
+                }
+                if (plus) {
+                    plusEntry(parent, e, reply);
+                }
+                reply.u64(e.inode()).u64(e.nextOffset()).u32(e.name().length).u32(e.type()).bytes(e.name())
+                        .zeros(direntBytes - Fuse.DIRENT.byteSize() - e.name().length);
+                budget -= bytes;
+                offset = e.nextOffset();
+            }
+        }
+    }
+
+    private void plusEntry(Node parent, DirEntry e, FuseReply reply) throws FuseError, NativeIoException {
+        if (e.isDotOrDotDot() || FileName.problem(e.name()) != 0) {
+            reply.entryOut(0, null); // the kernel looks these up itself
+            return;
+        }
+        Node node;
+        try {
+            node = lookup(parent, FileName.of(e.name()));
+        } catch (NativeIoException | FuseError gone) {
+            reply.entryOut(0, null); // removed since it was listed, or no room for another node: the guest looks it up later
+            return;
+        }
+        reply.entryOut(node.id(), node.handle().stat());
+    }
+
+    // ---- extended attributes ----
+
+    /** Xattrs of regular files and directories only: {@code /proc/self/fd} of a symlink's handle is not for them. */
+    private Node xattrNode(long id) throws FuseError {
+        Node node = node(id);
+        if (!node.isDirectory() && !node.identity().isRegularFile()) {
+            throw FuseError.refused(EOPNOTSUPP, "extended attributes of node " + id + ", which is neither a file nor a directory");
+        }
+        return node;
+    }
+
+    private void getxattr(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+        Node node = xattrNode(r.nodeId);
+        int size = FuseRequest.size(r.fixed(Fuse.GETXATTR_IN).u32(), FsAbi.XATTR_SIZE_MAX, "xattr size");
+        byte[] name = r.opcode == Fuse.FUSE_GETXATTR ? r.xattrName() : null;
+        if (size == 0) {
+            long length = name != null ? node.handle().getXattr(name, MemorySegment.NULL) : node.handle().listXattrs(MemorySegment.NULL);
+            reply.u32((int) length).u32(0);
+            return;
+        }
+        MemorySegment room = reply.room(size);
+        reply.keep(name != null ? node.handle().getXattr(name, room) : node.handle().listXattrs(room));
+    }
+
+    private void setxattr(FuseRequest r) throws FuseError, NativeIoException {
+        Node node = xattrNode(r.nodeId);
+        // Without FUSE_SETXATTR_EXT (not granted) the kernel sends the 8-byte form: size and flags.
+        Fields in = r.fixed(Fuse.SETXATTR_IN, Fuse.FUSE_COMPAT_SETXATTR_IN_SIZE);
+        int size = FuseRequest.size(in.u32(), FsAbi.XATTR_SIZE_MAX, "xattr size");
+        int flags = in.u32();
+        byte[] name = r.xattrName();
+        MemorySegment value = r.rest(size);
+        if ((flags & ~(FsAbi.XATTR_CREATE | FsAbi.XATTR_REPLACE)) != 0) {
+            throw FuseError.refused(EINVAL, "xattr flags " + Integer.toHexString(flags));
+        }
+        writable();
+        node.handle().setXattr(name, value, flags);
+    }
+
+    private void removexattr(FuseRequest r) throws FuseError, NativeIoException {
+        Node node = xattrNode(r.nodeId);
+        byte[] name = r.xattrName();
+        writable();
+        node.handle().removeXattr(name);
+    }
+
+    @Override
+    public String toString() {
+        return "FUSE server of " + share + (readOnly ? " (read-only)" : "");
+    }
+}

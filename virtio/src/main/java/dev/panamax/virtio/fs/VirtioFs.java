@@ -1,0 +1,209 @@
+package dev.panamax.virtio.fs;
+
+import dev.panamax.sys.FsAbi;
+import dev.panamax.sys.NativeIoException;
+import dev.panamax.virtio.DescriptorChain;
+import dev.panamax.virtio.VirtQueue;
+import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.vm.state.StateWriter;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A virtio file system device (VIRTIO 1.x, 5.11, device type 26) whose FUSE server runs in
+ * Panamax ({@link FuseServer}): the guest mounts it with {@code mount -t virtiofs TAG DIR}.
+ *
+ * <p>Two queues, each with its I/O thread: queue 0 is the hiprio queue (FORGET and BATCH_FORGET,
+ * which get no reply), queue 1 the one request queue. Each chain's device-readable part (the
+ * {@code fuse_in_header}, the arguments, a WRITE's data) is copied into a bounded native buffer of
+ * its queue, the server answers into a second one, and the reply is copied into the chain's
+ * device-writable part. A request longer than the buffer (more than a 1 MiB WRITE with its headers)
+ * is answered EIO; a reply that does not fit the writable part becomes an error reply, or, when not
+ * even a {@code fuse_out_header} fits, the chain is used with 0 bytes. Both are counted. Nothing a
+ * request holds fails the device: only a malformed queue does.
+ *
+ * <p>No snapshot: the guest's node ids and open files are host handles a snapshot cannot carry, so
+ * {@link #saveState} refuses ({@link #SNAPSHOT_REFUSAL}).
+ */
+public final class VirtioFs extends VirtioDevice {
+    public static final int DEVICE_TYPE = 26;
+    public static final int DEFAULT_QUEUE_SIZE = 256;
+    /** The hiprio queue and one request queue. */
+    public static final int QUEUE_COUNT = 2;
+    static final int HIPRIO = 0;
+    static final int REQUESTS = 1;
+    /** struct virtio_fs_config: u8 tag[36], le32 num_request_queues. */
+    public static final int MAX_TAG_BYTES = 36;
+    static final int CONFIG_SIZE = MAX_TAG_BYTES + 4;
+    /** A request queue's request and reply buffers: the largest READ or WRITE, with room for headers, names and an xattr value. */
+    static final int REQUEST_BUFFER_BYTES = FuseServer.MAX_IO_BYTES + 128 * 1024;
+    /** The hiprio queue carries only FORGETs: a BATCH_FORGET of 4000 nodes fits. */
+    static final int HIPRIO_BUFFER_BYTES = 64 * 1024;
+    public static final String SNAPSHOT_REFUSAL = "a VM with a shared folder (virtio-fs) cannot be snapshotted: the guest's open files"
+            + " and the host handles behind its file ids cannot be carried into a snapshot; unmount the share and start the VM without it"
+            + " to take snapshots";
+
+    private final String tag;
+    private final Path share;
+    private final boolean readOnly;
+    private final FuseServer server;
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment[] requestBuffers = new MemorySegment[QUEUE_COUNT];
+    private final MemorySegment[] replyBuffers = new MemorySegment[QUEUE_COUNT];
+    private final AtomicLong oversizedRequests = new AtomicLong();
+    private final AtomicLong unansweredRequests = new AtomicLong();
+
+    /**
+     * @param id       names the device in logs and thread names
+     * @param tag      the name the guest mounts, 1 to {@value #MAX_TAG_BYTES} bytes of UTF-8 without NUL
+     * @param share    the host directory served
+     * @param readOnly whether every change is refused (EROFS)
+     * @throws IllegalArgumentException for a bad tag, or a share that is not a directory
+     * @throws UncheckedIOException     when the share cannot be opened
+     */
+    public VirtioFs(String id, String tag, Path share, boolean readOnly, int queueSize) {
+        super("virtio-fs (" + id + ")", DEVICE_TYPE, 0, QUEUE_COUNT, queueSize, CONFIG_SIZE);
+        String problem = tagProblem(tag);
+        if (problem != null) {
+            super.close();
+            throw new IllegalArgumentException(problem);
+        }
+        this.tag = tag;
+        this.share = share;
+        this.readOnly = readOnly;
+        byte[] tagBytes = tag.getBytes(StandardCharsets.UTF_8);
+        System.arraycopy(tagBytes, 0, config, 0, tagBytes.length); // the rest stays NUL
+        ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN).putInt(MAX_TAG_BYTES, QUEUE_COUNT - 1);
+        try {
+            this.server = new FuseServer(share, readOnly);
+        } catch (NativeIoException e) {
+            super.close();
+            arena.close();
+            throw new UncheckedIOException("cannot open the shared folder " + share + ": " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            super.close();
+            arena.close();
+            throw e;
+        }
+        requestBuffers[HIPRIO] = arena.allocate(HIPRIO_BUFFER_BYTES, 8);
+        replyBuffers[HIPRIO] = arena.allocate(HIPRIO_BUFFER_BYTES, 8);
+        requestBuffers[REQUESTS] = arena.allocate(REQUEST_BUFFER_BYTES, 8);
+        replyBuffers[REQUESTS] = arena.allocate(REQUEST_BUFFER_BYTES, 8);
+    }
+
+    /** Why {@code tag} cannot name a share (a sentence), or null when it can. */
+    public static String tagProblem(String tag) {
+        if (tag == null || tag.isEmpty()) {
+            return "a share's tag may not be empty";
+        }
+        if (tag.indexOf('\0') >= 0) {
+            return "the share tag '" + tag.replace('\0', '?') + "' has a NUL character";
+        }
+        int bytes = tag.getBytes(StandardCharsets.UTF_8).length;
+        if (bytes > MAX_TAG_BYTES) {
+            return "the share tag '" + tag + "' is " + bytes + " bytes of UTF-8; a tag has at most " + MAX_TAG_BYTES;
+        }
+        return null;
+    }
+
+    public String tag() {
+        return tag;
+    }
+
+    public Path share() {
+        return share;
+    }
+
+    public boolean readOnly() {
+        return readOnly;
+    }
+
+    /** Requests longer than the device's buffer, answered EIO. */
+    public long oversizedRequests() {
+        return oversizedRequests.get();
+    }
+
+    /** Requests whose chain had no room for even a reply header: used with 0 bytes. FORGETs are not counted. */
+    public long unansweredRequests() {
+        return unansweredRequests.get();
+    }
+
+    /** Requests the FUSE server refused as malformed (answered with an error). */
+    public long malformedRequests() {
+        return server.malformedRequests();
+    }
+
+    /** Nodes the guest holds (the root included) and files it has open, for tests and leaks. */
+    public int nodeCount() {
+        return server.nodeCount();
+    }
+
+    public int openFileCount() {
+        return server.handleCount();
+    }
+
+    @Override
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        MemorySegment requestBuffer = requestBuffers[queue.index()];
+        MemorySegment replyBuffer = replyBuffers[queue.index()];
+        MemorySegment reply = replyBuffer.asSlice(0, Math.min(chain.writableLength(), replyBuffer.byteSize()));
+        long readable = chain.readableLength();
+        int length;
+        if (readable > requestBuffer.byteSize()) {
+            oversizedRequests.incrementAndGet();
+            chain.read(0, requestBuffer, 0, FuseRequest.HEADER_BYTES);
+            length = FuseReply.error(reply, FuseRequest.uniqueOf(requestBuffer.asSlice(0, FuseRequest.HEADER_BYTES)),
+                    FsAbi.EIO);
+        } else {
+            MemorySegment request = requestBuffer.asSlice(0, readable);
+            chain.read(0, request, 0, readable);
+            length = server.handle(request, reply);
+            if (length == 0 && !isForget(request)) {
+                unansweredRequests.incrementAndGet();
+            }
+        }
+        if (length > 0) {
+            chain.write(0, replyBuffer, 0, length);
+        }
+        return length;
+    }
+
+    /** Whether the request in {@code request} is one that never has a reply; only its opcode is looked at. */
+    private static boolean isForget(MemorySegment request) {
+        if (request.byteSize() < FuseRequest.HEADER_BYTES) {
+            return false;
+        }
+        int opcode = request.get(FuseRequest.U32, 4);
+        return opcode == Fuse.FUSE_FORGET || opcode == Fuse.FUSE_BATCH_FORGET;
+    }
+
+    /** The driver reset the device: the guest's FUSE session (its nodes, its open files) is gone; it sends INIT again. */
+    @Override
+    protected void afterReset() {
+        server.endSession();
+    }
+
+    /** Refused: the guest's node ids and open files are host handles, which a snapshot cannot keep. */
+    @Override
+    public synchronized void saveState(StateWriter out) {
+        throw new IllegalStateException(name() + ": " + SNAPSHOT_REFUSAL);
+    }
+
+    /** Stops the queues' threads, then closes every handle of the share and frees the buffers. */
+    @Override
+    public void close() {
+        super.close(); // the queues' threads have ended: nothing uses the server or the buffers any more
+        synchronized (arena) {
+            server.close();
+            if (arena.scope().isAlive()) {
+                arena.close();
+            }
+        }
+    }
+}

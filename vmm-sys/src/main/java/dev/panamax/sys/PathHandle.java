@@ -1,0 +1,200 @@
+package dev.panamax.sys;
+
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+
+/**
+ * An {@code O_PATH} descriptor of a file, directory or symbolic link, as virtiofsd keeps one per
+ * inode: it pins the file without opening it for I/O, and every name a file server is given is
+ * resolved relative to one, as a single {@link FileName} with {@code O_NOFOLLOW}, never as a path
+ * string. Operations on the file itself go through {@code AT_EMPTY_PATH} or, for the calls that
+ * take no descriptor (xattrs, chmod, times, reopening for I/O), through {@code /proc/self/fd/N},
+ * which names this very file and is never followed further: the path is built from the
+ * descriptor's number, never from a guest's string.
+ *
+ * <p>Failures are {@link NativeIoException}s carrying the errno, for the server to pass on.
+ */
+public final class PathHandle extends Fd {
+    private static final byte[] EMPTY = new byte[0];
+    private static final byte[] DOT_DOT = {'.', '.'};
+    private static final int PATH_FLAGS = FsAbi.O_PATH | FsAbi.O_NOFOLLOW | FsAbi.O_CLOEXEC;
+
+    private PathHandle(int fd, String what) {
+        super(fd, what);
+    }
+
+    /** An {@code O_PATH} handle of the directory {@code dir} (a host path from the configuration, never a guest's). */
+    public static PathHandle openDirectory(Path dir) throws NativeIoException {
+        byte[] path = dir.toString().getBytes(StandardCharsets.UTF_8);
+        int fd = (int) check("open(" + dir + ", O_PATH)",
+                FsCalls.openat(FsAbi.AT_FDCWD, path, FsAbi.O_PATH | FsAbi.O_DIRECTORY | FsAbi.O_CLOEXEC, 0));
+        return new PathHandle(fd, "directory " + dir);
+    }
+
+    static long check(String what, long result) throws NativeIoException {
+        if (result < 0) {
+            throw new NativeIoException(what, (int) -result);
+        }
+        return result;
+    }
+
+    private byte[] procPath() {
+        return ("/proc/self/fd/" + fd()).getBytes(StandardCharsets.US_ASCII);
+    }
+
+    /** The entry {@code name} of this directory, not followed if it is a symbolic link. */
+    public PathHandle lookup(FileName name) throws NativeIoException {
+        int fd = (int) check("openat(" + name + ", O_PATH|O_NOFOLLOW)", FsCalls.openat(fd(), name.bytes(), PATH_FLAGS, 0));
+        return new PathHandle(fd, "entry " + name);
+    }
+
+    /**
+     * This directory's parent as the host sees it. A file server must check the answer against what
+     * it serves: the parent of the shared directory's root lies outside it.
+     */
+    public PathHandle parent() throws NativeIoException {
+        int fd = (int) check("openat(.., O_PATH)", FsCalls.openat(fd(), DOT_DOT, FsAbi.O_PATH | FsAbi.O_DIRECTORY | FsAbi.O_CLOEXEC, 0));
+        return new PathHandle(fd, "parent");
+    }
+
+    /** {@code fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)}: the file itself. */
+    public FileStat stat() throws NativeIoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(FsAbi.STAT);
+            check("fstatat(" + this + ")", FsCalls.fstatat(fd(), EMPTY, buffer, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW));
+            return FileStat.read(buffer);
+        }
+    }
+
+    /**
+     * Opens this file for I/O with {@code flags} (O_CREAT and O_EXCL dropped) through its {@code
+     * /proc/self/fd} entry, and checks that what opened is this file. The caller refuses symbolic
+     * links and special files before: this is for regular files and directories.
+     */
+    public OpenFile reopen(int flags) throws NativeIoException {
+        FileStat expected = stat();
+        if (expected.isSymbolicLink()) {
+            throw new NativeIoException("open(" + this + ")", FsAbi.ELOOP);
+        }
+        int clean = (flags & ~(FsAbi.O_CREAT | FsAbi.O_EXCL | FsAbi.O_NOFOLLOW | FsAbi.O_PATH)) | FsAbi.O_CLOEXEC | FsAbi.O_NOCTTY;
+        int fd = (int) check("open(" + this + ")", FsCalls.openat(FsAbi.AT_FDCWD, procPath(), clean, 0));
+        OpenFile file = new OpenFile(fd, "open " + this);
+        try {
+            if (!file.stat().sameFile(expected)) {
+                throw new NativeIoException("open(" + this + ") reached another file", FsAbi.EIO);
+            }
+            return file;
+        } catch (NativeIoException | RuntimeException e) {
+            file.close();
+            throw e;
+        }
+    }
+
+    /** {@code openat(fd, name, flags | O_CREAT | O_NOFOLLOW, mode)}: creates (or opens, without O_EXCL) a regular file. */
+    public OpenFile create(FileName name, int flags, int mode) throws NativeIoException {
+        int clean = (flags & ~(FsAbi.O_PATH | FsAbi.O_DIRECTORY)) | FsAbi.O_CREAT | FsAbi.O_NOFOLLOW | FsAbi.O_CLOEXEC | FsAbi.O_NOCTTY;
+        int fd = (int) check("openat(" + name + ", O_CREAT)", FsCalls.openat(fd(), name.bytes(), clean, mode & 07777));
+        return new OpenFile(fd, "created " + name);
+    }
+
+    public void makeDirectory(FileName name, int mode) throws NativeIoException {
+        check("mkdirat(" + name + ")", FsCalls.mkdirat(fd(), name.bytes(), mode & 07777));
+    }
+
+    /** {@code mknodat} of a regular file only: devices, FIFOs and sockets are refused with EPERM. */
+    public void makeRegularFile(FileName name, int mode) throws NativeIoException {
+        if ((mode & FsAbi.S_IFMT) != FsAbi.S_IFREG && (mode & FsAbi.S_IFMT) != 0) {
+            throw new NativeIoException("mknodat(" + name + ")", FsAbi.EPERM);
+        }
+        check("mknodat(" + name + ")", FsCalls.mknodat(fd(), name.bytes(), FsAbi.S_IFREG | (mode & 07777), 0));
+    }
+
+    /** {@code unlinkat}; with {@code directory}, AT_REMOVEDIR (rmdir). */
+    public void remove(FileName name, boolean directory) throws NativeIoException {
+        check("unlinkat(" + name + ")", FsCalls.unlinkat(fd(), name.bytes(), directory ? FsAbi.AT_REMOVEDIR : 0));
+    }
+
+    /** {@code renameat2(fd, name, newDirectory, newName, flags)}. */
+    public void rename(FileName name, PathHandle newDirectory, FileName newName, int flags) throws NativeIoException {
+        check("renameat2(" + name + ", " + newName + ")", FsCalls.renameat2(fd(), name.bytes(), newDirectory.fd(), newName.bytes(), flags));
+    }
+
+    /**
+     * Makes {@code name} in this directory a hard link to {@code target}: with {@code AT_EMPTY_PATH}
+     * where allowed (it needs CAP_DAC_READ_SEARCH), else through {@code target}'s {@code /proc/self/fd}
+     * entry, as virtiofsd does.
+     */
+    public void link(PathHandle target, FileName name) throws NativeIoException {
+        long result = FsCalls.linkat(target.fd(), EMPTY, fd(), name.bytes(), FsAbi.AT_EMPTY_PATH);
+        if (result == -FsAbi.ENOENT || result == -FsAbi.EPERM || result == -FsAbi.EINVAL) {
+            result = FsCalls.linkat(FsAbi.AT_FDCWD, target.procPath(), fd(), name.bytes(), FsAbi.AT_SYMLINK_FOLLOW);
+        }
+        check("linkat(" + name + ")", result);
+    }
+
+    /** Makes {@code name} a symbolic link holding {@code target}, which is stored, never resolved here. */
+    public void symlink(FileName name, byte[] target) throws NativeIoException {
+        check("symlinkat(" + name + ")", FsCalls.symlinkat(target, fd(), name.bytes()));
+    }
+
+    /** The target this symbolic link holds. */
+    public byte[] readLink() throws NativeIoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(FsAbi.PATH_MAX);
+            int length = (int) check("readlinkat(" + this + ")", FsCalls.readlinkat(fd(), EMPTY, buffer));
+            return buffer.asSlice(0, length).toArray(JAVA_BYTE);
+        }
+    }
+
+    /** Sets the permission bits; the caller refuses symbolic links (Linux has no mode for them). */
+    public void chmod(int mode) throws NativeIoException {
+        check("fchmodat(" + this + ")", FsCalls.fchmodat(FsAbi.AT_FDCWD, procPath(), mode & 07777, 0));
+    }
+
+    /** Sets the owner and group; -1 keeps one. Of a symbolic link, the link itself. */
+    public void chown(int uid, int gid) throws NativeIoException {
+        check("fchownat(" + this + ")", FsCalls.fchownat(fd(), EMPTY, uid, gid, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW));
+    }
+
+    /**
+     * Sets access and modification times, each as seconds and nanoseconds; nanoseconds may be
+     * {@link FsAbi#UTIME_NOW} or {@link FsAbi#UTIME_OMIT}.
+     */
+    public void setTimes(long atimeSeconds, long atimeNanos, long mtimeSeconds, long mtimeNanos) throws NativeIoException {
+        long[] times = {atimeSeconds, atimeNanos, mtimeSeconds, mtimeNanos};
+        check("utimensat(" + this + ")", FsCalls.utimensat(fd(), EMPTY, times, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW));
+    }
+
+    public FileSystemStats fileSystemStats() throws NativeIoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(FsAbi.STATVFS);
+            check("fstatvfs(" + this + ")", FsCalls.fstatvfs(fd(), buffer));
+            return FileSystemStats.read(buffer);
+        }
+    }
+
+    /**
+     * The extended attribute {@code name} into {@code value}; returns its length. With an empty
+     * {@code value}, only its length (as getxattr(2) with size 0).
+     */
+    public long getXattr(byte[] name, MemorySegment value) throws NativeIoException {
+        return check("getxattr(" + this + ")", FsCalls.getxattr(procPath(), name, value));
+    }
+
+    /** The NUL-separated names of the extended attributes into {@code list}; an empty {@code list} asks only the length. */
+    public long listXattrs(MemorySegment list) throws NativeIoException {
+        return check("listxattr(" + this + ")", FsCalls.listxattr(procPath(), list));
+    }
+
+    public void setXattr(byte[] name, MemorySegment value, int flags) throws NativeIoException {
+        check("setxattr(" + this + ")", FsCalls.setxattr(procPath(), name, value, flags));
+    }
+
+    public void removeXattr(byte[] name) throws NativeIoException {
+        check("removexattr(" + this + ")", FsCalls.removexattr(procPath(), name));
+    }
+}
