@@ -37,10 +37,10 @@ for n in range(int(sys.argv[2])):
 # The guest mounts the share at /mnt/bench (9p or virtiofs, tag "bench"; Panamax's initramfs may
 # have mounted it there already), then times both workloads.
 guest() {
-    # (No double quotes: the kernel's command line would end panamax.run's value at the first.)
-    echo "m=/mnt/bench; grep -q ' /mnt/bench ' /proc/mounts || { mkdir -p \$m; $1 bench \$m; } || echo mount-failed;"
-    echo " read a x < /proc/uptime; dd if=\$m/big of=/dev/null bs=1M 2>/dev/null; read b x < /proc/uptime;"
-    echo " n=\$(find \$m/tree | xargs stat -c %s | wc -l); read c x < /proc/uptime; echo fs-times \$a \$b \$c \$n"
+    # (One line, and no double quotes: the kernel's command line would end panamax.run's value at the first.)
+    echo "m=/mnt/bench; grep -q ' /mnt/bench ' /proc/mounts || { mkdir -p \$m; $1 bench \$m; } || echo mount-failed;" \
+        "read a x < /proc/uptime; dd if=\$m/big of=/dev/null bs=1M 2>/dev/null; read b x < /proc/uptime;" \
+        "n=\$(find \$m/tree | xargs stat -c %s | wc -l); read c x < /proc/uptime; echo fs-times \$a \$b \$c \$n"
 }
 virtiofs_run=$(guest "mount -t virtiofs")
 ninep_run=$(guest "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144")
@@ -77,17 +77,23 @@ qemu_9p() {
         -fsdev local,id=f0,path="$share",security_model=none,readonly=on -device virtio-9p-pci,fsdev=f0,mount_tag=bench
 }
 
+# virtiofsd serves one VM and ends: each attempt starts its own, through this wrapper.
+cat > "$dir/virtiofsd-qemu.sh" <<EOF2
+rm -f "$dir/vfsd.sock"
+"$virtiofsd" --socket-path="$dir/vfsd.sock" -o source="$share" -o cache=auto -o sandbox=chroot > "$dir/vfsd.log" 2>&1 &
+vfsd=\$!
+n=0; until [ -S "$dir/vfsd.sock" ] || [ \$n -gt 100 ]; do n=\$((n + 1)); sleep 0.1; done
+"\$@"
+status=\$?
+kill \$vfsd 2>/dev/null; wait
+exit \$status
+EOF2
+
 qemu_virtiofsd() {
-    rm -f "$dir/vfsd.sock"
-    "$virtiofsd" --socket-path="$dir/vfsd.sock" -o source="$share" -o cache=auto -o sandbox=chroot > "$dir/vfsd.log" 2>&1 &
-    vfsd=$!
-    n=0; until [ -S "$dir/vfsd.sock" ] || [ $n -gt 100 ]; do n=$((n + 1)); sleep 0.1; done
     # shellcheck disable=SC2046 # qemu_cmd's words
-    fs_times $(qemu_cmd) -append "console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run=\"$virtiofs_run\"" \
+    fs_times sh "$dir/virtiofsd-qemu.sh" $(qemu_cmd) -append "console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run=\"$virtiofs_run\"" \
         -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
         -chardev socket,id=c0,path="$dir/vfsd.sock" -device vhost-user-fs-pci,chardev=c0,tag=bench
-    kill $vfsd 2>/dev/null || true
-    wait $vfsd 2>/dev/null || true
 }
 
 pr=""; pf=""; nr=""; nf=""; vr=""; vf=""
