@@ -106,6 +106,17 @@ class VirtioVsockTest {
         }, host);
     }
 
+    /** The next connection to {@code server}, accepted on the host program's thread. */
+    CompletableFuture<SocketChannel> acceptAsync(ServerSocketChannel server) {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return server.accept();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }, host);
+    }
+
     /** A line from {@code channel}; null when the device closed it first (the end of the stream, or a reset when bytes were left unread). */
     static String readLine(SocketChannel channel) throws IOException {
         StringBuilder line = new StringBuilder();
@@ -238,13 +249,7 @@ class VirtioVsockTest {
     void theGuestReachesAHostListenerOnItsPortSocketAndFourMibFlowEachWay() throws Exception {
         start();
         ServerSocketChannel server = hostListen(6000);
-        CompletableFuture<SocketChannel> accepted = CompletableFuture.supplyAsync(() -> {
-            try {
-                return server.accept();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }, host);
+        CompletableFuture<SocketChannel> accepted = acceptAsync(server);
         VsockGuest.Conn conn = guest.connect(1234, 6000);
         assertThat(conn.established).isTrue();
         SocketChannel peer = await(accepted, "the host listener to accept");
@@ -290,13 +295,7 @@ class VirtioVsockTest {
     void aGuestSendingPastItsCreditIsResetAndTheHostSideHeldNoMore() throws Exception {
         start();
         ServerSocketChannel server = hostListen(6001);
-        CompletableFuture<SocketChannel> accepted = CompletableFuture.supplyAsync(() -> {
-            try {
-                return server.accept();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }, host);
+        CompletableFuture<SocketChannel> accepted = acceptAsync(server);
         VsockGuest.Conn conn = guest.connect(1, 6001);
         SocketChannel peer = await(accepted, "the host listener to accept");
         closeables.add(peer);
@@ -437,13 +436,7 @@ class VirtioVsockTest {
     void aHostProgramVanishingWhileTheGuestSendsResetsThatConnection() throws Exception {
         start();
         ServerSocketChannel server = hostListen(6003);
-        CompletableFuture<SocketChannel> accepted = CompletableFuture.supplyAsync(() -> {
-            try {
-                return server.accept();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }, host);
+        CompletableFuture<SocketChannel> accepted = acceptAsync(server);
         VsockGuest.Conn conn = guest.connect(9, 6003);
         await(accepted, "accept").close();
         guest.pumpUntil(() -> {
@@ -460,13 +453,7 @@ class VirtioVsockTest {
 
     Pair establish(int guestPort, int hostPort) throws IOException {
         ServerSocketChannel server = hostListen(hostPort);
-        CompletableFuture<SocketChannel> accepted = CompletableFuture.supplyAsync(() -> {
-            try {
-                return server.accept();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }, host);
+        CompletableFuture<SocketChannel> accepted = acceptAsync(server);
         VsockGuest.Conn conn = guest.connect(guestPort, hostPort);
         SocketChannel peer = await(accepted, "accept");
         closeables.add(peer);
