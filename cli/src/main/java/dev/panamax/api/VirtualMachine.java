@@ -4,6 +4,7 @@ import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
 import dev.panamax.vm.state.StateFormatException;
@@ -461,7 +462,7 @@ public final class VirtualMachine implements AutoCloseable {
             }
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
                     driveConfigs(), nicConfigs(), vsock,
-                    shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly())).toList());
+                    shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly(), CacheMode.valueOf(s.cache().name()))).toList());
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

@@ -102,10 +102,13 @@ final class RunCommand implements Callable<Integer> {
                     + " the guest's connections to host port P go to the Unix socket PATH_P")
     String vsockSpec;
 
-    @Option(names = "--share", paramLabel = "DIR[,tag=T][,readonly]",
+    @Option(names = "--share", paramLabel = "DIR[,tag=T][,readonly][,cache=MODE]",
             description = "share the host directory DIR with the guest over virtio-fs (repeatable); the guest mounts it with"
                     + " mount -t virtiofs T /mnt/T, which the built-in initramfs does by itself. T: 1-36 of A-Z a-z 0-9 . _ -;"
-                    + " default: DIR's name if it is such a tag and still free, else shareN. A VM with a share cannot be snapshotted")
+                    + " default: DIR's name if it is such a tag and still free, else shareN. MODE, what the guest caches:"
+                    + " auto (default; names and attributes for 1 s, data until the file changes), none (nothing: the host's"
+                    + " changes show at once, no MAP_SHARED mmap) or always (for a day: for a DIR only the guest changes)."
+                    + " A VM with a share cannot be snapshotted")
     List<String> shareSpecs = new ArrayList<>();
 
     @Mixin
@@ -265,7 +268,7 @@ final class RunCommand implements Callable<Integer> {
     /** Where the built-in initramfs mounts a share: {@code /mnt/TAG}. */
     static final String SHARE_MOUNT_PARENT = "/mnt/";
 
-    /** Each {@code --share DIR[,tag=T][,readonly]}, checked alone and together. */
+    /** Each {@code --share DIR[,tag=T][,readonly][,cache=MODE]}, checked alone and together. */
     static List<SharedFolder> parseShares(List<String> specs) {
         List<SharedFolder> shares = new ArrayList<>();
         for (String spec : specs) {
@@ -280,6 +283,7 @@ final class RunCommand implements Callable<Integer> {
         String[] parts = spec.split(",", -1);
         String tag = null;
         boolean readOnly = false;
+        SharedFolder.Cache cache = null;
         for (int p = 1; p < parts.length; p++) {
             String setting = parts[p];
             if (setting.equals("readonly")) {
@@ -295,15 +299,24 @@ final class RunCommand implements Callable<Integer> {
                 if (!SHARE_TAG.matcher(tag).matches()) {
                     throw new UserError("--share " + spec + ": '" + tag + "' is not a tag run accepts: use 1 to 36 of A-Z a-z 0-9 . _ -");
                 }
+            } else if (setting.startsWith("cache=")) {
+                if (cache != null) {
+                    throw new UserError("--share " + spec + ": cache is given twice");
+                }
+                try {
+                    cache = SharedFolder.Cache.of(setting.substring(6));
+                } catch (IllegalArgumentException e) {
+                    throw new UserError("--share " + spec + ": " + e.getMessage());
+                }
             } else {
-                throw new UserError("--share " + spec + ": unknown setting '" + setting + "'; write DIR[,tag=T][,readonly]");
+                throw new UserError("--share " + spec + ": unknown setting '" + setting + "'; write DIR[,tag=T][,readonly][,cache=MODE]");
             }
         }
         Path dir = VmRules.shareDirectory(parts[0], readOnly, "--share " + spec);
         if (tag == null) {
             tag = defaultShareTag(dir, earlier);
         }
-        return new SharedFolder(dir, tag, readOnly);
+        return new SharedFolder(dir, tag, readOnly, cache == null ? SharedFolder.Cache.AUTO : cache);
     }
 
     /** The directory's own name when it is a tag {@code run} accepts and no earlier share has it, else {@code shareN}. */
@@ -331,7 +344,8 @@ final class RunCommand implements Callable<Integer> {
 
     /** The {@code --share} that gives {@code share} again, inside the rig: the directory by its absolute path. */
     static String formatShare(SharedFolder share) {
-        return share.path().toAbsolutePath() + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "");
+        return share.path().toAbsolutePath() + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "")
+                + (share.cache() == SharedFolder.Cache.AUTO ? "" : ",cache=" + share.cache().value());
     }
 
     /** {@code --vsock cid=N,uds=PATH}, each setting once, both required. */

@@ -7,6 +7,7 @@ import dev.panamax.api.SharedFolder;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
+import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.DriveConfig;
@@ -48,7 +49,8 @@ import java.util.stream.Stream;
  * place of {@code host_dev_name}, {@code tap_fd} (a tap descriptor the process inherited) or {@code
  * passt_socket} (a passt already running).
  * Panamax's own top-level key {@code shared-folders} lists host directories the guest mounts with
- * virtio-fs: {@code [{"path": "/srv/data", "tag": "data", "read_only": true}]}.
+ * virtio-fs: {@code [{"path": "/srv/data", "tag": "data", "read_only": true, "cache": "auto"}]}, with
+ * {@code cache} one of {@code "auto"} (the default), {@code "none"} and {@code "always"}.
  * Keys that Firecracker knows but Panamax does not implement are accepted only with the value
  * that asks for nothing (null, false, "None"...), so that Firecracker's clients work unchanged.
  *
@@ -199,13 +201,15 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /** {@link VmRules#shares} for the Java API's shared folders: at most {@link VmRules#MAX_SHARES}, each tag once. */
     public static void checkSharedFolders(List<SharedFolder> shares, IntFunction<String> nameOf) {
-        VmRules.shares(shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly())).toList(), nameOf);
+        VmRules.shares(shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly(), CacheMode.valueOf(s.cache().name())))
+                .toList(), nameOf);
     }
 
     /**
      * Panamax's {@code shared-folders} at {@code path}: an array (null for none) of objects with
      * {@code path} (an existing directory), {@code tag} (1 to 36 bytes, unique) and an optional
-     * {@code read_only} (default false).
+     * {@code read_only} (default false) and {@code cache} ({@code "auto"}, the default, {@code "none"}
+     * or {@code "always"}).
      */
     public static List<SharedFolder> sharedFolders(Object json, String path) {
         if (json == null) {
@@ -224,10 +228,17 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /** One {@code shared-folders} entry at {@code path}. */
     public static SharedFolder sharedFolder(Object json, String path) {
-        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("path", "tag", "read_only"));
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("path", "tag", "read_only", "cache"));
         String tag = VmRules.shareTag(o.string("tag"), o.path("tag"));
         boolean readOnly = o.optionalBool("read_only", false);
-        return new SharedFolder(VmRules.shareDirectory(o.string("path"), readOnly, o.path("path")), tag, readOnly);
+        String cacheName = o.optionalString("cache");
+        SharedFolder.Cache cache;
+        try {
+            cache = cacheName == null ? SharedFolder.Cache.AUTO : SharedFolder.Cache.of(cacheName);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(o.path("cache"), e.getMessage());
+        }
+        return new SharedFolder(VmRules.shareDirectory(o.string("path"), readOnly, o.path("path")), tag, readOnly, cache);
     }
 
     /** {@link VmRules#drives} for the Java API's drives: the rules the drives of one VM follow together. */
@@ -382,6 +393,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         json.put("path", share.path().toString());
         json.put("tag", share.tag());
         json.put("read_only", share.readOnly());
+        json.put("cache", share.cache().value());
         return json;
     }
 

@@ -142,7 +142,7 @@ public final class VmBuilder {
     /** The shared folder's directory opened under a virtio-fs device; {@code id} is its device id ({@code fs0}, ...). */
     private static VirtioDevice openShare(String id, ShareConfig share) {
         try {
-            return new VirtioFs(id, share.tag(), share.directory(), share.readOnly(), VirtioFs.DEFAULT_QUEUE_SIZE);
+            return new VirtioFs(id, share.tag(), share.directory(), share.readOnly(), share.cache(), VirtioFs.DEFAULT_QUEUE_SIZE);
         } catch (UncheckedIOException | IllegalArgumentException e) {
             throw new DeviceSetupException("shared folder " + share.tag() + ": " + e.getMessage(), e);
         }

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.vm.VmExit;
 import java.lang.reflect.Executable;
 import java.lang.reflect.Method;
@@ -192,6 +193,18 @@ class VirtualMachineTest {
         assertThatThrownBy(() -> spinner().networkInterface(NetworkInterface.tap("eth0", "lo", null)).build())
                 .isInstanceOf(VirtualMachineException.class).hasMessageStartingWith("network interface eth0: cannot open tap lo:")
                 .satisfies(e -> assertThat(e.getMessage()).containsAnyOf("not a single-queue tap", "needs CAP_NET_ADMIN"));
+    }
+
+    @Test
+    void everySharedFolderCacheModeIsAModeOfTheFileServer() {
+        // build() hands a share's mode to the virtio-fs device by name.
+        assertThat(Arrays.stream(SharedFolder.Cache.values()).map(Enum::name))
+                .containsExactlyElementsOf(Arrays.stream(CacheMode.values()).map(Enum::name).toList());
+        assertThat(Arrays.stream(SharedFolder.Cache.values()).map(SharedFolder.Cache::value)).containsExactly("auto", "none", "always");
+        assertThat(SharedFolder.Cache.of("always")).isEqualTo(SharedFolder.Cache.ALWAYS);
+        assertThatThrownBy(() -> SharedFolder.Cache.of("Auto")).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("'Auto' is not a cache mode: use auto, none or always");
+        assertThat(new SharedFolder(dir, "t", false).cache()).as("the default").isEqualTo(SharedFolder.Cache.AUTO);
     }
 
     @Test

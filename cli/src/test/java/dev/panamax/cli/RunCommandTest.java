@@ -142,8 +142,14 @@ class RunCommandTest {
                 "run", "--no-rig", "--kernel", k, "--share", dir.resolve("none").toString());
         assertRefused("is not a directory; a shared folder is a directory", "run", "--no-rig", "--kernel", k, "--share", file.toString());
         assertRefused("--share ,readonly: the path is empty", "run", "--no-rig", "--kernel", k, "--share", ",readonly");
-        assertRefused("--share " + data + ",cache=none: unknown setting 'cache=none'; write DIR[,tag=T][,readonly]", "run", "--no-rig",
-                "--kernel", k, "--share", data + ",cache=none");
+        assertRefused("--share " + data + ",mode=ro: unknown setting 'mode=ro'; write DIR[,tag=T][,readonly][,cache=MODE]", "run",
+                "--no-rig", "--kernel", k, "--share", data + ",mode=ro");
+        assertRefused("--share " + data + ",cache=loose: 'loose' is not a cache mode: use auto, none or always", "run", "--no-rig",
+                "--kernel", k, "--share", data + ",cache=loose");
+        assertRefused("'' is not a cache mode: use auto, none or always", "run", "--no-rig", "--kernel", k, "--share", data + ",cache=");
+        assertRefused("'NONE' is not a cache mode", "run", "--no-rig", "--kernel", k, "--share", data + ",cache=NONE");
+        assertRefused("--share " + data + ",cache=none,cache=none: cache is given twice", "run", "--no-rig", "--kernel", k, "--share",
+                data + ",cache=none,cache=none");
         assertRefused("'a b' is not a tag run accepts: use 1 to 36 of A-Z a-z 0-9 . _ -", "run", "--no-rig", "--kernel", k,
                 "--share", data + ",tag=a b");
         assertRefused("is not a tag run accepts", "run", "--no-rig", "--kernel", k, "--share", data + ",tag=" + "t".repeat(37));
@@ -181,6 +187,21 @@ class RunCommandTest {
                 .containsExactly(shares.get(1));
         assertThat(RunCommand.defaultShareTag(Path.of("/"), List.of())).isEqualTo("share0");
         assertThat(RunCommand.defaultShareTag(dir.resolve("x".repeat(37)), List.of())).isEqualTo("share0");
+    }
+
+    @Test
+    void aSharesCacheModeIsReadAndGivenToTheRigsRun() throws Exception {
+        Path data = Files.createDirectory(dir.resolve("data"));
+        Path docs = Files.createDirectory(dir.resolve("docs"));
+        List<SharedFolder> shares = RunCommand.parseShares(List.of(data + ",cache=none", docs + ",cache=always,readonly,tag=d",
+                dir + ",cache=auto,tag=top"));
+        assertThat(shares).containsExactly(new SharedFolder(data, "data", false, SharedFolder.Cache.NONE),
+                new SharedFolder(docs, "d", true, SharedFolder.Cache.ALWAYS), new SharedFolder(dir, "top", false, SharedFolder.Cache.AUTO));
+        assertThat(RunCommand.formatShare(shares.get(0))).isEqualTo(data.toAbsolutePath() + ",tag=data,cache=none");
+        assertThat(RunCommand.formatShare(shares.get(1))).isEqualTo(docs.toAbsolutePath() + ",tag=d,readonly,cache=always");
+        assertThat(RunCommand.formatShare(shares.get(2))).as("auto, the default, is not written").isEqualTo(dir.toAbsolutePath() + ",tag=top");
+        assertThat(RunCommand.parseShares(shares.stream().map(RunCommand::formatShare).toList())).as("what the rig's run is given")
+                .containsExactlyElementsOf(shares);
     }
 
     @Test

@@ -127,7 +127,8 @@ class ApiServerTest {
         assertNoContent("PUT", "/vsock", "{\"guest_cid\": 42, \"uds_path\": \"" + uds + "\"}"); // replaces it, as in Firecracker
         Path data = Files.createDirectory(dir.resolve("data"));
         assertNoContent("PUT", "/shared-folders", "[{\"path\": \"" + dir + "\", \"tag\": \"old\"}]");
-        assertNoContent("PUT", "/shared-folders", "[{\"path\": \"" + data + "\", \"tag\": \"data\", \"read_only\": true}]"); // the whole list
+        assertNoContent("PUT", "/shared-folders", "[{\"path\": \"" + data + "\", \"tag\": \"data\", \"read_only\": true},"
+                + " {\"path\": \"" + dir + "\", \"tag\": \"live\", \"cache\": \"none\"}]"); // the whole list
 
         ApiClient.Response config = send("GET", "/vm/config", null);
 
@@ -137,7 +138,8 @@ class ApiServerTest {
                 + "\"drives\":[{\"drive_id\":\"rootfs\",\"path_on_host\":\"" + disk + "\",\"is_root_device\":true,\"is_read_only\":false}],"
                 + "\"network-interfaces\":[{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap0\",\"guest_mac\":\"06:00:ac:10:00:02\"}],"
                 + "\"vsock\":{\"guest_cid\":42,\"uds_path\":\"" + uds + "\"},"
-                + "\"shared-folders\":[{\"path\":\"" + data + "\",\"tag\":\"data\",\"read_only\":true}]}");
+                + "\"shared-folders\":[{\"path\":\"" + data + "\",\"tag\":\"data\",\"read_only\":true,\"cache\":\"auto\"},"
+                + "{\"path\":\"" + dir + "\",\"tag\":\"live\",\"read_only\":false,\"cache\":\"none\"}]}");
         assertThat(VmConfig.parse(config.body(), "GET /vm/config")).as("a config file says the same")
                 .isEqualTo(VmConfig.parse(config.body(), "again"));
         assertThat(send("GET", "/machine-config", null).json())
@@ -187,6 +189,8 @@ class ApiServerTest {
                 "PUT", "/shared-folders", "[{\"path\": \"" + dir + "\", \"tag\": \"" + "t".repeat(37) + "\"}]");
         assertFault(400, "shared-folders[1]: another shared folder has the tag 'a' already; tags must be unique", "PUT", "/shared-folders",
                 "[{\"path\": \"" + dir + "\", \"tag\": \"a\"}, {\"path\": \"" + dir + "\", \"tag\": \"a\"}]");
+        assertFault(400, "shared-folders[0].cache: 'loose' is not a cache mode: use auto, none or always", "PUT", "/shared-folders",
+                "[{\"path\": \"" + dir + "\", \"tag\": \"a\", \"cache\": \"loose\"}]");
         assertFault(400, "shared-folders: expected an array of shared folders, not an object", "PUT", "/shared-folders",
                 "{\"path\": \"" + dir + "\", \"tag\": \"a\"}");
         assertFault(400, "boot-source: is required before InstanceStart; PUT /boot-source first",

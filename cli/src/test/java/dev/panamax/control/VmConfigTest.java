@@ -132,11 +132,15 @@ class VmConfigTest {
         Path data = Files.createDirectory(dir.resolve("data"));
         Path docs = Files.createDirectory(dir.resolve("docs"));
         VmConfig config = VmConfig.parse("{" + boot() + ", \"shared-folders\": [{\"path\": \"" + data + "\", \"tag\": \"data\"},"
-                + " {\"path\": \"" + docs + "\", \"tag\": \"docs\", \"read_only\": true}]}", "vm.json");
-        assertThat(config.sharedFolders()).containsExactly(new SharedFolder(data, "data", false), new SharedFolder(docs, "docs", true));
+                + " {\"path\": \"" + docs + "\", \"tag\": \"docs\", \"read_only\": true, \"cache\": \"always\"},"
+                + " {\"path\": \"" + dir + "\", \"tag\": \"live\", \"cache\": \"none\"}]}", "vm.json");
+        assertThat(config.sharedFolders()).containsExactly(new SharedFolder(data, "data", false), new SharedFolder(docs, "docs", true,
+                SharedFolder.Cache.ALWAYS), new SharedFolder(dir, "live", false, SharedFolder.Cache.NONE));
+        assertThat(config.sharedFolders().getFirst().cache()).as("the default").isEqualTo(SharedFolder.Cache.AUTO);
         assertThat(config.toJson().get("shared-folders")).isEqualTo(List.of(
-                java.util.Map.of("path", data.toString(), "tag", "data", "read_only", false),
-                java.util.Map.of("path", docs.toString(), "tag", "docs", "read_only", true)));
+                java.util.Map.of("path", data.toString(), "tag", "data", "read_only", false, "cache", "auto"),
+                java.util.Map.of("path", docs.toString(), "tag", "docs", "read_only", true, "cache", "always"),
+                java.util.Map.of("path", dir.toString(), "tag", "live", "read_only", false, "cache", "none")));
         assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).isEqualTo(config);
         assertThat(VmConfig.parse("{" + boot() + ", \"shared-folders\": null}", "vm.json").sharedFolders()).as("null: none").isEmpty();
         assertThat(VmConfig.parse("{" + boot() + "}", "vm.json").toJson()).doesNotContainKey("shared-folders");
@@ -157,6 +161,10 @@ class VmConfigTest {
         assertRefusedStartingWith(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"x\", \"readonly\": true}"),
                 "shared-folders[0].readonly: unknown key");
         assertRefused("{" + boot() + ", \"shared-folders\": {}}", "shared-folders: expected an array of shared folders, not an object");
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"x\", \"cache\": \"never\"}"),
+                "shared-folders[0].cache: 'never' is not a cache mode: use auto, none or always");
+        assertRefused(shares.formatted("{\"path\": \"" + data + "\", \"tag\": \"x\", \"cache\": true}"),
+                "shared-folders[0].cache: expected a string, not true");
         List<String> nine = new ArrayList<>();
         for (int i = 0; i < 9; i++) {
             nine.add("{\"path\": \"" + data + "\", \"tag\": \"t" + i + "\", \"read_only\": true}");

@@ -10,7 +10,9 @@ import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.VirtioFs;
+import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
@@ -257,12 +259,14 @@ class VmSnapshotTest {
     void aVmWithASharedFolderHasItsVirtioFsDeviceAndRefusesASnapshotWithASentenceWritingNothing() throws IOException {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         MachineConfig withShare = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
-                null, List.of(new ShareConfig(shared, "data", true)));
+                null, List.of(new ShareConfig(shared, "data", true, CacheMode.NONE)));
         Path shareState = dir.resolve("share.state");
         Path shareMemory = dir.resolve("share.mem");
         VmBuilder.Machine machine = VmBuilder.build(withShare, console);
         try {
             assertThat(machine.devices().devices()).extracting(DeviceManager.Device::id).contains("pci/00:01.0/virtio-fs/fs0");
+            VirtioFs fs = (VirtioFs) ((VirtioPciDevice) machine.devices().device("pci/00:01.0/virtio-fs/fs0").device()).device();
+            assertThat(fs.cache()).as("the share's cache mode").isEqualTo(CacheMode.NONE);
             machine.vm().startPaused();
             assertThatThrownBy(() -> VmSnapshot.create(machine, new VmSnapshot.Create(shareState, shareMemory, VmSnapshot.Kind.FULL)))
                     .isInstanceOf(IllegalStateException.class).hasMessage(VirtioFs.SNAPSHOT_REFUSAL);

@@ -73,6 +73,10 @@ final class Fuse {
     static final int FUSE_PARALLEL_DIROPS = 1 << 18;
     static final int FUSE_MAX_PAGES = 1 << 22;
 
+    // fuse_open_out's open_flags.
+    static final int FOPEN_DIRECT_IO = 1;
+    static final int FOPEN_KEEP_CACHE = 1 << 1;
+
     // SETATTR's valid bits.
     static final int FATTR_MODE = 1;
     static final int FATTR_UID = 1 << 1;

@@ -16,19 +16,19 @@ import java.lang.foreign.ValueLayout;
  */
 final class FuseReply {
     static final int HEADER_BYTES = (int) Fuse.OUT_HEADER.byteSize();
-    /** How long the guest may cache an entry or attributes: one second, as virtiofsd's default cache=auto. */
-    private static final long VALID_SECONDS = 1;
-
     private final MemorySegment buffer;
     private final long unique;
+    /** How long the guest may cache an entry or attributes: the share's {@link CacheMode#validSeconds}. */
+    private final long validSeconds;
     private long position = HEADER_BYTES;
 
-    FuseReply(MemorySegment buffer, long unique) throws FuseError {
+    FuseReply(MemorySegment buffer, long unique, long validSeconds) throws FuseError {
         if (buffer.byteSize() < HEADER_BYTES) {
             throw FuseError.malformed(FsAbi.EINVAL, "a reply buffer of " + buffer.byteSize() + " bytes cannot hold fuse_out_header");
         }
         this.buffer = buffer;
         this.unique = unique;
+        this.validSeconds = validSeconds;
     }
 
     /** Writes an error reply; returns its length, or 0 when the buffer cannot hold even a header. */
@@ -104,7 +104,7 @@ final class FuseReply {
 
     /** A {@code fuse_attr_out}. */
     FuseReply attrOut(FileStat stat) throws FuseError {
-        return u64(VALID_SECONDS).u32(0).u32(0).attr(stat);
+        return u64(validSeconds).u32(0).u32(0).attr(stat);
     }
 
     /** A {@code fuse_entry_out} for {@code nodeId}; a node id of 0 with null {@code stat} is the "not looked up" entry. */
@@ -112,7 +112,7 @@ final class FuseReply {
         if (stat == null) {
             return zeros(Fuse.ENTRY_OUT.byteSize());
         }
-        return u64(nodeId).u64(0).u64(VALID_SECONDS).u64(VALID_SECONDS).u32(0).u32(0).attr(stat);
+        return u64(nodeId).u64(0).u64(validSeconds).u64(validSeconds).u32(0).u32(0).attr(stat);
     }
 
     /** Finishes a successful reply; returns its length. */

@@ -24,7 +24,9 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -71,6 +73,7 @@ public final class FuseServer implements AutoCloseable {
 
     private final Path share;
     private final boolean readOnly;
+    private final CacheMode cache;
     private final int maxNodes;
     private final int maxHandles;
     private final Map<Long, Node> nodes = new HashMap<>();
@@ -82,18 +85,28 @@ public final class FuseServer implements AutoCloseable {
     private final AtomicLong malformed = new AtomicLong();
     private final AtomicLong internalErrors = new AtomicLong();
 
-    /** Serves {@code share} (a host directory from the configuration), read-only or not, with the default bounds. */
+    /** Serves {@code share} (a host directory from the configuration), read-only or not, cache=auto, with the default bounds. */
     public FuseServer(Path share, boolean readOnly) throws NativeIoException {
-        this(share, readOnly, DEFAULT_MAX_NODES, DEFAULT_MAX_HANDLES);
+        this(share, readOnly, CacheMode.AUTO);
+    }
+
+    /** With the guest's caching of entries, attributes and file data as {@code cache} says. */
+    public FuseServer(Path share, boolean readOnly, CacheMode cache) throws NativeIoException {
+        this(share, readOnly, cache, DEFAULT_MAX_NODES, DEFAULT_MAX_HANDLES);
     }
 
     /** With at most {@code maxNodes} nodes (the root included) and {@code maxHandles} open files; beyond, ENFILE. */
     public FuseServer(Path share, boolean readOnly, int maxNodes, int maxHandles) throws NativeIoException {
+        this(share, readOnly, CacheMode.AUTO, maxNodes, maxHandles);
+    }
+
+    public FuseServer(Path share, boolean readOnly, CacheMode cache, int maxNodes, int maxHandles) throws NativeIoException {
         if (maxNodes < 1 || maxHandles < 1) {
             throw new IllegalArgumentException("a server needs room for the root and one open file");
         }
         this.share = share;
         this.readOnly = readOnly;
+        this.cache = Objects.requireNonNull(cache, "cache");
         this.maxNodes = maxNodes;
         this.maxHandles = maxHandles;
         PathHandle root = PathHandle.openDirectory(share);
@@ -169,7 +182,7 @@ public final class FuseServer implements AutoCloseable {
             batchForget(r);
             return 0;
         }
-        FuseReply reply = new FuseReply(replyBuffer, r.unique);
+        FuseReply reply = new FuseReply(replyBuffer, r.unique, cache.validSeconds());
         if (r.opcode == Fuse.FUSE_INIT) {
             return init(r, reply);
         }
@@ -618,7 +631,7 @@ public final class FuseServer implements AutoCloseable {
         }
         OpenFile file = node.handle().reopen(flags);
         long fh = addHandle(node, file, false, (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY);
-        reply.u64(fh).u32(0).u32(0);
+        reply.u64(fh).u32(cache.openFlags()).u32(0);
     }
 
     private void create(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -661,7 +674,7 @@ public final class FuseServer implements AutoCloseable {
             forget(node.id(), 1);
             throw e;
         }
-        reply.entryOut(node.id(), node.handle().stat()).u64(fh).u32(0).u32(0);
+        reply.entryOut(node.id(), node.handle().stat()).u64(fh).u32(cache.openFlags()).u32(0);
     }
 
     private void read(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -840,6 +853,6 @@ public final class FuseServer implements AutoCloseable {
 
     @Override
     public String toString() {
-        return "FUSE server of " + share + (readOnly ? " (read-only)" : "");
+        return "FUSE server of " + share + (readOnly ? " (read-only)" : "") + ", cache=" + cache.name().toLowerCase(Locale.ROOT);
     }
 }

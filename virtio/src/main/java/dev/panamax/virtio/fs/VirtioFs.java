@@ -52,6 +52,7 @@ public final class VirtioFs extends VirtioDevice {
     private final String tag;
     private final Path share;
     private final boolean readOnly;
+    private final CacheMode cache;
     private final FuseServer server;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] requestBuffers = new MemorySegment[QUEUE_COUNT];
@@ -59,15 +60,21 @@ public final class VirtioFs extends VirtioDevice {
     private final AtomicLong oversizedRequests = new AtomicLong();
     private final AtomicLong unansweredRequests = new AtomicLong();
 
+    /** A share with cache=auto. */
+    public VirtioFs(String id, String tag, Path share, boolean readOnly, int queueSize) {
+        this(id, tag, share, readOnly, CacheMode.AUTO, queueSize);
+    }
+
     /**
      * @param id       names the device in logs and thread names
      * @param tag      the name the guest mounts, 1 to {@value #MAX_TAG_BYTES} bytes of UTF-8 without NUL
      * @param share    the host directory served
      * @param readOnly whether every change is refused (EROFS)
+     * @param cache    what the guest may cache of the share, and for how long
      * @throws IllegalArgumentException for a bad tag, or a share that is not a directory
      * @throws UncheckedIOException     when the share cannot be opened
      */
-    public VirtioFs(String id, String tag, Path share, boolean readOnly, int queueSize) {
+    public VirtioFs(String id, String tag, Path share, boolean readOnly, CacheMode cache, int queueSize) {
         super("virtio-fs (" + id + ")", DEVICE_TYPE, 0, QUEUE_COUNT, queueSize, CONFIG_SIZE);
         String problem = tagProblem(tag);
         if (problem != null) {
@@ -77,11 +84,12 @@ public final class VirtioFs extends VirtioDevice {
         this.tag = tag;
         this.share = share;
         this.readOnly = readOnly;
+        this.cache = cache;
         byte[] tagBytes = tag.getBytes(StandardCharsets.UTF_8);
         System.arraycopy(tagBytes, 0, config, 0, tagBytes.length); // the rest stays NUL
         ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN).putInt(MAX_TAG_BYTES, QUEUE_COUNT - 1);
         try {
-            this.server = new FuseServer(share, readOnly);
+            this.server = new FuseServer(share, readOnly, cache);
         } catch (NativeIoException e) {
             super.close();
             arena.close();
@@ -122,6 +130,10 @@ public final class VirtioFs extends VirtioDevice {
 
     public boolean readOnly() {
         return readOnly;
+    }
+
+    public CacheMode cache() {
+        return cache;
     }
 
     /** Requests longer than the device's buffer, answered EIO. */

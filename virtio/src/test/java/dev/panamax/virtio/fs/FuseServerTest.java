@@ -17,6 +17,8 @@ import java.util.List;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** A whole FUSE session against a temporary share, as Linux's client would drive it. */
 class FuseServerTest {
@@ -166,6 +168,63 @@ class FuseServerTest {
         assertThat(again[0]).isEqualTo(created[0]);
         client.release(again[0], again[1], false).ok();
         assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(share.resolve("open")))).isEqualTo("r--------");
+    }
+
+    @ParameterizedTest
+    @EnumSource(CacheMode.class)
+    void theCacheModeSetsTheValidityOfEveryEntryAndAttributesAndTheOpenFlagsOfFiles(CacheMode mode) throws Exception {
+        // virtiofsd's cache modes: entry_valid and attr_valid in seconds, and fuse_open_out's open_flags for files.
+        long valid = switch (mode) {
+            case AUTO -> 1;
+            case NONE -> 0;
+            case ALWAYS -> 86_400;
+        };
+        int fileFlags = switch (mode) {
+            case AUTO -> 0;
+            case NONE -> Fuse.FOPEN_DIRECT_IO;
+            case ALWAYS -> Fuse.FOPEN_KEEP_CACHE;
+        };
+        Files.write(share.resolve("f"), HELLO);
+        Files.createDirectory(share.resolve("d"));
+        client = new FuseTestClient(new FuseServer(share, false, mode));
+        client.init().ok();
+
+        Entry f = client.lookup(ROOT, "f");
+        assertThat(f.entryValidSeconds()).as("LOOKUP entry_valid").isEqualTo(valid);
+        assertThat(f.attrValidSeconds()).as("LOOKUP attr_valid").isEqualTo(valid);
+        ByteBuffer attr = client.call(Fuse.FUSE_GETATTR, f.nodeId(), body().u32(0).u32(0).u64(0)).ok().body();
+        assertThat(attr.getLong()).as("GETATTR attr_valid").isEqualTo(valid);
+        assertThat(attr.getInt()).as("GETATTR attr_valid_nsec").isZero();
+        ByteBuffer changed = client.setattr(f.nodeId(), Fuse.FATTR_MODE, 0, 0, 0, 0644).ok().body();
+        assertThat(changed.getLong()).as("SETATTR attr_valid").isEqualTo(valid);
+
+        ByteBuffer open = client.call(Fuse.FUSE_OPEN, f.nodeId(), body().u32(FsAbi.O_RDONLY).u32(0)).ok().body();
+        long fh = open.getLong();
+        assertThat(open.getInt()).as("OPEN open_flags").isEqualTo(fileFlags);
+        assertThat(client.read(f.nodeId(), fh, 0, 4096).ok().payload()).isEqualTo(HELLO);
+        client.release(f.nodeId(), fh, false).ok();
+
+        ByteBuffer create = client.call(Fuse.FUSE_CREATE, ROOT, body().u32(FsAbi.O_RDWR | FsAbi.O_EXCL).u32(FsAbi.S_IFREG | 0644)
+                .u32(022).u32(0).name("new")).ok().body();
+        Entry created = FuseTestClient.entry(create);
+        assertThat(created.entryValidSeconds()).as("CREATE entry_valid").isEqualTo(valid);
+        assertThat(created.attrValidSeconds()).as("CREATE attr_valid").isEqualTo(valid);
+        long createdFh = create.getLong();
+        assertThat(create.getInt()).as("CREATE open_flags").isEqualTo(fileFlags);
+        client.release(created.nodeId(), createdFh, false).ok();
+        Entry dir = FuseTestClient.entry(client.call(Fuse.FUSE_MKDIR, ROOT, body().u32(0755).u32(022).name("made")).ok().body());
+        assertThat(dir.entryValidSeconds()).as("MKDIR entry_valid").isEqualTo(valid);
+
+        ByteBuffer opendir = client.call(Fuse.FUSE_OPENDIR, ROOT, body().u32(0).u32(0)).ok().body();
+        long dh = opendir.getLong();
+        assertThat(opendir.getInt()).as("OPENDIR open_flags: directories as in every mode").isZero();
+        List<Listed> listed = client.readdir(ROOT, dh, 0, 4096, true);
+        assertThat(listed).filteredOn(l -> !l.name().startsWith(".")).extracting(Listed::name)
+                .containsExactlyInAnyOrder("f", "d", "new", "made");
+        assertThat(listed).filteredOn(l -> !l.name().startsWith(".")).extracting(Listed::entry)
+                .allSatisfy(e -> assertThat(new long[] {e.entryValidSeconds(), e.attrValidSeconds()}).as("READDIRPLUS validity")
+                        .containsExactly(valid, valid));
+        client.release(ROOT, dh, true).ok();
     }
 
     private void xattrs(long node) {

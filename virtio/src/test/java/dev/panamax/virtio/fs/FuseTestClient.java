@@ -36,7 +36,8 @@ final class FuseTestClient implements AutoCloseable {
         }
     }
 
-    record Entry(long nodeId, long inode, long size, int mode) {}
+    /** A {@code fuse_entry_out}: its node, how long the guest may cache the entry and the attributes, and some attributes. */
+    record Entry(long nodeId, long entryValidSeconds, long attrValidSeconds, long inode, long size, int mode) {}
 
     /** A little-endian body builder. */
     static final class Body {
@@ -128,13 +129,17 @@ final class FuseTestClient implements AutoCloseable {
 
     static Entry entry(ByteBuffer b) {
         long nodeId = b.getLong();
-        b.position(b.position() + 32); // generation, entry_valid, attr_valid, their nsecs
+        b.getLong(); // generation
+        long entryValid = b.getLong();
+        long attrValid = b.getLong();
+        assertThat(b.getInt()).as("entry_valid_nsec").isZero();
+        assertThat(b.getInt()).as("attr_valid_nsec").isZero();
         long inode = b.getLong();
         long size = b.getLong();
         b.position(b.position() + 8 * 4 + 12); // blocks, atime, mtime, ctime, nsecs
         int mode = b.getInt();
         b.position(b.position() + 24);
-        return new Entry(nodeId, inode, size, mode);
+        return new Entry(nodeId, entryValid, attrValid, inode, size, mode);
     }
 
     Reply lookupReply(long parent, String name) {
@@ -172,15 +177,19 @@ final class FuseTestClient implements AutoCloseable {
         return call(directory ? Fuse.FUSE_RELEASEDIR : Fuse.FUSE_RELEASE, node, body().u64(fh).u32(0).u32(0).u64(0));
     }
 
-    /** One listed entry: its name and, for READDIRPLUS, its node id (0 when not looked up). */
-    record Listed(String name, long nodeId, long nextOffset) {}
+    /** One listed entry: its name and, for READDIRPLUS, its entry (node id 0 when not looked up; null for READDIR). */
+    record Listed(String name, Entry entry, long nextOffset) {
+        long nodeId() {
+            return entry == null ? -1 : entry.nodeId();
+        }
+    }
 
     List<Listed> readdir(long node, long fh, long offset, int size, boolean plus) {
         ByteBuffer b = call(plus ? Fuse.FUSE_READDIRPLUS : Fuse.FUSE_READDIR, node,
                 body().u64(fh).u64(offset).u32(size).u32(0).u64(0).u32(0).u32(0)).ok().body();
         List<Listed> listed = new ArrayList<>();
         while (b.hasRemaining()) {
-            long nodeId = plus ? entry(b).nodeId() : -1;
+            Entry entry = plus ? entry(b) : null;
             b.getLong(); // ino
             long next = b.getLong();
             int nameLength = b.getInt();
@@ -188,7 +197,7 @@ final class FuseTestClient implements AutoCloseable {
             byte[] name = new byte[nameLength];
             b.get(name);
             b.position(b.position() + ((nameLength + 7) & ~7) - nameLength);
-            listed.add(new Listed(new String(name, StandardCharsets.UTF_8), nodeId, next));
+            listed.add(new Listed(new String(name, StandardCharsets.UTF_8), entry, next));
         }
         return listed;
     }

@@ -129,6 +129,25 @@ class VirtioFsTest {
     }
 
     @Test
+    void theShareIsServedWithItsCacheMode() throws IOException {
+        Files.writeString(share.resolve("f"), "data");
+        fs = new VirtioFs("fs0", "hostdir", share, true, CacheMode.NONE, QUEUE_SIZE);
+        assertThat(fs.cache()).isEqualTo(CacheMode.NONE);
+        driver = new VirtioTestDriver(fs, memory);
+        driver.start(QUEUE_SIZE);
+        init();
+        ByteBuffer entry = ok(call(Fuse.FUSE_LOOKUP, Fuse.FUSE_ROOT_ID, body().name("f"))).body();
+        long node = entry.getLong(0);
+        assertThat(entry.getLong(16)).as("entry_valid").isZero();
+        assertThat(entry.getLong(24)).as("attr_valid").isZero();
+        ByteBuffer open = ok(call(Fuse.FUSE_OPEN, node, body().u32(FsAbi.O_RDONLY).u32(0))).body();
+        assertThat(open.getInt(8)).as("open_flags").isEqualTo(Fuse.FOPEN_DIRECT_IO);
+        try (VirtioFs auto = new VirtioFs("fs1", "other", share, false, QUEUE_SIZE)) {
+            assertThat(auto.cache()).as("the default").isEqualTo(CacheMode.AUTO);
+        }
+    }
+
+    @Test
     void tagsAreOneTo36BytesOfUtf8WithoutNul() {
         assertThat(VirtioFs.tagProblem("a")).isNull();
         assertThat(VirtioFs.tagProblem("é".repeat(18))).as("36 bytes").isNull();
