@@ -6,7 +6,9 @@
 # page cache empty; the host's holds the files for all three). Same kernel, initramfs, 256 MiB, one
 # vCPU, all on the rig's CPU 0 (net-vs-qemu.sh says why); rounds rotate which VMM goes first; prints
 # each round, the medians and Panamax's ratios (read: Panamax's rate over the peer's; find + stat:
-# the peer's time over Panamax's, so above 1 means Panamax is faster on both).
+# the peer's time over Panamax's, so above 1 means Panamax is faster on both). Panamax and virtiofsd
+# run with the cache mode CACHE (default none: no guest page cache, direct I/O, no attribute caching,
+# as QEMU's 9p mount has by default; CACHE=auto or always for the others).
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/fs-vs-qemu.sh [ROUNDS] [MIB] [FILES]
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
@@ -14,6 +16,7 @@ set -eu
 rounds=${1:-3}
 mib=${2:-256}
 files=${3:-10000}
+cache=${CACHE:-none}
 taskset -p -c 0 $$ > /dev/null
 . "$(dirname "$0")/peer-common.sh"
 virtiofsd=/usr/lib/qemu/virtiofsd
@@ -62,7 +65,7 @@ fs_times() {
 panamax() {
     # shellcheck disable=SC2086 # $aot is one word or none
     fs_times "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
-        run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --share "$share,tag=bench,readonly" \
+        run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --share "$share,tag=bench,readonly,cache=$cache" \
         --cmdline "quiet panamax.run=\"$virtiofs_run\""
 }
 
@@ -80,7 +83,7 @@ qemu_9p() {
 # virtiofsd serves one VM and ends: each attempt starts its own, through this wrapper.
 cat > "$dir/virtiofsd-qemu.sh" <<EOF2
 rm -f "$dir/vfsd.sock"
-"$virtiofsd" --socket-path="$dir/vfsd.sock" -o source="$share" -o cache=auto -o sandbox=chroot > "$dir/vfsd.log" 2>&1 &
+"$virtiofsd" --socket-path="$dir/vfsd.sock" -o source="$share" -o cache=$cache -o sandbox=chroot > "$dir/vfsd.log" 2>&1 &
 vfsd=\$!
 n=0; until [ -S "$dir/vfsd.sock" ] || [ \$n -gt 100 ]; do n=\$((n + 1)); sleep 0.1; done
 "\$@"
@@ -109,7 +112,7 @@ while [ "$i" -lt "$rounds" ]; do
     pr="$pr ${p% *}"; pf="$pf ${p#* }"; nr="$nr ${n% *}"; nf="$nf ${n#* }"; vr="$vr ${v% *}"; vf="$vf ${v#* }"
 done
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-echo "median of $rounds: read MB/s Panamax $(med "$pr"), QEMU 9p $(med "$nr"), QEMU virtiofsd $(med "$vr");" \
+echo "median of $rounds (cache=$cache): read MB/s Panamax $(med "$pr"), QEMU 9p $(med "$nr"), QEMU virtiofsd $(med "$vr");" \
     "find+stat of $files files, s: Panamax $(med "$pf"), QEMU 9p $(med "$nf"), QEMU virtiofsd $(med "$vf")"
 echo "$(med "$pr") $(med "$nr") $(med "$vr") $(med "$pf") $(med "$nf") $(med "$vf")" | awk '{
     printf "Panamax against QEMU 9p: read %.2f, find+stat %.2f; against QEMU virtiofsd: read %.2f, find+stat %.2f (above 1: Panamax faster)\n",
