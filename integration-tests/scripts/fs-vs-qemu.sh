@@ -16,7 +16,7 @@ set -eu
 rounds=${1:-3}
 mib=${2:-256}
 files=${3:-10000}
-cache=${CACHE:-none}
+fs_cache=${CACHE:-none}
 taskset -p -c 0 $$ > /dev/null
 . "$(dirname "$0")/peer-common.sh"
 virtiofsd=/usr/lib/qemu/virtiofsd
@@ -65,7 +65,7 @@ fs_times() {
 panamax() {
     # shellcheck disable=SC2086 # $aot is one word or none
     fs_times "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
-        run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --share "$share,tag=bench,readonly,cache=$cache" \
+        run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --share "$share,tag=bench,readonly,cache=$fs_cache" \
         --cmdline "quiet panamax.run=\"$virtiofs_run\""
 }
 
@@ -83,7 +83,7 @@ qemu_9p() {
 # virtiofsd serves one VM and ends: each attempt starts its own, through this wrapper.
 cat > "$dir/virtiofsd-qemu.sh" <<EOF2
 rm -f "$dir/vfsd.sock"
-"$virtiofsd" --socket-path="$dir/vfsd.sock" -o source="$share" -o cache=$cache -o sandbox=chroot > "$dir/vfsd.log" 2>&1 &
+"$virtiofsd" --socket-path="$dir/vfsd.sock" -o source="$share" -o cache=$fs_cache -o sandbox=chroot > "$dir/vfsd.log" 2>&1 &
 vfsd=\$!
 n=0; until [ -S "$dir/vfsd.sock" ] || [ \$n -gt 100 ]; do n=\$((n + 1)); sleep 0.1; done
 "\$@"
@@ -112,7 +112,7 @@ while [ "$i" -lt "$rounds" ]; do
     pr="$pr ${p% *}"; pf="$pf ${p#* }"; nr="$nr ${n% *}"; nf="$nf ${n#* }"; vr="$vr ${v% *}"; vf="$vf ${v#* }"
 done
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-echo "median of $rounds (cache=$cache): read MB/s Panamax $(med "$pr"), QEMU 9p $(med "$nr"), QEMU virtiofsd $(med "$vr");" \
+echo "median of $rounds (cache=$fs_cache): read MB/s Panamax $(med "$pr"), QEMU 9p $(med "$nr"), QEMU virtiofsd $(med "$vr");" \
     "find+stat of $files files, s: Panamax $(med "$pf"), QEMU 9p $(med "$nf"), QEMU virtiofsd $(med "$vf")"
 echo "$(med "$pr") $(med "$nr") $(med "$vr") $(med "$pf") $(med "$nf") $(med "$vf")" | awk '{
     printf "Panamax against QEMU 9p: read %.2f, find+stat %.2f; against QEMU virtiofsd: read %.2f, find+stat %.2f (above 1: Panamax faster)\n",
