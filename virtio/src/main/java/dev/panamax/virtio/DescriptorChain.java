@@ -107,11 +107,22 @@ public final class DescriptorChain {
      * needs room for every buffer of the chain.
      */
     public int readableParts(long offset, MemorySegment[] parts, int start) {
-        if (offset < 0 || offset > readableLength) {
-            throw new IndexOutOfBoundsException("offset " + offset + " outside a readable part of " + readableLength + " bytes");
+        return parts(false, offset, parts, start);
+    }
+
+    /** The writable twin of {@link #readableParts}: the guest's buffers of the writable part from {@code offset} on. */
+    public int writableParts(long offset, MemorySegment[] parts, int start) {
+        return parts(true, offset, parts, start);
+    }
+
+    private int parts(boolean writable, long offset, MemorySegment[] parts, int start) {
+        long partLength = writable ? writableLength : readableLength;
+        if (offset < 0 || offset > partLength) {
+            throw new IndexOutOfBoundsException("offset " + offset + " outside a " + (writable ? "writable" : "readable")
+                    + " part of " + partLength + " bytes");
         }
         int placed = 0;
-        for (int i = 0; i < readableCount; i++) {
+        for (int i = writable ? readableCount : 0; i < (writable ? count : readableCount); i++) {
             if (offset >= lengths[i]) {
                 offset -= lengths[i];
                 continue;

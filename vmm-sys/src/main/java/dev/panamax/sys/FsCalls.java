@@ -5,10 +5,10 @@ import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.invoke.MethodHandle;
 
 /**
@@ -82,18 +82,32 @@ final class FsCalls {
     private static final MethodHandle REMOVEXATTR = Libc.downcall("removexattr", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS), ERRNO);
 
     /** A NUL-terminated copy of {@code bytes}, which hold no NUL themselves. */
-    static MemorySegment cString(Arena arena, byte[] bytes) {
-        MemorySegment s = arena.allocate(bytes.length + 1L);
+    static MemorySegment cString(SegmentAllocator arguments, byte[] bytes) {
+        MemorySegment s = arguments.allocate(bytes.length + 1L);
         MemorySegment.copy(bytes, 0, s, JAVA_BYTE, 0, bytes.length);
         return s; // allocate zeroes, so the last byte is the NUL
     }
 
-    static long openat(int dirfd, byte[] path, int flags, int mode) {
-        return Libc.tryCall((arena, state) -> (int) OPENAT.invokeExact(state, dirfd, cString(arena, path), flags, mode));
+    /**
+     * {@code fstatat(2)} of {@code path} in {@code dirfd}, read as a {@link FileStat}; a failure is
+     * thrown as {@code call(target)} with its errno.
+     */
+    static FileStat stat(int dirfd, byte[] path, int flags, String call, Object target) throws NativeIoException {
+        FileStat[] stat = new FileStat[1];
+        long result = Libc.tryCall((arena, state) -> {
+            MemorySegment buffer = arena.allocate(FsAbi.STAT);
+            int r = (int) FSTATAT.invokeExact(state, dirfd, cString(arena, path), buffer, flags);
+            if (r == 0) {
+                stat[0] = FileStat.read(buffer);
+            }
+            return r;
+        });
+        PathHandle.check(result, call, target);
+        return stat[0];
     }
 
-    static long fstatat(int dirfd, byte[] path, MemorySegment stat, int flags) {
-        return Libc.tryCall((arena, state) -> (int) FSTATAT.invokeExact(state, dirfd, cString(arena, path), stat, flags));
+    static long openat(int dirfd, byte[] path, int flags, int mode) {
+        return Libc.tryCall((arena, state) -> (int) OPENAT.invokeExact(state, dirfd, cString(arena, path), flags, mode));
     }
 
     static long getdents64(int fd, MemorySegment buffer) {

@@ -12,6 +12,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout.PathElement;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
@@ -219,18 +220,71 @@ public final class Libc {
     /** A libc call that returns a negative number on failure, with errno in {@code callState}. */
     @FunctionalInterface
     interface Call {
-        long invoke(Arena arena, MemorySegment callState) throws Throwable;
+        /** {@code arguments} gives zeroed native memory that lives until the call returns. */
+        long invoke(SegmentAllocator arguments, MemorySegment callState) throws Throwable;
     }
 
     /**
-     * Makes a one-off call with an errno buffer (and an arena for its arguments) of its own; returns
+     * Per thread, the native memory of one call's errno buffer and arguments, reused call after call:
+     * a file server makes several calls per guest request, and an arena per call (a session, a
+     * malloc and a free) cost more than the system call itself.
+     */
+    private static final class Scratch implements SegmentAllocator {
+        private static final long BYTES = 16 * 1024;
+        private final MemorySegment memory = Arena.ofAuto().allocate(BYTES, 16);
+        private long used;
+        private Arena overflow; // for the rare call whose arguments do not fit
+        private boolean busy;
+
+        @Override
+        public MemorySegment allocate(long byteSize, long byteAlignment) {
+            long start = (used + byteAlignment - 1) & -byteAlignment;
+            if (start + byteSize > BYTES) {
+                if (overflow == null) {
+                    overflow = Arena.ofConfined();
+                }
+                return overflow.allocate(byteSize, byteAlignment);
+            }
+            used = start + byteSize;
+            return memory.asSlice(start, byteSize).fill((byte) 0);
+        }
+
+        void release() {
+            used = 0;
+            busy = false;
+            if (overflow != null) {
+                overflow.close();
+                overflow = null;
+            }
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    /**
+     * Makes a one-off call with an errno buffer (and memory for its arguments) of its own; returns
      * its result when it succeeded, else the negated errno, as the kernel's system calls do, for
      * callers that tell errnos apart.
      */
     static long tryCall(Call call) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = allocateCallState(arena);
-            long result = call.invoke(arena, state);
+        Scratch scratch = SCRATCH.get();
+        if (scratch.busy) { // a call made while making another: an arena of its own
+            try (Arena arena = Arena.ofConfined()) {
+                return invoke(call, arena);
+            }
+        }
+        scratch.busy = true;
+        try {
+            return invoke(call, scratch);
+        } finally {
+            scratch.release();
+        }
+    }
+
+    private static long invoke(Call call, SegmentAllocator arguments) {
+        try {
+            MemorySegment state = arguments.allocate(CALL_STATE);
+            long result = call.invoke(arguments, state);
             return result < 0 ? -errno(state) : result;
         } catch (Throwable t) {
             throw rethrow(t);
@@ -350,6 +404,51 @@ public final class Libc {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    /**
+     * {@code preadv(2)} (or {@code pwritev(2)} when {@code write}) of {@code buffers[0..count)} in turn
+     * from {@code offset} on descriptor {@code fd}, in calls of at most {@link #IOV_MAX} buffers,
+     * resuming after short transfers and EINTR; returns the bytes moved, fewer than the buffers hold
+     * only when a read meets the end of the file. {@code what} names the file in errors.
+     */
+    static long positionalTransfer(boolean write, int fd, Object what, long offset, MemorySegment[] buffers, int count)
+            throws NativeIoException {
+        long total = 0;
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = allocateCallState(arena);
+            MemorySegment iov = arena.allocate(IOVEC, Math.min(count, IOV_MAX));
+            int next = 0; // the first buffer not yet fully moved
+            long skip = 0; // bytes of it already moved
+            while (next < count) {
+                int n = Math.min(count - next, IOV_MAX);
+                long wanted = describe(iov, buffers, next, n, skip);
+                long moved = positionalVectorRaw(state, write, fd, iov, n, offset);
+                if (moved < 0) {
+                    int errno = errno(state);
+                    if (errno == EINTR) {
+                        continue;
+                    }
+                    throw new NativeIoException((write ? "pwritev(" : "preadv(") + what + ")", errno);
+                }
+                if (moved == 0 && wanted > 0) {
+                    if (write) {
+                        throw new NativeIoException("pwritev(" + what + ") wrote nothing", 0);
+                    }
+                    return total; // end of file
+                }
+                total += moved;
+                offset += moved;
+                // Step past the buffers this call filled; a short transfer resumes inside one.
+                while (next < count && moved >= buffers[next].byteSize() - skip) {
+                    moved -= buffers[next].byteSize() - skip;
+                    skip = 0;
+                    next++;
+                }
+                skip += moved;
+            }
+        }
+        return total;
     }
 
     /** writev(2); returns bytes written, or -1 with errno in {@code callState}. */

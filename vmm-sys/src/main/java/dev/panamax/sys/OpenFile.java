@@ -24,8 +24,8 @@ public final class OpenFile extends Fd {
         super(fd, what);
     }
 
-    private static long check(String what, long result) throws NativeIoException {
-        return PathHandle.check(what, result);
+    private static long check(long result, String call, Object target) throws NativeIoException {
+        return PathHandle.check(result, call, target);
     }
 
     private static void requireNative(MemorySegment buffer) {
@@ -43,12 +43,21 @@ public final class OpenFile extends Fd {
             if (n == -Libc.EINTR) {
                 continue;
             }
-            if (check("pread(" + this + ")", n) == 0) {
+            if (check(n, "pread", this) == 0) {
                 break;
             }
             total += n;
         }
         return total;
+    }
+
+    /**
+     * {@code preadv(2)} into {@code buffers[0..count)} in turn, native segments (a guest's own
+     * buffers, so the data is copied once, by the kernel); returns the bytes read, fewer than the
+     * buffers hold only at the end of the file.
+     */
+    public long read(long offset, MemorySegment[] buffers, int count) throws NativeIoException {
+        return Libc.positionalTransfer(false, fd(), this, offset, buffers, count);
     }
 
     /** {@code pwrite(2)} of all of {@code buffer}; returns its size. */
@@ -60,7 +69,7 @@ public final class OpenFile extends Fd {
             if (n == -Libc.EINTR) {
                 continue;
             }
-            if (check("pwrite(" + this + ")", n) == 0) {
+            if (check(n, "pwrite", this) == 0) {
                 throw new NativeIoException("pwrite(" + this + ") wrote nothing", FsAbi.EIO);
             }
             total += n;
@@ -69,34 +78,30 @@ public final class OpenFile extends Fd {
     }
 
     public void truncate(long length) throws NativeIoException {
-        check("ftruncate(" + this + ", " + length + ")", FsCalls.ftruncate(fd(), length));
+        check(FsCalls.ftruncate(fd(), length), "ftruncate", this + ", " + length);
     }
 
     /** {@code fallocate(2)} with {@code mode} ({@code FsAbi.FALLOC_FL_*}). */
     public void allocate(int mode, long offset, long length) throws NativeIoException {
-        check("fallocate(" + this + ")", FsCalls.fallocate(fd(), mode, offset, length));
+        check(FsCalls.fallocate(fd(), mode, offset, length), "fallocate", this);
     }
 
     /** {@code lseek(2)}, for SEEK_DATA and SEEK_HOLE as much as for directory offsets. */
     public long seek(long offset, int whence) throws NativeIoException {
-        return check("lseek(" + this + ")", FsCalls.lseek(fd(), offset, whence));
+        return check(FsCalls.lseek(fd(), offset, whence), "lseek", this);
     }
 
     /** {@code fsync(2)}, or {@code fdatasync(2)} with {@code dataOnly}. */
     public void sync(boolean dataOnly) throws NativeIoException {
-        check((dataOnly ? "fdatasync(" : "fsync(") + this + ")", FsCalls.fsync(fd(), dataOnly));
+        check(FsCalls.fsync(fd(), dataOnly), dataOnly ? "fdatasync" : "fsync", this);
     }
 
     public FileStat stat() throws NativeIoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(FsAbi.STAT);
-            check("fstat(" + this + ")", FsCalls.fstatat(fd(), new byte[0], buffer, FsAbi.AT_EMPTY_PATH));
-            return FileStat.read(buffer);
-        }
+        return FsCalls.stat(fd(), new byte[0], FsAbi.AT_EMPTY_PATH, "fstat", this);
     }
 
     public void chmod(int mode) throws NativeIoException {
-        check("fchmod(" + this + ")", FsCalls.fchmod(fd(), mode & 07777));
+        check(FsCalls.fchmod(fd(), mode & 07777), "fchmod", this);
     }
 
     /**
@@ -107,7 +112,7 @@ public final class OpenFile extends Fd {
         seek(offset, FsAbi.SEEK_SET);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(bufferBytes, 8);
-            long length = check("getdents64(" + this + ")", FsCalls.getdents64(fd(), buffer));
+            long length = check(FsCalls.getdents64(fd(), buffer), "getdents64", this);
             List<DirEntry> entries = new ArrayList<>();
             long at = 0;
             while (at < length) {

@@ -30,14 +30,18 @@ public final class PathHandle extends Fd {
     /** An {@code O_PATH} handle of the directory {@code dir} (a host path from the configuration, never a guest's). */
     public static PathHandle openDirectory(Path dir) throws NativeIoException {
         byte[] path = dir.toString().getBytes(StandardCharsets.UTF_8);
-        int fd = (int) check("open(" + dir + ", O_PATH)",
-                FsCalls.openat(FsAbi.AT_FDCWD, path, FsAbi.O_PATH | FsAbi.O_DIRECTORY | FsAbi.O_CLOEXEC, 0));
+        int fd = (int) check(FsCalls.openat(FsAbi.AT_FDCWD, path, FsAbi.O_PATH | FsAbi.O_DIRECTORY | FsAbi.O_CLOEXEC, 0),
+                "open", dir + ", O_PATH");
         return new PathHandle(fd, "directory " + dir);
     }
 
-    static long check(String what, long result) throws NativeIoException {
+    /**
+     * {@code result} when it is not negative; else a {@link NativeIoException} for {@code call(target)},
+     * the message built only then (this is every file server request's path).
+     */
+    static long check(long result, String call, Object target) throws NativeIoException {
         if (result < 0) {
-            throw new NativeIoException(what, (int) -result);
+            throw new NativeIoException(call + "(" + target + ")", (int) -result);
         }
         return result;
     }
@@ -48,7 +52,7 @@ public final class PathHandle extends Fd {
 
     /** The entry {@code name} of this directory, not followed if it is a symbolic link. */
     public PathHandle lookup(FileName name) throws NativeIoException {
-        int fd = (int) check("openat(" + name + ", O_PATH|O_NOFOLLOW)", FsCalls.openat(fd(), name.bytes(), PATH_FLAGS, 0));
+        int fd = (int) check(FsCalls.openat(fd(), name.bytes(), PATH_FLAGS, 0), "openat", name);
         return new PathHandle(fd, "entry " + name);
     }
 
@@ -57,17 +61,21 @@ public final class PathHandle extends Fd {
      * it serves: the parent of the shared directory's root lies outside it.
      */
     public PathHandle parent() throws NativeIoException {
-        int fd = (int) check("openat(.., O_PATH)", FsCalls.openat(fd(), DOT_DOT, FsAbi.O_PATH | FsAbi.O_DIRECTORY | FsAbi.O_CLOEXEC, 0));
+        int fd = (int) check(FsCalls.openat(fd(), DOT_DOT, FsAbi.O_PATH | FsAbi.O_DIRECTORY | FsAbi.O_CLOEXEC, 0), "openat", "..");
         return new PathHandle(fd, "parent");
     }
 
     /** {@code fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)}: the file itself. */
     public FileStat stat() throws NativeIoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(FsAbi.STAT);
-            check("fstatat(" + this + ")", FsCalls.fstatat(fd(), EMPTY, buffer, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW));
-            return FileStat.read(buffer);
-        }
+        return FsCalls.stat(fd(), EMPTY, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW, "fstatat", this);
+    }
+
+    /**
+     * The entry {@code name} of this directory as {@code fstatat(fd, name, AT_SYMLINK_NOFOLLOW)} sees
+     * it, without opening it: a symbolic link is the link itself.
+     */
+    public FileStat stat(FileName name) throws NativeIoException {
+        return FsCalls.stat(fd(), name.bytes(), FsAbi.AT_SYMLINK_NOFOLLOW, "fstatat", name);
     }
 
     /**
@@ -81,7 +89,7 @@ public final class PathHandle extends Fd {
             throw new NativeIoException("open(" + this + ")", FsAbi.ELOOP);
         }
         int clean = (flags & ~(FsAbi.O_CREAT | FsAbi.O_EXCL | FsAbi.O_NOFOLLOW | FsAbi.O_PATH)) | FsAbi.O_CLOEXEC | FsAbi.O_NOCTTY;
-        int fd = (int) check("open(" + this + ")", FsCalls.openat(FsAbi.AT_FDCWD, procPath(), clean, 0));
+        int fd = (int) check(FsCalls.openat(FsAbi.AT_FDCWD, procPath(), clean, 0), "open", this);
         OpenFile file = new OpenFile(fd, "open " + this);
         try {
             if (!file.stat().sameFile(expected)) {
@@ -97,12 +105,12 @@ public final class PathHandle extends Fd {
     /** {@code openat(fd, name, flags | O_CREAT | O_NOFOLLOW, mode)}: creates (or opens, without O_EXCL) a regular file. */
     public OpenFile create(FileName name, int flags, int mode) throws NativeIoException {
         int clean = (flags & ~(FsAbi.O_PATH | FsAbi.O_DIRECTORY)) | FsAbi.O_CREAT | FsAbi.O_NOFOLLOW | FsAbi.O_CLOEXEC | FsAbi.O_NOCTTY;
-        int fd = (int) check("openat(" + name + ", O_CREAT)", FsCalls.openat(fd(), name.bytes(), clean, mode & 07777));
+        int fd = (int) check(FsCalls.openat(fd(), name.bytes(), clean, mode & 07777), "openat", name);
         return new OpenFile(fd, "created " + name);
     }
 
     public void makeDirectory(FileName name, int mode) throws NativeIoException {
-        check("mkdirat(" + name + ")", FsCalls.mkdirat(fd(), name.bytes(), mode & 07777));
+        check(FsCalls.mkdirat(fd(), name.bytes(), mode & 07777), "mkdirat", name);
     }
 
     /** {@code mknodat} of a regular file only: devices, FIFOs and sockets are refused with EPERM. */
@@ -110,17 +118,17 @@ public final class PathHandle extends Fd {
         if ((mode & FsAbi.S_IFMT) != FsAbi.S_IFREG && (mode & FsAbi.S_IFMT) != 0) {
             throw new NativeIoException("mknodat(" + name + ")", FsAbi.EPERM);
         }
-        check("mknodat(" + name + ")", FsCalls.mknodat(fd(), name.bytes(), FsAbi.S_IFREG | (mode & 07777), 0));
+        check(FsCalls.mknodat(fd(), name.bytes(), FsAbi.S_IFREG | (mode & 07777), 0), "mknodat", name);
     }
 
     /** {@code unlinkat}; with {@code directory}, AT_REMOVEDIR (rmdir). */
     public void remove(FileName name, boolean directory) throws NativeIoException {
-        check("unlinkat(" + name + ")", FsCalls.unlinkat(fd(), name.bytes(), directory ? FsAbi.AT_REMOVEDIR : 0));
+        check(FsCalls.unlinkat(fd(), name.bytes(), directory ? FsAbi.AT_REMOVEDIR : 0), "unlinkat", name);
     }
 
     /** {@code renameat2(fd, name, newDirectory, newName, flags)}. */
     public void rename(FileName name, PathHandle newDirectory, FileName newName, int flags) throws NativeIoException {
-        check("renameat2(" + name + ", " + newName + ")", FsCalls.renameat2(fd(), name.bytes(), newDirectory.fd(), newName.bytes(), flags));
+        check(FsCalls.renameat2(fd(), name.bytes(), newDirectory.fd(), newName.bytes(), flags), "renameat2", name + ", " + newName);
     }
 
     /**
@@ -133,31 +141,31 @@ public final class PathHandle extends Fd {
         if (result == -FsAbi.ENOENT || result == -FsAbi.EPERM || result == -FsAbi.EINVAL) {
             result = FsCalls.linkat(FsAbi.AT_FDCWD, target.procPath(), fd(), name.bytes(), FsAbi.AT_SYMLINK_FOLLOW);
         }
-        check("linkat(" + name + ")", result);
+        check(result, "linkat", name);
     }
 
     /** Makes {@code name} a symbolic link holding {@code target}, which is stored, never resolved here. */
     public void symlink(FileName name, byte[] target) throws NativeIoException {
-        check("symlinkat(" + name + ")", FsCalls.symlinkat(target, fd(), name.bytes()));
+        check(FsCalls.symlinkat(target, fd(), name.bytes()), "symlinkat", name);
     }
 
     /** The target this symbolic link holds. */
     public byte[] readLink() throws NativeIoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(FsAbi.PATH_MAX);
-            int length = (int) check("readlinkat(" + this + ")", FsCalls.readlinkat(fd(), EMPTY, buffer));
+            int length = (int) check(FsCalls.readlinkat(fd(), EMPTY, buffer), "readlinkat", this);
             return buffer.asSlice(0, length).toArray(JAVA_BYTE);
         }
     }
 
     /** Sets the permission bits; the caller refuses symbolic links (Linux has no mode for them). */
     public void chmod(int mode) throws NativeIoException {
-        check("fchmodat(" + this + ")", FsCalls.fchmodat(FsAbi.AT_FDCWD, procPath(), mode & 07777, 0));
+        check(FsCalls.fchmodat(FsAbi.AT_FDCWD, procPath(), mode & 07777, 0), "fchmodat", this);
     }
 
     /** Sets the owner and group; -1 keeps one. Of a symbolic link, the link itself. */
     public void chown(int uid, int gid) throws NativeIoException {
-        check("fchownat(" + this + ")", FsCalls.fchownat(fd(), EMPTY, uid, gid, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW));
+        check(FsCalls.fchownat(fd(), EMPTY, uid, gid, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW), "fchownat", this);
     }
 
     /**
@@ -166,13 +174,13 @@ public final class PathHandle extends Fd {
      */
     public void setTimes(long atimeSeconds, long atimeNanos, long mtimeSeconds, long mtimeNanos) throws NativeIoException {
         long[] times = {atimeSeconds, atimeNanos, mtimeSeconds, mtimeNanos};
-        check("utimensat(" + this + ")", FsCalls.utimensat(fd(), EMPTY, times, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW));
+        check(FsCalls.utimensat(fd(), EMPTY, times, FsAbi.AT_EMPTY_PATH | FsAbi.AT_SYMLINK_NOFOLLOW), "utimensat", this);
     }
 
     public FileSystemStats fileSystemStats() throws NativeIoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(FsAbi.STATVFS);
-            check("fstatvfs(" + this + ")", FsCalls.fstatvfs(fd(), buffer));
+            check(FsCalls.fstatvfs(fd(), buffer), "fstatvfs", this);
             return FileSystemStats.read(buffer);
         }
     }
@@ -182,19 +190,19 @@ public final class PathHandle extends Fd {
      * {@code value}, only its length (as getxattr(2) with size 0).
      */
     public long getXattr(byte[] name, MemorySegment value) throws NativeIoException {
-        return check("getxattr(" + this + ")", FsCalls.getxattr(procPath(), name, value));
+        return check(FsCalls.getxattr(procPath(), name, value), "getxattr", this);
     }
 
     /** The NUL-separated names of the extended attributes into {@code list}; an empty {@code list} asks only the length. */
     public long listXattrs(MemorySegment list) throws NativeIoException {
-        return check("listxattr(" + this + ")", FsCalls.listxattr(procPath(), list));
+        return check(FsCalls.listxattr(procPath(), list), "listxattr", this);
     }
 
     public void setXattr(byte[] name, MemorySegment value, int flags) throws NativeIoException {
-        check("setxattr(" + this + ")", FsCalls.setxattr(procPath(), name, value, flags));
+        check(FsCalls.setxattr(procPath(), name, value, flags), "setxattr", this);
     }
 
     public void removeXattr(byte[] name) throws NativeIoException {
-        check("removexattr(" + this + ")", FsCalls.removexattr(procPath(), name));
+        check(FsCalls.removexattr(procPath(), name), "removexattr", this);
     }
 }

@@ -105,50 +105,12 @@ public final class SparseFile implements AutoCloseable {
      * buffers hold only at the end of the file. The buffers must be native segments.
      */
     public long read(long offset, MemorySegment[] buffers, int count) throws NativeIoException {
-        return transfer(false, offset, buffers, count);
+        return Libc.positionalTransfer(false, fd.fd(), path, offset, buffers, count);
     }
 
     /** Writes {@code buffers[0..count)} in turn at {@code offset}, with {@code pwritev(2)}: the gathering twin of {@link #read}. */
     public void write(long offset, MemorySegment[] buffers, int count) throws NativeIoException {
-        transfer(true, offset, buffers, count);
-    }
-
-    private long transfer(boolean write, long offset, MemorySegment[] buffers, int count) throws NativeIoException {
-        long total = 0;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = Libc.allocateCallState(arena);
-            MemorySegment iov = arena.allocate(Libc.IOVEC, Math.min(count, Libc.IOV_MAX));
-            int next = 0; // the first buffer not yet fully moved
-            long skip = 0; // bytes of it already moved
-            while (next < count) {
-                int n = Math.min(count - next, Libc.IOV_MAX);
-                long wanted = Libc.describe(iov, buffers, next, n, skip);
-                long moved = Libc.positionalVectorRaw(state, write, fd.fd(), iov, n, offset);
-                if (moved < 0) {
-                    int errno = Libc.errno(state);
-                    if (errno == Libc.EINTR) {
-                        continue;
-                    }
-                    throw new NativeIoException((write ? "pwritev(" : "preadv(") + path + ")", errno);
-                }
-                if (moved == 0 && wanted > 0) {
-                    if (write) {
-                        throw new NativeIoException("pwritev(" + path + ") wrote nothing", 0);
-                    }
-                    return total; // end of file
-                }
-                total += moved;
-                offset += moved;
-                // Step past the buffers this call filled; a short transfer resumes inside one.
-                while (next < count && moved >= buffers[next].byteSize() - skip) {
-                    moved -= buffers[next].byteSize() - skip;
-                    skip = 0;
-                    next++;
-                }
-                skip += moved;
-            }
-        }
-        return total;
+        Libc.positionalTransfer(true, fd.fd(), path, offset, buffers, count);
     }
 
     @Override

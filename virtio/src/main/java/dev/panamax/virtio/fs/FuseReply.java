@@ -21,6 +21,8 @@ final class FuseReply {
     /** How long the guest may cache an entry or attributes: the share's {@link CacheMode#validSeconds}. */
     private final long validSeconds;
     private long position = HEADER_BYTES;
+    /** Data of the reply the server put straight into the guest's buffers, after this buffer's part. */
+    private long outside;
 
     FuseReply(MemorySegment buffer, long unique, long validSeconds) throws FuseError {
         if (buffer.byteSize() < HEADER_BYTES) {
@@ -51,7 +53,6 @@ final class FuseReply {
             throw FuseError.malformed(FsAbi.EINVAL, "the reply needs " + bytes + " more bytes, the buffer has " + remaining());
         }
         long at = position;
-        buffer.asSlice(at, bytes).fill((byte) 0);
         position += bytes;
         return at;
     }
@@ -72,7 +73,7 @@ final class FuseReply {
     }
 
     FuseReply zeros(long bytes) throws FuseError {
-        claim(bytes);
+        buffer.asSlice(claim(bytes), bytes).fill((byte) 0);
         return this;
     }
 
@@ -92,6 +93,11 @@ final class FuseReply {
     /** Keeps {@code bytes} of what the caller wrote into {@link #room}. */
     void keep(long bytes) {
         position += bytes;
+    }
+
+    /** Counts {@code bytes} of data written past this buffer, into the guest's own buffers that follow it. */
+    void keepOutside(long bytes) {
+        outside += bytes;
     }
 
     /** A {@code fuse_attr} of {@code stat}. */
@@ -115,11 +121,12 @@ final class FuseReply {
         return u64(nodeId).u64(0).u64(validSeconds).u64(validSeconds).u32(0).u32(0).attr(stat);
     }
 
-    /** Finishes a successful reply; returns its length. */
+    /** Finishes a successful reply; returns its length, with the data written outside the buffer. */
     int finish() {
-        buffer.set(U32, 0, (int) position);
+        int length = (int) (position + outside);
+        buffer.set(U32, 0, length);
         buffer.set(U32, 4, 0);
         buffer.set(U64, 8, unique);
-        return (int) position;
+        return length;
     }
 }

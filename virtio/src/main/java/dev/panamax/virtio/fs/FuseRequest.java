@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 
 /**
  * One FUSE request, decoded and checked in this one place before the server uses any of it: the
@@ -88,11 +89,11 @@ final class FuseRequest {
     /** The next NUL-terminated string's bytes (the NUL consumed, not returned), at most {@code maxBytes} long. */
     byte[] string(int maxBytes, String what) throws FuseError {
         long limit = Math.min(remaining(), maxBytes + 1L);
-        for (long i = 0; i < limit; i++) {
-            if (body.get(ValueLayout.JAVA_BYTE, position + i) == 0) {
-                byte[] bytes = body.asSlice(position, i).toArray(ValueLayout.JAVA_BYTE);
+        byte[] candidate = body.asSlice(position, limit).toArray(ValueLayout.JAVA_BYTE); // one copy, then a plain scan
+        for (int i = 0; i < candidate.length; i++) {
+            if (candidate[i] == 0) {
                 position += i + 1;
-                return bytes;
+                return Arrays.copyOf(candidate, i);
             }
         }
         if (limit == remaining()) {

@@ -45,12 +45,12 @@ public final class FuseServer implements AutoCloseable {
     /** The largest READ or WRITE, and so max_write: 1 MiB, 256 pages. */
     public static final int MAX_IO_BYTES = 1 << 20;
     /**
-     * The pages INIT offers (max_pages, and max_write in pages): a WRITE of that many pages with its
-     * four header buffers is a chain of 256 descriptors, as long as a virtio-fs queue of
+     * The pages INIT offers (max_pages, and max_write in pages): a 1 MiB READ or WRITE in one request.
+     * With its four header buffers that is a chain of 260 descriptors, which a virtio-fs queue of
      * {@link VirtioFs#DEFAULT_QUEUE_SIZE} entries takes. Linux 6.1 does not bound max_pages by the
      * queue itself, and a longer chain would break the queue.
      */
-    public static final int ADVERTISED_IO_PAGES = 252;
+    public static final int ADVERTISED_IO_PAGES = MAX_IO_BYTES / 4096;
     public static final int DEFAULT_MAX_NODES = 1 << 20;
     public static final int DEFAULT_MAX_HANDLES = 65536;
     /** The bytes of one getdents64 call: enough for ~1000 short names. */
@@ -153,13 +153,22 @@ public final class FuseServer implements AutoCloseable {
      * header. Never throws for anything the guest sends. READ and WRITE move data between the host
      * file and these segments, which must be native memory.
      */
-    public synchronized int handle(MemorySegment request, MemorySegment reply) {
+    public int handle(MemorySegment request, MemorySegment reply) {
+        return handle(request, reply, null);
+    }
+
+    /**
+     * {@link #handle(MemorySegment, MemorySegment)}, with a READ's data read straight into {@code
+     * readInto} (the guest's buffers after the reply header) when not null: only the header is then
+     * written to {@code reply}, and the returned length counts the data too ({@link ReadBuffers#filled}).
+     */
+    synchronized int handle(MemorySegment request, MemorySegment reply, ReadBuffers readInto) {
         long unique = FuseRequest.uniqueOf(request);
         boolean answered = true; // FORGET and BATCH_FORGET are never answered, not even with an error
         try {
             FuseRequest r = FuseRequest.decode(request);
             answered = r.opcode != Fuse.FUSE_FORGET && r.opcode != Fuse.FUSE_BATCH_FORGET;
-            return dispatch(r, reply);
+            return dispatch(r, reply, readInto);
         } catch (FuseError e) {
             if (e.isMalformed()) {
                 malformed.incrementAndGet();
@@ -173,7 +182,7 @@ public final class FuseServer implements AutoCloseable {
         }
     }
 
-    private int dispatch(FuseRequest r, MemorySegment replyBuffer) throws FuseError, NativeIoException {
+    private int dispatch(FuseRequest r, MemorySegment replyBuffer, ReadBuffers readInto) throws FuseError, NativeIoException {
         if (r.opcode == Fuse.FUSE_FORGET) {
             forget(r.nodeId, r.fixed(Fuse.FORGET_IN).u64());
             return 0;
@@ -203,7 +212,7 @@ public final class FuseServer implements AutoCloseable {
             case Fuse.FUSE_LINK -> link(r, reply);
             case Fuse.FUSE_OPEN -> open(r, reply);
             case Fuse.FUSE_CREATE -> create(r, reply);
-            case Fuse.FUSE_READ -> read(r, reply);
+            case Fuse.FUSE_READ -> read(r, reply, readInto);
             case Fuse.FUSE_WRITE -> write(r, reply);
             case Fuse.FUSE_STATFS -> statfs(r, reply);
             case Fuse.FUSE_RELEASE, Fuse.FUSE_RELEASEDIR -> release(r);
@@ -327,6 +336,24 @@ public final class FuseServer implements AutoCloseable {
         return remember(parent.handle().lookup(name));
     }
 
+    /** A node and the attributes its lookup saw. */
+    private record Entry(Node node, FileStat stat) {}
+
+    /**
+     * LOOKUP's work, the guest's commonest request: a file that already is a node (the node's handle
+     * keeps its inode from being reused) is found with one {@code fstatat}, without opening it again.
+     */
+    private Entry entry(Node parent, FileName name) throws FuseError, NativeIoException {
+        FileStat stat = parent.handle().stat(name);
+        Node known = nodesByFile.get(new FileKey(stat.device(), stat.inode()));
+        if (known != null) {
+            known.lookups()[0]++;
+            return new Entry(known, stat);
+        }
+        Node node = lookup(parent, name);
+        return new Entry(node, node.handle().stat());
+    }
+
     private void forget(long nodeId, long count) {
         Node node = nodes.get(nodeId);
         if (node == null || node.id() == Fuse.FUSE_ROOT_ID) {
@@ -358,16 +385,17 @@ public final class FuseServer implements AutoCloseable {
     private void lookupOp(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
         Node parent = directory(r.nodeId);
         byte[] name = r.lookupName();
-        Node found;
+        Entry found;
         if (name.length == 1 && name[0] == '.') {
-            found = parent;
-            found.lookups()[0]++;
+            parent.lookups()[0]++;
+            found = new Entry(parent, parent.handle().stat());
         } else if (name.length == 2 && name[0] == '.' && name[1] == '.') {
-            found = parentOf(parent);
+            Node up = parentOf(parent);
+            found = new Entry(up, up.handle().stat());
         } else {
-            found = lookup(parent, FileName.of(name));
+            found = entry(parent, FileName.of(name));
         }
-        reply.entryOut(found.id(), found.handle().stat());
+        reply.entryOut(found.node().id(), found.stat());
     }
 
     /** {@code ..}: the root's is the root; any other's must be a node the guest already holds, so it stays in the share. */
@@ -677,14 +705,21 @@ public final class FuseServer implements AutoCloseable {
         reply.entryOut(node.id(), node.handle().stat()).u64(fh).u32(cache.openFlags()).u32(0);
     }
 
-    private void read(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
+    private void read(FuseRequest r, FuseReply reply, ReadBuffers readInto) throws FuseError, NativeIoException {
         Fields in = r.fixed(Fuse.READ_IN);
         Handle h = openHandle(in.u64(), false);
         long offset = FuseRequest.offset(in.u64());
         int size = FuseRequest.size(in.u32(), MAX_IO_BYTES, "READ size");
         FuseRequest.range(offset, size);
-        MemorySegment room = reply.room(size);
-        reply.keep(h.file().read(offset, room));
+        if (readInto == null) {
+            MemorySegment room = reply.room(size);
+            reply.keep(h.file().read(offset, room));
+        } else {
+            int count = readInto.limit(size);
+            long read = h.file().read(offset, readInto.parts, count);
+            reply.keepOutside(read);
+            readInto.filled = read;
+        }
     }
 
     private void write(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -795,14 +830,14 @@ public final class FuseServer implements AutoCloseable {
             reply.entryOut(0, null); // the kernel looks these up itself
             return;
         }
-        Node node;
+        Entry entry;
         try {
-            node = lookup(parent, FileName.of(e.name()));
+            entry = entry(parent, FileName.of(e.name()));
         } catch (NativeIoException | FuseError gone) {
             reply.entryOut(0, null); // removed since it was listed, or no room for another node: the guest looks it up later
             return;
         }
-        reply.entryOut(node.id(), node.handle().stat());
+        reply.entryOut(entry.node().id(), entry.stat());
     }
 
     // ---- extended attributes ----
@@ -854,5 +889,47 @@ public final class FuseServer implements AutoCloseable {
     @Override
     public String toString() {
         return "FUSE server of " + share + (readOnly ? " (read-only)" : "") + ", cache=" + cache.name().toLowerCase(Locale.ROOT);
+    }
+
+    /**
+     * The guest's own buffers that follow a READ's reply header, so the kernel copies the file's
+     * data into them with one {@code preadv}, instead of a read into the reply buffer and a copy.
+     * Reused per queue: {@link #reset} before each request.
+     */
+    static final class ReadBuffers {
+        final MemorySegment[] parts;
+        private int count;
+        private long capacity;
+        /** The data bytes the last READ put into {@link #parts} (0 when it failed or was not a READ). */
+        long filled;
+
+        ReadBuffers(int maxParts) {
+            parts = new MemorySegment[maxParts];
+        }
+
+        /** The first {@code count} entries of {@link #parts} now hold {@code capacity} bytes of guest buffers. */
+        void reset(int count, long capacity) {
+            this.count = count;
+            this.capacity = capacity;
+            filled = 0;
+        }
+
+        /** Trims the buffers to the first {@code size} bytes; returns how many there are. Too little room is the guest's error. */
+        int limit(int size) throws FuseError {
+            if (size > capacity) {
+                throw FuseError.malformed(EINVAL, "a READ of " + size + " bytes into " + capacity + " bytes of buffers");
+            }
+            long left = size;
+            int used = 0;
+            while (left > 0) {
+                MemorySegment part = parts[used];
+                if (part.byteSize() > left) {
+                    parts[used] = part.asSlice(0, left);
+                }
+                left -= parts[used].byteSize();
+                used++;
+            }
+            return used;
+        }
     }
 }

@@ -23,17 +23,20 @@ import java.util.concurrent.atomic.AtomicLong;
  * which get no reply), queue 1 the one request queue. Each chain's device-readable part (the
  * {@code fuse_in_header}, the arguments, a WRITE's data) is copied into a bounded native buffer of
  * its queue, the server answers into a second one, and the reply is copied into the chain's
- * device-writable part. A request longer than the buffer (more than a 1 MiB WRITE with its headers)
- * is answered EIO; a reply that does not fit the writable part becomes an error reply, or, when not
- * even a {@code fuse_out_header} fits, the chain is used with 0 bytes. Both are counted. Nothing a
- * request holds fails the device: only a malformed queue does.
+ * device-writable part; a READ's data is read by the kernel straight into the guest's buffers after
+ * the reply header (one copy, as virtiofsd does with shared memory). A request longer than the
+ * buffer (more than a 1 MiB WRITE with its headers) is answered EIO; a reply that does not fit the
+ * writable part becomes an error reply, or, when not even a {@code fuse_out_header} fits, the chain
+ * is used with 0 bytes. Both are counted. Nothing a request holds fails the device: only a
+ * malformed queue does.
  *
  * <p>No snapshot: the guest's node ids and open files are host handles a snapshot cannot carry, so
  * {@link #saveState} refuses ({@link #SNAPSHOT_REFUSAL}).
  */
 public final class VirtioFs extends VirtioDevice {
     public static final int DEVICE_TYPE = 26;
-    public static final int DEFAULT_QUEUE_SIZE = 256;
+    /** Room for a 1 MiB READ or WRITE, 256 page buffers and four header buffers, in one chain. */
+    public static final int DEFAULT_QUEUE_SIZE = 512;
     /** The hiprio queue and one request queue. */
     public static final int QUEUE_COUNT = 2;
     static final int HIPRIO = 0;
@@ -57,6 +60,7 @@ public final class VirtioFs extends VirtioDevice {
     private final Arena arena = Arena.ofShared();
     private final MemorySegment[] requestBuffers = new MemorySegment[QUEUE_COUNT];
     private final MemorySegment[] replyBuffers = new MemorySegment[QUEUE_COUNT];
+    private final FuseServer.ReadBuffers[] readBuffers = new FuseServer.ReadBuffers[QUEUE_COUNT];
     private final AtomicLong oversizedRequests = new AtomicLong();
     private final AtomicLong unansweredRequests = new AtomicLong();
 
@@ -103,6 +107,9 @@ public final class VirtioFs extends VirtioDevice {
         replyBuffers[HIPRIO] = arena.allocate(HIPRIO_BUFFER_BYTES, 8);
         requestBuffers[REQUESTS] = arena.allocate(REQUEST_BUFFER_BYTES, 8);
         replyBuffers[REQUESTS] = arena.allocate(REQUEST_BUFFER_BYTES, 8);
+        for (int q = 0; q < QUEUE_COUNT; q++) {
+            readBuffers[q] = new FuseServer.ReadBuffers(queueSize);
+        }
     }
 
     /** Why {@code tag} cannot name a share (a sentence), or null when it can. */
@@ -175,9 +182,23 @@ public final class VirtioFs extends VirtioDevice {
         } else {
             MemorySegment request = requestBuffer.asSlice(0, readable);
             chain.read(0, request, 0, readable);
-            length = server.handle(request, reply);
+            FuseServer.ReadBuffers readInto = null;
+            if (opcode(request) == Fuse.FUSE_READ && chain.writableLength() > FuseReply.HEADER_BYTES) {
+                readInto = readBuffers[queue.index()];
+                readInto.reset(chain.writableParts(FuseReply.HEADER_BYTES, readInto.parts, 0),
+                        chain.writableLength() - FuseReply.HEADER_BYTES);
+            }
+            length = server.handle(request, reply, readInto);
             if (length == 0 && !isForget(request)) {
                 unansweredRequests.incrementAndGet();
+            }
+            if (readInto != null) {
+                // The data is in the guest's buffers already: only the header is still to copy.
+                int header = (int) (length - readInto.filled);
+                if (header > 0) {
+                    chain.write(0, replyBuffer, 0, header);
+                }
+                return length;
             }
         }
         if (length > 0) {
@@ -188,11 +209,13 @@ public final class VirtioFs extends VirtioDevice {
 
     /** Whether the request in {@code request} is one that never has a reply; only its opcode is looked at. */
     private static boolean isForget(MemorySegment request) {
-        if (request.byteSize() < FuseRequest.HEADER_BYTES) {
-            return false;
-        }
-        int opcode = request.get(FuseRequest.U32, 4);
+        int opcode = opcode(request);
         return opcode == Fuse.FUSE_FORGET || opcode == Fuse.FUSE_BATCH_FORGET;
+    }
+
+    /** The opcode of the request in {@code request}, -1 when it is too short to have one; nothing else is checked here. */
+    private static int opcode(MemorySegment request) {
+        return request.byteSize() < FuseRequest.HEADER_BYTES ? -1 : request.get(FuseRequest.U32, 4);
     }
 
     /** The driver reset the device: the guest's FUSE session (its nodes, its open files) is gone; it sends INIT again. */

@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -233,6 +234,59 @@ class VirtioFsTest {
         assertThat(fs.unansweredRequests()).as("a FORGET is not an unanswered request").isZero();
         // The interrupt follows the used-ring write, so it may not have come yet.
         driver.interrupts().awaitQueue(VirtioFs.HIPRIO, 1, VirtioTestDriver.TIMEOUT);
+        assertServes();
+    }
+
+    /** READ's reply as Linux frames it, in {@code buffers}: returns the used entry. */
+    Used read(long node, long fh, long offset, int size, Buffer... buffers) {
+        byte[] args = body().u64(fh).u64(offset).u32(size).u32(0).u64(0).u32(0).u32(0).build();
+        byte[] bytes = request(FuseRequest.HEADER_BYTES + args.length, Fuse.FUSE_READ, unique++, node, args);
+        Buffer[] chain = new Buffer[buffers.length + 1];
+        chain[0] = readable(driver.allocate(bytes), bytes.length);
+        System.arraycopy(buffers, 0, chain, 1, buffers.length);
+        int head = driver.submit(VirtioFs.REQUESTS, chain);
+        Used used = driver.awaitUsed(VirtioFs.REQUESTS);
+        assertThat(used.id()).isEqualTo(head);
+        return used;
+    }
+
+    @Test
+    void aReadFillsTheGuestsBuffersAfterTheHeaderWithItsSizeAndNoMore() throws IOException {
+        byte[] content = new byte[10_000];
+        new Random(7).nextBytes(content);
+        Files.write(share.resolve("data"), content);
+        start(false);
+        init();
+        long node = FuseTestClient.entry(ok(call(Fuse.FUSE_LOOKUP, Fuse.FUSE_ROOT_ID, body().name("data"))).body()).nodeId();
+        long fh = ok(call(Fuse.FUSE_OPEN, node, body().u32(0).u32(0))).body().getLong(0);
+
+        // The header and 5 bytes of data share a buffer, 3 bytes follow, then a buffer longer than the rest.
+        byte[] untouched = new byte[2000];
+        Arrays.fill(untouched, (byte) 0x5a);
+        long first = driver.allocate(21);
+        long second = driver.allocate(3);
+        long third = driver.allocate(untouched);
+        Used used = read(node, fh, 100, 1000, writable(first, 21), writable(second, 3), writable(third, 2000));
+        assertThat(used.length()).isEqualTo(16 + 1000);
+        ByteBuffer header = ByteBuffer.wrap(driver.read(first, 16)).order(ByteOrder.LITTLE_ENDIAN);
+        assertThat(header.getInt(0)).as("len").isEqualTo(16 + 1000);
+        assertThat(header.getInt(4)).as("error").isZero();
+        byte[] data = new byte[1000];
+        System.arraycopy(driver.read(first + 16, 5), 0, data, 0, 5);
+        System.arraycopy(driver.read(second, 3), 0, data, 5, 3);
+        System.arraycopy(driver.read(third, 992), 0, data, 8, 992);
+        assertThat(data).isEqualTo(Arrays.copyOfRange(content, 100, 1100));
+        assertThat(driver.read(third + 992, 2000 - 992)).as("past the READ's size").isEqualTo(Arrays.copyOfRange(untouched, 992, 2000));
+
+        // At the end of the file: what is left.
+        long tail = driver.allocate(16 + 1000);
+        assertThat(read(node, fh, 9_990, 1000, writable(tail, 16 + 1000)).length()).isEqualTo(16 + 10);
+        assertThat(driver.read(tail + 16, 10)).isEqualTo(Arrays.copyOfRange(content, 9_990, 10_000));
+
+        // Buffers too small for the size asked: an error reply, nothing else.
+        long small = driver.allocate(16 + 500);
+        assertThat(read(node, fh, 0, 1000, writable(small, 16 + 500)).length()).isEqualTo(16);
+        assertThat(ByteBuffer.wrap(driver.read(small, 16)).order(ByteOrder.LITTLE_ENDIAN).getInt(4)).isEqualTo(-FsAbi.EINVAL);
         assertServes();
     }
 
