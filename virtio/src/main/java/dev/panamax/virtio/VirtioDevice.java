@@ -32,7 +32,9 @@ import java.util.function.BooleanSupplier;
  * the reason logged once, a configuration interrupt; the device stops until the driver resets it.
  * A device whose queues also wait for something else (a network backend's socket) serves them itself
  * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device
- * I/O, except while a reset waits for requests in flight.
+ * I/O, except while a reset waits for requests in flight. A device with a {@link #rateLimiter rate
+ * limiter} has each request pass it first: one it refuses goes back on the ring, and the queue's
+ * thread sleeps until the tokens are back ({@link #awaitThrottle}).
  *
  * <p>For a snapshot, {@link #quiesce} lets each I/O thread finish the request in its hands and park
  * until {@link #resumeWork}; then {@link #saveState} writes features, status and each queue's rings
