@@ -16,16 +16,28 @@ import java.util.Objects;
  *     {@code /dev/vda}, and the command line gets {@code root=/dev/vda} (with {@code ro} or {@code rw});
  *     at most one drive is the root
  * @param transport PCI, or virtio-mmio
+ * @param rateLimiter limits the guest's requests to the disk (bytes and requests), or null for no
+ *     limit; {@link VirtualMachine#updateDrive} changes it while the VM runs
  */
-public record Drive(String id, Path path, boolean readOnly, boolean root, Transport transport) {
+public record Drive(String id, Path path, boolean readOnly, boolean root, Transport transport, RateLimiter rateLimiter) {
     public Drive {
         Objects.requireNonNull(id, "id");
         Objects.requireNonNull(path, "path");
         Objects.requireNonNull(transport, "transport");
     }
 
+    /** A drive without a rate limit. */
+    public Drive(String id, Path path, boolean readOnly, boolean root, Transport transport) {
+        this(id, path, readOnly, root, transport, null);
+    }
+
     /** A drive on PCI. */
     public Drive(String id, Path path, boolean readOnly, boolean root) {
         this(id, path, readOnly, root, Transport.PCI);
+    }
+
+    /** This drive with {@code limiter} (null: no limit). */
+    public Drive withRateLimiter(RateLimiter limiter) {
+        return new Drive(id, path, readOnly, root, transport, limiter);
     }
 }

@@ -23,8 +23,13 @@ import java.util.Objects;
  * @param passtSocket the Unix socket of a passt already running (for the user-mode network), or null
  * @param guestMac the guest's MAC address as six hex pairs ({@code 06:00:ac:10:00:02}), unique
  *     and unicast, or null for a random locally administered one
+ * @param rxRateLimiter limits the frames the guest receives (bytes and frames), or null for no limit;
+ *     frames beyond it wait in the host end (the tap's or passt's queue), none is dropped for it
+ * @param txRateLimiter limits the frames the guest sends, or null for no limit; frames beyond it wait
+ *     in the guest's transmit queue
  */
-public record NetworkInterface(String id, String hostDevice, int tapDescriptor, Path passtSocket, String guestMac) {
+public record NetworkInterface(String id, String hostDevice, int tapDescriptor, Path passtSocket, String guestMac,
+        RateLimiter rxRateLimiter, RateLimiter txRateLimiter) {
     public NetworkInterface {
         Objects.requireNonNull(id, "id");
         if (tapDescriptor < -1) {
@@ -35,6 +40,16 @@ public record NetworkInterface(String id, String hostDevice, int tapDescriptor, 
             throw new IllegalArgumentException("network interface " + id + " has more than one of a host device, a tap descriptor"
                     + " and a passt socket; give it one");
         }
+    }
+
+    /** An interface without rate limits. */
+    public NetworkInterface(String id, String hostDevice, int tapDescriptor, Path passtSocket, String guestMac) {
+        this(id, hostDevice, tapDescriptor, passtSocket, guestMac, null, null);
+    }
+
+    /** This interface with {@code rx} and {@code tx} as its receive and transmit limits (null: no limit). */
+    public NetworkInterface withRateLimiters(RateLimiter rx, RateLimiter tx) {
+        return new NetworkInterface(id, hostDevice, tapDescriptor, passtSocket, guestMac, rx, tx);
     }
 
     /** An interface on the host's TAP device {@code hostDevice}. */

@@ -4,7 +4,9 @@ import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.CacheMode;
+import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
 import dev.panamax.vm.state.StateFormatException;
@@ -321,6 +323,72 @@ public final class VirtualMachine implements AutoCloseable {
         return vm.vcpuExits();
     }
 
+    /**
+     * Changes drive {@code id}'s rate limit while the VM runs (or before it starts): {@code limiter}
+     * replaces the old one whole (null: no limit). A bucket whose settings are unchanged keeps its
+     * tokens; a new or changed one starts full. Requests waiting under the old limit are looked at
+     * again under the new one at once.
+     *
+     * @throws IllegalArgumentException when the VM has no drive {@code id}
+     */
+    public void updateDrive(String id, RateLimiter limiter) {
+        if (!(devices.virtio("virtio-blk", id) instanceof VirtioBlk blk)) {
+            throw new IllegalArgumentException("the VM has no drive " + id);
+        }
+        blk.rateLimiter().update(RateLimiter.toDevice(limiter));
+    }
+
+    /**
+     * Changes network interface {@code id}'s receive and transmit rate limits while the VM runs, as
+     * {@link #updateDrive} does a drive's (null: no limit).
+     *
+     * @throws IllegalArgumentException when the VM has no network interface {@code id}
+     */
+    public void updateNetworkInterface(String id, RateLimiter rx, RateLimiter tx) {
+        if (!(devices.virtio("virtio-net", id) instanceof VirtioNet net)) {
+            throw new IllegalArgumentException("the VM has no network interface " + id);
+        }
+        net.receiveLimiter().update(RateLimiter.toDevice(rx));
+        net.transmitLimiter().update(RateLimiter.toDevice(tx));
+    }
+
+    /**
+     * The rate limit in force on drive {@code id} (null buckets: no limit of that kind).
+     *
+     * @throws IllegalArgumentException when the VM has no drive {@code id}
+     */
+    public RateLimiter driveRateLimiter(String id) {
+        if (!(devices.virtio("virtio-blk", id) instanceof VirtioBlk blk)) {
+            throw new IllegalArgumentException("the VM has no drive " + id);
+        }
+        return RateLimiter.ofDevice(blk.rateLimiter().limit());
+    }
+
+    /**
+     * The receive and transmit rate limits in force on network interface {@code id}, in that order.
+     *
+     * @throws IllegalArgumentException when the VM has no network interface {@code id}
+     */
+    public List<RateLimiter> networkInterfaceRateLimiters(String id) {
+        if (!(devices.virtio("virtio-net", id) instanceof VirtioNet net)) {
+            throw new IllegalArgumentException("the VM has no network interface " + id);
+        }
+        return List.of(RateLimiter.ofDevice(net.receiveLimiter().limit()), RateLimiter.ofDevice(net.transmitLimiter().limit()));
+    }
+
+    /**
+     * How many times drive {@code id}'s requests were held back by its rate limit (Firecracker's
+     * {@code rate_limiter_throttled_events}).
+     *
+     * @throws IllegalArgumentException when the VM has no drive {@code id}
+     */
+    public long driveThrottledEvents(String id) {
+        if (!(devices.virtio("virtio-blk", id) instanceof VirtioBlk blk)) {
+            throw new IllegalArgumentException("the VM has no drive " + id);
+        }
+        return blk.rateLimiter().throttledEvents();
+    }
+
     /** Ends the VM if it runs, then releases everything it holds. Idempotent. */
     @Override
     public void close() {
@@ -440,13 +508,15 @@ public final class VirtualMachine implements AutoCloseable {
 
         /** The drives as the VMM builds them. */
         private List<DriveConfig> driveConfigs() {
-            return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO)).toList();
+            return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO,
+                    RateLimiter.toDevice(d.rateLimiter()))).toList();
         }
 
         /** The network interfaces as the VMM builds them. */
         private List<NicConfig> nicConfigs() {
             return networkInterfaces.stream()
-                    .map(n -> new NicConfig(n.id(), n.hostDevice(), n.tapDescriptor(), n.passtSocket(), n.guestMac())).toList();
+                    .map(n -> new NicConfig(n.id(), n.hostDevice(), n.tapDescriptor(), n.passtSocket(), n.guestMac(),
+                            RateLimiter.toDevice(n.rxRateLimiter()), RateLimiter.toDevice(n.txRateLimiter()))).toList();
         }
 
         /**

@@ -1,17 +1,27 @@
 package dev.panamax.cli;
 
 import dev.panamax.api.Drive;
+import dev.panamax.api.RateLimiter;
+import dev.panamax.api.TokenBucket;
 import dev.panamax.api.Transport;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.vmm.VmRules;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
-/** {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio]}: a drive given on the command line. */
+/**
+ * {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,bw=RATE][,iops=N]}: a drive given on
+ * the command line; {@code bw} limits its bytes a second ({@code 10M}: 10 MiB), {@code iops} its
+ * requests a second, each in a bucket of one second's worth (Firecracker's {@code rate_limiter} with
+ * a refill time of 1000 ms).
+ */
 final class DiskOption {
     private DiskOption() {}
 
-    static final String SYNTAX = "PATH[,readonly][,root][,id=ID][,transport=pci|mmio]";
+    static final String SYNTAX = "PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,bw=RATE][,iops=N]";
+    private static final Pattern RATE = Pattern.compile("(\\d{1,18})([KMGT]?)", Pattern.CASE_INSENSITIVE);
 
     /**
      * @param index the disk's position among the --disk options, for its default ID ("disk0", ...)
@@ -27,6 +37,8 @@ final class DiskOption {
         boolean root = false;
         String id = "disk" + index;
         Transport transport = Transport.PCI;
+        TokenBucket bandwidth = null;
+        TokenBucket ops = null;
         for (int i = 1; i < parts.length; i++) {
             String part = parts[i];
             if (part.equals("readonly")) {
@@ -41,18 +53,47 @@ final class DiskOption {
                 } catch (IllegalArgumentException e) {
                     throw new UserError("--disk " + spec + ": the transport is pci or mmio, not '" + part.substring(10) + "'");
                 }
+            } else if (part.startsWith("bw=")) {
+                bandwidth = TokenBucket.perSecond(rate(spec, part.substring(3), true));
+            } else if (part.startsWith("iops=")) {
+                ops = TokenBucket.perSecond(rate(spec, part.substring(5), false));
             } else {
                 throw new UserError("--disk " + spec + ": unknown setting '" + part + "' (" + SYNTAX + ")");
             }
         }
         VmRules.id(id, "--disk " + spec);
         Path image = VmRules.diskImage(parts[0], readOnly, "--disk " + spec).toAbsolutePath().normalize();
-        return new Drive(id, image, readOnly, root, transport);
+        RateLimiter limiter = bandwidth == null && ops == null ? null : new RateLimiter(bandwidth, ops);
+        return new Drive(id, image, readOnly, root, transport, limiter);
+    }
+
+    /** A rate above 0: a number, for bytes with a binary unit K, M, G or T. */
+    private static long rate(String spec, String text, boolean bytes) {
+        Matcher m = RATE.matcher(text);
+        if (!m.matches() || (!bytes && !m.group(2).isEmpty())) {
+            throw new UserError("--disk " + spec + ": '" + text + "' is not a rate: give " + (bytes ? "bytes a second, e.g. 10M for 10 MiB"
+                    : "requests a second, e.g. 500"));
+        }
+        int shift = switch (m.group(2).toUpperCase(Locale.ROOT)) {
+            case "K" -> 10;
+            case "M" -> 20;
+            case "G" -> 30;
+            case "T" -> 40;
+            default -> 0;
+        };
+        long value = Long.parseLong(m.group(1));
+        if (value == 0 || value > Long.MAX_VALUE >> shift) {
+            throw new UserError("--disk " + spec + ": the rate '" + text + "' is 0 or too large");
+        }
+        return value << shift;
     }
 
     /** The option that names {@code drive} again, with its absolute path: for the copy of a command run in the rig. */
     static String format(Drive drive) {
+        RateLimiter limiter = drive.rateLimiter();
         return drive.path() + (drive.readOnly() ? ",readonly" : "") + (drive.root() ? ",root" : "") + ",id=" + drive.id()
-                + ",transport=" + drive.transport().name().toLowerCase(Locale.ROOT);
+                + ",transport=" + drive.transport().name().toLowerCase(Locale.ROOT)
+                + (limiter != null && limiter.bandwidth() != null ? ",bw=" + limiter.bandwidth().size() : "")
+                + (limiter != null && limiter.ops() != null ? ",iops=" + limiter.ops().size() : "");
     }
 }

@@ -86,7 +86,8 @@ final class RunCommand implements Callable<Integer> {
 
     @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
             description = "a disk image (raw, qcow2 or vhd) as a virtio-blk device; repeatable. The guest names disks /dev/vda,"
-                    + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...)")
+                    + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...);"
+                    + " bw=RATE (bytes a second, e.g. 10M) and iops=N limit its traffic")
     List<String> diskSpecs = new ArrayList<>();
 
     @Option(names = "--net", paramLabel = NetOption.SYNTAX,

@@ -2,6 +2,7 @@ package dev.panamax.control;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RateLimiter;
 import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.SharedFolder;
 import dev.panamax.api.SnapshotOptions;
@@ -32,7 +33,8 @@ import java.util.function.UnaryOperator;
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
  * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock},
- * and Panamax's own {@code /shared-folders}, the whole list at once),
+ * and Panamax's own {@code /shared-folders}, the whole list at once), the rate limits of drives and
+ * network interfaces, before boot and after ({@code PATCH /drives/{id}}, {@code PATCH /network-interfaces/{id}}),
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
  * snapshots ({@code PUT /snapshot/create} of a paused VM, {@code PUT /snapshot/load} instead of a
  * configuration and {@code InstanceStart}), and what can be read ({@code /}, {@code /version}, {@code /vm/config}, {@code /machine-config},
@@ -74,8 +76,8 @@ public final class ControlPlane {
             new Resource("/version", Set.of("GET")),
             new Resource("/boot-source", Set.of("PUT")),
             new Resource("/machine-config", Set.of("GET", "PUT")),
-            new Resource("/drives/{id}", Set.of("PUT")),
-            new Resource("/network-interfaces/{id}", Set.of("PUT")),
+            new Resource("/drives/{id}", Set.of("PUT", "PATCH")),
+            new Resource("/network-interfaces/{id}", Set.of("PUT", "PATCH")),
             new Resource("/vsock", Set.of("PUT")),
             new Resource("/shared-folders", Set.of("PUT")),
             new Resource("/actions", Set.of("PUT")),
@@ -184,6 +186,8 @@ public final class ControlPlane {
                 case "PUT /drives/{id}" -> putById("drives", "drive_id", id, body, VmConfig::drive, Drive::id, drives, VmConfig::checkDrives);
                 case "PUT /network-interfaces/{id}" -> putById("network-interfaces", "iface_id", id, body, VmConfig::networkInterface,
                         NetworkInterface::id, interfaces, VmConfig::checkNetworkInterfaces);
+                case "PATCH /drives/{id}" -> patchDrive(id, body);
+                case "PATCH /network-interfaces/{id}" -> patchNetworkInterface(id, body);
                 case "PUT /vsock" -> putResource("vsock", body, VmConfig::vsock, parsed -> vsock = parsed);
                 case "PUT /shared-folders" -> putResource("shared-folders", body, VmConfig::sharedFolders, parsed -> sharedFolders = parsed);
                 case "PUT /actions" -> action(body);
@@ -239,6 +243,107 @@ public final class ControlPlane {
             items.put(id, item);
         }
         return Response.noContent();
+    }
+
+    /**
+     * Firecracker's {@code PartialDrive}: {@code drive_id}, and an optional {@code path_on_host} and
+     * {@code rate_limiter}. Before {@code InstanceStart} it changes the configured drive; afterwards
+     * it changes the running drive's rate limit (a bucket left out stays as it is) and refuses a new
+     * image, which Panamax cannot swap under a running guest.
+     */
+    private Response patchDrive(String id, byte[] body) {
+        String where = "drives/" + id;
+        VmRules.id(id, where);
+        JsonObject o = JsonObject.of(json(body), where).allowOnly(Set.of("drive_id", "path_on_host", "rate_limiter"));
+        requireSameId(o, "drive_id", id);
+        RateLimiter change = VmConfig.rateLimiter(o.get("rate_limiter"), o.path("rate_limiter"));
+        String newPath = o.optionalString("path_on_host");
+        synchronized (lock) {
+            if (starting) {
+                throw new ApiFault.WrongState(where, "the VM is starting; try again in a moment");
+            }
+            if (vm == null) {
+                Drive d = drives.get(id);
+                if (d == null) {
+                    throw new ApiFault.BadRequest(where + ": there is no drive " + id + " to change; PUT /drives/" + id + " first");
+                }
+                Path image = newPath == null ? d.path() : VmRules.diskImage(newPath, d.readOnly(), o.path("path_on_host"));
+                drives.put(id, new Drive(d.id(), image, d.readOnly(), d.root(), d.transport(), updated(d.rateLimiter(), change)));
+                return Response.noContent();
+            }
+            Drive d = startedConfig.drives().stream().filter(x -> x.id().equals(id)).findFirst()
+                    .orElseThrow(() -> new ApiFault.BadRequest(where + ": the VM has no drive " + id));
+            if (newPath != null && !Path.of(newPath).equals(d.path())) {
+                throw new ApiFault.BadRequest(o.path("path_on_host") + ": Panamax cannot change the image of a drive while the VM runs"
+                        + " (it is " + d.path() + "); leave path_on_host out, or give the same path");
+            }
+            if (change != null) {
+                requireLive(where);
+                Drive after = d.withRateLimiter(updated(d.rateLimiter(), change));
+                vm.updateDrive(id, after.rateLimiter());
+                startedConfig = startedConfig.withDrive(after);
+            }
+        }
+        return Response.noContent();
+    }
+
+    /**
+     * Firecracker's {@code PartialNetworkInterface}: {@code iface_id}, and an optional {@code
+     * rx_rate_limiter} and {@code tx_rate_limiter}, applied as {@link #patchDrive} applies a drive's.
+     */
+    private Response patchNetworkInterface(String id, byte[] body) {
+        String where = "network-interfaces/" + id;
+        VmRules.id(id, where);
+        JsonObject o = JsonObject.of(json(body), where).allowOnly(Set.of("iface_id", "rx_rate_limiter", "tx_rate_limiter"));
+        requireSameId(o, "iface_id", id);
+        RateLimiter rx = VmConfig.rateLimiter(o.get("rx_rate_limiter"), o.path("rx_rate_limiter"));
+        RateLimiter tx = VmConfig.rateLimiter(o.get("tx_rate_limiter"), o.path("tx_rate_limiter"));
+        synchronized (lock) {
+            if (starting) {
+                throw new ApiFault.WrongState(where, "the VM is starting; try again in a moment");
+            }
+            if (vm == null) {
+                NetworkInterface n = interfaces.get(id);
+                if (n == null) {
+                    throw new ApiFault.BadRequest(where + ": there is no network interface " + id + " to change; PUT /network-interfaces/"
+                            + id + " first");
+                }
+                interfaces.put(id, n.withRateLimiters(updated(n.rxRateLimiter(), rx), updated(n.txRateLimiter(), tx)));
+                return Response.noContent();
+            }
+            NetworkInterface n = startedConfig.networkInterfaces().stream().filter(x -> x.id().equals(id)).findFirst()
+                    .orElseThrow(() -> new ApiFault.BadRequest(where + ": the VM has no network interface " + id));
+            if (rx != null || tx != null) {
+                requireLive(where);
+                NetworkInterface after = n.withRateLimiters(updated(n.rxRateLimiter(), rx), updated(n.txRateLimiter(), tx));
+                vm.updateNetworkInterface(id, after.rxRateLimiter(), after.txRateLimiter());
+                startedConfig = startedConfig.withNetworkInterface(after);
+            }
+        }
+        return Response.noContent();
+    }
+
+    /** {@code current} changed by a PATCH's {@code change}: the buckets it gives replace those of {@code current}; null changes nothing. */
+    private static RateLimiter updated(RateLimiter current, RateLimiter change) {
+        if (change == null) {
+            return current;
+        }
+        return (current == null ? RateLimiter.NONE : current).updatedBy(change);
+    }
+
+    private static void requireSameId(JsonObject o, String idField, String id) {
+        String given = o.string(idField);
+        if (!given.equals(id)) {
+            throw new ConfigException(o.path(idField), "'" + given + "' differs from the id in the path, '" + id + "'");
+        }
+    }
+
+    /** Caller holds lock; the VM is there: refuses a change to a VM that ended. */
+    private void requireLive(String what) {
+        VirtualMachine.State state = vm.state();
+        if (state == VirtualMachine.State.EXITED || state == VirtualMachine.State.CLOSED) {
+            throw new ApiFault.WrongState(what, "the VM has exited");
+        }
     }
 
     private Response action(byte[] body) {

@@ -2,8 +2,10 @@ package dev.panamax.control;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RateLimiter;
 import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.SharedFolder;
+import dev.panamax.api.TokenBucket;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
@@ -44,6 +46,9 @@ import java.util.stream.Stream;
  *  "drives": [{"drive_id": "rootfs", "path_on_host": "rootfs.ext4", "is_root_device": true, "is_read_only": false}],
  *  "network-interfaces": [{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac:10:00:02"}]}
  * }</pre>
+ * A drive's {@code rate_limiter} and an interface's {@code rx_rate_limiter} and {@code tx_rate_limiter}
+ * are Firecracker's {@code RateLimiter}: {@code {"bandwidth": {"size": 10485760, "refill_time": 1000},
+ * "ops": {"size": 500, "one_time_burst": 1000, "refill_time": 1000}}}.
  * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}), and a network
  * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network) with, in
  * place of {@code host_dev_name}, {@code tap_fd} (a tap descriptor the process inherited) or {@code
@@ -301,7 +306,6 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         o.onlyInert("partuuid", null, "Panamax makes the root drive /dev/vda and needs no partition UUID");
         o.onlyInert("cache_type", "Unsafe", "Panamax has one cache type");
         o.onlyInert("io_engine", "Sync", "Panamax has one I/O engine");
-        o.onlyInert("rate_limiter", null, "Panamax has no rate limiters");
         o.onlyInert("socket", null, "Panamax has no vhost-user block devices");
         String id = VmRules.id(o.string("drive_id"), o.path("drive_id"));
         boolean root = o.bool("is_root_device");
@@ -312,7 +316,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             throw new ConfigException(o.path("transport"), "'" + transport + "' is not a transport: use \"pci\" or \"mmio\"");
         }
         return new Drive(id, VmRules.diskImage(o.string("path_on_host"), readOnly, o.path("path_on_host")), readOnly, root,
-                "mmio".equals(transport) ? Transport.MMIO : Transport.PCI);
+                "mmio".equals(transport) ? Transport.MMIO : Transport.PCI, rateLimiter(o.get("rate_limiter"), o.path("rate_limiter")));
     }
 
     /**
@@ -325,9 +329,14 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("iface_id", "host_dev_name", "tap_fd", "passt_socket", "guest_mac",
                 "backend", "mtu", "rx_rate_limiter", "tx_rate_limiter"));
         o.onlyInert("mtu", null, "Panamax does not advertise an MTU to the guest");
-        o.onlyInert("rx_rate_limiter", null, "Panamax has no rate limiters");
-        o.onlyInert("tx_rate_limiter", null, "Panamax has no rate limiters");
         String id = VmRules.id(o.string("iface_id"), o.path("iface_id"));
+        RateLimiter rx = rateLimiter(o.get("rx_rate_limiter"), o.path("rx_rate_limiter"));
+        RateLimiter tx = rateLimiter(o.get("tx_rate_limiter"), o.path("tx_rate_limiter"));
+        return hostEnd(o, id).withRateLimiters(rx, tx);
+    }
+
+    /** The interface's id, host end and MAC: all of Firecracker's {@code NetworkInterface} but its rate limiters. */
+    private static NetworkInterface hostEnd(JsonObject o, String id) {
         String backend = o.optionalString("backend");
         if (backend != null && !backend.equals("tap") && !backend.equals("user")) {
             throw new ConfigException(o.path("backend"), "'" + backend + "' is not a network backend: use \"tap\" (with host_dev_name)"
@@ -362,6 +371,51 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             return NetworkInterface.tapDescriptor(id, (int) fd, mac);
         }
         return NetworkInterface.tap(id, VmRules.hostDeviceName(o.string("host_dev_name"), o.path("host_dev_name")), mac);
+    }
+
+    /**
+     * Firecracker's {@code RateLimiter} object at {@code path}: an optional {@code bandwidth} and
+     * {@code ops}, each a {@link #tokenBucket token bucket}; null (absent) for no limit.
+     */
+    public static RateLimiter rateLimiter(Object json, String path) {
+        if (json == null) {
+            return null;
+        }
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("bandwidth", "ops"));
+        return new RateLimiter(o.has("bandwidth") ? tokenBucket(o.get("bandwidth"), o.path("bandwidth")) : null,
+                o.has("ops") ? tokenBucket(o.get("ops"), o.path("ops")) : null);
+    }
+
+    /**
+     * Firecracker's {@code TokenBucket} object at {@code path}: {@code size} and {@code refill_time}
+     * (milliseconds) required, {@code one_time_burst} optional (default 0), each an integer from 0 up.
+     */
+    public static TokenBucket tokenBucket(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("size", "one_time_burst", "refill_time"));
+        long size = nonNegative(o, "size", Long.MAX_VALUE);
+        long burst = o.has("one_time_burst") ? nonNegative(o, "one_time_burst", Long.MAX_VALUE) : 0;
+        long refill = nonNegative(o, "refill_time", TokenBucket.MAX_REFILL_TIME_MILLIS);
+        return new TokenBucket(size, burst, refill);
+    }
+
+    private static long nonNegative(JsonObject o, String key, long max) {
+        long value = o.integer(key);
+        if (value < 0 || value > max) {
+            throw new ConfigException(o.path(key), value + " is not an integer from 0 to " + max);
+        }
+        return value;
+    }
+
+    /** This config with {@code drive} in place of the drive of its id. */
+    public VmConfig withDrive(Drive drive) {
+        return new VmConfig(bootSource, machineConfig, drives.stream().map(d -> d.id().equals(drive.id()) ? drive : d).toList(),
+                networkInterfaces, vsock, sharedFolders);
+    }
+
+    /** This config with {@code nic} in place of the network interface of its id. */
+    public VmConfig withNetworkInterface(NetworkInterface nic) {
+        return new VmConfig(bootSource, machineConfig, drives,
+                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders);
     }
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
@@ -430,6 +484,24 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (drive.transport() == Transport.MMIO) {
             json.put("transport", "mmio");
         }
+        if (drive.rateLimiter() != null) {
+            json.put("rate_limiter", toJson(drive.rateLimiter()));
+        }
+        return json;
+    }
+
+    static Map<String, Object> toJson(RateLimiter limiter) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        if (limiter.bandwidth() != null) json.put("bandwidth", toJson(limiter.bandwidth()));
+        if (limiter.ops() != null) json.put("ops", toJson(limiter.ops()));
+        return json;
+    }
+
+    static Map<String, Object> toJson(TokenBucket bucket) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("size", bucket.size());
+        json.put("one_time_burst", bucket.oneTimeBurst());
+        json.put("refill_time", bucket.refillTimeMillis());
         return json;
     }
 
@@ -445,6 +517,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             if (nic.passtSocket() != null) json.put("passt_socket", nic.passtSocket().toString());
         }
         if (nic.guestMac() != null) json.put("guest_mac", nic.guestMac());
+        if (nic.rxRateLimiter() != null) json.put("rx_rate_limiter", toJson(nic.rxRateLimiter()));
+        if (nic.txRateLimiter() != null) json.put("tx_rate_limiter", toJson(nic.txRateLimiter()));
         return json;
     }
 

@@ -192,6 +192,20 @@ public final class DeviceManager {
         return Stream.of(legacy, mmio, pci).flatMap(List::stream).toList();
     }
 
+    /** The virtio device of {@code kind} ({@code virtio-blk}, ...) that the user named {@code name}, or null when there is none. */
+    public VirtioDevice virtio(String kind, String name) {
+        for (Device d : Stream.concat(mmio.stream(), pci.stream()).toList()) {
+            if (d.id().endsWith("/" + kind + "/" + name)) {
+                return switch (d.device()) {
+                    case VirtioPciDevice p -> p.device();
+                    case VirtioMmioDevice m -> m.device();
+                    default -> null;
+                };
+            }
+        }
+        return null;
+    }
+
     /** The device with {@code id}. */
     public Device device(String id) {
         return devices().stream().filter(d -> d.id().equals(id)).findFirst()

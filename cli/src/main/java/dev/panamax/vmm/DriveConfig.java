@@ -1,5 +1,6 @@
 package dev.panamax.vmm;
 
+import dev.panamax.virtio.ratelimit.RateLimit;
 import java.nio.file.Path;
 import java.util.Objects;
 
@@ -11,10 +12,17 @@ import java.util.Objects;
  * @param readOnly whether the guest may only read it
  * @param root whether it is the guest's root file system, {@code /dev/vda}
  * @param mmio on virtio-mmio rather than PCI
+ * @param rateLimit the device's rate limit ({@link RateLimit#NONE} for none)
  */
-public record DriveConfig(String id, Path image, boolean readOnly, boolean root, boolean mmio) {
+public record DriveConfig(String id, Path image, boolean readOnly, boolean root, boolean mmio, RateLimit rateLimit) {
     public DriveConfig {
         Objects.requireNonNull(id, "id");
         Objects.requireNonNull(image, "image");
+        Objects.requireNonNull(rateLimit, "rateLimit");
+    }
+
+    /** A drive without a rate limit. */
+    public DriveConfig(String id, Path image, boolean readOnly, boolean root, boolean mmio) {
+        this(id, image, readOnly, root, mmio, RateLimit.NONE);
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamax.vmm;
 
+import dev.panamax.virtio.ratelimit.RateLimit;
 import java.nio.file.Path;
 import java.util.Objects;
 
@@ -12,10 +13,20 @@ import java.util.Objects;
  * @param tapFd an inherited TAP descriptor, or -1
  * @param passtSocket a running passt's socket, or null; with no tap either, Panamax starts a passt
  * @param guestMac the guest's MAC address, or null for a random one
+ * @param rxRateLimit the limit of frames to the guest ({@link RateLimit#NONE} for none)
+ * @param txRateLimit the limit of frames from the guest ({@link RateLimit#NONE} for none)
  */
-public record NicConfig(String id, String tapName, int tapFd, Path passtSocket, String guestMac) {
+public record NicConfig(String id, String tapName, int tapFd, Path passtSocket, String guestMac, RateLimit rxRateLimit,
+        RateLimit txRateLimit) {
     public NicConfig {
         Objects.requireNonNull(id, "id");
+        Objects.requireNonNull(rxRateLimit, "rxRateLimit");
+        Objects.requireNonNull(txRateLimit, "txRateLimit");
+    }
+
+    /** An interface without rate limits. */
+    public NicConfig(String id, String tapName, int tapFd, Path passtSocket, String guestMac) {
+        this(id, tapName, tapFd, passtSocket, guestMac, RateLimit.NONE, RateLimit.NONE);
     }
 
     /** The host end in words, for a message; null when Panamax starts a passt of the interface's own. */

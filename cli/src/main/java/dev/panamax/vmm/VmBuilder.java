@@ -10,6 +10,7 @@ import dev.panamax.virtio.net.NetBackendException;
 import dev.panamax.virtio.net.PasstBackend;
 import dev.panamax.virtio.net.TapBackend;
 import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.virtio.vsock.VirtioVsock;
 import dev.panamax.vm.Vm;
 import java.io.IOException;
@@ -121,7 +122,7 @@ public final class VmBuilder {
     /** The drive's image as a virtio-blk device with one request queue per vCPU. */
     private static VirtioDevice openDrive(DriveConfig drive, int queues) {
         try {
-            return VirtioBlk.open(drive.id(), drive.image(), drive.readOnly(), queues);
+            return VirtioBlk.open(drive.id(), drive.image(), drive.readOnly(), queues, new RateLimiter(drive.rateLimit()));
         } catch (IOException e) {
             throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
         }
@@ -164,7 +165,8 @@ public final class VmBuilder {
         }
         try {
             MacAddress mac = nic.guestMac() == null ? MacAddress.random() : MacAddress.parse(nic.guestMac());
-            return new VirtioNet(nic.id(), mac, backend, VirtioNet.DEFAULT_QUEUE_SIZE);
+            return new VirtioNet(nic.id(), mac, backend, VirtioNet.DEFAULT_QUEUE_SIZE, new RateLimiter(nic.rxRateLimit()),
+                    new RateLimiter(nic.txRateLimit()));
         } catch (RuntimeException e) {
             backend.close();
             throw e;

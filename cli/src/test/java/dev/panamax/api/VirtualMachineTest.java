@@ -178,6 +178,26 @@ class VirtualMachineTest {
     }
 
     @Test
+    void aDrivesRateLimiterIsSetByTheBuilderAndChangedWhileTheVmRuns() {
+        RateLimiter configured = new RateLimiter(TokenBucket.perSecond(10 << 20), new TokenBucket(100, 20, 1000));
+        try (VirtualMachine vm = spinner().drive(new Drive("data", disk, true, false).withRateLimiter(configured)).build()) {
+            assertThat(vm.driveRateLimiter("data")).isEqualTo(configured);
+            vm.start();
+            vm.updateDrive("data", RateLimiter.bandwidth(1 << 20));
+            assertThat(vm.driveRateLimiter("data")).isEqualTo(new RateLimiter(new TokenBucket(1 << 20, 0, 1000), null));
+            vm.updateDrive("data", null);
+            assertThat(vm.driveRateLimiter("data")).isEqualTo(RateLimiter.NONE);
+            assertThat(vm.driveThrottledEvents("data")).isZero();
+            assertThatThrownBy(() -> vm.updateDrive("nope", RateLimiter.NONE)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("the VM has no drive nope");
+            assertThatThrownBy(() -> vm.updateNetworkInterface("eth0", null, null)).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessage("the VM has no network interface eth0");
+        }
+        assertThatThrownBy(() -> new TokenBucket(-1, 0, 1000)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("token bucket size -1 is negative: give 0 (no limit) or more");
+    }
+
+    @Test
     void aDriveHoldsItsImageLocked() {
         try (VirtualMachine _ = spinner().drive(new Drive("rootfs", disk, false, true)).build()) {
             assertThatThrownBy(() -> spinner().drive(new Drive("again", disk, false, false, Transport.MMIO)).build())
@@ -219,7 +239,7 @@ class VirtualMachineTest {
     void theApiSignaturesUseOnlyTheJdkAndTheApiPackage() {
         List<String> leaks = new ArrayList<>();
         for (Class<?> type : List.of(VirtualMachine.class, VirtualMachine.Builder.class, VirtualMachine.Exit.class,
-                Drive.class, NetworkInterface.class, VirtualMachineException.class)) {
+                Drive.class, NetworkInterface.class, RateLimiter.class, TokenBucket.class, VirtualMachineException.class)) {
             List<Executable> members = new ArrayList<>(Arrays.asList(type.getConstructors()));
             members.addAll(Arrays.stream(type.getMethods()).filter(m -> m.getDeclaringClass() == type).toList());
             for (Executable member : members) {

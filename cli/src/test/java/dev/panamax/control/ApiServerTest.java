@@ -3,6 +3,8 @@ package dev.panamax.control;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.api.RateLimiter;
+import dev.panamax.api.TokenBucket;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.storage.image.Images;
 import java.io.IOException;
@@ -450,6 +452,81 @@ class ApiServerTest {
         // Closed, as serve closes it when the guest ends, before the server.
         assertFault(400, "vm: the VM has exited", "PATCH", "/vm", "{\"state\": \"Paused\"}");
         assertFault(400, "SendCtrlAltDel: the VM has exited", "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
+    }
+
+    @Test
+    void patchChangesTheConfiguredRateLimitersBeforeInstanceStart() throws Exception {
+        Path disk = Files.write(dir.resolve("data.img"), new byte[4096]);
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+        // Firecracker's patch-block example drive, and its patch-network-interface example interface.
+        assertNoContent("PUT", "/drives/data", "{\"drive_id\": \"data\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false,"
+                + " \"is_read_only\": false, \"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"one_time_burst\": 100,"
+                + " \"refill_time\": 10}, \"ops\": {\"size\": 5, \"refill_time\": 100}}}");
+        assertNoContent("PUT", "/network-interfaces/iface_1", "{\"iface_id\": \"iface_1\", \"host_dev_name\": \"fctap1\","
+                + " \"guest_mac\": \"06:00:c0:a8:34:02\", \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1024, \"one_time_burst\":"
+                + " 1048576, \"refill_time\": 1000}}, \"tx_rate_limiter\": {\"bandwidth\": {\"size\": 1024, \"one_time_burst\": 1048576,"
+                + " \"refill_time\": 1000}}}");
+
+        // A PATCH changes the configuration; a bucket left out stays.
+        assertNoContent("PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\": {\"size\": 50, \"refill_time\": 100}}}");
+        assertNoContent("PATCH", "/network-interfaces/iface_1", "{\"iface_id\": \"iface_1\", \"rx_rate_limiter\": {\"bandwidth\":"
+                + " {\"size\": 1048576, \"refill_time\": 1000}, \"ops\": {\"size\": 2000, \"refill_time\": 1000}}}");
+        String config = send("GET", "/vm/config", null).body();
+        assertThat(config).contains("\"rate_limiter\":{\"bandwidth\":{\"size\":1000,\"one_time_burst\":100,\"refill_time\":10},"
+                + "\"ops\":{\"size\":50,\"one_time_burst\":0,\"refill_time\":100}}");
+        assertThat(config).contains("\"rx_rate_limiter\":{\"bandwidth\":{\"size\":1048576,\"one_time_burst\":0,\"refill_time\":1000},"
+                + "\"ops\":{\"size\":2000,\"one_time_burst\":0,\"refill_time\":1000}},"
+                + "\"tx_rate_limiter\":{\"bandwidth\":{\"size\":1024,\"one_time_burst\":1048576,\"refill_time\":1000}}");
+
+        assertFault(400, "drives/nope: there is no drive nope to change; PUT /drives/nope first", "PATCH", "/drives/nope",
+                "{\"drive_id\": \"nope\"}");
+        assertFault(400, "drives/data.drive_id: 'other' differs from the id in the path, 'data'", "PATCH", "/drives/data",
+                "{\"drive_id\": \"other\"}");
+        assertFault(400, "drives/data.drive_id: is required", "PATCH", "/drives/data", "{\"rate_limiter\": null}");
+        assertFault(400, "drives/data.is_read_only: unknown key; the keys here are drive_id, path_on_host, rate_limiter", "PATCH",
+                "/drives/data", "{\"drive_id\": \"data\", \"is_read_only\": true}");
+        assertFault(400, "drives/data.rate_limiter.bandwidth.size: -1 is not an integer from 0 to 9223372036854775807", "PATCH",
+                "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {\"bandwidth\": {\"size\": -1, \"refill_time\": 100}}}");
+        assertFault(400, "network-interfaces/iface_1.rx_rate_limiter.ops.size: is required", "PATCH", "/network-interfaces/iface_1",
+                "{\"iface_id\": \"iface_1\", \"rx_rate_limiter\": {\"ops\": {\"refill_time\": 100}}}");
+        assertFault(400, "network-interfaces/iface_1.rx_rate_limiter.ops.refill_time: expected an integer, not the number 0.5", "PATCH",
+                "/network-interfaces/iface_1", "{\"iface_id\": \"iface_1\", \"rx_rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 0.5}}}");
+
+        assertThat(state()).isEqualTo("Not started");
+    }
+
+    @Test
+    void patchChangesARunningDrivesRateLimiter() throws Exception {
+        Path disk = Files.write(dir.resolve("data.img"), new byte[4096]);
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+        assertNoContent("PUT", "/drives/data", "{\"drive_id\": \"data\", \"path_on_host\": \"" + disk + "\", \"is_root_device\": false,"
+                + " \"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"one_time_burst\": 100, \"refill_time\": 10},"
+                + " \"ops\": {\"size\": 50, \"refill_time\": 100}}}");
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        try (VirtualMachine vm = plane.awaitStarted()) {
+            assertThat(vm.driveRateLimiter("data")).as("the device has the configured limits")
+                    .isEqualTo(new RateLimiter(new TokenBucket(1000, 100, 10), new TokenBucket(50, 0, 100)));
+            assertNoContent("PATCH", "/drives/data", "{\"drive_id\": \"data\", \"rate_limiter\": {\"bandwidth\": {\"size\": 1048576,"
+                    + " \"refill_time\": 1000}}}");
+            assertThat(vm.driveRateLimiter("data")).as("the running device took the new bandwidth and kept its ops")
+                    .isEqualTo(new RateLimiter(new TokenBucket(1048576, 0, 1000), new TokenBucket(50, 0, 100)));
+            assertThat(send("GET", "/vm/config", null).body()).contains("\"rate_limiter\":{\"bandwidth\":{\"size\":1048576,");
+            assertNoContent("PATCH", "/drives/data", "{\"drive_id\": \"data\", \"path_on_host\": \"" + disk + "\","
+                    + " \"rate_limiter\": {\"ops\": {\"size\": 0, \"refill_time\": 0}}}");
+            assertThat(vm.driveRateLimiter("data")).as("a bucket of size 0 is off")
+                    .isEqualTo(new RateLimiter(new TokenBucket(1048576, 0, 1000), null));
+            assertFault(400, "drives/data.path_on_host: Panamax cannot change the image of a drive while the VM runs (it is " + disk
+                    + "); leave path_on_host out, or give the same path", "PATCH", "/drives/data",
+                    "{\"drive_id\": \"data\", \"path_on_host\": \"" + dir.resolve("other.img") + "\"}");
+            assertFault(400, "drives/nope: the VM has no drive nope", "PATCH", "/drives/nope", "{\"drive_id\": \"nope\"}");
+            assertFault(400, "network-interfaces/eth9: the VM has no network interface eth9", "PATCH", "/network-interfaces/eth9",
+                    "{\"iface_id\": \"eth9\"}");
+            vm.kill();
+            assertFault(400, "drives/data: the VM has exited", "PATCH", "/drives/data",
+                    "{\"drive_id\": \"data\", \"rate_limiter\": {\"ops\": {\"size\": 1, \"refill_time\": 1}}}");
+        }
     }
 
     @Test

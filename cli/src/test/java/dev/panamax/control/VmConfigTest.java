@@ -5,7 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RateLimiter;
 import dev.panamax.api.SharedFolder;
+import dev.panamax.api.TokenBucket;
 import dev.panamax.vmm.ConfigException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -322,5 +324,51 @@ class VmConfigTest {
         assertThatThrownBy(() -> VmConfig.read(broken))
                 .hasMessage(broken + ": malformed JSON at line 3, column 2: expected ',' or '}' after the value of \"boot-source\","
                         + " found the end of the text");
+    }
+
+    @Test
+    void rateLimitersAsFirecrackersDocsWriteThemAreReadAndWrittenBack() {
+        // The drive of Firecracker's patch-block example, and the interface of its patch-network-interface one.
+        VmConfig config = VmConfig.parse("{" + boot() + ", \"drives\": [{\"drive_id\": \"rootfs\", \"path_on_host\": \"" + disk
+                + "\", \"is_root_device\": true, \"is_read_only\": false, \"rate_limiter\": {\"bandwidth\": {\"size\": 1000,"
+                + " \"one_time_burst\": 100, \"refill_time\": 10}, \"ops\": {\"size\": 5, \"refill_time\": 100}}}],"
+                + " \"network-interfaces\": [{\"iface_id\": \"iface_1\", \"host_dev_name\": \"fctap1\", \"guest_mac\": \"06:00:c0:a8:34:02\","
+                + " \"rx_rate_limiter\": {\"bandwidth\": {\"size\": 1024, \"one_time_burst\": 1048576, \"refill_time\": 1000}},"
+                + " \"tx_rate_limiter\": {\"ops\": {\"size\": 1024, \"one_time_burst\": 1048576, \"refill_time\": 1000}}}]}", "vm.json");
+        assertThat(config.drives().getFirst().rateLimiter())
+                .isEqualTo(new RateLimiter(new TokenBucket(1000, 100, 10), new TokenBucket(5, 0, 100)));
+        NetworkInterface nic = config.networkInterfaces().getFirst();
+        assertThat(nic.rxRateLimiter()).isEqualTo(new RateLimiter(new TokenBucket(1024, 1048576, 1000), null));
+        assertThat(nic.txRateLimiter()).isEqualTo(new RateLimiter(null, new TokenBucket(1024, 1048576, 1000)));
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).as("GET /vm/config writes them back").isEqualTo(config);
+
+        VmConfig none = VmConfig.parse("{" + boot() + ", \"drives\": [{\"drive_id\": \"d\", \"path_on_host\": \"" + disk
+                + "\", \"is_root_device\": false, \"rate_limiter\": null}]}", "vm.json");
+        assertThat(none.drives().getFirst().rateLimiter()).isNull();
+        assertThat(Json.write(none.toJson())).doesNotContain("rate_limiter");
+    }
+
+    @Test
+    void badRateLimitersAreRefusedNamingTheField() {
+        String drive = "{" + boot() + ", \"drives\": [{\"drive_id\": \"d\", \"path_on_host\": \"" + disk
+                + "\", \"is_root_device\": false, \"rate_limiter\": %s}]}";
+        assertRefused(drive.formatted("{\"bandwidth\": {\"size\": -1, \"refill_time\": 100}}"),
+                "drives[0].rate_limiter.bandwidth.size: -1 is not an integer from 0 to 9223372036854775807");
+        assertRefused(drive.formatted("{\"ops\": {\"size\": 10, \"refill_time\": 1.5}}"),
+                "drives[0].rate_limiter.ops.refill_time: expected an integer, not the number 1.5");
+        assertRefused(drive.formatted("{\"ops\": {\"refill_time\": 100}}"), "drives[0].rate_limiter.ops.size: is required");
+        assertRefused(drive.formatted("{\"ops\": {\"size\": 10}}"), "drives[0].rate_limiter.ops.refill_time: is required");
+        assertRefused(drive.formatted("{\"ops\": {\"size\": 10, \"refill_time\": 100, \"one_time_burst\": -5}}"),
+                "drives[0].rate_limiter.ops.one_time_burst: -5 is not an integer from 0 to 9223372036854775807");
+        assertRefused(drive.formatted("{\"ops\": {\"size\": 10, \"refill_time\": 10000000000000000}}"),
+                "drives[0].rate_limiter.ops.refill_time: 10000000000000000 is not an integer from 0 to 9223372036854");
+        assertRefused(drive.formatted("{\"bandwidth\": {\"size\": 10, \"refill_time\": 100, \"rate\": 3}}"),
+                "drives[0].rate_limiter.bandwidth.rate: unknown key; the keys here are one_time_burst, refill_time, size");
+        assertRefused(drive.formatted("{\"iops\": {\"size\": 10, \"refill_time\": 100}}"),
+                "drives[0].rate_limiter.iops: unknown key; the keys here are bandwidth, ops");
+        assertRefused(drive.formatted("\"10M\""), "drives[0].rate_limiter: expected a JSON object, not the string \"10M\"");
+        assertRefused("{" + boot() + ", \"network-interfaces\": [{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\","
+                + " \"tx_rate_limiter\": {\"bandwidth\": {\"size\": \"1k\", \"refill_time\": 100}}}]}",
+                "network-interfaces[0].tx_rate_limiter.bandwidth.size: expected an integer, not the string \"1k\"");
     }
 }

@@ -1,6 +1,8 @@
 package dev.panamax.virtio;
 
 import dev.panamax.sys.EventFd;
+import dev.panamax.sys.Poller;
+import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.GuestMemoryException;
 import dev.panamax.vm.state.StateFormatException;
@@ -30,7 +32,9 @@ import java.util.function.BooleanSupplier;
  * the reason logged once, a configuration interrupt; the device stops until the driver resets it.
  * A device whose queues also wait for something else (a network backend's socket) serves them itself
  * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device
- * I/O, except while a reset waits for requests in flight.
+ * I/O, except while a reset waits for requests in flight. A device with a {@link #rateLimiter rate
+ * limiter} has each request pass it first: one it refuses goes back on the ring, and the queue's
+ * thread sleeps until the tokens are back ({@link #awaitThrottle}).
  *
  * <p>For a snapshot, {@link #quiesce} lets each I/O thread finish the request in its hands and park
  * until {@link #resumeWork}; then {@link #saveState} writes features, status and each queue's rings
@@ -68,6 +72,8 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     private final QueueSettings[] settings;
     private final EventFd[] notifyEvents;
     private final QueueWorker[] workers;
+    /** Per queue, made when it is first throttled: waits for its notify eventfd or a timeout. Used by its I/O thread only. */
+    private final Poller[] throttlePollers;
     private volatile GuestMemory memory;
     private volatile VirtioInterrupts interrupts;
     private volatile long driverFeatures;
@@ -105,6 +111,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         this.settings = new QueueSettings[queueCount];
         this.notifyEvents = new EventFd[queueCount];
         this.workers = new QueueWorker[queueCount];
+        this.throttlePollers = new Poller[queueCount];
         try {
             for (int i = 0; i < queueCount; i++) {
                 settings[i] = new QueueSettings(maxQueueSize);
@@ -609,19 +616,71 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     protected void serve(VirtQueue queue, BooleanSupplier running) {
         DescriptorChain chain = queue.newChain();
         EventFd notify = notifyEvents[queue.index()];
+        RateLimiter limiter = rateLimiter(queue);
         // A notification may have come before this thread started: look once without waiting.
         while (running.getAsBoolean()) {
             boolean used = false;
+            long throttledNanos = 0;
             do {
                 while (running.getAsBoolean() && queue.pop(chain)) {
+                    if (limiter != null && (throttledNanos = limiter.tryConsume(requestBytes(queue, chain))) > 0) {
+                        queue.unpop(1); // parked on the ring, taken again in turn when tokens are back
+                        break;
+                    }
                     queue.addUsed(chain.head(), handle(queue, chain));
                     used = true;
                 }
-            } while (running.getAsBoolean() && queue.armNotification());
+            } while (throttledNanos == 0 && running.getAsBoolean() && queue.armNotification());
             if (used) {
                 interruptIfWanted(queue);
             }
-            notify.read();
+            if (throttledNanos > 0) {
+                awaitThrottle(queue, throttledNanos);
+            } else {
+                notify.read();
+            }
+        }
+    }
+
+    /**
+     * The rate limiter of the requests on {@code queue} for {@link #serve}, or null for none; called
+     * once each time the queue's thread starts serving. This one: null.
+     */
+    protected RateLimiter rateLimiter(VirtQueue queue) {
+        return null;
+    }
+
+    /** The bytes a request counts for in its queue's bandwidth bucket. This one: 0. */
+    protected long requestBytes(VirtQueue queue, DescriptorChain chain) {
+        return 0;
+    }
+
+    /**
+     * Waits on the I/O thread of a throttled {@code queue} until {@code nanos} have passed, or its
+     * notify eventfd is signalled: a stop, a quiesce, a limiter's update, or the driver's notification
+     * (which only makes the thread look at its limiter again). Taking the notification does no harm:
+     * the caller looks at the ring anyway.
+     */
+    protected final void awaitThrottle(VirtQueue queue, long nanos) {
+        Poller poller = throttlePollers[queue.index()];
+        if (poller == null) {
+            poller = throttlePollers[queue.index()] = Poller.create(1);
+            poller.add(notifyEvents[queue.index()], Poller.READABLE, queue.index());
+        }
+        if (poller.await(throttleMillis(nanos)) > 0) {
+            notifyEvents[queue.index()].read();
+        }
+    }
+
+    /** {@code nanos} as a poll timeout: rounded up to whole milliseconds, so the tokens are there after it. */
+    public static int throttleMillis(long nanos) {
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(1, (nanos + 999_999) / 1_000_000));
+    }
+
+    /** Wakes the I/O thread of every queue, e.g. after a rate limiter's update: each looks at its ring again. */
+    protected final void wakeQueues() {
+        for (EventFd e : notifyEvents) {
+            e.signal();
         }
     }
 
@@ -647,6 +706,11 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     }
 
     private void closeEvents() {
+        for (Poller p : throttlePollers) {
+            if (p != null) {
+                p.close();
+            }
+        }
         for (EventFd e : notifyEvents) {
             if (e != null) {
                 e.close();

@@ -7,6 +7,7 @@ import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioProtocolException;
+import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
@@ -21,6 +22,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -32,6 +34,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * of 512 bytes, a write to a read-only disk) gets status IOERR; an unknown type or flag UNSUPP; a
  * backend I/O error IOERR, logged, and the device goes on. A chain that is not a request at all (no
  * 16-byte header, no status byte) fails the device.
+ *
+ * <p>Each request passes the drive's {@link RateLimiter} first (1 operation, its data bytes); one it
+ * refuses stays on the ring, its queue waits for the tokens and takes it again, in order.
  */
 public final class VirtioBlk extends VirtioDevice {
     public static final int DEVICE_TYPE = 2;
@@ -97,6 +102,7 @@ public final class VirtioBlk extends VirtioDevice {
     private final byte[][] scratch; // per queue: a request header or a discard segment
     private final MemorySegment[][] segments; // per queue: the guest buffers of one request, grown as needed
     private final AtomicLong ioErrors = new AtomicLong();
+    private final RateLimiter limiter;
 
     /**
      * @param id        the drive's ID string (GET_ID), up to 20 ASCII characters; also names the device
@@ -112,9 +118,19 @@ public final class VirtioBlk extends VirtioDevice {
      *              checks; null when there is none
      */
     public VirtioBlk(String id, BlockBackend disk, Path image, int queueCount, int queueSize) {
+        this(id, disk, image, queueCount, queueSize, RateLimiter.unlimited());
+    }
+
+    /**
+     * @param limiter the drive's rate limiter, shared by its queues: a request the limiter refuses
+     *                stays on its ring, and its queue waits until the tokens are back
+     */
+    public VirtioBlk(String id, BlockBackend disk, Path image, int queueCount, int queueSize, RateLimiter limiter) {
         super("virtio-blk (" + id + ")", DEVICE_TYPE, features(disk.isReadOnly()), queueCount, queueSize, CONFIG_SIZE);
         this.disk = disk;
         this.image = image;
+        this.limiter = Objects.requireNonNull(limiter, "limiter");
+        limiter.onUpdate(this::wakeQueues); // a queue waiting under the old limit looks again under the new one
         this.idText = id;
         this.readOnly = disk.isReadOnly();
         this.capacity = disk.size() / SECTOR_SIZE;
@@ -142,9 +158,14 @@ public final class VirtioBlk extends VirtioDevice {
      * @throws IOException naming the image when it is missing, damaged or in use by another process
      */
     public static VirtioBlk open(String id, Path image, boolean readOnly, int queueCount) throws IOException {
+        return open(id, image, readOnly, queueCount, RateLimiter.unlimited());
+    }
+
+    /** {@link #open(String, Path, boolean, int)} with the drive's rate limiter. */
+    public static VirtioBlk open(String id, Path image, boolean readOnly, int queueCount, RateLimiter limiter) throws IOException {
         BlockBackend disk = Images.open(image, (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withLock());
         try {
-            return new VirtioBlk(id, disk, image, queueCount, DEFAULT_QUEUE_SIZE);
+            return new VirtioBlk(id, disk, image, queueCount, DEFAULT_QUEUE_SIZE, limiter);
         } catch (RuntimeException e) {
             disk.close();
             throw e;
@@ -229,6 +250,25 @@ public final class VirtioBlk extends VirtioDevice {
 
     private String imageText() {
         return image == null ? "" : image.toAbsolutePath().normalize().toString();
+    }
+
+    /** The drive's rate limiter: {@link RateLimiter#update} changes its limits while the guest runs. */
+    public RateLimiter rateLimiter() {
+        return limiter;
+    }
+
+    @Override
+    protected RateLimiter rateLimiter(VirtQueue queue) {
+        return limiter;
+    }
+
+    /**
+     * The data a request moves: its buffers past the 16-byte header and before the status byte. Taken
+     * from the chain's lengths, not from the header, which the guest could change after this count.
+     */
+    @Override
+    protected long requestBytes(VirtQueue queue, DescriptorChain chain) {
+        return Math.max(0, chain.readableLength() - HEADER_SIZE) + Math.max(0, chain.writableLength() - 1);
     }
 
     @Override

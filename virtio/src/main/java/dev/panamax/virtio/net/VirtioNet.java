@@ -6,6 +6,7 @@ import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioProtocolException;
+import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.lang.foreign.Arena;
@@ -13,6 +14,7 @@ import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.HexFormat;
+import java.util.Objects;
 import java.util.Set;
 import java.util.function.BooleanSupplier;
 
@@ -29,6 +31,11 @@ import java.util.function.BooleanSupplier;
  * bounds them) rather than dropping them.
  * A frame the guest sent that is malformed, or asks for an offload not negotiated, is dropped and
  * counted in {@link #dropped()}, as is one for the guest that does not fit its buffers.
+ *
+ * <p>Each direction has a {@link RateLimiter} (1 operation and the frame's bytes per frame). A frame
+ * from the guest the transmit limiter refuses stays on the ring and the transmit queue waits for the
+ * tokens; a frame for the guest the receive limiter refuses stays in hand, and the receive thread
+ * stops reading the backend until the tokens are back. No frame is dropped for a limit.
  */
 public final class VirtioNet extends VirtioDevice {
     public static final int DEVICE_TYPE = 1;
@@ -66,6 +73,8 @@ public final class VirtioNet extends VirtioDevice {
 
     private final NetBackend backend;
     private final MacAddress mac;
+    private final RateLimiter receiveLimiter;
+    private final RateLimiter transmitLimiter;
     private final Poller receivePoller;
     private final Poller transmitPoller;
     // Freed by the GC, not by close(): an I/O thread may still be copying when another thread closes.
@@ -74,6 +83,7 @@ public final class VirtioNet extends VirtioDevice {
     // The receive thread's: the frame taken from the backend and not yet given to the guest.
     private final MemorySegment inbound = arena.allocate(NetBackend.RECEIVE_BUFFER_BYTES);
     private int inboundLength; // 0: none
+    private boolean inboundAdmitted; // the receive limiter let it through
     private long inboundDelivered; // bytes of it already written into the guest's buffers
     private int buffersUsed; // chains it fills, their heads and lengths below (mergeable buffers)
     private int[] usedHeads = new int[0];
@@ -94,9 +104,24 @@ public final class VirtioNet extends VirtioDevice {
      * @param queueSize the maximum size of each queue, a power of two
      */
     public VirtioNet(String id, MacAddress mac, NetBackend backend, int queueSize) {
+        this(id, mac, backend, queueSize, RateLimiter.unlimited(), RateLimiter.unlimited());
+    }
+
+    /**
+     * @param receiveLimiter  limits the frames to the guest: while it refuses, the frame taken stays
+     *                        in hand and the rest stay in the backend
+     * @param transmitLimiter limits the frames from the guest: while it refuses, they stay on the ring
+     */
+    public VirtioNet(String id, MacAddress mac, NetBackend backend, int queueSize, RateLimiter receiveLimiter,
+            RateLimiter transmitLimiter) {
         super("virtio-net (" + id + ")", DEVICE_TYPE, features(backend.offloads()), QUEUE_COUNT, queueSize, CONFIG_SIZE);
         this.backend = backend;
         this.mac = mac;
+        this.receiveLimiter = Objects.requireNonNull(receiveLimiter, "receiveLimiter");
+        this.transmitLimiter = Objects.requireNonNull(transmitLimiter, "transmitLimiter");
+        // A queue waiting under the old limit looks again under the new one.
+        receiveLimiter.onUpdate(() -> notifyEvent(RX).signal());
+        transmitLimiter.onUpdate(() -> notifyEvent(TX).signal());
         System.arraycopy(mac.bytes(), 0, config, CONFIG_MAC, 6);
         config[CONFIG_STATUS] = VIRTIO_NET_S_LINK_UP;
         config[CONFIG_MAX_VIRTQUEUE_PAIRS] = 1;
@@ -205,6 +230,26 @@ public final class VirtioNet extends VirtioDevice {
         return backend.dropped();
     }
 
+    /** Limits the frames to the guest (bytes: each frame without its virtio-net header). */
+    public RateLimiter receiveLimiter() {
+        return receiveLimiter;
+    }
+
+    /** Limits the frames from the guest (bytes: each frame without its virtio-net header). */
+    public RateLimiter transmitLimiter() {
+        return transmitLimiter;
+    }
+
+    @Override
+    protected RateLimiter rateLimiter(VirtQueue queue) {
+        return queue.index() == TX ? transmitLimiter : null; // the receive loop asks its own
+    }
+
+    @Override
+    protected long requestBytes(VirtQueue queue, DescriptorChain chain) {
+        return Math.max(0, chain.readableLength() - NetBackend.HEADER_BYTES);
+    }
+
     @Override
     protected void serve(VirtQueue queue, BooleanSupplier running) {
         try {
@@ -246,7 +291,7 @@ public final class VirtioNet extends VirtioDevice {
             transmitPoller.add(backend.descriptor(), Poller.WRITABLE, BACKEND);
             try {
                 do {
-                    awaitAndClearNotification(transmitPoller, notifyEvent(TX));
+                    awaitAndClearNotification(transmitPoller, notifyEvent(TX), -1);
                 } while (transmitting.getAsBoolean() && !backend.send(outbound, count));
             } finally {
                 transmitPoller.remove(backend.descriptor());
@@ -276,8 +321,18 @@ public final class VirtioNet extends VirtioDevice {
         while (running.getAsBoolean()) {
             if (inboundLength == 0 && !takeFromBackend()) {
                 watchBackend(true);
-                awaitAndClearNotification(receivePoller, notifyEvent(RX));
+                awaitAndClearNotification(receivePoller, notifyEvent(RX), -1);
                 continue;
+            }
+            if (!inboundAdmitted) {
+                long throttledNanos = receiveLimiter.tryConsume(inboundLength - NetBackend.HEADER_BYTES);
+                if (throttledNanos > 0) {
+                    // The frame stays in hand, the rest in the backend, unread until the tokens are back.
+                    watchBackend(false);
+                    awaitAndClearNotification(receivePoller, notifyEvent(RX), throttleMillis(throttledNanos));
+                    continue;
+                }
+                inboundAdmitted = true;
             }
             if (mergeable ? deliverMerged(queue, first, more) : deliverWhole(queue, first)) {
                 interruptIfWanted(queue);
@@ -286,7 +341,7 @@ public final class VirtioNet extends VirtioDevice {
             // Out of buffers: the backend keeps what it holds until the driver adds some.
             if (!queue.armNotification()) {
                 watchBackend(false);
-                awaitAndClearNotification(receivePoller, notifyEvent(RX));
+                awaitAndClearNotification(receivePoller, notifyEvent(RX), -1);
             }
         }
         // Stopped (quiesced) in the middle of a frame: the chains it filled so far go back to the
@@ -324,6 +379,7 @@ public final class VirtioNet extends VirtioDevice {
     private void dropInbound() {
         backend.dropped().countToGuest();
         inboundLength = 0;
+        inboundAdmitted = false;
     }
 
     /** Without mergeable buffers: the frame into one chain, or dropped when it does not fit. False when the queue is empty. */
@@ -339,6 +395,7 @@ public final class VirtioNet extends VirtioDevice {
         chain.write(0, inbound, 0, inboundLength);
         queue.addUsed(chain.head(), inboundLength);
         inboundLength = 0;
+        inboundAdmitted = false;
         return true;
     }
 
@@ -380,6 +437,7 @@ public final class VirtioNet extends VirtioDevice {
         buffersUsed = 0;
         inboundDelivered = 0;
         inboundLength = 0;
+        inboundAdmitted = false;
         return true;
     }
 
@@ -395,9 +453,9 @@ public final class VirtioNet extends VirtioDevice {
         }
     }
 
-    /** Waits for anything {@code poller} watches; takes the queue's notification, if that was it. */
-    private static void awaitAndClearNotification(Poller poller, EventFd notify) {
-        int ready = poller.await(-1);
+    /** Waits for anything {@code poller} watches, at most {@code timeoutMillis} (-1: no limit); takes the queue's notification, if that was it. */
+    private static void awaitAndClearNotification(Poller poller, EventFd notify, int timeoutMillis) {
+        int ready = poller.await(timeoutMillis);
         for (int i = 0; i < ready; i++) {
             if (poller.token(i) == QUEUE) {
                 notify.read();

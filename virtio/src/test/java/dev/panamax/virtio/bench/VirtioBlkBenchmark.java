@@ -6,6 +6,9 @@ import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioInterrupts;
 import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.ratelimit.BucketSpec;
+import dev.panamax.virtio.ratelimit.RateLimit;
+import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.GuestMemory;
 import java.io.IOException;
 import java.lang.invoke.VarHandle;
@@ -24,6 +27,7 @@ import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -38,7 +42,10 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * available at once (one indirect descriptor each, as Linux sends them), notifies, and sleeps until
  * the used-ring interrupt (EVENT_IDX: one per batch), so the device thread has the CPU to itself.
  * {@code backendRead4k} is the same read straight from the backend into guest memory, for the
- * device's own cost. Run pinned to one core:
+ * device's own cost. {@code limiter} is the drive's rate limiter: {@code none} (the default, its
+ * buckets off) or {@code huge} (both buckets on, 1 TiB/s and 10^9 requests/s, so every request goes
+ * through the token arithmetic and never waits): the cost of a configured limiter on the request path.
+ * Run pinned to one core:
  * {@code taskset -c 0 ./mvnw -B -q -pl virtio test-compile exec:exec -Dbench=VirtioBlkBenchmark}
  */
 @State(Scope.Thread)
@@ -67,6 +74,9 @@ public class VirtioBlkBenchmark {
     private int availIdx;
     private long random = 0x9e3779b97f4a7c15L;
 
+    @Param({"none", "huge"})
+    public String limiter;
+
     @Setup(Level.Trial)
     public void setUp() throws IOException {
         file = Files.createTempFile("panamax-virtio-bench", ".raw");
@@ -81,7 +91,12 @@ public class VirtioBlkBenchmark {
         memory = new GuestMemory();
         memory.addRegion(0, MappedMemory.anonymous(DATA + (long) BATCH * BLOCK));
         direct = RawImage.open(file, false);
-        blk = new VirtioBlk("bench", RawImage.open(file, false), 1, QUEUE_SIZE);
+        RateLimiter rateLimiter = switch (limiter) {
+            case "none" -> RateLimiter.unlimited();
+            case "huge" -> new RateLimiter(new RateLimit(new BucketSpec(1L << 40, 0, 1000), new BucketSpec(1_000_000_000, 0, 1000)));
+            default -> throw new IllegalArgumentException("limiter " + limiter + ": use none or huge");
+        };
+        blk = new VirtioBlk("bench", RawImage.open(file, false), null, 1, QUEUE_SIZE, rateLimiter);
         blk.connect(memory, new VirtioInterrupts() {
             @Override
             public void queue(int queueIndex) {
@@ -161,6 +176,9 @@ public class VirtioBlkBenchmark {
             LockSupport.park();
         }
         VarHandle.acquireFence();
+        if (blk.rateLimiter().throttledEvents() != 0) {
+            throw new IllegalStateException("the limiter throttled: it is to measure the cost of a limiter that never refuses");
+        }
         return sectors;
     }
 

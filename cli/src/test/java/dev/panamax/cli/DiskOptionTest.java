@@ -1,0 +1,40 @@
+package dev.panamax.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.api.Drive;
+import dev.panamax.api.RateLimiter;
+import dev.panamax.api.TokenBucket;
+import dev.panamax.cli.common.UserError;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class DiskOptionTest {
+    @TempDir Path dir;
+
+    @Test
+    void bwAndIopsLimitTheDriveInBucketsOfOneSecond() throws Exception {
+        Path image = Files.write(dir.resolve("d.raw"), new byte[4096]);
+        Drive drive = DiskOption.parse(image + ",bw=10M,iops=500", 0);
+        assertThat(drive.rateLimiter()).isEqualTo(new RateLimiter(new TokenBucket(10L << 20, 0, 1000), new TokenBucket(500, 0, 1000)));
+        assertThat(DiskOption.parse(image + ",bw=4k", 0).rateLimiter()).isEqualTo(new RateLimiter(new TokenBucket(4096, 0, 1000), null));
+        assertThat(DiskOption.parse(image.toString(), 0).rateLimiter()).isNull();
+        assertThat(DiskOption.parse(DiskOption.format(drive), 0)).as("the copy of the option for the rig").isEqualTo(drive);
+    }
+
+    @Test
+    void aBadRateIsRefusedNamingTheOption() throws Exception {
+        Path image = Files.write(dir.resolve("d.raw"), new byte[4096]);
+        assertThatThrownBy(() -> DiskOption.parse(image + ",bw=fast", 0)).isInstanceOf(UserError.class)
+                .hasMessage("--disk " + image + ",bw=fast: 'fast' is not a rate: give bytes a second, e.g. 10M for 10 MiB");
+        assertThatThrownBy(() -> DiskOption.parse(image + ",iops=5k", 0)).isInstanceOf(UserError.class)
+                .hasMessage("--disk " + image + ",iops=5k: '5k' is not a rate: give requests a second, e.g. 500");
+        assertThatThrownBy(() -> DiskOption.parse(image + ",bw=0", 0)).isInstanceOf(UserError.class)
+                .hasMessage("--disk " + image + ",bw=0: the rate '0' is 0 or too large");
+        assertThatThrownBy(() -> DiskOption.parse(image + ",bw=99999999999T", 0)).isInstanceOf(UserError.class)
+                .hasMessageEndingWith("is 0 or too large");
+    }
+}
