@@ -28,9 +28,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -393,8 +395,14 @@ final class RunCommand implements Callable<Integer> {
                         t.toMillis(), ProcessMemory.read()));
                 System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
             }
+            // The built-in initramfs's /init prints panamax.run's status; run ends with it.
+            AtomicInteger reported = new AtomicInteger(-1);
+            if (GuestImages.isBuiltInInitramfs(config.bootSource().initrd())) {
+                vm.addConsoleLineListener(line -> GuestImages.exitStatusLine(line).ifPresent(reported::set));
+            }
             vm.start();
-            return awaitGuest(vm);
+            int status = awaitGuest(vm);
+            return withReportedStatus(status, reported.get() < 0 ? OptionalInt.empty() : OptionalInt.of(reported.get()));
         }
     }
 
@@ -575,6 +583,15 @@ final class RunCommand implements Callable<Integer> {
             return 1;
         }
         return 0;
+    }
+
+    /**
+     * {@code run}'s status once the VM has ended with {@code vmStatus} ({@link #exitStatus}, or 124 at the timeout): the
+     * status /init reported for {@code panamax.run} when the guest ended in order, else {@code vmStatus} (a crash
+     * or a timeout outweighs what the command said; a guest that reported nothing keeps the VM's status).
+     */
+    static int withReportedStatus(int vmStatus, OptionalInt reported) {
+        return vmStatus == 0 && reported.isPresent() ? reported.getAsInt() : vmStatus;
     }
 
     /**
