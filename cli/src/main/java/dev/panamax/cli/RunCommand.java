@@ -195,7 +195,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** Says why the VM runs inside the rig, once the move is decided. */
-    private static void sayWhyInRig() {
+    static void sayWhyInRig() {
         System.err.println("panamax: this host's KVM only emulates (" + Math.round(KvmAcceleration.detect().nanosPerIteration())
                 + " ns per loop iteration), so the VM runs inside the nested KVM rig");
     }
@@ -469,7 +469,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** The command that starts this Panamax in the rig's JVM, with the start-up cache {@code aot} unless null; the caller adds the arguments. */
-    private static List<String> panamaxInRig(Path aot) {
+    static List<String> panamaxInRig(Path aot) {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(Rig.JVM_OPTIONS);
         if (aot != null) {
@@ -521,14 +521,14 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** How long a kill at the timeout may take before the process ends without the VM. */
-    private static final Duration KILL_GRACE = Duration.ofSeconds(20);
+    static final Duration KILL_GRACE = Duration.ofSeconds(20);
 
     /**
      * Kills the VM; if its vCPUs have not all stopped within {@code grace} (one stuck outside guest
      * code, which a kick cannot reach), prints every thread's stack, for the bug report, and ends
      * the process with status 124 all the same: {@code --timeout} is a promise to whoever waits on it.
      */
-    private static void killWithin(VirtualMachine vm, Duration grace) {
+    static void killWithin(VirtualMachine vm, Duration grace) {
         within(grace, vm::kill, () -> {
             StringBuilder dump = new StringBuilder("panamax: the VM did not stop within " + grace.toSeconds()
                     + " s of the kill at the timeout; ending the process. Its threads:\n");
@@ -600,7 +600,7 @@ final class RunCommand implements Callable<Integer> {
      * less with the cache. Trained here, on the host, once per build of the class path (it is
      * keyed by the jars' sizes and times); the JVM ignores a cache that does not match.
      */
-    private static Optional<Path> aotCache(Path kernel, Path initrd) {
+    static Optional<Path> aotCache(Path kernel, Path initrd) {
         StringBuilder key = new StringBuilder(Runtime.version().toString());
         String classPath = System.getProperty("java.class.path");
         for (String entry : classPath.split(java.io.File.pathSeparator)) {
@@ -655,7 +655,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** {@code options} with {@code dir} shared, unless a share already shows it. */
-    private static Rig.Options visible(Rig.Options options, Path dir, boolean readOnly) {
+    static Rig.Options visible(Rig.Options options, Path dir, boolean readOnly) {
         boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()) && (readOnly || !share.readOnly()));
         return shown ? options : options.withShare(dir, readOnly);
     }
