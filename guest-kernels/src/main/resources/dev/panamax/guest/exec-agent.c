@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -165,8 +164,8 @@ static int receive_command(void) {
     }
 }
 
-static void start_command(int in, int out, int err, const sigset_t *original_mask) {
-    if (sigprocmask(SIG_SETMASK, original_mask, NULL) < 0 || signal(SIGPIPE, SIG_DFL) == SIG_ERR) _exit(126);
+static void start_command(int in, int out, int err) {
+    if (signal(SIGCHLD, SIG_DFL) == SIG_ERR || signal(SIGPIPE, SIG_DFL) == SIG_ERR) _exit(126);
     if (setsid() < 0) _exit(126);
     if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0) _exit(126);
     execvp(command[0], command);
@@ -176,6 +175,17 @@ static void start_command(int in, int out, int err, const sigset_t *original_mas
 }
 
 static char output[MAX_PAYLOAD];
+
+/* SIGCHLD's self-pipe (the tiny kernel has no signalfd): the handler writes a byte poll sees. */
+static int child_exits[2] = {-1, -1};
+
+static void on_child_exit(int signal) {
+    (void)signal;
+    int saved = errno;
+    ssize_t ignored = write(child_exits[1], "", 1); /* a full pipe already says "look" */
+    (void)ignored;
+    errno = saved;
+}
 
 /* Forwards what pipe `*fd` holds as DATA on `stream`; at its end sends the empty frame and closes it.
    Returns 0, or -1 after reporting. */
@@ -214,15 +224,13 @@ static int serve(void) {
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
         return agent_error("cannot make pipes: %s", strerror(errno));
     }
-    sigset_t child_signal, original_mask;
-    sigemptyset(&child_signal);
-    sigaddset(&child_signal, SIGCHLD);
-    if (sigprocmask(SIG_BLOCK, &child_signal, &original_mask) < 0) return agent_error("cannot block SIGCHLD: %s", strerror(errno));
-    int child_exits = signalfd(-1, &child_signal, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (child_exits < 0) return agent_error("signalfd failed: %s", strerror(errno));
+    if (pipe2(child_exits, O_CLOEXEC | O_NONBLOCK) < 0) return agent_error("cannot make a pipe: %s", strerror(errno));
+    struct sigaction action = {.sa_handler = on_child_exit, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGCHLD, &action, NULL) < 0) return agent_error("cannot handle SIGCHLD: %s", strerror(errno));
     pid_t child = fork();
     if (child < 0) return agent_error("cannot fork: %s", strerror(errno));
-    if (child == 0) start_command(in[0], out[1], err[1], &original_mask);
+    if (child == 0) start_command(in[0], out[1], err[1]);
     close(in[0]);
     close(out[1]);
     close(err[1]);
@@ -256,7 +264,7 @@ static int serve(void) {
             at_stderr = n;
             fds[n++] = (struct pollfd){.fd = stderr_pipe, .events = POLLIN};
         }
-        fds[n++] = (struct pollfd){.fd = child_exits, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = child_exits[0], .events = POLLIN};
         if (poll(fds, (nfds_t)n, -1) < 0) {
             if (errno == EINTR) continue;
             return agent_error("poll failed: %s", strerror(errno));
@@ -290,8 +298,8 @@ static int serve(void) {
         }
         if (at_stdout >= 0 && fds[at_stdout].revents && forward_output(&stdout_pipe, STREAM_STDOUT) < 0) return 1;
         if (at_stderr >= 0 && fds[at_stderr].revents && forward_output(&stderr_pipe, STREAM_STDERR) < 0) return 1;
-        struct signalfd_siginfo info;
-        while (read(child_exits, &info, sizeof info) > 0) {}
+        char drained[64];
+        while (read(child_exits[0], drained, sizeof drained) > 0) {}
         int wait_status;
         pid_t done = waitpid(child, &wait_status, WNOHANG);
         if (done == child) status = wait_status;
