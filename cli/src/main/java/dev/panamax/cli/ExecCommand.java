@@ -34,6 +34,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
@@ -232,8 +233,14 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         try (vm) {
             vm.addConsoleLineListener(log::line);
             CompletableFuture<ExecSession.Result> session = new CompletableFuture<>();
+            AtomicReference<SocketChannel> connection = new AtomicReference<>();
+            AtomicBoolean vmEnded = new AtomicBoolean();
             Thread.ofPlatform().daemon().name("exec-session").start(() -> {
                 try (SocketChannel channel = listener.accept()) {
+                    connection.set(channel);
+                    if (vmEnded.get()) {
+                        channel.shutdownInput(); // the VM ended while this connection was accepted: the session ends at once
+                    }
                     listener.close(); // one command per VM: later connections find nobody
                     session.complete(new ExecSession(channel, out, err).run(command, System.in));
                 } catch (IOException e) {
@@ -245,17 +252,27 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             if (exit == null) {
                 RunCommand.killWithin(vm, RunCommand.KILL_GRACE);
             }
-            ExecSession.Result result = sessionResult(session, listener);
+            vmEnded.set(true);
+            ExecSession.Result result = sessionResult(session, listener, connection);
             int status = exitStatus(exit == null, exit == null || exit.clean(), result.status(), log.warningCount() > 0, failOnWarn);
             report(status, exit, result, log, limit);
             return status;
         }
     }
 
-    /** The session's result once the VM has ended: an agent that reported has ended its session; else it is ended now. */
-    private static ExecSession.Result sessionResult(CompletableFuture<ExecSession.Result> session, ServerSocketChannel listener) {
+    /**
+     * The session's result once the VM has ended. An agent that reported its command's status has had
+     * its connection closed by then (it waits for that before /init reboots); any other session is
+     * ended now, by closing the listener (no agent connected) or the connection (no status came).
+     */
+    private static ExecSession.Result sessionResult(CompletableFuture<ExecSession.Result> session, ServerSocketChannel listener,
+            AtomicReference<SocketChannel> connection) {
         try {
-            listener.close(); // an agent that never connected: accept fails, the session ends
+            listener.close();
+            SocketChannel channel = connection.get();
+            if (channel != null) {
+                channel.close();
+            }
             return session.get(RunCommand.KILL_GRACE.toSeconds(), TimeUnit.SECONDS);
         } catch (IOException | TimeoutException e) {
             return ExecSession.Result.failed("the guest agent's connection did not end with the VM");
