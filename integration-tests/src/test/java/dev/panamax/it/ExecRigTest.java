@@ -3,6 +3,7 @@ package dev.panamax.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
+import dev.panamax.guest.GuestImages;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -33,7 +34,9 @@ class ExecRigTest {
 
     /** Runs {@code panamax exec --no-rig ARGS} there, with {@code input} (null: nothing) as its stdin. */
     static Exec exec(RealKvm kvm, String input, String... args) {
-        List<String> argv = new ArrayList<>(List.of("exec", "--no-rig"));
+        // The kernel and initramfs as this host's cache has them (the rig has no dpkg database to key its cache with).
+        List<String> argv = new ArrayList<>(List.of("exec", "--no-rig", "--kernel", GuestImages.defaultVmlinux().toString(),
+                "--initrd", GuestImages.defaultInitramfs().toString()));
         argv.addAll(List.of(args));
         String java = kvm.javaCommand(Panamax.class.getName(), argv).stream().map(ExecRigTest::quote).collect(Collectors.joining(" "));
         String script = String.join("\n",
