@@ -47,9 +47,10 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "exec", mixinStandardHelpOptions = true, exitCodeOnInvalidInput = ExecCommand.FAILED, description = {
     "Boot the built-in tiny guest, run CMD there, and end with its exit status.",
-    "CMD's stdout and stderr are this command's, streamed; stdin is forwarded. Exit status: CMD's own,",
-    "128+N for signal N, 124 on timeout, 123 when the guest kernel crashed, 122 for kernel warnings with",
-    "--fail-on-warn, 125 when Panamax could not run CMD. Where this host's KVM only emulates, runs inside the nested KVM rig."})
+    "CMD's stdout and stderr are this command's, streamed; stdin is forwarded.",
+    "Exit status: CMD's own; 128+N for signal N; 124 on timeout; 123 when the guest kernel crashed;"
+            + " 122 for kernel warnings with --fail-on-warn; 125 when Panamax could not run CMD.",
+    "Where this host's KVM only emulates, runs inside the nested KVM rig."})
 final class ExecCommand implements java.util.concurrent.Callable<Integer> {
     /** Status: with {@code --fail-on-warn}, the kernel logged an Oops, BUG or WARN and the command's status was 0. */
     static final int KERNEL_WARNED = 122;
