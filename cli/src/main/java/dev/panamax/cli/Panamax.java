@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
         subcommands = {
             CommandLine.HelpCommand.class,
             RunCommand.class,
+            ExecCommand.class,
             ServeCommand.class,
             ApiCommand.class,
             SnapshotCommand.class,

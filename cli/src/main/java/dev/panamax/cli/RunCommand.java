@@ -28,9 +28,11 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -194,7 +196,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** Says why the VM runs inside the rig, once the move is decided. */
-    private static void sayWhyInRig() {
+    static void sayWhyInRig() {
         System.err.println("panamax: this host's KVM only emulates (" + Math.round(KvmAcceleration.detect().nanosPerIteration())
                 + " ns per loop iteration), so the VM runs inside the nested KVM rig");
     }
@@ -394,8 +396,14 @@ final class RunCommand implements Callable<Integer> {
                         t.toMillis(), ProcessMemory.read()));
                 System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
             }
+            // The built-in initramfs's /init prints panamax.run's status; run ends with it.
+            AtomicInteger reported = new AtomicInteger(-1);
+            if (GuestImages.isBuiltInInitramfs(config.bootSource().initrd())) {
+                vm.addConsoleLineListener(line -> GuestImages.exitStatusLine(line).ifPresent(reported::set));
+            }
             vm.start();
-            return awaitGuest(vm);
+            int status = awaitGuest(vm);
+            return withReportedStatus(status, reported.get() < 0 ? OptionalInt.empty() : OptionalInt.of(reported.get()));
         }
     }
 
@@ -462,7 +470,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** The command that starts this Panamax in the rig's JVM, with the start-up cache {@code aot} unless null; the caller adds the arguments. */
-    private static List<String> panamaxInRig(Path aot) {
+    static List<String> panamaxInRig(Path aot) {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(Rig.JVM_OPTIONS);
         if (aot != null) {
@@ -514,14 +522,14 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** How long a kill at the timeout may take before the process ends without the VM. */
-    private static final Duration KILL_GRACE = Duration.ofSeconds(20);
+    static final Duration KILL_GRACE = Duration.ofSeconds(20);
 
     /**
      * Kills the VM; if its vCPUs have not all stopped within {@code grace} (one stuck outside guest
      * code, which a kick cannot reach), prints every thread's stack, for the bug report, and ends
      * the process with status 124 all the same: {@code --timeout} is a promise to whoever waits on it.
      */
-    private static void killWithin(VirtualMachine vm, Duration grace) {
+    static void killWithin(VirtualMachine vm, Duration grace) {
         within(grace, vm::kill, () -> {
             StringBuilder dump = new StringBuilder("panamax: the VM did not stop within " + grace.toSeconds()
                     + " s of the kill at the timeout; ending the process. Its threads:\n");
@@ -579,12 +587,21 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /**
+     * {@code run}'s status once the VM has ended with {@code vmStatus} ({@link #exitStatus}, or 124 at the timeout): the
+     * status /init reported for {@code panamax.run} when the guest ended in order, else {@code vmStatus} (a crash
+     * or a timeout outweighs what the command said; a guest that reported nothing keeps the VM's status).
+     */
+    static int withReportedStatus(int vmStatus, OptionalInt reported) {
+        return vmStatus == 0 && reported.isPresent() ? reported.getAsInt() : vmStatus;
+    }
+
+    /**
      * An ahead-of-time cache (JDK 25) of the classes Panamax loads to boot a guest, for the JVM
      * inside the rig: on QEMU's software CPU that JVM takes about 9 s to reach its vCPUs, 2-3 s
      * less with the cache. Trained here, on the host, once per build of the class path (it is
      * keyed by the jars' sizes and times); the JVM ignores a cache that does not match.
      */
-    private static Optional<Path> aotCache(Path kernel, Path initrd) {
+    static Optional<Path> aotCache(Path kernel, Path initrd) {
         StringBuilder key = new StringBuilder(Runtime.version().toString());
         String classPath = System.getProperty("java.class.path");
         for (String entry : classPath.split(java.io.File.pathSeparator)) {
@@ -639,7 +656,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** {@code options} with {@code dir} shared, unless a share already shows it. */
-    private static Rig.Options visible(Rig.Options options, Path dir, boolean readOnly) {
+    static Rig.Options visible(Rig.Options options, Path dir, boolean readOnly) {
         boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()) && (readOnly || !share.readOnly()));
         return shown ? options : options.withShare(dir, readOnly);
     }

@@ -41,6 +41,28 @@ public final class GuestImages {
         return m.find() ? OptionalInt.of(Integer.parseInt(m.group(1))) : OptionalInt.empty();
     }
 
+    /**
+     * The status in one console line of /init's {@code panamax: exit status N} (0-255), if the line is
+     * exactly that; any other line (a kernel message, the command's own output) is empty.
+     */
+    public static OptionalInt exitStatusLine(String line) {
+        Matcher m = EXIT_STATUS.matcher(line);
+        if (!m.matches() || m.group(1).length() > 3) return OptionalInt.empty();
+        int status = Integer.parseInt(m.group(1));
+        return status <= 255 ? OptionalInt.of(status) : OptionalInt.empty();
+    }
+
+    /**
+     * Whether {@code initrd} is an initramfs this module built (the cache's {@code initramfs/KEY/initramfs.cpio.gz}),
+     * whose /init reports {@code panamax.run}'s status; decided by its path, so nothing is built to tell.
+     */
+    public static boolean isBuiltInInitramfs(Path initrd) {
+        if (initrd == null) return false;
+        Path p = initrd.toAbsolutePath().normalize();
+        return p.getNameCount() >= 2 && p.getFileName().toString().equals(GuestInitramfs.FILE_NAME)
+                && p.getParent().getParent() != null && p.getParent().getParent().equals(PanamaxCache.root().resolve("initramfs").normalize());
+    }
+
     /** The compressed kernel ({@code bzImage}, Linux boot protocol). */
     public static Path defaultKernel() {
         return KernelBuild.ensureBuilt().resolve("bzImage");

@@ -7,8 +7,9 @@ import java.util.List;
 
 /**
  * The tiny guest's initramfs: a static busybox with its applets as symlinks, /dev/console, the static
- * {@code /bin/vsock} tool ({@link VsockTool}) and the /init script {@code init.sh}. Cached under
- * {@code <cache>/initramfs/<busybox-version>-<hash of init.sh, vsock.c and its gcc options>/}.
+ * {@code /bin/vsock} tool ({@link VsockTool}), {@code exec}'s guest agent ({@link ExecAgent}) and the /init script
+ * {@code init.sh}. Cached under {@code <cache>/initramfs/<busybox-version>-<hash of init.sh, vsock.c, exec-agent.c
+ * and their gcc options>/}.
  */
 public final class GuestInitramfs {
     static final String BUSYBOX_PACKAGE = "busybox-static";
@@ -19,12 +20,13 @@ public final class GuestInitramfs {
     public static Path ensureBuilt() {
         Path busybox = Busybox.ensure();
         String init = Resources.text(GuestInitramfs.class, "init.sh");
-        String key = DebianPackages.installedVersion(BUSYBOX_PACKAGE) + "-" + PanamaxCache.hash(init + "\0" + VsockTool.recipe(), 12);
+        String key = DebianPackages.installedVersion(BUSYBOX_PACKAGE) + "-" + PanamaxCache.hash(init + "\0" + VsockTool.recipe() + "\0" + ExecAgent.recipe(), 12);
         Path entry = PanamaxCache.dir("initramfs", key);
         return PanamaxCache.entry(entry, dir -> {
             Progress.say("compiling the guest's vsock tool and packing the tiny guest's initramfs into " + entry);
             Path build = Files.createDirectories(dir.resolve(".build"));
             Path vsock = VsockTool.compile(build, build.resolve("vsock"));
+            Path agent = ExecAgent.compile(build, build.resolve("panamax-agent"));
             try (Initramfs cpio = Initramfs.create(dir.resolve(FILE_NAME))) {
                 for (String d : List.of("bin", "dev", "proc", "sys", "tmp", "root", "etc")) cpio.directory(d);
                 cpio.charDevice("dev/console", 5, 1);
@@ -33,6 +35,7 @@ public final class GuestInitramfs {
                     if (!applet.equals("busybox")) cpio.symlink("bin/" + applet, "busybox");
                 }
                 cpio.file("bin/vsock", 0755, vsock);
+                cpio.file(ExecAgent.GUEST_PATH.substring(1), 0755, agent);
                 cpio.file("init", 0755, init.getBytes(StandardCharsets.UTF_8));
             }
             PanamaxCache.deleteTree(build);

@@ -35,10 +35,15 @@ public final class VsockTool {
      * @throws MissingIngredientException when gcc or libc6-dev (glibc's static {@code libc.a}) cannot be installed
      */
     public static Path compile(Path workDir, Path binary) throws IOException {
+        return compileStatic(workDir, SOURCE_RESOURCE, source(), binary);
+    }
+
+    /** Compiles the C program {@code source} (named {@code sourceName} in {@code workDir}) static, as the guest's programs are. */
+    static Path compileStatic(Path workDir, String sourceName, String source, Path binary) throws IOException {
         DebianPackages.ensureInstalled(TOOLS);
-        Path sourceFile = workDir.resolve(SOURCE_RESOURCE);
-        Files.writeString(sourceFile, source());
-        // A compiler error is a bug in vsock.c, not a missing package: HostCommandException quotes gcc's output.
+        Path sourceFile = workDir.resolve(sourceName);
+        Files.writeString(sourceFile, source);
+        // A compiler error is a bug in the source, not a missing package: HostCommandException quotes gcc's output.
         List<String> argv = new ArrayList<>(List.of("gcc"));
         argv.addAll(GCC_OPTIONS);
         argv.addAll(List.of("-o", binary.toString(), sourceFile.toString()));

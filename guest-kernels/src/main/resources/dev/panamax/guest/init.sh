@@ -9,6 +9,9 @@
 #                                  on one line (`panamax: cannot mount share TAG at DIR: REASON`, or
 #                                  `panamax: cannot mount share 'ENTRY': ...`); the others are mounted
 #                                  all the same, before panamax.run runs.
+#   panamax.exec=PORT              run /bin/panamax-agent (panamax exec's guest side), which connects to
+#                                  the host's vsock PORT and runs the command it receives; instead of
+#                                  panamax.run
 #   panamax.exit=reboot|poweroff   how to end afterwards. Default reboot: with reboot=k it goes
 #                                  through the i8042, and any VMM sees the reset. The tiny kernel
 #                                  has no ACPI, so poweroff only halts the CPUs (for a VMM that
@@ -86,7 +89,10 @@ if shares=$(kernel_param panamax.shares); then
     mount_shares "$shares"
 fi
 
-if command=$(kernel_param panamax.run); then
+if port=$(kernel_param panamax.exec); then
+    # panamax exec: the agent receives the command from the host over vsock and reports its status there.
+    /bin/panamax-agent vsock "$port" || echo "panamax: the exec agent failed (status $?)"
+elif command=$(kernel_param panamax.run); then
     sh -c "$command"
     echo "panamax: exit status $?"
 else

@@ -51,18 +51,27 @@ class GuestImagesTest {
 
     @Test
     void initramfsHoldsTheStaticVsockTool() throws IOException {
+        assertStaticProgram("bin/vsock");
+    }
+
+    @Test
+    void initramfsHoldsTheStaticExecAgent() throws IOException {
+        assertStaticProgram(ExecAgent.GUEST_PATH.substring(1));
+    }
+
+    private static void assertStaticProgram(String name) throws IOException {
         CpioArchiveEntry found = null;
         byte[] content = null;
         try (InputStream in = new GZIPInputStream(Files.newInputStream(GuestImages.defaultInitramfs()));
                 CpioArchiveInputStream cpio = new CpioArchiveInputStream(in)) {
             for (CpioArchiveEntry e; (e = cpio.getNextEntry()) != null; ) {
-                if (e.getName().equals("bin/vsock")) {
+                if (e.getName().equals(name)) {
                     found = e;
                     content = cpio.readAllBytes();
                 }
             }
         }
-        assertThat(found).as("bin/vsock in the initramfs").isNotNull();
+        assertThat(found).as(name + " in the initramfs").isNotNull();
         assertThat(found.getMode()).isEqualTo(CpioConstants.C_ISREG | 0755);
         assertThat(ElfFile.programHeaderTypes(content)).isNotEmpty().doesNotContain(ElfFile.PT_INTERP, ElfFile.PT_DYNAMIC);
     }
