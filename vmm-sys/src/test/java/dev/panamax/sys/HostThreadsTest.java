@@ -13,13 +13,6 @@ import org.junit.jupiter.api.Test;
 /** Pinning seen the way a user checks it: the thread's {@code Cpus_allowed_list} in {@code /proc/self/task/TID/status}. */
 class HostThreadsTest {
 
-    /** A thread's allowed CPUs as Linux shows them. */
-    static String cpusAllowedList(int tid) throws IOException {
-        return Files.readAllLines(Path.of("/proc/self/task/" + tid + "/status")).stream()
-                .filter(line -> line.startsWith("Cpus_allowed_list:")).findFirst().orElseThrow()
-                .substring("Cpus_allowed_list:".length()).strip();
-    }
-
     /** Runs {@code action} on a new platform thread, which stays alive until the check is done; returns the check's result. */
     private static <T> T onNewThread(Runnable action, ThrowingFunction<T> check) throws Exception {
         CompletableFuture<Integer> tid = new CompletableFuture<>();
@@ -49,19 +42,19 @@ class HostThreadsTest {
     void aPinnedThreadIsAllowedOnlyItsCpusAndOthersKeepTheirs() throws Exception {
         CpuSet online = CpuSet.online();
         int last = online.stream().max().orElseThrow();
-        String before = cpusAllowedList(HostThreads.currentThreadId());
+        String before = ProcSelf.cpusAllowedList(HostThreads.currentThreadId());
 
-        String pinned = onNewThread(() -> HostThreads.pinCurrentThread(CpuSet.of(last)), HostThreadsTest::cpusAllowedList);
+        String pinned = onNewThread(() -> HostThreads.pinCurrentThread(CpuSet.of(last)), ProcSelf::cpusAllowedList);
 
         assertThat(pinned).isEqualTo(String.valueOf(last));
-        assertThat(cpusAllowedList(HostThreads.currentThreadId())).as("the calling thread, unchanged").isEqualTo(before);
+        assertThat(ProcSelf.cpusAllowedList(HostThreads.currentThreadId())).as("the calling thread, unchanged").isEqualTo(before);
     }
 
     @Test
     void aMaskLargerThanCpuSetTIsAcceptedAndCpusTheHostLacksAreDropped() throws Exception {
         int first = CpuSet.online().stream().min().orElseThrow();
 
-        String pinned = onNewThread(() -> HostThreads.pinCurrentThread(CpuSet.of(first, 5000)), HostThreadsTest::cpusAllowedList);
+        String pinned = onNewThread(() -> HostThreads.pinCurrentThread(CpuSet.of(first, 5000)), ProcSelf::cpusAllowedList);
 
         assertThat(pinned).isEqualTo(String.valueOf(first));
     }

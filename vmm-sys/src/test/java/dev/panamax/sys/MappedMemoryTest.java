@@ -9,7 +9,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -79,22 +78,6 @@ class MappedMemoryTest {
                 .hasMessageContaining("absent");
     }
 
-    /** The {@code KernelPageSize} of the mapping at {@code address} in {@code /proc/self/smaps}. */
-    private static String kernelPageSize(long address) throws IOException {
-        List<String> lines = Files.readAllLines(Path.of("/proc/self/smaps"));
-        for (int i = 0; i < lines.size(); i++) {
-            String[] range = lines.get(i).split(" ", 2)[0].split("-");
-            if (range.length == 2 && range[0].matches("[0-9a-f]+") && Long.parseUnsignedLong(range[0], 16) == address) {
-                for (int j = i + 1; j < lines.size(); j++) {
-                    if (lines.get(j).startsWith("KernelPageSize:")) {
-                        return lines.get(j).substring("KernelPageSize:".length()).strip();
-                    }
-                }
-            }
-        }
-        throw new AssertionError("no mapping starts at 0x" + Long.toHexString(address) + " in /proc/self/smaps");
-    }
-
     @Test
     void hugePageMemoryIsMappedFromHugetlbPagesAndUsable() throws IOException {
         try (HugePagePool pool = HugePagePool.reserve(HugePageSize.SIZE_2M, 2)) {
@@ -105,7 +88,7 @@ class MappedMemoryTest {
                 assertThat(memory.segment().get(JAVA_LONG, 0)).isEqualTo(0x1122334455667788L);
                 assertThat(memory.segment().get(JAVA_LONG, (4L << 20) - 8)).isEqualTo(-1L);
                 assertThat(memory.address() % (2L << 20)).isZero();
-                assertThat(kernelPageSize(memory.address())).isEqualTo("2048 kB");
+                assertThat(ProcSelf.kernelPageSize(memory.address())).isEqualTo("2048 kB");
                 assertThat(HugePageSize.SIZE_2M.availablePages()).as("free pages once both are mapped and touched").isEqualTo(pool.before());
             }
         }
