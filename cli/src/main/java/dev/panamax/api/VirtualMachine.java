@@ -3,14 +3,18 @@ package dev.panamax.api;
 import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.kvm.KvmUnavailableException;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HugePageSize;
 import dev.panamax.sys.NativeCallException;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.vm.Vcpu;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.CpuPinning;
 import dev.panamax.vmm.DeviceManager;
 import dev.panamax.vmm.DeviceSetupException;
 import dev.panamax.vmm.DriveConfig;
@@ -26,9 +30,12 @@ import java.io.OutputStream;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.function.Consumer;
 
 /**
@@ -129,13 +136,27 @@ public final class VirtualMachine implements AutoCloseable {
     }
 
     /**
+     * The Linux thread ids ({@code /proc/PID/task/TID}) of the vCPU threads, in vCPU order, for
+     * checking or changing where they run; 0 for each before {@link #start()}.
+     */
+    public List<Integer> vcpuThreadIds() {
+        return vm.vcpus().stream().map(Vcpu::hostThreadId).toList();
+    }
+
+    /** Each virtio device's I/O threads' host CPUs as a CPU list ({@code 0-1}), or "" where not pinned; for tests. */
+    List<String> ioThreadCpus() {
+        return devices.virtioDevices().stream().map(d -> d.ioCpus() == null ? "" : d.ioCpus().toString()).toList();
+    }
+
+    /**
      * Writes a snapshot of this VM, which must be paused: devices finish their requests in flight
      * first. The VM stays paused; {@link #resume()} lets it go on, or a {@link #restore} of the
      * snapshot starts another VM where this one stood.
      *
      * @throws IllegalStateException when the VM is not paused, or a diff is asked of a VM that does
      *     not track dirty pages, or the VM has a {@linkplain SharedFolder shared folder} (the guest's open
-     *     files cannot be carried)
+     *     files cannot be carried), or its memory is on {@linkplain HugePages huge pages} (a restore would
+     *     put it on ordinary pages)
      * @throws IOException when a file cannot be written
      */
     public void snapshot(SnapshotOptions options) throws IOException {
@@ -412,8 +433,30 @@ public final class VirtualMachine implements AutoCloseable {
         private boolean trackDirtyPages;
         private VsockConfig vsock;
         private final List<SharedFolder> shares = new ArrayList<>();
+        private CpuAffinity cpuAffinity = CpuAffinity.NONE;
+        private HugePages hugePages = HugePages.NONE;
 
         private Builder() {}
+
+        /**
+         * Pins the vCPU threads and the device I/O threads to host CPUs (default: {@link
+         * CpuAffinity#NONE}, nothing pinned). Checked by {@link #build()}: each vCPU index exists,
+         * each CPU is online.
+         */
+        public Builder cpuAffinity(CpuAffinity affinity) {
+            this.cpuAffinity = Objects.requireNonNull(affinity, "affinity");
+            return this;
+        }
+
+        /**
+         * Maps guest memory from the host's reserved huge pages (default: {@link HugePages#NONE},
+         * ordinary pages). Checked by {@link #build()}: the memory is a multiple of the page size,
+         * and the host has enough free reserved pages.
+         */
+        public Builder hugePages(HugePages hugePages) {
+            this.hugePages = Objects.requireNonNull(hugePages, "hugePages");
+            return this;
+        }
 
         /** Tracks the pages the guest and the devices write, which {@linkplain SnapshotOptions#diff diff snapshots} need (default: off). */
         public Builder trackDirtyPages(boolean track) {
@@ -504,7 +547,22 @@ public final class VirtualMachine implements AutoCloseable {
 
         /** How this builder's users know its values, in the rules' messages. */
         private static final VmRules.Wording WORDING = new VmRules.Wording("cpus", "memoryMib", "commandLine", "drive id",
-                "network interface id", "drives and network interfaces");
+                "network interface id", "drives and network interfaces", "cpuAffinity", "hugePages");
+
+        /** The affinity as the VMM applies it. */
+        private static CpuPinning pinning(CpuAffinity affinity) {
+            Map<Integer, CpuSet> vcpus = new HashMap<>();
+            affinity.vcpus().forEach((vcpu, cpus) -> vcpus.put(vcpu, cpuSet(cpus)));
+            return new CpuPinning(vcpus, affinity.ioThreads().isEmpty() ? null : cpuSet(affinity.ioThreads()));
+        }
+
+        private static CpuSet cpuSet(Set<Integer> cpus) {
+            try {
+                return CpuSet.of(cpus.stream().mapToInt(Integer::intValue).toArray());
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("cpuAffinity", e.getMessage());
+            }
+        }
 
         /** The drives as the VMM builds them. */
         private List<DriveConfig> driveConfigs() {
@@ -521,7 +579,8 @@ public final class VirtualMachine implements AutoCloseable {
 
         /**
          * @throws IllegalArgumentException when a value is out of range or the drives or network
-         *     interfaces clash (the message names the value)
+         *     interfaces clash (the message names the value), or the host lacks what the VM asks
+         *     of it: an online CPU it is pinned to, enough free huge pages
          * @throws VirtualMachineException when the kernel, initrd or command line cannot be booted,
          *     or this host's KVM cannot be used, or a network interface's tap cannot be opened or its
          *     passt not started (the message says what to do)
@@ -532,7 +591,12 @@ public final class VirtualMachine implements AutoCloseable {
             }
             MachineConfig config = new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, LinuxBoot.Protocol.valueOf(protocol.name()),
                     driveConfigs(), nicConfigs(), vsock,
-                    shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly(), CacheMode.valueOf(s.cache().name()))).toList());
+                    shares.stream().map(s -> new ShareConfig(s.path(), s.tag(), s.readOnly(), CacheMode.valueOf(s.cache().name()))).toList(),
+                    pinning(cpuAffinity), switch (hugePages) {
+                        case NONE -> null;
+                        case SIZE_2M -> HugePageSize.SIZE_2M;
+                        case SIZE_1G -> HugePageSize.SIZE_1G;
+                    });
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

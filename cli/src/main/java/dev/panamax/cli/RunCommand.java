@@ -1,6 +1,7 @@
 package dev.panamax.cli;
 
 import dev.panamax.api.Drive;
+import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.SharedFolder;
@@ -17,6 +18,7 @@ import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
+import dev.panamax.sys.HugePageSize;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.VmRules;
 import java.io.IOException;
@@ -57,10 +59,14 @@ final class RunCommand implements Callable<Integer> {
             description = "appended to \"" + VirtualMachine.BASE_COMMAND_LINE + "\"")
     String cmdline;
 
-    @Option(names = "--cpus", paramLabel = "N", defaultValue = "" + VirtualMachine.DEFAULT_CPUS, description = "vCPUs (default: ${DEFAULT-VALUE})")
-    int cpus;
+    @Option(names = "--cpus", paramLabel = CpuOption.SYNTAX, defaultValue = "" + VirtualMachine.DEFAULT_CPUS,
+            description = "vCPUs (default: ${DEFAULT-VALUE}), optionally each pinned to host CPUs and the device I/O threads too,"
+                    + " e.g. 2,affinity=0@[2],1@[3],io@[0-1]")
+    String cpus;
 
-    @Option(names = "--memory", paramLabel = "SIZE", defaultValue = VirtualMachine.DEFAULT_MEMORY_MIB + "M", description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE})")
+    @Option(names = "--memory", paramLabel = MemorySize.SYNTAX, defaultValue = VirtualMachine.DEFAULT_MEMORY_MIB + "M",
+            description = "guest RAM, e.g. 512M or 2G (default: ${DEFAULT-VALUE}); hugepages=2M or 1G maps it from the host's"
+                    + " reserved huge pages (echo N > /proc/sys/vm/nr_hugepages)")
     String memory;
 
     @Option(names = "--config", paramLabel = "FILE",
@@ -226,15 +232,18 @@ final class RunCommand implements Callable<Integer> {
             }
             return VmConfig.read(config);
         }
-        long memoryBytes = MemorySize.parse(memory, "--memory");
+        MemorySize.WithPages memorySpec = MemorySize.parseWithPages(memory, "--memory");
+        long memoryBytes = memorySpec.bytes();
         if (memoryBytes % (1 << 20) != 0) {
             throw new UserError("--memory must be a whole number of MiB, not " + memory);
         }
         if (kernel == null && initrd != null) {
             throw new UserError("--initrd needs --kernel (the built-in kernel comes with its own initramfs)");
         }
-        int vcpus = VmRules.vcpuCount(cpus, "--cpus");
+        CpuOption.Parsed cpuSpec = CpuOption.parse(cpus);
+        int vcpus = cpuSpec.count();
         long memoryMib = VmRules.memoryMib(memoryBytes >> 20, "--memory");
+        VmRules.memoryOnHugePages(memoryMib, hugePageSize(memorySpec.hugePages()), "--memory " + memory);
         VmRules.commandLine(cmdline, "--cmdline");
         Path k = kernel != null ? VmRules.bootFile(kernel.toString(), "--kernel") : GuestImages.defaultVmlinux();
         Path i = kernel != null ? (initrd == null ? null : VmRules.bootFile(initrd.toString(), "--initrd"))
@@ -254,7 +263,8 @@ final class RunCommand implements Callable<Integer> {
         // The built-in initramfs mounts what panamax.shares lists; another kernel's initramfs is the user's to tell.
         String bootArgs = kernel == null ? withShareMounts(cmdline, shares) : cmdline;
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, bootArgs.isEmpty() ? null : bootArgs),
-                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages), drives, interfaces, vsock, shares);
+                new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages, cpuSpec.affinity(), memorySpec.hugePages()), drives,
+                interfaces, vsock, shares);
         List<String> options = new ArrayList<>(List.of("--disk", "--net"));
         if (vsock != null) {
             options.add("--vsock");
@@ -264,6 +274,14 @@ final class RunCommand implements Callable<Integer> {
         }
         vm.checkPciDevices(String.join(", ", options.subList(0, options.size() - 1)) + " and " + options.getLast());
         return vm;
+    }
+
+    private static HugePageSize hugePageSize(HugePages pages) {
+        return switch (pages) {
+            case NONE -> null;
+            case SIZE_2M -> HugePageSize.SIZE_2M;
+            case SIZE_1G -> HugePageSize.SIZE_1G;
+        };
     }
 
     /** A tag {@code run} accepts: it goes on the kernel command line, where /init reads it (see guest-kernels' init.sh). */
@@ -683,7 +701,7 @@ final class RunCommand implements Callable<Integer> {
             argv.addAll(List.of("--config", file.toString()));
             options = visible(options, file.getParent(), true);
         } else {
-            argv.addAll(List.of("--cmdline", cmdline, "--cpus", String.valueOf(cpus), "--memory", memory, "--kernel", k.toString()));
+            argv.addAll(List.of("--cmdline", cmdline, "--cpus", cpus, "--memory", memory, "--kernel", k.toString()));
             if (trackDirtyPages) {
                 argv.add("--track-dirty-pages");
             }

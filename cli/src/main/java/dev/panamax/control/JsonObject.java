@@ -43,6 +43,11 @@ final class JsonObject {
         return this;
     }
 
+    /** The members' names, in the document's order. */
+    List<String> keys() {
+        return members.keySet().stream().map(String.class::cast).toList();
+    }
+
     /** Whether the member is there with a non-null value. */
     boolean has(String key) {
         return members.get(key) != null;

@@ -1,6 +1,8 @@
 package dev.panamax.control;
 
+import dev.panamax.api.CpuAffinity;
 import dev.panamax.api.Drive;
+import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.RestoreOptions;
@@ -9,9 +11,12 @@ import dev.panamax.api.TokenBucket;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HugePageSize;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.CpuPinning;
 import dev.panamax.vmm.DriveConfig;
 import dev.panamax.vmm.NicConfig;
 import dev.panamax.vmm.ShareConfig;
@@ -30,6 +35,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.function.IntFunction;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
@@ -116,9 +122,24 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         }
     }
 
-    /** {@code machine-config}. */
-    public record MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages) {
+    /**
+     * {@code machine-config}.
+     *
+     * @param cpuAffinity Panamax's {@code cpu_affinity}: the host CPUs of the vCPU and I/O threads
+     * @param hugePages Firecracker's {@code huge_pages}
+     */
+    public record MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages, CpuAffinity cpuAffinity, HugePages hugePages) {
         public static final MachineConfig DEFAULT = new MachineConfig(VirtualMachine.DEFAULT_CPUS, VirtualMachine.DEFAULT_MEMORY_MIB, false);
+
+        public MachineConfig {
+            Objects.requireNonNull(cpuAffinity, "cpuAffinity");
+            Objects.requireNonNull(hugePages, "hugePages");
+        }
+
+        /** Nothing pinned, ordinary pages. */
+        public MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages) {
+            this(vcpuCount, memSizeMib, trackDirtyPages, CpuAffinity.NONE, HugePages.NONE);
+        }
     }
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
@@ -278,15 +299,71 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 bootArgs == null ? null : VmRules.commandLine(bootArgs, o.path("boot_args")));
     }
 
-    /** Firecracker's {@code MachineConfiguration} object at {@code path}. */
+    /**
+     * Firecracker's {@code MachineConfiguration} object at {@code path}, with Panamax's {@code
+     * cpu_affinity}: {@code {"vcpus": {"0": "2", "1": "3-4"}, "io_threads": "0-1"}}, host CPU lists
+     * in Linux's format by vCPU index, each part optional.
+     */
     public static MachineConfig machineConfig(Object json, String path) {
         JsonObject o = JsonObject.of(json, path)
-                .allowOnly(Set.of("vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages"));
+                .allowOnly(Set.of("vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages", "cpu_affinity"));
         o.onlyInert("smt", false, "Panamax gives each vCPU a core of its own, without SMT");
         o.onlyInert("cpu_template", "None", "Panamax has no CPU templates");
-        o.onlyInert("huge_pages", "None", "Panamax backs guest memory with ordinary pages");
-        return new MachineConfig(VmRules.vcpuCount(o.integer("vcpu_count"), o.path("vcpu_count")),
-                VmRules.memoryMib(o.integer("mem_size_mib"), o.path("mem_size_mib")), o.optionalBool("track_dirty_pages", false));
+        int vcpus = VmRules.vcpuCount(o.integer("vcpu_count"), o.path("vcpu_count"));
+        long memoryMib = VmRules.memoryMib(o.integer("mem_size_mib"), o.path("mem_size_mib"));
+        HugePages hugePages = HugePages.NONE;
+        if (o.has("huge_pages")) {
+            HugePageSize size = VmRules.hugePages(o.string("huge_pages"), o.path("huge_pages"));
+            VmRules.memoryOnHugePages(memoryMib, size, o.path("mem_size_mib"));
+            hugePages = size == null ? HugePages.NONE : size == HugePageSize.SIZE_2M ? HugePages.SIZE_2M : HugePages.SIZE_1G;
+        }
+        CpuAffinity affinity = o.has("cpu_affinity") ? cpuAffinity(o.get("cpu_affinity"), o.path("cpu_affinity"), vcpus) : CpuAffinity.NONE;
+        return new MachineConfig(vcpus, memoryMib, o.optionalBool("track_dirty_pages", false), affinity, hugePages);
+    }
+
+    /** Panamax's {@code cpu_affinity} object at {@code path}, for a VM of {@code vcpuCount} vCPUs. */
+    static CpuAffinity cpuAffinity(Object json, String path, int vcpuCount) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("vcpus", "io_threads"));
+        Map<Integer, CpuSet> vcpus = new LinkedHashMap<>();
+        if (o.has("vcpus")) {
+            JsonObject byIndex = JsonObject.of(o.get("vcpus"), o.path("vcpus"));
+            for (String key : byIndex.keys()) {
+                if (!key.matches("\\d{1,4}")) {
+                    throw new ConfigException(byIndex.path(key), "'" + key + "' is not a vCPU index: the keys are vCPU numbers, 0 to "
+                            + (vcpuCount - 1));
+                }
+                vcpus.put(Integer.parseInt(key), VmRules.cpuList(byIndex.string(key), byIndex.path(key)));
+            }
+        }
+        CpuSet io = o.has("io_threads") ? VmRules.cpuList(o.string("io_threads"), o.path("io_threads")) : null;
+        CpuPinning pinning = VmRules.cpuPinning(new CpuPinning(vcpus, io), vcpuCount, path);
+        return toApi(pinning);
+    }
+
+    /** The pinning as the Java API holds it. */
+    public static CpuAffinity toApi(CpuPinning pinning) {
+        Map<Integer, Set<Integer>> vcpus = new LinkedHashMap<>();
+        pinning.vcpus().forEach((vcpu, cpus) -> vcpus.put(vcpu, cpus.stream().boxed().collect(Collectors.toSet())));
+        return new CpuAffinity(vcpus, pinning.ioThreads() == null ? Set.of() : pinning.ioThreads().stream().boxed().collect(Collectors.toSet()));
+    }
+
+    /** {@code cpu_affinity} as the config file and {@code GET /machine-config} write it. */
+    static Map<String, Object> toJson(CpuAffinity affinity) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        if (!affinity.vcpus().isEmpty()) {
+            Map<String, Object> vcpus = new LinkedHashMap<>();
+            new TreeMap<>(affinity.vcpus()).forEach((vcpu, cpus) -> vcpus.put(String.valueOf(vcpu), cpuList(cpus)));
+            json.put("vcpus", vcpus);
+        }
+        if (!affinity.ioThreads().isEmpty()) {
+            json.put("io_threads", cpuList(affinity.ioThreads()));
+        }
+        return json;
+    }
+
+    /** Host CPU numbers as a Linux CPU list ({@code 0-3,8}). */
+    public static String cpuList(Set<Integer> cpus) {
+        return CpuSet.of(cpus.stream().mapToInt(Integer::intValue).toArray()).toString();
     }
 
     /** Firecracker's {@code VsockDeviceConfig} object at {@code path}: {@code guest_cid}, {@code uds_path}, an optional {@code vsock_id}. */
@@ -472,6 +549,12 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         json.put("mem_size_mib", machine.memSizeMib());
         json.put("smt", false);
         json.put("track_dirty_pages", machine.trackDirtyPages());
+        if (machine.hugePages() != HugePages.NONE) {
+            json.put("huge_pages", machine.hugePages().label());
+        }
+        if (!machine.cpuAffinity().isNone()) {
+            json.put("cpu_affinity", toJson(machine.cpuAffinity()));
+        }
         return json;
     }
 
@@ -527,7 +610,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         VirtualMachine.Builder b = VirtualMachine.builder()
                 .kernel(bootSource.kernel()).initrd(bootSource.initrd())
                 .commandLine(bootSource.bootArgs() == null ? "" : bootSource.bootArgs())
-                .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib()).trackDirtyPages(machineConfig.trackDirtyPages());
+                .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib()).trackDirtyPages(machineConfig.trackDirtyPages())
+                .cpuAffinity(machineConfig.cpuAffinity()).hugePages(machineConfig.hugePages());
         drives.forEach(b::drive);
         networkInterfaces.forEach(b::networkInterface);
         if (vsock != null) {

@@ -196,14 +196,23 @@ public final class DeviceManager {
     public VirtioDevice virtio(String kind, String name) {
         for (Device d : Stream.concat(mmio.stream(), pci.stream()).toList()) {
             if (d.id().endsWith("/" + kind + "/" + name)) {
-                return switch (d.device()) {
-                    case VirtioPciDevice p -> p.device();
-                    case VirtioMmioDevice m -> m.device();
-                    default -> null;
-                };
+                return virtioBehind(d);
             }
         }
         return null;
+    }
+
+    /** Every virtio device, on either transport, in the device manager's order. */
+    public List<VirtioDevice> virtioDevices() {
+        return Stream.concat(mmio.stream(), pci.stream()).map(DeviceManager::virtioBehind).filter(Objects::nonNull).toList();
+    }
+
+    private static VirtioDevice virtioBehind(Device d) {
+        return switch (d.device()) {
+            case VirtioPciDevice p -> p.device();
+            case VirtioMmioDevice m -> m.device();
+            default -> null;
+        };
     }
 
     /** The device with {@code id}. */

@@ -1,6 +1,7 @@
 package dev.panamax.vmm;
 
 import dev.panamax.boot.LinuxBoot;
+import dev.panamax.sys.HugePageSize;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Objects;
@@ -18,9 +19,12 @@ import java.util.Objects;
  * @param nics the network interfaces, in the order they were given
  * @param vsock the vsock device, or null for none
  * @param shares the shared folders (virtio-fs devices), in the order they were given
+ * @param pinning the host CPUs of the vCPU and device I/O threads
+ * @param hugePages the hugetlb page size guest RAM is mapped from, or null for ordinary pages
  */
 public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
-        List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares) {
+        List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
+        HugePageSize hugePages) {
     public MachineConfig {
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(commandLine, "commandLine");
@@ -28,6 +32,13 @@ public record MachineConfig(Path kernel, Path initrd, String commandLine, int cp
         drives = List.copyOf(drives);
         nics = List.copyOf(nics);
         shares = List.copyOf(shares);
+        Objects.requireNonNull(pinning, "pinning");
+    }
+
+    /** A machine on ordinary pages with no thread pinned. */
+    public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
+            List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares) {
+        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, shares, CpuPinning.NONE, null);
     }
 
     /** A machine without shared folders. */

@@ -1,6 +1,7 @@
 package dev.panamax.vmm;
 
 import dev.panamax.boot.LinuxBoot;
+import dev.panamax.sys.CpuSet;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.VirtioFs;
@@ -43,8 +44,10 @@ public final class VmBuilder {
         Vm vm = Vm.create();
         try {
             LinuxBoot.prepare(vm, new LinuxBoot.Spec(config.kernel(), config.initrd(), commandLine(config), config.cpus(),
-                    config.memoryMib() << 20, config.protocol()));
-            return new Machine(vm, addDevices(vm, config, console), config);
+                    config.memoryMib() << 20, config.protocol(), config.hugePages()));
+            Machine machine = new Machine(vm, addDevices(vm, config, console), config);
+            pin(machine);
+            return machine;
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -69,6 +72,22 @@ public final class VmBuilder {
             vm.close();
             throw e;
         }
+    }
+
+    /**
+     * Pins the vCPUs and the device I/O threads as the configuration says; each thread pins itself
+     * when it starts. Where vCPUs are pinned and the I/O threads are not given, the I/O threads get
+     * the CPUs this thread (the builder) may use: they start on a vCPU's thread, when the guest's
+     * driver activates a device, and would otherwise inherit that vCPU's CPUs.
+     */
+    private static void pin(Machine machine) {
+        CpuPinning pinning = machine.config().pinning();
+        if (pinning.isNone()) {
+            return;
+        }
+        pinning.vcpus().forEach((index, cpus) -> machine.vm().vcpus().get(index).pinTo(cpus));
+        CpuSet io = pinning.ioThreads() != null ? pinning.ioThreads() : CpuSet.ofCurrentThread();
+        machine.devices().virtioDevices().forEach(device -> device.pinIoThreads(io));
     }
 
     /** Every device of {@code config}, in the device manager's order. */

@@ -2,6 +2,8 @@ package dev.panamax.vmm;
 
 import dev.panamax.boot.MpTable;
 import dev.panamax.devices.pci.PciBus;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HugePageSize;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.vsock.VirtioVsock;
@@ -12,13 +14,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.function.IntFunction;
+import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
@@ -56,6 +61,139 @@ public final class VmRules {
             throw new ConfigException(name, mib + " MiB is more than any host has");
         }
         return mib;
+    }
+
+    /** A host CPU list in Linux's format ({@code 0-3,8}), as {@code taskset -c} and cpusets take it. */
+    public static CpuSet cpuList(String list, String name) {
+        try {
+            return CpuSet.parse(list);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(name, e.getMessage());
+        }
+    }
+
+    private static final Pattern AFFINITY_ENTRY = Pattern.compile("(\\d{1,4}|io)@\\[([^\\]]*)\\]");
+
+    /**
+     * {@code run}'s affinity entries: {@code 0@[2],1@[3-4],io@[0-1]}, a vCPU index or {@code io} (the
+     * device I/O threads) at a host CPU list in brackets, each once.
+     */
+    public static CpuPinning cpuPinning(String entries, String name) {
+        Map<Integer, CpuSet> vcpus = new HashMap<>();
+        CpuSet io = null;
+        for (String entry : splitOutsideBrackets(entries)) {
+            Matcher m = AFFINITY_ENTRY.matcher(entry);
+            if (!m.matches()) {
+                throw new ConfigException(name, "'" + entry + "' is not an affinity entry: write VCPU@[CPUS] or io@[CPUS],"
+                        + " e.g. 0@[2],1@[3],io@[0-1]");
+            }
+            CpuSet cpus;
+            try {
+                cpus = CpuSet.parse(m.group(2));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException(name, "in " + entry + ", " + e.getMessage());
+            }
+            if (m.group(1).equals("io")) {
+                if (io != null) {
+                    throw new ConfigException(name, "the I/O threads are given CPUs twice (io@[...]); give them once");
+                }
+                io = cpus;
+            } else if (vcpus.put(Integer.parseInt(m.group(1)), cpus) != null) {
+                throw new ConfigException(name, "vCPU " + m.group(1) + " is given CPUs twice; give each vCPU once");
+            }
+        }
+        return new CpuPinning(vcpus, io);
+    }
+
+    /** {@code text} split at the commas that are not inside brackets. */
+    public static List<String> splitOutsideBrackets(String text) {
+        List<String> parts = new ArrayList<>();
+        int depth = 0;
+        int start = 0;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '[') {
+                depth++;
+            } else if (c == ']') {
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                parts.add(text.substring(start, i));
+                start = i + 1;
+            }
+        }
+        parts.add(text.substring(start));
+        return parts;
+    }
+
+    /** A pinning for a VM of {@code vcpuCount} vCPUs: each pinned vCPU exists. */
+    public static CpuPinning cpuPinning(CpuPinning pinning, int vcpuCount, String name) {
+        for (int vcpu : new TreeSet<>(pinning.vcpus().keySet())) {
+            if (vcpu < 0 || vcpu >= vcpuCount) {
+                throw new ConfigException(name, "vCPU " + vcpu + " does not exist: the VM has " + count(vcpuCount, "vCPU")
+                        + ", numbered 0 to " + (vcpuCount - 1));
+            }
+        }
+        return pinning;
+    }
+
+    /** Every CPU {@code pinning} names is online on this host now ({@code /sys/devices/system/cpu/online}). */
+    public static void cpusOnline(CpuPinning pinning, String name) {
+        if (pinning.isNone()) {
+            return;
+        }
+        CpuSet online;
+        try {
+            online = CpuSet.online();
+        } catch (IOException e) {
+            throw new ConfigException(name, "cannot tell which host CPUs are online: " + e.getMessage());
+        }
+        for (int vcpu : new TreeSet<>(pinning.vcpus().keySet())) {
+            requireOnline(pinning.vcpus().get(vcpu), online, "vCPU " + vcpu, name);
+        }
+        if (pinning.ioThreads() != null) {
+            requireOnline(pinning.ioThreads(), online, "the I/O threads", name);
+        }
+    }
+
+    private static void requireOnline(CpuSet cpus, CpuSet online, String whose, String name) {
+        CpuSet offline = cpus.minus(online);
+        if (!offline.isEmpty()) {
+            throw new ConfigException(name, String.format("host CPU%s %s of %s %s not online; this host's online CPUs are %s (%s)",
+                    offline.stream().count() == 1 ? "" : "s", offline, whose, offline.stream().count() == 1 ? "is" : "are", online,
+                    CpuSet.ONLINE));
+        }
+    }
+
+    /** Firecracker's {@code huge_pages}: {@code None} (null here), {@code 2M}, or Panamax's {@code 1G}. */
+    public static HugePageSize hugePages(String value, String name) {
+        if (value.equals("None")) {
+            return null;
+        }
+        HugePageSize size = HugePageSize.ofLabel(value);
+        if (size == null) {
+            throw new ConfigException(name, "'" + value + "' is not a huge page size: give None, 2M or 1G");
+        }
+        return size;
+    }
+
+    /** Guest memory of {@code mib} on {@code hugePages} (null: ordinary pages) is a whole number of them. */
+    public static void memoryOnHugePages(long mib, HugePageSize hugePages, String name) {
+        if (hugePages != null && (mib << 20) % hugePages.bytes() != 0) {
+            throw new ConfigException(name, String.format("%d MiB is not a multiple of the %s huge page size; give a multiple of %d MiB",
+                    mib, hugePages.label(), hugePages.bytes() >> 20));
+        }
+    }
+
+    /** The host has {@code hugePages} and enough of them free now for {@code mib} of guest memory. */
+    public static void hugePagesAvailable(long mib, HugePageSize hugePages, String name) {
+        if (hugePages == null) {
+            return;
+        }
+        try {
+            hugePages.requireAvailable(mib << 20);
+        } catch (IllegalStateException e) {
+            throw new ConfigException(name, e.getMessage());
+        }
     }
 
     /** A kernel or initrd: an existing, readable regular file. */
@@ -330,12 +468,25 @@ public final class VmRules {
      * How a caller's user knows the values of a whole {@link MachineConfig}, for {@link #machine}'s
      * messages: a drive's and a network interface's own values are named after their ids.
      */
-    public record Wording(String cpus, String memory, String commandLine, String driveId, String networkInterfaceId, String devices) {}
+    public record Wording(String cpus, String memory, String commandLine, String driveId, String networkInterfaceId, String devices,
+            String cpuAffinity, String hugePages) {
+        public Wording(String cpus, String memory, String commandLine, String driveId, String networkInterfaceId, String devices) {
+            this(cpus, memory, commandLine, driveId, networkInterfaceId, devices, "CPU affinity", "huge pages");
+        }
+    }
 
-    /** Every rule for a whole machine, in the order a user would fix them: the machine, then each drive, then each interface. */
+    /**
+     * Every rule for a whole machine, in the order a user would fix them: the machine, then each
+     * drive, then each interface. The host's resources are checked too, as the VM is about to be
+     * built: the pinned CPUs online, the huge pages free.
+     */
     public static void machine(MachineConfig c, Wording names) {
         vcpuCount(c.cpus(), names.cpus());
         memoryMib(c.memoryMib(), names.memory());
+        cpuPinning(c.pinning(), c.cpus(), names.cpuAffinity());
+        cpusOnline(c.pinning(), names.cpuAffinity());
+        memoryOnHugePages(c.memoryMib(), c.hugePages(), names.hugePages());
+        hugePagesAvailable(c.memoryMib(), c.hugePages(), names.hugePages());
         commandLine(c.commandLine(), names.commandLine());
         List<DriveConfig> drives = c.drives();
         for (DriveConfig d : drives) {

@@ -84,6 +84,14 @@ public final class VmSnapshot {
         }
     }
 
+    /**
+     * Why a VM on huge pages is not snapshotted: a restore maps the memory file copy-on-write, which
+     * gives the guest ordinary pages, and the state file does not record the page size.
+     */
+    public static final String HUGE_PAGES_REFUSAL = "a VM whose memory is on huge pages cannot be snapshotted yet: a restore maps"
+            + " the memory file copy-on-write on ordinary pages, so the guest would silently lose its huge pages; run the VM on"
+            + " ordinary pages (huge_pages None) to snapshot it";
+
     /** Limits on what a state file may claim, far above any VM Panamax builds. */
     private static final int MAX_PATH = 4096;
     private static final int MAX_DRIVES = 64;
@@ -110,6 +118,9 @@ public final class VmSnapshot {
         }
         if (!machine.config().shares().isEmpty()) {
             throw new IllegalStateException(VirtioFs.SNAPSHOT_REFUSAL);
+        }
+        if (machine.config().hugePages() != null) {
+            throw new IllegalStateException(HUGE_PAGES_REFUSAL);
         }
         if (options.kind() == Kind.DIFF && !vm.tracksDirtyPages()) {
             throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"

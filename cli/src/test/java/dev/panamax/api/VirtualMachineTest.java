@@ -4,6 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HostThreads;
+import dev.panamax.sys.HugePagePool;
+import dev.panamax.sys.HugePageSize;
+import dev.panamax.sys.ProcSelf;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.vm.VmExit;
 import java.lang.reflect.Executable;
@@ -239,7 +244,8 @@ class VirtualMachineTest {
     void theApiSignaturesUseOnlyTheJdkAndTheApiPackage() {
         List<String> leaks = new ArrayList<>();
         for (Class<?> type : List.of(VirtualMachine.class, VirtualMachine.Builder.class, VirtualMachine.Exit.class,
-                Drive.class, NetworkInterface.class, RateLimiter.class, TokenBucket.class, VirtualMachineException.class)) {
+                Drive.class, NetworkInterface.class, RateLimiter.class, TokenBucket.class, VirtualMachineException.class,
+                CpuAffinity.class, HugePages.class)) {
             List<Executable> members = new ArrayList<>(Arrays.asList(type.getConstructors()));
             members.addAll(Arrays.stream(type.getMethods()).filter(m -> m.getDeclaringClass() == type).toList());
             for (Executable member : members) {
@@ -260,6 +266,79 @@ class VirtualMachineTest {
             }
         }
         assertThat(leaks).isEmpty();
+    }
+
+    @Test
+    void pinnedVcpuThreadsRunOnlyOnTheirCpusAndDevicesGetTheIoCpus() throws Exception {
+        CpuSet online = CpuSet.online();
+        int first = online.stream().min().orElseThrow();
+        int last = online.stream().max().orElseThrow();
+        try (VirtualMachine vm = spinner().cpus(2).drive(new Drive("disk0", disk, true, false))
+                .cpuAffinity(CpuAffinity.NONE.withVcpu(0, last).withVcpu(1, first).withIoThreads(first)).build()) {
+            vm.start();
+
+            List<Integer> tids = vm.vcpuThreadIds();
+            assertThat(ProcSelf.cpusAllowedList(tids.get(0))).isEqualTo(String.valueOf(last));
+            assertThat(ProcSelf.cpusAllowedList(tids.get(1))).isEqualTo(String.valueOf(first));
+            assertThat(vm.ioThreadCpus()).containsExactly(String.valueOf(first));
+        }
+    }
+
+    @Test
+    void withOnlyVcpusPinnedTheIoThreadsKeepTheBuildersCpusNotAVcpus() throws Exception {
+        int last = CpuSet.online().stream().max().orElseThrow();
+        String builders = ProcSelf.cpusAllowedList(HostThreads.currentThreadId());
+        try (VirtualMachine vm = spinner().cpus(1).drive(new Drive("disk0", disk, true, false)).cpuAffinity(CpuAffinity.NONE.withVcpu(0, last)).build()) {
+            assertThat(vm.ioThreadCpus()).containsExactly(builders);
+        }
+        try (VirtualMachine vm = spinner().drive(new Drive("disk0", disk, true, false)).build()) {
+            assertThat(vm.ioThreadCpus()).as("nothing pinned").containsExactly("");
+        }
+    }
+
+    @Test
+    void anAffinityForAVcpuThatDoesNotExistOrACpuThatIsNotOnlineIsRefusedBeforeBoot() throws Exception {
+        assertThatThrownBy(() -> spinner().cpus(2).cpuAffinity(CpuAffinity.NONE.withVcpu(2, 0)).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("cpuAffinity: vCPU 2 does not exist: the VM has 2 vCPUs, numbered 0 to 1");
+        int offline = CpuSet.online().stream().max().orElseThrow() + 1;
+        assertThatThrownBy(() -> spinner().cpus(1).cpuAffinity(CpuAffinity.NONE.withVcpu(0, 0, offline)).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("cpuAffinity: host CPU " + offline + " of vCPU 0 is not online; this host's online CPUs are "
+                        + CpuSet.online() + " (/sys/devices/system/cpu/online)");
+        assertThatThrownBy(() -> spinner().cpuAffinity(CpuAffinity.NONE.withIoThreads(offline, offline + 1)).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("host CPUs " + offline + "-" + (offline + 1) + " of the I/O threads are not online");
+        assertThatThrownBy(() -> CpuAffinity.NONE.withVcpu(0)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("vCPU 0 is given no host CPUs; give at least one");
+    }
+
+    @Test
+    void hugePageMemoryMustBeAMultipleOfThePageAndTheHostMustHaveThePagesFree() throws Exception {
+        assertThatThrownBy(() -> spinner().memoryMib(65).hugePages(HugePages.SIZE_2M).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("hugePages: 65 MiB is not a multiple of the 2M huge page size; give a multiple of 2 MiB");
+        long available = HugePageSize.SIZE_2M.availablePages();
+        long pages = Math.max(available + 1, 16);
+        assertThatThrownBy(() -> spinner().memoryMib(pages * 2).hugePages(HugePages.SIZE_2M).build())
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("hugePages: guest memory on 2M huge pages needs " + pages + " free pages, and the host has "
+                        + available)
+                .hasMessageEndingWith("reserve more before starting the VM: echo " + (HugePageSize.SIZE_2M.reservedPages() + pages - available)
+                        + " > /proc/sys/vm/nr_hugepages");
+    }
+
+    @Test
+    void aVmOnHugePagesRunsFromThemAndRefusesASnapshot() throws Exception {
+        try (HugePagePool pool = HugePagePool.reserve(HugePageSize.SIZE_2M, 32);
+                VirtualMachine vm = spinner().memoryMib(64).hugePages(HugePages.SIZE_2M).build()) {
+            assertThat(HugePageSize.SIZE_2M.availablePages()).as("the 32 pages reserved for the VM's mapping").isEqualTo(pool.before());
+            vm.start();
+            awaitExits(vm, 2);
+            vm.pause();
+            assertThatThrownBy(() -> vm.snapshot(SnapshotOptions.full(dir.resolve("state"), dir.resolve("memory"))))
+                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("on huge pages cannot be snapshotted");
+        }
     }
 
     private static Stream<Class<?>> classesIn(Type t) {

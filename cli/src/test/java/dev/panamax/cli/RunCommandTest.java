@@ -8,6 +8,8 @@ import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.storage.image.Images;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HugePageSize;
 import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmSnapshot;
@@ -55,6 +57,22 @@ class RunCommandTest {
         assertRefused("cannot connect the console", "run", "--no-rig", "--kernel", kernel.toString(), "--console",
                 "socket:" + dir.resolve("nobody-listens"));
         assertRefused("--initrd needs --kernel", "run", "--initrd", kernel.toString());
+    }
+
+    @Test
+    void badAffinitiesAndHugePagesAreRefusedBeforeBoot() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        String k = kernel.toString(); // (a --timeout ends the spinning guest, should a check let it boot)
+        assertRefused("--cpus 2,affinity=5@[0]: vCPU 5 does not exist: the VM has 2 vCPUs, numbered 0 to 1",
+                "run", "--no-rig", "--timeout", "20", "--kernel", k, "--cpus", "2,affinity=5@[0]");
+        assertRefused("is not an affinity entry", "run", "--no-rig", "--timeout", "20", "--kernel", k, "--cpus", "2,affinity=0=[1]");
+        int offline = CpuSet.online().stream().max().orElseThrow() + 1;
+        assertRefused("host CPU " + offline + " of vCPU 0 is not online", "run", "--no-rig", "--timeout", "20", "--kernel", k, "--cpus",
+                "1,affinity=0@[" + offline + "]");
+        assertRefused("--memory 65M,hugepages=2M: 65 MiB is not a multiple of the 2M huge page size", "run", "--no-rig", "--timeout", "20", "--kernel", k,
+                "--memory", "65M,hugepages=2M");
+        long pages = Math.max(HugePageSize.SIZE_2M.availablePages() + 1, 16);
+        assertRefused("> /proc/sys/vm/nr_hugepages", "run", "--no-rig", "--timeout", "20", "--kernel", k, "--memory", (pages * 2) + "M,hugepages=2M");
     }
 
     @Test

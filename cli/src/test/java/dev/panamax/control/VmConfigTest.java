@@ -3,7 +3,9 @@ package dev.panamax.control;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.api.CpuAffinity;
 import dev.panamax.api.Drive;
+import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.SharedFolder;
@@ -92,7 +94,7 @@ class VmConfigTest {
         assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": null, \"mem_size_mib\": 128}}",
                 "machine-config.vcpu_count: must not be null");
         assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, \"vcpus\": 2}}",
-                "machine-config.vcpus: unknown key; the keys here are cpu_template, huge_pages, mem_size_mib, smt,"
+                "machine-config.vcpus: unknown key; the keys here are cpu_affinity, cpu_template, huge_pages, mem_size_mib, smt,"
                         + " track_dirty_pages, vcpu_count");
         assertRefused("{" + boot() + ", \"machines\": {}}", "machines: unknown key; the keys here are balloon, boot-source,"
                 + " cpu-config, drives, entropy, logger, machine-config, memory-hotplug, metrics, mmds-config, network-interfaces,"
@@ -102,6 +104,52 @@ class VmConfigTest {
         assertRefused("{" + boot() + ", \"drives\": [7]}", "drives[0]: expected a JSON object, not the number 7");
         assertRefused("{\"boot-source\": {\"kernel_image_path\": \"" + kernel + "\", \"boot_args\": false}}",
                 "boot-source.boot_args: expected a string, not false");
+    }
+
+    private String machine(String more) {
+        return "{" + boot() + ", \"machine-config\": {\"vcpu_count\": 2, \"mem_size_mib\": 128" + more + "}}";
+    }
+
+    @Test
+    void hugePagesTakeFirecrackersValuesAndPanamaxs1G() {
+        assertThat(VmConfig.parse(machine(", \"huge_pages\": \"2M\""), "vm.json").machineConfig().hugePages()).isEqualTo(HugePages.SIZE_2M);
+        assertThat(VmConfig.parse(machine(", \"huge_pages\": \"None\""), "vm.json").machineConfig().hugePages()).isEqualTo(HugePages.NONE);
+        VmConfig big = VmConfig.parse("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 1024, \"huge_pages\": \"1G\"}}",
+                "vm.json");
+        assertThat(big.machineConfig().hugePages()).isEqualTo(HugePages.SIZE_1G);
+        assertThat(VmConfig.parse(Json.write(big.toJson()), "again")).as("written back as read").isEqualTo(big);
+        assertRefused(machine(", \"huge_pages\": \"4M\""), "machine-config.huge_pages: '4M' is not a huge page size: give None, 2M or 1G");
+        assertRefused(machine(", \"huge_pages\": \"1G\""),
+                "machine-config.mem_size_mib: 128 MiB is not a multiple of the 1G huge page size; give a multiple of 1024 MiB");
+        assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 129, \"huge_pages\": \"2M\"}}",
+                "machine-config.mem_size_mib: 129 MiB is not a multiple of the 2M huge page size; give a multiple of 2 MiB");
+    }
+
+    @Test
+    void cpuAffinityPinsVcpusAndIoThreadsByCpuLists() {
+        VmConfig config = VmConfig.parse(machine(", \"cpu_affinity\": {\"vcpus\": {\"0\": \"1\", \"1\": \"0-1,5\"}, \"io_threads\": \"0\"}"),
+                "vm.json");
+        assertThat(config.machineConfig().cpuAffinity()).isEqualTo(CpuAffinity.NONE.withVcpu(0, 1).withVcpu(1, 0, 1, 5).withIoThreads(0));
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).as("written back as read").isEqualTo(config);
+        assertThat(Json.write(config.toJson())).contains("\"cpu_affinity\":{\"vcpus\":{\"0\":\"1\",\"1\":\"0-1,5\"},\"io_threads\":\"0\"}");
+        assertThat(VmConfig.parse(machine(", \"cpu_affinity\": {\"io_threads\": \"1\"}"), "vm.json").machineConfig().cpuAffinity())
+                .isEqualTo(CpuAffinity.NONE.withIoThreads(1));
+    }
+
+    @Test
+    void aBadCpuAffinityIsRefusedNamingWhere() {
+        assertRefused(machine(", \"cpu_affinity\": {\"vcpus\": {\"2\": \"0\"}}"),
+                "machine-config.cpu_affinity: vCPU 2 does not exist: the VM has 2 vCPUs, numbered 0 to 1");
+        assertRefused(machine(", \"cpu_affinity\": {\"vcpus\": {\"first\": \"0\"}}"),
+                "machine-config.cpu_affinity.vcpus.first: 'first' is not a vCPU index: the keys are vCPU numbers, 0 to 1");
+        assertRefused(machine(", \"cpu_affinity\": {\"vcpus\": {\"0\": \"3-1\"}}"),
+                "machine-config.cpu_affinity.vcpus.0: '3-1' is not a CPU list: the range 3-1 runs backwards");
+        assertRefused(machine(", \"cpu_affinity\": {\"vcpus\": {\"0\": [1]}}"),
+                "machine-config.cpu_affinity.vcpus.0: expected a string, not an array");
+        assertRefused(machine(", \"cpu_affinity\": {\"io_threads\": \"\"}"),
+                "machine-config.cpu_affinity.io_threads: the CPU list is empty; write CPUs like 0-3,8");
+        assertRefused(machine(", \"cpu_affinity\": {\"io\": \"0\"}"),
+                "machine-config.cpu_affinity.io: unknown key; the keys here are io_threads, vcpus");
     }
 
     @Test

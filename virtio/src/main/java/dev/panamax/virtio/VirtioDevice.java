@@ -1,6 +1,8 @@
 package dev.panamax.virtio;
 
+import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.EventFd;
+import dev.panamax.sys.HostThreads;
 import dev.panamax.sys.Poller;
 import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.GuestMemory;
@@ -75,6 +77,8 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     /** Per queue, made when it is first throttled: waits for its notify eventfd or a timeout. Used by its I/O thread only. */
     private final Poller[] throttlePollers;
     private volatile GuestMemory memory;
+    /** The host CPUs the I/O threads pin themselves to as they start, or null to run where the process may. */
+    private volatile CpuSet ioCpus;
     private volatile VirtioInterrupts interrupts;
     private volatile long driverFeatures;
     private final AtomicInteger status = new AtomicInteger();
@@ -265,6 +269,20 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                 startWorker(queues[i]);
             }
         }
+    }
+
+    /**
+     * Pins this device's I/O threads to the host CPUs {@code cpus}: each thread pins itself as it
+     * starts, before it serves its queue. The threads start when the driver activates the device
+     * (from the vCPU thread that writes DRIVER_OK, whose affinity they would otherwise inherit).
+     */
+    public void pinIoThreads(CpuSet cpus) {
+        this.ioCpus = Objects.requireNonNull(cpus, "cpus");
+    }
+
+    /** The host CPUs this device's I/O threads are pinned to, or null. */
+    public CpuSet ioCpus() {
+        return ioCpus;
     }
 
     private void startWorker(VirtQueue queue) {
@@ -801,6 +819,15 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         @Override
         public void run() {
             try {
+                CpuSet cpus = ioCpus;
+                if (cpus != null) {
+                    try {
+                        HostThreads.pinCurrentThread(cpus);
+                    } catch (RuntimeException e) {
+                        fail("queue " + queue.index() + ": its I/O thread could not be pinned to host CPUs " + cpus + ": " + e.getMessage());
+                        return;
+                    }
+                }
                 do {
                     serve(queue, () -> !stop && !quiescing && failure.get() == null);
                 } while (awaitResume());

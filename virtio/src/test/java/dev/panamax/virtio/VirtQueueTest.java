@@ -4,12 +4,16 @@ import static dev.panamax.virtio.VirtioTestDriver.Buffer.readable;
 import static dev.panamax.virtio.VirtioTestDriver.Buffer.writable;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HostThreads;
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.ProcSelf;
 import dev.panamax.virtio.VirtioTestDriver.Used;
 import dev.panamax.vm.GuestMemory;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.function.Consumer;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterEach;
@@ -363,5 +367,54 @@ class VirtQueueTest {
         assertThat(Thread.getAllStackTraces().keySet()).extracting(Thread::getName).contains("echo-test-q0", "echo-test-q1");
         driver.reset();
         assertThat(Thread.getAllStackTraces().keySet()).extracting(Thread::getName).doesNotContain("echo-test-q0", "echo-test-q1");
+    }
+
+    /** An echo device whose queues record the Linux thread id that served them. */
+    private static final class ThreadRecordingEcho extends VirtioDevice {
+        final AtomicIntegerArray threadIds = new AtomicIntegerArray(2);
+
+        ThreadRecordingEcho() {
+            super("echo (test)", EchoDevice.TYPE, 0, 2, SIZE, 0);
+        }
+
+        @Override
+        protected int handle(VirtQueue queue, DescriptorChain chain) {
+            threadIds.set(queue.index(), HostThreads.currentThreadId());
+            int n = (int) Math.min(chain.readableLength(), chain.writableLength());
+            byte[] data = new byte[n];
+            chain.read(0, data, 0, n);
+            chain.write(0, data, 0, n);
+            return n;
+        }
+    }
+
+    @Test
+    void ioThreadsPinThemselvesToTheDevicesCpusBeforeServing() throws Exception {
+        int last = CpuSet.online().stream().max().orElseThrow();
+        ThreadRecordingEcho echo = new ThreadRecordingEcho();
+        try {
+            echo.pinIoThreads(CpuSet.of(last));
+            VirtioTestDriver echoDriver = new VirtioTestDriver(echo, memory);
+            echoDriver.start(SIZE);
+
+            for (int q = 0; q < 2; q++) {
+                long in = echoDriver.allocate(4);
+                echoDriver.submit(q, readable(echoDriver.allocate(bytes("ping")), 4), writable(in, 4));
+                echoDriver.awaitUsed(q);
+                assertThat(ProcSelf.cpusAllowedList(echo.threadIds.get(q))).as("queue %d's I/O thread", q).isEqualTo(String.valueOf(last));
+            }
+            assertThat(echo.ioCpus()).isEqualTo(CpuSet.of(last));
+        } finally {
+            echo.close();
+        }
+    }
+
+    @Test
+    void anIoThreadThatCannotBePinnedPutsTheDeviceInTheErrorState() {
+        device.pinIoThreads(CpuSet.of(CpuSet.MAX_CPUS - 1)); // no host has it: the kernel refuses
+        driver.start(SIZE);
+
+        assertThat(driver.awaitFailure()).contains("its I/O thread could not be pinned to host CPUs 8191");
+        assertThat(device.status() & VirtioDevice.DEVICE_NEEDS_RESET).isNotZero();
     }
 }

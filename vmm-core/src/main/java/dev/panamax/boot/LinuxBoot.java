@@ -7,6 +7,8 @@ import dev.panamax.kvm.LapicState;
 import dev.panamax.kvm.MsrEntry;
 import dev.panamax.kvm.Regs;
 import dev.panamax.kvm.VcpuFd;
+import dev.panamax.sys.HugePageSize;
+import dev.panamax.sys.MappedMemory;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.Vcpu;
 import dev.panamax.vm.Vm;
@@ -40,9 +42,17 @@ public final class LinuxBoot {
      *
      * @param initrd the initial ramdisk, or null
      * @param commandLine the complete kernel command line
+     * @param hugePages the hugetlb page size guest RAM is mapped from, or null for ordinary pages (transparent huge pages where the host gives them)
      */
-    public record Spec(Path kernel, Path initrd, String commandLine, int cpus, long memoryBytes, Protocol protocol) {}
+    public record Spec(Path kernel, Path initrd, String commandLine, int cpus, long memoryBytes, Protocol protocol,
+            HugePageSize hugePages) {
+        /** Guest RAM on ordinary pages. */
+        public Spec(Path kernel, Path initrd, String commandLine, int cpus, long memoryBytes, Protocol protocol) {
+            this(kernel, initrd, commandLine, cpus, memoryBytes, protocol, null);
+        }
+    }
 
+    private static final long RESET_VECTOR_PAGE_SIZE = 0x1000;
     private static final long TSS_ADDRESS = 0xfffb_d000L;
     private static final int LVT_DELIVERY_MODE = 0x700;
     private static final int DELIVERY_EXTINT = 0x700;
@@ -79,6 +89,10 @@ public final class LinuxBoot {
         if (spec.memoryBytes() % (1 << 20) != 0) {
             throw new BootException("guest memory must be a whole number of MiB, not " + spec.memoryBytes() + " bytes");
         }
+        if (spec.hugePages() != null && spec.memoryBytes() % spec.hugePages().bytes() != 0) {
+            throw new BootException(String.format("guest memory on %s huge pages must be a multiple of %d MiB, not %d MiB",
+                    spec.hugePages().label(), spec.hugePages().bytes() >> 20, spec.memoryBytes() >> 20));
+        }
         KernelImage kernel = KernelImage.open(spec.kernel());
         Protocol protocol = chooseProtocol(kernel, spec.protocol());
         byte[] commandLine = spec.commandLine().getBytes(StandardCharsets.UTF_8);
@@ -90,9 +104,12 @@ public final class LinuxBoot {
         long lowEnd = PhysicalLayout.lowMemoryEnd(spec.memoryBytes());
 
         preparePlatform(vm);
-        for (PhysicalLayout.RamRegion r : memoryRegions(spec.memoryBytes())) {
-            vm.addMemory(r.address(), r.size(), false);
+        for (PhysicalLayout.RamRegion r : PhysicalLayout.ramRegions(spec.memoryBytes())) {
+            // Both RAM regions are multiples of the page size when the memory is: the MMIO hole starts at 3 GiB.
+            vm.addMemory(r.address(), spec.hugePages() == null ? MappedMemory.anonymous(r.size()) : MappedMemory.hugePages(r.size(), spec.hugePages()));
         }
+        // The reset vector's page is 4 KiB alone below 4 GiB: ordinary memory, whatever backs RAM.
+        vm.addMemory(PhysicalLayout.RESET_VECTOR_PAGE, RESET_VECTOR_PAGE_SIZE, false);
         GuestMemory memory = vm.memory();
         memory.write(PhysicalLayout.RESET_VECTOR_PAGE + 0xff0, RESET_VECTOR_CODE);
         kernel.load(memory, lowEnd);
@@ -157,7 +174,7 @@ public final class LinuxBoot {
      */
     public static List<PhysicalLayout.RamRegion> memoryRegions(long memoryBytes) {
         List<PhysicalLayout.RamRegion> regions = new ArrayList<>(PhysicalLayout.ramRegions(memoryBytes));
-        regions.add(new PhysicalLayout.RamRegion(PhysicalLayout.RESET_VECTOR_PAGE, 0x1000));
+        regions.add(new PhysicalLayout.RamRegion(PhysicalLayout.RESET_VECTOR_PAGE, RESET_VECTOR_PAGE_SIZE));
         return List.copyOf(regions);
     }
 

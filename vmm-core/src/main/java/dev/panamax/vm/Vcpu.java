@@ -6,6 +6,8 @@ import dev.panamax.kvm.MsrEntry;
 import dev.panamax.kvm.Regs;
 import dev.panamax.kvm.SpecialRegs;
 import dev.panamax.kvm.VcpuFd;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HostThreads;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.lang.invoke.MethodHandles;
@@ -13,7 +15,9 @@ import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
 
 /**
  * One virtual CPU: its fd and the platform thread (named {@code vcpu-N}) that runs it, dispatching
@@ -37,6 +41,11 @@ public final class Vcpu {
     private final Vm vm;
     private final VcpuFd fd;
     private Thread thread;
+    /** The host CPUs the thread pins itself to, or null to run where the process may; set before start. */
+    private CpuSet affinity;
+    private volatile int hostThreadId;
+    /** Counted down once the thread has its id and its affinity (or failed to get it). */
+    private final CountDownLatch placed = new CountDownLatch(1);
     /** Returns from KVM_RUN; written only by the vCPU thread, read by any (opaque: a count needs no ordering). */
     private long exits;
 
@@ -54,8 +63,42 @@ public final class Vcpu {
         return fd;
     }
 
+    /**
+     * Pins this vCPU's thread to the host CPUs {@code cpus}, which the thread does itself as it
+     * starts, before it first enters the guest; only before the VM starts.
+     */
+    public void pinTo(CpuSet cpus) {
+        if (thread != null) {
+            throw new IllegalStateException("vCPU " + index() + " is running already; pin it before the VM starts");
+        }
+        this.affinity = Objects.requireNonNull(cpus, "cpus");
+    }
+
+    /** The host CPUs this vCPU is pinned to, or null when it is not pinned. */
+    public CpuSet affinity() {
+        return affinity;
+    }
+
+    /** The Linux thread id of this vCPU's thread ({@code /proc/PID/task/TID}), or 0 before the VM starts. */
+    public int hostThreadId() {
+        return hostThreadId;
+    }
+
+    /** Starts the thread, and returns once it has pinned itself (so its affinity is in place, or its failure known). */
     void start() {
         thread = Thread.ofPlatform().name("vcpu-" + index()).daemon(true).start(this::runLoop);
+        boolean interrupted = false;
+        while (true) {
+            try {
+                placed.await();
+                break;
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     Thread thread() {
@@ -74,6 +117,18 @@ public final class Vcpu {
     private void runLoop() {
         VmExit exit = null;
         try {
+            try {
+                hostThreadId = HostThreads.currentThreadId();
+                if (affinity != null) {
+                    HostThreads.pinCurrentThread(affinity);
+                }
+            } catch (RuntimeException e) {
+                exit = new VmExit(VmExit.Reason.INTERNAL_ERROR, index(), "vCPU " + index() + " could not be pinned to host CPUs "
+                        + affinity + ": " + e.getMessage(), null);
+                return;
+            } finally {
+                placed.countDown();
+            }
             fd.prepareRunThread();
             exit = loop();
         } catch (Throwable t) {

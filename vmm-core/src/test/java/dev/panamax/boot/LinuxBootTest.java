@@ -4,7 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.demo.DebugConsole;
+import dev.panamax.sys.CpuSet;
+import dev.panamax.sys.HostThreads;
+import dev.panamax.sys.HugePagePool;
+import dev.panamax.sys.HugePageSize;
+import dev.panamax.sys.ProcSelf;
+import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.Vm;
+import dev.panamax.vm.VmExit;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -112,6 +119,70 @@ class LinuxBootTest {
     private static void assertRefused(LinuxBoot.Spec spec, String reason) {
         try (Vm vm = Vm.create()) {
             assertThatThrownBy(() -> LinuxBoot.prepare(vm, spec)).isInstanceOf(BootException.class).hasMessageContaining(reason);
+        }
+    }
+
+    @Test
+    void guestRamOnHugePagesIsMappedFromThemAndTheGuestRunsOnIt() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        try (HugePagePool _ = HugePagePool.reserve(HugePageSize.SIZE_2M, 32); Vm vm = Vm.create()) {
+            LinuxBoot.prepare(vm, new LinuxBoot.Spec(kernel, null, "panamax test", 1, 64L << 20, LinuxBoot.Protocol.AUTO,
+                    HugePageSize.SIZE_2M));
+            GuestMemory.Region ram = vm.memory().regions().getFirst();
+            assertThat(ram.guestAddress()).isZero();
+            assertThat(ProcSelf.kernelPageSize(ram.backing().address())).isEqualTo("2048 kB");
+            DebugConsole console = new DebugConsole(null);
+            vm.ports().register(DebugConsole.PORT, 1, console, "debug console");
+            vm.start();
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (console.text().length() < 2 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            vm.stop();
+            assertThat(console.text()).as("the stand-in kernel's report, read from the zero page in huge-page RAM").isEqualTo("p4");
+        }
+    }
+
+    @Test
+    void guestRamOnHugePagesMustBeAWholeNumberOfThem() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        try (Vm vm = Vm.create()) {
+            assertThatThrownBy(() -> LinuxBoot.prepare(vm, new LinuxBoot.Spec(kernel, null, "", 1, 65L << 20, LinuxBoot.Protocol.AUTO,
+                    HugePageSize.SIZE_2M))).isInstanceOf(BootException.class)
+                    .hasMessage("guest memory on 2M huge pages must be a multiple of 2 MiB, not 65 MiB");
+        }
+    }
+
+    @Test
+    void eachVcpuThreadIsPinnedToItsCpusBeforeTheVmStartReturns() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        CpuSet online = CpuSet.online();
+        int first = online.stream().min().orElseThrow();
+        int last = online.stream().max().orElseThrow();
+        try (Vm vm = Vm.create()) {
+            LinuxBoot.prepare(vm, new LinuxBoot.Spec(kernel, null, "", 2, 64L << 20, LinuxBoot.Protocol.AUTO));
+            vm.vcpus().get(0).pinTo(CpuSet.of(last));
+            vm.vcpus().get(1).pinTo(CpuSet.of(first));
+            vm.start();
+
+            assertThat(ProcSelf.cpusAllowedList(vm.vcpus().get(0).hostThreadId())).isEqualTo(String.valueOf(last));
+            assertThat(ProcSelf.cpusAllowedList(vm.vcpus().get(1).hostThreadId())).isEqualTo(String.valueOf(first));
+            vm.stop();
+        }
+    }
+
+    @Test
+    void aVcpuThatCannotBePinnedEndsTheVmSayingWhy() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        try (Vm vm = Vm.create()) {
+            LinuxBoot.prepare(vm, new LinuxBoot.Spec(kernel, null, "", 1, 64L << 20, LinuxBoot.Protocol.AUTO));
+            vm.vcpus().getFirst().pinTo(CpuSet.of(CpuSet.MAX_CPUS - 1)); // no host has it: the kernel refuses
+            vm.start();
+
+            assertThat(vm.awaitExit(Duration.ofSeconds(30))).hasValueSatisfying(exit -> {
+                assertThat(exit.reason()).isEqualTo(VmExit.Reason.INTERNAL_ERROR);
+                assertThat(exit.toString()).contains("vCPU 0 could not be pinned to host CPUs 8191");
+            });
         }
     }
 }

@@ -42,6 +42,7 @@ public final class Libc {
     public static final int EIO = 5;
     public static final int EBADF = 9;
     public static final int EAGAIN = 11;
+    public static final int ENOMEM = 12;
     public static final int EACCES = 13;
     public static final int EBUSY = 16;
     public static final int ENODEV = 19;
@@ -74,6 +75,11 @@ public final class Libc {
     public static final int MAP_ANONYMOUS = 0x20;
     public static final int MAP_NORESERVE = 0x4000;
     public static final int MAP_POPULATE = 0x8000;
+    public static final int MAP_HUGETLB = 0x40000;
+    /** A MAP_HUGETLB mapping's page size is log2(size) shifted by this (MAP_HUGE_2MB, MAP_HUGE_1GB). */
+    public static final int MAP_HUGE_SHIFT = 26;
+    public static final int MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT;
+    public static final int MAP_HUGE_1GB = 30 << MAP_HUGE_SHIFT;
     public static final int EFD_CLOEXEC = 0x80000;
     public static final int EFD_NONBLOCK = 0x800;
     public static final int MFD_CLOEXEC = 1;
@@ -160,6 +166,14 @@ public final class Libc {
     private static final MethodHandle SEND = downcall("send",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
     // pthread_t pthread_self(void); int pthread_kill(pthread_t, int): returns the error, no errno.
+    // int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask) / sched_getaffinity(...):
+    // pid 0 is the calling thread (a Linux TID, not the process).
+    private static final MethodHandle SCHED_SETAFFINITY = downcall("sched_setaffinity",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO);
+    private static final MethodHandle SCHED_GETAFFINITY = downcall("sched_getaffinity",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO);
+    // pid_t gettid(void)
+    private static final MethodHandle GETTID = downcall("gettid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle PTHREAD_SELF = downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
     private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
     // int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset): returns the error, no errno.
@@ -562,6 +576,25 @@ public final class Libc {
     }
 
     // ---- threads and signals ----
+
+    /** sched_setaffinity(0, ...): the calling thread may run only on the CPUs whose bits {@code mask} sets. */
+    static void schedSetaffinityCurrentThread(MemorySegment mask) {
+        call("sched_setaffinity", (arena, state) -> (int) SCHED_SETAFFINITY.invokeExact(state, 0, mask.byteSize(), mask));
+    }
+
+    /** sched_getaffinity(0, ...) into {@code mask}. */
+    static void schedGetaffinityCurrentThread(MemorySegment mask) {
+        call("sched_getaffinity", (arena, state) -> (int) SCHED_GETAFFINITY.invokeExact(state, 0, mask.byteSize(), mask));
+    }
+
+    /** The calling thread's Linux thread id (its {@code /proc/self/task/TID}). */
+    static int gettid() {
+        try {
+            return (int) GETTID.invokeExact();
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
 
     public static long pthreadSelf() {
         try {

@@ -12,7 +12,8 @@ import java.nio.file.Path;
  *
  * <p>Anonymous memory is aligned to 2 MiB and advised for transparent huge pages, as QEMU does: a
  * guest's page walks then end in 2 MiB host pages, which matters most under nested virtualization.
- * (Shared anonymous memory would be shmem, which hosts rarely give huge pages.)
+ * (Shared anonymous memory would be shmem, which hosts rarely give huge pages.) {@link #hugePages}
+ * takes hugetlb pages the host reserved instead, for guests that must have them.
  */
 public final class MappedMemory implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
@@ -64,6 +65,34 @@ public final class MappedMemory implements AutoCloseable {
     /** Anonymous private memory; pages are allocated on first touch. */
     public static MappedMemory anonymous(long size) {
         return new MappedMemory(size, null);
+    }
+
+    /**
+     * Anonymous private memory from the host's reserved hugetlb pages of {@code pageSize} ({@code
+     * MAP_HUGETLB}), not transparent huge pages: every page of the guest is a huge page, or the
+     * mapping fails. The pages are reserved by this call (no {@code MAP_NORESERVE}), so a shortage
+     * shows here, not as a SIGBUS when the guest first touches a page.
+     *
+     * @throws IllegalArgumentException when {@code size} is not a positive multiple of the page size
+     * @throws IllegalStateException when the host has too few free pages of that size (the message says how to reserve them)
+     */
+    public static MappedMemory hugePages(long size, HugePageSize pageSize) {
+        if (size <= 0 || size % pageSize.bytes() != 0) {
+            throw new IllegalArgumentException("memory on " + pageSize.label() + " huge pages must be a positive multiple of "
+                    + (pageSize.bytes() >> 20) + " MiB, got " + size + " bytes");
+        }
+        long address;
+        try {
+            address = Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_PRIVATE | Libc.MAP_ANONYMOUS | pageSize.mapFlags(),
+                    -1, 0, pageSize.label() + " huge pages").address();
+        } catch (NativeCallException e) {
+            if (e.errno() != Libc.ENOMEM && e.errno() != Libc.EINVAL) {
+                throw e;
+            }
+            pageSize.requireAvailable(size); // explains the shortage (pages taken since any earlier check) ...
+            throw new IllegalStateException("mapping " + size + " bytes of " + pageSize.label() + " huge pages failed: " + e.getMessage(), e);
+        }
+        return new MappedMemory(size, address, null);
     }
 
     /** Memory backed by a new memfd named {@code name}, for sharing with snapshots or other processes. */

@@ -77,4 +77,40 @@ class MappedMemoryTest {
         assertThatThrownBy(() -> MappedMemory.mapFile(dir.resolve("absent"), 0, 4096, false)).isInstanceOf(NativeIoException.class)
                 .hasMessageContaining("absent");
     }
+
+    @Test
+    void hugePageMemoryIsMappedFromHugetlbPagesAndUsable() throws IOException {
+        try (HugePagePool pool = HugePagePool.reserve(HugePageSize.SIZE_2M, 2)) {
+            try (MappedMemory memory = MappedMemory.hugePages(4L << 20, HugePageSize.SIZE_2M)) {
+                memory.segment().set(JAVA_LONG, 0, 0x1122334455667788L);
+                memory.segment().set(JAVA_LONG, (4L << 20) - 8, -1L);
+
+                assertThat(memory.segment().get(JAVA_LONG, 0)).isEqualTo(0x1122334455667788L);
+                assertThat(memory.segment().get(JAVA_LONG, (4L << 20) - 8)).isEqualTo(-1L);
+                assertThat(memory.address() % (2L << 20)).isZero();
+                assertThat(ProcSelf.kernelPageSize(memory.address())).isEqualTo("2048 kB");
+                assertThat(HugePageSize.SIZE_2M.availablePages()).as("free pages once both are mapped and touched").isEqualTo(pool.before());
+            }
+        }
+    }
+
+    @Test
+    void tooFewFreeHugePagesIsAnErrorNamingTheKnobAndTheCount() throws IOException {
+        long available = HugePageSize.SIZE_2M.availablePages();
+        long bytes = (available + 3) * (2L << 20);
+
+        assertThatThrownBy(() -> HugePageSize.SIZE_2M.requireAvailable(bytes)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("needs " + (available + 3) + " free pages")
+                .hasMessageContaining("echo " + (HugePageSize.SIZE_2M.reservedPages() + 3) + " > /proc/sys/vm/nr_hugepages");
+        assertThatThrownBy(() -> MappedMemory.hugePages(bytes, HugePageSize.SIZE_2M)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("/proc/sys/vm/nr_hugepages");
+    }
+
+    @Test
+    void hugePageMemoryMustBeAWholeNumberOfPages() {
+        assertThatThrownBy(() -> MappedMemory.hugePages(3L << 20, HugePageSize.SIZE_2M)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("multiple of 2 MiB");
+        assertThatThrownBy(() -> HugePageSize.SIZE_2M.requireAvailable(3L << 20)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("not a whole number of 2M huge pages");
+    }
 }

@@ -1,0 +1,112 @@
+package dev.panamax.it;
+
+import static dev.panamax.it.PanamaxBootTest.tinyGuest;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.panamax.cli.Panamax;
+import dev.panamax.guest.GuestImages;
+import dev.panamax.rig.RealKvm;
+import dev.panamax.rig.RunResult;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
+
+/**
+ * A guest on 2 MiB huge pages with its vCPUs and I/O threads pinned, where real KVM is (the rig
+ * here, whose kernel reserves the pages: {@code echo N > /proc/sys/vm/nr_hugepages}, put back after).
+ * While the guest runs, the script samples the pool's free and reserved pages and every VMM
+ * thread's {@code Cpus_allowed_list} from {@code /proc/PID/task}. NEEDS THE RIG: not run by the
+ * unit-test build.
+ */
+@ExtendWith(RigExtension.class)
+@Timeout(900)
+class ResourcesRigTest {
+    private static final String POOL = "/sys/kernel/mm/hugepages/hugepages-2048kB";
+    private static final int GUEST_MIB = 128;
+    private static final int GUEST_PAGES = GUEST_MIB / 2;
+
+    @Test
+    void aGuestBootsOnHugePagesWithItsThreadsPinned(RealKvm kvm) {
+        String guest = "grep MemTotal /proc/meminfo; head -c 1048576 /dev/vda > /dev/null; echo guest-read-disk; sleep 6; echo guest-done";
+        String run = command(kvm, List.of("run", "--no-rig", "--timeout", "300", "--memory", GUEST_MIB + "M,hugepages=2M",
+                "--cpus", "2,affinity=0@[1],1@[0],io@[0]", "--disk", "/tmp/pnx-pin.img"),
+                tinyGuest(GuestImages.defaultVmlinux(), "--cmdline", "quiet panamax.run=\"" + guest + "\""));
+        String script = String.join("\n",
+                "knob=/proc/sys/vm/nr_hugepages",
+                "before=$(cat $knob)",
+                "echo $((before + " + (GUEST_PAGES + 16) + ")) > $knob",
+                "echo pool-available-before=$(( $(cat " + POOL + "/free_hugepages) - $(cat " + POOL + "/resv_hugepages) ))",
+                "dd if=/dev/zero of=/tmp/pnx-pin.img bs=1M count=8 2>/dev/null",
+                "log=$(mktemp)",
+                run + " > $log 2>&1 &",
+                "vm=$!",
+                "while kill -0 $vm 2>/dev/null; do",
+                "  echo sample-available=$(( $(cat " + POOL + "/free_hugepages) - $(cat " + POOL + "/resv_hugepages) ))",
+                "  for t in /proc/$vm/task/*; do",
+                "    echo \"thread $(cat $t/comm 2>/dev/null) $(grep Cpus_allowed_list $t/status 2>/dev/null | cut -f2)\"",
+                "  done | grep -E 'thread (vcpu-|virtio-)' | sort -u",
+                "  sleep 1",
+                "done",
+                "wait $vm; echo vm-status=$?",
+                "echo $before > $knob",
+                "rm -f /tmp/pnx-pin.img",
+                "sed 's/^/guest: /' $log; rm -f $log");
+
+        RunResult r = kvm.run(List.of("sh", "-c", script), Duration.ofSeconds(600), System.out);
+
+        String out = r.output();
+        assertThat(r.timedOut()).as(out).isFalse();
+        assertThat(out).contains("guest: " + GuestImages.INIT_MARKER).contains("guest-read-disk", "guest-done", "vm-status=0");
+        long before = Long.parseLong(fact(out, "pool-available-before=(\\d+)"));
+        long lowest = Pattern.compile("sample-available=(-?\\d+)").matcher(out).results()
+                .mapToLong(m -> Long.parseLong(m.group(1))).min().orElseThrow();
+        assertThat(lowest).as("the pool's available pages while the guest ran: its memory came from them")
+                .isLessThanOrEqualTo(before - GUEST_PAGES);
+        assertThat(out).as("vCPU 0's thread").contains("thread vcpu-0 1\n");
+        assertThat(out).as("vCPU 1's thread").contains("thread vcpu-1 0\n");
+        // Linux keeps 15 characters of a thread's name: virtio-blk-disk0-q0 shows as virtio-blk-disk.
+        assertThat(out).as("the disk's I/O threads").contains("thread virtio-blk-disk 0\n").doesNotContain("thread virtio-blk-disk 0-1");
+    }
+
+    @Test
+    void tooFewReservedPagesIsRefusedBeforeBootNamingTheKnobAndTheCount(RealKvm kvm) {
+        String run = command(kvm, List.of("run", "--no-rig", "--timeout", "60", "--memory", GUEST_MIB + "M,hugepages=2M"),
+                tinyGuest(GuestImages.defaultVmlinux(), "--cmdline", "quiet panamax.run=true"));
+        String script = String.join("\n",
+                "knob=/proc/sys/vm/nr_hugepages",
+                "before=$(cat $knob)",
+                "echo 0 > $knob",
+                run + "; echo vm-status=$?",
+                "echo $before > $knob");
+
+        RunResult r = kvm.run(List.of("sh", "-c", script), Duration.ofSeconds(300), System.out);
+
+        String out = r.output();
+        assertThat(r.timedOut()).as(out).isFalse();
+        assertThat(out).contains("needs " + GUEST_PAGES + " free pages, and the host has 0",
+                "echo " + GUEST_PAGES + " > /proc/sys/vm/nr_hugepages");
+        assertThat(out).doesNotContain(GuestImages.INIT_MARKER).doesNotContain("vm-status=0");
+    }
+
+    private static String command(RealKvm kvm, List<String> args, String... more) {
+        List<String> all = new ArrayList<>(args);
+        all.addAll(List.of(more));
+        return kvm.javaCommand(Panamax.class.getName(), all).stream().map(ResourcesRigTest::quote).collect(Collectors.joining(" "));
+    }
+
+    private static String quote(String word) {
+        return "'" + word.replace("'", "'\\''") + "'";
+    }
+
+    private static String fact(String out, String regex) {
+        Matcher m = Pattern.compile(regex).matcher(out);
+        assertThat(m.find()).as("output has " + regex + ":\n" + out).isTrue();
+        return m.group(1);
+    }
+}
