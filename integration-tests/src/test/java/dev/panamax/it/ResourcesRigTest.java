@@ -33,7 +33,7 @@ class ResourcesRigTest {
 
     @Test
     void aGuestBootsOnHugePagesWithItsThreadsPinned(RealKvm kvm) {
-        String guest = "grep MemTotal /proc/meminfo; head -c 1048576 /dev/vda > /dev/null; echo guest-read-disk; sleep 6; echo guest-done";
+        String guest = "grep MemTotal /proc/meminfo; head -c 1048576 /dev/vda > /dev/null; echo guest-read-disk; sleep 15; echo guest-done";
         String run = command(kvm, List.of("run", "--no-rig", "--timeout", "300", "--memory", GUEST_MIB + "M,hugepages=2M",
                 "--cpus", "2,affinity=0@[1],1@[0],io@[0]", "--disk", "/tmp/pnx-pin.img"),
                 tinyGuest(GuestImages.defaultVmlinux(), "--cmdline", "quiet panamax.run=\"" + guest + "\""));
@@ -48,9 +48,13 @@ class ResourcesRigTest {
                 "vm=$!",
                 "while kill -0 $vm 2>/dev/null; do",
                 "  echo sample-available=$(( $(cat " + POOL + "/free_hugepages) - $(cat " + POOL + "/resv_hugepages) ))",
+                // Shell builtins only: a process per thread per sample took longer under the rig's TCG
+                // than the guest lived, and the sampler never saw the I/O threads.
                 "  for t in /proc/$vm/task/*; do",
-                "    echo \"thread $(cat $t/comm 2>/dev/null) $(grep Cpus_allowed_list $t/status 2>/dev/null | cut -f2)\"",
-                "  done | grep -E 'thread (vcpu-|virtio-)' | sort -u",
+                "    name=; cpus=; read -r name < $t/comm 2>/dev/null",
+                "    while read -r key value; do [ \"$key\" = Cpus_allowed_list: ] && cpus=$value; done < $t/status 2>/dev/null",
+                "    case $name in vcpu-*|virtio-*) echo \"thread $name $cpus\";; esac",
+                "  done | sort -u",
                 "  sleep 1",
                 "done",
                 "wait $vm; echo vm-status=$?",
