@@ -921,7 +921,7 @@ public final class FuseServer implements AutoCloseable {
             }
             long left = size;
             int used = 0;
-            while (left > 0) {
+            while (left > 0 && used < count) {
                 MemorySegment part = parts[used];
                 if (part.byteSize() > left) {
                     parts[used] = part.asSlice(0, left);
