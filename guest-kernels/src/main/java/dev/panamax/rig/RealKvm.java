@@ -51,6 +51,16 @@ public interface RealKvm {
         return argv;
     }
 
+    /** {@link #javaCommand} as one line of {@code sh}, each word quoted, for a script that runs it among other commands. */
+    default String javaShellCommand(String mainClass, List<String> args) {
+        return String.join(" ", javaCommand(mainClass, args).stream().map(RealKvm::shellQuote).toList());
+    }
+
+    /** {@code word} single-quoted for {@code sh}: it stays one word, with nothing in it expanded. */
+    static String shellQuote(String word) {
+        return "'" + word.replace("'", "'\\''") + "'";
+    }
+
     /** Options every JVM started here needs, beyond native access. */
     default List<String> jvmOptions() {
         return List.of();

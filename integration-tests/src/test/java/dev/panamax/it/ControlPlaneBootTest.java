@@ -1,5 +1,6 @@
 package dev.panamax.it;
 
+import static dev.panamax.it.ScriptOutput.fact;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.guest.GuestImages;
@@ -94,9 +95,4 @@ class ControlPlaneBootTest {
         assertThat(Files.readString(module.resolveSibling("README.md"))).contains("```java\n" + shown + "```\n");
     }
 
-    private static String fact(String output, String regex) {
-        Matcher m = Pattern.compile(regex).matcher(output);
-        assertThat(m.find()).as("output has " + regex).isTrue();
-        return m.group(1);
-    }
 }

@@ -11,7 +11,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -38,10 +37,10 @@ class ExecRigTest {
         List<String> argv = new ArrayList<>(List.of("exec", "--no-rig", "--kernel", GuestImages.defaultVmlinux().toString(),
                 "--initrd", GuestImages.defaultInitramfs().toString()));
         argv.addAll(List.of(args));
-        String java = kvm.javaCommand(Panamax.class.getName(), argv).stream().map(ExecRigTest::quote).collect(Collectors.joining(" "));
+        String java = kvm.javaShellCommand(Panamax.class.getName(), argv);
         String script = String.join("\n",
                 "d=$(mktemp -d)",
-                (input == null ? "" : "printf %s " + quote(input) + " | ") + java + " > $d/out 2> $d/err" + (input == null ? " < /dev/null" : ""),
+                (input == null ? "" : "printf %s " + RealKvm.shellQuote(input) + " | ") + java + " > $d/out 2> $d/err" + (input == null ? " < /dev/null" : ""),
                 "echo exec-status=$?",
                 // (The pattern's brackets keep grep from finding itself; this script's own text quotes each word.)
                 "echo leftover-processes=$(ps -eo args | grep -c '[e]xec --no-rig')",
@@ -53,10 +52,6 @@ class ExecRigTest {
         assertThat(m.find()).as(r.output()).isTrue();
         return new Exec(Integer.parseInt(m.group(1)), m.group(4), m.group(5), Integer.parseInt(m.group(2)),
                 Integer.parseInt(m.group(3)), r.output());
-    }
-
-    private static String quote(String word) {
-        return "'" + word.replace("'", "'\\''") + "'";
     }
 
     @Test

@@ -20,7 +20,6 @@ import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -128,11 +127,7 @@ class PanamaxNetTest {
         List<String> args = new ArrayList<>(List.of("run", "--no-rig", "--timeout", "240", "--memory", "256M"));
         args.addAll(List.of(tinyGuest(GuestImages.defaultVmlinux(), more)));
         args.addAll(List.of("--cmdline", "quiet panamax.run=\"" + guest + "\""));
-        return kvm.javaCommand(Panamax.class.getName(), args).stream().map(PanamaxNetTest::quote).collect(Collectors.joining(" "));
-    }
-
-    private static String quote(String word) {
-        return "'" + word.replace("'", "'\\''") + "'";
+        return kvm.javaShellCommand(Panamax.class.getName(), args);
     }
 
     /** The SHA-256 the output gives as {@code name=HASH}. */

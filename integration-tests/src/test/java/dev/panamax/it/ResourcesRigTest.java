@@ -1,6 +1,7 @@
 package dev.panamax.it;
 
 import static dev.panamax.it.PanamaxBootTest.tinyGuest;
+import static dev.panamax.it.ScriptOutput.fact;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
@@ -10,9 +11,7 @@ import dev.panamax.rig.RunResult;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -101,16 +100,7 @@ class ResourcesRigTest {
     private static String command(RealKvm kvm, List<String> args, String... more) {
         List<String> all = new ArrayList<>(args);
         all.addAll(List.of(more));
-        return kvm.javaCommand(Panamax.class.getName(), all).stream().map(ResourcesRigTest::quote).collect(Collectors.joining(" "));
+        return kvm.javaShellCommand(Panamax.class.getName(), all);
     }
 
-    private static String quote(String word) {
-        return "'" + word.replace("'", "'\\''") + "'";
-    }
-
-    private static String fact(String out, String regex) {
-        Matcher m = Pattern.compile(regex).matcher(out);
-        assertThat(m.find()).as("output has " + regex + ":\n" + out).isTrue();
-        return m.group(1);
-    }
 }

@@ -1,6 +1,7 @@
 package dev.panamax.it;
 
 import static dev.panamax.it.PanamaxBootTest.tinyGuest;
+import static dev.panamax.it.ScriptOutput.fact;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
@@ -10,8 +11,6 @@ import dev.panamax.rig.RunResult;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -106,12 +105,6 @@ class SharedFoldersRigTest {
 
     /** Single-quotes a word for sh, except {@code $d}, the share directory's variable, which the shell expands. */
     private static String quoteExceptShareDir(String word) {
-        return ("'" + word.replace("'", "'\\''") + "'").replace("$d", "'\"$d\"'");
-    }
-
-    private static String fact(String out, String regex) {
-        Matcher m = Pattern.compile(regex).matcher(out);
-        assertThat(m.find()).as("output has " + regex + ":\n" + out).isTrue();
-        return m.group(1);
+        return RealKvm.shellQuote(word).replace("$d", "'\"$d\"'");
     }
 }

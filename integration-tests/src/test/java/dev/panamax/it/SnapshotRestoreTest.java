@@ -1,6 +1,7 @@
 package dev.panamax.it;
 
 import static dev.panamax.it.PanamaxBootTest.tinyGuest;
+import static dev.panamax.it.ScriptOutput.fact;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -22,7 +23,6 @@ import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -176,11 +176,7 @@ class SnapshotRestoreTest {
     }
 
     private static String command(RealKvm kvm, List<String> args) {
-        return kvm.javaCommand(Panamax.class.getName(), args).stream().map(SnapshotRestoreTest::quote).collect(Collectors.joining(" "));
-    }
-
-    private static String quote(String word) {
-        return "'" + word.replace("'", "'\\''") + "'";
+        return kvm.javaShellCommand(Panamax.class.getName(), args);
     }
 
     private static List<Integer> counts(String out, String who) {
@@ -200,9 +196,4 @@ class SnapshotRestoreTest {
         return Long.parseLong(fact(out, "(?m)^" + who + ": count=" + count + " clock=(\\d+)"));
     }
 
-    private static String fact(String out, String regex) {
-        Matcher m = Pattern.compile(regex).matcher(out);
-        assertThat(m.find()).as("output has " + regex + ":\n" + out).isTrue();
-        return m.group(1);
-    }
 }

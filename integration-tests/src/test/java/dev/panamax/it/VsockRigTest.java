@@ -1,6 +1,7 @@
 package dev.panamax.it;
 
 import static dev.panamax.it.PanamaxBootTest.tinyGuest;
+import static dev.panamax.it.ScriptOutput.fact;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
@@ -11,9 +12,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -43,8 +41,7 @@ class VsockRigTest {
                 + " vsock listen 5002 < /dev/null > /dev/null; echo guest-done";
         String run = command(kvm, List.of("run", "--no-rig", "--timeout", "600", "--memory", "256M",
                 "--vsock", "cid=5,uds=" + uds), tinyGuest(GuestImages.defaultVmlinux(), "--cmdline", "quiet panamax.run=\"" + guest + "\""));
-        String peer = kvm.javaCommand(VsockPeer.class.getName(), List.of(uds)).stream().map(VsockRigTest::quote)
-                .collect(Collectors.joining(" "));
+        String peer = kvm.javaShellCommand(VsockPeer.class.getName(), List.of(uds));
         String script = String.join("\n",
                 "rm -f " + uds + " " + uds + "_*",
                 "log=$(mktemp)",
@@ -72,16 +69,7 @@ class VsockRigTest {
     private static String command(RealKvm kvm, List<String> args, String... more) {
         List<String> all = new ArrayList<>(args);
         all.addAll(List.of(more));
-        return kvm.javaCommand(Panamax.class.getName(), all).stream().map(VsockRigTest::quote).collect(Collectors.joining(" "));
+        return kvm.javaShellCommand(Panamax.class.getName(), all);
     }
 
-    private static String quote(String word) {
-        return "'" + word.replace("'", "'\\''") + "'";
-    }
-
-    private static String fact(String out, String regex) {
-        Matcher m = Pattern.compile(regex).matcher(out);
-        assertThat(m.find()).as("output has " + regex + ":\n" + out).isTrue();
-        return m.group(1);
-    }
 }
