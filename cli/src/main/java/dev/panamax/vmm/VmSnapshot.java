@@ -7,9 +7,9 @@ import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.VirtioFs;
-import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.net.VirtioNet;
-import dev.panamax.virtio.pci.VirtioPciDevice;
+import dev.panamax.virtio.ratelimit.BucketSpec;
+import dev.panamax.virtio.ratelimit.RateLimit;
 import dev.panamax.vm.DirtyPages;
 import dev.panamax.vm.MemoryFile;
 import dev.panamax.vm.MemoryMap;
@@ -272,12 +272,7 @@ public final class VmSnapshot {
     /** The virtio-blk devices the guest can write. */
     private static List<VirtioBlk> writableDrives(DeviceManager devices) {
         List<VirtioBlk> drives = new ArrayList<>();
-        for (DeviceManager.Device d : devices.devices()) {
-            VirtioDevice device = switch (d.device()) {
-                case VirtioPciDevice pci -> pci.device();
-                case VirtioMmioDevice mmio -> mmio.device();
-                default -> null;
-            };
+        for (VirtioDevice device : devices.virtioDevices()) {
             if (device instanceof VirtioBlk blk && !blk.isReadOnly()) {
                 drives.add(blk);
             }
@@ -317,6 +312,7 @@ public final class VmSnapshot {
         w.i32(c.drives().size());
         for (DriveConfig d : c.drives()) {
             w.string(d.id()).string(d.image().toAbsolutePath().toString()).bool(d.readOnly()).bool(d.root()).bool(d.mmio());
+            writeLimit(w, device(machine.devices(), "virtio-blk", d.id(), VirtioBlk.class).rateLimiter().limit());
         }
         w.i32(c.nics().size());
         for (NicConfig n : c.nics()) {
@@ -330,7 +326,10 @@ public final class VmSnapshot {
             } else {
                 w.u8(HOST_PASST).string("");
             }
-            w.string(macOf(machine.devices(), n.id()));
+            VirtioNet net = device(machine.devices(), "virtio-net", n.id(), VirtioNet.class);
+            w.string(net.mac().toString());
+            writeLimit(w, net.receiveLimiter().limit());
+            writeLimit(w, net.transmitLimiter().limit());
         }
         w.bool(c.vsock() != null);
         if (c.vsock() != null) {
@@ -339,13 +338,40 @@ public final class VmSnapshot {
         w.string(diskSnapshot);
     }
 
-    private static String macOf(DeviceManager devices, String nicId) {
-        for (DeviceManager.Device d : devices.devices()) {
-            if (d.id().endsWith("/virtio-net/" + nicId) && d.device() instanceof VirtioPciDevice pci && pci.device() instanceof VirtioNet net) {
-                return net.mac().toString();
+    /** The virtio device of {@code kind} named {@code name}, which the machine's configuration says is there. */
+    private static <T extends VirtioDevice> T device(DeviceManager devices, String kind, String name, Class<T> type) {
+        if (type.isInstance(devices.virtio(kind, name))) {
+            return type.cast(devices.virtio(kind, name));
+        }
+        throw new IllegalStateException("no " + kind + " device for " + name);
+    }
+
+    /** The limit in force when the VM paused (a PATCH may have changed the configured one); each bucket present or not. */
+    private static void writeLimit(StateWriter w, RateLimit limit) {
+        for (BucketSpec bucket : new BucketSpec[] {limit.bandwidth(), limit.ops()}) {
+            w.bool(bucket != null);
+            if (bucket != null) {
+                w.i64(bucket.size()).i64(bucket.oneTimeBurst()).i64(bucket.refillTimeMillis());
             }
         }
-        throw new IllegalStateException("no virtio-net device for network interface " + nicId);
+    }
+
+    private static RateLimit readLimit(StateReader r, String owner) {
+        BucketSpec[] buckets = new BucketSpec[2];
+        String[] names = {"bandwidth", "operations"};
+        for (int i = 0; i < 2; i++) {
+            if (r.bool(owner + "'s " + names[i] + " bucket")) {
+                long size = r.i64(owner + "'s " + names[i] + " bucket size");
+                long burst = r.i64(owner + "'s " + names[i] + " bucket one-time burst");
+                long refill = r.i64(owner + "'s " + names[i] + " bucket refill time");
+                try {
+                    buckets[i] = new BucketSpec(size, burst, refill);
+                } catch (IllegalArgumentException e) {
+                    throw r.fail(owner + "'s " + names[i] + " bucket: " + e.getMessage());
+                }
+            }
+        }
+        return new RateLimit(buckets[0], buckets[1]);
     }
 
     private static final VmRules.Wording SNAPSHOT_WORDING = new VmRules.Wording("the snapshot's vCPU count",
@@ -365,8 +391,9 @@ public final class VmSnapshot {
         String protocol = r.string(16, "boot protocol");
         List<DriveConfig> drives = new ArrayList<>();
         for (int i = 0, n = r.count(MAX_DRIVES, "drive"); i < n; i++) {
-            drives.add(new DriveConfig(r.string(256, "drive id"), Path.of(r.string(MAX_PATH, "drive image path")),
-                    r.bool("drive read-only"), r.bool("drive root"), r.bool("drive on virtio-mmio")));
+            String id = r.string(256, "drive id");
+            drives.add(new DriveConfig(id, Path.of(r.string(MAX_PATH, "drive image path")), r.bool("drive read-only"),
+                    r.bool("drive root"), r.bool("drive on virtio-mmio"), readLimit(r, "drive " + id)));
         }
         List<NicConfig> nics = new ArrayList<>();
         List<String> unused = new ArrayList<>(tapOverrides.keySet());
@@ -379,15 +406,18 @@ public final class VmSnapshot {
             }
             String hostName = r.string(MAX_PATH, "network interface host end name");
             String mac = r.string(32, "network interface MAC");
+            RateLimit rx = readLimit(r, "network interface " + id + " receive");
+            RateLimit tx = readLimit(r, "network interface " + id + " transmit");
             String override = tapOverrides.get(id);
             unused.remove(id);
             if (override != null) {
-                nics.add(new NicConfig(id, override, -1, null, mac));
+                nics.add(new NicConfig(id, override, -1, null, mac, rx, tx));
             } else if (host == HOST_TAP_FD) {
                 throw new ConfigException("network interface " + id, "it was on a tap descriptor the snapshotted process"
                         + " inherited, which a restore cannot reopen; give it a tap by name with a network override");
             } else {
-                nics.add(new NicConfig(id, host == HOST_TAP ? hostName : null, -1, host == HOST_PASST_SOCKET ? Path.of(hostName) : null, mac));
+                nics.add(new NicConfig(id, host == HOST_TAP ? hostName : null, -1, host == HOST_PASST_SOCKET ? Path.of(hostName) : null, mac,
+                        rx, tx));
             }
         }
         if (!unused.isEmpty()) {

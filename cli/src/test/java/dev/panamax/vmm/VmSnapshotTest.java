@@ -10,9 +10,13 @@ import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.VirtioFs;
+import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.pci.VirtioPciDevice;
+import dev.panamax.virtio.ratelimit.BucketSpec;
+import dev.panamax.virtio.ratelimit.RateLimit;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
@@ -256,6 +260,61 @@ class VmSnapshotTest {
     }
 
     @Test
+    void rateLimitsInForceAtThePauseComeBackWithTheRestoredVmAndAHostileBucketIsRefused() throws IOException {
+        RateLimit booted = new RateLimit(new BucketSpec(0x00AB_CDEF_0123L, 0, 1000), null);
+        RateLimit patched = new RateLimit(new BucketSpec(2 << 20, 1 << 20, 500), new BucketSpec(100, 0, 1000));
+        RateLimit rx = new RateLimit(null, new BucketSpec(7, 0, 10));
+        RateLimit tx = new RateLimit(new BucketSpec(3 << 20, 0, 250), null);
+        MachineConfig limited = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO,
+                List.of(new DriveConfig("data", dir.resolve("data.img"), false, false, false, booted)),
+                List.of(new NicConfig("eth0", null, -1, dir.resolve("passt.sock"), null, rx, tx)));
+        VmBuilder.Machine machine = VmBuilder.build(limited, console);
+        try {
+            machine.vm().startPaused();
+            VirtioBlk data = (VirtioBlk) machine.devices().virtio("virtio-blk", "data");
+            data.rateLimiter().update(patched); // as PATCH /drives/data does while the guest runs
+            VmSnapshot.create(machine, new VmSnapshot.Create(state, memory, VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+        VmBuilder.Machine restored = restore();
+        try {
+            assertThat(restored.config().drives().getFirst().rateLimit()).isEqualTo(patched);
+            assertThat(((VirtioBlk) restored.devices().virtio("virtio-blk", "data")).rateLimiter().limit()).isEqualTo(patched);
+            VirtioNet eth0 = (VirtioNet) restored.devices().virtio("virtio-net", "eth0");
+            assertThat(eth0.receiveLimiter().limit()).isEqualTo(rx);
+            assertThat(eth0.transmitLimiter().limit()).isEqualTo(tx);
+        } finally {
+            restored.vm().close();
+        }
+
+        // The same VM snapshotted before the PATCH, its bucket's size then made negative by a hostile writer.
+        machine = VmBuilder.build(limited, console);
+        try {
+            machine.vm().startPaused();
+            VmSnapshot.create(machine, new VmSnapshot.Create(state, memory, VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+        byte[] file = Files.readAllBytes(state);
+        byte[] payload = Arrays.copyOfRange(file, 20, file.length - 4);
+        int at = indexOf(payload, ByteBuffer.allocate(8).putLong(0x00AB_CDEF_0123L).array());
+        ByteBuffer.wrap(payload).putLong(at, -5);
+        StateFile.write(state, payload);
+        assertThatThrownBy(this::restore).isInstanceOf(StateFormatException.class)
+                .hasMessageContaining("drive data's bandwidth bucket: token bucket size -5");
+    }
+
+    private static int indexOf(byte[] haystack, byte[] needle) {
+        for (int i = 0; i + needle.length <= haystack.length; i++) {
+            if (Arrays.equals(haystack, i, i + needle.length, needle, 0, needle.length)) {
+                return i;
+            }
+        }
+        throw new AssertionError("not found");
+    }
+
+    @Test
     void aVmWithASharedFolderHasItsVirtioFsDeviceAndRefusesASnapshotWithASentenceWritingNothing() throws IOException {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         MachineConfig withShare = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
@@ -311,7 +370,7 @@ class VmSnapshotTest {
         byte[] good = Files.readAllBytes(state);
         assertRefused(Arrays.copyOf(good, good.length / 2), "is truncated");
         assertRefused(with(good, b -> b[0] = 'Q'), "is not a Panamax snapshot state file");
-        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 2 only");
+        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 3 only");
         assertRefused(with(good, b -> b[good.length - 40] ^= 0x10), "is corrupt: its checksum");
     }
 
