@@ -8,7 +8,10 @@
 # each round, the medians and Panamax's ratios (read: Panamax's rate over the peer's; find + stat:
 # the peer's time over Panamax's, so above 1 means Panamax is faster on both). Panamax and virtiofsd
 # run with the cache mode CACHE (default none: no guest page cache, direct I/O, no attribute caching,
-# as QEMU's 9p mount has by default; CACHE=auto or always for the others).
+# as QEMU's 9p mount has by default; CACHE=auto or always for the others). Panamax's JVM compiles
+# with C1 only, as every JVM in the rig does (Rig.JVM_OPTIONS: C2's code patching raced TCG's
+# vCPUs), unless JIT=tiered gives it the JVM's default, C1 then C2, as on a host with hardware KVM;
+# everything here runs on one rig CPU, where that race cannot happen.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/fs-vs-qemu.sh [ROUNDS] [MIB] [FILES]
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
@@ -17,6 +20,11 @@ rounds=${1:-3}
 mib=${2:-256}
 files=${3:-10000}
 fs_cache=${CACHE:-none}
+case ${JIT:-c1} in
+    c1) jit=-XX:TieredStopAtLevel=1 ;;
+    tiered) jit=-XX:+TieredCompilation ;;
+    *) echo "fs-vs-qemu: JIT is c1 or tiered, not '$JIT'" >&2; exit 2 ;;
+esac
 taskset -p -c 0 $$ > /dev/null
 . "$(dirname "$0")/peer-common.sh"
 virtiofsd=/usr/lib/qemu/virtiofsd
@@ -64,7 +72,7 @@ fs_times() {
 
 panamax() {
     # shellcheck disable=SC2086 # $aot is one word or none
-    fs_times "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+    fs_times "$java" $jit $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --share "$share,tag=bench,readonly,cache=$fs_cache" \
         --cmdline "quiet panamax.run=\"$virtiofs_run\""
 }

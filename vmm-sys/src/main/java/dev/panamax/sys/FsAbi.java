@@ -82,6 +82,8 @@ public final class FsAbi {
     public static final int S_IFBLK = 060000;
     public static final int S_IFDIR = 040000;
     public static final int S_IFCHR = 020000;
+    /** The set-group-ID bit: in a directory, new files take the directory's group. */
+    public static final int S_ISGID = 02000;
     public static final int S_IFIFO = 010000;
 
     // lseek(2), fallocate(2), utimensat(2), xattr flags.

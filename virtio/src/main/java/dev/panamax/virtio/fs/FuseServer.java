@@ -20,7 +20,9 @@ import dev.panamax.sys.NativeIoException;
 import dev.panamax.sys.OpenFile;
 import dev.panamax.sys.PathHandle;
 import dev.panamax.virtio.fs.FuseRequest.Fields;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
@@ -76,6 +78,7 @@ public final class FuseServer implements AutoCloseable {
     private final CacheMode cache;
     private final int maxNodes;
     private final int maxHandles;
+    private final boolean ownerFromCaller;
     private final Map<Long, Node> nodes = new HashMap<>();
     private final Map<FileKey, Node> nodesByFile = new HashMap<>();
     private final Map<Long, Handle> handles = new HashMap<>();
@@ -101,6 +104,15 @@ public final class FuseServer implements AutoCloseable {
     }
 
     public FuseServer(Path share, boolean readOnly, CacheMode cache, int maxNodes, int maxHandles) throws NativeIoException {
+        this(share, readOnly, cache, maxNodes, maxHandles, runsAsRoot());
+    }
+
+    /**
+     * @param ownerFromCaller whether files the guest makes get its caller's user and group (which
+     *     needs root), rather than this process's
+     */
+    public FuseServer(Path share, boolean readOnly, CacheMode cache, int maxNodes, int maxHandles, boolean ownerFromCaller)
+            throws NativeIoException {
         if (maxNodes < 1 || maxHandles < 1) {
             throw new IllegalArgumentException("a server needs room for the root and one open file");
         }
@@ -109,6 +121,7 @@ public final class FuseServer implements AutoCloseable {
         this.cache = Objects.requireNonNull(cache, "cache");
         this.maxNodes = maxNodes;
         this.maxHandles = maxHandles;
+        this.ownerFromCaller = ownerFromCaller;
         PathHandle root = PathHandle.openDirectory(share);
         try {
             FileStat stat = root.stat();
@@ -119,6 +132,15 @@ public final class FuseServer implements AutoCloseable {
         } catch (NativeIoException | RuntimeException e) {
             root.close();
             throw e;
+        }
+    }
+
+    /** Whether this process's effective user is root: the owner of its /proc directory. */
+    private static boolean runsAsRoot() {
+        try {
+            return ((Integer) Files.getAttribute(Path.of("/proc/self"), "unix:uid")) == 0;
+        } catch (IOException | UnsupportedOperationException e) {
+            return false;
         }
     }
 
@@ -526,13 +548,16 @@ public final class FuseServer implements AutoCloseable {
 
     // ---- names ----
 
+    /** The entry of {@code name}, which exists. */
     private void entryOf(Node parent, FileName name, FuseReply reply) throws FuseError, NativeIoException {
-        entryOf(parent, name, -1, reply);
+        Node node = lookup(parent, name);
+        reply.entryOut(node.id(), node.handle().stat());
     }
 
-    /** The entry of {@code name}, just made with {@code mode} (or -1 for a symbolic link, which has none). */
-    private void entryOf(Node parent, FileName name, int mode, FuseReply reply) throws FuseError, NativeIoException {
+    /** The entry of {@code name}, just made for {@code r}'s caller with {@code mode} (or -1 for a symbolic link, which has none). */
+    private void madeEntry(FuseRequest r, Node parent, FileName name, int mode, FuseReply reply) throws FuseError, NativeIoException {
         Node node = lookup(parent, name);
+        giveToCaller(r, parent, node.handle());
         if (mode >= 0) {
             applyMode(node.handle(), mode);
         }
@@ -540,14 +565,30 @@ public final class FuseServer implements AutoCloseable {
     }
 
     /**
+     * Gives a file this server just made to the guest's caller, as the guest's kernel would, when
+     * this process may give files away (it runs as root, as virtiofsd does): else every file the
+     * guest made would be the VMM's user's, and a guest user other than root could not write the
+     * file it just created, its kernel checking permissions itself. In a setgid directory the group
+     * stays the directory's. Before the mode: a chown clears a regular file's setuid and setgid bits.
+     */
+    private void giveToCaller(FuseRequest r, Node parent, PathHandle file) throws NativeIoException {
+        if (ownerFromCaller) {
+            boolean setgidDirectory = (parent.handle().stat().mode() & FsAbi.S_ISGID) != 0;
+            file.chown(r.uid, setgidDirectory ? -1 : r.gid);
+        }
+    }
+
+    /**
      * Gives a file this server just made the permission bits the guest asked for: the guest's kernel
-     * already applied the guest's umask, and the host's (this process's, which Java cannot set per
-     * thread) must not take more away. Bits the host added (a setgid directory's) stay.
+     * already applied the guest's umask and decided the setuid and setgid bits, and the host's umask
+     * (this process's, which Java cannot set per thread) must not take more away, nor a chown to
+     * the caller the bits it clears. Bits the host added (a setgid directory's) stay.
      */
     private static void applyMode(PathHandle file, int mode) throws NativeIoException {
-        int current = file.stat().mode();
-        if ((current & 0777) != (mode & 0777)) {
-            file.chmod((current & 07000) | (mode & 0777));
+        int current = file.stat().mode() & 07777;
+        int wanted = (current & 07000) | (mode & 07777);
+        if (current != wanted) {
+            file.chmod(wanted);
         }
     }
 
@@ -560,7 +601,7 @@ public final class FuseServer implements AutoCloseable {
         }
         writable();
         parent.handle().symlink(name, target);
-        entryOf(parent, name, reply);
+        madeEntry(r, parent, name, -1, reply);
     }
 
     private void mknod(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -573,7 +614,7 @@ public final class FuseServer implements AutoCloseable {
             throw FuseError.refused(EPERM, "only regular files may be made with MKNOD");
         }
         parent.handle().makeRegularFile(name, mode);
-        entryOf(parent, name, mode, reply);
+        madeEntry(r, parent, name, mode, reply);
     }
 
     private void mkdir(FuseRequest r, FuseReply reply) throws FuseError, NativeIoException {
@@ -582,7 +623,7 @@ public final class FuseServer implements AutoCloseable {
         FileName name = r.name();
         writable();
         parent.handle().makeDirectory(name, mode);
-        entryOf(parent, name, mode, reply);
+        madeEntry(r, parent, name, mode, reply);
     }
 
     private void remove(FuseRequest r) throws FuseError, NativeIoException {
@@ -689,6 +730,7 @@ public final class FuseServer implements AutoCloseable {
                 throw FuseError.refused(EIO, name + " was replaced while it was created");
             }
             if (made) {
+                giveToCaller(r, parent, node.handle());
                 applyMode(node.handle(), mode);
             }
         } catch (FuseError | NativeIoException | RuntimeException e) {

@@ -64,6 +64,47 @@ class FuseServerTest {
     }
 
     @Test
+    void whatTheGuestMakesBelongsToItsCallerAndInASetgidDirectoryToTheDirectorysGroup() throws Exception {
+        client = new FuseTestClient(new FuseServer(share, false, CacheMode.AUTO, 100, 100, true));
+        client.init().ok();
+        client.callerUid = 1234;
+        client.callerGid = 5678;
+        long[] created = client.create(ROOT, "file", FsAbi.O_RDWR | FsAbi.O_EXCL, FsAbi.S_IFREG | 02755);
+        client.release(created[0], created[1], false).ok();
+        client.call(Fuse.FUSE_MKDIR, ROOT, body().u32(02775).u32(0).name("dir")).ok();
+        client.call(Fuse.FUSE_MKNOD, ROOT, body().u32(FsAbi.S_IFREG | 0600).u32(0).u32(0).u32(0).name("node")).ok();
+        client.call(Fuse.FUSE_SYMLINK, ROOT, body().name("link").name("file")).ok();
+        for (String name : List.of("file", "dir", "node", "link")) {
+            assertThat(owner(share.resolve(name))).as(name).isEqualTo("1234:5678");
+        }
+        assertThat(Files.getAttribute(share.resolve("file"), "unix:mode")).as("the mode given after the owner, its setgid bit kept")
+                .isEqualTo(FsAbi.S_IFREG | 02755);
+
+        long dir = client.lookup(ROOT, "dir").nodeId();
+        client.callerUid = 42;
+        client.callerGid = 43;
+        client.call(Fuse.FUSE_MKDIR, dir, body().u32(0755).u32(0).name("inner")).ok();
+        assertThat(owner(share.resolve("dir/inner"))).as("in a setgid directory").isEqualTo("42:5678");
+        client.call(Fuse.FUSE_LINK, dir, body().u64(created[0]).name("hard")).ok();
+        assertThat(owner(share.resolve("dir/hard"))).as("a hard link is the file it links").isEqualTo("1234:5678");
+    }
+
+    @Test
+    void aServerThatMayNotGiveFilesAwayKeepsThemItsOwn() throws Exception {
+        client = new FuseTestClient(new FuseServer(share, false, CacheMode.AUTO, 100, 100, false));
+        client.init().ok();
+        client.callerUid = 1234;
+        client.callerGid = 5678;
+        client.call(Fuse.FUSE_MKDIR, ROOT, body().u32(0755).u32(0).name("dir")).ok();
+        assertThat(owner(share.resolve("dir"))).isEqualTo(owner(share));
+    }
+
+    private static String owner(Path file) throws java.io.IOException {
+        return Files.getAttribute(file, "unix:uid", java.nio.file.LinkOption.NOFOLLOW_LINKS) + ":"
+                + Files.getAttribute(file, "unix:gid", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+    }
+
+    @Test
     void aWholeSession() throws Exception {
         start(false);
         assertThat(client.lookupReply(ROOT, "a.txt").errno()).isEqualTo(FsAbi.ENOENT);

@@ -19,6 +19,9 @@ final class FuseTestClient implements AutoCloseable {
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment replyBuffer = arena.allocate(REPLY_BYTES, 8);
     private long unique = 100;
+    /** The guest user and group the requests come from, as the header's uid and gid say. */
+    int callerUid;
+    int callerGid;
 
     FuseTestClient(FuseServer server) {
         this.server = server;
@@ -81,8 +84,13 @@ final class FuseTestClient implements AutoCloseable {
 
     /** The bytes of a whole request: header (with {@code len} as given) and body. */
     static byte[] request(int length, int opcode, long unique, long nodeId, byte[] body) {
+        return request(length, opcode, unique, nodeId, 0, 0, body);
+    }
+
+    /** The same, from the guest's user {@code uid} and group {@code gid}. */
+    static byte[] request(int length, int opcode, long unique, long nodeId, int uid, int gid, byte[] body) {
         ByteBuffer b = ByteBuffer.allocate(FuseRequest.HEADER_BYTES + body.length).order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(length).putInt(opcode).putLong(unique).putLong(nodeId).putInt(0).putInt(0).putInt(1).putInt(0);
+        b.putInt(length).putInt(opcode).putLong(unique).putLong(nodeId).putInt(uid).putInt(gid).putInt(1).putInt(0);
         b.put(body);
         return b.array();
     }
@@ -100,7 +108,7 @@ final class FuseTestClient implements AutoCloseable {
 
     Reply call(int opcode, long nodeId, byte[] body) {
         long id = unique++;
-        int length = raw(request(FuseRequest.HEADER_BYTES + body.length, opcode, id, nodeId, body));
+        int length = raw(request(FuseRequest.HEADER_BYTES + body.length, opcode, id, nodeId, callerUid, callerGid, body));
         assertThat(length).as("reply length").isGreaterThanOrEqualTo(16);
         return parse(length, id);
     }
