@@ -7,6 +7,7 @@ import dev.panamax.cli.common.UserError;
 import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.guest.KernelConfig;
 import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
@@ -175,6 +176,9 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             Path k = kernel != null ? VmRules.bootFile(kernel.toString(), "--kernel") : GuestImages.defaultVmlinux();
             Path i = initrd != null ? VmRules.bootFile(initrd.toString(), "--initrd") : GuestImages.defaultInitramfs();
             List<SharedFolder> shares = RunCommand.parseShares(shareSpecs);
+            if (kernel != null) {
+                KernelConfigCommand.requireOptions(k, shares.isEmpty() ? KernelConfig.EXEC : KernelConfigCommand.ALL);
+            }
             // quiet keeps boot messages off the console (each byte is a VM exit); loglevel=5 still shows WARN's lines.
             String cmdline = RunCommand.withShareMounts("quiet loglevel=5 panamax.exec=" + AGENT_PORT, shares);
             return new VmConfig(new VmConfig.BootSource(k, i, cmdline), new VmConfig.MachineConfig(vcpus, memoryMib, false),

@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
             CommandLine.HelpCommand.class,
             RunCommand.class,
             ExecCommand.class,
+            KernelConfigCommand.class,
             ServeCommand.class,
             ApiCommand.class,
             SnapshotCommand.class,

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.boot.SyntheticKernels;
 import dev.panamax.cli.common.UserError;
+import dev.panamax.guest.KernelConfig;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -68,5 +69,20 @@ class ExecCommandTest {
         assertRefused("--cpus: 0 vCPUs", "exec", "--no-rig", "--cpus", "0", "--kernel", k, "--initrd", i, "--", "true");
         assertRefused("does not exist", "exec", "--no-rig", "--kernel", dir.resolve("missing").toString(), "--", "true");
         assertRefused("--share", "exec", "--no-rig", "--kernel", k, "--initrd", i, "--share", dir.resolve("nope") + ",tag=a", "--", "true");
+    }
+
+    @Test
+    void aKernelWhoseConfigurationLacksAnOptionIsRefusedNamingItBeforeAnyGuestRuns() throws Exception {
+        Path own = Files.createDirectory(dir.resolve("own"));
+        Path kernel = SyntheticKernels.write(own, "bzImage", SyntheticKernels.bzImage());
+        Path initrd = Files.write(dir.resolve("initrd"), new byte[16]);
+        String lacking = KernelConfig.merge("", KernelConfig.EXEC).replace("CONFIG_VIRTIO_VSOCKETS=y", "CONFIG_VIRTIO_VSOCKETS=m");
+        Files.writeString(own.resolve("config"), lacking);
+        assertRefused("CONFIG_VIRTIO_VSOCKETS is a module (m), which nothing loads; it must be y", "exec", "--no-rig", "--kernel",
+                kernel.toString(), "--initrd", initrd.toString(), "--", "true");
+        Path share = Files.createDirectory(dir.resolve("share"));
+        Files.writeString(own.resolve("config"), KernelConfig.merge("", KernelConfig.EXEC));
+        assertRefused("CONFIG_VIRTIO_FS is not set", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd", initrd.toString(),
+                "--share", share.toString(), "--", "true");
     }
 }
