@@ -6,9 +6,14 @@ import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.virtio.blk.BlkCounts;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.CacheMode;
+import dev.panamax.virtio.net.DropCounts;
+import dev.panamax.virtio.net.NetCounts;
 import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.virtio.vsock.VirtioVsock;
+import dev.panamax.virtio.vsock.VsockCounts;
 import dev.panamax.vm.Vcpu;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
@@ -31,6 +36,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -408,6 +414,48 @@ public final class VirtualMachine implements AutoCloseable {
             throw new IllegalArgumentException("the VM has no drive " + id);
         }
         return blk.rateLimiter().throttledEvents();
+    }
+
+    /**
+     * What the vCPUs and devices did so far, under Firecracker's metric names (see {@link VmMetrics});
+     * cheap enough to call often, at any state.
+     */
+    public VmMetrics metrics() {
+        Vm v = vm;
+        VmMetrics.Vcpus vcpus = new VmMetrics.Vcpus(v.vcpuExits(), v.vcpuExits(Vcpu.ExitKind.IO_IN), v.vcpuExits(Vcpu.ExitKind.IO_OUT),
+                v.vcpuExits(Vcpu.ExitKind.MMIO_READ), v.vcpuExits(Vcpu.ExitKind.MMIO_WRITE), v.vcpuExits(Vcpu.ExitKind.HLT),
+                v.vcpuExits(Vcpu.ExitKind.SHUTDOWN), v.vcpuExits(Vcpu.ExitKind.HLT) + v.vcpuExits(Vcpu.ExitKind.SHUTDOWN)
+                        + v.vcpuExits(Vcpu.ExitKind.FAILURE));
+        Map<String, VmMetrics.Block> drives = new LinkedHashMap<>();
+        Map<String, VmMetrics.Net> nics = new LinkedHashMap<>();
+        VmMetrics.Vsock vsock = null;
+        for (DeviceManager.Device d : devices.devices()) {
+            String[] path = d.id().split("/"); // a virtio device's id ends in KIND/NAME, NAME the drive's or interface's id
+            if (path.length < 2) {
+                continue;
+            }
+            String name = path[path.length - 1];
+            switch (devices.virtio(path[path.length - 2], name)) {
+                case VirtioBlk blk -> {
+                    BlkCounts c = blk.counts();
+                    drives.put(name, new VmMetrics.Block(c.readCount(), c.readBytes(), c.writeCount(), c.writeBytes(), c.flushCount(),
+                            c.invalidRequests(), blk.ioErrors(), blk.rateLimiter().throttledEvents()));
+                }
+                case VirtioNet net -> {
+                    NetCounts c = net.counts();
+                    DropCounts dropped = net.dropped();
+                    nics.put(name, new VmMetrics.Net(c.receivedFrames(), c.receivedBytes(), dropped.toGuest(),
+                            net.receiveLimiter().throttledEvents(), c.transmittedFrames(), c.transmittedBytes(), dropped.fromGuest(),
+                            net.transmitLimiter().throttledEvents()));
+                }
+                case VirtioVsock vs -> {
+                    VsockCounts c = vs.counts();
+                    vsock = new VmMetrics.Vsock(c.toGuestBytes(), c.fromGuestBytes(), c.dropped(), c.reset(), c.refused());
+                }
+                case null, default -> { } // another device: its counts are not among Firecracker's
+            }
+        }
+        return new VmMetrics(vcpus, drives, nics, consoleOutputBytes(), vsock);
     }
 
     /** Ends the VM if it runs, then releases everything it holds. Idempotent. */

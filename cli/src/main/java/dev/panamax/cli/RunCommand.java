@@ -8,6 +8,7 @@ import dev.panamax.api.SharedFolder;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.cli.common.UserError;
+import dev.panamax.control.ApiFault;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.VmConfig;
@@ -405,7 +406,15 @@ final class RunCommand implements Callable<Integer> {
     private int runHere(VmConfig config) throws IOException {
         try (OutputStream out = console.open();
              VirtualMachine vm = build(config, out);
-             ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, config, Panamax.version()))) {
+             ControlPlane plane = ControlPlane.forVm(vm, config, Panamax.version());
+             ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, plane)) {
+            if (config.metricsPath() != null) {
+                try {
+                    plane.configureMetrics(config.metricsPath(), "metrics.metrics_path");
+                } catch (ApiFault e) {
+                    throw new UserError(e.getMessage());
+                }
+            }
             if (api != null) {
                 System.err.println("panamax: serving the API on " + api.socket());
             }

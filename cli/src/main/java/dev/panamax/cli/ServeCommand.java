@@ -39,9 +39,9 @@ final class ServeCommand implements Callable<Integer> {
                     + " for example inside the nested rig (panamax rig -- COMMAND)");
         }
         try (OutputStream out = console.open()) {
-            ControlPlane plane = new ControlPlane(config -> config.toBuilder().console(out).bootProtocol(protocol).build(),
+            try (ControlPlane plane = new ControlPlane(config -> config.toBuilder().console(out).bootProtocol(protocol).build(),
                     restore -> restore.console(out), Panamax.version());
-            try (ApiServer server = startApi(apiSocket, plane)) {
+                 ApiServer server = startApi(apiSocket, plane)) {
                 System.err.println("panamax: serving the API on " + server.socket());
                 try (VirtualMachine vm = plane.awaitStarted()) {
                     return RunCommand.exitStatus(vm.awaitExit(null).orElseThrow());

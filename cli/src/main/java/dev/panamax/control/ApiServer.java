@@ -36,6 +36,8 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -209,11 +211,12 @@ public final class ApiServer implements AutoCloseable {
             Answer refused = refusal == null ? null : Answer.of(refusal);
             String method = request.method().name();
             String uri = request.uri();
+            String accept = request.headers().get(HttpHeaderNames.ACCEPT);
             byte[] body = ByteBufUtil.getBytes(request.content()); // the request is released when this returns
             boolean keepAlive = refused == null && HttpUtil.isKeepAlive(request);
             try {
                 // The worker waits until the answer is written, so that close() can wait for it.
-                previous = previous.thenRunAsync(() -> respond(ctx, refused != null ? refused : answer(method, uri, body), keepAlive)
+                previous = previous.thenRunAsync(() -> respond(ctx, refused != null ? refused : answer(method, uri, accept, body), keepAlive)
                         .awaitUninterruptibly(CLOSE_GRACE.toMillis()), workers);
             } catch (RejectedExecutionException e) {
                 ctx.close(); // the server is closing
@@ -221,23 +224,63 @@ public final class ApiServer implements AutoCloseable {
         }
 
         /** The answer to a request; never throws, so that the requests after it on the connection are answered too. */
-        private Answer answer(String method, String uri, byte[] body) {
+        private Answer answer(String method, String uri, String accept, byte[] body) {
             try {
-                return Answer.of(plane.handle(method, path(uri), body));
+                QueryStringDecoder decoded = decode(uri);
+                String textFormat = method.equals("GET") && decoded.path().equals("/metrics") ? metricsTextFormat(decoded, accept) : null;
+                if (textFormat != null) {
+                    return new Answer(HttpResponseStatus.OK, plane.metricsText(textFormat).getBytes(StandardCharsets.UTF_8), null,
+                            textFormat);
+                }
+                return Answer.of(plane.handle(method, decoded.path(), body));
             } catch (ApiFault fault) {
                 return Answer.of(fault);
             } catch (RuntimeException | Error e) { // a bug: the client learns only that, the log what it was
                 LOG.log(System.Logger.Level.ERROR, () -> "internal error answering " + method + " " + Json.quote(uri), e);
+                plane.metrics().increment("api_server", "sync_response_fails");
                 return Answer.of(new ApiFault.Internal());
             }
         }
 
-        private static String path(String uri) {
+        private static QueryStringDecoder decode(String uri) {
             try {
-                return new QueryStringDecoder(uri).path();
+                QueryStringDecoder decoded = new QueryStringDecoder(uri);
+                decoded.path(); // decoded lazily: a malformed %-escape shows here
+                decoded.parameters();
+                return decoded;
             } catch (IllegalArgumentException e) { // the decoder's refusal of a malformed %-escape
                 throw new ApiFault.BadRequest("malformed request path: " + e.getMessage());
             }
+        }
+
+        /**
+         * The text format {@code GET /metrics} is to answer in, or null for its JSON: {@code ?format=prometheus}
+         * or {@code openmetrics} ({@code json} for the JSON), else the {@code Accept} header, as Prometheus
+         * sends it: OpenMetrics when it names {@code application/openmetrics-text}, Prometheus' text when
+         * it names {@code text/plain}.
+         */
+        static String metricsTextFormat(QueryStringDecoder uri, String accept) {
+            List<String> formats = uri.parameters().getOrDefault("format", List.of());
+            if (formats.size() > 1) {
+                throw new ApiFault.BadRequest("metrics: give format once, not " + formats.size() + " times");
+            }
+            if (formats.size() == 1) {
+                return switch (formats.getFirst()) {
+                    case "prometheus" -> MetricsRegistry.PROMETHEUS_TEXT;
+                    case "openmetrics" -> MetricsRegistry.OPENMETRICS_TEXT;
+                    case "json" -> null;
+                    default -> throw new ApiFault.BadRequest("metrics: format " + Json.quote(formats.getFirst())
+                            + " is not one Panamax writes; use json (the default), prometheus or openmetrics");
+                };
+            }
+            if (accept == null) {
+                return null;
+            }
+            String wanted = accept.toLowerCase(Locale.ROOT);
+            if (wanted.contains("application/openmetrics-text")) {
+                return MetricsRegistry.OPENMETRICS_TEXT;
+            }
+            return wanted.contains("text/plain") ? MetricsRegistry.PROMETHEUS_TEXT : null;
         }
 
         @Override
@@ -249,10 +292,15 @@ public final class ApiServer implements AutoCloseable {
     /**
      * An answer ready to be written.
      *
-     * @param body JSON, or empty for none
+     * @param body JSON (or the metrics' text), or empty for none
      * @param allow the {@code Allow} header, or null for none
+     * @param contentType the body's type, when there is a body
      */
-    record Answer(HttpResponseStatus status, byte[] body, String allow) {
+    record Answer(HttpResponseStatus status, byte[] body, String allow, String contentType) {
+        Answer(HttpResponseStatus status, byte[] body, String allow) {
+            this(status, body, allow, HttpHeaderValues.APPLICATION_JSON.toString());
+        }
+
         static Answer of(ControlPlane.Response response) {
             byte[] body = response.body() == null ? new byte[0] : Json.write(response.body()).getBytes(StandardCharsets.UTF_8);
             return new Answer(HttpResponseStatus.valueOf(response.status()), body, null);
@@ -275,7 +323,7 @@ public final class ApiServer implements AutoCloseable {
         byte[] body = answer.body();
         FullHttpResponse http = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, answer.status(), Unpooled.wrappedBuffer(body));
         if (body.length > 0) {
-            http.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
+            http.headers().set(HttpHeaderNames.CONTENT_TYPE, answer.contentType());
         }
         http.headers().setInt(HttpHeaderNames.CONTENT_LENGTH, body.length);
         if (answer.allow() != null) {

@@ -21,6 +21,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BiConsumer;
 import java.util.function.BiFunction;
@@ -45,7 +48,7 @@ import java.util.function.UnaryOperator;
  * {@link ApiFault.WrongState} for a request the VM's state rules out, decided by looking at the state.
  * Anything else it throws is a bug.
  */
-public final class ControlPlane {
+public final class ControlPlane implements AutoCloseable {
     /** Firecracker's id for an instance started without {@code --id}. */
     public static final String INSTANCE_ID = "anonymous-instance";
     public static final String APP_NAME = "Panamax";
@@ -85,12 +88,13 @@ public final class ControlPlane {
             new Resource("/vm/config", Set.of("GET")),
             new Resource("/snapshot/create", Set.of("PUT")),
             new Resource("/snapshot/load", Set.of("PUT")),
-            new Resource("/metrics", Set.of("GET")));
+            new Resource("/metrics", Set.of("GET", "PUT")));
 
     private final Function<VmConfig, VirtualMachine> factory;
     private final UnaryOperator<RestoreOptions> restoreSetup;
     private final String version;
     private final AtomicLong requests = new AtomicLong();
+    private final MetricsRegistry metrics = new MetricsRegistry();
 
     private final Object lock = new Object();
     private BootSource bootSource; // guarded by lock; null until PUT /boot-source
@@ -122,6 +126,14 @@ public final class ControlPlane {
         this.factory = Objects.requireNonNull(factory, "factory");
         this.restoreSetup = Objects.requireNonNull(restoreSetup, "restoreSetup");
         this.version = Objects.requireNonNull(version, "version");
+        FIRECRACKER_REQUEST_METRICS.values().forEach(counted -> {
+            String group = counted.substring(0, counted.indexOf('.'));
+            String name = counted.substring(counted.indexOf('.') + 1);
+            metrics.declare(group, name + "_count");
+            if (!group.startsWith("get_")) {
+                metrics.declare(group, name + "_fails");
+            }
+        });
     }
 
     /** For a VM built already ({@code panamax run --api-sock}), to be started by its owner: only its state can change. */
@@ -155,6 +167,39 @@ public final class ControlPlane {
     public Response handle(String method, String path, byte[] body) {
         requests.incrementAndGet();
         String resource = resourceOf(path);
+        String counted = FIRECRACKER_REQUEST_METRICS.get(method + " " + resource);
+        if (counted != null) {
+            metrics.increment(counted.substring(0, counted.indexOf('.')), counted.substring(counted.indexOf('.') + 1) + "_count");
+        }
+        try {
+            return answer(method, path, resource, body);
+        } catch (ApiFault fault) {
+            if (counted != null && !counted.startsWith("get_")) { // Firecracker counts the failures of changes only
+                metrics.increment(counted.substring(0, counted.indexOf('.')), counted.substring(counted.indexOf('.') + 1) + "_fails");
+            }
+            throw fault;
+        }
+    }
+
+    /**
+     * The requests Firecracker's metrics count, by method and resource: {@code GROUP.NAME}, counted as
+     * {@code NAME_count} and, when refused, {@code NAME_fails}.
+     */
+    private static final Map<String, String> FIRECRACKER_REQUEST_METRICS = Map.ofEntries(
+            Map.entry("GET /", "get_api_requests.instance_info"),
+            Map.entry("GET /machine-config", "get_api_requests.machine_cfg"),
+            Map.entry("GET /version", "get_api_requests.vmm_version"),
+            Map.entry("PUT /actions", "put_api_requests.actions"),
+            Map.entry("PUT /boot-source", "put_api_requests.boot_source"),
+            Map.entry("PUT /drives/{id}", "put_api_requests.drive"),
+            Map.entry("PUT /machine-config", "put_api_requests.machine_cfg"),
+            Map.entry("PUT /metrics", "put_api_requests.metrics"),
+            Map.entry("PUT /network-interfaces/{id}", "put_api_requests.network"),
+            Map.entry("PUT /vsock", "put_api_requests.vsock"),
+            Map.entry("PATCH /drives/{id}", "patch_api_requests.drive"),
+            Map.entry("PATCH /network-interfaces/{id}", "patch_api_requests.network"));
+
+    private Response answer(String method, String path, String resource, byte[] body) {
         Resource found = RESOURCES.stream().filter(r -> r.path().equals(resource)).findFirst().orElse(null);
         if (found == null) {
             throw new ApiFault.NotFound("there is no resource " + path + "; the API has "
@@ -180,7 +225,8 @@ public final class ControlPlane {
                                 List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders));
                     }
                 }
-                case "GET /metrics" -> Response.ok(metrics());
+                case "GET /metrics" -> Response.ok(metricsJson());
+                case "PUT /metrics" -> putMetrics(body);
                 case "PUT /boot-source" -> putResource("boot-source", body, VmConfig::bootSource, parsed -> bootSource = parsed);
                 case "PUT /machine-config" -> putResource("machine-config", body, VmConfig::machineConfig, parsed -> machine = parsed);
                 case "PUT /drives/{id}" -> putById("drives", "drive_id", id, body, VmConfig::drive, Drive::id, drives, VmConfig::checkDrives);
@@ -357,11 +403,77 @@ public final class ControlPlane {
                 }
                 yield Response.noContent();
             }
-            case "FlushMetrics" -> throw new ApiFault.BadRequest("actions.action_type: FlushMetrics writes Firecracker's metrics"
-                    + " file, which Panamax does not have; read GET /metrics instead");
+            case "FlushMetrics" -> {
+                flushMetrics();
+                yield Response.noContent();
+            }
             default -> throw new ApiFault.BadRequest("actions.action_type: " + Json.quote(type)
-                    + " is not an action; the actions are InstanceStart and SendCtrlAltDel");
+                    + " is not an action; the actions are InstanceStart, SendCtrlAltDel and FlushMetrics");
         };
+    }
+
+    /**
+     * Firecracker's {@code PUT /metrics}: {@code metrics_path}, a named pipe or a file, where the
+     * metrics go from now on; once, and before {@code InstanceStart}, as in Firecracker.
+     */
+    private Response putMetrics(byte[] body) {
+        Path destination = VmConfig.metrics(json(body), "metrics");
+        requirePreBoot("metrics");
+        configureMetrics(destination, "metrics.metrics_path");
+        return Response.noContent();
+    }
+
+    /**
+     * Sends the metrics to {@code destination} from now on (the config file's {@code metrics}, and
+     * {@code PUT /metrics}).
+     *
+     * @param where the JSON path that gave it, for the error message
+     */
+    public void configureMetrics(Path destination, String where) {
+        try {
+            metrics.configure(destination);
+        } catch (IllegalStateException e) {
+            throw new ApiFault.BadRequest(where + ": " + e.getMessage());
+        } catch (IOException | UnsupportedOperationException e) {
+            throw new ApiFault.BadRequest(where + ": cannot open " + destination + " for the metrics: " + e.getMessage()
+                    + "; give a writable file or a named pipe (mkfifo)");
+        }
+    }
+
+    /** Waits this long for a flushed line to be written; beyond it, the line is written (or dropped) later. */
+    private static final long FLUSH_WAIT_MILLIS = 1000;
+
+    /** {@code FlushMetrics}: a line now, as Firecracker writes it (nothing when no destination was given). */
+    private void flushMetrics() {
+        try {
+            metrics.flush().get(FLUSH_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            // a pipe nobody reads: the writer has the line, the API does not wait for it
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("the metrics writer failed", e.getCause()); // it catches what a write throws
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Writes a last metrics line, if they go somewhere, and closes their file. The VM is its owner's to close. */
+    @Override
+    public void close() {
+        metrics.close();
+    }
+
+    /** This VMM's metrics registry: the API's counts, and the VM's once it started. */
+    public MetricsRegistry metrics() {
+        return metrics;
+    }
+
+    /**
+     * {@code GET /metrics} in the Prometheus or OpenMetrics text format ({@link MetricsRegistry#PROMETHEUS_TEXT},
+     * {@link MetricsRegistry#OPENMETRICS_TEXT}), for {@link ApiServer} when the client asks for it.
+     */
+    public String metricsText(String contentType) {
+        requests.incrementAndGet();
+        return metrics.prometheus(contentType);
     }
 
     private Response instanceStart() {
@@ -402,6 +514,7 @@ public final class ControlPlane {
     /** Caller holds lock. */
     private void started(VirtualMachine started, VmConfig config) {
         vm = started;
+        metrics.attach(started::metrics);
         startedConfig = config;
         startedNanos = System.nanoTime();
         starting = false;
@@ -413,11 +526,15 @@ public final class ControlPlane {
         String state = o.string("state");
         switch (state) {
             case "Paused" -> onLiveVm("vm", v -> {
+                long start = System.nanoTime();
                 v.pause(); // a paused VM stays paused
+                metrics.latency("pause_vm", (System.nanoTime() - start) / 1000);
                 return true;
             });
             case "Resumed" -> onLiveVm("vm", v -> {
+                long start = System.nanoTime();
                 v.resume(); // a running VM runs on
+                metrics.latency("resume_vm", (System.nanoTime() - start) / 1000);
                 return true;
             });
             default -> throw new ConfigException("vm.state", Json.quote(state) + " is not a state to ask for; use Paused or Resumed");
@@ -457,7 +574,9 @@ public final class ControlPlane {
             throw new ApiFault.WrongState("snapshot/create", "a snapshot is taken of a paused VM; PATCH /vm {\"state\": \"Paused\"} first");
         }
         try {
+            long start = System.nanoTime();
             v.snapshot(options);
+            metrics.latency(type.equals("Diff") ? "diff_create_snapshot" : "full_create_snapshot", (System.nanoTime() - start) / 1000);
         } catch (IOException e) {
             throw new ApiFault.BadRequest("snapshot/create: cannot write the snapshot: " + e.getMessage());
         } catch (IllegalStateException e) {
@@ -509,8 +628,10 @@ public final class ControlPlane {
         VirtualMachine restored = null;
         VmConfig config;
         try {
+            long start = System.nanoTime();
             config = VmConfig.ofSnapshot(options);
             restored = VirtualMachine.restore(restoreSetup.apply(options));
+            metrics.latency("load_snapshot", (System.nanoTime() - start) / 1000);
         } catch (IOException e) {
             throw new ApiFault.BadRequest("snapshot/load: cannot read the snapshot: " + e.getMessage());
         } finally {
@@ -536,7 +657,7 @@ public final class ControlPlane {
     }
 
     /** Only numbers measured in this process: requests answered, and once the VM runs, its time, exits and console bytes. */
-    private Map<String, Object> metrics() {
+    private Map<String, Object> metricsJson() {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("state", stateName());
         m.put("api_requests", requests.get());

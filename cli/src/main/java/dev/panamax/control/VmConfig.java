@@ -28,6 +28,7 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -71,9 +72,12 @@ import java.util.stream.Stream;
  * @param networkInterfaces network devices, in order
  * @param vsock the vsock device, or null
  * @param sharedFolders host directories for the guest (virtio-fs), in order
+ * @param metricsPath the config file's {@code metrics.metrics_path}: the file or named pipe Firecracker's
+ *     metrics lines go to, or null for none (as in Firecracker, not part of the VM: neither {@link #toJson()}
+ *     nor a snapshot keeps it)
  */
 public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
-        Vsock vsock, List<SharedFolder> sharedFolders) {
+        Vsock vsock, List<SharedFolder> sharedFolders, Path metricsPath) {
 
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
@@ -87,6 +91,12 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         drives = List.copyOf(drives);
         networkInterfaces = List.copyOf(networkInterfaces);
         sharedFolders = List.copyOf(sharedFolders);
+    }
+
+    /** A VM whose metrics go nowhere. */
+    public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
+            Vsock vsock, List<SharedFolder> sharedFolders) {
+        this(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, null);
     }
 
     /** A VM without shared folders. */
@@ -144,9 +154,10 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
     private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "logger", "memory-hotplug",
-            "metrics", "mmds-config", "pmem", "serial");
+            "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
-            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders"), FIRECRACKER_ONLY.stream())
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "metrics"),
+            FIRECRACKER_ONLY.stream())
             .collect(Collectors.toSet());
 
     /**
@@ -214,9 +225,24 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
         Vsock vsock = top.has("vsock") && top.get("vsock") != null ? vsock(top.get("vsock"), "vsock") : null;
         List<SharedFolder> shares = top.has("shared-folders") ? sharedFolders(top.get("shared-folders"), "shared-folders") : List.of();
-        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares);
+        Path metricsPath = top.has("metrics") && top.get("metrics") != null ? metrics(top.get("metrics"), "metrics") : null;
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, metricsPath);
         config.checkPciDevices(DEVICES);
         return config;
+    }
+
+    /** Firecracker's {@code Metrics} at {@code path}: {@code {"metrics_path": PATH}}, a file or named pipe. */
+    public static Path metrics(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("metrics_path"));
+        String value = o.string("metrics_path");
+        if (value.isEmpty()) {
+            throw new ConfigException(o.path("metrics_path"), "is empty; give the path of a file or a named pipe");
+        }
+        try {
+            return Path.of(value);
+        } catch (InvalidPathException e) {
+            throw new ConfigException(o.path("metrics_path"), Json.quote(value) + " is not a file path: " + e.getReason());
+        }
     }
 
     /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
@@ -486,13 +512,13 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** This config with {@code drive} in place of the drive of its id. */
     public VmConfig withDrive(Drive drive) {
         return new VmConfig(bootSource, machineConfig, drives.stream().map(d -> d.id().equals(drive.id()) ? drive : d).toList(),
-                networkInterfaces, vsock, sharedFolders);
+                networkInterfaces, vsock, sharedFolders, metricsPath);
     }
 
     /** This config with {@code nic} in place of the network interface of its id. */
     public VmConfig withNetworkInterface(NetworkInterface nic) {
         return new VmConfig(bootSource, machineConfig, drives,
-                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders);
+                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders, metricsPath);
     }
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */

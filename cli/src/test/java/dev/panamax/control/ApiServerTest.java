@@ -197,10 +197,8 @@ class ApiServerTest {
                 "{\"path\": \"" + dir + "\", \"tag\": \"a\"}");
         assertFault(400, "boot-source: is required before InstanceStart; PUT /boot-source first",
                 "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
-        assertFault(400, "actions.action_type: \"Reboot\" is not an action; the actions are InstanceStart and SendCtrlAltDel",
-                "PUT", "/actions", "{\"action_type\": \"Reboot\"}");
-        assertFault(400, "actions.action_type: FlushMetrics writes Firecracker's metrics file, which Panamax does not have;"
-                + " read GET /metrics instead", "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+        assertFault(400, "actions.action_type: \"Reboot\" is not an action; the actions are InstanceStart, SendCtrlAltDel"
+                + " and FlushMetrics", "PUT", "/actions", "{\"action_type\": \"Reboot\"}");
         assertFault(400, "SendCtrlAltDel: the VM has not started; send the InstanceStart action first",
                 "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}");
         assertFault(400, "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Paused\"}");
@@ -211,6 +209,73 @@ class ApiServerTest {
                 .getBytes(StandardCharsets.ISO_8859_1);
         assertThat(client.exchange(latin1).faultMessage()).isEqualTo("the request body: is not UTF-8 text");
         assertThat(state()).as("nothing above changed the VM").isEqualTo("Not started");
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> metricsLine(String json) {
+        return (Map<String, Object>) Json.parse(json, "the metrics file");
+    }
+
+    @Test
+    void putMetricsTakesFirecrackersPayloadAndFlushMetricsWritesALine() throws IOException {
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"); // no destination yet: nothing to write, as in Firecracker
+        Path file = dir.resolve("metrics.json");
+        assertNoContent("PUT", "/metrics", "{\"metrics_path\": \"" + file + "\"}");
+        send("GET", "/", null);
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+        List<String> lines = Files.readAllLines(file);
+        assertThat(lines).hasSize(1);
+        Map<String, Object> line = metricsLine(lines.getFirst());
+        assertThat(line.get("utc_timestamp_ms")).isInstanceOf(Long.class);
+        assertThat(metricsLine(Json.write(line.get("put_api_requests")))).as("every counter, whether it moved or not").hasSize(14)
+                .containsEntry("actions_count", 2L).containsEntry("metrics_count", 1L).containsEntry("actions_fails", 0L)
+                .containsEntry("drive_count", 0L);
+        assertThat(line.get("get_api_requests")).isEqualTo(Map.of("instance_info_count", 1L, "machine_cfg_count", 0L,
+                "vmm_version_count", 0L));
+        assertThat(line.keySet()).as("no VM yet: only the API's groups").containsExactly("utc_timestamp_ms", "api_server",
+                "get_api_requests", "logger", "patch_api_requests", "put_api_requests", "latencies_us");
+        assertFault(400, "metrics.metrics_path: the metrics go to " + file + " already; Firecracker's metrics system is set up once",
+                "PUT", "/metrics", "{\"metrics_path\": \"" + dir.resolve("again.json") + "\"}");
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}");
+        Map<String, Object> next = metricsLine(Files.readAllLines(file).get(1));
+        assertThat(metricsLine(Json.write(next.get("put_api_requests")))).as("each counter since the last flush")
+                .containsEntry("actions_count", 1L).containsEntry("metrics_count", 1L).containsEntry("metrics_fails", 1L);
+    }
+
+    @Test
+    void badMetricsPayloadsAreRefused() throws IOException {
+        assertFault(400, "metrics.metrics_path: is required", "PUT", "/metrics", "{}");
+        assertFault(400, "metrics.metrics_path: expected a string, not the number 3", "PUT", "/metrics", "{\"metrics_path\": 3}");
+        assertFault(400, "metrics.metrics_pth: unknown key; the keys here are metrics_path", "PUT", "/metrics", "{\"metrics_pth\": \"m.json\"}");
+        assertFault(400, "metrics.metrics_path: is empty; give the path of a file or a named pipe", "PUT", "/metrics",
+                "{\"metrics_path\": \"\"}");
+        Path missing = dir.resolve("no/such/dir/m.json");
+        ApiClient.Response r = send("PUT", "/metrics", "{\"metrics_path\": \"" + missing + "\"}");
+        assertThat(r.status()).isEqualTo(400);
+        assertThat(r.faultMessage()).startsWith("metrics.metrics_path: cannot open " + missing + " for the metrics: ")
+                .endsWith("; give a writable file or a named pipe (mkfifo)");
+        assertFault(405, "/metrics accepts GET, PUT, not PATCH", "PATCH", "/metrics", "{}");
+    }
+
+    @Test
+    void getMetricsAnswersInPrometheusTextWhenAskedAndJsonOtherwise() throws IOException {
+        send("GET", "/version", null);
+        ApiClient.Response text = send("GET", "/metrics?format=prometheus", null);
+        assertThat(text.status()).isEqualTo(200);
+        assertThat(text.headers().get("content-type")).isEqualTo(MetricsRegistry.PROMETHEUS_TEXT);
+        assertThat(text.body().lines()).contains("panamax_get_api_requests_vmm_version_count_total 1.0");
+        String scrape = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,"
+                + "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nConnection: close\r\n\r\n"; // as Prometheus asks
+        ApiClient.Response open = client.exchange(scrape.getBytes(StandardCharsets.US_ASCII));
+        assertThat(open.headers().get("content-type")).isEqualTo(MetricsRegistry.OPENMETRICS_TEXT);
+        assertThat(open.body()).contains("panamax_get_api_requests_vmm_version_count_total 1.0").endsWith("# EOF\n");
+        String plain = "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: text/plain\r\nConnection: close\r\n\r\n";
+        assertThat(client.exchange(plain.getBytes(StandardCharsets.US_ASCII)).headers().get("content-type"))
+                .isEqualTo(MetricsRegistry.PROMETHEUS_TEXT);
+        assertThat(send("GET", "/metrics", null).json()).as("JSON by default").isInstanceOf(Map.class);
+        assertThat(send("GET", "/metrics?format=json", null).json()).isInstanceOf(Map.class);
+        assertFault(400, "metrics: format \"xml\" is not one Panamax writes; use json (the default), prometheus or openmetrics",
+                "GET", "/metrics?format=xml", null);
     }
 
     @Test
@@ -292,6 +357,8 @@ class ApiServerTest {
             assertThat(pipelined.body()).endsWith("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 31\r\n"
                     + "connection: close\r\n\r\n{\"firecracker_version\":\"1.2.3\"}");
             assertThat(log.records()).hasSize(3);
+            assertThat(plane.metrics().counters().get("api_server")).as("Firecracker's count of the requests answered 500")
+                    .containsEntry("sync_response_fails", 3L);
         }
 
         assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
@@ -442,6 +509,15 @@ class ApiServerTest {
             assertThat((Long) metrics.get("vcpu_exits")).as("the pause pulled the vCPU out at least").isPositive();
             assertThat(metrics.get("console_output_bytes")).as("the stand-in kernel writes nothing to COM1").isEqualTo(0L);
             assertThat(send("GET", "/vm/config", null).body()).contains("\"mem_size_mib\":64");
+            assertFault(400, "metrics: can only be set before InstanceStart, and the VM has started",
+                    "PUT", "/metrics", "{\"metrics_path\": \"" + dir.resolve("m.json") + "\"}");
+            assertThat(vm.metrics().vcpus().exits()).as("the Java API's snapshot").isPositive();
+            assertThat(vm.metrics().drives()).isEmpty();
+            List<String> text = send("GET", "/metrics?format=prometheus", null).body().lines().toList();
+            assertThat(text).filteredOn(l -> l.startsWith("panamax_vcpu_exits_total ")).singleElement()
+                    .as("the VM's counts, once it runs").isNotEqualTo("panamax_vcpu_exits_total 0.0");
+            assertThat(text).contains("panamax_put_api_requests_metrics_fails_total 1.0", "panamax_uart_write_count_total 0.0")
+                    .anyMatch(l -> l.startsWith("panamax_latencies_us_pause_vm ")).anyMatch(l -> l.startsWith("panamax_latencies_us_resume_vm "));
 
             vm.kill();
             assertThat(state()).isEqualTo("Exited");

@@ -233,6 +233,17 @@ class VmConfigTest {
     }
 
     @Test
+    void metricsGoWhereFirecrackersMetricsKeySays() {
+        assertThat(VmConfig.parse("{" + boot() + ", \"metrics\": {\"metrics_path\": \"/run/vm/metrics.fifo\"}}", "vm.json").metricsPath())
+                .isEqualTo(Path.of("/run/vm/metrics.fifo"));
+        assertThat(VmConfig.parse("{" + boot() + ", \"metrics\": null}", "vm.json").metricsPath()).isNull();
+        assertThat(VmConfig.parse("{" + boot() + "}", "vm.json").metricsPath()).isNull();
+        assertRefused("{" + boot() + ", \"metrics\": {\"path\": \"m\"}}", "metrics.path: unknown key; the keys here are metrics_path");
+        assertRefused("{" + boot() + ", \"metrics\": {\"metrics_path\": 1}}", "metrics.metrics_path: expected a string, not the number 1");
+        assertRefused("{" + boot() + ", \"metrics\": {}}", "metrics.metrics_path: is required");
+    }
+
+    @Test
     void valuesAreChecked() {
         assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 0, \"mem_size_mib\": 128}}",
                 "machine-config.vcpu_count: 0 vCPUs is out of range: a guest has 1 to 254");

@@ -25,7 +25,15 @@ import java.util.concurrent.CountDownLatch;
  * writes are dropped, as on a real bus.
  */
 public final class Vcpu {
+    /**
+     * The exits counted by kind, after Firecracker's vCPU metrics: port reads and writes, MMIO reads
+     * and writes, HLT and KVM_EXIT_SHUTDOWN (a triple fault), and the other exits that end the vCPU
+     * in error (entry failure, internal error, an unexpected exit, a device that failed an access).
+     */
+    public enum ExitKind { IO_IN, IO_OUT, MMIO_READ, MMIO_WRITE, HLT, SHUTDOWN, FAILURE }
+
     private static final VarHandle EXITS;
+    private static final VarHandle EXIT_COUNTS = MethodHandles.arrayElementVarHandle(long[].class);
 
     static {
         try {
@@ -48,6 +56,8 @@ public final class Vcpu {
     private final CountDownLatch placed = new CountDownLatch(1);
     /** Returns from KVM_RUN; written only by the vCPU thread, read by any (opaque: a count needs no ordering). */
     private long exits;
+    /** By {@link ExitKind#ordinal()}; written only by the vCPU thread, read by any (opaque, as {@link #exits}). */
+    private final long[] exitCounts = new long[ExitKind.values().length];
 
     Vcpu(Vm vm, VcpuFd fd) {
         this.vm = vm;
@@ -108,6 +118,17 @@ public final class Vcpu {
     /** How many times this vCPU has left guest code so far (every return from {@code KVM_RUN}). */
     public long exits() {
         return (long) EXITS.getOpaque(this);
+    }
+
+    /** How many exits of {@code kind} this vCPU has had so far. */
+    public long exits(ExitKind kind) {
+        return (long) EXIT_COUNTS.getOpaque(exitCounts, kind.ordinal());
+    }
+
+    /** On the vCPU thread only. */
+    private void count(ExitKind kind) {
+        int i = kind.ordinal();
+        EXIT_COUNTS.setOpaque(exitCounts, i, exitCounts[i] + 1);
     }
 
     void kick() {
@@ -320,6 +341,15 @@ public final class Vcpu {
     }
 
     private VmExit exit(VmExit.Reason reason, String detail) {
+        ExitKind kind = switch (reason) {
+            case HALTED -> ExitKind.HLT;
+            case TRIPLE_FAULT -> ExitKind.SHUTDOWN;
+            case FAIL_ENTRY, INTERNAL_ERROR, UNEXPECTED_EXIT, DEVICE_ERROR -> ExitKind.FAILURE;
+            default -> null; // the guest's own ends (power off, reset, crash) are no failure of the vCPU
+        };
+        if (kind != null) {
+            count(kind);
+        }
         return new VmExit(reason, index(), detail, fd.getRegs());
     }
 
@@ -327,6 +357,7 @@ public final class Vcpu {
         int port = fd.ioPort();
         int size = fd.ioSize();
         boolean in = fd.ioDirection() == VcpuFd.IO_IN;
+        count(in ? ExitKind.IO_IN : ExitKind.IO_OUT);
         AddressBus.Mapping<PortIoDevice> m = vm.ports().find(port);
         try {
             for (int i = 0, n = fd.ioCount(); i < n; i++) {
@@ -346,6 +377,7 @@ public final class Vcpu {
         long address = fd.mmioAddress();
         int length = fd.mmioLength();
         AddressBus.Mapping<MmioDevice> m = vm.mmio().find(address);
+        count(fd.mmioIsWrite() ? ExitKind.MMIO_WRITE : ExitKind.MMIO_READ);
         try {
             if (!fd.mmioIsWrite()) {
                 fd.setMmioData(m == null ? -1L : m.device().read(address - m.base(), length));

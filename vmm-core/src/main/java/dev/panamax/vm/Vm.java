@@ -232,6 +232,15 @@ public final class Vm implements AutoCloseable, Stateful {
         return sum;
     }
 
+    /** Exits of {@code kind} of all vCPUs so far. */
+    public long vcpuExits(Vcpu.ExitKind kind) {
+        long sum = 0;
+        for (Vcpu vcpu : vcpus()) {
+            sum += vcpu.exits(kind);
+        }
+        return sum;
+    }
+
     public List<Vcpu> vcpus() {
         synchronized (lock) {
             return List.copyOf(vcpus);

@@ -93,6 +93,8 @@ class VmLifecycleTest {
             assertThat(exit.vcpu()).isZero();
             assertThat(exit.registers()).isNotNull();
             assertThat(exit.toString()).contains("triple fault", "rip=");
+            assertThat(vm.vcpuExits(Vcpu.ExitKind.SHUTDOWN)).isEqualTo(1);
+            assertThat(vm.vcpuExits(Vcpu.ExitKind.FAILURE)).isZero();
         }
     }
 
@@ -113,6 +115,8 @@ class VmLifecycleTest {
             assertThat(exit.reason()).isEqualTo(VmExit.Reason.HALTED);
             assertThat(exit.registers().rbx & 0xff).isEqualTo(0xff);
             assertThat(exit.registers().rax & 0xff).isEqualTo(0xff);
+            assertThat(Stream.of(Vcpu.ExitKind.values()).map(vm::vcpuExits).toList())
+                    .as("exits by kind: the IN, the MMIO read, the HLT").containsExactly(1L, 0L, 1L, 0L, 1L, 0L, 0L);
         }
     }
 

@@ -102,6 +102,7 @@ public final class VirtioBlk extends VirtioDevice {
     private final byte[][] scratch; // per queue: a request header or a discard segment
     private final MemorySegment[][] segments; // per queue: the guest buffers of one request, grown as needed
     private final AtomicLong ioErrors = new AtomicLong();
+    private final BlkCounts counts = new BlkCounts();
     private final RateLimiter limiter;
 
     /**
@@ -176,6 +177,16 @@ public final class VirtioBlk extends VirtioDevice {
         long features = 1L << VIRTIO_BLK_F_SEG_MAX | 1L << VIRTIO_BLK_F_BLK_SIZE | 1L << VIRTIO_BLK_F_FLUSH | 1L << VIRTIO_BLK_F_MQ;
         return readOnly ? features | 1L << VIRTIO_BLK_F_RO
                 : features | 1L << VIRTIO_BLK_F_DISCARD | 1L << VIRTIO_BLK_F_WRITE_ZEROES;
+    }
+
+    /** What this device did, by Firecracker's metric names. */
+    public BlkCounts counts() {
+        return counts;
+    }
+
+    /** Requests the disk failed (answered IOERR for an I/O error), Firecracker's {@code execute_fails}. */
+    public long ioErrors() {
+        return ioErrors.get();
     }
 
     /** Capacity in 512-byte sectors. */
@@ -293,6 +304,11 @@ public final class VirtioBlk extends VirtioDevice {
                 status = checkData(sector, length);
                 if (status == S_OK) {
                     status = transfer(queue, chain, true, 0, length, sector * SECTOR_SIZE);
+                    if (status == S_OK) {
+                        counts.countRead(length);
+                    }
+                } else {
+                    counts.countInvalid();
                 }
                 written = status == S_OK ? length : 0;
             }
@@ -301,9 +317,19 @@ public final class VirtioBlk extends VirtioDevice {
                 status = readOnly ? S_IOERR : checkData(sector, length);
                 if (status == S_OK) {
                     status = transfer(queue, chain, false, HEADER_SIZE, length, sector * SECTOR_SIZE);
+                    if (status == S_OK) {
+                        counts.countWrite(length);
+                    }
+                } else {
+                    counts.countInvalid();
                 }
             }
-            case T_FLUSH -> status = flush();
+            case T_FLUSH -> {
+                status = flush();
+                if (status == S_OK) {
+                    counts.countFlush();
+                }
+            }
             case T_GET_ID -> {
                 int n = (int) Math.min(ID_BYTES, chain.writableLength() - 1);
                 chain.write(0, id, 0, n);
@@ -311,7 +337,10 @@ public final class VirtioBlk extends VirtioDevice {
                 status = S_OK;
             }
             case T_DISCARD, T_WRITE_ZEROES -> status = readOnly ? S_UNSUPP : discardOrWriteZeroes(chain, type == T_DISCARD, header);
-            default -> status = S_UNSUPP;
+            default -> {
+                status = S_UNSUPP;
+                counts.countInvalid();
+            }
         }
         chain.writeLastByte(status);
         return (int) (written + 1);

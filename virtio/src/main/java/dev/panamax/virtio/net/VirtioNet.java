@@ -74,6 +74,7 @@ public final class VirtioNet extends VirtioDevice {
     private final NetBackend backend;
     private final MacAddress mac;
     private final RateLimiter receiveLimiter;
+    private final NetCounts counts = new NetCounts();
     private final RateLimiter transmitLimiter;
     private final Poller receivePoller;
     private final Poller transmitPoller;
@@ -225,6 +226,11 @@ public final class VirtioNet extends VirtioDevice {
         in.string(4096, "backend name"); // informative: see saveIdentity
     }
 
+    /** Frames and bytes moved each way. */
+    public NetCounts counts() {
+        return counts;
+    }
+
     /** Frames dropped each way: by the backend, and by this device for the guest's buffers. */
     public DropCounts dropped() {
         return backend.dropped();
@@ -287,15 +293,19 @@ public final class VirtioNet extends VirtioDevice {
             return 0;
         }
         int count = 1 + chain.readableParts(NetBackend.HEADER_BYTES, outbound, 1);
-        if (!backend.send(outbound, count)) {
+        boolean sent = backend.send(outbound, count);
+        if (!sent) {
             transmitPoller.add(backend.descriptor(), Poller.WRITABLE, BACKEND);
             try {
                 do {
                     awaitAndClearNotification(transmitPoller, notifyEvent(TX), -1);
-                } while (transmitting.getAsBoolean() && !backend.send(outbound, count));
+                } while (transmitting.getAsBoolean() && !(sent = backend.send(outbound, count)));
             } finally {
                 transmitPoller.remove(backend.descriptor());
             }
+        }
+        if (sent) {
+            counts.countTransmitted(frameBytes);
         }
         return 0;
     }
@@ -393,6 +403,7 @@ public final class VirtioNet extends VirtioDevice {
             return true;
         }
         chain.write(0, inbound, 0, inboundLength);
+        counts.countReceived(inboundLength - NetBackend.HEADER_BYTES); // before the guest can see it
         queue.addUsed(chain.head(), inboundLength);
         inboundLength = 0;
         inboundAdmitted = false;
@@ -433,6 +444,7 @@ public final class VirtioNet extends VirtioDevice {
         VirtioNetHeader.setNumBuffers(inbound, buffersUsed);
         first.write(VirtioNetHeader.NUM_BUFFERS, inbound, VirtioNetHeader.NUM_BUFFERS, 2);
         // All at once: a driver that saw the first buffer before the others would take the frame as cut short.
+        counts.countReceived(inboundLength - NetBackend.HEADER_BYTES); // before the guest can see it
         queue.addUsed(usedHeads, usedLengths, buffersUsed);
         buffersUsed = 0;
         inboundDelivered = 0;

@@ -160,6 +160,34 @@ class VirtioBlkTest {
     }
 
     @Test
+    void theCountsFollowTheRequestsDone() throws IOException {
+        startWritable();
+        request(VirtioBlk.T_IN, 3, new byte[0], 4096);
+        request(0, VirtioBlk.T_IN, 8, new byte[0], 1024, true);
+        request(VirtioBlk.T_OUT, 0, new byte[1536], 0);
+        request(VirtioBlk.T_FLUSH, 0, new byte[0], 0);
+        request(VirtioBlk.T_GET_ID, 0, new byte[0], 20);
+        request(VirtioBlk.T_IN, SECTORS, new byte[0], 512); // past the end
+        request(VirtioBlk.T_OUT, 0, new byte[700], 0); // not whole sectors
+        request(99, 0, new byte[0], 0); // an unknown type
+        BlkCounts c = blk.counts();
+        assertThat(List.of(c.readCount(), c.readBytes(), c.writeCount(), c.writeBytes(), c.flushCount(), c.invalidRequests(),
+                blk.ioErrors())).as("reads, bytes read, writes, bytes written, flushes, invalid requests, I/O errors")
+                .containsExactly(2L, 5120L, 1L, 1536L, 1L, 3L, 0L);
+    }
+
+    @Test
+    void failedRequestsCountAsIoErrorsNotAsDone() throws IOException {
+        start(new FailingDisk(RawImage.open(image, true)), 1);
+        request(VirtioBlk.T_IN, 0, new byte[0], 512);
+        request(VirtioBlk.T_OUT, 0, new byte[512], 0);
+        request(VirtioBlk.T_FLUSH, 0, new byte[0], 0);
+        BlkCounts c = blk.counts();
+        assertThat(List.of(c.readCount(), c.writeCount(), c.flushCount(), c.invalidRequests(), blk.ioErrors()))
+                .containsExactly(0L, 0L, 0L, 0L, 3L);
+    }
+
+    @Test
     void getIdReturnsTheNulPaddedDriveId() throws IOException {
         startWritable();
         Result id = request(VirtioBlk.T_GET_ID, 0, new byte[0], 20);

@@ -155,6 +155,22 @@ class VirtioNetTest {
     }
 
     @Test
+    void theCountsFollowTheFramesEachWay() throws InterruptedException {
+        start(Set.of(), BASE_FEATURES);
+        transmit(header(0, 0, 0), frame(60, 1));
+        transmit(header(0, 0, 0), frame(1000, 2));
+        transmit(header(0, 0, 0), frame(13, 3)); // too short: dropped, not counted as sent
+        long buffer = driver.allocate(HEADER + 1514);
+        driver.submit(RX, writable(buffer, HEADER + 1514));
+        backend.offer(concat(header(0, 0, 1), frame(700, 4)));
+        driver.awaitUsed(RX);
+        NetCounts c = net.counts();
+        assertThat(List.of(c.transmittedFrames(), c.transmittedBytes(), c.receivedFrames(), c.receivedBytes(), net.dropped().fromGuest()))
+                .as("frames and bytes sent, frames and bytes received, frames from the guest dropped")
+                .containsExactly(2L, 1060L, 1L, 700L, 1L);
+    }
+
+    @Test
     void aFrameInBuffersCutAnywhereReachesTheBackendWhole() throws InterruptedException {
         start(Set.of(), BASE_FEATURES);
         byte[] packet = concat(header(0, 0, 0), frame(3000, 9));
