@@ -97,6 +97,51 @@ class ResourcesRigTest {
         assertThat(out).doesNotContain(GuestImages.INIT_MARKER).doesNotContain("vm-status=0");
     }
 
+    /**
+     * A disk held to 2 MiB/s: a guest read of 8 MiB meets the limit (the drive counts throttling
+     * events); then {@code PATCH /drives/disk0} switches the limit off while the guest runs, and a
+     * read of 16 MiB more meets none. Counted, not timed: the rate itself is measured by
+     * ratelimit-accuracy.sh. The guest waits for the PATCH by polling a mark this script writes on
+     * its disk once the API has answered.
+     */
+    @Test
+    void aLimitedDiskIsThrottledUntilAPatchLiftsTheLimitWhileTheGuestRuns(RealKvm kvm) {
+        int mark = 40 * 2048; // a sector past what the reads touch
+        String guest = "dd if=/dev/vda of=/dev/null bs=1M count=8 iflag=direct 2>/dev/null; echo rl-first-done;"
+                + " until dd if=/dev/vda bs=512 skip=" + mark + " count=1 iflag=direct 2>/dev/null | grep -q patched; do sleep 1; done;"
+                + " dd if=/dev/vda of=/dev/null bs=1M count=16 skip=8 iflag=direct 2>/dev/null; echo rl-second-done";
+        String run = command(kvm, List.of("run", "--no-rig", "--timeout", "300", "--memory", GUEST_MIB + "M", "--api-sock",
+                "/tmp/pnx-rl.sock", "--disk", "/tmp/pnx-rl.img,bw=2M"),
+                tinyGuest(GuestImages.defaultVmlinux(), "--cmdline", "quiet panamax.run=\"" + guest + "\""));
+        String api = command(kvm, List.of("api", "--api-sock", "/tmp/pnx-rl.sock"));
+        String script = String.join("\n",
+                "dd if=/dev/zero of=/tmp/pnx-rl.img bs=1M count=48 2>/dev/null",
+                "log=$(mktemp)",
+                run + " > $log 2>&1 &",
+                "vm=$!",
+                "await() { i=0; until grep -q $1 $log; do i=$((i + 1)); [ $i -lt 240 ] && kill -0 $vm 2>/dev/null || return 1; sleep 1; done; }",
+                "await rl-first-done && echo first-done",
+                "echo \"before: $(" + api + " GET '/metrics?format=prometheus' | grep '^panamax_block_rate_limiter_throttled_events_total')\"",
+                api + " PATCH /drives/disk0 '{\"drive_id\": \"disk0\", \"rate_limiter\": {\"bandwidth\": {\"size\": 0, \"refill_time\": 0}}}'"
+                        + " && echo patched-status=0",
+                "printf patched | dd of=/tmp/pnx-rl.img bs=512 seek=" + mark + " conv=notrunc 2>/dev/null",
+                "await rl-second-done && echo second-done",
+                "echo \"after: $(" + api + " GET '/metrics?format=prometheus' | grep '^panamax_block_rate_limiter_throttled_events_total')\"",
+                "wait $vm; echo vm-status=$?",
+                "rm -f /tmp/pnx-rl.img /tmp/pnx-rl.sock",
+                "sed 's/^/guest: /' $log; rm -f $log");
+
+        RunResult r = kvm.run(List.of("sh", "-c", script), Duration.ofSeconds(600), System.out);
+
+        String out = r.output();
+        assertThat(r.timedOut()).as(out).isFalse();
+        assertThat(out).contains("first-done", "patched-status=0", "second-done", "vm-status=0");
+        long before = Long.parseLong(fact(out, "before: panamax_block_rate_limiter_throttled_events_total\\{drive=\"disk0\"\\} (\\d+)"));
+        long after = Long.parseLong(fact(out, "after: panamax_block_rate_limiter_throttled_events_total\\{drive=\"disk0\"\\} (\\d+)"));
+        assertThat(before).as("throttling events while 8 MiB were read at 2 MiB/s").isPositive();
+        assertThat(after).as("throttling events once the PATCH lifted the limit, 16 MiB later").isEqualTo(before);
+    }
+
     private static String command(RealKvm kvm, List<String> args, String... more) {
         List<String> all = new ArrayList<>(args);
         all.addAll(List.of(more));
