@@ -10,6 +10,8 @@ import dev.panamax.api.VirtualMachineException;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
+import dev.panamax.control.LogOutput;
+import dev.panamax.control.LoggerConfig;
 import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.guest.DebianPackages;
@@ -139,6 +141,9 @@ final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** The config file's {@code logger}, or null. */
+    private LoggerConfig fileLogger;
+
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
             "--net", "--track-dirty-pages", "--vsock", "--share");
@@ -230,7 +235,9 @@ final class RunCommand implements Callable<Integer> {
                     throw new UserError("--config and " + option + " do not go together: the config file describes the whole VM");
                 }
             }
-            return VmConfig.read(config);
+            VmConfig.ConfigFile file = VmConfig.readFile(config);
+            fileLogger = file.logger();
+            return file.vm();
         }
         MemorySize.WithPages memorySpec = MemorySize.parseWithPages(memory, "--memory");
         long memoryBytes = memorySpec.bytes();
@@ -403,7 +410,8 @@ final class RunCommand implements Callable<Integer> {
 
     /** Runs the VM in this process. */
     private int runHere(VmConfig config) throws IOException {
-        try (OutputStream out = console.open();
+        try (LogOutput _ = fileLogger == null ? null : installLog(fileLogger);
+             OutputStream out = console.open();
              VirtualMachine vm = build(config, out);
              ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, config, Panamax.version()))) {
             if (api != null) {
@@ -422,6 +430,15 @@ final class RunCommand implements Callable<Integer> {
             vm.start();
             int status = awaitGuest(vm);
             return withReportedStatus(status, reported.get() < 0 ? OptionalInt.empty() : OptionalInt.of(reported.get()));
+        }
+    }
+
+    /** Makes the config file's {@code logger} the VMM's log, or says in one line why it cannot. */
+    static LogOutput installLog(LoggerConfig logger) {
+        try {
+            return LogOutput.install(logger, ControlPlane.INSTANCE_ID);
+        } catch (IOException e) {
+            throw new UserError("logger.log_path: " + e.getMessage());
         }
     }
 
