@@ -71,6 +71,17 @@ class FirecrackerCommandTest {
     }
 
     @Test
+    void theReadmesCompatibilityTableHasARowForEveryFlag() throws Exception {
+        String readme = Files.readString(Path.of(System.getProperty("user.dir")).resolveSibling("README.md"));
+        String table = readme.substring(readme.indexOf("### Firecracker compatibility"));
+        List<String> flags = new ArrayList<>(FirecrackerCommand.acceptedFlags());
+        flags.addAll(FirecrackerCommand.REFUSED.keySet());
+        for (String flag : flags) {
+            assertThat(table).as(flag).containsPattern("(?m)^\\| [^|]*`" + flag + "[` ]");
+        }
+    }
+
+    @Test
     void flagsWithoutAnEquivalentAreRefusedByName() {
         Map<String, List<String>> uses = Map.of(
                 "--seccomp-filter", List.of("--seccomp-filter", "filter.bpf"),
