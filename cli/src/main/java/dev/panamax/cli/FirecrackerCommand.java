@@ -6,7 +6,6 @@ import dev.panamax.control.ApiFault;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.Json;
-import dev.panamax.control.LogOutput;
 import dev.panamax.control.LoggerConfig;
 import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
@@ -180,10 +179,7 @@ final class FirecrackerCommand implements Callable<Integer> {
             try {
                 return run(plane, file);
             } finally {
-                LogOutput log = plane.logOutput();
-                if (log != null) {
-                    log.close();
-                }
+                ServeCommand.closeLog(plane);
             }
         }
     }

@@ -4,6 +4,7 @@ import dev.panamax.api.VirtualMachine;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
+import dev.panamax.control.LogOutput;
 import dev.panamax.demo.KvmAcceleration;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -46,7 +47,17 @@ final class ServeCommand implements Callable<Integer> {
                 try (VirtualMachine vm = plane.awaitStarted()) {
                     return RunCommand.exitStatus(vm.awaitExit(null).orElseThrow());
                 }
+            } finally {
+                closeLog(plane);
             }
+        }
+    }
+
+    /** Writes out and closes the log a {@code PUT /logger} installed, if any: its lines are written by a thread of their own. */
+    static void closeLog(ControlPlane plane) {
+        LogOutput log = plane.logOutput();
+        if (log != null) {
+            log.close();
         }
     }
 
