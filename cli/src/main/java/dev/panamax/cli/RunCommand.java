@@ -436,7 +436,10 @@ final class RunCommand implements Callable<Integer> {
     /** Makes the config file's {@code logger} the VMM's log, or says in one line why it cannot. */
     static LogOutput installLog(LoggerConfig logger) {
         try {
-            return LogOutput.install(logger, ControlPlane.INSTANCE_ID);
+            LogOutput log = LogOutput.install(logger, ControlPlane.INSTANCE_ID);
+            System.getLogger(RunCommand.class.getName()).log(System.Logger.Level.INFO, "Running " + ControlPlane.APP_NAME + " v"
+                    + Panamax.version()); // Firecracker's first line
+            return log;
         } catch (IOException e) {
             throw new UserError("logger.log_path: " + e.getMessage());
         }

@@ -163,6 +163,26 @@ class ServeCommandTest {
     }
 
     @Test
+    void runWritesTheLogItsConfigFileAsksFor() throws Exception {
+        Path log = dir.resolve("vmm.log");
+        Path config = Files.writeString(dir.resolve("vm.json"), """
+                {"boot-source": {"kernel_image_path": "%s"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                 "logger": {"log_path": "%s", "level": "Info", "show_level": true}}
+                """.formatted(TestKernels.resetting(dir), log));
+        CliRun r = panamax("run", "--no-rig", "--console", "none", "--config", config.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(Files.readString(log)).containsPattern("\\[anonymous-instance:[^:]+:INFO\\] Running Panamax v");
+
+        Files.writeString(config, """
+                {"boot-source": {"kernel_image_path": "%s"}, "logger": {"log_path": "%s"}}
+                """.formatted(TestKernels.resetting(dir), dir));
+        CliRun bad = panamax("run", "--no-rig", "--console", "none", "--config", config.toString());
+        assertThat(bad.status()).isEqualTo(2);
+        assertThat(bad.err().strip()).isEqualTo("panamax: logger.log_path: cannot open " + dir + " for the log: " + dir
+                + " is neither a regular file nor a named pipe");
+    }
+
+    @Test
     void runRefusesBadConfigFilesInOneLine() throws Exception {
         Path kernel = TestKernels.resetting(dir);
         Path config = Files.writeString(dir.resolve("vm.json"), """
