@@ -238,13 +238,14 @@ public final class ControlPlane {
             requirePreBoot("logger");
             LogOutput opened;
             try {
-                opened = LogOutput.install(config, instanceId);
+                opened = LogOutput.open(config, instanceId);
             } catch (IOException e) {
                 throw new ConfigException("logger.log_path", e.getMessage());
             }
             if (log != null) {
-                log.close();
+                log.close(); // before the new one takes the root logger: closing puts back what it replaced
             }
+            opened.install();
             log = opened;
         }
         LOG.log(System.Logger.Level.INFO, "Running " + APP_NAME + " v" + version);

@@ -32,7 +32,8 @@ import java.util.logging.SimpleFormatter;
  * records reach {@code java.util.logging}'s root logger; while installed, this is the root logger's
  * only handler, writing each record as one line in Firecracker's layout,
  * {@code 2026-12-03T14:20:01.123456789 [ID:THREAD:LEVEL:ORIGIN] message} (level and origin only
- * when asked for). {@link #close()} puts the handlers and level it replaced back.
+ * when asked for). {@link #close()} puts the handlers and level it replaced back, so outputs are
+ * closed in the reverse order of their installation (a replaced one before its replacement is installed).
  *
  * <p>Lines are written by a thread of their own from a bounded queue: a named pipe nobody reads
  * fills up and blocks that thread only. While the queue is full, lines are dropped and counted
@@ -53,8 +54,8 @@ public final class LogOutput implements AutoCloseable {
     private final Thread writer;
     private final Handler handler;
     private final Logger root = LogManager.getLogManager().getLogger("");
-    private final List<Handler> replaced;
-    private final Level replacedLevel;
+    private List<Handler> replaced; // guarded by LogOutput.class; null until installed
+    private Level replacedLevel; // guarded by LogOutput.class
     private boolean closed; // guarded by this
 
     /** A request to the writer thread: count down once every line queued before it is written. */
@@ -69,8 +70,6 @@ public final class LogOutput implements AutoCloseable {
         this.sink = sink;
         this.handler = new LineHandler(); // reads config
         this.writer = Thread.ofPlatform().daemon().name("logger").unstarted(this::writeLines);
-        this.replaced = List.of(root.getHandlers());
-        this.replacedLevel = root.getLevel();
     }
 
     /**
@@ -80,17 +79,38 @@ public final class LogOutput implements AutoCloseable {
      * @throws IOException with a sentence when the log path cannot be opened for writing
      */
     public static LogOutput install(LoggerConfig config, String instanceId) throws IOException {
+        LogOutput output = open(config, instanceId);
+        output.install();
+        return output;
+    }
+
+    /**
+     * Opens the configured output without making it the VMM's log yet ({@link #install()} does):
+     * so that a log being replaced stays in place when its replacement cannot be opened.
+     *
+     * @throws IOException with a sentence when the log path cannot be opened for writing
+     */
+    public static LogOutput open(LoggerConfig config, String instanceId) throws IOException {
         Objects.requireNonNull(instanceId, "instanceId");
         LogOutput output = new LogOutput(config, instanceId, open(config.logPath()));
         output.writer.start();
-        synchronized (LogOutput.class) { // one output at a time owns the root logger
-            for (Handler h : output.replaced) {
-                output.root.removeHandler(h);
-            }
-            output.root.addHandler(output.handler);
-            output.root.setLevel(julLevel(config.level()));
-        }
         return output;
+    }
+
+    /** Makes this output the root logger's only handler, keeping those it replaces for {@link #close()}; once. */
+    public void install() {
+        synchronized (LogOutput.class) { // one output at a time owns the root logger
+            if (replaced != null) {
+                throw new IllegalStateException("installed already");
+            }
+            replaced = List.of(root.getHandlers());
+            replacedLevel = root.getLevel();
+            for (Handler h : replaced) {
+                root.removeHandler(h);
+            }
+            root.addHandler(handler);
+            root.setLevel(julLevel(config.level()));
+        }
     }
 
     /** Where the lines go: standard error, a named pipe opened without waiting for a reader, or a file appended to. */
@@ -216,11 +236,13 @@ public final class LogOutput implements AutoCloseable {
             closed = true;
         }
         synchronized (LogOutput.class) {
-            root.removeHandler(handler);
-            for (Handler h : replaced) {
-                root.addHandler(h);
+            if (replaced != null) {
+                root.removeHandler(handler);
+                for (Handler h : replaced) {
+                    root.addHandler(h);
+                }
+                root.setLevel(replacedLevel);
             }
-            root.setLevel(replacedLevel);
         }
         try {
             flush(1000);

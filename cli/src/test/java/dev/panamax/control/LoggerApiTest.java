@@ -85,6 +85,9 @@ class LoggerApiTest {
         log.log(System.Logger.Level.ERROR, "not even an error");
         assertThat(lines(second)).isEmpty();
         assertThat(Files.readAllLines(first)).as("the first output is closed").hasSize(1);
+        plane.logOutput().close();
+        assertThat(java.util.logging.Logger.getLogger("").getHandlers()).as("closing the second puts back what the first replaced")
+                .noneMatch(h -> h.getClass().getName().startsWith(LogOutput.class.getName()));
     }
 
     @Test
