@@ -3,8 +3,8 @@ package dev.panamax.cli;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /**
  * The {@code panamax} command. Each subcommand lives in its own class; this one only wires them
@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
             ExecCommand.class,
             KernelConfigCommand.class,
             ServeCommand.class,
+            FirecrackerCommand.class,
             ApiCommand.class,
             SnapshotCommand.class,
             SnapshotMergeCommand.class,
@@ -32,6 +33,12 @@ import picocli.CommandLine.Command;
         })
 public final class Panamax {
 
+    /**
+     * The system property in which the launcher passes the name it was started under ({@code basename "$0"}):
+     * started as {@code firecracker} (a symlink to the launcher), Panamax is {@code panamax firecracker}.
+     */
+    public static final String INVOKED_AS = "panamax.invokedAs";
+
     /** Exit status for bad input (usage errors, missing files): the convention of picocli and of QEMU. */
     public static final int EXIT_USAGE = 2;
 
@@ -40,7 +47,21 @@ public final class Panamax {
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {
             System.setProperty("java.util.logging.SimpleFormatter.format", "panamax: %5$s%6$s%n");
         }
-        System.exit(execute(args));
+        System.exit(executeAs(System.getProperty(INVOKED_AS, "panamax"), args));
+    }
+
+    /**
+     * Runs the command line as the program named {@code name} would (the name it was started under):
+     * {@code firecracker} is {@code panamax firecracker}, any other name {@code panamax}.
+     */
+    public static int executeAs(String name, String... args) {
+        if (name.equals("firecracker")) {
+            String[] all = new String[args.length + 1];
+            all[0] = "firecracker";
+            System.arraycopy(args, 0, all, 1, args.length);
+            return execute(all);
+        }
+        return execute(args);
     }
 
     /** Runs the command line and returns its exit status, for tests. */

@@ -11,6 +11,8 @@ import dev.panamax.cli.common.UserError;
 import dev.panamax.control.ApiFault;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
+import dev.panamax.control.LogOutput;
+import dev.panamax.control.LoggerConfig;
 import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.guest.DebianPackages;
@@ -140,6 +142,9 @@ final class RunCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** The config file's {@code logger}, or null. */
+    private LoggerConfig fileLogger;
+
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
             "--net", "--track-dirty-pages", "--vsock", "--share");
@@ -231,7 +236,9 @@ final class RunCommand implements Callable<Integer> {
                     throw new UserError("--config and " + option + " do not go together: the config file describes the whole VM");
                 }
             }
-            return VmConfig.read(config);
+            VmConfig.ConfigFile file = VmConfig.readFile(config);
+            fileLogger = file.logger();
+            return file.vm();
         }
         MemorySize.WithPages memorySpec = MemorySize.parseWithPages(memory, "--memory");
         long memoryBytes = memorySpec.bytes();
@@ -404,7 +411,8 @@ final class RunCommand implements Callable<Integer> {
 
     /** Runs the VM in this process. */
     private int runHere(VmConfig config) throws IOException {
-        try (OutputStream out = console.open();
+        try (LogOutput _ = fileLogger == null ? null : installLog(fileLogger);
+             OutputStream out = console.open();
              VirtualMachine vm = build(config, out);
              ControlPlane plane = ControlPlane.forVm(vm, config, Panamax.version());
              ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, plane)) {
@@ -431,6 +439,18 @@ final class RunCommand implements Callable<Integer> {
             vm.start();
             int status = awaitGuest(vm);
             return withReportedStatus(status, reported.get() < 0 ? OptionalInt.empty() : OptionalInt.of(reported.get()));
+        }
+    }
+
+    /** Makes the config file's {@code logger} the VMM's log, or says in one line why it cannot. */
+    static LogOutput installLog(LoggerConfig logger) {
+        try {
+            LogOutput log = LogOutput.install(logger, ControlPlane.INSTANCE_ID);
+            System.getLogger(RunCommand.class.getName()).log(System.Logger.Level.INFO, "Running " + ControlPlane.APP_NAME + " v"
+                    + Panamax.version()); // Firecracker's first line
+            return log;
+        } catch (IOException e) {
+            throw new UserError("logger.log_path: " + e.getMessage());
         }
     }
 

@@ -36,7 +36,7 @@ import java.util.function.UnaryOperator;
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
  * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock},
- * and Panamax's own {@code /shared-folders}, the whole list at once), the rate limits of drives and
+ * and Panamax's own {@code /shared-folders}, the whole list at once), the VMM's log ({@code /logger}), the rate limits of drives and
  * network interfaces, before boot and after ({@code PATCH /drives/{id}}, {@code PATCH /network-interfaces/{id}}),
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
  * snapshots ({@code PUT /snapshot/create} of a paused VM, {@code PUT /snapshot/load} instead of a
@@ -52,6 +52,7 @@ public final class ControlPlane implements AutoCloseable {
     /** Firecracker's id for an instance started without {@code --id}. */
     public static final String INSTANCE_ID = "anonymous-instance";
     public static final String APP_NAME = "Panamax";
+    private static final System.Logger LOG = System.getLogger(ControlPlane.class.getName());
 
     /**
      * The answer to a request done: {@code 200} with a JSON body, or {@code 204} without one. A
@@ -83,6 +84,7 @@ public final class ControlPlane implements AutoCloseable {
             new Resource("/network-interfaces/{id}", Set.of("PUT", "PATCH")),
             new Resource("/vsock", Set.of("PUT")),
             new Resource("/shared-folders", Set.of("PUT")),
+            new Resource("/logger", Set.of("PUT")),
             new Resource("/actions", Set.of("PUT")),
             new Resource("/vm", Set.of("PATCH")),
             new Resource("/vm/config", Set.of("GET")),
@@ -93,6 +95,7 @@ public final class ControlPlane implements AutoCloseable {
     private final Function<VmConfig, VirtualMachine> factory;
     private final UnaryOperator<RestoreOptions> restoreSetup;
     private final String version;
+    private final String instanceId;
     private final AtomicLong requests = new AtomicLong();
     private final MetricsRegistry metrics = new MetricsRegistry();
 
@@ -107,6 +110,7 @@ public final class ControlPlane implements AutoCloseable {
     private VmConfig startedConfig; // guarded by lock
     private VirtualMachine vm; // guarded by lock; set once
     private long startedNanos; // guarded by lock
+    private LogOutput log; // guarded by lock; null until PUT /logger
 
     /**
      * @param factory builds the VM at {@code InstanceStart} (adding what the API does not set: the
@@ -123,9 +127,19 @@ public final class ControlPlane implements AutoCloseable {
      * @param restoreSetup adds what the API does not set to a {@code PUT /snapshot/load} (the console)
      */
     public ControlPlane(Function<VmConfig, VirtualMachine> factory, UnaryOperator<RestoreOptions> restoreSetup, String version) {
+        this(factory, restoreSetup, version, INSTANCE_ID);
+    }
+
+    /**
+     * @param instanceId the id {@code GET /} answers and log lines carry (Firecracker's {@code --id}),
+     *     checked by {@link #instanceId(String, String)}
+     */
+    public ControlPlane(Function<VmConfig, VirtualMachine> factory, UnaryOperator<RestoreOptions> restoreSetup, String version,
+            String instanceId) {
         this.factory = Objects.requireNonNull(factory, "factory");
         this.restoreSetup = Objects.requireNonNull(restoreSetup, "restoreSetup");
         this.version = Objects.requireNonNull(version, "version");
+        this.instanceId = instanceId(instanceId, "instance id");
         FIRECRACKER_REQUEST_METRICS.values().forEach(counted -> {
             String group = counted.substring(0, counted.indexOf('.'));
             String name = counted.substring(counted.indexOf('.') + 1);
@@ -134,6 +148,18 @@ public final class ControlPlane implements AutoCloseable {
                 metrics.declare(group, name + "_fails");
             }
         });
+    }
+
+    /**
+     * Firecracker's rule for an instance id: 1 to 64 letters, digits and hyphens.
+     *
+     * @throws ConfigException naming {@code where} otherwise
+     */
+    public static String instanceId(String id, String where) {
+        if (id.isEmpty() || id.length() > 64 || !id.chars().allMatch(c -> c < 128 && (Character.isLetterOrDigit(c) || c == '-'))) {
+            throw new ConfigException(where, Json.quote(id) + " is not an instance id: use 1 to 64 letters, digits or hyphens");
+        }
+        return id;
     }
 
     /** For a VM built already ({@code panamax run --api-sock}), to be started by its owner: only its state can change. */
@@ -166,6 +192,7 @@ public final class ControlPlane implements AutoCloseable {
      */
     public Response handle(String method, String path, byte[] body) {
         requests.incrementAndGet();
+        LOG.log(System.Logger.Level.DEBUG, "The API server received a {0} request on {1}", method, path);
         String resource = resourceOf(path);
         String counted = FIRECRACKER_REQUEST_METRICS.get(method + " " + resource);
         if (counted != null) {
@@ -192,6 +219,7 @@ public final class ControlPlane implements AutoCloseable {
             Map.entry("PUT /actions", "put_api_requests.actions"),
             Map.entry("PUT /boot-source", "put_api_requests.boot_source"),
             Map.entry("PUT /drives/{id}", "put_api_requests.drive"),
+            Map.entry("PUT /logger", "put_api_requests.logger"),
             Map.entry("PUT /machine-config", "put_api_requests.machine_cfg"),
             Map.entry("PUT /metrics", "put_api_requests.metrics"),
             Map.entry("PUT /network-interfaces/{id}", "put_api_requests.network"),
@@ -236,6 +264,7 @@ public final class ControlPlane implements AutoCloseable {
                 case "PATCH /network-interfaces/{id}" -> patchNetworkInterface(id, body);
                 case "PUT /vsock" -> putResource("vsock", body, VmConfig::vsock, parsed -> vsock = parsed);
                 case "PUT /shared-folders" -> putResource("shared-folders", body, VmConfig::sharedFolders, parsed -> sharedFolders = parsed);
+                case "PUT /logger" -> putLogger(LoggerConfig.parse(json(body), "logger"));
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
                 case "PUT /snapshot/create" -> createSnapshot(body);
@@ -244,6 +273,56 @@ public final class ControlPlane implements AutoCloseable {
             };
         } catch (ConfigException | VirtualMachineException e) { // a value breaks a rule, or the VM cannot be built as configured
             throw new ApiFault.BadRequest(e.getMessage());
+        }
+    }
+
+    /**
+     * Firecracker's {@code Logger}, before {@code InstanceStart}: the VMM's log goes where it says
+     * from now on (a later {@code PUT} replaces it). A path that cannot be opened is the client's fault.
+     */
+    private Response putLogger(LoggerConfig config) {
+        synchronized (lock) {
+            requirePreBoot("logger");
+            LogOutput opened;
+            try {
+                opened = LogOutput.open(config, instanceId);
+            } catch (IOException e) {
+                throw new ConfigException("logger.log_path", e.getMessage());
+            }
+            if (log != null) {
+                log.close(); // before the new one takes the root logger: closing puts back what it replaced
+            }
+            opened.install();
+            log = opened;
+        }
+        LOG.log(System.Logger.Level.INFO, "Running " + APP_NAME + " v" + version);
+        return Response.noContent();
+    }
+
+    /** The log {@code PUT /logger} installed, or null; {@link #close} closes it. */
+    public LogOutput logOutput() {
+        synchronized (lock) {
+            return log;
+        }
+    }
+
+    /**
+     * Takes a whole configuration at once, as a config file gives it (Firecracker's {@code --config-file}),
+     * in place of the pre-boot {@code PUT}s; {@code InstanceStart} then boots it.
+     *
+     * @throws ApiFault.WrongState after {@code InstanceStart}
+     */
+    public void configure(VmConfig config) {
+        synchronized (lock) {
+            requirePreBoot("the configuration");
+            bootSource = config.bootSource();
+            machine = config.machineConfig();
+            drives.clear();
+            config.drives().forEach(d -> drives.put(d.id(), d));
+            interfaces.clear();
+            config.networkInterfaces().forEach(n -> interfaces.put(n.id(), n));
+            vsock = config.vsock();
+            sharedFolders = config.sharedFolders();
         }
     }
 
@@ -456,10 +535,22 @@ public final class ControlPlane implements AutoCloseable {
         }
     }
 
-    /** Writes a last metrics line, if they go somewhere, and closes their file. The VM is its owner's to close. */
+    /**
+     * Writes a last metrics line, if they go somewhere, and closes their file; then writes out and
+     * closes the log a {@code PUT /logger} installed (its lines are written by a thread of their own),
+     * giving the logging back to what it was. The VM is its owner's to close.
+     */
     @Override
     public void close() {
         metrics.close();
+        LogOutput installed;
+        synchronized (lock) {
+            installed = log;
+            log = null;
+        }
+        if (installed != null) {
+            installed.close();
+        }
     }
 
     /** This VMM's metrics registry: the API's counts, and the VM's once it started. */
@@ -649,7 +740,7 @@ public final class ControlPlane implements AutoCloseable {
 
     private Map<String, Object> instanceInfo() {
         Map<String, Object> info = new LinkedHashMap<>();
-        info.put("id", INSTANCE_ID);
+        info.put("id", instanceId);
         info.put("state", stateName());
         info.put("vmm_version", version);
         info.put("app_name", APP_NAME);

@@ -63,6 +63,7 @@ import java.util.stream.Stream;
  * Panamax's own top-level key {@code shared-folders} lists host directories the guest mounts with
  * virtio-fs: {@code [{"path": "/srv/data", "tag": "data", "read_only": true, "cache": "auto"}]}, with
  * {@code cache} one of {@code "auto"} (the default), {@code "none"} and {@code "always"}.
+ * Firecracker's top-level {@code logger} ({@link LoggerConfig}) sets the VMM's log, as {@code PUT /logger} does.
  * Keys that Firecracker knows but Panamax does not implement are accepted only with the value
  * that asks for nothing (null, false, "None"...), so that Firecracker's clients work unchanged.
  *
@@ -153,10 +154,10 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     }
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
-    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "logger", "memory-hotplug",
+    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "memory-hotplug",
             "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
-            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "metrics"),
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "metrics", "logger"),
             FIRECRACKER_ONLY.stream())
             .collect(Collectors.toSet());
 
@@ -184,8 +185,24 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()));
     }
 
-    /** Reads a config file. */
+    /**
+     * A whole config file: the VM, and the VMM's log when the file has Firecracker's {@code logger}.
+     *
+     * @param logger null when the file has none
+     */
+    public record ConfigFile(VmConfig vm, LoggerConfig logger) {
+        public ConfigFile {
+            Objects.requireNonNull(vm, "vm");
+        }
+    }
+
+    /** Reads a config file's VM; its {@code logger} is checked but only {@link #readFile} gives it. */
     public static VmConfig read(Path file) {
+        return readFile(file).vm();
+    }
+
+    /** Reads a config file. */
+    public static ConfigFile readFile(Path file) {
         String name = file.toString();
         byte[] bytes;
         try {
@@ -196,11 +213,16 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         } catch (IOException e) {
             throw new ConfigException(name, "cannot read the config file: " + (Files.exists(file) ? e.getMessage() : "it does not exist"));
         }
-        return parse(utf8(bytes, name), name);
+        return parseFile(utf8(bytes, name), name);
+    }
+
+    /** Parses a whole config document's VM; {@code source} names it in messages about malformed JSON. */
+    public static VmConfig parse(String json, String source) {
+        return parseFile(json, source).vm();
     }
 
     /** Parses a whole config document; {@code source} names it in messages about malformed JSON. */
-    public static VmConfig parse(String json, String source) {
+    public static ConfigFile parseFile(String json, String source) {
         JsonObject top = JsonObject.of(Json.parse(json, source), "");
         top.allowOnly(TOP_KEYS);
         for (String absent : FIRECRACKER_ONLY) {
@@ -228,7 +250,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         Path metricsPath = top.has("metrics") && top.get("metrics") != null ? metrics(top.get("metrics"), "metrics") : null;
         VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, metricsPath);
         config.checkPciDevices(DEVICES);
-        return config;
+        return new ConfigFile(config, top.has("logger") ? LoggerConfig.parse(top.get("logger"), "logger") : null);
     }
 
     /** Firecracker's {@code Metrics} at {@code path}: {@code {"metrics_path": PATH}}, a file or named pipe. */

@@ -7,6 +7,7 @@ import dev.panamax.api.VirtualMachine;
 import dev.panamax.control.ApiClient;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
+import dev.panamax.control.LogOutput;
 import dev.panamax.control.TestKernels;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.storage.image.Images;
@@ -57,6 +58,27 @@ class ServeCommandTest {
         assertThat(r.status()).as(r.err()).isZero();
         assertThat(r.err()).contains("panamax: serving the API on " + socket);
         assertThat(socket).as("removed on exit").doesNotExist();
+    }
+
+    @Test
+    void serveWritesTheLogItsClientConfiguredUntilItEnds() throws Exception {
+        Path socket = dir.resolve("api.sock");
+        Path log = dir.resolve("vmm.log");
+        CompletableFuture<CliRun> serve = CompletableFuture.supplyAsync(
+                () -> panamax("serve", "--api-sock", socket.toString(), "--console", "none"));
+        awaitSocket(socket, serve);
+        ApiClient client = new ApiClient(socket);
+        assertThat(client.send("PUT", "/logger", "{\"log_path\": \"" + log + "\", \"level\": \"Debug\"}").status()).isEqualTo(204);
+        client.send("PUT", "/boot-source", "{\"kernel_image_path\": \"" + TestKernels.resetting(dir) + "\"}");
+        client.send("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+        client.send("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+
+        CliRun r = serve.get(60, TimeUnit.SECONDS);
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(Files.readString(log)).contains("] Running Panamax v", "] The API server received a PUT request on /boot-source",
+                "] The API server received a PUT request on /actions");
+        assertThat(java.util.logging.Logger.getLogger("").getHandlers()).as("the log was closed: the handlers it replaced are back")
+                .noneMatch(h -> h.getClass().getName().startsWith(LogOutput.class.getName()));
     }
 
     @Test
@@ -138,6 +160,26 @@ class ServeCommandTest {
                 """.formatted(TestKernels.resetting(dir)));
         CliRun r = panamax("run", "--no-rig", "--console", "none", "--config", config.toString());
         assertThat(r.status()).as(r.err()).isZero();
+    }
+
+    @Test
+    void runWritesTheLogItsConfigFileAsksFor() throws Exception {
+        Path log = dir.resolve("vmm.log");
+        Path config = Files.writeString(dir.resolve("vm.json"), """
+                {"boot-source": {"kernel_image_path": "%s"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64},
+                 "logger": {"log_path": "%s", "level": "Info", "show_level": true}}
+                """.formatted(TestKernels.resetting(dir), log));
+        CliRun r = panamax("run", "--no-rig", "--console", "none", "--config", config.toString());
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(Files.readString(log)).containsPattern("\\[anonymous-instance:[^:]+:INFO\\] Running Panamax v");
+
+        Files.writeString(config, """
+                {"boot-source": {"kernel_image_path": "%s"}, "logger": {"log_path": "%s"}}
+                """.formatted(TestKernels.resetting(dir), dir));
+        CliRun bad = panamax("run", "--no-rig", "--console", "none", "--config", config.toString());
+        assertThat(bad.status()).isEqualTo(2);
+        assertThat(bad.err().strip()).isEqualTo("panamax: logger.log_path: cannot open " + dir + " for the log: " + dir
+                + " is neither a regular file nor a named pipe");
     }
 
     @Test

@@ -151,9 +151,9 @@ class ApiServerTest {
     @Test
     void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
         assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /shared-folders, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
+                + " /network-interfaces/{id}, /vsock, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
         assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /shared-folders, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
+                + " /network-interfaces/{id}, /vsock, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
         ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
         assertThat(wrongMethod.status()).isEqualTo(405);
         assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
@@ -227,7 +227,7 @@ class ApiServerTest {
         assertThat(lines).hasSize(1);
         Map<String, Object> line = metricsLine(lines.getFirst());
         assertThat(line.get("utc_timestamp_ms")).isInstanceOf(Long.class);
-        assertThat(metricsLine(Json.write(line.get("put_api_requests")))).as("every counter, whether it moved or not").hasSize(14)
+        assertThat(metricsLine(Json.write(line.get("put_api_requests")))).as("every counter, whether it moved or not").hasSize(16)
                 .containsEntry("actions_count", 2L).containsEntry("metrics_count", 1L).containsEntry("actions_fails", 0L)
                 .containsEntry("drive_count", 0L);
         assertThat(line.get("get_api_requests")).isEqualTo(Map.of("instance_info_count", 1L, "machine_cfg_count", 0L,
@@ -288,7 +288,7 @@ class ApiServerTest {
         checks.put(ApiFault.WrongState.class, () -> assertFault(400,
                 "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
         checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
-                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /shared-folders, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
                 "GET", "/vm/state", null));
         checks.put(ApiFault.MethodNotAllowed.class, () -> {
             assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);
