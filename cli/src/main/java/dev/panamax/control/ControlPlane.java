@@ -32,7 +32,7 @@ import java.util.function.UnaryOperator;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
- * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock},
+ * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock}, {@code /entropy},
  * and Panamax's own {@code /shared-folders}, the whole list at once), the rate limits of drives and
  * network interfaces, before boot and after ({@code PATCH /drives/{id}}, {@code PATCH /network-interfaces/{id}}),
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
@@ -79,6 +79,7 @@ public final class ControlPlane {
             new Resource("/drives/{id}", Set.of("PUT", "PATCH")),
             new Resource("/network-interfaces/{id}", Set.of("PUT", "PATCH")),
             new Resource("/vsock", Set.of("PUT")),
+            new Resource("/entropy", Set.of("PUT")),
             new Resource("/shared-folders", Set.of("PUT")),
             new Resource("/actions", Set.of("PUT")),
             new Resource("/vm", Set.of("PATCH")),
@@ -98,6 +99,7 @@ public final class ControlPlane {
     private final Map<String, Drive> drives = new LinkedHashMap<>(); // guarded by lock
     private final Map<String, NetworkInterface> interfaces = new LinkedHashMap<>(); // guarded by lock
     private VmConfig.Vsock vsock; // guarded by lock; null until PUT /vsock
+    private VmConfig.Entropy entropy; // guarded by lock; null until PUT /entropy
     private List<SharedFolder> sharedFolders = List.of(); // guarded by lock
     private boolean starting; // guarded by lock: InstanceStart is building the VM
     private VmConfig startedConfig; // guarded by lock
@@ -177,7 +179,7 @@ public final class ControlPlane {
                 case "GET /vm/config" -> {
                     synchronized (lock) {
                         yield Response.ok(startedConfig != null ? startedConfig.toJson() : VmConfig.toJson(bootSource, machine,
-                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders));
+                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders, entropy));
                     }
                 }
                 case "GET /metrics" -> Response.ok(metrics());
@@ -189,6 +191,7 @@ public final class ControlPlane {
                 case "PATCH /drives/{id}" -> patchDrive(id, body);
                 case "PATCH /network-interfaces/{id}" -> patchNetworkInterface(id, body);
                 case "PUT /vsock" -> putResource("vsock", body, VmConfig::vsock, parsed -> vsock = parsed);
+                case "PUT /entropy" -> putResource("entropy", body, VmConfig::entropy, parsed -> entropy = parsed);
                 case "PUT /shared-folders" -> putResource("shared-folders", body, VmConfig::sharedFolders, parsed -> sharedFolders = parsed);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
@@ -373,7 +376,8 @@ public final class ControlPlane {
             if (bootSource == null) {
                 throw new ApiFault.WrongState("boot-source", "is required before InstanceStart; PUT /boot-source first");
             }
-            config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders);
+            config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders,
+                    entropy);
             config.checkPciDevices(VmConfig.DEVICES); // rules for the devices and the machine together, known only now
             starting = true; // building takes a while (the kernel is loaded): reads go on meanwhile, changes wait
         }

@@ -10,6 +10,8 @@ import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.pci.VirtioPciDevice;
+import dev.panamax.virtio.ratelimit.BucketSpec;
+import dev.panamax.virtio.ratelimit.RateLimit;
 import dev.panamax.vm.DirtyPages;
 import dev.panamax.vm.MemoryFile;
 import dev.panamax.vm.MemoryMap;
@@ -336,7 +338,41 @@ public final class VmSnapshot {
         if (c.vsock() != null) {
             w.i64(c.vsock().guestCid()).string(c.vsock().udsPath().toAbsolutePath().toString());
         }
+        w.bool(c.entropy() != null);
+        if (c.entropy() != null) {
+            writeBucket(w, c.entropy().rateLimit().bandwidth());
+            writeBucket(w, c.entropy().rateLimit().ops());
+        }
         w.string(diskSnapshot);
+    }
+
+    /** A rate limiter's bucket: whether it limits, then its size, one-time burst and refill time. */
+    private static void writeBucket(StateWriter w, BucketSpec bucket) {
+        boolean limits = bucket != null && bucket.limits();
+        w.bool(limits);
+        if (limits) {
+            w.i64(bucket.size()).i64(bucket.oneTimeBurst()).i64(bucket.refillTimeMillis());
+        }
+    }
+
+    private static BucketSpec readBucket(StateReader r, String what) {
+        if (!r.bool("entropy " + what + " bucket")) {
+            return null;
+        }
+        long size = r.i64("entropy " + what + " bucket size");
+        long burst = r.i64("entropy " + what + " bucket one-time burst");
+        long refill = r.i64("entropy " + what + " bucket refill time");
+        BucketSpec bucket;
+        try {
+            bucket = new BucketSpec(size, burst, refill);
+        } catch (IllegalArgumentException e) {
+            throw r.fail("the entropy device's " + what + " bucket: " + e.getMessage());
+        }
+        if (!bucket.limits()) {
+            throw r.fail("the entropy device's " + what + " bucket has size " + size + " and refill time " + refill
+                    + " ms, which limit nothing; a snapshot writes such a bucket as absent");
+        }
+        return bucket;
     }
 
     private static String macOf(DeviceManager devices, String nicId) {
@@ -397,11 +433,15 @@ public final class VmSnapshot {
         if (r.bool("vsock device")) {
             vsock = new VsockConfig(r.i64("vsock guest CID"), Path.of(r.string(MAX_PATH, "vsock socket path")));
         }
+        EntropyConfig entropy = null;
+        if (r.bool("entropy device")) {
+            entropy = new EntropyConfig(new RateLimit(readBucket(r, "bandwidth"), readBucket(r, "ops")));
+        }
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
         MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
-                bootProtocol, drives, nics, vsock);
+                bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, entropy);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;
     }

@@ -13,6 +13,8 @@ import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.pci.VirtioPciDevice;
+import dev.panamax.virtio.ratelimit.BucketSpec;
+import dev.panamax.virtio.ratelimit.RateLimit;
 import dev.panamax.vm.AddressBus;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
@@ -69,7 +71,8 @@ class VmSnapshotTest {
         Path logs = Files.write(dir.resolve("logs.img"), new byte[1 << 20]);
         config = new MachineConfig(kernel, null, "quiet", 2, 64, LinuxBoot.Protocol.AUTO,
                 List.of(new DriveConfig("data", data, true, false, false), new DriveConfig("logs", logs, true, false, true)),
-                List.of(new NicConfig("eth0", null, -1, dir.resolve("passt.sock"), null)));
+                List.of(new NicConfig("eth0", null, -1, dir.resolve("passt.sock"), null)), null, List.of(), CpuPinning.NONE, null,
+                new EntropyConfig(new RateLimit(new BucketSpec(1000, 0, 100), new BucketSpec(5, 2, 1000))));
         state = dir.resolve("vm.state");
         memory = dir.resolve("vm.mem");
         VmBuilder.Machine machine = VmBuilder.build(config, console);
@@ -110,7 +113,8 @@ class VmSnapshotTest {
             assertThat(restored.config().nics().getFirst().guestMac()).as("the random MAC the NIC got, kept")
                     .matches("([0-9a-f]{2}:){5}[0-9a-f]{2}");
             assertThat(restored.devices().devices()).extracting(DeviceManager.Device::id).containsExactly("serial0", "i8042", "rtc",
-                    "boot-timer", "post-code", "pci/00:00.0/host-bridge", "mmio/d0000000/virtio-blk/logs", "pci/00:01.0/virtio-blk/data", "pci/00:02.0/virtio-net/eth0");
+                    "boot-timer", "post-code", "pci/00:00.0/host-bridge", "mmio/d0000000/virtio-blk/logs", "pci/00:01.0/virtio-blk/data", "pci/00:02.0/virtio-net/eth0",
+                    "pci/00:03.0/virtio-rng/entropy", "pci/00:04.0/pvpanic");
             byte[] page = new byte[25];
             restored.vm().memory().read(0x10_0000, page, 0, page.length);
             assertThat(new String(page)).isEqualTo("a page the snapshot keeps");
@@ -311,7 +315,7 @@ class VmSnapshotTest {
         byte[] good = Files.readAllBytes(state);
         assertRefused(Arrays.copyOf(good, good.length / 2), "is truncated");
         assertRefused(with(good, b -> b[0] = 'Q'), "is not a Panamax snapshot state file");
-        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 2 only");
+        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 3 only");
         assertRefused(with(good, b -> b[good.length - 40] ^= 0x10), "is corrupt: its checksum");
     }
 
