@@ -23,6 +23,7 @@ import dev.panamax.vmm.CpuPinning;
 import dev.panamax.vmm.DeviceManager;
 import dev.panamax.vmm.DeviceSetupException;
 import dev.panamax.vmm.DriveConfig;
+import dev.panamax.vmm.EntropyConfig;
 import dev.panamax.vmm.MachineConfig;
 import dev.panamax.vmm.NicConfig;
 import dev.panamax.vmm.ShareConfig;
@@ -91,7 +92,9 @@ public final class VirtualMachine implements AutoCloseable {
         STOPPED,
         /** The vCPU met a triple fault. */
         TRIPLE_FAULT,
-        /** The kernel panicked. */
+        /** The guest kernel panicked and said so through the pvpanic device. */
+        GUEST_PANIC,
+        /** The guest crashed: KVM's crash event, or a kernel panic its console showed before it reset (a guest without a pvpanic driver). */
         GUEST_CRASH,
         /** KVM could not enter the guest. */
         FAIL_ENTRY,
@@ -290,8 +293,10 @@ public final class VirtualMachine implements AutoCloseable {
     }
 
     /**
-     * Waits for the VM to end. A reset that follows a kernel panic on the console is reported as
-     * {@link ExitReason#GUEST_CRASH} with the panic message.
+     * Waits for the VM to end. A guest kernel's panic ends the VM at once through the pvpanic device:
+     * {@link ExitReason#GUEST_PANIC}, with the console's panic message when it shows one. Only a guest
+     * without a pvpanic driver (one that never read the device) has its panic found on its console: a
+     * reset that follows a kernel panic message there is {@link ExitReason#GUEST_CRASH}.
      *
      * @param timeout how long to wait, or null to wait for as long as it takes
      * @return the exit, or empty when the timeout passed first (or the waiting thread was interrupted)
@@ -307,7 +312,9 @@ public final class VirtualMachine implements AutoCloseable {
 
     private Exit toExit(VmExit exit) {
         Optional<String> panic = devices.console().panic();
-        if (panic.isPresent() && exit.reason() == VmExit.Reason.RESET) {
+        if (exit.reason() == VmExit.Reason.GUEST_PANIC && panic.isPresent()) {
+            exit = new VmExit(exit.reason(), exit.vcpu(), exit.detail() + ": " + panic.get(), exit.registers());
+        } else if (panic.isPresent() && exit.reason() == VmExit.Reason.RESET && !devices.pvPanic().driverSeen()) {
             exit = new VmExit(VmExit.Reason.GUEST_CRASH, exit.vcpu(), panic.get(), exit.registers());
         }
         return new Exit(ExitReason.valueOf(exit.reason().name()), exit.toString());
@@ -480,6 +487,7 @@ public final class VirtualMachine implements AutoCloseable {
         private final List<NetworkInterface> networkInterfaces = new ArrayList<>();
         private boolean trackDirtyPages;
         private VsockConfig vsock;
+        private EntropyConfig entropy;
         private final List<SharedFolder> shares = new ArrayList<>();
         private CpuAffinity cpuAffinity = CpuAffinity.NONE;
         private HugePages hugePages = HugePages.NONE;
@@ -574,6 +582,22 @@ public final class VirtualMachine implements AutoCloseable {
         }
 
         /**
+         * Adds an entropy device (virtio-rng; at most one, a second call replaces it): the guest's
+         * {@code /dev/hwrng} gives the host's random bytes ({@code getrandom}), at most as fast as
+         * {@code limiter} lets them through (null or {@link RateLimiter#NONE}: no limit), as
+         * Firecracker's {@code PUT /entropy}.
+         */
+        public Builder entropy(RateLimiter limiter) {
+            this.entropy = new EntropyConfig(RateLimiter.toDevice(limiter));
+            return this;
+        }
+
+        /** {@link #entropy(RateLimiter)} without a limit. */
+        public Builder entropy() {
+            return entropy(null);
+        }
+
+        /**
          * Adds a shared folder: the guest mounts {@code path} with {@code mount -t virtiofs TAG DIR}
          * (at most {@value VmRules#MAX_SHARES}, each tag once). A VM with one cannot be snapshotted.
          */
@@ -644,7 +668,7 @@ public final class VirtualMachine implements AutoCloseable {
                         case NONE -> null;
                         case SIZE_2M -> HugePageSize.SIZE_2M;
                         case SIZE_1G -> HugePageSize.SIZE_1G;
-                    });
+                    }, entropy);
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

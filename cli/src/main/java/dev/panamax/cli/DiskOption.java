@@ -54,9 +54,9 @@ final class DiskOption {
                     throw new UserError("--disk " + spec + ": the transport is pci or mmio, not '" + part.substring(10) + "'");
                 }
             } else if (part.startsWith("bw=")) {
-                bandwidth = TokenBucket.perSecond(rate(spec, part.substring(3), true));
+                bandwidth = TokenBucket.perSecond(rate("--disk " + spec, part.substring(3), true));
             } else if (part.startsWith("iops=")) {
-                ops = TokenBucket.perSecond(rate(spec, part.substring(5), false));
+                ops = TokenBucket.perSecond(rate("--disk " + spec, part.substring(5), false));
             } else {
                 throw new UserError("--disk " + spec + ": unknown setting '" + part + "' (" + SYNTAX + ")");
             }
@@ -67,11 +67,11 @@ final class DiskOption {
         return new Drive(id, image, readOnly, root, transport, limiter);
     }
 
-    /** A rate above 0: a number, for bytes with a binary unit K, M, G or T. */
-    private static long rate(String spec, String text, boolean bytes) {
+    /** A rate above 0: a number, for bytes with a binary unit K, M, G or T; {@code option} names the option in messages. */
+    static long rate(String option, String text, boolean bytes) {
         Matcher m = RATE.matcher(text);
         if (!m.matches() || (!bytes && !m.group(2).isEmpty())) {
-            throw new UserError("--disk " + spec + ": '" + text + "' is not a rate: give " + (bytes ? "bytes a second, e.g. 10M for 10 MiB"
+            throw new UserError(option + ": '" + text + "' is not a rate: give " + (bytes ? "bytes a second, e.g. 10M for 10 MiB"
                     : "requests a second, e.g. 500"));
         }
         int shift = switch (m.group(2).toUpperCase(Locale.ROOT)) {
@@ -83,7 +83,7 @@ final class DiskOption {
         };
         long value = Long.parseLong(m.group(1));
         if (value == 0 || value > Long.MAX_VALUE >> shift) {
-            throw new UserError("--disk " + spec + ": the rate '" + text + "' is 0 or too large");
+            throw new UserError(option + ": the rate '" + text + "' is 0 or too large");
         }
         return value << shift;
     }

@@ -3,8 +3,10 @@ package dev.panamax.cli;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
+import dev.panamax.api.RateLimiter;
 import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.SharedFolder;
+import dev.panamax.api.TokenBucket;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.cli.common.UserError;
@@ -114,6 +116,11 @@ final class RunCommand implements Callable<Integer> {
                     + " the guest's connections to host port P go to the Unix socket PATH_P")
     String vsockSpec;
 
+    @Option(names = "--entropy", arity = "0..1", fallbackValue = "", paramLabel = "bw=RATE,ops=N",
+            description = "a virtio-rng device: the guest's /dev/hwrng gives the host's random bytes (getrandom); bw=RATE"
+                    + " (bytes a second, e.g. 1K) and ops=N (requests a second) limit it; --entropy alone: no limit")
+    String entropySpec;
+
     @Option(names = "--share", paramLabel = "DIR[,tag=T][,readonly][,cache=MODE]",
             description = "share the host directory DIR with the guest over virtio-fs (repeatable); the guest mounts it with"
                     + " mount -t virtiofs T /mnt/T, which the built-in initramfs does by itself. T: 1-36 of A-Z a-z 0-9 . _ -;"
@@ -147,7 +154,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
-            "--net", "--track-dirty-pages", "--vsock", "--share");
+            "--net", "--track-dirty-pages", "--vsock", "--share", "--entropy");
 
     @Override
     public Integer call() throws IOException {
@@ -267,18 +274,22 @@ final class RunCommand implements Callable<Integer> {
         }
         VmConfig.checkNetworkInterfaces(interfaces, n -> "--net " + netSpecs.get(n));
         VmConfig.Vsock vsock = vsockSpec == null ? null : parseVsock(vsockSpec);
+        VmConfig.Entropy entropy = entropySpec == null ? null : parseEntropy(entropySpec);
         List<SharedFolder> shares = parseShares(shareSpecs);
         // The built-in initramfs mounts what panamax.shares lists; another kernel's initramfs is the user's to tell.
         String bootArgs = kernel == null ? withShareMounts(cmdline, shares) : cmdline;
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, bootArgs.isEmpty() ? null : bootArgs),
                 new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages, cpuSpec.affinity(), memorySpec.hugePages()), drives,
-                interfaces, vsock, shares);
+                interfaces, vsock, shares, entropy, null);
         List<String> options = new ArrayList<>(List.of("--disk", "--net"));
         if (vsock != null) {
             options.add("--vsock");
         }
         if (!shares.isEmpty()) {
             options.add("--share");
+        }
+        if (entropy != null) {
+            options.add("--entropy");
         }
         vm.checkPciDevices(String.join(", ", options.subList(0, options.size() - 1)) + " and " + options.getLast());
         return vm;
@@ -375,6 +386,37 @@ final class RunCommand implements Callable<Integer> {
     static String formatShare(SharedFolder share) {
         return share.path().toAbsolutePath() + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "")
                 + (share.cache() == SharedFolder.Cache.AUTO ? "" : ",cache=" + share.cache().value());
+    }
+
+    /** {@code --entropy[=bw=RATE,ops=N]}: each setting at most once; none, no limit. */
+    static VmConfig.Entropy parseEntropy(String text) {
+        TokenBucket bandwidth = null;
+        TokenBucket ops = null;
+        String option = "--entropy " + text;
+        for (String part : text.isEmpty() ? new String[0] : text.split(",", -1)) {
+            if (part.startsWith("bw=") && bandwidth == null) {
+                bandwidth = TokenBucket.perSecond(DiskOption.rate(option, part.substring(3), true));
+            } else if (part.startsWith("ops=") && ops == null) {
+                ops = TokenBucket.perSecond(DiskOption.rate(option, part.substring(4), false));
+            } else {
+                throw new UserError(option + ": " + (part.startsWith("bw=") || part.startsWith("ops=") ? part.substring(0, part.indexOf('='))
+                        + " is given twice" : "unknown setting '" + part + "'") + "; write bw=RATE,ops=N, either or both, or nothing");
+            }
+        }
+        return new VmConfig.Entropy(bandwidth == null && ops == null ? null : new RateLimiter(bandwidth, ops));
+    }
+
+    /** {@code --entropy} again, for the copy of a command run in the rig. */
+    static String formatEntropy(VmConfig.Entropy entropy) {
+        RateLimiter limiter = entropy.rateLimiter();
+        List<String> settings = new ArrayList<>();
+        if (limiter != null && limiter.bandwidth() != null) {
+            settings.add("bw=" + limiter.bandwidth().size());
+        }
+        if (limiter != null && limiter.ops() != null) {
+            settings.add("ops=" + limiter.ops().size());
+        }
+        return "--entropy=" + String.join(",", settings);
     }
 
     /** {@code --vsock cid=N,uds=PATH}, each setting once, both required. */
@@ -745,6 +787,9 @@ final class RunCommand implements Callable<Integer> {
             }
             for (SharedFolder s : vm.sharedFolders()) {
                 argv.addAll(List.of("--share", formatShare(s)));
+            }
+            if (vm.entropy() != null) {
+                argv.add(formatEntropy(vm.entropy()));
             }
         }
         // A shared folder is shared with the rig at its own path, and from there with the guest.

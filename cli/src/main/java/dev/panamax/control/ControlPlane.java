@@ -35,7 +35,7 @@ import java.util.function.UnaryOperator;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
- * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock},
+ * ({@code /boot-source}, {@code /machine-config}, {@code /drives/{id}}, {@code /network-interfaces/{id}}, {@code /vsock}, {@code /entropy},
  * and Panamax's own {@code /shared-folders}, the whole list at once), the VMM's log ({@code /logger}), the rate limits of drives and
  * network interfaces, before boot and after ({@code PATCH /drives/{id}}, {@code PATCH /network-interfaces/{id}}),
  * the actions ({@code InstanceStart}, {@code SendCtrlAltDel}), the VM's state ({@code PATCH /vm}),
@@ -83,6 +83,7 @@ public final class ControlPlane implements AutoCloseable {
             new Resource("/drives/{id}", Set.of("PUT", "PATCH")),
             new Resource("/network-interfaces/{id}", Set.of("PUT", "PATCH")),
             new Resource("/vsock", Set.of("PUT")),
+            new Resource("/entropy", Set.of("PUT")),
             new Resource("/shared-folders", Set.of("PUT")),
             new Resource("/logger", Set.of("PUT")),
             new Resource("/actions", Set.of("PUT")),
@@ -105,6 +106,7 @@ public final class ControlPlane implements AutoCloseable {
     private final Map<String, Drive> drives = new LinkedHashMap<>(); // guarded by lock
     private final Map<String, NetworkInterface> interfaces = new LinkedHashMap<>(); // guarded by lock
     private VmConfig.Vsock vsock; // guarded by lock; null until PUT /vsock
+    private VmConfig.Entropy entropy; // guarded by lock; null until PUT /entropy
     private List<SharedFolder> sharedFolders = List.of(); // guarded by lock
     private boolean starting; // guarded by lock: InstanceStart is building the VM
     private VmConfig startedConfig; // guarded by lock
@@ -250,7 +252,7 @@ public final class ControlPlane implements AutoCloseable {
                 case "GET /vm/config" -> {
                     synchronized (lock) {
                         yield Response.ok(startedConfig != null ? startedConfig.toJson() : VmConfig.toJson(bootSource, machine,
-                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders));
+                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders, entropy));
                     }
                 }
                 case "GET /metrics" -> Response.ok(metricsJson());
@@ -263,6 +265,7 @@ public final class ControlPlane implements AutoCloseable {
                 case "PATCH /drives/{id}" -> patchDrive(id, body);
                 case "PATCH /network-interfaces/{id}" -> patchNetworkInterface(id, body);
                 case "PUT /vsock" -> putResource("vsock", body, VmConfig::vsock, parsed -> vsock = parsed);
+                case "PUT /entropy" -> putResource("entropy", body, VmConfig::entropy, parsed -> entropy = parsed);
                 case "PUT /shared-folders" -> putResource("shared-folders", body, VmConfig::sharedFolders, parsed -> sharedFolders = parsed);
                 case "PUT /logger" -> putLogger(LoggerConfig.parse(json(body), "logger"));
                 case "PUT /actions" -> action(body);
@@ -576,7 +579,8 @@ public final class ControlPlane implements AutoCloseable {
             if (bootSource == null) {
                 throw new ApiFault.WrongState("boot-source", "is required before InstanceStart; PUT /boot-source first");
             }
-            config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders);
+            config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders,
+                    entropy, null);
             config.checkPciDevices(VmConfig.DEVICES); // rules for the devices and the machine together, known only now
             starting = true; // building takes a while (the kernel is loaded): reads go on meanwhile, changes wait
         }

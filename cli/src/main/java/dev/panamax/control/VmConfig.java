@@ -14,6 +14,8 @@ import dev.panamax.api.VirtualMachineException;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.virtio.fs.CacheMode;
+import dev.panamax.virtio.ratelimit.BucketSpec;
+import dev.panamax.virtio.ratelimit.RateLimit;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.CpuPinning;
@@ -73,12 +75,13 @@ import java.util.stream.Stream;
  * @param networkInterfaces network devices, in order
  * @param vsock the vsock device, or null
  * @param sharedFolders host directories for the guest (virtio-fs), in order
+ * @param entropy the entropy device (virtio-rng), or null
  * @param metricsPath the config file's {@code metrics.metrics_path}: the file or named pipe Firecracker's
  *     metrics lines go to, or null for none (as in Firecracker, not part of the VM: neither {@link #toJson()}
  *     nor a snapshot keeps it)
  */
 public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
-        Vsock vsock, List<SharedFolder> sharedFolders, Path metricsPath) {
+        Vsock vsock, List<SharedFolder> sharedFolders, Entropy entropy, Path metricsPath) {
 
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
@@ -94,10 +97,10 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         sharedFolders = List.copyOf(sharedFolders);
     }
 
-    /** A VM whose metrics go nowhere. */
+    /** A VM without an entropy device, whose metrics go nowhere. */
     public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
             Vsock vsock, List<SharedFolder> sharedFolders) {
-        this(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, null);
+        this(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, null, null);
     }
 
     /** A VM without shared folders. */
@@ -120,6 +123,13 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             Objects.requireNonNull(udsPath, "udsPath");
         }
     }
+
+    /**
+     * {@code entropy}: Firecracker's {@code EntropyDeviceConfig}, a virtio-rng device.
+     *
+     * @param rateLimiter its {@code rate_limiter}, or null for none
+     */
+    public record Entropy(RateLimiter rateLimiter) {}
 
     /**
      * {@code boot-source}.
@@ -154,10 +164,11 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     }
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
-    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "memory-hotplug",
+    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "memory-hotplug",
             "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
-            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "metrics", "logger"),
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "metrics", "logger",
+                    "entropy"),
             FIRECRACKER_ONLY.stream())
             .collect(Collectors.toSet());
 
@@ -177,12 +188,24 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             throw new VirtualMachineException(e.getMessage(), e);
         }
         List<Drive> drives = c.drives().stream()
-                .map(d -> new Drive(d.id(), d.image(), d.readOnly(), d.root(), d.mmio() ? Transport.MMIO : Transport.PCI)).toList();
+                .map(d -> new Drive(d.id(), d.image(), d.readOnly(), d.root(), d.mmio() ? Transport.MMIO : Transport.PCI,
+                        toApi(d.rateLimit()))).toList();
         List<NetworkInterface> nics = c.nics().stream()
-                .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())).toList();
+                .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())
+                        .withRateLimiters(toApi(n.rxRateLimit()), toApi(n.txRateLimit()))).toList();
         return new VmConfig(new BootSource(c.kernel(), c.initrd(), c.commandLine().isEmpty() ? null : c.commandLine()),
                 new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics,
-                c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()));
+                c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()), List.of(),
+                c.entropy() == null ? null : new Entropy(toApi(c.entropy().rateLimit())), null);
+    }
+
+    /** A rate limit as the API's limiter: null when it limits nothing, a bucket that limits nothing left out. */
+    private static RateLimiter toApi(RateLimit limit) {
+        return limit.limits() ? new RateLimiter(toApi(limit.bandwidth()), toApi(limit.ops())) : null;
+    }
+
+    private static TokenBucket toApi(BucketSpec bucket) {
+        return bucket == null || !bucket.limits() ? null : new TokenBucket(bucket.size(), bucket.oneTimeBurst(), bucket.refillTimeMillis());
     }
 
     /**
@@ -247,8 +270,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
         Vsock vsock = top.has("vsock") && top.get("vsock") != null ? vsock(top.get("vsock"), "vsock") : null;
         List<SharedFolder> shares = top.has("shared-folders") ? sharedFolders(top.get("shared-folders"), "shared-folders") : List.of();
+        Entropy entropy = top.has("entropy") && top.get("entropy") != null ? entropy(top.get("entropy"), "entropy") : null;
         Path metricsPath = top.has("metrics") && top.get("metrics") != null ? metrics(top.get("metrics"), "metrics") : null;
-        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, metricsPath);
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, entropy, metricsPath);
         config.checkPciDevices(DEVICES);
         return new ConfigFile(config, top.has("logger") ? LoggerConfig.parse(top.get("logger"), "logger") : null);
     }
@@ -270,7 +294,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
     public void checkPciDevices(String name) {
         VmRules.pciDevices(machineConfig.vcpuCount(), (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(),
-                networkInterfaces.size(), vsock != null, sharedFolders.size(), name);
+                networkInterfaces.size(), vsock != null, sharedFolders.size(), entropy != null, name);
     }
 
     /** {@link VmRules#shares} for the Java API's shared folders: at most {@link VmRules#MAX_SHARES}, each tag once. */
@@ -414,6 +438,12 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         return CpuSet.of(cpus.stream().mapToInt(Integer::intValue).toArray()).toString();
     }
 
+    /** Firecracker's {@code EntropyDeviceConfig} object at {@code path}: an optional {@code rate_limiter}. */
+    public static Entropy entropy(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("rate_limiter"));
+        return new Entropy(rateLimiter(o.get("rate_limiter"), o.path("rate_limiter")));
+    }
+
     /** Firecracker's {@code VsockDeviceConfig} object at {@code path}: {@code guest_cid}, {@code uds_path}, an optional {@code vsock_id}. */
     public static Vsock vsock(Object json, String path) {
         JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("guest_cid", "uds_path", "vsock_id"));
@@ -534,23 +564,23 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** This config with {@code drive} in place of the drive of its id. */
     public VmConfig withDrive(Drive drive) {
         return new VmConfig(bootSource, machineConfig, drives.stream().map(d -> d.id().equals(drive.id()) ? drive : d).toList(),
-                networkInterfaces, vsock, sharedFolders, metricsPath);
+                networkInterfaces, vsock, sharedFolders, entropy, metricsPath);
     }
 
     /** This config with {@code nic} in place of the network interface of its id. */
     public VmConfig withNetworkInterface(NetworkInterface nic) {
         return new VmConfig(bootSource, machineConfig, drives,
-                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders, metricsPath);
+                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders, entropy, metricsPath);
     }
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
     public Map<String, Object> toJson() {
-        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders);
+        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, entropy);
     }
 
-    /** The same for a VM still being configured, whose boot source and vsock may be missing (null). */
+    /** The same for a VM still being configured, whose boot source, vsock and entropy device may be missing (null). */
     static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces,
-            Vsock vsock, List<SharedFolder> shares) {
+            Vsock vsock, List<SharedFolder> shares, Entropy entropy) {
         Map<String, Object> json = new LinkedHashMap<>();
         if (boot != null) {
             json.put("boot-source", toJson(boot));
@@ -563,6 +593,17 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         }
         if (!shares.isEmpty()) {
             json.put("shared-folders", shares.stream().map(VmConfig::toJson).toList());
+        }
+        if (entropy != null) {
+            json.put("entropy", toJson(entropy));
+        }
+        return json;
+    }
+
+    static Map<String, Object> toJson(Entropy entropy) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        if (entropy.rateLimiter() != null) {
+            json.put("rate_limiter", toJson(entropy.rateLimiter()));
         }
         return json;
     }
@@ -666,6 +707,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             b.vsock(vsock.guestCid(), vsock.udsPath());
         }
         sharedFolders.forEach(b::share);
+        if (entropy != null) {
+            b.entropy(entropy.rateLimiter());
+        }
         return b;
     }
 }

@@ -5,6 +5,7 @@ import dev.panamax.devices.CmosRtc;
 import dev.panamax.devices.ConsoleOutput;
 import dev.panamax.devices.I8042;
 import dev.panamax.devices.PostCodePort;
+import dev.panamax.devices.PvPanic;
 import dev.panamax.devices.Uart16550;
 import dev.panamax.devices.pci.PciBus;
 import dev.panamax.virtio.QueueNotifier;
@@ -12,8 +13,10 @@ import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.vm.Vm;
+import dev.panamax.vm.VmExit;
 import dev.panamax.x86.PhysicalLayout;
 import java.io.OutputStream;
+import java.lang.System.Logger.Level;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -26,7 +29,8 @@ import java.util.stream.Stream;
  * order, which snapshots follow: the legacy devices ({@code serial0}, {@code i8042}, {@code rtc},
  * {@code boot-timer}, {@code post-code}), the PCI host bridge ({@code pci/00:00.0/host-bridge}),
  * the virtio-mmio devices by window ({@code mmio/d0000000/virtio-blk/ID}), then the PCI functions
- * by slot ({@code pci/00:01.0/virtio-blk/ID}, {@code pci/00:02.0/virtio-net/ID}). {@code
+ * by slot ({@code pci/00:01.0/virtio-blk/ID}, {@code pci/00:02.0/virtio-net/ID}), the pvpanic device
+ * last among them ({@code pci/00:03.0/pvpanic}). {@code
  * docs/devices.md} maps each to its class and resources.
  *
  * <p>Devices are added before the VM starts, from one thread; the list may then be read from any.
@@ -37,6 +41,14 @@ public final class DeviceManager {
      * keyboard, cascade, COM1-2, RTC, PS/2 mouse and FPU keep theirs).
      */
     private static final int[] MMIO_IRQS = {5, 6, 7, 9, 10, 11, 14, 15};
+
+    /** The pvpanic device's id after its PCI address, e.g. {@code pci/00:03.0/pvpanic}. */
+    public static final String PVPANIC = "pvpanic";
+
+    /** What the VM's exit says when the guest reported its panic through pvpanic (the console's panic line may follow). */
+    public static final String PVPANIC_EXIT = "the guest kernel reported a panic through pvpanic";
+
+    private static final System.Logger LOG = System.getLogger(DeviceManager.class.getName());
 
     /** How many virtio-mmio devices a VM can have. */
     public static final int MAX_MMIO_DEVICES = MMIO_IRQS.length;
@@ -65,6 +77,7 @@ public final class DeviceManager {
     private I8042 i8042;
     private BootTimer bootTimer;
     private PciBus pciBus;
+    private PvPanic pvPanic;
 
     public DeviceManager(Vm vm) {
         this.vm = Objects.requireNonNull(vm, "vm");
@@ -185,6 +198,43 @@ public final class DeviceManager {
             device.close();
             throw e;
         }
+    }
+
+    /**
+     * Puts the pvpanic device on the PCI bus in the next free slot: the guest kernel's panic, which
+     * it writes there, ends the VM at once ({@link VmExit.Reason#GUEST_PANIC}); a crash handed to a
+     * loaded crash kernel is logged and the VM goes on, for that kernel to take over. Added after
+     * every other PCI device, so that theirs keep their slots.
+     *
+     * @throws IllegalStateException when there is no PCI bus yet, or a pvpanic device already
+     */
+    public PvPanic addPvPanic() {
+        if (pciBus == null) {
+            throw new IllegalStateException("add the PCI bus before PCI devices");
+        }
+        if (pvPanic != null) {
+            throw new IllegalStateException("the pvpanic device is there already");
+        }
+        PvPanic device = new PvPanic(event -> {
+            if (event == PvPanic.PANICKED) {
+                vm.requestExit(new VmExit(VmExit.Reason.GUEST_PANIC, -1, PVPANIC_EXIT, null));
+            } else {
+                LOG.log(Level.WARNING, "the guest kernel crashed and reported through pvpanic that its crash kernel takes over");
+            }
+        });
+        int slot = pciBus.add(device);
+        pci.add(new Device(String.format("pci/00:%02x.0/%s", slot, PVPANIC),
+                String.format("PCI 00:%02x.0, BAR 0 at 0x%x", slot, device.config().barAddress(0)), device));
+        pvPanic = device;
+        return device;
+    }
+
+    /** The pvpanic device. */
+    public PvPanic pvPanic() {
+        if (pvPanic == null) {
+            throw new IllegalStateException("the pvpanic device was not added");
+        }
+        return pvPanic;
     }
 
     /** Every device, in the order the class comment gives. */

@@ -12,6 +12,7 @@ import dev.panamax.virtio.net.PasstBackend;
 import dev.panamax.virtio.net.TapBackend;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.ratelimit.RateLimiter;
+import dev.panamax.virtio.rng.VirtioRng;
 import dev.panamax.virtio.vsock.VirtioVsock;
 import dev.panamax.vm.Vm;
 import java.io.IOException;
@@ -112,6 +113,11 @@ public final class VmBuilder {
         for (int i = 0; i < config.shares().size(); i++) {
             devices.addVirtioPci("virtio-fs", "fs" + i, openShare("fs" + i, config.shares().get(i)));
         }
+        if (config.entropy() != null) {
+            devices.addVirtioPci("virtio-rng", ENTROPY_ID,
+                    new VirtioRng(ENTROPY_ID, VirtioRng.DEFAULT_QUEUE_SIZE, new RateLimiter(config.entropy().rateLimit())));
+        }
+        devices.addPvPanic(); // last: the other PCI devices keep the slots they had before it came
         return devices;
     }
 
@@ -146,6 +152,9 @@ public final class VmBuilder {
             throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
         }
     }
+
+    /** The entropy device's id among the VM's devices (a VM has at most one), Firecracker's resource name. */
+    public static final String ENTROPY_ID = "entropy";
 
     /** The vsock device's id among the VM's devices (a VM has at most one). */
     static final String VSOCK_ID = "vsock";

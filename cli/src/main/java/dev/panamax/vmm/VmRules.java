@@ -6,6 +6,7 @@ import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.VirtioNet;
+import dev.panamax.virtio.rng.VirtioRng;
 import dev.panamax.virtio.vsock.VirtioVsock;
 import dev.panamax.vm.Vm;
 import dev.panamax.x86.PhysicalLayout;
@@ -38,8 +39,8 @@ public final class VmRules {
     private static final Pattern MAC = Pattern.compile("[0-9a-f]{2}(:[0-9a-f]{2}){5}");
     /** IFNAMSIZ less the terminating NUL. */
     private static final int MAX_DEVICE_NAME = 15;
-    /** The PCI bus's slots but the host bridge's. */
-    public static final int MAX_PCI_DEVICES = PciBus.SLOTS - 1;
+    /** The PCI bus's slots but the host bridge's and the pvpanic device's, which every VM has. */
+    public static final int MAX_PCI_DEVICES = PciBus.SLOTS - 2;
 
     public static int vcpuCount(long count, String name) {
         if (count < 1 || count > MpTable.MAX_CPUS) {
@@ -365,20 +366,28 @@ public final class VmRules {
 
     /** The same with {@code shares} shared folders too, each a device of {@link VirtioFs#QUEUE_COUNT} queues. */
     public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, int shares, String name) {
+        pciDevices(vcpus, pciDrives, networkInterfaces, vsock, shares, false, name);
+    }
+
+    /** The same with an entropy device too, of {@link VirtioRng#QUEUE_COUNT} queue. */
+    public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, int shares, boolean entropy,
+            String name) {
         String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface") + (vsock ? " and a vsock device" : "")
-                + (shares > 0 ? " and " + count(shares, "shared folder") : "");
-        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0) + shares;
+                + (shares > 0 ? " and " + count(shares, "shared folder") : "") + (entropy ? " and an entropy device" : "");
+        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0) + shares + (entropy ? 1 : 0);
         if (devices > MAX_PCI_DEVICES) {
-            throw new ConfigException(name, what + " are " + devices + " PCI devices, more than the bus's " + MAX_PCI_DEVICES
-                    + " slots; put drives on virtio-mmio");
+            throw new ConfigException(name, what + " are " + devices + " PCI devices, more than the " + MAX_PCI_DEVICES
+                    + " slots the bus has for them (of its " + (PciBus.SLOTS - 1) + ", one holds the pvpanic device); put drives on virtio-mmio");
         }
         long vectors = (long) pciDrives * (vcpus + 1) + (long) networkInterfaces * (VirtioNet.QUEUE_COUNT + 1)
-                + (vsock ? VirtioVsock.QUEUE_COUNT + 1 : 0) + (long) shares * (VirtioFs.QUEUE_COUNT + 1);
+                + (vsock ? VirtioVsock.QUEUE_COUNT + 1 : 0) + (long) shares * (VirtioFs.QUEUE_COUNT + 1)
+                + (entropy ? VirtioRng.QUEUE_COUNT + 1 : 0);
         if (vectors > Vm.MAX_MSI_VECTORS) {
             throw new ConfigException(name, "with " + count(vcpus, "vCPU") + ", " + what + " need " + vectors + " MSI-X vectors"
                     + " (a drive on PCI one per vCPU and one more, a network interface " + (VirtioNet.QUEUE_COUNT + 1)
                     + (vsock ? ", the vsock device " + (VirtioVsock.QUEUE_COUNT + 1) : "")
                     + (shares > 0 ? ", a shared folder " + (VirtioFs.QUEUE_COUNT + 1) : "")
+                    + (entropy ? ", the entropy device " + (VirtioRng.QUEUE_COUNT + 1) : "")
                     + "), more than a VM's " + Vm.MAX_MSI_VECTORS + "; use fewer vCPUs, or put drives on virtio-mmio");
         }
     }
@@ -516,7 +525,7 @@ public final class VmRules {
         }
         shares(shares, i -> "shared folder " + shares.get(i).tag());
         pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), c.vsock() != null, shares.size(),
-                names.devices());
+                c.entropy() != null, names.devices());
     }
 
     private static String count(long n, String thing) {

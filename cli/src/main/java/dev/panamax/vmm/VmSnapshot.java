@@ -335,6 +335,10 @@ public final class VmSnapshot {
         if (c.vsock() != null) {
             w.i64(c.vsock().guestCid()).string(c.vsock().udsPath().toAbsolutePath().toString());
         }
+        w.bool(c.entropy() != null);
+        if (c.entropy() != null) {
+            writeLimit(w, c.entropy().rateLimit());
+        }
         w.string(diskSnapshot);
     }
 
@@ -427,11 +431,15 @@ public final class VmSnapshot {
         if (r.bool("vsock device")) {
             vsock = new VsockConfig(r.i64("vsock guest CID"), Path.of(r.string(MAX_PATH, "vsock socket path")));
         }
+        EntropyConfig entropy = null;
+        if (r.bool("entropy device")) {
+            entropy = new EntropyConfig(readLimit(r, "the entropy device"));
+        }
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
         MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
-                bootProtocol, drives, nics, vsock);
+                bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, entropy);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;
     }

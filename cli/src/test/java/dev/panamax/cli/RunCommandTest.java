@@ -3,9 +3,12 @@ package dev.panamax.cli;
 import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.api.RateLimiter;
 import dev.panamax.api.SharedFolder;
+import dev.panamax.api.TokenBucket;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
@@ -95,7 +98,7 @@ class RunCommandTest {
         for (int i = 0; i < 32; i++) {
             tooMany.addAll(List.of("--disk", image + ",readonly"));
         }
-        assertRefused("--disk and --net: 32 drives on PCI and 0 network interfaces are 32 PCI devices, more than the bus's 31 slots",
+        assertRefused("--disk and --net: 32 drives on PCI and 0 network interfaces are 32 PCI devices, more than the 30 slots the bus has for them (of its 31, one holds the pvpanic device)",
                 tooMany.toArray(String[]::new));
         assertRefused("--config and --disk do not go together", "run", "--no-rig", "--config", image.toString(), "--disk", image.toString());
         try (var _ = Images.open(image, Images.OpenOptions.readWrite().withLock())) {
@@ -149,6 +152,26 @@ class RunCommandTest {
             assertRefused("--vsock: on this host (whose KVM only emulates) the VM would run inside the nested KVM rig", "run",
                     "--kernel", k, "--vsock", "cid=3,uds=" + uds);
         }
+    }
+
+    @Test
+    void theEntropyOptionTakesAnOptionalLimitAndIsGivenToTheRigsRunSo() throws Exception {
+        assertThat(RunCommand.parseEntropy("")).isEqualTo(new VmConfig.Entropy(null));
+        VmConfig.Entropy limited = RunCommand.parseEntropy("bw=1K,ops=20");
+        assertThat(limited).isEqualTo(new VmConfig.Entropy(new RateLimiter(TokenBucket.perSecond(1024), TokenBucket.perSecond(20))));
+        assertThat(RunCommand.parseEntropy("ops=5").rateLimiter()).isEqualTo(new RateLimiter(null, TokenBucket.perSecond(5)));
+        assertThat(RunCommand.formatEntropy(limited)).isEqualTo("--entropy=bw=1024,ops=20");
+        assertThat(RunCommand.formatEntropy(RunCommand.parseEntropy(""))).isEqualTo("--entropy=");
+        assertThat(RunCommand.parseEntropy(RunCommand.formatEntropy(limited).substring("--entropy=".length()))).isEqualTo(limited);
+
+        String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
+        assertRefused("--entropy bw=1K,bw=2K: bw is given twice; write bw=RATE,ops=N, either or both, or nothing", "run", "--no-rig",
+                "--kernel", k, "--entropy=bw=1K,bw=2K");
+        assertRefused("--entropy speed=1: unknown setting 'speed=1'", "run", "--no-rig", "--kernel", k, "--entropy=speed=1");
+        assertRefused("--entropy ops=1K: '1K' is not a rate: give requests a second, e.g. 500", "run", "--no-rig", "--kernel", k,
+                "--entropy=ops=1K");
+        assertRefused("--entropy bw=0: the rate '0' is 0 or too large", "run", "--no-rig", "--kernel", k, "--entropy", "bw=0");
+        assertRefused("--config and --entropy do not go together", "run", "--no-rig", "--config", k, "--entropy");
     }
 
     @Test

@@ -149,11 +149,40 @@ class ApiServerTest {
     }
 
     @Test
+    void theEntropyDeviceTakesFirecrackersPayloadBeforeBootOnly() throws Exception {
+        // Firecracker's docs/entropy.md: a bandwidth limit of 10 KB/s.
+        assertNoContent("PUT", "/entropy", "{\"rate_limiter\": {\"bandwidth\": {\"size\": 1000, \"one_time_burst\": 0, \"refill_time\": 100}}}");
+        assertThat(send("GET", "/vm/config", null).body()).contains("\"entropy\":{\"rate_limiter\":{\"bandwidth\":"
+                + "{\"size\":1000,\"one_time_burst\":0,\"refill_time\":100}}}");
+        assertNoContent("PUT", "/entropy", "{}"); // replaces it: no limit, as in Firecracker
+        assertThat(send("GET", "/vm/config", null).body()).endsWith("\"entropy\":{}}");
+
+        assertFault(400, "entropy.rate_limiter.bandwidth.size: -1 is not an integer from 0 to 9223372036854775807", "PUT", "/entropy",
+                "{\"rate_limiter\": {\"bandwidth\": {\"size\": -1, \"refill_time\": 100}}}");
+        assertFault(400, "entropy.rate_limiter.ops.refill_time: is required", "PUT", "/entropy",
+                "{\"rate_limiter\": {\"ops\": {\"size\": 10}}}");
+        assertFault(400, "entropy.rate_limter: unknown key; the keys here are rate_limiter", "PUT", "/entropy",
+                "{\"rate_limter\": {}}");
+        assertFault(400, "entropy.rate_limiter.bandwidth: expected a JSON object, not the string \"fast\"", "PUT", "/entropy",
+                "{\"rate_limiter\": {\"bandwidth\": \"fast\"}}");
+        assertFault(400, "entropy: expected a JSON object, not an array", "PUT", "/entropy", "[]");
+
+        assertNoContent("PUT", "/boot-source", bootSource());
+        assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
+        assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        try (VirtualMachine vm = plane.awaitStarted()) {
+            assertFault(400, "entropy: can only be set before InstanceStart, and the VM has started", "PUT", "/entropy", "{}");
+            assertThat(send("GET", "/vm/config", null).body()).endsWith("\"entropy\":{}}");
+            vm.kill();
+        }
+    }
+
+    @Test
     void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
         assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
+                + " /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
         assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
+                + " /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
         ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
         assertThat(wrongMethod.status()).isEqualTo(405);
         assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
@@ -288,7 +317,7 @@ class ApiServerTest {
         checks.put(ApiFault.WrongState.class, () -> assertFault(400,
                 "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
         checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
-                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
                 "GET", "/vm/state", null));
         checks.put(ApiFault.MethodNotAllowed.class, () -> {
             assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);
@@ -620,16 +649,16 @@ class ApiServerTest {
                 + " or put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
 
         assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");
-        for (int i = 9; i < 32; i++) {
+        for (int i = 9; i < 31; i++) {
             assertNoContent("PUT", "/drives/d" + i, drive.formatted("d" + i, "pci"));
         }
-        assertFault(400, "drives and network-interfaces: 32 drives on PCI and 0 network interfaces are 32 PCI devices, more than the"
-                + " bus's 31 slots; put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
+        assertFault(400, "drives and network-interfaces: 31 drives on PCI and 0 network interfaces are 31 PCI devices,"
+                + " more than the 30 slots the bus has for them (of its 31, one holds the pvpanic device); put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
 
-        assertNoContent("PUT", "/drives/d31", drive.formatted("d31", "mmio"));
+        assertNoContent("PUT", "/drives/d30", drive.formatted("d30", "mmio"));
         assertNoContent("PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
         try (VirtualMachine _ = plane.awaitStarted()) {
-            assertThat(state()).as("31 devices on PCI fill its bus").isEqualTo("Running");
+            assertThat(state()).as("30 devices on PCI and pvpanic fill its bus").isEqualTo("Running");
         }
     }
 

@@ -10,11 +10,15 @@ import dev.panamax.devices.CmosRtc;
 import dev.panamax.devices.ConsoleOutput;
 import dev.panamax.devices.I8042;
 import dev.panamax.devices.PostCodePort;
+import dev.panamax.devices.PvPanic;
 import dev.panamax.devices.Uart16550;
 import dev.panamax.devices.pci.PciBus;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.pci.VirtioPciDevice;
+import dev.panamax.virtio.ratelimit.RateLimit;
+import dev.panamax.virtio.rng.VirtioRng;
 import dev.panamax.vm.AddressBus;
+import dev.panamax.vm.MmioDevice;
 import dev.panamax.vm.PortIoDevice;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
@@ -127,21 +131,28 @@ class DeviceManagerTest {
             MachineConfig config = new MachineConfig(kernel, null, "quiet", 2, 64, LinuxBoot.Protocol.AUTO,
                     List.of(new DriveConfig("data", data, false, false, false), new DriveConfig("logs", logs, true, false, true),
                             new DriveConfig("rootfs", root, false, true, true)),
-                    List.of(new NicConfig("eth0", null, -1, passt, "06:00:ac:10:00:02")));
+                    List.of(new NicConfig("eth0", null, -1, passt, "06:00:ac:10:00:02")), null, List.of(), CpuPinning.NONE, null,
+                    new EntropyConfig(RateLimit.NONE));
             VmBuilder.Machine machine = VmBuilder.build(config, console);
             try {
                 List<DeviceManager.Device> devices = machine.devices().devices();
                 assertThat(devices).extracting(DeviceManager.Device::id).containsExactly(
                         "serial0", "i8042", "rtc", "boot-timer", "post-code", "pci/00:00.0/host-bridge",
                         "mmio/d0000000/virtio-blk/rootfs", "mmio/d0001000/virtio-blk/logs",
-                        "pci/00:01.0/virtio-blk/data", "pci/00:02.0/virtio-net/eth0");
+                        "pci/00:01.0/virtio-blk/data", "pci/00:02.0/virtio-net/eth0", "pci/00:03.0/virtio-rng/entropy",
+                        "pci/00:04.0/pvpanic");
                 assertThat(devices).<Class<?>>extracting(d -> d.device().getClass()).containsExactly(
                         Uart16550.class, I8042.class, CmosRtc.class, BootTimer.class, PostCodePort.class,
-                        PciBus.class, VirtioMmioDevice.class, VirtioMmioDevice.class, VirtioPciDevice.class, VirtioPciDevice.class);
+                        PciBus.class, VirtioMmioDevice.class, VirtioMmioDevice.class, VirtioPciDevice.class, VirtioPciDevice.class,
+                        VirtioPciDevice.class, PvPanic.class);
                 assertThat(devices.get(0).resources()).isEqualTo("ports 0x3f8-0x3ff, IRQ 4");
                 assertThat(devices.get(6).resources()).isEqualTo("MMIO 0xd0000000-0xd0000fff, IRQ 5");
                 assertThat(devices.get(8).resources()).isEqualTo("PCI 00:01.0, BAR 0 at 0xc0000000, MSI-X 3 vectors");
                 assertThat(devices.get(9).resources()).isEqualTo("PCI 00:02.0, BAR 0 at 0xc0008000, MSI-X 3 vectors");
+                assertThat(devices.get(10).resources()).isEqualTo("PCI 00:03.0, BAR 0 at 0xc0010000, MSI-X 2 vectors");
+                assertThat(((VirtioPciDevice) devices.get(10).device()).device()).isInstanceOf(VirtioRng.class);
+                assertThat(devices.get(11).resources()).isEqualTo("PCI 00:04.0, BAR 0 at 0xc0018000");
+                assertThat(machine.devices().pvPanic()).isSameAs(devices.get(11).device());
                 assertThat(machine.vm().mmio().find(0xd000_1000L).device()).isSameAs(devices.get(7).device());
                 assertThat(machine.devices().console()).isInstanceOf(ConsoleOutput.class);
                 String map = Files.readString(Path.of("../docs/devices.md"));
@@ -153,6 +164,28 @@ class DeviceManagerTest {
             } finally {
                 machine.vm().close();
             }
+        }
+    }
+
+    @Test
+    void aPanicTheGuestWritesToPvpanicEndsTheVmWithItsOwnReason() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        VmBuilder.Machine machine = VmBuilder.build(new MachineConfig(kernel, null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of()),
+                console);
+        try {
+            PvPanic pvpanic = machine.devices().pvPanic();
+            MmioDevice register = machine.vm().mmio().find(pvpanic.config().barAddress(0)).device();
+            assertThat(register.read(0, 1)).as("the events the driver may send").isEqualTo(PvPanic.PANICKED | PvPanic.CRASH_LOADED);
+            register.write(0, 1, PvPanic.CRASH_LOADED); // a crash kernel takes over: the VM goes on
+            assertThat(machine.vm().exit()).isEmpty();
+            register.write(0, 1, PvPanic.PANICKED);
+            assertThat(machine.vm().awaitExit(Duration.ZERO)).hasValueSatisfying(exit -> {
+                assertThat(exit.reason()).isEqualTo(VmExit.Reason.GUEST_PANIC);
+                assertThat(exit.reason().clean()).isFalse();
+                assertThat(exit.toString()).isEqualTo("guest panic: " + DeviceManager.PVPANIC_EXIT);
+            });
+        } finally {
+            machine.vm().close();
         }
     }
 

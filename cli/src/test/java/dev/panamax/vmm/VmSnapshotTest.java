@@ -73,7 +73,8 @@ class VmSnapshotTest {
         Path logs = Files.write(dir.resolve("logs.img"), new byte[1 << 20]);
         config = new MachineConfig(kernel, null, "quiet", 2, 64, LinuxBoot.Protocol.AUTO,
                 List.of(new DriveConfig("data", data, true, false, false), new DriveConfig("logs", logs, true, false, true)),
-                List.of(new NicConfig("eth0", null, -1, dir.resolve("passt.sock"), null)));
+                List.of(new NicConfig("eth0", null, -1, dir.resolve("passt.sock"), null)), null, List.of(), CpuPinning.NONE, null,
+                new EntropyConfig(new RateLimit(new BucketSpec(1000, 0, 100), new BucketSpec(5, 2, 1000))));
         state = dir.resolve("vm.state");
         memory = dir.resolve("vm.mem");
         VmBuilder.Machine machine = VmBuilder.build(config, console);
@@ -114,7 +115,8 @@ class VmSnapshotTest {
             assertThat(restored.config().nics().getFirst().guestMac()).as("the random MAC the NIC got, kept")
                     .matches("([0-9a-f]{2}:){5}[0-9a-f]{2}");
             assertThat(restored.devices().devices()).extracting(DeviceManager.Device::id).containsExactly("serial0", "i8042", "rtc",
-                    "boot-timer", "post-code", "pci/00:00.0/host-bridge", "mmio/d0000000/virtio-blk/logs", "pci/00:01.0/virtio-blk/data", "pci/00:02.0/virtio-net/eth0");
+                    "boot-timer", "post-code", "pci/00:00.0/host-bridge", "mmio/d0000000/virtio-blk/logs", "pci/00:01.0/virtio-blk/data", "pci/00:02.0/virtio-net/eth0",
+                    "pci/00:03.0/virtio-rng/entropy", "pci/00:04.0/pvpanic");
             byte[] page = new byte[25];
             restored.vm().memory().read(0x10_0000, page, 0, page.length);
             assertThat(new String(page)).isEqualTo("a page the snapshot keeps");

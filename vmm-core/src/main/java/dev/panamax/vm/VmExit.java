@@ -23,7 +23,9 @@ public record VmExit(Reason reason, int vcpu, String detail, Regs registers) {
         STOPPED(true),
         /** A triple fault (KVM_EXIT_SHUTDOWN). */
         TRIPLE_FAULT(false),
-        /** The guest reported a crash (panic). */
+        /** The guest kernel reported its panic through the pvpanic device. */
+        GUEST_PANIC(false),
+        /** The guest crashed: KVM's crash system event, or a kernel panic on the console before a reset (a guest without a pvpanic driver). */
         GUEST_CRASH(false),
         /** KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY). */
         FAIL_ENTRY(false),

@@ -51,6 +51,7 @@ public final class Libc {
     public static final int ENXIO = 6;
     public static final int EBADFD = 77;
     public static final int EOPNOTSUPP = 95;
+    public static final int ENOSYS = 38;
     public static final int ECONNREFUSED = 111;
 
     public static final int O_RDONLY = 0;
@@ -172,6 +173,9 @@ public final class Libc {
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO);
     private static final MethodHandle SCHED_GETAFFINITY = downcall("sched_getaffinity",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO);
+    // ssize_t getrandom(void *buf, size_t buflen, unsigned int flags): glibc 2.25 and later; absent on older ones.
+    private static final Optional<MethodHandle> GETRANDOM = LOOKUP.find("getrandom")
+            .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO));
     // pid_t gettid(void)
     private static final MethodHandle GETTID = downcall("gettid", FunctionDescriptor.of(JAVA_INT));
     private static final MethodHandle PTHREAD_SELF = downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
@@ -585,6 +589,20 @@ public final class Libc {
     /** sched_getaffinity(0, ...) into {@code mask}. */
     static void schedGetaffinityCurrentThread(MemorySegment mask) {
         call("sched_getaffinity", (arena, state) -> (int) SCHED_GETAFFINITY.invokeExact(state, 0, mask.byteSize(), mask));
+    }
+
+    /** Whether libc has getrandom(3). */
+    static boolean hasGetrandom() {
+        return GETRANDOM.isPresent();
+    }
+
+    /**
+     * getrandom(buf, buf.byteSize(), 0): returns the bytes written (possibly fewer than asked), or the
+     * negated errno. Only when {@link #hasGetrandom}.
+     */
+    static long getrandom(MemorySegment buf) {
+        MethodHandle getrandom = GETRANDOM.orElseThrow();
+        return tryCall((arena, state) -> (long) getrandom.invokeExact(state, buf, buf.byteSize(), 0));
     }
 
     /** The calling thread's Linux thread id (its {@code /proc/self/task/TID}). */
