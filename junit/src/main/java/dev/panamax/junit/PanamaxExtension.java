@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.BiConsumer;
 import org.junit.jupiter.api.extension.ExtensionConfigurationException;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.ParameterContext;
@@ -69,16 +70,22 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     @Override
     public void handleTestExecutionException(ExtensionContext context, Throwable failure) throws Throwable {
         Optional<GuestConnection> guest = existingGuest(context);
-        if (guest.isPresent()) {
-            GuestConnection g = guest.get();
-            String console = g.consoleTail(CONSOLE_LINES_REPORTED);
-            String kernelLog = kernelLogTail(g);
-            context.publishReportEntry("panamax.console", console);
-            context.publishReportEntry("panamax.kernel-log", kernelLog);
-            failure.addSuppressed(new GuestDiagnostics("the guest (" + g.where() + ") at this failure; its console ended with:\n"
-                    + console + "\n-- its kernel log ended with:\n" + kernelLog));
-        }
+        if (guest.isPresent()) attachDiagnostics(guest.get(), failure, context::publishReportEntry);
         throw failure;
+    }
+
+    /**
+     * Publishes the console's end ({@code panamax.console}) and the kernel log's ({@code panamax.kernel-log})
+     * as report entries, and adds both to {@code failure} as a suppressed {@link GuestDiagnostics}, so
+     * that a report without entries (surefire's text files) shows them too.
+     */
+    static void attachDiagnostics(GuestConnection guest, Throwable failure, BiConsumer<String, String> publish) {
+        String console = guest.consoleTail(CONSOLE_LINES_REPORTED);
+        String kernelLog = kernelLogTail(guest);
+        publish.accept("panamax.console", console);
+        publish.accept("panamax.kernel-log", kernelLog);
+        failure.addSuppressed(new GuestDiagnostics("the guest (" + guest.where() + ") at this failure; its console ended with:\n"
+                + console + "\n-- its kernel log ended with:\n" + kernelLog));
     }
 
     private static String kernelLogTail(GuestConnection g) {
