@@ -80,12 +80,21 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
      * that a report without entries (surefire's text files) shows them too.
      */
     static void attachDiagnostics(GuestConnection guest, Throwable failure, BiConsumer<String, String> publish) {
-        String console = guest.consoleTail(CONSOLE_LINES_REPORTED);
-        String kernelLog = kernelLogTail(guest);
-        publish.accept("panamax.console", console);
-        publish.accept("panamax.kernel-log", kernelLog);
+        String console = reportable(guest.consoleTail(CONSOLE_LINES_REPORTED));
+        String kernelLog = reportable(kernelLogTail(guest));
+        try {
+            publish.accept("panamax.console", console);
+            publish.accept("panamax.kernel-log", kernelLog);
+        } catch (RuntimeException e) { // the test's own failure is what the report must show
+            failure.addSuppressed(e);
+        }
         failure.addSuppressed(new GuestDiagnostics("the guest (" + guest.where() + ") at this failure; its console ended with:\n"
                 + console + "\n-- its kernel log ended with:\n" + kernelLog));
+    }
+
+    /** {@code text}, or a word for none: JUnit refuses a blank report entry. */
+    static String reportable(String text) {
+        return text.isBlank() ? "(empty)" : text;
     }
 
     private static String kernelLogTail(GuestConnection g) {
