@@ -14,10 +14,11 @@ import java.util.OptionalInt;
  * stdin (on a thread of its own), and copies the command's stdout and stderr to ours as they come
  * until the agent reports how the command ended. Every frame from the guest is checked by
  * {@link ExecProtocol#readGuestFrame}; one that breaks the protocol ends the session with a failure.
+ * Public for panamax-junit's guest server, which runs one session per command over a guest it keeps.
  */
-final class ExecSession {
+public final class ExecSession {
     /** How a session ended: the command's exit status, or why there is none. */
-    record Result(OptionalInt status, String failure) {
+    public record Result(OptionalInt status, String failure) {
         static Result of(int status) {
             return new Result(OptionalInt.of(status), null);
         }
@@ -31,7 +32,7 @@ final class ExecSession {
     private final OutputStream stdout;
     private final OutputStream stderr;
 
-    ExecSession(SocketChannel channel, OutputStream stdout, OutputStream stderr) {
+    public ExecSession(SocketChannel channel, OutputStream stdout, OutputStream stderr) {
         this.channel = channel;
         this.stdout = stdout;
         this.stderr = stderr;
@@ -41,7 +42,7 @@ final class ExecSession {
      * Runs {@code argv} in the guest with {@code stdin} (null: none) as its input, on this thread
      * until the command ends or the connection does; closes the connection, which lets the agent end.
      */
-    Result run(List<String> argv, InputStream stdin) {
+    public Result run(List<String> argv, InputStream stdin) {
         try (channel) {
             send(ExecProtocol.command(argv));
             Thread.ofPlatform().daemon().name("exec-stdin").start(() -> forward(stdin));
@@ -98,7 +99,7 @@ final class ExecSession {
     }
 
     /** The guest's text with control characters (but tabs) shown as '?', so that it cannot drive a terminal. */
-    static String printable(String text) {
+    public static String printable(String text) {
         StringBuilder s = new StringBuilder(text.length());
         text.codePoints().forEach(c -> s.appendCodePoint(c == '\t' || !Character.isISOControl(c) ? c : '?'));
         return s.toString();

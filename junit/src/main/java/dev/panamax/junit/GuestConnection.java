@@ -1,0 +1,222 @@
+package dev.panamax.junit;
+
+import dev.panamax.rig.RealKvm;
+import dev.panamax.rig.RunResult;
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Deque;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+
+/**
+ * The test JVM's side of a guest: its {@link GuestServer} runs where real KVM is (started with
+ * {@link RealKvm#runJava}, on a thread of its own for as long as the guest lives), takes requests on
+ * its stdin ({@link RequestPipe}) and answers on its stdout ({@link ServerOutput}).
+ */
+final class GuestConnection implements Guest, AutoCloseable {
+    /** Console and server log lines kept (the last ones). */
+    static final int CONSOLE_LINES_KEPT = 2000;
+    static final int LOG_LINES_KEPT = 200;
+    /** Beyond a command's own timeout, how long an answer may take before the server is taken for wedged. */
+    private static final Duration ANSWER_GRACE = Duration.ofMinutes(2);
+    /** How long a stopping server may take to end. */
+    private static final Duration STOP_GRACE = Duration.ofSeconds(60);
+    /** The server's limit where it runs: it ends when its stdin does; this only guards a wedged one. */
+    private static final Duration SERVER_LIMIT = Duration.ofDays(1);
+
+    private final String where;
+    private final Duration defaultTimeout;
+    private final RequestPipe requests = new RequestPipe();
+    private final Deque<String> console = new ArrayDeque<>();
+    private final Deque<String> log = new ArrayDeque<>();
+    private final CompletableFuture<Void> ready = new CompletableFuture<>();
+    private final Map<Integer, Pending> pending = new ConcurrentHashMap<>();
+    private final AtomicInteger ids = new AtomicInteger();
+    private final AtomicReference<String> endedBecause = new AtomicReference<>(); // why the guest is gone; null while it serves
+    private Thread runner;
+
+    /** A command under way: what it wrote so far, and its end. */
+    private static final class Pending {
+        final ByteArrayOutputStream stdout = new ByteArrayOutputStream();
+        final ByteArrayOutputStream stderr = new ByteArrayOutputStream();
+        final CompletableFuture<GuestWire.Done> done = new CompletableFuture<>();
+    }
+
+    private GuestConnection(String where, Duration defaultTimeout) {
+        this.where = where;
+        this.defaultTimeout = defaultTimeout;
+    }
+
+    /**
+     * Starts {@code serverClass} with {@code args} at {@code place} and waits until its guest is ready.
+     *
+     * @throws GuestException when the guest did not become ready within {@code bootTimeout}, with the console's and the server's last lines
+     */
+    static GuestConnection start(RealKvm place, String where, String serverClass, List<String> args, Duration defaultTimeout,
+            Duration bootTimeout) {
+        GuestConnection guest = new GuestConnection(where, defaultTimeout);
+        guest.runner = Thread.ofPlatform().daemon().name("guest-server").start(() -> {
+            String end;
+            try (ServerOutput output = new ServerOutput(guest::receive)) {
+                RunResult r = place.runJava(serverClass, args, SERVER_LIMIT, output, guest.requests);
+                end = "the guest server ended with status " + r.exitStatus() + (r.timedOut() ? " (killed after " + SERVER_LIMIT + ")" : "");
+            } catch (RuntimeException e) {
+                end = "the guest server failed: " + e.getMessage();
+            }
+            guest.gone(end);
+        });
+        try {
+            guest.ready.get(bootTimeout.toMillis(), TimeUnit.MILLISECONDS);
+            return guest;
+        } catch (TimeoutException e) {
+            guest.close();
+            throw new GuestException("the guest was not ready within " + bootTimeout.toSeconds() + " s" + guest.diagnosis());
+        } catch (ExecutionException e) {
+            guest.close();
+            throw new GuestException("the guest did not boot: " + e.getCause().getMessage() + guest.diagnosis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            guest.close();
+            throw new GuestException("interrupted while the guest booted");
+        }
+    }
+
+    private void receive(GuestWire.ServerMessage message) {
+        switch (message) {
+            case GuestWire.Ready r -> ready.complete(null);
+            case GuestWire.Console c -> keep(console, c.line(), CONSOLE_LINES_KEPT);
+            case GuestWire.Log l -> keep(log, l.line(), LOG_LINES_KEPT);
+            case GuestWire.Output o -> {
+                Pending p = pending.get(o.id());
+                if (p != null) (o.stream() == 1 ? p.stdout : p.stderr).writeBytes(o.bytes());
+            }
+            case GuestWire.Done d -> {
+                Pending p = pending.remove(d.id());
+                if (p != null) p.done.complete(d);
+            }
+            case GuestWire.Ended e -> {
+                gone(e.reason());
+                requests.end(); // the server ends when its stdin does
+            }
+        }
+    }
+
+    private static void keep(Deque<String> lines, String line, int max) {
+        synchronized (lines) {
+            if (lines.size() == max) lines.removeFirst();
+            lines.addLast(line);
+        }
+    }
+
+    /** The guest is gone: whoever waits learns why. */
+    private void gone(String why) {
+        // (Not under this object's lock: exec holds it while it waits for what this delivers.)
+        endedBecause.compareAndSet(null, why);
+        GuestException e = new GuestException(endedBecause.get());
+        ready.completeExceptionally(e);
+        pending.values().forEach(p -> p.done.completeExceptionally(e));
+    }
+
+    @Override
+    public ExecResult exec(String command, String... args) {
+        List<String> argv = new java.util.ArrayList<>(List.of(command));
+        argv.addAll(List.of(args));
+        return exec(defaultTimeout, argv);
+    }
+
+    /** One command at a time: the server runs them in turn, and each call's wait is for its own command. */
+    @Override
+    public synchronized ExecResult exec(Duration timeout, List<String> argv) {
+        GuestWire.ExecRequest request = new GuestWire.ExecRequest(ids.incrementAndGet(), timeout.toMillis(), argv);
+        Pending p = new Pending();
+        pending.put(request.id(), p);
+        if (endedBecause.get() != null || !requests.send(GuestWire.encode(request))) {
+            pending.remove(request.id());
+            throw new GuestException("the guest cannot run " + argv.getFirst() + ": " + endedBecause.get() + diagnosis());
+        }
+        GuestWire.Done done;
+        try {
+            done = p.done.get(timeout.plus(ANSWER_GRACE).toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            throw new GuestException("the guest cannot run " + argv.getFirst() + ": " + e.getCause().getMessage() + diagnosis());
+        } catch (TimeoutException e) {
+            pending.remove(request.id());
+            throw new GuestException("no answer from the guest server about " + argv.getFirst() + " within its timeout and "
+                    + ANSWER_GRACE.toSeconds() + " s more" + diagnosis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new GuestException("interrupted while " + argv.getFirst() + " ran in the guest");
+        }
+        if (done.status() < 0 && !done.timedOut()) {
+            throw new GuestException("the guest could not run " + argv.getFirst() + ": " + done.failure() + diagnosis());
+        }
+        return new ExecResult(done.timedOut() ? ExecResult.TIMED_OUT : done.status(), p.stdout.toString(StandardCharsets.UTF_8),
+                p.stderr.toString(StandardCharsets.UTF_8), Duration.ofNanos(done.nanos()), done.timedOut());
+    }
+
+    @Override
+    public String console() {
+        return lastLines(console, CONSOLE_LINES_KEPT);
+    }
+
+    /** The console's last {@code n} lines. */
+    String consoleTail(int n) {
+        return lastLines(console, n);
+    }
+
+    /** The server's own last {@code n} lines (its log and anything else it printed). */
+    String serverLogTail(int n) {
+        return lastLines(log, n);
+    }
+
+    @Override
+    public String kernelLog() {
+        ExecResult r = exec(defaultTimeout, List.of("dmesg"));
+        if (r.exitStatus() != 0) throw new GuestException("dmesg in the guest ended with status " + r.exitStatus() + ": " + r.stderr());
+        return r.stdout();
+    }
+
+    @Override
+    public String where() {
+        return where;
+    }
+
+    /** Whether the guest still serves commands. */
+    boolean alive() {
+        return endedBecause.get() == null;
+    }
+
+    private static String lastLines(Deque<String> lines, int n) {
+        synchronized (lines) {
+            List<String> all = List.copyOf(lines);
+            return String.join("\n", all.subList(Math.max(0, all.size() - n), all.size()));
+        }
+    }
+
+    /** The console's and the server's last lines, for a failure's message. */
+    String diagnosis() {
+        return "\n-- the guest's console ended with:\n" + consoleTail(40) + "\n-- the guest server (" + where + ") said:\n" + serverLogTail(40);
+    }
+
+    /** Stops the guest: the server ends when its stdin does, killing the VM. */
+    @Override
+    public void close() {
+        requests.send(GuestWire.QUIT);
+        requests.end();
+        try {
+            runner.join(STOP_GRACE);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        gone("the guest was stopped");
+    }
+}

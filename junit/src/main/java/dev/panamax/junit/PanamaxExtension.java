@@ -1,0 +1,205 @@
+package dev.panamax.junit;
+
+import dev.panamax.demo.KvmAcceleration;
+import dev.panamax.rig.HostKvm;
+import dev.panamax.rig.RealKvm;
+import dev.panamax.rig.Rig;
+import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.BiConsumer;
+import org.junit.jupiter.api.extension.ExtensionConfigurationException;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.ParameterContext;
+import org.junit.jupiter.api.extension.ParameterResolver;
+import org.junit.jupiter.api.extension.TestExecutionExceptionHandler;
+import org.junit.jupiter.api.extension.TestInstancePostProcessor;
+import org.junit.platform.commons.support.AnnotationSupport;
+import org.junit.platform.commons.support.HierarchyTraversalMode;
+import org.junit.platform.commons.support.ReflectionSupport;
+
+/**
+ * The extension behind {@link PanamaxTest}: boots the class's guest on first use (a {@link Guest}
+ * field or parameter), shares it with every test of the class, stops it after the class, and attaches
+ * the console's end and the kernel log to a failed test's report.
+ *
+ * <p>Where it runs: this host when its /dev/kvm is hardware-fast, else the nested KVM rig, started
+ * once for the whole run and shared by the classes in turn (the rig runs one command at a time, so
+ * classes with guests run one after another there).
+ */
+public final class PanamaxExtension implements ParameterResolver, TestInstancePostProcessor, TestExecutionExceptionHandler {
+    private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(PanamaxExtension.class);
+    /** How much slower commands run in the rig's nested guests than on hardware KVM; their default timeout is scaled by it. */
+    static final int RIG_SLOWDOWN = 10;
+    /** How long a boot may take: the rig's start, a JVM in it, the guest's boot. */
+    private static final Duration BOOT_TIMEOUT = Duration.ofMinutes(10);
+    /** Lines of the console attached to a failed test's report. */
+    private static final int CONSOLE_LINES_REPORTED = 60;
+    /** Lines of the kernel log attached. */
+    private static final int KERNEL_LOG_LINES_REPORTED = 200;
+
+    @Override
+    public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
+        return parameter.getParameter().getType() == Guest.class;
+    }
+
+    @Override
+    public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
+        return guest(context);
+    }
+
+    /** Sets every instance field of type {@link Guest} (static ones are refused: the guest is the class's, per instance). */
+    @Override
+    public void postProcessTestInstance(Object instance, ExtensionContext context) throws IllegalAccessException {
+        List<Field> fields = ReflectionSupport.findFields(instance.getClass(), f -> f.getType() == Guest.class,
+                HierarchyTraversalMode.TOP_DOWN);
+        for (Field f : fields) {
+            if (Modifier.isStatic(f.getModifiers()) || Modifier.isFinal(f.getModifiers())) {
+                throw new ExtensionConfigurationException("field " + f.getName() + " of " + instance.getClass().getSimpleName()
+                        + ": a Guest field must be neither static nor final (it is set on each test instance)");
+            }
+            f.setAccessible(true);
+            f.set(instance, guest(context));
+        }
+    }
+
+    /** Attaches the console's end and the kernel log to the report of a test that failed, then lets the failure go on. */
+    @Override
+    public void handleTestExecutionException(ExtensionContext context, Throwable failure) throws Throwable {
+        Optional<GuestConnection> guest = existingGuest(context);
+        if (guest.isPresent()) attachDiagnostics(guest.get(), failure, context::publishReportEntry);
+        throw failure;
+    }
+
+    /**
+     * Publishes the console's end ({@code panamax.console}) and the kernel log's ({@code panamax.kernel-log})
+     * as report entries, and adds both to {@code failure} as a suppressed {@link GuestDiagnostics}, so
+     * that a report without entries (surefire's text files) shows them too.
+     */
+    static void attachDiagnostics(GuestConnection guest, Throwable failure, BiConsumer<String, String> publish) {
+        String console = reportable(guest.consoleTail(CONSOLE_LINES_REPORTED));
+        String kernelLog = reportable(kernelLogTail(guest));
+        try {
+            publish.accept("panamax.console", console);
+            publish.accept("panamax.kernel-log", kernelLog);
+        } catch (RuntimeException e) { // the test's own failure is what the report must show
+            failure.addSuppressed(e);
+        }
+        failure.addSuppressed(new GuestDiagnostics("the guest (" + guest.where() + ") at this failure; its console ended with:\n"
+                + console + "\n-- its kernel log ended with:\n" + kernelLog));
+    }
+
+    /** {@code text}, or a word for none: JUnit refuses a blank report entry. */
+    static String reportable(String text) {
+        return text.isBlank() ? "(empty)" : text;
+    }
+
+    private static String kernelLogTail(GuestConnection g) {
+        if (!g.alive()) return "(the guest has ended)";
+        try {
+            List<String> lines = g.kernelLog().lines().toList();
+            return String.join("\n", lines.subList(Math.max(0, lines.size() - KERNEL_LOG_LINES_REPORTED), lines.size()));
+        } catch (GuestException e) {
+            return "(not read: " + e.getMessage().lines().findFirst().orElse("") + ")";
+        }
+    }
+
+    /** The guest's state beside a failure (no stack trace: it is not where anything was thrown). */
+    static final class GuestDiagnostics extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        GuestDiagnostics(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    /** The context of the class that carries {@link PanamaxTest}, at or above {@code context}. */
+    private static ExtensionContext owner(ExtensionContext context) {
+        for (ExtensionContext c = context; ; c = c.getParent().orElseThrow()) {
+            if (c.getTestMethod().isEmpty() && c.getTestClass().isPresent()
+                    && AnnotationSupport.isAnnotated(c.getTestClass().get(), PanamaxTest.class)) {
+                return c;
+            }
+            if (c.getParent().isEmpty()) {
+                throw new ExtensionConfigurationException("a Guest is only given to a class annotated @PanamaxTest");
+            }
+        }
+    }
+
+    private static Optional<GuestConnection> existingGuest(ExtensionContext context) {
+        ClassGuest g = owner(context).getStore(NAMESPACE).get(ClassGuest.class, ClassGuest.class);
+        return g == null ? Optional.empty() : Optional.ofNullable(g.guest);
+    }
+
+    private static Guest guest(ExtensionContext context) {
+        ExtensionContext owner = owner(context);
+        ClassGuest g = owner.getStore(NAMESPACE).getOrComputeIfAbsent(ClassGuest.class, k -> boot(owner), ClassGuest.class);
+        if (g.failure != null) throw new GuestException("the class's guest did not boot: " + g.failure.getMessage(), g.failure);
+        return g.guest;
+    }
+
+    /** Boots the class's guest; a failure is kept, so that every test of the class reports it without booting again. */
+    private static ClassGuest boot(ExtensionContext owner) {
+        try {
+            PanamaxTest a = AnnotationSupport.findAnnotation(owner.getRequiredTestClass(), PanamaxTest.class).orElseThrow();
+            GuestSpec spec;
+            try {
+                spec = GuestSpec.of(a);
+            } catch (IllegalArgumentException e) {
+                throw new ExtensionConfigurationException("@PanamaxTest on " + owner.getRequiredTestClass().getSimpleName() + ": "
+                        + e.getMessage(), e);
+            }
+            Places places = owner.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(Places.class, k -> new Places(), Places.class);
+            RealKvm place = places.placeFor(spec.hostDirectories());
+            boolean inRig = place instanceof Rig;
+            Duration execTimeout = Duration.ofSeconds((long) a.execTimeoutSeconds() * (inRig ? RIG_SLOWDOWN : 1));
+            return new ClassGuest(GuestConnection.start(place, inRig ? "the nested KVM rig" : "this host", GuestServer.class.getName(),
+                    spec.serverArgs(), execTimeout, BOOT_TIMEOUT), null);
+        } catch (RuntimeException e) {
+            return new ClassGuest(null, e);
+        }
+    }
+
+    /** A class's guest (or why it has none), stopped with the class. */
+    private record ClassGuest(GuestConnection guest, RuntimeException failure) implements ExtensionContext.Store.CloseableResource {
+        @Override
+        public void close() {
+            if (guest != null) guest.close();
+        }
+    }
+
+    /** Where guests run in this test run: this host, or one rig kept for every class (restarted only to see more directories). */
+    static final class Places implements ExtensionContext.Store.CloseableResource {
+        private Boolean hardware; // guarded by this
+        private Rig rig; // guarded by this
+        private Rig.Options rigOptions; // the running rig's; guarded by this
+
+        synchronized RealKvm placeFor(List<Path> directories) {
+            if (hardware == null) hardware = KvmAcceleration.detect().hardware();
+            if (hardware) return new HostKvm();
+            if (rig != null && directories.stream().allMatch(d -> visible(rigOptions, d))) return rig;
+            if (rig != null) rig.close();
+            Rig.Options options = rigOptions == null ? Rig.Options.defaults() : rigOptions;
+            for (Path d : directories) {
+                if (!visible(options, d)) options = options.withShare(d, false);
+            }
+            rig = null;
+            rig = Rig.start(options);
+            rigOptions = options;
+            return rig;
+        }
+
+        private static boolean visible(Rig.Options options, Path dir) {
+            Path d = dir.toAbsolutePath().normalize();
+            return d.startsWith("/usr") || d.startsWith(options.workingDirectory()) || options.shares().stream().anyMatch(s -> d.startsWith(s.path()));
+        }
+
+        @Override
+        public synchronized void close() {
+            if (rig != null) rig.close();
+        }
+    }
+}
