@@ -101,15 +101,16 @@ class ResourcesRigTest {
      * A disk held to 2 MiB/s: a guest read of 8 MiB meets the limit (the drive counts throttling
      * events); then {@code PATCH /drives/disk0} switches the limit off while the guest runs, and a
      * read of 16 MiB more meets none. Counted, not timed: the rate itself is measured by
-     * ratelimit-accuracy.sh. The guest waits for the PATCH by polling a mark this script writes on
-     * its disk once the API has answered.
+     * ratelimit-accuracy.sh. The guest waits for the PATCH, and then for the second count to be read
+     * (its VMM, and so the API, end with it), by polling marks this script writes on its disk.
      */
     @Test
     void aLimitedDiskIsThrottledUntilAPatchLiftsTheLimitWhileTheGuestRuns(RealKvm kvm) {
         int mark = 40 * 2048; // a sector past what the reads touch
         String guest = "dd if=/dev/vda of=/dev/null bs=1M count=8 iflag=direct 2>/dev/null; echo rl-first-done;"
                 + " until dd if=/dev/vda bs=512 skip=" + mark + " count=1 iflag=direct 2>/dev/null | grep -q patched; do sleep 1; done;"
-                + " dd if=/dev/vda of=/dev/null bs=1M count=16 skip=8 iflag=direct 2>/dev/null; echo rl-second-done";
+                + " dd if=/dev/vda of=/dev/null bs=1M count=16 skip=8 iflag=direct 2>/dev/null; echo rl-second-done;"
+                + " until dd if=/dev/vda bs=512 skip=" + (mark + 8) + " count=1 iflag=direct 2>/dev/null | grep -q counted; do sleep 1; done";
         String run = command(kvm, List.of("run", "--no-rig", "--timeout", "300", "--memory", GUEST_MIB + "M", "--api-sock",
                 "/tmp/pnx-rl.sock", "--disk", "/tmp/pnx-rl.img,bw=2M"),
                 tinyGuest(GuestImages.defaultVmlinux(), "--cmdline", "quiet panamax.run=\"" + guest + "\""));
@@ -127,6 +128,7 @@ class ResourcesRigTest {
                 "printf patched | dd of=/tmp/pnx-rl.img bs=512 seek=" + mark + " conv=notrunc 2>/dev/null",
                 "await rl-second-done && echo second-done",
                 "echo \"after: $(" + api + " GET '/metrics?format=prometheus' | grep '^panamax_block_rate_limiter_throttled_events_total')\"",
+                "printf counted | dd of=/tmp/pnx-rl.img bs=512 seek=" + (mark + 8) + " conv=notrunc 2>/dev/null", // the guest may end now
                 "wait $vm; echo vm-status=$?",
                 "rm -f /tmp/pnx-rl.img /tmp/pnx-rl.sock",
                 "sed 's/^/guest: /' $log; rm -f $log");
