@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.api.Balloon;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
@@ -120,6 +121,13 @@ final class RunCommand implements Callable<Integer> {
                     + " A VM with a share cannot be snapshotted")
     List<String> shareSpecs = new ArrayList<>();
 
+    @Option(names = "--balloon", paramLabel = "MIB[,deflate-on-oom][,stats=SECONDS]",
+            description = "a virtio-balloon device that starts by taking MIB MiB from the guest and giving them back to the host"
+                    + " (Firecracker's balloon; its size changes through the API: PATCH /balloon); deflate-on-oom lets the guest"
+                    + " take pages back rather than kill a process; stats=SECONDS asks the guest for its memory statistics that"
+                    + " often (GET /balloon/statistics). Not with hugepages")
+    String balloonSpec;
+
     @Mixin
     ConsoleOption console;
 
@@ -141,7 +149,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
-            "--net", "--track-dirty-pages", "--vsock", "--share");
+            "--net", "--track-dirty-pages", "--vsock", "--share", "--balloon");
 
     @Override
     public Integer call() throws IOException {
@@ -264,13 +272,23 @@ final class RunCommand implements Callable<Integer> {
         String bootArgs = kernel == null ? withShareMounts(cmdline, shares) : cmdline;
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, bootArgs.isEmpty() ? null : bootArgs),
                 new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages, cpuSpec.affinity(), memorySpec.hugePages()), drives,
-                interfaces, vsock, shares);
+                interfaces, vsock, shares, balloonSpec == null ? null : parseBalloon(balloonSpec));
+        if (vm.balloon() != null) {
+            VmRules.balloonAmount(vm.balloon().amountMib(), memoryMib, "--balloon " + balloonSpec);
+            if (memorySpec.hugePages() != HugePages.NONE) {
+                throw new UserError("--balloon: a balloon cannot give back 4 KiB pages of memory on huge pages (--memory " + memory
+                        + "); leave one of them out");
+            }
+        }
         List<String> options = new ArrayList<>(List.of("--disk", "--net"));
         if (vsock != null) {
             options.add("--vsock");
         }
         if (!shares.isEmpty()) {
             options.add("--share");
+        }
+        if (vm.balloon() != null) {
+            options.add("--balloon");
         }
         vm.checkPciDevices(String.join(", ", options.subList(0, options.size() - 1)) + " and " + options.getLast());
         return vm;
@@ -367,6 +385,29 @@ final class RunCommand implements Callable<Integer> {
     static String formatShare(SharedFolder share) {
         return share.path().toAbsolutePath() + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "")
                 + (share.cache() == SharedFolder.Cache.AUTO ? "" : ",cache=" + share.cache().value());
+    }
+
+    /** {@code --balloon MIB[,deflate-on-oom][,stats=SECONDS]}: the size first, then each setting at most once. */
+    static Balloon parseBalloon(String text) {
+        String[] parts = text.split(",", -1);
+        if (!parts[0].matches("[0-9]{1,9}")) {
+            throw new UserError("--balloon " + text + ": the balloon's size in MiB comes first, not '" + parts[0]
+                    + "'; write MIB[,deflate-on-oom][,stats=SECONDS]");
+        }
+        boolean deflateOnOom = false;
+        Integer stats = null;
+        for (int i = 1; i < parts.length; i++) {
+            String setting = parts[i];
+            if (setting.equals("deflate-on-oom") && !deflateOnOom) {
+                deflateOnOom = true;
+            } else if (setting.startsWith("stats=") && stats == null && setting.substring(6).matches("[0-9]{1,9}")) {
+                stats = VmRules.balloonStatsInterval(Long.parseLong(setting.substring(6)), "--balloon stats");
+            } else {
+                throw new UserError("--balloon " + text + ": '" + setting + "' is not a setting (or is given twice);"
+                        + " write MIB[,deflate-on-oom][,stats=SECONDS]");
+            }
+        }
+        return new Balloon(Long.parseLong(parts[0]), deflateOnOom, stats == null ? 0 : stats);
     }
 
     /** {@code --vsock cid=N,uds=PATH}, each setting once, both required. */

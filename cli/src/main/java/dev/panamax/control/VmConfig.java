@@ -1,5 +1,6 @@
 package dev.panamax.control;
 
+import dev.panamax.api.Balloon;
 import dev.panamax.api.CpuAffinity;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
@@ -71,9 +72,10 @@ import java.util.stream.Stream;
  * @param networkInterfaces network devices, in order
  * @param vsock the vsock device, or null
  * @param sharedFolders host directories for the guest (virtio-fs), in order
+ * @param balloon the memory balloon, or null
  */
 public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
-        Vsock vsock, List<SharedFolder> sharedFolders) {
+        Vsock vsock, List<SharedFolder> sharedFolders, Balloon balloon) {
 
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
@@ -87,6 +89,12 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         drives = List.copyOf(drives);
         networkInterfaces = List.copyOf(networkInterfaces);
         sharedFolders = List.copyOf(sharedFolders);
+    }
+
+    /** A VM without a balloon. */
+    public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
+            Vsock vsock, List<SharedFolder> sharedFolders) {
+        this(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, null);
     }
 
     /** A VM without shared folders. */
@@ -143,10 +151,11 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     }
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
-    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "entropy", "logger", "memory-hotplug",
+    private static final List<String> FIRECRACKER_ONLY = List.of("cpu-config", "entropy", "logger", "memory-hotplug",
             "metrics", "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
-            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders"), FIRECRACKER_ONLY.stream())
+            Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "balloon"),
+            FIRECRACKER_ONLY.stream())
             .collect(Collectors.toSet());
 
     /**
@@ -170,7 +179,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())).toList();
         return new VmConfig(new BootSource(c.kernel(), c.initrd(), c.commandLine().isEmpty() ? null : c.commandLine()),
                 new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics,
-                c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()));
+                c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()), List.of(),
+                c.balloon() == null ? null : new Balloon(c.balloon().amountMib(), c.balloon().deflateOnOom(), c.balloon().statsIntervalSeconds()));
     }
 
     /** Reads a config file. */
@@ -214,15 +224,61 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         checkNetworkInterfaces(interfaces, i -> "network-interfaces[" + i + "]");
         Vsock vsock = top.has("vsock") && top.get("vsock") != null ? vsock(top.get("vsock"), "vsock") : null;
         List<SharedFolder> shares = top.has("shared-folders") ? sharedFolders(top.get("shared-folders"), "shared-folders") : List.of();
-        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares);
+        Balloon balloon = top.has("balloon") && top.get("balloon") != null ? balloon(top.get("balloon"), "balloon") : null;
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, balloon);
+        config.checkBalloon();
         config.checkPciDevices(DEVICES);
         return config;
+    }
+
+    /**
+     * Firecracker's {@code Balloon} object at {@code path}: {@code amount_mib} and {@code
+     * deflate_on_oom} required, {@code stats_polling_interval_s} optional (default 0, no
+     * statistics). Its size against guest memory is {@link #checkBalloon}'s, once both are known.
+     */
+    public static Balloon balloon(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("amount_mib", "deflate_on_oom", "stats_polling_interval_s"));
+        long amount = o.integer("amount_mib");
+        if (amount < 0) {
+            throw new ConfigException(o.path("amount_mib"), amount + " is not a balloon size: use 0 MiB or more");
+        }
+        boolean deflateOnOom = o.bool("deflate_on_oom");
+        int interval = o.has("stats_polling_interval_s")
+                ? VmRules.balloonStatsInterval(o.integer("stats_polling_interval_s"), o.path("stats_polling_interval_s")) : 0;
+        return new Balloon(amount, deflateOnOom, interval);
+    }
+
+    /** Firecracker's {@code BalloonUpdate} at {@code path} ({@code PATCH /balloon}): the new {@code amount_mib}. */
+    public static long balloonUpdate(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("amount_mib"));
+        long amount = o.integer("amount_mib");
+        if (amount < 0) {
+            throw new ConfigException(o.path("amount_mib"), amount + " is not a balloon size: use 0 MiB or more");
+        }
+        return amount;
+    }
+
+    /** Firecracker's {@code BalloonStatsUpdate} at {@code path} ({@code PATCH /balloon/statistics}): the new interval. */
+    public static int balloonStatsUpdate(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("stats_polling_interval_s"));
+        return VmRules.balloonStatsInterval(o.integer("stats_polling_interval_s"), o.path("stats_polling_interval_s"));
+    }
+
+    /** The balloon's rules against the machine: no larger than guest memory, not on huge pages. */
+    public void checkBalloon() {
+        if (balloon != null) {
+            VmRules.balloonAmount(balloon.amountMib(), machineConfig.memSizeMib(), "balloon.amount_mib");
+            if (machineConfig.hugePages() != HugePages.NONE) {
+                throw new ConfigException("balloon", "a balloon cannot give back 4 KiB pages of memory on " + machineConfig.hugePages().label()
+                        + " huge pages (machine-config.huge_pages); leave the balloon out, or use ordinary pages");
+            }
+        }
     }
 
     /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
     public void checkPciDevices(String name) {
         VmRules.pciDevices(machineConfig.vcpuCount(), (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(),
-                networkInterfaces.size(), vsock != null, sharedFolders.size(), name);
+                networkInterfaces.size(), vsock != null, sharedFolders.size(), balloon != null, name);
     }
 
     /** {@link VmRules#shares} for the Java API's shared folders: at most {@link VmRules#MAX_SHARES}, each tag once. */
@@ -486,23 +542,28 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** This config with {@code drive} in place of the drive of its id. */
     public VmConfig withDrive(Drive drive) {
         return new VmConfig(bootSource, machineConfig, drives.stream().map(d -> d.id().equals(drive.id()) ? drive : d).toList(),
-                networkInterfaces, vsock, sharedFolders);
+                networkInterfaces, vsock, sharedFolders, balloon);
     }
 
     /** This config with {@code nic} in place of the network interface of its id. */
     public VmConfig withNetworkInterface(NetworkInterface nic) {
         return new VmConfig(bootSource, machineConfig, drives,
-                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders);
+                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders, balloon);
+    }
+
+    /** This config with {@code b} as its balloon (its target changed by a PATCH). */
+    public VmConfig withBalloon(Balloon b) {
+        return new VmConfig(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, b);
     }
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
     public Map<String, Object> toJson() {
-        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders);
+        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, balloon);
     }
 
     /** The same for a VM still being configured, whose boot source and vsock may be missing (null). */
     static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces,
-            Vsock vsock, List<SharedFolder> shares) {
+            Vsock vsock, List<SharedFolder> shares, Balloon balloon) {
         Map<String, Object> json = new LinkedHashMap<>();
         if (boot != null) {
             json.put("boot-source", toJson(boot));
@@ -516,6 +577,18 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (!shares.isEmpty()) {
             json.put("shared-folders", shares.stream().map(VmConfig::toJson).toList());
         }
+        if (balloon != null) {
+            json.put("balloon", toJson(balloon));
+        }
+        return json;
+    }
+
+    /** Firecracker's {@code Balloon}, as {@code GET /balloon} answers and a config file holds it. */
+    static Map<String, Object> toJson(Balloon balloon) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("amount_mib", balloon.amountMib());
+        json.put("deflate_on_oom", balloon.deflateOnOom());
+        json.put("stats_polling_interval_s", balloon.statsPollingIntervalSeconds());
         return json;
     }
 
@@ -618,6 +691,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             b.vsock(vsock.guestCid(), vsock.udsPath());
         }
         sharedFolders.forEach(b::share);
+        b.balloon(balloon);
         return b;
     }
 }

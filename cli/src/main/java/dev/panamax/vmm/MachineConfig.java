@@ -21,10 +21,11 @@ import java.util.Objects;
  * @param shares the shared folders (virtio-fs devices), in the order they were given
  * @param pinning the host CPUs of the vCPU and device I/O threads
  * @param hugePages the hugetlb page size guest RAM is mapped from, or null for ordinary pages
+ * @param balloon the memory balloon, or null for none
  */
 public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
         List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
-        HugePageSize hugePages) {
+        HugePageSize hugePages, BalloonConfig balloon) {
     public MachineConfig {
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(commandLine, "commandLine");
@@ -33,6 +34,13 @@ public record MachineConfig(Path kernel, Path initrd, String commandLine, int cp
         nics = List.copyOf(nics);
         shares = List.copyOf(shares);
         Objects.requireNonNull(pinning, "pinning");
+    }
+
+    /** A machine without a balloon. */
+    public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
+            List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
+            HugePageSize hugePages) {
+        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, shares, pinning, hugePages, null);
     }
 
     /** A machine on ordinary pages with no thread pinned. */

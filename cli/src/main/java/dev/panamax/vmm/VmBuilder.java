@@ -3,6 +3,7 @@ package dev.panamax.vmm;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.balloon.VirtioBalloon;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.MacAddress;
@@ -112,6 +113,11 @@ public final class VmBuilder {
         for (int i = 0; i < config.shares().size(); i++) {
             devices.addVirtioPci("virtio-fs", "fs" + i, openShare("fs" + i, config.shares().get(i)));
         }
+        if (config.balloon() != null) {
+            BalloonConfig b = config.balloon();
+            devices.addVirtioPci("virtio-balloon", BALLOON_ID, new VirtioBalloon(BALLOON_ID, VirtioBalloon.pagesOfMib(b.amountMib()),
+                    b.deflateOnOom(), b.statsIntervalSeconds()));
+        }
         return devices;
     }
 
@@ -146,6 +152,9 @@ public final class VmBuilder {
             throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
         }
     }
+
+    /** The balloon's id among the VM's devices (a VM has at most one). */
+    public static final String BALLOON_ID = "balloon";
 
     /** The vsock device's id among the VM's devices (a VM has at most one). */
     static final String VSOCK_ID = "vsock";

@@ -336,6 +336,11 @@ public final class VmSnapshot {
         if (c.vsock() != null) {
             w.i64(c.vsock().guestCid()).string(c.vsock().udsPath().toAbsolutePath().toString());
         }
+        // The balloon's options; its target, actual size and interval are the device's state.
+        w.bool(c.balloon() != null);
+        if (c.balloon() != null) {
+            w.i64(c.balloon().amountMib()).bool(c.balloon().deflateOnOom()).i32(c.balloon().statsIntervalSeconds());
+        }
         w.string(diskSnapshot);
     }
 
@@ -397,11 +402,15 @@ public final class VmSnapshot {
         if (r.bool("vsock device")) {
             vsock = new VsockConfig(r.i64("vsock guest CID"), Path.of(r.string(MAX_PATH, "vsock socket path")));
         }
+        BalloonConfig balloon = null;
+        if (r.bool("balloon")) {
+            balloon = new BalloonConfig(r.i64("balloon size"), r.bool("balloon deflate_on_oom"), r.i32("balloon statistics interval"));
+        }
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
         MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
-                bootProtocol, drives, nics, vsock);
+                bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, balloon);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;
     }

@@ -10,6 +10,7 @@ import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.virtio.balloon.VirtioBalloon;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.pci.VirtioPciDevice;
@@ -256,6 +257,33 @@ class VmSnapshotTest {
     }
 
     @Test
+    void aVmWithABalloonIsRestoredWithItsOptionsAndTarget() throws IOException {
+        MachineConfig withBalloon = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
+                null, List.of(), CpuPinning.NONE, null, new BalloonConfig(8, true, 5));
+        Path state = dir.resolve("balloon.state");
+        Path memory = dir.resolve("balloon.mem");
+        VmBuilder.Machine machine = VmBuilder.build(withBalloon, console);
+        try {
+            ((VirtioBalloon) machine.devices().virtio("virtio-balloon", VmBuilder.BALLOON_ID)).setTargetPages(4096);
+            machine.vm().startPaused();
+            VmSnapshot.create(machine, new VmSnapshot.Create(state, memory, VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+        VmBuilder.Machine restored = VmSnapshot.restore(new VmSnapshot.Restore(state, memory, false, Map.of()), console);
+        try {
+            assertThat(restored.config().balloon()).isEqualTo(new BalloonConfig(8, true, 5));
+            VirtioBalloon balloon = (VirtioBalloon) restored.devices().virtio("virtio-balloon", VmBuilder.BALLOON_ID);
+            assertThat(restored.devices().devices()).extracting(DeviceManager.Device::id).contains("pci/00:01.0/virtio-balloon/balloon");
+            assertThat(balloon.targetPages()).as("the target at the snapshot, not the configured one").isEqualTo(4096);
+            assertThat(balloon.deflateOnOom()).isTrue();
+            assertThat(balloon.statsIntervalSeconds()).isEqualTo(5);
+        } finally {
+            restored.vm().close();
+        }
+    }
+
+    @Test
     void aVmWithASharedFolderHasItsVirtioFsDeviceAndRefusesASnapshotWithASentenceWritingNothing() throws IOException {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         MachineConfig withShare = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
@@ -311,7 +339,7 @@ class VmSnapshotTest {
         byte[] good = Files.readAllBytes(state);
         assertRefused(Arrays.copyOf(good, good.length / 2), "is truncated");
         assertRefused(with(good, b -> b[0] = 'Q'), "is not a Panamax snapshot state file");
-        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 2 only");
+        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 3 only");
         assertRefused(with(good, b -> b[good.length - 40] ^= 0x10), "is corrupt: its checksum");
     }
 
