@@ -6,6 +6,7 @@ import dev.panamax.kvm.KvmUnavailableException;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.virtio.balloon.VirtioBalloon;
 import dev.panamax.virtio.blk.BlkCounts;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.CacheMode;
@@ -18,6 +19,7 @@ import dev.panamax.vm.Vcpu;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
 import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vmm.BalloonConfig;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.CpuPinning;
 import dev.panamax.vmm.DeviceManager;
@@ -465,6 +467,71 @@ public final class VirtualMachine implements AutoCloseable {
         return new VmMetrics(vcpus, drives, nics, consoleOutputBytes(), vsock);
     }
 
+    /** The VM's balloon device. */
+    private VirtioBalloon balloonDevice() {
+        if (!(devices.virtio("virtio-balloon", VmBuilder.BALLOON_ID) instanceof VirtioBalloon balloon)) {
+            throw new IllegalStateException("the VM has no balloon; add one with Builder.balloon before it is built");
+        }
+        return balloon;
+    }
+
+    /**
+     * The balloon as it stands: its target now (which {@link #setBalloonTarget} changes), its
+     * options and its statistics interval now.
+     *
+     * @throws IllegalStateException when the VM has no balloon
+     */
+    public Balloon balloon() {
+        VirtioBalloon b = balloonDevice();
+        return new Balloon(mibOfPages(b.targetPages()), b.deflateOnOom(), b.statsIntervalSeconds());
+    }
+
+    /**
+     * Sets the balloon's target: the guest's driver gives the host pages until the balloon holds
+     * {@code amountMib} MiB, or takes them back down to it. It works at the guest's pace; watch
+     * {@link #balloonStatistics}'s actual size.
+     *
+     * @throws IllegalArgumentException when {@code amountMib} is more than the guest's memory
+     * @throws IllegalStateException when the VM has no balloon
+     */
+    public void setBalloonTarget(long amountMib) {
+        VirtioBalloon b = balloonDevice();
+        VmRules.balloonAmount(amountMib, machine.config().memoryMib(), "amount_mib");
+        b.setTargetPages(VirtioBalloon.pagesOfMib(amountMib));
+    }
+
+    /**
+     * Changes how often the guest is asked for its memory statistics.
+     *
+     * @throws IllegalArgumentException when {@code seconds} is out of range (1 to a day)
+     * @throws IllegalStateException when the VM has no balloon, or its balloon was built without
+     *     statistics, or {@code seconds} is 0 (statistics cannot be turned off)
+     */
+    public void setBalloonStatisticsInterval(int seconds) {
+        VirtioBalloon b = balloonDevice();
+        VmRules.balloonStatsInterval(seconds, "stats_polling_interval_s");
+        b.setStatsIntervalSeconds(seconds);
+    }
+
+    /**
+     * The balloon's target and actual sizes and the guest's last memory statistics.
+     *
+     * @throws IllegalStateException when the VM has no balloon, or it was built without statistics
+     */
+    public BalloonStatistics balloonStatistics() {
+        VirtioBalloon b = balloonDevice();
+        if (!b.statsEnabled()) {
+            throw new IllegalStateException("the balloon has no statistics: it was built with stats_polling_interval_s 0");
+        }
+        long target = Integer.toUnsignedLong(b.targetPages());
+        long actual = Integer.toUnsignedLong(b.actualPages());
+        return new BalloonStatistics(target, actual, mibOfPages(target), mibOfPages(actual), b.statistics());
+    }
+
+    private static long mibOfPages(long pages) {
+        return pages >> (20 - VirtioBalloon.PAGE_SHIFT);
+    }
+
     /** Ends the VM if it runs, then releases everything it holds. Idempotent. */
     @Override
     public void close() {
@@ -491,8 +558,15 @@ public final class VirtualMachine implements AutoCloseable {
         private final List<SharedFolder> shares = new ArrayList<>();
         private CpuAffinity cpuAffinity = CpuAffinity.NONE;
         private HugePages hugePages = HugePages.NONE;
+        private Balloon balloon;
 
         private Builder() {}
+
+        /** Adds a memory balloon (at most one; a second call replaces it, null removes it). */
+        public Builder balloon(Balloon balloon) {
+            this.balloon = balloon;
+            return this;
+        }
 
         /**
          * Pins the vCPU threads and the device I/O threads to host CPUs (default: {@link
@@ -668,7 +742,8 @@ public final class VirtualMachine implements AutoCloseable {
                         case NONE -> null;
                         case SIZE_2M -> HugePageSize.SIZE_2M;
                         case SIZE_1G -> HugePageSize.SIZE_1G;
-                    }, entropy);
+                    }, entropy, balloon == null ? null : new BalloonConfig(balloon.amountMib(), balloon.deflateOnOom(),
+                            balloon.statsPollingIntervalSeconds()));
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.api.Balloon;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
@@ -130,6 +131,13 @@ final class RunCommand implements Callable<Integer> {
                     + " A VM with a share cannot be snapshotted")
     List<String> shareSpecs = new ArrayList<>();
 
+    @Option(names = "--balloon", paramLabel = "MIB[,deflate-on-oom][,stats=SECONDS]",
+            description = "a virtio-balloon device that starts by taking MIB MiB from the guest and giving them back to the host"
+                    + " (Firecracker's balloon; its size changes through the API: PATCH /balloon); deflate-on-oom lets the guest"
+                    + " take pages back rather than kill a process; stats=SECONDS asks the guest for its memory statistics that"
+                    + " often (GET /balloon/statistics). Not with hugepages")
+    String balloonSpec;
+
     @Mixin
     ConsoleOption console;
 
@@ -154,7 +162,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
-            "--net", "--track-dirty-pages", "--vsock", "--share", "--entropy");
+            "--net", "--track-dirty-pages", "--vsock", "--share", "--entropy", "--balloon");
 
     @Override
     public Integer call() throws IOException {
@@ -280,7 +288,14 @@ final class RunCommand implements Callable<Integer> {
         String bootArgs = kernel == null ? withShareMounts(cmdline, shares) : cmdline;
         VmConfig vm = new VmConfig(new VmConfig.BootSource(k, i, bootArgs.isEmpty() ? null : bootArgs),
                 new VmConfig.MachineConfig(vcpus, memoryMib, trackDirtyPages, cpuSpec.affinity(), memorySpec.hugePages()), drives,
-                interfaces, vsock, shares, entropy, null);
+                interfaces, vsock, shares, entropy, balloonSpec == null ? null : parseBalloon(balloonSpec), null);
+        if (vm.balloon() != null) {
+            VmRules.balloonAmount(vm.balloon().amountMib(), memoryMib, "--balloon " + balloonSpec);
+            if (memorySpec.hugePages() != HugePages.NONE) {
+                throw new UserError("--balloon: a balloon cannot give back 4 KiB pages of memory on huge pages (--memory " + memory
+                        + "); leave one of them out");
+            }
+        }
         List<String> options = new ArrayList<>(List.of("--disk", "--net"));
         if (vsock != null) {
             options.add("--vsock");
@@ -290,6 +305,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (entropy != null) {
             options.add("--entropy");
+        }
+        if (vm.balloon() != null) {
+            options.add("--balloon");
         }
         vm.checkPciDevices(String.join(", ", options.subList(0, options.size() - 1)) + " and " + options.getLast());
         return vm;
@@ -417,6 +435,29 @@ final class RunCommand implements Callable<Integer> {
             settings.add("ops=" + limiter.ops().size());
         }
         return "--entropy=" + String.join(",", settings);
+    }
+
+    /** {@code --balloon MIB[,deflate-on-oom][,stats=SECONDS]}: the size first, then each setting at most once. */
+    static Balloon parseBalloon(String text) {
+        String[] parts = text.split(",", -1);
+        if (!parts[0].matches("[0-9]{1,9}")) {
+            throw new UserError("--balloon " + text + ": the balloon's size in MiB comes first, not '" + parts[0]
+                    + "'; write MIB[,deflate-on-oom][,stats=SECONDS]");
+        }
+        boolean deflateOnOom = false;
+        Integer stats = null;
+        for (int i = 1; i < parts.length; i++) {
+            String setting = parts[i];
+            if (setting.equals("deflate-on-oom") && !deflateOnOom) {
+                deflateOnOom = true;
+            } else if (setting.startsWith("stats=") && stats == null && setting.substring(6).matches("[0-9]{1,9}")) {
+                stats = VmRules.balloonStatsInterval(Long.parseLong(setting.substring(6)), "--balloon stats");
+            } else {
+                throw new UserError("--balloon " + text + ": '" + setting + "' is not a setting (or is given twice);"
+                        + " write MIB[,deflate-on-oom][,stats=SECONDS]");
+            }
+        }
+        return new Balloon(Long.parseLong(parts[0]), deflateOnOom, stats == null ? 0 : stats);
     }
 
     /** {@code --vsock cid=N,uds=PATH}, each setting once, both required. */

@@ -1,5 +1,7 @@
 package dev.panamax.control;
 
+import dev.panamax.api.Balloon;
+import dev.panamax.api.BalloonStatistics;
 import dev.panamax.api.Drive;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RateLimiter;
@@ -86,6 +88,8 @@ public final class ControlPlane implements AutoCloseable {
             new Resource("/entropy", Set.of("PUT")),
             new Resource("/shared-folders", Set.of("PUT")),
             new Resource("/logger", Set.of("PUT")),
+            new Resource("/balloon", Set.of("GET", "PUT", "PATCH")),
+            new Resource("/balloon/statistics", Set.of("GET", "PATCH")),
             new Resource("/actions", Set.of("PUT")),
             new Resource("/vm", Set.of("PATCH")),
             new Resource("/vm/config", Set.of("GET")),
@@ -108,6 +112,7 @@ public final class ControlPlane implements AutoCloseable {
     private VmConfig.Vsock vsock; // guarded by lock; null until PUT /vsock
     private VmConfig.Entropy entropy; // guarded by lock; null until PUT /entropy
     private List<SharedFolder> sharedFolders = List.of(); // guarded by lock
+    private Balloon balloon; // guarded by lock; null until PUT /balloon
     private boolean starting; // guarded by lock: InstanceStart is building the VM
     private VmConfig startedConfig; // guarded by lock
     private VirtualMachine vm; // guarded by lock; set once
@@ -252,7 +257,7 @@ public final class ControlPlane implements AutoCloseable {
                 case "GET /vm/config" -> {
                     synchronized (lock) {
                         yield Response.ok(startedConfig != null ? startedConfig.toJson() : VmConfig.toJson(bootSource, machine,
-                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders, entropy));
+                                List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders, entropy, balloon));
                     }
                 }
                 case "GET /metrics" -> Response.ok(metricsJson());
@@ -268,6 +273,11 @@ public final class ControlPlane implements AutoCloseable {
                 case "PUT /entropy" -> putResource("entropy", body, VmConfig::entropy, parsed -> entropy = parsed);
                 case "PUT /shared-folders" -> putResource("shared-folders", body, VmConfig::sharedFolders, parsed -> sharedFolders = parsed);
                 case "PUT /logger" -> putLogger(LoggerConfig.parse(json(body), "logger"));
+                case "PUT /balloon" -> putResource("balloon", body, VmConfig::balloon, parsed -> balloon = parsed);
+                case "PATCH /balloon" -> patchBalloon(body);
+                case "GET /balloon" -> getBalloon();
+                case "GET /balloon/statistics" -> balloonStatistics();
+                case "PATCH /balloon/statistics" -> patchBalloonStatistics(body);
                 case "PUT /actions" -> action(body);
                 case "PATCH /vm" -> patchVm(body);
                 case "PUT /snapshot/create" -> createSnapshot(body);
@@ -474,6 +484,103 @@ public final class ControlPlane implements AutoCloseable {
         }
     }
 
+    /**
+     * Firecracker's {@code BalloonUpdate}: before {@code InstanceStart} it changes the configured
+     * balloon's size; afterwards the running balloon's target, which the guest then works towards.
+     */
+    private Response patchBalloon(byte[] body) {
+        long amount = VmConfig.balloonUpdate(json(body), "balloon");
+        synchronized (lock) {
+            if (starting) {
+                throw new ApiFault.WrongState("balloon", "the VM is starting; try again in a moment");
+            }
+            if (vm == null) {
+                if (balloon == null) {
+                    throw new ApiFault.BadRequest("balloon: there is no balloon to change; PUT /balloon first");
+                }
+                balloon = new Balloon(amount, balloon.deflateOnOom(), balloon.statsPollingIntervalSeconds());
+                return Response.noContent();
+            }
+            Balloon running = requireBalloon();
+            requireLive("balloon");
+            vm.setBalloonTarget(amount); // a size beyond guest memory is a ConfigException: 400
+            startedConfig = startedConfig.withBalloon(new Balloon(amount, running.deflateOnOom(), vm.balloon().statsPollingIntervalSeconds()));
+        }
+        return Response.noContent();
+    }
+
+    /** Firecracker's {@code BalloonStatsUpdate}: the statistics interval, which cannot turn statistics on or off after boot. */
+    private Response patchBalloonStatistics(byte[] body) {
+        int seconds = VmConfig.balloonStatsUpdate(json(body), "balloon/statistics");
+        synchronized (lock) {
+            if (starting) {
+                throw new ApiFault.WrongState("balloon/statistics", "the VM is starting; try again in a moment");
+            }
+            if (vm == null) {
+                if (balloon == null) {
+                    throw new ApiFault.BadRequest("balloon/statistics: there is no balloon to change; PUT /balloon first");
+                }
+                balloon = new Balloon(balloon.amountMib(), balloon.deflateOnOom(), seconds);
+                return Response.noContent();
+            }
+            Balloon running = requireBalloon();
+            requireLive("balloon/statistics");
+            try {
+                vm.setBalloonStatisticsInterval(seconds);
+            } catch (IllegalStateException e) { // statistics off at boot, or an interval of 0 for statistics on
+                throw new ApiFault.BadRequest("balloon/statistics.stats_polling_interval_s: " + e.getMessage());
+            }
+            startedConfig = startedConfig.withBalloon(new Balloon(vm.balloon().amountMib(), running.deflateOnOom(), seconds));
+        }
+        return Response.noContent();
+    }
+
+    /** Caller holds lock; the VM is there: its balloon, or a 400 when it has none. */
+    private Balloon requireBalloon() {
+        if (startedConfig.balloon() == null) {
+            throw new ApiFault.BadRequest("balloon: the VM has no balloon (one is added before InstanceStart, with PUT /balloon)");
+        }
+        return startedConfig.balloon();
+    }
+
+    /** Firecracker's {@code GET /balloon}: the balloon as configured, or as it runs (its target now). */
+    private Response getBalloon() {
+        synchronized (lock) {
+            if (vm == null || starting) {
+                if (balloon == null) {
+                    throw new ApiFault.BadRequest("balloon: no balloon is configured; PUT /balloon first");
+                }
+                return Response.ok(VmConfig.toJson(balloon));
+            }
+            requireBalloon();
+            return Response.ok(VmConfig.toJson(vm.balloon()));
+        }
+    }
+
+    /** Firecracker's {@code GET /balloon/statistics}: the sizes and the guest's last report, once the VM runs with statistics on. */
+    private Response balloonStatistics() {
+        BalloonStatistics stats;
+        synchronized (lock) {
+            if (vm == null || starting) {
+                throw new ApiFault.BadRequest("balloon/statistics: the balloon's statistics come from the guest; start the VM first");
+            }
+            requireBalloon();
+            try {
+                stats = vm.balloonStatistics();
+            } catch (IllegalStateException e) {
+                throw new ApiFault.BadRequest("balloon/statistics: " + e.getMessage() + "; PUT /balloon with a"
+                        + " stats_polling_interval_s above 0 before InstanceStart to have them");
+            }
+        }
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("target_pages", stats.targetPages());
+        json.put("actual_pages", stats.actualPages());
+        json.put("target_mib", stats.targetMib());
+        json.put("actual_mib", stats.actualMib());
+        json.putAll(stats.values());
+        return Response.ok(json);
+    }
+
     private Response action(byte[] body) {
         JsonObject o = JsonObject.of(json(body), "actions").allowOnly(Set.of("action_type"));
         String type = o.string("action_type");
@@ -580,8 +687,9 @@ public final class ControlPlane implements AutoCloseable {
                 throw new ApiFault.WrongState("boot-source", "is required before InstanceStart; PUT /boot-source first");
             }
             config = new VmConfig(bootSource, machine, List.copyOf(drives.values()), List.copyOf(interfaces.values()), vsock, sharedFolders,
-                    entropy, null);
-            config.checkPciDevices(VmConfig.DEVICES); // rules for the devices and the machine together, known only now
+                    entropy, balloon, null);
+            config.checkBalloon(); // rules for the devices and the machine together, known only now
+            config.checkPciDevices(VmConfig.DEVICES);
             starting = true; // building takes a while (the kernel is loaded): reads go on meanwhile, changes wait
         }
         VirtualMachine built = null;

@@ -1,5 +1,6 @@
 package dev.panamax.control;
 
+import dev.panamax.api.Balloon;
 import dev.panamax.api.CpuAffinity;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
@@ -76,12 +77,14 @@ import java.util.stream.Stream;
  * @param vsock the vsock device, or null
  * @param sharedFolders host directories for the guest (virtio-fs), in order
  * @param entropy the entropy device (virtio-rng), or null
+ * @param balloon the memory balloon, or null
  * @param metricsPath the config file's {@code metrics.metrics_path}: the file or named pipe Firecracker's
  *     metrics lines go to, or null for none (as in Firecracker, not part of the VM: neither {@link #toJson()}
  *     nor a snapshot keeps it)
  */
 public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
-        Vsock vsock, List<SharedFolder> sharedFolders, Entropy entropy, Path metricsPath) {
+        Vsock vsock, List<SharedFolder> sharedFolders, Entropy entropy, Balloon balloon,
+        Path metricsPath) {
 
     /** The largest config file read. */
     public static final int MAX_FILE_BYTES = 1 << 20;
@@ -97,10 +100,10 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         sharedFolders = List.copyOf(sharedFolders);
     }
 
-    /** A VM without an entropy device, whose metrics go nowhere. */
+    /** A VM without an entropy device or a balloon, whose metrics go nowhere. */
     public VmConfig(BootSource bootSource, MachineConfig machineConfig, List<Drive> drives, List<NetworkInterface> networkInterfaces,
             Vsock vsock, List<SharedFolder> sharedFolders) {
-        this(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, null, null);
+        this(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, null, null, null);
     }
 
     /** A VM without shared folders. */
@@ -164,11 +167,11 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     }
 
     /** Parts of Firecracker's configuration that Panamax does not have. */
-    private static final List<String> FIRECRACKER_ONLY = List.of("balloon", "cpu-config", "memory-hotplug",
+    private static final List<String> FIRECRACKER_ONLY = List.of("cpu-config", "memory-hotplug",
             "mmds-config", "pmem", "serial");
     private static final Set<String> TOP_KEYS = Stream.concat(
             Stream.of("boot-source", "machine-config", "drives", "network-interfaces", "vsock", "shared-folders", "metrics", "logger",
-                    "entropy"),
+                    "entropy", "balloon"),
             FIRECRACKER_ONLY.stream())
             .collect(Collectors.toSet());
 
@@ -196,7 +199,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         return new VmConfig(new BootSource(c.kernel(), c.initrd(), c.commandLine().isEmpty() ? null : c.commandLine()),
                 new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics,
                 c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()), List.of(),
-                c.entropy() == null ? null : new Entropy(toApi(c.entropy().rateLimit())), null);
+                c.entropy() == null ? null : new Entropy(toApi(c.entropy().rateLimit())),
+                c.balloon() == null ? null : new Balloon(c.balloon().amountMib(), c.balloon().deflateOnOom(), c.balloon().statsIntervalSeconds()),
+                null);
     }
 
     /** A rate limit as the API's limiter: null when it limits nothing, a bucket that limits nothing left out. */
@@ -272,7 +277,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         List<SharedFolder> shares = top.has("shared-folders") ? sharedFolders(top.get("shared-folders"), "shared-folders") : List.of();
         Entropy entropy = top.has("entropy") && top.get("entropy") != null ? entropy(top.get("entropy"), "entropy") : null;
         Path metricsPath = top.has("metrics") && top.get("metrics") != null ? metrics(top.get("metrics"), "metrics") : null;
-        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, entropy, metricsPath);
+                Balloon balloon = top.has("balloon") && top.get("balloon") != null ? balloon(top.get("balloon"), "balloon") : null;
+        VmConfig config = new VmConfig(boot, machine, drives, interfaces, vsock, shares, entropy, balloon, metricsPath);
+        config.checkBalloon();
         config.checkPciDevices(DEVICES);
         return new ConfigFile(config, top.has("logger") ? LoggerConfig.parse(top.get("logger"), "logger") : null);
     }
@@ -291,10 +298,55 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         }
     }
 
+    /**
+     * Firecracker's {@code Balloon} object at {@code path}: {@code amount_mib} and {@code
+     * deflate_on_oom} required, {@code stats_polling_interval_s} optional (default 0, no
+     * statistics). Its size against guest memory is {@link #checkBalloon}'s, once both are known.
+     */
+    public static Balloon balloon(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("amount_mib", "deflate_on_oom", "stats_polling_interval_s"));
+        long amount = o.integer("amount_mib");
+        if (amount < 0) {
+            throw new ConfigException(o.path("amount_mib"), amount + " is not a balloon size: use 0 MiB or more");
+        }
+        boolean deflateOnOom = o.bool("deflate_on_oom");
+        int interval = o.has("stats_polling_interval_s")
+                ? VmRules.balloonStatsInterval(o.integer("stats_polling_interval_s"), o.path("stats_polling_interval_s")) : 0;
+        return new Balloon(amount, deflateOnOom, interval);
+    }
+
+    /** Firecracker's {@code BalloonUpdate} at {@code path} ({@code PATCH /balloon}): the new {@code amount_mib}. */
+    public static long balloonUpdate(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("amount_mib"));
+        long amount = o.integer("amount_mib");
+        if (amount < 0) {
+            throw new ConfigException(o.path("amount_mib"), amount + " is not a balloon size: use 0 MiB or more");
+        }
+        return amount;
+    }
+
+    /** Firecracker's {@code BalloonStatsUpdate} at {@code path} ({@code PATCH /balloon/statistics}): the new interval. */
+    public static int balloonStatsUpdate(Object json, String path) {
+        JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("stats_polling_interval_s"));
+        return VmRules.balloonStatsInterval(o.integer("stats_polling_interval_s"), o.path("stats_polling_interval_s"));
+    }
+
+    /** The balloon's rules against the machine: no larger than guest memory, not on huge pages. */
+    public void checkBalloon() {
+        if (balloon != null) {
+            VmRules.balloonAmount(balloon.amountMib(), machineConfig.memSizeMib(), "balloon.amount_mib");
+            if (machineConfig.hugePages() != HugePages.NONE) {
+                throw new ConfigException("balloon", "a balloon cannot give back 4 KiB pages of memory on " + machineConfig.hugePages().label()
+                        + " huge pages (machine-config.huge_pages); leave the balloon out, or use ordinary pages");
+            }
+        }
+    }
+
     /** {@link VmRules#pciDevices}: whether this VM's devices on PCI fit its bus and its interrupt vectors. */
     public void checkPciDevices(String name) {
         VmRules.pciDevices(machineConfig.vcpuCount(), (int) drives.stream().filter(d -> d.transport() == Transport.PCI).count(),
-                networkInterfaces.size(), vsock != null, sharedFolders.size(), entropy != null, name);
+                networkInterfaces.size(), vsock != null, sharedFolders.size(), entropy != null, balloon != null,
+                name);
     }
 
     /** {@link VmRules#shares} for the Java API's shared folders: at most {@link VmRules#MAX_SHARES}, each tag once. */
@@ -564,23 +616,29 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** This config with {@code drive} in place of the drive of its id. */
     public VmConfig withDrive(Drive drive) {
         return new VmConfig(bootSource, machineConfig, drives.stream().map(d -> d.id().equals(drive.id()) ? drive : d).toList(),
-                networkInterfaces, vsock, sharedFolders, entropy, metricsPath);
+                networkInterfaces, vsock, sharedFolders, entropy, balloon, metricsPath);
     }
 
     /** This config with {@code nic} in place of the network interface of its id. */
     public VmConfig withNetworkInterface(NetworkInterface nic) {
         return new VmConfig(bootSource, machineConfig, drives,
-                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders, entropy, metricsPath);
+                networkInterfaces.stream().map(n -> n.id().equals(nic.id()) ? nic : n).toList(), vsock, sharedFolders, entropy, balloon,
+                metricsPath);
+    }
+
+    /** This config with {@code b} as its balloon (its target changed by a PATCH). */
+    public VmConfig withBalloon(Balloon b) {
+        return new VmConfig(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, entropy, b, metricsPath);
     }
 
     /** This config as the JSON a config file holds (and {@code GET /vm/config} answers). */
     public Map<String, Object> toJson() {
-        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, entropy);
+        return toJson(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, entropy, balloon);
     }
 
     /** The same for a VM still being configured, whose boot source, vsock and entropy device may be missing (null). */
     static Map<String, Object> toJson(BootSource boot, MachineConfig machine, List<Drive> drives, List<NetworkInterface> interfaces,
-            Vsock vsock, List<SharedFolder> shares, Entropy entropy) {
+            Vsock vsock, List<SharedFolder> shares, Entropy entropy, Balloon balloon) {
         Map<String, Object> json = new LinkedHashMap<>();
         if (boot != null) {
             json.put("boot-source", toJson(boot));
@@ -597,6 +655,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (entropy != null) {
             json.put("entropy", toJson(entropy));
         }
+        if (balloon != null) {
+            json.put("balloon", toJson(balloon));
+        }
         return json;
     }
 
@@ -605,6 +666,15 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (entropy.rateLimiter() != null) {
             json.put("rate_limiter", toJson(entropy.rateLimiter()));
         }
+        return json;
+    }
+
+    /** Firecracker's {@code Balloon}, as {@code GET /balloon} answers and a config file holds it. */
+    static Map<String, Object> toJson(Balloon balloon) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("amount_mib", balloon.amountMib());
+        json.put("deflate_on_oom", balloon.deflateOnOom());
+        json.put("stats_polling_interval_s", balloon.statsPollingIntervalSeconds());
         return json;
     }
 
@@ -710,6 +780,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (entropy != null) {
             b.entropy(entropy.rateLimiter());
         }
+        b.balloon(balloon);
         return b;
     }
 }

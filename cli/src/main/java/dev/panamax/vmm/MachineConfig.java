@@ -22,10 +22,11 @@ import java.util.Objects;
  * @param pinning the host CPUs of the vCPU and device I/O threads
  * @param hugePages the hugetlb page size guest RAM is mapped from, or null for ordinary pages
  * @param entropy the entropy device, or null for none
+ * @param balloon the memory balloon, or null for none
  */
 public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
         List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
-        HugePageSize hugePages, EntropyConfig entropy) {
+        HugePageSize hugePages, EntropyConfig entropy, BalloonConfig balloon) {
     public MachineConfig {
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(commandLine, "commandLine");
@@ -36,11 +37,11 @@ public record MachineConfig(Path kernel, Path initrd, String commandLine, int cp
         Objects.requireNonNull(pinning, "pinning");
     }
 
-    /** A machine without an entropy device. */
+    /** A machine without an entropy device or a balloon. */
     public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
             List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
             HugePageSize hugePages) {
-        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, shares, pinning, hugePages, null);
+        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, shares, pinning, hugePages, null, null);
     }
 
     /** A machine on ordinary pages with no thread pinned. */

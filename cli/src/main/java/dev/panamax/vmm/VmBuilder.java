@@ -3,6 +3,7 @@ package dev.panamax.vmm;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.virtio.balloon.VirtioBalloon;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.MacAddress;
@@ -117,6 +118,11 @@ public final class VmBuilder {
             devices.addVirtioPci("virtio-rng", ENTROPY_ID,
                     new VirtioRng(ENTROPY_ID, VirtioRng.DEFAULT_QUEUE_SIZE, new RateLimiter(config.entropy().rateLimit())));
         }
+        if (config.balloon() != null) {
+            BalloonConfig b = config.balloon();
+            devices.addVirtioPci("virtio-balloon", BALLOON_ID, new VirtioBalloon(BALLOON_ID, VirtioBalloon.pagesOfMib(b.amountMib()),
+                    b.deflateOnOom(), b.statsIntervalSeconds()));
+        }
         devices.addPvPanic(); // last: the other PCI devices keep the slots they had before it came
         return devices;
     }
@@ -155,6 +161,8 @@ public final class VmBuilder {
 
     /** The entropy device's id among the VM's devices (a VM has at most one), Firecracker's resource name. */
     public static final String ENTROPY_ID = "entropy";
+    /** The balloon's id among the VM's devices (a VM has at most one). */
+    public static final String BALLOON_ID = "balloon";
 
     /** The vsock device's id among the VM's devices (a VM has at most one). */
     static final String VSOCK_ID = "vsock";

@@ -366,30 +366,71 @@ public final class VmRules {
 
     /** The same with {@code shares} shared folders too, each a device of {@link VirtioFs#QUEUE_COUNT} queues. */
     public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, int shares, String name) {
-        pciDevices(vcpus, pciDrives, networkInterfaces, vsock, shares, false, name);
+        pciDevices(vcpus, pciDrives, networkInterfaces, vsock, shares, false, false, name);
     }
 
-    /** The same with an entropy device too, of {@link VirtioRng#QUEUE_COUNT} queue. */
+    /** The same with an entropy device too, of {@link VirtioRng#QUEUE_COUNT} queue, and a balloon, of up to {@link #BALLOON_QUEUES}. */
     public static void pciDevices(int vcpus, int pciDrives, int networkInterfaces, boolean vsock, int shares, boolean entropy,
-            String name) {
+            boolean balloon, String name) {
         String what = count(pciDrives, "drive") + " on PCI and " + count(networkInterfaces, "network interface") + (vsock ? " and a vsock device" : "")
-                + (shares > 0 ? " and " + count(shares, "shared folder") : "") + (entropy ? " and an entropy device" : "");
-        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0) + shares + (entropy ? 1 : 0);
+                + (shares > 0 ? " and " + count(shares, "shared folder") : "") + (entropy ? " and an entropy device" : "")
+                + (balloon ? " and a balloon" : "");
+        int devices = pciDrives + networkInterfaces + (vsock ? 1 : 0) + shares + (entropy ? 1 : 0) + (balloon ? 1 : 0);
         if (devices > MAX_PCI_DEVICES) {
             throw new ConfigException(name, what + " are " + devices + " PCI devices, more than the " + MAX_PCI_DEVICES
                     + " slots the bus has for them (of its " + (PciBus.SLOTS - 1) + ", one holds the pvpanic device); put drives on virtio-mmio");
         }
         long vectors = (long) pciDrives * (vcpus + 1) + (long) networkInterfaces * (VirtioNet.QUEUE_COUNT + 1)
                 + (vsock ? VirtioVsock.QUEUE_COUNT + 1 : 0) + (long) shares * (VirtioFs.QUEUE_COUNT + 1)
-                + (entropy ? VirtioRng.QUEUE_COUNT + 1 : 0);
+                + (entropy ? VirtioRng.QUEUE_COUNT + 1 : 0) + (balloon ? BALLOON_QUEUES + 1 : 0);
         if (vectors > Vm.MAX_MSI_VECTORS) {
             throw new ConfigException(name, "with " + count(vcpus, "vCPU") + ", " + what + " need " + vectors + " MSI-X vectors"
                     + " (a drive on PCI one per vCPU and one more, a network interface " + (VirtioNet.QUEUE_COUNT + 1)
                     + (vsock ? ", the vsock device " + (VirtioVsock.QUEUE_COUNT + 1) : "")
                     + (shares > 0 ? ", a shared folder " + (VirtioFs.QUEUE_COUNT + 1) : "")
                     + (entropy ? ", the entropy device " + (VirtioRng.QUEUE_COUNT + 1) : "")
+                    + (balloon ? ", the balloon " + (BALLOON_QUEUES + 1) : "")
                     + "), more than a VM's " + Vm.MAX_MSI_VECTORS + "; use fewer vCPUs, or put drives on virtio-mmio");
         }
+    }
+
+    /** The balloon's queues with statistics: inflate, deflate, stats. */
+    static final int BALLOON_QUEUES = 3;
+    /** The longest statistics interval: a day. */
+    public static final int MAX_STATS_INTERVAL_SECONDS = 86_400;
+
+    /**
+     * A balloon's rules: a target no larger than guest memory (Firecracker's), a statistics interval
+     * from 0 (none) to {@link #MAX_STATS_INTERVAL_SECONDS}, and ordinary pages: memory on hugetlb
+     * pages cannot give back the balloon's 4 KiB pages (as in Firecracker, which refuses the pair).
+     *
+     * @param name how the user knows the balloon ({@code balloon}, {@code --balloon})
+     */
+    public static void balloon(BalloonConfig balloon, long memoryMib, HugePageSize hugePages, String name) {
+        balloonAmount(balloon.amountMib(), memoryMib, name + ".amount_mib");
+        balloonStatsInterval(balloon.statsIntervalSeconds(), name + ".stats_polling_interval_s");
+        if (hugePages != null) {
+            throw new ConfigException(name, "a balloon cannot give back 4 KiB pages of memory on " + hugePages.label()
+                    + " huge pages; leave the balloon out, or use ordinary pages");
+        }
+    }
+
+    /** A balloon's target: 0 to the guest's memory, in MiB. */
+    public static long balloonAmount(long amountMib, long memoryMib, String name) {
+        if (amountMib < 0 || amountMib > memoryMib) {
+            throw new ConfigException(name, amountMib + " MiB is not a balloon size for a guest of " + memoryMib
+                    + " MiB: use 0 to " + memoryMib);
+        }
+        return amountMib;
+    }
+
+    /** A statistics interval: 0 (none) to a day, in seconds. */
+    public static int balloonStatsInterval(long seconds, String name) {
+        if (seconds < 0 || seconds > MAX_STATS_INTERVAL_SECONDS) {
+            throw new ConfigException(name, seconds + " is not a statistics interval: use 0 (no statistics) to "
+                    + MAX_STATS_INTERVAL_SECONDS + " seconds");
+        }
+        return (int) seconds;
     }
 
     /** The longest name {@code <uds_path>_<port>} adds: an underscore and a port of 10 digits. */
@@ -524,8 +565,11 @@ public final class VmRules {
             shareDirectory(s.directory(), s.readOnly(), "shared folder " + s.tag());
         }
         shares(shares, i -> "shared folder " + shares.get(i).tag());
+        if (c.balloon() != null) {
+            balloon(c.balloon(), c.memoryMib(), c.hugePages(), "balloon");
+        }
         pciDevices(c.cpus(), (int) drives.stream().filter(d -> !d.mmio()).count(), nics.size(), c.vsock() != null, shares.size(),
-                c.entropy() != null, names.devices());
+                c.entropy() != null, c.balloon() != null, names.devices());
     }
 
     private static String count(long n, String thing) {

@@ -339,6 +339,11 @@ public final class VmSnapshot {
         if (c.entropy() != null) {
             writeLimit(w, c.entropy().rateLimit());
         }
+        // The balloon's options; its target, actual size and interval are the device's state.
+        w.bool(c.balloon() != null);
+        if (c.balloon() != null) {
+            w.i64(c.balloon().amountMib()).bool(c.balloon().deflateOnOom()).i32(c.balloon().statsIntervalSeconds());
+        }
         w.string(diskSnapshot);
     }
 
@@ -435,11 +440,15 @@ public final class VmSnapshot {
         if (r.bool("entropy device")) {
             entropy = new EntropyConfig(readLimit(r, "the entropy device"));
         }
+        BalloonConfig balloon = null;
+        if (r.bool("balloon")) {
+            balloon = new BalloonConfig(r.i64("balloon size"), r.bool("balloon deflate_on_oom"), r.i32("balloon statistics interval"));
+        }
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
         MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
-                bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, entropy);
+                bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, entropy, balloon);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;
     }

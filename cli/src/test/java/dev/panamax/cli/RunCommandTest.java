@@ -3,6 +3,7 @@ package dev.panamax.cli;
 import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.api.Balloon;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.SharedFolder;
 import dev.panamax.api.TokenBucket;
@@ -128,6 +129,23 @@ class RunCommandTest {
         assertRefused("--config and --net do not go together", "run", "--no-rig", "--config", k, "--net", "user");
         // lo is no tap, for root and anyone else alike
         assertRefused("network interface net0: cannot open tap lo", "run", "--no-rig", "--kernel", k, "--net", "tap=lo");
+    }
+
+    @Test
+    void balloonOptionsAreParsedAndBadOnesRefusedBeforeBoot() throws Exception {
+        assertThat(RunCommand.parseBalloon("128")).isEqualTo(new Balloon(128, false, 0));
+        assertThat(RunCommand.parseBalloon("0,stats=5,deflate-on-oom")).isEqualTo(new Balloon(0, true, 5));
+        String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
+        assertRefused("--balloon x: the balloon's size in MiB comes first, not 'x'", "run", "--no-rig", "--kernel", k, "--balloon", "x");
+        assertRefused("--balloon 1,stats=1,stats=2: 'stats=2' is not a setting (or is given twice)", "run", "--no-rig", "--kernel", k,
+                "--balloon", "1,stats=1,stats=2");
+        assertRefused("--balloon 1,oom: 'oom' is not a setting", "run", "--no-rig", "--kernel", k, "--balloon", "1,oom");
+        assertRefused("--balloon stats: 90000 is not a statistics interval", "run", "--no-rig", "--kernel", k, "--balloon", "1,stats=90000");
+        assertRefused("--balloon 300: 300 MiB is not a balloon size for a guest of 256 MiB: use 0 to 256", "run", "--no-rig", "--kernel",
+                k, "--memory", "256M", "--balloon", "300");
+        assertRefused("--balloon: a balloon cannot give back 4 KiB pages of memory on huge pages", "run", "--no-rig", "--kernel", k,
+                "--memory", "256M,hugepages=2M", "--balloon", "16");
+        assertRefused("--config and --balloon do not go together", "run", "--no-rig", "--config", k, "--balloon", "1");
     }
 
     @Test

@@ -132,7 +132,7 @@ class DeviceManagerTest {
                     List.of(new DriveConfig("data", data, false, false, false), new DriveConfig("logs", logs, true, false, true),
                             new DriveConfig("rootfs", root, false, true, true)),
                     List.of(new NicConfig("eth0", null, -1, passt, "06:00:ac:10:00:02")), null, List.of(), CpuPinning.NONE, null,
-                    new EntropyConfig(RateLimit.NONE));
+                    new EntropyConfig(RateLimit.NONE), null);
             VmBuilder.Machine machine = VmBuilder.build(config, console);
             try {
                 List<DeviceManager.Device> devices = machine.devices().devices();

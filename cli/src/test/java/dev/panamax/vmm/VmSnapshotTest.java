@@ -10,6 +10,7 @@ import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.virtio.balloon.VirtioBalloon;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.VirtioFs;
@@ -74,7 +75,7 @@ class VmSnapshotTest {
         config = new MachineConfig(kernel, null, "quiet", 2, 64, LinuxBoot.Protocol.AUTO,
                 List.of(new DriveConfig("data", data, true, false, false), new DriveConfig("logs", logs, true, false, true)),
                 List.of(new NicConfig("eth0", null, -1, dir.resolve("passt.sock"), null)), null, List.of(), CpuPinning.NONE, null,
-                new EntropyConfig(new RateLimit(new BucketSpec(1000, 0, 100), new BucketSpec(5, 2, 1000))));
+                new EntropyConfig(new RateLimit(new BucketSpec(1000, 0, 100), new BucketSpec(5, 2, 1000))), null);
         state = dir.resolve("vm.state");
         memory = dir.resolve("vm.mem");
         VmBuilder.Machine machine = VmBuilder.build(config, console);
@@ -314,6 +315,33 @@ class VmSnapshotTest {
             }
         }
         throw new AssertionError("not found");
+    }
+
+    @Test
+    void aVmWithABalloonIsRestoredWithItsOptionsAndTarget() throws IOException {
+        MachineConfig withBalloon = new MachineConfig(config.kernel(), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of(),
+                null, List.of(), CpuPinning.NONE, null, null, new BalloonConfig(8, true, 5));
+        Path state = dir.resolve("balloon.state");
+        Path memory = dir.resolve("balloon.mem");
+        VmBuilder.Machine machine = VmBuilder.build(withBalloon, console);
+        try {
+            ((VirtioBalloon) machine.devices().virtio("virtio-balloon", VmBuilder.BALLOON_ID)).setTargetPages(4096);
+            machine.vm().startPaused();
+            VmSnapshot.create(machine, new VmSnapshot.Create(state, memory, VmSnapshot.Kind.FULL));
+        } finally {
+            machine.vm().close();
+        }
+        VmBuilder.Machine restored = VmSnapshot.restore(new VmSnapshot.Restore(state, memory, false, Map.of()), console);
+        try {
+            assertThat(restored.config().balloon()).isEqualTo(new BalloonConfig(8, true, 5));
+            VirtioBalloon balloon = (VirtioBalloon) restored.devices().virtio("virtio-balloon", VmBuilder.BALLOON_ID);
+            assertThat(restored.devices().devices()).extracting(DeviceManager.Device::id).contains("pci/00:01.0/virtio-balloon/balloon");
+            assertThat(balloon.targetPages()).as("the target at the snapshot, not the configured one").isEqualTo(4096);
+            assertThat(balloon.deflateOnOom()).isTrue();
+            assertThat(balloon.statsIntervalSeconds()).isEqualTo(5);
+        } finally {
+            restored.vm().close();
+        }
     }
 
     @Test

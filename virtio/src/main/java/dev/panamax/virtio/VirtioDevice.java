@@ -58,7 +58,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
 
     /** Status bits no device sets or keeps: the specification reserves them. */
     private static final int RESERVED_STATUS = 0x30;
-    /** The configuration space never changes ({@link #config}), so its generation stays 0. */
+    /** No field of a configuration space changes in a way a driver could read torn ({@link #setConfigInt}), so its generation stays 0. */
     public static final int CONFIG_GENERATION = 0;
     /** The longest failure reason a snapshot keeps, in characters. */
     private static final int MAX_FAILURE_CHARS = 1000;
@@ -90,8 +90,9 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
 
     /**
      * The device-type configuration space, little-endian, which the device fills in its constructor
-     * and never changes after, so the transports' configuration generation is always 0. The driver
-     * only reads it: a device with writable fields overrides {@link #writeConfig}.
+     * and changes after only through {@link #setConfigInt}, so the transports' configuration
+     * generation is always 0. The driver only reads it: a device with writable fields overrides
+     * {@link #writeConfig}.
      */
     protected final byte[] config;
 
@@ -350,16 +351,39 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         return config.length;
     }
 
-    /** Reads {@code size} (1, 2, 4 or 8) bytes, little-endian; out of range reads 0. */
+    /**
+     * Reads {@code size} (1, 2, 4 or 8) bytes, little-endian; out of range reads 0. A read never
+     * sees half of a {@link #setConfigInt} (both hold the array's lock).
+     */
     public final long readConfig(int offset, int size) {
         if (offset < 0 || size < 1 || size > 8 || offset > config.length - size) {
             return 0;
         }
         long value = 0;
-        for (int i = size - 1; i >= 0; i--) {
-            value = value << 8 | (config[offset + i] & 0xff);
+        synchronized (config) {
+            for (int i = size - 1; i >= 0; i--) {
+                value = value << 8 | (config[offset + i] & 0xff);
+            }
         }
         return value;
+    }
+
+    /**
+     * For a device whose configuration changes while the driver runs (the balloon's target): sets the
+     * 32-bit little-endian field at {@code offset} whole, then tells the driver with a configuration
+     * interrupt if it is connected. Each such field is read in one 32-bit access, so the
+     * configuration generation can stay {@link #CONFIG_GENERATION}.
+     */
+    protected final void setConfigInt(int offset, int value) {
+        synchronized (config) {
+            for (int i = 0; i < 4; i++) {
+                config[offset + i] = (byte) (value >>> (8 * i));
+            }
+        }
+        VirtioInterrupts target = interrupts;
+        if (target != null && (status.get() & DRIVER_OK) != 0) {
+            target.config();
+        }
     }
 
     /** The driver writes the configuration space: ignored, as no field of Panamax's devices is writable. */
@@ -453,7 +477,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         int state = in.u8("device status");
         int generation = in.i32("configuration generation");
         if (generation != CONFIG_GENERATION) {
-            throw in.fail("configuration generation is " + generation + "; " + name + "'s configuration never changes, so it is "
+            throw in.fail("configuration generation is " + generation + "; " + name + "'s configuration generation is always "
                     + CONFIG_GENERATION);
         }
         String reason = in.string(4 * MAX_FAILURE_CHARS, "failure reason");

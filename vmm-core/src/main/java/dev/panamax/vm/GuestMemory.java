@@ -240,6 +240,22 @@ public final class GuestMemory implements AutoCloseable {
         return new DirtyPages(ranges);
     }
 
+    /**
+     * Gives the host back the pages of {@code [address, address + length)}, which the guest lent
+     * (a balloon's inflate): see {@link MappedMemory#release}. Their content changes (to zeros, or
+     * to a memory file's), a change no dirty log sees, so while tracking they are marked as written:
+     * a diff snapshot then holds them as they now read.
+     *
+     * @throws GuestMemoryException when the range is not inside one region
+     * @throws IllegalArgumentException when it is not 4 KiB-aligned
+     * @throws IllegalStateException when the region is on hugetlb pages
+     */
+    public void release(long address, long length) {
+        Slot s = slot(address, length);
+        s.region().backing().release(address - s.region().guestAddress(), length);
+        marked(s, address, length);
+    }
+
     public byte readByte(long address) {
         Region r = region(address, 1);
         return r.backing().segment().get(JAVA_BYTE, address - r.guestAddress());

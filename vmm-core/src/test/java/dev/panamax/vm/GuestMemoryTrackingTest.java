@@ -49,6 +49,23 @@ class GuestMemoryTrackingTest {
     }
 
     @Test
+    void releasedPagesReadAsZerosAndAreMarkedAsWritten() {
+        try (GuestMemory memory = memory()) {
+            memory.writeLong(BASE + 0x5000, -1);
+            memory.writeLong(BASE + 0x7000, -1);
+            memory.startTracking();
+
+            memory.release(BASE + 0x5000, 0x2000);
+
+            assertThat(dirtyPages(memory.takeWrittenPages())).containsExactly(BASE + 0x5000, BASE + 0x6000);
+            assertThat(memory.readLong(BASE + 0x5000)).isZero();
+            assertThat(memory.readLong(BASE + 0x7000)).isEqualTo(-1);
+            assertThatThrownBy(() -> memory.release(BASE + PAGES * 4096 - 0x1000, 0x2000)).isInstanceOf(GuestMemoryException.class);
+            assertThatThrownBy(() -> memory.release(BASE + 0x10, 0x1000)).isInstanceOf(IllegalArgumentException.class);
+        }
+    }
+
+    @Test
     void aWritableSliceIsMarkedWhenHandedOutAndAReadOnlyOneIsNot() {
         assertThat(pagesWrittenBy(m -> m.slice(BASE + 0x7ff0, 0x20))).containsExactly(BASE + 0x7000, BASE + 0x8000);
         assertThat(pagesWrittenBy(m -> {

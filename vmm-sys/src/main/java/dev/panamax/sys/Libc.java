@@ -72,6 +72,8 @@ public final class Libc {
     public static final int PROT_WRITE = 2;
     public static final int MAP_SHARED = 1;
     public static final int MAP_PRIVATE = 2;
+    public static final int MADV_DONTNEED = 4;
+    public static final int MADV_REMOVE = 9;
     public static final int MADV_HUGEPAGE = 14;
     public static final int MAP_ANONYMOUS = 0x20;
     public static final int MAP_NORESERVE = 0x4000;
@@ -373,6 +375,16 @@ public final class Libc {
     /** madvise(2); returns false with the advice not taken (the kernel lacks the feature), never throws for that. */
     static boolean madvise(long address, long length, int advice) {
         return tryCall((arena, state) -> (int) MADVISE.invokeExact(state, MemorySegment.ofAddress(address), length, advice)) == 0;
+    }
+
+    /**
+     * madvise(2) over {@code range} for advice that must be taken: a failure throws, naming the
+     * advice as {@code name}. Passing the segment (not its address) keeps its arena from closing
+     * during the call.
+     */
+    static void madviseOrThrow(MemorySegment range, int advice, String name) {
+        call("madvise(0x" + Long.toHexString(range.address()) + ", " + range.byteSize() + ", " + name + ")",
+                (arena, state) -> (int) MADVISE.invokeExact(state, range, range.byteSize(), advice));
     }
 
     static int eventfd(int initialValue, int flags) {

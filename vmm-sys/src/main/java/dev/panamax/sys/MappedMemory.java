@@ -21,6 +21,7 @@ public final class MappedMemory implements AutoCloseable {
     private final long address;
     private final long size;
     private final Fd memfd;
+    private final boolean hugeTlb;
 
     private static final long HUGE_PAGE = 2L << 20;
     private static final long PAGE = 4096;
@@ -28,13 +29,14 @@ public final class MappedMemory implements AutoCloseable {
     private MappedMemory(long size, Fd memfd) {
         this(checkSize(size), memfd == null ? mapAnonymous(size)
                 : Libc.mmap(size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_NORESERVE, memfd.fd(), 0, "memfd").address(),
-                memfd);
+                memfd, false);
     }
 
-    private MappedMemory(long size, long address, Fd memfd) {
+    private MappedMemory(long size, long address, Fd memfd, boolean hugeTlb) {
         this.address = address;
         this.size = size;
         this.memfd = memfd;
+        this.hugeTlb = hugeTlb;
         this.segment = MemorySegment.ofAddress(address).reinterpret(size, arena, null);
     }
 
@@ -92,7 +94,7 @@ public final class MappedMemory implements AutoCloseable {
             pageSize.requireAvailable(size); // explains the shortage (pages taken since any earlier check) ...
             throw new IllegalStateException("mapping " + size + " bytes of " + pageSize.label() + " huge pages failed: " + e.getMessage(), e);
         }
-        return new MappedMemory(size, address, null);
+        return new MappedMemory(size, address, null, true);
     }
 
     /** Memory backed by a new memfd named {@code name}, for sharing with snapshots or other processes. */
@@ -149,7 +151,7 @@ public final class MappedMemory implements AutoCloseable {
             } catch (NativeCallException e) {
                 throw new NativeIoException("mmap(" + file + ")", e.errno());
             }
-            return new MappedMemory(size, address, null);
+            return new MappedMemory(size, address, null, false);
         }
     }
 
@@ -169,6 +171,40 @@ public final class MappedMemory implements AutoCloseable {
     /** The memfd behind this mapping, or null for anonymous memory and a memory file's mapping. */
     public Fd memfd() {
         return memfd;
+    }
+
+    /** Whether this memory is made of hugetlb pages ({@link #hugePages}), which cannot be given back 4 KiB at a time. */
+    public boolean hugeTlb() {
+        return hugeTlb;
+    }
+
+    /**
+     * Gives the host back the memory behind {@code [offset, offset + length)} of this mapping, for
+     * a guest that lent it (a balloon): afterwards the range costs nothing until it is touched again.
+     * The advice depends on what backs the mapping, since {@code MADV_DONTNEED} alone frees only
+     * private pages: anonymous memory reads as zeros afterwards; a memory file's private mapping drops
+     * its private copies and reads as the file again (the file's clean page-cache pages are the
+     * kernel's to reclaim); a memfd's shared pages are removed from the memfd itself
+     * ({@code MADV_REMOVE}) and read as zeros, in every mapping of it.
+     *
+     * @throws IllegalArgumentException when the range is not 4 KiB-aligned or not inside the mapping
+     * @throws IllegalStateException for hugetlb memory, which gives back only whole huge pages
+     */
+    public void release(long offset, long length) {
+        if (offset < 0 || length <= 0 || offset % PAGE != 0 || length % PAGE != 0 || offset > size - length) {
+            throw new IllegalArgumentException("cannot release [" + offset + ", +" + length + ") of a mapping of " + size
+                    + " bytes: the range must be 4 KiB-aligned and inside it");
+        }
+        if (hugeTlb) {
+            throw new IllegalStateException("memory on hugetlb pages cannot give back 4 KiB pages");
+        }
+        // The slice, passed to the call, keeps close() from unmapping the range under it.
+        MemorySegment range = segment.asSlice(offset, length);
+        if (memfd != null) {
+            Libc.madviseOrThrow(range, Libc.MADV_REMOVE, "MADV_REMOVE");
+        } else {
+            Libc.madviseOrThrow(range, Libc.MADV_DONTNEED, "MADV_DONTNEED");
+        }
     }
 
     @Override

@@ -113,4 +113,72 @@ class MappedMemoryTest {
         assertThatThrownBy(() -> HugePageSize.SIZE_2M.requireAvailable(3L << 20)).isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("not a whole number of 2M huge pages");
     }
+
+    /** Writes {@code value} into every page of {@code [offset, offset + length)}. */
+    private static void touch(MappedMemory memory, long offset, long length, byte value) {
+        for (long page = offset; page < offset + length; page += 4096) {
+            memory.segment().set(JAVA_BYTE, page, value);
+        }
+    }
+
+    @Test
+    void releasedAnonymousPagesLeaveTheResidentSetAndReadAsZeros() throws IOException {
+        try (MappedMemory memory = MappedMemory.anonymous(4L << 20)) {
+            touch(memory, 0, 4L << 20, (byte) 7);
+            long before = ProcSelf.residentKib(memory.address());
+
+            memory.release(1L << 20, 1L << 20);
+
+            assertThat(ProcSelf.residentKib(memory.address())).isEqualTo(before - 1024);
+            assertThat(memory.segment().get(JAVA_BYTE, 1L << 20)).isZero();
+            assertThat(memory.segment().get(JAVA_BYTE, (2L << 20) - 1)).isZero();
+            assertThat(memory.segment().get(JAVA_BYTE, (1L << 20) - 4096)).isEqualTo((byte) 7);
+            assertThat(memory.segment().get(JAVA_BYTE, 2L << 20)).isEqualTo((byte) 7);
+        }
+    }
+
+    @Test
+    void releasedPagesOfAMemoryFileMappingDropTheirCopiesAndReadAsTheFileAgain() throws IOException {
+        Path file = memoryFile();
+        try (MappedMemory memory = MappedMemory.mapFile(file, 0, 3 * 4096, false)) {
+            touch(memory, 0, 3 * 4096, (byte) 9); // a private copy of each page
+            long before = ProcSelf.residentKib(memory.address());
+
+            memory.release(4096, 4096);
+
+            assertThat(ProcSelf.residentKib(memory.address())).isEqualTo(before - 4);
+            assertThat(memory.segment().get(JAVA_BYTE, 4096)).as("the file's byte, not the copy's").isEqualTo((byte) 2);
+            assertThat(memory.segment().get(JAVA_BYTE, 0)).isEqualTo((byte) 9);
+        }
+    }
+
+    @Test
+    void releasedPagesOfAMemfdAreRemovedFromItInEveryMapping() throws IOException {
+        try (MappedMemory memory = MappedMemory.memfd("release-test", 1L << 20)) {
+            touch(memory, 0, 1L << 20, (byte) 5);
+            long before = ProcSelf.residentKib(memory.address());
+
+            memory.release(0, 512 * 1024);
+
+            assertThat(ProcSelf.residentKib(memory.address())).isEqualTo(before - 512);
+            // Zeros, not the 5 written: the pages left the memfd (MADV_DONTNEED would only unmap them here).
+            assertThat(memory.segment().get(JAVA_BYTE, 0)).isZero();
+            assertThat(memory.segment().get(JAVA_BYTE, 512 * 1024)).isEqualTo((byte) 5);
+        }
+    }
+
+    @Test
+    void releaseRefusesUnalignedOrOutsideRangesAndHugetlbMemory() throws IOException {
+        try (MappedMemory memory = MappedMemory.anonymous(1L << 20)) {
+            assertThatThrownBy(() -> memory.release(100, 4096)).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("4 KiB-aligned");
+            assertThatThrownBy(() -> memory.release(0, 100)).isInstanceOf(IllegalArgumentException.class);
+            assertThatThrownBy(() -> memory.release(1L << 20, 4096)).isInstanceOf(IllegalArgumentException.class);
+            assertThatThrownBy(() -> memory.release(4096, Long.MAX_VALUE - 4095)).isInstanceOf(IllegalArgumentException.class);
+        }
+        try (HugePagePool _ = HugePagePool.reserve(HugePageSize.SIZE_2M, 1);
+                MappedMemory memory = MappedMemory.hugePages(2L << 20, HugePageSize.SIZE_2M)) {
+            assertThat(memory.hugeTlb()).isTrue();
+            assertThatThrownBy(() -> memory.release(0, 4096)).isInstanceOf(IllegalStateException.class).hasMessageContaining("hugetlb");
+        }
+    }
 }

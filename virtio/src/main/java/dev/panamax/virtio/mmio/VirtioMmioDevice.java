@@ -121,7 +121,7 @@ public final class VirtioMmioDevice implements MmioDevice, VirtioInterrupts, Sta
                 case QUEUE_READY -> q != null && q.ready() ? 1 : 0;
                 case INTERRUPT_STATUS -> interruptStatus.get();
                 case STATUS -> device.status();
-                case CONFIG_GENERATION -> 0; // the device configuration space never changes (VirtioDevice.config)
+                case CONFIG_GENERATION -> 0; // no configuration field changes torn (VirtioDevice.setConfigInt)
                 default -> 0; // write-only or reserved
             };
         }

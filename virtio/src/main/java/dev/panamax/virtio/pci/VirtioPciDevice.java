@@ -244,7 +244,7 @@ public final class VirtioPciDevice implements PciDevice, Stateful, AutoCloseable
                 case 0x10 -> configVector;
                 case 0x12 -> device.queueCount();
                 case 0x14 -> device.status();
-                case 0x15 -> 0; // config_generation: the device configuration space never changes (VirtioDevice.config)
+                case 0x15 -> 0; // config_generation: no configuration field changes torn (VirtioDevice.setConfigInt)
                 case 0x16 -> queueSelect;
                 case 0x18 -> q == null ? 0 : q.size();
                 case 0x1a -> q == null ? NO_VECTOR : queueVectors.get(queueSelect);
