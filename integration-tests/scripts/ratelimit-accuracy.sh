@@ -18,6 +18,9 @@
 set -eu
 rate=${1:-10}
 mib=${2:-64}
+# Everything on the rig's CPU 0: a VMM moving frames with its threads over both rig CPUs has crashed
+# the rig's L1 kernel (net-vs-qemu.sh says more), as it did here once.
+taskset -p -c 0 $$ > /dev/null
 . "$(dirname "$0")/peer-common.sh"
 work=$(mktemp -d /dev/shm/ratelimit.XXXXXX)
 vmm=""
