@@ -13,63 +13,31 @@ pages are resident in the VMM, as in a guest that ran a while), then idles; the 
 driver reports it full (Panamax: GET /balloon/statistics actual_mib; QEMU: query-balloon), which is
 the inflate time; VmRSS is read again ("after") two seconds later. "freed" is before - after.
 """
-import glob
-import http.client
-import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from peer_common import INITRD, KERNEL, Qmp, api, panamax, wait_until  # noqa: E402
+
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 GUEST_MIB = 256
 BALLOON_MIB = 128
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CACHE = os.environ.get("PANAMAX_CACHE", os.path.expanduser("~/.cache/panamax"))
-
-
-def newest(pattern):
-    found = sorted(glob.glob(pattern), key=os.path.getmtime)
-    if not found:
-        sys.exit("balloon-vs-qemu: nothing matches " + pattern + "; build first (see the script's comment)")
-    return found[-1]
-
-
-KERNEL = os.environ.get("KERNEL") or os.path.join(newest(CACHE + "/kernels/*/"), "vmlinux")
-INITRD = os.environ.get("INITRD") or os.path.join(newest(CACHE + "/initramfs/*/"), "initramfs.cpio.gz")
-JAVA = "/usr/lib/jvm/temurin-25-jdk-amd64/bin/java"
-CLI = newest(TOP + "/cli/target/cli-*.jar")
-AOT = sorted(glob.glob(CACHE + "/aot/cli-*.aot"), key=os.path.getmtime)
 GUEST = "dd if=/dev/zero of=/fill bs=1M count=160 2>/dev/null; rm /fill; echo guest-filled; sleep 600"
 CMDLINE = 'console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run="' + GUEST + '"'
 
 
 def panamax_argv(sock, log):
-    aot = ["-XX:AOTCache=" + AOT[-1]] if AOT else []
-    return [JAVA, "-XX:TieredStopAtLevel=1", *aot, "-Xlog:aot=off", "-Xlog:cds=off", "--enable-native-access=ALL-UNNAMED", "-cp",
-            CLI + ":" + TOP + "/cli/target/lib/*", "dev.panamax.cli.Panamax", "run", "--no-rig", "--memory", str(GUEST_MIB) + "M",
-            "--cpus", "1", "--balloon", "0,stats=1", "--api-sock", sock, "--kernel", KERNEL, "--initrd", INITRD,
-            "--cmdline", 'quiet panamax.run="' + GUEST + '"']
+    return panamax("run", "--no-rig", "--memory", str(GUEST_MIB) + "M", "--cpus", "1", "--balloon", "0,stats=1", "--api-sock", sock,
+                   "--kernel", KERNEL, "--initrd", INITRD, "--cmdline", 'quiet panamax.run="' + GUEST + '"')
 
 
 def qemu_argv(qmp, log):
     return ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-M", "pc", "-m", str(GUEST_MIB), "-smp", "1", "-nodefaults",
             "-no-user-config", "-display", "none", "-vga", "none", "-no-reboot", "-serial", "file:" + log, "-kernel", KERNEL,
             "-initrd", INITRD, "-append", CMDLINE, "-device", "virtio-balloon-pci", "-qmp", "unix:" + qmp + ",server=on,wait=off"]
-
-
-def wait_until(what, condition, timeout=300):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError("no " + what + " after " + str(timeout) + " s")
-        time.sleep(0.05)
 
 
 def console_has(log, text):
@@ -86,47 +54,6 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS for process " + str(pid))
-
-
-class UnixHttp(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost")
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
-
-
-def api(sock, method, path, body=None):
-    c = UnixHttp(sock)
-    c.request(method, path, None if body is None else json.dumps(body), {"Content-Type": "application/json"})
-    r = c.getresponse()
-    text = r.read().decode()
-    c.close()
-    if r.status >= 300:
-        raise RuntimeError(method + " " + path + ": " + str(r.status) + " " + text)
-    return json.loads(text) if text else None
-
-
-class Qmp:
-    def __init__(self, path):
-        wait_until(path, lambda: os.path.exists(path), 120)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rwb")
-        self.file.readline()  # greeting
-        self.run("qmp_capabilities")
-
-    def run(self, command, **arguments):
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        self.file.flush()
-        while True:
-            answer = json.loads(self.file.readline())
-            if "return" in answer:
-                return answer["return"]
-            if "error" in answer:
-                raise RuntimeError(command + ": " + answer["error"]["desc"])
 
 
 def measure(argv, log, inflate, inflated):

@@ -15,12 +15,8 @@ Measured per round, for each VMM:
            PUT /snapshot/load with resume_vm; QEMU: -incoming defer and QMP migrate-incoming)
 and, for Panamax alone, the VMM's resident memory right after a lazy and after an eager restore.
 """
-import glob
-import http.client
-import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,31 +24,11 @@ import tempfile
 import threading
 import time
 
+from peer_common import INITRD, KERNEL, Qmp, api, panamax, wait_until  # noqa: E402
+
 ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CACHE = os.environ.get("PANAMAX_CACHE", os.path.expanduser("~/.cache/panamax"))
-
-
-def newest(pattern):
-    found = sorted(glob.glob(pattern), key=os.path.getmtime)
-    if not found:
-        sys.exit("snapshot-vs-qemu: nothing matches " + pattern + "; build first (see the script's comment)")
-    return found[-1]
-
-
-KERNEL = os.environ.get("KERNEL") or os.path.join(newest(CACHE + "/kernels/*/"), "vmlinux")
-INITRD = os.environ.get("INITRD") or os.path.join(newest(CACHE + "/initramfs/*/"), "initramfs.cpio.gz")
-JAVA = "/usr/lib/jvm/temurin-25-jdk-amd64/bin/java"
-CLI = newest(TOP + "/cli/target/cli-*.jar")
-AOT = sorted(glob.glob(CACHE + "/aot/cli-*.aot"), key=os.path.getmtime)
 GUEST = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"
 CMDLINE = 'console=ttyS0 reboot=k panic=-1 tsc=reliable quiet panamax.run="' + GUEST + '"'
-
-
-def panamax(*args):
-    aot = ["-XX:AOTCache=" + AOT[-1]] if AOT else []
-    return [JAVA, "-XX:TieredStopAtLevel=1", *aot, "-Xlog:aot=off", "-Xlog:cds=off", "--enable-native-access=ALL-UNNAMED", "-cp",
-            CLI + ":" + TOP + "/cli/target/lib/*", "dev.panamax.cli.Panamax", *args]
 
 
 QEMU = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host", "-M", "microvm,rtc=on", "-device", "i8042", "-m", "256",
@@ -108,54 +84,6 @@ class Vmm:
         self.proc.wait()
 
 
-def wait_path(path, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise RuntimeError("no " + path + " after " + str(timeout) + " s")
-        time.sleep(0.01)
-
-
-class UnixHttp(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost")
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(self.path)
-
-
-def api(sock, method, path, body):
-    c = UnixHttp(sock)
-    c.request(method, path, json.dumps(body), {"Content-Type": "application/json"})
-    r = c.getresponse()
-    text = r.read().decode()
-    if r.status >= 300:
-        raise RuntimeError(method + " " + path + ": " + str(r.status) + " " + text)
-    c.close()
-
-
-class Qmp:
-    def __init__(self, path):
-        wait_path(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.connect(path)
-        self.file = self.sock.makefile("rwb")
-        self.file.readline()  # greeting
-        self.run("qmp_capabilities")
-
-    def run(self, command, **arguments):
-        self.file.write(json.dumps({"execute": command, "arguments": arguments}).encode() + b"\n")
-        self.file.flush()
-        while True:
-            answer = json.loads(self.file.readline())
-            if "return" in answer:
-                return answer["return"]
-            if "error" in answer:
-                raise RuntimeError(command + ": " + answer["error"]["desc"])
-
-
 def remove(*paths):
     """Leftovers of the round before: a VMM killed with SIGKILL leaves its socket behind."""
     for p in paths:
@@ -193,7 +121,7 @@ def panamax_round(work):
             vm.kill()
     vm = Vmm(panamax("serve", "--api-sock", sock2))
     try:
-        wait_path(sock2)
+        wait_until(sock2, lambda: os.path.exists(sock2), 120)
         time.sleep(0.5)
         mark = vm.mark()
         t0 = time.monotonic()
