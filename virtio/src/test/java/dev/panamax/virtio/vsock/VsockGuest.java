@@ -37,6 +37,8 @@ final class VsockGuest {
     VirtioTestDriver driver;
     final long cid;
     final Set<Integer> listening = new HashSet<>();
+    /** Whether a connection the host opens echoes its bytes back from the first one. */
+    boolean echoNewConnections;
     final Map<Long, Conn> connections = new HashMap<>();
     final List<VsockHeader> received = new ArrayList<>();
     final List<String> problems = new ArrayList<>();
@@ -202,6 +204,7 @@ final class VsockGuest {
                     c.hostBufAlloc = h.bufAlloc;
                     c.hostFwdCnt = h.fwdCnt;
                     c.established = true;
+                    c.echo = echoNewConnections;
                     connections.put(key(c.guestPort, c.hostPort), c);
                     control(c, VsockHeader.OP_RESPONSE, 0);
                 } else {
