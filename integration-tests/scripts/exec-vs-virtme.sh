@@ -3,8 +3,8 @@
 # `panamax exec -- true` against QEMU as virtme-ng runs it (`vng -- true`): -M microvm, the same
 # kernel, no initramfs, the host's root shared read-only over 9p (virtio-9p on virtio-mmio, tag
 # /dev/root, multidevs=remap) and mounted as the guest's root (rootfstype=9p), the command run by an
-# init script on it that then reboots, which ends QEMU (-no-reboot; microvm has no ACPI power-off
-# without ACPI in the guest, so an i8042 takes the reboot, as in boot-vs-qemu.sh). virtme-ng's own
+# init script on it that then reboots, which ends QEMU (-no-reboot; the tiny kernel has no ACPI, so
+# a power-off would not end it, and microvm needs an i8042 for the reboot, as in boot-vs-qemu.sh). virtme-ng's own
 # init also sets up /proc, /sys, a tmpfs overlay and the console before the command, which this
 # init skips: QEMU's figure is a lower bound for vng. Panamax runs with its built-in initramfs
 # (/init, then its exec agent over vsock, which receives the command), as `panamax exec` does.
