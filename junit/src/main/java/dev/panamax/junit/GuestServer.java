@@ -20,6 +20,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The process that holds a test class's guest: boots it with Panamax in this JVM (which must be
@@ -32,9 +34,13 @@ public final class GuestServer {
     static final int AGENT_PORT = 52;
     /** The guest's CID (any valid one: the device is this VM's alone). */
     private static final long GUEST_CID = 3;
+    /** What an agent of the loop says on the console when nobody listens for it. */
+    static final String AGENT_REFUSED = "panamax-agent: cannot connect to the host's vsock port " + AGENT_PORT + ":";
+    /** How long the loop may take to try again once its agent's connection closed, and to connect once a listener is back. */
+    static final Duration BETWEEN_AGENTS_TIMEOUT = Duration.ofSeconds(60);
     /**
      * What /init runs instead of one command: an agent after another, each serving one command. An agent
-     * that failed (its command timed out, the host is gone, or a restore reset its connection) is followed
+     * that failed (its command timed out, the host is gone or not listening) is followed
      * by the next after a tenth of a second: soon enough that a reset costs little, late enough that a
      * guest whose host went away does not spin.
      */
@@ -171,11 +177,10 @@ public final class GuestServer {
     }
 
     /**
-     * The server's VM, booted once, and with {@link Reset#SNAPSHOT} snapshotted as soon as its first agent
-     * waits (the guest is up and idle) and restored from that snapshot on each reset: the VM before is
-     * killed and closed, its agents' pool stopped, and the restored VM gets a new pool. Its agent of the
-     * snapshot's moment is connected to nothing any more: the vsock device gives the restored guest a
-     * transport reset, that agent fails, and the guest's loop starts the next one, which connects.
+     * The server's VM, booted once, and with {@link Reset#SNAPSHOT} snapshotted once its first agent
+     * connected (the guest is up), between two agents of its loop, and restored from that snapshot on each
+     * reset: the VM before is killed and closed, its agents' pool stopped, and the restored VM gets a new
+     * pool, to which the loop's next agent connects.
      */
     private static final class Machine implements ServedGuest, AutoCloseable {
         private final GuestSpec spec;
@@ -218,16 +223,39 @@ public final class GuestServer {
                 pool.stop();
                 throw e;
             }
+            CountDownLatch agentRefused = new CountDownLatch(1);
+            booted.addConsoleLineListener(line -> {
+                if (line.contains(AGENT_REFUSED)) agentRefused.countDown();
+            });
             serve(booted, pool);
             booted.start();
             if (!pool.awaitFirstAgent(null)) return false;
-            if (spec.reset() == Reset.SNAPSHOT) {
-                booted.pause();
-                booted.snapshot(SnapshotOptions.full(statePath, memoryPath));
-                snapshotted = true;
-                booted.resume();
-            }
+            if (spec.reset() == Reset.SNAPSHOT) snapshotBetweenAgents(booted, agentRefused);
             return true;
+        }
+
+        /**
+         * Snapshots the guest while no agent of its loop has a connection: a connection the snapshot kept
+         * would be one the restored guest waits on for ever (its transport reset did not end it in the tiny
+         * guest). So the agents' listener is closed first, with the waiting agent's connection: that agent
+         * ends, the next one's connection is refused (it says so on the console, and ends), and the guest is
+         * in the loop's pause when it is paused. After the snapshot, a new listener takes the loop's next agent.
+         */
+        private void snapshotBetweenAgents(VirtualMachine booted, CountDownLatch agentRefused) throws IOException, InterruptedException {
+            agents.stop();
+            if (!agentRefused.await(BETWEEN_AGENTS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new IOException("the guest's agent loop did not try again within " + BETWEEN_AGENTS_TIMEOUT.toSeconds()
+                        + " s of its connection's end, so no snapshot was taken between its agents");
+            }
+            booted.pause();
+            booted.snapshot(SnapshotOptions.full(statePath, memoryPath));
+            snapshotted = true;
+            AgentPool next = listen(agentSocket(), () -> {});
+            agents = next;
+            booted.resume();
+            if (!next.awaitFirstAgent(BETWEEN_AGENTS_TIMEOUT)) {
+                throw new IOException("no agent of the guest connected within " + BETWEEN_AGENTS_TIMEOUT.toSeconds() + " s of its snapshot");
+            }
         }
 
         /** Makes {@code machine} the one that serves, and watches it: its end, unless asked for, ends the server's guest. */
@@ -238,7 +266,7 @@ public final class GuestServer {
                 VirtualMachine.Exit exit = awaitExit(machine);
                 if (!quitting && vm == machine) {
                     wire.send(new GuestWire.Ended("the guest ended: " + exit));
-                    pool.stop(); // a command under way ends with its connection
+                    agents.stop(); // a command under way ends with its connection
                 }
             });
         }
@@ -251,7 +279,9 @@ public final class GuestServer {
         @Override
         public String reset(Duration timeout) throws InterruptedException {
             if (!snapshotted) return "this guest has no snapshot to go back to (its class has reset = Reset.NONE)";
+            long start = System.nanoTime();
             retire();
+            long retired = System.nanoTime();
             AgentPool pool;
             try {
                 pool = listen(agentSocket(), () -> {});
@@ -264,13 +294,19 @@ public final class GuestServer {
                     throw e;
                 }
                 serve(restored, pool);
+                // (the server's log, kept for a failure's diagnosis: where a slow or stuck reset spent its time)
+                System.err.printf("reset: the VM before closed in %d ms, the snapshot restored in %d ms%n", (retired - start) / 1_000_000,
+                        (System.nanoTime() - retired) / 1_000_000);
             } catch (IOException | RuntimeException e) {
                 String why = "the guest's snapshot could not be restored: " + e.getMessage();
                 wire.send(new GuestWire.Ended(why));
                 return why;
             }
-            if (!pool.awaitFirstAgent(timeout)) {
-                return "no agent of the restored guest connected within " + timeout.toMillis() + " ms";
+            if (!pool.awaitFirstAgent(timeout)) { // a guest that cannot serve: its tests fail at once rather than each wait in turn
+                String why = "no agent of the restored guest connected within " + timeout.toMillis() + " ms";
+                wire.send(new GuestWire.Ended(why));
+                retire();
+                return why;
             }
             return null;
         }
