@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.OptionalInt;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -28,6 +29,8 @@ final class AgentPool implements AutoCloseable {
     private final ServerSocketChannel listener;
     private final Runnable onFirstAgent;
     private final LinkedBlockingQueue<SocketChannel> idle = new LinkedBlockingQueue<>();
+    private final CountDownLatch firstAgentOrStop = new CountDownLatch(1);
+    private volatile boolean sawAgent;
     private volatile boolean closed;
 
     /** {@code listener} is bound where the agents connect; {@code onFirstAgent} runs once, when the guest is up. */
@@ -47,6 +50,8 @@ final class AgentPool implements AutoCloseable {
                     if (closed) stop(); // (stopped while this one was accepted)
                     if (first) {
                         first = false;
+                        sawAgent = true;
+                        firstAgentOrStop.countDown();
                         onFirstAgent.run();
                     }
                 }
@@ -54,6 +59,16 @@ final class AgentPool implements AutoCloseable {
                 // the listener was closed: no more agents
             }
         });
+    }
+
+    /**
+     * Waits until the first agent connected (true), the pool was stopped or {@code timeout} passed (false).
+     * A null timeout waits for as long as it takes.
+     */
+    boolean awaitFirstAgent(Duration timeout) throws InterruptedException {
+        if (timeout == null) firstAgentOrStop.await();
+        else firstAgentOrStop.await(timeout.toNanos(), TimeUnit.NANOSECONDS);
+        return sawAgent;
     }
 
     /**
@@ -105,6 +120,7 @@ final class AgentPool implements AutoCloseable {
     /** Stops taking agents and closes the waiting ones (each ends, and the guest's loop starts another that finds nobody). */
     void stop() {
         closed = true;
+        firstAgentOrStop.countDown();
         closeQuietly(listener);
         for (SocketChannel c; (c = idle.poll()) != null; ) closeQuietly(c);
     }

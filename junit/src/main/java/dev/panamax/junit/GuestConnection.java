@@ -42,6 +42,7 @@ final class GuestConnection implements Guest, AutoCloseable {
     private final Map<Integer, Pending> pending = new ConcurrentHashMap<>();
     private final AtomicInteger ids = new AtomicInteger();
     private final AtomicReference<String> endedBecause = new AtomicReference<>(); // why the guest is gone; null while it serves
+    private volatile boolean changed; // a command ran since the boot or the last reset
     private Thread runner;
 
     /** A command under way: what it wrote so far, and its end. */
@@ -137,30 +138,54 @@ final class GuestConnection implements Guest, AutoCloseable {
     @Override
     public synchronized ExecResult exec(Duration timeout, List<String> argv) {
         GuestWire.ExecRequest request = new GuestWire.ExecRequest(ids.incrementAndGet(), timeout.toMillis(), argv);
+        changed = true;
         Pending p = new Pending();
-        pending.put(request.id(), p);
-        if (endedBecause.get() != null || !requests.send(GuestWire.encode(request))) {
-            pending.remove(request.id());
-            throw new GuestException("the guest cannot run " + argv.getFirst() + ": " + endedBecause.get() + diagnosis());
-        }
-        GuestWire.Done done;
-        try {
-            done = p.done.get(timeout.plus(ANSWER_GRACE).toMillis(), TimeUnit.MILLISECONDS);
-        } catch (ExecutionException e) {
-            throw new GuestException("the guest cannot run " + argv.getFirst() + ": " + e.getCause().getMessage() + diagnosis());
-        } catch (TimeoutException e) {
-            pending.remove(request.id());
-            throw new GuestException("no answer from the guest server about " + argv.getFirst() + " within its timeout and "
-                    + ANSWER_GRACE.toSeconds() + " s more" + diagnosis());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new GuestException("interrupted while " + argv.getFirst() + " ran in the guest");
-        }
+        GuestWire.Done done = request(request.id(), GuestWire.encode(request), p, timeout, "run " + argv.getFirst());
         if (done.status() < 0 && !done.timedOut()) {
             throw new GuestException("the guest could not run " + argv.getFirst() + ": " + done.failure() + diagnosis());
         }
         return new ExecResult(done.timedOut() ? ExecResult.TIMED_OUT : done.status(), p.stdout.toString(StandardCharsets.UTF_8),
                 p.stderr.toString(StandardCharsets.UTF_8), Duration.ofNanos(done.nanos()), done.timedOut());
+    }
+
+    /**
+     * Brings the guest back to the snapshot its server took after the boot, and waits until its agent is
+     * back; returns how long that took the server.
+     *
+     * @throws GuestException when the guest has no snapshot, or could not be restored (it is gone then)
+     */
+    synchronized Duration reset() {
+        GuestWire.ResetRequest request = new GuestWire.ResetRequest(ids.incrementAndGet(), defaultTimeout.toMillis());
+        GuestWire.Done done = request(request.id(), GuestWire.encode(request), new Pending(), defaultTimeout, "be reset");
+        if (done.status() != 0) throw new GuestException("the guest could not be reset to its snapshot: " + done.failure() + diagnosis());
+        changed = false;
+        return Duration.ofNanos(done.nanos());
+    }
+
+    /** Whether a command ran in the guest since it booted or was last {@linkplain #reset reset}. */
+    boolean changedSinceReset() {
+        return changed;
+    }
+
+    /** Sends request {@code line} and waits for its answer, {@code timeout} and a grace; {@code what} says what the guest was to do. */
+    private GuestWire.Done request(int id, String line, Pending p, Duration timeout, String what) {
+        pending.put(id, p);
+        if (endedBecause.get() != null || !requests.send(line)) {
+            pending.remove(id);
+            throw new GuestException("the guest cannot " + what + ": " + endedBecause.get() + diagnosis());
+        }
+        try {
+            return p.done.get(timeout.plus(ANSWER_GRACE).toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            throw new GuestException("the guest cannot " + what + ": " + e.getCause().getMessage() + diagnosis());
+        } catch (TimeoutException e) {
+            pending.remove(id);
+            throw new GuestException("no answer from the guest server within " + timeout.toSeconds() + " s and "
+                    + ANSWER_GRACE.toSeconds() + " s more when it was to " + what + diagnosis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new GuestException("interrupted while the guest was to " + what);
+        }
     }
 
     @Override

@@ -1,5 +1,7 @@
 package dev.panamax.junit;
 
+import dev.panamax.api.RestoreOptions;
+import dev.panamax.api.SnapshotOptions;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
 import dev.panamax.guest.PanamaxCache;
@@ -18,7 +20,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The process that holds a test class's guest: boots it with Panamax in this JVM (which must be
@@ -31,12 +34,17 @@ public final class GuestServer {
     static final int AGENT_PORT = 52;
     /** The guest's CID (any valid one: the device is this VM's alone). */
     private static final long GUEST_CID = 3;
+    /** What an agent of the loop says on the console when nobody listens for it. */
+    static final String AGENT_REFUSED = "panamax-agent: cannot connect to the host's vsock port " + AGENT_PORT + ":";
+    /** How long the loop may take to try again once its agent's connection closed, and to connect once a listener is back. */
+    static final Duration BETWEEN_AGENTS_TIMEOUT = Duration.ofSeconds(60);
     /**
      * What /init runs instead of one command: an agent after another, each serving one command. An agent
-     * that failed (its command timed out, or the host is gone) is followed by the next after a second,
-     * so that a guest whose host went away does not spin.
+     * that failed (its command timed out, the host is gone or not listening) is followed
+     * by the next after a tenth of a second: soon enough that a reset costs little, late enough that a
+     * guest whose host went away does not spin.
      */
-    static final String AGENT_LOOP = "while :; do /bin/panamax-agent vsock " + AGENT_PORT + " || sleep 1; done";
+    static final String AGENT_LOOP = "while :; do /bin/panamax-agent vsock " + AGENT_PORT + " || sleep 0.1; done";
 
     private GuestServer() {}
 
@@ -50,7 +58,7 @@ public final class GuestServer {
         } catch (IllegalArgumentException e) {
             wire.send(new GuestWire.Ended("the guest server's arguments: " + e.getMessage()));
             status = 2;
-        } catch (IOException | VirtualMachineException e) {
+        } catch (IOException | VirtualMachineException | IllegalStateException e) { // (a snapshot's refusal is the last)
             wire.send(new GuestWire.Ended("the guest server failed: " + e.getMessage()));
             status = 1;
         }
@@ -91,25 +99,13 @@ public final class GuestServer {
 
     private static int serve(GuestSpec spec, BufferedReader requests, MessageWriter wire) throws IOException {
         Path dir = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "panamax-guest-");
-        try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-                LineStream console = new LineStream(line -> wire.send(new GuestWire.Console(line)))) {
-            Path uds = dir.resolve("vsock");
-            listener.bind(UnixDomainSocketAddress.of(Path.of(uds + "_" + AGENT_PORT)), 4);
-            AtomicBoolean quitting = new AtomicBoolean();
-            try (AgentPool agents = new AgentPool(listener, () -> wire.send(new GuestWire.Ready()));
-                    VirtualMachine vm = machine(spec, uds, console)) {
-                agents.start();
-                vm.start();
-                Thread.ofPlatform().daemon().name("guest-watch").start(() -> {
-                    VirtualMachine.Exit exit = awaitExit(vm);
-                    if (!quitting.get()) {
-                        wire.send(new GuestWire.Ended("the guest ended: " + exit));
-                        agents.stop(); // a command under way ends with its connection
-                    }
-                });
-                serveRequests(requests, agents, wire);
-                quitting.set(true);
-                vm.kill();
+        try (LineStream console = new LineStream(line -> wire.send(new GuestWire.Console(line)));
+                Machine machine = new Machine(spec, dir, console, wire)) {
+            try {
+                if (machine.boot()) wire.send(new GuestWire.Ready());
+                serveRequests(requests, machine, wire);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
             return 0;
         } finally {
@@ -117,26 +113,220 @@ public final class GuestServer {
         }
     }
 
+    /** The guest as requests find it: its agents now, and its way back to the snapshot taken after its boot. */
+    interface ServedGuest {
+        /** The agents of the guest as it is now. */
+        AgentPool agents();
+
+        /**
+         * Brings the guest back to its snapshot and waits, within {@code timeout}, until an agent of the
+         * restored guest connected.
+         *
+         * @return null when it is back, else why not (a sentence)
+         */
+        String reset(Duration timeout) throws InterruptedException;
+    }
+
     /** Runs each request in turn until stdin ends or says QUIT. */
-    static void serveRequests(BufferedReader requests, AgentPool agents, MessageWriter wire) throws IOException {
+    static void serveRequests(BufferedReader requests, ServedGuest guest, MessageWriter wire) throws IOException {
         for (String line; (line = requests.readLine()) != null && !line.equals(GuestWire.QUIT.strip()); ) {
-            GuestWire.ExecRequest request;
             try {
-                request = GuestWire.decodeExec(line);
+                if (GuestWire.isReset(line)) reset(GuestWire.decodeReset(line), guest, wire);
+                else exec(GuestWire.decodeExec(line), guest.agents(), wire);
             } catch (IllegalArgumentException e) {
                 wire.send(new GuestWire.Log("a malformed request, ignored: " + e.getMessage()));
-                continue;
-            }
-            long start = System.nanoTime();
-            AgentPool.Outcome outcome;
-            try (OutputStream stdout = new Chunks(wire, request.id(), 1); OutputStream stderr = new Chunks(wire, request.id(), 2)) {
-                outcome = agents.exec(request.argv(), Duration.ofMillis(request.timeoutMillis()), stdout, stderr);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
             }
-            wire.send(new GuestWire.Done(request.id(), outcome.status().orElse(-1), outcome.timedOut(), System.nanoTime() - start,
-                    outcome.failure() == null ? "" : outcome.failure()));
+        }
+    }
+
+    private static void reset(GuestWire.ResetRequest request, ServedGuest guest, MessageWriter wire) throws InterruptedException {
+        long start = System.nanoTime();
+        String failure = guest.reset(Duration.ofMillis(request.timeoutMillis()));
+        wire.send(new GuestWire.Done(request.id(), failure == null ? 0 : -1, false, System.nanoTime() - start, failure == null ? "" : failure));
+    }
+
+    private static void exec(GuestWire.ExecRequest request, AgentPool agents, MessageWriter wire) throws IOException, InterruptedException {
+        long start = System.nanoTime();
+        AgentPool.Outcome outcome;
+        try (OutputStream stdout = new Chunks(wire, request.id(), 1); OutputStream stderr = new Chunks(wire, request.id(), 2)) {
+            outcome = agents.exec(request.argv(), Duration.ofMillis(request.timeoutMillis()), stdout, stderr);
+        }
+        wire.send(new GuestWire.Done(request.id(), outcome.status().orElse(-1), outcome.timedOut(), System.nanoTime() - start,
+                outcome.failure() == null ? "" : outcome.failure()));
+    }
+
+    /**
+     * A new pool of agents on a fresh listener at {@code socket}: each VM the server runs (the booted one,
+     * each restored one) gets its own, so that no connection of a VM that is gone is ever taken for an agent.
+     */
+    static AgentPool listen(Path socket, Runnable onFirstAgent) throws IOException {
+        Files.deleteIfExists(socket); // the previous pool's listener, closed
+        ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            listener.bind(UnixDomainSocketAddress.of(socket), 4);
+        } catch (IOException e) {
+            listener.close();
+            throw e;
+        }
+        AgentPool pool = new AgentPool(listener, onFirstAgent); // stopping it closes the listener
+        pool.start();
+        return pool;
+    }
+
+    /**
+     * The server's VM, booted once, and with {@link Reset#SNAPSHOT} snapshotted once its first agent
+     * connected (the guest is up), between two agents of its loop, and restored from that snapshot on each
+     * reset: the VM before is killed and closed, its agents' pool stopped, and the restored VM gets a new
+     * pool, to which the loop's next agent connects.
+     */
+    private static final class Machine implements ServedGuest, AutoCloseable {
+        private final GuestSpec spec;
+        private final Path uds;
+        private final Path statePath;
+        private final Path memoryPath;
+        private final OutputStream console;
+        private final MessageWriter wire;
+        private volatile VirtualMachine vm; // the VM that serves; null while none does
+        private volatile AgentPool agents;
+        private volatile boolean quitting;
+        private boolean snapshotted;
+
+        Machine(GuestSpec spec, Path dir, OutputStream console, MessageWriter wire) {
+            this.spec = spec;
+            this.uds = dir.resolve("vsock");
+            this.statePath = dir.resolve("vm.state");
+            this.memoryPath = dir.resolve("vm.mem");
+            this.console = console;
+            this.wire = wire;
+        }
+
+        private Path agentSocket() {
+            return Path.of(uds + "_" + AGENT_PORT);
+        }
+
+        /**
+         * Boots the guest and waits until its first agent connected; with {@link Reset#SNAPSHOT}, then
+         * snapshots it (paused for that).
+         *
+         * @return whether the guest is up (else it ended, and said so)
+         * @throws IOException when the snapshot cannot be written
+         */
+        boolean boot() throws IOException, InterruptedException {
+            AgentPool pool = listen(agentSocket(), () -> {});
+            VirtualMachine booted;
+            try {
+                booted = machine(spec, uds, console);
+            } catch (RuntimeException e) {
+                pool.stop();
+                throw e;
+            }
+            CountDownLatch agentRefused = new CountDownLatch(1);
+            booted.addConsoleLineListener(line -> {
+                if (line.contains(AGENT_REFUSED)) agentRefused.countDown();
+            });
+            serve(booted, pool);
+            booted.start();
+            if (!pool.awaitFirstAgent(null)) return false;
+            if (spec.reset() == Reset.SNAPSHOT) snapshotBetweenAgents(booted, agentRefused);
+            return true;
+        }
+
+        /**
+         * Snapshots the guest while no agent of its loop has a connection: a connection the snapshot kept
+         * would be one the restored guest waits on for ever (its transport reset did not end it in the tiny
+         * guest). So the agents' listener is closed first, with the waiting agent's connection: that agent
+         * ends, the next one's connection is refused (it says so on the console, and ends), and the guest is
+         * in the loop's pause when it is paused. After the snapshot, a new listener takes the loop's next agent.
+         */
+        private void snapshotBetweenAgents(VirtualMachine booted, CountDownLatch agentRefused) throws IOException, InterruptedException {
+            agents.stop();
+            if (!agentRefused.await(BETWEEN_AGENTS_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS)) {
+                throw new IOException("the guest's agent loop did not try again within " + BETWEEN_AGENTS_TIMEOUT.toSeconds()
+                        + " s of its connection's end, so no snapshot was taken between its agents");
+            }
+            booted.pause();
+            booted.snapshot(SnapshotOptions.full(statePath, memoryPath));
+            snapshotted = true;
+            AgentPool next = listen(agentSocket(), () -> {});
+            agents = next;
+            booted.resume();
+            if (!next.awaitFirstAgent(BETWEEN_AGENTS_TIMEOUT)) {
+                throw new IOException("no agent of the guest connected within " + BETWEEN_AGENTS_TIMEOUT.toSeconds() + " s of its snapshot");
+            }
+        }
+
+        /** Makes {@code machine} the one that serves, and watches it: its end, unless asked for, ends the server's guest. */
+        private void serve(VirtualMachine machine, AgentPool pool) {
+            agents = pool;
+            vm = machine;
+            Thread.ofPlatform().daemon().name("guest-watch").start(() -> {
+                VirtualMachine.Exit exit = awaitExit(machine);
+                if (!quitting && vm == machine) {
+                    wire.send(new GuestWire.Ended("the guest ended: " + exit));
+                    agents.stop(); // a command under way ends with its connection
+                }
+            });
+        }
+
+        @Override
+        public AgentPool agents() {
+            return agents;
+        }
+
+        @Override
+        public String reset(Duration timeout) throws InterruptedException {
+            if (!snapshotted) return "this guest has no snapshot to go back to (its class has reset = Reset.NONE)";
+            long start = System.nanoTime();
+            retire();
+            long retired = System.nanoTime();
+            AgentPool pool;
+            try {
+                pool = listen(agentSocket(), () -> {});
+                VirtualMachine restored;
+                try {
+                    Files.deleteIfExists(uds); // the closed VM's, should it have left it
+                    restored = VirtualMachine.restore(RestoreOptions.of(statePath, memoryPath).console(console));
+                } catch (IOException | RuntimeException e) {
+                    pool.stop();
+                    throw e;
+                }
+                serve(restored, pool);
+                // (the server's log, kept for a failure's diagnosis: where a slow or stuck reset spent its time)
+                System.err.printf("reset: the VM before closed in %d ms, the snapshot restored in %d ms%n", (retired - start) / 1_000_000,
+                        (System.nanoTime() - retired) / 1_000_000);
+            } catch (IOException | RuntimeException e) {
+                String why = "the guest's snapshot could not be restored: " + e.getMessage();
+                wire.send(new GuestWire.Ended(why));
+                return why;
+            }
+            if (!pool.awaitFirstAgent(timeout)) { // a guest that cannot serve: its tests fail at once rather than each wait in turn
+                String why = "no agent of the restored guest connected within " + timeout.toMillis() + " ms";
+                wire.send(new GuestWire.Ended(why));
+                retire();
+                return why;
+            }
+            return null;
+        }
+
+        /** Ends the VM that serves, and its agents, without a word on the wire. */
+        private void retire() {
+            VirtualMachine old = vm;
+            AgentPool oldAgents = agents;
+            vm = null;
+            if (old != null) {
+                old.kill();
+                old.close();
+            }
+            if (oldAgents != null) oldAgents.stop();
+        }
+
+        @Override
+        public void close() {
+            quitting = true;
+            retire();
         }
     }
 

@@ -6,6 +6,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Locale;
 import java.util.Set;
 import java.util.regex.Pattern;
 
@@ -13,7 +14,12 @@ import java.util.regex.Pattern;
  * The guest a {@link PanamaxTest} class asks for, checked, with every path absolute: what the test
  * JVM hands its {@link GuestServer} (as {@link #serverArgs}) and what must be visible where it runs.
  */
-record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int memoryMib) {
+record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int memoryMib, Reset reset) {
+    /** Why a class with shared folders gets no reset between its tests. */
+    static final String NO_RESET_WITH_SHARES = "no reset between tests: a guest with shared folders cannot be snapshotted"
+            + " (its open files on the host cannot be carried), so its tests share one guest in order, as with reset = Reset.NONE;"
+            + " say reset = Reset.NONE on the class to silence this note";
+
     /** A host directory the guest mounts at {@code /mnt/TAG}. */
     record Share(Path path, String tag, boolean readOnly) {
         private static final Pattern TAG = Pattern.compile("[A-Za-z0-9._-]{1,36}");
@@ -53,11 +59,13 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
             if (!tags.add(s.tag())) throw new IllegalArgumentException("two shares with the tag " + s.tag() + "; give one another with ,tag=T");
         }
         shares = List.copyOf(shares);
+        if (reset == Reset.SNAPSHOT && !shares.isEmpty()) throw new IllegalArgumentException(NO_RESET_WITH_SHARES);
     }
 
     /**
      * The guest {@code annotation} asks for; the built-in kernel and initramfs are this host's cached ones
-     * (built on first use), by path, so that the rig uses them too.
+     * (built on first use), by path, so that the rig uses them too. A class with shares gets {@link Reset#NONE}
+     * whatever it asks ({@link #NO_RESET_WITH_SHARES}).
      *
      * @throws IllegalArgumentException naming the attribute that is wrong
      */
@@ -66,8 +74,9 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
         Path initramfs = annotation.initramfs().isEmpty() ? GuestImages.defaultInitramfs() : existing(annotation.initramfs(), "initramfs");
         List<Share> shares = new ArrayList<>();
         for (String s : annotation.shares()) shares.add(Share.parse(s));
+        Reset reset = shares.isEmpty() ? annotation.reset() : Reset.NONE;
         return new GuestSpec(kernel.toAbsolutePath().normalize(), initramfs.toAbsolutePath().normalize(), shares, annotation.cpus(),
-                annotation.memoryMib());
+                annotation.memoryMib(), reset);
     }
 
     private static Path existing(String path, String attribute) {
@@ -78,7 +87,8 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
 
     /** The server's arguments, {@code NAME=VALUE} each. */
     List<String> serverArgs() {
-        List<String> args = new ArrayList<>(List.of("kernel=" + kernel, "initramfs=" + initramfs, "cpus=" + cpus, "memory-mib=" + memoryMib));
+        List<String> args = new ArrayList<>(List.of("kernel=" + kernel, "initramfs=" + initramfs, "cpus=" + cpus, "memory-mib=" + memoryMib,
+                "reset=" + reset.name().toLowerCase(Locale.ROOT)));
         for (Share s : shares) args.add("share=" + s.format());
         return args;
     }
@@ -93,6 +103,7 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
         Path initramfs = null;
         int cpus = 1;
         int memoryMib = 256;
+        Reset reset = Reset.NONE;
         List<Share> shares = new ArrayList<>();
         for (String arg : args) {
             int eq = arg.indexOf('=');
@@ -104,11 +115,16 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
                 case "cpus" -> cpus = number(arg, value);
                 case "memory-mib" -> memoryMib = number(arg, value);
                 case "share" -> shares.add(Share.parse(value));
+                case "reset" -> reset = switch (value) {
+                    case "snapshot" -> Reset.SNAPSHOT;
+                    case "none" -> Reset.NONE;
+                    default -> throw new IllegalArgumentException("argument '" + arg + "': snapshot or none");
+                };
                 default -> throw new IllegalArgumentException("unknown argument '" + arg + "'");
             }
         }
         if (kernel == null || initramfs == null) throw new IllegalArgumentException("kernel= and initramfs= are needed");
-        return new GuestSpec(kernel, initramfs, shares, cpus, memoryMib);
+        return new GuestSpec(kernel, initramfs, shares, cpus, memoryMib, reset);
     }
 
     private static int number(String arg, String value) {

@@ -11,7 +11,9 @@ import java.util.List;
  * rig (whose 9p scratch directory cannot carry a Unix socket between the two kernels). Every value that
  * is not a number is base64, so a message is one line of ASCII without spaces in its fields.
  *
- * <p>Test JVM to server, one line each: {@code EXEC <id> <timeout-ms> <arg>...} and {@code QUIT}.
+ * <p>Test JVM to server, one line each: {@code EXEC <id> <timeout-ms> <arg>...}, {@code RESET <id> <timeout-ms>}
+ * (bring the guest back to the snapshot taken after its boot; answered by a {@code DONE} with status 0, or
+ * -1 and the reason) and {@code QUIT}.
  * Server to test JVM: {@code panamax-guest <KIND> <field>...;} then a newline. The {@code ;} ends the
  * message: the rig holds a newline back until the byte after it arrives (it might start its own exit
  * trailer), so a message is acted on at its {@code ;}. Lines without the mark (a JVM's warnings, say)
@@ -55,6 +57,13 @@ final class GuestWire {
             if (argv.isEmpty()) throw new IllegalArgumentException("no command to run");
             if (timeoutMillis <= 0) throw new IllegalArgumentException("a timeout must be positive, not " + timeoutMillis + " ms");
             argv = List.copyOf(argv);
+        }
+    }
+
+    /** A request to restore the guest's snapshot and wait, within {@code timeoutMillis}, until its agent is back. */
+    record ResetRequest(int id, long timeoutMillis) {
+        ResetRequest {
+            if (timeoutMillis <= 0) throw new IllegalArgumentException("a timeout must be positive, not " + timeoutMillis + " ms");
         }
     }
 
@@ -103,6 +112,26 @@ final class GuestWire {
 
     static final String QUIT = "QUIT\n";
 
+    static String encode(ResetRequest r) {
+        return "RESET " + r.id() + " " + r.timeoutMillis() + "\n";
+    }
+
+    /** Whether {@code line} (without its newline) is meant as a {@code RESET} request, well-formed or not. */
+    static boolean isReset(String line) {
+        return line.startsWith("RESET ");
+    }
+
+    /**
+     * The request of a {@code RESET} line (without its newline).
+     *
+     * @throws IllegalArgumentException when it is not one
+     */
+    static ResetRequest decodeReset(String line) {
+        String[] f = line.split(" ", -1);
+        if (f.length != 3 || !f[0].equals("RESET")) throw new IllegalArgumentException("not a RESET request: " + printable(line));
+        return new ResetRequest(number(f[1]), timeout(f[2]));
+    }
+
     /**
      * The request of an {@code EXEC} line (without its newline).
      *
@@ -113,13 +142,15 @@ final class GuestWire {
         if (f.length < 4 || !f[0].equals("EXEC")) throw new IllegalArgumentException("not an EXEC request: " + printable(line));
         List<String> argv = new ArrayList<>();
         for (int i = 3; i < f.length; i++) argv.add(text(f[i]));
-        long timeout;
+        return new ExecRequest(number(f[1]), timeout(f[2]), argv);
+    }
+
+    private static long timeout(String s) {
         try {
-            timeout = Long.parseLong(f[2]);
+            return Long.parseLong(s);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("a timeout of " + printable(f[2]) + " ms");
+            throw new IllegalArgumentException("a timeout of " + printable(s) + " ms");
         }
-        return new ExecRequest(number(f[1]), timeout, argv);
     }
 
     private static String b64(String text) {

@@ -11,6 +11,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.BiConsumer;
+import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionConfigurationException;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.ParameterContext;
@@ -24,13 +25,14 @@ import org.junit.platform.commons.support.ReflectionSupport;
 /**
  * The extension behind {@link PanamaxTest}: boots the class's guest on first use (a {@link Guest}
  * field or parameter), shares it with every test of the class, stops it after the class, and attaches
- * the console's end and the kernel log to a failed test's report.
+ * the console's end and the kernel log to a failed test's report. With {@link Reset#SNAPSHOT}, before
+ * each test it brings the guest back to the snapshot taken after the boot when a command ran since.
  *
  * <p>Where it runs: this host when its /dev/kvm is hardware-fast, else the nested KVM rig, started
  * once for the whole run and shared by the classes in turn (the rig runs one command at a time, so
  * classes with guests run one after another there).
  */
-public final class PanamaxExtension implements ParameterResolver, TestInstancePostProcessor, TestExecutionExceptionHandler {
+public final class PanamaxExtension implements ParameterResolver, TestInstancePostProcessor, BeforeEachCallback, TestExecutionExceptionHandler {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(PanamaxExtension.class);
     /** How much slower commands run in the rig's nested guests than on hardware KVM; their default timeout is scaled by it. */
     static final int RIG_SLOWDOWN = 10;
@@ -64,6 +66,17 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
             f.setAccessible(true);
             f.set(instance, guest(context));
         }
+    }
+
+    /**
+     * Restores the class's guest from its snapshot when the tests before this one changed it (ran a
+     * command); the guest boots later, at first use, when no test used it yet.
+     */
+    @Override
+    public void beforeEach(ExtensionContext context) {
+        ClassGuest g = owner(context).getStore(NAMESPACE).get(ClassGuest.class, ClassGuest.class);
+        if (g == null || g.guest == null || g.reset != Reset.SNAPSHOT || !g.guest.changedSinceReset()) return;
+        g.guest.reset();
     }
 
     /** Attaches the console's end and the kernel log to the report of a test that failed, then lets the failure go on. */
@@ -153,18 +166,22 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
                         + e.getMessage(), e);
             }
             Places places = owner.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(Places.class, k -> new Places(), Places.class);
+            if (spec.reset() != a.reset()) {
+                owner.publishReportEntry("panamax.reset", GuestSpec.NO_RESET_WITH_SHARES);
+                System.err.println("panamax-junit: " + owner.getRequiredTestClass().getSimpleName() + ": " + GuestSpec.NO_RESET_WITH_SHARES);
+            }
             RealKvm place = places.placeFor(spec.hostDirectories());
             boolean inRig = place instanceof Rig;
             Duration execTimeout = Duration.ofSeconds((long) a.execTimeoutSeconds() * (inRig ? RIG_SLOWDOWN : 1));
             return new ClassGuest(GuestConnection.start(place, inRig ? "the nested KVM rig" : "this host", GuestServer.class.getName(),
-                    spec.serverArgs(), execTimeout, BOOT_TIMEOUT), null);
+                    spec.serverArgs(), execTimeout, BOOT_TIMEOUT), spec.reset(), null);
         } catch (RuntimeException e) {
-            return new ClassGuest(null, e);
+            return new ClassGuest(null, Reset.NONE, e);
         }
     }
 
     /** A class's guest (or why it has none), stopped with the class. */
-    private record ClassGuest(GuestConnection guest, RuntimeException failure) implements ExtensionContext.Store.CloseableResource {
+    private record ClassGuest(GuestConnection guest, Reset reset, RuntimeException failure) implements ExtensionContext.Store.CloseableResource {
         @Override
         public void close() {
             if (guest != null) guest.close();

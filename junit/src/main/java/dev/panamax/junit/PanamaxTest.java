@@ -10,7 +10,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * A test class with a booted tiny Linux guest: a field or parameter of type {@link Guest} gets it.
- * The guest boots on first use and serves every test of the class; it stops after the class.
+ * The guest boots on first use and serves every test of the class; it stops after the class. By
+ * default each test starts from a snapshot of the freshly booted guest ({@link Reset#SNAPSHOT}).
  */
 @Target(ElementType.TYPE)
 @Retention(RetentionPolicy.RUNTIME)
@@ -38,4 +39,11 @@ public @interface PanamaxTest {
 
     /** How long {@link Guest#exec(String, String...)} lets a command run on hardware KVM; ten times that in the rig. */
     int execTimeoutSeconds() default 60;
+
+    /**
+     * Whether each test starts from a snapshot of the booted guest ({@link Reset#SNAPSHOT}, the default) or
+     * finds the guest as the test before left it ({@link Reset#NONE}). A class with {@link #shares} runs
+     * with {@code NONE} (its VM cannot be snapshotted) and says so in its report ({@code panamax.reset}).
+     */
+    Reset reset() default Reset.SNAPSHOT;
 }

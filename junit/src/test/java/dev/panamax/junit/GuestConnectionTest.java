@@ -62,6 +62,17 @@ class GuestConnectionTest {
     }
 
     @Test
+    void aResetHandsTheNextCommandToAnAgentOfTheNewPool() {
+        assertThat(guest.exec("true").succeeded()).isTrue();
+        assertThat(guest.changedSinceReset()).isTrue();
+        guest.reset();
+        assertThat(guest.changedSinceReset()).isFalse();
+        assertThat(guest.console()).contains("reset "); // the server's reset ran (the old agent's connection closed under it)
+        assertThat(guest.exec("echo", "after").stdout()).isEqualTo("after\n");
+        assertThat(guest.changedSinceReset()).isTrue();
+    }
+
+    @Test
     void theConsoleAndTheServersOwnLinesAreKept() {
         assertThat(guest.console()).contains("host agent loop started");
         assertThat(guest.serverLogTail(50)).contains("a line on the server's stderr");

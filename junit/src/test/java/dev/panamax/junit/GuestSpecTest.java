@@ -16,7 +16,30 @@ class GuestSpecTest {
     private GuestSpec spec(String... shares) throws IOException {
         Path kernel = Files.writeString(tmp.resolve("vmlinux"), "k");
         Path initramfs = Files.writeString(tmp.resolve("initramfs.cpio.gz"), "i");
-        return new GuestSpec(kernel, initramfs, List.of(shares).stream().map(GuestSpec.Share::parse).toList(), 2, 512);
+        return new GuestSpec(kernel, initramfs, List.of(shares).stream().map(GuestSpec.Share::parse).toList(), 2, 512,
+                shares.length == 0 ? Reset.SNAPSHOT : Reset.NONE);
+    }
+
+    @PanamaxTest(kernel = "pom.xml", initramfs = "pom.xml")
+    static final class Plain {}
+
+    @PanamaxTest(kernel = "pom.xml", initramfs = "pom.xml", reset = Reset.NONE)
+    static final class SharedGuest {}
+
+    @PanamaxTest(kernel = "pom.xml", initramfs = "pom.xml", shares = "src")
+    static final class WithShares {}
+
+    @Test
+    void aClassIsResetFromASnapshotUnlessItSaysNoneOrHasShares() throws IOException {
+        assertThat(GuestSpec.of(Plain.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.SNAPSHOT);
+        assertThat(GuestSpec.of(SharedGuest.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.NONE);
+        assertThat(GuestSpec.of(WithShares.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.NONE);
+        GuestSpec snapshot = spec();
+        assertThat(GuestSpec.fromServerArgs(snapshot.serverArgs()).reset()).isEqualTo(Reset.SNAPSHOT);
+        Files.createDirectories(tmp.resolve("s"));
+        assertThatThrownBy(() -> new GuestSpec(snapshot.kernel(), snapshot.initramfs(), List.of(GuestSpec.Share.parse(tmp.resolve("s").toString())),
+                1, 256, Reset.SNAPSHOT)).hasMessageContaining("a guest with shared folders cannot be snapshotted");
+        assertThatThrownBy(() -> GuestSpec.fromServerArgs(List.of("reset=always"))).hasMessageContaining("'reset=always': snapshot or none");
     }
 
     @Test
@@ -49,8 +72,8 @@ class GuestSpecTest {
         assertThatThrownBy(() -> GuestSpec.Share.parse(",tag=x")).hasMessageContaining("no directory");
         assertThatThrownBy(() -> spec(d, d)).hasMessageContaining("two shares with the tag d");
         GuestSpec ok = spec();
-        assertThatThrownBy(() -> new GuestSpec(ok.kernel(), ok.initramfs(), List.of(), 0, 256)).hasMessageContaining("cpus = 0");
-        assertThatThrownBy(() -> new GuestSpec(ok.kernel(), ok.initramfs(), List.of(), 1, 16)).hasMessageContaining("memoryMib = 16");
+        assertThatThrownBy(() -> new GuestSpec(ok.kernel(), ok.initramfs(), List.of(), 0, 256, Reset.NONE)).hasMessageContaining("cpus = 0");
+        assertThatThrownBy(() -> new GuestSpec(ok.kernel(), ok.initramfs(), List.of(), 1, 16, Reset.NONE)).hasMessageContaining("memoryMib = 16");
         assertThatThrownBy(() -> GuestSpec.fromServerArgs(List.of("kernel=" + ok.kernel()))).hasMessageContaining("kernel= and initramfs=");
         assertThatThrownBy(() -> GuestSpec.fromServerArgs(List.of("cpus=two"))).hasMessageContaining("'cpus=two': not a whole number");
         assertThatThrownBy(() -> GuestSpec.fromServerArgs(List.of("disk=x"))).hasMessageContaining("unknown argument 'disk=x'");

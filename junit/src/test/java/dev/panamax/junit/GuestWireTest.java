@@ -62,4 +62,18 @@ class GuestWireTest {
         assertThatThrownBy(() -> GuestWire.decodeExec("EXEC x 1000 dHJ1ZQ==")).hasMessageContaining("an id of x");
         assertThatThrownBy(() -> new GuestWire.ExecRequest(1, 1000, List.of())).hasMessageContaining("no command");
     }
+
+    @Test
+    void aResetRequestComesBackAsItWentAndMalformedOnesAreRefused() {
+        String line = GuestWire.encode(new GuestWire.ResetRequest(5, 30_000));
+        assertThat(line).isEqualTo("RESET 5 30000\n");
+        assertThat(GuestWire.isReset(line.strip())).isTrue();
+        assertThat(GuestWire.isReset("EXEC 1 1000 dHJ1ZQ==")).isFalse();
+        assertThat(GuestWire.decodeReset(line.strip())).isEqualTo(new GuestWire.ResetRequest(5, 30_000));
+        assertThatThrownBy(() -> GuestWire.decodeReset("RESET 5")).hasMessageContaining("not a RESET request");
+        assertThatThrownBy(() -> GuestWire.decodeReset("RESET 5 1000 x")).hasMessageContaining("not a RESET request");
+        assertThatThrownBy(() -> GuestWire.decodeReset("RESET 5 0")).hasMessageContaining("a timeout must be positive");
+        assertThatThrownBy(() -> GuestWire.decodeReset("RESET -5 1000")).hasMessageContaining("an id of -5");
+        assertThatThrownBy(() -> GuestWire.decodeReset("RESET 5 later")).hasMessageContaining("a timeout of later ms");
+    }
 }
