@@ -25,14 +25,8 @@ host_cpus=${HOST_CPUS:-$cpus}
 ns=net-vs-qemu-$$
 tap=nvq$$
 log=$(mktemp)
-# Every process in the namespace: the servers, and what busybox nc started for a connection.
-stop_namespace() { ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null || true; }
-trap 'stop_namespace; ip netns del $ns 2>/dev/null; rm -f "$log"' EXIT
-ip netns add $ns
-ip -n $ns link set lo up
-ip -n $ns tuntap add dev $tap mode tap
-ip -n $ns addr add 10.9.0.1/24 dev $tap
-ip -n $ns link set $tap up
+trap 'stop_namespace $ns; ip netns del $ns 2>/dev/null; rm -f "$log"' EXIT
+tap_namespace $ns $tap
 # The guest's busybox nc and dd print no rate, so the guest times each transfer with its uptime clock.
 run="ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; ping -c 1 -w 10 10.9.0.1 > /dev/null;"
 run="$run dd if=/dev/zero bs=1M count=$warm 2>/dev/null | nc 10.9.0.1 5001; nc 10.9.0.1 5002 < /dev/null | dd of=/dev/null bs=1M 2>/dev/null;"
@@ -56,7 +50,7 @@ rates() {
     for attempt in 1 2; do
         servers
         ip netns exec $ns timeout 300 "$@" > "$log" 2>&1 || true
-        stop_namespace # servers a failed run left waiting, or their connections' processes
+        stop_namespace $ns # servers a failed run left waiting, or their connections' processes
         wait || true
         if awk -v mib="$mib" '/^net-times/ { printf "%.2f %.2f\n", mib * 1.048576 / ($3 - $2), mib * 1.048576 / ($4 - $3); found = 1 }
             END { exit !found }' "$log"; then

@@ -16,6 +16,18 @@ panamax_cli() {
     "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
 }
 
+# Makes network namespace $1 with tap $2 in it at 10.9.0.1/24, the host side of a guest at 10.9.0.2.
+tap_namespace() {
+    ip netns add "$1"
+    ip -n "$1" link set lo up
+    ip -n "$1" tuntap add dev "$2" mode tap
+    ip -n "$1" addr add 10.9.0.1/24 dev "$2"
+    ip -n "$1" link set "$2" up
+}
+
+# Ends every process in network namespace $1: its servers, and what busybox nc started for a connection.
+stop_namespace() { ip netns pids "$1" 2>/dev/null | xargs -r kill 2>/dev/null || true; }
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # Runs the calling script's panamax and qemu functions, which each print two rates ("A B", MB/s),

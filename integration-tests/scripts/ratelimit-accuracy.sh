@@ -26,9 +26,7 @@ work=$(mktemp -d /dev/shm/ratelimit.XXXXXX)
 vmm=""
 ns=ratelimit-$$
 tap=rl$$
-# Every process in the namespace: the servers, and what busybox nc started for a connection.
-stop_namespace() { ip netns pids $ns 2>/dev/null | xargs -r kill 2>/dev/null || true; }
-trap '[ -z "$vmm" ] || kill "$vmm" 2>/dev/null; stop_namespace; ip netns del $ns 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -z "$vmm" ] || kill "$vmm" 2>/dev/null; stop_namespace $ns; ip netns del $ns 2>/dev/null; rm -rf "$work"' EXIT
 image=$work/disk.raw
 sock=$work/api.sock
 log=$work/console.log
@@ -71,11 +69,7 @@ wait "$vmm" || true
 vmm=""
 
 # The network: a guest limited to RATE MiB/s each way on a tap in a namespace of its own.
-ip netns add $ns
-ip -n $ns link set lo up
-ip -n $ns tuntap add dev $tap mode tap
-ip -n $ns addr add 10.9.0.1/24 dev $tap
-ip -n $ns link set $tap up
+tap_namespace $ns $tap
 bucket="{\"bandwidth\": {\"size\": $((rate * 1048576)), \"refill_time\": 1000}}"
 net="ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; ping -c 1 -w 10 10.9.0.1 > /dev/null;"
 net="$net dd if=/dev/zero bs=1M count=$rate 2>/dev/null | nc 10.9.0.1 5001; read a x < /proc/uptime;"
