@@ -15,7 +15,7 @@ import java.util.regex.Pattern;
  * {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,bw=RATE][,iops=N]}: a drive given on
  * the command line; {@code bw} limits its bytes a second ({@code 10M}: 10 MiB), {@code iops} its
  * requests a second, each in a bucket of one second's worth (Firecracker's {@code rate_limiter} with
- * a refill time of 1000 ms).
+ * a refill time of 1000 ms). A comma in PATH is written twice ({@link OptionSettings}).
  */
 final class DiskOption {
     private DiskOption() {}
@@ -29,7 +29,7 @@ final class DiskOption {
      * @throws dev.panamax.vmm.ConfigException when the ID or the image file is unusable
      */
     static Drive parse(String spec, int index) {
-        String[] parts = spec.split(",", -1);
+        String[] parts = OptionSettings.split(spec).toArray(String[]::new);
         if (parts[0].isEmpty()) {
             throw new UserError("--disk " + spec + ": the image path is missing (" + SYNTAX + ")");
         }
@@ -91,7 +91,7 @@ final class DiskOption {
     /** The option that names {@code drive} again, with its absolute path: for the copy of a command run in the rig. */
     static String format(Drive drive) {
         RateLimiter limiter = drive.rateLimiter();
-        return drive.path() + (drive.readOnly() ? ",readonly" : "") + (drive.root() ? ",root" : "") + ",id=" + drive.id()
+        return OptionSettings.escape(drive.path().toString()) + (drive.readOnly() ? ",readonly" : "") + (drive.root() ? ",root" : "") + ",id=" + drive.id()
                 + ",transport=" + drive.transport().name().toLowerCase(Locale.ROOT)
                 + (limiter != null && limiter.bandwidth() != null ? ",bw=" + limiter.bandwidth().size() : "")
                 + (limiter != null && limiter.ops() != null ? ",iops=" + limiter.ops().size() : "");

@@ -101,7 +101,7 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
             description = "a disk image (raw, qcow2 or vhd) as a virtio-blk device; repeatable. The guest names disks /dev/vda,"
                     + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...);"
-                    + " bw=RATE (bytes a second, e.g. 10M) and iops=N limit its traffic")
+                    + " bw=RATE (bytes a second, e.g. 10M) and iops=N limit its traffic. A comma in PATH is written twice (,,)")
     List<String> diskSpecs = new ArrayList<>();
 
     @Option(names = "--net", paramLabel = NetOption.SYNTAX,
@@ -114,7 +114,7 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--vsock", paramLabel = "cid=N,uds=PATH",
             description = "a virtio-vsock device for guest CID N (3 to 4294967294), with Firecracker's host side: host programs"
                     + " connect to the Unix socket PATH and write CONNECT <port> to reach the guest's listener on that port;"
-                    + " the guest's connections to host port P go to the Unix socket PATH_P")
+                    + " the guest's connections to host port P go to the Unix socket PATH_P. A comma in PATH is written twice (,,)")
     String vsockSpec;
 
     @Option(names = "--entropy", arity = "0..1", fallbackValue = "", paramLabel = "bw=RATE,ops=N",
@@ -128,7 +128,7 @@ final class RunCommand implements Callable<Integer> {
                     + " default: DIR's name if it is such a tag and still free, else shareN. MODE, what the guest caches:"
                     + " auto (default; names and attributes for 1 s, data until the file changes), none (nothing: the host's"
                     + " changes show at once, no MAP_SHARED mmap) or always (for a day: for a DIR only the guest changes)."
-                    + " A VM with a share cannot be snapshotted")
+                    + " A comma in DIR is written twice (,,). A VM with a share cannot be snapshotted")
     List<String> shareSpecs = new ArrayList<>();
 
     @Option(names = "--balloon", paramLabel = "MIB[,deflate-on-oom][,stats=SECONDS]",
@@ -338,7 +338,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** One {@code --share}; {@code earlier} are the shares before it, whose tags a default tag avoids. */
     static SharedFolder parseShare(String spec, List<SharedFolder> earlier) {
-        String[] parts = spec.split(",", -1);
+        String[] parts = OptionSettings.split(spec).toArray(String[]::new);
         String tag = null;
         boolean readOnly = false;
         SharedFolder.Cache cache = null;
@@ -402,7 +402,7 @@ final class RunCommand implements Callable<Integer> {
 
     /** The {@code --share} that gives {@code share} again, inside the rig: the directory by its absolute path. */
     static String formatShare(SharedFolder share) {
-        return share.path().toAbsolutePath() + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "")
+        return OptionSettings.escape(share.path().toAbsolutePath().toString()) + ",tag=" + share.tag() + (share.readOnly() ? ",readonly" : "")
                 + (share.cache() == SharedFolder.Cache.AUTO ? "" : ",cache=" + share.cache().value());
     }
 
@@ -464,7 +464,7 @@ final class RunCommand implements Callable<Integer> {
     static VmConfig.Vsock parseVsock(String text) {
         Long cid = null;
         String uds = null;
-        for (String setting : text.split(",", -1)) {
+        for (String setting : OptionSettings.split(text)) {
             int eq = setting.indexOf('=');
             String key = eq < 0 ? setting : setting.substring(0, eq);
             String value = eq < 0 ? null : setting.substring(eq + 1);

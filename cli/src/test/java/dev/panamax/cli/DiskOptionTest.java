@@ -26,6 +26,38 @@ class DiskOptionTest {
     }
 
     @Test
+    void aCommaInThePathIsWrittenTwiceAndTheCopyForTheRigWritesItTwiceToo() throws Exception {
+        Path image = Files.write(dir.resolve("a,b.raw"), new byte[4096]);
+        Drive drive = DiskOption.parse(dir.resolve("a,,b.raw") + ",readonly,id=data", 0);
+        assertThat(drive.path()).isEqualTo(image);
+        assertThat(drive.readOnly()).isTrue();
+        assertThat(drive.id()).isEqualTo("data");
+        assertThat(DiskOption.format(drive)).startsWith(dir.resolve("a,,b.raw") + ",readonly");
+        assertThat(DiskOption.parse(DiskOption.format(drive), 0)).isEqualTo(drive);
+        assertThatThrownBy(() -> DiskOption.parse(image + ",readonly", 0)).as("a single comma still ends the path")
+                .isInstanceOf(UserError.class).hasMessageContaining("unknown setting 'b.raw'");
+    }
+
+    @Test
+    void theSettingsOfAnOptionReadADoubledCommaAsOneCommaOfAValue() {
+        assertThat(OptionSettings.split("a,,b,readonly")).containsExactly("a,b", "readonly");
+        assertThat(OptionSettings.split("a,,,readonly")).containsExactly("a,", "readonly");
+        assertThat(OptionSettings.split(",readonly,")).containsExactly("", "readonly", "");
+        assertThat(OptionSettings.split("plain")).containsExactly("plain");
+        assertThat(OptionSettings.split(OptionSettings.escape("x,,y,z") + ",tag=t")).containsExactly("x,,y,z", "tag=t");
+    }
+
+    @Test
+    void aSharedFolderWithACommaInItsPathComesBackWholeFromItsCopyForTheRig() throws Exception {
+        Path folder = Files.createDirectory(dir.resolve("src,v2"));
+        var share = RunCommand.parseShare(dir.resolve("src,,v2") + ",readonly", java.util.List.of());
+        assertThat(share.path()).isEqualTo(folder);
+        assertThat(share.readOnly()).isTrue();
+        assertThat(RunCommand.parseShare(RunCommand.formatShare(share), java.util.List.of())).isEqualTo(share);
+        assertThat(RunCommand.parseVsock("cid=3,uds=/tmp/v,,s").udsPath().toString()).isEqualTo("/tmp/v,s");
+    }
+
+    @Test
     void aBadRateIsRefusedNamingTheOption() throws Exception {
         Path image = Files.write(dir.resolve("d.raw"), new byte[4096]);
         assertThatThrownBy(() -> DiskOption.parse(image + ",bw=fast", 0)).isInstanceOf(UserError.class)
