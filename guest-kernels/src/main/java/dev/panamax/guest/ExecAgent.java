@@ -23,7 +23,7 @@ public final class ExecAgent {
 
     /** What the binary is made from: part of the initramfs cache key. */
     static String recipe() {
-        return String.join(" ", VsockTool.GCC_OPTIONS) + "\n" + source();
+        return VsockTool.recipe(source());
     }
 
     /**

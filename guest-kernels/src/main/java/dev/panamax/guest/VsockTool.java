@@ -24,9 +24,17 @@ public final class VsockTool {
         return Resources.text(VsockTool.class, SOURCE_RESOURCE);
     }
 
+    /** The header the guest's C programs share ({@code parse_u32}), written beside each source compiled. */
+    static final String HEADER_RESOURCE = "decimal.h";
+
     /** What the binary is made from (the source and gcc's options): part of the initramfs cache key. */
     static String recipe() {
-        return String.join(" ", GCC_OPTIONS) + "\n" + source();
+        return recipe(source());
+    }
+
+    /** What a guest program compiled from {@code source} is made from: gcc's options, the shared header and the source. */
+    static String recipe(String source) {
+        return String.join(" ", GCC_OPTIONS) + "\n" + Resources.text(VsockTool.class, HEADER_RESOURCE) + "\n" + source;
     }
 
     /**
@@ -38,11 +46,16 @@ public final class VsockTool {
         return compileStatic(workDir, SOURCE_RESOURCE, source(), binary);
     }
 
+    /** Writes {@code source} as {@code workDir/sourceName}, with the header it includes beside it. */
+    static Path writeSource(Path workDir, String sourceName, String source) throws IOException {
+        Files.writeString(workDir.resolve(HEADER_RESOURCE), Resources.text(VsockTool.class, HEADER_RESOURCE));
+        return Files.writeString(workDir.resolve(sourceName), source);
+    }
+
     /** Compiles the C program {@code source} (named {@code sourceName} in {@code workDir}) static, as the guest's programs are. */
     static Path compileStatic(Path workDir, String sourceName, String source, Path binary) throws IOException {
         DebianPackages.ensureInstalled(TOOLS);
-        Path sourceFile = workDir.resolve(sourceName);
-        Files.writeString(sourceFile, source);
+        Path sourceFile = writeSource(workDir, sourceName, source);
         // A compiler error is a bug in the source, not a missing package: HostCommandException quotes gcc's output.
         List<String> argv = new ArrayList<>(List.of("gcc"));
         argv.addAll(GCC_OPTIONS);

@@ -169,6 +169,11 @@ public final class Rig implements RealKvm, AutoCloseable {
         return scratch;
     }
 
+    /** Whether the rig is stopped: closed, or its QEMU gone. */
+    public boolean isStopped() {
+        return closed || !qemu.isAlive();
+    }
+
     /** QEMU's process id (for tests that check it is gone). */
     public long qemuPid() {
         return qemu.pid();

@@ -35,6 +35,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "decimal.h"
 
 #define HEADER_SIZE 8
 #define MAX_PAYLOAD 65536
@@ -327,20 +328,6 @@ static int serve(void) {
     }
 }
 
-/* A decimal 32-bit port: digits only, at most 4294967294. */
-static int parse_port(const char *text, uint32_t *port) {
-    size_t n = strlen(text);
-    if (n == 0 || n > 10) return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (text[i] < '0' || text[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(text[i] - '0');
-    }
-    if (v >= UINT32_MAX) return -1;
-    *port = (uint32_t)v;
-    return 0;
-}
-
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: panamax-agent vsock PORT | panamax-agent unix PATH\n");
@@ -349,7 +336,7 @@ int main(int argc, char **argv) {
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return fail("cannot ignore SIGPIPE: %s", strerror(errno));
     if (strcmp(argv[1], "vsock") == 0) {
         uint32_t port;
-        if (parse_port(argv[2], &port) < 0) {
+        if (parse_u32(argv[2], &port) < 0) {
             fprintf(stderr, "panamax-agent: PORT must be a decimal number below 4294967295\n");
             return 2;
         }

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <unistd.h>
+#include "decimal.h"
 
 #define USAGE "usage: vsock connect CID PORT | vsock listen PORT | vsock listen -k PORT -- CMD [ARGS...] | vsock cid"
 #define RELAY_BUFFER (64 * 1024)
@@ -48,20 +49,6 @@ static int usage_error(const char *problem) {
     /* As in fail(): a failing stderr leaves the exit status to tell. */
     fprintf(stderr, "vsock: %s; " USAGE "\n", problem);
     return 2;
-}
-
-/* A decimal 32-bit number: digits only, no sign, no spaces, at most 4294967294 (-1U means "any"). */
-static int parse_u32(const char *text, uint32_t *value) {
-    size_t n = strlen(text);
-    if (n == 0 || n > 10) return -1;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (text[i] < '0' || text[i] > '9') return -1;
-        v = v * 10 + (uint64_t)(text[i] - '0');
-    }
-    if (v >= UINT32_MAX) return -1;
-    *value = (uint32_t)v;
-    return 0;
 }
 
 static int set_nonblocking(int fd) {

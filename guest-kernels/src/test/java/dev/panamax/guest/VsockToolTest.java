@@ -47,7 +47,7 @@ class VsockToolTest {
     static void compile() throws IOException {
         tool = VsockTool.compile(Files.createDirectories(tmp.resolve("tool")), tmp.resolve("vsock"));
         Path dir = Files.createDirectories(tmp.resolve("harness"));
-        Files.writeString(dir.resolve("vsock.c"), VsockTool.source());
+        VsockTool.writeSource(dir, VsockTool.SOURCE_RESOURCE, VsockTool.source());
         Files.writeString(dir.resolve("harness.c"), Resources.text(VsockToolTest.class, "vsock-relay-harness.c"));
         harness = dir.resolve("harness");
         HostCommand.run(dir, List.of("gcc", "-Os", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-o", harness.toString(),
