@@ -35,7 +35,8 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * there in order (each restore brings the disk back to the snapshot's), a TCP transfer over the tap
  * works after the restore, the guest's clock goes on from the snapshot's time, and the memory file
  * is unchanged at the end. A diff snapshot taken later, with its disks, and merged onto a copy of
- * the first, restores once more and goes on from the diff's count. Everything runs where real KVM
+ * the first, restores once more and goes on from the diff's count. The first run counts only while
+ * the script lets it, so the snapshots come where the script wants them however slow the rig is. Everything runs where real KVM
  * is (the rig here, as root).
  */
 @ExtendWith(RigExtension.class)
@@ -43,9 +44,16 @@ import org.junit.jupiter.api.extension.ExtendWith;
 class SnapshotRestoreTest {
     private static final int RESTORES = 5;
     private static final int SNAPSHOT_AT = 3;
-    // Room for the diff snapshot, taken (a JVM start later) after the full one while the first run counts on, to
-    // come before the end even with every process on one rig CPU.
-    private static final int LAST = 90;
+    // The first run's guest counts only while the script lets it (see HOLD), so a slow snapshot command (a JVM start
+    // in the rig: 20 s and more) cannot let it reach the end before the diff snapshot is taken.
+    private static final int LAST = 30;
+    /**
+     * After each count the guest asks the host's port 5009 whether to hold, and waits while the answer
+     * is "hold": a listener the script runs for the first run only, answering so while the file
+     * {@code hold} exists. A restored run finds no listener (refused) and counts on; one restored in the
+     * middle of a question, on a connection whose host end is gone, gives up after 3 s.
+     */
+    private static final String HOLD = " while timeout 3 nc 10.9.0.1 5009 < /dev/null 2>/dev/null | grep -q hold; do sleep 0.5; done;";
 
     @Test
     void aSnapshotOfARunningGuestRestoresFiveTimesWhereItStood(RealKvm kvm) throws IOException {
@@ -64,7 +72,7 @@ class SnapshotRestoreTest {
         String guest = "ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; i=0;"
                 + " while [ $i -lt " + LAST + " ]; do i=$((i+1));"
                 + " echo count=$i clock=$(date +%s);"
-                + " echo $i | dd of=/dev/vda bs=512 seek=$i conv=sync 2>/dev/null; sync; sleep 0.5; done;"
+                + " echo $i | dd of=/dev/vda bs=512 seek=$i conv=sync 2>/dev/null; sync; sleep 0.5;" + HOLD + " done;"
                 + " j=1; ok=yes; while [ $j -le " + LAST + " ]; do"
                 + " [ x$(dd if=/dev/vda bs=512 skip=$j count=1 2>/dev/null | head -n 1) = x$j ] || ok=no; j=$((j+1)); done;"
                 + " echo disk-in-order=$ok;"
@@ -93,24 +101,27 @@ class SnapshotRestoreTest {
                 "ip -n " + namespace + " link set " + tap + " up",
                 "cd " + dir,
                 // From scratch, also when RigExtension runs the script once more.
-                "rm -rf snap diff merged; cp blank.qcow2 data.qcow2",
+                "rm -rf snap diff merged; cp blank.qcow2 data.qcow2; rm -f hold",
+                // The first run's hold: a listener answering each question with hold while the file is there.
+                "ip netns exec " + namespace + " busybox nc -ll -p 5009 -e sh -c '[ -e hold ] && echo hold' &",
+                "holder=$!",
                 "ip netns exec " + namespace + " " + command(kvm, firstRun) + " > first.log 2>&1 &",
                 "first=$!",
                 // A first run that ends early (a triple fault in the rig, say) ends the script at once with its
                 // log, rather than leaving the waits below to the test's timeout.
                 "firstDied() { kill -0 $first 2>/dev/null && return 1; sed 's/^/first: /' first.log; echo first-ended-early; }",
                 "n=0; until grep -q 'count=" + SNAPSHOT_AT + " ' first.log; do n=$((n+1)); [ $n -gt 600 ] && break;"
-                        + " firstDied && exit 1; sleep 0.5; done",
+                        + " firstDied && exit 1; sleep 0.5; done; touch hold",
                 // A snapshot that does not end in 3 minutes leaves the VMM's thread dump in its log.
                 "dumpIfHung() { [ $1 = 124 ] && kill -QUIT $first 2>/dev/null && sleep 3; return 0; }",
                 "timeout 180 " + panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks snap; s=$?; echo snapshot-status=$s; dumpIfHung $s",
-                // The guest runs on and counts twice more; then a diff snapshot, merged onto a copy of the
-                // first, which the last run restores.
-                "c=$(grep -c '^count=' first.log); n=0; until [ $(grep -c '^count=' first.log) -ge $((c + 2)) ]; do"
-                        + " n=$((n+1)); [ $n -gt 120 ] && break; firstDied && exit 1; sleep 0.5; done",
+                // Let go, the guest counts twice more and is held again; then a diff snapshot, merged onto a copy
+                // of the first, which the last run restores.
+                "c=$(grep -c '^count=' first.log); rm hold; n=0; until [ $(grep -c '^count=' first.log) -ge $((c + 2)) ]; do"
+                        + " n=$((n+1)); [ $n -gt 120 ] && break; firstDied && exit 1; sleep 0.5; done; touch hold",
                 "timeout 180 " + panamax + " snapshot --api-sock /tmp/" + namespace + ".sock --with-disks --diff --leave-paused diff;"
                         + " s=$?; echo diff-status=$s; dumpIfHung $s",
-                "kill -9 $first; wait $first 2>/dev/null",
+                "kill -9 $first $holder; wait $first $holder 2>/dev/null; rm -f hold",
                 "sed 's/^/first: /' first.log",
                 "cp -r snap merged && " + panamax + " snapshot-merge diff merged; echo merge-status=$?",
                 "echo diff-memory-bytes=$(du -k diff/vm.mem | cut -f1) full-memory-bytes=$(du -k snap/vm.mem | cut -f1)",
@@ -128,7 +139,7 @@ class SnapshotRestoreTest {
         }
         script.add("echo memory-after=$(sha256sum < snap/vm.mem | cut -c1-64)");
 
-        // About 6 minutes in a healthy rig; the timeout leaves room for RigExtension's second try in a fresh rig.
+        // About 5 minutes in a healthy rig; the timeout leaves room for RigExtension's second try in a fresh rig.
         RunResult r = kvm.run(List.of("sh", "-c", String.join("\n", script)), Duration.ofSeconds(780), System.out);
 
         String out = r.output();
