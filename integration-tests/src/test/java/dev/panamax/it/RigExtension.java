@@ -20,7 +20,8 @@ import org.junit.jupiter.api.extension.ParameterResolver;
 /**
  * Gives tests a place where real KVM is. A parameter of type {@link RealKvm} gets this host when
  * its /dev/kvm runs guest code at hardware speed (timed by {@link KvmAcceleration}), else the nested {@link Rig}; one of type {@link Rig} always
- * gets the rig. The rig starts on first use and is shared by the test class, then stopped.
+ * gets the rig. The rig starts on first use and is shared by every test class of the run (a rig
+ * start is 10-15 s), then stopped when the run ends; a stopped rig is replaced by a fresh one.
  *
  * <p>QEMU's software CPU under the rig has been seen to hang (both of its CPUs in soft lockup) or
  * crash a JVM. When the rig stops under a command, the {@link RealKvm} tests get starts a fresh rig
@@ -45,21 +46,19 @@ public final class RigExtension implements ParameterResolver {
     @Override
     public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
         if (parameter.getParameter().getType() == RealKvm.class && KvmAcceleration.detect().hardware()) return new HostKvm();
-        SharedRig shared = classContext(context).getStore(NAMESPACE).getOrComputeIfAbsent(SharedRig.class, key -> new SharedRig(), SharedRig.class);
+        SharedRig shared = context.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(SharedRig.class, key -> new SharedRig(), SharedRig.class);
         return parameter.getParameter().getType() == Rig.class ? shared.rig() : shared;
     }
 
-    private static ExtensionContext classContext(ExtensionContext context) {
-        ExtensionContext c = context;
-        while (c.getTestMethod().isPresent() && c.getParent().isPresent()) c = c.getParent().get();
-        return c;
-    }
-
-    /** The test class's rig, started on first use, replaced when it stops under a command, stopped with the class. */
+    /** The run's rig, started on first use, replaced when it has stopped, stopped when the run ends. */
     private static final class SharedRig implements RealKvm, ExtensionContext.Store.CloseableResource {
         private Rig rig; // guarded by this
 
         synchronized Rig rig() {
+            if (rig != null && rig.isStopped()) {
+                rig.close();
+                rig = null;
+            }
             if (rig == null) rig = Rig.start();
             return rig;
         }
