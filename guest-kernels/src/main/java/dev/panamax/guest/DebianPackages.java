@@ -82,10 +82,25 @@ public final class DebianPackages {
 
     /**
      * The contents of {@code pkg}'s .deb at its candidate version, unpacked with dpkg-deb into
-     * {@code <cache>/debs/<pkg>_<version>/} on first use (the package is never installed).
+     * {@code <cache>/debs/<pkg>_<version>/} on first use (the package is never installed). A
+     * candidate the mirror no longer has (apt's lists were old) is looked up again after {@code
+     * apt-get update}, once.
      */
     public static Path unpacked(String pkg) {
-        String version = candidateVersion(pkg);
+        try {
+            return unpacked(pkg, candidateVersion(pkg));
+        } catch (MissingIngredientException e) {
+            synchronized (APT) {
+                if (updated || !"root".equals(System.getProperty("user.name"))) {
+                    throw e;
+                }
+                update();
+            }
+            return unpacked(pkg, candidateVersion(pkg));
+        }
+    }
+
+    private static Path unpacked(String pkg, String version) {
         Path entry = PanamaxCache.dir("debs", pkg + "_" + version);
         return PanamaxCache.entry(entry, dir -> {
             Progress.say("downloading Debian package " + pkg + " " + version + " into " + entry);

@@ -1,11 +1,15 @@
 package dev.panamax.guest;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
@@ -13,7 +17,12 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Builds the tiny guest kernel from Debian's {@code linux-source-6.1}: {@code make tinyconfig}, the
  * fragment {@code tiny-guest.config} merged on top, then {@code vmlinux} and {@code bzImage}. The
- * result lands in {@code <cache>/kernels/<source-version>-<config-hash>/}.
+ * result lands in {@code <cache>/kernels/<source-version>-<config-hash>/}, named after the source
+ * actually unpacked.
+ *
+ * <p>A build of the same config is reused whatever its source version (the newest, when there are
+ * several): a Debian point release of the source does not cost a rebuild. A changed config builds
+ * anew; deleting {@code <cache>/kernels} builds from the source apt offers now.
  */
 public final class KernelBuild {
     static final String SOURCE_PACKAGE = "linux-source-6.1";
@@ -33,14 +42,44 @@ public final class KernelBuild {
     /** The cache directory holding {@code vmlinux}, {@code bzImage} and {@code config}, built on first use. */
     public static Path ensureBuilt() {
         String fragment = configFragment();
-        String version = DebianPackages.candidateVersion(SOURCE_PACKAGE);
-        Path entry = PanamaxCache.dir("kernels", version + "-" + PanamaxCache.hash(String.join("\n", options(fragment)), 12));
-        return PanamaxCache.entry(entry, out -> build(fragment, out));
-    }
-
-    private static void build(String fragment, Path out) throws IOException {
+        String configHash = PanamaxCache.hash(String.join("\n", options(fragment)), 12);
+        Path kernels = PanamaxCache.root().resolve("kernels");
+        Optional<Path> built = newestBuild(kernels, configHash);
+        if (built.isPresent()) {
+            return built.get();
+        }
+        // The tools first: installing them may refresh apt's lists, and so the source version unpacked.
         DebianPackages.ensureInstalled(TOOLS);
         Path source = DebianPackages.unpacked(SOURCE_PACKAGE);
+        String version = source.getFileName().toString().substring(SOURCE_PACKAGE.length() + 1);
+        Path entry = PanamaxCache.dir("kernels", version + "-" + configHash);
+        return PanamaxCache.entry(entry, out -> build(fragment, source, out));
+    }
+
+    /** The newest finished build of the config hashed {@code configHash} in {@code kernels}, of any source version. */
+    static Optional<Path> newestBuild(Path kernels, String configHash) {
+        if (!Files.isDirectory(kernels)) {
+            return Optional.empty();
+        }
+        try (var entries = Files.list(kernels)) {
+            // A build in progress is a ".tmp-" sibling until it is complete and renamed.
+            return entries.filter(p -> !p.getFileName().toString().startsWith(".") && p.getFileName().toString().endsWith("-" + configHash)
+                    && Files.isRegularFile(p.resolve("bzImage")) && Files.isRegularFile(p.resolve("vmlinux")))
+                    .max(Comparator.comparing(KernelBuild::modified));
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot list the kernel cache " + kernels + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static FileTime modified(Path p) {
+        try {
+            return Files.getLastModifiedTime(p);
+        } catch (IOException e) {
+            return FileTime.fromMillis(0);
+        }
+    }
+
+    private static void build(String fragment, Path source, Path out) throws IOException {
         Path tarball;
         try (var s = Files.list(source.resolve("usr/src"))) {
             tarball = s.filter(p -> p.getFileName().toString().matches("linux-source-.*\\.tar\\.(xz|bz2|gz)")).findFirst()
