@@ -76,7 +76,15 @@ public final class MetricsRegistry implements AutoCloseable {
     private final Set<String> registered = new HashSet<>(); // guarded by prometheus: meters made so far, by "group.name"
     private volatile Map<String, Map<String, Long>> scraped = Map.of(); // the totals the meters read, taken at each scrape
 
+    private final Duration flushPeriod;
+
     public MetricsRegistry() {
+        this(FLUSH_PERIOD);
+    }
+
+    /** A registry whose configured destination gets a line every {@code flushPeriod} (tests shorten it). */
+    MetricsRegistry(Duration flushPeriod) {
+        this.flushPeriod = flushPeriod;
         // Groups Firecracker always writes, present from the start even when nothing was counted.
         for (String name : new String[] {"missed_metrics_count", "metrics_fails"}) {
             counter("logger", name);
@@ -207,7 +215,8 @@ public final class MetricsRegistry implements AutoCloseable {
 
     /**
      * Firecracker's {@code PUT /metrics}: from now on the lines go to {@code path}, an existing named
-     * pipe or a file (made if missing, appended to), and are flushed every {@link #FLUSH_PERIOD}.
+     * pipe or a file (made if missing, appended to), and are flushed every {@link #FLUSH_PERIOD} (the
+     * registry's period).
      *
      * @throws IllegalStateException when a destination was configured already (Firecracker's too)
      * @throws IOException with a sentence when the path cannot be opened
@@ -235,7 +244,7 @@ public final class MetricsRegistry implements AutoCloseable {
             writer = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, new ArrayBlockingQueue<>(QUEUED_LINES),
                     Thread.ofPlatform().name("metrics-writer").daemon(true).factory());
             timer = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().name("metrics-flush").daemon(true).factory());
-            timer.scheduleAtFixedRate(this::flush, FLUSH_PERIOD.toMillis(), FLUSH_PERIOD.toMillis(), TimeUnit.MILLISECONDS);
+            timer.scheduleAtFixedRate(this::flush, flushPeriod.toMillis(), flushPeriod.toMillis(), TimeUnit.MILLISECONDS);
         }
     }
 

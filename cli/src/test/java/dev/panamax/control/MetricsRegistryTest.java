@@ -10,6 +10,7 @@ import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -118,6 +119,23 @@ class MetricsRegistryTest {
         assertThatThrownBy(() -> new MetricsRegistry().configure(dir.resolve("no/such/dir/m.json"))).isInstanceOf(IOException.class);
         assertThatThrownBy(() -> new MetricsRegistry().configure(dir)).isInstanceOf(IOException.class)
                 .hasMessage(dir + " is a directory; give a file or a named pipe");
+    }
+
+    @Test
+    void aConfiguredFileGetsALineEveryPeriodWithoutBeingAsked() throws Exception {
+        Path file = dir.resolve("periodic.json");
+        try (MetricsRegistry periodic = new MetricsRegistry(Duration.ofMillis(100))) {
+            periodic.configure(file);
+            periodic.increment("put_api_requests", "metrics_count");
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos(); // a guard against a hang, not a speed
+            while ((!Files.exists(file) || Files.readAllLines(file).size() < 3) && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            List<String> lines = Files.readAllLines(file);
+            assertThat(lines).as("lines flushed by the timer alone").hasSizeGreaterThanOrEqualTo(3);
+            assertThat(parse(lines.getFirst()).get("put_api_requests")).isEqualTo(Map.of("metrics_count", 1L));
+            assertThat(parse(lines.get(1)).get("put_api_requests")).isEqualTo(Map.of("metrics_count", 0L));
+        }
     }
 
     @Test
