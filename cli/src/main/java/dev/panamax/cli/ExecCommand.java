@@ -192,11 +192,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         if (noRig) {
             return false;
         }
-        KvmAcceleration acceleration = KvmAcceleration.detect();
-        if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
-            throw new UserError(acceleration.detail());
-        }
-        if (acceleration.hardware()) {
+        if (KvmAcceleration.detect().hardware()) {
             return false;
         }
         for (SharedFolder s : vm.sharedFolders()) {

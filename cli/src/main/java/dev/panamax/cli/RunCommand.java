@@ -23,6 +23,7 @@ import dev.panamax.guest.GuestImages;
 import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
+import dev.panamax.rig.RigException;
 import dev.panamax.rig.RunResult;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.vmm.ConfigException;
@@ -40,6 +41,7 @@ import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
@@ -206,11 +208,7 @@ final class RunCommand implements Callable<Integer> {
         if (noRig) {
             return false;
         }
-        KvmAcceleration acceleration = KvmAcceleration.detect();
-        if (acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE) {
-            throw new UserError(acceleration.detail());
-        }
-        if (acceleration.hardware()) {
+        if (KvmAcceleration.detect().hardware()) {
             return false;
         }
         if (apiSocket != null) {
@@ -224,8 +222,12 @@ final class RunCommand implements Callable<Integer> {
 
     /** Says why the VM runs inside the rig, once the move is decided. */
     static void sayWhyInRig() {
-        System.err.println("panamax: this host's KVM only emulates (" + Math.round(KvmAcceleration.detect().nanosPerIteration())
-                + " ns per loop iteration), so the VM runs inside the nested KVM rig");
+        KvmAcceleration acceleration = KvmAcceleration.detect();
+        // A host with no KVM at all runs the guest in the rig too: QEMU's software CPU needs none.
+        System.err.println(acceleration.kind() == KvmAcceleration.Kind.UNAVAILABLE
+                ? "panamax: " + acceleration.detail() + "; the VM runs inside the nested KVM rig instead"
+                : "panamax: this host's KVM only emulates (" + Math.round(acceleration.nanosPerIteration())
+                        + " ns per loop iteration), so the VM runs inside the nested KVM rig");
     }
 
     /** The VM the options or the config file describe, checked by the rules the REST API uses too. */
@@ -651,6 +653,9 @@ final class RunCommand implements Callable<Integer> {
         return exitStatus(exit);
     }
 
+    /** Status of a {@code run} whose nested KVM rig failed under it (sysexits' EX_UNAVAILABLE). */
+    static final int RIG_FAILED = 69;
+
     /** How long a kill at the timeout may take before the process ends without the VM. */
     static final Duration KILL_GRACE = Duration.ofSeconds(20);
 
@@ -843,14 +848,32 @@ final class RunCommand implements Callable<Integer> {
         return inRig(options, argv);
     }
 
-    /** Runs {@code argv} inside a rig with {@code options}, the console and keyboard passed through; its exit status. */
+    /**
+     * Runs {@code argv} inside a rig with {@code options}, the console and keyboard passed through; its exit status.
+     * Ctrl-] stops the rig, and with it the VM: status 0, as a Ctrl-] here gives. A rig that fails under the VM
+     * (QEMU died or hung) ends this with one line and its console's end on stderr, status {@link #RIG_FAILED}.
+     */
     private int inRig(Rig.Options options, List<String> argv) {
+        AtomicBoolean quit = new AtomicBoolean();
         try (OutputStream out = console.open(); Rig rig = Rig.start(options);
              TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
-            // Ctrl-] ends this process; its shutdown hooks stop the rig and restore the terminal.
-            RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
-                    out, keyboard == null ? null : keyboard.keys(() -> System.exit(130)));
-            return result.exitStatus();
+            Runnable stopRig = rig::close;
+            try {
+                RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
+                        out, keyboard == null ? null : keyboard.keys(() -> {
+                            quit.set(true);
+                            stopRig.run();
+                        }));
+                return result.exitStatus();
+            } catch (RigException e) {
+                if (quit.get()) {
+                    return 0;
+                }
+                throw e;
+            }
+        } catch (RigException e) {
+            System.err.println("panamax: the nested KVM rig failed under the VM, which ended with it: " + e.getMessage());
+            return RIG_FAILED;
         } catch (MissingIngredientException e) {
             throw new UserError(e.getMessage());
         } catch (IOException e) {

@@ -1,0 +1,102 @@
+package dev.panamax.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+import dev.panamax.cli.Panamax;
+import dev.panamax.demo.KvmAcceleration;
+import dev.panamax.guest.GuestImages;
+import dev.panamax.rig.RealKvm;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code panamax run} as a user runs it on this host, a process of its own that moves into a rig of
+ * its own where KVM only emulates: ending the VM with Ctrl-] on a terminal, and the rig dying under
+ * the VM, each end {@code run} at once with its documented status and no stack trace.
+ */
+@Timeout(900)
+class RunThroughRigTest {
+    /** Only guards against a hang, which is what these tests look for; not a speed expectation. */
+    private static final long END_GUARD_SECONDS = 120;
+
+    @TempDir Path dir;
+
+    @Test
+    void ctrlRightBracketOnATerminalEndsTheVmWithStatusZeroAndNoStackTrace() throws Exception {
+        // script(1) gives run a terminal (a pty) and passes our bytes to it as keys.
+        List<String> argv = List.of("script", "-qec", String.join(" ", panamax("run").stream().map(RealKvm::shellQuote).toList()),
+                "/dev/null");
+        Path out = dir.resolve("out");
+        Process p = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        try {
+            awaitOutput(p, out, GuestImages.INIT_MARKER);
+            Thread.sleep(2000); // the guest's shell starts reading its terminal
+            OutputStream keys = p.getOutputStream();
+            keys.write(0x1d); // Ctrl-]
+            keys.flush();
+            assertThat(p.waitFor(END_GUARD_SECONDS, TimeUnit.SECONDS)).as("run ended after Ctrl-]").isTrue();
+            String text = Files.readString(out, StandardCharsets.UTF_8);
+            assertThat(p.exitValue()).as(text).isZero();
+            assertNoStackTrace(text);
+        } finally {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+        }
+    }
+
+    @Test
+    void aRigThatDiesUnderTheVmEndsRunAtOnceWithOneLineAndStatus69() throws Exception {
+        assumeFalse(KvmAcceleration.detect().hardware(), "run uses a rig only where this host's KVM only emulates");
+        Path out = dir.resolve("out");
+        Process p = new ProcessBuilder(panamax("run", "--cmdline", "panamax.run=\"echo guest-up; sleep 600\""))
+                .redirectErrorStream(true).redirectOutput(out.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                .start();
+        try {
+            awaitOutput(p, out, "guest-up");
+            Optional<ProcessHandle> qemu = p.descendants().filter(h -> h.info().command().orElse("").contains("qemu-system")).findFirst();
+            assertThat(qemu).as("the rig's QEMU, a child of run").isPresent();
+            qemu.get().destroyForcibly();
+            assertThat(p.waitFor(END_GUARD_SECONDS, TimeUnit.SECONDS)).as("run ended after its rig died").isTrue();
+            String text = Files.readString(out, StandardCharsets.UTF_8);
+            assertThat(p.exitValue()).as(text).isEqualTo(69);
+            assertThat(text).contains("panamax: the nested KVM rig failed under the VM, which ended with it: ");
+            assertNoStackTrace(text);
+        } finally {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
+        }
+    }
+
+    private static List<String> panamax(String... args) {
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        argv.addAll(List.of(args));
+        return argv;
+    }
+
+    /** Waits until {@code out} shows {@code text}; fails with the output when the process ends first or the guard passes. */
+    private static void awaitOutput(Process p, Path out, String text) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(600);
+        while (!Files.readString(out, StandardCharsets.UTF_8).contains(text)) {
+            assertThat(p.isAlive()).as("run is still running, waiting for '%s'; its output:%n%s", text,
+                    Files.readString(out, StandardCharsets.UTF_8)).isTrue();
+            assertThat(System.nanoTime()).as("'%s' within 600 s", text).isLessThan(deadline);
+            Thread.sleep(200);
+        }
+    }
+
+    private static void assertNoStackTrace(String text) {
+        assertThat(text).doesNotContain("internal error", "RigStoppedException", "AsynchronousCloseException").doesNotContainPattern("(?m)^\\s+at [\\w.$]+\\(");
+    }
+}
