@@ -1,0 +1,89 @@
+package dev.panamax.storage;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.panamax.storage.image.ImageInfo;
+import dev.panamax.storage.image.Images;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Images qemu-img makes in the formats Panamax cannot read are refused by name, and read as raw only when asked. */
+class QemuForeignFormatTest {
+    @TempDir
+    Path dir;
+
+    /** What qemu-img writes ({@code -O} and options) and what Panamax must call it. */
+    private record Made(String name, List<String> options, ForeignFormat format) {}
+
+    @Test
+    void imagesQemuImgMakesAreRefused() throws Exception {
+        Path raw = dir.resolve("data.raw");
+        byte[] data = new byte[4 << 20];
+        new Random(21).nextBytes(data);
+        Files.write(raw, data);
+        List<Made> made = List.of(
+                new Made("sparse.vmdk", List.of("-O", "vmdk"), ForeignFormat.VMDK),
+                new Made("stream.vmdk", List.of("-O", "vmdk", "-o", "subformat=streamOptimized"), ForeignFormat.VMDK),
+                new Made("flat.vmdk", List.of("-O", "vmdk", "-o", "subformat=monolithicFlat"), ForeignFormat.VMDK),
+                new Made("dynamic.vdi", List.of("-O", "vdi"), ForeignFormat.VDI),
+                new Made("static.vdi", List.of("-O", "vdi", "-o", "static=on"), ForeignFormat.VDI),
+                new Made("disk.vhdx", List.of("-O", "vhdx"), ForeignFormat.VHDX),
+                new Made("disk.qed", List.of("-O", "qed"), ForeignFormat.QED),
+                new Made("disk.hdd", List.of("-O", "parallels"), ForeignFormat.PARALLELS),
+                new Made("disk.qcow", List.of("-O", "qcow"), ForeignFormat.QCOW));
+        for (Made m : made) {
+            Path image = dir.resolve(m.name());
+            List<String> args = new java.util.ArrayList<>(List.of("convert", "-f", "raw"));
+            args.addAll(m.options());
+            args.addAll(List.of(raw.toString(), image.toString()));
+            QemuImg.img(args.toArray(String[]::new)).expectSuccess("qemu-img convert to " + m.name());
+            assertRefused(image, m.format());
+        }
+        // monolithicFlat: the descriptor is refused; its extent holds the disk's bytes as they are, which is raw.
+        Path extent = dir.resolve("flat-flat.vmdk");
+        assertThat(Images.probe(extent)).isEqualTo(ImageFormat.RAW);
+        assertThat(Files.readAllBytes(extent)).isEqualTo(data);
+    }
+
+    @Test
+    void aLuksImageQemuImgMakesIsRefused() throws Exception {
+        Path image = dir.resolve("secret.luks");
+        QemuImg.img("create", "-f", "luks", "--object", "secret,id=sec0,data=passphrase", "-o", "key-secret=sec0",
+                image.toString(), "4M").expectSuccess("qemu-img create -f luks");
+        assertRefused(image, ForeignFormat.LUKS);
+    }
+
+    @Test
+    void aQcow2OverQemuImgsVmdkIsRefused() throws Exception {
+        Path base = dir.resolve("base.vmdk");
+        QemuImg.img("create", "-f", "vmdk", base.toString(), "4M").expectSuccess("qemu-img create -f vmdk");
+        Path overlay = dir.resolve("overlay.qcow2");
+        QemuImg.img("create", "-f", "qcow2", "-b", "base.vmdk", "-F", "vmdk", overlay.toString()).expectSuccess("overlay");
+        assertThatThrownBy(() -> Images.open(overlay, Images.OpenOptions.readOnly())).isInstanceOf(InvalidImageException.class)
+                .hasMessage(overlay + ": backing file format 'vmdk' is not supported: Panamax cannot read vmdk images yet;"
+                        + " use raw, qcow2 or vhd (convert with qemu-img first)");
+        QemuImg.img("rebase", "-u", "-b", "base.vmdk", "-F", "raw", overlay.toString()).expectSuccess("rebase onto raw");
+        try (BlockBackend disk = Images.open(overlay, Images.OpenOptions.readOnly())) {
+            // the container read as the raw disk it is declared to be
+            assertThat(((dev.panamax.storage.qcow2.Qcow2Image) disk).backing().format()).isEqualTo(ImageFormat.RAW);
+        }
+    }
+
+    private static void assertRefused(Path image, ForeignFormat format) throws Exception {
+        String refusal = image + " is " + format.description() + ", which Panamax cannot read yet; ";
+        assertThatThrownBy(() -> Images.probe(image)).as(image.toString()).isInstanceOf(InvalidImageException.class)
+                .hasMessageStartingWith(refusal);
+        assertThatThrownBy(() -> Images.open(image, Images.OpenOptions.readWrite().withLock())).as(image.toString())
+                .isInstanceOf(InvalidImageException.class).hasMessageStartingWith(refusal);
+        assertThatThrownBy(() -> ImageInfo.read(image)).as(image.toString()).hasMessageStartingWith(refusal);
+        assertThat(ImageInfo.read(image, ImageFormat.RAW).virtualSize()).as(image.toString()).isEqualTo(Files.size(image));
+        try (BlockBackend disk = Images.open(image, Images.OpenOptions.readOnly().withFormat(ImageFormat.RAW))) {
+            assertThat(disk.format()).isEqualTo(ImageFormat.RAW);
+        }
+    }
+}
