@@ -125,9 +125,9 @@ public final class ImageConverter {
     private static void writeNonZero(BlockBackend dst, Options o, ByteBuffer buf, MemorySegment data, long base, int n,
             int unit) throws IOException {
         int runStart = -1;
-        for (int off = 0; off <= n; off += unit) {
+        for (int off = 0; off < n + unit; off += unit) { // one step past the last unit, whole or not, ends a run
             int len = Math.min(unit, n - off);
-            boolean zero = off == n || MemorySegment.mismatch(data, off, off + len, ZEROS, 0, len) < 0;
+            boolean zero = off >= n || MemorySegment.mismatch(data, off, off + len, ZEROS, 0, len) < 0;
             if (!zero && o.compress()) {
                 byte[] cluster = new byte[unit];
                 buf.get(off, cluster, 0, len);
