@@ -157,11 +157,7 @@ class ImageCommandTest {
      */
     @Test
     void foreignFormatsAreRefusedByNameUnlessRawIsGiven() throws Exception {
-        Path raw = dir.resolve("data.raw");
-        byte[] data = new byte[1 << 20];
-        new Random(21).nextBytes(data);
-        Files.write(raw, data);
-        for (var e : ForeignImages.make(raw, dir).entrySet()) {
+        for (var e : ForeignImages.make(dir, 1 << 20).entrySet()) {
             String image = e.getKey().toString();
             String named = e.getValue().description();
             for (String[] command : List.of(new String[] {"info", image}, new String[] {"check", image},
