@@ -5,8 +5,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.cli.CliRun;
 import dev.panamax.cli.common.UserError;
-import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.ForeignImages;
+import dev.panamax.storage.ImageRequestException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
