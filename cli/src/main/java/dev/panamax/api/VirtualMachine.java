@@ -3,6 +3,7 @@ package dev.panamax.api;
 import dev.panamax.boot.BootException;
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.kvm.KvmUnavailableException;
+import dev.panamax.storage.ImageFormat;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.sys.NativeCallException;
@@ -713,7 +714,7 @@ public final class VirtualMachine implements AutoCloseable {
         /** The drives as the VMM builds them. */
         private List<DriveConfig> driveConfigs() {
             return drives.stream().map(d -> new DriveConfig(d.id(), d.path(), d.readOnly(), d.root(), d.transport() == Transport.MMIO,
-                    RateLimiter.toDevice(d.rateLimiter()))).toList();
+                    RateLimiter.toDevice(d.rateLimiter()), d.format() == null ? null : ImageFormat.valueOf(d.format().name()))).toList();
         }
 
         /** The network interfaces as the VMM builds them. */

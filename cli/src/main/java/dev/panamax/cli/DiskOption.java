@@ -5,6 +5,9 @@ import dev.panamax.api.RateLimiter;
 import dev.panamax.api.TokenBucket;
 import dev.panamax.api.Transport;
 import dev.panamax.cli.common.UserError;
+import dev.panamax.control.VmConfig;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.vmm.VmRules;
 import java.nio.file.Path;
 import java.util.Locale;
@@ -12,15 +15,16 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,bw=RATE][,iops=N]}: a drive given on
- * the command line; {@code bw} limits its bytes a second ({@code 10M}: 10 MiB), {@code iops} its
- * requests a second, each in a bucket of one second's worth (Firecracker's {@code rate_limiter} with
- * a refill time of 1000 ms). A comma in PATH is written twice ({@link OptionSettings}).
+ * {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,format=raw|qcow2|vhd][,bw=RATE][,iops=N]}:
+ * a drive given on the command line; {@code format} gives the image's format instead of detecting it
+ * ({@code raw} reads any file as the disk's bytes); {@code bw} limits its bytes a second ({@code 10M}:
+ * 10 MiB), {@code iops} its requests a second, each in a bucket of one second's worth (Firecracker's
+ * {@code rate_limiter} with a refill time of 1000 ms). A comma in PATH is written twice ({@link OptionSettings}).
  */
 final class DiskOption {
     private DiskOption() {}
 
-    static final String SYNTAX = "PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,bw=RATE][,iops=N]";
+    static final String SYNTAX = "PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,format=raw|qcow2|vhd][,bw=RATE][,iops=N]";
     private static final Pattern RATE = Pattern.compile("(\\d{1,18})([KMGT]?)", Pattern.CASE_INSENSITIVE);
 
     /**
@@ -37,6 +41,7 @@ final class DiskOption {
         boolean root = false;
         String id = "disk" + index;
         Transport transport = Transport.PCI;
+        ImageFormat format = null;
         TokenBucket bandwidth = null;
         TokenBucket ops = null;
         for (int i = 1; i < parts.length; i++) {
@@ -53,6 +58,12 @@ final class DiskOption {
                 } catch (IllegalArgumentException e) {
                     throw new UserError("--disk " + spec + ": the transport is pci or mmio, not '" + part.substring(10) + "'");
                 }
+            } else if (part.startsWith("format=")) {
+                try {
+                    format = ImageFormat.parse(part.substring(7));
+                } catch (ImageRequestException e) {
+                    throw new UserError("--disk " + spec + ": " + e.getMessage());
+                }
             } else if (part.startsWith("bw=")) {
                 bandwidth = TokenBucket.perSecond(rate("--disk " + spec, part.substring(3), true));
             } else if (part.startsWith("iops=")) {
@@ -62,9 +73,9 @@ final class DiskOption {
             }
         }
         VmRules.id(id, "--disk " + spec);
-        Path image = VmRules.diskImage(parts[0], readOnly, "--disk " + spec).toAbsolutePath().normalize();
+        Path image = VmRules.diskImage(parts[0], format, readOnly, "--disk " + spec).toAbsolutePath().normalize();
         RateLimiter limiter = bandwidth == null && ops == null ? null : new RateLimiter(bandwidth, ops);
-        return new Drive(id, image, readOnly, root, transport, limiter);
+        return new Drive(id, image, readOnly, root, transport, limiter, VmConfig.diskFormat(format));
     }
 
     /** A rate above 0: a number, for bytes with a binary unit K, M, G or T; {@code option} names the option in messages. */
@@ -93,6 +104,7 @@ final class DiskOption {
         RateLimiter limiter = drive.rateLimiter();
         return OptionSettings.escape(drive.path().toString()) + (drive.readOnly() ? ",readonly" : "") + (drive.root() ? ",root" : "") + ",id=" + drive.id()
                 + ",transport=" + drive.transport().name().toLowerCase(Locale.ROOT)
+                + (drive.format() != null ? ",format=" + drive.format().name().toLowerCase(Locale.ROOT) : "")
                 + (limiter != null && limiter.bandwidth() != null ? ",bw=" + limiter.bandwidth().size() : "")
                 + (limiter != null && limiter.ops() != null ? ",iops=" + limiter.ops().size() : "");
     }

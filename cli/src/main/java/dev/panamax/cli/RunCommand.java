@@ -103,6 +103,8 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
             description = "a disk image (raw, qcow2 or vhd) as a virtio-blk device; repeatable. The guest names disks /dev/vda,"
                     + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...);"
+                    + " the format is detected unless given (an image in a format Panamax cannot read, such as VMDK, is refused;"
+                    + " format=raw gives the guest any file's bytes);"
                     + " bw=RATE (bytes a second, e.g. 10M) and iops=N limit its traffic. A comma in PATH is written twice (,,)")
     List<String> diskSpecs = new ArrayList<>();
 

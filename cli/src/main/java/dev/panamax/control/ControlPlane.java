@@ -405,8 +405,9 @@ public final class ControlPlane implements AutoCloseable {
                 if (d == null) {
                     throw new ApiFault.BadRequest(where + ": there is no drive " + id + " to change; PUT /drives/" + id + " first");
                 }
-                Path image = newPath == null ? d.path() : VmRules.diskImage(newPath, d.readOnly(), o.path("path_on_host"));
-                drives.put(id, new Drive(d.id(), image, d.readOnly(), d.root(), d.transport(), updated(d.rateLimiter(), change)));
+                Path image = newPath == null ? d.path()
+                        : VmRules.diskImage(newPath, VmConfig.imageFormat(d.format()), d.readOnly(), o.path("path_on_host"));
+                drives.put(id, new Drive(d.id(), image, d.readOnly(), d.root(), d.transport(), updated(d.rateLimiter(), change), d.format()));
                 return Response.noContent();
             }
             Drive d = startedConfig.drives().stream().filter(x -> x.id().equals(id)).findFirst()

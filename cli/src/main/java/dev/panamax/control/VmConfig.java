@@ -2,6 +2,7 @@ package dev.panamax.control;
 
 import dev.panamax.api.Balloon;
 import dev.panamax.api.CpuAffinity;
+import dev.panamax.api.DiskFormat;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
@@ -12,6 +13,8 @@ import dev.panamax.api.TokenBucket;
 import dev.panamax.api.Transport;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.ImageRequestException;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.virtio.fs.CacheMode;
@@ -36,6 +39,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -59,7 +63,9 @@ import java.util.stream.Stream;
  * A drive's {@code rate_limiter} and an interface's {@code rx_rate_limiter} and {@code tx_rate_limiter}
  * are Firecracker's {@code RateLimiter}: {@code {"bandwidth": {"size": 10485760, "refill_time": 1000},
  * "ops": {"size": 500, "one_time_burst": 1000, "refill_time": 1000}}}.
- * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}), and a network
+ * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}) and {@code format}
+ * ({@code "raw"}, {@code "qcow2"} or {@code "vhd"}; detected when left out, and an image in a format
+ * Panamax cannot read, such as VMDK, refused; {@code "raw"} reads any file as the disk's bytes), and a network
  * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network) with, in
  * place of {@code host_dev_name}, {@code tap_fd} (a tap descriptor the process inherited) or {@code
  * passt_socket} (a passt already running).
@@ -192,7 +198,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         }
         List<Drive> drives = c.drives().stream()
                 .map(d -> new Drive(d.id(), d.image(), d.readOnly(), d.root(), d.mmio() ? Transport.MMIO : Transport.PCI,
-                        toApi(d.rateLimit()))).toList();
+                        toApi(d.rateLimit()), diskFormat(d.format()))).toList();
         List<NetworkInterface> nics = c.nics().stream()
                 .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())
                         .withRateLimiters(toApi(n.rxRateLimit()), toApi(n.txRateLimit()))).toList();
@@ -509,7 +515,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
     /** Firecracker's {@code Drive} object at {@code path}. */
     public static Drive drive(Object json, String path) {
         JsonObject o = JsonObject.of(json, path).allowOnly(Set.of("drive_id", "path_on_host", "is_root_device", "is_read_only",
-                "transport", "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
+                "transport", "format", "partuuid", "cache_type", "io_engine", "rate_limiter", "socket"));
         o.onlyInert("partuuid", null, "Panamax makes the root drive /dev/vda and needs no partition UUID");
         o.onlyInert("cache_type", "Unsafe", "Panamax has one cache type");
         o.onlyInert("io_engine", "Sync", "Panamax has one I/O engine");
@@ -522,8 +528,27 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (transport != null && !transport.equals("pci") && !transport.equals("mmio")) {
             throw new ConfigException(o.path("transport"), "'" + transport + "' is not a transport: use \"pci\" or \"mmio\"");
         }
-        return new Drive(id, VmRules.diskImage(o.string("path_on_host"), readOnly, o.path("path_on_host")), readOnly, root,
-                "mmio".equals(transport) ? Transport.MMIO : Transport.PCI, rateLimiter(o.get("rate_limiter"), o.path("rate_limiter")));
+        // Panamax's own key too: Firecracker's drives are raw files.
+        String formatName = o.optionalString("format");
+        ImageFormat format;
+        try {
+            format = formatName == null ? null : ImageFormat.parse(formatName);
+        } catch (ImageRequestException e) {
+            throw new ConfigException(o.path("format"), e.getMessage());
+        }
+        return new Drive(id, VmRules.diskImage(o.string("path_on_host"), format, readOnly, o.path("path_on_host")), readOnly, root,
+                "mmio".equals(transport) ? Transport.MMIO : Transport.PCI, rateLimiter(o.get("rate_limiter"), o.path("rate_limiter")),
+                diskFormat(format));
+    }
+
+    /** The image format an API drive's format names (null, probed: null). */
+    public static ImageFormat imageFormat(DiskFormat format) {
+        return format == null ? null : ImageFormat.valueOf(format.name());
+    }
+
+    /** The API's name for an image format (null, probed: null). */
+    public static DiskFormat diskFormat(ImageFormat format) {
+        return format == null ? null : DiskFormat.valueOf(format.name());
     }
 
     /**
@@ -725,6 +750,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         json.put("is_read_only", drive.readOnly());
         if (drive.transport() == Transport.MMIO) {
             json.put("transport", "mmio");
+        }
+        if (drive.format() != null) {
+            json.put("format", drive.format().name().toLowerCase(Locale.ROOT));
         }
         if (drive.rateLimiter() != null) {
             json.put("rate_limiter", toJson(drive.rateLimiter()));

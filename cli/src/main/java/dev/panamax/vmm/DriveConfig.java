@@ -1,5 +1,6 @@
 package dev.panamax.vmm;
 
+import dev.panamax.storage.ImageFormat;
 import dev.panamax.virtio.ratelimit.RateLimit;
 import java.nio.file.Path;
 import java.util.Objects;
@@ -13,12 +14,19 @@ import java.util.Objects;
  * @param root whether it is the guest's root file system, {@code /dev/vda}
  * @param mmio on virtio-mmio rather than PCI
  * @param rateLimit the device's rate limit ({@link RateLimit#NONE} for none)
+ * @param format the image's format, or null to probe it ({@link dev.panamax.storage.image.Images#probe})
  */
-public record DriveConfig(String id, Path image, boolean readOnly, boolean root, boolean mmio, RateLimit rateLimit) {
+public record DriveConfig(String id, Path image, boolean readOnly, boolean root, boolean mmio, RateLimit rateLimit,
+        ImageFormat format) {
     public DriveConfig {
         Objects.requireNonNull(id, "id");
         Objects.requireNonNull(image, "image");
         Objects.requireNonNull(rateLimit, "rateLimit");
+    }
+
+    /** A drive whose format is probed. */
+    public DriveConfig(String id, Path image, boolean readOnly, boolean root, boolean mmio, RateLimit rateLimit) {
+        this(id, image, readOnly, root, mmio, rateLimit, null);
     }
 
     /** A drive without a rate limit. */

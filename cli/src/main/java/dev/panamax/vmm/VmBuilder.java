@@ -153,7 +153,7 @@ public final class VmBuilder {
     /** The drive's image as a virtio-blk device with one request queue per vCPU. */
     private static VirtioDevice openDrive(DriveConfig drive, int queues) {
         try {
-            return VirtioBlk.open(drive.id(), drive.image(), drive.readOnly(), queues, new RateLimiter(drive.rateLimit()));
+            return VirtioBlk.open(drive.id(), drive.image(), drive.format(), drive.readOnly(), queues, new RateLimiter(drive.rateLimit()));
         } catch (IOException e) {
             throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
         }

@@ -2,6 +2,9 @@ package dev.panamax.vmm;
 
 import dev.panamax.boot.MpTable;
 import dev.panamax.devices.pci.PciBus;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.InvalidImageException;
+import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.virtio.fs.VirtioFs;
@@ -235,8 +238,11 @@ public final class VmRules {
         return id;
     }
 
-    /** A drive's image: an existing regular file the VMM can read, and write unless the drive is read-only. */
-    public static Path diskImage(Path image, boolean readOnly, String name) {
+    /**
+     * A drive's image: an existing regular file the VMM can read, and write unless the drive is
+     * read-only; with no format given, one whose contents are in a format Panamax reads ({@link Images#probe}).
+     */
+    public static Path diskImage(Path image, ImageFormat format, boolean readOnly, String name) {
         if (!Files.exists(image)) {
             throw new ConfigException(name, image + " does not exist; give the path of a disk image file");
         }
@@ -249,11 +255,20 @@ public final class VmRules {
         if (!readOnly && !Files.isWritable(image)) {
             throw new ConfigException(name, "cannot write " + image + "; make it writable or make the drive read-only");
         }
+        if (format == null) {
+            try {
+                Images.probe(image);
+            } catch (InvalidImageException e) {
+                throw new ConfigException(name, e.getMessage());
+            } catch (IOException e) {
+                throw new ConfigException(name, "cannot read " + image + " (" + e.getMessage() + ")");
+            }
+        }
         return image;
     }
 
-    public static Path diskImage(String image, boolean readOnly, String name) {
-        return diskImage(path(image, name), readOnly, name);
+    public static Path diskImage(String image, ImageFormat format, boolean readOnly, String name) {
+        return diskImage(path(image, name), format, readOnly, name);
     }
 
     /** A host network device (TAP) name, by the kernel's rules for interface names. */
@@ -541,7 +556,7 @@ public final class VmRules {
         List<DriveConfig> drives = c.drives();
         for (DriveConfig d : drives) {
             id(d.id(), names.driveId());
-            diskImage(d.image(), d.readOnly(), "drive " + d.id());
+            diskImage(d.image(), d.format(), d.readOnly(), "drive " + d.id());
         }
         drives(drives, i -> "drive " + drives.get(i).id());
         List<NicConfig> nics = c.nics();

@@ -286,7 +286,7 @@ public final class VmSnapshot {
             if (drive.readOnly()) {
                 continue;
             }
-            try (BlockBackend image = Images.open(drive.image(), Images.OpenOptions.readWrite().withLock())) {
+            try (BlockBackend image = Images.open(drive.image(), Images.OpenOptions.readWrite().withFormat(drive.format()).withLock())) {
                 if (!(image instanceof Qcow2Image qcow2) || qcow2.snapshots().stream().noneMatch(s -> s.name().equals(name))) {
                     throw new StateFormatException("drive " + drive.id() + " (" + drive.image() + ") has no qcow2 snapshot '" + name
                             + "', which this VM snapshot was taken with: the image was replaced or its snapshot deleted");

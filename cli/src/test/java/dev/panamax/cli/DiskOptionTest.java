@@ -3,6 +3,7 @@ package dev.panamax.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.api.DiskFormat;
 import dev.panamax.api.Drive;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.TokenBucket;
@@ -23,6 +24,20 @@ class DiskOptionTest {
         assertThat(DiskOption.parse(image + ",bw=4k", 0).rateLimiter()).isEqualTo(new RateLimiter(new TokenBucket(4096, 0, 1000), null));
         assertThat(DiskOption.parse(image.toString(), 0).rateLimiter()).isNull();
         assertThat(DiskOption.parse(DiskOption.format(drive), 0)).as("the copy of the option for the rig").isEqualTo(drive);
+    }
+
+    @Test
+    void aGivenFormatIsTakenWithoutProbingAndKeptInTheCopyForTheRig() throws Exception {
+        byte[] sparse = new byte[4096];
+        System.arraycopy(new byte[] {'K', 'D', 'M', 'V'}, 0, sparse, 0, 4);
+        Path vmdk = Files.write(dir.resolve("d.vmdk"), sparse);
+        Drive drive = DiskOption.parse(vmdk + ",format=raw,readonly", 0);
+        assertThat(drive.format()).isEqualTo(DiskFormat.RAW);
+        assertThat(DiskOption.format(drive)).endsWith(",format=raw");
+        assertThat(DiskOption.parse(DiskOption.format(drive), 0)).as("the copy of the option for the rig").isEqualTo(drive);
+        assertThat(DiskOption.parse(vmdk + ",format=vpc,readonly", 1).format()).isEqualTo(DiskFormat.VHD);
+        assertThat(DiskOption.parse(Files.write(dir.resolve("d.raw"), new byte[4096]).toString(), 2).format()).isNull();
+        assertThatThrownBy(() -> DiskOption.parse(vmdk.toString(), 3)).hasMessageContaining("is a VMDK image");
     }
 
     @Test

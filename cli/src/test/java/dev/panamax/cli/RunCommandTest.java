@@ -107,6 +107,22 @@ class RunCommandTest {
         }
     }
 
+    /** A disk in a format Panamax cannot read is refused by name before boot (DiskOptionTest: and taken as raw when its format says so). */
+    @Test
+    void aDiskInAForeignFormatIsRefusedUnlessItsFormatIsGiven() throws Exception {
+        String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
+        byte[] sparse = new byte[1 << 20];
+        System.arraycopy("KDMV".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, sparse, 0, 4);
+        Path vmdk = Files.write(dir.resolve("disk.vmdk"), sparse);
+        assertRefused("--disk " + vmdk + ": " + vmdk + " is a VMDK image (VMware), which Panamax cannot read yet; convert it with"
+                + " 'qemu-img convert -f vmdk -O qcow2 " + vmdk + " " + dir.resolve("disk.qcow2") + "' first",
+                "run", "--no-rig", "--kernel", k, "--disk", vmdk.toString());
+        assertRefused("is a VMDK image", "run", "--no-rig", "--kernel", k, "--disk", vmdk + ",readonly,root");
+        assertRefused("--disk " + vmdk + ",format=vmdk: Panamax cannot read vmdk images yet; use raw, qcow2 or vhd",
+                "run", "--no-rig", "--kernel", k, "--disk", vmdk + ",format=vmdk");
+        assertRefused("unknown image format 'floppy'", "run", "--no-rig", "--kernel", k, "--disk", vmdk + ",format=floppy");
+    }
+
     @Test
     void badNetworkInterfacesAreRefusedBeforeBoot() throws Exception {
         String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.api.CpuAffinity;
+import dev.panamax.api.DiskFormat;
 import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
@@ -11,6 +12,8 @@ import dev.panamax.api.RateLimiter;
 import dev.panamax.api.SharedFolder;
 import dev.panamax.api.TokenBucket;
 import dev.panamax.vmm.ConfigException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -301,6 +304,25 @@ class VmConfigTest {
         VmConfig shared = VmConfig.parse("{" + boot() + ", \"drives\": [" + drive.formatted("a", disk, false, true) + ", "
                 + drive.formatted("b", disk, false, true) + "]}", "vm.json");
         assertThat(shared.drives()).as("two read-only drives may share an image").hasSize(2);
+    }
+
+    /** An image in a format Panamax cannot read is refused by name, unless the drive's format is given: raw reads it as it is. */
+    @Test
+    void aDriveInAForeignFormatIsRefusedUnlessItsFormatIsGiven() throws Exception {
+        byte[] vdi = new byte[4096];
+        ByteBuffer.wrap(vdi).order(ByteOrder.LITTLE_ENDIAN).putInt(0x40, 0xbeda107f);
+        Path image = Files.write(dir.resolve("disk.vdi"), vdi);
+        String drive = "{\"drive_id\": \"a\", \"path_on_host\": \"" + image + "\", \"is_root_device\": false%s}";
+        assertRefusedStartingWith("{" + boot() + ", \"drives\": [" + drive.formatted("") + "]}",
+                "drives[0].path_on_host: " + image + " is a VDI image (VirtualBox), which Panamax cannot read yet; convert it with");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"vdi\"") + "]}",
+                "drives[0].format: Panamax cannot read vdi images yet; use raw, qcow2 or vhd (convert with qemu-img first)");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"floppy\"") + "]}",
+                "drives[0].format: unknown image format 'floppy'; use raw, qcow2 or vhd");
+        VmConfig config = VmConfig.parse("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"raw\"") + "]}", "vm.json");
+        assertThat(config.drives()).containsExactly(new Drive("a", image, false, false).withFormat(DiskFormat.RAW));
+        assertThat(Json.write(config.toJson())).contains("\"format\":\"raw\"");
+        assertThat(VmConfig.parse(Json.write(config.toJson()), "again")).as("the format is written back").isEqualTo(config);
     }
 
     /** A VM with {@code pciDrives} and {@code mmioDrives} read-only drives on one image, and one user-mode network interface. */

@@ -17,8 +17,9 @@ public enum ImageFormat {
             case "raw" -> RAW;
             case "qcow2" -> QCOW2;
             case "vhd", "vpc" -> VHD;
-            default -> throw new ImageRequestException(
-                    "unknown image format '" + name + "'; use raw, qcow2 or vhd");
+            default -> throw new ImageRequestException(ForeignFormat.byId(name)
+                    .map(f -> "Panamax cannot read " + f.id() + " images yet; use raw, qcow2 or vhd (convert with qemu-img first)")
+                    .orElse("unknown image format '" + name + "'; use raw, qcow2 or vhd"));
         };
     }
 }

@@ -24,7 +24,7 @@ final class CheckCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         return ImageCommand.run(() -> {
-            CheckReport r = ImageChecker.check(report.image);
+            CheckReport r = ImageChecker.check(report.image, report.format());
             PrintWriter out = spec.commandLine().getOut();
             out.println(report.json ? toJson(report.image, r) : toText(r));
             return r.exitStatus();

@@ -22,6 +22,9 @@ final class ConvertCommand implements Callable<Integer> {
             description = "raw, qcow2 or vhd (default: from the target's extension .qcow2/.vhd, otherwise raw)")
     String format;
 
+    @Option(names = {"-f", "--format"}, description = ImageCommand.SOURCE_FORMAT)
+    String sourceFormat;
+
     @Option(names = {"-c", "--compress"}, description = "compress every cluster (qcow2 output)")
     boolean compress;
 
@@ -59,13 +62,14 @@ final class ConvertCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         ImageFormat f = format != null ? ImageCommand.format(format) : byExtension(target);
+        ImageFormat from = ImageCommand.format(sourceFormat);
         if (compress && f != ImageFormat.QCOW2) throw new UserError("--compress needs qcow2 output (-O qcow2)");
         if (Files.exists(target) && !force) throw new UserError(target + " already exists; use --force to overwrite it");
         int cluster = Sizes.clusterSize(clusterSize);
         boolean bar = !quiet && (progress || ImageCommand.onTerminal());
         return ImageCommand.run(() -> {
             ImageConverter.convert(source, target, ImageConverter.Options.of(f).withCompress(compress)
-                    .withClusterSize(cluster).withVhdFixed(fixed).withSync(!noSync),
+                    .withClusterSize(cluster).withVhdFixed(fixed).withSync(!noSync).withSourceFormat(from),
                     ImageCommand.progressBar(spec.commandLine().getErr(), bar));
             return 0;
         });

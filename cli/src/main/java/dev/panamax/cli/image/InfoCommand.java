@@ -23,7 +23,7 @@ final class InfoCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         return ImageCommand.run(() -> {
-            ImageInfo info = ImageInfo.read(report.image);
+            ImageInfo info = ImageInfo.read(report.image, report.format());
             PrintWriter out = spec.commandLine().getOut();
             out.println(report.json ? toJson(info) : toText(info));
             return 0;

@@ -24,7 +24,7 @@ final class MapCommand implements Callable<Integer> {
     public Integer call() {
         return ImageCommand.run(() -> {
             PrintWriter out = spec.commandLine().getOut();
-            try (BlockBackend disk = Images.open(report.image, Images.OpenOptions.readOnly())) {
+            try (BlockBackend disk = Images.open(report.image, Images.OpenOptions.readOnly().withFormat(report.format()))) {
                 var entries = AllocationMap.map(disk);
                 if (report.json) {
                     StringBuilder s = new StringBuilder("[");

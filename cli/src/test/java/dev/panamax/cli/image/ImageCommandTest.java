@@ -5,10 +5,13 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.cli.CliRun;
 import dev.panamax.cli.common.UserError;
+import dev.panamax.storage.ForeignImages;
 import dev.panamax.storage.ImageRequestException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -145,5 +148,46 @@ class ImageCommandTest {
         System.arraycopy(patch, 0, base, 123456, patch.length);
         assertThat(Files.readAllBytes(dir.resolve("base.raw"))).isEqualTo(base);
         assertThat(panamax("image", "map", p("top.qcow2")).out()).doesNotContain("  data\n");
+    }
+
+    /**
+     * Images qemu-img makes in formats Panamax cannot read (vmdk, vdi, vhdx, qed, luks, ...): info,
+     * check, map and convert refuse each with one line naming the format (status 2, no output file),
+     * and read it as raw when told to.
+     */
+    @Test
+    void foreignFormatsAreRefusedByNameUnlessRawIsGiven() throws Exception {
+        for (var e : ForeignImages.make(dir, 1 << 20).entrySet()) {
+            String image = e.getKey().toString();
+            String named = e.getValue().description();
+            for (String[] command : List.of(new String[] {"info", image}, new String[] {"check", image},
+                    new String[] {"map", image}, new String[] {"convert", "-q", "-O", "raw", image, p("out.raw")})) {
+                List<String> args = new ArrayList<>(List.of("image"));
+                args.addAll(List.of(command));
+                CliRun r = panamax(args.toArray(String[]::new));
+                assertThat(r.status()).as(args + ": " + r.err()).isEqualTo(2);
+                assertThat(r.err().strip()).as(String.valueOf(args)).startsWith("panamax: " + image + " is " + named)
+                        .contains("which Panamax cannot read yet").doesNotContain("\n").doesNotContain("Exception");
+                assertThat(r.out()).isEmpty();
+                assertThat(dir.resolve("out.raw")).doesNotExist();
+            }
+            CliRun info = panamax("image", "info", "-f", "raw", image);
+            assertThat(info.status()).as(info.err()).isZero();
+            assertThat(info.out()).contains("file format: raw", "(" + Files.size(Path.of(image)) + " bytes)");
+            assertThat(panamax("image", "check", "--format", "raw", image).status()).isZero();
+            assertThat(panamax("image", "map", "-f", "raw", "--json", image).status()).isZero();
+            CliRun convert = panamax("image", "convert", "-q", "-f", "raw", "-O", "raw", image, p("out.raw"));
+            assertThat(convert.status()).as(convert.err()).isZero();
+            assertThat(Files.readAllBytes(dir.resolve("out.raw"))).as("the container's bytes, as asked")
+                    .isEqualTo(Files.readAllBytes(Path.of(image)));
+            Files.delete(dir.resolve("out.raw"));
+        }
+        CliRun r = panamax("image", "info", "-f", "vmdk", p("sparse.vmdk"));
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains("Panamax cannot read vmdk images yet");
+        r = panamax("image", "create", "-b", p("static.vdi"), p("over.qcow2"));
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains("is a VDI image");
+        assertThat(dir.resolve("over.qcow2")).doesNotExist();
     }
 }

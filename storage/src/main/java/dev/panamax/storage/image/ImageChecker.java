@@ -16,22 +16,31 @@ public final class ImageChecker {
 
     /** Checks an image without changing it. An image too damaged to open is reported as one corruption. */
     public static CheckReport check(Path path) throws IOException {
+        return check(path, null);
+    }
+
+    /**
+     * {@link #check(Path)} with the image's format, or null to probe it. A file in a format Panamax
+     * cannot read is refused ({@link InvalidImageException}), not reported as damaged.
+     */
+    public static CheckReport check(Path path, ImageFormat format) throws IOException {
+        ImageFormat f = format != null ? format : Images.probe(path);
         CheckReport report;
-        try (BlockBackend disk = Images.open(path, Images.OpenOptions.readOnly().withoutBacking())) {
+        try (BlockBackend disk = Images.open(path, Images.OpenOptions.readOnly().withoutBacking().withFormat(f))) {
             report = disk instanceof Qcow2Image q ? Qcow2Check.check(q) : new CheckReport();
         } catch (InvalidImageException e) {
             report = new CheckReport();
             report.corruption(e.getMessage());
             return report;
         }
-        checkChain(path, report);
+        checkChain(path, f, report);
         return report;
     }
 
     /** Problems of the backing chain (missing or moved files, loops, unreadable images), as corruptions. */
-    static void checkChain(Path path, CheckReport report) throws IOException {
+    static void checkChain(Path path, ImageFormat format, CheckReport report) throws IOException {
         try {
-            Images.open(path, Images.OpenOptions.readOnly()).close(); // opening the whole chain is the check
+            Images.open(path, Images.OpenOptions.readOnly().withFormat(format)).close(); // opening the whole chain is the check
         } catch (InvalidImageException e) {
             report.corruption("backing chain: " + e.getMessage());
         }
@@ -45,8 +54,9 @@ public final class ImageChecker {
      * (qcow2). Chain problems are reported in {@code after}; fix them with {@link ImageRebase}.
      */
     public static RepairResult repair(Path path) throws IOException {
-        if (Images.probe(path) != ImageFormat.QCOW2) {
-            CheckReport r = check(path);
+        ImageFormat format = Images.probe(path);
+        if (format != ImageFormat.QCOW2) {
+            CheckReport r = check(path, format);
             return new RepairResult(r, r);
         }
         if (!Files.isWritable(path)) throw new IOException(path + ": no permission to write to the image");
@@ -54,8 +64,8 @@ public final class ImageChecker {
         try (Qcow2Image q = Qcow2Image.open(path, true, null, true)) {
             r = Qcow2Check.repair(q);
         }
-        checkChain(path, r.before());
-        checkChain(path, r.after());
+        checkChain(path, ImageFormat.QCOW2, r.before());
+        checkChain(path, ImageFormat.QCOW2, r.after());
         return new RepairResult(r.before(), r.after());
     }
 }

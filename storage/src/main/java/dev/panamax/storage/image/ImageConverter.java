@@ -28,26 +28,34 @@ public final class ImageConverter {
         void update(long done, long total);
     }
 
-    /** @param sync fsync the output once it is complete (qemu-img convert does not, by default) */
-    public record Options(ImageFormat format, int clusterSize, boolean compress, boolean vhdFixed, boolean sync) {
+    /**
+     * @param sync fsync the output once it is complete (qemu-img convert does not, by default)
+     * @param sourceFormat the source's format, or null to probe it
+     */
+    public record Options(ImageFormat format, int clusterSize, boolean compress, boolean vhdFixed, boolean sync,
+            ImageFormat sourceFormat) {
         public static Options of(ImageFormat format) {
-            return new Options(format, 65536, false, false, true);
+            return new Options(format, 65536, false, false, true, null);
         }
 
         public Options withCompress(boolean c) {
-            return new Options(format, clusterSize, c, vhdFixed, sync);
+            return new Options(format, clusterSize, c, vhdFixed, sync, sourceFormat);
         }
 
         public Options withClusterSize(int c) {
-            return new Options(format, c, compress, vhdFixed, sync);
+            return new Options(format, c, compress, vhdFixed, sync, sourceFormat);
         }
 
         public Options withVhdFixed(boolean f) {
-            return new Options(format, clusterSize, compress, f, sync);
+            return new Options(format, clusterSize, compress, f, sync, sourceFormat);
         }
 
         public Options withSync(boolean s) {
-            return new Options(format, clusterSize, compress, vhdFixed, s);
+            return new Options(format, clusterSize, compress, vhdFixed, s, sourceFormat);
+        }
+
+        public Options withSourceFormat(ImageFormat f) {
+            return new Options(format, clusterSize, compress, vhdFixed, sync, f);
         }
     }
 
@@ -60,7 +68,7 @@ public final class ImageConverter {
         if (Files.exists(target) && Files.isSameFile(source, target)) {
             throw new ImageRequestException("source and target are the same file: " + source);
         }
-        try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly())) {
+        try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly().withFormat(o.sourceFormat()))) {
             Images.create(target, CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())
                     .withVhdFixed(o.vhdFixed()));
             // The output is useless until complete, so the ordering fsyncs that keep a live image
@@ -117,9 +125,9 @@ public final class ImageConverter {
     private static void writeNonZero(BlockBackend dst, Options o, ByteBuffer buf, MemorySegment data, long base, int n,
             int unit) throws IOException {
         int runStart = -1;
-        for (int off = 0; off <= n; off += unit) {
+        for (int off = 0; off < n + unit; off += unit) { // one step past the last unit, whole or not, ends a run
             int len = Math.min(unit, n - off);
-            boolean zero = off == n || MemorySegment.mismatch(data, off, off + len, ZEROS, 0, len) < 0;
+            boolean zero = off >= n || MemorySegment.mismatch(data, off, off + len, ZEROS, 0, len) < 0;
             if (!zero && o.compress()) {
                 byte[] cluster = new byte[unit];
                 buf.get(off, cluster, 0, len);

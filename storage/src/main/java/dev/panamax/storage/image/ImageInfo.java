@@ -16,7 +16,12 @@ public record ImageInfo(Path path, ImageFormat format, long virtualSize, long fi
         boolean corrupt, boolean dirty, String vhdType, List<Qcow2Snapshot> snapshots) {
 
     public static ImageInfo read(Path path) throws IOException {
-        try (BlockBackend disk = Images.open(path, Images.OpenOptions.readOnly().withoutBacking())) {
+        return read(path, null);
+    }
+
+    /** @param format the image's format, or null to probe it */
+    public static ImageInfo read(Path path, ImageFormat format) throws IOException {
+        try (BlockBackend disk = Images.open(path, Images.OpenOptions.readOnly().withoutBacking().withFormat(format))) {
             return switch (disk) {
                 case Qcow2Image q -> new ImageInfo(path, ImageFormat.QCOW2, q.size(), q.fileSize(), q.allocatedBytes(),
                         q.clusterSize(), q.backingFileName(), q.backingFormatName(), q.version(), q.lazyRefcounts(),

@@ -3,6 +3,7 @@ package dev.panamax.storage.image;
 import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
+import dev.panamax.storage.ForeignFormat;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
@@ -59,11 +60,16 @@ public final class Images {
         }
     }
 
+    /**
+     * Opens an image and, unless told not to, its backing chain. A format not given is {@linkplain
+     * #probe probed}: a file in a format Panamax cannot read is refused, and so is a backing file in one.
+     */
     public static BlockBackend open(Path path, OpenOptions options) throws IOException {
-        return open(path, options, new HashSet<>(), 0);
+        return open(path, options, null, new HashSet<>(), 0);
     }
 
-    private static BlockBackend open(Path path, OpenOptions options, Set<Path> chain, int depth) throws IOException {
+    /** @param overlay the image whose backing file {@code path} is, or null for the image asked for */
+    private static BlockBackend open(Path path, OpenOptions options, Path overlay, Set<Path> chain, int depth) throws IOException {
         if (!Files.exists(path)) {
             if (depth == 0) throw new NoSuchFileException(path.toString(), null, "image file does not exist");
             throw new InvalidImageException("backing file " + path + " does not exist (it may have been moved or deleted;"
@@ -77,7 +83,7 @@ public final class Images {
             throw new InvalidImageException(path + ": backing chain loops back to " + real
                     + "; an image cannot be its own backing file");
         }
-        ImageFormat format = options.format() != null ? options.format() : probe(path);
+        ImageFormat format = options.format() != null ? options.format() : probe(path, overlay);
         ImageFile file = ImageFile.open(path, options.writable());
         file.setDurable(options.durable());
         try {
@@ -89,7 +95,7 @@ public final class Images {
                 case VHD -> VhdImage.open(file);
                 case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
                         : (backingPath, backingFormat) -> open(backingPath,
-                                new OpenOptions(false, backingFormat, true, true, false), chain, depth + 1), false);
+                                new OpenOptions(false, backingFormat, true, true, false), path, chain, depth + 1), false);
             };
         } catch (IOException | RuntimeException e) {
             file.close();
@@ -97,21 +103,54 @@ public final class Images {
         }
     }
 
-    /** Detects the format from magic numbers: qcow2 header, VHD footer (or its copy at the start), else raw. */
+    /**
+     * Detects an image's format from its contents, as qemu-img does: the qcow2 header, the VHD footer
+     * (or its copy at the start), else raw, but only where no signature of a format Panamax cannot
+     * read (VMDK, VDI, VHDX, QED, LUKS, ...: {@link ForeignFormat}) matches; such a file is refused.
+     *
+     * @throws InvalidImageException naming the format the file is in, when Panamax cannot read it;
+     *     an explicit format ({@link OpenOptions#withFormat}) skips the probe, so raw reads any file as raw
+     */
     public static ImageFormat probe(Path path) throws IOException {
+        return probe(path, null);
+    }
+
+    /** {@link #probe(Path)}; a refusal names {@code overlay} as the image whose backing file {@code path} is, when not null. */
+    private static ImageFormat probe(Path path, Path overlay) throws IOException {
         try (ImageFile f = ImageFile.open(path, false)) {
             long size = f.size();
-            ByteBuffer head = ByteBuffer.allocate((int) Math.min(8, size));
-            f.readFully(0, head, "image header");
-            if (size >= 4 && head.getInt(0) == 0x514649fb) return ImageFormat.QCOW2;
-            if (size >= 8 && VhdImage.isCookie(head.array())) return ImageFormat.VHD;
-            if (size >= 512) {
-                ByteBuffer tail = ByteBuffer.allocate(8);
-                f.readFully(size - 512, tail, "VHD footer");
-                if (VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
+            if (size == 0) return ImageFormat.RAW;
+            ByteBuffer head = ByteBuffer.allocate(Signatures.HEAD_BYTES);
+            f.readZeroPadded(0, head);
+            ByteBuffer tail = ByteBuffer.allocate((int) Math.min(Signatures.TAIL_BYTES, size));
+            f.readFully(size - tail.capacity(), tail, "image trailer");
+            ForeignFormat foreign = Signatures.atStart(head);
+            if (foreign == null) {
+                if (head.getInt(0) == 0x514649fb) return ImageFormat.QCOW2;
+                if (VhdImage.isCookie(head.array())) return ImageFormat.VHD;
+                if (size >= 512 && VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
+                foreign = Signatures.atEnd(tail);
             }
-            return ImageFormat.RAW;
+            if (foreign == null) return ImageFormat.RAW;
+            throw new InvalidImageException(refusal(path, overlay, foreign));
         }
+    }
+
+    /** Why a file in a foreign format is not opened, and how to get an image Panamax reads. */
+    private static String refusal(Path path, Path overlay, ForeignFormat format) {
+        String name = path.getFileName().toString();
+        int dot = name.lastIndexOf('.');
+        Path copy = path.resolveSibling((dot > 0 ? name.substring(0, dot) : name) + ".qcow2");
+        if (copy.equals(path)) copy = path.resolveSibling(name + "-converted.qcow2");
+        String what = (overlay == null ? path : "backing file " + path + " of " + overlay) + " is " + format.description()
+                + ", which Panamax cannot read yet";
+        String convert = format == ForeignFormat.LUKS
+                ? "decrypt it to qcow2 with qemu-img convert (its passphrase given as a secret object)"
+                : "convert it with 'qemu-img convert -f " + format.id() + " -O qcow2 " + path + " " + copy + "'";
+        String then = overlay == null ? " first" : ", then point " + overlay + " at the copy with 'panamax image rebase -u -b "
+                + copy.toAbsolutePath() + " " + overlay + "'";
+        String raw = format == ForeignFormat.LUKS ? "; if the guest decrypts it itself, give the image's format as raw" : "";
+        return what + "; " + convert + then + raw;
     }
 
     /**

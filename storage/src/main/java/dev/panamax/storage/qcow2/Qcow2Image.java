@@ -120,7 +120,7 @@ public final class Qcow2Image implements BlockBackend {
                         format = ImageFormat.parse(h.backingFormat);
                     } catch (ImageRequestException e) {
                         throw new InvalidImageException(path + ": backing file format '" + h.backingFormat
-                                + "' is not supported");
+                                + "' is not supported: " + e.getMessage());
                     }
                 }
                 backing = backingOpener.open(resolveBacking(path, h.backingFile), format);

@@ -1,6 +1,7 @@
 package dev.panamax.virtio.blk;
 
 import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.virtio.DescriptorChain;
@@ -156,7 +157,8 @@ public final class VirtioBlk extends VirtioDevice {
     /**
      * Opens a disk image (raw, qcow2 or vhd, detected) for a VM, locked against every other user.
      *
-     * @throws IOException naming the image when it is missing, damaged or in use by another process
+     * @throws IOException naming the image when it is missing, damaged, in a format Panamax cannot read
+     *     or in use by another process
      */
     public static VirtioBlk open(String id, Path image, boolean readOnly, int queueCount) throws IOException {
         return open(id, image, readOnly, queueCount, RateLimiter.unlimited());
@@ -164,7 +166,14 @@ public final class VirtioBlk extends VirtioDevice {
 
     /** {@link #open(String, Path, boolean, int)} with the drive's rate limiter. */
     public static VirtioBlk open(String id, Path image, boolean readOnly, int queueCount, RateLimiter limiter) throws IOException {
-        BlockBackend disk = Images.open(image, (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withLock());
+        return open(id, image, null, readOnly, queueCount, limiter);
+    }
+
+    /** {@link #open(String, Path, boolean, int, RateLimiter)} with the image's format, or null to detect it. */
+    public static VirtioBlk open(String id, Path image, ImageFormat format, boolean readOnly, int queueCount, RateLimiter limiter)
+            throws IOException {
+        BlockBackend disk = Images.open(image,
+                (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withFormat(format).withLock());
         try {
             return new VirtioBlk(id, disk, image, queueCount, DEFAULT_QUEUE_SIZE, limiter);
         } catch (RuntimeException e) {

@@ -16,6 +16,7 @@ import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioTestDriver;
 import dev.panamax.virtio.VirtioTestDriver.Buffer;
 import dev.panamax.virtio.VirtioTestDriver.Used;
+import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.GuestMemory;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -261,6 +262,21 @@ class VirtioBlkTest {
         assertThat(request(0, VirtioBlk.T_IN, 11, new byte[0], 512, true).data()).isEqualTo(b);
         assertThat(Thread.getAllStackTraces().keySet()).extracting(Thread::getName)
                 .contains("virtio-blk-disk0-q0", "virtio-blk-disk0-q1");
+    }
+
+    /** A disk in a format Panamax cannot read is refused when the device opens it, unless it is given as raw. */
+    @Test
+    void anImageInAForeignFormatIsRefusedUnlessRawIsGiven() throws IOException {
+        byte[] vhdx = new byte[1 << 20];
+        System.arraycopy("vhdxfile".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, vhdx, 0, 8);
+        Path image = Files.write(dir.resolve("disk.vhdx"), vhdx);
+        assertThatThrownBy(() -> VirtioBlk.open("disk0", image, false, 1)).isInstanceOf(dev.panamax.storage.InvalidImageException.class)
+                .hasMessageStartingWith(image + " is a VHDX image (Hyper-V), which Panamax cannot read yet");
+        blk = VirtioBlk.open("disk0", image, ImageFormat.RAW, false, 1, RateLimiter.unlimited());
+        driver = new VirtioTestDriver(blk, memory);
+        driver.start(QUEUE_SIZE);
+        assertThat(blk.capacity()).isEqualTo(2048);
+        assertThat(request(VirtioBlk.T_IN, 0, new byte[0], 512).data()).startsWith("vhdxfile".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
     }
 
     @Test
