@@ -37,8 +37,9 @@ targets | grep -e "$filter" | while read -r module test; do
     before=$(find "$module/src/test/resources" -path '*Inputs/*' \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) 2>/dev/null | wc -l)
     # -am: the reactor finds the other modules' classes; the tests of the others are not run (-Dtest names one).
     # jazzer.hooks: the compare hooks guide the fuzzer (off in mvn test's regression runs, see the root pom).
+    # </dev/null: Maven would read the rest of the target list from the loop's standard input.
     if JAZZER_FUZZ=1 nice ./mvnw -B -o test -pl "$module" -am -Dtest="$test" -Dsurefire.failIfNoSpecifiedTests=false \
-            -Djazzer.hooks=true -Djazzer.max_duration="${seconds}s" >"$log" 2>&1; then
+            -Djazzer.hooks=true -Djazzer.max_duration="${seconds}s" </dev/null >"$log" 2>&1; then
         result=ok
     else
         result="FAILED, see $log"
