@@ -48,7 +48,7 @@ targets | grep -e "$filter" | while read -r module test; do
     # libFuzzer's last status line, "#N DONE cov: C ft: F ...", and "Done N runs in S second(s)".
     runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
     secs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
     printf '%-48s %12s %8s %8s %8s  %s\n' "$test" "${runs:--}" "${secs:--}" "${cov:--}" $((after - before)) "$result"
 done | tee "$logs/summary.txt"
 ! grep -q FAILED "$logs/summary.txt"
