@@ -8,9 +8,10 @@ import dev.panamax.vm.GuestMemoryException;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateReader;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * virtio-blk from a fuzzer's input: requests ({@link FuzzedRequests} frames them), reads, writes,
@@ -20,27 +21,27 @@ import java.nio.file.Path;
  */
 class VirtioBlkFuzzTest {
     private static final int DISK_BYTES = 1 << 20;
-    private static final VirtioBlk BLK = device();
+    @TempDir
+    static Path dir;
     /** One device for every input: the disk's contents change, which no request's parsing depends on. */
-    private static final FuzzedRequests REQUESTS = new FuzzedRequests(BLK, 0);
+    private static VirtioBlk blk;
+    private static FuzzedRequests fuzzedRequests;
 
-    private static VirtioBlk device() {
-        try {
-            Path dir = Files.createTempDirectory("virtio-blk-fuzz");
-            dir.toFile().deleteOnExit();
-            Path disk = dir.resolve("disk.raw");
-            disk.toFile().deleteOnExit();
-            RawImage image = RawImage.create(disk, DISK_BYTES);
-            return new VirtioBlk("fuzz", image, 1, FuzzedRequests.QUEUE_SIZE);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+    @BeforeAll
+    static void createDevice() throws IOException {
+        blk = new VirtioBlk("fuzz", RawImage.create(dir.resolve("disk.raw"), DISK_BYTES), 1, FuzzedRequests.QUEUE_SIZE);
+        fuzzedRequests = new FuzzedRequests(blk, 0);
+    }
+
+    @AfterAll
+    static void closeDevice() {
+        fuzzedRequests.close();
     }
 
     @FuzzTest
     void requests(byte[] input) {
         try {
-            REQUESTS.serve(input);
+            fuzzedRequests.serve(input);
         } catch (VirtioProtocolException | GuestMemoryException refused) {
             // the documented answer to a request the device cannot answer with a status
         }
@@ -51,7 +52,7 @@ class VirtioBlkFuzzTest {
     void savedState(byte[] section) {
         try {
             StateReader in = new StateReader(section, "section fuzz");
-            BLK.readState(in);
+            blk.readState(in);
             in.end();
         } catch (StateFormatException refused) {
             // the documented answer to a section that is malformed or not this device's

@@ -5,7 +5,6 @@ import dev.panamax.virtio.FuzzedRequests;
 import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemoryException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -13,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * FUSE requests from a fuzzer's input ({@link FuzzedRequests} frames them), on the request queue of
@@ -24,22 +24,13 @@ class VirtioFsFuzzTest {
     /** FALLOCATE reserves real disk blocks: a fuzzer's range is cut to this, so that it cannot fill the host's disk. */
     private static final long MAX_FALLOCATE_BYTES = 1 << 20;
     private static final int FALLOCATE_LENGTH_AT = FuseRequest.HEADER_BYTES + 16; // fh, offset, then length
-    private static final Path SHARES = temporaryDirectory();
-
-    private static Path temporaryDirectory() {
-        try {
-            Path dir = Files.createTempDirectory("virtio-fs-fuzz");
-            dir.toFile().deleteOnExit();
-            return dir;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
+    @TempDir
+    static Path shares;
 
     /** A device and a share for each input: the guest's nodes, open files and changes are state one input must not leave to the next. */
     @FuzzTest
     void requests(byte[] input) throws IOException {
-        Path share = Files.createDirectory(SHARES.resolve("share"));
+        Path share = Files.createDirectory(shares.resolve("share"));
         try {
             Files.writeString(share.resolve("hello.txt"), "hello, virtio-fs\n", StandardCharsets.US_ASCII);
             Files.createDirectory(share.resolve("dir"));

@@ -5,6 +5,7 @@ import dev.panamax.virtio.FuzzedRequests;
 import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemoryException;
 import java.util.EnumSet;
+import org.junit.jupiter.api.AfterAll;
 
 /**
  * Frames the guest transmits, from a fuzzer's input ({@link FuzzedRequests} frames them): each a
@@ -17,6 +18,11 @@ class VirtioNetFuzzTest {
     /** One device for every input: transmitting keeps no state but counts. */
     private static final FuzzedRequests TRANSMIT = new FuzzedRequests(
             new VirtioNet("fuzz", MacAddress.parse("52:54:00:12:34:56"), BACKEND, FuzzedRequests.QUEUE_SIZE), VirtioNet.TX);
+
+    @AfterAll
+    static void closeDevice() {
+        TRANSMIT.close();
+    }
 
     @FuzzTest
     void transmittedFrames(byte[] input) {

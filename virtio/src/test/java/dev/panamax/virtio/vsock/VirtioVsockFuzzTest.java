@@ -5,15 +5,16 @@ import dev.panamax.virtio.FuzzedRequests;
 import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemoryException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Packets the guest sends, from a fuzzer's input ({@link FuzzedRequests} frames them): each a vsock
@@ -23,49 +24,44 @@ import java.util.List;
  */
 class VirtioVsockFuzzTest {
     static final int HOST_PORT = 1234;
-    private static final Path DIR = temporaryDirectory();
-    private static final Path UDS = DIR.resolve("v.sock");
+    @TempDir
+    static Path dir;
     /** The host side of the guest's connections, taken so that the listener's backlog never fills; closed after each input. */
     private static final List<SocketChannel> ACCEPTED = new ArrayList<>();
+    private static ServerSocketChannel listener;
 
-    static {
-        try {
-            ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-            listener.bind(UnixDomainSocketAddress.of(UDS + "_" + HOST_PORT));
-            Thread acceptor = new Thread(() -> {
-                try {
-                    while (true) {
-                        SocketChannel accepted = listener.accept();
-                        synchronized (ACCEPTED) {
-                            ACCEPTED.add(accepted);
-                        }
+    @BeforeAll
+    static void listen() throws IOException {
+        listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        listener.bind(UnixDomainSocketAddress.of(uds() + "_" + HOST_PORT));
+        Thread.ofPlatform().daemon().name("vsock-fuzz-host").start(() -> {
+            try {
+                while (true) {
+                    SocketChannel accepted = listener.accept();
+                    synchronized (ACCEPTED) {
+                        ACCEPTED.add(accepted);
                     }
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
                 }
-            }, "vsock-fuzz-host");
-            acceptor.setDaemon(true);
-            acceptor.start();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+            } catch (IOException closed) {
+                // stopListening closed the listener
+            }
+        });
     }
 
-    private static Path temporaryDirectory() {
-        try {
-            Path dir = Files.createTempDirectory("vsock-fuzz");
-            dir.toFile().deleteOnExit();
-            dir.resolve("v.sock_" + HOST_PORT).toFile().deleteOnExit();
-            return dir;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+    @AfterAll
+    static void stopListening() throws IOException {
+        listener.close();
+    }
+
+    /** The device's socket; nothing may be there when a device is made, and closing the device removes it. */
+    private static Path uds() {
+        return dir.resolve("v.sock");
     }
 
     /** A device for each input: its connections are state that one input must not leave to the next. */
     @FuzzTest
     void transmittedPackets(byte[] input) throws IOException {
-        try (FuzzedRequests transmit = new FuzzedRequests(new VirtioVsock("fuzz", 3, UDS, FuzzedRequests.QUEUE_SIZE), VirtioVsock.TX)) {
+        try (FuzzedRequests transmit = new FuzzedRequests(new VirtioVsock("fuzz", 3, uds(), FuzzedRequests.QUEUE_SIZE), VirtioVsock.TX)) {
             transmit.serve(input);
         } catch (VirtioProtocolException | GuestMemoryException refused) {
             // the documented answer to a packet the device cannot drop or reset
