@@ -8,10 +8,10 @@ import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * An image file made of a fuzzer's bytes, opened as qcow2 or vhd: info, open, reads and extents across
@@ -25,19 +25,8 @@ class DiskImageFuzzTest {
     private static final int READ_BYTES = 4096;
     /** Extents walked from the start; a fuzzed disk can be petabytes of tiny clusters. */
     private static final int MAX_EXTENTS = 64;
-    private static final Path IMAGE = temporaryImage();
-
-    private static Path temporaryImage() {
-        try {
-            Path dir = Files.createTempDirectory("image-fuzz");
-            dir.toFile().deleteOnExit();
-            Path image = dir.resolve("fuzzed.img");
-            image.toFile().deleteOnExit();
-            return image;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
+    @TempDir
+    static Path dir;
 
     @FuzzTest
     void qcow2(byte[] file) throws IOException {
@@ -50,17 +39,18 @@ class DiskImageFuzzTest {
     }
 
     private static void exercise(byte[] file, ImageFormat format) throws IOException {
-        Files.write(IMAGE, file);
+        Path image = dir.resolve("fuzzed.img");
+        Files.write(image, file);
         Images.OpenOptions readOnly = Images.OpenOptions.readOnly().withFormat(format).withoutBacking();
         try {
-            ImageInfo.read(IMAGE);
-            try (BlockBackend disk = Images.open(IMAGE, readOnly)) {
+            ImageInfo.read(image);
+            try (BlockBackend disk = Images.open(image, readOnly)) {
                 readAround(disk);
                 if (disk instanceof Qcow2Image qcow2) {
                     Qcow2Check.check(qcow2);
                 }
             }
-            try (BlockBackend disk = Images.open(IMAGE, Images.OpenOptions.readWrite().withFormat(format).withoutBacking().withoutSync())) {
+            try (BlockBackend disk = Images.open(image, Images.OpenOptions.readWrite().withFormat(format).withoutBacking().withoutSync())) {
                 long size = disk.size();
                 int n = (int) Math.min(READ_BYTES, size);
                 disk.write(size / 2 - n / 2, ByteBuffer.wrap(new byte[n]).put(0, (byte) 1));

@@ -8,10 +8,10 @@ import dev.panamax.vm.GuestMemory;
 import dev.panamax.x86.E820Entry;
 import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A kernel file made of a fuzzer's bytes, taken through what {@link LinuxBoot#prepare} does with it
@@ -25,30 +25,20 @@ class KernelImageFuzzTest {
     private static final List<E820Entry> MAP = PhysicalLayout.e820(MEMORY_BYTES);
     /** Guest RAM below the MMIO hole, as a guest of the smallest size has it; pages are touched only where a kernel lands. */
     private static final GuestMemory MEMORY = new GuestMemory();
-    private static final Path KERNEL = temporaryKernel();
+    @TempDir
+    static Path dir;
 
     static {
         MEMORY.addRegion(0, MappedMemory.anonymous(LOW_END));
     }
 
-    private static Path temporaryKernel() {
-        try {
-            Path dir = Files.createTempDirectory("kernel-fuzz");
-            dir.toFile().deleteOnExit();
-            Path kernel = dir.resolve("kernel");
-            kernel.toFile().deleteOnExit();
-            return kernel;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
-
     @FuzzTest
     void kernelFile(byte[] file) throws IOException {
-        Files.write(KERNEL, file);
+        Path path = dir.resolve("kernel");
+        Files.write(path, file);
         KernelImage kernel;
         try {
-            kernel = KernelImage.open(KERNEL);
+            kernel = KernelImage.open(path);
             kernel.load(MEMORY, LOW_END);
         } catch (BootException refused) {
             return;
