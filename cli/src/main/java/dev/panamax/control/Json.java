@@ -270,7 +270,13 @@ public final class Json {
                 BigInteger big = new BigInteger(token);
                 return big.bitLength() < 64 ? (Object) big.longValue() : big;
             }
-            return Double.parseDouble(token);
+            double value = Double.parseDouble(token);
+            if (Double.isInfinite(value)) {
+                // Beyond a double's range: the value would read as infinity, which JSON cannot write back.
+                pos = start;
+                throw error("the number " + token + " is too large");
+            }
+            return value;
         }
 
         private boolean digits() {

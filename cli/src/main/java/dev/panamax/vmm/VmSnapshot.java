@@ -23,6 +23,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -387,13 +388,23 @@ public final class VmSnapshot {
             "the snapshot's memory size", "the snapshot's command line", "the snapshot's drive id", "the snapshot's network interface id",
             "the snapshot's devices");
 
+    /** {@code text}, a saved path, as a path: one that cannot be (a NUL character) makes the snapshot malformed. */
+    private static Path path(StateReader r, String text, String what) {
+        try {
+            return Path.of(text);
+        } catch (InvalidPathException e) {
+            throw r.fail(what + " '" + text.replace('\0', '?') + "' is not a path: " + e.getReason());
+        }
+    }
+
     private static MachineConfig readMachine(StateReader r, Map<String, String> tapOverrides) {
         int kind = r.u8("snapshot kind");
         if (kind >= Kind.values().length) {
             throw r.fail("the snapshot kind is " + kind + ", neither 0 (full) nor 1 (diff)");
         }
-        Path kernel = Path.of(r.string(MAX_PATH, "kernel path"));
+        Path kernel = path(r, r.string(MAX_PATH, "kernel path"), "kernel path");
         String initrd = r.string(MAX_PATH, "initrd path");
+        Path initrdPath = initrd.isEmpty() ? null : path(r, initrd, "initrd path");
         String commandLine = r.string(64 * 1024, "command line");
         int cpus = r.i32("vCPU count");
         long memoryMib = r.i64("memory size");
@@ -401,8 +412,9 @@ public final class VmSnapshot {
         List<DriveConfig> drives = new ArrayList<>();
         for (int i = 0, n = r.count(MAX_DRIVES, "drive"); i < n; i++) {
             String id = r.string(256, "drive id");
-            drives.add(new DriveConfig(id, Path.of(r.string(MAX_PATH, "drive image path")), r.bool("drive read-only"),
-                    r.bool("drive root"), r.bool("drive on virtio-mmio"), readLimit(r, "drive " + id)));
+            Path image = path(r, r.string(MAX_PATH, "drive image path"), "drive " + id + " image path");
+            drives.add(new DriveConfig(id, image, r.bool("drive read-only"), r.bool("drive root"), r.bool("drive on virtio-mmio"),
+                    readLimit(r, "drive " + id)));
         }
         List<NicConfig> nics = new ArrayList<>();
         List<String> unused = new ArrayList<>(tapOverrides.keySet());
@@ -425,8 +437,8 @@ public final class VmSnapshot {
                 throw new ConfigException("network interface " + id, "it was on a tap descriptor the snapshotted process"
                         + " inherited, which a restore cannot reopen; give it a tap by name with a network override");
             } else {
-                nics.add(new NicConfig(id, host == HOST_TAP ? hostName : null, -1, host == HOST_PASST_SOCKET ? Path.of(hostName) : null, mac,
-                        rx, tx));
+                nics.add(new NicConfig(id, host == HOST_TAP ? hostName : null, -1,
+                        host == HOST_PASST_SOCKET ? path(r, hostName, "network interface " + id + " passt socket path") : null, mac, rx, tx));
             }
         }
         if (!unused.isEmpty()) {
@@ -434,7 +446,7 @@ public final class VmSnapshot {
         }
         VsockConfig vsock = null;
         if (r.bool("vsock device")) {
-            vsock = new VsockConfig(r.i64("vsock guest CID"), Path.of(r.string(MAX_PATH, "vsock socket path")));
+            vsock = new VsockConfig(r.i64("vsock guest CID"), path(r, r.string(MAX_PATH, "vsock socket path"), "vsock socket path"));
         }
         EntropyConfig entropy = null;
         if (r.bool("entropy device")) {
@@ -447,7 +459,7 @@ public final class VmSnapshot {
         LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
-        MachineConfig config = new MachineConfig(kernel, initrd.isEmpty() ? null : Path.of(initrd), commandLine, cpus, memoryMib,
+        MachineConfig config = new MachineConfig(kernel, initrdPath, commandLine, cpus, memoryMib,
                 bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, entropy, balloon);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;

@@ -57,6 +57,7 @@ class JsonTest {
         assertMalformed("-", "a number needs digits after '-'");
         assertMalformed("1.", "a number needs digits after '.'");
         assertMalformed("1e", "a number needs digits in its exponent");
+        assertMalformed("[1, -1e309]", "line 1, column 5: the number -1e309 is too large");
         assertMalformed("01", "unexpected '1' after the JSON value");
         assertMalformed("tru", "expected a JSON value, found 't'");
         assertMalformed("{} x", "unexpected 'x' after the JSON value");

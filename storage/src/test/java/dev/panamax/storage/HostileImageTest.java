@@ -105,6 +105,17 @@ class HostileImageTest {
     }
 
     @Test
+    void refcountBlockOffsetWithTheTopBitSet() throws Exception {
+        Path p = qcow2("rb.qcow2", 1 << 20);
+        long refcountTable = ByteBuffer.wrap(Files.readAllBytes(p)).getLong(48);
+        pokeLong(p, refcountTable, Long.MIN_VALUE | 65536); // bit 63: no file offset, a negative long
+        CheckReport report = ImageChecker.check(p);
+        assertThat(report.corruptions()).isPositive();
+        assertThat(report.problems()).anySatisfy(problem -> assertThat(problem.message())
+                .contains("refcount table entry 0 (0x8000000000010000) points past the end of the file"));
+    }
+
+    @Test
     void absurdHeaderValues() throws Exception {
         Path bits = qcow2("bits.qcow2", 1 << 20);
         pokeInt(bits, 20, 40);

@@ -122,8 +122,10 @@ public final class KernelImage {
                 if (memsz < filesz || paddr < PhysicalLayout.KERNEL_LOAD || paddr > Long.MAX_VALUE - memsz) {
                     throw new BootException(String.format("%s: ELF segment %d has a bad physical address 0x%x or size", path, i, paddr));
                 }
-                loads.add(new long[] {offset, paddr, filesz, memsz});
-                end = Math.max(end, paddr + memsz);
+                if (memsz > 0) { // an empty segment loads nothing: a vmlinux of only those is no kernel
+                    loads.add(new long[] {offset, paddr, filesz, memsz});
+                    end = Math.max(end, paddr + memsz);
+                }
             } else if (filesz <= 1 << 20) {
                 OptionalLong found = pvhEntry(read(file, offset, (int) filesz));
                 if (found.isPresent()) {

@@ -51,6 +51,10 @@ class KernelImageTest {
         ByteBuffer.wrap(segmentPastEnd).order(ByteOrder.LITTLE_ENDIAN).putLong(96, 1L << 40);
         assertThatThrownBy(() -> open(segmentPastEnd)).isInstanceOf(BootException.class).hasMessageContaining("outside the file");
 
+        byte[] emptySegment = SyntheticKernels.vmlinux(true);
+        ByteBuffer.wrap(emptySegment).order(ByteOrder.LITTLE_ENDIAN).putLong(96, 0).putLong(104, 0); // filesz, memsz
+        assertThatThrownBy(() -> open(emptySegment)).isInstanceOf(BootException.class).hasMessageContaining("no loadable ELF segments");
+
         byte[] lowAddress = SyntheticKernels.vmlinux(true);
         ByteBuffer.wrap(lowAddress).order(ByteOrder.LITTLE_ENDIAN).putLong(88, 0x7000); // over the zero page
         assertThatThrownBy(() -> open(lowAddress)).isInstanceOf(BootException.class).hasMessageContaining("physical address");

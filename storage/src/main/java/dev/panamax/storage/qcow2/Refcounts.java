@@ -124,6 +124,10 @@ final class Refcounts {
             throw new InvalidImageException(name + ": refcount table entry " + i + " (0x" + Long.toHexString(e)
                     + ") is not a cluster-aligned offset");
         }
+        if (off < 0) { // bit 63: past the end of any file, and a negative position to the file I/O below
+            throw new InvalidImageException(name + ": refcount table entry " + i + " (0x" + Long.toHexString(e)
+                    + ") points past the end of the file");
+        }
         return off;
     }
 
