@@ -4,38 +4,18 @@ import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.rig.HostKvm;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
-import dev.panamax.rig.RigStoppedException;
-import dev.panamax.rig.RunResult;
-import java.io.FilterInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
-import java.time.Duration;
-import java.util.List;
-import java.util.function.BiFunction;
+import dev.panamax.rig.SharedRig;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.ParameterContext;
 import org.junit.jupiter.api.extension.ParameterResolver;
 
 /**
  * Gives tests a place where real KVM is. A parameter of type {@link RealKvm} gets this host when
- * its /dev/kvm runs guest code at hardware speed (timed by {@link KvmAcceleration}), else the nested {@link Rig}; one of type {@link Rig} always
- * gets the rig. The rig starts on first use and is shared by every test class of the run (a rig
- * start is 10-15 s), then stopped when the run ends; a stopped rig is replaced by a fresh one.
- *
- * <p>QEMU's software CPU under the rig has been seen to hang (both of its CPUs in soft lockup) or
- * crash a JVM. When the rig stops under a command, the {@link RealKvm} tests get starts a fresh rig
- * and runs the command once more, saying so on stderr: the command never finished, so its test has
- * not failed yet. A command with input runs again only if it had taken none of it (a hung rig in
- * CI once left a console test's typing untouched). Guests in the rig also triple-fault now and then
- * (seen in boot tests and in snapshot tests, at different places in the guest, with nothing in
- * common but the rig): a command whose output reports a guest's triple fault runs once more too,
- * saying so. Any other failure or timeout in a healthy rig is not retried.
+ * its /dev/kvm runs guest code at hardware speed (timed by {@link KvmAcceleration}), else the run's
+ * {@link SharedRig} (which retries a command the rig died under); one of type {@link Rig} always
+ * gets the rig itself.
  */
 public final class RigExtension implements ParameterResolver {
-    private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(RigExtension.class);
-    /** How Panamax reports a guest's triple fault; no test here makes one on purpose. */
-    private static final String NESTED_TRIPLE_FAULT = "triple fault: KVM_EXIT_SHUTDOWN";
 
     @Override
     public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
@@ -46,109 +26,7 @@ public final class RigExtension implements ParameterResolver {
     @Override
     public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
         if (parameter.getParameter().getType() == RealKvm.class && KvmAcceleration.detect().hardware()) return new HostKvm();
-        SharedRig shared = context.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(SharedRig.class, key -> new SharedRig(), SharedRig.class);
+        SharedRig shared = SharedRig.of(context);
         return parameter.getParameter().getType() == Rig.class ? shared.rig() : shared;
-    }
-
-    /** The run's rig, started on first use, replaced when it has stopped, stopped when the run ends. */
-    private static final class SharedRig implements RealKvm, ExtensionContext.Store.CloseableResource {
-        private Rig rig; // guarded by this
-
-        synchronized Rig rig() {
-            if (rig != null && rig.isStopped()) {
-                rig.close();
-                rig = null;
-            }
-            if (rig == null) rig = Rig.start();
-            return rig;
-        }
-
-        private RunResult once(List<String> argv, InputStream input, BiFunction<Rig, InputStream, RunResult> command) {
-            UntakenInput untaken = input == null ? null : new UntakenInput(input);
-            RunResult result = inARig(argv, untaken, command);
-            if (untaken == null && result.output().contains(NESTED_TRIPLE_FAULT)) {
-                System.err.println("panamax tests: a guest triple-faulted in the rig (nested SVM under QEMU's software CPU does"
-                        + " this now and then); running " + argv.getFirst() + " once more");
-                return inARig(argv, untaken, command);
-            }
-            return result;
-        }
-
-        private RunResult inARig(List<String> argv, UntakenInput input, BiFunction<Rig, InputStream, RunResult> command) {
-            try {
-                return command.apply(rig(), input);
-            } catch (RigStoppedException e) {
-                if (input != null && !input.untouched()) throw e; // its input is spent: it cannot run again as it was
-                System.err.println("panamax tests: " + e.getMessage().lines().findFirst().orElse("") + "; running "
-                        + argv.getFirst() + " once more in a fresh rig");
-                synchronized (this) {
-                    rig.close();
-                    rig = null;
-                }
-                return command.apply(rig(), input);
-            }
-        }
-
-        @Override
-        public RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
-            return once(argv, input, (r, in) -> r.run(argv, timeout, echo, in));
-        }
-
-        @Override
-        public RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo, InputStream input) {
-            return once(List.of(mainClass), input, (r, in) -> r.runJava(mainClass, args, timeout, echo, in));
-        }
-
-        @Override
-        public List<String> jvmOptions() {
-            return rig().jvmOptions();
-        }
-
-        @Override
-        public synchronized void close() {
-            if (rig != null) rig.close();
-        }
-    }
-
-    /**
-     * A command's input that tells whether the command took any of it: a rig that stopped before a
-     * byte was taken (and with no read under way) leaves the input whole, so the command can run
-     * again in a fresh rig with it, as one without input does.
-     */
-    private static final class UntakenInput extends FilterInputStream {
-        private volatile boolean taken;
-        private volatile boolean reading;
-
-        UntakenInput(InputStream in) {
-            super(in);
-        }
-
-        boolean untouched() {
-            return !taken && !reading;
-        }
-
-        @Override
-        public int read() throws IOException {
-            reading = true;
-            try {
-                int b = super.read();
-                taken |= b >= 0;
-                return b;
-            } finally {
-                reading = false;
-            }
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            reading = true;
-            try {
-                int n = super.read(b, off, len);
-                taken |= n > 0;
-                return n;
-            } finally {
-                reading = false;
-            }
-        }
     }
 }
