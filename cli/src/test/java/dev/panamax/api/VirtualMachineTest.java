@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HostThreads;
 import dev.panamax.sys.HugePagePool;
@@ -33,6 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The embedding API on this host's /dev/kvm with a stand-in kernel that spins (it runs where KVM
  * only emulates); booting real Linux through it is integration-tests' EmbeddingApiGuest.
  */
+@UsesKvm
 class VirtualMachineTest {
     @TempDir Path dir;
     private Path kernel;

@@ -4,6 +4,7 @@ import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.control.TestKernels;
+import dev.panamax.rig.UsesKvm;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -22,6 +23,7 @@ import picocli.CommandLine;
  * name, the name {@code firecracker} dispatching to it, and the config file booting at once (a
  * stand-in kernel that resets: booting Linux is integration-tests').
  */
+@UsesKvm
 @Timeout(120)
 class FirecrackerCommandTest {
     @TempDir Path dir;

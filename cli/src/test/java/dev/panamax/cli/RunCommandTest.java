@@ -11,6 +11,7 @@ import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
 import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
@@ -29,6 +30,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** {@code panamax run}'s bad input: one line naming the problem, exit status 2, before any guest runs. */
+@UsesKvm
 class RunCommandTest {
     @TempDir Path dir;
 

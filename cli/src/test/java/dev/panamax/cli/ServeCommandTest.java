@@ -10,6 +10,7 @@ import dev.panamax.control.ControlPlane;
 import dev.panamax.control.LogOutput;
 import dev.panamax.control.TestKernels;
 import dev.panamax.demo.KvmAcceleration;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.storage.image.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -24,6 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code panamax serve}, {@code panamax api} and {@code panamax run --api-sock/--config} on this
  * host, with stand-in kernels (booting Linux is integration-tests').
  */
+@UsesKvm
 class ServeCommandTest {
     @TempDir Path dir;
 

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.TokenBucket;
 import dev.panamax.api.VirtualMachine;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.storage.image.Images;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -38,6 +39,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The REST API over a real Unix socket, with the JDK's own client. Guests here are stand-in
  * kernels that run where KVM only emulates; booting Linux through the API is integration-tests'.
  */
+@UsesKvm
 class ApiServerTest {
     @TempDir Path dir;
     private Path socket;

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.api.Balloon;
 import dev.panamax.api.VirtualMachine;
+import dev.panamax.rig.UsesKvm;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,6 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
  * file and {@code docs/ballooning.md}, and bad ones. The guest is a stand-in kernel with no balloon
  * driver: the guest's side is the device's unit tests' and the boot test's.
  */
+@UsesKvm
 class BalloonApiTest {
     @TempDir Path dir;
     private Path kernel;

@@ -13,6 +13,7 @@ import dev.panamax.devices.PostCodePort;
 import dev.panamax.devices.PvPanic;
 import dev.panamax.devices.Uart16550;
 import dev.panamax.devices.pci.PciBus;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.virtio.mmio.VirtioMmioDevice;
 import dev.panamax.virtio.pci.VirtioPciDevice;
 import dev.panamax.virtio.ratelimit.RateLimit;
@@ -32,14 +33,21 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The device manager on this host's /dev/kvm (it builds VMs; no guest runs). */
+@UsesKvm
 class DeviceManagerTest {
     @TempDir Path dir;
-    private final Vm vm = Vm.create();
     private final ByteArrayOutputStream console = new ByteArrayOutputStream();
+    private Vm vm;
+
+    @BeforeEach
+    void createVm() {
+        vm = Vm.create();
+    }
 
     @AfterEach
     void close() {

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.ImageFormat;
@@ -48,6 +49,7 @@ import org.junit.jupiter.api.io.TempDir;
  * kernel and started paused is saved, restored in a new VM with the same devices and states, and
  * every kind of damaged or foreign snapshot is refused with its own sentence before a VM starts.
  */
+@UsesKvm
 class VmSnapshotTest {
     @TempDir Path dir;
     private final ByteArrayOutputStream console = new ByteArrayOutputStream();

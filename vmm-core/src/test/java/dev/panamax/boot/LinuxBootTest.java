@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.demo.DebugConsole;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HostThreads;
 import dev.panamax.sys.HugePagePool;
@@ -22,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The boot path on this host's /dev/kvm with stand-in kernels whose entry code reports what it was
  * handed: proves the entry mode, registers, zero page / start info and memory map, without Linux.
  */
+@UsesKvm
 class LinuxBootTest {
     @TempDir Path dir;
 

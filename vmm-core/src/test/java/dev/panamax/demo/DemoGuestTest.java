@@ -2,11 +2,13 @@ package dev.panamax.demo;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.vm.VmExit;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
 /** The demo programs run on this host's /dev/kvm (which may only emulate: they use integer instructions only). */
+@UsesKvm
 class DemoGuestTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
 

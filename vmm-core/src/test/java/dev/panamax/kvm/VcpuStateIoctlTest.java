@@ -3,12 +3,14 @@ package dev.panamax.kvm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.rig.UsesKvm;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The vCPU state ioctls a snapshot uses, on this host's /dev/kvm: what is set reads back. */
+@UsesKvm
 class VcpuStateIoctlTest {
     private static final int IA32_TSC = 0x10;
     private static final int IA32_APIC_BASE = 0x1b;

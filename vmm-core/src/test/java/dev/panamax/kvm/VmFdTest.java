@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.panamax.demo.CountingPort;
 import dev.panamax.demo.DemoGuest;
 import dev.panamax.demo.DemoProgram;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.EventFd;
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.sys.NativeCallException;
@@ -18,6 +19,7 @@ import java.util.OptionalLong;
 import org.junit.jupiter.api.Test;
 
 /** The interrupt and event plumbing of a VM fd, on this host's /dev/kvm. */
+@UsesKvm
 class VmFdTest {
 
     @Test

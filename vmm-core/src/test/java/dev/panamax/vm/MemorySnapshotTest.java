@@ -3,6 +3,7 @@ package dev.panamax.vm;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.sys.SparseFile;
 import dev.panamax.vm.state.StateReader;
@@ -25,6 +26,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * VMM) merged onto its base. The guests are a few real-mode instructions, which run wherever KVM
  * does.
  */
+@UsesKvm
 class MemorySnapshotTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
     private static final long SIZE = 0x80000;
@@ -197,7 +199,9 @@ class MemorySnapshotTest {
         assertThat(Files.size(base)).isEqualTo(Files.size(full));
         assertThat(Arrays.mismatch(Files.readAllBytes(base), Files.readAllBytes(full))).as("first byte where base + diff and the full file differ")
                 .isEqualTo(-1);
-        assertThat(Files.readAllBytes(diff)[0x3000]).as("a page the diff does not hold").isZero();
+        // Not 0x3000: the guest only reads it, but KVM may map a page it faults in for a read writable, and
+        // then logs it as dirty at once (the nested rig's KVM does); a dirty log may hold more than was written.
+        assertThat(Files.readAllBytes(diff)[0x31000]).as("a page written before the base and untouched since").isZero();
     }
 
     @Test

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.demo.DemoGuest;
 import dev.panamax.demo.DemoProgram;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.x86.CpuMode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,6 +14,7 @@ import java.time.Duration;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
+@UsesKvm
 class VmLifecycleTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
 

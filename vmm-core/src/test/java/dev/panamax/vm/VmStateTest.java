@@ -8,6 +8,7 @@ import dev.panamax.kvm.Regs;
 import dev.panamax.kvm.SpecialRegs;
 import dev.panamax.kvm.VcpuFd;
 import dev.panamax.kvm.VmFd;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
@@ -22,6 +23,7 @@ import org.junit.jupiter.api.Test;
  * The VM's KVM state (vCPUs, irqchip, PIT, clock) saved from a paused VM and restored into a fresh
  * one, on this host's /dev/kvm, with tiny real-mode guests.
  */
+@UsesKvm
 class VmStateTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(30);
     private static final long MEMORY_SIZE = 0x10000;
