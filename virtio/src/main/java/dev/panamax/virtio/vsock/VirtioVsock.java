@@ -133,10 +133,14 @@ public final class VirtioVsock extends VirtioDevice {
         muxer.dropAll();
     }
 
-    /** A restored running device tells the guest its connections are gone (the snapshot kept none). */
+    /**
+     * A restored running device tells the guest its connections are gone (the snapshot kept none),
+     * and gives new ones host ports the snapshot's did not have.
+     */
     @Override
     protected void afterStateApplied(int status) {
         transportResetPending = (status & DRIVER_OK) != 0 && (status & DEVICE_NEEDS_RESET) == 0;
+        muxer.moveLocalPorts();
     }
 
     /** Whether the transport reset event is still to be delivered. */

@@ -24,6 +24,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -723,6 +724,17 @@ final class VsockMuxer implements AutoCloseable {
     }
 
     // ---- Reset and close ----
+
+    /**
+     * Host ports for host programs' connections go on from a random place in the upper half of
+     * their range. For a restored device: the snapshot keeps no connections, so a fresh count would
+     * hand out the ports of the snapshot's connections again, and a packet the guest still sends for
+     * one of those (an RST answering a packet of before the snapshot) would end the new connection on
+     * the same port. Of the 2^30 places, one that meets the few ports used before is improbable.
+     */
+    synchronized void moveLocalPorts() {
+        nextLocalPort = FIRST_LOCAL_PORT + ThreadLocalRandom.current().nextInt(FIRST_LOCAL_PORT);
+    }
 
     /** The driver reset the device or a snapshot replaces its state: the guest knows no connection any more. */
     synchronized void dropAll() {
