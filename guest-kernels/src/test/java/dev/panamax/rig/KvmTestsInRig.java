@@ -27,7 +27,10 @@ import org.junit.platform.engine.UniqueId;
 public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterceptor {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(KvmTestsInRig.class);
     private static final String OUTCOMES = "outcomes";
-    /** For a whole class, boots of nested guests included; the rig's own timeouts end a wedged rig sooner. */
+    /**
+     * For a whole class (the longest took 1.5 min). A class still running then is killed and fails; a rig
+     * that does not even answer the kill is wedged, and its class runs once more in a fresh rig ({@link SharedRig}).
+     */
     private static final Duration CLASS_TIMEOUT = Duration.ofMinutes(10);
 
     /** Whether tests needing /dev/kvm run here; KVM_CREATE_VM on an emulating one works too. */
@@ -43,8 +46,8 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
         Path results = Path.of("target", "kvm-tests-in-rig", testClass.getName() + ".results").toAbsolutePath();
         Files.createDirectories(results.getParent());
         Files.deleteIfExists(results);
-        RunResult run = SharedRig.of(context, Rig.Options.defaults().withOneTcgThread()).runJava(InRigTestRunner.class.getName(), List.of(results.toString(), testClass.getName()),
-                CLASS_TIMEOUT, System.out);
+        SharedRig rig = SharedRig.of(context, Rig.Options.defaults().withOneTcgThread());
+        RunResult run = rig.runJava(InRigTestRunner.class.getName(), List.of(results.toString(), testClass.getName()), CLASS_TIMEOUT, System.out);
         if (!Files.exists(results)) {
             throw new IllegalStateException("the rig's JVM running " + testClass.getName() + (run.timedOut() ? " timed out" : " ended with status "
                     + run.exitStatus()) + " without writing its results; its output ended with:\n" + lastLines(run.output()));
