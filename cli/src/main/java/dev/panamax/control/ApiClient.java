@@ -71,8 +71,14 @@ public final class ApiClient {
         try (SocketChannel channel = SocketChannel.open(StandardProtocolFamily.UNIX)) {
             channel.connect(UnixDomainSocketAddress.of(socket));
             ByteBuffer out = ByteBuffer.wrap(request);
-            while (out.hasRemaining()) {
-                channel.write(out);
+            IOException writeFailure = null;
+            try {
+                while (out.hasRemaining()) {
+                    channel.write(out);
+                }
+            } catch (IOException e) {
+                // a server that refuses a request (a body too large) may answer and close before it has read all of it
+                writeFailure = e;
             }
             ByteArrayOutputStream in = new ByteArrayOutputStream();
             ByteBuffer buffer = ByteBuffer.allocate(8192);
@@ -82,8 +88,9 @@ public final class ApiClient {
                 }
             } catch (IOException e) {
                 // a server that refuses a request may reset the connection after its answer
-                if (in.size() == 0) throw e;
+                if (in.size() == 0) throw writeFailure != null ? writeFailure : e;
             }
+            if (in.size() == 0 && writeFailure != null) throw writeFailure;
             return parse(in.toByteArray());
         }
     }
