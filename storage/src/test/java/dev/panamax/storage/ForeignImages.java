@@ -34,10 +34,21 @@ public final class ForeignImages {
         convert(raw, dir, made, "disk.hdd", ForeignFormat.PARALLELS);
         convert(raw, dir, made, "disk.qcow", ForeignFormat.QCOW);
         Path luks = dir.resolve("secret.luks");
-        QemuImg.img("create", "-f", "luks", "--object", "secret,id=sec0,data=passphrase", "-o", "key-secret=sec0",
-                luks.toString(), Integer.toString(size)).expectSuccess("qemu-img create -f luks");
+        QemuImg.Result created = createLuks(luks, size);
+        // qemu-img times its key derivation by the thread's CPU time, which counts in scheduler ticks: on a
+        // busy machine a timing can read 0 ms, and qemu-img gives up ("Unable to get accurate CPU usage").
+        for (int tries = 1; tries < 5 && created.status() != 0 && (created.out() + created.err()).contains("Unable to get accurate CPU usage"); tries++) {
+            created = createLuks(luks, size);
+        }
+        created.expectSuccess("qemu-img create -f luks");
         made.put(luks, ForeignFormat.LUKS);
         return made;
+    }
+
+    private static QemuImg.Result createLuks(Path luks, int size) throws IOException {
+        Files.deleteIfExists(luks);
+        return QemuImg.img("create", "-f", "luks", "--object", "secret,id=sec0,data=passphrase", "-o", "key-secret=sec0",
+                luks.toString(), Integer.toString(size));
     }
 
     private static void convert(Path raw, Path dir, Map<Path, ForeignFormat> made, String name, ForeignFormat format,
