@@ -510,7 +510,6 @@ public final class Rig implements RealKvm, AutoCloseable {
      */
     public static final List<String> JVM_OPTIONS = List.of("-XX:TieredStopAtLevel=1");
 
-
     private static List<String> qemuCommand(Options o, Path kernel, Path initrd, Map<Path, Share> shares, Path socket) {
         List<String> argv = new ArrayList<>(List.of("setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64",
                 "-accel", "tcg,thread=" + (o.oneTcgThread() ? "single" : "multi"), "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
