@@ -6,10 +6,12 @@ import java.io.NotSerializableException;
 import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.time.Duration;
 import java.util.concurrent.ConcurrentHashMap;
@@ -20,20 +22,29 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.platform.engine.TestExecutionResult;
 import org.junit.platform.engine.discovery.DiscoverySelectors;
+import org.junit.platform.engine.support.descriptor.ClassSource;
 import org.junit.platform.launcher.TestExecutionListener;
 import org.junit.platform.launcher.TestIdentifier;
+import org.junit.platform.launcher.TestPlan;
 import org.junit.platform.launcher.core.LauncherDiscoveryRequestBuilder;
 import org.junit.platform.launcher.core.LauncherFactory;
 
 /**
- * Runs one test class with the JUnit Platform in this JVM (the rig's, for {@link KvmTestsInRig})
- * and writes each test's and container's outcome, by unique id, to a file.
+ * Runs test classes with the JUnit Platform in this JVM (the rig's, for {@link KvmTestsInRig})
+ * and writes each test's and container's outcome, by unique id, to a file: after each class, so that
+ * a run ended early still reports the classes it finished.
  *
- * <p>Usage: {@code InRigTestRunner RESULTS_FILE CLASS}
+ * <p>A test still running after the time it is given is taken for hung (in KVM_RUN, say, where no
+ * interrupt reaches it): it and its class fail, the results so far are written, and this JVM ends
+ * with status {@value #HUNG_STATUS}, so that the caller can go on with the classes not yet run.
+ *
+ * <p>Usage: {@code InRigTestRunner RESULTS_FILE HUNG_AFTER_SECONDS CLASS...}
  */
 public final class InRigTestRunner {
-    /** After this long a test's threads are printed (once): CI shows where a hung test hangs. */
+    /** After this long (or half the time a test is given, if less) its threads are printed: CI shows where a slow test is. */
     private static final Duration SLOW_TEST = Duration.ofMinutes(3);
+    /** This JVM's status when it ended a hung test. */
+    static final int HUNG_STATUS = 3;
 
     private InRigTestRunner() {}
 
@@ -43,22 +54,35 @@ public final class InRigTestRunner {
     }
 
     public static void main(String[] args) throws IOException {
-        if (args.length != 2) throw new IllegalArgumentException("usage: InRigTestRunner RESULTS_FILE CLASS");
+        if (args.length < 3) throw new IllegalArgumentException("usage: InRigTestRunner RESULTS_FILE HUNG_AFTER_SECONDS CLASS...");
+        Path results = Path.of(args[0]);
+        Duration hungAfter = Duration.ofSeconds(Long.parseLong(args[1]));
+        Duration slowAfter = hungAfter.dividedBy(2).compareTo(SLOW_TEST) < 0 ? hungAfter.dividedBy(2) : SLOW_TEST;
+        List<String> classes = List.of(args).subList(2, args.length);
         Map<String, Outcome> outcomes = new ConcurrentHashMap<>();
         ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("rig-test-watchdog").unstarted(r));
-        AtomicReference<ScheduledFuture<?>> dump = new AtomicReference<>();
+        AtomicReference<List<ScheduledFuture<?>>> alarms = new AtomicReference<>(List.of());
         TestExecutionListener listener = new TestExecutionListener() {
+            private volatile TestPlan plan;
+
+            @Override
+            public void testPlanExecutionStarted(TestPlan testPlan) {
+                plan = testPlan;
+            }
+
             @Override
             public void executionStarted(TestIdentifier test) {
                 if (!test.isTest()) return;
                 System.out.println("in the rig: " + test.getDisplayName() + " started");
-                dump.set(watchdog.schedule(() -> printThreads(test), SLOW_TEST.toSeconds(), TimeUnit.SECONDS));
+                alarms.set(List.of(
+                        watchdog.schedule(() -> System.out.println(threads(test, slowAfter)), slowAfter.toMillis(), TimeUnit.MILLISECONDS),
+                        watchdog.schedule(() -> endHungTest(test, hungAfter, plan, outcomes, results), hungAfter.toMillis(), TimeUnit.MILLISECONDS)));
             }
 
             @Override
             public void executionFinished(TestIdentifier test, TestExecutionResult result) {
                 if (test.isTest()) {
-                    dump.get().cancel(false);
+                    alarms.get().forEach(a -> a.cancel(false));
                     System.out.println("in the rig: " + test.getDisplayName() + " " + result.getStatus());
                 }
                 Outcome.Status status = switch (result.getStatus()) {
@@ -67,6 +91,7 @@ public final class InRigTestRunner {
                     case FAILED -> Outcome.Status.FAILED;
                 };
                 outcomes.put(test.getUniqueId(), new Outcome(status, result.getThrowable().map(InRigTestRunner::portable).orElse(null)));
+                if (test.getSource().orElse(null) instanceof ClassSource) write(outcomes, results);
             }
 
             @Override
@@ -75,24 +100,49 @@ public final class InRigTestRunner {
             }
         };
         LauncherFactory.create().execute(LauncherDiscoveryRequestBuilder.request()
-                .selectors(DiscoverySelectors.selectClass(args[1])).build(), listener);
-        Path results = Path.of(args[0]);
+                .selectors(classes.stream().map(DiscoverySelectors::selectClass).toList()).build(), listener);
+        write(outcomes, results);
+        System.exit(0); // a thread a test left behind must not keep the rig's command running
+    }
+
+    /** Fails {@code test} and its class for having hung, writes what has ended, and ends this JVM. */
+    private static void endHungTest(TestIdentifier test, Duration hungAfter, TestPlan plan, Map<String, Outcome> outcomes, Path results) {
+        String threads = threads(test, hungAfter);
+        System.out.println(threads);
+        AssertionError hung = new AssertionError(test.getDisplayName() + " ran longer than " + hungAfter.toSeconds()
+                + " s in the rig and was ended with its JVM; " + threads);
+        outcomes.put(test.getUniqueId(), new Outcome(Outcome.Status.FAILED, hung));
+        for (TestIdentifier c = test; c != null; c = plan.getParent(c).orElse(null)) {
+            if (c.getSource().orElse(null) instanceof ClassSource) outcomes.putIfAbsent(c.getUniqueId(), new Outcome(Outcome.Status.FAILED, hung));
+        }
+        write(outcomes, results);
+        Runtime.getRuntime().halt(HUNG_STATUS);
+    }
+
+    /** Replaces {@code results} with {@code outcomes} at once: a reader never sees half a file. */
+    private static synchronized void write(Map<String, Outcome> outcomes, Path results) {
         Path partial = results.resolveSibling(results.getFileName() + ".partial");
         try (ObjectOutputStream out = new ObjectOutputStream(Files.newOutputStream(partial))) {
             out.writeObject(new HashMap<>(outcomes));
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not write the rig's test results to " + partial, e);
         }
-        Files.move(partial, results, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        try {
+            Files.move(partial, results, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("could not write the rig's test results to " + results, e);
+        }
     }
 
     /** A hung test in the rig is seen only through its output: its threads' stacks say where it hangs. */
-    private static void printThreads(TestIdentifier test) {
-        StringBuilder s = new StringBuilder("in the rig: " + test.getDisplayName() + " has run for " + SLOW_TEST.toMinutes()
-                + " minutes; its JVM's threads:\n");
+    private static String threads(TestIdentifier test, Duration after) {
+        StringBuilder s = new StringBuilder("in the rig: " + test.getDisplayName() + " has run for " + after.toSeconds()
+                + " s; its JVM's threads:\n");
         Thread.getAllStackTraces().forEach((thread, stack) -> {
             s.append('"').append(thread.getName()).append("\" ").append(thread.getState()).append('\n');
             for (StackTraceElement frame : stack) s.append("    at ").append(frame).append('\n');
         });
-        System.out.println(s);
+        return s.toString();
     }
 
     /** Reads what {@link #main} wrote. */

@@ -1,13 +1,22 @@
 package dev.panamax.rig;
 
+import java.io.FilterOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.lang.reflect.Constructor;
 import java.lang.reflect.Method;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.InvocationInterceptor;
@@ -15,23 +24,30 @@ import org.junit.jupiter.api.extension.ReflectiveInvocationContext;
 import org.junit.platform.engine.UniqueId;
 
 /**
- * Runs a {@link UsesKvm} test class inside the nested KVM rig when this host has no
- * {@code /dev/kvm}: before the class's first test the whole class runs in one JVM in the run's
- * {@link SharedRig} ({@link InRigTestRunner}, with this JVM's class path; the rig on one TCG thread,
- * {@link Rig.Options#withOneTcgThread} says why), and then each test here,
- * instead of running, ends as it ended there: passed, failed with the rig's exception, or aborted.
- * Lifecycle methods (which open KVM as often as the tests do) run only in the rig. A test the rig's
- * run did not reach fails with its nearest failed container's exception (a {@code @BeforeAll} that
- * failed there, say).
+ * Runs {@link UsesKvm} test classes inside the nested KVM rig when this host has no
+ * {@code /dev/kvm}. Every {@link UsesKvm} class of the test run runs in one JVM in a rig, in the
+ * background from the run's start ({@link UsesKvmPlan}; {@link InRigTestRunner}, with this JVM's
+ * class path; the rig on one TCG thread, {@link Rig.Options#withOneTcgThread} says why). A class
+ * outside such a run (a plan that did not name it) runs alone in the run's {@link SharedRig}
+ * before its first test. Then each test here, instead of running, ends as
+ * it ended there: passed, failed with the rig's exception, or aborted. Lifecycle methods (which
+ * open KVM as often as the tests do) run only in the rig. A test the rig's run did not reach fails
+ * with its nearest failed container's exception (a {@code @BeforeAll} that failed there, say).
+ *
+ * <p>Every wait is bounded: the rig's JVM ends a test that runs longer than {@link #hungTest} (it
+ * hangs) and the classes after it run in a new one; a rig that prints nothing for a while longer
+ * (its CPU wedged, so not even that watchdog runs) is stopped, and {@link SharedRig} runs the
+ * command once more in a fresh one.
  */
 public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterceptor {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(KvmTestsInRig.class);
     private static final String OUTCOMES = "outcomes";
-    /**
-     * For a whole class (the longest took 1.5 min). A class still running then is killed and fails; a rig
-     * that does not even answer the kill is wedged, and its class runs once more in a fresh rig ({@link SharedRig}).
-     */
-    private static final Duration CLASS_TIMEOUT = Duration.ofMinutes(10);
+    /** A run's whole time in the rig; ample, as the silence watchdog ends a wedged one far sooner. */
+    private static final Duration BATCH_TIMEOUT = Duration.ofMinutes(60);
+    /** The longest a test may run in the rig: the slowest seen took 1.5 min; a system property for this class's own test. */
+    static Duration hungTest() {
+        return Duration.ofSeconds(Long.getLong("panamax.rigTests.hungTestSeconds", 360));
+    }
 
     /** Whether tests needing /dev/kvm run here; KVM_CREATE_VM on an emulating one works too. */
     static boolean hostHasKvm() {
@@ -39,20 +55,99 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
     }
 
     @Override
-    public void beforeAll(ExtensionContext context) throws IOException {
+    public void beforeAll(ExtensionContext context) throws Exception {
         if (hostHasKvm() || outcomes(context) != null) return; // here, or a @Nested class of a class run in the rig
-        Class<?> testClass = context.getRequiredTestClass();
-        System.err.println("panamax tests: this host has no /dev/kvm; running " + testClass.getSimpleName() + " in the nested KVM rig");
-        Path results = Path.of("target", "kvm-tests-in-rig", testClass.getName() + ".results").toAbsolutePath();
+        String name = context.getRequiredTestClass().getName();
+        Map<String, InRigTestRunner.Outcome> outcomes = UsesKvmPlan.outcomesOf(name);
+        if (outcomes == null) outcomes = runInRig(SharedRig.of(context, Rig.Options.defaults().withOneTcgThread()), List.of(name));
+        context.getStore(NAMESPACE).put(OUTCOMES, outcomes);
+    }
+
+    /**
+     * Runs {@code batch} in the rig, in as few JVMs as its hung tests allow, and returns every
+     * outcome; a class that got none fails with what the rig said.
+     */
+    static Map<String, InRigTestRunner.Outcome> runInRig(SharedRig rig, List<String> batch) throws IOException {
+        Path results = Path.of("target", "kvm-tests-in-rig", batch.getFirst() + ".results").toAbsolutePath();
+        Path log = results.resolveSibling(batch.getFirst() + ".log");
         Files.createDirectories(results.getParent());
-        Files.deleteIfExists(results);
-        SharedRig rig = SharedRig.of(context, Rig.Options.defaults().withOneTcgThread());
-        RunResult run = rig.runJava(InRigTestRunner.class.getName(), List.of(results.toString(), testClass.getName()), CLASS_TIMEOUT, System.out);
-        if (!Files.exists(results)) {
-            throw new IllegalStateException("the rig's JVM running " + testClass.getName() + (run.timedOut() ? " timed out" : " ended with status "
-                    + run.exitStatus()) + " without writing its results; its output ended with:\n" + lastLines(run.output()));
+        System.err.println("panamax tests: this host has no /dev/kvm; running " + batch.size() + " test classes that need it in the nested KVM rig ("
+                + String.join(", ", batch.stream().map(c -> c.substring(c.lastIndexOf('.') + 1)).toList()) + "), its output in " + log);
+        long start = System.nanoTime();
+        Map<String, InRigTestRunner.Outcome> outcomes = new HashMap<>();
+        List<String> remaining = new ArrayList<>(batch);
+        while (!remaining.isEmpty()) {
+            Files.deleteIfExists(results);
+            List<String> args = new ArrayList<>(List.of(results.toString(), String.valueOf(hungTest().toSeconds())));
+            args.addAll(remaining);
+            String failure;
+            try (SilenceWatchdog watchdog = new SilenceWatchdog(rig);
+                    OutputStream echo = Files.newOutputStream(log, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+                RunResult run = rig.runJava(InRigTestRunner.class.getName(), args, BATCH_TIMEOUT, watchdog.echo(echo));
+                boolean endedAHungTest = run.exitStatus() == InRigTestRunner.HUNG_STATUS;
+                failure = endedAHungTest ? null : (run.timedOut() ? "timed out" : "ended with status " + run.exitStatus())
+                        + "; its output ended with:\n" + lastLines(run.output());
+            } catch (RigException e) {
+                failure = "stopped: " + e.getMessage();
+            }
+            if (Files.exists(results)) outcomes.putAll(InRigTestRunner.read(results));
+            List<String> ran = remaining.stream().filter(c -> outcomes.containsKey(classId(c))).toList();
+            remaining.removeAll(ran);
+            if (failure == null && !ran.isEmpty()) continue; // it ended a hung test and its class: on with the rest
+            if (remaining.isEmpty()) break;
+            AssertionError unrun = new AssertionError("the rig's JVM running " + String.join(", ", remaining) + " did not finish them: it "
+                    + (failure == null ? "ended a hung test it did not report" : failure));
+            for (String c : remaining) outcomes.put(classId(c), new InRigTestRunner.Outcome(InRigTestRunner.Outcome.Status.FAILED, unrun));
+            break;
         }
-        context.getStore(NAMESPACE).put(OUTCOMES, InRigTestRunner.read(results));
+        System.err.println("panamax tests: the rig ran " + batch.size() + " test classes in " + Duration.ofNanos(System.nanoTime() - start).toSeconds() + " s");
+        return Map.copyOf(outcomes);
+    }
+
+    /** The unique id JUnit Jupiter gives test class {@code className}. */
+    private static String classId(String className) {
+        return UniqueId.forEngine("junit-jupiter").append("class", className).toString();
+    }
+
+    /**
+     * Stops the rig when a command in it has printed nothing for 2 minutes longer than a test may
+     * run: its tests print as they start and end, so such silence means the rig's CPU is wedged.
+     */
+    private static final class SilenceWatchdog implements AutoCloseable {
+        private final AtomicLong lastOutput = new AtomicLong(System.nanoTime());
+        private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("rig-silence-watchdog").unstarted(r));
+
+        SilenceWatchdog(SharedRig rig) {
+            Duration silent = hungTest().plusMinutes(2);
+            timer.scheduleWithFixedDelay(() -> {
+                if (System.nanoTime() - lastOutput.get() > silent.toNanos()) {
+                    System.err.println("panamax tests: the rig printed nothing for " + silent.toSeconds() + " s; stopping it");
+                    lastOutput.set(System.nanoTime());
+                    rig.stopRig();
+                }
+            }, 30, 30, TimeUnit.SECONDS);
+        }
+
+        OutputStream echo(OutputStream out) {
+            return new FilterOutputStream(out) {
+                @Override
+                public void write(int b) throws IOException {
+                    lastOutput.set(System.nanoTime());
+                    out.write(b);
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) throws IOException {
+                    lastOutput.set(System.nanoTime());
+                    out.write(b, off, len);
+                }
+            };
+        }
+
+        @Override
+        public void close() {
+            timer.shutdownNow();
+        }
     }
 
     @SuppressWarnings("unchecked")

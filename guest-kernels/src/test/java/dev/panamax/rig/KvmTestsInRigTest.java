@@ -2,11 +2,15 @@ package dev.panamax.rig;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -54,18 +58,53 @@ class KvmTestsInRigTest {
         }
     }
 
-    @Test
-    void eachTestEndsAsItEndedWhereKvmIs() {
+    /** A second class of the same run: it runs in the same JVM in the rig as {@link KvmSample}. */
+    @UsesKvm
+    static class SecondKvmSample {
+        @Test
+        void alsoSeesDevKvm() {
+            assertThat(Path.of("/dev/kvm")).exists();
+        }
+    }
+
+    /** A test that hangs past the time a test is given in the rig. */
+    @UsesKvm
+    static class HangingKvmSample {
+        @Test
+        void sleepsPastItsTime() throws InterruptedException {
+            Thread.sleep(Duration.ofMinutes(10));
+        }
+    }
+
+    /** What follows a hung test's class in the same run. */
+    @UsesKvm
+    static class AfterHangKvmSample {
+        @Test
+        void runsInAFreshJvm() {
+            assertThat(Path.of("/dev/kvm")).exists();
+        }
+    }
+
+    /** Runs {@code classes} as one test run, as surefire does, and returns each test's result by its name. */
+    private static Map<String, TestExecutionResult> run(Class<?>... classes) {
         Map<String, TestExecutionResult> results = new ConcurrentHashMap<>();
-        LauncherFactory.create().execute(LauncherDiscoveryRequestBuilder.request().selectors(DiscoverySelectors.selectClass(KvmSample.class)).build(),
+        LauncherFactory.create().execute(LauncherDiscoveryRequestBuilder.request()
+                        .selectors(Stream.of(classes).map(DiscoverySelectors::selectClass).toList()).build(),
                 new TestExecutionListener() {
                     @Override
                     public void executionFinished(TestIdentifier test, TestExecutionResult result) {
                         if (test.isTest()) results.put(test.getDisplayName(), result);
                     }
                 });
+        return results;
+    }
 
-        assertThat(results).containsOnlyKeys("seesDevKvm()", "failsSayingWhy()", "abortsOnAnAssumption()", "1", "2");
+    @Test
+    void eachTestEndsAsItEndedWhereKvmIs() throws IOException {
+        Map<String, TestExecutionResult> results = run(KvmSample.class, SecondKvmSample.class);
+
+        assertThat(results).containsOnlyKeys("seesDevKvm()", "failsSayingWhy()", "abortsOnAnAssumption()", "1", "2", "alsoSeesDevKvm()");
+        assertThat(results.get("alsoSeesDevKvm()").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
         assertThat(results.get("seesDevKvm()").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
         assertThat(results.get("1").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
         assertThat(results.get("failsSayingWhy()").getStatus()).isEqualTo(TestExecutionResult.Status.FAILED);
@@ -76,8 +115,27 @@ class KvmTestsInRigTest {
                 .asString().contains("aborted on purpose");
         assertThat(results.get("2").getStatus()).isEqualTo(TestExecutionResult.Status.FAILED);
         assertThat(results.get("2").getThrowable()).get().extracting(Throwable::getMessage).asString().contains("invocation");
-        if (!KvmTestsInRig.hostHasKvm()) {
-            assertThat(Path.of("target", "kvm-tests-in-rig", KvmSample.class.getName() + ".results")).exists();
+        if (!KvmTestsInRig.hostHasKvm()) { // both classes ran in one JVM in the rig, which wrote one file
+            assertThat(InRigTestRunner.read(Path.of("target", "kvm-tests-in-rig", KvmSample.class.getName() + ".results")))
+                    .containsKeys("[engine:junit-jupiter]/[class:" + KvmSample.class.getName() + "]",
+                            "[engine:junit-jupiter]/[class:" + SecondKvmSample.class.getName() + "]");
         }
+    }
+
+    @Test
+    void aTestThatHangsInTheRigFailsAndTheClassesAfterItStillRun() {
+        assumeFalse(KvmTestsInRig.hostHasKvm(), "only where tests run in the rig: here the sample would sleep its 10 minutes");
+        System.setProperty("panamax.rigTests.hungTestSeconds", "5");
+        Map<String, TestExecutionResult> results;
+        try {
+            results = run(HangingKvmSample.class, AfterHangKvmSample.class);
+        } finally {
+            System.clearProperty("panamax.rigTests.hungTestSeconds");
+        }
+
+        assertThat(results.get("sleepsPastItsTime()").getStatus()).isEqualTo(TestExecutionResult.Status.FAILED);
+        assertThat(results.get("sleepsPastItsTime()").getThrowable()).get().extracting(Throwable::getMessage).asString()
+                .contains("ran longer than 5 s in the rig").contains("sleepsPastItsTime");
+        assertThat(results.get("runsInAFreshJvm()").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
     }
 }

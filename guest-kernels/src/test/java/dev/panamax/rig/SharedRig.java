@@ -30,7 +30,8 @@ public final class SharedRig implements RealKvm, ExtensionContext.Store.Closeabl
     private final Rig.Options options;
     private Rig rig; // guarded by this
 
-    private SharedRig(Rig.Options options) {
+    /** A rig of the caller's own, which it closes; tests take the run's with {@link #of}. */
+    SharedRig(Rig.Options options) {
         this.options = options;
     }
 
@@ -52,6 +53,11 @@ public final class SharedRig implements RealKvm, ExtensionContext.Store.Closeabl
         }
         if (rig == null) rig = Rig.start(options);
         return rig;
+    }
+
+    /** Stops the running rig, if any (a wedged one, say): the command in it ends, and the next starts a fresh rig. */
+    public synchronized void stopRig() {
+        if (rig != null) rig.close();
     }
 
     private RunResult once(List<String> argv, InputStream input, BiFunction<Rig, InputStream, RunResult> command) {
