@@ -45,6 +45,8 @@ public final class InRigTestRunner {
     private static final Duration SLOW_TEST = Duration.ofMinutes(3);
     /** This JVM's status when it ended a hung test. */
     static final int HUNG_STATUS = 3;
+    /** How often this JVM says it is alive while a test runs: the caller takes a silent rig for wedged. */
+    static final Duration HEARTBEAT = Duration.ofSeconds(30);
 
     private InRigTestRunner() {}
 
@@ -62,6 +64,9 @@ public final class InRigTestRunner {
         Map<String, Outcome> outcomes = new ConcurrentHashMap<>();
         ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("rig-test-watchdog").unstarted(r));
         AtomicReference<List<ScheduledFuture<?>>> alarms = new AtomicReference<>(List.of());
+        long started = System.nanoTime();
+        watchdog.scheduleAtFixedRate(() -> System.out.println("in the rig: running for "
+                + Duration.ofNanos(System.nanoTime() - started).toSeconds() + " s"), HEARTBEAT.toSeconds(), HEARTBEAT.toSeconds(), TimeUnit.SECONDS);
         TestExecutionListener listener = new TestExecutionListener() {
             private volatile TestPlan plan;
 

@@ -35,15 +35,17 @@ import org.junit.platform.engine.UniqueId;
  * with its nearest failed container's exception (a {@code @BeforeAll} that failed there, say).
  *
  * <p>Every wait is bounded: the rig's JVM ends a test that runs longer than {@link #hungTest} (it
- * hangs) and the classes after it run in a new one; a rig that prints nothing for a while longer
- * (its CPU wedged, so not even that watchdog runs) is stopped, and {@link SharedRig} runs the
- * command once more in a fresh one.
+ * hangs) and the classes after it run in a new one; a rig that prints nothing for
+ * {@link #SILENT_RIG} (that JVM says it is alive every {@link InRigTestRunner#HEARTBEAT}, so the
+ * rig's CPU is wedged) is stopped, and {@link SharedRig} runs the command once more in a fresh one.
  */
 public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterceptor {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(KvmTestsInRig.class);
     private static final String OUTCOMES = "outcomes";
     /** A run's whole time in the rig; ample, as the silence watchdog ends a wedged one far sooner. */
     private static final Duration BATCH_TIMEOUT = Duration.ofMinutes(60);
+    /** A rig silent for this long is wedged: six heartbeats missed (a JVM starting there can be silent for 20 s). */
+    static final Duration SILENT_RIG = InRigTestRunner.HEARTBEAT.multipliedBy(6);
     /** The longest a test may run in the rig: the slowest seen took 1.5 min; a system property for this class's own test. */
     static Duration hungTest() {
         return Duration.ofSeconds(Long.getLong("panamax.rigTests.hungTestSeconds", 360));
@@ -81,7 +83,10 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
             List<String> args = new ArrayList<>(List.of(results.toString(), String.valueOf(hungTest().toSeconds())));
             args.addAll(remaining);
             String failure;
-            try (SilenceWatchdog watchdog = new SilenceWatchdog(rig);
+            try (SilenceWatchdog watchdog = new SilenceWatchdog(SILENT_RIG, Duration.ofSeconds(10), () -> {
+                        System.err.println("panamax tests: the rig printed nothing for " + SILENT_RIG.toSeconds() + " s; stopping it");
+                        rig.stopRig();
+                    });
                     OutputStream echo = Files.newOutputStream(log, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
                 RunResult run = rig.runJava(InRigTestRunner.class.getName(), args, BATCH_TIMEOUT, watchdog.echo(echo));
                 boolean endedAHungTest = run.exitStatus() == InRigTestRunner.HUNG_STATUS;
@@ -109,23 +114,18 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
         return UniqueId.forEngine("junit-jupiter").append("class", className).toString();
     }
 
-    /**
-     * Stops the rig when a command in it has printed nothing for 2 minutes longer than a test may
-     * run: its tests print as they start and end, so such silence means the rig's CPU is wedged.
-     */
-    private static final class SilenceWatchdog implements AutoCloseable {
+    /** Calls {@code onSilence} when what goes through {@link #echo} has been silent for {@code silence}, and again after as long. */
+    static final class SilenceWatchdog implements AutoCloseable {
         private final AtomicLong lastOutput = new AtomicLong(System.nanoTime());
         private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("rig-silence-watchdog").unstarted(r));
 
-        SilenceWatchdog(SharedRig rig) {
-            Duration silent = hungTest().plusMinutes(2);
+        SilenceWatchdog(Duration silence, Duration checkEvery, Runnable onSilence) {
             timer.scheduleWithFixedDelay(() -> {
-                if (System.nanoTime() - lastOutput.get() > silent.toNanos()) {
-                    System.err.println("panamax tests: the rig printed nothing for " + silent.toSeconds() + " s; stopping it");
+                if (System.nanoTime() - lastOutput.get() > silence.toNanos()) {
                     lastOutput.set(System.nanoTime());
-                    rig.stopRig();
+                    onSilence.run();
                 }
-            }, 30, 30, TimeUnit.SECONDS);
+            }, checkEvery.toMillis(), checkEvery.toMillis(), TimeUnit.MILLISECONDS);
         }
 
         OutputStream echo(OutputStream out) {
