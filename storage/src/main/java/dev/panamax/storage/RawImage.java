@@ -4,15 +4,29 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.function.BiFunction;
 
 /** A raw image: the file is the disk. Holes in the file are unallocated ranges; discard punches new ones. */
 public final class RawImage implements BlockBackend {
     private final ImageFile file;
     private final long size;
+    private final SignatureGuard guard; // null when the format was given
 
-    private RawImage(ImageFile file, long size) {
+    /**
+     * What keeps a raw disk whose format was detected from being written into another format: a
+     * guest that wrote a qcow2 header at its start would have the next probe open its host file as
+     * that qcow2 image, with a backing file of the guest's choosing (QEMU restricts block 0 so).
+     *
+     * @param headBytes how many of the disk's first bytes the probe reads
+     * @param tailBytes how many of its last bytes
+     * @param formatIn  the format the probe takes a file with this head and tail for, or null for raw
+     */
+    public record SignatureGuard(int headBytes, int tailBytes, BiFunction<ByteBuffer, ByteBuffer, String> formatIn) {}
+
+    private RawImage(ImageFile file, long size, SignatureGuard guard) {
         this.file = file;
         this.size = size;
+        this.guard = guard;
     }
 
     public static RawImage open(Path path, boolean writable) throws IOException {
@@ -21,7 +35,12 @@ public final class RawImage implements BlockBackend {
 
     /** Takes ownership of {@code file}. */
     public static RawImage open(ImageFile file) throws IOException {
-        return new RawImage(file, file.size());
+        return new RawImage(file, file.size(), null);
+    }
+
+    /** {@link #open(ImageFile)} for a file whose format was detected: writes that would change what it is detected as are refused. */
+    public static RawImage openDetected(ImageFile file, SignatureGuard guard) throws IOException {
+        return new RawImage(file, file.size(), guard);
     }
 
     /** Creates a sparse raw image of {@code size} bytes (no blocks allocated). */
@@ -29,7 +48,7 @@ public final class RawImage implements BlockBackend {
         if (size < 0) throw new ImageRequestException("image size must not be negative: " + size);
         ImageFile file = ImageFile.create(path);
         file.setSize(size);
-        return new RawImage(file, size);
+        return new RawImage(file, size, null);
     }
 
     @Override
@@ -61,6 +80,7 @@ public final class RawImage implements BlockBackend {
     public void write(long offset, ByteBuffer src) throws IOException {
         BlockBackend.checkWritable(this);
         BlockBackend.checkRange(this, offset, src.remaining());
+        refuseNewSignature(offset, new MemorySegment[] {MemorySegment.ofBuffer(src)}, 1);
         file.write(offset, src);
     }
 
@@ -87,7 +107,42 @@ public final class RawImage implements BlockBackend {
         }
         BlockBackend.checkWritable(this);
         BlockBackend.checkRange(this, offset, totalLength(buffers, count));
+        refuseNewSignature(offset, buffers, count);
         file.write(offset, buffers, count);
+    }
+
+    /**
+     * Refuses a write that reaches the bytes the probe reads when, with it, they would be taken for
+     * another format. (Zeroing cannot make a signature, all being non-zero: discard needs no check.)
+     */
+    private void refuseNewSignature(long offset, MemorySegment[] buffers, int count) throws IOException {
+        if (guard == null) return;
+        long end = offset + totalLength(buffers, count);
+        long tailStart = Math.max(0, size - guard.tailBytes());
+        if (offset >= guard.headBytes() && end <= tailStart) return;
+        String format = guard.formatIn().apply(asWritten(0, guard.headBytes(), offset, buffers, count),
+                asWritten(tailStart, (int) (size - tailStart), offset, buffers, count));
+        if (format != null) {
+            throw new RefusedWriteException("refused a write at byte " + offset + " of " + file.path() + ": it would make this raw disk"
+                    + " look like " + format + " to the next format probe. Its format was detected, not given; give it as raw"
+                    + " (--disk PATH,format=raw) to let the guest write such data");
+        }
+    }
+
+    /** The file's {@code length} bytes from {@code start} (zeros past its end) as they would be after writing {@code buffers} at {@code offset}. */
+    private ByteBuffer asWritten(long start, int length, long offset, MemorySegment[] buffers, int count) throws IOException {
+        ByteBuffer window = ByteBuffer.allocate(length);
+        file.readZeroPadded(start, window);
+        window.clear();
+        MemorySegment view = MemorySegment.ofBuffer(window);
+        long at = offset;
+        for (int i = 0; i < count; i++) {
+            long from = Math.max(at, start);
+            long to = Math.min(at + buffers[i].byteSize(), start + length);
+            if (from < to) MemorySegment.copy(buffers[i], from - at, view, from - start, to - from);
+            at += buffers[i].byteSize();
+        }
+        return window;
     }
 
     private static long totalLength(MemorySegment[] buffers, int count) {

@@ -16,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.HashSet;
+import java.util.Locale;
 import java.util.Set;
 
 /** Entry point of the library: opening images of any format (with their backing chains) and creating them. */
@@ -83,7 +84,8 @@ public final class Images {
             throw new InvalidImageException(path + ": backing chain loops back to " + real
                     + "; an image cannot be its own backing file");
         }
-        ImageFormat format = options.format() != null ? options.format() : probe(path, overlay);
+        boolean detected = options.format() == null;
+        ImageFormat format = detected ? probe(path, overlay) : options.format();
         ImageFile file = ImageFile.open(path, options.writable());
         file.setDurable(options.durable());
         try {
@@ -91,7 +93,7 @@ public final class Images {
                 file.lock();
             }
             return switch (format) {
-                case RAW -> RawImage.open(file);
+                case RAW -> detected && options.writable() ? RawImage.openDetected(file, SIGNATURE_GUARD) : RawImage.open(file);
                 case VHD -> VhdImage.open(file);
                 case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
                         : (backingPath, backingFormat) -> open(backingPath,
@@ -124,17 +126,37 @@ public final class Images {
             f.readZeroPadded(0, head);
             ByteBuffer tail = ByteBuffer.allocate((int) Math.min(Signatures.TAIL_BYTES, size));
             f.readFully(size - tail.capacity(), tail, "image trailer");
-            ForeignFormat foreign = Signatures.atStart(head);
-            if (foreign == null) {
-                if (head.getInt(0) == 0x514649fb) return ImageFormat.QCOW2;
-                if (VhdImage.isCookie(head.array())) return ImageFormat.VHD;
-                if (size >= 512 && VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
-                foreign = Signatures.atEnd(tail);
-            }
-            if (foreign == null) return ImageFormat.RAW;
-            throw new InvalidImageException(refusal(path, overlay, foreign));
+            ForeignFormat foreign = foreignFormat(head, tail);
+            if (foreign != null) throw new InvalidImageException(refusal(path, overlay, foreign));
+            ImageFormat readable = readableFormat(head, tail);
+            return readable != null ? readable : ImageFormat.RAW;
         }
     }
+
+    /** The format other than raw that a file's first {@link Signatures#HEAD_BYTES} and last (up to) {@link Signatures#TAIL_BYTES} say, or null. */
+    private static ImageFormat readableFormat(ByteBuffer head, ByteBuffer tail) {
+        if (head.getInt(0) == 0x514649fb && Signatures.atStart(head) == null) return ImageFormat.QCOW2; // not qcow version 1
+        if (VhdImage.isCookie(head.array())) return ImageFormat.VHD;
+        if (tail.capacity() >= 512 && VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
+        return null;
+    }
+
+    /** The foreign format such a head and tail say, or null; the start's signatures come first, as in QEMU. */
+    private static ForeignFormat foreignFormat(ByteBuffer head, ByteBuffer tail) {
+        ForeignFormat atStart = Signatures.atStart(head);
+        if (atStart != null) return atStart;
+        if (head.getInt(0) == 0x514649fb || VhdImage.isCookie(head.array())) return null; // a readable format's own
+        return Signatures.atEnd(tail);
+    }
+
+    /** Keeps a writable raw disk whose format was probed from being written into one the probe would take it for. */
+    private static final RawImage.SignatureGuard SIGNATURE_GUARD = new RawImage.SignatureGuard(Signatures.HEAD_BYTES, Signatures.TAIL_BYTES,
+            (head, tail) -> {
+                ImageFormat readable = readableFormat(head, tail);
+                if (readable != null) return "a " + readable.name().toLowerCase(Locale.ROOT) + " image";
+                ForeignFormat foreign = foreignFormat(head, tail);
+                return foreign == null ? null : foreign.description();
+            });
 
     /** Why a file in a foreign format is not opened, and how to get an image Panamax reads. */
     private static String refusal(Path path, Path overlay, ForeignFormat format) {
