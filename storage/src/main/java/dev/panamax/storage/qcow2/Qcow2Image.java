@@ -8,6 +8,7 @@ import dev.panamax.storage.ImageCorruptException;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
+import dev.panamax.storage.Qcow2Compression;
 import dev.panamax.storage.ReadOnlyImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -58,7 +59,7 @@ public final class Qcow2Image implements BlockBackend {
     private final byte[] decompressed;
     /** The compressed entry whose data {@link #decompressed} holds, or -1. */
     private long decompressedEntry = -1;
-    private final DeflateCodec codec = new DeflateCodec();
+    private final ClusterCodec codec;
     /** Compressed bytes on their way to or from the file; made on first use. */
     private byte[] compressedBuf;
 
@@ -77,6 +78,7 @@ public final class Qcow2Image implements BlockBackend {
         this.backing = backing;
         this.clusterBuf = new byte[clusterSize];
         this.decompressed = new byte[clusterSize];
+        this.codec = ClusterCodec.of(header.compression);
     }
 
     /**
@@ -153,11 +155,21 @@ public final class Qcow2Image implements BlockBackend {
             throw new ImageRequestException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");
         }
         int bits = Integer.numberOfTrailingZeros(cs);
-        if (o.size() < 0 || o.size() > Qcow2Header.maxSize(bits)) {
-            throw new ImageRequestException("size " + o.size() + " is beyond what qcow2 with " + cs
-                    + "-byte clusters can address (" + Qcow2Header.maxSize(bits) + " bytes)");
-        }
         if (o.qcow2Version() != 2 && o.qcow2Version() != 3) throw new ImageRequestException("qcow2 version must be 2 or 3");
+        Qcow2Compression compression = o.compression() == null ? Qcow2Compression.ZLIB : o.compression();
+        if (o.qcow2Version() == 2 && (compression != Qcow2Compression.ZLIB || o.extendedL2())) {
+            throw new ImageRequestException("zstd compression and extended L2 entries need qcow2 version 3");
+        }
+        if (o.extendedL2() && bits < Qcow2Header.MIN_EXTL2_CLUSTER_BITS) {
+            throw new ImageRequestException("extended L2 entries need a cluster size of at least "
+                    + (1 << Qcow2Header.MIN_EXTL2_CLUSTER_BITS) + " bytes (32 subclusters of 512 bytes or more); " + cs
+                    + " is too small");
+        }
+        int l2Bits = Qcow2Header.l2Bits(bits, o.extendedL2());
+        if (o.size() < 0 || o.size() > Qcow2Header.maxSize(bits, l2Bits)) {
+            throw new ImageRequestException("size " + o.size() + " is beyond what qcow2 with " + cs
+                    + "-byte clusters can address (" + Qcow2Header.maxSize(bits, l2Bits) + " bytes)");
+        }
         int rb = o.refcountBits();
         if (Integer.bitCount(rb) != 1 || rb > 64 || (o.qcow2Version() == 2 && rb != 16)) {
             throw new ImageRequestException("refcount bits must be a power of two up to 64 (16 for version 2)");
@@ -171,13 +183,16 @@ public final class Qcow2Image implements BlockBackend {
         h.refcountTableClusters = 1;
         h.refcountOrder = Integer.numberOfTrailingZeros(rb);
         h.compatible = o.lazyRefcounts() ? Qcow2Header.COMPAT_LAZY_REFCOUNTS : 0;
+        h.compression = compression;
+        if (compression != Qcow2Compression.ZLIB) h.incompatible |= Qcow2Header.INCOMPAT_COMPRESSION;
+        if (o.extendedL2()) h.incompatible |= Qcow2Header.INCOMPAT_EXTL2;
         h.backingFile = o.backingFile();
         h.backingFormat = o.backingFile() == null || o.backingFormat() == null ? null : o.backingFormat().id();
         h.encode(); // fails early if the backing name does not fit
         try (ImageFile f = ImageFile.create(path)) {
             f.write(2L * cs, ByteBuffer.allocate(cs)); // the first refcount block, filled below
             Refcounts refcounts = Refcounts.createFresh(f, bits, h.refcountOrder, CacheBudget.DEFAULT.refcountBlockBytes());
-            long l1Entries = Qcow2Header.l1EntriesFor(o.size(), bits);
+            long l1Entries = Qcow2Header.l1EntriesFor(o.size(), bits, l2Bits);
             if (l1Entries > 0) {
                 long l1Bytes = l1Entries * 8;
                 h.l1Size = (int) l1Entries;
@@ -229,6 +244,16 @@ public final class Qcow2Image implements BlockBackend {
 
     public int refcountBits() {
         return 1 << header.refcountOrder;
+    }
+
+    /** How compressed clusters are (and will be) compressed. */
+    public Qcow2Compression compression() {
+        return header.compression;
+    }
+
+    /** Whether L2 entries are extended: 32 subclusters per cluster, each allocated, zero or unallocated. */
+    public boolean extendedL2() {
+        return header.extendedL2();
     }
 
     /** Backing file name exactly as recorded in the header, or null. */
@@ -309,7 +334,7 @@ public final class Qcow2Image implements BlockBackend {
     private void readFromEntry(long e, long clusterOffset, int in, ByteBuffer dst) throws IOException {
         if (L2Entry.isCompressed(e)) {
             entries.checkCompressed(e, clusterOffset, meta.fileEnd());
-            decompress(e);
+            decompress(e, clusterOffset);
             dst.put(decompressed, in, dst.remaining());
         } else if (entries.isZero(e)) {
             dataOffset(e, clusterOffset);
@@ -339,21 +364,28 @@ public final class Qcow2Image implements BlockBackend {
         fillZero(dst);
     }
 
-    private void decompress(long e) throws IOException {
+    /**
+     * Decompresses the cluster of a (checked) compressed entry into {@link #decompressed}. Only the
+     * bytes that are in the file are handed to the codec: a descriptor running past the end of the
+     * file (QEMU does not pad the last sector) leaves a stream that must end in time by itself.
+     */
+    private void decompress(long e, long guestOffset) throws IOException {
         if (e == decompressedEntry) return;
         long off = entries.compressedOffset(e);
-        int len = (int) Math.min(entries.compressedLength(e), 2L * clusterSize + 512);
+        int len = (int) Math.min(Math.min(entries.compressedLength(e), 2L * clusterSize + 512), meta.fileEnd() - off);
         byte[] in = compressedBuf();
         file.readZeroPadded(off, ByteBuffer.wrap(in, 0, len));
+        String what = header.compression.id() + "-compressed cluster for guest offset " + guestOffset + " (host offset 0x"
+                + Long.toHexString(off) + ", " + len + " bytes in the file)";
         try {
-            int produced = codec.inflate(in, len, decompressed, clusterSize);
+            int produced = codec.decompress(in, len, decompressed, clusterSize);
             if (produced != clusterSize) {
-                throw new ImageCorruptException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
-                        + " inflates to " + produced + " bytes instead of " + clusterSize + "; the image is corrupt");
+                throw new ImageCorruptException(name + ": " + what + " decompresses to " + produced + " bytes instead of "
+                        + clusterSize + "; the image is corrupt");
             }
         } catch (DataFormatException ex) {
-            throw new InvalidImageException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
-                    + " is not valid deflate data: " + ex.getMessage(), ex);
+            throw new ImageCorruptException(name + ": " + what + " is not valid " + header.compression.id() + " data ("
+                    + ex.getMessage() + "); the image is corrupt");
         }
         decompressedEntry = e;
     }
@@ -528,7 +560,7 @@ public final class Qcow2Image implements BlockBackend {
         byte[] input = data;
         if (length < clusterSize) input = Arrays.copyOf(data, clusterSize);
         byte[] out = compressedBuf();
-        int n = codec.deflate(input, clusterSize, out, clusterSize);
+        int n = codec.compress(input, clusterSize, out, clusterSize);
         if (n < 0 || n > clusterSize - 512) {
             writeCluster(clusterOffset, 0, ByteBuffer.wrap(input, 0, clusterSize));
             return;

@@ -90,7 +90,7 @@ final class Qcow2Metadata {
         this.header = header;
         this.clusterBits = header.clusterBits;
         this.clusterSize = 1 << clusterBits;
-        this.l2Bits = clusterBits - 3;
+        this.l2Bits = header.l2Bits();
         this.entries = new L2Entry(name, clusterBits, header.version);
         this.readOnly = readOnly;
         this.lazyRefcounts = (header.compatible & Qcow2Header.COMPAT_LAZY_REFCOUNTS) != 0;
