@@ -149,9 +149,6 @@ final class Qcow2Header {
                     + Long.toHexString(unknown) + "); it was written by a newer program");
         }
 
-        if (h.extendedL2()) { // TEMP until subclusters are implemented
-            throw new InvalidImageException(name + ": images with extended L2 entries (subclusters) are not supported");
-        }
         if (h.extendedL2() && h.clusterBits < MIN_EXTL2_CLUSTER_BITS) {
             throw new InvalidImageException(name + ": image has extended L2 entries but " + cs + "-byte clusters; its 32"
                     + " subclusters would be smaller than 512 bytes (extended L2 entries need clusters of at least "

@@ -19,12 +19,13 @@ import java.util.zip.DataFormatException;
 
 /**
  * A qcow2 image (version 3, version 2 readable and writable): guest reads and writes mapped through
- * the L1/L2 tables, zeroing and discard, compressed clusters, snapshots and the backing file.
+ * the L1/L2 tables (standard or extended, with subclusters), zeroing and discard, compressed
+ * clusters (zlib or zstd), snapshots and the backing file.
  *
  * <p>The parts: {@link Qcow2Header} (cluster 0), {@link Qcow2Metadata} (tables in memory, allocation,
  * and the write ordering that makes the image crash-safe: read its class comment before changing
  * any write path), {@link L2Entry} (entry bits), {@link MetadataCache} (bounded L2 table and refcount
- * block caches), {@link Refcounts}, {@link Qcow2Snapshots}, {@link DeflateCodec} (compressed
+ * block caches), {@link Refcounts}, {@link Qcow2Snapshots}, {@link ClusterCodec} (compressed
  * clusters) and {@link Qcow2Check} (check and repair, through a {@link CheckView}).
  *
  * <p>All public methods are synchronized: requests from several queues are serialized per image.
@@ -308,30 +309,41 @@ public final class Qcow2Image implements BlockBackend {
             dst.limit(dst.position() + n);
             L2Table t = meta.l2Table(guestCluster >> l2Bits, false);
             int mask = (1 << l2Bits) - 1;
-            long e = t == null ? 0 : t.entries[(int) (guestCluster & mask)];
-            if (t != null && !L2Entry.isCompressed(e) && !entries.isZero(e) && dataOffset(e, offset - in) != 0) {
+            int idx = (int) (guestCluster & mask);
+            long e = t == null ? 0 : t.entries[idx], bitmap = t == null ? 0 : t.bitmap(idx);
+            if (t != null && wholeData(e, bitmap, offset - in)) {
                 // One read for the following clusters of this table that lie right after it in the file.
                 long host = L2Entry.hostOffset(e) + clusterSize;
                 for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
-                    long next = t.entries[(int) (g & mask)];
-                    if (L2Entry.isCompressed(next) || entries.isZero(next) || L2Entry.hostOffset(next) != host
-                            || dataOffset(next, g << clusterBits) == 0) {
-                        break;
-                    }
+                    int k = (int) (g & mask);
+                    long next = t.entries[k];
+                    if (L2Entry.hostOffset(next) != host || !wholeData(next, t.bitmap(k), g << clusterBits)) break;
                     dst.limit(Math.min(end, dst.limit() + clusterSize));
                 }
                 n = dst.remaining();
                 file.readZeroPadded(L2Entry.hostOffset(e) + in, dst);
             } else {
-                readFromEntry(e, offset - in, in, dst);
+                readFromEntry(e, bitmap, offset - in, in, dst);
             }
             offset += n;
             dst.limit(end);
         }
     }
 
-    /** Reads {@code dst.remaining()} bytes starting {@code in} bytes into the guest cluster at {@code clusterOffset}. */
-    private void readFromEntry(long e, long clusterOffset, int in, ByteBuffer dst) throws IOException {
+    /** Whether a (validated) entry's whole cluster is data in its host cluster: one read, no subclusters to tell apart. */
+    private boolean wholeData(long e, long bitmap, long clusterOffset) throws InvalidImageException {
+        if (L2Entry.isCompressed(e) || entries.isZero(e) || dataOffset(e, clusterOffset) == 0) return false;
+        if (!entries.extended()) return true;
+        entries.checkBitmap(e, bitmap, clusterOffset);
+        return (bitmap & L2Entry.ALLOC_BITS) == L2Entry.ALLOC_BITS;
+    }
+
+    /**
+     * Reads {@code dst.remaining()} bytes starting {@code in} bytes into the guest cluster at
+     * {@code clusterOffset}, whose entry is {@code e} (and subcluster bitmap {@code bitmap}).
+     */
+    private void readFromEntry(long e, long bitmap, long clusterOffset, int in, ByteBuffer dst) throws IOException {
+        if (entries.extended()) entries.checkBitmap(e, bitmap, clusterOffset);
         if (L2Entry.isCompressed(e)) {
             entries.checkCompressed(e, clusterOffset, meta.fileEnd());
             decompress(e, clusterOffset);
@@ -339,6 +351,8 @@ public final class Qcow2Image implements BlockBackend {
         } else if (entries.isZero(e)) {
             dataOffset(e, clusterOffset);
             fillZero(dst);
+        } else if (entries.extended()) {
+            readSubclusters(dataOffset(e, clusterOffset), bitmap, clusterOffset, in, dst);
         } else {
             long off = dataOffset(e, clusterOffset);
             if (off == 0) {
@@ -347,6 +361,27 @@ public final class Qcow2Image implements BlockBackend {
                 file.readZeroPadded(off + in, dst);
             }
         }
+    }
+
+    /** {@link #readFromEntry} of a standard extended entry: one step per run of subclusters in the same state. */
+    private void readSubclusters(long off, long bitmap, long clusterOffset, int in, ByteBuffer dst) throws IOException {
+        int scBits = entries.subclusterBits();
+        int end = in + dst.remaining(), limit = dst.limit();
+        for (int pos = in; pos < end; ) {
+            int sc = pos >> scBits;
+            int state = L2Entry.subcluster(bitmap, sc);
+            int runEnd = (sc + 1) << scBits;
+            while (runEnd < end && L2Entry.subcluster(bitmap, runEnd >> scBits) == state) runEnd += 1 << scBits;
+            runEnd = Math.min(runEnd, end);
+            dst.limit(dst.position() + (runEnd - pos));
+            switch (state) {
+                case L2Entry.DATA -> file.readZeroPadded(off + pos, dst);
+                case L2Entry.ZEROS -> fillZero(dst);
+                default -> readBacking(clusterOffset + pos, dst);
+            }
+            pos = runEnd;
+        }
+        dst.limit(limit);
     }
 
     private static void fillZero(ByteBuffer dst) {
@@ -412,9 +447,24 @@ public final class Qcow2Image implements BlockBackend {
                 k = Extent.Kind.UNALLOCATED;
                 next = (l1Index + 1) << (l2Bits + clusterBits);
             } else {
-                long e = t.entries[(int) (guestCluster & ((1 << l2Bits) - 1))];
-                k = entries.isUnallocated(e) ? Extent.Kind.UNALLOCATED : entries.isZero(e) ? Extent.Kind.ZERO : Extent.Kind.DATA;
-                next = (guestCluster + 1) << clusterBits;
+                int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
+                long e = t.entries[idx];
+                if (entries.extended() && !L2Entry.isCompressed(e)) { // one subcluster at a time
+                    long bitmap = t.bitmap(idx);
+                    entries.checkBitmap(e, bitmap, guestCluster << clusterBits);
+                    int scBits = entries.subclusterBits();
+                    int sc = (int) ((pos >> scBits) & (L2Entry.SUBCLUSTERS - 1));
+                    k = switch (L2Entry.subcluster(bitmap, sc)) {
+                        case L2Entry.DATA -> Extent.Kind.DATA;
+                        case L2Entry.ZEROS -> Extent.Kind.ZERO;
+                        default -> Extent.Kind.UNALLOCATED;
+                    };
+                    next = ((pos >> scBits) + 1) << scBits;
+                } else {
+                    k = entries.isUnallocated(e) ? Extent.Kind.UNALLOCATED
+                            : entries.isZero(e) ? Extent.Kind.ZERO : Extent.Kind.DATA;
+                    next = (guestCluster + 1) << clusterBits;
+                }
             }
             if (kind == null) kind = k;
             else if (k != kind) break;
@@ -457,6 +507,10 @@ public final class Qcow2Image implements BlockBackend {
         L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
         int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
         long e = t.entries[idx];
+        if (entries.extended() && !L2Entry.isCompressed(e)) {
+            writeSubclusters(t, idx, clusterOffset, in, src);
+            return;
+        }
         if (!L2Entry.isCompressed(e) && !entries.isZero(e)) {
             long off = dataOffset(e, clusterOffset);
             if (off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1)) {
@@ -470,7 +524,7 @@ public final class Qcow2Image implements BlockBackend {
             full = src;
         } else { // partial write into a new cluster: start from what the cluster reads as now
             full = ByteBuffer.wrap(clusterBuf);
-            readFromEntry(e, clusterOffset, 0, full);
+            readFromEntry(e, t.bitmap(idx), clusterOffset, 0, full);
             full.position(in);
             full.put(src);
             full.clear();
@@ -478,8 +532,60 @@ public final class Qcow2Image implements BlockBackend {
         long n = meta.allocateClusters(1);
         file.write(n, full);
         meta.noteFileEnd(n + clusterSize);
-        t.set(idx, n | L2Entry.COPIED);
+        t.set(idx, n | L2Entry.COPIED, L2Entry.ALLOC_BITS); // with extended entries: every subcluster allocated
         meta.release(e);
+    }
+
+    /**
+     * {@link #writeCluster} for a standard extended entry. Only the subclusters the write touches
+     * become allocated, so a write into a cluster that reads from the backing file copies nothing
+     * from it but the rest of partly written subclusters; the others keep reading through. In place
+     * when the image owns the host cluster; otherwise a new host cluster gets the written subclusters
+     * (and, from a cluster shared with a snapshot, the other allocated ones), following the same
+     * rules 1 and 3 of {@link Qcow2Metadata}.
+     */
+    private void writeSubclusters(L2Table t, int idx, long clusterOffset, int in, ByteBuffer src) throws IOException {
+        long e = t.entries[idx], bitmap = t.bitmap(idx);
+        long off = dataOffset(e, clusterOffset);
+        entries.checkBitmap(e, bitmap, clusterOffset);
+        int scBits = entries.subclusterBits();
+        int end = in + src.remaining();
+        int first = in >> scBits, last = (end - 1) >> scBits;
+        int from = first << scBits, to = (last + 1) << scBits; // the touched subclusters
+        long touched = L2Entry.subclusterMask(first, last);
+        long updated = (bitmap | touched) & ~(touched << 32);
+        // A partly written subcluster that was not allocated starts from what it reads as now.
+        boolean fill = (in != from && L2Entry.subcluster(bitmap, first) != L2Entry.DATA)
+                || (end != to && L2Entry.subcluster(bitmap, last) != L2Entry.DATA);
+        ByteBuffer data = src;
+        int at = in;
+        if (fill) {
+            data = ByteBuffer.wrap(clusterBuf, from, to - from);
+            readFromEntry(e, bitmap, clusterOffset, from, data.duplicate());
+            data.put(in, src, src.position(), src.remaining()); // wrap() is no slice: indexes are the array's
+            at = from;
+        }
+        int length = data.remaining();
+        if (off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1)) {
+            file.write(off + at, data);
+            t.set(idx, e | L2Entry.COPIED, updated);
+            src.position(src.limit());
+            return;
+        }
+        long n = meta.allocateClusters(1);
+        long keep = bitmap & L2Entry.ALLOC_BITS & ~touched;
+        if (keep != 0) { // shared with a snapshot: the allocated subclusters the write leaves come along
+            ByteBuffer whole = ByteBuffer.allocate(clusterSize);
+            file.readZeroPadded(off, whole);
+            whole.put(at, data, data.position(), data.remaining());
+            file.write(n, whole.clear());
+        } else {
+            file.write(n + at, data); // the file may end inside the cluster, as QEMU leaves it
+        }
+        meta.noteFileEnd(n + at + length);
+        t.set(idx, n | L2Entry.COPIED, updated);
+        meta.release(e);
+        src.position(src.limit());
     }
 
     @Override
@@ -515,7 +621,11 @@ public final class Qcow2Image implements BlockBackend {
             long n = Math.min(clusterSize - in, end - offset);
             boolean wholeCluster = in == 0 && (n == clusterSize || offset + n == header.size);
             if (!wholeCluster) {
-                writeCluster(offset - in, in, ByteBuffer.allocate((int) n));
+                if (entries.extended()) {
+                    zeroSubclusters(offset - in, in, (int) n);
+                } else {
+                    writeCluster(offset - in, in, ByteBuffer.allocate((int) n));
+                }
                 offset += n;
                 continue;
             }
@@ -534,14 +644,50 @@ public final class Qcow2Image implements BlockBackend {
             }
             L2Table t = meta.l2Table(l1Index, true);
             int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
-            long e = t.entries[idx];
-            long wanted = unallocate ? 0 : L2Entry.ZERO;
-            if (e != wanted) {
+            long e = t.entries[idx], bitmap = t.bitmap(idx);
+            long wanted = unallocate || entries.extended() ? 0 : L2Entry.ZERO;
+            long wantedBitmap = unallocate || !entries.extended() ? 0 : L2Entry.ZERO_BITS;
+            if (e != wanted || bitmap != wantedBitmap) {
                 if (!L2Entry.isCompressed(e)) dataOffset(e, offset);
-                t.set(idx, wanted);
+                t.set(idx, wanted, wantedBitmap);
                 meta.release(e);
             }
             offset += n;
+        }
+    }
+
+    /**
+     * Zeroes {@code [in, in + length)} of one guest cluster of an image with extended entries: the
+     * subclusters it covers whole change only in the bitmap (unallocated without a backing file,
+     * else zero), the parts of subclusters at its ends are written. A host cluster left with no
+     * allocated subcluster is released.
+     */
+    private void zeroSubclusters(long clusterOffset, int in, int length) throws IOException {
+        int scBits = entries.subclusterBits(), scMask = (1 << scBits) - 1;
+        int end = in + length;
+        int from = (in + scMask) & ~scMask;
+        int to = clusterOffset + end == header.size ? (end + scMask) & ~scMask : end & ~scMask; // the disk's end ends a subcluster
+        long guestCluster = clusterOffset >> clusterBits;
+        L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
+        int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
+        if (from >= to || L2Entry.isCompressed(t.entries[idx])) { // no whole subcluster, or none to speak of
+            writeCluster(clusterOffset, in, ByteBuffer.allocate(length));
+            return;
+        }
+        if (in < from) writeCluster(clusterOffset, in, ByteBuffer.allocate(from - in));
+        if (to < end) writeCluster(clusterOffset, to, ByteBuffer.allocate(end - to));
+        t = meta.l2Table(guestCluster >> l2Bits, true); // the writes may have replaced it
+        long e = t.entries[idx], bitmap = t.bitmap(idx);
+        dataOffset(e, clusterOffset);
+        entries.checkBitmap(e, bitmap, clusterOffset);
+        long mask = L2Entry.subclusterMask(from >> scBits, (to >> scBits) - 1);
+        long updated = bitmap & ~mask & ~(mask << 32);
+        if (backing != null) updated |= mask << 32;
+        if ((updated & L2Entry.ALLOC_BITS) == 0 && L2Entry.hostOffset(e) != 0) {
+            t.set(idx, 0, updated); // nothing left in the host cluster
+            meta.release(e);
+        } else if (updated != bitmap) {
+            t.set(idx, e, updated);
         }
     }
 
@@ -573,7 +719,7 @@ public final class Qcow2Image implements BlockBackend {
         file.write(off, ByteBuffer.wrap(out, 0, n)); // rule 1: the data before the entry
         decompressedEntry = -1; // a freed cluster may be reused here, with the very same descriptor
         meta.noteFileEnd(off + n);
-        t.set(idx, entries.compressed(off, n));
+        t.set(idx, entries.compressed(off, n), 0); // compressed clusters have no subclusters
         meta.release(old);
     }
 
