@@ -149,7 +149,10 @@ final class L2Entry {
 
     // ---------------------------------------------------------------- extended L2 bitmaps
 
-    /** What subcluster {@code index} of a (checked) standard entry's bitmap is: {@link #UNALLOCATED}, {@link #ZEROS} or {@link #DATA}. */
+    /**
+     * What subcluster {@code index} of a (checked) standard entry's bitmap is: {@link #UNALLOCATED},
+     * {@link #ZEROS} or {@link #DATA}.
+     */
     static int subcluster(long bitmap, int index) {
         if ((bitmap & (1L << index)) != 0) return DATA;
         return (bitmap & (1L << (32 + index))) != 0 ? ZEROS : UNALLOCATED;

@@ -665,8 +665,9 @@ public final class Qcow2Image implements BlockBackend {
     private void zeroSubclusters(long clusterOffset, int in, int length) throws IOException {
         int scBits = entries.subclusterBits(), scMask = (1 << scBits) - 1;
         int end = in + length;
+        // [from, to): the subclusters the range covers whole; the disk's end also ends a subcluster.
         int from = (in + scMask) & ~scMask;
-        int to = clusterOffset + end == header.size ? (end + scMask) & ~scMask : end & ~scMask; // the disk's end ends a subcluster
+        int to = clusterOffset + end == header.size ? (end + scMask) & ~scMask : end & ~scMask;
         long guestCluster = clusterOffset >> clusterBits;
         L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
         int idx = (int) (guestCluster & ((1 << l2Bits) - 1));

@@ -189,7 +189,8 @@ class Qcow2ExtendedL2Test {
         try (BlockBackend d = Images.open(ov, Images.OpenOptions.readWrite())) {
             d.write(SUBCLUSTER, ByteBuffer.wrap(a)); // subclusters 1..3 allocated
             ((Qcow2Image) d).createSnapshot("before");
-            d.write(10 * SUBCLUSTER + 7, ByteBuffer.wrap(b)); // a new host cluster: 1..3 copied along, 10 filled from the backing file
+            // A new host cluster: subclusters 1..3 copied along, 10 filled from the backing file around the write.
+            d.write(10 * SUBCLUSTER + 7, ByteBuffer.wrap(b));
         }
         System.arraycopy(a, 0, expected, SUBCLUSTER, a.length);
         byte[] snapshot = expected.clone();
@@ -262,13 +263,22 @@ class Qcow2ExtendedL2Test {
     }
 
     @Test
-    void reservedBitInAnExtendedEntryIsCorrupt() throws Exception {
+    void reservedBitsInL2EntriesAreCorrupt() throws Exception {
         Path p = dir.resolve("reserved.qcow2");
         long l2 = imageWithOneEntry(p);
         poke(p, l2, peek(p, l2) | L2Entry.ZERO); // bit 0 is reserved with extended entries
         assertCorrupt(p, "guest offset 0", "reserved bits");
         poke(p, l2, (peek(p, l2) & ~L2Entry.ZERO) | 0x200_0000_0000_0000L); // bit 57
         assertCorrupt(p, "guest offset 0", "reserved bits");
+
+        Path standard = dir.resolve("standard.qcow2");
+        Images.create(standard, CreateOptions.of(ImageFormat.QCOW2, SIZE));
+        try (BlockBackend d = Images.open(standard, Images.OpenOptions.readWrite())) {
+            d.write(CLUSTER, ByteBuffer.wrap(pattern(512, 4)));
+        }
+        long entry = (peek(standard, peek(standard, 40)) & L2Entry.OFFSET_MASK) + 8;
+        poke(standard, entry, peek(standard, entry) | 0x20); // bit 5: no version defines it
+        assertCorrupt(standard, "guest offset " + CLUSTER, "reserved bits");
     }
 
     @Test
