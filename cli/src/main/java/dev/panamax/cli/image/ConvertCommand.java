@@ -5,6 +5,7 @@ import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.ImageConverter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -25,11 +26,15 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = {"-f", "--format"}, description = ImageCommand.SOURCE_FORMAT)
     String sourceFormat;
 
-    @Option(names = {"-c", "--compress"}, description = "compress every cluster (qcow2 output)")
+    @Option(names = {"-c", "--compress"},
+            description = "compress every cluster (qcow2 output; with zlib unless -o compression_type=zstd)")
     boolean compress;
 
     @Option(names = "--cluster-size", defaultValue = "64K", description = "qcow2 output cluster size (default: ${DEFAULT-VALUE})")
     String clusterSize;
+
+    @Option(names = {"-o", "--options"}, paramLabel = "KEY=VALUE[,...]", description = Qcow2Options.DESCRIPTION)
+    List<String> options;
 
     @Option(names = "--fixed", description = "vhd output: a fixed VHD")
     boolean fixed;
@@ -64,12 +69,15 @@ final class ConvertCommand implements Callable<Integer> {
         ImageFormat f = format != null ? ImageCommand.format(format) : byExtension(target);
         ImageFormat from = ImageCommand.format(sourceFormat);
         if (compress && f != ImageFormat.QCOW2) throw new UserError("--compress needs qcow2 output (-O qcow2)");
+        Qcow2Options qcow2 = Qcow2Options.parse(options);
+        if (qcow2.given() && f != ImageFormat.QCOW2) throw new UserError("-o options are for qcow2 output (-O qcow2)");
         if (Files.exists(target) && !force) throw new UserError(target + " already exists; use --force to overwrite it");
         int cluster = Sizes.clusterSize(clusterSize);
         boolean bar = !quiet && (progress || ImageCommand.onTerminal());
         return ImageCommand.run(() -> {
             ImageConverter.convert(source, target, ImageConverter.Options.of(f).withCompress(compress)
-                    .withClusterSize(cluster).withVhdFixed(fixed).withSync(!noSync).withSourceFormat(from),
+                    .withClusterSize(cluster).withVhdFixed(fixed).withCompression(qcow2.compression())
+                    .withExtendedL2(qcow2.extendedL2()).withSync(!noSync).withSourceFormat(from),
                     ImageCommand.progressBar(spec.commandLine().getErr(), bar));
             return 0;
         });

@@ -6,6 +6,7 @@ import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -36,6 +37,9 @@ final class CreateCommand implements Callable<Integer> {
     @Option(names = "--fixed", description = "vhd: preallocate the whole disk (fixed VHD) instead of a dynamic one")
     boolean fixed;
 
+    @Option(names = {"-o", "--options"}, paramLabel = "KEY=VALUE[,...]", description = Qcow2Options.DESCRIPTION)
+    List<String> options;
+
     @Option(names = "--force", description = "overwrite an existing file")
     boolean force;
 
@@ -52,11 +56,13 @@ final class CreateCommand implements Callable<Integer> {
         long bytes = size == null ? -1 : Sizes.parse(size);
         if (bytes < 0 && backing == null) throw new UserError("give the image size, e.g. 'panamax image create disk.qcow2 10G'");
         int cluster = Sizes.clusterSize(clusterSize);
+        Qcow2Options qcow2 = Qcow2Options.parse(options);
+        if (qcow2.given() && f != ImageFormat.QCOW2) throw new UserError("-o options are for qcow2 images (-f qcow2)");
         if (Files.exists(image) && !force) throw new UserError(image + " already exists; use --force to overwrite it");
         return ImageCommand.run(() -> {
             Images.create(image, CreateOptions.of(f, bytes).withClusterSize(cluster)
                     .withBacking(backing, ImageCommand.format(backingFormat)).withLazyRefcounts(lazyRefcounts)
-                    .withVhdFixed(fixed));
+                    .withVhdFixed(fixed).withCompression(qcow2.compression()).withExtendedL2(qcow2.extendedL2()));
             var info = dev.panamax.storage.image.ImageInfo.read(image);
             spec.commandLine().getOut().println("Formatting '" + image + "', fmt=" + f.id() + " size=" + info.virtualSize()
                     + (backing == null ? "" : " backing_file=" + backing));

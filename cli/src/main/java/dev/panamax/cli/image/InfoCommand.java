@@ -52,8 +52,10 @@ final class InfoCommand implements Callable<Integer> {
         if (i.qcow2Version() != null) {
             s.append("Format specific information:\n");
             s.append("    compat: ").append(i.qcow2Version() == 2 ? "0.10" : "1.1").append('\n');
+            s.append("    compression type: ").append(i.compression().id()).append('\n');
             s.append("    lazy refcounts: ").append(i.lazyRefcounts()).append('\n');
             s.append("    corrupt: ").append(i.corrupt()).append('\n');
+            s.append("    extended l2: ").append(i.extendedL2()).append('\n');
             if (i.dirty()) s.append("    dirty: true (not closed cleanly; refcounts are rebuilt on the next write)\n");
         }
         return s.toString().stripTrailing();
@@ -73,8 +75,9 @@ final class InfoCommand implements Callable<Integer> {
         if (i.backingFormat() != null) j.field("backing-filename-format", i.backingFormat());
         if (i.vhdType() != null) j.field("vhd-type", i.vhdType());
         if (i.qcow2Version() != null) {
-            j.field("compat", i.qcow2Version() == 2 ? "0.10" : "1.1").field("lazy-refcounts", i.lazyRefcounts())
-                    .field("corrupt", i.corrupt()).field("dirty", i.dirty());
+            j.field("compat", i.qcow2Version() == 2 ? "0.10" : "1.1").field("compression-type", i.compression().id())
+                    .field("lazy-refcounts", i.lazyRefcounts()).field("corrupt", i.corrupt())
+                    .field("extended-l2", i.extendedL2()).field("dirty", i.dirty());
         }
         if (!i.snapshots().isEmpty()) {
             StringBuilder arr = new StringBuilder("[");

@@ -40,6 +40,41 @@ class ImageCommandTest {
     }
 
     @Test
+    void qcow2OptionsChooseZstdCompressionAndExtendedL2() throws Exception {
+        CliRun r = panamax("image", "create", "-o", "compression_type=zstd,extended_l2=on", p("z.qcow2"), "4M");
+        assertThat(r.status()).as(r.err()).isZero();
+        r = panamax("image", "info", p("z.qcow2"));
+        assertThat(r.out()).contains("compression type: zstd", "extended l2: true");
+        assertThat(panamax("image", "info", "--json", p("z.qcow2")).out())
+                .contains("\"compression-type\": \"zstd\"", "\"extended-l2\": true");
+        assertThat(panamax("image", "check", p("z.qcow2")).status()).isZero();
+
+        byte[] data = new byte[3 << 20];
+        for (int i = 0; i < data.length; i++) data[i] = (byte) (i / 4096 % 5);
+        Files.write(dir.resolve("src.raw"), data);
+        r = panamax("image", "convert", "-q", "-c", "-O", "qcow2", "-o", "compression_type=zstd", "-o", "extended_l2=on",
+                p("src.raw"), p("c.qcow2"));
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(panamax("image", "info", p("c.qcow2")).out()).contains("compression type: zstd", "extended l2: true");
+        assertThat(panamax("image", "check", p("c.qcow2")).status()).isZero();
+        assertThat(Files.size(dir.resolve("c.qcow2"))).isLessThan(data.length / 4);
+        r = panamax("image", "convert", "-q", "-O", "raw", p("c.qcow2"), p("back.raw"));
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(Files.readAllBytes(dir.resolve("back.raw"))).isEqualTo(data);
+
+        r = panamax("image", "create", "-o", "compression_type=lz4", p("bad.qcow2"), "1M");
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains("compression type 'lz4' is not known; use zlib or zstd");
+        r = panamax("image", "create", "-o", "preallocation=full", p("bad.qcow2"), "1M");
+        assertThat(r.err()).contains("-o preallocation is not a known option");
+        r = panamax("image", "create", "-f", "raw", "-o", "extended_l2=on", p("bad.raw"), "1M");
+        assertThat(r.err()).contains("-o options are for qcow2 images");
+        r = panamax("image", "create", "-c", "4K", "-o", "extended_l2=on", p("bad.qcow2"), "1M");
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains("extended L2 entries need a cluster size of at least 16384 bytes");
+    }
+
+    @Test
     void badInputIsOneLineAndStatusTwo() {
         CliRun r = panamax("image", "create", p("x.qcow2"), "12Q");
         assertThat(r.status()).isEqualTo(2);

@@ -7,6 +7,7 @@ import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.Qcow2Compression;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -17,7 +18,7 @@ import java.nio.file.Path;
 /**
  * Copies a disk (through its whole backing chain) into a new image of any format. Ranges that read
  * as zeros are not written, so the output stays sparse; with {@code compress} every qcow2 cluster is
- * deflated.
+ * compressed (zlib or zstd, as the output's compression type says).
  */
 public final class ImageConverter {
     private static final int CHUNK = 2 << 20;
@@ -33,29 +34,39 @@ public final class ImageConverter {
      * @param sourceFormat the source's format, or null to probe it
      */
     public record Options(ImageFormat format, int clusterSize, boolean compress, boolean vhdFixed, boolean sync,
-            ImageFormat sourceFormat) {
+            ImageFormat sourceFormat, Qcow2Compression compression, boolean extendedL2) {
         public static Options of(ImageFormat format) {
-            return new Options(format, 65536, false, false, true, null);
+            return new Options(format, 65536, false, false, true, null, Qcow2Compression.ZLIB, false);
+        }
+
+        /** qcow2 output: its compression type, used by {@code compress}. */
+        public Options withCompression(Qcow2Compression c) {
+            return new Options(format, clusterSize, compress, vhdFixed, sync, sourceFormat, c, extendedL2);
+        }
+
+        /** qcow2 output: extended L2 entries (subclusters). */
+        public Options withExtendedL2(boolean on) {
+            return new Options(format, clusterSize, compress, vhdFixed, sync, sourceFormat, compression, on);
         }
 
         public Options withCompress(boolean c) {
-            return new Options(format, clusterSize, c, vhdFixed, sync, sourceFormat);
+            return new Options(format, clusterSize, c, vhdFixed, sync, sourceFormat, compression, extendedL2);
         }
 
         public Options withClusterSize(int c) {
-            return new Options(format, c, compress, vhdFixed, sync, sourceFormat);
+            return new Options(format, c, compress, vhdFixed, sync, sourceFormat, compression, extendedL2);
         }
 
         public Options withVhdFixed(boolean f) {
-            return new Options(format, clusterSize, compress, f, sync, sourceFormat);
+            return new Options(format, clusterSize, compress, f, sync, sourceFormat, compression, extendedL2);
         }
 
         public Options withSync(boolean s) {
-            return new Options(format, clusterSize, compress, vhdFixed, s, sourceFormat);
+            return new Options(format, clusterSize, compress, vhdFixed, s, sourceFormat, compression, extendedL2);
         }
 
         public Options withSourceFormat(ImageFormat f) {
-            return new Options(format, clusterSize, compress, vhdFixed, sync, f);
+            return new Options(format, clusterSize, compress, vhdFixed, sync, f, compression, extendedL2);
         }
     }
 
@@ -65,12 +76,16 @@ public final class ImageConverter {
         if (o.compress() && o.format() != ImageFormat.QCOW2) {
             throw new ImageRequestException("compression is only available for qcow2 output");
         }
+        if (o.format() != ImageFormat.QCOW2 && (o.compression() != Qcow2Compression.ZLIB || o.extendedL2())) {
+            throw new ImageRequestException("compression_type and extended_l2 are qcow2 options; the output is "
+                    + o.format().id());
+        }
         if (Files.exists(target) && Files.isSameFile(source, target)) {
             throw new ImageRequestException("source and target are the same file: " + source);
         }
         try (BlockBackend src = Images.open(source, Images.OpenOptions.readOnly().withFormat(o.sourceFormat()))) {
             Images.create(target, CreateOptions.of(o.format(), src.size()).withClusterSize(o.clusterSize())
-                    .withVhdFixed(o.vhdFixed()));
+                    .withVhdFixed(o.vhdFixed()).withCompression(o.compression()).withExtendedL2(o.extendedL2()));
             // The output is useless until complete, so the ordering fsyncs that keep a live image
             // consistent are skipped; one fsync at the end makes it durable.
             try (BlockBackend dst = Images.open(target,

@@ -2,6 +2,7 @@ package dev.panamax.storage.image;
 
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.Qcow2Compression;
 import dev.panamax.storage.RawImage;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.storage.qcow2.Qcow2Snapshot;
@@ -10,10 +11,14 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
 
-/** What {@code info} shows about an image; read without opening its backing chain. */
+/**
+ * What {@code info} shows about an image; read without opening its backing chain. {@code compression}
+ * is null for formats other than qcow2.
+ */
 public record ImageInfo(Path path, ImageFormat format, long virtualSize, long fileSize, long allocatedBytes,
         int clusterSize, String backingFile, String backingFormat, Integer qcow2Version, boolean lazyRefcounts,
-        boolean corrupt, boolean dirty, String vhdType, List<Qcow2Snapshot> snapshots) {
+        boolean corrupt, boolean dirty, String vhdType, List<Qcow2Snapshot> snapshots, Qcow2Compression compression,
+        boolean extendedL2) {
 
     public static ImageInfo read(Path path) throws IOException {
         return read(path, null);
@@ -25,11 +30,12 @@ public record ImageInfo(Path path, ImageFormat format, long virtualSize, long fi
             return switch (disk) {
                 case Qcow2Image q -> new ImageInfo(path, ImageFormat.QCOW2, q.size(), q.fileSize(), q.allocatedBytes(),
                         q.clusterSize(), q.backingFileName(), q.backingFormatName(), q.version(), q.lazyRefcounts(),
-                        q.markedCorrupt(), q.markedDirty(), null, q.snapshots());
+                        q.markedCorrupt(), q.markedDirty(), null, q.snapshots(), q.compression(), q.extendedL2());
                 case VhdImage v -> new ImageInfo(path, ImageFormat.VHD, v.size(), v.fileSize(), v.allocatedBytes(), 0,
-                        null, null, null, false, false, false, v.isDynamic() ? "dynamic" : "fixed", List.of());
+                        null, null, null, false, false, false, v.isDynamic() ? "dynamic" : "fixed", List.of(),
+                        null, false);
                 case RawImage r -> new ImageInfo(path, ImageFormat.RAW, r.size(), r.file().size(),
-                        r.file().allocatedBytes(), 0, null, null, null, false, false, false, null, List.of());
+                        r.file().allocatedBytes(), 0, null, null, null, false, false, false, null, List.of(), null, false);
                 default -> throw new IllegalStateException("unknown backend " + disk.getClass());
             };
         }

@@ -67,6 +67,11 @@ final class CheckView {
         return meta.loadL2(offset).entries;
     }
 
+    /** The subcluster bitmaps of the L2 table at a validated offset, or null without extended entries; read only. */
+    long[] l2Bitmaps(long offset) throws IOException {
+        return meta.loadL2(offset).bitmaps;
+    }
+
     List<Qcow2Snapshot> snapshots() {
         return snapshots.list();
     }

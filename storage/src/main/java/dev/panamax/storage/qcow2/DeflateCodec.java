@@ -10,17 +10,16 @@ import java.util.zip.Inflater;
  * every cluster, so a compressed image does not set up (and tear down) zlib state per cluster. Not
  * thread-safe: the image serializes its requests.
  */
-final class DeflateCodec implements AutoCloseable {
+final class DeflateCodec implements ClusterCodec {
     private Inflater inflater;
     private Deflater deflater;
 
     /**
-     * Inflates {@code in[0, inLength)} into {@code out[0, outLength)}, stopping early at the end of
-     * the stream or when the input runs out.
-     *
-     * @return the number of bytes produced
+     * Inflates, stopping early at the end of the stream or when the input runs out. What the stream
+     * would produce beyond {@code outLength} is not looked at, as in QEMU.
      */
-    int inflate(byte[] in, int inLength, byte[] out, int outLength) throws DataFormatException {
+    @Override
+    public int decompress(byte[] in, int inLength, byte[] out, int outLength) throws DataFormatException {
         if (inflater == null) {
             inflater = new Inflater(true);
         } else {
@@ -36,12 +35,9 @@ final class DeflateCodec implements AutoCloseable {
         return produced;
     }
 
-    /**
-     * Deflates {@code in[0, length)} (at the default level) into {@code out[0, outLength)}.
-     *
-     * @return the compressed length, or -1 when the compressed stream does not fit
-     */
-    int deflate(byte[] in, int length, byte[] out, int outLength) {
+    /** Deflates at the default level. */
+    @Override
+    public int compress(byte[] in, int length, byte[] out, int outLength) {
         if (deflater == null) {
             deflater = new Deflater(Deflater.DEFAULT_COMPRESSION, true);
         } else {
@@ -53,7 +49,6 @@ final class DeflateCodec implements AutoCloseable {
         return deflater.finished() ? n : -1;
     }
 
-    /** Frees the native zlib state; the codec may not be used afterwards. */
     @Override
     public void close() {
         if (inflater != null) inflater.end();

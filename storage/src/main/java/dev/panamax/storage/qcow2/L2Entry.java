@@ -16,22 +16,48 @@ import dev.panamax.storage.InvalidImageException;
  * </pre>
  *
  * COPIED means "refcount exactly one": the cluster may be written in place.
+ *
+ * <p>With extended L2 entries (incompatible feature bit 4) each entry is followed by a 64-bit
+ * subcluster bitmap: the cluster is 32 subclusters, bit {@code x} says subcluster {@code x} is
+ * allocated (its data is at the same place in the host cluster), bit {@code 32 + x} that it reads
+ * as zeros; neither means it reads from the backing file. Both at once is corruption, and so is
+ * any bit on a compressed entry, which has no subclusters. Bit 0 of the entry itself (ZERO) is
+ * then reserved: the bitmap says what is zero.
  */
 final class L2Entry {
     static final long COPIED = 1L << 63, COMPRESSED = 1L << 62, ZERO = 1;
     static final long OFFSET_MASK = 0x00fffffffffffe00L;
     static final long L1_RESERVED = 0x7f000000000001ffL, L2_RESERVED = 0x3f000000000001feL;
+    static final int SUBCLUSTERS = 32;
+    /** Extended L2 bitmap halves: subclusters allocated, subclusters reading as zeros. */
+    static final long ALLOC_BITS = 0xffffffffL, ZERO_BITS = 0xffffffff00000000L;
+    /** What one subcluster is, from an extended L2 bitmap. */
+    static final int UNALLOCATED = 0, ZEROS = 1, DATA = 2;
 
     private final String name;
     private final int clusterSize;
     private final boolean zeroFlag;
+    private final boolean extended;
+    private final int subclusterBits;
     private final int compressedOffsetBits;
 
-    L2Entry(String name, int clusterBits, int version) {
+    L2Entry(String name, int clusterBits, int version, boolean extended) {
         this.name = name;
         this.clusterSize = 1 << clusterBits;
-        this.zeroFlag = version >= 3;
+        this.zeroFlag = version >= 3 && !extended;
+        this.extended = extended;
+        this.subclusterBits = extended ? clusterBits - 5 : clusterBits;
         this.compressedOffsetBits = 62 - (clusterBits - 8);
+    }
+
+    /** Entries carry subcluster bitmaps. */
+    boolean extended() {
+        return extended;
+    }
+
+    /** log2 of the subcluster size: the cluster size without extended entries. */
+    int subclusterBits() {
+        return subclusterBits;
     }
 
     // ---------------------------------------------------------------- classification
@@ -59,9 +85,9 @@ final class L2Entry {
         return e & OFFSET_MASK;
     }
 
-    /** Bits that no version of the format defines in a standard entry (checked by {@link #dataOffset}). */
-    static boolean hasReservedBits(long e) {
-        return (e & L2_RESERVED) != 0;
+    /** Bits this image's format does not define in a standard entry (checked by {@link #dataOffset}). */
+    boolean hasReservedBits(long e) {
+        return (e & L2_RESERVED) != 0 || (!zeroFlag && (e & ZERO) != 0);
     }
 
     /** A cluster-aligned offset past the header cluster. */
@@ -98,7 +124,7 @@ final class L2Entry {
      * @param fileEnd the end of the file: data clusters must lie before it
      */
     long dataOffset(long e, long guestOffset, long fileEnd) throws InvalidImageException {
-        if (hasReservedBits(e) || (!zeroFlag && (e & ZERO) != 0)) {
+        if (hasReservedBits(e)) {
             throw new ImageCorruptException(name + ": L2 entry 0x" + Long.toHexString(e) + " for guest offset "
                     + guestOffset + " has reserved bits set; the image is corrupt");
         }
@@ -118,6 +144,41 @@ final class L2Entry {
         if (isCopied(e) || off < clusterSize || off >= fileEnd || off > OFFSET_MASK) {
             throw new ImageCorruptException(name + ": compressed cluster for guest offset " + guestOffset
                     + " has an invalid descriptor 0x" + Long.toHexString(e) + "; the image is corrupt");
+        }
+    }
+
+    // ---------------------------------------------------------------- extended L2 bitmaps
+
+    /**
+     * What subcluster {@code index} of a (checked) standard entry's bitmap is: {@link #UNALLOCATED},
+     * {@link #ZEROS} or {@link #DATA}.
+     */
+    static int subcluster(long bitmap, int index) {
+        if ((bitmap & (1L << index)) != 0) return DATA;
+        return (bitmap & (1L << (32 + index))) != 0 ? ZEROS : UNALLOCATED;
+    }
+
+    /** The allocation bits of subclusters {@code first} to {@code last}, inclusive. */
+    static long subclusterMask(int first, int last) {
+        return (ALLOC_BITS >>> (31 - last + first)) << first;
+    }
+
+    /** What the bitmap of {@code e} is wrong about, or null when it is valid. */
+    static String bitmapProblem(long e, long bitmap) {
+        if (isCompressed(e)) return bitmap == 0 ? null : "compressed cluster has subcluster bits set";
+        long both = bitmap & (bitmap >>> 32) & ALLOC_BITS;
+        if (both != 0) return "subcluster " + Long.numberOfTrailingZeros(both) + " is marked both allocated and zero";
+        if ((bitmap & ALLOC_BITS) != 0 && hostOffset(e) == 0) return "subclusters are allocated but no host cluster is";
+        return null;
+    }
+
+    /** Validates the subcluster bitmap of an extended entry. */
+    void checkBitmap(long e, long bitmap, long guestOffset) throws ImageCorruptException {
+        String problem = bitmapProblem(e, bitmap);
+        if (problem != null) {
+            throw new ImageCorruptException(name + ": extended L2 entry for guest offset " + guestOffset + " (0x"
+                    + Long.toHexString(e) + ", bitmap 0x" + Long.toHexString(bitmap) + "): " + problem
+                    + "; the image is corrupt");
         }
     }
 

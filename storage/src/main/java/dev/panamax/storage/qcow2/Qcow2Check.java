@@ -30,7 +30,7 @@ public final class Qcow2Check {
         this.entries = image.entries();
         this.clusterBits = image.clusterBits();
         this.clusterSize = 1 << clusterBits;
-        this.l2Bits = clusterBits - 3;
+        this.l2Bits = clusterBits - (entries.extended() ? 4 : 3);
         long fileSize = image.fileEnd();
         this.fileClusters = (fileSize + clusterSize - 1) >> clusterBits;
         if (fileClusters > MAX_CLUSTERS) {
@@ -189,9 +189,10 @@ public final class Qcow2Check {
                 continue;
             }
             ref(l2, clusterSize, owner + ": L2 table " + i);
-            long[] t;
+            long[] t, bitmaps;
             try {
                 t = image.l2Table(l2);
+                bitmaps = image.l2Bitmaps(l2);
             } catch (InvalidImageException e) {
                 report.corruption(owner + ": " + e.getMessage());
                 continue;
@@ -200,6 +201,11 @@ public final class Qcow2Check {
             for (int k = 0; k < t.length; k++) {
                 long e = t[k];
                 long guest = guestBase + ((long) k << clusterBits);
+                String bitmapProblem = bitmaps == null ? null : L2Entry.bitmapProblem(e, bitmaps[k]);
+                if (bitmapProblem != null) {
+                    report.corruption(owner + ": extended L2 entry for guest offset " + guest + " (bitmap 0x"
+                            + Long.toHexString(bitmaps[k]) + "): " + bitmapProblem);
+                }
                 if (L2Entry.isCompressed(e)) {
                     long off = entries.compressedOffset(e);
                     if (off < clusterSize) {
@@ -209,7 +215,7 @@ public final class Qcow2Check {
                     ref(off, entries.compressedLength(e), owner + ": compressed data for guest offset " + guest);
                     continue;
                 }
-                if (L2Entry.hasReservedBits(e)) {
+                if (entries.hasReservedBits(e)) {
                     report.corruption(owner + ": L2 entry for guest offset " + guest + " has reserved bits set (0x"
                             + Long.toHexString(e) + ")");
                     continue;

@@ -2,6 +2,7 @@ package dev.panamax.storage.qcow2;
 
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.InvalidImageException;
+import dev.panamax.storage.Qcow2Compression;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -16,6 +17,8 @@ final class Qcow2Header {
     static final int MAGIC = 0x514649fb; // "QFI\xfb"
     static final int V2_LENGTH = 72, V3_MIN_LENGTH = 104, V3_LENGTH = 112;
     static final int MIN_CLUSTER_BITS = 9, MAX_CLUSTER_BITS = 21;
+    /** Extended L2 entries split a cluster into 32 subclusters of at least 512 bytes each (as QEMU requires). */
+    static final int MIN_EXTL2_CLUSTER_BITS = 14;
     /** Same limits as QEMU, so images either tool writes the other can open. */
     static final long MAX_L1_BYTES = 32L << 20, MAX_REFTABLE_BYTES = 8L << 20;
     static final int MAX_SNAPSHOTS = 65536, MAX_BACKING_NAME = 1023;
@@ -36,6 +39,7 @@ final class Qcow2Header {
     long snapshotsOffset;
     long incompatible, compatible, autoclear;
     int refcountOrder = 4;
+    Qcow2Compression compression = Qcow2Compression.ZLIB;
     String backingFile; // null when none
     String backingFormat; // null when not recorded
     /** Extensions we do not interpret, kept verbatim when the header is rewritten. */
@@ -45,14 +49,28 @@ final class Qcow2Header {
         return 1 << clusterBits;
     }
 
+    /** 128-bit L2 entries with subcluster bitmaps (incompatible feature bit 4). */
+    boolean extendedL2() {
+        return (incompatible & INCOMPAT_EXTL2) != 0;
+    }
+
+    /** log2 of the entries in one L2 table. */
+    int l2Bits() {
+        return l2Bits(clusterBits, extendedL2());
+    }
+
+    static int l2Bits(int clusterBits, boolean extendedL2) {
+        return clusterBits - (extendedL2 ? 4 : 3); // 8- or 16-byte entries
+    }
+
     /** L1 entries needed to map {@code size} bytes. */
-    static long l1EntriesFor(long size, int clusterBits) {
-        long bytesPerL2 = 1L << (clusterBits + clusterBits - 3);
+    static long l1EntriesFor(long size, int clusterBits, int l2Bits) {
+        long bytesPerL2 = 1L << (clusterBits + l2Bits);
         return (size + bytesPerL2 - 1) / bytesPerL2;
     }
 
-    static long maxSize(int clusterBits) {
-        return (MAX_L1_BYTES / 8) << (clusterBits + clusterBits - 3); // at most 2^61
+    static long maxSize(int clusterBits, int l2Bits) {
+        return (MAX_L1_BYTES / 8) << (clusterBits + l2Bits); // at most 2^61
     }
 
     static Qcow2Header read(ImageFile file) throws IOException {
@@ -105,33 +123,44 @@ final class Qcow2Header {
                 throw new InvalidImageException(name + ": header_length " + Integer.toUnsignedString(headerLength)
                         + " is invalid (must be a multiple of 8 between 104 and the cluster size)");
             }
-            if (headerLength > 104 && b.get(104) != 0) {
-                throw new InvalidImageException(name + ": compression type " + (b.get(104) & 0xff)
-                        + " (zstd) is not supported; only zlib compression is");
+            int type = headerLength > 104 ? b.get(104) & 0xff : 0;
+            h.compression = Qcow2Compression.ofCode(type);
+            if (h.compression == null) {
+                throw new InvalidImageException(name + ": compression type " + type
+                        + " is not known (0 is zlib, 1 is zstd); it was written by a newer program");
+            }
+            // As in QEMU: the feature bit is set exactly when the type is not zlib, so old readers refuse the image.
+            boolean bit = (h.incompatible & INCOMPAT_COMPRESSION) != 0;
+            if (bit != (h.compression != Qcow2Compression.ZLIB)) {
+                throw new InvalidImageException(name + ": compression type is " + h.compression.id() + " but incompatible"
+                        + " feature bit 3 (compression type) is " + (bit ? "set" : "not set") + "; the header is corrupt");
             }
         }
         if (h.refcountOrder < 0 || h.refcountOrder > 6) {
             throw new InvalidImageException(name + ": refcount_order " + Integer.toUnsignedString(h.refcountOrder)
                     + " is outside the valid range 0..6");
         }
-        long unknown = h.incompatible & ~(INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION);
+        long unknown = h.incompatible & ~(INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2);
         if ((unknown & INCOMPAT_DATA_FILE) != 0) {
             throw new InvalidImageException(name + ": images with an external data file are not supported");
-        }
-        if ((unknown & INCOMPAT_EXTL2) != 0) {
-            throw new InvalidImageException(name + ": images with extended L2 entries (subclusters) are not supported");
         }
         if (unknown != 0) {
             throw new InvalidImageException(name + ": image uses unknown incompatible features (bits 0x"
                     + Long.toHexString(unknown) + "); it was written by a newer program");
         }
 
+        if (h.extendedL2() && h.clusterBits < MIN_EXTL2_CLUSTER_BITS) {
+            throw new InvalidImageException(name + ": image has extended L2 entries but " + cs + "-byte clusters; its 32"
+                    + " subclusters would be smaller than 512 bytes (extended L2 entries need clusters of at least "
+                    + (1 << MIN_EXTL2_CLUSTER_BITS) + " bytes)");
+        }
+
         // Sizes and tables, checked against the file before anything is read or allocated.
-        if (h.size < 0 || h.size > maxSize(h.clusterBits)) {
+        if (h.size < 0 || h.size > maxSize(h.clusterBits, h.l2Bits())) {
             throw new InvalidImageException(name + ": virtual size " + Long.toUnsignedString(h.size)
                     + " is larger than a qcow2 image with " + cs + "-byte clusters can address");
         }
-        long needL1 = l1EntriesFor(h.size, h.clusterBits);
+        long needL1 = l1EntriesFor(h.size, h.clusterBits, h.l2Bits());
         if (h.l1Size < 0 || (long) h.l1Size * 8 > MAX_L1_BYTES) {
             throw new InvalidImageException(name + ": L1 table size " + Integer.toUnsignedString(h.l1Size) + " is too large");
         }
@@ -223,7 +252,7 @@ final class Qcow2Header {
         if (version == 3) {
             // Autoclear bits we do not maintain (bitmaps, raw external data) must be cleared by a writer.
             b.putLong(incompatible).putLong(compatible).putLong(0).putInt(refcountOrder).putInt(headerLength);
-            b.put((byte) 0); // compression type zlib
+            b.put((byte) compression.code()); // its incompatible bit is set by whoever chose the type
             b.position(headerLength);
         }
         try {

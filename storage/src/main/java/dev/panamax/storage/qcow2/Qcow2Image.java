@@ -8,6 +8,7 @@ import dev.panamax.storage.ImageCorruptException;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
+import dev.panamax.storage.Qcow2Compression;
 import dev.panamax.storage.ReadOnlyImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -18,12 +19,13 @@ import java.util.zip.DataFormatException;
 
 /**
  * A qcow2 image (version 3, version 2 readable and writable): guest reads and writes mapped through
- * the L1/L2 tables, zeroing and discard, compressed clusters, snapshots and the backing file.
+ * the L1/L2 tables (standard or extended, with subclusters), zeroing and discard, compressed
+ * clusters (zlib or zstd), snapshots and the backing file.
  *
  * <p>The parts: {@link Qcow2Header} (cluster 0), {@link Qcow2Metadata} (tables in memory, allocation,
  * and the write ordering that makes the image crash-safe: read its class comment before changing
  * any write path), {@link L2Entry} (entry bits), {@link MetadataCache} (bounded L2 table and refcount
- * block caches), {@link Refcounts}, {@link Qcow2Snapshots}, {@link DeflateCodec} (compressed
+ * block caches), {@link Refcounts}, {@link Qcow2Snapshots}, {@link ClusterCodec} (compressed
  * clusters) and {@link Qcow2Check} (check and repair, through a {@link CheckView}).
  *
  * <p>All public methods are synchronized: requests from several queues are serialized per image.
@@ -58,7 +60,7 @@ public final class Qcow2Image implements BlockBackend {
     private final byte[] decompressed;
     /** The compressed entry whose data {@link #decompressed} holds, or -1. */
     private long decompressedEntry = -1;
-    private final DeflateCodec codec = new DeflateCodec();
+    private final ClusterCodec codec;
     /** Compressed bytes on their way to or from the file; made on first use. */
     private byte[] compressedBuf;
 
@@ -77,6 +79,7 @@ public final class Qcow2Image implements BlockBackend {
         this.backing = backing;
         this.clusterBuf = new byte[clusterSize];
         this.decompressed = new byte[clusterSize];
+        this.codec = ClusterCodec.of(header.compression);
     }
 
     /**
@@ -153,11 +156,21 @@ public final class Qcow2Image implements BlockBackend {
             throw new ImageRequestException("cluster size " + cs + " must be a power of two from 512 bytes to 2 MiB");
         }
         int bits = Integer.numberOfTrailingZeros(cs);
-        if (o.size() < 0 || o.size() > Qcow2Header.maxSize(bits)) {
-            throw new ImageRequestException("size " + o.size() + " is beyond what qcow2 with " + cs
-                    + "-byte clusters can address (" + Qcow2Header.maxSize(bits) + " bytes)");
-        }
         if (o.qcow2Version() != 2 && o.qcow2Version() != 3) throw new ImageRequestException("qcow2 version must be 2 or 3");
+        Qcow2Compression compression = o.compression() == null ? Qcow2Compression.ZLIB : o.compression();
+        if (o.qcow2Version() == 2 && (compression != Qcow2Compression.ZLIB || o.extendedL2())) {
+            throw new ImageRequestException("zstd compression and extended L2 entries need qcow2 version 3");
+        }
+        if (o.extendedL2() && bits < Qcow2Header.MIN_EXTL2_CLUSTER_BITS) {
+            throw new ImageRequestException("extended L2 entries need a cluster size of at least "
+                    + (1 << Qcow2Header.MIN_EXTL2_CLUSTER_BITS) + " bytes (32 subclusters of 512 bytes or more); " + cs
+                    + " is too small");
+        }
+        int l2Bits = Qcow2Header.l2Bits(bits, o.extendedL2());
+        if (o.size() < 0 || o.size() > Qcow2Header.maxSize(bits, l2Bits)) {
+            throw new ImageRequestException("size " + o.size() + " is beyond what qcow2 with " + cs
+                    + "-byte clusters can address (" + Qcow2Header.maxSize(bits, l2Bits) + " bytes)");
+        }
         int rb = o.refcountBits();
         if (Integer.bitCount(rb) != 1 || rb > 64 || (o.qcow2Version() == 2 && rb != 16)) {
             throw new ImageRequestException("refcount bits must be a power of two up to 64 (16 for version 2)");
@@ -171,13 +184,16 @@ public final class Qcow2Image implements BlockBackend {
         h.refcountTableClusters = 1;
         h.refcountOrder = Integer.numberOfTrailingZeros(rb);
         h.compatible = o.lazyRefcounts() ? Qcow2Header.COMPAT_LAZY_REFCOUNTS : 0;
+        h.compression = compression;
+        if (compression != Qcow2Compression.ZLIB) h.incompatible |= Qcow2Header.INCOMPAT_COMPRESSION;
+        if (o.extendedL2()) h.incompatible |= Qcow2Header.INCOMPAT_EXTL2;
         h.backingFile = o.backingFile();
         h.backingFormat = o.backingFile() == null || o.backingFormat() == null ? null : o.backingFormat().id();
         h.encode(); // fails early if the backing name does not fit
         try (ImageFile f = ImageFile.create(path)) {
             f.write(2L * cs, ByteBuffer.allocate(cs)); // the first refcount block, filled below
             Refcounts refcounts = Refcounts.createFresh(f, bits, h.refcountOrder, CacheBudget.DEFAULT.refcountBlockBytes());
-            long l1Entries = Qcow2Header.l1EntriesFor(o.size(), bits);
+            long l1Entries = Qcow2Header.l1EntriesFor(o.size(), bits, l2Bits);
             if (l1Entries > 0) {
                 long l1Bytes = l1Entries * 8;
                 h.l1Size = (int) l1Entries;
@@ -229,6 +245,16 @@ public final class Qcow2Image implements BlockBackend {
 
     public int refcountBits() {
         return 1 << header.refcountOrder;
+    }
+
+    /** How compressed clusters are (and will be) compressed. */
+    public Qcow2Compression compression() {
+        return header.compression;
+    }
+
+    /** Whether L2 entries are extended: 32 subclusters per cluster, each allocated, zero or unallocated. */
+    public boolean extendedL2() {
+        return header.extendedL2();
     }
 
     /** Backing file name exactly as recorded in the header, or null. */
@@ -283,37 +309,50 @@ public final class Qcow2Image implements BlockBackend {
             dst.limit(dst.position() + n);
             L2Table t = meta.l2Table(guestCluster >> l2Bits, false);
             int mask = (1 << l2Bits) - 1;
-            long e = t == null ? 0 : t.entries[(int) (guestCluster & mask)];
-            if (t != null && !L2Entry.isCompressed(e) && !entries.isZero(e) && dataOffset(e, offset - in) != 0) {
+            int idx = (int) (guestCluster & mask);
+            long e = t == null ? 0 : t.entries[idx], bitmap = t == null ? 0 : t.bitmap(idx);
+            if (t != null && wholeData(e, bitmap, offset - in)) {
                 // One read for the following clusters of this table that lie right after it in the file.
                 long host = L2Entry.hostOffset(e) + clusterSize;
                 for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
-                    long next = t.entries[(int) (g & mask)];
-                    if (L2Entry.isCompressed(next) || entries.isZero(next) || L2Entry.hostOffset(next) != host
-                            || dataOffset(next, g << clusterBits) == 0) {
-                        break;
-                    }
+                    int k = (int) (g & mask);
+                    long next = t.entries[k];
+                    if (L2Entry.hostOffset(next) != host || !wholeData(next, t.bitmap(k), g << clusterBits)) break;
                     dst.limit(Math.min(end, dst.limit() + clusterSize));
                 }
                 n = dst.remaining();
                 file.readZeroPadded(L2Entry.hostOffset(e) + in, dst);
             } else {
-                readFromEntry(e, offset - in, in, dst);
+                readFromEntry(e, bitmap, offset - in, in, dst);
             }
             offset += n;
             dst.limit(end);
         }
     }
 
-    /** Reads {@code dst.remaining()} bytes starting {@code in} bytes into the guest cluster at {@code clusterOffset}. */
-    private void readFromEntry(long e, long clusterOffset, int in, ByteBuffer dst) throws IOException {
+    /** Whether a (validated) entry's whole cluster is data in its host cluster: one read, no subclusters to tell apart. */
+    private boolean wholeData(long e, long bitmap, long clusterOffset) throws InvalidImageException {
+        if (L2Entry.isCompressed(e) || entries.isZero(e) || dataOffset(e, clusterOffset) == 0) return false;
+        if (!entries.extended()) return true;
+        entries.checkBitmap(e, bitmap, clusterOffset);
+        return (bitmap & L2Entry.ALLOC_BITS) == L2Entry.ALLOC_BITS;
+    }
+
+    /**
+     * Reads {@code dst.remaining()} bytes starting {@code in} bytes into the guest cluster at
+     * {@code clusterOffset}, whose entry is {@code e} (and subcluster bitmap {@code bitmap}).
+     */
+    private void readFromEntry(long e, long bitmap, long clusterOffset, int in, ByteBuffer dst) throws IOException {
+        if (entries.extended()) entries.checkBitmap(e, bitmap, clusterOffset);
         if (L2Entry.isCompressed(e)) {
             entries.checkCompressed(e, clusterOffset, meta.fileEnd());
-            decompress(e);
+            decompress(e, clusterOffset);
             dst.put(decompressed, in, dst.remaining());
         } else if (entries.isZero(e)) {
             dataOffset(e, clusterOffset);
             fillZero(dst);
+        } else if (entries.extended()) {
+            readSubclusters(dataOffset(e, clusterOffset), bitmap, clusterOffset, in, dst);
         } else {
             long off = dataOffset(e, clusterOffset);
             if (off == 0) {
@@ -322,6 +361,27 @@ public final class Qcow2Image implements BlockBackend {
                 file.readZeroPadded(off + in, dst);
             }
         }
+    }
+
+    /** {@link #readFromEntry} of a standard extended entry: one step per run of subclusters in the same state. */
+    private void readSubclusters(long off, long bitmap, long clusterOffset, int in, ByteBuffer dst) throws IOException {
+        int scBits = entries.subclusterBits();
+        int end = in + dst.remaining(), limit = dst.limit();
+        for (int pos = in; pos < end; ) {
+            int sc = pos >> scBits;
+            int state = L2Entry.subcluster(bitmap, sc);
+            int runEnd = (sc + 1) << scBits;
+            while (runEnd < end && L2Entry.subcluster(bitmap, runEnd >> scBits) == state) runEnd += 1 << scBits;
+            runEnd = Math.min(runEnd, end);
+            dst.limit(dst.position() + (runEnd - pos));
+            switch (state) {
+                case L2Entry.DATA -> file.readZeroPadded(off + pos, dst);
+                case L2Entry.ZEROS -> fillZero(dst);
+                default -> readBacking(clusterOffset + pos, dst);
+            }
+            pos = runEnd;
+        }
+        dst.limit(limit);
     }
 
     private static void fillZero(ByteBuffer dst) {
@@ -339,21 +399,28 @@ public final class Qcow2Image implements BlockBackend {
         fillZero(dst);
     }
 
-    private void decompress(long e) throws IOException {
+    /**
+     * Decompresses the cluster of a (checked) compressed entry into {@link #decompressed}. Only the
+     * bytes that are in the file are handed to the codec: a descriptor running past the end of the
+     * file (QEMU does not pad the last sector) leaves a stream that must end in time by itself.
+     */
+    private void decompress(long e, long guestOffset) throws IOException {
         if (e == decompressedEntry) return;
         long off = entries.compressedOffset(e);
-        int len = (int) Math.min(entries.compressedLength(e), 2L * clusterSize + 512);
+        int len = (int) Math.min(Math.min(entries.compressedLength(e), 2L * clusterSize + 512), meta.fileEnd() - off);
         byte[] in = compressedBuf();
         file.readZeroPadded(off, ByteBuffer.wrap(in, 0, len));
+        String what = header.compression.id() + "-compressed cluster for guest offset " + guestOffset + " (host offset 0x"
+                + Long.toHexString(off) + ", " + len + " bytes in the file)";
         try {
-            int produced = codec.inflate(in, len, decompressed, clusterSize);
+            int produced = codec.decompress(in, len, decompressed, clusterSize);
             if (produced != clusterSize) {
-                throw new ImageCorruptException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
-                        + " inflates to " + produced + " bytes instead of " + clusterSize + "; the image is corrupt");
+                throw new ImageCorruptException(name + ": " + what + " decompresses to " + produced + " bytes instead of "
+                        + clusterSize + "; the image is corrupt");
             }
         } catch (DataFormatException ex) {
-            throw new InvalidImageException(name + ": compressed cluster at host offset 0x" + Long.toHexString(off)
-                    + " is not valid deflate data: " + ex.getMessage(), ex);
+            throw new ImageCorruptException(name + ": " + what + " is not valid " + header.compression.id() + " data ("
+                    + ex.getMessage() + "); the image is corrupt");
         }
         decompressedEntry = e;
     }
@@ -380,9 +447,24 @@ public final class Qcow2Image implements BlockBackend {
                 k = Extent.Kind.UNALLOCATED;
                 next = (l1Index + 1) << (l2Bits + clusterBits);
             } else {
-                long e = t.entries[(int) (guestCluster & ((1 << l2Bits) - 1))];
-                k = entries.isUnallocated(e) ? Extent.Kind.UNALLOCATED : entries.isZero(e) ? Extent.Kind.ZERO : Extent.Kind.DATA;
-                next = (guestCluster + 1) << clusterBits;
+                int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
+                long e = t.entries[idx];
+                if (entries.extended() && !L2Entry.isCompressed(e)) { // one subcluster at a time
+                    long bitmap = t.bitmap(idx);
+                    entries.checkBitmap(e, bitmap, guestCluster << clusterBits);
+                    int scBits = entries.subclusterBits();
+                    int sc = (int) ((pos >> scBits) & (L2Entry.SUBCLUSTERS - 1));
+                    k = switch (L2Entry.subcluster(bitmap, sc)) {
+                        case L2Entry.DATA -> Extent.Kind.DATA;
+                        case L2Entry.ZEROS -> Extent.Kind.ZERO;
+                        default -> Extent.Kind.UNALLOCATED;
+                    };
+                    next = ((pos >> scBits) + 1) << scBits;
+                } else {
+                    k = entries.isUnallocated(e) ? Extent.Kind.UNALLOCATED
+                            : entries.isZero(e) ? Extent.Kind.ZERO : Extent.Kind.DATA;
+                    next = (guestCluster + 1) << clusterBits;
+                }
             }
             if (kind == null) kind = k;
             else if (k != kind) break;
@@ -425,6 +507,10 @@ public final class Qcow2Image implements BlockBackend {
         L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
         int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
         long e = t.entries[idx];
+        if (entries.extended() && !L2Entry.isCompressed(e)) {
+            writeSubclusters(t, idx, clusterOffset, in, src);
+            return;
+        }
         if (!L2Entry.isCompressed(e) && !entries.isZero(e)) {
             long off = dataOffset(e, clusterOffset);
             if (off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1)) {
@@ -438,7 +524,7 @@ public final class Qcow2Image implements BlockBackend {
             full = src;
         } else { // partial write into a new cluster: start from what the cluster reads as now
             full = ByteBuffer.wrap(clusterBuf);
-            readFromEntry(e, clusterOffset, 0, full);
+            readFromEntry(e, t.bitmap(idx), clusterOffset, 0, full);
             full.position(in);
             full.put(src);
             full.clear();
@@ -446,8 +532,60 @@ public final class Qcow2Image implements BlockBackend {
         long n = meta.allocateClusters(1);
         file.write(n, full);
         meta.noteFileEnd(n + clusterSize);
-        t.set(idx, n | L2Entry.COPIED);
+        t.set(idx, n | L2Entry.COPIED, L2Entry.ALLOC_BITS); // with extended entries: every subcluster allocated
         meta.release(e);
+    }
+
+    /**
+     * {@link #writeCluster} for a standard extended entry. Only the subclusters the write touches
+     * become allocated, so a write into a cluster that reads from the backing file copies nothing
+     * from it but the rest of partly written subclusters; the others keep reading through. In place
+     * when the image owns the host cluster; otherwise a new host cluster gets the written subclusters
+     * (and, from a cluster shared with a snapshot, the other allocated ones), following the same
+     * rules 1 and 3 of {@link Qcow2Metadata}.
+     */
+    private void writeSubclusters(L2Table t, int idx, long clusterOffset, int in, ByteBuffer src) throws IOException {
+        long e = t.entries[idx], bitmap = t.bitmap(idx);
+        long off = dataOffset(e, clusterOffset);
+        entries.checkBitmap(e, bitmap, clusterOffset);
+        int scBits = entries.subclusterBits();
+        int end = in + src.remaining();
+        int first = in >> scBits, last = (end - 1) >> scBits;
+        int from = first << scBits, to = (last + 1) << scBits; // the touched subclusters
+        long touched = L2Entry.subclusterMask(first, last);
+        long updated = (bitmap | touched) & ~(touched << 32);
+        // A partly written subcluster that was not allocated starts from what it reads as now.
+        boolean fill = (in != from && L2Entry.subcluster(bitmap, first) != L2Entry.DATA)
+                || (end != to && L2Entry.subcluster(bitmap, last) != L2Entry.DATA);
+        ByteBuffer data = src;
+        int at = in;
+        if (fill) {
+            data = ByteBuffer.wrap(clusterBuf, from, to - from);
+            readFromEntry(e, bitmap, clusterOffset, from, data.duplicate());
+            data.put(in, src, src.position(), src.remaining()); // wrap() is no slice: indexes are the array's
+            at = from;
+        }
+        int length = data.remaining();
+        if (off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1)) {
+            file.write(off + at, data);
+            t.set(idx, e | L2Entry.COPIED, updated);
+            src.position(src.limit());
+            return;
+        }
+        long n = meta.allocateClusters(1);
+        long keep = bitmap & L2Entry.ALLOC_BITS & ~touched;
+        if (keep != 0) { // shared with a snapshot: the allocated subclusters the write leaves come along
+            ByteBuffer whole = ByteBuffer.allocate(clusterSize);
+            file.readZeroPadded(off, whole);
+            whole.put(at, data, data.position(), data.remaining());
+            file.write(n, whole.clear());
+        } else {
+            file.write(n + at, data); // the file may end inside the cluster, as QEMU leaves it
+        }
+        meta.noteFileEnd(n + at + length);
+        t.set(idx, n | L2Entry.COPIED, updated);
+        meta.release(e);
+        src.position(src.limit());
     }
 
     @Override
@@ -483,7 +621,11 @@ public final class Qcow2Image implements BlockBackend {
             long n = Math.min(clusterSize - in, end - offset);
             boolean wholeCluster = in == 0 && (n == clusterSize || offset + n == header.size);
             if (!wholeCluster) {
-                writeCluster(offset - in, in, ByteBuffer.allocate((int) n));
+                if (entries.extended()) {
+                    zeroSubclusters(offset - in, in, (int) n);
+                } else {
+                    writeCluster(offset - in, in, ByteBuffer.allocate((int) n));
+                }
                 offset += n;
                 continue;
             }
@@ -502,14 +644,51 @@ public final class Qcow2Image implements BlockBackend {
             }
             L2Table t = meta.l2Table(l1Index, true);
             int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
-            long e = t.entries[idx];
-            long wanted = unallocate ? 0 : L2Entry.ZERO;
-            if (e != wanted) {
+            long e = t.entries[idx], bitmap = t.bitmap(idx);
+            long wanted = unallocate || entries.extended() ? 0 : L2Entry.ZERO;
+            long wantedBitmap = unallocate || !entries.extended() ? 0 : L2Entry.ZERO_BITS;
+            if (e != wanted || bitmap != wantedBitmap) {
                 if (!L2Entry.isCompressed(e)) dataOffset(e, offset);
-                t.set(idx, wanted);
+                t.set(idx, wanted, wantedBitmap);
                 meta.release(e);
             }
             offset += n;
+        }
+    }
+
+    /**
+     * Zeroes {@code [in, in + length)} of one guest cluster of an image with extended entries: the
+     * subclusters it covers whole change only in the bitmap (unallocated without a backing file,
+     * else zero), the parts of subclusters at its ends are written. A host cluster left with no
+     * allocated subcluster is released.
+     */
+    private void zeroSubclusters(long clusterOffset, int in, int length) throws IOException {
+        int scBits = entries.subclusterBits(), scMask = (1 << scBits) - 1;
+        int end = in + length;
+        // [from, to): the subclusters the range covers whole; the disk's end also ends a subcluster.
+        int from = (in + scMask) & ~scMask;
+        int to = clusterOffset + end == header.size ? (end + scMask) & ~scMask : end & ~scMask;
+        long guestCluster = clusterOffset >> clusterBits;
+        L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
+        int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
+        if (from >= to || L2Entry.isCompressed(t.entries[idx])) { // no whole subcluster, or none to speak of
+            writeCluster(clusterOffset, in, ByteBuffer.allocate(length));
+            return;
+        }
+        if (in < from) writeCluster(clusterOffset, in, ByteBuffer.allocate(from - in));
+        if (to < end) writeCluster(clusterOffset, to, ByteBuffer.allocate(end - to));
+        t = meta.l2Table(guestCluster >> l2Bits, true); // the writes may have replaced it
+        long e = t.entries[idx], bitmap = t.bitmap(idx);
+        dataOffset(e, clusterOffset);
+        entries.checkBitmap(e, bitmap, clusterOffset);
+        long mask = L2Entry.subclusterMask(from >> scBits, (to >> scBits) - 1);
+        long updated = bitmap & ~mask & ~(mask << 32);
+        if (backing != null) updated |= mask << 32;
+        if ((updated & L2Entry.ALLOC_BITS) == 0 && L2Entry.hostOffset(e) != 0) {
+            t.set(idx, 0, updated); // nothing left in the host cluster
+            meta.release(e);
+        } else if (updated != bitmap) {
+            t.set(idx, e, updated);
         }
     }
 
@@ -528,7 +707,7 @@ public final class Qcow2Image implements BlockBackend {
         byte[] input = data;
         if (length < clusterSize) input = Arrays.copyOf(data, clusterSize);
         byte[] out = compressedBuf();
-        int n = codec.deflate(input, clusterSize, out, clusterSize);
+        int n = codec.compress(input, clusterSize, out, clusterSize);
         if (n < 0 || n > clusterSize - 512) {
             writeCluster(clusterOffset, 0, ByteBuffer.wrap(input, 0, clusterSize));
             return;
@@ -541,7 +720,7 @@ public final class Qcow2Image implements BlockBackend {
         file.write(off, ByteBuffer.wrap(out, 0, n)); // rule 1: the data before the entry
         decompressedEntry = -1; // a freed cluster may be reused here, with the very same descriptor
         meta.noteFileEnd(off + n);
-        t.set(idx, entries.compressed(off, n));
+        t.set(idx, entries.compressed(off, n), 0); // compressed clusters have no subclusters
         meta.release(old);
     }
 

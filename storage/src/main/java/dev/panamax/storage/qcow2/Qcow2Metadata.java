@@ -90,8 +90,8 @@ final class Qcow2Metadata {
         this.header = header;
         this.clusterBits = header.clusterBits;
         this.clusterSize = 1 << clusterBits;
-        this.l2Bits = clusterBits - 3;
-        this.entries = new L2Entry(name, clusterBits, header.version);
+        this.l2Bits = header.l2Bits();
+        this.entries = new L2Entry(name, clusterBits, header.version, header.extendedL2());
         this.readOnly = readOnly;
         this.lazyRefcounts = (header.compatible & Qcow2Header.COMPAT_LAZY_REFCOUNTS) != 0;
         this.dirtyBitOnDisk = (header.incompatible & Qcow2Header.INCOMPAT_DIRTY) != 0;
@@ -172,9 +172,7 @@ final class Qcow2Metadata {
         }
         ByteBuffer b = ByteBuffer.allocate(clusterSize);
         file.readFully(offset, b, "L2 table");
-        long[] e = new long[clusterSize / 8];
-        b.flip().asLongBuffer().get(e);
-        t = new L2Table(offset, e, false);
+        t = L2Table.decode(offset, b.flip(), entries.extended());
         l2Cache.put(t);
         return t;
     }
@@ -191,7 +189,7 @@ final class Qcow2Metadata {
         if (off == 0) {
             if (!forWrite) return null;
             long n = allocateClusters(1);
-            L2Table t = new L2Table(n, new long[clusterSize / 8], true);
+            L2Table t = L2Table.empty(n, 1 << l2Bits, entries.extended());
             l2Cache.put(t);
             setL1(i, n | L2Entry.COPIED);
             return t;
@@ -204,7 +202,7 @@ final class Qcow2Metadata {
                 long n = allocateClusters(1);
                 long[] copy = t.entries.clone();
                 for (int k = 0; k < copy.length; k++) copy[k] &= ~L2Entry.COPIED;
-                L2Table c = new L2Table(n, copy, true);
+                L2Table c = new L2Table(n, copy, t.bitmaps == null ? null : t.bitmaps.clone(), true);
                 l2Cache.put(c);
                 setL1(i, n | L2Entry.COPIED);
                 refcounts.free(off >> clusterBits);
@@ -326,7 +324,7 @@ final class Qcow2Metadata {
         boolean wrote = false; // rule 2: then the L2 tables
         for (L2Table t : l2Cache.entries()) {
             if (t.dirty) {
-                file.write(t.offset, longs(t.entries, 0, t.entries.length));
+                file.write(t.offset, t.encode());
                 fileEnd = Math.max(fileEnd, t.offset + clusterSize);
                 t.dirty = false;
                 wrote = true;

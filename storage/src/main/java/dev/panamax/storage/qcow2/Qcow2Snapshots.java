@@ -201,8 +201,8 @@ final class Qcow2Snapshots {
             rest.flip();
             rest.get(extraData).get(id).get(nm);
             long diskSize = extra >= Qcow2Snapshot.EXTRA_V3 ? ByteBuffer.wrap(extraData).getLong(8) : h.size;
-            if (diskSize < 0 || diskSize > Qcow2Header.maxSize(h.clusterBits)
-                    || Qcow2Header.l1EntriesFor(diskSize, h.clusterBits) > l1Size) {
+            if (diskSize < 0 || diskSize > Qcow2Header.maxSize(h.clusterBits, h.l2Bits())
+                    || Qcow2Header.l1EntriesFor(diskSize, h.clusterBits, h.l2Bits()) > l1Size) {
                 throw new InvalidImageException(name + ": snapshot " + i + " has disk size " + diskSize
                         + " that its L1 table (" + l1Size + " entries) cannot map");
             }
