@@ -43,6 +43,7 @@ final class GuestConnection implements Guest, AutoCloseable {
     private final AtomicInteger ids = new AtomicInteger();
     private final AtomicReference<String> endedBecause = new AtomicReference<>(); // why the guest is gone; null while it serves
     private volatile boolean changed; // a command ran since the boot or the last reset
+    private volatile boolean heard; // the server has said something
     private Thread runner;
 
     /** A command under way: what it wrote so far, and its end. */
@@ -64,6 +65,18 @@ final class GuestConnection implements Guest, AutoCloseable {
      */
     static GuestConnection start(RealKvm place, String where, String serverClass, List<String> args, Duration defaultTimeout,
             Duration bootTimeout) {
+        return start(place, where, serverClass, args, defaultTimeout, bootTimeout, bootTimeout);
+    }
+
+    /**
+     * A server that has said nothing at all after {@code silentLimit} (not even a line of its guest's console) is
+     * taken for stuck where it runs, a wedged rig, rather than slow.
+     *
+     * @throws SilentServerException when the server said nothing within {@code silentLimit}
+     * @throws GuestException when the guest did not become ready within {@code bootTimeout}, with the console's and the server's last lines
+     */
+    static GuestConnection start(RealKvm place, String where, String serverClass, List<String> args, Duration defaultTimeout,
+            Duration bootTimeout, Duration silentLimit) {
         GuestConnection guest = new GuestConnection(where, defaultTimeout);
         guest.runner = Thread.ofPlatform().daemon().name("guest-server").start(() -> {
             String end;
@@ -75,12 +88,24 @@ final class GuestConnection implements Guest, AutoCloseable {
             }
             guest.gone(end);
         });
+        long begin = System.nanoTime();
         try {
-            guest.ready.get(bootTimeout.toMillis(), TimeUnit.MILLISECONDS);
-            return guest;
-        } catch (TimeoutException e) {
-            guest.close();
-            throw new GuestException("the guest was not ready within " + bootTimeout.toSeconds() + " s" + guest.diagnosis());
+            while (true) {
+                try {
+                    guest.ready.get(1, TimeUnit.SECONDS);
+                    return guest;
+                } catch (TimeoutException e) {
+                    long waited = System.nanoTime() - begin;
+                    if (!guest.heard && waited > silentLimit.toNanos()) {
+                        guest.close();
+                        throw new SilentServerException("the guest server in " + where + " said nothing within " + silentLimit.toSeconds() + " s");
+                    }
+                    if (waited > bootTimeout.toNanos()) {
+                        guest.close();
+                        throw new GuestException("the guest was not ready within " + bootTimeout.toSeconds() + " s" + guest.diagnosis());
+                    }
+                }
+            }
         } catch (ExecutionException e) {
             guest.close();
             throw new GuestException("the guest did not boot: " + e.getCause().getMessage() + guest.diagnosis());
@@ -91,7 +116,17 @@ final class GuestConnection implements Guest, AutoCloseable {
         }
     }
 
+    /** Why a guest server was given up on: it said nothing at all, so where it runs is stuck. */
+    static final class SilentServerException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        SilentServerException(String message) {
+            super(message);
+        }
+    }
+
     private void receive(GuestWire.ServerMessage message) {
+        heard = true;
         switch (message) {
             case GuestWire.Ready r -> ready.complete(null);
             case GuestWire.Console c -> keep(console, c.line(), CONSOLE_LINES_KEPT);

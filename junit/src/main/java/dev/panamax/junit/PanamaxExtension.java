@@ -38,6 +38,12 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     static final int RIG_SLOWDOWN = 10;
     /** How long a boot may take: the rig's start, a JVM in it, the guest's boot. */
     private static final Duration BOOT_TIMEOUT = Duration.ofMinutes(10);
+    /**
+     * A guest server silent this long is stuck: a JVM starting in the rig and its guest's first console lines take
+     * under a minute there, several on a loaded machine. QEMU's software CPU under the rig has been seen to wedge
+     * (a quickstart run here heard nothing for 10 minutes): such a guest boots once more in a fresh rig.
+     */
+    private static final Duration SILENT_SERVER = Duration.ofMinutes(4);
     /** Lines of the console attached to a failed test's report. */
     private static final int CONSOLE_LINES_REPORTED = 60;
     /** Lines of the kernel log attached. */
@@ -173,8 +179,21 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
             RealKvm place = places.placeFor(spec.hostDirectories());
             boolean inRig = place instanceof Rig;
             Duration execTimeout = Duration.ofSeconds((long) a.execTimeoutSeconds() * (inRig ? RIG_SLOWDOWN : 1));
-            return new ClassGuest(GuestConnection.start(place, inRig ? "the nested KVM rig" : "this host", GuestServer.class.getName(),
-                    spec.serverArgs(), execTimeout, BOOT_TIMEOUT), spec.reset(), null);
+            String where = inRig ? "the nested KVM rig" : "this host";
+            GuestConnection guest;
+            try {
+                guest = GuestConnection.start(place, where, GuestServer.class.getName(), spec.serverArgs(), execTimeout, BOOT_TIMEOUT, SILENT_SERVER);
+            } catch (GuestConnection.SilentServerException e) {
+                if (!inRig) throw new GuestException(e.getMessage());
+                System.err.println("panamax-junit: " + e.getMessage() + "; booting once more in a fresh rig");
+                try {
+                    guest = GuestConnection.start(places.freshRig(), where, GuestServer.class.getName(), spec.serverArgs(), execTimeout,
+                            BOOT_TIMEOUT, SILENT_SERVER);
+                } catch (GuestConnection.SilentServerException again) {
+                    throw new GuestException(again.getMessage() + ", twice, each time in a fresh rig");
+                }
+            }
+            return new ClassGuest(guest, spec.reset(), null);
         } catch (RuntimeException e) {
             return new ClassGuest(null, Reset.NONE, e);
         }
@@ -206,6 +225,14 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
             rig = null;
             rig = Rig.start(options);
             rigOptions = options;
+            return rig;
+        }
+
+        /** Stops the rig (a stuck one) and starts another with its options. */
+        synchronized Rig freshRig() {
+            if (rig != null) rig.close();
+            rig = null;
+            rig = Rig.start(rigOptions);
             return rig;
         }
 

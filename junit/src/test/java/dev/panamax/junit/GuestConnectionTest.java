@@ -98,4 +98,11 @@ class GuestConnectionTest {
         assertThatThrownBy(() -> GuestConnection.start(new HostKvm(), "this host", GuestServer.class.getName(), List.of("cpus=two"),
                 Duration.ofSeconds(60), BOOT)).isInstanceOf(GuestException.class).hasMessageContaining("'cpus=two': not a whole number");
     }
+
+    @Test
+    void aServerThatSaysNothingIsGivenUpOnAsSilentNotAsSlow() {
+        assertThatThrownBy(() -> GuestConnection.start(new HostKvm(), "this host", SilentServer.class.getName(), List.of(),
+                Duration.ofSeconds(60), Duration.ofSeconds(100), Duration.ofSeconds(2)))
+                .isInstanceOf(GuestConnection.SilentServerException.class).hasMessageContaining("said nothing within 2 s");
+    }
 }
