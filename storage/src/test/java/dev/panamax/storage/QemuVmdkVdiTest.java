@@ -187,6 +187,7 @@ class QemuVmdkVdiTest {
             assertSameBytes(Disks.readAll(disk), data, "after writes");
         }
         Files.write(raw, data);
+        assertThat(ImageChecker.check(vmdk).problems()).as("grain tables and their redundant copies agree").isEmpty();
         qemuCheck(vmdk, "vmdk");
         qemuCompare(vmdk, "vmdk", raw);
 

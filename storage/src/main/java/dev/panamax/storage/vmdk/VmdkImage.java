@@ -133,6 +133,10 @@ public final class VmdkImage implements BlockBackend {
                                     + "' is marked NOACCESS");
                         }
                         Path p = extentPath(dir, e.fileName(), name);
+                        if (!java.nio.file.Files.isRegularFile(p)) {
+                            throw new InvalidImageException(name + ": VMDK extent file " + p + " named by the descriptor"
+                                    + " does not exist or is not a regular file");
+                        }
                         ImageFile extent = ImageFile.open(p, false);
                         flats.add(new FlatExtent(start, length, extent, e.offsetSectors() * SECTOR, e.fileName()));
                         long needed = (e.offsetSectors() + e.sectors()) * SECTOR;
@@ -229,6 +233,11 @@ public final class VmdkImage implements BlockBackend {
                     : f.file().path() + " (flat, " + f.length() + " bytes from offset " + f.fileOffset() + ")");
         }
         return out;
+    }
+
+    /** Every grain table entry and compressed grain marker (sparse images); each problem one sentence. */
+    public synchronized void check(java.util.function.Consumer<String> problems) throws IOException {
+        if (sparse != null) sparse.check(problems);
     }
 
     public long fileSize() throws IOException {

@@ -33,6 +33,8 @@ final class VmdkSparse {
     /** The format's grain tables have 512 entries; QEMU refuses more. */
     static final int MAX_GTES = 512;
     private static final int GT_CACHE = 256;
+    /** The most grain directory entries Panamax holds (16 MiB): 128 TiB of 64 KiB grains, far more for a valid image. */
+    static final int MAX_GD_ENTRIES = 4 << 20;
 
     /** The header fields Panamax uses. */
     record Header(int version, int flags, long capacity, long grainSectors, long descriptorOffset, long descriptorSize,
@@ -114,7 +116,12 @@ final class VmdkSparse {
         }
         validate(h, name, fileSize);
         long gtSpan = h.grainSectors * h.gtes;
-        int gdEntries = (int) ((h.capacity + gtSpan - 1) / gtSpan);
+        long gdEntries = (h.capacity + gtSpan - 1) / gtSpan;
+        if (gdEntries > MAX_GD_ENTRIES) {
+            throw new InvalidImageException(name + ": VMDK grain directory would have " + gdEntries + " entries ("
+                    + h.capacity + " sectors in grains of " + h.grainSectors + " sectors, " + h.gtes + " per table), more than"
+                    + " Panamax maps (" + MAX_GD_ENTRIES + ")");
+        }
         int[] gd = readDirectory(file, h.gdOffset, gdEntries, h.gtes, fileSize, "grain directory");
         int[] rgd = null;
         if ((h.flags & FLAG_RGD) != 0 && !h.compressed() && h.rgdOffset != 0) {
@@ -166,7 +173,7 @@ final class VmdkSparse {
     }
 
     /** A directory of {@code entries} GT offsets, each checked to name a whole table inside the file. */
-    private static int[] readDirectory(ImageFile file, long sector, int entries, int gtes, long fileSize, String what)
+    private static int[] readDirectory(ImageFile file, long sector, long entries, int gtes, long fileSize, String what)
             throws IOException {
         String name = file.path().toString();
         long bytes = 4L * entries;
@@ -176,10 +183,10 @@ final class VmdkSparse {
         }
         ByteBuffer b = ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
         file.readFully(sector * SECTOR, b, "VMDK " + what);
-        int[] dir = new int[entries];
+        int[] dir = new int[(int) entries];
         b.flip().asIntBuffer().get(dir);
         long gtBytes = 4L * gtes;
-        for (int i = 0; i < entries; i++) {
+        for (int i = 0; i < dir.length; i++) {
             long at = Integer.toUnsignedLong(dir[i]) * SECTOR;
             if (dir[i] != 0 && (at > fileSize - gtBytes)) {
                 throw new InvalidImageException(name + ": VMDK " + what + " entry " + i + " puts a grain table at offset "
@@ -232,6 +239,38 @@ final class VmdkSparse {
         return e == 1 && (header.flags & FLAG_ZERO_GRAIN) != 0;
     }
 
+    /**
+     * Checks every grain table entry (and, for compressed grains, every marker and stream) and that the
+     * redundant tables match the primary ones; each problem is one sentence to {@code problems}.
+     */
+    void check(java.util.function.Consumer<String> problems) throws IOException {
+        for (int t = 0; t < gd.length; t++) {
+            if (gd[t] == 0) continue;
+            int[] gt = table(t);
+            int[] copy = null;
+            if (rgd != null && rgd[t] != 0) {
+                ByteBuffer b = ByteBuffer.allocate(4 * header.gtes).order(ByteOrder.LITTLE_ENDIAN);
+                file.readFully(Integer.toUnsignedLong(rgd[t]) * SECTOR, b, "VMDK redundant grain table " + t);
+                copy = new int[header.gtes];
+                b.flip().asIntBuffer().get(copy);
+            }
+            for (int i = 0; i < header.gtes; i++) {
+                long grain = (long) t * header.gtes + i;
+                if (grain * grainBytes >= capacityBytes) break;
+                if (copy != null && copy[i] != gt[i]) {
+                    problems.accept(name + ": VMDK grain table " + t + " entry " + i + " (" + Integer.toUnsignedString(gt[i])
+                            + ") differs from its redundant copy (" + Integer.toUnsignedString(copy[i]) + ")");
+                }
+                try {
+                    long e = entry(grain);
+                    if (header.compressed() && e > 1) decompressedGrain(grain, e); // the marker and the whole zlib stream
+                } catch (ImageCorruptException ex) {
+                    problems.accept(ex.getMessage());
+                }
+            }
+        }
+    }
+
     /** Fills {@code dst} from disk offset {@code offset}; the range lies within one grain. */
     void readInGrain(long offset, ByteBuffer dst) throws IOException {
         long grain = offset / grainBytes;
@@ -247,8 +286,8 @@ final class VmdkSparse {
         }
     }
 
-    private byte[] decompressedGrain(long grain, long sector) throws IOException {
-        if (cachedGrain == grain) return cachedData;
+    /** The compressed length from a grain's marker, checked against the grain and the file. */
+    private int checkMarker(long grain, long sector) throws IOException {
         long at = sector * SECTOR;
         ByteBuffer marker = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN);
         file.readFully(at, marker, "VMDK grain marker");
@@ -260,7 +299,13 @@ final class VmdkSparse {
             throw new ImageCorruptException(name + ": VMDK compressed grain " + grain + " at offset " + at
                     + " has a bad marker (sector " + lba + ", " + size + " bytes)");
         }
-        byte[] compressed = new byte[(int) size];
+        return (int) size;
+    }
+
+    private byte[] decompressedGrain(long grain, long sector) throws IOException {
+        if (cachedGrain == grain) return cachedData;
+        long at = sector * SECTOR;
+        byte[] compressed = new byte[checkMarker(grain, sector)];
         file.readFully(at + 12, ByteBuffer.wrap(compressed), "VMDK compressed grain");
         byte[] out = new byte[grainBytes];
         Inflater inflater = new Inflater();
