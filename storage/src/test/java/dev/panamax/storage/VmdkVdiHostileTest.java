@@ -218,7 +218,9 @@ class VmdkVdiHostileTest {
         Path sub = Files.createDirectory(dir.resolve("sub"));
         byte[] secret = "host secret, not a disk".repeat(100).getBytes(StandardCharsets.US_ASCII);
         Files.write(dir.resolve("secret.bin"), Arrays.copyOf(secret, 4096));
-        Files.write(sub.resolve("extent.bin"), new byte[8192]);
+        byte[] extent = new byte[8192];
+        new Random(2).nextBytes(extent);
+        Files.write(sub.resolve("extent.bin"), extent);
 
         Path absolute = Files.writeString(sub.resolve("absolute.vmdk"), "version=1\ncreateType=\"monolithicFlat\"\n"
                 + "RW 8 FLAT \"" + dir.resolve("secret.bin") + "\" 0\n");
@@ -230,13 +232,17 @@ class VmdkVdiHostileTest {
         assertInvalid(hidden, "leads out of the descriptor's directory");
         Path self = Files.writeString(sub.resolve("self.vmdk"), "version=1\ncreateType=\"monolithicFlat\"\nRW 8 FLAT \".\" 0\n");
         assertInvalid(self, "leads out of the descriptor's directory");
-        // Inside the directory, relative names are fine.
+        // Inside the directory, relative names are fine; the extent's data starts at its offset (4 sectors in).
         Path inside = Files.writeString(sub.resolve("inside.vmdk"),
                 "version=1\ncreateType=\"monolithicFlat\"\nRW 8 FLAT \"extent.bin\" 4\nRW 4 ZERO\n");
         try (BlockBackend disk = Images.open(inside, Images.OpenOptions.readOnly())) {
             assertThat(disk.format()).isEqualTo(ImageFormat.VMDK);
             assertThat(disk.size()).isEqualTo(12 * 512);
-            assertThat(Disks.readAll(disk)).isEqualTo(new byte[12 * 512]);
+            byte[] expected = new byte[12 * 512];
+            System.arraycopy(extent, 4 * 512, expected, 0, 8 * 512);
+            assertThat(Disks.readAll(disk)).isEqualTo(expected);
+            assertThat(disk.extent(0, disk.size())).isEqualTo(new Extent(0, 8 * 512, Extent.Kind.DATA));
+            assertThat(disk.extent(8 * 512, 4 * 512).kind()).isEqualTo(Extent.Kind.ZERO);
         }
         assertThat(ImageInfo.read(inside).vmdkExtents()).hasSize(2);
     }
