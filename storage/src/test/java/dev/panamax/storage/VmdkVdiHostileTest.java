@@ -230,6 +230,9 @@ class VmdkVdiHostileTest {
         Path hidden = Files.writeString(sub.resolve("hidden.vmdk"),
                 "version=1\ncreateType=\"monolithicFlat\"\nRW 8 FLAT \"./x/../../secret.bin\" 0\n");
         assertInvalid(hidden, "leads out of the descriptor's directory");
+        Files.createSymbolicLink(sub.resolve("link.bin"), dir.resolve("secret.bin"));
+        Path link = Files.writeString(sub.resolve("link.vmdk"), "version=1\ncreateType=\"monolithicFlat\"\nRW 8 FLAT \"link.bin\" 0\n");
+        assertInvalid(link, "link.bin is a symbolic link leading out of the descriptor's directory");
         Path self = Files.writeString(sub.resolve("self.vmdk"), "version=1\ncreateType=\"monolithicFlat\"\nRW 8 FLAT \".\" 0\n");
         assertInvalid(self, "leads out of the descriptor's directory");
         // Inside the directory, relative names are fine; the extent's data starts at its offset (4 sectors in).

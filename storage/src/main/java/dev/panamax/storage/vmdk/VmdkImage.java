@@ -137,6 +137,12 @@ public final class VmdkImage implements BlockBackend {
                             throw new InvalidImageException(name + ": VMDK extent file " + p + " named by the descriptor"
                                     + " does not exist or is not a regular file");
                         }
+                        // A symbolic link in the directory (one an archive brought with the descriptor, say) must not lead out either.
+                        if (!p.toRealPath().startsWith(dir.toRealPath())) {
+                            throw new InvalidImageException(name + ": VMDK extent file " + p + " is a symbolic link leading"
+                                    + " out of the descriptor's directory (to " + p.toRealPath() + "); Panamax only reads"
+                                    + " extents inside it");
+                        }
                         ImageFile extent = ImageFile.open(p, false);
                         flats.add(new FlatExtent(start, length, extent, e.offsetSectors() * SECTOR, e.fileName()));
                         long needed = (e.offsetSectors() + e.sectors()) * SECTOR;
