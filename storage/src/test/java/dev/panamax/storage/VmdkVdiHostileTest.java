@@ -256,9 +256,10 @@ class VmdkVdiHostileTest {
         assertInvalid(descriptor("garbage.vmdk", "RW 16 FLAT \"flat.bin\" 0\nthis is not a descriptor line"),
                 "VMDK descriptor line 8 is neither a setting nor an extent: 'this is not a descriptor line'");
         assertInvalid(descriptor("huge.vmdk", "RW 99999999999999999 FLAT \"flat.bin\" 0"), "VMDK extent on descriptor line 7 has",
-                "sectors (must be 1 to");
+                "sectors (at most");
         assertInvalid(descriptor("overflow.vmdk", "RW 9999999999999999999 FLAT \"flat.bin\" 0"), "is too large");
-        assertInvalid(descriptor("zero-size.vmdk", "RW 0 FLAT \"flat.bin\" 0"), "has 0 sectors");
+        assertInvalid(descriptor("far-offset.vmdk", "RW 16 FLAT \"flat.bin\" 99999999999999999"),
+                "VMDK extent on descriptor line 7 starts at sector 99999999999999999 of its file");
         assertInvalid(descriptor("truncated-extent.vmdk", "RW 32 FLAT \"flat.bin\" 0"), "holds 8192 bytes but the descriptor needs 16384",
                 "truncated");
         assertInvalid(descriptor("missing.vmdk", "RW 16 FLAT \"gone.bin\" 0"), "gone.bin named by the descriptor does not exist");

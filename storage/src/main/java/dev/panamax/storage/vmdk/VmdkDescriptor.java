@@ -72,9 +72,9 @@ record VmdkDescriptor(String createType, String parentCid, List<ExtentLine> exte
         long sectors = parseCount(e.group(2), where, lineNumber, "size");
         String type = e.group(3).toUpperCase(Locale.ROOT);
         long offset = e.group(5) == null ? 0 : parseCount(e.group(5), where, lineNumber, "offset");
-        if (sectors <= 0 || sectors > MAX_SECTORS) {
+        if (sectors > MAX_SECTORS) { // 0 is an empty disk's one extent
             throw new InvalidImageException(where + ": VMDK extent on descriptor line " + lineNumber + " has " + sectors
-                    + " sectors (must be 1 to " + MAX_SECTORS + ")");
+                    + " sectors (at most " + MAX_SECTORS + ")");
         }
         if (offset > MAX_SECTORS) {
             throw new InvalidImageException(where + ": VMDK extent on descriptor line " + lineNumber + " starts at sector "

@@ -144,8 +144,8 @@ final class VmdkSparse {
             throw new InvalidImageException(name + ": VMDK sparse extent version " + Integer.toUnsignedString(h.version)
                     + " is not supported (1 to 3)");
         }
-        if (h.capacity <= 0 || h.capacity > VmdkDescriptor.MAX_SECTORS) {
-            throw new InvalidImageException(name + ": VMDK capacity of " + h.capacity + " sectors is invalid (1 to "
+        if (h.capacity < 0 || h.capacity > VmdkDescriptor.MAX_SECTORS) {
+            throw new InvalidImageException(name + ": VMDK capacity of " + h.capacity + " sectors is invalid (0 to "
                     + VmdkDescriptor.MAX_SECTORS + ", 64 TiB)");
         }
         if (h.grainSectors < 1 || h.grainSectors > MAX_GRAIN_SECTORS || Long.bitCount(h.grainSectors) != 1) {
@@ -418,7 +418,7 @@ final class VmdkSparse {
         int gtes = MAX_GTES;
         long capacity = (sizeBytes + SECTOR - 1) / SECTOR;
         long gtSpan = grainSectors * gtes;
-        int gdEntries = (int) Math.max(1, (capacity + gtSpan - 1) / gtSpan);
+        int gdEntries = (int) ((capacity + gtSpan - 1) / gtSpan); // none for an empty disk, as qemu-img writes it
         long gdSectors = (4L * gdEntries + SECTOR - 1) / SECTOR;
         long gtSectors = 4L * gtes / SECTOR;
         long descriptorOffset = 1, descriptorSectors = 20;
