@@ -2,7 +2,7 @@ package dev.panamax.api;
 
 /**
  * The format of a drive's image file, when it is given rather than detected. Detection refuses a
- * file that carries the signature of a format Panamax cannot read (VMDK, VDI, VHDX, LUKS, ...);
+ * file that carries the signature of a format Panamax cannot read (VHDX, QED, LUKS, ...);
  * {@link #RAW} reads any file as the disk's bytes.
  */
 public enum DiskFormat {
@@ -11,5 +11,12 @@ public enum DiskFormat {
     /** QEMU's copy-on-write format, versions 2 and 3. */
     QCOW2,
     /** A virtual hard disk (Microsoft's VHD), fixed or dynamic. */
-    VHD
+    VHD,
+    /**
+     * A VMware disk: monolithicSparse (read and written), streamOptimized and monolithicFlat (read-only:
+     * attach them read-only).
+     */
+    VMDK,
+    /** A VirtualBox disk image, dynamic or static. */
+    VDI
 }

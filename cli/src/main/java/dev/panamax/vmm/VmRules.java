@@ -4,6 +4,7 @@ import dev.panamax.boot.MpTable;
 import dev.panamax.devices.pci.PciBus;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
+import dev.panamax.storage.ReadOnlyImageException;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
@@ -255,14 +256,16 @@ public final class VmRules {
         if (!readOnly && !Files.isWritable(image)) {
             throw new ConfigException(name, "cannot write " + image + "; make it writable or make the drive read-only");
         }
-        if (format == null) {
-            try {
-                Images.probe(image);
-            } catch (InvalidImageException e) {
-                throw new ConfigException(name, e.getMessage());
-            } catch (IOException e) {
-                throw new ConfigException(name, "cannot read " + image + " (" + e.getMessage() + ")");
+        try {
+            ImageFormat f = format != null ? format : Images.probe(image);
+            if (f == ImageFormat.VMDK && !readOnly) {
+                // Only monolithicSparse VMDK is written: the others are refused here, not when the VM starts.
+                Images.open(image, Images.OpenOptions.readWrite().withFormat(f).withoutBacking()).close();
             }
+        } catch (InvalidImageException | ReadOnlyImageException e) {
+            throw new ConfigException(name, e.getMessage());
+        } catch (IOException e) {
+            throw new ConfigException(name, "cannot read " + image + " (" + e.getMessage() + ")");
         }
         return image;
     }

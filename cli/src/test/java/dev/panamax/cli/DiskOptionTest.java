@@ -37,7 +37,9 @@ class DiskOptionTest {
         assertThat(DiskOption.parse(DiskOption.format(drive), 0)).as("the copy of the option for the rig").isEqualTo(drive);
         assertThat(DiskOption.parse(vmdk + ",format=vpc,readonly", 1).format()).isEqualTo(DiskFormat.VHD);
         assertThat(DiskOption.parse(Files.write(dir.resolve("d.raw"), new byte[4096]).toString(), 2).format()).isNull();
-        assertThatThrownBy(() -> DiskOption.parse(vmdk.toString(), 3)).hasMessageContaining("is a VMDK image");
+        assertThat(DiskOption.parse(vmdk + ",format=vmdk,readonly", 3).format()).isEqualTo(DiskFormat.VMDK);
+        assertThatThrownBy(() -> DiskOption.parse(vmdk.toString(), 4)).as("a sparse header with nothing else is damaged")
+                .hasMessageContaining(vmdk + ": VMDK");
     }
 
     @Test

@@ -113,16 +113,22 @@ class RunCommandTest {
     @Test
     void aDiskInAForeignFormatIsRefusedUnlessItsFormatIsGiven() throws Exception {
         String k = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()).toString();
-        byte[] sparse = new byte[1 << 20];
-        System.arraycopy("KDMV".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, sparse, 0, 4);
-        Path vmdk = Files.write(dir.resolve("disk.vmdk"), sparse);
-        assertRefused("--disk " + vmdk + ": " + vmdk + " is a VMDK image (VMware), which Panamax cannot read yet; convert it with"
-                + " 'qemu-img convert -f vmdk -O qcow2 " + vmdk + " " + dir.resolve("disk.qcow2") + "' first",
-                "run", "--no-rig", "--kernel", k, "--disk", vmdk.toString());
-        assertRefused("is a VMDK image", "run", "--no-rig", "--kernel", k, "--disk", vmdk + ",readonly,root");
-        assertRefused("--disk " + vmdk + ",format=vmdk: Panamax cannot read vmdk images yet; use raw, qcow2 or vhd",
-                "run", "--no-rig", "--kernel", k, "--disk", vmdk + ",format=vmdk");
-        assertRefused("unknown image format 'floppy'", "run", "--no-rig", "--kernel", k, "--disk", vmdk + ",format=floppy");
+        byte[] header = new byte[1 << 20];
+        System.arraycopy("QED\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, header, 0, 4);
+        Path qed = Files.write(dir.resolve("disk.qed"), header);
+        assertRefused("--disk " + qed + ": " + qed + " is a QED image (QEMU enhanced disk), which Panamax cannot read yet; convert it with"
+                + " 'qemu-img convert -f qed -O qcow2 " + qed + " " + dir.resolve("disk.qcow2") + "' first",
+                "run", "--no-rig", "--kernel", k, "--disk", qed.toString());
+        assertRefused("is a QED image", "run", "--no-rig", "--kernel", k, "--disk", qed + ",readonly,root");
+        assertRefused("--disk " + qed + ",format=qed: Panamax cannot read qed images yet; use raw, qcow2, vhd, vmdk or vdi",
+                "run", "--no-rig", "--kernel", k, "--disk", qed + ",format=qed");
+        assertRefused("unknown image format 'floppy'", "run", "--no-rig", "--kernel", k, "--disk", qed + ",format=floppy");
+        // VMDK is read, but only monolithicSparse is written: a writable drive of another kind is refused before boot.
+        Path descriptor = Files.writeString(dir.resolve("flat.vmdk"), "version=1\ncreateType=\"monolithicFlat\"\n"
+                + "RW 8 FLAT \"flat.bin\" 0\n");
+        Files.write(dir.resolve("flat.bin"), new byte[4096]);
+        assertRefused("--disk " + descriptor + ": " + descriptor + ": VMDK monolithicFlat images can only be opened read-only",
+                "run", "--no-rig", "--kernel", k, "--disk", descriptor.toString());
     }
 
     @Test

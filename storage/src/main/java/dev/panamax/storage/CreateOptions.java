@@ -3,8 +3,8 @@ package dev.panamax.storage;
 /**
  * What a new image should look like, for every format: each takes the fields that apply to it
  * (qcow2: cluster size, backing file, lazy refcounts, version, refcount width, compression type,
- * extended L2 entries; vhd: fixed or dynamic). {@code backingFile} is recorded as given (relative or
- * absolute).
+ * extended L2 entries; vhd: fixed or dynamic, and vdi: static or dynamic, both by {@code vhdFixed}).
+ * {@code backingFile} is recorded as given (relative or absolute).
  */
 public record CreateOptions(ImageFormat format, long size, int clusterSize, String backingFile,
         ImageFormat backingFormat, boolean lazyRefcounts, boolean vhdFixed, int qcow2Version, int refcountBits,

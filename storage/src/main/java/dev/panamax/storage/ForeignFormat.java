@@ -9,8 +9,6 @@ import java.util.Optional;
  * guest writing to it would destroy them.
  */
 public enum ForeignFormat {
-    VMDK("vmdk", "a VMDK image (VMware)"),
-    VDI("vdi", "a VDI image (VirtualBox)"),
     VHDX("vhdx", "a VHDX image (Hyper-V)"),
     QED("qed", "a QED image (QEMU enhanced disk)"),
     LUKS("luks", "a LUKS-encrypted image"),

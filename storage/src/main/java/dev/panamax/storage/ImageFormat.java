@@ -5,21 +5,28 @@ import java.util.Locale;
 public enum ImageFormat {
     RAW,
     QCOW2,
-    VHD;
+    VHD,
+    VMDK,
+    VDI;
 
-    /** The name used on the command line and in qcow2 backing-format extensions ("raw", "qcow2", "vpc"). */
+    /** The name used on the command line and in qcow2 backing-format extensions ("raw", "qcow2", "vpc", "vmdk", "vdi"). */
     public String id() {
         return this == VHD ? "vpc" : name().toLowerCase(Locale.ROOT);
     }
+
+    /** The formats Panamax reads, for messages. */
+    public static final String NAMES = "raw, qcow2, vhd, vmdk or vdi";
 
     public static ImageFormat parse(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
             case "raw" -> RAW;
             case "qcow2" -> QCOW2;
             case "vhd", "vpc" -> VHD;
+            case "vmdk" -> VMDK;
+            case "vdi" -> VDI;
             default -> throw new ImageRequestException(ForeignFormat.byId(name)
-                    .map(f -> "Panamax cannot read " + f.id() + " images yet; use raw, qcow2 or vhd (convert with qemu-img first)")
-                    .orElse("unknown image format '" + name + "'; use raw, qcow2 or vhd"));
+                    .map(f -> "Panamax cannot read " + f.id() + " images yet; use " + NAMES + " (convert with qemu-img first)")
+                    .orElse("unknown image format '" + name + "'; use " + NAMES));
         };
     }
 }

@@ -14,11 +14,12 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * An image file made of a fuzzer's bytes, opened as qcow2 or vhd: info, open, reads and extents across
+ * An image file made of a fuzzer's bytes, opened as qcow2, vhd, vmdk or vdi: info, open, reads and extents across
  * the disk, check, then a write, write-zeroes, discard and flush. A damaged or hostile image may only
  * give {@link InvalidImageException} (or {@link ImageCorruptException}, its kind), or {@link
  * ReadOnlyImageException} for an image marked corrupt; never anything deeper. Backing files are not
- * opened: a fuzzed name could be any host file.
+ * opened: a fuzzed name could be any host file (a VMDK descriptor's flat extents may only name files in
+ * the fuzzer's own directory).
  */
 class DiskImageFuzzTest {
     /** Bytes read at each place: enough to cross a few small clusters. */
@@ -38,6 +39,16 @@ class DiskImageFuzzTest {
         exercise(file, ImageFormat.VHD);
     }
 
+    @FuzzTest
+    void vmdk(byte[] file) throws IOException {
+        exercise(file, ImageFormat.VMDK);
+    }
+
+    @FuzzTest
+    void vdi(byte[] file) throws IOException {
+        exercise(file, ImageFormat.VDI);
+    }
+
     private static void exercise(byte[] file, ImageFormat format) throws IOException {
         Path image = dir.resolve("fuzzed.img");
         Files.write(image, file);
@@ -48,6 +59,9 @@ class DiskImageFuzzTest {
                 readAround(disk);
                 if (disk instanceof Qcow2Image qcow2) {
                     Qcow2Check.check(qcow2);
+                }
+                if (disk instanceof dev.panamax.storage.vmdk.VmdkImage vmdk) {
+                    vmdk.check(problem -> { });
                 }
             }
             try (BlockBackend disk = Images.open(image, Images.OpenOptions.readWrite().withFormat(format).withoutBacking().withoutSync())) {

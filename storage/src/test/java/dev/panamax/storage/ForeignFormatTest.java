@@ -55,8 +55,8 @@ class ForeignFormatTest {
         b.put(text.length(), new byte[64]); // the rest of a short file reads as zeros
     }
 
-    /** Each signature, as the start (or, for DMG, the end) of a file; the key names the file and the format. */
-    private static final Map<String, Consumer<ByteBuffer>> SIGNATURES = Map.ofEntries(
+    /** The signatures of VMDK and VDI, which Panamax reads; the key names the file and the format. */
+    private static final Map<String, Consumer<ByteBuffer>> READ_SIGNATURES = Map.ofEntries(
             Map.entry("sparse.vmdk:VMDK", b -> put(b, 0, "KDMV")),
             Map.entry("vmware3.vmdk:VMDK", b -> put(b, 0, "COWD")),
             Map.entry("descriptor.vmdk:VMDK", b -> text(b, "# Disk DescriptorFile\nversion=1\nCID=fffffffe\n"
@@ -69,7 +69,10 @@ class ForeignFormatTest {
             Map.entry("qemu-banner.vdi:VDI", b -> {
                 put(b, 0, "<<< QEMU VM Virtual Disk Image >>>\n");
                 le32(b, 0x40, 0xbeda107f);
-            }),
+            }));
+
+    /** Each signature, as the start (or, for DMG, the end) of a file; the key names the file and the format. */
+    private static final Map<String, Consumer<ByteBuffer>> SIGNATURES = Map.ofEntries(
             Map.entry("disk.vhdx:VHDX", b -> put(b, 0, "vhdxfile")),
             Map.entry("disk.qed:QED", b -> put(b, 0, "QED\0")),
             Map.entry("disk.luks:LUKS", b -> put(b, 0, "LUKS\u00ba\u00be\0\u0001aes\0")),
@@ -123,11 +126,32 @@ class ForeignFormatTest {
         }
     }
 
+    /**
+     * VMDK and VDI signatures make a file that format, never raw: a file with nothing else of the
+     * format is a damaged image, refused with a sentence naming it, and raw reads it only when asked.
+     */
+    @Test
+    void vmdkAndVdiSignaturesAreThoseFormats() throws Exception {
+        for (var e : READ_SIGNATURES.entrySet()) {
+            String[] nameAndFormat = e.getKey().split(":");
+            ImageFormat format = ImageFormat.valueOf(nameAndFormat[1]);
+            Path p = file(nameAndFormat[0], e.getValue());
+            assertThat(Images.probe(p)).as(e.getKey()).isEqualTo(format);
+            assertThatThrownBy(() -> Images.open(p, Images.OpenOptions.readOnly())).as(e.getKey())
+                    .isInstanceOf(InvalidImageException.class).hasMessageStartingWith(p + ": ")
+                    .hasMessageContaining(nameAndFormat[1].equals("VMDK") ? "VMDK" : "VDI");
+            assertThat(ImageChecker.check(p).isClean()).as(e.getKey()).isFalse();
+            try (BlockBackend raw = Images.open(p, Images.OpenOptions.readWrite().withFormat(ImageFormat.RAW))) {
+                assertThat(raw.format()).as(e.getKey()).isEqualTo(ImageFormat.RAW);
+            }
+        }
+    }
+
     @Test
     void theRefusalSaysHowToConvert() throws Exception {
-        Path vmdk = file("disk.vmdk", b -> put(b, 0, "KDMV"));
-        assertThatThrownBy(() -> Images.probe(vmdk)).hasMessage(vmdk + " is a VMDK image (VMware), which Panamax cannot read yet;"
-                + " convert it with 'qemu-img convert -f vmdk -O qcow2 " + vmdk + " " + dir.resolve("disk.qcow2") + "' first");
+        Path vhdx = file("disk.vhdx", b -> put(b, 0, "vhdxfile"));
+        assertThatThrownBy(() -> Images.probe(vhdx)).hasMessage(vhdx + " is a VHDX image (Hyper-V), which Panamax cannot read yet;"
+                + " convert it with 'qemu-img convert -f vhdx -O qcow2 " + vhdx + " " + dir.resolve("disk.qcow2") + "' first");
         Path luks = file("secret.img", SIGNATURES.get("disk.luks:LUKS"));
         assertThatThrownBy(() -> Images.probe(luks)).hasMessageContaining("qemu-img convert")
                 .hasMessageEndingWith("if the guest decrypts it itself, give the image's format as raw");
@@ -196,39 +220,39 @@ class ForeignFormatTest {
 
     @Test
     void aBackingFileInAForeignFormatIsRefusedToo() throws Exception {
-        Path vmdk = file("base.vmdk", b -> put(b, 0, "KDMV"));
+        Path qed = file("base.qed", b -> put(b, 0, "QED\0"));
         Path overlay = dir.resolve("overlay.qcow2");
-        Qcow2Image.create(overlay, CreateOptions.of(ImageFormat.QCOW2, FILE_SIZE).withBacking("base.vmdk", null)); // probed when opened
+        Qcow2Image.create(overlay, CreateOptions.of(ImageFormat.QCOW2, FILE_SIZE).withBacking("base.qed", null)); // probed when opened
         assertThatThrownBy(() -> Images.open(overlay, Images.OpenOptions.readOnly())).isInstanceOf(InvalidImageException.class)
-                .hasMessageStartingWith("backing file " + vmdk + " of " + overlay + " is a VMDK image (VMware), which Panamax cannot read yet")
+                .hasMessageStartingWith("backing file " + qed + " of " + overlay + " is a QED image (QEMU enhanced disk), which Panamax cannot read yet")
                 .hasMessageContaining("panamax image rebase -u -b " + dir.resolve("base.qcow2") + " " + overlay);
         try (BlockBackend top = Images.open(overlay, Images.OpenOptions.readOnly().withoutBacking())) {
             assertThat(top.format()).isEqualTo(ImageFormat.QCOW2); // info, check and rebase read the overlay itself
         }
         assertThat(ImageChecker.check(overlay).problems()).singleElement().satisfies(p -> assertThat(p.message())
-                .startsWith("backing chain: backing file " + vmdk));
+                .startsWith("backing chain: backing file " + qed));
         assertThatThrownBy(() -> Images.create(dir.resolve("new.qcow2"), CreateOptions.of(ImageFormat.QCOW2, -1)
-                .withBacking("base.vmdk", null))).hasMessageContaining("is a VMDK image");
+                .withBacking("base.qed", null))).hasMessageContaining("is a QED image");
 
         Path raw = dir.resolve("raw-backed.qcow2");
-        Images.create(raw, CreateOptions.of(ImageFormat.QCOW2, -1).withBacking("base.vmdk", ImageFormat.RAW));
+        Images.create(raw, CreateOptions.of(ImageFormat.QCOW2, -1).withBacking("base.qed", ImageFormat.RAW));
         try (BlockBackend disk = Images.open(raw, Images.OpenOptions.readOnly())) {
             ByteBuffer first = ByteBuffer.allocate(4);
             disk.read(0, first);
-            assertThat(first.array()).asString(StandardCharsets.ISO_8859_1).isEqualTo("KDMV"); // an explicit raw backing format is raw
+            assertThat(first.array()).asString(StandardCharsets.ISO_8859_1).isEqualTo("QED\0"); // an explicit raw backing format is raw
         }
     }
 
     @Test
     void theImageOperationsRefuseAndTakeAnExplicitRawFormat() throws Exception {
-        Path vdi = file("disk.vdi", SIGNATURES.get("disk.vdi:VDI"));
-        assertThatThrownBy(() -> ImageInfo.read(vdi)).hasMessageContaining("is a VDI image (VirtualBox)");
+        Path vdi = file("disk.vhdx", SIGNATURES.get("disk.vhdx:VHDX"));
+        assertThatThrownBy(() -> ImageInfo.read(vdi)).hasMessageContaining("is a VHDX image (Hyper-V)");
         assertThatThrownBy(() -> ImageChecker.check(vdi)).as("refused, not reported as a damaged image")
-                .isInstanceOf(InvalidImageException.class).hasMessageContaining("is a VDI image");
-        assertThatThrownBy(() -> ImageChecker.repair(vdi)).hasMessageContaining("is a VDI image");
+                .isInstanceOf(InvalidImageException.class).hasMessageContaining("is a VHDX image");
+        assertThatThrownBy(() -> ImageChecker.repair(vdi)).hasMessageContaining("is a VHDX image");
         Path out = dir.resolve("out.raw");
         assertThatThrownBy(() -> ImageConverter.convert(vdi, out, ImageConverter.Options.of(ImageFormat.RAW), null))
-                .hasMessageContaining("is a VDI image");
+                .hasMessageContaining("is a VHDX image");
         assertThat(out).doesNotExist();
 
         assertThat(ImageInfo.read(vdi, ImageFormat.RAW).format()).isEqualTo(ImageFormat.RAW);
@@ -239,9 +263,11 @@ class ForeignFormatTest {
 
     @Test
     void aForeignFormatNameSaysPanamaxCannotReadIt() {
-        assertThatThrownBy(() -> ImageFormat.parse("VMDK")).isInstanceOf(ImageRequestException.class)
-                .hasMessage("Panamax cannot read vmdk images yet; use raw, qcow2 or vhd (convert with qemu-img first)");
-        assertThatThrownBy(() -> ImageFormat.parse("floppy")).hasMessage("unknown image format 'floppy'; use raw, qcow2 or vhd");
+        assertThatThrownBy(() -> ImageFormat.parse("VHDX")).isInstanceOf(ImageRequestException.class)
+                .hasMessage("Panamax cannot read vhdx images yet; use raw, qcow2, vhd, vmdk or vdi (convert with qemu-img first)");
+        assertThatThrownBy(() -> ImageFormat.parse("floppy")).hasMessage("unknown image format 'floppy'; use raw, qcow2, vhd, vmdk or vdi");
+        assertThat(ImageFormat.parse("VMDK")).isEqualTo(ImageFormat.VMDK);
+        assertThat(ImageFormat.parse("vdi")).isEqualTo(ImageFormat.VDI);
         for (ForeignFormat f : ForeignFormat.values()) {
             assertThat(ForeignFormat.byId(f.id())).contains(f);
         }

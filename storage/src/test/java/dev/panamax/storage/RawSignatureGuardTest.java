@@ -65,8 +65,15 @@ class RawSignatureGuardTest {
     @Test
     void aForeignSignatureAtTheStartAndAVhdFooterAtTheEndAreRefused() throws IOException {
         try (BlockBackend b = detected()) {
+            assertThatThrownBy(() -> b.write(0, ByteBuffer.wrap("vhdxfile".getBytes(StandardCharsets.US_ASCII))))
+                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("VHDX");
+            // VMDK and VDI, which Panamax reads, are guarded like qcow2 and vhd.
             assertThatThrownBy(() -> b.write(0, ByteBuffer.wrap("KDMV".getBytes(StandardCharsets.US_ASCII))))
-                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("VMDK");
+                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("a vmdk image");
+            byte[] vdi = new byte[0x44];
+            ByteBuffer.wrap(vdi).order(java.nio.ByteOrder.LITTLE_ENDIAN).putInt(0x40, 0xbeda107f);
+            assertThatThrownBy(() -> b.write(0, ByteBuffer.wrap(vdi)))
+                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("a vdi image");
             byte[] footer = new byte[512];
             System.arraycopy("conectix".getBytes(StandardCharsets.US_ASCII), 0, footer, 0, 8);
             assertThatThrownBy(() -> b.write(SIZE - 512, ByteBuffer.wrap(footer)))

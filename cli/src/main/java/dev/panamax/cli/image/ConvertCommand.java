@@ -20,7 +20,8 @@ final class ConvertCommand implements Callable<Integer> {
     CommandSpec spec;
 
     @Option(names = {"-O", "--output-format"},
-            description = "raw, qcow2 or vhd (default: from the target's extension .qcow2/.vhd, otherwise raw)")
+            description = "raw, qcow2, vhd, vmdk (monolithicSparse) or vdi (default: from the target's extension"
+                    + " .qcow2/.vhd/.vmdk/.vdi, otherwise raw)")
     String format;
 
     @Option(names = {"-f", "--format"}, description = ImageCommand.SOURCE_FORMAT)
@@ -36,7 +37,7 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = {"-o", "--options"}, paramLabel = "KEY=VALUE[,...]", description = Qcow2Options.DESCRIPTION)
     List<String> options;
 
-    @Option(names = "--fixed", description = "vhd output: a fixed VHD")
+    @Option(names = "--fixed", description = "vhd output: a fixed VHD; vdi output: a static (preallocated) VDI")
     boolean fixed;
 
     @Option(names = {"-p", "--progress"}, description = "show a progress bar even when not on a terminal")
@@ -61,6 +62,8 @@ final class ConvertCommand implements Callable<Integer> {
         String name = target.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
         if (name.endsWith(".qcow2")) return ImageFormat.QCOW2;
         if (name.endsWith(".vhd") || name.endsWith(".vpc")) return ImageFormat.VHD;
+        if (name.endsWith(".vmdk")) return ImageFormat.VMDK;
+        if (name.endsWith(".vdi")) return ImageFormat.VDI;
         return ImageFormat.RAW;
     }
 

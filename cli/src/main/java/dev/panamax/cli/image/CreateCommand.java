@@ -19,7 +19,7 @@ final class CreateCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = {"-f", "--format"}, defaultValue = "qcow2", description = "raw, qcow2 or vhd (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-f", "--format"}, defaultValue = "qcow2", description = "raw, qcow2, vhd, vmdk (monolithicSparse) or vdi (default: ${DEFAULT-VALUE})")
     String format;
 
     @Option(names = {"-b", "--backing"}, description = "backing file (qcow2 only); relative names are relative to the image")
@@ -34,7 +34,7 @@ final class CreateCommand implements Callable<Integer> {
     @Option(names = "--lazy-refcounts", description = "qcow2: defer refcount updates (faster; repaired after a crash)")
     boolean lazyRefcounts;
 
-    @Option(names = "--fixed", description = "vhd: preallocate the whole disk (fixed VHD) instead of a dynamic one")
+    @Option(names = "--fixed", description = "vhd, vdi: preallocate the whole disk (fixed VHD, static VDI) instead of a dynamic one")
     boolean fixed;
 
     @Option(names = {"-o", "--options"}, paramLabel = "KEY=VALUE[,...]", description = Qcow2Options.DESCRIPTION)

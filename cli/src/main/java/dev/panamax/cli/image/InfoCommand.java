@@ -38,6 +38,7 @@ final class InfoCommand implements Callable<Integer> {
         s.append("disk size: ").append(Sizes.human(i.allocatedBytes())).append('\n');
         if (i.clusterSize() > 0) s.append("cluster_size: ").append(i.clusterSize()).append('\n');
         if (i.vhdType() != null) s.append("vhd type: ").append(i.vhdType()).append('\n');
+        if (i.vdiType() != null) s.append("vdi type: ").append(i.vdiType()).append('\n');
         if (i.backingFile() != null) {
             s.append("backing file: ").append(i.backingFile()).append('\n');
             if (i.backingFormat() != null) s.append("backing file format: ").append(i.backingFormat()).append('\n');
@@ -48,6 +49,12 @@ final class InfoCommand implements Callable<Integer> {
             for (Qcow2Snapshot sn : i.snapshots()) {
                 s.append(String.format("%-4s %-20s %12s %-19s%n", sn.id(), sn.name(), Sizes.human(sn.diskSize()), date(sn)));
             }
+        }
+        if (i.vmdkCreateType() != null) {
+            s.append("Format specific information:\n");
+            s.append("    create type: ").append(i.vmdkCreateType()).append('\n');
+            s.append("    extents:\n");
+            for (String e : i.vmdkExtents()) s.append("        ").append(e).append('\n');
         }
         if (i.qcow2Version() != null) {
             s.append("Format specific information:\n");
@@ -74,6 +81,16 @@ final class InfoCommand implements Callable<Integer> {
         if (i.backingFile() != null) j.field("backing-filename", i.backingFile());
         if (i.backingFormat() != null) j.field("backing-filename-format", i.backingFormat());
         if (i.vhdType() != null) j.field("vhd-type", i.vhdType());
+        if (i.vdiType() != null) j.field("vdi-type", i.vdiType());
+        if (i.vmdkCreateType() != null) {
+            j.field("create-type", i.vmdkCreateType());
+            StringBuilder arr = new StringBuilder("[");
+            for (String e : i.vmdkExtents()) {
+                if (arr.length() > 1) arr.append(", ");
+                arr.append(new Json().field("description", e).toString());
+            }
+            j.raw("extents", arr.append(']').toString());
+        }
         if (i.qcow2Version() != null) {
             j.field("compat", i.qcow2Version() == 2 ? "0.10" : "1.1").field("compression-type", i.compression().id())
                     .field("lazy-refcounts", i.lazyRefcounts()).field("corrupt", i.corrupt())

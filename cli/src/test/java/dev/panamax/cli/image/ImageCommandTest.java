@@ -7,6 +7,7 @@ import dev.panamax.cli.CliRun;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ForeignImages;
 import dev.panamax.storage.ImageRequestException;
+import dev.panamax.storage.QemuImg;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -186,7 +187,7 @@ class ImageCommandTest {
     }
 
     /**
-     * Images qemu-img makes in formats Panamax cannot read (vmdk, vdi, vhdx, qed, luks, ...): info,
+     * Images qemu-img makes in formats Panamax cannot read (vhdx, qed, luks, ...): info,
      * check, map and convert refuse each with one line naming the format (status 2, no output file),
      * and read it as raw when told to.
      */
@@ -217,12 +218,70 @@ class ImageCommandTest {
                     .isEqualTo(Files.readAllBytes(Path.of(image)));
             Files.delete(dir.resolve("out.raw"));
         }
-        CliRun r = panamax("image", "info", "-f", "vmdk", p("sparse.vmdk"));
+        CliRun r = panamax("image", "info", "-f", "vhdx", p("disk.vhdx"));
         assertThat(r.status()).isEqualTo(2);
-        assertThat(r.err()).contains("Panamax cannot read vmdk images yet");
-        r = panamax("image", "create", "-b", p("static.vdi"), p("over.qcow2"));
+        assertThat(r.err()).contains("Panamax cannot read vhdx images yet");
+        r = panamax("image", "create", "-b", p("disk.qed"), p("over.qcow2"));
         assertThat(r.status()).isEqualTo(2);
-        assertThat(r.err()).contains("is a VDI image");
+        assertThat(r.err()).contains("is a QED image");
         assertThat(dir.resolve("over.qcow2")).doesNotExist();
+    }
+
+    private void qemuImg(String what, String... args) throws Exception {
+        QemuImg.Result r = QemuImg.img(args);
+        assertThat(r.status()).as(what + ":\n" + r.out() + r.err()).isZero();
+    }
+
+    /**
+     * VMDK and VDI through the command: info shows each format's specifics, check, map and convert read
+     * what qemu-img wrote, and the VMDK and VDI files create and convert write pass qemu-img check and
+     * compare.
+     */
+    @Test
+    void vmdkAndVdiImagesEndToEnd() throws Exception {
+        byte[] data = new byte[3 << 20];
+        new Random(9).nextBytes(data);
+        java.util.Arrays.fill(data, 1 << 20, 2 << 20, (byte) 0);
+        Path raw = Files.write(dir.resolve("data.raw"), data);
+        qemuImg("qemu-img convert", "convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw.toString(), p("stream.vmdk"));
+        qemuImg("qemu-img convert", "convert", "-f", "raw", "-O", "vdi", "-o", "static=on", raw.toString(), p("static.vdi"));
+
+        CliRun r = panamax("image", "info", p("stream.vmdk"));
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("file format: vmdk", "virtual size: 3 MiB (3145728 bytes)", "cluster_size: 65536",
+                "Format specific information:", "    create type: streamOptimized", "    extents:", "compressed sparse");
+        r = panamax("image", "info", "--json", p("stream.vmdk"));
+        assertThat(r.out()).contains("\"format\": \"vmdk\"", "\"create-type\": \"streamOptimized\"", "\"extents\": [");
+        r = panamax("image", "info", p("static.vdi"));
+        assertThat(r.out()).contains("file format: vdi", "vdi type: static", "cluster_size: 1048576");
+        assertThat(panamax("image", "info", "--json", p("static.vdi")).out()).contains("\"vdi-type\": \"static\"");
+        for (String image : List.of(p("stream.vmdk"), p("static.vdi"))) {
+            r = panamax("image", "check", image);
+            assertThat(r.status()).as(r.out() + r.err()).isZero();
+            assertThat(panamax("image", "map", image).status()).isZero();
+        }
+
+        // stream.vmdk -> out.vmdk (monolithicSparse, by the extension) -> out.vdi: each as QEMU reads it.
+        r = panamax("image", "convert", "-q", p("stream.vmdk"), p("out.vmdk"));
+        assertThat(r.status()).as(r.err()).isZero();
+        qemuImg("qemu-img check", "check", "-f", "vmdk", p("out.vmdk"));
+        qemuImg("qemu-img compare", "compare", "-f", "vmdk", "-F", "raw", p("out.vmdk"), raw.toString());
+        assertThat(panamax("image", "info", p("out.vmdk")).out()).contains("create type: monolithicSparse");
+        r = panamax("image", "convert", "-q", p("out.vmdk"), p("out.vdi"));
+        assertThat(r.status()).as(r.err()).isZero();
+        qemuImg("qemu-img check", "check", "-f", "vdi", p("out.vdi"));
+        qemuImg("qemu-img compare", "compare", "-f", "vdi", "-F", "raw", p("out.vdi"), raw.toString());
+        r = panamax("image", "convert", "-q", "-O", "raw", p("static.vdi"), p("back.raw"));
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(Files.readAllBytes(dir.resolve("back.raw"))).isEqualTo(data);
+
+        r = panamax("image", "create", "-f", "vmdk", p("new.vmdk"), "64M");
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.out()).contains("fmt=vmdk size=67108864");
+        qemuImg("qemu-img check", "check", "-f", "vmdk", p("new.vmdk"));
+        r = panamax("image", "create", "-f", "vdi", "--fixed", p("new.vdi"), "8M");
+        assertThat(r.status()).as(r.err()).isZero();
+        qemuImg("qemu-img check", "check", "-f", "vdi", p("new.vdi"));
+        assertThat(panamax("image", "info", p("new.vdi")).out()).contains("vdi type: static");
     }
 }

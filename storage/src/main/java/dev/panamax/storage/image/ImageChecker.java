@@ -6,6 +6,7 @@ import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.storage.vmdk.VmdkImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,6 +29,7 @@ public final class ImageChecker {
         CheckReport report;
         try (BlockBackend disk = Images.open(path, Images.OpenOptions.readOnly().withoutBacking().withFormat(f))) {
             report = disk instanceof Qcow2Image q ? Qcow2Check.check(q) : new CheckReport();
+            if (disk instanceof VmdkImage v) v.check(report::corruption);
         } catch (InvalidImageException e) {
             report = new CheckReport();
             report.corruption(e.getMessage());

@@ -9,6 +9,7 @@ import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.Qcow2Compression;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.storage.vmdk.VmdkImage;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -102,7 +103,8 @@ public final class ImageConverter {
     private static void copy(BlockBackend src, BlockBackend dst, Options o, Progress progress) throws IOException {
         long size = src.size();
         // Zero detection works in units the target can leave unallocated without read-modify-write.
-        int unit = dst instanceof Qcow2Image q ? q.clusterSize() : 4096;
+        int unit = dst instanceof Qcow2Image q ? q.clusterSize()
+                : dst instanceof VmdkImage v ? Math.max(4096, v.grainSize()) : 4096;
         int chunk = Math.max(CHUNK, unit);
         // Direct memory: file reads and writes need no bounce copy, and zero detection is vectorized.
         ByteBuffer buf = ByteBuffer.allocateDirect(chunk);

@@ -6,7 +6,9 @@ import dev.panamax.storage.Qcow2Compression;
 import dev.panamax.storage.RawImage;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.storage.qcow2.Qcow2Snapshot;
+import dev.panamax.storage.vdi.VdiImage;
 import dev.panamax.storage.vhd.VhdImage;
+import dev.panamax.storage.vmdk.VmdkImage;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
@@ -18,7 +20,7 @@ import java.util.List;
 public record ImageInfo(Path path, ImageFormat format, long virtualSize, long fileSize, long allocatedBytes,
         int clusterSize, String backingFile, String backingFormat, Integer qcow2Version, boolean lazyRefcounts,
         boolean corrupt, boolean dirty, String vhdType, List<Qcow2Snapshot> snapshots, Qcow2Compression compression,
-        boolean extendedL2) {
+        boolean extendedL2, String vmdkCreateType, List<String> vmdkExtents, String vdiType) {
 
     public static ImageInfo read(Path path) throws IOException {
         return read(path, null);
@@ -30,12 +32,20 @@ public record ImageInfo(Path path, ImageFormat format, long virtualSize, long fi
             return switch (disk) {
                 case Qcow2Image q -> new ImageInfo(path, ImageFormat.QCOW2, q.size(), q.fileSize(), q.allocatedBytes(),
                         q.clusterSize(), q.backingFileName(), q.backingFormatName(), q.version(), q.lazyRefcounts(),
-                        q.markedCorrupt(), q.markedDirty(), null, q.snapshots(), q.compression(), q.extendedL2());
+                        q.markedCorrupt(), q.markedDirty(), null, q.snapshots(), q.compression(), q.extendedL2(), null,
+                        List.of(), null);
                 case VhdImage v -> new ImageInfo(path, ImageFormat.VHD, v.size(), v.fileSize(), v.allocatedBytes(), 0,
                         null, null, null, false, false, false, v.isDynamic() ? "dynamic" : "fixed", List.of(),
-                        null, false);
+                        null, false, null, List.of(), null);
+                case VmdkImage v -> new ImageInfo(path, ImageFormat.VMDK, v.size(), v.fileSize(), v.allocatedBytes(),
+                        v.grainSize(), null, null, null, false, false, false, null, List.of(), null, false, v.createType(),
+                        v.extentDescriptions(), null);
+                case VdiImage v -> new ImageInfo(path, ImageFormat.VDI, v.size(), v.fileSize(), v.allocatedBytes(),
+                        v.blockSize(), null, null, null, false, false, false, null, List.of(), null, false, null, List.of(),
+                        v.isStatic() ? "static" : "dynamic");
                 case RawImage r -> new ImageInfo(path, ImageFormat.RAW, r.size(), r.file().size(),
-                        r.file().allocatedBytes(), 0, null, null, null, false, false, false, null, List.of(), null, false);
+                        r.file().allocatedBytes(), 0, null, null, null, false, false, false, null, List.of(), null, false,
+                        null, List.of(), null);
                 default -> throw new IllegalStateException("unknown backend " + disk.getClass());
             };
         }

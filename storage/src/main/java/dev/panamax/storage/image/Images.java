@@ -9,7 +9,9 @@ import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.InvalidImageException;
 import dev.panamax.storage.RawImage;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.storage.vdi.VdiImage;
 import dev.panamax.storage.vhd.VhdImage;
+import dev.panamax.storage.vmdk.VmdkImage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -95,6 +97,8 @@ public final class Images {
             return switch (format) {
                 case RAW -> detected && options.writable() ? RawImage.openDetected(file, SIGNATURE_GUARD) : RawImage.open(file);
                 case VHD -> VhdImage.open(file);
+                case VMDK -> VmdkImage.open(file);
+                case VDI -> VdiImage.open(file);
                 case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
                         : (backingPath, backingFormat) -> open(backingPath,
                                 new OpenOptions(false, backingFormat, true, true, false), path, chain, depth + 1), false);
@@ -107,8 +111,9 @@ public final class Images {
 
     /**
      * Detects an image's format from its contents, as qemu-img does: the qcow2 header, the VHD footer
-     * (or its copy at the start), else raw, but only where no signature of a format Panamax cannot
-     * read (VMDK, VDI, VHDX, QED, LUKS, ...: {@link ForeignFormat}) matches; such a file is refused.
+     * (or its copy at the start), a VMDK sparse header or descriptor, the VDI signature, else raw, but
+     * only where no signature of a format Panamax cannot read (VHDX, QED, LUKS, ...: {@link
+     * ForeignFormat}) matches; such a file is refused.
      *
      * @throws InvalidImageException naming the format the file is in, when Panamax cannot read it;
      *     an explicit format ({@link OpenOptions#withFormat}) skips the probe, so raw reads any file as raw
@@ -135,6 +140,8 @@ public final class Images {
 
     /** The format other than raw that a file's first {@link Signatures#HEAD_BYTES} and last (up to) {@link Signatures#TAIL_BYTES} say, or null. */
     private static ImageFormat readableFormat(ByteBuffer head, ByteBuffer tail) {
+        if (Signatures.isVmdk(head)) return ImageFormat.VMDK;
+        if (Signatures.isVdi(head)) return ImageFormat.VDI;
         if (head.getInt(0) == 0x514649fb && Signatures.atStart(head) == null) return ImageFormat.QCOW2; // not qcow version 1
         if (VhdImage.isCookie(head.array())) return ImageFormat.VHD;
         if (tail.capacity() >= 512 && VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
@@ -143,6 +150,7 @@ public final class Images {
 
     /** The foreign format such a head and tail say, or null; the start's signatures come first, as in QEMU. */
     private static ForeignFormat foreignFormat(ByteBuffer head, ByteBuffer tail) {
+        if (Signatures.isVmdk(head) || Signatures.isVdi(head)) return null; // these come first, as they did when refused
         ForeignFormat atStart = Signatures.atStart(head);
         if (atStart != null) return atStart;
         if (head.getInt(0) == 0x514649fb || VhdImage.isCookie(head.array())) return null; // a readable format's own
@@ -198,6 +206,8 @@ public final class Images {
         switch (o.format()) {
             case RAW -> RawImage.create(path, size).close();
             case VHD -> VhdImage.create(path, size, o.vhdFixed());
+            case VMDK -> VmdkImage.create(path, size);
+            case VDI -> VdiImage.create(path, size, o.vhdFixed());
             case QCOW2 -> Qcow2Image.create(path, o.withSize(size).withBacking(o.backingFile(), backingFormat));
         }
     }

@@ -6,7 +6,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The signatures of the formats Panamax cannot read, as QEMU's block drivers recognise them
+ * The signatures of VMDK and VDI, and of the formats Panamax cannot read, as QEMU's block drivers recognise them
  * ({@code block/*.c}, each driver's probe function): {@link Images#probe} refuses what matches, and
  * takes a file for raw only where nothing does.
  */
@@ -26,10 +26,6 @@ final class Signatures {
         ByteBuffer be = head.duplicate().order(ByteOrder.BIG_ENDIAN);
         ByteBuffer le = head.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         int magic = be.getInt(0);
-        // VMDK: a sparse extent (KDMV, or COWD of VMware's older format), or a descriptor file.
-        if (magic == 0x4b444d56 || magic == 0x434f5744 || isVmdkDescriptor(head)) return ForeignFormat.VMDK;
-        // VDI: the signature after the 64-byte banner ("<<< ... VirtualBox Disk Image >>>").
-        if (le.getInt(0x40) == 0xbeda107f) return ForeignFormat.VDI;
         if (startsWith(head, 0, "vhdxfile")) return ForeignFormat.VHDX;
         if (startsWith(head, 0, "QED\0")) return ForeignFormat.QED;
         // LUKS: QEMU's driver opens version 1 and probes only that; a LUKS2 volume is refused too, as no raw disk.
@@ -60,6 +56,20 @@ final class Signatures {
             return ForeignFormat.DMG;
         }
         return null;
+    }
+
+    /**
+     * Whether {@code head} (the file's first {@link #HEAD_BYTES}, zero-padded) is a VMDK file: a sparse
+     * extent (KDMV, or COWD of VMware's older format), or a descriptor file.
+     */
+    static boolean isVmdk(ByteBuffer head) {
+        int magic = head.duplicate().order(ByteOrder.BIG_ENDIAN).getInt(0);
+        return magic == 0x4b444d56 || magic == 0x434f5744 || isVmdkDescriptor(head);
+    }
+
+    /** Whether {@code head} is a VDI image: the signature after the 64-byte banner ("<<< ... VirtualBox Disk Image >>>"). */
+    static boolean isVdi(ByteBuffer head) {
+        return head.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(0x40) == 0xbeda107f;
     }
 
     /**
