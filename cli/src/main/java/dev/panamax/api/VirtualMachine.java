@@ -93,6 +93,8 @@ public final class VirtualMachine implements AutoCloseable {
         RESET,
         /** {@link #kill()} or {@link #close()} ended it. */
         STOPPED,
+        /** {@link #migrate} moved it to another process, where it runs on. */
+        MIGRATED,
         /** The vCPU met a triple fault. */
         TRIPLE_FAULT,
         /** The guest kernel panicked and said so through the pvpanic device. */

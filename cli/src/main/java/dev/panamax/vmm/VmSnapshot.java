@@ -117,24 +117,14 @@ public final class VmSnapshot {
         if (vm.state() != Vm.State.PAUSED) {
             throw new IllegalStateException("a snapshot is taken of a paused VM, and this one is " + vm.state().name().toLowerCase());
         }
-        if (!machine.config().shares().isEmpty()) {
-            throw new IllegalStateException(VirtioFs.SNAPSHOT_REFUSAL);
-        }
-        if (machine.config().hugePages() != null) {
-            throw new IllegalStateException(HUGE_PAGES_REFUSAL);
-        }
+        requireSavable(machine);
         if (options.kind() == Kind.DIFF && !vm.tracksDirtyPages()) {
             throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"
                     + " (turn it on when building the VM: track_dirty_pages)");
         }
-        List<DeviceManager.Device> devices = machine.devices().devices();
         List<Stateful> quiesced = new ArrayList<>();
         try {
-            for (DeviceManager.Device d : devices) {
-                Stateful part = stateful(d);
-                part.quiesce();
-                quiesced.add(part);
-            }
+            quiesce(machine, quiesced);
             String diskSnapshot = "";
             if (options.withDisks()) {
                 diskSnapshot = options.diskSnapshotName();
@@ -164,19 +154,28 @@ public final class VmSnapshot {
                     written.saveState(w);
                 }
             });
-            out.section("vm", vm::saveState);
-            out.section("devices", w -> {
-                w.i32(devices.size());
-                for (DeviceManager.Device d : devices) {
-                    w.section(d.id(), stateful(d));
-                }
-            });
+            saveStates(out, machine);
             StateFile.write(options.statePath(), out.toByteArray());
         } finally {
-            for (Stateful part : quiesced) {
-                part.resumeWork();
-            }
+            resumeWork(quiesced);
         }
+    }
+
+    /** Quiesces every device in the device manager's order, adding each to {@code quiesced} as it is done. */
+    static void quiesce(VmBuilder.Machine machine, List<Stateful> quiesced) {
+        for (DeviceManager.Device d : machine.devices().devices()) {
+            Stateful part = stateful(d);
+            part.quiesce();
+            quiesced.add(part);
+        }
+    }
+
+    /** Lets the devices {@link #quiesce} quiesced work again, and forgets them. */
+    static void resumeWork(List<Stateful> quiesced) {
+        for (Stateful part : quiesced) {
+            part.resumeWork();
+        }
+        quiesced.clear();
     }
 
     /**
@@ -211,19 +210,7 @@ public final class VmSnapshot {
             throw e.getCause();
         }
         try {
-            // The interrupt controllers and vCPUs first, so that an interrupt a device raises again
-            // on restore (a virtio queue's, through MSI) lands in the restored local APIC.
-            in.section("vm", machine.vm()::restoreState);
-            List<DeviceManager.Device> devices = machine.devices().devices();
-            in.section("devices", r -> {
-                int count = r.count(MAX_DEVICES, "device");
-                if (count != devices.size()) {
-                    throw r.fail("the snapshot has " + count + " devices, and its configuration builds " + devices.size());
-                }
-                for (DeviceManager.Device d : devices) {
-                    r.section(d.id(), stateful(d));
-                }
-            });
+            restoreStates(in, machine);
             in.end();
             machine.vm().startPaused();
             return machine;
@@ -231,6 +218,48 @@ public final class VmSnapshot {
             machine.vm().close();
             throw e;
         }
+    }
+
+    /**
+     * Refuses a VM whose state cannot be carried to another VM: one with a shared folder (the
+     * guest's open files) or on huge pages.
+     */
+    static void requireSavable(VmBuilder.Machine machine) {
+        if (!machine.config().shares().isEmpty()) {
+            throw new IllegalStateException(VirtioFs.SNAPSHOT_REFUSAL);
+        }
+        if (machine.config().hugePages() != null) {
+            throw new IllegalStateException(HUGE_PAGES_REFUSAL);
+        }
+    }
+
+    /** The sections {@code vm} (KVM's state) and {@code devices} (each device's, in the device manager's order) of a paused, quiesced VM. */
+    static void saveStates(StateWriter out, VmBuilder.Machine machine) {
+        List<DeviceManager.Device> devices = machine.devices().devices();
+        out.section("vm", machine.vm()::saveState);
+        out.section("devices", w -> {
+            w.i32(devices.size());
+            for (DeviceManager.Device d : devices) {
+                w.section(d.id(), stateful(d));
+            }
+        });
+    }
+
+    /** Takes what {@link #saveStates} wrote into a VM built from the same configuration, not started. */
+    static void restoreStates(StateReader in, VmBuilder.Machine machine) {
+        // The interrupt controllers and vCPUs first, so that an interrupt a device raises again
+        // on restore (a virtio queue's, through MSI) lands in the restored local APIC.
+        in.section("vm", machine.vm()::restoreState);
+        List<DeviceManager.Device> devices = machine.devices().devices();
+        in.section("devices", r -> {
+            int count = r.count(MAX_DEVICES, "device");
+            if (count != devices.size()) {
+                throw r.fail("the snapshot has " + count + " devices, and its configuration builds " + devices.size());
+            }
+            for (DeviceManager.Device d : devices) {
+                r.section(d.id(), stateful(d));
+            }
+        });
     }
 
     /**
@@ -246,12 +275,16 @@ public final class VmSnapshot {
 
     private static Memory readMemory(StateReader r, MachineConfig config, long memoryFileLength) {
         boolean diff = r.bool("diff memory");
-        List<MemoryMap.RamRange> layout = LinuxBoot.memoryRegions(config.memoryMib() << 20).stream()
-                .map(region -> new MemoryMap.RamRange(region.address(), region.size())).toList();
-        MemoryMap map = MemoryMap.readState(r, layout, memoryFileLength);
+        MemoryMap map = MemoryMap.readState(r, ramLayout(config), memoryFileLength);
         DirtyPages pages = diff ? DirtyPages.readState(r, map) : null;
         r.end();
         return new Memory(map, pages);
+    }
+
+    /** The guest RAM a VM of {@code config} has, which a saved memory map must cover exactly. */
+    static List<MemoryMap.RamRange> ramLayout(MachineConfig config) {
+        return LinuxBoot.memoryRegions(config.memoryMib() << 20).stream()
+                .map(region -> new MemoryMap.RamRange(region.address(), region.size())).toList();
     }
 
     /**
@@ -297,7 +330,7 @@ public final class VmSnapshot {
         }
     }
 
-    private static Stateful stateful(DeviceManager.Device d) {
+    static Stateful stateful(DeviceManager.Device d) {
         if (d.device() instanceof Stateful s) {
             return s;
         }
@@ -305,7 +338,7 @@ public final class VmSnapshot {
     }
 
     /** The configuration, with each network interface's actual MAC address (a random one must come back the same). */
-    private static void writeMachine(StateWriter w, VmBuilder.Machine machine, Kind kind, String diskSnapshot) {
+    static void writeMachine(StateWriter w, VmBuilder.Machine machine, Kind kind, String diskSnapshot) {
         MachineConfig c = machine.config();
         w.u8(kind.ordinal());
         w.string(c.kernel().toString()).string(c.initrd() == null ? "" : c.initrd().toString()).string(c.commandLine());
@@ -397,7 +430,7 @@ public final class VmSnapshot {
         }
     }
 
-    private static MachineConfig readMachine(StateReader r, Map<String, String> tapOverrides) {
+    static MachineConfig readMachine(StateReader r, Map<String, String> tapOverrides) {
         int kind = r.u8("snapshot kind");
         if (kind >= Kind.values().length) {
             throw r.fail("the snapshot kind is " + kind + ", neither 0 (full) nor 1 (diff)");

@@ -66,6 +66,9 @@ public interface BlockBackend extends AutoCloseable {
 
     ImageFormat format();
 
+    /** The host file of this image (the top one of a chain): where a VM's lock on the disk is. */
+    ImageFile imageFile();
+
     @Override
     void close() throws IOException;
 

@@ -22,6 +22,8 @@ public final class ImageFile implements AutoCloseable {
      * caller syncs once at the end, as {@code qemu-img convert} (cache=unsafe) does not even do.
      */
     private volatile boolean durable = true;
+    private boolean locked; // by lock(), until unlock()
+    private boolean relockable; // unlock() dropped the lock, which relock() takes back
 
     private ImageFile(Path path, FileChannel channel, boolean writable) throws IOException {
         this.path = path;
@@ -178,6 +180,33 @@ public final class ImageFile implements AutoCloseable {
             throw new IOException("disk image " + path + " is in use by another process (locked); stop the VM using it,"
                     + " or give this one a copy" + (writable ? " (or attach it read-only to every VM)" : ""));
         }
+        locked = true;
+    }
+
+    /**
+     * Drops the lock {@link #lock} took, so that another process (a live migration's destination)
+     * can take it; {@link #relock} takes it back. Does nothing to a file that was not locked.
+     */
+    public void unlock() throws IOException {
+        if (locked) {
+            holes.unlock();
+            locked = false;
+            relockable = true;
+        }
+    }
+
+    /**
+     * Takes back the lock {@link #unlock} dropped.
+     *
+     * @return false when another process holds a conflicting lock meanwhile
+     */
+    public boolean relock() throws IOException {
+        if (!relockable || locked) {
+            return true;
+        }
+        locked = holes.tryLock(writable);
+        relockable = !locked;
+        return locked;
     }
 
     public void sync() throws IOException {

@@ -62,6 +62,11 @@ public final class RawImage implements BlockBackend {
     }
 
     @Override
+    public ImageFile imageFile() {
+        return file;
+    }
+
+    @Override
     public ImageFormat format() {
         return ImageFormat.RAW;
     }

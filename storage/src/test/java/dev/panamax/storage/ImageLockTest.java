@@ -48,4 +48,20 @@ class ImageLockTest {
             assertThat(a.isReadOnly() && b.isReadOnly()).isTrue();
         }
     }
+
+    /** A live migration's hand-over: the lock dropped lets another open take the image, and comes back only once that one let go. */
+    @Test
+    void anUnlockedImageCanBeTakenByAnotherOpenAndTakenBackAfterIt() throws IOException {
+        Path path = image(ImageFormat.QCOW2);
+        try (BlockBackend source = Images.open(path, Images.OpenOptions.readWrite().withLock())) {
+            source.imageFile().unlock();
+            try (BlockBackend destination = Images.open(path, Images.OpenOptions.readWrite().withLock())) {
+                assertThat(source.imageFile().relock()).as("taking it back while the other holds it").isFalse();
+                assertThat(destination.isReadOnly()).isFalse();
+            }
+            assertThat(source.imageFile().relock()).isTrue();
+            assertThatThrownBy(() -> Images.open(path, Images.OpenOptions.readWrite().withLock()))
+                    .hasMessageContaining("is in use by another process (locked)");
+        }
+    }
 }

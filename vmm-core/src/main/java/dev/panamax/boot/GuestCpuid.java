@@ -40,6 +40,55 @@ public final class GuestCpuid {
         return entries;
     }
 
+    private static final int OSXSAVE_BIT = 1 << 27; // leaf 1 ECX: mirrors the guest's CR4.OSXSAVE
+    private static final int OSPKE_BIT = 1 << 4; // leaf 7 ECX: mirrors the guest's CR4.PKE
+
+    /** A CPUID register that lists features, and the bits in it that Panamax sets itself or the guest's control registers mirror. */
+    private record FeatureRegister(int function, int index, int register, String name, int ownBits) {}
+
+    private static final List<FeatureRegister> FEATURE_REGISTERS = List.of(
+            new FeatureRegister(0x1, 0, 2, "leaf 1 ECX", HYPERVISOR_BIT | TSC_DEADLINE_BIT | OSXSAVE_BIT),
+            new FeatureRegister(0x1, 0, 3, "leaf 1 EDX", HTT_BIT),
+            new FeatureRegister(0x7, 0, 1, "leaf 7 EBX", 0),
+            new FeatureRegister(0x7, 0, 2, "leaf 7 ECX", OSPKE_BIT),
+            new FeatureRegister(0x7, 0, 3, "leaf 7 EDX", 0),
+            new FeatureRegister(0xd, 1, 0, "leaf 0xd.1 EAX", 0),
+            new FeatureRegister(0x80000001, 0, 2, "leaf 0x80000001 ECX", CMP_LEGACY_BIT),
+            new FeatureRegister(0x80000001, 0, 3, "leaf 0x80000001 EDX", 0));
+
+    /**
+     * The CPU features a guest was given ({@code guest}, one vCPU's CPUID) that KVM cannot give it
+     * here ({@code supported}, KVM_GET_SUPPORTED_CPUID), each as "leaf 7 EBX bit 5": a guest moved
+     * to this host would lose them under its feet. Empty when the guest fits.
+     */
+    public static List<String> missingFeatures(List<CpuidEntry> guest, List<CpuidEntry> supported) {
+        List<String> missing = new ArrayList<>();
+        for (FeatureRegister f : FEATURE_REGISTERS) {
+            int wanted = register(guest, f) & ~f.ownBits();
+            int lacking = wanted & ~register(supported, f);
+            for (int bit = 0; bit < 32; bit++) {
+                if ((lacking & 1 << bit) != 0) {
+                    missing.add(f.name() + " bit " + bit);
+                }
+            }
+        }
+        return missing;
+    }
+
+    private static int register(List<CpuidEntry> table, FeatureRegister f) {
+        for (CpuidEntry e : table) {
+            if (e.function() == f.function() && (e.index() == f.index() || f.function() == 0x1 || f.function() == 0x80000001)) {
+                return switch (f.register()) {
+                    case 0 -> e.eax();
+                    case 1 -> e.ebx();
+                    case 2 -> e.ecx();
+                    default -> e.edx();
+                };
+            }
+        }
+        return 0;
+    }
+
     /** Extended topology: subleaf 0 is the thread level (1 per core), 1 the core level, the rest invalid. */
     private static CpuidEntry topologyLeaf(CpuidEntry e, int apicId, int count, int coreBits) {
         return switch (e.index()) {

@@ -63,6 +63,7 @@ public final class VcpuFd extends Fd {
     public static final int SYSTEM_EVENT_RESET = KvmAbi.KVM_SYSTEM_EVENT_RESET;
     public static final int SYSTEM_EVENT_CRASH = KvmAbi.KVM_SYSTEM_EVENT_CRASH;
 
+    private volatile List<CpuidEntry> cpuidSet = List.of();
     private static final long IMMEDIATE_EXIT = offset(KVM_RUN_STRUCT, "immediate_exit");
     private static final long EXIT_REASON = offset(KVM_RUN_STRUCT, "exit_reason");
     private static final long IO_DIRECTION = offset(KVM_RUN_STRUCT, "io", "direction");
@@ -360,6 +361,15 @@ public final class VcpuFd extends Fd {
         try (Arena a = Arena.ofConfined()) {
             KvmIoctl.call(fd(), KvmAbi.KVM_SET_CPUID2, Kvm.CpuidTable.write(a, entries));
         }
+        cpuidSet = List.copyOf(entries);
+    }
+
+    /**
+     * What the last {@link #setCpuid} gave this vCPU (empty before one): for a caller that cannot
+     * ask KVM while the vCPU runs, since every vCPU ioctl waits for {@code KVM_RUN} to return.
+     */
+    public List<CpuidEntry> cpuidSet() {
+        return cpuidSet;
     }
 
     /** {@code int ioctl(vcpu_fd, KVM_GET_LAPIC, struct kvm_lapic_state *)}; needs the in-kernel irqchip. */

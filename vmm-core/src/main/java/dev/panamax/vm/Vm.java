@@ -1,5 +1,6 @@
 package dev.panamax.vm;
 
+import dev.panamax.kvm.CpuidEntry;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.VmFd;
 import dev.panamax.sys.MappedMemory;
@@ -183,6 +184,17 @@ public final class Vm implements AutoCloseable, Stateful {
                 pages.add(r.guestAddress(), fd.dirtyLog(slot, r.size()));
             }
             return pages;
+        }
+    }
+
+    /** The CPUID vCPU 0 reports to the guest, which a live migration's destination checks against its own KVM. */
+    public List<CpuidEntry> guestCpuid() {
+        synchronized (lock) {
+            requireNotClosed();
+            if (vcpus.isEmpty()) {
+                throw new IllegalStateException("the VM has no vCPU");
+            }
+            return vcpus.getFirst().fd().cpuidSet(); // KVM_GET_CPUID2 would wait for a running vCPU to leave KVM_RUN
         }
     }
 

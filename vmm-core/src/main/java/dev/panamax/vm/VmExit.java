@@ -21,6 +21,8 @@ public record VmExit(Reason reason, int vcpu, String detail, Regs registers) {
         RESET(true),
         /** The host stopped the VM. */
         STOPPED(true),
+        /** The VM went on in another process: a live migration completed. */
+        MIGRATED(true),
         /** A triple fault (KVM_EXIT_SHUTDOWN). */
         TRIPLE_FAULT(false),
         /** The guest kernel reported its panic through the pvpanic device. */

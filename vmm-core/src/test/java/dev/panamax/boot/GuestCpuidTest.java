@@ -34,4 +34,18 @@ class GuestCpuidTest {
         assertThat(leaf(GuestCpuid.forVcpu(SUPPORTED, 0, 1, true), 0x1).ecx() & TSC_DEADLINE).isNotZero();
         assertThat(leaf(GuestCpuid.forVcpu(SUPPORTED, 0, 1, false), 0x1).ecx() & TSC_DEADLINE).isZero();
     }
+
+    @Test
+    void aGuestBuiltHereFitsThisHostWithItsOwnBitsAndTheOnesItsControlRegistersMirror() {
+        List<CpuidEntry> guest = GuestCpuid.forVcpu(SUPPORTED, 0, 4, true).stream()
+                .map(e -> e.function() == 0x1 ? e.withRegisters(e.eax(), e.ebx(), e.ecx() | 1 << 27, e.edx()) : e).toList(); // OSXSAVE
+        assertThat(GuestCpuid.missingFeatures(guest, SUPPORTED)).isEmpty();
+    }
+
+    @Test
+    void theFeaturesAHostLacksAreNamedByLeafRegisterAndBit() {
+        List<CpuidEntry> guest = List.of(new CpuidEntry(0x1, 0, 0, 0, 0, SUPPORTED.getFirst().ecx() | 1 << 2, SUPPORTED.getFirst().edx()),
+                new CpuidEntry(0x7, 0, 1, 0, 1 << 5 | 1 << 16, 0, 0));
+        assertThat(GuestCpuid.missingFeatures(guest, SUPPORTED)).containsExactly("leaf 1 ECX bit 2", "leaf 7 EBX bit 5", "leaf 7 EBX bit 16");
+    }
 }

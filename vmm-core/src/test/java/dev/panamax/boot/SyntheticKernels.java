@@ -34,7 +34,32 @@ public final class SyntheticKernels {
 
     /** A bzImage: one setup sector after the boot sector, then the protected-mode kernel with the 64-bit entry at +0x200. */
     public static byte[] bzImage(int protocolVersion, int loadflags, int xloadflags) {
-        ByteBuffer b = ByteBuffer.allocate(1024 + 0x200 + LINUX64_ENTRY.length).order(ByteOrder.LITTLE_ENDIAN);
+        return bzImage(protocolVersion, loadflags, xloadflags, LINUX64_ENTRY);
+    }
+
+    /** A bzImage whose 64-bit entry runs {@code entry}, 64-bit code using integer instructions only. */
+    public static byte[] bzImageRunning(byte[] entry) {
+        return bzImage(0x020f, 0x01, 0x01, entry);
+    }
+
+    /**
+     * 64-bit code that forever increments the first quadword of each page in turn of guest-physical
+     * {@code [0x2000000, end)}, starting over at the first: with {@code end} 0x2001000 a counter in
+     * one page, with a larger end a sweep that dirties every page of the range on each pass.
+     * mov rdi,0x2000000; l: inc qword [rdi]; add rdi,0x1000; cmp rdi,end; jb l; jmp start
+     */
+    public static byte[] pageSweep(int end) {
+        ByteBuffer b = ByteBuffer.allocate(28).order(ByteOrder.LITTLE_ENDIAN);
+        b.put(new byte[] {0x48, (byte) 0xc7, (byte) 0xc7}).putInt(0x2000000);
+        b.put(new byte[] {0x48, (byte) 0xff, 0x07});
+        b.put(new byte[] {0x48, (byte) 0x81, (byte) 0xc7}).putInt(0x1000);
+        b.put(new byte[] {0x48, (byte) 0x81, (byte) 0xff}).putInt(end);
+        b.put(new byte[] {0x72, (byte) 0xed, (byte) 0xeb, (byte) 0xe4});
+        return b.array();
+    }
+
+    private static byte[] bzImage(int protocolVersion, int loadflags, int xloadflags, byte[] entry) {
+        ByteBuffer b = ByteBuffer.allocate(1024 + 0x200 + entry.length).order(ByteOrder.LITTLE_ENDIAN);
         b.put(0x1f1, (byte) 1); // setup_sects
         b.putShort(0x1fe, (short) 0xaa55);
         b.put(0x200, (byte) 0xeb).put(0x201, (byte) 0x6a); // jump over the header, which ends at 0x26c
@@ -46,7 +71,7 @@ public final class SyntheticKernels {
         b.putShort(0x236, (short) xloadflags);
         b.putInt(0x238, 2048); // cmdline_size
         b.putInt(0x260, 0x100000); // init_size
-        b.put(1024 + 0x200, LINUX64_ENTRY);
+        b.put(1024 + 0x200, entry);
         return b.array();
     }
 

@@ -64,6 +64,7 @@ public final class Libc {
     public static final int F_OFD_SETLK = 37;
     public static final int F_RDLCK = 0;
     public static final int F_WRLCK = 1;
+    public static final int F_UNLCK = 2;
     public static final int O_CLOEXEC = 0x80000;
     public static final int O_NONBLOCK = 0x800;
     public static final int F_GETFL = 3;

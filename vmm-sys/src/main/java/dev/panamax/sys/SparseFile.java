@@ -84,7 +84,15 @@ public final class SparseFile implements AutoCloseable {
      * it. Returns false when a conflicting lock is held.
      */
     public boolean tryLock(boolean exclusive) throws NativeIoException {
-        short type = (short) (exclusive ? Libc.F_WRLCK : Libc.F_RDLCK);
+        return setLock((short) (exclusive ? Libc.F_WRLCK : Libc.F_RDLCK));
+    }
+
+    /** Drops the lock {@link #tryLock} took, for a live migration's hand-over; a later {@link #tryLock} takes it again. */
+    public void unlock() throws NativeIoException {
+        setLock((short) Libc.F_UNLCK);
+    }
+
+    private boolean setLock(short type) throws NativeIoException {
         long result = Libc.tryCall((arena, state) -> {
             MemorySegment flock = arena.allocate(Libc.FLOCK); // zeroed: whole file from SEEK_SET 0, l_pid 0
             flock.set(JAVA_SHORT, Libc.FLOCK.byteOffset(PathElement.groupElement("l_type")), type);

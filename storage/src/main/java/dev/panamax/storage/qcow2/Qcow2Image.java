@@ -222,6 +222,11 @@ public final class Qcow2Image implements BlockBackend {
     }
 
     @Override
+    public ImageFile imageFile() {
+        return file;
+    }
+
+    @Override
     public ImageFormat format() {
         return ImageFormat.QCOW2;
     }

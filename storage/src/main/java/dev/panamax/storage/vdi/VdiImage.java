@@ -208,6 +208,11 @@ public final class VdiImage implements BlockBackend {
     }
 
     @Override
+    public ImageFile imageFile() {
+        return file;
+    }
+
+    @Override
     public ImageFormat format() {
         return ImageFormat.VDI;
     }

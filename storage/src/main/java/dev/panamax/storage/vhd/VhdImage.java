@@ -283,6 +283,11 @@ public final class VhdImage implements BlockBackend {
     }
 
     @Override
+    public ImageFile imageFile() {
+        return file;
+    }
+
+    @Override
     public ImageFormat format() {
         return ImageFormat.VHD;
     }

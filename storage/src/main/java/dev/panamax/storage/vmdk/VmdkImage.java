@@ -214,6 +214,11 @@ public final class VmdkImage implements BlockBackend {
     }
 
     @Override
+    public ImageFile imageFile() {
+        return file;
+    }
+
+    @Override
     public ImageFormat format() {
         return ImageFormat.VMDK;
     }

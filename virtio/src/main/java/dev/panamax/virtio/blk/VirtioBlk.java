@@ -222,6 +222,25 @@ public final class VirtioBlk extends VirtioDevice {
         qcow2.createSnapshot(name);
     }
 
+    /**
+     * Hands the disk over to another process, a live migration's destination: what the image
+     * caches (qcow2 metadata) is written and synced, and the lock on the image is dropped. Called
+     * quiesced, with the vCPUs paused; {@link #takeDiskBack} undoes it when the migration fails.
+     */
+    public void releaseDisk() throws IOException {
+        disk.flush();
+        disk.imageFile().unlock();
+    }
+
+    /**
+     * Takes back the lock {@link #releaseDisk} dropped.
+     *
+     * @return false while another process (the destination) holds the image
+     */
+    public boolean takeDiskBack() throws IOException {
+        return disk.imageFile().relock();
+    }
+
     /** Whether the guest may only read the disk. */
     public boolean isReadOnly() {
         return readOnly;

@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
+import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.RawImage;
 import dev.panamax.sys.MappedMemory;
@@ -93,6 +94,7 @@ class VirtioBlkStateTest {
         @Override public void flush() throws IOException { disk.flush(); }
         @Override public Extent extent(long offset, long maxLength) throws IOException { return disk.extent(offset, maxLength); }
         @Override public ImageFormat format() { return disk.format(); }
+        @Override public ImageFile imageFile() { return disk.imageFile(); }
         @Override public void close() throws IOException { disk.close(); }
     }
 

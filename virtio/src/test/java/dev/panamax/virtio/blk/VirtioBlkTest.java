@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
 import dev.panamax.storage.Extent;
+import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.RawImage;
 import dev.panamax.storage.image.Images;
@@ -340,6 +341,7 @@ class VirtioBlkTest {
         @Override public void flush() throws IOException { throw new IOException("EIO"); }
         @Override public Extent extent(long offset, long maxLength) throws IOException { return disk.extent(offset, maxLength); }
         @Override public ImageFormat format() { return disk.format(); }
+        @Override public ImageFile imageFile() { return disk.imageFile(); }
         @Override public void close() throws IOException { disk.close(); }
     }
 }
