@@ -32,6 +32,9 @@ import dev.panamax.vmm.NicConfig;
 import dev.panamax.vmm.ShareConfig;
 import dev.panamax.vmm.VmBuilder;
 import dev.panamax.vmm.VmRules;
+import dev.panamax.vmm.MigrationAddress;
+import dev.panamax.vmm.MigrationException;
+import dev.panamax.vmm.MigrationSource;
 import dev.panamax.vmm.VmSnapshot;
 import dev.panamax.vmm.VsockConfig;
 import java.io.IOException;
@@ -142,8 +145,9 @@ public final class VirtualMachine implements AutoCloseable {
     private final Vm vm;
     private final DeviceManager devices;
     private final Object lifecycle = new Object(); // orders start, pause, resume and snapshots against each other
+    private volatile MigrationSource migration; // the running or last migration, or null
 
-    private VirtualMachine(VmBuilder.Machine machine) {
+    VirtualMachine(VmBuilder.Machine machine) {
         this.machine = machine;
         this.vm = machine.vm();
         this.devices = machine.devices();
@@ -205,11 +209,28 @@ public final class VirtualMachine implements AutoCloseable {
      * @throws IOException when the file cannot be read
      */
     public static List<Path> snapshotDisks(RestoreOptions options) throws IOException {
+        return snapshotConfiguration(options).drives().stream().map(Drive::path).toList();
+    }
+
+    /**
+     * The configuration of the VM a snapshot restores, with the options' network overrides, read
+     * from its state file and checked as a restore checks it.
+     *
+     * @throws VirtualMachineException when the state file is malformed, a disk is missing, or an
+     *     override names no network interface of the snapshot
+     * @throws IOException when the file cannot be read
+     */
+    public static Configuration snapshotConfiguration(RestoreOptions options) throws IOException {
         try {
-            return VmSnapshot.configuration(options.statePath(), options.networkOverrides()).drives().stream().map(DriveConfig::image).toList();
+            return Configuration.of(VmSnapshot.configuration(options.statePath(), options.networkOverrides()));
         } catch (StateFormatException | ConfigException e) {
             throw new VirtualMachineException(e.getMessage(), e);
         }
+    }
+
+    /** What this VM was built from. */
+    public Configuration configuration() {
+        return Configuration.of(machine.config());
     }
 
     /**
@@ -241,6 +262,94 @@ public final class VirtualMachine implements AutoCloseable {
             restored.close();
             throw e;
         }
+    }
+
+    /**
+     * Moves this VM, running or paused, to a destination waiting with {@link #listenForMigration}
+     * (or {@code panamax run --incoming}) on a host that reaches the same disks at the same paths.
+     * Memory is copied while the guest runs; the guest stops only for the last dirty pages and
+     * its state. Blocks until the migration is over; {@link #migrationStatus} tells how far it is
+     * meanwhile, and {@link #cancelMigration} stops it.
+     *
+     * @return the figures of the completed migration; this VM has then ended with {@link ExitReason#MIGRATED}
+     * @throws VirtualMachineException when the migration failed or was cancelled, saying why and
+     *     where the guest is: running here as before, unless the commit's answer was lost (the
+     *     status is then {@link MigrationStatus.Phase#COMMIT_UNCONFIRMED} and the guest stays
+     *     paused here; {@link #resume()} takes it back once the destination does not run it)
+     * @throws IllegalStateException when the VM cannot be migrated (not started or ended, a shared
+     *     folder, huge pages), or a migration is under way
+     */
+    public MigrationStatus migrate(MigrationOptions options) {
+        MigrationSource source;
+        synchronized (lifecycle) {
+            MigrationSource current = migration;
+            if (current != null && !isOver(current.progress().phase())) {
+                throw new IllegalStateException("a migration of this VM is under way");
+            }
+            MigrationSource.Options sourceOptions;
+            try {
+                sourceOptions = new MigrationSource.Options(MigrationAddress.parse(options.destination()), options.downtimeTarget(),
+                        options.maxRounds(), options.refuseLongerDowntime(), options.timeout());
+            } catch (IllegalArgumentException e) {
+                throw new VirtualMachineException(e.getMessage(), e);
+            }
+            source = new MigrationSource(machine, sourceOptions);
+            migration = source;
+        }
+        try {
+            return status(source.run());
+        } catch (MigrationException e) {
+            throw new VirtualMachineException(e.getMessage(), e);
+        }
+    }
+
+    /** The status of the running or last migration of this VM; empty when it was never migrated. */
+    public Optional<MigrationStatus> migrationStatus() {
+        MigrationSource current = migration;
+        return current == null ? Optional.empty() : Optional.of(status(current.progress()));
+    }
+
+    /**
+     * Stops a migration under way before its commit: the guest goes on running here. Does nothing
+     * when no migration is under way, or its commit was sent.
+     */
+    public void cancelMigration() {
+        MigrationSource current = migration;
+        if (current != null) {
+            current.cancel();
+        }
+    }
+
+    /**
+     * Listens for a VM that {@link #migrate} (or {@code panamax migrate}) sends; {@link
+     * MigrationListener#accept} takes it.
+     *
+     * @throws VirtualMachineException when the address is malformed
+     * @throws IOException when nothing can listen there (in use, no permission)
+     */
+    public static MigrationListener listenForMigration(IncomingMigrationOptions options) throws IOException {
+        return listenForMigration(options, line -> {});
+    }
+
+    /** {@link #listenForMigration(IncomingMigrationOptions)}, telling {@code log} each step, a line each. */
+    public static MigrationListener listenForMigration(IncomingMigrationOptions options, Consumer<String> log) throws IOException {
+        MigrationAddress address;
+        try {
+            address = MigrationAddress.parse(options.address());
+        } catch (IllegalArgumentException e) {
+            throw new VirtualMachineException(e.getMessage(), e);
+        }
+        return new MigrationListener(address.listen(), options, log);
+    }
+
+    private static boolean isOver(MigrationSource.Phase phase) {
+        return MigrationStatus.Phase.valueOf(phase.name()).over();
+    }
+
+    private static MigrationStatus status(MigrationSource.Progress p) {
+        return new MigrationStatus(MigrationStatus.Phase.valueOf(p.phase().name()), p.round(), p.bytesSent(), p.lastRoundPages(),
+                p.dirtyPagesPerSecond(), p.bandwidthBytesPerSecond(), p.expectedDowntimeMillis(), p.downtimeMillis(), p.totalMillis(),
+                p.error());
     }
 
     public static Builder builder() {
@@ -278,6 +387,15 @@ public final class VirtualMachine implements AutoCloseable {
      */
     public void resume() {
         synchronized (lifecycle) {
+            MigrationSource current = migration;
+            if (current != null && current.progress().phase() == MigrationSource.Phase.COMMIT_UNCONFIRMED) {
+                try {
+                    current.resumeHere(); // takes the disks back first, which fails while the destination holds them
+                } catch (MigrationException e) {
+                    throw new VirtualMachineException(e.getMessage(), e);
+                }
+                return;
+            }
             if (vm.state() != Vm.State.RUNNING) {
                 vm.resume();
             }

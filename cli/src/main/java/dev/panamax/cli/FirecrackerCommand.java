@@ -175,7 +175,7 @@ final class FirecrackerCommand implements Callable<Integer> {
                             t.toNanos() / 1000, t.toMillis()));
                 }
                 return vm;
-            }, restore -> restore.console(out), Panamax.version(), id);
+            }, out, Panamax.version(), id);
             try (plane) {
                 return run(plane, file);
             }

@@ -25,6 +25,7 @@ import picocli.CommandLine;
             ApiCommand.class,
             SnapshotCommand.class,
             SnapshotMergeCommand.class,
+            MigrateCommand.class,
             DemoCommand.class,
             DoctorCommand.class,
             BenchCommand.class,

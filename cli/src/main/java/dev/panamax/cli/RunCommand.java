@@ -5,6 +5,8 @@ import dev.panamax.api.Drive;
 import dev.panamax.api.HugePages;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RateLimiter;
+import dev.panamax.api.IncomingMigrationOptions;
+import dev.panamax.api.MigrationListener;
 import dev.panamax.api.RestoreOptions;
 import dev.panamax.api.SharedFolder;
 import dev.panamax.api.TokenBucket;
@@ -35,7 +37,9 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.OptionalInt;
 import java.util.concurrent.Callable;
@@ -89,8 +93,12 @@ final class RunCommand implements Callable<Integer> {
             description = "restore the VM a snapshot saved in DIR (panamax snapshot) instead of booting one; it runs on from where it stood")
     Path restoreDir;
 
+    @Option(names = "--incoming", paramLabel = "tcp:HOST:PORT|unix:PATH",
+            description = "wait there for a VM that panamax migrate sends, instead of booting one; it runs on from where it stood")
+    String incoming;
+
     @Option(names = "--net-override", paramLabel = "ID=TAP",
-            description = "with --restore: network interface ID uses the host's tap TAP instead of the saved one; repeatable")
+            description = "with --restore or --incoming: network interface ID uses the host's tap TAP instead of the saved one; repeatable")
     List<String> netOverrides = new ArrayList<>();
 
     @Option(names = "--eager-memory", description = "with --restore: read all of guest memory before the guest runs, not page by page")
@@ -170,8 +178,17 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (restoreDir != null && incoming != null) {
+            throw new UserError("--restore and --incoming do not go together: a VM comes from a snapshot or from a migration");
+        }
         if (restoreDir != null) {
             return restore();
+        }
+        if (eagerMemory && incoming != null) {
+            throw new UserError("--eager-memory goes with --restore: a migrated VM's memory arrives whole");
+        }
+        if (incoming != null) {
+            return receive();
         }
         if (!netOverrides.isEmpty() || eagerMemory) {
             throw new UserError("--net-override and --eager-memory go with --restore");
@@ -541,29 +558,88 @@ final class RunCommand implements Callable<Integer> {
         }
     }
 
-    /** {@code --restore DIR}: the snapshot checked here, then restored here or inside the rig. */
-    private int restore() throws IOException {
-        for (String option : VM_OPTIONS) {
-            if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
-                throw new UserError("--restore and " + option + " do not go together: the snapshot holds the whole VM");
+    /** Refuses the options that describe a VM, for {@code option}, whose VM comes whole from {@code where}. */
+    private void refuseVmOptions(String option, String where) {
+        for (String vmOption : VM_OPTIONS) {
+            if (spec.commandLine().getParseResult().hasMatchedOption(vmOption)) {
+                throw new UserError(option + " and " + vmOption + " do not go together: " + where + " holds the whole VM");
             }
         }
         if (config != null) {
-            throw new UserError("--restore and --config do not go together: the snapshot holds the whole VM");
+            throw new UserError(option + " and --config do not go together: " + where + " holds the whole VM");
         }
-        RestoreOptions options = RestoreOptions.of(restoreDir.resolve(SnapshotCommand.STATE_FILE), restoreDir.resolve(SnapshotCommand.MEMORY_FILE))
-                .eagerMemory(eagerMemory);
+    }
+
+    /** The {@code --net-override ID=TAP} options, checked, by interface id. */
+    private Map<String, String> networkOverrides() {
+        Map<String, String> overrides = new LinkedHashMap<>();
         for (String override : netOverrides) {
             int eq = override.indexOf('=');
             if (eq <= 0) {
                 throw new UserError("--net-override " + override + ": write it as ID=TAP, e.g. net0=tap1");
             }
             try {
-                options = options.networkOverride(VmRules.id(override.substring(0, eq), "--net-override " + override),
+                overrides.put(VmRules.id(override.substring(0, eq), "--net-override " + override),
                         VmRules.hostDeviceName(override.substring(eq + 1), "--net-override " + override));
             } catch (ConfigException e) {
                 throw new UserError(e.getMessage());
             }
+        }
+        return overrides;
+    }
+
+    /**
+     * {@code --incoming ADDR}: waits for a migrated VM and runs it to its end. Where KVM only
+     * emulates, the destination must run inside the rig, as its source does: refused here, saying how.
+     */
+    private int receive() throws IOException {
+        refuseVmOptions("--incoming", "the migration");
+        if (!noRig && !KvmAcceleration.detect().hardware()) {
+            throw new UserError("--incoming: on this host (whose KVM only emulates) the VM would run inside the nested KVM rig, and"
+                    + " its source must run beside it; run both there (panamax rig -- COMMAND) with --no-rig, or use hosts with"
+                    + " hardware KVM");
+        }
+        IncomingMigrationOptions options = IncomingMigrationOptions.at(incoming);
+        for (Map.Entry<String, String> o : networkOverrides().entrySet()) {
+            options = options.networkOverride(o.getKey(), o.getValue());
+        }
+        try (OutputStream out = console.open();
+             MigrationListener listener = listen(options.console(out))) {
+            System.err.println("panamax: waiting for a migration on " + incoming);
+            VirtualMachine received;
+            try {
+                received = listener.accept();
+            } catch (VirtualMachineException e) {
+                throw new UserError("the migration failed: " + e.getMessage());
+            }
+            try (VirtualMachine vm = received;
+                 ApiServer api = apiSocket == null ? null
+                         : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, VmConfig.of(vm.configuration(), false), Panamax.version()))) {
+                if (api != null) {
+                    System.err.println("panamax: serving the API on " + api.socket());
+                }
+                return awaitGuest(vm);
+            }
+        }
+    }
+
+    private static MigrationListener listen(IncomingMigrationOptions options) throws IOException {
+        try {
+            return VirtualMachine.listenForMigration(options, line -> System.err.println("panamax: migration: " + line));
+        } catch (VirtualMachineException e) {
+            throw new UserError("--incoming " + options.address() + ": " + e.getMessage());
+        } catch (IOException e) {
+            throw new UserError(e.getMessage());
+        }
+    }
+
+    /** {@code --restore DIR}: the snapshot checked here, then restored here or inside the rig. */
+    private int restore() throws IOException {
+        refuseVmOptions("--restore", "the snapshot");
+        RestoreOptions options = RestoreOptions.of(restoreDir.resolve(SnapshotCommand.STATE_FILE), restoreDir.resolve(SnapshotCommand.MEMORY_FILE))
+                .eagerMemory(eagerMemory);
+        for (Map.Entry<String, String> o : networkOverrides().entrySet()) {
+            options = options.networkOverride(o.getKey(), o.getValue());
         }
         List<Path> disks;
         VmConfig described; // what GET /vm/config answers

@@ -40,7 +40,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         try (OutputStream out = console.open()) {
             try (ControlPlane plane = new ControlPlane(config -> config.toBuilder().console(out).bootProtocol(protocol).build(),
-                    restore -> restore.console(out), Panamax.version());
+                    out, Panamax.version());
                  ApiServer server = startApi(apiSocket, plane)) {
                 System.err.println("panamax: serving the API on " + server.socket());
                 try (VirtualMachine vm = plane.awaitStarted()) {

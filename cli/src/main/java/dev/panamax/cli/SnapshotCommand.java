@@ -74,8 +74,12 @@ final class SnapshotCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** One request, whose refusal is the user's to fix (the API's 4xx message) and whose failure is a bug. */
     private ApiClient.Response send(ApiClient api, String method, String path, String body) {
+        return send(api, apiSocket, method, path, body);
+    }
+
+    /** One request to the API at {@code apiSocket}, whose refusal is the user's to fix (the API's 4xx message) and whose failure is a bug. */
+    static ApiClient.Response send(ApiClient api, Path apiSocket, String method, String path, String body) {
         ApiClient.Response r;
         try {
             r = api.send(method, path, body);

@@ -3,6 +3,10 @@ package dev.panamax.control;
 import dev.panamax.api.Balloon;
 import dev.panamax.api.BalloonStatistics;
 import dev.panamax.api.Drive;
+import dev.panamax.api.IncomingMigrationOptions;
+import dev.panamax.api.MigrationListener;
+import dev.panamax.api.MigrationOptions;
+import dev.panamax.api.MigrationStatus;
 import dev.panamax.api.NetworkInterface;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.RestoreOptions;
@@ -13,15 +17,19 @@ import dev.panamax.api.VirtualMachineException;
 import dev.panamax.control.VmConfig.BootSource;
 import dev.panamax.control.VmConfig.MachineConfig;
 import dev.panamax.vmm.ConfigException;
+import dev.panamax.vmm.MigrationAddress;
 import dev.panamax.vmm.VmRules;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -33,7 +41,6 @@ import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.IntFunction;
 import java.util.function.Predicate;
-import java.util.function.UnaryOperator;
 
 /**
  * The REST API's resources for one VM, after Firecracker's API: the pre-boot resources
@@ -95,10 +102,14 @@ public final class ControlPlane implements AutoCloseable {
             new Resource("/vm/config", Set.of("GET")),
             new Resource("/snapshot/create", Set.of("PUT")),
             new Resource("/snapshot/load", Set.of("PUT")),
+            new Resource("/migration", Set.of("GET")),
+            new Resource("/migration/send", Set.of("PUT")),
+            new Resource("/migration/cancel", Set.of("PUT")),
+            new Resource("/migration/receive", Set.of("PUT")),
             new Resource("/metrics", Set.of("GET", "PUT")));
 
     private final Function<VmConfig, VirtualMachine> factory;
-    private final UnaryOperator<RestoreOptions> restoreSetup;
+    private final OutputStream console; // for a VM the API brings in without building it: a restore's, a migration's
     private final String version;
     private final String instanceId;
     private final AtomicLong requests = new AtomicLong();
@@ -115,6 +126,8 @@ public final class ControlPlane implements AutoCloseable {
     private Balloon balloon; // guarded by lock; null until PUT /balloon
     private boolean starting; // guarded by lock: InstanceStart is building the VM
     private VmConfig startedConfig; // guarded by lock
+    private String incoming; // the address PUT /migration/receive listens at, until a VM arrives or the migration fails; guarded by lock
+    private boolean receivedFrom; // the VM came by a migration; guarded by lock
     private VirtualMachine vm; // guarded by lock; set once
     private long startedNanos; // guarded by lock
     private LogOutput log; // guarded by lock; null until PUT /logger
@@ -127,24 +140,25 @@ public final class ControlPlane implements AutoCloseable {
      * @param version Panamax's version, for {@code GET /} and {@code GET /version}
      */
     public ControlPlane(Function<VmConfig, VirtualMachine> factory, String version) {
-        this(factory, UnaryOperator.identity(), version);
+        this(factory, OutputStream.nullOutputStream(), version);
     }
 
     /**
-     * @param restoreSetup adds what the API does not set to a {@code PUT /snapshot/load} (the console)
+     * @param console where the guest's serial output goes for a VM that {@code PUT /snapshot/load} or
+     *     {@code PUT /migration/receive} brings in (not closed here)
      */
-    public ControlPlane(Function<VmConfig, VirtualMachine> factory, UnaryOperator<RestoreOptions> restoreSetup, String version) {
-        this(factory, restoreSetup, version, INSTANCE_ID);
+    public ControlPlane(Function<VmConfig, VirtualMachine> factory, OutputStream console, String version) {
+        this(factory, console, version, INSTANCE_ID);
     }
 
     /**
      * @param instanceId the id {@code GET /} answers and log lines carry (Firecracker's {@code --id}),
      *     checked by {@link #instanceId(String, String)}
      */
-    public ControlPlane(Function<VmConfig, VirtualMachine> factory, UnaryOperator<RestoreOptions> restoreSetup, String version,
+    public ControlPlane(Function<VmConfig, VirtualMachine> factory, OutputStream console, String version,
             String instanceId) {
         this.factory = Objects.requireNonNull(factory, "factory");
-        this.restoreSetup = Objects.requireNonNull(restoreSetup, "restoreSetup");
+        this.console = Objects.requireNonNull(console, "console");
         this.version = Objects.requireNonNull(version, "version");
         this.instanceId = instanceId(instanceId, "instance id");
         FIRECRACKER_REQUEST_METRICS.values().forEach(counted -> {
@@ -282,6 +296,10 @@ public final class ControlPlane implements AutoCloseable {
                 case "PATCH /vm" -> patchVm(body);
                 case "PUT /snapshot/create" -> createSnapshot(body);
                 case "PUT /snapshot/load" -> loadSnapshot(body);
+                case "GET /migration" -> migrationStatus();
+                case "PUT /migration/send" -> sendMigration(body);
+                case "PUT /migration/cancel" -> cancelMigration();
+                case "PUT /migration/receive" -> receiveMigration(body);
                 default -> throw new AssertionError("RESOURCES lists " + method + " " + resource + ", which has no handler");
             };
         } catch (ConfigException | VirtualMachineException e) { // a value breaks a rule, or the VM cannot be built as configured
@@ -834,7 +852,7 @@ public final class ControlPlane implements AutoCloseable {
         try {
             long start = System.nanoTime();
             config = VmConfig.ofSnapshot(options);
-            restored = VirtualMachine.restore(restoreSetup.apply(options));
+            restored = VirtualMachine.restore(options.console(console));
             metrics.latency("load_snapshot", (System.nanoTime() - start) / 1000);
         } catch (IOException e) {
             throw new ApiFault.BadRequest("snapshot/load: cannot read the snapshot: " + e.getMessage());
@@ -848,6 +866,148 @@ public final class ControlPlane implements AutoCloseable {
         synchronized (lock) {
             started(restored, config);
         }
+        return Response.noContent();
+    }
+
+    /**
+     * Panamax's {@code PUT /migration/send}: moves the running or paused VM to a destination
+     * waiting with {@code PUT /migration/receive} or {@code panamax run --incoming}. Answers at once;
+     * the migration goes on in the background, and {@code GET /migration} tells how far it is.
+     */
+    private Response sendMigration(byte[] body) {
+        JsonObject o = JsonObject.of(json(body), "migration/send").allowOnly(Set.of("destination", "downtime_ms", "max_rounds",
+                "refuse_longer_downtime", "timeout_s"));
+        String destination = o.string("destination");
+        try {
+            MigrationAddress.parse(destination);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(o.path("destination"), e.getMessage());
+        }
+        MigrationOptions options = MigrationOptions.to(destination)
+                .downtimeTarget(Duration.ofMillis(o.optionalLong("downtime_ms", 300, 1, 600_000)))
+                .maxRounds((int) o.optionalLong("max_rounds", 30, 0, 10_000))
+                .refuseLongerDowntime(o.optionalBool("refuse_longer_downtime", false))
+                .timeout(Duration.ofSeconds(o.optionalLong("timeout_s", 30, 1, 3600)));
+        onLiveVm("migration/send", v -> {
+            if (v.migrationStatus().map(status -> !status.phase().over()).orElse(false)) {
+                throw new ApiFault.WrongState("migration/send", "a migration of this VM is under way; GET /migration tells how far");
+            }
+            Thread.ofPlatform().name("migration").start(() -> {
+                try {
+                    v.migrate(options);
+                } catch (RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "migration to " + options.destination() + " failed: " + e.getMessage());
+                }
+            });
+            return true;
+        });
+        return Response.noContent();
+    }
+
+    /** Panamax's {@code GET /migration}: the running or last migration, sent or received. */
+    private Response migrationStatus() {
+        VirtualMachine v;
+        String receiving;
+        synchronized (lock) {
+            v = vm;
+            receiving = incoming;
+        }
+        if (v == null) {
+            if (receiving == null) {
+                throw new ApiFault.BadRequest("migration: there is no VM and none is awaited; PUT /migration/receive to wait for one");
+            }
+            return Response.ok(Map.of("role", "destination", "phase", "receiving", "address", receiving));
+        }
+        Optional<MigrationStatus> status = v.migrationStatus();
+        if (status.isEmpty()) {
+            return Response.ok(Map.of("role", receivedFrom ? "destination" : "none", "phase", receivedFrom ? "completed" : "none"));
+        }
+        MigrationStatus s = status.get();
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("role", "source");
+        m.put("phase", s.phase().name().toLowerCase());
+        m.put("round", s.round());
+        m.put("bytes_sent", s.bytesSent());
+        m.put("last_round_pages", s.lastRoundPages());
+        m.put("dirty_pages_per_second", s.dirtyPagesPerSecond());
+        m.put("bandwidth_bytes_per_second", s.bandwidthBytesPerSecond());
+        m.put("expected_downtime_ms", s.expectedDowntimeMillis());
+        m.put("downtime_ms", s.downtimeMillis());
+        m.put("total_ms", s.totalMillis());
+        if (s.error() != null) {
+            m.put("error", s.error());
+        }
+        return Response.ok(m);
+    }
+
+    /** Panamax's {@code PUT /migration/cancel}: a migration before its commit stops, and the guest runs on here. */
+    private Response cancelMigration() {
+        onLiveVm("migration/cancel", v -> {
+            if (v.migrationStatus().map(status -> status.phase().over()).orElse(true)) {
+                throw new ApiFault.WrongState("migration/cancel", "no migration of this VM is under way");
+            }
+            v.cancelMigration();
+            return true;
+        });
+        return Response.noContent();
+    }
+
+    /**
+     * Panamax's {@code PUT /migration/receive}: a VMM with no VM yet listens for one; answers once it
+     * listens, and the VM arrives in the background (then the API serves it as its own).
+     */
+    private Response receiveMigration(byte[] body) {
+        JsonObject o = JsonObject.of(json(body), "migration/receive").allowOnly(Set.of("address", "network_overrides", "stay_paused"));
+        String address = o.string("address");
+        try {
+            MigrationAddress.parse(address);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(o.path("address"), e.getMessage());
+        }
+        IncomingMigrationOptions options = IncomingMigrationOptions.at(address).console(console)
+                .stayPaused(o.optionalBool("stay_paused", false));
+        List<Object> overrides = o.optionalArray("network_overrides");
+        for (int i = 0; i < overrides.size(); i++) {
+            JsonObject override = JsonObject.of(overrides.get(i), o.path("network_overrides") + "[" + i + "]")
+                    .allowOnly(Set.of("iface_id", "host_dev_name"));
+            options = options.networkOverride(VmRules.id(override.string("iface_id"), override.path("iface_id")),
+                    VmRules.hostDeviceName(override.string("host_dev_name"), override.path("host_dev_name")));
+        }
+        synchronized (lock) {
+            if (vm != null || starting) {
+                throw new ApiFault.WrongState("migration/receive", "a VM is received by a VMM with no VM yet, and this one has one");
+            }
+            starting = true;
+        }
+        MigrationListener listener;
+        try {
+            listener = VirtualMachine.listenForMigration(options, line -> LOG.log(System.Logger.Level.INFO, "migration: " + line));
+        } catch (IOException | VirtualMachineException e) {
+            synchronized (lock) {
+                starting = false;
+            }
+            throw new ApiFault.BadRequest("migration/receive: " + e.getMessage());
+        }
+        synchronized (lock) {
+            incoming = options.address();
+        }
+        Thread.ofPlatform().name("migration-receive").start(() -> {
+            VirtualMachine received = null;
+            try (listener) {
+                received = listener.accept();
+            } catch (IOException | RuntimeException e) {
+                LOG.log(System.Logger.Level.WARNING, "migration: receiving a VM failed: " + e.getMessage());
+            }
+            synchronized (lock) {
+                incoming = null;
+                if (received == null) {
+                    starting = false;
+                } else {
+                    receivedFrom = true;
+                    started(received, VmConfig.of(received.configuration(), false));
+                }
+            }
+        });
         return Response.noContent();
     }
 

@@ -77,6 +77,15 @@ final class JsonObject {
         };
     }
 
+    /** The integer, or {@code absent} when the member is absent; either way it must lie in {@code [min, max]}. */
+    long optionalLong(String key, long absent, long min, long max) {
+        long value = has(key) ? integer(key) : absent;
+        if (value < min || value > max) {
+            throw new ConfigException(path(key), value + " is out of range: give " + min + " to " + max);
+        }
+        return value;
+    }
+
     boolean bool(String key) {
         return switch (required(key)) {
             case Boolean b -> b;

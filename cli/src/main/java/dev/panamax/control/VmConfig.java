@@ -1,6 +1,7 @@
 package dev.panamax.control;
 
 import dev.panamax.api.Balloon;
+import dev.panamax.api.Configuration;
 import dev.panamax.api.CpuAffinity;
 import dev.panamax.api.DiskFormat;
 import dev.panamax.api.Drive;
@@ -190,33 +191,17 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
      * @throws IOException when it cannot be read
      */
     public static VmConfig ofSnapshot(RestoreOptions restore) throws IOException {
-        dev.panamax.vmm.MachineConfig c;
-        try {
-            c = VmSnapshot.configuration(restore.statePath(), restore.networkOverrides());
-        } catch (StateFormatException | ConfigException e) {
-            throw new VirtualMachineException(e.getMessage(), e);
-        }
-        List<Drive> drives = c.drives().stream()
-                .map(d -> new Drive(d.id(), d.image(), d.readOnly(), d.root(), d.mmio() ? Transport.MMIO : Transport.PCI,
-                        toApi(d.rateLimit()), diskFormat(d.format()))).toList();
-        List<NetworkInterface> nics = c.nics().stream()
-                .map(n -> new NetworkInterface(n.id(), n.tapName(), n.tapFd(), n.passtSocket(), n.guestMac())
-                        .withRateLimiters(toApi(n.rxRateLimit()), toApi(n.txRateLimit()))).toList();
+        return of(VirtualMachine.snapshotConfiguration(restore), restore.trackDirtyPages());
+    }
+
+    /** A VM's configuration (one restored or received by a migration) as {@code GET /vm/config} shows it. */
+    public static VmConfig of(Configuration c, boolean trackDirtyPages) {
+        RateLimiter entropy = c.entropy();
         return new VmConfig(new BootSource(c.kernel(), c.initrd(), c.commandLine().isEmpty() ? null : c.commandLine()),
-                new MachineConfig(c.cpus(), c.memoryMib(), restore.trackDirtyPages()), drives, nics,
-                c.vsock() == null ? null : new Vsock(c.vsock().guestCid(), c.vsock().udsPath()), List.of(),
-                c.entropy() == null ? null : new Entropy(toApi(c.entropy().rateLimit())),
-                c.balloon() == null ? null : new Balloon(c.balloon().amountMib(), c.balloon().deflateOnOom(), c.balloon().statsIntervalSeconds()),
-                null);
-    }
-
-    /** A rate limit as the API's limiter: null when it limits nothing, a bucket that limits nothing left out. */
-    private static RateLimiter toApi(RateLimit limit) {
-        return limit.limits() ? new RateLimiter(toApi(limit.bandwidth()), toApi(limit.ops())) : null;
-    }
-
-    private static TokenBucket toApi(BucketSpec bucket) {
-        return bucket == null || !bucket.limits() ? null : new TokenBucket(bucket.size(), bucket.oneTimeBurst(), bucket.refillTimeMillis());
+                new MachineConfig(c.cpus(), c.memoryMib(), trackDirtyPages), c.drives(), c.networkInterfaces(),
+                c.vsockUdsPath() == null ? null : new Vsock(c.vsockGuestCid(), c.vsockUdsPath()), List.of(),
+                entropy == null ? null : new Entropy(entropy.bandwidth() == null && entropy.ops() == null ? null : entropy),
+                c.balloon(), null);
     }
 
     /**

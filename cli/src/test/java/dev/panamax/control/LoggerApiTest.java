@@ -25,7 +25,7 @@ class LoggerApiTest {
     private static final String LINE_START = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{9} ";
 
     @TempDir Path dir;
-    private final ControlPlane plane = new ControlPlane(config -> config.toBuilder().build(), c -> c, "1.2.3", "vm-7");
+    private final ControlPlane plane = new ControlPlane(config -> config.toBuilder().build(), java.io.OutputStream.nullOutputStream(), "1.2.3", "vm-7");
     private final System.Logger log = System.getLogger("dev.panamax.test.Component");
 
     @AfterEach
