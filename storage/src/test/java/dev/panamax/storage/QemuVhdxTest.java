@@ -157,6 +157,30 @@ class QemuVhdxTest {
         assertReadsInPieces(image, expected);
     }
 
+    /**
+     * In 256 MiB blocks of 512-byte sectors, a sector bitmap entry follows every 16 payload entries: the
+     * block qemu-io writes at 4 GiB is BAT entry 17, and Panamax finds it there.
+     */
+    @Test
+    void aBlockAfterASectorBitmapEntryIsWhereQemuPutIt() throws Exception {
+        Path image = dir.resolve("big.vhdx");
+        QemuImg.img("create", "-f", "vhdx", "-o", "block_size=256M", image.toString(), "5G").expectSuccess("qemu-img create");
+        QemuImg.io("vhdx", image, "write -P 0x5a 4294967296 65536", "write -P 0x11 0 4096").expectSuccess("qemu-io");
+        try (BlockBackend disk = Images.open(image, Images.OpenOptions.readOnly())) {
+            byte[] expected = new byte[65536];
+            Arrays.fill(expected, (byte) 0x5a);
+            ByteBuffer got = ByteBuffer.allocate(65536);
+            disk.read(4L << 30, got);
+            assertSameBytes(got.array(), expected, "at 4 GiB");
+            got.clear();
+            disk.read((4L << 30) - 65536, got);
+            assertSameBytes(got.array(), new byte[65536], "before 4 GiB");
+            assertThat(disk.extent(4L << 30, 1L << 30)).isEqualTo(new Extent(4L << 30, 256 << 20, Extent.Kind.DATA));
+            assertThat(disk.extent(256 << 20, 4L << 30).kind()).isNotEqualTo(Extent.Kind.DATA);
+            assertThat(disk.extent(0, 1L << 30).kind()).isEqualTo(Extent.Kind.DATA);
+        }
+    }
+
     @Test
     void vhdxIsReadOnly() throws Exception {
         Path image = dir.resolve("empty.vhdx");

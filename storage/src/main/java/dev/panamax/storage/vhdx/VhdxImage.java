@@ -414,10 +414,10 @@ public final class VhdxImage implements BlockBackend {
                 switch (state) {
                     case NOT_PRESENT, UNDEFINED, ZERO, UNMAPPED -> {}
                     case FULLY_PRESENT -> {
-                        long length = Math.min(m.blockSize, m.size - (long) block * m.blockSize);
+                        long length = m.blockSize; // the whole block, the last one too, as QEMU requires
                         if (offsetMiB == 0 || offsetMiB > fileSize / MiB || offsetMiB * MiB > fileSize - length) {
                             throw new InvalidImageException(name + ": VHDX payload block " + block + " (BAT entry " + index
-                                    + ") at offset " + offsetMiB * MiB + " (" + length + " bytes) lies "
+                                    + ") at offset " + Long.toUnsignedString(offsetMiB << 20) + " (" + length + " bytes) lies "
                                     + (offsetMiB == 0 ? "in the header section" : "beyond the end of the file (" + fileSize
                                             + " bytes); the image is truncated"));
                         }
