@@ -3,7 +3,7 @@
 # the command line (the JVM's start included, with the launcher's start-up cache), on the host, no KVM needed:
 #   sh integration-tests/scripts/convert-vs-qemu-img.sh [ROUNDS] [SIZE_MIB]
 # The source is a raw disk of SIZE_MIB (default 1024) with 20 % of it random data (1 MiB in every 5), made into a
-# monolithicSparse and a streamOptimized VMDK, a dynamic VDI and a zstd-compressed qcow2 by qemu-img. Cases: each of
+# monolithicSparse and a streamOptimized VMDK, a dynamic VDI, a dynamic VHDX and a zstd-compressed qcow2 by qemu-img. Cases: each of
 # those to raw, and raw to a zstd-compressed qcow2. Neither tool syncs its output (qemu-img's default, Panamax's
 # --no-sync). Rounds alternate which tool goes first; prints each round, then medians and Panamax/qemu-img ratios.
 set -eu
@@ -24,6 +24,7 @@ done
 qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse src.raw src.vmdk
 qemu-img convert -f raw -O vmdk -o subformat=streamOptimized src.raw src-stream.vmdk
 qemu-img convert -f raw -O vdi src.raw src.vdi
+qemu-img convert -f raw -O vhdx src.raw src.vhdx
 qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd src.raw src-zstd.qcow2
 
 ms() { s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
@@ -41,7 +42,7 @@ one() {
     echo "$a $b"
 }
 
-cases="vmdk-sparse-to-raw:src.vmdk:raw vmdk-stream-to-raw:src-stream.vmdk:raw vdi-to-raw:src.vdi:raw zstd-qcow2-to-raw:src-zstd.qcow2:raw raw-to-zstd-qcow2:src.raw:qcow2"
+cases="vmdk-sparse-to-raw:src.vmdk:raw vmdk-stream-to-raw:src-stream.vmdk:raw vdi-to-raw:src.vdi:raw vhdx-to-raw:src.vhdx:raw zstd-qcow2-to-raw:src-zstd.qcow2:raw raw-to-zstd-qcow2:src.raw:qcow2"
 for c in $cases; do : > "times.$c"; done
 round=0
 while [ "$round" -lt "$rounds" ]; do

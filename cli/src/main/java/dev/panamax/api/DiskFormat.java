@@ -2,7 +2,7 @@ package dev.panamax.api;
 
 /**
  * The format of a drive's image file, when it is given rather than detected. Detection refuses a
- * file that carries the signature of a format Panamax cannot read (VHDX, QED, LUKS, ...);
+ * file that carries the signature of a format Panamax cannot read (QED, LUKS, ...);
  * {@link #RAW} reads any file as the disk's bytes.
  */
 public enum DiskFormat {
@@ -18,5 +18,7 @@ public enum DiskFormat {
      */
     VMDK,
     /** A VirtualBox disk image, dynamic or static. */
-    VDI
+    VDI,
+    /** A Hyper-V disk (VHDX), dynamic or fixed; read-only: attach it read-only. */
+    VHDX
 }

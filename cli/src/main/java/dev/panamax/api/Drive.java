@@ -19,7 +19,7 @@ import java.util.Objects;
  * @param rateLimiter limits the guest's requests to the disk (bytes and requests), or null for no
  *     limit; {@link VirtualMachine#updateDrive} changes it while the VM runs
  * @param format the image's format, or null to detect it from the file's contents (a file in a
- *     format Panamax cannot read, such as VMDK or VDI, is then refused); {@link DiskFormat#RAW}
+ *     format Panamax cannot read, such as QED, is then refused); {@link DiskFormat#RAW}
  *     gives the guest any file's bytes as they are
  */
 public record Drive(String id, Path path, boolean readOnly, boolean root, Transport transport, RateLimiter rateLimiter,

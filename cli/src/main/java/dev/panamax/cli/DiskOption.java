@@ -15,7 +15,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,format=raw|qcow2|vhd|vmdk|vdi][,bw=RATE][,iops=N]}:
+ * {@code --disk PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,format=raw|qcow2|vhd|vmdk|vdi|vhdx][,bw=RATE][,iops=N]}:
  * a drive given on the command line; {@code format} gives the image's format instead of detecting it
  * ({@code raw} reads any file as the disk's bytes); {@code bw} limits its bytes a second ({@code 10M}:
  * 10 MiB), {@code iops} its requests a second, each in a bucket of one second's worth (Firecracker's
@@ -24,7 +24,7 @@ import java.util.regex.Pattern;
 final class DiskOption {
     private DiskOption() {}
 
-    static final String SYNTAX = "PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,format=raw|qcow2|vhd|vmdk|vdi][,bw=RATE][,iops=N]";
+    static final String SYNTAX = "PATH[,readonly][,root][,id=ID][,transport=pci|mmio][,format=raw|qcow2|vhd|vmdk|vdi|vhdx][,bw=RATE][,iops=N]";
     private static final Pattern RATE = Pattern.compile("(\\d{1,18})([KMGT]?)", Pattern.CASE_INSENSITIVE);
 
     /**

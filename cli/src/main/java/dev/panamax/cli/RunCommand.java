@@ -109,9 +109,9 @@ final class RunCommand implements Callable<Integer> {
     Path apiSocket;
 
     @Option(names = "--disk", paramLabel = DiskOption.SYNTAX,
-            description = "a disk image (raw, qcow2, vhd, vmdk or vdi) as a virtio-blk device; repeatable. The guest names disks /dev/vda,"
+            description = "a disk image (raw, qcow2, vhd, vmdk, vdi or vhdx, this one read-only) as a virtio-blk device; repeatable. The guest names disks /dev/vda,"
                     + " /dev/vdb, ... virtio-mmio ones first, the root one first; ID is its serial (default disk0, disk1, ...);"
-                    + " the format is detected unless given (an image in a format Panamax cannot read, such as VMDK, is refused;"
+                    + " the format is detected unless given (an image in a format Panamax cannot read, such as QED, is refused;"
                     + " format=raw gives the guest any file's bytes);"
                     + " bw=RATE (bytes a second, e.g. 10M) and iops=N limit its traffic. A comma in PATH is written twice (,,)")
     List<String> diskSpecs = new ArrayList<>();

@@ -65,8 +65,8 @@ import java.util.stream.Stream;
  * are Firecracker's {@code RateLimiter}: {@code {"bandwidth": {"size": 10485760, "refill_time": 1000},
  * "ops": {"size": 500, "one_time_burst": 1000, "refill_time": 1000}}}.
  * Panamax's own keys: a drive's {@code transport} ({@code "pci"} or {@code "mmio"}) and {@code format}
- * ({@code "raw"}, {@code "qcow2"}, {@code "vhd"}, {@code "vmdk"} or {@code "vdi"}; detected when left out, and an image in a format
- * Panamax cannot read, such as VMDK, refused; {@code "raw"} reads any file as the disk's bytes), and a network
+ * ({@code "raw"}, {@code "qcow2"}, {@code "vhd"}, {@code "vmdk"}, {@code "vdi"} or {@code "vhdx"}; detected when left out, and an image
+ * in a format Panamax cannot read, such as QED, refused; {@code "raw"} reads any file as the disk's bytes), and a network
  * interface's {@code backend} ({@code "tap"} or {@code "user"}, passt's user-mode network) with, in
  * place of {@code host_dev_name}, {@code tap_fd} (a tap descriptor the process inherited) or {@code
  * passt_socket} (a passt already running).

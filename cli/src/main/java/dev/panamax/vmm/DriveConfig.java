@@ -9,7 +9,7 @@ import java.util.Objects;
  * A drive as the device manager builds it: a virtio-blk device on an image file.
  *
  * @param id the drive's id, also the disk's serial in the guest
- * @param image the image file (raw, qcow2, vhd, vmdk or vdi)
+ * @param image the image file (raw, qcow2, vhd, vmdk, vdi or vhdx)
  * @param readOnly whether the guest may only read it
  * @param root whether it is the guest's root file system, {@code /dev/vda}
  * @param mmio on virtio-mmio rather than PCI

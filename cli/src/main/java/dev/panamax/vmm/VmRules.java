@@ -258,8 +258,8 @@ public final class VmRules {
         }
         try {
             ImageFormat f = format != null ? format : Images.probe(image);
-            if (f == ImageFormat.VMDK && !readOnly) {
-                // Only monolithicSparse VMDK is written: the others are refused here, not when the VM starts.
+            if ((f == ImageFormat.VMDK || f == ImageFormat.VHDX) && !readOnly) {
+                // Only monolithicSparse VMDK is written, and no VHDX: the others are refused here, not when the VM starts.
                 Images.open(image, Images.OpenOptions.readWrite().withFormat(f).withoutBacking()).close();
             }
         } catch (InvalidImageException | ReadOnlyImageException e) {

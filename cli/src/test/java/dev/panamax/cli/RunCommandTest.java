@@ -120,7 +120,7 @@ class RunCommandTest {
                 + " 'qemu-img convert -f qed -O qcow2 " + qed + " " + dir.resolve("disk.qcow2") + "' first",
                 "run", "--no-rig", "--kernel", k, "--disk", qed.toString());
         assertRefused("is a QED image", "run", "--no-rig", "--kernel", k, "--disk", qed + ",readonly,root");
-        assertRefused("--disk " + qed + ",format=qed: Panamax cannot read qed images yet; use raw, qcow2, vhd, vmdk or vdi",
+        assertRefused("--disk " + qed + ",format=qed: Panamax cannot read qed images yet; use raw, qcow2, vhd, vmdk, vdi or vhdx",
                 "run", "--no-rig", "--kernel", k, "--disk", qed + ",format=qed");
         assertRefused("unknown image format 'floppy'", "run", "--no-rig", "--kernel", k, "--disk", qed + ",format=floppy");
         // VMDK is read, but only monolithicSparse is written: a writable drive of another kind is refused before boot.
@@ -129,6 +129,12 @@ class RunCommandTest {
         Files.write(dir.resolve("flat.bin"), new byte[4096]);
         assertRefused("--disk " + descriptor + ": " + descriptor + ": VMDK monolithicFlat images can only be opened read-only",
                 "run", "--no-rig", "--kernel", k, "--disk", descriptor.toString());
+        // VHDX is only read: a writable drive is refused before boot (a read-only one is taken).
+        Path vhdx = dev.panamax.storage.VhdxFiles.write(dir.resolve("disk.vhdx"), new byte[1 << 20], 1 << 20, false);
+        assertRefused("--disk " + vhdx + ": " + vhdx + ": VHDX images can only be opened read-only (attach the disk read-only,",
+                "run", "--no-rig", "--kernel", k, "--disk", vhdx.toString());
+        assertRefused("--disk " + vhdx + ",format=vhdx: " + vhdx + ": VHDX images can only be opened read-only",
+                "run", "--no-rig", "--kernel", k, "--disk", vhdx + ",format=vhdx");
     }
 
     @Test

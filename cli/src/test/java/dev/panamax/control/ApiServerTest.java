@@ -213,14 +213,14 @@ class ApiServerTest {
         assertFault(400, "drives/root2: drive 'root1' is the root device already; only one drive can be the root device",
                 "PUT", "/drives/root2", "{\"drive_id\": \"root2\", \"path_on_host\": \"" + disk
                         + "\", \"is_root_device\": true, \"is_read_only\": true}");
-        Path vhdx = Files.writeString(dir.resolve("disk.vhdx"), "vhdxfile");
-        assertFault(400, "drives/data.path_on_host: " + vhdx + " is a VHDX image (Hyper-V), which Panamax cannot read yet; convert it with"
-                + " 'qemu-img convert -f vhdx -O qcow2 " + vhdx + " " + dir.resolve("disk.qcow2") + "' first", "PUT", "/drives/data",
+        Path vhdx = Files.writeString(dir.resolve("disk.qed"), "QED\0");
+        assertFault(400, "drives/data.path_on_host: " + vhdx + " is a QED image (QEMU enhanced disk), which Panamax cannot read yet;"
+                + " convert it with 'qemu-img convert -f qed -O qcow2 " + vhdx + " " + dir.resolve("disk.qcow2") + "' first", "PUT", "/drives/data",
                 "{\"drive_id\": \"data\", \"path_on_host\": \"" + vhdx + "\", \"is_root_device\": false}");
         assertNoContent("PUT", "/drives/data", "{\"drive_id\": \"data\", \"path_on_host\": \"" + vhdx
                 + "\", \"is_root_device\": false, \"format\": \"raw\"}");
-        assertFault(400, "drives/other.path_on_host: " + vhdx + " is a VHDX image (Hyper-V), which Panamax cannot read yet; convert it with"
-                + " 'qemu-img convert -f vhdx -O qcow2 " + vhdx + " " + dir.resolve("disk.qcow2") + "' first", "PUT", "/drives/other",
+        assertFault(400, "drives/other.path_on_host: " + vhdx + " is a QED image (QEMU enhanced disk), which Panamax cannot read yet;"
+                + " convert it with 'qemu-img convert -f qed -O qcow2 " + vhdx + " " + dir.resolve("disk.qcow2") + "' first", "PUT", "/drives/other",
                 "{\"drive_id\": \"other\", \"path_on_host\": \"" + vhdx + "\", \"is_root_device\": false, \"is_read_only\": true}");
         assertFault(400, "network-interfaces/eth0.guest_mac: 'nope' is not a MAC address: write six hex pairs, like 06:00:ac:10:00:02",
                 "PUT", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": \"nope\"}");

@@ -309,16 +309,16 @@ class VmConfigTest {
     /** An image in a format Panamax cannot read is refused by name, unless the drive's format is given: raw reads it as it is. */
     @Test
     void aDriveInAForeignFormatIsRefusedUnlessItsFormatIsGiven() throws Exception {
-        byte[] vhdx = new byte[4096];
-        ByteBuffer.wrap(vhdx).put("vhdxfile".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
-        Path image = Files.write(dir.resolve("disk.vhdx"), vhdx);
+        byte[] qed = new byte[4096];
+        ByteBuffer.wrap(qed).put("QED\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        Path image = Files.write(dir.resolve("disk.qed"), qed);
         String drive = "{\"drive_id\": \"a\", \"path_on_host\": \"" + image + "\", \"is_root_device\": false%s}";
         assertRefusedStartingWith("{" + boot() + ", \"drives\": [" + drive.formatted("") + "]}",
-                "drives[0].path_on_host: " + image + " is a VHDX image (Hyper-V), which Panamax cannot read yet; convert it with");
-        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"vhdx\"") + "]}",
-                "drives[0].format: Panamax cannot read vhdx images yet; use raw, qcow2, vhd, vmdk or vdi (convert with qemu-img first)");
+                "drives[0].path_on_host: " + image + " is a QED image (QEMU enhanced disk), which Panamax cannot read yet; convert it with");
+        assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"qed\"") + "]}",
+                "drives[0].format: Panamax cannot read qed images yet; use raw, qcow2, vhd, vmdk, vdi or vhdx (convert with qemu-img first)");
         assertRefused("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"floppy\"") + "]}",
-                "drives[0].format: unknown image format 'floppy'; use raw, qcow2, vhd, vmdk or vdi");
+                "drives[0].format: unknown image format 'floppy'; use raw, qcow2, vhd, vmdk, vdi or vhdx");
         VmConfig config = VmConfig.parse("{" + boot() + ", \"drives\": [" + drive.formatted(", \"format\": \"raw\"") + "]}", "vm.json");
         assertThat(config.drives()).containsExactly(new Drive("a", image, false, false).withFormat(DiskFormat.RAW));
         assertThat(Json.write(config.toJson())).contains("\"format\":\"raw\"");

@@ -9,7 +9,6 @@ import java.util.Optional;
  * guest writing to it would destroy them.
  */
 public enum ForeignFormat {
-    VHDX("vhdx", "a VHDX image (Hyper-V)"),
     QED("qed", "a QED image (QEMU enhanced disk)"),
     LUKS("luks", "a LUKS-encrypted image"),
     PARALLELS("parallels", "a Parallels image"),

@@ -7,15 +7,16 @@ public enum ImageFormat {
     QCOW2,
     VHD,
     VMDK,
-    VDI;
+    VDI,
+    VHDX;
 
-    /** The name used on the command line and in qcow2 backing-format extensions ("raw", "qcow2", "vpc", "vmdk", "vdi"). */
+    /** The name used on the command line and in qcow2 backing-format extensions ("raw", "qcow2", "vpc", "vmdk", "vdi", "vhdx"). */
     public String id() {
         return this == VHD ? "vpc" : name().toLowerCase(Locale.ROOT);
     }
 
     /** The formats Panamax reads, for messages. */
-    public static final String NAMES = "raw, qcow2, vhd, vmdk or vdi";
+    public static final String NAMES = "raw, qcow2, vhd, vmdk, vdi or vhdx";
 
     public static ImageFormat parse(String name) {
         return switch (name.toLowerCase(Locale.ROOT)) {
@@ -24,6 +25,7 @@ public enum ImageFormat {
             case "vhd", "vpc" -> VHD;
             case "vmdk" -> VMDK;
             case "vdi" -> VDI;
+            case "vhdx" -> VHDX;
             default -> throw new ImageRequestException(ForeignFormat.byId(name)
                     .map(f -> "Panamax cannot read " + f.id() + " images yet; use " + NAMES + " (convert with qemu-img first)")
                     .orElse("unknown image format '" + name + "'; use " + NAMES));

@@ -71,6 +71,7 @@ class BackendBehaviourTest {
     @Test
     void concurrentRequestsFromSeveralThreads() throws Exception {
         for (ImageFormat f : ImageFormat.values()) {
+            if (f == ImageFormat.VHDX) continue; // read-only: Panamax does not create VHDX
             Path p = dir.resolve("c." + f.id());
             Images.create(p, CreateOptions.of(f, 32 << 20).withClusterSize(4096));
             int threads = 4;

@@ -14,7 +14,7 @@ import java.nio.file.Path;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * An image file made of a fuzzer's bytes, opened as qcow2, vhd, vmdk or vdi: info, open, reads and extents across
+ * An image file made of a fuzzer's bytes, opened as qcow2, vhd, vmdk, vdi or vhdx: info, open, reads and extents across
  * the disk, check, then a write, write-zeroes, discard and flush. A damaged or hostile image may only
  * give {@link InvalidImageException} (or {@link ImageCorruptException}, its kind), or {@link
  * ReadOnlyImageException} for an image marked corrupt; never anything deeper. Backing files are not
@@ -47,6 +47,11 @@ class DiskImageFuzzTest {
     @FuzzTest
     void vdi(byte[] file) throws IOException {
         exercise(file, ImageFormat.VDI);
+    }
+
+    @FuzzTest
+    void vhdx(byte[] file) throws IOException {
+        exercise(file, ImageFormat.VHDX);
     }
 
     private static void exercise(byte[] file, ImageFormat format) throws IOException {

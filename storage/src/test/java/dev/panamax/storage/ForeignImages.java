@@ -23,7 +23,6 @@ public final class ForeignImages {
         new Random(21).nextBytes(data);
         Path raw = Files.write(dir.resolve("data.raw"), data);
         Map<Path, ForeignFormat> made = new LinkedHashMap<>();
-        convert(raw, dir, made, "disk.vhdx", ForeignFormat.VHDX);
         convert(raw, dir, made, "disk.qed", ForeignFormat.QED);
         convert(raw, dir, made, "disk.hdd", ForeignFormat.PARALLELS);
         convert(raw, dir, made, "disk.qcow", ForeignFormat.QCOW);

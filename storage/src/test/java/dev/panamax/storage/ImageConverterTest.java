@@ -22,6 +22,7 @@ class ImageConverterTest {
             new Random(size).nextBytes(data);
             Path src = Files.write(dir.resolve(size + ".raw"), data);
             for (ImageFormat f : ImageFormat.values()) {
+                if (f == ImageFormat.VHDX) continue; // read-only: Panamax does not create VHDX
                 if (f != ImageFormat.RAW && size % 512 != 0) continue; // qcow2 and VHD disks are whole sectors
                 Path out = dir.resolve(size + "-out." + f.id());
                 ImageConverter.convert(src, out, ImageConverter.Options.of(f), null);

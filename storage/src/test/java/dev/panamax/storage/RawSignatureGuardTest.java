@@ -65,9 +65,11 @@ class RawSignatureGuardTest {
     @Test
     void aForeignSignatureAtTheStartAndAVhdFooterAtTheEndAreRefused() throws IOException {
         try (BlockBackend b = detected()) {
+            assertThatThrownBy(() -> b.write(0, ByteBuffer.wrap("QED\0".getBytes(StandardCharsets.US_ASCII))))
+                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("QED");
+            // VMDK, VDI and VHDX, which Panamax reads, are guarded like qcow2 and vhd.
             assertThatThrownBy(() -> b.write(0, ByteBuffer.wrap("vhdxfile".getBytes(StandardCharsets.US_ASCII))))
-                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("VHDX");
-            // VMDK and VDI, which Panamax reads, are guarded like qcow2 and vhd.
+                    .isInstanceOf(RefusedWriteException.class).hasMessageContaining("a vhdx image");
             assertThatThrownBy(() -> b.write(0, ByteBuffer.wrap("KDMV".getBytes(StandardCharsets.US_ASCII))))
                     .isInstanceOf(RefusedWriteException.class).hasMessageContaining("a vmdk image");
             byte[] vdi = new byte[0x44];

@@ -64,6 +64,7 @@ final class ConvertCommand implements Callable<Integer> {
         if (name.endsWith(".vhd") || name.endsWith(".vpc")) return ImageFormat.VHD;
         if (name.endsWith(".vmdk")) return ImageFormat.VMDK;
         if (name.endsWith(".vdi")) return ImageFormat.VDI;
+        if (name.endsWith(".vhdx")) return ImageFormat.VHDX; // refused as an output, rather than a raw file named .vhdx
         return ImageFormat.RAW;
     }
 

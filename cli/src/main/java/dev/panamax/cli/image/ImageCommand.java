@@ -21,7 +21,7 @@ import picocli.CommandLine;
 @Command(
         name = "image",
         mixinStandardHelpOptions = true,
-        description = "Create, inspect, check, repair and convert disk images (raw, qcow2, vhd, vmdk, vdi).",
+        description = "Create, inspect, check, repair and convert disk images (raw, qcow2, vhd, vmdk, vdi; vhdx read).",
         subcommands = {
             CreateCommand.class,
             InfoCommand.class,
@@ -66,8 +66,8 @@ public final class ImageCommand implements Callable<Integer> {
     }
 
     /** The description of the option that gives the format of the image a command reads. */
-    static final String SOURCE_FORMAT = "format of the image read: raw, qcow2, vhd, vmdk or vdi (default: detected from its"
-            + " contents, and a file in a format Panamax cannot read, such as VHDX or QED, is refused; raw reads any file as a raw disk)";
+    static final String SOURCE_FORMAT = "format of the image read: raw, qcow2, vhd, vmdk, vdi or vhdx (default: detected from its"
+            + " contents, and a file in a format Panamax cannot read, such as QED or LUKS, is refused; raw reads any file as a raw disk)";
 
     static ImageFormat format(String name) {
         if (name == null) return null;

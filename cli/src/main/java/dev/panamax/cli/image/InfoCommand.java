@@ -39,6 +39,12 @@ final class InfoCommand implements Callable<Integer> {
         if (i.clusterSize() > 0) s.append("cluster_size: ").append(i.clusterSize()).append('\n');
         if (i.vhdType() != null) s.append("vhd type: ").append(i.vhdType()).append('\n');
         if (i.vdiType() != null) s.append("vdi type: ").append(i.vdiType()).append('\n');
+        if (i.vhdxType() != null) {
+            s.append("Format specific information:\n");
+            s.append("    type: ").append(i.vhdxType()).append('\n');
+            s.append("    block size: ").append(i.clusterSize()).append('\n');
+            s.append("    logical sector size: ").append(i.logicalSectorSize()).append('\n');
+        }
         if (i.backingFile() != null) {
             s.append("backing file: ").append(i.backingFile()).append('\n');
             if (i.backingFormat() != null) s.append("backing file format: ").append(i.backingFormat()).append('\n');
@@ -82,6 +88,10 @@ final class InfoCommand implements Callable<Integer> {
         if (i.backingFormat() != null) j.field("backing-filename-format", i.backingFormat());
         if (i.vhdType() != null) j.field("vhd-type", i.vhdType());
         if (i.vdiType() != null) j.field("vdi-type", i.vdiType());
+        if (i.vhdxType() != null) {
+            j.field("vhdx-type", i.vhdxType()).field("block-size", i.clusterSize())
+                    .field("logical-sector-size", i.logicalSectorSize());
+        }
         if (i.vmdkCreateType() != null) {
             j.field("create-type", i.vmdkCreateType());
             StringBuilder arr = new StringBuilder("[");

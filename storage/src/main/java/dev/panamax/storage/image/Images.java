@@ -11,6 +11,7 @@ import dev.panamax.storage.RawImage;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.storage.vdi.VdiImage;
 import dev.panamax.storage.vhd.VhdImage;
+import dev.panamax.storage.vhdx.VhdxImage;
 import dev.panamax.storage.vmdk.VmdkImage;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -99,6 +100,7 @@ public final class Images {
                 case VHD -> VhdImage.open(file);
                 case VMDK -> VmdkImage.open(file);
                 case VDI -> VdiImage.open(file);
+                case VHDX -> VhdxImage.open(file);
                 case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
                         : (backingPath, backingFormat) -> open(backingPath,
                                 new OpenOptions(false, backingFormat, true, true, false), path, chain, depth + 1), false);
@@ -111,8 +113,8 @@ public final class Images {
 
     /**
      * Detects an image's format from its contents, as qemu-img does: the qcow2 header, the VHD footer
-     * (or its copy at the start), a VMDK sparse header or descriptor, the VDI signature, else raw, but
-     * only where no signature of a format Panamax cannot read (VHDX, QED, LUKS, ...: {@link
+     * (or its copy at the start), a VMDK sparse header or descriptor, the VDI signature, the VHDX file
+     * identifier, else raw, but only where no signature of a format Panamax cannot read (QED, LUKS, ...: {@link
      * ForeignFormat}) matches; such a file is refused.
      *
      * @throws InvalidImageException naming the format the file is in, when Panamax cannot read it;
@@ -142,6 +144,7 @@ public final class Images {
     private static ImageFormat readableFormat(ByteBuffer head, ByteBuffer tail) {
         if (Signatures.isVmdk(head)) return ImageFormat.VMDK;
         if (Signatures.isVdi(head)) return ImageFormat.VDI;
+        if (Signatures.isVhdx(head)) return ImageFormat.VHDX;
         if (head.getInt(0) == 0x514649fb && Signatures.atStart(head) == null) return ImageFormat.QCOW2; // not qcow version 1
         if (VhdImage.isCookie(head.array())) return ImageFormat.VHD;
         if (tail.capacity() >= 512 && VhdImage.isCookie(tail.array())) return ImageFormat.VHD;
@@ -150,7 +153,7 @@ public final class Images {
 
     /** The foreign format such a head and tail say, or null; the start's signatures come first, as in QEMU. */
     private static ForeignFormat foreignFormat(ByteBuffer head, ByteBuffer tail) {
-        if (Signatures.isVmdk(head) || Signatures.isVdi(head)) return null; // these come first, as they did when refused
+        if (Signatures.isVmdk(head) || Signatures.isVdi(head) || Signatures.isVhdx(head)) return null; // these come first, as they did when refused
         ForeignFormat atStart = Signatures.atStart(head);
         if (atStart != null) return atStart;
         if (head.getInt(0) == 0x514649fb || VhdImage.isCookie(head.array())) return null; // a readable format's own
@@ -208,6 +211,8 @@ public final class Images {
             case VHD -> VhdImage.create(path, size, o.vhdFixed());
             case VMDK -> VmdkImage.create(path, size);
             case VDI -> VdiImage.create(path, size, o.vhdFixed());
+            case VHDX -> throw new ImageRequestException("Panamax reads VHDX images but does not create them; use raw, qcow2,"
+                    + " vhd, vmdk or vdi");
             case QCOW2 -> Qcow2Image.create(path, o.withSize(size).withBacking(o.backingFile(), backingFormat));
         }
     }

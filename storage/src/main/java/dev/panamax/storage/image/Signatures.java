@@ -6,7 +6,7 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 
 /**
- * The signatures of VMDK and VDI, and of the formats Panamax cannot read, as QEMU's block drivers recognise them
+ * The signatures of VMDK, VDI and VHDX, and of the formats Panamax cannot read, as QEMU's block drivers recognise them
  * ({@code block/*.c}, each driver's probe function): {@link Images#probe} refuses what matches, and
  * takes a file for raw only where nothing does.
  */
@@ -26,7 +26,6 @@ final class Signatures {
         ByteBuffer be = head.duplicate().order(ByteOrder.BIG_ENDIAN);
         ByteBuffer le = head.duplicate().order(ByteOrder.LITTLE_ENDIAN);
         int magic = be.getInt(0);
-        if (startsWith(head, 0, "vhdxfile")) return ForeignFormat.VHDX;
         if (startsWith(head, 0, "QED\0")) return ForeignFormat.QED;
         // LUKS: QEMU's driver opens version 1 and probes only that; a LUKS2 volume is refused too, as no raw disk.
         if (startsWith(head, 0, "LUKS\u00ba\u00be") && (be.getShort(6) == 1 || be.getShort(6) == 2)) return ForeignFormat.LUKS;
@@ -70,6 +69,11 @@ final class Signatures {
     /** Whether {@code head} is a VDI image: the signature after the 64-byte banner ("<<< ... VirtualBox Disk Image >>>"). */
     static boolean isVdi(ByteBuffer head) {
         return head.duplicate().order(ByteOrder.LITTLE_ENDIAN).getInt(0x40) == 0xbeda107f;
+    }
+
+    /** Whether {@code head} is a VHDX image: its file identifier, "vhdxfile". */
+    static boolean isVhdx(ByteBuffer head) {
+        return startsWith(head, 0, "vhdxfile");
     }
 
     /**

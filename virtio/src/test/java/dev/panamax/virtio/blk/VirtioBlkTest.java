@@ -268,16 +268,16 @@ class VirtioBlkTest {
     /** A disk in a format Panamax cannot read is refused when the device opens it, unless it is given as raw. */
     @Test
     void anImageInAForeignFormatIsRefusedUnlessRawIsGiven() throws IOException {
-        byte[] vhdx = new byte[1 << 20];
-        System.arraycopy("vhdxfile".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, vhdx, 0, 8);
-        Path image = Files.write(dir.resolve("disk.vhdx"), vhdx);
+        byte[] qed = new byte[1 << 20];
+        System.arraycopy("QED\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, qed, 0, 4);
+        Path image = Files.write(dir.resolve("disk.qed"), qed);
         assertThatThrownBy(() -> VirtioBlk.open("disk0", image, false, 1)).isInstanceOf(dev.panamax.storage.InvalidImageException.class)
-                .hasMessageStartingWith(image + " is a VHDX image (Hyper-V), which Panamax cannot read yet");
+                .hasMessageStartingWith(image + " is a QED image (QEMU enhanced disk), which Panamax cannot read yet");
         blk = VirtioBlk.open("disk0", image, ImageFormat.RAW, false, 1, RateLimiter.unlimited());
         driver = new VirtioTestDriver(blk, memory);
         driver.start(QUEUE_SIZE);
         assertThat(blk.capacity()).isEqualTo(2048);
-        assertThat(request(VirtioBlk.T_IN, 0, new byte[0], 512).data()).startsWith("vhdxfile".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        assertThat(request(VirtioBlk.T_IN, 0, new byte[0], 512).data()).startsWith("QED\0".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
     }
 
     @Test
