@@ -68,6 +68,19 @@ public final class Qcow2Rebuild {
      */
     public record Result(int tablesFound, int keptByL1, int placed, List<String> droppedL1, long clustersMapped,
             List<Orphan> orphans) {
+        /**
+         * Dropped L1 entries whose slot stays empty: an orphan is only ever placed in the one empty
+         * slot, which is a dropped entry's when there is one.
+         */
+        public int droppedLeftEmpty() {
+            return Math.max(0, droppedL1.size() - placed);
+        }
+
+        /** Whether the image now maps everything the scan found and every range the old L1 table named. */
+        public boolean complete() {
+            return orphans.isEmpty() && droppedLeftEmpty() == 0;
+        }
+
         public long clustersOrphaned() {
             long n = 0;
             for (Orphan o : orphans) n += o.clusters();
@@ -146,8 +159,8 @@ public final class Qcow2Rebuild {
                 newL1[i] = off;
                 kept.add(off);
             } else {
-                dropped.add("L1 entry " + i + " (0x" + Long.toHexString(e) + ") names no L2 table; guest range "
-                        + ((long) i << (l2Bits + clusterBits)) + "+" + (1L << (l2Bits + clusterBits)) + " is lost");
+                dropped.add("L1 entry " + i + " (0x" + Long.toHexString(e) + ") names no L2 table (guest range "
+                        + ((long) i << (l2Bits + clusterBits)) + "+" + (1L << (l2Bits + clusterBits)) + ")");
             }
         }
 
