@@ -28,8 +28,9 @@ with open("pattern.raw", "wb") as f:
 EOF
 
 # poke FILE OFFSET VALUE [SIZE]: writes VALUE big-endian (8 bytes, or SIZE) at OFFSET; peek FILE OFFSET prints 8 bytes.
-poke() { python3 -c "import sys; f=open(sys.argv[1],'r+b'); f.seek(int(sys.argv[2])); f.write(int(sys.argv[3]).to_bytes(int(sys.argv[4]),'big'))" "$1" "$2" "$3" "${4:-8}"; }
-peek() { python3 -c "import sys; f=open(sys.argv[1],'rb'); f.seek(int(sys.argv[2])); print(int.from_bytes(f.read(8),'big'))" "$1" "$2"; }
+# Values are signed, as the shell's 64-bit arithmetic is: an entry with bit 63 set is negative.
+poke() { python3 -c "import sys; n=int(sys.argv[4]); f=open(sys.argv[1],'r+b'); f.seek(int(sys.argv[2])); f.write((int(sys.argv[3]) % (1 << 8 * n)).to_bytes(n,'big'))" "$1" "$2" "$3" "${4:-8}"; }
+peek() { python3 -c "import sys; f=open(sys.argv[1],'rb'); f.seek(int(sys.argv[2])); print(int.from_bytes(f.read(8),'big',signed=True))" "$1" "$2"; }
 # l2entry FILE G: the file offset of guest cluster G's L2 entry.
 l2entry() { l1=$(peek "$1" 40); e=$(peek "$1" $((l1 + 8 * ($2 / 512)))); echo $(((e & 0x00fffffffffffe00) + 8 * ($2 % 512))); }
 

@@ -58,6 +58,31 @@ class SalvageTest {
         assertThat(Files.readAllBytes(out)).isEqualTo(PATTERN);
     }
 
+    /**
+     * A compressed cluster that fails half-way leaves partial output in the image's decompression buffer;
+     * the cluster decompressed before it must not be served from that buffer afterwards (salvage reads
+     * it again after the failure).
+     */
+    @Test
+    void aFailedDecompressionDoesNotSpoilTheClusterBefore() throws Exception {
+        Path image = DamagedImages.qcow2(dir, "spoil.qcow2", "zlib");
+        long at = DamagedImages.l2EntryAt(image, 4);
+        int sectorsShift = 62 - (Integer.numberOfTrailingZeros(DamagedImages.CLUSTER) - 8);
+        long e = DamagedImages.getLong(image, at);
+        DamagedImages.putLong(image, at, e & ~(((1L << (62 - sectorsShift)) - 1) << sectorsShift)); // one sector of its data
+        int cs = DamagedImages.CLUSTER;
+        try (BlockBackend disk = dev.panamax.storage.image.Images.open(image,
+                dev.panamax.storage.image.Images.OpenOptions.readOnly())) {
+            java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(cs);
+            disk.read(3L * cs, b);
+            assertThat(b.array()).isEqualTo(Arrays.copyOfRange(PATTERN, 3 * cs, 4 * cs));
+            assertThatThrownBy(() -> disk.read(4L * cs, java.nio.ByteBuffer.allocate(cs)))
+                    .isInstanceOf(DamagedRangeException.class).hasMessageContaining("decompresses to");
+            disk.read(3L * cs, b.clear());
+            assertThat(b.array()).isEqualTo(Arrays.copyOfRange(PATTERN, 3 * cs, 4 * cs));
+        }
+    }
+
     /** Salvages into {@code format}, then checks the output byte for byte and the list of damage exactly. */
     private void salvageAndCompare(Damaged d, ImageFormat format) throws Exception {
         Path failed = dir.resolve("strict." + format.id());

@@ -458,6 +458,7 @@ public final class Qcow2Image implements BlockBackend {
      */
     private void decompress(long e, long guestOffset) throws IOException {
         if (e == decompressedEntry) return;
+        decompressedEntry = -1; // the buffer is about to change: a failure below must not leave it named after the last cluster
         long off = entries.compressedOffset(e);
         int len = (int) Math.min(Math.min(entries.compressedLength(e), 2L * clusterSize + 512), meta.fileEnd() - off);
         byte[] in = compressedBuf();
