@@ -121,6 +121,7 @@ class RebuildTablesTest {
         QemuImg.img("snapshot", "-c", "s1", image.toString()).expectSuccess("qemu-img snapshot");
         assertThatThrownBy(() -> ImageChecker.rebuildTables(image, new RebuildOptions(dir.resolve("o.qcow2"), null, null)))
                 .isInstanceOf(InvalidImageException.class).hasMessageContaining("1 internal snapshots");
+        assertThat(dir.resolve("o.qcow2")).as("no output that is only a copy of the damaged image").doesNotExist();
     }
 
     private static void zeroRefcountTable(Path image) throws Exception {

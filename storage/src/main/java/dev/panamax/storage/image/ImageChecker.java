@@ -108,10 +108,17 @@ public final class ImageChecker {
         }
         if (o.output() == null && !Files.isWritable(path)) throw new IOException(path + ": no permission to write to the image");
         copySparse(path, copy);
-        Qcow2Rebuild.Result tables = Qcow2Rebuild.rebuild(work, o.orphansDir());
+        Qcow2Rebuild.Result tables;
         CheckReport after;
-        try (Qcow2Image q = Qcow2Image.open(work, true, null, true)) {
-            after = Qcow2Check.repair(q).after();
+        try {
+            tables = Qcow2Rebuild.rebuild(work, o.orphansDir());
+            try (Qcow2Image q = Qcow2Image.open(work, true, null, true)) {
+                after = Qcow2Check.repair(q).after();
+            }
+        } catch (IOException | RuntimeException e) {
+            // An output that is only a copy of the damaged image would pass for a result; a backup stays.
+            if (o.output() != null) Files.deleteIfExists(o.output());
+            throw e;
         }
         checkChain(work, ImageFormat.QCOW2, after);
         return new RebuildResult(tables, work, original, after);
