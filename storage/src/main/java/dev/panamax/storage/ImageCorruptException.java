@@ -9,4 +9,8 @@ public class ImageCorruptException extends InvalidImageException {
     public ImageCorruptException(String message) {
         super(message);
     }
+
+    public ImageCorruptException(String message, Throwable cause) {
+        super(message, cause);
+    }
 }

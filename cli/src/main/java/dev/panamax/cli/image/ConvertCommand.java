@@ -3,6 +3,7 @@ package dev.panamax.cli.image;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.ImageConverter;
+import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -14,7 +15,10 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = "Copy an image (with its whole backing chain) into a new image of any format; zero ranges stay sparse.")
+        description = "Copy an image (with its whole backing chain) into a new image of any format; zero ranges stay sparse.",
+        exitCodeListHeading = "Exit status:%n",
+        exitCodeList = {"0:converted (with --salvage: nothing was lost)", "2:the conversion failed (or bad usage)",
+            "3:--salvage: converted, but ranges that could not be read are zeros in the output (listed on stderr)"})
 final class ConvertCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -52,11 +56,20 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--force", description = "overwrite an existing output file")
     boolean force;
 
+    @Option(names = "--salvage",
+            description = "copy what can be read from a damaged image: each range that cannot be read or decoded (a"
+                    + " qcow2 L2 table or cluster, a VHD block) is zeros in the output and listed on stderr (guest offset,"
+                    + " length, reason); exit status 3 when anything was lost")
+    boolean salvage;
+
     @Parameters(index = "0", paramLabel = "SOURCE")
     Path source;
 
     @Parameters(index = "1", paramLabel = "TARGET")
     Path target;
+
+    /** --salvage lost data: distinct from 2 (failure), as check's 3 is distinct from its 2. */
+    static final int EXIT_DATA_LOST = 3;
 
     static ImageFormat byExtension(Path target) {
         String name = target.getFileName().toString().toLowerCase(java.util.Locale.ROOT);
@@ -79,11 +92,21 @@ final class ConvertCommand implements Callable<Integer> {
         int cluster = Sizes.clusterSize(clusterSize);
         boolean bar = !quiet && (progress || ImageCommand.onTerminal());
         return ImageCommand.run(() -> {
-            ImageConverter.convert(source, target, ImageConverter.Options.of(f).withCompress(compress)
-                    .withClusterSize(cluster).withVhdFixed(fixed).withCompression(qcow2.compression())
-                    .withExtendedL2(qcow2.extendedL2()).withSync(!noSync).withSourceFormat(from),
+            ImageConverter.Result r = ImageConverter.convert(source, target, ImageConverter.Options.of(f)
+                    .withCompress(compress).withClusterSize(cluster).withVhdFixed(fixed)
+                    .withCompression(qcow2.compression()).withExtendedL2(qcow2.extendedL2()).withSync(!noSync)
+                    .withSourceFormat(from).withSalvage(salvage),
                     ImageCommand.progressBar(spec.commandLine().getErr(), bar));
-            return 0;
+            if (r.damaged().isEmpty()) return 0;
+            PrintWriter err = spec.commandLine().getErr();
+            for (ImageConverter.Damage d : r.damaged()) {
+                err.println("panamax: lost guest range " + d.offset() + "+" + d.length() + " (0x" + Long.toHexString(d.offset())
+                        + "-0x" + Long.toHexString(d.end()) + "), zeros in the output: " + d.reason());
+            }
+            err.println("panamax: salvaged " + source + " into " + target + ": " + r.bytesLost() + " bytes in "
+                    + r.damaged().size() + " ranges could not be read and are zeros; everything else was copied");
+            err.flush();
+            return EXIT_DATA_LOST;
         });
     }
 }

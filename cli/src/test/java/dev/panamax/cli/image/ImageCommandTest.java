@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.cli.CliRun;
 import dev.panamax.cli.common.UserError;
+import dev.panamax.storage.DamagedImages;
 import dev.panamax.storage.ForeignImages;
 import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.QemuImg;
@@ -124,6 +125,60 @@ class ImageCommandTest {
         assertThat(panamax("image", "snapshot", "-d", "before", p("c.qcow2")).status()).isZero();
         assertThat(panamax("image", "check", p("c.qcow2")).status()).isZero();
         assertThat(panamax("image", "repair", p("c.qcow2")).out()).contains("No errors were found");
+    }
+
+    /**
+     * convert --salvage: status 3, each lost range on stderr with its offset, length and reason, the
+     * rest copied; without it the same conversion fails with status 2 on the first damaged cluster;
+     * an intact source salvages with status 0 and nothing on stderr.
+     */
+    @Test
+    void salvageListsLostRangesAndExitsThree() throws Exception {
+        DamagedImages.Damaged d = DamagedImages.badL2Entries(dir);
+        CliRun strict = panamax("image", "convert", "-q", "-O", "raw", d.image().toString(), p("strict.raw"));
+        assertThat(strict.status()).isEqualTo(2);
+        assertThat(strict.err()).contains("on the L1 table").doesNotContain("Exception");
+        CliRun r = panamax("image", "convert", "-q", "--salvage", "-O", "qcow2", d.image().toString(), p("salvaged.qcow2"));
+        assertThat(r.status()).as(r.err()).isEqualTo(3);
+        assertThat(r.err()).contains("lost guest range 36864+4096 (0x9000-0xa000), zeros in the output:",
+                "lost guest range 4206592+4096 (0x403000-0x404000)", "past the end of the file",
+                "lost guest range 6303744+4096 (0x603000-0x604000)", "not a valid cluster",
+                ": 12288 bytes in 3 ranges could not be read and are zeros");
+        QemuImg.img("check", p("salvaged.qcow2")).expectSuccess("qemu-img check");
+
+        Path intact = DamagedImages.qcow2(dir, "intact.qcow2", "zlib");
+        r = panamax("image", "convert", "-q", "--salvage", "-O", "raw", intact.toString(), p("intact.raw"));
+        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.err()).isEmpty();
+        assertThat(Files.readAllBytes(dir.resolve("intact.raw"))).isEqualTo(DamagedImages.pattern());
+    }
+
+    /** repair --rebuild-tables: the counts it reports, status 0 when all is in place, 4 with orphans, 2 for misuse. */
+    @Test
+    void rebuildTablesReportsWhatItRecovered() throws Exception {
+        Path image = DamagedImages.overwrittenL1Entry(dir).image();
+        CliRun r = panamax("image", "repair", "--rebuild-tables", image.toString());
+        assertThat(r.status()).as(r.out() + r.err()).isZero();
+        assertThat(r.out()).contains("the damaged original is kept as " + image + ".damaged",
+                "L2 tables found by scanning the file: 4; in place: 4 (3 named by surviving L1 entries, 1 put in the only"
+                        + " slot left); orphaned: 0.", "Dropped: L1 entry 1 (0x8000000000001234) names no L2 table",
+                "No errors were found");
+        assertThat(Files.exists(Path.of(image + ".damaged"))).isTrue();
+        r = panamax("image", "repair", "--rebuild-tables", image.toString());
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains(image + ".damaged: already exists");
+
+        Path zeroed = DamagedImages.qcow2(dir, "zeroed.qcow2", null);
+        DamagedImages.zero(zeroed, DamagedImages.l1Offset(zeroed), 32);
+        r = panamax("image", "repair", "--rebuild-tables", "-O", p("out.qcow2"), "--orphans", p("orphans"), zeroed.toString());
+        assertThat(r.status()).as(r.out() + r.err()).isEqualTo(4);
+        assertThat(r.out()).contains("orphaned: 4.", "Guest clusters mapped: 0; in orphaned tables: 1366.",
+                "guest range unknown; its data is in " + p("orphans") + "/l2-at-0x");
+        QemuImg.img("check", p("out.qcow2")).expectSuccess("qemu-img check");
+
+        r = panamax("image", "repair", "--orphans", p("o2"), zeroed.toString());
+        assertThat(r.status()).isEqualTo(2);
+        assertThat(r.err()).contains("go with --rebuild-tables");
     }
 
     /** A cluster counted as used that nothing references: check exits 3, repair reclaims it. */

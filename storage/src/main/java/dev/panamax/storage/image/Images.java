@@ -37,8 +37,24 @@ public final class Images {
      * @param openBacking open the backing chain (needed to read data; not for info, check, rebase)
      * @param durable     false skips every fsync (see {@link ImageFile#setDurable}); for new outputs only
      * @param lock        lock the image file (see {@link ImageFile#lock}), as a VM's disk must be
+     * @param salvage     read-only: damage a format would refuse at open is confined to the blocks it
+     *                    concerns, whose reads then fail with a {@link dev.panamax.storage.DamagedRangeException}
+     *                    (for {@code convert --salvage})
      */
-    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable, boolean lock) {
+    public record OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable, boolean lock,
+            boolean salvage) {
+        public OpenOptions(boolean writable, ImageFormat format, boolean openBacking, boolean durable, boolean lock) {
+            this(writable, format, openBacking, durable, lock, false);
+        }
+
+        public OpenOptions {
+            if (salvage && writable) throw new IllegalArgumentException("salvage opens are read-only");
+        }
+
+        public OpenOptions withSalvage(boolean on) {
+            return new OpenOptions(writable, format, openBacking, durable, lock, on);
+        }
+
         public static OpenOptions readOnly() {
             return new OpenOptions(false, null, true, true, false);
         }
@@ -48,19 +64,19 @@ public final class Images {
         }
 
         public OpenOptions withFormat(ImageFormat f) {
-            return new OpenOptions(writable, f, openBacking, durable, lock);
+            return new OpenOptions(writable, f, openBacking, durable, lock, salvage);
         }
 
         public OpenOptions withoutBacking() {
-            return new OpenOptions(writable, format, false, durable, lock);
+            return new OpenOptions(writable, format, false, durable, lock, salvage);
         }
 
         public OpenOptions withoutSync() {
-            return new OpenOptions(writable, format, openBacking, false, lock);
+            return new OpenOptions(writable, format, openBacking, false, lock, salvage);
         }
 
         public OpenOptions withLock() {
-            return new OpenOptions(writable, format, openBacking, durable, true);
+            return new OpenOptions(writable, format, openBacking, durable, true, salvage);
         }
     }
 
@@ -97,13 +113,13 @@ public final class Images {
             }
             return switch (format) {
                 case RAW -> detected && options.writable() ? RawImage.openDetected(file, SIGNATURE_GUARD) : RawImage.open(file);
-                case VHD -> VhdImage.open(file);
+                case VHD -> VhdImage.open(file, options.salvage());
                 case VMDK -> VmdkImage.open(file);
                 case VDI -> VdiImage.open(file);
                 case VHDX -> VhdxImage.open(file);
                 case QCOW2 -> Qcow2Image.open(file, !options.openBacking() ? null
                         : (backingPath, backingFormat) -> open(backingPath,
-                                new OpenOptions(false, backingFormat, true, true, false), path, chain, depth + 1), false);
+                                new OpenOptions(false, backingFormat, true, true, false, options.salvage()), path, chain, depth + 1), false);
             };
         } catch (IOException | RuntimeException e) {
             file.close();

@@ -3,6 +3,7 @@ package dev.panamax.storage.qcow2;
 import dev.panamax.storage.ImageRequestException;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.CreateOptions;
+import dev.panamax.storage.DamagedRangeException;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageCorruptException;
 import dev.panamax.storage.ImageFile;
@@ -299,7 +300,25 @@ public final class Qcow2Image implements BlockBackend {
 
     /** Validates a standard entry against the file as it is now; returns its host offset (0 when none). */
     private long dataOffset(long e, long guestOffset) throws InvalidImageException {
-        return entries.dataOffset(e, guestOffset, meta.fileEnd());
+        long off = entries.dataOffset(e, guestOffset, meta.fileEnd());
+        if (off != 0 && !entries.isZero(e)) checkNotOnTables(off, guestOffset);
+        return off;
+    }
+
+    /**
+     * A data cluster on the L1 or refcount table would give the guest metadata to read, and a write
+     * there would destroy it (QEMU's overlap check, for the tables the header names).
+     */
+    private void checkNotOnTables(long off, long guestOffset) throws ImageCorruptException {
+        long l1 = header.l1TableOffset, l1End = l1 + 8L * header.l1Size;
+        Refcounts r = meta.refcounts();
+        long rt = r.tableOffset(), rtEnd = rt + ((long) r.tableClusters() << clusterBits);
+        String on = off < l1End && off + clusterSize > l1 ? "the L1 table" : off < rtEnd && off + clusterSize > rt
+                ? "the refcount table" : null;
+        if (on != null) {
+            throw new ImageCorruptException(name + ": data cluster for guest offset " + guestOffset + " is at host offset 0x"
+                    + Long.toHexString(off) + ", on " + on + "; the image is corrupt");
+        }
     }
 
     @Override
@@ -312,26 +331,59 @@ public final class Qcow2Image implements BlockBackend {
             int in = (int) (offset & (clusterSize - 1));
             int n = Math.min(clusterSize - in, end - dst.position());
             dst.limit(dst.position() + n);
-            L2Table t = meta.l2Table(guestCluster >> l2Bits, false);
+            L2Table t = l2ForRead(guestCluster >> l2Bits);
             int mask = (1 << l2Bits) - 1;
             int idx = (int) (guestCluster & mask);
             long e = t == null ? 0 : t.entries[idx], bitmap = t == null ? 0 : t.bitmap(idx);
-            if (t != null && wholeData(e, bitmap, offset - in)) {
-                // One read for the following clusters of this table that lie right after it in the file.
-                long host = L2Entry.hostOffset(e) + clusterSize;
-                for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
-                    int k = (int) (g & mask);
-                    long next = t.entries[k];
-                    if (L2Entry.hostOffset(next) != host || !wholeData(next, t.bitmap(k), g << clusterBits)) break;
-                    dst.limit(Math.min(end, dst.limit() + clusterSize));
+            try {
+                if (t != null && wholeData(e, bitmap, offset - in)) {
+                    // One read for the following clusters of this table that lie right after it in the file.
+                    long host = L2Entry.hostOffset(e) + clusterSize;
+                    for (long g = guestCluster + 1; dst.limit() < end && (g & mask) != 0; g++, host += clusterSize) {
+                        int k = (int) (g & mask);
+                        long next = t.entries[k];
+                        // A damaged entry ends the run; it fails on its own, naming its own cluster, next time round.
+                        if (L2Entry.hostOffset(next) != host || !wholeDataOrDamaged(next, t.bitmap(k), g << clusterBits)) break;
+                        dst.limit(Math.min(end, dst.limit() + clusterSize));
+                    }
+                    n = dst.remaining();
+                    file.readZeroPadded(L2Entry.hostOffset(e) + in, dst);
+                } else {
+                    readFromEntry(e, bitmap, offset - in, in, dst);
                 }
-                n = dst.remaining();
-                file.readZeroPadded(L2Entry.hostOffset(e) + in, dst);
-            } else {
-                readFromEntry(e, bitmap, offset - in, in, dst);
+            } catch (DamagedRangeException d) {
+                throw d; // from the backing file, which names its own range
+            } catch (ImageCorruptException d) {
+                throw damaged(offset - in, clusterSize, d);
             }
             offset += n;
             dst.limit(end);
+        }
+    }
+
+    /**
+     * The L2 table of guest cluster group {@code l1Index} for reading, or null. A table that cannot be
+     * had (an invalid L1 entry, a table outside the file) damages the whole range it maps.
+     */
+    private L2Table l2ForRead(long l1Index) throws IOException {
+        try {
+            return meta.l2Table(l1Index, false);
+        } catch (InvalidImageException e) {
+            long span = 1L << (l2Bits + clusterBits);
+            throw damaged(l1Index * span, span, e);
+        }
+    }
+
+    /** The exception for damage to {@code [start, start + length)} of the disk (clipped to its size), caused by {@code e}. */
+    private DamagedRangeException damaged(long start, long length, InvalidImageException e) {
+        return new DamagedRangeException(start, Math.min(length, header.size - start), e.getMessage(), e);
+    }
+
+    private boolean wholeDataOrDamaged(long e, long bitmap, long clusterOffset) {
+        try {
+            return wholeData(e, bitmap, clusterOffset);
+        } catch (InvalidImageException damaged) {
+            return false;
         }
     }
 
@@ -411,6 +463,7 @@ public final class Qcow2Image implements BlockBackend {
      */
     private void decompress(long e, long guestOffset) throws IOException {
         if (e == decompressedEntry) return;
+        decompressedEntry = -1; // the buffer is about to change: a failure below must not leave it named after the last cluster
         long off = entries.compressedOffset(e);
         int len = (int) Math.min(Math.min(entries.compressedLength(e), 2L * clusterSize + 512), meta.fileEnd() - off);
         byte[] in = compressedBuf();
@@ -447,7 +500,13 @@ public final class Qcow2Image implements BlockBackend {
             long l1Index = guestCluster >> l2Bits;
             Extent.Kind k;
             long next;
-            L2Table t = meta.l2Table(l1Index, false);
+            L2Table t;
+            try {
+                t = l2ForRead(l1Index);
+            } catch (DamagedRangeException d) {
+                if (pos > offset) break; // the extent so far stands; the damage is the next caller's
+                throw d;
+            }
             if (t == null) {
                 k = Extent.Kind.UNALLOCATED;
                 next = (l1Index + 1) << (l2Bits + clusterBits);
@@ -456,7 +515,12 @@ public final class Qcow2Image implements BlockBackend {
                 long e = t.entries[idx];
                 if (entries.extended() && !L2Entry.isCompressed(e)) { // one subcluster at a time
                     long bitmap = t.bitmap(idx);
-                    entries.checkBitmap(e, bitmap, guestCluster << clusterBits);
+                    try {
+                        entries.checkBitmap(e, bitmap, guestCluster << clusterBits);
+                    } catch (ImageCorruptException d) {
+                        if (pos > offset) break;
+                        throw damaged(guestCluster << clusterBits, clusterSize, d);
+                    }
                     int scBits = entries.subclusterBits();
                     int sc = (int) ((pos >> scBits) & (L2Entry.SUBCLUSTERS - 1));
                     k = switch (L2Entry.subcluster(bitmap, sc)) {

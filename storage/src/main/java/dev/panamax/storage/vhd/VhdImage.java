@@ -5,6 +5,7 @@ import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.Extent;
 import dev.panamax.storage.ImageFile;
 import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.DamagedRangeException;
 import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -44,6 +45,8 @@ public final class VhdImage implements BlockBackend {
     /** Where the footer sits and the next block would go (dynamic). */
     private long dataEnd;
     private final Map<Integer, byte[]> bitmaps = new HashMap<>();
+    /** Blocks found damaged by a salvage open, and why. */
+    private final Map<Integer, String> damagedBlocks = new HashMap<>();
     private boolean closed;
 
     private VhdImage(ImageFile file, boolean readOnly, long size, byte[] footer, boolean dynamic, long batOffset,
@@ -90,7 +93,16 @@ public final class VhdImage implements BlockBackend {
 
     /** Takes ownership of {@code file} (closed on failure by the caller). */
     public static VhdImage open(ImageFile file) throws IOException {
+        return open(file, false);
+    }
+
+    /**
+     * {@link #open(ImageFile)}; with {@code salvage} (read-only) blocks the block table places outside
+     * the file or on the table are not refused but fail when read, with a {@link DamagedRangeException}.
+     */
+    public static VhdImage open(ImageFile file, boolean salvage) throws IOException {
         boolean writable = file.isWritable();
+        if (salvage && writable) throw new IllegalArgumentException("salvage opens are read-only");
         String name = file.path().toString();
         long fileSize = file.size();
         if (fileSize < FOOTER) throw new InvalidImageException(name + ": file is too short to be a VHD image");
@@ -161,7 +173,7 @@ public final class VhdImage implements BlockBackend {
                 long dataEnd = Math.max(roundUp8(batOffset + 4L * entries), fileSize - FOOTER);
                 VhdImage img = new VhdImage(file, !writable, size, footer, true, batOffset, blockSize, bat,
                         dataEnd - dataEnd % SECTOR);
-                img.validateBlocks(fileSize);
+                img.validateBlocks(fileSize, salvage);
                 return img;
             }
             case TYPE_DIFFERENCING -> throw new InvalidImageException(name + ": differencing VHD images are not supported");
@@ -173,16 +185,21 @@ public final class VhdImage implements BlockBackend {
         return (v + SECTOR - 1) / SECTOR * SECTOR;
     }
 
-    private void validateBlocks(long fileSize) throws InvalidImageException {
+    /**
+     * Checks the block table against the file. Normally the first problem refuses the image; with
+     * {@code salvage} each problem is confined to its block ({@link #damagedBlocks}) and the rest stays readable.
+     */
+    private void validateBlocks(long fileSize, boolean salvage) throws InvalidImageException {
         long span = bitmapBytes + (long) blockSize;
         // Two BAT entries sharing space would make writes to one disk block change another.
-        long[] starts = new long[bat.length];
+        Integer[] order = new Integer[bat.length];
         int n = 0;
-        for (int b : bat) if (b != UNALLOCATED) starts[n++] = Integer.toUnsignedLong(b) * SECTOR;
-        Arrays.sort(starts, 0, n);
+        for (int i = 0; i < bat.length; i++) if (bat[i] != UNALLOCATED) order[n++] = i;
+        Arrays.sort(order, 0, n, (a, b) -> Long.compare(Integer.toUnsignedLong(bat[a]), Integer.toUnsignedLong(bat[b])));
         for (int k = 1; k < n; k++) {
-            if (starts[k] - starts[k - 1] < span) {
-                throw new InvalidImageException(name + ": VHD blocks at offsets " + starts[k - 1] + " and " + starts[k]
+            long prev = Integer.toUnsignedLong(bat[order[k - 1]]) * SECTOR, start = Integer.toUnsignedLong(bat[order[k]]) * SECTOR;
+            if (start - prev < span) {
+                blockProblem(salvage, order[k], name + ": VHD blocks at offsets " + prev + " and " + start
                         + " overlap; the block table is corrupt");
             }
         }
@@ -190,13 +207,23 @@ public final class VhdImage implements BlockBackend {
             if (bat[i] == UNALLOCATED) continue;
             long off = Integer.toUnsignedLong(bat[i]) * SECTOR;
             if (off < batOffset + 4L * bat.length && off + span > batOffset) {
-                throw new InvalidImageException(name + ": VHD block " + i + " overlaps the block table");
-            }
-            if (off + bitmapBytes > fileSize) {
-                throw new InvalidImageException(name + ": VHD block " + i + " at offset " + off
+                blockProblem(salvage, i, name + ": VHD block " + i + " overlaps the block table");
+            } else if (off + bitmapBytes > fileSize) {
+                blockProblem(salvage, i, name + ": VHD block " + i + " at offset " + off
                         + " lies past the end of the file (" + fileSize + " bytes)");
             }
         }
+    }
+
+    private void blockProblem(boolean salvage, int block, String problem) throws InvalidImageException {
+        if (!salvage) throw new InvalidImageException(problem);
+        damagedBlocks.putIfAbsent(block, problem);
+    }
+
+    /** The exception for a read of a damaged block: its whole range of the disk. */
+    private DamagedRangeException damagedBlock(int block, String reason, Throwable cause) {
+        long start = (long) block * blockSize;
+        return new DamagedRangeException(start, Math.min(blockSize, size - start), reason, cause);
     }
 
     /** Creates an image of at least {@code size} bytes (rounded up to a CHS geometry, as VHD readers expect). */
@@ -335,10 +362,17 @@ public final class VhdImage implements BlockBackend {
             int in = (int) (offset % blockSize);
             int n = Math.min(blockSize - in, end - dst.position());
             dst.limit(dst.position() + n);
+            String damage = damagedBlocks.get(block);
+            if (damage != null) throw damagedBlock(block, damage, null);
             if (bat[block] == UNALLOCATED) {
                 while (dst.hasRemaining()) dst.put((byte) 0);
             } else {
-                byte[] bm = bitmap(block);
+                byte[] bm;
+                try {
+                    bm = bitmap(block);
+                } catch (InvalidImageException e) {
+                    throw damagedBlock(block, e.getMessage(), e);
+                }
                 long base = blockData(block);
                 while (dst.hasRemaining()) { // runs of sectors with the same bitmap state
                     int sector = in / SECTOR;
