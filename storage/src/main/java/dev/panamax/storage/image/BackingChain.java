@@ -8,7 +8,6 @@ import dev.panamax.storage.qcow2.Qcow2Image;
 import java.io.IOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
-import java.nio.file.InvalidPathException;
 import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -307,13 +306,6 @@ public final class BackingChain {
                     + " in QEMU as in Panamax, which is right when the overlay was grown after it was made; a backing"
                     + " file that was cut short loses its end this way";
         }
-        if (backingName != null) {
-            String bad = badName(backingName);
-            if (bad != null) {
-                return stop(new Link(depth, name, path, recordedFormat, format, size, State.CORRUPT,
-                        path + ": its backing file name '" + printable(backingName) + "' " + bad, notes, List.of()));
-            }
-        }
         return new Examined(new Link(depth, name, path, recordedFormat, format, size, state, message, notes, List.of()),
                 backingName, backingFormat);
     }
@@ -324,17 +316,6 @@ public final class BackingChain {
 
     private static Link unreadable(int depth, String name, Path path, String recordedFormat, String message) {
         return new Link(depth, name, path, recordedFormat, null, -1, State.UNREADABLE, message, List.of(), List.of());
-    }
-
-    /** Why a backing file name read from a header cannot name a file, or null when it can. */
-    private static String badName(String name) {
-        if (name.indexOf('\0') >= 0) return "contains a NUL byte, which no file name can";
-        try {
-            Path.of(name);
-        } catch (InvalidPathException e) {
-            return "is not a valid path: " + e.getReason();
-        }
-        return null;
     }
 
     private static String wrongFormat(Path overlay, String name, Path path, ImageFormat recorded, ImageFormat actual) {

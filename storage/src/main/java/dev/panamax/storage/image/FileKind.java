@@ -1,7 +1,9 @@
 package dev.panamax.storage.image;
 
+import dev.panamax.storage.InvalidImageException;
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -32,6 +34,21 @@ record FileKind(String identity, String refusal) {
             default -> "not a regular file or block device (file mode 0" + Integer.toOctalString(mode) + ")";
         };
         return new FileKind(identity, refusal);
+    }
+
+    /**
+     * Refuses a path that cannot hold an image, before anything opens it.
+     *
+     * @param what how a sentence names the path ("backing file X of Y")
+     */
+    static void requireImageFile(Path path, String what) throws IOException {
+        FileKind kind;
+        try {
+            kind = of(path);
+        } catch (NoSuchFileException e) {
+            throw new NoSuchFileException(path.toString(), null, "image file does not exist");
+        }
+        if (kind.refusal != null) throw new InvalidImageException(what + " is " + kind.refusal);
     }
 
     boolean isImageFile() {
