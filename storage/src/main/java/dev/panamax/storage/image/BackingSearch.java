@@ -247,8 +247,8 @@ public final class BackingSearch {
             if (offsets.isEmpty()) return "the overlay stores no data to compare with it";
             if (shared == 0) return "none of " + offsets.size() + " clusters the overlay stores shares a non-zero sector"
                     + " with it (a whole-cluster write leaves none, so this proves nothing)";
-            return shared + " of " + offsets.size() + " clusters the overlay stores share non-zero sectors with it, as"
-                    + " copy-on-write from the right backing file leaves them";
+            return shared + " of " + offsets.size() + " clusters the overlay stores share non-zero sectors with it"
+                    + " (as copy-on-write from it would leave)";
         }
     }
 }
