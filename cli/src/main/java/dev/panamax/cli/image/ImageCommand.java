@@ -28,6 +28,7 @@ import picocli.CommandLine;
             CheckCommand.class,
             RepairCommand.class,
             RebaseCommand.class,
+            ChainCommand.class,
             ConvertCommand.class,
             SnapshotCommand.class,
             CommitCommand.class,

@@ -98,6 +98,7 @@ public final class Images {
         if (depth > MAX_CHAIN_DEPTH) {
             throw new InvalidImageException(path + ": backing chain is deeper than " + MAX_CHAIN_DEPTH + " images");
         }
+        FileKind.requireImageFile(path, overlay == null ? path.toString() : "backing file " + path + " of " + overlay);
         Path real = path.toRealPath();
         if (!chain.add(real)) {
             throw new InvalidImageException(path + ": backing chain loops back to " + real
@@ -142,6 +143,7 @@ public final class Images {
 
     /** {@link #probe(Path)}; a refusal names {@code overlay} as the image whose backing file {@code path} is, when not null. */
     private static ImageFormat probe(Path path, Path overlay) throws IOException {
+        FileKind.requireImageFile(path, overlay == null ? path.toString() : "backing file " + path + " of " + overlay);
         try (ImageFile f = ImageFile.open(path, false)) {
             long size = f.size();
             if (size == 0) return ImageFormat.RAW;

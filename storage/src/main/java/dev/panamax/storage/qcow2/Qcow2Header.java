@@ -198,6 +198,12 @@ final class Qcow2Header {
             }
             byte[] nameBytes = new byte[backingSize];
             b.get((int) backingOffset, nameBytes);
+            for (int i = 0; i < backingSize; i++) {
+                if (nameBytes[i] == 0) { // no path can hold one; QEMU would cut the name short there
+                    throw new InvalidImageException(name + ": backing file name contains a NUL byte (byte " + i + " of "
+                            + backingSize + ")");
+                }
+            }
             h.backingFile = new String(nameBytes, StandardCharsets.UTF_8);
             extEnd = backingOffset;
         }
