@@ -792,6 +792,9 @@ final class RunCommand implements Callable<Integer> {
 
     /** The exit status for the way the guest ended: 0 for an orderly end, else 1 (and why, on stderr). */
     static int exitStatus(VirtualMachine.Exit exit) {
+        if (exit.reason() == VirtualMachine.ExitReason.MIGRATED) {
+            System.err.println("panamax: the VM " + exit + "; it runs on there");
+        }
         if (!exit.clean()) {
             System.err.println("panamax: the guest failed: " + exit);
             return 1;

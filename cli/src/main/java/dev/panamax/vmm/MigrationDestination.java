@@ -9,6 +9,7 @@ import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.sys.NativeCallException;
+import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.vm.DirtyPages;
 import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.state.StateFormatException;
@@ -307,6 +308,11 @@ public final class MigrationDestination {
             }
             if (go.type() != MigrationWire.Type.GO || go.payload().remaining() != 1) {
                 throw new MigrationException("the source sent " + go.type() + " where its commit (GO) was expected");
+            }
+            for (dev.panamax.virtio.VirtioDevice device : machine.devices().virtioDevices()) {
+                if (device instanceof VirtioNet nic) {
+                    nic.announce(); // before the guest runs: no frame of its own can be under way
+                }
             }
             if (go.payload().get() == 1 && !options.stayPaused()) {
                 machine.vm().resume();

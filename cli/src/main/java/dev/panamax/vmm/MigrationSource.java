@@ -99,6 +99,7 @@ public final class MigrationSource {
     private volatile MigrationWire wire;
     private final List<Stateful> quiesced = new ArrayList<>(); // the devices the stop quiesced
     private final List<VirtioBlk> released = new ArrayList<>(); // the drives handed over
+    private Runs runs; // the MEMORY message being filled, its buffer kept from round to round
 
     public MigrationSource(VmBuilder.Machine machine, Options options) {
         this.machine = Objects.requireNonNull(machine, "machine");
@@ -148,6 +149,7 @@ public final class MigrationSource {
             set(Phase.CONFIGURING, 0, 0, 0, 0, 0);
             configure(w);
             vm.startDirtyTracking();
+            vm.loseDiffBase(); // the rounds take the dirty log a diff snapshot would need
             vm.takeDirtyPages(); // the first round copies everything; it counts from here
             set(Phase.COPYING_MEMORY, 0, 0, 0, 0, 0);
             long roundStart = System.nanoTime();
@@ -157,10 +159,10 @@ public final class MigrationSource {
             DirtyPages pending = null;
             for (int round = 1; ; round++) {
                 checkCancelled();
-                long seconds = Math.max(1, System.nanoTime() - roundStart);
-                long bandwidth = (w.bytesSent() - bytesBefore) * 1_000_000_000L / seconds;
+                long nanos = Math.max(1, System.nanoTime() - roundStart);
+                long bandwidth = (w.bytesSent() - bytesBefore) * 1_000_000_000L / nanos;
                 DirtyPages dirty = vm.takeDirtyPages();
-                long dirtyRate = dirty.count() * 1_000_000_000L / seconds;
+                long dirtyRate = dirty.count() * 1_000_000_000L / nanos;
                 long expected = bandwidth == 0 ? Long.MAX_VALUE : dirty.count() * PAGE * 1000 / bandwidth;
                 set(Phase.COPYING_MEMORY, round, pages, dirtyRate, bandwidth, expected);
                 if (expected <= options.downtimeTarget().toMillis()) {
@@ -223,7 +225,7 @@ public final class MigrationSource {
                 throw new MigrationException(message, e);
             }
             long downtime = millisSince(downtimeStart);
-            vm.requestExit(new VmExit(VmExit.Reason.MIGRATED, -1, "migrated to " + options.destination(), null));
+            vm.requestExit(new VmExit(VmExit.Reason.MIGRATED, -1, "to " + options.destination(), null));
             Progress p = progress;
             progress = new Progress(Phase.COMPLETED, p.round(), w.bytesSent(), p.lastRoundPages(), p.dirtyPagesPerSecond(),
                     p.bandwidthBytesPerSecond(), p.expectedDowntimeMillis(), downtime, millisSince(started), null);
@@ -373,7 +375,10 @@ public final class MigrationSource {
      * meanwhile cannot make the message corrupt; the dirty log sends it again.
      */
     private long sendPages(MigrationWire w, DirtyPages dirty) throws MigrationException {
-        Runs runs = new Runs(w);
+        if (runs == null) {
+            runs = new Runs(w);
+        }
+        runs.pages = 0;
         for (GuestMemory.Region region : machine.vm().memory().regions()) {
             MemorySegment memory = region.backing().segment();
             DirtyPages.Range marks = dirty == null ? null : range(dirty, region.guestAddress());

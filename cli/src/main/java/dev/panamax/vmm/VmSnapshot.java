@@ -122,6 +122,10 @@ public final class VmSnapshot {
             throw new IllegalStateException("a diff snapshot needs dirty page tracking, and this VM does not track dirty pages"
                     + " (turn it on when building the VM: track_dirty_pages)");
         }
+        if (options.kind() == Kind.DIFF && !vm.hasDiffBase()) {
+            throw new IllegalStateException("a live migration took the pages written since the last snapshot, so a diff would miss"
+                    + " them: take a full snapshot now, and diffs of it after");
+        }
         List<Stateful> quiesced = new ArrayList<>();
         try {
             quiesce(machine, quiesced);
@@ -145,6 +149,7 @@ public final class VmSnapshot {
                     vm.takeDirtyPages(); // this snapshot is the base of the next diff
                 }
                 map = MemoryFile.writeFull(vm.memory(), options.memoryPath());
+                vm.diffBaseRestored();
             }
             DirtyPages written = dirty;
             out.section("memory", w -> {

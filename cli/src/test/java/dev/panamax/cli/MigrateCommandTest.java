@@ -1,10 +1,12 @@
 package dev.panamax.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.api.Drive;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.control.ApiFault;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
 import dev.panamax.control.VmConfig;
@@ -90,9 +92,14 @@ class MigrateCommandTest {
 
     @Test
     void malformedMigrationRequestsAreRefused() {
-        assertThat(destination.handle("PUT", "/migration/receive", json("{\"address\": \"ftp:x\"}")).status()).isEqualTo(400);
-        assertThat(destination.handle("PUT", "/migration/receive", json("{\"address\": \"tcp:h:99999\"}")).status()).isEqualTo(400);
-        assertThat(destination.handle("GET", "/migration", null).status()).isEqualTo(400);
+        // The plane throws a client's fault; the server answers it with 400 and the message.
+        assertThatThrownBy(() -> destination.handle("PUT", "/migration/receive", json("{\"address\": \"ftp:x\"}")))
+                .isInstanceOf(ApiFault.BadRequest.class).hasMessage("migration/receive.address: 'ftp:x' is not a migration address:"
+                        + " use tcp:HOST:PORT or unix:PATH");
+        assertThatThrownBy(() -> destination.handle("PUT", "/migration/receive", json("{\"address\": \"tcp:h:99999\"}")))
+                .isInstanceOf(ApiFault.BadRequest.class).hasMessageContaining("the port must be a number from 0 to 65535");
+        assertThatThrownBy(() -> destination.handle("GET", "/migration", null)).isInstanceOf(ApiFault.BadRequest.class)
+                .hasMessageContaining("there is no VM and none is awaited");
         CliRun run = CliRun.panamax("migrate", "--api-sock", dir.resolve("source.sock").toString(), "--to", "tcp:nohost");
         assertThat(run.status()).isNotZero();
         assertThat(run.err()).contains("has no port");

@@ -182,9 +182,9 @@ class ApiServerTest {
     @Test
     void badRequestsAreRefusedWithTheirStatusAndAMessage() throws IOException {
         assertFault(404, "there is no resource /nope; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /balloon, /balloon/statistics, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "GET", "/nope", null);
+                + " /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /balloon, /balloon/statistics, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /migration, /migration/send, /migration/cancel, /migration/receive, /metrics", "GET", "/nope", null);
         assertFault(404, "there is no resource /drives/; the API has /, /version, /boot-source, /machine-config, /drives/{id},"
-                + " /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /balloon, /balloon/statistics, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics", "PUT", "/drives/", "{}");
+                + " /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /balloon, /balloon/statistics, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /migration, /migration/send, /migration/cancel, /migration/receive, /metrics", "PUT", "/drives/", "{}");
         ApiClient.Response wrongMethod = send("GET", "/boot-source", null);
         assertThat(wrongMethod.status()).isEqualTo(405);
         assertThat(wrongMethod.headers().get("allow")).isEqualTo("PUT");
@@ -328,7 +328,7 @@ class ApiServerTest {
         checks.put(ApiFault.WrongState.class, () -> assertFault(400,
                 "vm: the VM has not started; send the InstanceStart action first", "PATCH", "/vm", "{\"state\": \"Resumed\"}"));
         checks.put(ApiFault.NotFound.class, () -> assertFault(404, "there is no resource /vm/state; the API has /, /version,"
-                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /balloon, /balloon/statistics, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /metrics",
+                + " /boot-source, /machine-config, /drives/{id}, /network-interfaces/{id}, /vsock, /entropy, /shared-folders, /logger, /balloon, /balloon/statistics, /actions, /vm, /vm/config, /snapshot/create, /snapshot/load, /migration, /migration/send, /migration/cancel, /migration/receive, /metrics",
                 "GET", "/vm/state", null));
         checks.put(ApiFault.MethodNotAllowed.class, () -> {
             assertFault(405, "/machine-config accepts GET, PUT, not DELETE", "DELETE", "/machine-config", null);

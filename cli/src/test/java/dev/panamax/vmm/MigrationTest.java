@@ -350,6 +350,14 @@ class MigrationTest {
                 .hasMessageContaining("dirties memory faster than the connection carries it").hasMessageContaining("the guest runs on here");
         assertThat(failure(received)).hasMessageContaining("cancelled");
         assertThat(source.vm().state()).isEqualTo(Vm.State.RUNNING);
+
+        // The rounds took the dirty log: a diff snapshot now would miss their pages, and is refused until a full one.
+        source.vm().pause();
+        assertThatThrownBy(() -> VmSnapshot.create(source, new VmSnapshot.Create(dir.resolve("d.state"), dir.resolve("d.mem"),
+                VmSnapshot.Kind.DIFF))).isInstanceOf(IllegalStateException.class).hasMessageContaining("take a full snapshot now");
+        VmSnapshot.create(source, new VmSnapshot.Create(dir.resolve("f.state"), dir.resolve("f.mem"), VmSnapshot.Kind.FULL));
+        VmSnapshot.create(source, new VmSnapshot.Create(dir.resolve("d.state"), dir.resolve("d.mem"), VmSnapshot.Kind.DIFF));
+        assertThat(dir.resolve("d.state")).exists();
     }
 
     @Test

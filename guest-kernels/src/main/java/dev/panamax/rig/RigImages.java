@@ -17,8 +17,9 @@ import java.util.stream.Stream;
 
 /**
  * The rig's L1 kernel and initramfs: Debian's stock {@code linux-image-amd64} kernel (downloaded and
- * unpacked, never installed), the modules that give it 9p, kvm_amd, tun and vhost-vsock (the peer of
- * Panamax's vsock in {@code vsock-vs-qemu.sh}), a static busybox and
+ * unpacked, never installed), the modules that give it 9p, kvm_amd, tun, a bridge (two taps of one
+ * network in {@code LiveMigrationTest}) and vhost-vsock (the peer of Panamax's vsock in {@code
+ * vsock-vs-qemu.sh}), a static busybox and
  * {@code rig-init.sh}. Cached in {@code <cache>/rig/<kernel-package>_<version>-<busybox-version>-<hash>/}.
  */
 public final class RigImages {
@@ -26,7 +27,7 @@ public final class RigImages {
     /** Loaded in this order (dependencies first); virtio_console carries the control port. */
     static final List<String> MODULES = List.of("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev",
             "virtio_pci", "virtio_console", "netfs", "fscache", "9pnet", "9pnet_virtio", "9p", "irqbypass", "ccp", "kvm",
-            "kvm-amd", "tun", "dummy", "vsock", "vmw_vsock_virtio_transport_common", "vhost_iotlb", "vhost", "vhost_vsock");
+            "kvm-amd", "tun", "llc", "stp", "bridge", "dummy", "vsock", "vmw_vsock_virtio_transport_common", "vhost_iotlb", "vhost", "vhost_vsock");
 
     /** The L1 kernel ({@code vmlinuz}) and base initramfs. */
     public record Images(Path kernel, Path initramfs) {}

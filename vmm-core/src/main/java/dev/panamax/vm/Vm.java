@@ -43,6 +43,7 @@ public final class Vm implements AutoCloseable, Stateful {
     private final List<AutoCloseable> resources = new ArrayList<>();
     private final List<GuestMemory.Region> memorySlots = new ArrayList<>(); // the region in each KVM slot; guarded by lock
     private boolean dirtyTracking; // guarded by lock
+    private boolean diffBaseLost; // the dirty log was taken by other than a snapshot; guarded by lock
     private MsiRouting msiRouting; // created with the first MSI vector; guarded by lock
 
     private final Object lock = new Object();
@@ -153,6 +154,31 @@ public final class Vm implements AutoCloseable, Stateful {
                 fd.setUserMemoryRegion(slot, true, r.guestAddress(), r.size(), r.backing().address());
             }
             dirtyTracking = true;
+        }
+    }
+
+    /**
+     * Marks that someone other than a snapshot (a live migration's pre-copy) takes the dirty pages
+     * from now on, so that a diff snapshot would miss the pages they took: the next snapshot must be
+     * a full one, which {@link #diffBaseRestored()} says was written.
+     */
+    public void loseDiffBase() {
+        synchronized (lock) {
+            diffBaseLost = true;
+        }
+    }
+
+    /** Whether the pages written since the last snapshot are all still in the dirty log (see {@link #loseDiffBase()}). */
+    public boolean hasDiffBase() {
+        synchronized (lock) {
+            return !diffBaseLost;
+        }
+    }
+
+    /** A full snapshot was written: the base of the next diff. */
+    public void diffBaseRestored() {
+        synchronized (lock) {
+            diffBaseLost = false;
         }
     }
 

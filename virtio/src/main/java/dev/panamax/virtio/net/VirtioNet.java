@@ -11,6 +11,7 @@ import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.EnumSet;
 import java.util.HexFormat;
@@ -185,6 +186,29 @@ public final class VirtioNet extends VirtioDevice {
             result.remove(NetOffload.TSO_ECN);
         }
         return result;
+    }
+
+    /**
+     * Tells the network where the guest is now, after a live migration moved it here: one RARP
+     * frame from the guest's MAC address to everyone, as QEMU's self-announce sends, so that a
+     * bridge or switch learns the new port at once rather than at the guest's next frame. Sent
+     * before the guest runs again, while no frame of the guest's can be under way on the backend;
+     * a backend that cannot take it now drops it (the guest's next frame teaches the same).
+     */
+    public void announce() {
+        ByteBuffer frame = ByteBuffer.allocate(60); // the minimum Ethernet frame, zero-padded
+        byte[] address = mac.bytes();
+        frame.put(new byte[] {-1, -1, -1, -1, -1, -1}).put(address).putShort((short) 0x8035); // broadcast, from the guest, RARP
+        frame.putShort((short) 1).putShort((short) 0x0800).put((byte) 6).put((byte) 4).putShort((short) 3); // Ethernet/IPv4, reverse request
+        frame.put(address).putInt(0).put(address).putInt(0);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment header = arena.allocate(NetBackend.HEADER_BYTES); // zeroed: no offload
+            MemorySegment bytes = arena.allocate(frame.capacity());
+            MemorySegment.copy(frame.array(), 0, bytes, java.lang.foreign.ValueLayout.JAVA_BYTE, 0, frame.capacity());
+            if (backend.send(new MemorySegment[] {header, bytes}, 2)) {
+                counts.countTransmitted(frame.capacity());
+            }
+        }
     }
 
     /** The guest's address on this NIC. */

@@ -396,4 +396,22 @@ class VirtioNetTest {
         assertThat(backend.closed).isTrue();
         net = null;
     }
+
+    /** After a live migration: one RARP frame from the guest's MAC to everyone, which teaches a bridge the guest's new port. */
+    @Test
+    void anAnnounceSendsOneRarpFrameFromTheGuestsAddress() throws InterruptedException {
+        create(Set.of());
+        net.announce();
+        byte[] packet = backend.sent.poll(5, java.util.concurrent.TimeUnit.SECONDS);
+        assertThat(packet).hasSize(NetBackend.HEADER_BYTES + 60);
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(packet, NetBackend.HEADER_BYTES, 60).slice();
+        assertThat(java.util.Arrays.copyOfRange(packet, 0, NetBackend.HEADER_BYTES)).as("a header asking for no offload").containsOnly(0);
+        assertThat(java.util.Arrays.copyOfRange(packet, NetBackend.HEADER_BYTES, NetBackend.HEADER_BYTES + 6)).containsOnly(-1);
+        assertThat(java.util.Arrays.copyOfRange(packet, NetBackend.HEADER_BYTES + 6, NetBackend.HEADER_BYTES + 12)).isEqualTo(MAC.bytes());
+        assertThat(b.getShort(12)).as("EtherType RARP").isEqualTo((short) 0x8035);
+        assertThat(b.getShort(20)).as("RARP reverse request").isEqualTo((short) 3);
+        assertThat(java.util.Arrays.copyOfRange(packet, NetBackend.HEADER_BYTES + 22, NetBackend.HEADER_BYTES + 28)).isEqualTo(MAC.bytes());
+        assertThat(java.util.Arrays.copyOfRange(packet, NetBackend.HEADER_BYTES + 32, NetBackend.HEADER_BYTES + 38)).isEqualTo(MAC.bytes());
+        assertThat(backend.sent).isEmpty();
+    }
 }
