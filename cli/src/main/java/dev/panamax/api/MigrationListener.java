@@ -27,6 +27,7 @@ public final class MigrationListener implements AutoCloseable {
                 options.stayPaused());
         this.console = options.console();
         this.log = log;
+        Thread.ofPlatform().daemon().name("migration-warm-up").start(MigrationDestination::warmUp);
     }
 
     /**

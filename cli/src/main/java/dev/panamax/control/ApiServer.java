@@ -71,13 +71,15 @@ public final class ApiServer implements AutoCloseable {
     private final EventLoopGroup loop;
     private final ExecutorService workers;
     private final Channel channel;
+    private final ControlPlane plane;
     private final Thread removeOnExit;
 
-    private ApiServer(Path socket, EventLoopGroup loop, ExecutorService workers, Channel channel) {
+    private ApiServer(Path socket, EventLoopGroup loop, ExecutorService workers, Channel channel, ControlPlane plane) {
         this.socket = socket;
         this.loop = loop;
         this.workers = workers;
         this.channel = channel;
+        this.plane = plane;
         this.removeOnExit = new Thread(this::close, "api-socket-removal");
         Runtime.getRuntime().addShutdownHook(removeOnExit);
     }
@@ -127,7 +129,7 @@ public final class ApiServer implements AutoCloseable {
                     .bind(UnixDomainSocketAddress.of(bound)).sync().channel();
             Files.setPosixFilePermissions(bound, PosixFilePermissions.fromString("rw-------"));
             Files.move(bound, target);
-            return new ApiServer(target, loop, workers, channel);
+            return new ApiServer(target, loop, workers, channel, plane);
         } catch (IOException | RuntimeException e) {
             loop.shutdownGracefully(0, 1, TimeUnit.SECONDS);
             workers.shutdownNow();
@@ -145,12 +147,17 @@ public final class ApiServer implements AutoCloseable {
         return socket;
     }
 
+    /** How long a VMM whose VM moved away waits for a client to read how the migration ended (GET /migration). */
+    static final Duration MIGRATION_REPORT_GRACE = Duration.ofSeconds(5);
+
     /**
-     * Stops listening, answers the requests received (for a few seconds at most), ends the
+     * Stops listening (once a client has read the end of a migration that moved the VM away, or
+     * after {@link #MIGRATION_REPORT_GRACE}), answers the requests received (for a few seconds at most), ends the
      * connections, and removes the socket file. Idempotent.
      */
     @Override
     public void close() {
+        plane.awaitMigrationReported(MIGRATION_REPORT_GRACE);
         channel.close().awaitUninterruptibly();
         workers.shutdown();
         try {

@@ -31,6 +31,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -128,6 +129,7 @@ public final class ControlPlane implements AutoCloseable {
     private VmConfig startedConfig; // guarded by lock
     private String incoming; // the address PUT /migration/receive listens at, until a VM arrives or the migration fails; guarded by lock
     private boolean receivedFrom; // the VM came by a migration; guarded by lock
+    private final CountDownLatch migrationReported = new CountDownLatch(1); // GET /migration told a client the VM moved away
     private VirtualMachine vm; // guarded by lock; set once
     private long startedNanos; // guarded by lock
     private LogOutput log; // guarded by lock; null until PUT /logger
@@ -923,6 +925,9 @@ public final class ControlPlane implements AutoCloseable {
             return Response.ok(Map.of("role", receivedFrom ? "destination" : "none", "phase", receivedFrom ? "completed" : "none"));
         }
         MigrationStatus s = status.get();
+        if (s.phase() == MigrationStatus.Phase.COMPLETED) {
+            migrationReported.countDown();
+        }
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("role", "source");
         m.put("phase", s.phase().name().toLowerCase());
@@ -938,6 +943,26 @@ public final class ControlPlane implements AutoCloseable {
             m.put("error", s.error());
         }
         return Response.ok(m);
+    }
+
+    /**
+     * Once a migration moved the VM away, waits at most {@code grace} for a client to read its end
+     * with {@code GET /migration}: the process ends with its VM, and {@code panamax migrate}, which
+     * asks every 200 ms, must not find the API gone instead. Returns at once otherwise.
+     */
+    public void awaitMigrationReported(Duration grace) {
+        VirtualMachine v;
+        synchronized (lock) {
+            v = vm;
+        }
+        if (v == null || v.migrationStatus().map(s -> s.phase() != MigrationStatus.Phase.COMPLETED).orElse(true)) {
+            return;
+        }
+        try {
+            migrationReported.await(grace.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** Panamax's {@code PUT /migration/cancel}: a migration before its commit stops, and the guest runs on here. */

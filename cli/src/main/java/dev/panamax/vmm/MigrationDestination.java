@@ -89,8 +89,34 @@ public final class MigrationDestination {
         }
     }
 
+    /**
+     * Readies this JVM for a migration while it waits for a source: KVM opened and asked what the
+     * checks ask, a throwaway VM made with the platform's in-kernel devices and a vCPU (which links
+     * the native calls a restore makes), and the classes that build the devices loaded. In a cold
+     * JVM on a slow CPU (the rig) these take seconds, which would otherwise fall into the guest's
+     * stop. Best effort: a failure here is met again, and reported, by the migration itself.
+     */
+    public static void warmUp() {
+        try (Kvm kvm = Kvm.open()) {
+            kvm.supportedCpuid();
+            kvm.msrIndexList();
+            try (dev.panamax.vm.Vm vm = dev.panamax.vm.Vm.create(kvm)) {
+                dev.panamax.boot.LinuxBoot.preparePlatform(vm);
+                vm.addVcpu();
+            }
+            ClassLoader loader = MigrationDestination.class.getClassLoader();
+            for (Class<?> type : List.of(VmBuilder.class, DeviceManager.class, VmSnapshot.class, dev.panamax.virtio.blk.VirtioBlk.class,
+                    VirtioNet.class, dev.panamax.virtio.pci.VirtioPciDevice.class, dev.panamax.storage.qcow2.Qcow2Image.class,
+                    dev.panamax.storage.RawImage.class, dev.panamax.virtio.rng.VirtioRng.class, dev.panamax.virtio.vsock.VirtioVsock.class)) {
+                Class.forName(type.getName(), true, loader);
+            }
+        } catch (RuntimeException | LinkageError | ClassNotFoundException e) {
+            // the migration meets it again
+        }
+    }
+
     /** What the source proposed and this side accepted: the configuration and the memory being filled. */
-    private static final class Incoming implements AutoCloseable {
+    static final class Incoming implements AutoCloseable {
         MachineConfig config;
         MemoryMap map;
         final List<MappedMemory> memory = new ArrayList<>(); // by map entry; null once handed to the VM
@@ -223,7 +249,7 @@ public final class MigrationDestination {
     }
 
     /** Copies one MEMORY message's runs into the guest memory, each run checked to lie inside one region. */
-    private static void applyPages(ByteBuffer payload, Incoming incoming) throws MigrationException {
+    static void applyPages(ByteBuffer payload, Incoming incoming) throws MigrationException {
         List<MemoryMap.Entry> entries = incoming.map.entries();
         MemorySegment bytes = MemorySegment.ofBuffer(payload);
         while (payload.hasRemaining()) {

@@ -4,8 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.api.Drive;
+import dev.panamax.api.MigrationOptions;
+import dev.panamax.api.MigrationStatus;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.control.ApiClient;
 import dev.panamax.control.ApiFault;
 import dev.panamax.control.ApiServer;
 import dev.panamax.control.ControlPlane;
@@ -78,6 +81,24 @@ class MigrateCommandTest {
         Map<String, Object> config = destination.handle("GET", "/vm/config", null).body();
         assertThat((List<?>) config.get("drives")).hasSize(1).first().asString().contains(dir.resolve("disk.img").toString());
         assertThat(destination.handle("GET", "/migration", null).body()).containsEntry("role", "destination");
+        destination.awaitStarted().close();
+    }
+
+    /** A VMM ends with its VM: its API waits (a few seconds at most) for a client to learn that the VM moved away. */
+    @Test
+    void theSourcesApiStaysUntilAClientHasReadThatTheVmMovedAway() throws Exception {
+        String address = "unix:" + dir.resolve("migration.sock");
+        assertThat(destination.handle("PUT", "/migration/receive", json("{\"address\": \"" + address + "\"}")).status()).isEqualTo(204);
+        assertThat(source.migrate(MigrationOptions.to(address)).phase()).isEqualTo(MigrationStatus.Phase.COMPLETED);
+
+        Thread closing = Thread.ofPlatform().start(sourceApi::close);
+        closing.join(Duration.ofMillis(500));
+        assertThat(closing.isAlive()).as("the API closing before anyone read how the migration ended").isTrue();
+        ApiClient.Response answer = new ApiClient(dir.resolve("source.sock")).send("GET", "/migration", null);
+        assertThat(answer.body()).contains("\"phase\":\"completed\"");
+        closing.join(Duration.ofSeconds(30));
+        assertThat(closing.isAlive()).isFalse();
+        assertThat(dir.resolve("source.sock")).doesNotExist();
         destination.awaitStarted().close();
     }
 
