@@ -212,8 +212,8 @@ public final class MigrationSource {
             w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to take the VM's state and disks");
             checkCancelled();
             committed = true;
-            w.send(MigrationWire.Type.GO, new byte[] {(byte) (wasRunning ? 1 : 0)});
             try {
+                w.send(MigrationWire.Type.GO, new byte[] {(byte) (wasRunning ? 1 : 0)}); // a failed write may still have reached it
                 w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to start the guest");
             } catch (MigrationException e) {
                 String message = "the commit was sent, and the destination's answer was lost (" + e.getMessage() + "): the guest may"
