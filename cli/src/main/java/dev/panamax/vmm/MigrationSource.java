@@ -194,7 +194,7 @@ public final class MigrationSource {
             set(Phase.STOPPED_COPYING, progress.round(), progress.lastRoundPages(), progress.dirtyPagesPerSecond(),
                     progress.bandwidthBytesPerSecond(), progress.expectedDowntimeMillis());
             DirtyPages last = vm.takeDirtyPages();
-            long lastPages = sendPages(w, union(pending, last));
+            long lastPages = sendPages(w, pending == null ? last : pending.or(last));
             endRound(w, progress.round() + 1, lastPages);
             for (VirtioBlk drive : drives()) {
                 try {
@@ -351,23 +351,6 @@ public final class MigrationSource {
         return drives;
     }
 
-    private static DirtyPages union(DirtyPages a, DirtyPages b) {
-        if (a == null) {
-            return b;
-        }
-        List<DirtyPages.Range> ranges = new ArrayList<>();
-        for (int i = 0; i < b.ranges().size(); i++) {
-            DirtyPages.Range x = a.ranges().get(i);
-            DirtyPages.Range y = b.ranges().get(i);
-            long[] words = y.bitmap().clone();
-            for (int k = 0; k < words.length; k++) {
-                words[k] |= x.bitmap()[k];
-            }
-            ranges.add(new DirtyPages.Range(y.guestAddress(), y.size(), words));
-        }
-        return new DirtyPages(ranges);
-    }
-
     /**
      * Sends the pages {@code dirty} marks, or with null all pages that are not zero (the
      * destination's memory starts zeroed), in MEMORY messages of runs; returns how many pages.
@@ -381,7 +364,7 @@ public final class MigrationSource {
         runs.pages = 0;
         for (GuestMemory.Region region : machine.vm().memory().regions()) {
             MemorySegment memory = region.backing().segment();
-            DirtyPages.Range marks = dirty == null ? null : range(dirty, region.guestAddress());
+            DirtyPages.Range marks = dirty == null ? null : dirty.range(region.guestAddress());
             long count = region.size() / PAGE;
             for (long page = 0; page < count; page++) {
                 if (marks != null && !marks.isDirty(page)) {
@@ -403,15 +386,6 @@ public final class MigrationSource {
         }
         runs.flush();
         return runs.pages;
-    }
-
-    private static DirtyPages.Range range(DirtyPages dirty, long guestAddress) {
-        for (DirtyPages.Range r : dirty.ranges()) {
-            if (r.guestAddress() == guestAddress) {
-                return r;
-            }
-        }
-        throw new IllegalStateException(String.format("no dirty page bitmap for the memory region at 0x%x", guestAddress));
     }
 
     /**

@@ -73,17 +73,36 @@ public final class DirtyPages {
         return false;
     }
 
-    /** Adds the pages of {@code bitmap} (KVM's dirty log of one slot) to the region at {@code guestAddress}. */
-    void add(long guestAddress, long[] bitmap) {
+    /** The bitmap of the region at {@code guestAddress}. */
+    public Range range(long guestAddress) {
         for (Range r : ranges) {
             if (r.guestAddress() == guestAddress) {
-                for (int i = 0; i < r.bitmap().length && i < bitmap.length; i++) {
-                    r.bitmap()[i] |= bitmap[i];
-                }
-                return;
+                return r;
             }
         }
         throw new IllegalArgumentException(String.format("no memory region at 0x%x", guestAddress));
+    }
+
+    /** The pages written in either: these and {@code other}, taken of the same memory. */
+    public DirtyPages or(DirtyPages other) {
+        List<Range> union = new java.util.ArrayList<>(ranges.size());
+        for (Range r : ranges) {
+            long[] words = r.bitmap().clone();
+            long[] theirs = other.range(r.guestAddress()).bitmap();
+            for (int i = 0; i < words.length; i++) {
+                words[i] |= theirs[i];
+            }
+            union.add(new Range(r.guestAddress(), r.size(), words));
+        }
+        return new DirtyPages(union);
+    }
+
+    /** Adds the pages of {@code bitmap} (KVM's dirty log of one slot) to the region at {@code guestAddress}. */
+    void add(long guestAddress, long[] bitmap) {
+        Range r = range(guestAddress);
+        for (int i = 0; i < r.bitmap().length && i < bitmap.length; i++) {
+            r.bitmap()[i] |= bitmap[i];
+        }
     }
 
     /** Writes the bitmaps: their count, then per region its guest address, size and words. */

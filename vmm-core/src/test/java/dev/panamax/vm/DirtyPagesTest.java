@@ -33,6 +33,19 @@ class DirtyPagesTest {
         return new StateReader(out.toByteArray(), "the snapshot");
     }
 
+    /** A migration's last round: the pages the round before left unsent, and those written since. */
+    @Test
+    void orGivesThePagesWrittenInEitherAndLeavesBothAsTheyWere() {
+        DirtyPages pending = pages(new long[] {1, 0, 0, 0, 0}, new long[] {0});
+        DirtyPages since = pages(new long[] {2, 0, 0, 0, 1L << 43}, new long[] {1});
+        DirtyPages both = pending.or(since);
+        assertThat(both.range(0).bitmap()).containsExactly(3, 0, 0, 0, 1L << 43);
+        assertThat(both.range(0x200000).bitmap()).containsExactly(1);
+        assertThat(both.count()).isEqualTo(4);
+        assertThat(pending.count() + since.count()).as("the operands, unchanged").isEqualTo(4);
+        assertThatThrownBy(() -> both.range(0x1000)).isInstanceOf(IllegalArgumentException.class).hasMessage("no memory region at 0x1000");
+    }
+
     @Test
     void theBitmapsRoundTripThroughTheirState() {
         DirtyPages pages = pages(new long[] {1, 0, 0, 0, 1L << 43}, new long[] {1});
