@@ -19,4 +19,19 @@ public record Extent(long offset, long length, Kind kind) {
     public long end() {
         return offset + length;
     }
+
+    /**
+     * For a format that allocates in blocks of {@code blockSize} bytes: the extent from {@code
+     * offset}, at most {@code maxLength} long, over the blocks that have the kind of {@code
+     * offset}'s block, as {@code kindOfBlock} gives it by block number.
+     */
+    public static Extent ofBlocks(long offset, long maxLength, long blockSize, java.util.function.IntFunction<Kind> kindOfBlock) {
+        long end = offset + maxLength;
+        Kind kind = kindOfBlock.apply((int) (offset / blockSize));
+        long pos = offset;
+        while (pos < end && kindOfBlock.apply((int) (pos / blockSize)) == kind) {
+            pos = (pos / blockSize + 1) * blockSize;
+        }
+        return new Extent(offset, Math.min(pos, end) - offset, kind);
+    }
 }

@@ -334,11 +334,7 @@ public final class VdiImage implements BlockBackend {
     @Override
     public synchronized Extent extent(long offset, long maxLength) throws IOException {
         BlockBackend.checkRange(this, offset, maxLength);
-        long end = offset + maxLength;
-        Extent.Kind kind = kind((int) (offset / blockSize));
-        long pos = offset;
-        while (pos < end && kind((int) (pos / blockSize)) == kind) pos = (pos / blockSize + 1) * blockSize;
-        return new Extent(offset, Math.min(pos, end) - offset, kind);
+        return Extent.ofBlocks(offset, maxLength, blockSize, this::kind);
     }
 
     @Override

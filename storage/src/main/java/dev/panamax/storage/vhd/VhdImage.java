@@ -500,12 +500,7 @@ public final class VhdImage implements BlockBackend {
             if (data > offset) return new Extent(offset, Math.min(data, end) - offset, Extent.Kind.ZERO);
             return new Extent(offset, Math.min(Math.max(file.nextHole(offset), offset + 1), end) - offset, Extent.Kind.DATA);
         }
-        boolean allocated = bat[(int) (offset / blockSize)] != UNALLOCATED;
-        long pos = offset;
-        while (pos < end && (bat[(int) (pos / blockSize)] != UNALLOCATED) == allocated) {
-            pos = (pos / blockSize + 1) * blockSize;
-        }
-        return new Extent(offset, Math.min(pos, end) - offset, allocated ? Extent.Kind.DATA : Extent.Kind.UNALLOCATED);
+        return Extent.ofBlocks(offset, maxLength, blockSize, block -> bat[block] != UNALLOCATED ? Extent.Kind.DATA : Extent.Kind.UNALLOCATED);
     }
 
     @Override

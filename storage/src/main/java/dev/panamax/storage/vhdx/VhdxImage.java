@@ -560,11 +560,7 @@ public final class VhdxImage implements BlockBackend {
     @Override
     public Extent extent(long offset, long maxLength) {
         BlockBackend.checkRange(this, offset, maxLength);
-        long end = offset + maxLength;
-        Extent.Kind kind = kind((int) (offset / blockSize));
-        long pos = offset;
-        while (pos < end && kind((int) (pos / blockSize)) == kind) pos = (pos / blockSize + 1) * blockSize;
-        return new Extent(offset, Math.min(pos, end) - offset, kind);
+        return Extent.ofBlocks(offset, maxLength, blockSize, this::kind);
     }
 
     @Override
