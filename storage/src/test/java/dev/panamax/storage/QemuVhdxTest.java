@@ -1,5 +1,7 @@
 package dev.panamax.storage;
 
+import static dev.panamax.storage.ImageAssertions.assertReadsInPieces;
+import static dev.panamax.storage.ImageAssertions.assertSameBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -59,34 +61,6 @@ class QemuVhdxTest {
         return image;
     }
 
-    private static void assertSameBytes(byte[] actual, byte[] expected, String what) {
-        assertThat(actual.length).as(what + " size").isEqualTo(expected.length);
-        assertThat(Arrays.mismatch(actual, expected)).as(what + ": first differing byte").isEqualTo(-1);
-    }
-
-    /** Reads in odd pieces (crossing block edges) and checks that no extent other than DATA holds a non-zero byte. */
-    private static void assertReadsInPieces(Path image, byte[] expected) throws IOException {
-        try (BlockBackend disk = Images.open(image, Images.OpenOptions.readOnly())) {
-            byte[] got = new byte[expected.length];
-            for (int at = 0; at < got.length; ) {
-                int n = Math.min(1234567, got.length - at);
-                disk.read(at, ByteBuffer.wrap(got, at, n));
-                at += n;
-            }
-            assertSameBytes(got, expected, image + " read in pieces");
-            for (long at = 0; at < disk.size(); ) {
-                Extent e = disk.extent(at, disk.size() - at);
-                if (e.kind() != Extent.Kind.DATA) {
-                    int nonZero = Arrays.mismatch(expected, (int) e.offset(), (int) e.end(), new byte[(int) e.length()], 0,
-                            (int) e.length());
-                    assertThat(nonZero).as(image + ": first non-zero byte in the " + e.kind() + " extent at " + e.offset())
-                            .isEqualTo(-1);
-                }
-                at = e.end();
-            }
-        }
-    }
-
     private static void qemuCompare(Path image, String format, Path raw) throws IOException {
         QemuImg.Result r = QemuImg.img("compare", "-f", format, "-F", "raw", image.toString(), raw.toString());
         assertThat(r.status()).as("qemu-img compare " + image + ":\n" + r.out() + r.err()).isZero();
@@ -111,7 +85,7 @@ class QemuVhdxTest {
                                 .isEqualTo(Extent.Kind.ZERO);
                     }
                 }
-                assertReadsInPieces(image, data);
+                assertReadsInPieces(image, data, 1234567);
                 ImageInfo info = ImageInfo.read(image);
                 assertThat(info.format()).isEqualTo(ImageFormat.VHDX);
                 assertThat(info.virtualSize()).isEqualTo(SIZE);
@@ -154,7 +128,7 @@ class QemuVhdxTest {
             assertThat(disk.extent(7 << 20, 1 << 20)).isEqualTo(new Extent(7 << 20, 1 << 20, Extent.Kind.DATA));
         }
         assertThat(ImageInfo.read(image).vhdxType()).isEqualTo("fixed");
-        assertReadsInPieces(image, expected);
+        assertReadsInPieces(image, expected, 1234567);
     }
 
     /**

@@ -1,5 +1,7 @@
 package dev.panamax.storage;
 
+import static dev.panamax.storage.ImageAssertions.assertReadsInPieces;
+import static dev.panamax.storage.ImageAssertions.assertSameBytes;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -70,34 +72,6 @@ class QemuVmdkVdiTest {
         }
     }
 
-    private static void assertSameBytes(byte[] actual, byte[] expected, String what) {
-        assertThat(actual.length).as(what + " size").isEqualTo(expected.length);
-        assertThat(Arrays.mismatch(actual, expected)).as(what + ": first differing byte").isEqualTo(-1);
-    }
-
-    /** Reads in odd pieces (crossing grain and block edges) and checks the extent map against the data. */
-    private static void assertReadsInPieces(Path image, byte[] expected) throws IOException {
-        try (BlockBackend disk = Images.open(image, Images.OpenOptions.readOnly())) {
-            byte[] got = new byte[expected.length];
-            for (int at = 0; at < got.length; ) {
-                int n = Math.min(12345, got.length - at);
-                disk.read(at, ByteBuffer.wrap(got, at, n));
-                at += n;
-            }
-            assertSameBytes(got, expected, image + " read in pieces");
-            for (long at = 0; at < disk.size(); ) {
-                Extent e = disk.extent(at, disk.size() - at);
-                if (e.kind() != Extent.Kind.DATA) {
-                    int nonZero = Arrays.mismatch(expected, (int) e.offset(), (int) e.end(), new byte[(int) e.length()], 0,
-                            (int) e.length());
-                    assertThat(nonZero).as(image + ": first non-zero byte in the " + e.kind() + " extent at " + e.offset())
-                            .isEqualTo(-1);
-                }
-                at = e.end();
-            }
-        }
-    }
-
     private void qemuCompare(Path image, String format, Path raw) throws IOException {
         QemuImg.Result r = QemuImg.img("compare", "-f", format, "-F", "raw", image.toString(), raw.toString());
         assertThat(r.status()).as("qemu-img compare " + image + ":\n" + r.out() + r.err()).isZero();
@@ -119,7 +93,7 @@ class QemuVmdkVdiTest {
             Path image = qemuConvert(raw, "vmdk", v.name(), "-o", "subformat=" + v.subformat());
             assertThat(Images.probe(image)).as(v.name()).isEqualTo(ImageFormat.VMDK);
             assertSameBytes(panamaxRead(image), data, v.name());
-            assertReadsInPieces(image, data);
+            assertReadsInPieces(image, data, 12345);
             ImageInfo info = ImageInfo.read(image);
             assertThat(info.format()).isEqualTo(ImageFormat.VMDK);
             assertThat(info.virtualSize()).isEqualTo(SIZE);
@@ -150,7 +124,7 @@ class QemuVmdkVdiTest {
             Path image = qemuConvert(raw, "vdi", type + ".vdi", "-o", "static=" + (type.equals("static") ? "on" : "off"));
             assertThat(Images.probe(image)).isEqualTo(ImageFormat.VDI);
             assertSameBytes(panamaxRead(image), data, type);
-            assertReadsInPieces(image, data);
+            assertReadsInPieces(image, data, 12345);
             ImageInfo info = ImageInfo.read(image);
             assertThat(info.vdiType()).isEqualTo(type);
             assertThat(info.clusterSize()).isEqualTo(VdiImage.DEFAULT_BLOCK);
