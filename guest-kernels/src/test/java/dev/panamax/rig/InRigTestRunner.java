@@ -2,6 +2,7 @@ package dev.panamax.rig;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.io.NotSerializableException;
 import java.io.ObjectInputStream;
 import java.io.ObjectOutputStream;
@@ -48,6 +49,12 @@ public final class InRigTestRunner {
     /** How often this JVM says it is alive while a test runs: the caller takes a silent rig for wedged. */
     static final Duration HEARTBEAT = Duration.ofSeconds(30);
 
+    /**
+     * Where this runner reports: the stdout it started with. Tests swap {@code System.out} to capture a
+     * command's output, and a heartbeat printed meanwhile must not land in what they capture.
+     */
+    private static final PrintStream REPORT = System.out;
+
     private InRigTestRunner() {}
 
     /** How a test or container ended; {@code failure} is null for a success. */
@@ -65,7 +72,7 @@ public final class InRigTestRunner {
         ScheduledExecutorService watchdog = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("rig-test-watchdog").unstarted(r));
         AtomicReference<List<ScheduledFuture<?>>> alarms = new AtomicReference<>(List.of());
         long started = System.nanoTime();
-        watchdog.scheduleAtFixedRate(() -> System.out.println("in the rig: running for "
+        watchdog.scheduleAtFixedRate(() -> REPORT.println("in the rig: running for "
                 + Duration.ofNanos(System.nanoTime() - started).toSeconds() + " s"), HEARTBEAT.toSeconds(), HEARTBEAT.toSeconds(), TimeUnit.SECONDS);
         TestExecutionListener listener = new TestExecutionListener() {
             private volatile TestPlan plan;
@@ -78,9 +85,9 @@ public final class InRigTestRunner {
             @Override
             public void executionStarted(TestIdentifier test) {
                 if (!test.isTest()) return;
-                System.out.println("in the rig: " + test.getDisplayName() + " started");
+                REPORT.println("in the rig: " + test.getDisplayName() + " started");
                 alarms.set(List.of(
-                        watchdog.schedule(() -> System.out.println(threads(test, slowAfter)), slowAfter.toMillis(), TimeUnit.MILLISECONDS),
+                        watchdog.schedule(() -> REPORT.println(threads(test, slowAfter)), slowAfter.toMillis(), TimeUnit.MILLISECONDS),
                         watchdog.schedule(() -> endHungTest(test, hungAfter, plan, outcomes, results), hungAfter.toMillis(), TimeUnit.MILLISECONDS)));
             }
 
@@ -88,7 +95,7 @@ public final class InRigTestRunner {
             public void executionFinished(TestIdentifier test, TestExecutionResult result) {
                 if (test.isTest()) {
                     alarms.get().forEach(a -> a.cancel(false));
-                    System.out.println("in the rig: " + test.getDisplayName() + " " + result.getStatus());
+                    REPORT.println("in the rig: " + test.getDisplayName() + " " + result.getStatus());
                 }
                 Outcome.Status status = switch (result.getStatus()) {
                     case SUCCESSFUL -> Outcome.Status.SUCCESSFUL;
@@ -113,7 +120,7 @@ public final class InRigTestRunner {
     /** Fails {@code test} and its class for having hung, writes what has ended, and ends this JVM. */
     private static void endHungTest(TestIdentifier test, Duration hungAfter, TestPlan plan, Map<String, Outcome> outcomes, Path results) {
         String threads = threads(test, hungAfter);
-        System.out.println(threads);
+        REPORT.println(threads);
         AssertionError hung = new AssertionError(test.getDisplayName() + " ran longer than " + hungAfter.toSeconds()
                 + " s in the rig and was ended with its JVM; " + threads);
         outcomes.put(test.getUniqueId(), new Outcome(Outcome.Status.FAILED, hung));

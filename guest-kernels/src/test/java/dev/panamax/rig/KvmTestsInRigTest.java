@@ -5,7 +5,10 @@ import static org.assertj.core.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
@@ -83,6 +86,20 @@ class KvmTestsInRigTest {
         void runsInAFreshJvm() {
             assertThat(Path.of("/dev/kvm")).exists();
         }
+
+        /** Past half its 5 s, the runner prints this test's threads: to the rig's stdout, not into what the test captures. */
+        @Test
+        void capturesOnlyItsOwnOutput() throws InterruptedException {
+            PrintStream stdout = System.out;
+            ByteArrayOutputStream captured = new ByteArrayOutputStream();
+            System.setOut(new PrintStream(captured, true, StandardCharsets.UTF_8));
+            try {
+                Thread.sleep(Duration.ofMillis(3500));
+            } finally {
+                System.setOut(stdout);
+            }
+            assertThat(captured.toString(StandardCharsets.UTF_8)).isEmpty();
+        }
     }
 
     /** Runs {@code classes} as one test run, as surefire does, and returns each test's result by its name. */
@@ -137,5 +154,7 @@ class KvmTestsInRigTest {
         assertThat(results.get("sleepsPastItsTime()").getThrowable()).get().extracting(Throwable::getMessage).asString()
                 .contains("ran longer than 5 s in the rig").contains("sleepsPastItsTime");
         assertThat(results.get("runsInAFreshJvm()").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
+        assertThat(results.get("capturesOnlyItsOwnOutput()").getStatus()).as("%s", results.get("capturesOnlyItsOwnOutput()"))
+                .isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
     }
 }
