@@ -302,6 +302,10 @@ public final class VirtioNet extends VirtioDevice {
             throw in.fail("the snapshot's " + name() + " is on a " + savedKind + " backend, and this VM's is on " + backend.kind());
         }
         in.string(4096, "backend name"); // informative: see saveIdentity
+        if (in.remaining() == 0) {
+            throw in.fail("the snapshot's " + name() + " has no announce bit after its identity: it was saved by a Panamax whose"
+                    + " virtio-net had no control queue, and this one cannot restore it");
+        }
         restoredAnnounce = in.bool("announce pending");
     }
 
