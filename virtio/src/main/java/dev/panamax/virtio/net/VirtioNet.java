@@ -27,9 +27,9 @@ import java.util.function.BooleanSupplier;
  * ({@link #announce}, after a live migration); every other command is answered VIRTIO_NET_ERR.
  *
  * <p>Each queue has its own I/O thread (the control queue's sleeps on its notification until the
- * driver sends a command, as the core serves any queue). The transmit thread hands the backend each frame where the
- * guest put it (only the header is copied, to be checked); while the backend cannot take more it
- * waits for the backend's descriptor to turn writable. The receive thread waits for the backend's
+ * driver sends a command, as the core serves any queue). The transmit thread hands the backend each
+ * frame where the guest put it (only the header is copied, to be checked); while the backend cannot
+ * take more it waits for the backend's descriptor to turn writable. The receive thread waits for the backend's
  * descriptor and its queue's notifications together: it takes one frame from the backend at a time
  * and keeps it until the guest has buffers for it, leaving the rest in the backend (whose own queue
  * bounds them) rather than dropping them.
