@@ -316,9 +316,9 @@ class RunCommandTest {
         Files.write(snap.resolve("vm.state"), java.util.Arrays.copyOf(good, good.length - 1));
         assertRefused("is truncated", "run", "--restore", snap.toString());
         byte[] version = good.clone();
-        version[11] = 4;
+        version[11] = 5;
         Files.write(snap.resolve("vm.state"), version);
-        assertRefused("is in snapshot format version 4; this Panamax reads version 3 only", "run", "--restore", snap.toString());
+        assertRefused("is in snapshot format version 5; this Panamax reads version 4 only", "run", "--restore", snap.toString());
         byte[] garbled = good.clone();
         garbled[good.length / 2] ^= 1;
         Files.write(snap.resolve("vm.state"), garbled);

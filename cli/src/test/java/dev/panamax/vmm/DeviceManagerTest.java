@@ -156,7 +156,7 @@ class DeviceManagerTest {
                 assertThat(devices.get(0).resources()).isEqualTo("ports 0x3f8-0x3ff, IRQ 4");
                 assertThat(devices.get(6).resources()).isEqualTo("MMIO 0xd0000000-0xd0000fff, IRQ 5");
                 assertThat(devices.get(8).resources()).isEqualTo("PCI 00:01.0, BAR 0 at 0xc0000000, MSI-X 3 vectors");
-                assertThat(devices.get(9).resources()).isEqualTo("PCI 00:02.0, BAR 0 at 0xc0008000, MSI-X 3 vectors");
+                assertThat(devices.get(9).resources()).isEqualTo("PCI 00:02.0, BAR 0 at 0xc0008000, MSI-X 4 vectors");
                 assertThat(devices.get(10).resources()).isEqualTo("PCI 00:03.0, BAR 0 at 0xc0010000, MSI-X 2 vectors");
                 assertThat(((VirtioPciDevice) devices.get(10).device()).device()).isInstanceOf(VirtioRng.class);
                 assertThat(devices.get(11).resources()).isEqualTo("PCI 00:04.0, BAR 0 at 0xc0018000");

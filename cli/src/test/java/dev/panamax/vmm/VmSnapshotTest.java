@@ -402,7 +402,7 @@ class VmSnapshotTest {
         byte[] good = Files.readAllBytes(state);
         assertRefused(Arrays.copyOf(good, good.length / 2), "is truncated");
         assertRefused(with(good, b -> b[0] = 'Q'), "is not a Panamax snapshot state file");
-        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 3 only");
+        assertRefused(with(good, b -> ByteBuffer.wrap(b).putInt(8, 7)), "is in snapshot format version 7; this Panamax reads version 4 only");
         assertRefused(with(good, b -> b[good.length - 40] ^= 0x10), "is corrupt: its checksum");
     }
 

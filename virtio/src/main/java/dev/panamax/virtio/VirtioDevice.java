@@ -380,6 +380,15 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                 config[offset + i] = (byte) (value >>> (8 * i));
             }
         }
+        configChanged();
+    }
+
+    /**
+     * Tells the driver the configuration space changed, with a configuration interrupt, if it is
+     * connected and has set DRIVER_OK: for a device that changed a field itself, holding the lock of
+     * {@link #config} while it did (virtio-net's status, whose announce bit a live migration sets).
+     */
+    protected final void configChanged() {
         VirtioInterrupts target = interrupts;
         if (target != null && (status.get() & DRIVER_OK) != 0) {
             target.config();
@@ -449,6 +458,14 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         }
     }
 
+    /**
+     * At the end of {@link #readState}, once the core's part is checked: checks what {@link
+     * #checkIdentity} read of the device's own state against the features the snapshot's driver
+     * accepted and its status, with a {@link StateFormatException} naming the value. This one
+     * checks nothing.
+     */
+    protected void checkDeviceState(StateReader in, long acceptedFeatures, int status) {}
+
     /** {@link #readState}, then {@link #applyState}. */
     @Override
     public void restoreState(StateReader in) {
@@ -490,6 +507,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
             queues[i] = readQueue(in, i);
         }
         checkStatus(in, state, offered, accepted, reason);
+        checkDeviceState(in, accepted, state);
         for (int i = 0; i < count; i++) {
             if (queues[i].geometry() != null && (state & DRIVER_OK) == 0) {
                 throw in.fail(String.format("queue %d is running, and the device status 0x%02x has no DRIVER_OK", i, state));

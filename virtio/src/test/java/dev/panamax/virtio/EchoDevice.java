@@ -17,4 +17,8 @@ public final class EchoDevice extends VirtioDevice {
         return n;
     }
 
+    /** As a device that changed a configuration field itself (virtio-net's announce bit). */
+    public void changeConfig() {
+        configChanged();
+    }
 }

@@ -22,11 +22,14 @@ import java.util.function.BooleanSupplier;
 /**
  * A virtio network device (VIRTIO 1.x, 5.1) over a {@link NetBackend}: one receive and one transmit
  * queue, the MAC address and link status in the configuration space, mergeable receive buffers, and
- * the checksum and segmentation offloads the backend honours (no others are offered).
+ * the checksum and segmentation offloads the backend honours (no others are offered). A control
+ * queue serves one command, the driver's acknowledgement of a request to announce itself
+ * ({@link #announce}, after a live migration); every other command is answered VIRTIO_NET_ERR.
  *
- * <p>Each queue has its own I/O thread. The transmit thread hands the backend each frame where the
- * guest put it (only the header is copied, to be checked); while the backend cannot take more it
- * waits for the backend's descriptor to turn writable. The receive thread waits for the backend's
+ * <p>Each queue has its own I/O thread (the control queue's sleeps on its notification until the
+ * driver sends a command, as the core serves any queue). The transmit thread hands the backend each
+ * frame where the guest put it (only the header is copied, to be checked); while the backend cannot
+ * take more it waits for the backend's descriptor to turn writable. The receive thread waits for the backend's
  * descriptor and its queue's notifications together: it takes one frame from the backend at a time
  * and keeps it until the guest has buffers for it, leaving the rest in the backend (whose own queue
  * bounds them) rather than dropping them.
@@ -41,10 +44,11 @@ import java.util.function.BooleanSupplier;
 public final class VirtioNet extends VirtioDevice {
     public static final int DEVICE_TYPE = 1;
     public static final int DEFAULT_QUEUE_SIZE = 256;
-    /** One receive queue and one transmit queue. */
-    public static final int QUEUE_COUNT = 2;
+    /** One receive queue, one transmit queue and, without VIRTIO_NET_F_MQ, the control queue after them. */
+    public static final int QUEUE_COUNT = 3;
     static final int RX = 0;
     static final int TX = 1;
+    static final int CTRL = 2;
 
     // Feature bit numbers.
     public static final int VIRTIO_NET_F_CSUM = 0;
@@ -60,6 +64,8 @@ public final class VirtioNet extends VirtioDevice {
     public static final int VIRTIO_NET_F_HOST_UFO = 14;
     public static final int VIRTIO_NET_F_MRG_RXBUF = 15;
     public static final int VIRTIO_NET_F_STATUS = 16;
+    public static final int VIRTIO_NET_F_CTRL_VQ = 17;
+    public static final int VIRTIO_NET_F_GUEST_ANNOUNCE = 21;
 
     // struct virtio_net_config offsets.
     static final int CONFIG_MAC = 0;
@@ -67,6 +73,14 @@ public final class VirtioNet extends VirtioDevice {
     static final int CONFIG_MAX_VIRTQUEUE_PAIRS = 8;
     static final int CONFIG_SIZE = 10;
     static final int VIRTIO_NET_S_LINK_UP = 1;
+    static final int VIRTIO_NET_S_ANNOUNCE = 2;
+
+    // Control queue: struct virtio_net_ctrl's header {u8 class; u8 command}, its answer (u8 ack), and the one command served.
+    static final int CTRL_HEADER_BYTES = 2;
+    static final int VIRTIO_NET_OK = 0;
+    static final int VIRTIO_NET_ERR = 1;
+    static final int VIRTIO_NET_CTRL_ANNOUNCE = 3;
+    static final int VIRTIO_NET_CTRL_ANNOUNCE_ACK = 0;
 
     // Poller tokens.
     private static final int QUEUE = 0;
@@ -99,6 +113,11 @@ public final class VirtioNet extends VirtioDevice {
     private MemorySegment[] outbound = new MemorySegment[0];
     private Set<NetOffload> transmitOffloads = Set.of();
     private BooleanSupplier transmitting = () -> false;
+
+    // The control thread's: a command's header, copied out of the guest's buffers.
+    private final byte[] controlHeader = new byte[CTRL_HEADER_BYTES];
+    /** The announce bit a snapshot gave, between {@link #checkIdentity} and {@link #afterStateApplied}. */
+    private volatile boolean restoredAnnounce;
 
     /**
      * @param id        names the device in logs and thread names
@@ -155,9 +174,10 @@ public final class VirtioNet extends VirtioDevice {
         OFFLOAD_FEATURES[NetOffload.UFO.ordinal()] = new int[] {VIRTIO_NET_F_HOST_UFO, VIRTIO_NET_F_GUEST_UFO};
     }
 
-    /** MAC, STATUS, MRG_RXBUF, and both directions of each offload the backend honours. */
+    /** MAC, STATUS, MRG_RXBUF, CTRL_VQ, GUEST_ANNOUNCE, and both directions of each offload the backend honours. */
     static long features(Set<NetOffload> offloads) {
-        long features = 1L << VIRTIO_NET_F_MAC | 1L << VIRTIO_NET_F_STATUS | 1L << VIRTIO_NET_F_MRG_RXBUF;
+        long features = 1L << VIRTIO_NET_F_MAC | 1L << VIRTIO_NET_F_STATUS | 1L << VIRTIO_NET_F_MRG_RXBUF | 1L << VIRTIO_NET_F_CTRL_VQ
+                | 1L << VIRTIO_NET_F_GUEST_ANNOUNCE;
         for (NetOffload o : consistent(offloads)) {
             features |= 1L << OFFLOAD_FEATURES[o.ordinal()][0] | 1L << OFFLOAD_FEATURES[o.ordinal()][1];
         }
@@ -194,8 +214,40 @@ public final class VirtioNet extends VirtioDevice {
      * bridge or switch learns the new port at once rather than at the guest's next frame. Sent
      * before the guest runs again, while no frame of the guest's can be under way on the backend;
      * a backend that cannot take it now drops it (the guest's next frame teaches the same).
+     *
+     * <p>A running driver that accepted VIRTIO_NET_F_GUEST_ANNOUNCE (with the control queue it
+     * needs) is asked to announce itself too: VIRTIO_NET_S_ANNOUNCE in the status field and a
+     * configuration interrupt. The guest then sends what only it knows of, its IPv4 and IPv6
+     * addresses and VLANs (Linux: gratuitous ARP and unsolicited neighbour advertisements), once
+     * it runs, and acknowledges on the control queue, which clears the bit.
      */
     public void announce() {
+        sendRarp();
+        if (guestAnnounces() && (status() & (DRIVER_OK | DEVICE_NEEDS_RESET)) == DRIVER_OK) {
+            synchronized (config) {
+                config[CONFIG_STATUS] |= VIRTIO_NET_S_ANNOUNCE;
+            }
+            configChanged();
+        }
+    }
+
+    /** Whether the driver accepted VIRTIO_NET_F_GUEST_ANNOUNCE and the control queue its acknowledgement comes on. */
+    private boolean guestAnnounces() {
+        return negotiated(VIRTIO_NET_F_GUEST_ANNOUNCE) && negotiated(VIRTIO_NET_F_CTRL_VQ);
+    }
+
+    /** Whether the guest was asked to announce itself and has not acknowledged it yet (VIRTIO_NET_S_ANNOUNCE). */
+    public boolean announcePending() {
+        return (readConfig(CONFIG_STATUS, 1) & VIRTIO_NET_S_ANNOUNCE) != 0;
+    }
+
+    private void clearAnnounce() {
+        synchronized (config) {
+            config[CONFIG_STATUS] &= ~VIRTIO_NET_S_ANNOUNCE;
+        }
+    }
+
+    private void sendRarp() {
         ByteBuffer frame = ByteBuffer.allocate(60); // the minimum Ethernet frame, zero-padded
         byte[] address = mac.bytes();
         frame.put(new byte[] {-1, -1, -1, -1, -1, -1}).put(address).putShort((short) 0x8035); // broadcast, from the guest, RARP
@@ -218,17 +270,19 @@ public final class VirtioNet extends VirtioDevice {
 
     /** Whether the configuration space tells the driver the link is up. */
     public boolean linkUp() {
-        return (config[CONFIG_STATUS] & VIRTIO_NET_S_LINK_UP) != 0;
+        return (readConfig(CONFIG_STATUS, 1) & VIRTIO_NET_S_LINK_UP) != 0;
     }
 
     /**
-     * The MAC, the link status and the backend's kind and name. A restore checks the MAC, the link
-     * and the kind; not the backend's name, which a restore may change on purpose (a clone on its
-     * own tap) or cannot keep (the socket of a passt started for the NIC).
+     * The MAC, the link status and the backend's kind and name, then the device's state: whether
+     * an announcement is pending. A restore checks the MAC, the link and the kind; not the
+     * backend's name, which a restore may change on purpose (a clone on its own tap) or cannot keep
+     * (the socket of a passt started for the NIC).
      */
     @Override
     protected void saveIdentity(StateWriter out) {
         out.bytes(mac().bytes()).bool(linkUp()).string(backend.kind()).string(backend.name());
+        out.bool(announcePending());
     }
 
     @Override
@@ -248,6 +302,39 @@ public final class VirtioNet extends VirtioDevice {
             throw in.fail("the snapshot's " + name() + " is on a " + savedKind + " backend, and this VM's is on " + backend.kind());
         }
         in.string(4096, "backend name"); // informative: see saveIdentity
+        if (in.remaining() == 0) {
+            throw in.fail("the snapshot's " + name() + " has no announce bit after its identity: it was saved by a Panamax whose"
+                    + " virtio-net had no control queue, and this one cannot restore it");
+        }
+        restoredAnnounce = in.bool("announce pending");
+    }
+
+    /** Only a driver that accepted GUEST_ANNOUNCE with the control queue can have an announcement pending: another would never clear it. */
+    @Override
+    protected void checkDeviceState(StateReader in, long acceptedFeatures, int status) {
+        long announcing = 1L << VIRTIO_NET_F_GUEST_ANNOUNCE | 1L << VIRTIO_NET_F_CTRL_VQ;
+        if (restoredAnnounce && ((status & FEATURES_OK) == 0 || (acceptedFeatures & announcing) != announcing)) {
+            throw in.fail(String.format("the snapshot's %s has an announcement pending (VIRTIO_NET_S_ANNOUNCE), and its driver did not"
+                    + " accept VIRTIO_NET_F_GUEST_ANNOUNCE with VIRTIO_NET_F_CTRL_VQ (features 0x%x, status 0x%02x)", name(),
+                    acceptedFeatures, status));
+        }
+    }
+
+    /** The snapshot's announce bit; no interrupt, as the driver that was told of it runs on. */
+    @Override
+    protected void afterStateApplied(int status) {
+        if (restoredAnnounce) {
+            synchronized (config) {
+                config[CONFIG_STATUS] |= VIRTIO_NET_S_ANNOUNCE;
+            }
+        }
+        restoredAnnounce = false;
+    }
+
+    /** The new driver knows of no announcement. */
+    @Override
+    protected void afterReset() {
+        clearAnnounce();
     }
 
     /** Frames and bytes moved each way. */
@@ -285,6 +372,8 @@ public final class VirtioNet extends VirtioDevice {
         try {
             if (queue.index() == RX) {
                 receive(queue, running);
+            } else if (queue.index() == CTRL) {
+                super.serve(queue, running);
             } else {
                 transmitOffloads = negotiatedOffloads(0);
                 if (outbound.length < queue.size() + 1) { // the header and at most every descriptor
@@ -300,11 +389,44 @@ public final class VirtioNet extends VirtioDevice {
         }
     }
 
+    @Override
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        return queue.index() == CTRL ? control(chain) : transmit(chain);
+    }
+
+    // ---- Control: the base class's loop, each chain one command ----
+
+    /**
+     * Answers one command in the chain's first writable byte; the used length is 1. A chain without
+     * the 2-byte header or the byte for the answer is malformed (the device needs a reset, as
+     * QEMU's does); a command this device does not serve, or whose feature the driver did not
+     * accept, is answered VIRTIO_NET_ERR. Command data after the header is not read.
+     */
+    private int control(DescriptorChain chain) {
+        if (chain.readableLength() < CTRL_HEADER_BYTES) {
+            throw new VirtioProtocolException("queue " + CTRL + ": command at descriptor " + chain.head() + " has a header of "
+                    + chain.readableLength() + " readable bytes, not " + CTRL_HEADER_BYTES);
+        }
+        if (chain.writableLength() == 0) {
+            throw new VirtioProtocolException("queue " + CTRL + ": command at descriptor " + chain.head() + " has no writable byte for its answer");
+        }
+        chain.read(0, controlHeader, 0, CTRL_HEADER_BYTES);
+        int commandClass = controlHeader[0] & 0xff;
+        int command = controlHeader[1] & 0xff;
+        int ack = VIRTIO_NET_ERR;
+        if (commandClass == VIRTIO_NET_CTRL_ANNOUNCE && command == VIRTIO_NET_CTRL_ANNOUNCE_ACK && guestAnnounces()) {
+            clearAnnounce(); // also when none was pending: the bit is clear as the driver wants it
+            ack = VIRTIO_NET_OK;
+        }
+        controlHeader[0] = (byte) ack;
+        chain.write(0, controlHeader, 0, 1);
+        return 1;
+    }
+
     // ---- Transmit: the base class's loop, each chain one frame ----
 
     /** Sends the frame of one chain; waits while the backend cannot take it. The used length is 0: nothing is written. */
-    @Override
-    protected int handle(VirtQueue queue, DescriptorChain chain) {
+    private int transmit(DescriptorChain chain) {
         long frameBytes = chain.readableLength() - NetBackend.HEADER_BYTES;
         if (frameBytes < VirtioNetHeader.MIN_FRAME_BYTES || frameBytes > VirtioNetHeader.MAX_FRAME_BYTES
                 || chain.count() >= NetBackend.MAX_PARTS) { // with the header copy, more parts than a backend takes

@@ -117,6 +117,19 @@ class VirtioMmioDeviceTest {
         assertThat(mmio.read(0x044, 4)).as("reset clears QueueReady").isZero();
     }
 
+    @Test
+    void aConfigurationChangeRaisesAnEdgeAndItsStatusBitOnceTheDriverRuns() {
+        echo.changeConfig();
+        assertThat(irqEvents()).as("no interrupt before DRIVER_OK").isEmpty();
+        mmio.write(0x070, 4, VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
+        mmio.write(0x024, 4, 1);
+        mmio.write(0x020, 4, 1); // VIRTIO_F_VERSION_1
+        mmio.write(0x070, 4, VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK | VirtioDevice.DRIVER_OK);
+        echo.changeConfig();
+        assertThat(irqEvents()).containsExactly("high", "low");
+        assertThat(mmio.read(0x060, 4)).as("InterruptStatus: configuration change").isEqualTo(2);
+    }
+
     private List<String> irqEvents() {
         synchronized (irq) {
             return List.copyOf(irq);

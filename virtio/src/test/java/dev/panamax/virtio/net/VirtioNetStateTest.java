@@ -1,9 +1,11 @@
 package dev.panamax.virtio.net;
 
+import static dev.panamax.virtio.VirtioTestDriver.Buffer.readable;
 import static dev.panamax.virtio.VirtioTestDriver.Buffer.writable;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.virtio.DeviceStateImage;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioTestDriver.Used;
 import dev.panamax.virtio.VirtioTestDriver;
@@ -18,7 +20,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** virtio-net quiesced in the middle of a frame, saved and restored; the NIC's identity checked. */
+/** virtio-net quiesced in the middle of a frame, saved and restored; the NIC's identity and announce bit checked. */
 class VirtioNetStateTest {
     static final int QUEUE_SIZE = 64;
     static final int RX = VirtioNet.RX;
@@ -132,5 +134,70 @@ class VirtioNetStateTest {
         passt.kind = "passt";
         assertThat(refusal(device(MAC, new FakeBackend(Set.of())), device(MAC, passt)))
                 .isEqualTo("section identity of the snapshot: the snapshot's virtio-net (net0) is on a tap backend, and this VM's is on passt");
+    }
+
+    @Test
+    void aPendingAnnouncementAndTheRunningControlQueueSurviveASaveAndRestore() {
+        VirtioNet net = device(MAC, new FakeBackend(Set.of()));
+        VirtioTestDriver driver = new VirtioTestDriver(net, memory);
+        driver.start(VirtioNetAnnounceTest.ANNOUNCING, QUEUE_SIZE);
+        net.announce();
+        byte[] state = saved(net);
+        net.close();
+
+        VirtioNet fresh = device(MAC, new FakeBackend(Set.of()));
+        VirtioTestDriver continued = driver.continuedOn(fresh);
+        restore(fresh, state);
+        assertThat(fresh.announcePending()).isTrue();
+        assertThat(fresh.linkUp()).isTrue();
+        assertThat(continued.interrupts().configCount()).as("the driver that was told runs on: no new interrupt").isZero();
+
+        // The guest acknowledges on the restored control queue, which runs where the saved one stood.
+        long ack = continued.allocate(new byte[] {(byte) 0xff});
+        continued.submit(VirtioNet.CTRL, readable(continued.allocate(new byte[] {VirtioNet.VIRTIO_NET_CTRL_ANNOUNCE,
+                VirtioNet.VIRTIO_NET_CTRL_ANNOUNCE_ACK}), 2), writable(ack, 1));
+        assertThat(continued.awaitUsed(VirtioNet.CTRL).length()).isEqualTo(1);
+        assertThat(continued.read(ack, 1)).containsExactly(VirtioNet.VIRTIO_NET_OK);
+        assertThat(fresh.announcePending()).isFalse();
+
+        // Saved again without the bit: restored without it.
+        byte[] acknowledged = saved(fresh);
+        fresh.close();
+        VirtioNet third = device(MAC, new FakeBackend(Set.of()));
+        continued.continuedOn(third);
+        restore(third, acknowledged);
+        assertThat(third.announcePending()).isFalse();
+    }
+
+    /** A saved running device with every queue at used index 0 and {@code identity} written by hand. */
+    String refusedImage(long accepted, java.util.function.Consumer<StateWriter> identity) {
+        VirtioNet net = device(MAC, new FakeBackend(Set.of()));
+        VirtioTestDriver driver = new VirtioTestDriver(net, memory);
+        DeviceStateImage image = DeviceStateImage.running(net, driver, QUEUE_SIZE, 0);
+        image.accepted = accepted;
+        image.identity = identity;
+        StateWriter out = new StateWriter();
+        image.write(out);
+        Throwable thrown = org.assertj.core.api.Assertions.catchThrowable(() -> restore(net, out.toByteArray()));
+        assertThat(thrown).isInstanceOf(StateFormatException.class);
+        assertThat(net.status()).as("nothing applied").isZero();
+        assertThat(net.announcePending()).isFalse();
+        return thrown.getMessage();
+    }
+
+    @Test
+    void anAnnouncementPendingForADriverWithoutGuestAnnounceIsRefused() {
+        long accepted = VirtioNetAnnounceTest.CONTROL;
+        assertThat(refusedImage(accepted, w -> w.bytes(MAC.bytes()).bool(true).string("tap").string("fake0").bool(true)))
+                .isEqualTo(String.format("the snapshot: the snapshot's virtio-net (net0) has an announcement pending (VIRTIO_NET_S_ANNOUNCE),"
+                        + " and its driver did not accept VIRTIO_NET_F_GUEST_ANNOUNCE with VIRTIO_NET_F_CTRL_VQ (features 0x%x, status 0x0f)",
+                        accepted));
+    }
+
+    @Test
+    void aDeviceSavedBeforeTheControlQueueIsRefusedSayingSo() {
+        assertThat(refusedImage(VirtioNetTest.MERGEABLE, w -> w.bytes(MAC.bytes()).bool(true).string("tap").string("fake0")))
+                .isEqualTo("section identity of the snapshot: the snapshot's virtio-net (net0) has no announce bit after its identity: it"
+                        + " was saved by a Panamax whose virtio-net had no control queue, and this one cannot restore it");
     }
 }

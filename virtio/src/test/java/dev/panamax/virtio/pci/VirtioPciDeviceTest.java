@@ -211,6 +211,27 @@ class VirtioPciDeviceTest {
     }
 
     @Test
+    void aConfigurationChangeSignalsTheConfigurationVectorOnceTheDriverRuns() {
+        int msix = msixCapability();
+        configWrite(msix + 2, 2, 1 << 15); // MSI-X enable
+        write(VirtioPciDevice.MSIX_TABLE, 8, 0xfee0_0000L);
+        write(VirtioPciDevice.MSIX_TABLE + 8, 4, 0x40);
+        write(VirtioPciDevice.MSIX_TABLE + 12, 4, 0);
+        write(0x10, 2, 0); // msix_config: vector 0
+        echo.changeConfig();
+        assertThat(events(0)).as("no interrupt before DRIVER_OK").isEmpty();
+        assertThat(read(VirtioPciDevice.ISR, 1)).isZero();
+
+        write(0x14, 1, VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
+        write(0x08, 4, 1);
+        write(0x0c, 4, 1); // VIRTIO_F_VERSION_1
+        write(0x14, 1, VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK | VirtioDevice.DRIVER_OK);
+        echo.changeConfig();
+        assertThat(events(0)).containsExactly("program fee00000/64", "signal");
+        assertThat(read(VirtioPciDevice.ISR, 1)).as("ISR: configuration change").isEqualTo(2);
+    }
+
+    @Test
     void vectorsTheTableDoesNotHaveReadBackAsNoVector() {
         write(0x10, 2, 3);
         assertThat(read(0x10, 2)).isEqualTo(VirtioPciDevice.NO_VECTOR);
