@@ -1,14 +1,13 @@
 package dev.panamax.rig;
 
 import dev.panamax.guest.Busybox;
+import dev.panamax.guest.DebianKernel;
 import dev.panamax.guest.DebianPackages;
 import dev.panamax.guest.Initramfs;
-import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.guest.Progress;
 import dev.panamax.guest.Resources;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -43,10 +42,10 @@ public final class RigImages {
                 + PanamaxCache.hash(init + MODULES, 12);
         Path entry = PanamaxCache.dir("rig", key);
         Path dir = PanamaxCache.entry(entry, out -> {
-            Path unpacked = DebianPackages.unpacked(kernelPackage);
+            DebianKernel.Unpacked kernel = DebianKernel.unpacked(kernelPackage, KERNEL_METAPACKAGE);
             Progress.say("packing the rig's initramfs into " + entry);
-            Files.copy(single(unpacked.resolve("boot"), "vmlinuz-"), out.resolve("vmlinuz"));
-            Path modules = single(unpacked.resolve("lib/modules"), "");
+            Files.copy(kernel.vmlinuz(), out.resolve("vmlinuz"));
+            Path modules = kernel.modules();
             try (Initramfs cpio = Initramfs.create(out.resolve("initramfs.cpio.gz"))) {
                 for (String d : List.of("rig", "rig/modules", "dev", "proc", "sys", "tmp", "usr", "etc", "root", "run", "var"))
                     cpio.directory(d);
@@ -57,7 +56,7 @@ public final class RigImages {
                     Optional<Path> ko = findModule(modules, name);
                     if (ko.isPresent()) {
                         cpio.file("rig/modules/" + order++ + "-" + name + ".ko", 0644, ko.get());
-                    } else if (!builtIn(modules, name)) {
+                    } else if (!DebianKernel.builtIn(modules, name)) {
                         throw new IOException("kernel module " + name + " is neither in " + modules + " nor built in");
                     }
                 }
@@ -70,25 +69,6 @@ public final class RigImages {
     private static Optional<Path> findModule(Path modules, String name) throws IOException {
         try (Stream<Path> s = Files.walk(modules.resolve("kernel"))) {
             return s.filter(p -> p.getFileName().toString().equals(name + ".ko")).findFirst();
-        }
-    }
-
-    private static boolean builtIn(Path modules, String name) throws IOException {
-        Path list = modules.resolve("modules.builtin");
-        return Files.exists(list) && Files.readAllLines(list).stream().anyMatch(l -> l.endsWith("/" + name + ".ko"));
-    }
-
-    /** The one entry of {@code dir} whose name starts with {@code prefix}. */
-    private static Path single(Path dir, String prefix) {
-        try (Stream<Path> s = Files.list(dir)) {
-            List<Path> found = s.filter(p -> p.getFileName().toString().startsWith(prefix)).toList();
-            if (found.size() != 1) {
-                throw new MissingIngredientException("expected one " + prefix + "* in " + dir + " but found " + found
-                        + "; delete " + PanamaxCache.root().resolve("debs") + " to fetch " + KERNEL_METAPACKAGE + " again.");
-            }
-            return found.getFirst();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
         }
     }
 }

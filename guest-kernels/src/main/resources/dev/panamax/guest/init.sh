@@ -85,6 +85,16 @@ mount_shares() {
     IFS=$saved_ifs
 }
 
+# Kernel modules: an initramfs that carries some (the rescue guest of `panamax image extract`) has them
+# below /lib/modules and names in /etc/modules those to load now; busybox's modprobe, which the kernel
+# also runs for what it loads on demand, finds them through the modules.dep depmod writes.
+if [ -d /lib/modules ]; then
+    depmod
+    while read -r module; do
+        modprobe "$module" || echo "panamax: cannot load kernel module $module"
+    done < /etc/modules
+fi
+
 if shares=$(kernel_param panamax.shares); then
     mount_shares "$shares"
 fi
