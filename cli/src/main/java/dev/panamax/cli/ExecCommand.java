@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.api.Drive;
 import dev.panamax.api.SharedFolder;
 import dev.panamax.api.VirtualMachine;
 import dev.panamax.api.VirtualMachineException;
@@ -83,6 +84,9 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--share", paramLabel = "DIR[,tag=T][,readonly][,cache=MODE]",
             description = "share the host directory DIR with the guest at /mnt/T (as run --share); repeatable")
     List<String> shareSpecs = new ArrayList<>();
+
+    @Option(names = "--disk", paramLabel = DiskOption.SYNTAX, description = "a virtio-blk disk, as run --disk; repeatable")
+    List<String> diskSpecs = new ArrayList<>();
 
     @Option(names = "--timeout", paramLabel = "DURATION",
             description = "kill the VM after this long from its start (boot included), status 124: e.g. 60s, 500ms, 5m, or seconds")
@@ -176,13 +180,18 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             Path k = kernel != null ? VmRules.bootFile(kernel.toString(), "--kernel") : GuestImages.defaultVmlinux();
             Path i = initrd != null ? VmRules.bootFile(initrd.toString(), "--initrd") : GuestImages.defaultInitramfs();
             List<SharedFolder> shares = RunCommand.parseShares(shareSpecs);
+            List<Drive> drives = new ArrayList<>();
+            for (String disk : diskSpecs) {
+                drives.add(DiskOption.parse(disk, drives.size()));
+            }
+            VmConfig.checkDrives(drives, n -> "--disk " + diskSpecs.get(n));
             if (kernel != null) {
                 KernelConfigCommand.requireOptions(k, shares.isEmpty() ? KernelConfig.EXEC : KernelConfigCommand.ALL);
             }
             // quiet keeps boot messages off the console (each byte is a VM exit); loglevel=5 still shows WARN's lines.
             String cmdline = RunCommand.withShareMounts("quiet loglevel=5 panamax.exec=" + AGENT_PORT, shares);
             return new VmConfig(new VmConfig.BootSource(k, i, cmdline), new VmConfig.MachineConfig(vcpus, memoryMib, false),
-                    List.of(), List.of(), null, shares);
+                    drives, List.of(), null, shares);
         } catch (ConfigException | MissingIngredientException e) {
             throw new UserError(e.getMessage());
         }
@@ -209,7 +218,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         Path dir = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "panamax-exec-");
         try {
             Path uds = dir.resolve("vsock");
-            VmConfig config = new VmConfig(described.bootSource(), described.machineConfig(), List.of(), List.of(),
+            VmConfig config = new VmConfig(described.bootSource(), described.machineConfig(), described.drives(), List.of(),
                     new VmConfig.Vsock(GUEST_CID, uds), described.sharedFolders());
             try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
                 listener.bind(UnixDomainSocketAddress.of(Path.of(uds + "_" + AGENT_PORT)), 1);
@@ -343,6 +352,10 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         for (SharedFolder s : vm.sharedFolders()) {
             inner.addAll(List.of("--share", RunCommand.formatShare(s)));
             options = RunCommand.visible(options, s.path().toAbsolutePath().normalize(), s.readOnly());
+        }
+        for (Drive d : vm.drives()) {
+            inner.addAll(List.of("--disk", DiskOption.format(d)));
+            options = RunCommand.visible(options, d.path().toAbsolutePath().getParent(), d.readOnly());
         }
         inner.add("--");
         inner.addAll(command);

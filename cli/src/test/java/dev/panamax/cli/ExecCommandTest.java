@@ -69,6 +69,8 @@ class ExecCommandTest {
         assertRefused("--cpus: 0 vCPUs", "exec", "--no-rig", "--cpus", "0", "--kernel", k, "--initrd", i, "--", "true");
         assertRefused("does not exist", "exec", "--no-rig", "--kernel", dir.resolve("missing").toString(), "--", "true");
         assertRefused("--share", "exec", "--no-rig", "--kernel", k, "--initrd", i, "--share", dir.resolve("nope") + ",tag=a", "--", "true");
+        assertRefused(dir.resolve("nope.raw") + " does not exist", "exec", "--no-rig", "--kernel", k, "--initrd", i,
+                "--disk", dir.resolve("nope.raw") + ",readonly", "--", "true");
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.panamax.cli.image;
 
+import dev.panamax.cli.ExtractCommand;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.ImageRequestException;
@@ -21,7 +22,7 @@ import picocli.CommandLine;
 @Command(
         name = "image",
         mixinStandardHelpOptions = true,
-        description = "Create, inspect, check, repair and convert disk images (raw, qcow2, vhd, vmdk, vdi; vhdx read).",
+        description = "Create, inspect, check, repair and convert disk images (raw, qcow2, vhd, vmdk, vdi; vhdx read), and copy files out of them.",
         subcommands = {
             CreateCommand.class,
             InfoCommand.class,
@@ -33,6 +34,7 @@ import picocli.CommandLine;
             SnapshotCommand.class,
             CommitCommand.class,
             MapCommand.class,
+            ExtractCommand.class,
         })
 public final class ImageCommand implements Callable<Integer> {
     @Spec
