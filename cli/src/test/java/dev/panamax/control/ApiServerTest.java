@@ -660,7 +660,7 @@ class ApiServerTest {
             assertNoContent("PUT", "/drives/d" + i, drive.formatted("d" + i, "pci"));
         }
         assertFault(400, "drives and network-interfaces: with 254 vCPUs, 9 drives on PCI and 0 network interfaces need 2295 MSI-X"
-                + " vectors (a drive on PCI one per vCPU and one more, a network interface 3), more than a VM's 2048; use fewer vCPUs,"
+                + " vectors (a drive on PCI one per vCPU and one more, a network interface 4), more than a VM's 2048; use fewer vCPUs,"
                 + " or put drives on virtio-mmio", "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}");
 
         assertNoContent("PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}");

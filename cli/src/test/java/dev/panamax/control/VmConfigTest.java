@@ -341,10 +341,10 @@ class VmConfigTest {
         assertThat(VmConfig.parse(devices(1, 29, 0), "vm.json").drives()).as("30 devices and pvpanic fill the bus").hasSize(29);
         assertRefused(devices(1, 30, 0), "drives and network-interfaces: 30 drives on PCI and 1 network interface are 31 PCI"
                 + " devices, more than the 30 slots the bus has for them (of its 31, one holds the pvpanic device); put drives on virtio-mmio");
-        assertThat(VmConfig.parse(devices(254, 8, 0), "vm.json").drives()).as("8 drives of 255 vectors, 3 for the interface: 2043")
+        assertThat(VmConfig.parse(devices(254, 8, 0), "vm.json").drives()).as("8 drives of 255 vectors, 4 for the interface: 2044")
                 .hasSize(8);
         assertRefused(devices(254, 9, 0), "drives and network-interfaces: with 254 vCPUs, 9 drives on PCI and 1 network interface"
-                + " need 2298 MSI-X vectors (a drive on PCI one per vCPU and one more, a network interface 3), more than a VM's 2048;"
+                + " need 2299 MSI-X vectors (a drive on PCI one per vCPU and one more, a network interface 4), more than a VM's 2048;"
                 + " use fewer vCPUs, or put drives on virtio-mmio");
         assertThat(VmConfig.parse(devices(254, 8, 8), "vm.json").drives()).as("virtio-mmio drives take neither").hasSize(16);
     }

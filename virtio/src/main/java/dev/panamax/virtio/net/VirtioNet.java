@@ -42,6 +42,7 @@ import java.util.function.BooleanSupplier;
  * stops reading the backend until the tokens are back. No frame is dropped for a limit.
  */
 public final class VirtioNet extends VirtioDevice {
+    private static final System.Logger LOG = System.getLogger(VirtioNet.class.getName());
     public static final int DEVICE_TYPE = 1;
     public static final int DEFAULT_QUEUE_SIZE = 256;
     /** One receive queue, one transmit queue and, without VIRTIO_NET_F_MQ, the control queue after them. */
@@ -415,6 +416,9 @@ public final class VirtioNet extends VirtioDevice {
         int command = controlHeader[1] & 0xff;
         int ack = VIRTIO_NET_ERR;
         if (commandClass == VIRTIO_NET_CTRL_ANNOUNCE && command == VIRTIO_NET_CTRL_ANNOUNCE_ACK && guestAnnounces()) {
+            if (announcePending()) {
+                LOG.log(System.Logger.Level.INFO, name() + ": the guest announced itself on the network (it acknowledged VIRTIO_NET_S_ANNOUNCE)");
+            }
             clearAnnounce(); // also when none was pending: the bit is clear as the driver wants it
             ack = VIRTIO_NET_OK;
         }
