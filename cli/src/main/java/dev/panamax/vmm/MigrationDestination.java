@@ -155,7 +155,7 @@ public final class MigrationDestination {
                         wire.send(MigrationWire.Type.ACK, new byte[0]);
                     }
                     case STATE -> {
-                        VmBuilder.Machine machine = build(m, incoming, console, wire);
+                        VmBuilder.Machine machine = build(m, incoming, console, wire, log);
                         return commit(wire, machine, options, log);
                     }
                     case CANCEL -> throw new MigrationException("the source cancelled the migration: " + MigrationWire.text(m));
@@ -294,8 +294,9 @@ public final class MigrationDestination {
      * The VM, built now that the source has let go of its disks: memory handed over, devices
      * opened, every state restored, paused. Answers the STATE message.
      */
-    private static VmBuilder.Machine build(MigrationWire.Message m, Incoming incoming, OutputStream console, MigrationWire wire)
-            throws MigrationException {
+    private static VmBuilder.Machine build(MigrationWire.Message m, Incoming incoming, OutputStream console, MigrationWire wire,
+            Consumer<String> log) throws MigrationException {
+        long start = System.nanoTime();
         VmBuilder.Machine machine;
         try {
             machine = VmBuilder.buildForRestore(incoming.config, console, vm -> {
@@ -308,12 +309,15 @@ public final class MigrationDestination {
         } catch (ConfigException | DeviceSetupException | KvmUnavailableException | NativeCallException e) {
             throw new MigrationException("cannot build the VM here: " + e.getMessage(), e);
         }
+        long built = System.nanoTime();
         try {
             StateReader in = new StateReader(m.bytes(), "the source's VM state");
             VmSnapshot.restoreStates(in, machine);
             in.end();
             machine.vm().startPaused();
             wire.send(MigrationWire.Type.ACK, new byte[0]);
+            log.accept("built the VM in " + (built - start) / 1_000_000 + " ms and restored its state in "
+                    + (System.nanoTime() - built) / 1_000_000 + " ms");
             return machine;
         } catch (MigrationException | RuntimeException e) {
             machine.vm().close();

@@ -91,6 +91,8 @@ public final class MigrationSource {
     private static final Duration DISK_TAKE_BACK = Duration.ofSeconds(10);
     private static final MemorySegment ZERO_PAGE = MemorySegment.ofArray(new byte[(int) PAGE]);
 
+    private static final System.Logger LOG = System.getLogger(MigrationSource.class.getName());
+
     private final VmBuilder.Machine machine;
     private final Options options;
     private final long started = System.nanoTime();
@@ -187,15 +189,18 @@ public final class MigrationSource {
 
             // Stop the guest: the rest of memory and the state go while nothing changes them.
             downtimeStart = System.nanoTime();
+            StopTimes stop = new StopTimes(downtimeStart);
             if (wasRunning) {
                 vm.pause();
             }
             VmSnapshot.quiesce(machine, quiesced);
+            stop.mark("pausing");
             set(Phase.STOPPED_COPYING, progress.round(), progress.lastRoundPages(), progress.dirtyPagesPerSecond(),
                     progress.bandwidthBytesPerSecond(), progress.expectedDowntimeMillis());
             DirtyPages last = vm.takeDirtyPages();
             long lastPages = sendPages(w, pending == null ? last : pending.or(last));
             endRound(w, progress.round() + 1, lastPages);
+            stop.mark("the last " + lastPages + " pages");
             for (VirtioBlk drive : drives()) {
                 try {
                     drive.releaseDisk();
@@ -206,10 +211,13 @@ public final class MigrationSource {
             }
             set(Phase.HANDING_OVER, progress.round(), lastPages, progress.dirtyPagesPerSecond(), progress.bandwidthBytesPerSecond(),
                     progress.expectedDowntimeMillis());
+            stop.mark("releasing the disks");
             StateWriter state = new StateWriter();
             VmSnapshot.saveStates(state, machine);
+            stop.mark("saving the state");
             w.send(MigrationWire.Type.STATE, state.toByteArray());
             w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to take the VM's state and disks");
+            stop.mark("the destination taking it");
             checkCancelled();
             committed = true;
             try {
@@ -225,6 +233,8 @@ public final class MigrationSource {
                 throw new MigrationException(message, e);
             }
             long downtime = millisSince(downtimeStart);
+            stop.mark("the commit");
+            LOG.log(System.Logger.Level.INFO, "migration: the guest stood still for " + downtime + " ms: " + stop);
             vm.requestExit(new VmExit(VmExit.Reason.MIGRATED, -1, "to " + options.destination(), null));
             Progress p = progress;
             progress = new Progress(Phase.COMPLETED, p.round(), w.bytesSent(), p.lastRoundPages(), p.dirtyPagesPerSecond(),
@@ -450,5 +460,26 @@ public final class MigrationSource {
 
     private static long millisSince(long start) {
         return (System.nanoTime() - start) / 1_000_000;
+    }
+
+    /** Where the guest's stop went, step by step: what makes the downtime, in the log. */
+    private static final class StopTimes {
+        private final StringBuilder steps = new StringBuilder();
+        private long last;
+
+        StopTimes(long start) {
+            last = start;
+        }
+
+        void mark(String step) {
+            long now = System.nanoTime();
+            steps.append(steps.isEmpty() ? "" : ", ").append(step).append(' ').append((now - last) / 1_000_000).append(" ms");
+            last = now;
+        }
+
+        @Override
+        public String toString() {
+            return steps.toString();
+        }
     }
 }
