@@ -68,6 +68,8 @@ public final class Panamax {
     /** Runs the command line and returns its exit status, for tests. */
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new Panamax());
+        // Registered here, not on ImageCommand: extract runs through exec, and dev.panamax.cli.image stays below dev.panamax.cli.
+        cli.getSubcommands().get("image").addSubcommand(new ExtractCommand());
         cli.setExecutionExceptionHandler(new UserErrors());
         return cli.execute(args);
     }

@@ -113,7 +113,7 @@ class LiveMigrationTest {
         assertThat(out).contains("migrate-status=0", "source-status=0");
         assertThat(out).contains("source: panamax: the VM migrated: to unix:", "destination: panamax: migration: the VM runs here");
         assertThat(out).as("the guest's driver took the destination's request to announce itself (gratuitous ARP) and acknowledged it")
-                .contains("destination: INFO: virtio-net (net0): the guest announced itself on the network");
+                .contains("destination: panamax: virtio-net (net0): the guest announced itself on the network");
         List<Integer> before = counts(out, "source");
         List<Integer> after = counts(out, "destination");
         assertThat(before).as("the source's counts").startsWith(1).hasSizeGreaterThanOrEqualTo(MIGRATE_AT);

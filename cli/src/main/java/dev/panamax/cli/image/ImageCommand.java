@@ -1,6 +1,5 @@
 package dev.panamax.cli.image;
 
-import dev.panamax.cli.ExtractCommand;
 import dev.panamax.cli.common.UserError;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.ImageRequestException;
@@ -34,7 +33,6 @@ import picocli.CommandLine;
             SnapshotCommand.class,
             CommitCommand.class,
             MapCommand.class,
-            ExtractCommand.class,
         })
 public final class ImageCommand implements Callable<Integer> {
     @Spec
