@@ -15,13 +15,8 @@ import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.state.StateFile;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateReader;
-import dev.panamax.virtio.blk.VirtioBlk;
-import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -122,73 +117,6 @@ public final class MigrationDestination {
         }
     }
 
-    /**
-     * Builds the incoming VM twice before its memory comes, and throws both away: the first
-     * started paused and its state saved, that state restored into the second. In a cold JVM the
-     * classes, native links and code paths of building and restoring cost seconds (2.7 s to build
-     * and 1.8 s to restore in a loaded rig), which would otherwise all fall into the guest's stop;
-     * here they fall into the time the guest runs on at the source. (Not beside the memory copy:
-     * on two cores that would slow the copy and the guest.)
-     * The copies have the drives opened read-only and unlocked (the source still writes them), no
-     * network interface (its tap or passt is the source's until the hand-over) and their vsock
-     * socket in a directory of their own. Best effort: what fails here is met again, and reported,
-     * by the real build.
-     */
-    static void rehearse(MachineConfig config, MemoryMap map, Consumer<String> log) {
-        long start = System.nanoTime();
-        Path dir = null;
-        try {
-            dir = Files.createTempDirectory("panamax-rehearsal-");
-            VsockConfig vsock = config.vsock() == null ? null : new VsockConfig(config.vsock().guestCid(), dir.resolve("vsock"));
-            MachineConfig copy = new MachineConfig(config.kernel(), config.initrd(), config.commandLine(), config.cpus(), config.memoryMib(),
-                    config.protocol(), config.drives(), List.of(), vsock, config.shares(), CpuPinning.NONE, null, config.entropy(),
-                    config.balloon());
-            StateWriter state = new StateWriter();
-            VmBuilder.Machine first = rehearsalMachine(copy, map);
-            try {
-                first.vm().startPaused();
-                VmSnapshot.saveStates(state, first);
-            } finally {
-                first.vm().close();
-            }
-            VmBuilder.Machine second = rehearsalMachine(copy, map);
-            try {
-                StateReader in = new StateReader(state.toByteArray(), "the rehearsal's state");
-                VmSnapshot.restoreStates(in, second);
-                in.end();
-            } finally {
-                second.vm().close();
-            }
-            log.accept("rehearsed building and restoring the VM in " + (System.nanoTime() - start) / 1_000_000 + " ms");
-        } catch (IOException | RuntimeException e) {
-            log.accept("could not rehearse building the VM (" + e.getMessage() + "); the hand-over will be slower");
-        } finally {
-            if (dir != null) {
-                try (var files = Files.list(dir)) {
-                    for (Path f : files.toList()) Files.deleteIfExists(f);
-                    Files.deleteIfExists(dir);
-                } catch (IOException ignored) {
-                    // a temporary directory left behind
-                }
-            }
-        }
-    }
-
-    private static VmBuilder.Machine rehearsalMachine(MachineConfig config, MemoryMap map) {
-        return VmBuilder.buildForRestore(config, OutputStream.nullOutputStream(), vm -> {
-            for (MemoryMap.Entry e : map.entries()) {
-                vm.addMemory(e.guestAddress(), MappedMemory.anonymous(e.size()));
-            }
-        }, (drive, queues) -> {
-            try {
-                BlockBackend image = Images.open(drive.image(), Images.OpenOptions.readOnly().withFormat(drive.format()));
-                return new VirtioBlk(drive.id(), image, drive.image(), queues, VirtioBlk.DEFAULT_QUEUE_SIZE, new RateLimiter(drive.rateLimit()));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        });
-    }
-
     /** What the source proposed and this side accepted: the configuration and the memory being filled. */
     static final class Incoming implements AutoCloseable {
         MachineConfig config;
@@ -216,7 +144,7 @@ public final class MigrationDestination {
             } catch (MigrationException | StateFormatException | ConfigException e) {
                 throw new MigrationException("the destination refuses this VM: " + e.getMessage(), e);
             }
-            rehearse(incoming.config, incoming.map, log);
+            MigrationRehearsal.saveAndRestore(incoming.config, incoming.map, log);
             wire.send(MigrationWire.Type.ACK, new byte[0]);
             log.accept("receiving a VM with " + incoming.config.cpus() + " vCPUs and " + incoming.config.memoryMib() + " MiB");
             while (true) {

@@ -336,6 +336,7 @@ public final class MigrationSource {
             }
         });
         w.send(MigrationWire.Type.CONFIG, config.toByteArray());
+        MigrationRehearsal.save(machine.config(), MemoryMap.of(machine.vm().memory()), line -> LOG.log(System.Logger.Level.INFO, "migration: " + line));
         w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to check the configuration and set up memory");
     }
 

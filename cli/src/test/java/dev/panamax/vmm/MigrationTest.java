@@ -187,7 +187,7 @@ class MigrationTest {
                 config.entropy(), config.balloon());
         List<String> log = new ArrayList<>();
 
-        MigrationDestination.rehearse(withVsock, dev.panamax.vm.MemoryMap.of(source.vm().memory()), log::add);
+        MigrationRehearsal.saveAndRestore(withVsock, dev.panamax.vm.MemoryMap.of(source.vm().memory()), log::add);
 
         assertThat(log).singleElement().asString().startsWith("rehearsed building and restoring the VM in ");
         assertThat(diskLocked()).as("the source still holds its disk").isTrue();
