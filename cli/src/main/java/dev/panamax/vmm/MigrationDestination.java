@@ -12,8 +12,10 @@ import dev.panamax.sys.NativeCallException;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.vm.DirtyPages;
 import dev.panamax.vm.MemoryMap;
+import dev.panamax.vm.state.StateFile;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
@@ -142,6 +144,7 @@ public final class MigrationDestination {
             } catch (MigrationException | StateFormatException | ConfigException e) {
                 throw new MigrationException("the destination refuses this VM: " + e.getMessage(), e);
             }
+            MigrationRehearsal.saveAndRestore(incoming.config, incoming.map, log);
             wire.send(MigrationWire.Type.ACK, new byte[0]);
             log.accept("receiving a VM with " + incoming.config.cpus() + " vCPUs and " + incoming.config.memoryMib() + " MiB");
             while (true) {
@@ -180,6 +183,14 @@ public final class MigrationDestination {
                     + MigrationWire.VERSION + ": run the same Panamax version on both hosts";
             throw new MigrationException(why);
         }
+        // Checked here, before any memory moves, rather than when the state comes at the end.
+        int stateVersion = r.i32("state format version");
+        if (stateVersion != StateFile.VERSION) {
+            throw new MigrationException("the source writes VM state format version " + Integer.toUnsignedString(stateVersion)
+                    + ", and this destination reads " + StateFile.VERSION + ": run the same Panamax version on both hosts");
+        }
+        r.string(64, "software name");
+        r.end();
         wire.send(MigrationWire.Type.ACK, new byte[0]);
     }
 

@@ -8,6 +8,7 @@ import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import dev.panamax.vm.state.StateFile;
 import dev.panamax.vm.state.StateWriter;
 import dev.panamax.vm.state.Stateful;
 import java.io.IOException;
@@ -318,9 +319,7 @@ public final class MigrationSource {
     }
 
     private void hello(MigrationWire w) throws MigrationException {
-        StateWriter hello = new StateWriter();
-        hello.i32(MigrationWire.VERSION).string("panamax");
-        w.send(MigrationWire.Type.HELLO, hello.toByteArray());
+        w.send(MigrationWire.Type.HELLO, MigrationWire.hello(MigrationWire.VERSION, StateFile.VERSION));
         w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination's answer to the protocol version");
     }
 
@@ -337,6 +336,7 @@ public final class MigrationSource {
             }
         });
         w.send(MigrationWire.Type.CONFIG, config.toByteArray());
+        MigrationRehearsal.save(machine.config(), MemoryMap.of(machine.vm().memory()), line -> LOG.log(System.Logger.Level.INFO, "migration: " + line));
         w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to check the configuration and set up memory");
     }
 

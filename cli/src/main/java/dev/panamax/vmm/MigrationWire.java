@@ -1,5 +1,6 @@
 package dev.panamax.vmm;
 
+import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -23,16 +24,23 @@ import java.util.zip.CRC32C;
  */
 final class MigrationWire implements AutoCloseable {
     static final int MAGIC = 0x47494d50; // "PMIG" read as a little-endian u32
-    /** The protocol version this Panamax speaks; a peer must speak the same. */
-    static final int VERSION = 1;
+    /** The protocol version this Panamax speaks; a peer must speak the same. 2: HELLO carries the state format version. */
+    static final int VERSION = 2;
     static final int HEADER = 12;
+    /** How long a broken send waits for the ERROR that may explain it. */
+    private static final Duration PEER_ERROR_WAIT = Duration.ofSeconds(2);
     static final int TRAILER = 4;
     /** The guest memory one MEMORY message carries at most, so that its buffer stays small. */
     static final int MEMORY_CHUNK = 4 << 20;
 
+    /** HELLO's payload: the versions of the protocol and of the VM state format the source speaks, and its name. */
+    static byte[] hello(int protocolVersion, int stateFormatVersion) {
+        return new StateWriter().i32(protocolVersion).i32(stateFormatVersion).string("panamax").toByteArray();
+    }
+
     /** The kinds of message, with the largest payload each may have. */
     enum Type {
-        /** source: protocol version and software; answered by ACK or ERROR */
+        /** source: protocol version, VM state format version and software; answered by ACK or ERROR */
         HELLO(1, 4096),
         /** source: the machine's configuration, memory map and CPUID; answered once the destination is ready for memory */
         CONFIG(2, 1 << 20),
@@ -78,6 +86,8 @@ final class MigrationWire implements AutoCloseable {
         }
     }
 
+    /** The ERROR the peer sent, as thrown by {@link #receive}; null until one came. */
+    private MigrationException peerError;
     private static final ScheduledExecutorService DEADLINES = Executors.newSingleThreadScheduledExecutor(r -> {
         Thread t = new Thread(r, "migration-deadlines");
         t.setDaemon(true);
@@ -136,9 +146,25 @@ final class MigrationWire implements AutoCloseable {
             }
             bytesSent += total;
         } catch (IOException e) {
-            throw new MigrationException("the connection to " + peer + " broke while sending " + type + ": "
-                    + MigrationAddress.describe(e), e);
+            throw whyItBroke(new MigrationException("the connection to " + peer + " broke while sending " + type + ": "
+                    + MigrationAddress.describe(e), e));
         }
+    }
+
+    /**
+     * The peer's own ERROR, when it sent one before closing the connection under a send (a
+     * destination refusing a MEMORY message, say, while the source sends on), else {@code broke}.
+     */
+    private MigrationException whyItBroke(MigrationException broke) {
+        try {
+            receive(PEER_ERROR_WAIT, "why it closed the connection");
+        } catch (MigrationException e) {
+            if (e == peerError) {
+                e.addSuppressed(broke);
+                return e;
+            }
+        }
+        return broke;
     }
 
     /** Sends a message whose payload is {@code bytes}. */
@@ -202,7 +228,8 @@ final class MigrationWire implements AutoCloseable {
             }
             Message message = new Message(type, payload.duplicate().order(ByteOrder.LITTLE_ENDIAN));
             if (type == Type.ERROR) {
-                throw new MigrationException(peer + " failed: " + text(message));
+                peerError = new MigrationException(peer + " failed: " + text(message));
+                throw peerError;
             }
             return message;
         } catch (MigrationException e) {

@@ -21,6 +21,7 @@ import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.util.Comparator;
 import java.util.List;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
 
 /**
@@ -47,7 +48,7 @@ public final class VmBuilder {
         try {
             LinuxBoot.prepare(vm, new LinuxBoot.Spec(config.kernel(), config.initrd(), commandLine(config), config.cpus(),
                     config.memoryMib() << 20, config.protocol(), config.hugePages()));
-            Machine machine = new Machine(vm, addDevices(vm, config, console), config);
+            Machine machine = new Machine(vm, addDevices(vm, config, console, VmBuilder::openDrive), config);
             pin(machine);
             return machine;
         } catch (RuntimeException e) {
@@ -62,6 +63,12 @@ public final class VmBuilder {
      * caller restores every state before it starts the VM.
      */
     static Machine buildForRestore(MachineConfig config, OutputStream console, Consumer<Vm> addMemory) {
+        return buildForRestore(config, console, addMemory, VmBuilder::openDrive);
+    }
+
+    /** {@link #buildForRestore(MachineConfig, OutputStream, Consumer)} with each drive's device made by {@code openDrive} (given the queue count). */
+    static Machine buildForRestore(MachineConfig config, OutputStream console, Consumer<Vm> addMemory,
+            BiFunction<DriveConfig, Integer, VirtioDevice> openDrive) {
         Vm vm = Vm.create();
         try {
             LinuxBoot.preparePlatform(vm);
@@ -69,7 +76,7 @@ public final class VmBuilder {
             for (int i = 0; i < config.cpus(); i++) {
                 vm.addVcpu();
             }
-            return new Machine(vm, addDevices(vm, config, console), config);
+            return new Machine(vm, addDevices(vm, config, console, openDrive), config);
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -93,12 +100,13 @@ public final class VmBuilder {
     }
 
     /** Every device of {@code config}, in the device manager's order. */
-    private static DeviceManager addDevices(Vm vm, MachineConfig config, OutputStream console) {
+    private static DeviceManager addDevices(Vm vm, MachineConfig config, OutputStream console,
+            BiFunction<DriveConfig, Integer, VirtioDevice> openDrive) {
         DeviceManager devices = new DeviceManager(vm);
         devices.addLegacyDevices(console);
         devices.addPciBus();
         for (DriveConfig drive : inGuestOrder(config.drives())) {
-            VirtioDevice blk = openDrive(drive, config.cpus());
+            VirtioDevice blk = openDrive.apply(drive, config.cpus());
             if (drive.mmio()) {
                 devices.addVirtioMmio("virtio-blk", drive.id(), blk);
             } else {

@@ -16,8 +16,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * point, as a network or a broken host would.
  */
 final class MigrationProxy implements AutoCloseable {
-    /** What to do to the message the source sends. */
-    enum Fault { NONE, CUT_BEFORE, CORRUPT, CUT_ANSWER_AFTER }
+    /** What to do to the message the source sends ({@code SLOW}: to every message of the type, carried at {@link #SLOW_LINK} only). */
+    enum Fault { NONE, CUT_BEFORE, CORRUPT, CUT_ANSWER_AFTER, SLOW }
+
+    /** The bytes per second a {@link Fault#SLOW} link carries: far below what any guest dirties. */
+    static final long SLOW_LINK = 16L << 20;
 
     private final ServerSocketChannel server;
     private final Path destination;
@@ -58,11 +61,17 @@ final class MigrationProxy implements AutoCloseable {
                 }
                 if (type == at) {
                     sentAt.set(true); // before it goes: the answer to it may come back at once
+                    if (fault == Fault.SLOW) {
+                        Thread.sleep(frame.limit() * 1000L / SLOW_LINK);
+                    }
                 }
                 write(target, frame);
             }
         } catch (IOException e) {
             closeBoth();
+        } catch (InterruptedException e) {
+            closeBoth();
+            Thread.currentThread().interrupt();
         }
     }
 

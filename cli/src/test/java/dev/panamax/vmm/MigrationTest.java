@@ -10,6 +10,7 @@ import dev.panamax.storage.image.Images;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.Vm;
 import dev.panamax.vm.VmExit;
+import dev.panamax.vm.state.StateFile;
 import dev.panamax.vm.state.StateWriter;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -90,6 +91,9 @@ class MigrationTest {
         }
     }
 
+    /** What the destinations said, a line each. */
+    private final List<String> destinationLog = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     /** A destination listening at {@code name} in the test's directory, receiving on another thread. */
     private CompletableFuture<VmBuilder.Machine> destination(String name, MigrationDestination.Options options) throws IOException {
         ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
@@ -98,7 +102,7 @@ class MigrationTest {
         CompletableFuture<VmBuilder.Machine> received = new CompletableFuture<>();
         Thread.ofPlatform().daemon().name("destination").start(() -> {
             try {
-                VmBuilder.Machine m = MigrationDestination.receive(server, options, console, line -> {});
+                VmBuilder.Machine m = MigrationDestination.receive(server, options, console, destinationLog::add);
                 machines.add(m);
                 received.complete(m);
             } catch (Throwable e) {
@@ -106,6 +110,16 @@ class MigrationTest {
             }
         });
         return received;
+    }
+
+    /**
+     * To the destination at {@code name} through a link slower than the test's guest dirties memory
+     * (whatever this machine's speed), with a 1 ms target and at most 2 rounds after the first copy.
+     */
+    private MigrationSource.Options overASlowLink(String name, boolean refuseLongerDowntime) throws IOException {
+        closeables.add(new MigrationProxy(dir.resolve("slow.sock"), dir.resolve(name), MigrationProxy.Fault.SLOW, MigrationWire.Type.MEMORY));
+        return new MigrationSource.Options(MigrationAddress.parse("unix:" + dir.resolve("slow.sock")), Duration.ofMillis(1), 2,
+                refuseLongerDowntime, SHORT);
     }
 
     private MigrationSource.Options to(String name) {
@@ -155,6 +169,30 @@ class MigrationTest {
         assertThat(diskLocked()).as("the destination holds the disk").isTrue();
         target.vm().pause();
         assertThat(sameMemoryButTheCounter(source.vm(), target.vm())).as("every other page of guest memory").isTrue();
+        assertThat(destinationLog).anySatisfy(line -> assertThat(line).startsWith("rehearsed building and restoring the VM in "));
+    }
+
+    /**
+     * The rehearsal builds copies of the VM beside the running source, which holds its disk and its
+     * vsock socket: it succeeds, and leaves the disk to the source and the socket where it was.
+     */
+    @Test
+    void theRehearsalBuildsBesideTheSourceAndLeavesItsDiskAndSocketAlone() throws Exception {
+        VmBuilder.Machine source = source(0x2001000);
+        Path socket = dir.resolve("vsock.sock");
+        Files.createFile(socket); // stands for the source's listening socket: a copy that bound this path would fail
+        MachineConfig config = source.config();
+        MachineConfig withVsock = new MachineConfig(config.kernel(), config.initrd(), config.commandLine(), 2, config.memoryMib(),
+                config.protocol(), config.drives(), config.nics(), new VsockConfig(3, socket), List.of(), CpuPinning.NONE, null,
+                config.entropy(), config.balloon());
+        List<String> log = new ArrayList<>();
+
+        MigrationRehearsal.saveAndRestore(withVsock, dev.panamax.vm.MemoryMap.of(source.vm().memory()), log::add);
+
+        assertThat(log).singleElement().asString().startsWith("rehearsed building and restoring the VM in ");
+        assertThat(diskLocked()).as("the source still holds its disk").isTrue();
+        assertThat(socket).isRegularFile();
+        assertThat(source.vm().state()).isEqualTo(Vm.State.RUNNING);
     }
 
     /**
@@ -306,11 +344,24 @@ class MigrationTest {
         CompletableFuture<VmBuilder.Machine> received = destination("dest.sock", MigrationDestination.Options.defaults());
         try (SocketChannel fake = SocketChannel.open(UnixDomainSocketAddress.of(dir.resolve("dest.sock")));
                 MigrationWire wire = new MigrationWire(fake, "the destination")) {
-            wire.send(MigrationWire.Type.HELLO, new StateWriter().i32(99).string("panamax").toByteArray());
+            wire.send(MigrationWire.Type.HELLO, MigrationWire.hello(99, StateFile.VERSION));
             assertThatThrownBy(() -> wire.receive(SHORT, "an answer")).isInstanceOf(MigrationException.class)
-                    .hasMessageContaining("protocol version 99, and this destination 1");
+                    .hasMessageContaining("protocol version 99, and this destination " + MigrationWire.VERSION);
         }
         assertThat(failure(received)).hasMessageContaining("version 99");
+    }
+
+    /** Before any memory moves: a source of another Panamax version once passed HELLO and failed only at STATE. */
+    @Test
+    void aSourceOfAnotherStateFormatIsRefusedAtItsHello() throws Exception {
+        CompletableFuture<VmBuilder.Machine> received = destination("dest.sock", MigrationDestination.Options.defaults());
+        try (SocketChannel fake = SocketChannel.open(UnixDomainSocketAddress.of(dir.resolve("dest.sock")));
+                MigrationWire wire = new MigrationWire(fake, "the destination")) {
+            wire.send(MigrationWire.Type.HELLO, MigrationWire.hello(MigrationWire.VERSION, StateFile.VERSION - 1));
+            assertThatThrownBy(() -> wire.receive(SHORT, "an answer")).isInstanceOf(MigrationException.class)
+                    .hasMessageContaining("state format version " + (StateFile.VERSION - 1) + ", and this destination reads " + StateFile.VERSION);
+        }
+        assertThat(failure(received)).hasMessageContaining("state format version");
     }
 
     @Test
@@ -325,13 +376,15 @@ class MigrationTest {
         assertThat(source.vm().state()).isEqualTo(Vm.State.RUNNING);
     }
 
-    /** A guest that dirties 16 MiB on every pass, faster than a round sends it, against a 1 ms target. */
+    /**
+     * A guest that dirties 16 MiB on every pass, over a link slower than that (so that how fast this
+     * machine runs the guest does not matter), against a 1 ms target.
+     */
     @Test
     void aGuestDirtyingFasterThanTheLinkEndsAtTheRoundLimitWithItsLongerDowntimeReported() throws Exception {
         VmBuilder.Machine source = source(0x3000000);
         CompletableFuture<VmBuilder.Machine> received = destination("dest.sock", MigrationDestination.Options.defaults());
-        MigrationSource.Options options = new MigrationSource.Options(MigrationAddress.parse("unix:" + dir.resolve("dest.sock")),
-                Duration.ofMillis(1), 2, false, SHORT);
+        MigrationSource.Options options = overASlowLink("dest.sock", false);
         MigrationSource.Progress done = new MigrationSource(source, options).run();
         assertThat(done.phase()).isEqualTo(MigrationSource.Phase.COMPLETED);
         assertThat(done.round()).as("the rounds sent before the guest stopped").isEqualTo(3);
@@ -344,8 +397,7 @@ class MigrationTest {
     void aLongerDowntimeCanBeRefusedAndTheGuestRunsOn() throws Exception {
         VmBuilder.Machine source = source(0x3000000);
         CompletableFuture<VmBuilder.Machine> received = destination("dest.sock", MigrationDestination.Options.defaults());
-        MigrationSource.Options options = new MigrationSource.Options(MigrationAddress.parse("unix:" + dir.resolve("dest.sock")),
-                Duration.ofMillis(1), 2, true, SHORT);
+        MigrationSource.Options options = overASlowLink("dest.sock", true);
         assertThatThrownBy(new MigrationSource(source, options)::run).isInstanceOf(MigrationException.class)
                 .hasMessageContaining("dirties memory faster than the connection carries it").hasMessageContaining("the guest runs on here");
         assertThat(failure(received)).hasMessageContaining("cancelled");
@@ -394,7 +446,7 @@ class MigrationTest {
         CompletableFuture<VmBuilder.Machine> received = destination("dest.sock", MigrationDestination.Options.defaults());
         try (SocketChannel fake = SocketChannel.open(UnixDomainSocketAddress.of(dir.resolve("dest.sock")));
                 MigrationWire wire = new MigrationWire(fake, "the destination")) {
-            wire.send(MigrationWire.Type.HELLO, new StateWriter().i32(MigrationWire.VERSION).string("panamax").toByteArray());
+            wire.send(MigrationWire.Type.HELLO, MigrationWire.hello(MigrationWire.VERSION, StateFile.VERSION));
             wire.expect(MigrationWire.Type.ACK, SHORT, "hello");
             StateWriter config = new StateWriter();
             source.vm().pause();

@@ -35,6 +35,7 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The nested KVM rig: QEMU with its software CPU (TCG, emulated AMD SVM) running Debian's stock
@@ -49,6 +50,14 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Rig implements RealKvm, AutoCloseable {
     private static final String QEMU_PACKAGE = "qemu-system-x86";
     private static final Duration KILL_GRACE = Duration.ofSeconds(30);
+    /** How often the host asks the agent whether the rig is alive while a command runs. */
+    private static final Duration PING_EVERY = Duration.ofSeconds(10);
+    /**
+     * A rig that sent nothing this long while a command ran, not even a ping's answer, is wedged:
+     * QEMU's software CPU has been seen to stop the whole rig (its kernel silent, both QEMU threads
+     * busy) for good. The agent answers within seconds even with both of the rig's CPUs loaded.
+     */
+    private static final Duration WEDGED_AFTER = Duration.ofMinutes(3);
     private static final String SCRATCH_PREFIX = "panamax-rig-";
     /** In each scratch directory: the pid of the JVM that owns it. */
     private static final String OWNER_FILE = "owner.pid";
@@ -72,9 +81,11 @@ public final class Rig implements RealKvm, AutoCloseable {
      * @param bootTimeout      how long the boot to the agent may take
      * @param showConsole      copy the rig's console (kernel, init) to stderr
      * @param oneTcgThread     run all the rig's vCPUs on one TCG thread (see {@link #withOneTcgThread})
+     * @param wedgedAfter      how long a rig may send nothing while a command runs, not even the answer
+     *                         to a ping, before it is taken for wedged and stopped
      */
     public record Options(Path workingDirectory, List<Share> shares, int memoryMib, int cpus, Duration bootTimeout,
-            boolean showConsole, boolean oneTcgThread) {
+            boolean showConsole, boolean oneTcgThread, Duration wedgedAfter) {
 
         /**
          * The working directory, the git work tree around it (sibling modules' class paths live
@@ -92,21 +103,21 @@ public final class Rig implements RealKvm, AutoCloseable {
             Path m2 = Path.of(System.getProperty("user.home"), ".m2");
             if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
             return new Options(cwd, shares, 4096, 2, Duration.ofSeconds(180), System.getenv("PANAMAX_RIG_CONSOLE") != null,
-                    "single".equals(System.getenv("PANAMAX_RIG_TCG")));
+                    "single".equals(System.getenv("PANAMAX_RIG_TCG")), WEDGED_AFTER);
         }
 
         public Options withShare(Path path, boolean readOnly) {
             List<Share> more = new ArrayList<>(shares);
             more.add(new Share(path, readOnly));
-            return new Options(workingDirectory, more, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread);
+            return new Options(workingDirectory, more, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter);
         }
 
         public Options withConsole(boolean show) {
-            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, show, oneTcgThread);
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, show, oneTcgThread, wedgedAfter);
         }
 
         public Options withWorkingDirectory(Path dir) {
-            return new Options(dir.toAbsolutePath().normalize(), shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread);
+            return new Options(dir.toAbsolutePath().normalize(), shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter);
         }
 
         /**
@@ -116,8 +127,13 @@ public final class Rig implements RealKvm, AutoCloseable {
          * thread makes SMP L2 guests slow (below), so boot tests keep the default.
          */
         public Options withOneTcgThread() {
-            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, true);
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, true, wedgedAfter);
         }
+
+        public Options withWedgedAfter(Duration silence) {
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, silence);
+        }
+
     }
 
     private final Options options;
@@ -127,6 +143,8 @@ public final class Rig implements RealKvm, AutoCloseable {
     private final SocketChannel control;
     private final InputStream fromAgent;
     private final Thread shutdownHook = new Thread(this::close, "rig-shutdown");
+    /** What the agent's ping answers carry; random, so a command's output cannot fake one. */
+    private final String aliveToken = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
     private volatile boolean closed;
 
     private Rig(Options options, Path scratch, Process qemu, SocketChannel control) {
@@ -210,10 +228,12 @@ public final class Rig implements RealKvm, AutoCloseable {
         if (closed) throw new IllegalStateException("the rig is stopped");
         String nonce = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
         OutputTail out = new OutputTail(echo);
-        ExitTrailer trailer = new ExitTrailer(nonce, out);
+        ExitTrailer trailer = new ExitTrailer(nonce, aliveToken, out);
         long start = System.nanoTime();
         AtomicBoolean timedOut = new AtomicBoolean();
         AtomicBoolean running = new AtomicBoolean(true);
+        AtomicBoolean wedged = new AtomicBoolean();
+        AtomicLong lastHeard = new AtomicLong(start);
         send((input == null ? "RUN " : "RUNI ") + nonce + " " + Base64.getEncoder().encodeToString(script(argv).getBytes(StandardCharsets.UTF_8)));
         if (input != null) {
             forwardInput(nonce, input, running);
@@ -224,21 +244,40 @@ public final class Rig implements RealKvm, AutoCloseable {
         }, timeout.toMillis(), TimeUnit.MILLISECONDS);
         // If even the kill gets no answer, the rig is wedged: stopping it ends the read below.
         ScheduledFuture<?> abandon = TIMERS.schedule(this::close, timeout.plus(KILL_GRACE).toMillis(), TimeUnit.MILLISECONDS);
+        // A wedge long before the command's timeout is caught by pings: stopping the rig then lets
+        // the caller (a test run's SharedRig, say) run the command again in a fresh rig.
+        long pingEvery = Math.min(PING_EVERY.toMillis(), options.wedgedAfter().toMillis() / 3);
+        ScheduledFuture<?> watchdog = TIMERS.scheduleAtFixedRate(() -> {
+            if (System.nanoTime() - lastHeard.get() > options.wedgedAfter().toNanos()) {
+                wedged.set(true);
+                close();
+            } else {
+                try {
+                    send("PING " + aliveToken);
+                } catch (RigException e) {
+                    // stopped under us: the read below ends
+                }
+            }
+        }, pingEvery, pingEvery, TimeUnit.MILLISECONDS);
         try {
             byte[] buf = new byte[8192];
             while (trailer.exitStatus() == null) {
                 int n = fromAgent.read(buf);
                 if (n < 0) throw new IOException("the control channel closed");
+                lastHeard.set(System.nanoTime());
                 trailer.feed(buf, 0, n);
             }
         } catch (IOException e) {
             close();
-            throw new RigStoppedException("the rig stopped while running " + argv.getFirst() + " (" + e.getMessage()
+            String why = wedged.get() ? "it answered nothing for " + options.wedgedAfter().toSeconds() + " s, so it was taken for wedged and stopped"
+                    : e.getMessage();
+            throw new RigStoppedException("the rig stopped while running " + argv.getFirst() + " (" + why
                     + "); its console ended with:\n" + consoleTail(), e);
         } finally {
             running.set(false);
             kill.cancel(false);
             abandon.cancel(false);
+            watchdog.cancel(false);
         }
         return new RunResult(trailer.exitStatus(), timedOut.get(), Duration.ofNanos(System.nanoTime() - start), out.text());
     }

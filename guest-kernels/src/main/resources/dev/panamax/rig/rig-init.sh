@@ -8,7 +8,9 @@
 #                 IN <nonce> <base64 of bytes>              input for the running RUNI command
 #                 EOF <nonce>                               its input ends
 #                 KILL <nonce>                               kill that run's process group
+#                 PING <token>                               answer "\npanamax-rig-alive <token>\n"
 #   rig -> host   READY, once; after each run "\npanamax-rig-exit <nonce> <status>\n"
+# A rig that answers no ping for minutes is wedged (QEMU's software CPU stuck); the host stops it.
 # When the host closes the port (or dies), the rig powers off: it never outlives its caller.
 B=/rig/busybox
 # The initramfs root (rootfs) refuses pivot_root, with which passt sandboxes itself: first move the
@@ -100,6 +102,9 @@ while read -r verb nonce arg <&3; do
         ;;
     EOF)
         exec 4>&-
+        ;;
+    PING)
+        printf '\npanamax-rig-alive %s\n' "$nonce" >&3
         ;;
     KILL)
         pid=$($B cat "/tmp/.rig-$nonce.pid" 2>/dev/null) && $B kill -KILL "-$pid" # busybox kill takes no "--"

@@ -10,7 +10,7 @@ import org.junit.jupiter.api.Test;
 
 class ExitTrailerTest {
     private final ByteArrayOutputStream output = new ByteArrayOutputStream();
-    private final ExitTrailer trailer = new ExitTrailer("abc123", output);
+    private final ExitTrailer trailer = new ExitTrailer("abc123", "t0k3n", output);
 
     private int feed(String s) throws IOException {
         byte[] b = s.getBytes(StandardCharsets.UTF_8);
@@ -58,5 +58,30 @@ class ExitTrailerTest {
     void rejectsAGarbledStatus() {
         assertThatThrownBy(() -> feed("\npanamax-rig-exit abc123 4x\n")).isInstanceOf(IOException.class)
                 .hasMessageContaining("malformed exit trailer");
+    }
+
+    @Test
+    void takesThePingAnswersOutOfTheOutputWhereverTheyCome() throws IOException {
+        feed("hal\npanamax-rig-alive t0k3n\nf a line\n\npanamax-rig-alive t0k3n\n\npanamax-rig-alive t0k3n\n");
+        feed("\npanamax-rig-exit abc123 0\n");
+        assertThat(output.toString(StandardCharsets.UTF_8)).isEqualTo("half a line\n");
+        assertThat(trailer.exitStatus()).isZero();
+    }
+
+    @Test
+    void findsPingAnswersSplitByteByByteBesideTheTrailer() throws IOException {
+        for (char c : "x\npanamax-rig-alive t0k3n\ny\n\npanamax-rig-alive t0k3n\n\npanamax-rig-exit abc123 7\n".toCharArray()) {
+            feed(String.valueOf(c));
+        }
+        assertThat(output.toString(StandardCharsets.UTF_8)).isEqualTo("xy\n");
+        assertThat(trailer.exitStatus()).isEqualTo(7);
+    }
+
+    @Test
+    void outputThatLooksLikeAPingAnswerIsOutput() throws IOException {
+        String fake = "\npanamax-rig-alive other\n\npanamax-rig-alive t0k3\n\npanamax-rig-al";
+        feed(fake);
+        feed("!");
+        assertThat(output.toString(StandardCharsets.UTF_8)).isEqualTo(fake + "!");
     }
 }

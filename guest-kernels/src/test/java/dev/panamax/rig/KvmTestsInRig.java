@@ -1,6 +1,5 @@
 package dev.panamax.rig;
 
-import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.lang.reflect.Constructor;
@@ -13,10 +12,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.InvocationInterceptor;
@@ -35,17 +30,14 @@ import org.junit.platform.engine.UniqueId;
  * with its nearest failed container's exception (a {@code @BeforeAll} that failed there, say).
  *
  * <p>Every wait is bounded: the rig's JVM ends a test that runs longer than {@link #hungTest} (it
- * hangs) and the classes after it run in a new one; a rig that prints nothing for
- * {@link #SILENT_RIG} (that JVM says it is alive every {@link InRigTestRunner#HEARTBEAT}, so the
- * rig's CPU is wedged) is stopped, and {@link SharedRig} runs the command once more in a fresh one.
+ * hangs) and the classes after it run in a new one; a rig that stops answering (its CPU wedged) is
+ * stopped by {@link Rig#run}'s pings, and {@link SharedRig} runs the command once more in a fresh one.
  */
 public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterceptor {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(KvmTestsInRig.class);
     private static final String OUTCOMES = "outcomes";
-    /** A run's whole time in the rig; ample, as the silence watchdog ends a wedged one far sooner. */
+    /** A run's whole time in the rig; ample, as the rig's pings end a wedged one far sooner. */
     private static final Duration BATCH_TIMEOUT = Duration.ofMinutes(60);
-    /** A rig silent for this long is wedged: six heartbeats missed (a JVM starting there can be silent for 20 s). */
-    static final Duration SILENT_RIG = InRigTestRunner.HEARTBEAT.multipliedBy(6);
     /** The longest a test may run in the rig: the slowest seen took 1.5 min; a system property for this class's own test. */
     static Duration hungTest() {
         return Duration.ofSeconds(Long.getLong("panamax.rigTests.hungTestSeconds", 360));
@@ -83,12 +75,8 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
             List<String> args = new ArrayList<>(List.of(results.toString(), String.valueOf(hungTest().toSeconds())));
             args.addAll(remaining);
             String failure;
-            try (SilenceWatchdog watchdog = new SilenceWatchdog(SILENT_RIG, Duration.ofSeconds(10), () -> {
-                        System.err.println("panamax tests: the rig printed nothing for " + SILENT_RIG.toSeconds() + " s; stopping it");
-                        rig.stopRig();
-                    });
-                    OutputStream echo = Files.newOutputStream(log, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
-                RunResult run = rig.runJava(InRigTestRunner.class.getName(), args, BATCH_TIMEOUT, watchdog.echo(echo));
+            try (OutputStream echo = Files.newOutputStream(log, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+                RunResult run = rig.runJava(InRigTestRunner.class.getName(), args, BATCH_TIMEOUT, echo);
                 boolean endedAHungTest = run.exitStatus() == InRigTestRunner.HUNG_STATUS;
                 failure = endedAHungTest ? null : (run.timedOut() ? "timed out" : "ended with status " + run.exitStatus())
                         + "; its output ended with:\n" + lastLines(run.output());
@@ -112,42 +100,6 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
     /** The unique id JUnit Jupiter gives test class {@code className}. */
     private static String classId(String className) {
         return UniqueId.forEngine("junit-jupiter").append("class", className).toString();
-    }
-
-    /** Calls {@code onSilence} when what goes through {@link #echo} has been silent for {@code silence}, and again after as long. */
-    static final class SilenceWatchdog implements AutoCloseable {
-        private final AtomicLong lastOutput = new AtomicLong(System.nanoTime());
-        private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(r -> Thread.ofPlatform().daemon().name("rig-silence-watchdog").unstarted(r));
-
-        SilenceWatchdog(Duration silence, Duration checkEvery, Runnable onSilence) {
-            timer.scheduleWithFixedDelay(() -> {
-                if (System.nanoTime() - lastOutput.get() > silence.toNanos()) {
-                    lastOutput.set(System.nanoTime());
-                    onSilence.run();
-                }
-            }, checkEvery.toMillis(), checkEvery.toMillis(), TimeUnit.MILLISECONDS);
-        }
-
-        OutputStream echo(OutputStream out) {
-            return new FilterOutputStream(out) {
-                @Override
-                public void write(int b) throws IOException {
-                    lastOutput.set(System.nanoTime());
-                    out.write(b);
-                }
-
-                @Override
-                public void write(byte[] b, int off, int len) throws IOException {
-                    lastOutput.set(System.nanoTime());
-                    out.write(b, off, len);
-                }
-            };
-        }
-
-        @Override
-        public void close() {
-            timer.shutdownNow();
-        }
     }
 
     @SuppressWarnings("unchecked")

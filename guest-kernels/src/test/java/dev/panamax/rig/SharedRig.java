@@ -14,10 +14,10 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * is 10-15 s), replaced when it has stopped, stopped when the run ends.
  *
  * <p>QEMU's software CPU under the rig has been seen to hang (both of its CPUs in soft lockup) or
- * crash a JVM. When the rig stops under a command, a fresh rig is started and the command runs once
- * more, saying so on stderr: the command never finished, so its test has not failed yet. A command
- * with input runs again only if it had taken none of it (a hung rig in CI once left a console
- * test's typing untouched). Guests in the rig also triple-fault now and then (seen in boot tests
+ * crash a JVM. When the rig stops under a command (a hung rig is stopped by {@link Rig#run}'s
+ * pings), a fresh rig is started and the command runs once more, saying so on stderr: the command
+ * never finished, so its test has not failed yet. A command with input runs again only if it had
+ * taken none of it (a hung rig in CI once left a console test's typing untouched). Guests in the rig also triple-fault now and then (seen in boot tests
  * and in snapshot tests, at different places in the guest, with nothing in common but the rig): a
  * command whose output reports a guest's triple fault runs once more too, saying so. Any other
  * failure or timeout in a healthy rig is not retried.
@@ -53,11 +53,6 @@ public final class SharedRig implements RealKvm, ExtensionContext.Store.Closeabl
         }
         if (rig == null) rig = Rig.start(options);
         return rig;
-    }
-
-    /** Stops the running rig, if any (a wedged one, say): the command in it ends, and the next starts a fresh rig. */
-    public synchronized void stopRig() {
-        if (rig != null) rig.close();
     }
 
     private RunResult once(List<String> argv, InputStream input, BiFunction<Rig, InputStream, RunResult> command) {

@@ -114,6 +114,9 @@ class LiveMigrationTest {
         assertThat(out).contains("source: panamax: the VM migrated: to unix:", "destination: panamax: migration: the VM runs here");
         assertThat(out).as("the guest's driver took the destination's request to announce itself (gratuitous ARP) and acknowledged it")
                 .contains("destination: panamax: virtio-net (net0): the guest announced itself on the network");
+        assertThat(out).as("both sides warmed up the steps of the guest's stop before it")
+                .contains("source: panamax: migration: rehearsed saving the VM's state in ",
+                        "destination: panamax: migration: rehearsed building and restoring the VM in ");
         List<Integer> before = counts(out, "source");
         List<Integer> after = counts(out, "destination");
         assertThat(before).as("the source's counts").startsWith(1).hasSizeGreaterThanOrEqualTo(MIGRATE_AT);

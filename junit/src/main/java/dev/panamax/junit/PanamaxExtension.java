@@ -10,6 +10,10 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BiConsumer;
 import org.junit.jupiter.api.extension.BeforeEachCallback;
 import org.junit.jupiter.api.extension.ExtensionConfigurationException;
@@ -29,8 +33,8 @@ import org.junit.platform.commons.support.ReflectionSupport;
  * each test it brings the guest back to the snapshot taken after the boot when a command ran since.
  *
  * <p>Where it runs: this host when its /dev/kvm is hardware-fast, else the nested KVM rig, started
- * once for the whole run and shared by the classes in turn (the rig runs one command at a time, so
- * classes with guests run one after another there).
+ * on first use and shared by the classes in turn (the rig runs one command at a time, so classes
+ * with guests run one after another there); stopped when no class has used it for a minute.
  */
 public final class PanamaxExtension implements ParameterResolver, TestInstancePostProcessor, BeforeEachCallback, TestExecutionExceptionHandler {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(PanamaxExtension.class);
@@ -177,43 +181,89 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
                 System.err.println("panamax-junit: " + owner.getRequiredTestClass().getSimpleName() + ": " + GuestSpec.NO_RESET_WITH_SHARES);
             }
             RealKvm place = places.placeFor(spec.hostDirectories());
-            boolean inRig = place instanceof Rig;
-            Duration execTimeout = Duration.ofSeconds((long) a.execTimeoutSeconds() * (inRig ? RIG_SLOWDOWN : 1));
-            String where = inRig ? "the nested KVM rig" : "this host";
-            GuestConnection guest;
             try {
-                guest = GuestConnection.start(place, where, GuestServer.class.getName(), spec.serverArgs(), execTimeout, BOOT_TIMEOUT, SILENT_SERVER);
-            } catch (GuestConnection.SilentServerException e) {
-                if (!inRig) throw new GuestException(e.getMessage());
-                System.err.println("panamax-junit: " + e.getMessage() + "; booting once more in a fresh rig");
-                try {
-                    guest = GuestConnection.start(places.freshRig(), where, GuestServer.class.getName(), spec.serverArgs(), execTimeout,
-                            BOOT_TIMEOUT, SILENT_SERVER);
-                } catch (GuestConnection.SilentServerException again) {
-                    throw new GuestException(again.getMessage() + ", twice, each time in a fresh rig");
-                }
+                return new ClassGuest(bootIn(place, places, spec, a), spec.reset(), null, places);
+            } catch (RuntimeException e) {
+                places.release();
+                throw e;
             }
-            return new ClassGuest(guest, spec.reset(), null);
         } catch (RuntimeException e) {
-            return new ClassGuest(null, Reset.NONE, e);
+            return new ClassGuest(null, Reset.NONE, e, null);
         }
     }
 
-    /** A class's guest (or why it has none), stopped with the class. */
-    private record ClassGuest(GuestConnection guest, Reset reset, RuntimeException failure) implements ExtensionContext.Store.CloseableResource {
+    private static GuestConnection bootIn(RealKvm place, Places places, GuestSpec spec, PanamaxTest a) {
+        boolean inRig = place instanceof Rig;
+        Duration execTimeout = Duration.ofSeconds((long) a.execTimeoutSeconds() * (inRig ? RIG_SLOWDOWN : 1));
+        String where = inRig ? "the nested KVM rig" : "this host";
+        GuestConnection guest;
+        try {
+            guest = GuestConnection.start(place, where, GuestServer.class.getName(), spec.serverArgs(), execTimeout, BOOT_TIMEOUT, SILENT_SERVER);
+        } catch (GuestConnection.SilentServerException e) {
+            if (!inRig) throw new GuestException(e.getMessage());
+            System.err.println("panamax-junit: " + e.getMessage() + "; booting once more in a fresh rig");
+            try {
+                guest = GuestConnection.start(places.freshRig(), where, GuestServer.class.getName(), spec.serverArgs(), execTimeout,
+                        BOOT_TIMEOUT, SILENT_SERVER);
+            } catch (GuestConnection.SilentServerException again) {
+                throw new GuestException(again.getMessage() + ", twice, each time in a fresh rig");
+            }
+        }
+        return guest;
+    }
+
+    /** A class's guest (or why it has none), stopped with the class; then its place is free again. */
+    private record ClassGuest(GuestConnection guest, Reset reset, RuntimeException failure, Places places)
+            implements ExtensionContext.Store.CloseableResource {
         @Override
         public void close() {
-            if (guest != null) guest.close();
+            try {
+                if (guest != null) guest.close();
+            } finally {
+                if (places != null) places.release();
+            }
         }
     }
 
-    /** Where guests run in this test run: this host, or one rig kept for every class (restarted only to see more directories). */
+    /**
+     * Where guests run in this test run: this host, or one rig kept for every class (restarted only
+     * to see more directories), stopped once idle for {@link #IDLE_RIG}.
+     */
     static final class Places implements ExtensionContext.Store.CloseableResource {
+        /**
+         * A rig no class has used for this long is stopped, and started again when a class needs
+         * one: an idle rig's QEMU keeps taking CPU that the rest of the test run wants (most of a
+         * core on these 2-core machines), and classes with guests often come far apart in a run.
+         */
+        static final Duration IDLE_RIG = Duration.ofSeconds(60);
+        private static final ScheduledExecutorService IDLE_TIMER = Executors.newSingleThreadScheduledExecutor(
+                r -> Thread.ofPlatform().daemon().name("panamax-junit-idle-rig").unstarted(r));
+
+        private final Duration idleRig;
         private Boolean hardware; // guarded by this
         private Rig rig; // guarded by this
         private Rig.Options rigOptions; // the running rig's; guarded by this
+        private int users; // classes with a guest in the rig or booting one; guarded by this
+        private ScheduledFuture<?> idleStop; // guarded by this
 
+        Places() {
+            this(IDLE_RIG);
+        }
+
+        Places(Duration idleRig) {
+            this.idleRig = idleRig;
+        }
+
+        /** Where the next class's guest runs; {@link #release} says when it has ended. */
         synchronized RealKvm placeFor(List<Path> directories) {
+            if (idleStop != null) idleStop.cancel(false);
+            idleStop = null;
+            RealKvm place = place(directories);
+            users++;
+            return place;
+        }
+
+        private RealKvm place(List<Path> directories) {
             if (hardware == null) hardware = KvmAcceleration.detect().hardware();
             if (hardware) return new HostKvm();
             if (rig != null && directories.stream().allMatch(d -> visible(rigOptions, d))) return rig;
@@ -226,6 +276,23 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
             rig = Rig.start(options);
             rigOptions = options;
             return rig;
+        }
+
+        /** A class's guest has ended; the rig stops when none comes within {@link #idleRig}. */
+        synchronized void release() {
+            users--;
+            if (users == 0 && rig != null) idleStop = IDLE_TIMER.schedule(this::stopIdleRig, idleRig.toMillis(), TimeUnit.MILLISECONDS);
+        }
+
+        /** The running rig, if any (for tests). */
+        synchronized Optional<Rig> runningRig() {
+            return Optional.ofNullable(rig).filter(r -> !r.isStopped());
+        }
+
+        private synchronized void stopIdleRig() {
+            if (users > 0 || rig == null) return;
+            rig.close();
+            rig = null; // its options stay: the next rig sees the same directories
         }
 
         /** Stops the rig (a stuck one) and starts another with its options. */
@@ -243,6 +310,7 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
         @Override
         public synchronized void close() {
+            if (idleStop != null) idleStop.cancel(false);
             if (rig != null) rig.close();
         }
     }

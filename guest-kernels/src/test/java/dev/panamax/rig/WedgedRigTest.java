@@ -1,0 +1,74 @@
+package dev.panamax.rig;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A rig that stops answering while a command runs is taken for wedged long before the command's
+ * timeout, and the test run's rig runs the command again in a fresh one; a healthy rig running a
+ * silent command is left alone. The wedge is made by stopping QEMU (SIGSTOP), which silences the
+ * rig as QEMU's software CPU did when it hung.
+ */
+@Timeout(600)
+class WedgedRigTest {
+    private static final Duration WEDGED_AFTER = Duration.ofSeconds(15);
+
+    @Test
+    void aSilentCommandRunsOnAndAWedgedRigIsReplacedAndTheCommandRunAgain(@TempDir Path dir) throws Exception {
+        Path marker = dir.resolve("first-run-done");
+        // The first run: silent for twice WEDGED_AFTER in a healthy rig, then it asks to be wedged.
+        // The run again in a fresh rig finds the marker and ends at once.
+        String script = "[ -e " + marker + " ] || { sleep " + 2 * WEDGED_AFTER.toSeconds() + "; touch " + marker
+                + "; echo wedge-me; sleep 600; }; echo ran-again";
+        SharedRig shared = new SharedRig(Rig.Options.defaults().withShare(dir, false).withWedgedAfter(WEDGED_AFTER));
+        try {
+            long firstQemu = shared.rig().qemuPid();
+            AtomicBoolean wedged = new AtomicBoolean();
+            ByteArrayOutputStream seen = new ByteArrayOutputStream();
+            OutputStream echo = new OutputStream() {
+                @Override
+                public synchronized void write(int b) throws IOException {
+                    seen.write(b);
+                    if (!wedged.get() && seen.toString(StandardCharsets.UTF_8).contains("wedge-me")) {
+                        wedged.set(true);
+                        ProcessHandle.of(firstQemu).ifPresent(q -> stop(q.pid()));
+                    }
+                }
+            };
+
+            RunResult result = shared.run(List.of("sh", "-c", script), Duration.ofMinutes(8), echo, null);
+
+            assertThat(Files.exists(marker)).as("the first run got past its silent part").isTrue();
+            assertThat(wedged).as("the rig was stopped").isTrue();
+            assertThat(result.exitStatus()).isZero();
+            assertThat(result.timedOut()).isFalse();
+            assertThat(result.output()).contains("ran-again");
+            assertThat(shared.rig().qemuPid()).as("a fresh rig").isNotEqualTo(firstQemu);
+            assertThat(ProcessHandle.of(firstQemu).map(ProcessHandle::isAlive)).as("the wedged rig's QEMU").isNotEqualTo(java.util.Optional.of(true));
+        } finally {
+            shared.close();
+        }
+    }
+
+    private static void stop(long pid) {
+        try {
+            new ProcessBuilder("kill", "-STOP", String.valueOf(pid)).inheritIO().start().waitFor();
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
