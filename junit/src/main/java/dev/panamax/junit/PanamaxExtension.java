@@ -232,8 +232,9 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     static final class Places implements ExtensionContext.Store.CloseableResource {
         /**
          * A rig no class has used for this long is stopped, and started again when a class needs
-         * one: an idle rig's QEMU keeps taking CPU that the rest of the test run wants (most of a
-         * core on these 2-core machines), and classes with guests often come far apart in a run.
+         * one: an idle rig's QEMU holds the memory its JVMs and guests touched (from 0.4 GiB after
+         * its boot up to its 4 GiB), beside the test run's other rigs, and classes with guests often
+         * come far apart in a run; a start costs 10-15 s.
          */
         static final Duration IDLE_RIG = Duration.ofSeconds(60);
         private static final ScheduledExecutorService IDLE_TIMER = Executors.newSingleThreadScheduledExecutor(
