@@ -142,7 +142,8 @@ class VmLifecycleTest {
         for (int i = 0; i < 200; i++) {
             runAndClose();
         }
-        assertThat(openFds()).isEqualTo(fdsBefore);
+        // Not equal: the JVM closes fds of its own now and then (one fewer was seen in CI); a leak adds.
+        assertThat(openFds()).isLessThanOrEqualTo(fdsBefore);
         // The JVM maps and unmaps on its own (GC, JIT); a leak of even one mapping per VM would add 200.
         assertThat(mappings()).isLessThan(mappingsBefore + 50);
     }
