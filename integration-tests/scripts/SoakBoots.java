@@ -1,0 +1,91 @@
+import dev.panamax.api.VirtualMachine;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Soak: boots the tiny guest and lets it end, BOOTS times in this one JVM, through the Java API, and
+ * compares this process's open fds and resident memory after the first WARM boots with after all of
+ * them (a leak of one fd or one mapping per VM shows as growth). Run by soak-boots.sh where real
+ * KVM is; prints "soak: ..." lines and ends with status 1 when either grew more than 5 %.
+ *
+ * <p>Usage: java -cp CLI-CLASSPATH SoakBoots.java KERNEL INITRD [BOOTS] [WARM]
+ */
+public final class SoakBoots {
+    private static final String READY = "soak-ready";
+
+    public static void main(String[] args) throws Exception {
+        Path kernel = Path.of(args[0]);
+        Path initrd = Path.of(args[1]);
+        int boots = args.length > 2 ? Integer.parseInt(args[2]) : 200;
+        int warm = args.length > 3 ? Integer.parseInt(args[3]) : 10;
+        long fdsWarm = 0;
+        long rssWarm = 0;
+        long start = System.nanoTime();
+        for (int i = 1; i <= boots; i++) {
+            bootOnce(kernel, initrd, i);
+            if (i == warm) {
+                System.gc();
+                fdsWarm = openFds();
+                rssWarm = rssKib();
+                say("after " + i + " boots: " + fdsWarm + " fds, " + rssWarm + " KiB resident");
+            } else if (i % 25 == 0) {
+                say("after " + i + " boots: " + openFds() + " fds, " + rssKib() + " KiB resident, "
+                        + (System.nanoTime() - start) / 1_000_000_000 + " s");
+            }
+        }
+        System.gc();
+        long fds = openFds();
+        long rss = rssKib();
+        say("after " + boots + " boots: " + fds + " fds, " + rss + " KiB resident");
+        double fdGrowth = percent(fdsWarm, fds);
+        double rssGrowth = percent(rssWarm, rss);
+        say(String.format("growth from boot %d to boot %d: fds %+.1f %%, resident memory %+.1f %%", warm, boots, fdGrowth, rssGrowth));
+        boolean within = fdGrowth <= 5 && rssGrowth <= 5;
+        say(within ? "within 5 %" : "GREW more than 5 %");
+        System.exit(within ? 0 : 1);
+    }
+
+    /** One boot to the guest's userspace and its end (the guest reboots itself, which ends the VM). */
+    private static void bootOnce(Path kernel, Path initrd, int n) throws Exception {
+        CountDownLatch ready = new CountDownLatch(1);
+        try (VirtualMachine vm = VirtualMachine.builder().kernel(kernel).initrd(initrd)
+                .commandLine("quiet panamax.run=\"echo " + READY + "\"").cpus(2).memoryMib(128)
+                .console(OutputStream.nullOutputStream()).build()) {
+            vm.addConsoleLineListener(line -> {
+                if (line.contains(READY)) ready.countDown();
+            });
+            vm.start();
+            if (!ready.await(180, TimeUnit.SECONDS)) throw new IllegalStateException("boot " + n + ": the guest never printed " + READY);
+            VirtualMachine.Exit exit = vm.awaitExit(Duration.ofSeconds(60)).orElseThrow(
+                    () -> new IllegalStateException("boot " + n + ": the guest did not end after " + READY));
+            if (!exit.clean()) throw new IllegalStateException("boot " + n + ": " + exit);
+        }
+    }
+
+    private static long openFds() throws IOException {
+        try (var fds = Files.list(Path.of("/proc/self/fd"))) {
+            return fds.count();
+        }
+    }
+
+    private static long rssKib() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+        throw new IllegalStateException("no VmRSS in /proc/self/status");
+    }
+
+    private static double percent(long before, long after) {
+        return before == 0 ? 0 : 100.0 * (after - before) / before;
+    }
+
+    private static void say(String line) {
+        System.out.println("soak: " + line);
+        System.out.flush();
+    }
+}
