@@ -680,6 +680,7 @@ public final class VirtualMachine implements AutoCloseable {
         private CpuAffinity cpuAffinity = CpuAffinity.NONE;
         private HugePages hugePages = HugePages.NONE;
         private Balloon balloon;
+        private boolean seccomp = true;
 
         private Builder() {}
 
@@ -706,6 +707,16 @@ public final class VirtualMachine implements AutoCloseable {
          */
         public Builder hugePages(HugePages hugePages) {
             this.hugePages = Objects.requireNonNull(hugePages, "hugePages");
+            return this;
+        }
+
+        /**
+         * Whether the vCPU threads and the device I/O threads confine themselves with seccomp
+         * filters, each to the system calls its work needs (default: on). A forbidden call fails
+         * with EPERM, is logged with the thread and the call, and ends the VM.
+         */
+        public Builder seccomp(boolean on) {
+            this.seccomp = on;
             return this;
         }
 
@@ -864,7 +875,7 @@ public final class VirtualMachine implements AutoCloseable {
                         case SIZE_2M -> HugePageSize.SIZE_2M;
                         case SIZE_1G -> HugePageSize.SIZE_1G;
                     }, entropy, balloon == null ? null : new BalloonConfig(balloon.amountMib(), balloon.deflateOnOom(),
-                            balloon.statsPollingIntervalSeconds()));
+                            balloon.statsPollingIntervalSeconds()), seccomp);
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);
