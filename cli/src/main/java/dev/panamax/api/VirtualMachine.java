@@ -110,6 +110,8 @@ public final class VirtualMachine implements AutoCloseable {
         INTERNAL_ERROR,
         /** A device failed while handling the guest. */
         DEVICE_ERROR,
+        /** A vCPU or device thread made a system call its seccomp filter forbids (the detail names the thread and the call). */
+        SECCOMP_VIOLATION,
         /** KVM exited for a reason Panamax does not handle. */
         UNEXPECTED_EXIT;
 

@@ -900,7 +900,9 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                     }
                 }
                 try {
-                    sandbox.confineCurrentThread(ioThreadProfile());
+                    if (sandbox.enabled()) {
+                        sandbox.confineCurrentThread(ioThreadProfile());
+                    }
                 } catch (RuntimeException e) {
                     fail("queue " + queue.index() + ": its I/O thread could not install its seccomp filter: " + e.getMessage());
                     return;

@@ -25,7 +25,7 @@ public enum SyscallProfile {
     BALLOON(),
     /** virtio-vsock's queues and its host thread: Unix sockets to and from the host's programs, and their waits. */
     VSOCK("socket", "connect", "accept4", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
-            "epoll_wait", "getsockopt"),
+            "epoll_wait", "getsockname", "getsockopt"),
     /** virtio-fs's queues: the file server's calls, each relative to a directory fd it holds. */
     FS("openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat",
             "symlinkat", "readlinkat", "fchmodat", "fchmod", "fchownat", "utimensat", "ftruncate", "fsync", "fdatasync",
