@@ -19,10 +19,10 @@ public enum SyscallProfile {
             "epoll_create1", "epoll_ctl", "epoll_wait"),
     /** A virtio-net queue: the tap device's or passt socket's reads and writes, waits on either and the queue's eventfd. */
     NET("readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_create1", "epoll_ctl", "epoll_wait", "ioctl"),
-    /** virtio-rng's queue: the host's random bytes. */
-    RNG("getrandom"),
-    /** virtio-balloon's queues: giving guest pages back to the host (madvise, in {@link #JVM}). */
-    BALLOON(),
+    /** virtio-rng's queue: the host's random bytes, and its rate limiter's wait. */
+    RNG("getrandom", "epoll_create1", "epoll_ctl", "epoll_wait"),
+    /** virtio-balloon's queues: giving guest pages back to the host (madvise, in {@link #JVM}), the statistics interval's wait. */
+    BALLOON("epoll_create1", "epoll_ctl", "epoll_wait"),
     /** virtio-vsock's queues and its host thread: Unix sockets to and from the host's programs, and their waits. */
     VSOCK("socket", "connect", "accept4", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
             "epoll_wait", "getsockname", "getsockopt"),
