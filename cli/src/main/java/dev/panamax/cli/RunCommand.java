@@ -89,6 +89,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--track-dirty-pages", description = "track the pages the guest writes, for diff snapshots (panamax snapshot --diff)")
     boolean trackDirtyPages;
 
+    @Option(names = "--no-seccomp", description = "no seccomp filters on the vCPU and device I/O threads (they are on by default;"
+            + " README, \"Seccomp\", lists what each thread may call)")
+    boolean noSeccomp;
+
     @Option(names = "--restore", paramLabel = "DIR",
             description = "restore the VM a snapshot saved in DIR (panamax snapshot) instead of booting one; it runs on from where it stood")
     Path restoreDir;
@@ -252,7 +256,7 @@ final class RunCommand implements Callable<Integer> {
     /** The VM the options or the config file describe, checked by the rules the REST API uses too. */
     private VmConfig vmConfig() {
         try {
-            VmConfig vm = describedVm();
+            VmConfig vm = noSeccomp ? describedVm().withoutSeccomp() : describedVm();
             // The rig shares this host's /usr, not its dpkg database: install on the host, before any move into the rig
             // (which runs with --no-rig). Without the package, starting passt fails with the fix in its message.
             if (!noRig && vm.networkInterfaces().stream().anyMatch(NetworkInterface::startsPasst)) {
@@ -888,6 +892,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (bootTime) {
             argv.add("--boot-time");
+        }
+        if (noSeccomp) {
+            argv.add("--no-seccomp");
         }
         // The rig sees the working tree and the cache; every other file the VM uses is shared by its directory.
         Rig.Options options = visible(Rig.Options.defaults(), k.getParent(), true);
