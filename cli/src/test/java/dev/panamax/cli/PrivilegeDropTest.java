@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.boot.LinuxBoot;
+import dev.panamax.control.ApiClient;
 import dev.panamax.control.TestKernels;
 import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.Credentials;
@@ -97,17 +98,21 @@ class PrivilegeDropTest {
 
     /** Runs {@code main} with {@code args} in a new JVM on this class path; its exit status and output. */
     private CliRun fork(Class<?> main, String... args) throws IOException, InterruptedException {
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), main.getName()));
-        argv.addAll(List.of(args));
-        Path out = dir.resolve("fork.out");
-        Path err = dir.resolve("fork.err");
-        Process p = new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
-                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        Process p = start(main, args);
         if (!p.waitFor(300, TimeUnit.SECONDS)) { // a guard against a hang, not a speed expectation
             p.destroyForcibly();
         }
-        return new CliRun(p.waitFor(), Files.readString(out, StandardCharsets.UTF_8), Files.readString(err, StandardCharsets.UTF_8));
+        return new CliRun(p.waitFor(), Files.readString(dir.resolve("fork.out"), StandardCharsets.UTF_8),
+                Files.readString(dir.resolve("fork.err"), StandardCharsets.UTF_8));
+    }
+
+    /** Starts {@code main} with {@code args} in a new JVM on this class path, its output in fork.out and fork.err. */
+    private Process start(Class<?> main, String... args) throws IOException {
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), main.getName()));
+        argv.addAll(List.of(args));
+        return new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                .redirectOutput(dir.resolve("fork.out").toFile()).redirectError(dir.resolve("fork.err").toFile()).start();
     }
 
     @Test
@@ -160,5 +165,47 @@ class PrivilegeDropTest {
                 "--restore", snap.toString());
         assertThat(r.status()).as(r.err()).isZero();
         assertThat(r.err()).contains("panamax: running as uid 65534, gid 65534 from here on").doesNotContain("Exception", "internal error");
+    }
+
+    /**
+     * The API after the drop: pausing works, and a snapshot is written as the user, so into a directory the user may
+     * write; elsewhere it is refused with a sentence that says which user.
+     */
+    @Test
+    void theApiServesAfterTheDropAndSnapshotsGoWhereTheUserMayWrite() throws Exception {
+        assumeTrue(Credentials.effectiveUserId() == 0, "only root can switch users; this host runs its tests as root");
+        Path root = Files.createDirectory(dir.resolve("root-only"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
+        Path socket = root.resolve("api.sock");
+        Process p = start(Panamax.class, "run", "--no-rig", "--timeout", "300", "--console", "none", "--uid", "65534", "--gid", "65534",
+                "--kernel", TestKernels.spinning(root).toString(), "--api-sock", socket.toString());
+        try {
+            ApiClient api = new ApiClient(socket);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120); // a guard against a hang, not a speed expectation
+            while (!Files.readString(dir.resolve("fork.err")).contains("panamax: running as uid 65534")) {
+                assertThat(p.isAlive()).as(Files.readString(dir.resolve("fork.err"))).isTrue();
+                assertThat(System.nanoTime()).as("run dropped its privileges").isLessThan(deadline);
+                Thread.sleep(50);
+            }
+            assertThat(api.send("PATCH", "/vm", "{\"state\": \"Paused\"}").status()).isEqualTo(204);
+
+            Path rootsDir = Files.createDirectory(root.resolve("snap-root"));
+            ApiClient.Response refused = api.send("PUT", "/snapshot/create", "{\"snapshot_path\": \"" + rootsDir.resolve("vm.state")
+                    + "\", \"mem_file_path\": \"" + rootsDir.resolve("vm.mem") + "\"}");
+            assertThat(refused.status()).as(refused.body()).isEqualTo(400);
+            assertThat(refused.faultMessage()).contains("snapshot/create: cannot write the snapshot: ",
+                    "ermission denied); this VMM runs as uid 65534, gid 65534 (panamax run --uid/--gid), which must be able to create files there");
+
+            Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx--x--x")); // the user may pass, not read
+            Path usersDir = Files.createDirectory(dir.resolve("snap-user"));
+            Files.setAttribute(usersDir, "unix:uid", (int) NOBODY);
+            ApiClient.Response written = api.send("PUT", "/snapshot/create", "{\"snapshot_path\": \"" + usersDir.resolve("vm.state")
+                    + "\", \"mem_file_path\": \"" + usersDir.resolve("vm.mem") + "\"}");
+            assertThat(written.status()).as(written.body()).isEqualTo(204);
+            assertThat(Files.getAttribute(usersDir.resolve("vm.mem"), "unix:uid")).as("made by the user").isEqualTo((int) NOBODY);
+            assertThat(api.send("PATCH", "/vm", "{\"state\": \"Resumed\"}").status()).isEqualTo(204);
+        } finally {
+            p.destroyForcibly();
+            p.waitFor();
+        }
     }
 }
