@@ -80,13 +80,26 @@ final class PrivilegeDrop {
     }
 
     /**
-     * Refuses, before anything is opened, a drop this process cannot make: a process that is not
-     * root can become no other user or group than its own.
+     * Before anything is opened: refuses a drop this process cannot make (a process that is not
+     * root can become no other user or group than its own), then forbids new privileges on every
+     * thread. Now, not at the switch: the kernel copies {@code no_new_privs} to the other threads
+     * only through a filter with TSYNC, which fails once a thread has a seccomp filter of its own,
+     * as vCPU and device threads do (Panamax's per-thread filters) once a VM is built or restored;
+     * theirs then stack on this one. {@code no_new_privs} takes nothing from root meanwhile: it only
+     * stops programs run later from gaining privileges.
      */
-    void checkPermitted() {
-        if (isRoot()) {
-            return;
+    void prepare() {
+        if (!isRoot()) {
+            checkOwnIds();
         }
+        try {
+            Credentials.forbidNewPrivileges();
+        } catch (NativeCallException e) {
+            throw new Refused("--uid " + uid + " --gid " + gid + ": cannot forbid new privileges: " + e.getMessage() + "; the VM does not run");
+        }
+    }
+
+    private void checkOwnIds() {
         long ruid = Credentials.realUserId();
         long euid = Credentials.effectiveUserId();
         long rgid = Credentials.realGroupId();
@@ -99,8 +112,8 @@ final class PrivilegeDrop {
     }
 
     /**
-     * Becomes the user and group, on every thread, and forbids new privileges; then checks each
-     * thread's credentials and that Panamax's class path stays readable.
+     * Becomes the user and group, on every thread ({@link #prepare} forbade new privileges); then
+     * checks each thread's credentials and that Panamax's class path stays readable.
      *
      * @throws Refused when a step fails or a thread is left with other credentials: the caller must not run the guest
      */
@@ -113,7 +126,6 @@ final class PrivilegeDrop {
             if (root) {
                 Credentials.switchTo(uid, gid);
             }
-            Credentials.forbidNewPrivileges();
         } catch (NativeCallException e) {
             throw new Refused("--uid " + uid + " --gid " + gid + ": cannot give up privileges: " + e.getMessage() + "; the VM does not run");
         }

@@ -532,7 +532,7 @@ final class RunCommand implements Callable<Integer> {
     /** Runs the VM in this process. */
     private int runHere(VmConfig config) throws IOException {
         if (privileges != null) {
-            privileges.checkPermitted();
+            privileges.prepare();
         }
         try (LogOutput _ = fileLogger == null ? null : installLog(fileLogger);
              OutputStream out = console.open();
@@ -631,7 +631,7 @@ final class RunCommand implements Callable<Integer> {
         // socket is made after that (it needs the VM), as the user: its directory must let the user in.
         java.util.concurrent.atomic.AtomicReference<PrivilegeDrop.Refused> refused = new java.util.concurrent.atomic.AtomicReference<>();
         if (privileges != null) {
-            privileges.checkPermitted();
+            privileges.prepare();
             checkApiSocketAfterDrop();
             options = options.whenBuilt(() -> {
                 try {
@@ -699,7 +699,7 @@ final class RunCommand implements Callable<Integer> {
             return restoreInRig(disks);
         }
         if (privileges != null) {
-            privileges.checkPermitted();
+            privileges.prepare();
         }
         try (OutputStream out = console.open();
              VirtualMachine vm = restored(options.console(out));

@@ -37,7 +37,7 @@ public final class PrivilegeDropProbe {
             }));
         }
         PrivilegeDrop drop = PrivilegeDrop.parse(args[0], args[1]);
-        drop.checkPermitted();
+        drop.prepare();
         drop.apply();
         Thread after = Thread.ofPlatform().daemon().name("after").start(() -> {
             try {
@@ -56,12 +56,12 @@ public final class PrivilegeDropProbe {
         }
         System.out.println("CHILD " + child.get().replace('\n', ' ').replace('\t', ' '));
         try {
-            PrivilegeDrop.parse("0".equals(args[0]) ? "1" : "1000", "1000").checkPermitted();
+            PrivilegeDrop.parse("0".equals(args[0]) ? "1" : "1000", "1000").prepare();
             System.out.println("OTHER-USER allowed");
         } catch (PrivilegeDrop.Refused e) {
             System.out.println("OTHER-USER refused: " + e.getMessage());
         }
-        drop.checkPermitted(); // staying the same user is allowed to anyone
+        drop.prepare(); // staying the same user is allowed to anyone
         drop.apply(); // and then sets only no_new_privs, again
         System.out.println("SAME-USER again");
         release.countDown();
