@@ -163,7 +163,7 @@ class PrivilegeDropTest {
         }
         CliRun r = fork(Panamax.class, "run", "--no-rig", "--timeout", "60", "--console", "none", "--uid", "65534", "--gid", "65534",
                 "--restore", snap.toString());
-        assertThat(r.status()).as(r.err()).isZero();
+        assertThat(r.status()).as(r.out() + r.err()).isZero(); // 134 (glibc's abort) when a filtered thread could not switch users
         assertThat(r.err()).contains("panamax: running as uid 65534, gid 65534 from here on").doesNotContain("Exception", "internal error");
     }
 

@@ -37,12 +37,16 @@ public enum SyscallProfile {
      * metaspace, malloc), time, signals (HotSpot's safepoint and thread-exit paths), the logger's
      * and eventfds' read and write, close, and thread exit; and reading files, which the JVM does
      * when a thread first uses a class (from a jar or a classes directory): {@code openat} only
-     * read-only (see {@link #READ_ONLY_OPEN}).
+     * read-only (see {@link #READ_ONLY_OPEN}); and the id changes glibc has every thread make when
+     * the process switches users.
      */
     static final List<String> JVM = List.of("read", "write", "close", "futex", "sched_yield", "nanosleep", "clock_nanosleep",
             "clock_gettime", "gettimeofday", "getpid", "gettid", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
             "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "sched_getaffinity", "getrusage",
-            "exit", "fstat", "stat", "newfstatat", "lseek", "pread64");
+            "exit", "fstat", "stat", "newfstatat", "lseek", "pread64",
+            // glibc changes a process's ids on every thread (run --uid/--gid): each thread makes the call itself in a
+            // signal handler, and glibc aborts the process if one fails. Root gains nothing by them; a user cannot.
+            "setresuid", "setresgid", "setgroups");
 
     /** The flags {@code openat} may not have outside {@link #FS}: write access, creating, truncating, appending. */
     static final int OPEN_WRITE_FLAGS = 0x3 /* O_ACCMODE */ | 0x40 /* O_CREAT */ | 0x200 /* O_TRUNC */ | 0x400 /* O_APPEND */;
