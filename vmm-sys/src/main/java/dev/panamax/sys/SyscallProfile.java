@@ -14,20 +14,25 @@ import java.util.stream.Stream;
 public enum SyscallProfile {
     /** A vCPU: KVM_RUN and the other vCPU ioctls, eventfd signals to devices, a kick of the other vCPUs. */
     VCPU("ioctl", "tgkill", "rt_sigtimedwait"),
-    /** A virtio-blk queue: positioned reads and writes of the image, flushes, discards, and its rate limiter's wait. */
-    BLOCK("pread64", "pwrite64", "preadv", "pwritev", "lseek", "fsync", "fdatasync", "fallocate", "ftruncate",
+    /**
+     * A virtio-blk queue: positioned reads and writes of the image, flushes, discards, its rate
+     * limiter's wait, and {@code ioctl}, as every device queue: its interrupt's MSI route is
+     * programmed (KVM_SET_GSI_ROUTING on the VM's fd) when the queue first signals a vector the
+     * guest has (re)written, and legacy lines go through KVM_IRQ_LINE.
+     */
+    BLOCK("ioctl", "pread64", "pwrite64", "preadv", "pwritev", "lseek", "fsync", "fdatasync", "fallocate", "ftruncate",
             "epoll_create1", "epoll_ctl", "epoll_wait"),
     /** A virtio-net queue: the tap device's or passt socket's reads and writes, waits on either and the queue's eventfd. */
     NET("readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_create1", "epoll_ctl", "epoll_wait", "ioctl"),
     /** virtio-rng's queue: the host's random bytes, and its rate limiter's wait. */
-    RNG("getrandom", "epoll_create1", "epoll_ctl", "epoll_wait"),
+    RNG("ioctl", "getrandom", "epoll_create1", "epoll_ctl", "epoll_wait"),
     /** virtio-balloon's queues: giving guest pages back to the host (madvise, in {@link #JVM}), the statistics interval's wait. */
-    BALLOON("epoll_create1", "epoll_ctl", "epoll_wait"),
+    BALLOON("ioctl", "epoll_create1", "epoll_ctl", "epoll_wait"),
     /** virtio-vsock's queues and its host thread: Unix sockets to and from the host's programs, and their waits. */
-    VSOCK("socket", "connect", "accept4", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
+    VSOCK("ioctl", "socket", "connect", "accept4", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
             "epoll_wait", "getsockname", "getsockopt"),
     /** virtio-fs's queues: the file server's calls, each relative to a directory fd it holds. */
-    FS("openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat",
+    FS("ioctl", "openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat",
             "symlinkat", "readlinkat", "fchmodat", "fchmod", "fchownat", "utimensat", "ftruncate", "fsync", "fdatasync",
             "fallocate", "lseek", "pread64", "pwrite64", "preadv", "pwritev", "fstatfs", "getxattr", "setxattr",
             "listxattr", "removexattr", "lgetxattr", "lsetxattr", "llistxattr", "lremovexattr", "fcntl");
