@@ -32,7 +32,7 @@ public enum SyscallProfile {
     VSOCK("ioctl", "socket", "connect", "accept4", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
             "epoll_wait", "getsockname", "getsockopt"),
     /** virtio-fs's queues: the file server's calls, each relative to a directory fd it holds. */
-    FS("ioctl", "openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat2", "linkat",
+    FS("ioctl", "openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat", "renameat2", "linkat",
             "symlinkat", "readlinkat", "fchmodat", "fchmod", "fchownat", "utimensat", "ftruncate", "fsync", "fdatasync",
             "fallocate", "lseek", "pread64", "pwrite64", "preadv", "pwritev", "fstatfs", "getxattr", "setxattr",
             "listxattr", "removexattr", "lgetxattr", "lsetxattr", "llistxattr", "lremovexattr", "fcntl");
@@ -48,7 +48,7 @@ public enum SyscallProfile {
     static final List<String> JVM = List.of("read", "write", "close", "futex", "sched_yield", "nanosleep", "clock_nanosleep",
             "clock_gettime", "gettimeofday", "getpid", "gettid", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
             "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "sched_getaffinity", "getrusage",
-            "exit", "fstat", "stat", "newfstatat", "lseek", "pread64",
+            "exit", "fstat", "stat", "lstat", "readlink", "newfstatat", "lseek", "pread64",
             // glibc changes a process's ids on every thread (run --uid/--gid): each thread makes the call itself in a
             // signal handler, and glibc aborts the process if one fails. Root gains nothing by them; a user cannot.
             "setresuid", "setresgid", "setgroups");
