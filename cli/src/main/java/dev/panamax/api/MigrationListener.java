@@ -24,7 +24,7 @@ public final class MigrationListener implements AutoCloseable {
     MigrationListener(ServerSocketChannel server, IncomingMigrationOptions options, Consumer<String> log) {
         this.server = server;
         this.options = new MigrationDestination.Options(options.networkOverrides(), MigrationDestination.Options.DEFAULT_TIMEOUT,
-                options.stayPaused());
+                options.stayPaused(), options.whenBuilt());
         this.console = options.console();
         this.log = log;
         Thread.ofPlatform().daemon().name("migration-warm-up").start(MigrationDestination::warmUp);
@@ -53,7 +53,11 @@ public final class MigrationListener implements AutoCloseable {
         java.net.SocketAddress address = server.isOpen() ? server.getLocalAddress() : null;
         server.close();
         if (address instanceof UnixDomainSocketAddress unix) {
-            Files.deleteIfExists(unix.getPath());
+            try {
+                Files.deleteIfExists(unix.getPath());
+            } catch (java.nio.file.AccessDeniedException e) {
+                // a process that gave up its privileges since it listened (run --uid): the socket file stays
+            }
         }
     }
 }

@@ -110,6 +110,8 @@ public final class VirtualMachine implements AutoCloseable {
         INTERNAL_ERROR,
         /** A device failed while handling the guest. */
         DEVICE_ERROR,
+        /** A vCPU or device thread made a system call its seccomp filter forbids (the detail names the thread and the call). */
+        SECCOMP_VIOLATION,
         /** KVM exited for a reason Panamax does not handle. */
         UNEXPECTED_EXIT;
 
@@ -680,6 +682,7 @@ public final class VirtualMachine implements AutoCloseable {
         private CpuAffinity cpuAffinity = CpuAffinity.NONE;
         private HugePages hugePages = HugePages.NONE;
         private Balloon balloon;
+        private boolean seccomp = true;
 
         private Builder() {}
 
@@ -706,6 +709,16 @@ public final class VirtualMachine implements AutoCloseable {
          */
         public Builder hugePages(HugePages hugePages) {
             this.hugePages = Objects.requireNonNull(hugePages, "hugePages");
+            return this;
+        }
+
+        /**
+         * Whether the vCPU threads and the device I/O threads confine themselves with seccomp
+         * filters, each to the system calls its work needs (default: on). A forbidden call fails
+         * with EPERM, is logged with the thread and the call, and ends the VM.
+         */
+        public Builder seccomp(boolean on) {
+            this.seccomp = on;
             return this;
         }
 
@@ -864,7 +877,7 @@ public final class VirtualMachine implements AutoCloseable {
                         case SIZE_2M -> HugePageSize.SIZE_2M;
                         case SIZE_1G -> HugePageSize.SIZE_1G;
                     }, entropy, balloon == null ? null : new BalloonConfig(balloon.amountMib(), balloon.deflateOnOom(),
-                            balloon.statsPollingIntervalSeconds()));
+                            balloon.statsPollingIntervalSeconds()), seccomp);
             VmRules.machine(config, WORDING);
             try {
                 VmBuilder.Machine machine = VmBuilder.build(config, console);

@@ -91,7 +91,7 @@ final class FirecrackerCommand implements Callable<Integer> {
     @Option(names = "--enable-pci", description = "virtio devices on PCI: accepted, Panamax's are on PCI already")
     boolean enablePci;
 
-    @Option(names = "--no-seccomp", description = "no seccomp filters: accepted, Panamax installs none")
+    @Option(names = "--no-seccomp", description = "no seccomp filters on the vCPU and device I/O threads (on by default)")
     boolean noSeccomp;
 
     // Firecracker's flags without an equivalent here, parsed so as to refuse them by name (REFUSED says why).
@@ -118,7 +118,8 @@ final class FirecrackerCommand implements Callable<Integer> {
 
     private static Map<String, String> refused() {
         Map<String, String> m = new LinkedHashMap<>();
-        m.put("--seccomp-filter", "Panamax installs no seccomp filters, so it has none to replace");
+        m.put("--seccomp-filter", "Panamax builds its filters in Java, one per kind of thread, and takes no compiled BPF file:"
+                + " a Firecracker filter names Firecracker's threads and the system calls of a Rust VMM, not those of a JVM's");
         m.put("--start-time-us", "Panamax reports no process start-up time from its parent (Firecracker's jailer);"
                 + " it measures its own (panamax run --boot-time)");
         m.put("--start-time-cpu-us", "Panamax reports no process start-up CPU time from its parent (Firecracker's jailer)");
@@ -169,7 +170,7 @@ final class FirecrackerCommand implements Callable<Integer> {
         }
         try (OutputStream out = console.open()) {
             ControlPlane plane = new ControlPlane(config -> {
-                VirtualMachine vm = config.toBuilder().console(out).build();
+                VirtualMachine vm = (noSeccomp ? config.withoutSeccomp() : config).toBuilder().console(out).build();
                 if (bootTimer) {
                     vm.onUserSpace(t -> LOG.log(System.Logger.Level.INFO, "Guest-boot-time = {0} us {1} ms (from process start)",
                             t.toNanos() / 1000, t.toMillis()));

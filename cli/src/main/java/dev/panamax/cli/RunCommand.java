@@ -89,6 +89,10 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--track-dirty-pages", description = "track the pages the guest writes, for diff snapshots (panamax snapshot --diff)")
     boolean trackDirtyPages;
 
+    @Option(names = "--no-seccomp", description = "no seccomp filters on the vCPU and device I/O threads (they are on by default;"
+            + " README, \"Seccomp\", lists what each thread may call)")
+    boolean noSeccomp;
+
     @Option(names = "--restore", paramLabel = "DIR",
             description = "restore the VM a snapshot saved in DIR (panamax snapshot) instead of booting one; it runs on from where it stood")
     Path restoreDir;
@@ -166,11 +170,22 @@ final class RunCommand implements Callable<Integer> {
     @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
     boolean noRig;
 
+    @Option(names = "--uid", paramLabel = "UID",
+            description = "once the VM's files, devices and sockets are open, and before the guest runs, become user UID (a number)"
+                    + " for good: no capabilities, no supplementary groups, no_new_privs; with --gid. Only root may name another user")
+    String uid;
+
+    @Option(names = "--gid", paramLabel = "GID", description = "the group (a number) --uid gives the VM")
+    String gid;
+
     @Spec
     CommandSpec spec;
 
     /** The config file's {@code logger}, or null. */
     private LoggerConfig fileLogger;
+
+    /** What {@code --uid} and {@code --gid} ask for, or null: made once the VM's resources are open, before the guest runs. */
+    private PrivilegeDrop privileges;
 
     /** The options that describe the VM itself, which a config file replaces. */
     private static final List<String> VM_OPTIONS = List.of("--kernel", "--initrd", "--cmdline", "--cpus", "--memory", "--disk",
@@ -178,6 +193,7 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        privileges = PrivilegeDrop.parse(uid, gid);
         if (restoreDir != null && incoming != null) {
             throw new UserError("--restore and --incoming do not go together: a VM comes from a snapshot or from a migration");
         }
@@ -252,7 +268,7 @@ final class RunCommand implements Callable<Integer> {
     /** The VM the options or the config file describe, checked by the rules the REST API uses too. */
     private VmConfig vmConfig() {
         try {
-            VmConfig vm = describedVm();
+            VmConfig vm = noSeccomp ? describedVm().withoutSeccomp() : describedVm();
             // The rig shares this host's /usr, not its dpkg database: install on the host, before any move into the rig
             // (which runs with --no-rig). Without the package, starting passt fails with the fix in its message.
             if (!noRig && vm.networkInterfaces().stream().anyMatch(NetworkInterface::startsPasst)) {
@@ -515,6 +531,9 @@ final class RunCommand implements Callable<Integer> {
 
     /** Runs the VM in this process. */
     private int runHere(VmConfig config) throws IOException {
+        if (privileges != null) {
+            privileges.prepare();
+        }
         try (LogOutput _ = fileLogger == null ? null : installLog(fileLogger);
              OutputStream out = console.open();
              VirtualMachine vm = build(config, out);
@@ -539,6 +558,11 @@ final class RunCommand implements Callable<Integer> {
             AtomicInteger reported = new AtomicInteger(-1);
             if (GuestImages.isBuiltInInitramfs(config.bootSource().initrd())) {
                 vm.addConsoleLineListener(line -> GuestImages.exitStatusLine(line).ifPresent(reported::set));
+            }
+            // Everything the VM uses is open now: the kernel loaded, images locked, taps attached, passt started, the console, log,
+            // metrics and API socket.
+            if (privileges != null) {
+                privileges.apply();
             }
             vm.start();
             int status = awaitGuest(vm);
@@ -603,6 +627,21 @@ final class RunCommand implements Callable<Integer> {
         for (Map.Entry<String, String> o : networkOverrides().entrySet()) {
             options = options.networkOverride(o.getKey(), o.getValue());
         }
+        // The VM is built when it arrives, as this process still may; the privileges go before the guest runs here. The API
+        // socket is made after that (it needs the VM), as the user: its directory must let the user in.
+        java.util.concurrent.atomic.AtomicReference<PrivilegeDrop.Refused> refused = new java.util.concurrent.atomic.AtomicReference<>();
+        if (privileges != null) {
+            privileges.prepare();
+            checkApiSocketAfterDrop();
+            options = options.whenBuilt(() -> {
+                try {
+                    privileges.apply();
+                } catch (PrivilegeDrop.Refused e) {
+                    refused.set(e);
+                    throw e;
+                }
+            });
+        }
         try (OutputStream out = console.open();
              MigrationListener listener = listen(options.console(out))) {
             System.err.println("panamax: waiting for a migration on " + incoming);
@@ -610,6 +649,9 @@ final class RunCommand implements Callable<Integer> {
             try {
                 received = listener.accept();
             } catch (VirtualMachineException e) {
+                if (refused.get() != null) {
+                    throw refused.get(); // the source's guest runs on there
+                }
                 throw new UserError("the migration failed: " + e.getMessage());
             }
             try (VirtualMachine vm = received;
@@ -637,7 +679,8 @@ final class RunCommand implements Callable<Integer> {
     private int restore() throws IOException {
         refuseVmOptions("--restore", "the snapshot");
         RestoreOptions options = RestoreOptions.of(restoreDir.resolve(SnapshotCommand.STATE_FILE), restoreDir.resolve(SnapshotCommand.MEMORY_FILE))
-                .eagerMemory(eagerMemory);
+                .eagerMemory(eagerMemory)
+                .resume(privileges == null); // with --uid the guest resumes only once the privileges are gone
         for (Map.Entry<String, String> o : networkOverrides().entrySet()) {
             options = options.networkOverride(o.getKey(), o.getValue());
         }
@@ -655,11 +698,18 @@ final class RunCommand implements Callable<Integer> {
             sayWhyInRig();
             return restoreInRig(disks);
         }
+        if (privileges != null) {
+            privileges.prepare();
+        }
         try (OutputStream out = console.open();
              VirtualMachine vm = restored(options.console(out));
              ApiServer api = apiSocket == null ? null : ServeCommand.startApi(apiSocket, ControlPlane.forVm(vm, described, Panamax.version()))) {
             if (api != null) {
                 System.err.println("panamax: serving the API on " + api.socket());
+            }
+            if (privileges != null) {
+                privileges.apply(); // the snapshot's files, disks and taps are open
+                vm.resume();
             }
             if (bootTime) {
                 System.err.printf("panamax: vCPUs resume %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
@@ -695,6 +745,7 @@ final class RunCommand implements Callable<Integer> {
         Path dir = restoreDir.toAbsolutePath();
         List<String> argv = panamaxInRig(null);
         argv.addAll(List.of("run", "--no-rig", "--console", console.isNone() ? "none" : "stdio", "--restore", dir.toString()));
+        addPrivileges(argv);
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
         }
@@ -712,6 +763,29 @@ final class RunCommand implements Callable<Integer> {
             options = visible(options, disk.toAbsolutePath().getParent(), false);
         }
         return inRig(options, argv);
+    }
+
+    /** {@code --uid} and {@code --gid} again, for the run inside the rig, which gives up its privileges there. */
+    private void addPrivileges(List<String> argv) {
+        if (privileges != null) {
+            argv.addAll(List.of("--uid", Long.toString(privileges.uid()), "--gid", Long.toString(privileges.gid())));
+        }
+    }
+
+    /**
+     * With {@code --incoming}, the API socket is made once the VM has arrived, after the privileges are gone: refused now,
+     * before any memory moves, when the user could not make it there.
+     */
+    private void checkApiSocketAfterDrop() throws IOException {
+        if (apiSocket == null) {
+            return;
+        }
+        Path dir = apiSocket.toAbsolutePath().getParent();
+        if (Files.isDirectory(dir) && !privileges.mayWriteIn(dir)) {
+            throw new UserError("--api-sock " + apiSocket + ": with --incoming and --uid the API socket is made once the VM has arrived,"
+                    + " as uid " + privileges.uid() + ", gid " + privileges.gid() + ", which may not create files in " + dir
+                    + "; put the socket in a directory that user may write");
+        }
     }
 
     /** Waits for the guest of a started VM with the terminal's keys going to it; the exit status for how it ended. */
@@ -883,11 +957,15 @@ final class RunCommand implements Callable<Integer> {
         Path i = vm.bootSource().initrd() == null ? null : vm.bootSource().initrd().toAbsolutePath();
         List<String> argv = panamaxInRig(aotCache(k, i).orElse(null));
         argv.addAll(List.of("run", "--no-rig", "--console", console.isNone() ? "none" : "stdio", "--boot-protocol", protocol.name()));
+        addPrivileges(argv);
         if (timeoutSeconds != null) {
             argv.addAll(List.of("--timeout", timeoutSeconds.toString()));
         }
         if (bootTime) {
             argv.add("--boot-time");
+        }
+        if (noSeccomp) {
+            argv.add("--no-seccomp");
         }
         // The rig sees the working tree and the cache; every other file the VM uses is shared by its directory.
         Rig.Options options = visible(Rig.Options.defaults(), k.getParent(), true);

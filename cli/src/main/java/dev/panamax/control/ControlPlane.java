@@ -802,7 +802,7 @@ public final class ControlPlane implements AutoCloseable {
             v.snapshot(options);
             metrics.latency(type.equals("Diff") ? "diff_create_snapshot" : "full_create_snapshot", (System.nanoTime() - start) / 1000);
         } catch (IOException e) {
-            throw new ApiFault.BadRequest("snapshot/create: cannot write the snapshot: " + e.getMessage());
+            throw new ApiFault.BadRequest("snapshot/create: cannot write the snapshot: " + e.getMessage() + permissionHint(e));
         } catch (IllegalStateException e) {
             if (v.state() != VirtualMachine.State.PAUSED) { // resumed or ended meanwhile
                 throw new ApiFault.WrongState("snapshot/create", "the VM is no longer paused");
@@ -810,6 +810,21 @@ public final class ControlPlane implements AutoCloseable {
             throw new ApiFault.WrongState("snapshot/create", e.getMessage());
         }
         return Response.noContent();
+    }
+
+    /**
+     * For a file this VMM was denied: which user it runs as, since a VMM started as root may have given root up
+     * ({@code panamax run --uid}) and then creates files as that user. Empty for other failures and for root.
+     */
+    static String permissionHint(IOException e) {
+        boolean deniedByName = e instanceof java.nio.file.AccessDeniedException; // its message is only the path
+        boolean denied = deniedByName || String.valueOf(e.getMessage()).endsWith("(Permission denied)"); // java.io's form
+        long uid = dev.panamax.sys.Credentials.effectiveUserId();
+        if (!denied || uid == 0) {
+            return "";
+        }
+        return (deniedByName ? " (permission denied)" : "") + "; this VMM runs as uid " + uid + ", gid "
+                + dev.panamax.sys.Credentials.effectiveGroupId() + " (panamax run --uid/--gid), which must be able to create files there";
     }
 
     /** Firecracker's {@code SnapshotLoadParams}: only before a VM was configured to start or loaded. */

@@ -158,13 +158,20 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
      *
      * @param cpuAffinity Panamax's {@code cpu_affinity}: the host CPUs of the vCPU and I/O threads
      * @param hugePages Firecracker's {@code huge_pages}
+     * @param seccomp Panamax's {@code seccomp}: whether the vCPU and device I/O threads have seccomp filters (default true)
      */
-    public record MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages, CpuAffinity cpuAffinity, HugePages hugePages) {
+    public record MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages, CpuAffinity cpuAffinity, HugePages hugePages,
+            boolean seccomp) {
         public static final MachineConfig DEFAULT = new MachineConfig(VirtualMachine.DEFAULT_CPUS, VirtualMachine.DEFAULT_MEMORY_MIB, false);
 
         public MachineConfig {
             Objects.requireNonNull(cpuAffinity, "cpuAffinity");
             Objects.requireNonNull(hugePages, "hugePages");
+        }
+
+        /** Seccomp filters on. */
+        public MachineConfig(int vcpuCount, long memSizeMib, boolean trackDirtyPages, CpuAffinity cpuAffinity, HugePages hugePages) {
+            this(vcpuCount, memSizeMib, trackDirtyPages, cpuAffinity, hugePages, true);
         }
 
         /** Nothing pinned, ordinary pages. */
@@ -421,7 +428,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
      */
     public static MachineConfig machineConfig(Object json, String path) {
         JsonObject o = JsonObject.of(json, path)
-                .allowOnly(Set.of("vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages", "cpu_affinity"));
+                .allowOnly(Set.of("vcpu_count", "mem_size_mib", "smt", "track_dirty_pages", "cpu_template", "huge_pages", "cpu_affinity",
+                        "seccomp"));
         o.onlyInert("smt", false, "Panamax gives each vCPU a core of its own, without SMT");
         o.onlyInert("cpu_template", "None", "Panamax has no CPU templates");
         int vcpus = VmRules.vcpuCount(o.integer("vcpu_count"), o.path("vcpu_count"));
@@ -433,7 +441,8 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
             hugePages = size == null ? HugePages.NONE : size == HugePageSize.SIZE_2M ? HugePages.SIZE_2M : HugePages.SIZE_1G;
         }
         CpuAffinity affinity = o.has("cpu_affinity") ? cpuAffinity(o.get("cpu_affinity"), o.path("cpu_affinity"), vcpus) : CpuAffinity.NONE;
-        return new MachineConfig(vcpus, memoryMib, o.optionalBool("track_dirty_pages", false), affinity, hugePages);
+        return new MachineConfig(vcpus, memoryMib, o.optionalBool("track_dirty_pages", false), affinity, hugePages,
+                o.optionalBool("seccomp", true));
     }
 
     /** Panamax's {@code cpu_affinity} object at {@code path}, for a VM of {@code vcpuCount} vCPUs. */
@@ -636,6 +645,13 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 metricsPath);
     }
 
+    /** This config with the seccomp filters off ({@code --no-seccomp}). */
+    public VmConfig withoutSeccomp() {
+        MachineConfig m = machineConfig;
+        return new VmConfig(bootSource, new MachineConfig(m.vcpuCount(), m.memSizeMib(), m.trackDirtyPages(), m.cpuAffinity(), m.hugePages(), false),
+                drives, networkInterfaces, vsock, sharedFolders, entropy, balloon, metricsPath);
+    }
+
     /** This config with {@code b} as its balloon (its target changed by a PATCH). */
     public VmConfig withBalloon(Balloon b) {
         return new VmConfig(bootSource, machineConfig, drives, networkInterfaces, vsock, sharedFolders, entropy, b, metricsPath);
@@ -724,6 +740,9 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
         if (!machine.cpuAffinity().isNone()) {
             json.put("cpu_affinity", toJson(machine.cpuAffinity()));
         }
+        if (!machine.seccomp()) {
+            json.put("seccomp", false);
+        }
         return json;
     }
 
@@ -783,7 +802,7 @@ public record VmConfig(BootSource bootSource, MachineConfig machineConfig, List<
                 .kernel(bootSource.kernel()).initrd(bootSource.initrd())
                 .commandLine(bootSource.bootArgs() == null ? "" : bootSource.bootArgs())
                 .cpus(machineConfig.vcpuCount()).memoryMib(machineConfig.memSizeMib()).trackDirtyPages(machineConfig.trackDirtyPages())
-                .cpuAffinity(machineConfig.cpuAffinity()).hugePages(machineConfig.hugePages());
+                .cpuAffinity(machineConfig.cpuAffinity()).hugePages(machineConfig.hugePages()).seccomp(machineConfig.seccomp());
         drives.forEach(b::drive);
         networkInterfaces.forEach(b::networkInterface);
         if (vsock != null) {

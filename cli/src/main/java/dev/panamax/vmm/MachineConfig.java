@@ -23,10 +23,11 @@ import java.util.Objects;
  * @param hugePages the hugetlb page size guest RAM is mapped from, or null for ordinary pages
  * @param entropy the entropy device, or null for none
  * @param balloon the memory balloon, or null for none
+ * @param seccomp whether the vCPU and device I/O threads confine themselves with seccomp filters
  */
 public record MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
         List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
-        HugePageSize hugePages, EntropyConfig entropy, BalloonConfig balloon) {
+        HugePageSize hugePages, EntropyConfig entropy, BalloonConfig balloon, boolean seccomp) {
     public MachineConfig {
         Objects.requireNonNull(kernel, "kernel");
         Objects.requireNonNull(commandLine, "commandLine");
@@ -35,6 +36,19 @@ public record MachineConfig(Path kernel, Path initrd, String commandLine, int cp
         nics = List.copyOf(nics);
         shares = List.copyOf(shares);
         Objects.requireNonNull(pinning, "pinning");
+    }
+
+    /** A machine with seccomp filters on. */
+    public MachineConfig(Path kernel, Path initrd, String commandLine, int cpus, long memoryMib, LinuxBoot.Protocol protocol,
+            List<DriveConfig> drives, List<NicConfig> nics, VsockConfig vsock, List<ShareConfig> shares, CpuPinning pinning,
+            HugePageSize hugePages, EntropyConfig entropy, BalloonConfig balloon) {
+        this(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, shares, pinning, hugePages, entropy, balloon, true);
+    }
+
+    /** This machine with seccomp filters on or off. */
+    public MachineConfig withSeccomp(boolean on) {
+        return new MachineConfig(kernel, initrd, commandLine, cpus, memoryMib, protocol, drives, nics, vsock, shares, pinning, hugePages,
+                entropy, balloon, on);
     }
 
     /** A machine without an entropy device or a balloon. */

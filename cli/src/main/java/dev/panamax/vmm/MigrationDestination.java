@@ -44,21 +44,25 @@ public final class MigrationDestination {
      * @param tapOverrides for a network interface id, the host tap device to use instead of the source's
      * @param timeout the longest the source may stay silent within a migration
      * @param stayPaused leave the guest paused here even if it ran at the source (QEMU's {@code -S})
+     * @param whenBuilt run once the VM is built here (everything it uses opened) and before this side
+     *     acknowledges it, so before the guest runs here; what it throws fails the migration, and the
+     *     guest runs on at the source
      */
-    public record Options(Map<String, String> tapOverrides, Duration timeout, boolean stayPaused) {
+    public record Options(Map<String, String> tapOverrides, Duration timeout, boolean stayPaused, Runnable whenBuilt) {
         public static final Duration DEFAULT_TIMEOUT = Duration.ofSeconds(60);
 
         public Options {
             tapOverrides = Map.copyOf(tapOverrides);
             Objects.requireNonNull(timeout, "timeout");
+            Objects.requireNonNull(whenBuilt, "whenBuilt");
         }
 
         public static Options defaults() {
-            return new Options(Map.of(), DEFAULT_TIMEOUT, false);
+            return new Options(Map.of(), DEFAULT_TIMEOUT, false, () -> {});
         }
 
         public Options withStayPaused(boolean paused) {
-            return new Options(tapOverrides, timeout, paused);
+            return new Options(tapOverrides, timeout, paused, whenBuilt);
         }
     }
 
@@ -158,7 +162,7 @@ public final class MigrationDestination {
                         wire.send(MigrationWire.Type.ACK, new byte[0]);
                     }
                     case STATE -> {
-                        VmBuilder.Machine machine = build(m, incoming, console, wire, log);
+                        VmBuilder.Machine machine = build(m, incoming, console, wire, options.whenBuilt(), log);
                         return commit(wire, machine, options, log);
                     }
                     case CANCEL -> throw new MigrationException("the source cancelled the migration: " + MigrationWire.text(m));
@@ -306,7 +310,7 @@ public final class MigrationDestination {
      * opened, every state restored, paused. Answers the STATE message.
      */
     private static VmBuilder.Machine build(MigrationWire.Message m, Incoming incoming, OutputStream console, MigrationWire wire,
-            Consumer<String> log) throws MigrationException {
+            Runnable whenBuilt, Consumer<String> log) throws MigrationException {
         long start = System.nanoTime();
         VmBuilder.Machine machine;
         try {
@@ -326,6 +330,7 @@ public final class MigrationDestination {
             VmSnapshot.restoreStates(in, machine);
             in.end();
             machine.vm().startPaused();
+            whenBuilt.run();
             wire.send(MigrationWire.Type.ACK, new byte[0]);
             log.accept("built the VM in " + (built - start) / 1_000_000 + " ms and restored its state in "
                     + (System.nanoTime() - built) / 1_000_000 + " ms");

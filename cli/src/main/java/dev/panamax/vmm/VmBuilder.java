@@ -50,6 +50,7 @@ public final class VmBuilder {
                     config.memoryMib() << 20, config.protocol(), config.hugePages()));
             Machine machine = new Machine(vm, addDevices(vm, config, console, VmBuilder::openDrive), config);
             pin(machine);
+            confine(machine);
             return machine;
         } catch (RuntimeException e) {
             vm.close();
@@ -76,7 +77,9 @@ public final class VmBuilder {
             for (int i = 0; i < config.cpus(); i++) {
                 vm.addVcpu();
             }
-            return new Machine(vm, addDevices(vm, config, console, openDrive), config);
+            Machine machine = new Machine(vm, addDevices(vm, config, console, openDrive), config);
+            confine(machine);
+            return machine;
         } catch (RuntimeException e) {
             vm.close();
             throw e;
@@ -97,6 +100,17 @@ public final class VmBuilder {
         pinning.vcpus().forEach((index, cpus) -> machine.vm().vcpus().get(index).pinTo(cpus));
         CpuSet io = pinning.ioThreads() != null ? pinning.ioThreads() : CpuSet.ofCurrentThread();
         machine.devices().virtioDevices().forEach(device -> device.pinIoThreads(io));
+    }
+
+    /**
+     * Turns the seccomp filters on, as the configuration says: each vCPU and each device I/O
+     * thread confines itself as it starts, and a forbidden call ends the VM.
+     */
+    private static void confine(Machine machine) {
+        if (machine.config().seccomp()) {
+            machine.vm().enableSeccomp();
+            machine.devices().virtioDevices().forEach(device -> device.confineIoThreads(machine.vm().sandbox()));
+        }
     }
 
     /** Every device of {@code config}, in the device manager's order. */

@@ -202,7 +202,7 @@ class ApiServerTest {
         assertFault(400, "machine-config.vcpu_count: expected an integer, not the string \"two\"",
                 "PUT", "/machine-config", "{\"vcpu_count\": \"two\", \"mem_size_mib\": 128}");
         assertFault(400, "machine-config.mem_size_mib: is required", "PUT", "/machine-config", "{\"vcpu_count\": 1}");
-        assertFault(400, "machine-config.cpu_count: unknown key; the keys here are cpu_affinity, cpu_template, huge_pages, mem_size_mib, smt,"
+        assertFault(400, "machine-config.cpu_count: unknown key; the keys here are cpu_affinity, cpu_template, huge_pages, mem_size_mib, seccomp, smt,"
                 + " track_dirty_pages, vcpu_count", "PUT", "/machine-config", "{\"cpu_count\": 1, \"mem_size_mib\": 128}");
         assertFault(400, "drives/a-b: 'a-b' is not a valid id: use 1 to 64 letters, digits or underscores", "PUT", "/drives/a-b", "{}");
         Path disk = Files.write(dir.resolve("disk.img"), new byte[512]);

@@ -97,7 +97,7 @@ class VmConfigTest {
         assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": null, \"mem_size_mib\": 128}}",
                 "machine-config.vcpu_count: must not be null");
         assertRefused("{" + boot() + ", \"machine-config\": {\"vcpu_count\": 1, \"mem_size_mib\": 128, \"vcpus\": 2}}",
-                "machine-config.vcpus: unknown key; the keys here are cpu_affinity, cpu_template, huge_pages, mem_size_mib, smt,"
+                "machine-config.vcpus: unknown key; the keys here are cpu_affinity, cpu_template, huge_pages, mem_size_mib, seccomp, smt,"
                         + " track_dirty_pages, vcpu_count");
         assertRefused("{" + boot() + ", \"machines\": {}}", "machines: unknown key; the keys here are balloon, boot-source,"
                 + " cpu-config, drives, entropy, logger, machine-config, memory-hotplug, metrics, mmds-config, network-interfaces,"

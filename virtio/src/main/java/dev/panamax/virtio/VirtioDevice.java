@@ -4,9 +4,11 @@ import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.EventFd;
 import dev.panamax.sys.HostThreads;
 import dev.panamax.sys.Poller;
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.vm.GuestMemoryException;
+import dev.panamax.vm.ThreadSandbox;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
@@ -77,6 +79,10 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     /** Per queue, made when it is first throttled: waits for its notify eventfd or a timeout. Used by its I/O thread only. */
     private final Poller[] throttlePollers;
     private volatile GuestMemory memory;
+    /** Whether the I/O threads confine themselves with a seccomp filter as they start, and whom they report to. */
+    private volatile ThreadSandbox sandbox = ThreadSandbox.NONE;
+    /** For tests: run by each I/O thread once it is confined, before it serves its queue (a forbidden call, to see it stopped). */
+    private static volatile Runnable ioThreadTestHook;
     /** The host CPUs the I/O threads pin themselves to as they start, or null to run where the process may. */
     private volatile CpuSet ioCpus;
     private volatile VirtioInterrupts interrupts;
@@ -286,11 +292,34 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         return ioCpus;
     }
 
+    /**
+     * Has each I/O thread, as it starts, confine itself to {@link #ioThreadProfile()}'s system calls
+     * when {@code sandbox} is {@linkplain ThreadSandbox#enabled() on}: for the VM's {@link
+     * dev.panamax.vm.Vm#sandbox()}, before the guest runs.
+     */
+    public void confineIoThreads(ThreadSandbox sandbox) {
+        this.sandbox = Objects.requireNonNull(sandbox, "sandbox");
+    }
+
+    /**
+     * The system calls this device's I/O threads make: what {@link #handle} or {@link #serve} does,
+     * through its backend. Each device type says its own.
+     */
+    protected SyscallProfile ioThreadProfile() {
+        throw new UnsupportedOperationException(name + " declares no seccomp profile for its I/O threads");
+    }
+
+    /** For tests only: {@code hook} runs on each I/O thread that starts from now on, once it is confined; null for none. */
+    public static void setIoThreadTestHook(Runnable hook) {
+        ioThreadTestHook = hook;
+    }
+
     private void startWorker(VirtQueue queue) {
         String threadPrefix = name.replaceAll("[^A-Za-z0-9]+", "-").replaceAll("^-|-$", "");
         QueueWorker worker = new QueueWorker(queue);
         workers[queue.index()] = worker;
-        worker.thread = Thread.ofPlatform().daemon().name(threadPrefix + "-q" + queue.index()).start(worker);
+        worker.thread = Thread.ofPlatform().daemon().name(threadPrefix + "-q" + queue.index()).unstarted(worker);
+        ThreadSandbox.start(worker.thread); // not from a vCPU's thread, whose filter it would inherit
     }
 
     private void reset() {
@@ -869,6 +898,18 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                         fail("queue " + queue.index() + ": its I/O thread could not be pinned to host CPUs " + cpus + ": " + e.getMessage());
                         return;
                     }
+                }
+                try {
+                    if (sandbox.enabled()) {
+                        sandbox.confineCurrentThread(ioThreadProfile());
+                    }
+                } catch (RuntimeException e) {
+                    fail("queue " + queue.index() + ": its I/O thread could not install its seccomp filter: " + e.getMessage());
+                    return;
+                }
+                Runnable hook = ioThreadTestHook;
+                if (hook != null) {
+                    hook.run();
                 }
                 do {
                     serve(queue, () -> !stop && !quiescing && failure.get() == null);

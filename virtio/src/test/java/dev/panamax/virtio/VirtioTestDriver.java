@@ -2,9 +2,13 @@ package dev.panamax.virtio;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.sys.Seccomp;
 import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.ThreadSandbox;
 import java.lang.invoke.VarHandle;
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import java.util.function.IntConsumer;
@@ -55,6 +59,24 @@ public final class VirtioTestDriver {
         usedSeen = new int[n];
         this.notifier = q -> device.notifyEvent(q).signal();
         device.connect(memory, interrupts);
+        confine(device);
+    }
+
+    /**
+     * Every forbidden system call of a device I/O thread driven by a test driver: the device tests
+     * run their devices' threads under their seccomp filters, the proof that each profile is whole.
+     */
+    public static final List<Seccomp.Violation> VIOLATIONS = new CopyOnWriteArrayList<>();
+    private static final ThreadSandbox SANDBOX = ThreadSandbox.reportingTo(VIOLATIONS::add);
+
+    /** Has {@code device}'s I/O threads confine themselves, unless it is a test's own device with no profile. */
+    static void confine(VirtioDevice device) {
+        try {
+            device.ioThreadProfile();
+        } catch (UnsupportedOperationException e) {
+            return;
+        }
+        device.confineIoThreads(SANDBOX);
     }
 
     /**

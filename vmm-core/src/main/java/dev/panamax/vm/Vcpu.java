@@ -8,6 +8,7 @@ import dev.panamax.kvm.SpecialRegs;
 import dev.panamax.kvm.VcpuFd;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HostThreads;
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.lang.invoke.MethodHandles;
@@ -151,6 +152,13 @@ public final class Vcpu {
                 placed.countDown();
             }
             fd.prepareRunThread();
+            try {
+                vm.sandbox().confineCurrentThread(SyscallProfile.VCPU); // after the set-up, before the guest runs
+            } catch (RuntimeException e) {
+                exit = new VmExit(VmExit.Reason.INTERNAL_ERROR, index(), "vCPU " + index() + " could not install its seccomp filter: "
+                        + e.getMessage() + " (run with --no-seccomp on a kernel without seccomp user notification, Linux 5.0)", null);
+                return;
+            }
             exit = loop();
         } catch (Throwable t) {
             exit = new VmExit(VmExit.Reason.INTERNAL_ERROR, index(), "vCPU thread failed: " + t, null);

@@ -4,6 +4,7 @@ import dev.panamax.kvm.CpuidEntry;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.VmFd;
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import dev.panamax.vm.state.Stateful;
@@ -56,6 +57,7 @@ public final class Vm implements AutoCloseable, Stateful {
     private long pausedClock; // the guest's kvmclock when it was paused; guarded by lock
     private boolean clockRestored; // pausedClock came from a snapshot, for startPaused; guarded by lock
     private int[] msrsToSave; // the MSRs KVM_GET_MSRS reads on this VM, probed once; guarded by lock
+    private volatile ThreadSandbox sandbox = ThreadSandbox.NONE;
 
     private Vm(Kvm kvm, boolean ownsKvm) {
         this.kvm = kvm;
@@ -81,6 +83,25 @@ public final class Vm implements AutoCloseable, Stateful {
 
     public Kvm kvm() {
         return kvm;
+    }
+
+    /**
+     * Turns seccomp filters on for this VM's threads, before it starts: each vCPU confines itself
+     * to {@link SyscallProfile#VCPU}, each device given {@link #sandbox()} its I/O threads to their
+     * profiles, and a forbidden call by any of them ends the VM with {@link
+     * VmExit.Reason#SECCOMP_VIOLATION}.
+     */
+    public void enableSeccomp() {
+        synchronized (lock) {
+            requireState(State.CREATED, "turn seccomp on for");
+            sandbox = ThreadSandbox.reportingTo(v -> requestExit(
+                    new VmExit(VmExit.Reason.SECCOMP_VIOLATION, -1, v.message(), null)));
+        }
+    }
+
+    /** Whether this VM's threads confine themselves ({@link #enableSeccomp}), and whom they report to: for its devices. */
+    public ThreadSandbox sandbox() {
+        return sandbox;
     }
 
     /** The KVM VM fd, for interrupt controllers and event fds. */

@@ -35,6 +35,8 @@ public record VmExit(Reason reason, int vcpu, String detail, Regs registers) {
         INTERNAL_ERROR(false),
         /** A device failed while handling a guest access. */
         DEVICE_ERROR(false),
+        /** A vCPU or device thread made a system call its seccomp filter forbids. */
+        SECCOMP_VIOLATION(false),
         /** An exit Panamax does not handle. */
         UNEXPECTED_EXIT(false);
 

@@ -189,6 +189,13 @@ public final class Libc {
     // int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
     private static final MethodHandle SIGTIMEDWAIT = downcall("sigtimedwait",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS), ERRNO);
+    // int prctl(int option, unsigned long arg2, ...): the four-argument shape.
+    private static final MethodHandle PRCTL = downcall("prctl",
+            FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(1), ERRNO);
+    // long syscall(long number, ...): for calls glibc does not wrap (seccomp); six register arguments.
+    private static final MethodHandle SYSCALL = downcall("syscall",
+            FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
+            Linker.Option.firstVariadicArg(1), ERRNO);
     // const char *strerrorname_np(int) and strerrordesc_np(int): glibc 2.32+, thread-safe.
     private static final Optional<MethodHandle> STRERRORNAME = LOOKUP.find("strerrorname_np")
             .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(ADDRESS, JAVA_INT)));
@@ -602,6 +609,19 @@ public final class Libc {
     /** sched_getaffinity(0, ...) into {@code mask}. */
     static void schedGetaffinityCurrentThread(MemorySegment mask) {
         call("sched_getaffinity", (arena, state) -> (int) SCHED_GETAFFINITY.invokeExact(state, 0, mask.byteSize(), mask));
+    }
+
+    /** prctl(2) with four integer arguments; a failure throws, naming {@code what}. */
+    static void prctl(String what, int option, long arg2, long arg3, long arg4, long arg5) {
+        call("prctl(" + what + ")", (arena, state) -> (int) PRCTL.invokeExact(state, option, arg2, arg3, arg4, arg5));
+    }
+
+    /**
+     * syscall(2): system call {@code number} with six register arguments (those it does not take
+     * are ignored); returns its result, or the negated errno.
+     */
+    static long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
+        return tryCall((arena, state) -> (long) SYSCALL.invokeExact(state, number, a1, a2, a3, a4, a5, a6));
     }
 
     /** Whether libc has getrandom(3). */

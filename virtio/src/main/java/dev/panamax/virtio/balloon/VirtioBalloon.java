@@ -1,5 +1,6 @@
 package dev.panamax.virtio.balloon;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.sys.EventFd;
 import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
@@ -363,5 +364,10 @@ public final class VirtioBalloon extends VirtioDevice {
             writeConfig(ACTUAL, 4, Integer.toUnsignedLong(d.actualPages()));
             statsIntervalSeconds = d.statsIntervalSeconds();
         }
+    }
+
+    @Override
+    protected SyscallProfile ioThreadProfile() {
+        return SyscallProfile.BALLOON;
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamax.virtio.blk;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
@@ -491,5 +492,10 @@ public final class VirtioBlk extends VirtioDevice {
         } catch (IOException e) {
             LOG.log(Level.WARNING, name() + ": closing the disk failed", e);
         }
+    }
+
+    @Override
+    protected SyscallProfile ioThreadProfile() {
+        return SyscallProfile.BLOCK;
     }
 }

@@ -1,5 +1,6 @@
 package dev.panamax.virtio.fs;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.sys.FsAbi;
 import dev.panamax.sys.NativeIoException;
 import dev.panamax.virtio.DescriptorChain;
@@ -240,5 +241,10 @@ public final class VirtioFs extends VirtioDevice {
                 arena.close();
             }
         }
+    }
+
+    @Override
+    protected SyscallProfile ioThreadProfile() {
+        return SyscallProfile.FS;
     }
 }

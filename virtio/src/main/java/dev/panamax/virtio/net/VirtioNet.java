@@ -1,5 +1,6 @@
 package dev.panamax.virtio.net;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.sys.EventFd;
 import dev.panamax.sys.Poller;
 import dev.panamax.virtio.DescriptorChain;
@@ -632,5 +633,10 @@ public final class VirtioNet extends VirtioDevice {
         receivePoller.close();
         transmitPoller.close();
         backend.close();
+    }
+
+    @Override
+    protected SyscallProfile ioThreadProfile() {
+        return SyscallProfile.NET;
     }
 }

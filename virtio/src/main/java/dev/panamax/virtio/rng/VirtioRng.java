@@ -1,5 +1,6 @@
 package dev.panamax.virtio.rng;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.sys.HostRandom;
 import dev.panamax.sys.NativeCallException;
 import dev.panamax.virtio.DescriptorChain;
@@ -94,5 +95,10 @@ public final class VirtioRng extends VirtioDevice {
         bytesGiven.addAndGet(filled);
         requests.incrementAndGet();
         return (int) filled;
+    }
+
+    @Override
+    protected SyscallProfile ioThreadProfile() {
+        return SyscallProfile.RNG;
     }
 }

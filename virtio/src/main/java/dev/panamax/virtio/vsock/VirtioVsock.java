@@ -1,5 +1,6 @@
 package dev.panamax.virtio.vsock;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.sys.EventFd;
 import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
@@ -241,5 +242,10 @@ public final class VirtioVsock extends VirtioDevice {
     public void close() {
         muxer.close(); // first: its thread signals the receive queue's eventfd, which super.close() closes
         super.close();
+    }
+
+    @Override
+    protected SyscallProfile ioThreadProfile() {
+        return SyscallProfile.VSOCK;
     }
 }
