@@ -27,6 +27,17 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
 HALF_REQUEST = b"GET / HTTP/1.1\r\nHost: loc"
 
 
+def answered(s):
+    """Whether the connection's answer, read up to the end of its headers, is a 200."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.startswith(b"HTTP/1.1 200")
+
+
 def get(path, timeout=10.0):
     """GET / on a new connection: (answered, seconds)."""
     start = time.monotonic()
@@ -35,13 +46,7 @@ def get(path, timeout=10.0):
     try:
         s.connect(path)
         s.sendall(REQUEST)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        return data.startswith(b"HTTP/1.1 200"), time.monotonic() - start
+        return answered(s), time.monotonic() - start
     except OSError:
         return False, time.monotonic() - start
     finally:
@@ -108,21 +113,15 @@ def main():
             except OSError:
                 refused += 1
                 s.close()
-        answered = 0
+        answers = 0
         for s in conns:
             try:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
-                answered += data.startswith(b"HTTP/1.1 200")
+                answers += answered(s)
             except OSError:
                 pass
             finally:
                 s.close()
-        print(f"concurrent: {CONNECTIONS} connections, {answered} answered GET /, {refused} refused, with {STALLED} stalled"
+        print(f"concurrent: {CONNECTIONS} connections, {answers} answered GET /, {refused} refused, with {STALLED} stalled"
               " half-requests open")
         time.sleep(2)
         stalled_open = 0
@@ -144,7 +143,7 @@ def main():
         print(f"stalled half-requests still open after the load: {stalled_open} of {STALLED}")
         alive = vmm.poll() is None
         print("the VMM is " + ("running" if alive else f"gone (status {vmm.returncode})"))
-        ok = alive and failed == 0 and answered == CONNECTIONS
+        ok = alive and failed == 0 and answers == CONNECTIONS
         print("result: " + ("the API kept answering" if ok else "FAILED"))
         return 0 if ok else 1
     finally:
