@@ -133,7 +133,6 @@ public final class Rig implements RealKvm, AutoCloseable {
         public Options withWedgedAfter(Duration silence) {
             return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, silence);
         }
-
     }
 
     private final Options options;
