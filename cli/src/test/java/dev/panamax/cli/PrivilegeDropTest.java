@@ -4,14 +4,10 @@ import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import dev.panamax.boot.LinuxBoot;
 import dev.panamax.control.ApiClient;
 import dev.panamax.control.TestKernels;
 import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.Credentials;
-import dev.panamax.vmm.MachineConfig;
-import dev.panamax.vmm.VmBuilder;
-import dev.panamax.vmm.VmSnapshot;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -153,14 +149,7 @@ class PrivilegeDropTest {
         assumeTrue(Credentials.effectiveUserId() == 0, "only root can switch users; this host runs its tests as root");
         Path root = Files.createDirectory(dir.resolve("root-only"), PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
         Path snap = Files.createDirectory(root.resolve("snap"));
-        MachineConfig config = new MachineConfig(TestKernels.resetting(root), null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of());
-        VmBuilder.Machine machine = VmBuilder.build(config, null);
-        try {
-            machine.vm().startPaused();
-            VmSnapshot.create(machine, new VmSnapshot.Create(snap.resolve("vm.state"), snap.resolve("vm.mem"), VmSnapshot.Kind.FULL));
-        } finally {
-            machine.vm().close();
-        }
+        TestKernels.snapshotBeforeFirstInstruction(TestKernels.resetting(root), snap);
         CliRun r = fork(Panamax.class, "run", "--no-rig", "--timeout", "60", "--console", "none", "--uid", "65534", "--gid", "65534",
                 "--restore", snap.toString());
         assertThat(r.status()).as(r.out() + r.err()).isZero(); // 134 (glibc's abort) when a filtered thread could not switch users

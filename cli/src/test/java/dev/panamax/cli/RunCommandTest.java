@@ -7,17 +7,14 @@ import dev.panamax.api.Balloon;
 import dev.panamax.api.RateLimiter;
 import dev.panamax.api.SharedFolder;
 import dev.panamax.api.TokenBucket;
-import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.control.TestKernels;
 import dev.panamax.control.VmConfig;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.rig.UsesKvm;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
-import dev.panamax.vmm.MachineConfig;
-import dev.panamax.vmm.VmBuilder;
-import dev.panamax.vmm.VmSnapshot;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -297,14 +294,7 @@ class RunCommandTest {
     void badSnapshotsAreRefusedBeforeAnyVmIsBuilt() throws Exception {
         Path snap = Files.createDirectories(dir.resolve("snap"));
         Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
-        MachineConfig config = new MachineConfig(kernel, null, "", 1, 64, LinuxBoot.Protocol.AUTO, List.of(), List.of());
-        VmBuilder.Machine machine = VmBuilder.build(config, null);
-        try {
-            machine.vm().startPaused();
-            VmSnapshot.create(machine, new VmSnapshot.Create(snap.resolve("vm.state"), snap.resolve("vm.mem"), VmSnapshot.Kind.FULL));
-        } finally {
-            machine.vm().close();
-        }
+        TestKernels.snapshotBeforeFirstInstruction(kernel, snap);
         byte[] good = Files.readAllBytes(snap.resolve("vm.state"));
 
         assertRefused("there is no " + dir.resolve("none"), "run", "--restore", dir.resolve("none").toString());
