@@ -82,6 +82,12 @@ final class VsockMuxer implements AutoCloseable {
     private final ArrayDeque<Long> resets = new ArrayDeque<>();
     private int nextLocalPort = FIRST_LOCAL_PORT;
     private boolean closed;
+    /**
+     * Sockets of removed connections, closed on the muxer's thread: closing a connected socket
+     * calls getsockopt and shutdown, which the threads that remove connections may not (a vCPU
+     * resetting the device, under seccomp).
+     */
+    private final List<SocketChannel> toClose = new ArrayList<>();
     // The transmit thread's copy of a packet's payload.
     private final ByteBuffer fromGuestPayload = ByteBuffer.allocate(VsockHeader.MAX_PAYLOAD);
 
@@ -149,6 +155,7 @@ final class VsockMuxer implements AutoCloseable {
                     if (closed) {
                         return;
                     }
+                    closeRemoved();
                     for (Iterator<SelectionKey> it = selector.selectedKeys().iterator(); it.hasNext();) {
                         SelectionKey key = it.next();
                         it.remove();
@@ -427,8 +434,24 @@ final class VsockMuxer implements AutoCloseable {
         if (c.hostInitiated) {
             localPortsInUse.remove(c.hostPort);
         }
-        closeQuietly(c);
+        if (c.key != null) {
+            c.key.cancel(); // no more readiness for it; the next select deregisters it
+        }
+        toClose.add(c.channel);
+        selector.wakeup();
         return true;
+    }
+
+    /** Closes the sockets {@link #remove} took out of the tables. */
+    private void closeRemoved() {
+        for (SocketChannel channel : toClose) {
+            try {
+                channel.close();
+            } catch (IOException e) {
+                // closing: nothing to do about it
+            }
+        }
+        toClose.clear();
     }
 
     private void queueReset(int hostPort, int guestPort) {
@@ -769,6 +792,9 @@ final class VsockMuxer implements AutoCloseable {
             } catch (InterruptedException e) {
                 interrupted = true;
             }
+        }
+        synchronized (this) {
+            closeRemoved();
         }
         try {
             listener.close();

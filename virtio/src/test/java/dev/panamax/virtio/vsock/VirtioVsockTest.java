@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.Seccomp;
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioTestDriver;
 import dev.panamax.vm.GuestMemory;
@@ -21,9 +23,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -547,6 +551,34 @@ class VirtioVsockTest {
         start();
         Pair pair = establish(50, 6030);
         guest.driver.reset();
+        assertThat(readAll(host, pair.peer(), -1).get(VsockGuest.TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isEmpty();
+        assertThat(vsock.connectionCount()).isZero();
+    }
+
+    /**
+     * A vCPU resets the device when the driver writes status 0, under the vCPU's seccomp filter:
+     * closing the host sockets there (getsockopt, shutdown) would end the VM.
+     */
+    @Test
+    void aDriverResetOnAVcpuThreadMakesOnlyCallsAVcpuMay() throws Exception {
+        start();
+        Pair pair = establish(51, 6031);
+        BlockingQueue<Seccomp.Violation> violations = new LinkedBlockingQueue<>();
+        CompletableFuture<Void> reset = new CompletableFuture<>();
+        Thread.ofPlatform().name("test-vcpu").start(() -> {
+            try {
+                Seccomp.confineCurrentThread(SyscallProfile.VCPU, violations::add);
+                guest.driver.reset();
+                Seccomp.probe("getppid"); // forbidden: the supervisor reports it after any the reset made
+                reset.complete(null);
+            } catch (Throwable e) {
+                reset.completeExceptionally(e);
+            }
+        });
+        reset.get(VsockGuest.TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        Seccomp.Violation first = violations.poll(VsockGuest.TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        assertThat(first).isNotNull();
+        assertThat(first.syscall()).as("the first forbidden call on the vCPU thread").isEqualTo("getppid");
         assertThat(readAll(host, pair.peer(), -1).get(VsockGuest.TIMEOUT.toSeconds(), TimeUnit.SECONDS)).isEmpty();
         assertThat(vsock.connectionCount()).isZero();
     }
