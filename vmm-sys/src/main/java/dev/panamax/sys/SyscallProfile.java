@@ -29,7 +29,7 @@ public enum SyscallProfile {
     /** virtio-balloon's queues: giving guest pages back to the host (madvise, in {@link #JVM}), the statistics interval's wait. */
     BALLOON("ioctl", "epoll_create1", "epoll_ctl", "epoll_wait"),
     /** virtio-vsock's queues and its host thread: Unix sockets to and from the host's programs, and their waits. */
-    VSOCK("ioctl", "socket", "connect", "accept4", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
+    VSOCK("ioctl", "socket", "connect", "accept", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
             "epoll_wait", "getsockname", "getsockopt"),
     /** virtio-fs's queues: the file server's calls, each relative to a directory fd it holds. */
     FS("ioctl", "openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat", "renameat2", "linkat",

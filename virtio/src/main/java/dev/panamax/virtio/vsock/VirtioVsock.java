@@ -6,6 +6,7 @@ import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioProtocolException;
+import dev.panamax.vm.ThreadSandbox;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
@@ -242,6 +243,13 @@ public final class VirtioVsock extends VirtioDevice {
     public void close() {
         muxer.close(); // first: its thread signals the receive queue's eventfd, which super.close() closes
         super.close();
+    }
+
+    /** The queues' threads and the host side's thread alike. */
+    @Override
+    public void confineIoThreads(ThreadSandbox sandbox) {
+        super.confineIoThreads(sandbox);
+        muxer.confine(sandbox);
     }
 
     @Override

@@ -1,6 +1,8 @@
 package dev.panamax.virtio.vsock;
 
+import dev.panamax.sys.SyscallProfile;
 import dev.panamax.virtio.DescriptorChain;
+import dev.panamax.vm.ThreadSandbox;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.net.StandardProtocolFamily;
@@ -73,6 +75,8 @@ final class VsockMuxer implements AutoCloseable {
     private final ServerSocketChannel listener;
     private final Thread thread;
     private volatile boolean stopping;
+    /** Set once the VM's threads are to be filtered: the muxer's thread then confines itself to {@link SyscallProfile#VSOCK}. */
+    private volatile ThreadSandbox sandbox;
 
     // Guarded by this.
     private final Map<Long, VsockConnection> connections = new HashMap<>();
@@ -146,9 +150,24 @@ final class VsockMuxer implements AutoCloseable {
 
     // ---- The muxer's thread ----
 
+    /**
+     * Has the muxer's thread confine itself to {@link SyscallProfile#VSOCK} when {@code sandbox} is
+     * on: it started with the device, before the VM decided; it installs the filter at its next turn.
+     */
+    void confine(ThreadSandbox sandbox) {
+        this.sandbox = sandbox;
+        selector.wakeup();
+    }
+
     private void run() {
+        boolean confined = false;
         try {
             while (!stopping) {
+                ThreadSandbox s = sandbox;
+                if (s != null && !confined) {
+                    s.confineCurrentThread(SyscallProfile.VSOCK);
+                    confined = true;
+                }
                 long timeoutMillis = timeoutMillis();
                 selector.select(timeoutMillis);
                 synchronized (this) {

@@ -9,6 +9,7 @@ import dev.panamax.sys.Seccomp;
 import dev.panamax.sys.SyscallProfile;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioTestDriver;
+import dev.panamax.vm.ThreadSandbox;
 import dev.panamax.vm.GuestMemory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -47,6 +48,8 @@ class VirtioVsockTest {
     VsockGuest guest;
     final List<AutoCloseable> closeables = new ArrayList<>();
     final ExecutorService host = Executors.newCachedThreadPool();
+    /** Calls the device's threads made that their seccomp filter forbids: the filters are on in every test. */
+    final BlockingQueue<Seccomp.Violation> forbiddenCalls = new LinkedBlockingQueue<>();
 
     @BeforeEach
     void setUp() {
@@ -68,12 +71,19 @@ class VirtioVsockTest {
         if (guest != null) {
             assertThat(guest.problems).as("packets from the device that break the protocol").isEmpty();
         }
+        assertThat(forbiddenCalls).as("calls the device's threads may not make").isEmpty();
     }
 
     void start() {
-        vsock = new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE);
+        vsock = sandboxed(new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE));
         guest = new VsockGuest(vsock, new VirtioTestDriver(vsock, memory));
         guest.start();
+    }
+
+    /** {@code device} with its queues' and host side's threads under their seccomp filter, as in a VM. */
+    VirtioVsock sandboxed(VirtioVsock device) {
+        device.confineIoThreads(ThreadSandbox.reportingTo(forbiddenCalls::add));
+        return device;
     }
 
     static byte[] random(int length, long seed) {
@@ -343,7 +353,7 @@ class VirtioVsockTest {
 
     @Test
     void pastTheConnectionLimitHostAndGuestConnectionsAreRefusedUntilOneEnds() throws Exception {
-        vsock = new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE, 2);
+        vsock = sandboxed(new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE, 2));
         guest = new VsockGuest(vsock, new VirtioTestDriver(vsock, memory));
         guest.start();
         guest.listening.add(5003);
@@ -536,7 +546,7 @@ class VirtioVsockTest {
 
     @Test
     void aRxBufferTooSmallForAHeaderFailsTheDevice() throws Exception {
-        vsock = new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE);
+        vsock = sandboxed(new VirtioVsock("vsock0", CID, uds, VsockGuest.QUEUE_SIZE));
         VirtioTestDriver driver = new VirtioTestDriver(vsock, memory);
         driver.start(VsockGuest.QUEUE_SIZE);
         driver.submit(VirtioVsock.RX, VirtioTestDriver.Buffer.writable(driver.allocate(16), 16));
