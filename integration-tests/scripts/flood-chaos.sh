@@ -9,6 +9,8 @@
 #   ./panamax build && ./panamax rig -- sh integration-tests/scripts/flood-chaos.sh [SECONDS]
 set -eu
 seconds=${1:-600}
+# One vCPU by default, as kill-chaos.sh (see there): CPUS=2 where KVM is real.
+cpus=${CPUS:-1}
 . "$(dirname "$0")/peer-common.sh"
 ns=pnx-flood-$$
 tap=pnxflood$$
@@ -24,8 +26,8 @@ guest="$guest (while true; do dd if=/dev/zero of=/dev/vda bs=1M count=200 conv=f
 guest="$guest (while true; do yes flood-udp | nc -u 10.9.0.1 9 2>/dev/null; done) &"
 guest="$guest echo flooding; yes flood-console"
 # Through the environment, not a nested sh -c string: the command line is full of quotes.
-export FLOOD_CMDLINE="quiet panamax.run=\"$guest\"" FLOOD_TAP=$tap FLOOD_SOCK=$sock FLOOD_TIMEOUT=$((seconds + 120))
-ip netns exec "$ns" sh -c '. "$0"; panamax_cli run --no-rig --timeout "$FLOOD_TIMEOUT" --cpus 2 --memory 256M \
+export FLOOD_CMDLINE="quiet panamax.run=\"$guest\"" FLOOD_CPUS=$cpus FLOOD_TAP=$tap FLOOD_SOCK=$sock FLOOD_TIMEOUT=$((seconds + 120))
+ip netns exec "$ns" sh -c '. "$0"; panamax_cli run --no-rig --timeout "$FLOOD_TIMEOUT" --cpus "$FLOOD_CPUS" --memory 256M \
     --kernel "$kernel" --initrd "$initrd" --disk data.qcow2 --net tap="$FLOOD_TAP" --api-sock "$FLOOD_SOCK" \
     --cmdline "$FLOOD_CMDLINE"' "$top/integration-tests/scripts/peer-common.sh" >> console.log 2>&1 & # appending: truncated below
 vmm=$!

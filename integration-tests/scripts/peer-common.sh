@@ -16,6 +16,13 @@ panamax_cli() {
     "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
 }
 
+# panamax_cli for `panamax_cli_exec ARGS... &`: the JVM replaces the background subshell, so $! is the
+# JVM's own pid (a signal to the subshell of a plain function call would not reach it).
+panamax_cli_exec() {
+    # shellcheck disable=SC2086 # $aot is one word or none
+    exec "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
+}
+
 # Makes network namespace $1 with tap $2 in it at 10.9.0.1/24, the host side of a guest at 10.9.0.2.
 tap_namespace() {
     ip netns add "$1"
