@@ -1,6 +1,6 @@
 #!/bin/sh
 # Chaos: KILLS times, a VMM whose guest writes to a qcow2 disk is killed with SIGKILL at a random
-# moment. The guest writes its count i into block i of /dev/vda, syncs, and only then prints
+# moment. The guest writes its count i into block i of /dev/vda, fsyncs it, and only then prints
 # "synced i". After each kill: `panamax image check` must find the image clean or with leaked
 # clusters only (repaired with `image repair`, then checked clean), and every block the guest said
 # it had synced must hold its count. The next run goes on writing where the last synced one ended.
@@ -25,7 +25,10 @@ while [ "$k" -lt "$kills" ]; do
     k=$((k + 1))
     first=$((synced + 1))
     # No double quotes inside: the kernel's command line ends panamax.run's value at the first.
-    guest="i=$synced; while true; do i=\$((i+1)); echo \$i | dd of=/dev/vda bs=512 seek=\$i conv=sync 2>/dev/null; sync; echo synced \$i; done"
+    # conv=fsync: fsync on /dev/vda makes the kernel send the disk a FLUSH; sync(1) writes a block
+    # device's dirty pages but sends none, and a disk with a write cache (Panamax's qcow2 keeps its
+    # tables in memory until a flush, as QEMU's does) may lose writes no FLUSH covered.
+    guest="i=$synced; while true; do i=\$((i+1)); echo \$i | dd of=/dev/vda bs=512 seek=\$i conv=sync,fsync 2>/dev/null; echo synced \$i; done"
     panamax_cli_exec run --no-rig --timeout 600 --cpus "$cpus" --memory 128M --kernel "$kernel" --initrd "$initrd" \
         --disk data.qcow2 --cmdline "quiet panamax.run=\"$guest\"" > run.log 2>&1 &
     vmm=$!

@@ -65,6 +65,9 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
 
     /** The host's vsock port the agent connects to (a private socket of this run: any port serves). */
     static final int AGENT_PORT = 52;
+    /** The tag of the host's root directory's share with {@code --rootfs host}; no {@code --share} may take it. */
+    static final String HOST_ROOT_TAG = "panamax-host-root";
+
     /** The guest's CID (any valid one: the device is this VM's alone). */
     private static final long GUEST_CID = 3;
 
@@ -97,6 +100,16 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
 
     @Option(names = "--console", description = "copy the guest's serial console to stderr as it comes (else it is shown only on failure)")
     boolean showConsole;
+
+    @Option(names = "--rootfs", paramLabel = "host|none",
+            description = "host: CMD runs in this host's root directory, read-only under a tmpfs overlay that takes its writes,"
+                    + " in the current directory (the default with a kernel of your own); none: in the initramfs (the default with the"
+                    + " built-in kernel)")
+    String rootfs;
+
+    /** For the exec inside the rig: the outer exec's current directory, where CMD runs with {@code --rootfs host}. */
+    @Option(names = "--workdir", hidden = true)
+    Path workDir;
 
     @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
     boolean noRig;
@@ -185,16 +198,51 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
                 drives.add(DiskOption.parse(disk, drives.size()));
             }
             VmConfig.checkDrives(drives, n -> "--disk " + diskSpecs.get(n));
+            boolean hostRoot = hostRoot();
             if (kernel != null) {
-                KernelConfigCommand.requireOptions(k, shares.isEmpty() ? KernelConfig.EXEC : KernelConfigCommand.ALL);
+                List<KernelConfig.Requirement> needed = new ArrayList<>(KernelConfig.EXEC);
+                if (hostRoot || !shares.isEmpty()) {
+                    needed.addAll(KernelConfig.SHARES);
+                }
+                if (hostRoot) {
+                    needed.addAll(KernelConfig.HOST_ROOT);
+                }
+                KernelConfigCommand.requireOptions(k, needed);
             }
             // quiet keeps boot messages off the console (each byte is a VM exit); loglevel=5 still shows WARN's lines.
             String cmdline = RunCommand.withShareMounts("quiet loglevel=5 panamax.exec=" + AGENT_PORT, shares);
+            if (hostRoot) {
+                if (shares.stream().anyMatch(s -> s.tag().equals(HOST_ROOT_TAG))) {
+                    throw new UserError("--share: the tag " + HOST_ROOT_TAG + " is --rootfs host's; choose another");
+                }
+                List<SharedFolder> all = new ArrayList<>(shares);
+                all.add(new SharedFolder(Path.of("/"), HOST_ROOT_TAG, true));
+                shares = List.copyOf(all);
+                cmdline += " panamax.rootfs=" + HOST_ROOT_TAG;
+            }
             return new VmConfig(new VmConfig.BootSource(k, i, cmdline), new VmConfig.MachineConfig(vcpus, memoryMib, false),
                     drives, List.of(), null, shares);
         } catch (ConfigException | MissingIngredientException e) {
             throw new UserError(e.getMessage());
         }
+    }
+
+    /** Whether CMD runs in the host's root directory: {@code --rootfs}, else host exactly when {@code --kernel} is a user's (not the built-in one). */
+    private boolean hostRoot() {
+        if (rootfs == null) {
+            return kernel != null && !GuestImages.isBuiltInKernel(kernel);
+        }
+        return switch (rootfs) {
+            case "host" -> true;
+            case "none" -> false;
+            default -> throw new UserError("--rootfs " + rootfs + ": use host or none");
+        };
+    }
+
+    /** Where CMD runs with {@code --rootfs host}: {@code --workdir} (the exec inside the rig), else this process's directory. */
+    private String commandDirectory() {
+        Path dir = workDir != null ? workDir : Path.of("").toAbsolutePath();
+        return dir.toAbsolutePath().normalize().toString();
     }
 
     private boolean movesIntoRig(VmConfig vm) {
@@ -205,7 +253,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             return false;
         }
         for (SharedFolder s : vm.sharedFolders()) {
-            if (s.path().toAbsolutePath().normalize().getNameCount() == 0) {
+            if (s.path().toAbsolutePath().normalize().getNameCount() == 0 && !s.tag().equals(HOST_ROOT_TAG)) {
                 throw new UserError("shared folder " + s.tag() + ": the VM would run inside the nested KVM rig (this host's KVM"
                         + " only emulates), which never shares / itself; share a directory below it");
             }
@@ -230,6 +278,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     private int boot(VmConfig config, ServerSocketChannel listener, Duration limit) {
+        String directory = config.sharedFolders().stream().anyMatch(s -> s.tag().equals(HOST_ROOT_TAG)) ? commandDirectory() : null;
         KernelLog log = new KernelLog();
         PrintStream out = System.out;
         PrintStream err = System.err;
@@ -252,7 +301,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
                         channel.shutdownInput(); // the VM ended while this connection was accepted: the session ends at once
                     }
                     listener.close(); // one command per VM: later connections find nobody
-                    session.complete(new ExecSession(channel, out, err).run(command, System.in));
+                    session.complete(new ExecSession(channel, out, err).run(command, directory, System.in));
                 } catch (IOException e) {
                     session.complete(ExecSession.Result.failed("the guest agent never connected (" + e.getMessage() + ")"));
                 }
@@ -349,7 +398,20 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         }
         Rig.Options options = RunCommand.visible(Rig.Options.defaults(), k.getParent(), true);
         options = RunCommand.visible(options, i.getParent(), true);
+        boolean hostRoot = hostRoot();
+        inner.addAll(List.of("--rootfs", hostRoot ? "host" : "none"));
+        if (hostRoot) {
+            // The rig's own root directory stands for this host's, with the current directory shown at its path.
+            Path dir = Path.of(commandDirectory());
+            inner.addAll(List.of("--workdir", dir.toString()));
+            if (dir.getNameCount() > 0) {
+                options = RunCommand.visible(options, dir, true);
+            }
+        }
         for (SharedFolder s : vm.sharedFolders()) {
+            if (s.tag().equals(HOST_ROOT_TAG)) {
+                continue;
+            }
             inner.addAll(List.of("--share", RunCommand.formatShare(s)));
             options = RunCommand.visible(options, s.path().toAbsolutePath().normalize(), s.readOnly());
         }

@@ -11,8 +11,9 @@ import java.util.List;
  * described for users in README.md ("panamax exec"). Each frame is an 8-byte header, type (u8),
  * stream (u8), two reserved bytes (0) and the payload's length (u32, little-endian), then the payload:
  * <ul>
- * <li>host to guest: {@link #ARG} (one argument, no NUL), {@link #RUN} (empty, after the arguments),
- *     {@link #DATA} on {@link #STDIN} (an empty one ends stdin);</li>
+ * <li>host to guest: {@link #ARG} (one argument, no NUL), at most one {@link #DIR} (the working
+ *     directory, no NUL), {@link #RUN} (empty, after the arguments), {@link #DATA} on {@link #STDIN}
+ *     (an empty one ends stdin);</li>
  * <li>guest to host: {@link #DATA} on {@link #STDOUT} or {@link #STDERR} (an empty one ends that stream),
  *     then {@link #EXIT} (2 bytes: 0 and the exit status, or 1 and the signal) or {@link #ERROR} (the
  *     agent's own failure, as text).</li>
@@ -26,6 +27,8 @@ final class ExecProtocol {
     /** At most this many arguments, and this many bytes of them (each counted with a NUL), as the agent accepts. */
     static final int MAX_ARGS = 1024;
     static final int MAX_ARGV_BYTES = 256 * 1024;
+    /** The longest {@link #DIR}, in bytes (PATH_MAX less its NUL). */
+    static final int MAX_DIR = 4095;
     /** The longest text of an {@link #ERROR}. */
     static final int MAX_ERROR_TEXT = 4096;
 
@@ -34,6 +37,7 @@ final class ExecProtocol {
     static final int DATA = 3;
     static final int EXIT = 4;
     static final int ERROR = 5;
+    static final int DIR = 6;
 
     static final int STDIN = 0;
     static final int STDOUT = 1;
@@ -84,12 +88,18 @@ final class ExecProtocol {
         return frame;
     }
 
-    /**
-     * The frames that give the agent {@code argv} and start it: one {@link #ARG} each, then {@link #RUN}.
-     *
-     * @throws IllegalArgumentException naming the argument the agent would refuse (a NUL, too long, too many)
-     */
+    /** {@link #command(List, String)} in the guest's root directory. */
     static byte[] command(List<String> argv) {
+        return command(argv, null);
+    }
+
+    /**
+     * The frames that give the agent {@code argv} and start it: one {@link #ARG} each, a {@link #DIR}
+     * when {@code workDir} is not null, then {@link #RUN}.
+     *
+     * @throws IllegalArgumentException naming the argument or directory the agent would refuse (a NUL, too long, too many)
+     */
+    static byte[] command(List<String> argv, String workDir) {
         if (argv.isEmpty()) {
             throw new IllegalArgumentException("no command to run");
         }
@@ -113,6 +123,14 @@ final class ExecProtocol {
         if (total > MAX_ARGV_BYTES) {
             throw new IllegalArgumentException("the command's arguments total " + total + " bytes; the guest agent takes at most "
                     + MAX_ARGV_BYTES);
+        }
+        if (workDir != null) {
+            byte[] dir = workDir.getBytes(StandardCharsets.UTF_8);
+            if (dir.length == 0 || dir.length > MAX_DIR || workDir.indexOf('\0') >= 0) {
+                throw new IllegalArgumentException("the working directory '" + workDir.replace('\0', '?') + "' is not 1 to " + MAX_DIR
+                        + " bytes without a NUL");
+            }
+            frames.writeBytes(frame(DIR, 0, dir, 0, dir.length));
         }
         frames.writeBytes(frame(RUN, 0, new byte[0], 0, 0));
         return frames.toByteArray();

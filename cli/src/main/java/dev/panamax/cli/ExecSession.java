@@ -38,13 +38,19 @@ public final class ExecSession {
         this.stderr = stderr;
     }
 
-    /**
-     * Runs {@code argv} in the guest with {@code stdin} (null: none) as its input, on this thread
-     * until the command ends or the connection does; closes the connection, which lets the agent end.
-     */
+    /** {@link #run(List, String, InputStream)} in the guest's root directory. */
     public Result run(List<String> argv, InputStream stdin) {
+        return run(argv, null, stdin);
+    }
+
+    /**
+     * Runs {@code argv} in the guest, in {@code workDir} (null: /), with {@code stdin} (null: none)
+     * as its input, on this thread until the command ends or the connection does; closes the
+     * connection, which lets the agent end.
+     */
+    public Result run(List<String> argv, String workDir, InputStream stdin) {
         try (channel) {
-            send(ExecProtocol.command(argv));
+            send(ExecProtocol.command(argv, workDir));
             Thread.ofPlatform().daemon().name("exec-stdin").start(() -> forward(stdin));
             InputStream fromGuest = Channels.newInputStream(channel);
             for (;;) {

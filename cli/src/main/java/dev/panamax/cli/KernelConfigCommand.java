@@ -29,7 +29,8 @@ final class KernelConfigCommand implements Callable<Integer> {
     @Option(names = "--check", paramLabel = "KERNEL", description = "a vmlinux or bzImage whose configuration to check")
     Path check;
 
-    static final List<KernelConfig.Requirement> ALL = Stream.concat(KernelConfig.EXEC.stream(), KernelConfig.SHARES.stream()).toList();
+    static final List<KernelConfig.Requirement> ALL =
+            Stream.of(KernelConfig.EXEC, KernelConfig.SHARES, KernelConfig.HOST_ROOT).flatMap(List::stream).toList();
 
     @Override
     public Integer call() throws IOException {

@@ -44,11 +44,19 @@ class ExecAgentTest {
 
     /** Starts the agent on a new socket; {@code host} talks to it, then the agent's own end is awaited. */
     private static Run withAgent(SessionBody host) throws Exception {
+        return withAgent(null, host);
+    }
+
+    /** {@link #withAgent(SessionBody)} with the agent's ROOT argument, when not null. */
+    private static Run withAgent(Path root, SessionBody host) throws Exception {
         Path socket = tmp.resolve("s" + sockets++);
         try (ServerSocketChannel listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
             listener.bind(UnixDomainSocketAddress.of(socket));
-            Process p = new ProcessBuilder(agent.toString(), "unix", socket.toString())
-                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            List<String> agentArgv = new java.util.ArrayList<>(List.of(agent.toString(), "unix", socket.toString()));
+            if (root != null) {
+                agentArgv.add(root.toString());
+            }
+            Process p = new ProcessBuilder(agentArgv).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             ByteArrayOutputStream err = new ByteArrayOutputStream();
             ExecSession.Result result;
@@ -98,6 +106,31 @@ class ExecAgentTest {
         assertThat(missing.stderr()).contains("cannot run /no/such/program");
         Path plain = Files.writeString(tmp.resolve("not-executable"), "echo hi\n");
         assertThat(exec(null, plain.toString()).result().status()).hasValue(126);
+    }
+
+    @Test
+    void theCommandRunsInTheDirectoryTheHostNamesAndOneItCannotEnterIs126() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("work dir"));
+        Run inDir = withAgent((channel, out, err) -> new ExecSession(channel, out, err).run(List.of("pwd"), dir.toString(), null));
+        assertThat(inDir.stdout()).isEqualTo(dir + "\n");
+        assertThat(exec(null, "pwd").stdout()).as("without a directory").isEqualTo("/\n");
+        Run missing = withAgent((channel, out, err) -> new ExecSession(channel, out, err).run(List.of("pwd"), "/no/such/dir", null));
+        assertThat(missing.result().status()).hasValue(126);
+        assertThat(missing.stderr()).contains("cannot change to the directory /no/such/dir: No such file or directory");
+    }
+
+    /** exec --rootfs host: the agent stays in the initramfs and runs the command in the overlay's root. */
+    @Test
+    void withARootTheCommandSeesThatRootAndItsDirectoryInsideIt() throws Exception {
+        Path root = Files.createDirectories(tmp.resolve("root"));
+        Files.createDirectories(root.resolve("bin"));
+        Files.copy(agent, root.resolve("bin/tool")); // static: it runs in a root with nothing else
+        // "./tool" only exists relative to /bin of the new root; the tool without arguments prints its usage and exits 2.
+        Run r = withAgent(root, (channel, out, err) -> new ExecSession(channel, out, err).run(List.of("./tool"), "/bin", null));
+        assertThat(r.result().status()).hasValue(2);
+        assertThat(r.stderr()).startsWith("usage: panamax-agent");
+        Run outside = withAgent(root, (channel, out, err) -> new ExecSession(channel, out, err).run(List.of("pwd"), null, null));
+        assertThat(outside.result().status()).as("the host's pwd is not in the new root").hasValue(127);
     }
 
     @Test

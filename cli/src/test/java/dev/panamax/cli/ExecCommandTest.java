@@ -85,6 +85,21 @@ class ExecCommandTest {
         Path share = Files.createDirectory(dir.resolve("share"));
         Files.writeString(own.resolve("config"), KernelConfig.merge("", KernelConfig.EXEC));
         assertRefused("CONFIG_VIRTIO_FS is not set", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd", initrd.toString(),
-                "--share", share.toString(), "--", "true");
+                "--rootfs", "none", "--share", share.toString(), "--", "true");
+        // With --kernel, CMD runs in the host's root (--rootfs host) by default: the overlay is needed.
+        Files.writeString(own.resolve("config"), KernelConfig.merge("", KernelConfigCommand.ALL).replace("CONFIG_OVERLAY_FS=y\n", ""));
+        assertRefused("CONFIG_OVERLAY_FS is not set", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd", initrd.toString(),
+                "--", "true");
+    }
+
+    @Test
+    void rootfsIsHostOrNoneAndItsShareTagIsNotAUsers() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage()); // no configuration to check
+        Path initrd = Files.write(dir.resolve("initrd"), new byte[16]);
+        assertRefused("--rootfs bogus: use host or none", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd",
+                initrd.toString(), "--rootfs", "bogus", "--", "true");
+        Path share = Files.createDirectory(dir.resolve("mine"));
+        assertRefused("the tag " + ExecCommand.HOST_ROOT_TAG + " is --rootfs host's", "exec", "--no-rig", "--kernel", kernel.toString(),
+                "--initrd", initrd.toString(), "--share", share + ",tag=" + ExecCommand.HOST_ROOT_TAG, "--", "true");
     }
 }

@@ -117,4 +117,19 @@ class ExecProtocolTest {
         assertThatThrownBy(() -> ExecProtocol.frame(ExecProtocol.DATA, 0, new byte[ExecProtocol.MAX_PAYLOAD + 1], 0,
                 ExecProtocol.MAX_PAYLOAD + 1)).isInstanceOf(IllegalArgumentException.class);
     }
+
+    @Test
+    void aWorkingDirectoryIsOneDirFrameBeforeRunAndOneTheAgentWouldRefuseIsRefusedHere() throws IOException {
+        InputStream in = new ByteArrayInputStream(ExecProtocol.command(List.of("pwd"), "/home/ü"));
+        in.readNBytes(ExecProtocol.HEADER_SIZE + 3); // ARG pwd
+        byte[] h = in.readNBytes(ExecProtocol.HEADER_SIZE);
+        assertThat(h[0]).isEqualTo((byte) ExecProtocol.DIR);
+        assertThat(new String(in.readNBytes(h[4] & 0xff), StandardCharsets.UTF_8)).isEqualTo("/home/ü");
+        assertThat(in.readAllBytes()).isEqualTo(header(ExecProtocol.RUN, 0, 0, 0));
+        assertThatThrownBy(() -> ExecProtocol.command(List.of("pwd"), "")).hasMessageContaining("1 to 4095 bytes");
+        assertThatThrownBy(() -> ExecProtocol.command(List.of("pwd"), "/a\0b")).hasMessageContaining("without a NUL");
+        assertThatThrownBy(() -> ExecProtocol.command(List.of("pwd"), "/" + "d".repeat(ExecProtocol.MAX_DIR)))
+                .hasMessageContaining("1 to 4095 bytes");
+        assertThat(ExecProtocol.command(List.of("pwd"), "/" + "d".repeat(ExecProtocol.MAX_DIR - 1))).isNotEmpty();
+    }
 }

@@ -63,6 +63,18 @@ public final class GuestImages {
                 && p.getParent().getParent() != null && p.getParent().getParent().equals(PanamaxCache.root().resolve("initramfs").normalize());
     }
 
+    /**
+     * Whether {@code kernel} is a kernel this module built (the cache's {@code kernels/KEY/vmlinux} or
+     * {@code bzImage}); decided by its path, so nothing is built to tell.
+     */
+    public static boolean isBuiltInKernel(Path kernel) {
+        if (kernel == null) return false;
+        Path p = kernel.toAbsolutePath().normalize();
+        String name = p.getFileName() == null ? "" : p.getFileName().toString();
+        return (name.equals("vmlinux") || name.equals("bzImage")) && p.getNameCount() >= 2 && p.getParent().getParent() != null
+                && p.getParent().getParent().equals(PanamaxCache.root().resolve("kernels").normalize());
+    }
+
     /** The compressed kernel ({@code bzImage}, Linux boot protocol). */
     public static Path defaultKernel() {
         return KernelBuild.ensureBuilt().resolve("bzImage");

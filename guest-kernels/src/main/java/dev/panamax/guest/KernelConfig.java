@@ -53,6 +53,12 @@ public record KernelConfig(Map<String, String> options, String source) {
             new Requirement("CONFIG_FUSE_FS", "shared folders are virtio-fs, a FUSE file system"),
             new Requirement("CONFIG_VIRTIO_FS", "shared folders are virtio-fs devices"));
 
+    /** What {@code exec --rootfs host} needs besides shared folders: the overlay /init lays over the host's root. */
+    public static final List<Requirement> HOST_ROOT = List.of(
+            new Requirement("CONFIG_OVERLAY_FS", "--rootfs host lays an overlay over the host's root directory"),
+            new Requirement("CONFIG_TMPFS", "--rootfs host keeps the guest's writes in a tmpfs"),
+            new Requirement("CONFIG_TMPFS_XATTR", "the overlay keeps deletions in the tmpfs's extended attributes"));
+
     /** The most a configuration may be: Debian's is about 250 KiB. */
     private static final int MAX_BYTES = 4 << 20;
     /** Far above any kernel image, compressed or not: a larger file is not read for a configuration. */

@@ -3,21 +3,25 @@
  * initramfs is built; installed as /bin/panamax-agent, which /init runs when the kernel command line
  * has panamax.exec=PORT.
  *
- *   panamax-agent vsock PORT   connect to the host (CID 2) on vsock PORT and serve one command
- *   panamax-agent unix PATH    the same over a Unix socket (for tests on the host)
+ *   panamax-agent vsock PORT [ROOT]   connect to the host (CID 2) on vsock PORT and serve one command
+ *   panamax-agent unix PATH [ROOT]    the same over a Unix socket (for tests on the host)
+ * With ROOT, the command runs with ROOT as its root directory (exec --rootfs host: /init's overlay of
+ * the host's root); the agent itself stays where it is.
  *
  * The protocol (README.md, "panamax exec", is its one description): frames of an 8-byte header,
  * type (u8), stream (u8), reserved (u16, 0), payload length (u32, little-endian), then the payload.
  *   host -> guest  ARG 1 (stream 0, 0..65536 bytes without NUL, at most 1024 of them and 256 KiB in all),
- *                  RUN 2 (empty; after at least one ARG), DATA 3 stream 0 (stdin; an empty one ends it)
+ *                  DIR 6 (stream 0, 1..4095 bytes without NUL, at most one: the command's working
+ *                  directory; without it, /), RUN 2 (empty; after at least one ARG),
+ *                  DATA 3 stream 0 (stdin; an empty one ends it)
  *   guest -> host  DATA 3 stream 1 (stdout) or 2 (stderr), 1..65536 bytes, an empty one ends that stream;
  *                  EXIT 4 (2 bytes: 0 and the exit status, or 1 and the signal number), the last frame;
  *                  ERROR 5 (the agent itself failed: up to 4096 bytes of text), instead of EXIT
  * After EXIT the agent half-closes the connection and waits for the host to close it, so that the host
  * has everything before /init reboots the guest. The command runs in a session of its own with
  * stdin, stdout and stderr on pipes (what it leaves running in its process group is killed when it
- * ends); one it cannot start exits 127 (not found) or 126 with the reason
- * on its stderr, as a shell does. Exit status of the agent: 0 once EXIT went out, 1 on an error
+ * ends); one it cannot start exits 127 (not found) or 126 with the reason (also a working
+ * directory it cannot enter) on its stderr, as a shell does. Exit status of the agent: 0 once EXIT went out, 1 on an error
  * (one line on stderr, the console), 2 on bad arguments.
  */
 #define _GNU_SOURCE
@@ -43,7 +47,8 @@
 #define MAX_ARGV_BYTES (256 * 1024)
 #define MAX_ERROR_TEXT 4096
 
-enum { FRAME_ARG = 1, FRAME_RUN = 2, FRAME_DATA = 3, FRAME_EXIT = 4, FRAME_ERROR = 5 };
+enum { FRAME_ARG = 1, FRAME_RUN = 2, FRAME_DATA = 3, FRAME_EXIT = 4, FRAME_ERROR = 5, FRAME_DIR = 6 };
+#define MAX_DIR 4095
 enum { STREAM_STDIN = 0, STREAM_STDOUT = 1, STREAM_STDERR = 2 };
 
 static int host = -1;
@@ -136,6 +141,9 @@ static int read_frame(struct frame *f) {
 
 static struct frame incoming;
 static char *command[MAX_ARGS + 1];
+/* The command's root directory (argv) and working directory (a DIR frame), or NULL. */
+static const char *root_dir;
+static char *work_dir;
 
 /* Receives ARG frames up to RUN into `command`. Returns 0, or 1 after reporting. */
 static int receive_command(void) {
@@ -149,6 +157,18 @@ static int receive_command(void) {
             if (count == 0) return agent_error("RUN without a command");
             command[count] = NULL;
             return 0;
+        }
+        if (incoming.type == FRAME_DIR && incoming.stream == 0) {
+            if (work_dir != NULL) return agent_error("a second DIR");
+            if (incoming.length == 0 || incoming.length > MAX_DIR) {
+                return agent_error("DIR of %u bytes: a directory is 1 to %d bytes", incoming.length, MAX_DIR);
+            }
+            if (memchr(incoming.payload, 0, incoming.length) != NULL) return agent_error("DIR holds a NUL byte");
+            work_dir = malloc(incoming.length + 1);
+            if (work_dir == NULL) return agent_error("out of memory for the directory");
+            memcpy(work_dir, incoming.payload, incoming.length);
+            work_dir[incoming.length] = 0;
+            continue;
         }
         if (incoming.type != FRAME_ARG || incoming.stream != 0) {
             return agent_error("unexpected frame type %d stream %d before RUN", incoming.type, incoming.stream);
@@ -169,6 +189,15 @@ static void start_command(int in, int out, int err) {
     if (signal(SIGCHLD, SIG_DFL) == SIG_ERR || signal(SIGPIPE, SIG_DFL) == SIG_ERR) _exit(126);
     if (setsid() < 0) _exit(126);
     if (dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0 || dup2(err, STDERR_FILENO) < 0) _exit(126);
+    if (root_dir != NULL && chroot(root_dir) < 0) {
+        dprintf(STDERR_FILENO, "panamax-agent: cannot enter the root directory %s: %s\n", root_dir, strerror(errno));
+        _exit(126);
+    }
+    const char *dir = work_dir != NULL ? work_dir : "/";
+    if (chdir(dir) < 0) {
+        dprintf(STDERR_FILENO, "panamax-agent: cannot change to the directory %s: %s\n", dir, strerror(errno));
+        _exit(126);
+    }
     execvp(command[0], command);
     int error = errno;
     dprintf(STDERR_FILENO, "panamax-agent: cannot run %s: %s\n", command[0], strerror(error));
@@ -329,10 +358,11 @@ static int serve(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: panamax-agent vsock PORT | panamax-agent unix PATH\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: panamax-agent vsock PORT [ROOT] | panamax-agent unix PATH [ROOT]\n");
         return 2;
     }
+    if (argc == 4) root_dir = argv[3];
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return fail("cannot ignore SIGPIPE: %s", strerror(errno));
     if (strcmp(argv[1], "vsock") == 0) {
         uint32_t port;
@@ -359,7 +389,7 @@ int main(int argc, char **argv) {
             return fail("cannot connect to %s: %s", argv[2], strerror(errno));
         }
     } else {
-        fprintf(stderr, "usage: panamax-agent vsock PORT | panamax-agent unix PATH\n");
+        fprintf(stderr, "usage: panamax-agent vsock PORT [ROOT] | panamax-agent unix PATH [ROOT]\n");
         return 2;
     }
     return serve();

@@ -12,6 +12,11 @@
 #   panamax.exec=PORT              run /bin/panamax-agent (panamax exec's guest side), which connects to
 #                                  the host's vsock PORT and runs the command it receives; instead of
 #                                  panamax.run
+#   panamax.rootfs=TAG             with panamax.exec: the command runs in the host's root directory, the
+#                                  read-only virtio-fs share TAG under an overlay whose writes go to a
+#                                  tmpfs (exec --rootfs host), with /proc, /sys, /dev, /tmp and /run of
+#                                  its own, and the shares mounted inside it. When that cannot be made,
+#                                  one line says why and no command runs.
 #   panamax.exit=reboot|poweroff   how to end afterwards. Default reboot: with reboot=k it goes
 #                                  through the i8042, and any VMM sees the reset. The tiny kernel
 #                                  has no ACPI, so poweroff only halts the CPUs (for a VMM that
@@ -64,7 +69,8 @@ share_is_valid() {
     [ ${#2} -le 255 ]
 }
 
-# mount_shares LIST: mounts each TAG:DIR of the comma-separated LIST as virtiofs, one line per failure.
+# mount_shares LIST [ROOT]: mounts each TAG:DIR of the comma-separated LIST as virtiofs at ROOT/DIR,
+# one line per failure.
 mount_shares() {
     saved_ifs=$IFS
     IFS=,
@@ -76,7 +82,7 @@ mount_shares() {
             echo "panamax: cannot mount share '$share': not TAG:DIR with the characters /init's header allows"
             continue
         fi
-        if ! reason=$(mkdir -p "$dir" 2>&1 && mount -t virtiofs "$tag" "$dir" 2>&1); then
+        if ! reason=$(mkdir -p "$2$dir" 2>&1 && mount -t virtiofs "$tag" "$2$dir" 2>&1); then
             reason=${reason##*: }
             echo "panamax: cannot mount share $tag at $dir: ${reason:-mount failed}"
         fi
@@ -95,13 +101,41 @@ if [ -d /lib/modules ]; then
     done < /etc/modules
 fi
 
-if shares=$(kernel_param panamax.shares); then
-    mount_shares "$shares"
+# host_root TAG: /host-root becomes the share TAG (read-only) under a tmpfs overlay, with the file
+# systems a program expects mounted inside it; prints the failing step's error otherwise.
+host_root() {
+    mkdir -p /rootfs/lower /rootfs/rw /host-root &&
+        mount -t virtiofs -o ro "$1" /rootfs/lower &&
+        mount -t tmpfs -o mode=0755 rootfs-rw /rootfs/rw &&
+        mkdir /rootfs/rw/upper /rootfs/rw/work &&
+        mount -t overlay -o lowerdir=/rootfs/lower,upperdir=/rootfs/rw/upper,workdir=/rootfs/rw/work overlay /host-root &&
+        mkdir -p /host-root/proc /host-root/sys /host-root/dev /host-root/tmp /host-root/run &&
+        mount -t proc proc /host-root/proc &&
+        mount -t sysfs sysfs /host-root/sys &&
+        mount -t devtmpfs devtmpfs /host-root/dev &&
+        mount -t tmpfs -o mode=1777 tmpfs /host-root/tmp &&
+        mount -t tmpfs -o mode=0755 tmpfs /host-root/run
+}
+
+root=
+if tag=$(kernel_param panamax.rootfs); then
+    if reason=$(host_root "$tag" 2>&1); then
+        root=/host-root
+    else
+        echo "panamax: cannot make the host's root directory (share $tag) the command's: ${reason:-a mount failed}"
+        root=failed
+    fi
 fi
 
-if port=$(kernel_param panamax.exec); then
+if shares=$(kernel_param panamax.shares) && [ "$root" != failed ]; then
+    mount_shares "$shares" "$root"
+fi
+
+if [ "$root" = failed ]; then
+    : # said above; exec reports the missing status
+elif port=$(kernel_param panamax.exec); then
     # panamax exec: the agent receives the command from the host over vsock and reports its status there.
-    /bin/panamax-agent vsock "$port" || echo "panamax: the exec agent failed (status $?)"
+    /bin/panamax-agent vsock "$port" $root || echo "panamax: the exec agent failed (status $?)"
 elif command=$(kernel_param panamax.run); then
     sh -c "$command"
     echo "panamax: exit status $?"

@@ -29,4 +29,16 @@ class ExitStatusLineTest {
         assertThat(GuestImages.isBuiltInInitramfs(PanamaxCache.root().resolve("initramfs").resolve(GuestInitramfs.FILE_NAME))).isFalse();
         assertThat(GuestImages.isBuiltInInitramfs(null)).isFalse();
     }
+
+    @Test
+    void theBuiltInKernelIsTheCachesVmlinuxOrBzImage() {
+        Path build = PanamaxCache.root().resolve("kernels").resolve("6.1.192-3-abc");
+        assertThat(GuestImages.isBuiltInKernel(build.resolve("vmlinux"))).isTrue();
+        assertThat(GuestImages.isBuiltInKernel(build.resolve("bzImage"))).isTrue();
+        assertThat(GuestImages.isBuiltInKernel(build.resolve("config"))).isFalse();
+        assertThat(GuestImages.isBuiltInKernel(Path.of("/boot/vmlinuz-6.1.0"))).isFalse();
+        assertThat(GuestImages.isBuiltInKernel(Path.of("/tmp/6.1/vmlinux"))).isFalse();
+        assertThat(GuestImages.isBuiltInKernel(PanamaxCache.root().resolve("kernels").resolve("vmlinux"))).isFalse();
+        assertThat(GuestImages.isBuiltInKernel(null)).isFalse();
+    }
 }

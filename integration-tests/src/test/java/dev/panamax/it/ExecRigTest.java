@@ -33,12 +33,18 @@ class ExecRigTest {
 
     /** Runs {@code panamax exec --no-rig ARGS} there, with {@code input} (null: nothing) as its stdin. */
     static Exec exec(RealKvm kvm, String input, String... args) {
+        return execIn(kvm, null, input, args);
+    }
+
+    /** {@link #exec} from the rig's directory {@code dir} (null: wherever the rig's commands start), after {@code setUp} (null: none) there. */
+    static Exec execIn(RealKvm kvm, String setUp, String input, String... args) {
         // The kernel and initramfs as this host's cache has them (the rig has no dpkg database to key its cache with).
         List<String> argv = new ArrayList<>(List.of("exec", "--no-rig", "--kernel", GuestImages.defaultVmlinux().toString(),
                 "--initrd", GuestImages.defaultInitramfs().toString()));
         argv.addAll(List.of(args));
         String java = kvm.javaShellCommand(Panamax.class.getName(), argv);
         String script = String.join("\n",
+                setUp == null ? "" : setUp,
                 "d=$(mktemp -d)",
                 (input == null ? "" : "printf %s " + RealKvm.shellQuote(input) + " | ") + java + " > $d/out 2> $d/err" + (input == null ? " < /dev/null" : ""),
                 "echo exec-status=$?",
@@ -104,5 +110,24 @@ class ExecRigTest {
         Exec r = exec(kvm, "hi\nthere\n", "--", "cat");
         assertThat(r.status()).as(r.all()).isZero();
         assertThat(r.stdout()).isEqualTo("hi\nthere\n");
+    }
+
+    /**
+     * --rootfs host: the command sees the rig's root directory (the host, for the exec there), in the
+     * directory exec ran from, with a share mounted inside it; its writes stay in the guest.
+     */
+    @Test
+    void withRootfsHostTheCommandRunsInTheHostsRootFromTheSameDirectoryAndItsWritesStayInTheGuest(RealKvm kvm) {
+        String setUp = "mkdir -p /var/tmp/rootfs-share && echo shared-file > /var/tmp/rootfs-share/hello && cd /usr/share";
+        Exec r = execIn(kvm, setUp, null, "--rootfs", "host", "--share", "/var/tmp/rootfs-share,tag=s", "--", "sh", "-c",
+                "pwd; head -n 1 /etc/os-release; cat /mnt/s/hello; echo guest-write > /etc/panamax-rootfs-test && cat /etc/panamax-rootfs-test");
+        assertThat(r.status()).as(r.all()).isZero();
+        RunResult host = kvm.run(List.of("sh", "-c", "head -n 1 /etc/os-release; test -e /etc/panamax-rootfs-test && echo the-write-reached-the-host"),
+                RUN_TIMEOUT, System.out);
+        String osRelease = host.output().lines().findFirst().orElseThrow();
+        assertThat(osRelease).as("the rig's /etc/os-release").isNotBlank();
+        assertThat(r.stdout()).isEqualTo("/usr/share\n" + osRelease + "\nshared-file\nguest-write\n");
+        assertThat(host.output()).doesNotContain("the-write-reached-the-host");
+        assertThat(r.leftoverProcesses()).isZero();
     }
 }
