@@ -6,8 +6,9 @@
 # init script on it that then reboots, which ends QEMU (-no-reboot; the tiny kernel has no ACPI, so
 # a power-off would not end it, and microvm needs an i8042 for the reboot, as in boot-vs-qemu.sh). virtme-ng's own
 # init also sets up /proc, /sys, a tmpfs overlay and the console before the command, which this
-# init skips: QEMU's figure is a lower bound for vng. Panamax runs with its built-in initramfs
-# (/init, then its exec agent over vsock, which receives the command), as `panamax exec` does.
+# init skips: QEMU's figure is a lower bound for vng. Panamax runs `exec --rootfs host`, the same
+# job: its built-in initramfs's /init lays a tmpfs overlay over the host's root (virtio-fs, read-only),
+# then its exec agent receives the command over vsock and runs `true` from the host's root.
 # Same kernel, 256 MiB, one vCPU; rounds alternate which goes first; prints each round, the medians
 # and the ratio Panamax/QEMU. Where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/exec-vs-virtme.sh [ROUNDS]
@@ -44,7 +45,7 @@ wall_ms() {
 panamax=""
 qemu=""
 run_panamax() {
-    wall_ms "" panamax_cli exec --no-rig --timeout 300s --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 -- true
+    wall_ms "" panamax_cli exec --no-rig --timeout 300s --kernel "$kernel" --initrd "$initrd" --rootfs host --memory 256M --cpus 1 -- true
 }
 run_qemu() {
     wall_ms "exec-vs-virtme: true ran" timeout 300 qemu-system-x86_64 -accel kvm -cpu host -M microvm,acpi=off,rtc=on -device i8042 -m 256 -smp 1 \
