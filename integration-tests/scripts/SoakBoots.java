@@ -13,7 +13,7 @@ import java.util.concurrent.TimeUnit;
  * them (a leak of one fd or one mapping per VM shows as growth). Run by soak-boots.sh where real
  * KVM is; prints "soak: ..." lines and ends with status 1 when either grew more than 5 %.
  *
- * <p>Usage: java -cp CLI-CLASSPATH SoakBoots.java KERNEL INITRD [BOOTS] [WARM]
+ * <p>Usage: java -cp CLI-CLASSPATH SoakBoots.java KERNEL INITRD [BOOTS] [WARM] [CPUS]
  */
 public final class SoakBoots {
     private static final String READY = "soak-ready";
@@ -23,11 +23,12 @@ public final class SoakBoots {
         Path initrd = Path.of(args[1]);
         int boots = args.length > 2 ? Integer.parseInt(args[2]) : 200;
         int warm = args.length > 3 ? Integer.parseInt(args[3]) : 10;
+        int cpus = args.length > 4 ? Integer.parseInt(args[4]) : 1;
         long fdsWarm = 0;
         long rssWarm = 0;
         long start = System.nanoTime();
         for (int i = 1; i <= boots; i++) {
-            bootOnce(kernel, initrd, i);
+            bootOnce(kernel, initrd, cpus, i);
             if (i == warm) {
                 System.gc();
                 fdsWarm = openFds();
@@ -51,10 +52,10 @@ public final class SoakBoots {
     }
 
     /** One boot to the guest's userspace and its end (the guest reboots itself, which ends the VM). */
-    private static void bootOnce(Path kernel, Path initrd, int n) throws Exception {
+    private static void bootOnce(Path kernel, Path initrd, int cpus, int n) throws Exception {
         CountDownLatch ready = new CountDownLatch(1);
         try (VirtualMachine vm = VirtualMachine.builder().kernel(kernel).initrd(initrd)
-                .commandLine("quiet panamax.run=\"echo " + READY + "\"").cpus(2).memoryMib(128)
+                .commandLine("quiet panamax.run=\"echo " + READY + "\"").cpus(cpus).memoryMib(128)
                 .console(OutputStream.nullOutputStream()).build()) {
             vm.addConsoleLineListener(line -> {
                 if (line.contains(READY)) ready.countDown();
