@@ -20,6 +20,7 @@ cd "$work"
 panamax_cli image create -f qcow2 data.qcow2 64M > /dev/null
 synced=0
 leaks=0
+crashed=0
 k=0
 while [ "$k" -lt "$kills" ]; do
     k=$((k + 1))
@@ -38,10 +39,24 @@ while [ "$k" -lt "$kills" ]; do
     until tr -d '\r' < run.log | grep -q "^synced $first\$"; do
         n=$((n + 1))
         if [ "$n" -gt 1200 ] || ! kill -0 "$vmm" 2>/dev/null; then
-            echo "kill $k: the guest never synced block $first; its console:"; cat run.log; exit 1
+            break
         fi
         sleep 0.1
     done
+    if ! tr -d '\r' < run.log | grep -q "^synced $first\$"; then
+        # In the rig, QEMU TCG's nested SVM now and then throws a booting guest to a triple fault
+        # (about one boot in thirty here): that boot is not a kill; boot again, and count it.
+        if grep -q 'the guest failed: vcpu [0-9]*: triple fault' run.log && ! grep -q 'init reached' run.log \
+            && [ "$crashed" -lt 10 ]; then
+            crashed=$((crashed + 1))
+            echo "kill $k: the guest triple-faulted while booting, before any write ($crashed so far); booting again"
+            wait "$vmm" 2>/dev/null || true
+            k=$((k - 1))
+            continue
+        fi
+        kill -9 "$vmm" 2>/dev/null || true
+        echo "kill $k: the guest never synced block $first; its console:"; cat run.log; exit 1
+    fi
     sleep "$(awk -v s="$k" 'BEGIN { srand(s); printf "%.1f", rand() * 3 }')"
     kill -9 "$vmm"
     wait "$vmm" 2>/dev/null || true
@@ -68,4 +83,5 @@ while [ "$k" -lt "$kills" ]; do
     echo "kill $k: the guest had synced blocks $first..$last; image check $( [ "$status" = 0 ] && echo clean || echo 'leaks, repaired' ); blocks 1..$last intact"
     synced=$last
 done
-echo "kill-chaos: $kills kills, $leaks left leaked clusters (repaired), no other damage; $synced blocks synced and intact"
+echo "kill-chaos: $kills kills, $leaks left leaked clusters (repaired), no other damage; $synced blocks synced and intact;" \
+    "$crashed boots triple-faulted before any write and were booted again"
