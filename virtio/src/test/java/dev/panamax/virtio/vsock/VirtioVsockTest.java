@@ -46,7 +46,8 @@ class VirtioVsockTest {
     GuestMemory memory;
     VirtioVsock vsock;
     VsockGuest guest;
-    final List<AutoCloseable> closeables = new ArrayList<>();
+    /** Host sockets to close after the test; host programs add theirs from several threads at once. */
+    final List<AutoCloseable> closeables = new java.util.concurrent.CopyOnWriteArrayList<>();
     final ExecutorService host = Executors.newCachedThreadPool();
     /** Calls the device's threads made that their seccomp filter forbids: the filters are on in every test. */
     final BlockingQueue<Seccomp.Violation> forbiddenCalls = new LinkedBlockingQueue<>();
