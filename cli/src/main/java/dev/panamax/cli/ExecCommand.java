@@ -103,8 +103,8 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
 
     @Option(names = "--rootfs", paramLabel = "host|none",
             description = "host: CMD runs in this host's root directory, read-only under a tmpfs overlay that takes its writes,"
-                    + " in the current directory (the default with a kernel of your own); none: in the initramfs (the default with the"
-                    + " built-in kernel)")
+                    + " in the current directory (the default with a kernel of your own and no --initrd); none: in the initramfs (the"
+                    + " default otherwise)")
     String rootfs;
 
     /** For the exec inside the rig: the outer exec's current directory, where CMD runs with {@code --rootfs host}. */
@@ -227,10 +227,14 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         }
     }
 
-    /** Whether CMD runs in the host's root directory: {@code --rootfs}, else host exactly when {@code --kernel} is a user's (not the built-in one). */
+    /**
+     * Whether CMD runs in the host's root directory: {@code --rootfs}, else host exactly when {@code
+     * --kernel} is a user's (not the built-in one) and no {@code --initrd} brings a world of its own
+     * (as {@code image extract}'s rescue guest does).
+     */
     private boolean hostRoot() {
         if (rootfs == null) {
-            return kernel != null && !GuestImages.isBuiltInKernel(kernel);
+            return kernel != null && !GuestImages.isBuiltInKernel(kernel) && initrd == null;
         }
         return switch (rootfs) {
             case "host" -> true;

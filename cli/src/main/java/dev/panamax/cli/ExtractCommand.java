@@ -107,7 +107,7 @@ public final class ExtractCommand implements Callable<Integer> {
             }
             RescueGuest.Images guest = kernel != null ? new RescueGuest.Images(kernel.toAbsolutePath(), initrd.toAbsolutePath())
                     : RescueGuest.ensure();
-            List<String> exec = new ArrayList<>(List.of("exec", "--kernel", guest.kernel().toString(), "--initrd", guest.initramfs().toString(),
+            List<String> exec = new ArrayList<>(List.of("exec", "--rootfs", "none", "--kernel", guest.kernel().toString(), "--initrd", guest.initramfs().toString(),
                     "--cpus", "1", "--memory", memory, "--disk", disk));
             if (dest != null) {
                 exec.addAll(List.of("--share", OptionSettings.escape(dest.toString()) + ",tag=" + DEST_TAG));

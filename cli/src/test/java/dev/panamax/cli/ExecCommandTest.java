@@ -86,10 +86,10 @@ class ExecCommandTest {
         Files.writeString(own.resolve("config"), KernelConfig.merge("", KernelConfig.EXEC));
         assertRefused("CONFIG_VIRTIO_FS is not set", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd", initrd.toString(),
                 "--rootfs", "none", "--share", share.toString(), "--", "true");
-        // With --kernel, CMD runs in the host's root (--rootfs host) by default: the overlay is needed.
+        // With --rootfs host (the default with a kernel of your own and no --initrd) the overlay is needed.
         Files.writeString(own.resolve("config"), KernelConfig.merge("", KernelConfigCommand.ALL).replace("CONFIG_OVERLAY_FS=y\n", ""));
         assertRefused("CONFIG_OVERLAY_FS is not set", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd", initrd.toString(),
-                "--", "true");
+                "--rootfs", "host", "--", "true");
     }
 
     @Test
