@@ -11,10 +11,7 @@ aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
 aot=${aot:+-XX:AOTCache=$aot}
 
 # Runs Panamax's CLI as the rig's JVMs run (C1 only) with the arguments given.
-panamax_cli() {
-    # shellcheck disable=SC2086 # $aot is one word or none
-    "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
-}
+panamax_cli() { (panamax_cli_exec "$@"); }
 
 # panamax_cli for `panamax_cli_exec ARGS... &`: the JVM replaces the background subshell, so $! is the
 # JVM's own pid (a signal to the subshell of a plain function call would not reach it).
