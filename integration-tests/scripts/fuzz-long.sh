@@ -44,7 +44,7 @@ targets | grep -e "$filter" | while read -r module test; do
     # Micrometer, ...): 40-50 % more executions per second on qcow2 and the REST requests, the same coverage of ours.
     # </dev/null: Maven would read the rest of the target list from the loop's standard input.
     if JAZZER_FUZZ=1 nice ./mvnw -B -o test -pl "$module" -am -Dtest="$test" -Dsurefire.failIfNoSpecifiedTests=false \
-            -Djazzer.hooks=true -Djazzer.instrumentation_includes='dev.panamax.**' -Djazzer.max_duration="${seconds}s" $max_runs \
+            -Djazzer.hooks=true -Dpanamax.testTimeoutMode=disabled -Djazzer.instrumentation_includes='dev.panamax.**' -Djazzer.max_duration="${seconds}s" $max_runs \
             </dev/null >"$log" 2>&1; then
         result=ok
     else

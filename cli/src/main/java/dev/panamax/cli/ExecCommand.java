@@ -211,10 +211,11 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             }
             // quiet keeps boot messages off the console (each byte is a VM exit); loglevel=5 still shows WARN's lines.
             String cmdline = RunCommand.withShareMounts("quiet loglevel=5 panamax.exec=" + AGENT_PORT, shares);
+            // Reserved whatever --rootfs says: the rig's inner exec and the guest's /init know the tag by name.
+            if (shares.stream().anyMatch(s -> s.tag().equals(HOST_ROOT_TAG))) {
+                throw new UserError("--share: the tag " + HOST_ROOT_TAG + " is --rootfs host's; choose another");
+            }
             if (hostRoot) {
-                if (shares.stream().anyMatch(s -> s.tag().equals(HOST_ROOT_TAG))) {
-                    throw new UserError("--share: the tag " + HOST_ROOT_TAG + " is --rootfs host's; choose another");
-                }
                 List<SharedFolder> all = new ArrayList<>(shares);
                 all.add(new SharedFolder(Path.of("/"), HOST_ROOT_TAG, true));
                 shares = List.copyOf(all);

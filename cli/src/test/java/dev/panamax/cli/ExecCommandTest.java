@@ -99,7 +99,10 @@ class ExecCommandTest {
         assertRefused("--rootfs bogus: use host or none", "exec", "--no-rig", "--kernel", kernel.toString(), "--initrd",
                 initrd.toString(), "--rootfs", "bogus", "--", "true");
         Path share = Files.createDirectory(dir.resolve("mine"));
-        assertRefused("the tag " + ExecCommand.HOST_ROOT_TAG + " is --rootfs host's", "exec", "--no-rig", "--kernel", kernel.toString(),
-                "--initrd", initrd.toString(), "--share", share + ",tag=" + ExecCommand.HOST_ROOT_TAG, "--", "true");
+        for (String rootfs : new String[] {"host", "none"}) { // reserved either way: /init knows it by name
+            assertRefused("the tag " + ExecCommand.HOST_ROOT_TAG + " is --rootfs host's", "exec", "--no-rig", "--kernel",
+                    kernel.toString(), "--initrd", initrd.toString(), "--rootfs", rootfs, "--share",
+                    share + ",tag=" + ExecCommand.HOST_ROOT_TAG, "--", "true");
+        }
     }
 }
