@@ -1,10 +1,10 @@
 #!/bin/sh
 # Image conversion from the formats issue 21 added, Panamax's `image convert` against `qemu-img convert`, both from
 # the command line (the JVM's start included, with the launcher's start-up cache), on the host, no KVM needed:
-#   sh integration-tests/scripts/convert-vs-qemu-img.sh [ROUNDS] [SIZE_MIB]
+#   [CASES="NAME..."] sh integration-tests/scripts/convert-vs-qemu-img.sh [ROUNDS] [SIZE_MIB]
 # The source is a raw disk of SIZE_MIB (default 1024) with 20 % of it random data (1 MiB in every 5), made into a
-# monolithicSparse and a streamOptimized VMDK, a dynamic VDI, a dynamic VHDX and a zstd-compressed qcow2 by qemu-img. Cases: each of
-# those to raw, and raw to a zstd-compressed qcow2. Neither tool syncs its output (qemu-img's default, Panamax's
+# monolithicSparse and a streamOptimized VMDK, a dynamic VDI, a dynamic VHDX, a qcow2 and a zstd-compressed qcow2 by qemu-img.
+# Cases: each of those to raw, and raw to a qcow2 and to a zstd-compressed qcow2. Neither tool syncs its output (qemu-img's default, Panamax's
 # --no-sync). Rounds alternate which tool goes first; prints each round, then medians and Panamax/qemu-img ratios.
 set -eu
 rounds=${1:-3}
@@ -25,9 +25,11 @@ qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse src.raw src.vmdk
 qemu-img convert -f raw -O vmdk -o subformat=streamOptimized src.raw src-stream.vmdk
 qemu-img convert -f raw -O vdi src.raw src.vdi
 qemu-img convert -f raw -O vhdx src.raw src.vhdx
+qemu-img convert -f raw -O qcow2 src.raw src.qcow2
 qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd src.raw src-zstd.qcow2
 
-ms() { s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
+# The sync first: the last run's output, written back meanwhile, would slow whichever tool runs next.
+ms() { sync; s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # case NAME SOURCE FORMAT [-c -o compression_type=zstd]: Panamax's and qemu-img's times for one round, "P Q".
@@ -42,7 +44,12 @@ one() {
     echo "$a $b"
 }
 
-cases="vmdk-sparse-to-raw:src.vmdk:raw vmdk-stream-to-raw:src-stream.vmdk:raw vdi-to-raw:src.vdi:raw vhdx-to-raw:src.vhdx:raw zstd-qcow2-to-raw:src-zstd.qcow2:raw raw-to-zstd-qcow2:src.raw:qcow2"
+cases="raw-to-qcow2:src.raw:qcow2 qcow2-to-raw:src.qcow2:raw vmdk-sparse-to-raw:src.vmdk:raw vmdk-stream-to-raw:src-stream.vmdk:raw vdi-to-raw:src.vdi:raw vhdx-to-raw:src.vhdx:raw zstd-qcow2-to-raw:src-zstd.qcow2:raw raw-to-zstd-qcow2:src.raw:qcow2"
+if [ -n "${CASES:-}" ]; then # CASES="raw-to-qcow2 qcow2-to-raw" runs those alone
+    keep=""
+    for c in $cases; do case " $CASES " in *" ${c%%:*} "*) keep="$keep $c" ;; esac; done
+    cases=$keep
+fi
 for c in $cases; do : > "times.$c"; done
 round=0
 while [ "$round" -lt "$rounds" ]; do

@@ -553,6 +553,13 @@ public final class Qcow2Image implements BlockBackend {
         try {
             while (src.position() < end) {
                 int in = (int) (offset & (clusterSize - 1));
+                if (in == 0 && !entries.extended()) {
+                    int n = writeWholeClusters(offset, src, end);
+                    if (n > 0) {
+                        offset += n;
+                        continue;
+                    }
+                }
                 int n = Math.min(clusterSize - in, end - src.position());
                 src.limit(src.position() + n);
                 writeCluster(offset - in, in, src);
@@ -564,6 +571,58 @@ public final class Qcow2Image implements BlockBackend {
         } finally {
             src.limit(end);
         }
+    }
+
+    /**
+     * Writes the whole clusters at the start of {@code src[position, end)} with one pwrite, as far as
+     * they lie in one L2 table and go where the first goes: all in place at consecutive host offsets,
+     * or all into new clusters taken in one allocation (a bulk copy into a new image, or a guest
+     * writing a large request). Each cluster follows {@link #writeCluster}'s rules; the L2 entries are
+     * set after the data is written. Returns the bytes written: 0 when fewer than two clusters
+     * qualify, which {@link #writeCluster} then does alone.
+     */
+    private int writeWholeClusters(long offset, ByteBuffer src, int end) throws IOException {
+        int max = (end - src.position()) >> clusterBits;
+        if (max < 2) return 0;
+        long guestCluster = offset >> clusterBits;
+        int idx = (int) (guestCluster & ((1 << l2Bits) - 1));
+        max = Math.min(max, (1 << l2Bits) - idx);
+        L2Table t = meta.l2Table(guestCluster >> l2Bits, true);
+        long first = inPlaceOffset(t.entries[idx], offset);
+        int n = 1;
+        while (n < max) {
+            long off = inPlaceOffset(t.entries[idx + n], offset + ((long) n << clusterBits));
+            if (first == 0 ? off != 0 : off != first + ((long) n << clusterBits)) break;
+            n++;
+        }
+        if (n < 2) return 0;
+        int bytes = n << clusterBits;
+        ByteBuffer run = src.slice(src.position(), bytes);
+        if (first != 0) {
+            file.write(first, run);
+            for (int i = 0; i < n; i++) {
+                long e = t.entries[idx + i];
+                if (!L2Entry.isCopied(e)) t.set(idx + i, e | L2Entry.COPIED);
+            }
+        } else {
+            long host = meta.allocateClusters(n);
+            file.write(host, run);
+            meta.noteFileEnd(host + bytes);
+            for (int i = 0; i < n; i++) {
+                long e = t.entries[idx + i];
+                t.set(idx + i, (host + ((long) i << clusterBits)) | L2Entry.COPIED, L2Entry.ALLOC_BITS);
+                meta.release(e);
+            }
+        }
+        src.position(src.position() + bytes);
+        return bytes;
+    }
+
+    /** Where a write into the cluster of entry {@code e} goes in place (the image owns it alone), or 0 when it needs a new cluster. */
+    private long inPlaceOffset(long e, long clusterOffset) throws IOException {
+        if (L2Entry.isCompressed(e) || entries.isZero(e)) return 0;
+        long off = dataOffset(e, clusterOffset);
+        return off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1) ? off : 0;
     }
 
     /**
@@ -580,13 +639,11 @@ public final class Qcow2Image implements BlockBackend {
             writeSubclusters(t, idx, clusterOffset, in, src);
             return;
         }
-        if (!L2Entry.isCompressed(e) && !entries.isZero(e)) {
-            long off = dataOffset(e, clusterOffset);
-            if (off != 0 && (L2Entry.isCopied(e) || meta.refcount(off >> clusterBits) == 1)) {
-                if (!L2Entry.isCopied(e)) t.set(idx, e | L2Entry.COPIED);
-                file.write(off + in, src);
-                return;
-            }
+        long off = inPlaceOffset(e, clusterOffset);
+        if (off != 0) {
+            if (!L2Entry.isCopied(e)) t.set(idx, e | L2Entry.COPIED);
+            file.write(off + in, src);
+            return;
         }
         ByteBuffer full;
         if (in == 0 && src.remaining() == clusterSize) {

@@ -15,7 +15,7 @@ import java.util.Random;
 /**
  * {@code panamax image convert} (the library call it makes, in a warm JVM) against {@code qemu-img
  * convert} in the same run, on a 1 GiB raw image with about 40% of it written in 1 MiB runs:
- * raw->qcow2 and qcow2->raw, median of five each. Prints the times and the ratios.
+ * raw->qcow2 and qcow2->raw, alternating rounds, median of nine each. Prints the times and the ratios.
  * Run: {@code ./mvnw -B -q -pl storage test-compile exec:exec -Dbench=ConvertBenchmark}
  */
 public final class ConvertBenchmark {
@@ -37,22 +37,21 @@ public final class ConvertBenchmark {
         Path qcow2 = dir.resolve("src.qcow2");
         run(List.of("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw.toString(), qcow2.toString()));
         // Both without a final fsync (qemu-img's default, cache=unsafe; panamax --no-sync), then both with
-        // one (qemu-img -t writeback; panamax's default).
+        // one (qemu-img -t writeback; panamax's default). Rounds alternate which goes first; medians of nine.
         for (boolean sync : new boolean[] {false, true}) {
             List<String> cache = sync ? List.of("-t", "writeback") : List.of();
-            double qemuToQcow2 = best(() -> run(concat(List.of("qemu-img", "convert", "-f", "raw", "-O", "qcow2"), cache,
-                    List.of(raw.toString(), dir.resolve("q.qcow2").toString()))), dir.resolve("q.qcow2"));
-            double pmxToQcow2 = best(() -> ImageConverter.convert(raw, dir.resolve("p.qcow2"),
-                    ImageConverter.Options.of(ImageFormat.QCOW2).withSync(sync), null), dir.resolve("p.qcow2"));
-            double qemuToRaw = best(() -> run(concat(List.of("qemu-img", "convert", "-f", "qcow2", "-O", "raw"), cache,
-                    List.of(qcow2.toString(), dir.resolve("q.raw").toString()))), dir.resolve("q.raw"));
-            double pmxToRaw = best(() -> ImageConverter.convert(qcow2, dir.resolve("p.raw"),
-                    ImageConverter.Options.of(ImageFormat.RAW).withSync(sync), null), dir.resolve("p.raw"));
+            Path q = dir.resolve("q.out"), p = dir.resolve("p.out");
+            double[] toQcow2 = alternate(() -> run(concat(List.of("qemu-img", "convert", "-f", "raw", "-O", "qcow2"), cache,
+                    List.of(raw.toString(), q.toString()))), q, () -> ImageConverter.convert(raw, p,
+                    ImageConverter.Options.of(ImageFormat.QCOW2).withSync(sync), null), p);
+            double[] toRaw = alternate(() -> run(concat(List.of("qemu-img", "convert", "-f", "qcow2", "-O", "raw"), cache,
+                    List.of(qcow2.toString(), q.toString()))), q, () -> ImageConverter.convert(qcow2, p,
+                    ImageConverter.Options.of(ImageFormat.RAW).withSync(sync), null), p);
             String mode = sync ? "with final fsync" : "no fsync";
-            System.out.printf("raw->qcow2 (%s): panamax %.3f s, qemu-img %.3f s, ratio %.2f%n", mode, pmxToQcow2,
-                    qemuToQcow2, pmxToQcow2 / qemuToQcow2);
-            System.out.printf("qcow2->raw (%s): panamax %.3f s, qemu-img %.3f s, ratio %.2f%n", mode, pmxToRaw, qemuToRaw,
-                    pmxToRaw / qemuToRaw);
+            System.out.printf("raw->qcow2 (%s): panamax %.3f s, qemu-img %.3f s, ratio %.2f%n", mode, toQcow2[1], toQcow2[0],
+                    toQcow2[1] / toQcow2[0]);
+            System.out.printf("qcow2->raw (%s): panamax %.3f s, qemu-img %.3f s, ratio %.2f%n", mode, toRaw[1], toRaw[0],
+                    toRaw[1] / toRaw[0]);
         }
         try (var files = Files.list(dir)) {
             for (Path p : files.toList()) Files.delete(p);
@@ -71,17 +70,34 @@ public final class ConvertBenchmark {
         void run() throws Exception;
     }
 
-    /** Median of five runs, in seconds; the output is deleted before each run. */
-    static double best(Step step, Path output) throws Exception {
-        List<Double> times = new ArrayList<>();
-        for (int i = 0; i < 5; i++) {
-            Files.deleteIfExists(output);
-            long t0 = System.nanoTime();
-            step.run();
-            times.add((System.nanoTime() - t0) / 1e9);
+    /**
+     * Nine rounds of {@code a} and {@code b}, alternating which goes first (the output of each is deleted
+     * before it runs); the median seconds of each, {@code {a, b}}. Panamax's JVM is warmed by a first,
+     * untimed conversion: this measures the library call, not the JVM's start.
+     */
+    static double[] alternate(Step a, Path aOutput, Step b, Path bOutput) throws Exception {
+        Files.deleteIfExists(bOutput);
+        b.run();
+        List<Double> as = new ArrayList<>(), bs = new ArrayList<>();
+        for (int i = 0; i < 9; i++) {
+            if (i % 2 == 0) {
+                as.add(time(a, aOutput));
+                bs.add(time(b, bOutput));
+            } else {
+                bs.add(time(b, bOutput));
+                as.add(time(a, aOutput));
+            }
         }
-        Collections.sort(times);
-        return times.get(2);
+        Collections.sort(as);
+        Collections.sort(bs);
+        return new double[] {as.get(4), bs.get(4)};
+    }
+
+    private static double time(Step step, Path output) throws Exception {
+        Files.deleteIfExists(output);
+        long t0 = System.nanoTime();
+        step.run();
+        return (System.nanoTime() - t0) / 1e9;
     }
 
     static void run(List<String> cmd) throws Exception {
