@@ -103,104 +103,113 @@ public final class Libc {
         return LINKER.downcallHandle(LOOKUP.findOrThrow(name), descriptor, options);
     }
 
+    static Optional<MemorySegment> lookup(String name) {
+        return LOOKUP.find(name);
+    }
+
+    /**
+     * Links every C function this class calls, which it otherwise does at each one's first use: for
+     * a thread about to install a seccomp filter that would forbid what linking does.
+     */
+    static void linkAll() {
+        Downcall.linkAll();
+    }
+
     // int ioctl(int fd, unsigned long request, ...): linked once per argument shape. Requests that
     // take no argument still get 0, because KVM rejects some (KVM_GET_API_VERSION) when it is not.
-    private static final MethodHandle IOCTL_LONG = downcall("ioctl",
+    private static final Downcall IOCTL_LONG = new Downcall("ioctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(2), ERRNO);
-    private static final MethodHandle IOCTL_PTR = downcall("ioctl",
+    private static final Downcall IOCTL_PTR = new Downcall("ioctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), Linker.Option.firstVariadicArg(2), ERRNO);
     // int open(const char *path, int flags, ...)
-    private static final MethodHandle OPEN = downcall("open",
+    private static final Downcall OPEN = new Downcall("open",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);
-    private static final MethodHandle CLOSE = downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO);
+    private static final Downcall CLOSE = new Downcall("close", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO);
     // void *mmap(void *addr, size_t length, int prot, int flags, int fd, off_t offset)
-    private static final MethodHandle MMAP = downcall("mmap",
+    private static final Downcall MMAP = new Downcall("mmap",
             FunctionDescriptor.of(ADDRESS, ADDRESS, JAVA_LONG, JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
-    private static final MethodHandle MUNMAP = downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    private static final Downcall MUNMAP = new Downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
     // int madvise(void *addr, size_t length, int advice)
-    private static final MethodHandle MADVISE = downcall("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
+    private static final Downcall MADVISE = new Downcall("madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
     // int eventfd(unsigned int initval, int flags)
-    private static final MethodHandle EVENTFD = downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
+    private static final Downcall EVENTFD = new Downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
     // int memfd_create(const char *name, unsigned int flags)
-    private static final MethodHandle MEMFD_CREATE = downcall("memfd_create",
+    private static final Downcall MEMFD_CREATE = new Downcall("memfd_create",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
-    private static final MethodHandle FTRUNCATE = downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
+    private static final Downcall FTRUNCATE = new Downcall("ftruncate", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG), ERRNO);
     // off_t lseek(int fd, off_t offset, int whence)
-    private static final MethodHandle LSEEK = downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), ERRNO);
+    private static final Downcall LSEEK = new Downcall("lseek", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, JAVA_LONG, JAVA_INT), ERRNO);
     /** struct flock (x86-64), for fcntl's record locks; checked against C by the ABI test. */
     public static final StructLayout FLOCK = MemoryLayout.structLayout(
             JAVA_SHORT.withName("l_type"), JAVA_SHORT.withName("l_whence"), MemoryLayout.paddingLayout(4),
             JAVA_LONG.withName("l_start"), JAVA_LONG.withName("l_len"), JAVA_INT.withName("l_pid"),
             MemoryLayout.paddingLayout(4)).withName("flock");
     // int fcntl(int fd, int cmd, ...): only the pointer-argument shape is needed.
-    private static final MethodHandle FCNTL_PTR = downcall("fcntl",
+    private static final Downcall FCNTL_PTR = new Downcall("fcntl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), Linker.Option.firstVariadicArg(2), ERRNO);
     // int fallocate(int fd, int mode, off_t offset, off_t len)
-    private static final MethodHandle FALLOCATE = downcall("fallocate",
+    private static final Downcall FALLOCATE = new Downcall("fallocate",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG), ERRNO);
     // ssize_t read(int fd, void *buf, size_t count) / write(...)
-    private static final MethodHandle READ = downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
-    private static final MethodHandle WRITE = downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    private static final Downcall READ = new Downcall("read", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
+    private static final Downcall WRITE = new Downcall("write", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG), ERRNO);
     /** struct iovec, for preadv/pwritev; checked against C by the ABI test. */
     public static final StructLayout IOVEC = MemoryLayout.structLayout(ADDRESS.withName("iov_base"), JAVA_LONG.withName("iov_len")).withName("iovec");
     /** The most buffers one preadv/pwritev takes (IOV_MAX). */
     public static final int IOV_MAX = 1024;
     // ssize_t preadv(int fd, const struct iovec *iov, int iovcnt, off_t offset) / pwritev(...)
-    private static final MethodHandle PREADV = downcall("preadv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
-    private static final MethodHandle PWRITEV = downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
+    private static final Downcall PREADV = new Downcall("preadv", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
+    private static final Downcall PWRITEV = new Downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
     // ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
-    private static final MethodHandle WRITEV = downcall("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
+    private static final Downcall WRITEV = new Downcall("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
     private static final long IOV_BASE = IOVEC.byteOffset(PathElement.groupElement("iov_base"));
     private static final long IOV_LEN = IOVEC.byteOffset(PathElement.groupElement("iov_len"));
     // int fcntl(int fd, int cmd, ...): only the int-argument commands (F_GETFL, F_SETFL).
-    private static final MethodHandle FCNTL = downcall("fcntl",
+    private static final Downcall FCNTL = new Downcall("fcntl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);
     // int epoll_create1(int flags); int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event);
     // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout)
-    private static final MethodHandle EPOLL_CREATE1 = downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO);
-    private static final MethodHandle EPOLL_CTL = downcall("epoll_ctl",
+    private static final Downcall EPOLL_CREATE1 = new Downcall("epoll_create1", FunctionDescriptor.of(JAVA_INT, JAVA_INT), ERRNO);
+    private static final Downcall EPOLL_CTL = new Downcall("epoll_ctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT, ADDRESS), ERRNO);
-    private static final MethodHandle EPOLL_WAIT = downcall("epoll_wait",
+    private static final Downcall EPOLL_WAIT = new Downcall("epoll_wait",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT), ERRNO);
     // int socket(int domain, int type, int protocol); int connect(int fd, const struct sockaddr *addr, socklen_t len)
-    private static final MethodHandle SOCKET = downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
-    private static final MethodHandle CONNECT = downcall("connect",
+    private static final Downcall SOCKET = new Downcall("socket", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), ERRNO);
+    private static final Downcall CONNECT = new Downcall("connect",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
     // ssize_t send(int fd, const void *buf, size_t len, int flags)
-    private static final MethodHandle SEND = downcall("send",
+    private static final Downcall SEND = new Downcall("send",
             FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
     // pthread_t pthread_self(void); int pthread_kill(pthread_t, int): returns the error, no errno.
     // int sched_setaffinity(pid_t pid, size_t cpusetsize, const cpu_set_t *mask) / sched_getaffinity(...):
     // pid 0 is the calling thread (a Linux TID, not the process).
-    private static final MethodHandle SCHED_SETAFFINITY = downcall("sched_setaffinity",
+    private static final Downcall SCHED_SETAFFINITY = new Downcall("sched_setaffinity",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO);
-    private static final MethodHandle SCHED_GETAFFINITY = downcall("sched_getaffinity",
+    private static final Downcall SCHED_GETAFFINITY = new Downcall("sched_getaffinity",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, ADDRESS), ERRNO);
     // ssize_t getrandom(void *buf, size_t buflen, unsigned int flags): glibc 2.25 and later; absent on older ones.
-    private static final Optional<MethodHandle> GETRANDOM = LOOKUP.find("getrandom")
-            .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO));
+    private static final Downcall GETRANDOM = new Downcall("getrandom", FunctionDescriptor.of(JAVA_LONG, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO);
     // pid_t gettid(void)
-    private static final MethodHandle GETTID = downcall("gettid", FunctionDescriptor.of(JAVA_INT));
-    private static final MethodHandle PTHREAD_SELF = downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
-    private static final MethodHandle PTHREAD_KILL = downcall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
+    private static final Downcall GETTID = new Downcall("gettid", FunctionDescriptor.of(JAVA_INT));
+    private static final Downcall PTHREAD_SELF = new Downcall("pthread_self", FunctionDescriptor.of(JAVA_LONG));
+    private static final Downcall PTHREAD_KILL = new Downcall("pthread_kill", FunctionDescriptor.of(JAVA_INT, JAVA_LONG, JAVA_INT));
     // int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset): returns the error, no errno.
-    private static final MethodHandle PTHREAD_SIGMASK = downcall("pthread_sigmask",
+    private static final Downcall PTHREAD_SIGMASK = new Downcall("pthread_sigmask",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, ADDRESS, ADDRESS));
     // int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
-    private static final MethodHandle SIGTIMEDWAIT = downcall("sigtimedwait",
+    private static final Downcall SIGTIMEDWAIT = new Downcall("sigtimedwait",
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS), ERRNO);
     // int prctl(int option, unsigned long arg2, ...): the four-argument shape.
-    private static final MethodHandle PRCTL = downcall("prctl",
+    private static final Downcall PRCTL = new Downcall("prctl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG), Linker.Option.firstVariadicArg(1), ERRNO);
     // long syscall(long number, ...): for calls glibc does not wrap (seccomp); six register arguments.
-    private static final MethodHandle SYSCALL = downcall("syscall",
+    private static final Downcall SYSCALL = new Downcall("syscall",
             FunctionDescriptor.of(JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG, JAVA_LONG),
             Linker.Option.firstVariadicArg(1), ERRNO);
     // const char *strerrorname_np(int) and strerrordesc_np(int): glibc 2.32+, thread-safe.
-    private static final Optional<MethodHandle> STRERRORNAME = LOOKUP.find("strerrorname_np")
-            .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(ADDRESS, JAVA_INT)));
-    private static final Optional<MethodHandle> STRERRORDESC = LOOKUP.find("strerrordesc_np")
-            .map(s -> LINKER.downcallHandle(s, FunctionDescriptor.of(ADDRESS, JAVA_INT)));
+    private static final Downcall STRERRORNAME = new Downcall("strerrorname_np", FunctionDescriptor.of(ADDRESS, JAVA_INT));
+    private static final Downcall STRERRORDESC = new Downcall("strerrordesc_np", FunctionDescriptor.of(ADDRESS, JAVA_INT));
 
     /** A buffer for the errno of calls made by one thread; lives as long as {@code arena}. */
     public static MemorySegment allocateCallState(Arena arena) {
@@ -221,12 +230,12 @@ public final class Libc {
         return describe(STRERRORDESC, errno, "unknown error");
     }
 
-    private static String describe(Optional<MethodHandle> function, int errno, String fallback) {
-        if (function.isEmpty()) {
+    private static String describe(Downcall function, int errno, String fallback) {
+        if (!function.available()) {
             return fallback;
         }
         try {
-            MemorySegment text = (MemorySegment) function.get().invokeExact(errno);
+            MemorySegment text = (MemorySegment) function.handle().invokeExact(errno);
             return text.equals(MemorySegment.NULL) ? fallback : text.reinterpret(256).getString(0);
         } catch (Throwable t) {
             return fallback;
@@ -332,7 +341,7 @@ public final class Libc {
 
     public static int ioctlRaw(MemorySegment callState, int fd, long request, long arg) {
         try {
-            return (int) IOCTL_LONG.invokeExact(callState, fd, request, arg);
+            return (int) IOCTL_LONG.handle().invokeExact(callState, fd, request, arg);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -340,7 +349,7 @@ public final class Libc {
 
     public static int ioctlRaw(MemorySegment callState, int fd, long request, MemorySegment arg) {
         try {
-            return (int) IOCTL_PTR.invokeExact(callState, fd, request, arg);
+            return (int) IOCTL_PTR.handle().invokeExact(callState, fd, request, arg);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -359,12 +368,12 @@ public final class Libc {
     // ---- files, memory, events ----
 
     public static int open(String path, int flags) {
-        return (int) call("open(" + path + ")", (arena, state) -> (int) OPEN.invokeExact(state, arena.allocateFrom(path), flags, 0));
+        return (int) call("open(" + path + ")", (arena, state) -> (int) OPEN.handle().invokeExact(state, arena.allocateFrom(path), flags, 0));
     }
 
     static void close(int fd) {
         // Linux releases the descriptor even when close reports an error, so never retry it.
-        if (tryCall((arena, state) -> (int) CLOSE.invokeExact(state, fd)) == -EBADF) {
+        if (tryCall((arena, state) -> (int) CLOSE.handle().invokeExact(state, fd)) == -EBADF) {
             throw new NativeCallException("close(" + fd + ")", EBADF);
         }
     }
@@ -372,17 +381,17 @@ public final class Libc {
     public static MemorySegment mmap(long length, int prot, int flags, int fd, long offset, String what) {
         // MAP_FAILED is (void *) -1; every user-space address is positive as a long.
         return MemorySegment.ofAddress(call("mmap(" + what + ", " + length + " bytes)", (arena, state) ->
-                ((MemorySegment) MMAP.invokeExact(state, MemorySegment.NULL, length, prot, flags, fd, offset)).address()));
+                ((MemorySegment) MMAP.handle().invokeExact(state, MemorySegment.NULL, length, prot, flags, fd, offset)).address()));
     }
 
     public static void munmap(long address, long length) {
         call("munmap(0x" + Long.toHexString(address) + ", " + length + ")",
-                (arena, state) -> (int) MUNMAP.invokeExact(state, MemorySegment.ofAddress(address), length));
+                (arena, state) -> (int) MUNMAP.handle().invokeExact(state, MemorySegment.ofAddress(address), length));
     }
 
     /** madvise(2); returns false with the advice not taken (the kernel lacks the feature), never throws for that. */
     static boolean madvise(long address, long length, int advice) {
-        return tryCall((arena, state) -> (int) MADVISE.invokeExact(state, MemorySegment.ofAddress(address), length, advice)) == 0;
+        return tryCall((arena, state) -> (int) MADVISE.handle().invokeExact(state, MemorySegment.ofAddress(address), length, advice)) == 0;
     }
 
     /**
@@ -392,25 +401,25 @@ public final class Libc {
      */
     static void madviseOrThrow(MemorySegment range, int advice, String name) {
         call("madvise(0x" + Long.toHexString(range.address()) + ", " + range.byteSize() + ", " + name + ")",
-                (arena, state) -> (int) MADVISE.invokeExact(state, range, range.byteSize(), advice));
+                (arena, state) -> (int) MADVISE.handle().invokeExact(state, range, range.byteSize(), advice));
     }
 
     static int eventfd(int initialValue, int flags) {
-        return (int) call("eventfd", (arena, state) -> (int) EVENTFD.invokeExact(state, initialValue, flags));
+        return (int) call("eventfd", (arena, state) -> (int) EVENTFD.handle().invokeExact(state, initialValue, flags));
     }
 
     static int memfdCreate(String name, int flags) {
-        return (int) call("memfd_create(" + name + ")", (arena, state) -> (int) MEMFD_CREATE.invokeExact(state, arena.allocateFrom(name), flags));
+        return (int) call("memfd_create(" + name + ")", (arena, state) -> (int) MEMFD_CREATE.handle().invokeExact(state, arena.allocateFrom(name), flags));
     }
 
     static void ftruncate(int fd, long length) {
-        call("ftruncate(" + length + ")", (arena, state) -> (int) FTRUNCATE.invokeExact(state, fd, length));
+        call("ftruncate(" + length + ")", (arena, state) -> (int) FTRUNCATE.handle().invokeExact(state, fd, length));
     }
 
     /** lseek(2); returns the new offset, or -1 with errno in {@code callState}. */
     static long lseekRaw(MemorySegment callState, int fd, long offset, int whence) {
         try {
-            return (long) LSEEK.invokeExact(callState, fd, offset, whence);
+            return (long) LSEEK.handle().invokeExact(callState, fd, offset, whence);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -419,7 +428,7 @@ public final class Libc {
     /** fcntl(2) with a pointer argument; returns its result, or -1 with errno in {@code callState}. */
     static int fcntlRaw(MemorySegment callState, int fd, int cmd, MemorySegment arg) {
         try {
-            return (int) FCNTL_PTR.invokeExact(callState, fd, cmd, arg);
+            return (int) FCNTL_PTR.handle().invokeExact(callState, fd, cmd, arg);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -428,7 +437,7 @@ public final class Libc {
     /** fallocate(2); returns 0, or -1 with errno in {@code callState}. */
     static int fallocateRaw(MemorySegment callState, int fd, int mode, long offset, long length) {
         try {
-            return (int) FALLOCATE.invokeExact(callState, fd, mode, offset, length);
+            return (int) FALLOCATE.handle().invokeExact(callState, fd, mode, offset, length);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -437,8 +446,8 @@ public final class Libc {
     /** preadv(2), or pwritev(2) when {@code write}; returns bytes moved, or -1 with errno in {@code callState}. */
     static long positionalVectorRaw(MemorySegment callState, boolean write, int fd, MemorySegment iov, int count, long offset) {
         try {
-            return write ? (long) PWRITEV.invokeExact(callState, fd, iov, count, offset)
-                    : (long) PREADV.invokeExact(callState, fd, iov, count, offset);
+            return write ? (long) PWRITEV.handle().invokeExact(callState, fd, iov, count, offset)
+                    : (long) PREADV.handle().invokeExact(callState, fd, iov, count, offset);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -492,7 +501,7 @@ public final class Libc {
     /** writev(2); returns bytes written, or -1 with errno in {@code callState}. */
     static long writevRaw(MemorySegment callState, int fd, MemorySegment iov, int count) {
         try {
-            return (long) WRITEV.invokeExact(callState, fd, iov, count);
+            return (long) WRITEV.handle().invokeExact(callState, fd, iov, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -527,7 +536,7 @@ public final class Libc {
     static long readRaw(MemorySegment callState, int fd, MemorySegment buffer, long count) {
         checkCount(buffer, count);
         try {
-            return (long) READ.invokeExact(callState, fd, buffer, count);
+            return (long) READ.handle().invokeExact(callState, fd, buffer, count);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -536,7 +545,7 @@ public final class Libc {
     /** write(2) from {@code buffer}; returns bytes written, or -1 with errno in {@code callState}. */
     static long writeRaw(MemorySegment callState, int fd, MemorySegment buffer) {
         try {
-            return (long) WRITE.invokeExact(callState, fd, buffer, buffer.byteSize());
+            return (long) WRITE.handle().invokeExact(callState, fd, buffer, buffer.byteSize());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -546,7 +555,7 @@ public final class Libc {
     static long sendRaw(MemorySegment callState, int fd, MemorySegment buffer, long count, int flags) {
         checkCount(buffer, count);
         try {
-            return (long) SEND.invokeExact(callState, fd, buffer, count, flags);
+            return (long) SEND.handle().invokeExact(callState, fd, buffer, count, flags);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -561,39 +570,39 @@ public final class Libc {
     /** Sets O_NONBLOCK on {@code fd}, keeping its other status flags. */
     static void setNonBlocking(int fd, String what) {
         call("fcntl(" + what + ", O_NONBLOCK)", (arena, state) -> {
-            int flags = (int) FCNTL.invokeExact(state, fd, F_GETFL, 0);
-            return flags < 0 ? flags : (int) FCNTL.invokeExact(state, fd, F_SETFL, flags | O_NONBLOCK);
+            int flags = (int) FCNTL.handle().invokeExact(state, fd, F_GETFL, 0);
+            return flags < 0 ? flags : (int) FCNTL.handle().invokeExact(state, fd, F_SETFL, flags | O_NONBLOCK);
         });
     }
 
     // ---- epoll and sockets ----
 
     static int epollCreate() {
-        return (int) call("epoll_create1", (arena, state) -> (int) EPOLL_CREATE1.invokeExact(state, IoAbi.EPOLL_CLOEXEC));
+        return (int) call("epoll_create1", (arena, state) -> (int) EPOLL_CREATE1.handle().invokeExact(state, IoAbi.EPOLL_CLOEXEC));
     }
 
     /** epoll_ctl(2); {@code event} is a {@code struct epoll_event} (ignored for EPOLL_CTL_DEL). */
     static void epollCtl(int epfd, int op, int fd, MemorySegment event, String what) {
-        call("epoll_ctl(" + what + ")", (arena, state) -> (int) EPOLL_CTL.invokeExact(state, epfd, op, fd, event));
+        call("epoll_ctl(" + what + ")", (arena, state) -> (int) EPOLL_CTL.handle().invokeExact(state, epfd, op, fd, event));
     }
 
     /** epoll_wait(2) into {@code events}; returns how many are ready, or -1 with errno in {@code callState}. */
     static int epollWaitRaw(MemorySegment callState, int epfd, MemorySegment events, int maxEvents, int timeoutMillis) {
         try {
-            return (int) EPOLL_WAIT.invokeExact(callState, epfd, events, maxEvents, timeoutMillis);
+            return (int) EPOLL_WAIT.handle().invokeExact(callState, epfd, events, maxEvents, timeoutMillis);
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
     static int socket(int domain, int type) {
-        return (int) call("socket", (arena, state) -> (int) SOCKET.invokeExact(state, domain, type, 0));
+        return (int) call("socket", (arena, state) -> (int) SOCKET.handle().invokeExact(state, domain, type, 0));
     }
 
     /** connect(2); returns 0, or -1 with errno in {@code callState}. */
     static int connectRaw(MemorySegment callState, int fd, MemorySegment address) {
         try {
-            return (int) CONNECT.invokeExact(callState, fd, address, (int) address.byteSize());
+            return (int) CONNECT.handle().invokeExact(callState, fd, address, (int) address.byteSize());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -603,17 +612,17 @@ public final class Libc {
 
     /** sched_setaffinity(0, ...): the calling thread may run only on the CPUs whose bits {@code mask} sets. */
     static void schedSetaffinityCurrentThread(MemorySegment mask) {
-        call("sched_setaffinity", (arena, state) -> (int) SCHED_SETAFFINITY.invokeExact(state, 0, mask.byteSize(), mask));
+        call("sched_setaffinity", (arena, state) -> (int) SCHED_SETAFFINITY.handle().invokeExact(state, 0, mask.byteSize(), mask));
     }
 
     /** sched_getaffinity(0, ...) into {@code mask}. */
     static void schedGetaffinityCurrentThread(MemorySegment mask) {
-        call("sched_getaffinity", (arena, state) -> (int) SCHED_GETAFFINITY.invokeExact(state, 0, mask.byteSize(), mask));
+        call("sched_getaffinity", (arena, state) -> (int) SCHED_GETAFFINITY.handle().invokeExact(state, 0, mask.byteSize(), mask));
     }
 
     /** prctl(2) with four integer arguments; a failure throws, naming {@code what}. */
     static void prctl(String what, int option, long arg2, long arg3, long arg4, long arg5) {
-        call("prctl(" + what + ")", (arena, state) -> (int) PRCTL.invokeExact(state, option, arg2, arg3, arg4, arg5));
+        call("prctl(" + what + ")", (arena, state) -> (int) PRCTL.handle().invokeExact(state, option, arg2, arg3, arg4, arg5));
     }
 
     /**
@@ -621,12 +630,12 @@ public final class Libc {
      * are ignored); returns its result, or the negated errno.
      */
     static long syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
-        return tryCall((arena, state) -> (long) SYSCALL.invokeExact(state, number, a1, a2, a3, a4, a5, a6));
+        return tryCall((arena, state) -> (long) SYSCALL.handle().invokeExact(state, number, a1, a2, a3, a4, a5, a6));
     }
 
     /** Whether libc has getrandom(3). */
     static boolean hasGetrandom() {
-        return GETRANDOM.isPresent();
+        return GETRANDOM.available();
     }
 
     /**
@@ -634,14 +643,14 @@ public final class Libc {
      * negated errno. Only when {@link #hasGetrandom}.
      */
     static long getrandom(MemorySegment buf) {
-        MethodHandle getrandom = GETRANDOM.orElseThrow();
+        MethodHandle getrandom = GETRANDOM.handle();
         return tryCall((arena, state) -> (long) getrandom.invokeExact(state, buf, buf.byteSize(), 0));
     }
 
     /** The calling thread's Linux thread id (its {@code /proc/self/task/TID}). */
     static int gettid() {
         try {
-            return (int) GETTID.invokeExact();
+            return (int) GETTID.handle().invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -649,7 +658,7 @@ public final class Libc {
 
     public static long pthreadSelf() {
         try {
-            return (long) PTHREAD_SELF.invokeExact();
+            return (long) PTHREAD_SELF.handle().invokeExact();
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -658,7 +667,7 @@ public final class Libc {
     public static void pthreadKill(long thread, int signal) {
         int error;
         try {
-            error = (int) PTHREAD_KILL.invokeExact(thread, signal);
+            error = (int) PTHREAD_KILL.handle().invokeExact(thread, signal);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -671,7 +680,7 @@ public final class Libc {
     public static void pthreadSigmask(int how, MemorySegment set, MemorySegment oldSet) {
         int error;
         try {
-            error = (int) PTHREAD_SIGMASK.invokeExact(how, set, oldSet);
+            error = (int) PTHREAD_SIGMASK.handle().invokeExact(how, set, oldSet);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -684,7 +693,7 @@ public final class Libc {
     public static int sigtimedwaitNow(MemorySegment callState, MemorySegment set, MemorySegment zeroTimespec) {
         int signal;
         try {
-            signal = (int) SIGTIMEDWAIT.invokeExact(callState, set, MemorySegment.NULL, zeroTimespec);
+            signal = (int) SIGTIMEDWAIT.handle().invokeExact(callState, set, MemorySegment.NULL, zeroTimespec);
         } catch (Throwable t) {
             throw rethrow(t);
         }

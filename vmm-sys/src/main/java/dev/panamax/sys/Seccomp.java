@@ -107,6 +107,7 @@ public final class Seccomp {
         // then would be read from its jar by a thread whose forbidden calls nobody answers yet.
         Registration registration = new Registration(name, Libc.gettid(), profile, onViolation);
         Fd.class.getName();
+        Libc.linkAll();
         int listener;
         try (Arena arena = Arena.ofConfined()) {
             List<BpfAssembler.Instruction> program = filter.program(arch);
