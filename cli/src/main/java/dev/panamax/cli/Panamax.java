@@ -1,8 +1,13 @@
 package dev.panamax.cli;
 
+import dev.panamax.cli.image.ImageCommand;
+import dev.panamax.cli.rig.RigCommand;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine;
 
@@ -14,8 +19,20 @@ import picocli.CommandLine;
         name = "panamax",
         mixinStandardHelpOptions = true,
         versionProvider = Panamax.Version.class,
-        description = "A KVM virtual machine monitor in Java.",
-        subcommands = {
+        description = "A KVM virtual machine monitor in Java.")
+public final class Panamax {
+
+    /**
+     * The system property in which the launcher passes the name it was started under ({@code basename "$0"}):
+     * started as {@code firecracker} (a symlink to the launcher), Panamax is {@code panamax firecracker}.
+     */
+    public static final String INVOKED_AS = "panamax.invokedAs";
+
+    /** Exit status for bad input (usage errors, missing files): the convention of picocli and of QEMU. */
+    public static final int EXIT_USAGE = 2;
+
+    /** Panamax's commands, in the order its help lists them. */
+    static final List<Class<?>> COMMANDS = List.of(
             CommandLine.HelpCommand.class,
             RunCommand.class,
             ExecCommand.class,
@@ -29,19 +46,12 @@ import picocli.CommandLine;
             DemoCommand.class,
             DoctorCommand.class,
             BenchCommand.class,
-            dev.panamax.cli.image.ImageCommand.class,
-            dev.panamax.cli.rig.RigCommand.class,
-        })
-public final class Panamax {
+            ImageCommand.class,
+            RigCommand.class);
 
-    /**
-     * The system property in which the launcher passes the name it was started under ({@code basename "$0"}):
-     * started as {@code firecracker} (a symlink to the launcher), Panamax is {@code panamax firecracker}.
-     */
-    public static final String INVOKED_AS = "panamax.invokedAs";
-
-    /** Exit status for bad input (usage errors, missing files): the convention of picocli and of QEMU. */
-    public static final int EXIT_USAGE = 2;
+    /** The commands under a command; extract is here, not on ImageCommand: it runs through exec, and dev.panamax.cli.image stays below dev.panamax.cli. */
+    private static final Map<Class<?>, List<Class<?>>> NESTED = Map.of(ImageCommand.class,
+            Stream.concat(ImageCommand.COMMANDS.stream(), Stream.of(ExtractCommand.class)).toList());
 
     public static void main(String[] args) {
         // Log records (for example the KVM acceleration verdict) as one line each, like the rest of the output.
@@ -68,10 +78,46 @@ public final class Panamax {
     /** Runs the command line and returns its exit status, for tests. */
     public static int execute(String... args) {
         CommandLine cli = new CommandLine(new Panamax());
-        // Registered here, not on ImageCommand: extract runs through exec, and dev.panamax.cli.image stays below dev.panamax.cli.
-        cli.getSubcommands().get("image").addSubcommand(new ExtractCommand());
+        boolean versionOnly = args.length == 1 && (args[0].equals("--version") || args[0].equals("-V"));
+        if (!versionOnly) {
+            addCommands(cli, COMMANDS, args, 0);
+        }
         cli.setExecutionExceptionHandler(new UserErrors());
         return cli.execute(args);
+    }
+
+    /**
+     * Adds {@code commands} under {@code parent}: only the one {@code args[at]} names when it names one,
+     * else all of them (for help, a command's usage, and picocli's suggestions). picocli reflects over
+     * every option of every command it is given, which cost each start about 100 ms with all of them.
+     */
+    static void addCommands(CommandLine parent, List<Class<?>> commands, String[] args, int at) {
+        String word = at < args.length ? args[at] : null;
+        if (word != null && !word.equals("help")) {
+            for (Class<?> c : commands) {
+                if (commandName(c).equals(word)) {
+                    addCommand(parent, c, args, at + 1);
+                    return;
+                }
+            }
+        }
+        for (Class<?> c : commands) {
+            addCommand(parent, c, args, Integer.MAX_VALUE); // all the way down: `help image info` finds info
+        }
+    }
+
+    private static void addCommand(CommandLine parent, Class<?> command, String[] args, int next) {
+        CommandLine sub = new CommandLine(command);
+        List<Class<?>> nested = NESTED.get(command);
+        if (nested != null) {
+            addCommands(sub, nested, args, next);
+        }
+        parent.addSubcommand(sub);
+    }
+
+    /** The name a command class's annotation gives it. */
+    static String commandName(Class<?> command) {
+        return command.getAnnotation(Command.class).name();
     }
 
     /** Panamax's version, as the build wrote it. */

@@ -11,6 +11,7 @@ import java.io.PrintWriter;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.NoSuchFileException;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -21,8 +22,10 @@ import picocli.CommandLine;
 @Command(
         name = "image",
         mixinStandardHelpOptions = true,
-        description = "Create, inspect, check, repair and convert disk images (raw, qcow2, vhd, vmdk, vdi; vhdx read), and copy files out of them.",
-        subcommands = {
+        description = "Create, inspect, check, repair and convert disk images (raw, qcow2, vhd, vmdk, vdi; vhdx read), and copy files out of them.")
+public final class ImageCommand implements Callable<Integer> {
+    /** The image commands, in the order help lists them (Panamax adds them, only the one named when it can). */
+    public static final List<Class<?>> COMMANDS = List.of(
             CreateCommand.class,
             InfoCommand.class,
             CheckCommand.class,
@@ -32,9 +35,8 @@ import picocli.CommandLine;
             ConvertCommand.class,
             SnapshotCommand.class,
             CommitCommand.class,
-            MapCommand.class,
-        })
-public final class ImageCommand implements Callable<Integer> {
+            MapCommand.class);
+
     @Spec
     CommandSpec spec;
 

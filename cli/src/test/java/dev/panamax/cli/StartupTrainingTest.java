@@ -1,0 +1,22 @@
+package dev.panamax.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class StartupTrainingTest {
+    @TempDir Path dir;
+
+    @Test
+    void everyTrainingCommandSucceedsButTheRunWithoutAKernel() throws Exception {
+        List<Integer> expected = new ArrayList<>(Collections.nCopies(StartupTraining.COMMANDS.size() - 1, 0));
+        expected.add(Panamax.EXIT_USAGE);
+        assertThat(StartupTraining.COMMANDS.getLast()).startsWith("run");
+        assertThat(StartupTraining.run(dir)).isEqualTo(expected);
+    }
+}
