@@ -449,6 +449,17 @@ public final class VirtualMachine implements AutoCloseable {
         return State.valueOf(vm.state().name());
     }
 
+    /**
+     * Bytes of the guest's RAM that are in the host's RAM now (what the guest touched and the host
+     * has not reclaimed), measured from {@code /proc/self/smaps}: this process's resident set minus
+     * this is the VMM's own memory.
+     *
+     * @throws IOException when {@code /proc/self/smaps} cannot be read
+     */
+    public long guestMemoryResidentBytes() throws IOException {
+        return vm.memory().residentBytes();
+    }
+
     /** The time from process start until the guest's /init reported reaching user space, once it has. */
     public Optional<Duration> timeToUserSpace() {
         return devices.bootTimer().timeToUserSpace();

@@ -1,5 +1,6 @@
 package dev.panamax.cli;
 
+import dev.panamax.api.VirtualMachine;
 import dev.panamax.devices.BootTimer;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -8,27 +9,26 @@ import java.time.Duration;
 import java.time.Instant;
 
 /**
- * This process's resident memory split into guest RAM and the VMM's own. Guest RAM is a shared
- * anonymous mapping, so the kernel counts its touched pages as RssShmem; everything else (heap,
- * JIT code, the JDK's mapped files) is the VMM.
+ * This process's resident memory split into guest RAM and the VMM's own: guest RAM is what its
+ * mappings have resident ({@link VirtualMachine#guestMemoryResidentBytes()}, from {@code
+ * /proc/self/smaps}); everything else (heap, JIT code, the JDK's mapped files) is the VMM.
  */
 record ProcessMemory(long rssKib, long guestKib) {
 
-    static ProcessMemory read() {
+    static ProcessMemory read(VirtualMachine vm) {
         long rss = 0;
-        long shmem = 0;
+        long guest = 0;
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith("VmRSS:")) {
                     rss = kib(line);
-                } else if (line.startsWith("RssShmem:")) {
-                    shmem = kib(line);
                 }
             }
+            guest = vm.guestMemoryResidentBytes() >> 10;
         } catch (IOException e) {
             // report zeros rather than fail a boot over a statistic
         }
-        return new ProcessMemory(rss, shmem);
+        return new ProcessMemory(rss, guest);
     }
 
     private static long kib(String line) {
@@ -42,7 +42,7 @@ record ProcessMemory(long rssKib, long guestKib) {
 
     @Override
     public String toString() {
-        return String.format("VMM memory %d MiB (RSS %d MiB minus %d MiB of guest RAM touched)",
+        return String.format("VMM memory %d MiB (RSS %d MiB minus %d MiB of guest RAM resident)",
                 (rssKib - guestKib) >> 10, rssKib >> 10, guestKib >> 10);
     }
 }

@@ -551,7 +551,7 @@ final class RunCommand implements Callable<Integer> {
             }
             if (bootTime) {
                 vm.onUserSpace(t -> System.err.printf("panamax: guest user space reached %d ms after process start; %s%n",
-                        t.toMillis(), ProcessMemory.read()));
+                        t.toMillis(), ProcessMemory.read(vm)));
                 System.err.printf("panamax: vCPUs start %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
             }
             // The built-in initramfs's /init prints panamax.run's status; run ends with it.

@@ -11,6 +11,8 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -54,6 +56,9 @@ class PanamaxBootTest {
         assertThat(r.exitStatus()).as("the guest's reboot ends the VM cleanly, and run ends with the command's status").isEqualTo(3);
         assertThat(r.output()).as("/init wrote the boot-timer port")
                 .containsPattern("panamax: guest user space reached \\d+ ms after process start; VMM memory \\d+ MiB");
+        Matcher guest = Pattern.compile("minus (\\d+) MiB of guest RAM resident").matcher(r.output());
+        assertThat(guest.find()).as(r.output()).isTrue();
+        assertThat(Integer.parseInt(guest.group(1))).as("a booted kernel has touched some of its 256 MiB").isBetween(1, 256);
     }
 
     @Test

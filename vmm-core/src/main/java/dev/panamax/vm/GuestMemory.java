@@ -99,6 +99,15 @@ public final class GuestMemory implements AutoCloseable {
         return total;
     }
 
+    /** Bytes of guest RAM in host RAM now, over every region ({@link MappedMemory#residentBytes()}). */
+    public long residentBytes() throws java.io.IOException {
+        long total = 0;
+        for (Slot s : slots) {
+            total += s.region().backing().residentBytes();
+        }
+        return total;
+    }
+
     public boolean contains(long address, long length) {
         return find(address, length) != null;
     }

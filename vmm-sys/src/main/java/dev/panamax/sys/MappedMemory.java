@@ -1,8 +1,12 @@
 package dev.panamax.sys;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Pattern;
 
 /**
  * Host memory for a guest: private anonymous pages, a shared mapping of a memfd (so that another
@@ -206,6 +210,45 @@ public final class MappedMemory implements AutoCloseable {
             Libc.madviseOrThrow(range, Libc.MADV_DONTNEED, "MADV_DONTNEED");
         }
     }
+
+    /**
+     * How much of this mapping is in RAM now, in bytes: the {@code Rss} of its entries in {@code
+     * /proc/self/smaps} (hugetlb pages are counted apart by the kernel, as in {@code VmRSS}, and are
+     * not included). An entry that reaches past the mapping (the kernel merged a neighbour into it)
+     * counts in proportion to its part inside.
+     *
+     * @throws IOException when {@code /proc/self/smaps} cannot be read
+     */
+    public long residentBytes() throws IOException {
+        return residentBytes(Files.readAllLines(Path.of("/proc/self/smaps")), address, size);
+    }
+
+    /** {@link #residentBytes()} over the lines of an smaps file, for {@code [address, address + size)}. */
+    static long residentBytes(List<String> smaps, long address, long size) {
+        long end = address + size;
+        long resident = 0;
+        long from = 0;
+        long to = 0; // the entry being read: [from, to), empty when it misses the range
+        for (String line : smaps) {
+            int dash = line.indexOf('-');
+            int space = line.indexOf(' ');
+            if (dash > 0 && space > dash && HEX.matcher(line.substring(0, space)).matches()) {
+                from = Long.parseUnsignedLong(line.substring(0, dash), 16);
+                to = Long.parseUnsignedLong(line.substring(dash + 1, space), 16);
+                if (to <= address || from >= end) {
+                    to = from;
+                }
+            } else if (to > from && line.startsWith("Rss:")) {
+                long kib = Long.parseLong(line.substring(4).replace("kB", "").strip());
+                long inside = Math.min(to, end) - Math.max(from, address);
+                resident += inside == to - from ? kib << 10 : (long) ((double) (kib << 10) * inside / (to - from));
+                to = from;
+            }
+        }
+        return resident;
+    }
+
+    private static final Pattern HEX = Pattern.compile("[0-9a-f]+-[0-9a-f]+");
 
     @Override
     public synchronized void close() {

@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -119,6 +120,35 @@ class MappedMemoryTest {
         for (long page = offset; page < offset + length; page += 4096) {
             memory.segment().set(JAVA_BYTE, page, value);
         }
+    }
+
+    @Test
+    void residentBytesCountTheTouchedPagesOfThisMappingOnly() throws IOException {
+        try (MappedMemory memory = MappedMemory.anonymous(16L << 20); MappedMemory other = MappedMemory.anonymous(8L << 20)) {
+            assertThat(memory.residentBytes()).isZero();
+            touch(other, 0, 8L << 20, (byte) 1);
+            touch(memory, 0, 6L << 20, (byte) 1);
+            assertThat(memory.residentBytes()).isEqualTo(ProcSelf.residentKib(memory.address()) << 10)
+                    .isBetween(6L << 20, 8L << 20); // a huge page may round the last 2 MiB up
+            memory.release(0, 16L << 20);
+            assertThat(memory.residentBytes()).isZero();
+        }
+    }
+
+    @Test
+    void anSmapsEntryReachingPastTheMappingCountsItsPartInside() {
+        List<String> smaps = List.of(
+                "7f0000000000-7f0000400000 rw-p 00000000 00:00 0 ",
+                "Size:               4096 kB",
+                "Rss:                4096 kB",
+                "7f0000400000-7f0000800000 rw-p 00000000 00:00 0 ",
+                "Rss:                1024 kB",
+                "7f0000800000-7f0000c00000 rw-p 00000000 00:00 0          [heap]",
+                "Rss:                4096 kB",
+                "VmFlags: rd wr mr mw me ac");
+        // [0x7f0000200000, 0x7f0000800000): half the first entry (2 MiB of 4) and all the second (1 MiB).
+        assertThat(MappedMemory.residentBytes(smaps, 0x7f0000200000L, 6L << 20)).isEqualTo(3L << 20);
+        assertThat(MappedMemory.residentBytes(smaps, 0x7f0000c00000L, 1L << 20)).isZero();
     }
 
     @Test
