@@ -49,7 +49,10 @@ public final class Panamax {
             ImageCommand.class,
             RigCommand.class);
 
-    /** The commands under a command; extract is here, not on ImageCommand: it runs through exec, and dev.panamax.cli.image stays below dev.panamax.cli. */
+    /**
+     * The commands under a command. extract is added here, not on ImageCommand: it runs through exec,
+     * and dev.panamax.cli.image stays below dev.panamax.cli.
+     */
     private static final Map<Class<?>, List<Class<?>>> NESTED = Map.of(ImageCommand.class,
             Stream.concat(ImageCommand.COMMANDS.stream(), Stream.of(ExtractCommand.class)).toList());
 
