@@ -6,6 +6,7 @@ import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 import dev.panamax.sys.MappedMemory;
+import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -99,11 +100,12 @@ public final class GuestMemory implements AutoCloseable {
         return total;
     }
 
-    /** Bytes of guest RAM in host RAM now, over every region ({@link MappedMemory#residentBytes()}). */
-    public long residentBytes() throws java.io.IOException {
+    /** Bytes of guest RAM in host RAM now, over every region ({@link MappedMemory#residentBytes()}), from one read of smaps. */
+    public long residentBytes() throws IOException {
+        List<String> smaps = MappedMemory.smaps();
         long total = 0;
         for (Slot s : slots) {
-            total += s.region().backing().residentBytes();
+            total += s.region().backing().residentBytes(smaps);
         }
         return total;
     }

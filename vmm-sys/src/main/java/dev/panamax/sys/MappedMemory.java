@@ -220,7 +220,17 @@ public final class MappedMemory implements AutoCloseable {
      * @throws IOException when {@code /proc/self/smaps} cannot be read
      */
     public long residentBytes() throws IOException {
-        return residentBytes(Files.readAllLines(Path.of("/proc/self/smaps")), address, size);
+        return residentBytes(smaps());
+    }
+
+    /** {@link #residentBytes()} from lines of {@link #smaps()} read once for several mappings. */
+    public long residentBytes(List<String> smaps) {
+        return residentBytes(smaps, address, size);
+    }
+
+    /** The lines of {@code /proc/self/smaps} now. */
+    public static List<String> smaps() throws IOException {
+        return Files.readAllLines(Path.of("/proc/self/smaps"));
     }
 
     /** {@link #residentBytes()} over the lines of an smaps file, for {@code [address, address + size)}. */
