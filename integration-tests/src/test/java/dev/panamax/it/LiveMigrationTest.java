@@ -111,12 +111,15 @@ class LiveMigrationTest {
         String out = r.output();
         assertThat(r.timedOut()).as(out).isFalse();
         assertThat(out).contains("migrate-status=0", "source-status=0");
-        assertThat(out).contains("source: panamax: the VM migrated: to unix:", "destination: panamax: migration: the VM runs here");
-        assertThat(out).as("the guest's driver took the destination's request to announce itself (gratuitous ARP) and acknowledged it")
-                .contains("destination: panamax: virtio-net (net0): the guest announced itself on the network");
-        assertThat(out).as("both sides warmed up the steps of the guest's stop before it")
-                .contains("source: panamax: migration: rehearsed saving the VM's state in ",
-                        "destination: panamax: migration: rehearsed building and restoring the VM in ");
+        assertThat(logged(out, "source", "the VM migrated: to unix:")).as(out).isTrue();
+        assertThat(logged(out, "destination", "migration: the VM runs here")).as(out).isTrue();
+        assertThat(logged(out, "destination", "virtio-net (net0): the guest announced itself on the network"))
+                .as("the guest's driver took the destination's request to announce itself (gratuitous ARP) and acknowledged it:%n%s", out)
+                .isTrue();
+        assertThat(logged(out, "source", "migration: rehearsed saving the VM's state in ")
+                && logged(out, "destination", "migration: rehearsed building and restoring the VM in "))
+                .as("both sides warmed up the steps of the guest's stop before it:%n%s", out)
+                .isTrue();
         List<Integer> before = counts(out, "source");
         List<Integer> after = counts(out, "destination");
         assertThat(before).as("the source's counts").startsWith(1).hasSizeGreaterThanOrEqualTo(MIGRATE_AT);
@@ -142,6 +145,14 @@ class LiveMigrationTest {
             r.add(from + i);
         }
         return r;
+    }
+
+    /**
+     * Whether {@code who}'s Panamax logged {@code message}. Its log (stderr) and the guest's console
+     * (stdout) share one file, so a log line may begin after a console line the guest has not ended yet.
+     */
+    private static boolean logged(String out, String who, String message) {
+        return Pattern.compile("(?m)^" + who + ": .*?panamax: " + Pattern.quote(message)).matcher(out).find();
     }
 
     private static List<Integer> counts(String out, String who) {
