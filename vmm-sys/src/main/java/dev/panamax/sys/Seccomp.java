@@ -58,6 +58,7 @@ public final class Seccomp {
 
     private static final System.Logger LOG = System.getLogger(Seccomp.class.getName());
     private static final boolean AUDIT = Boolean.getBoolean("panamax.seccomp.audit");
+    private static final int IOCTL = Syscalls.number("ioctl");
 
     /**
      * A system call a thread's filter forbade.
@@ -84,14 +85,15 @@ public final class Seccomp {
 
     /**
      * Installs on the calling thread, for the rest of its life, a filter that allows only {@code
-     * profile}'s system calls. Each forbidden call fails with EPERM and is reported to {@code
-     * onViolation}, on the supervisor thread, after it was logged.
+     * profile}'s system calls, {@code ioctl} only with one of {@code ioctlRequests}. Each forbidden
+     * call fails with EPERM and is reported to {@code onViolation}, on the supervisor thread, after
+     * it was logged.
      *
      * @throws IllegalStateException when the thread already has a filter
      * @throws NativeCallException when the kernel refuses (a kernel before 5.0, a seccomp that is off)
      */
-    public static void confineCurrentThread(SyscallProfile profile, Consumer<Violation> onViolation) {
-        confineCurrentThread(profile, profile.filter(), SeccompAbi.AUDIT_ARCH_X86_64, onViolation);
+    public static void confineCurrentThread(SyscallProfile profile, Set<Long> ioctlRequests, Consumer<Violation> onViolation) {
+        confineCurrentThread(profile, profile.filter(ioctlRequests), SeccompAbi.AUDIT_ARCH_X86_64, onViolation);
     }
 
     /** Installs {@code filter}'s program for {@code arch} (x86_64's but in the test that sees the check work). */
@@ -367,6 +369,9 @@ public final class Seccomp {
             boolean x86_64 = arch == SeccompAbi.AUDIT_ARCH_X86_64 && (nr & SeccompAbi.__X32_SYSCALL_BIT) == 0;
             String name = x86_64 ? Syscalls.name(nr) : (arch == SeccompAbi.AUDIT_ARCH_X86_64 ? "x32 " + Syscalls.name(nr & ~SeccompAbi.__X32_SYSCALL_BIT)
                     : String.format("%d (arch 0x%x)", nr, arch));
+            if (x86_64 && nr == IOCTL) {
+                name += String.format(" (request 0x%x)", notif.get(JAVA_INT, SeccompAbi.NOTIF_DATA + SeccompAbi.DATA_ARGS + 8));
+            }
             Violation v = new Violation(tid == r.threadId() ? r.threadName() : threadName(tid), tid, r.profile(), name, nr, x86_64);
             if (AUDIT) {
                 if (audited.add(r.profile() + " " + name)) {

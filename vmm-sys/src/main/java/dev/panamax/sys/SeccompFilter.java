@@ -11,13 +11,15 @@ import java.util.TreeSet;
 /**
  * A seccomp filter that allows a fixed list of x86_64 system calls and hands every other one to the
  * {@linkplain Seccomp supervisor} ({@code SECCOMP_RET_USER_NOTIF}): any call of another architecture
- * (the i386 {@code int 0x80} entry), any x32 number, any call not listed, and a listed call with an
- * argument condition whose argument has a forbidden bit set.
+ * (the i386 {@code int 0x80} entry), any x32 number, any call not listed, a listed call with an
+ * argument condition whose argument has a forbidden bit set, and a listed call with an argument
+ * list whose argument is none of its values.
  *
  * @param allowed the system calls allowed with any arguments
  * @param conditional the system calls allowed only when an argument has none of some bits set
+ * @param listed the system calls allowed only when an argument is one of some values
  */
-record SeccompFilter(Set<Integer> allowed, List<ArgumentCondition> conditional) {
+record SeccompFilter(Set<Integer> allowed, List<ArgumentCondition> conditional, List<ArgumentValues> listed) {
 
     /**
      * System call {@code syscall} is allowed when the low 32 bits of its argument {@code argument}
@@ -32,9 +34,30 @@ record SeccompFilter(Set<Integer> allowed, List<ArgumentCondition> conditional) 
         }
     }
 
+    /**
+     * System call {@code syscall} is allowed when the low 32 bits of its argument {@code argument}
+     * are one of {@code values}: for example {@code ioctl} only with the requests a thread makes.
+     * The low word is all a kernel looks at where the argument is an int ({@code ioctl}'s request is
+     * an {@code unsigned int} in the kernel, whatever its C prototype says).
+     */
+    record ArgumentValues(int syscall, int argument, Set<Integer> values) {
+        ArgumentValues {
+            if (argument < 0 || argument > 5) {
+                throw new IllegalArgumentException("a system call has arguments 0 to 5, not " + argument);
+            }
+            values = Set.copyOf(new TreeSet<>(values));
+        }
+    }
+
     SeccompFilter {
         allowed = Set.copyOf(new TreeSet<>(allowed));
         conditional = List.copyOf(conditional);
+        listed = List.copyOf(listed);
+        for (ArgumentValues l : listed) {
+            if (allowed.contains(l.syscall())) {
+                throw new IllegalArgumentException("system call " + l.syscall() + " is allowed with any arguments and with listed ones");
+            }
+        }
     }
 
     /** The program for x86_64. */
@@ -60,6 +83,17 @@ record SeccompFilter(Set<Integer> allowed, List<ArgumentCondition> conditional) 
                     .load(DATA_ARGS + 8L * c.argument()) // the low word: x86_64 is little-endian
                     .and(c.forbiddenBits())
                     .jumpIfEqual(0, allow, forbidden)
+                    .label(notThisOne);
+        }
+        for (int i = 0; i < listed.size(); i++) {
+            ArgumentValues l = listed.get(i);
+            String notThisOne = "list-" + i;
+            asm.jumpIfEqual(l.syscall(), BpfAssembler.NEXT, notThisOne)
+                    .load(DATA_ARGS + 8L * l.argument());
+            for (int value : new TreeSet<>(l.values())) {
+                asm.jumpIfEqual(value, allow, BpfAssembler.NEXT);
+            }
+            asm.jumpIfEqual(0, forbidden, forbidden) // none of them: refused (both ways, as classic BPF has no plain jump here)
                     .label(notThisOne);
         }
         return asm.label(forbidden).ret(SeccompAbi.SECCOMP_RET_USER_NOTIF)

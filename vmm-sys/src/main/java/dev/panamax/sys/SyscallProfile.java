@@ -70,9 +70,26 @@ public enum SyscallProfile {
         return new TreeSet<>(Stream.concat(JVM.stream(), own.stream()).toList());
     }
 
-    SeccompFilter filter() {
+    /**
+     * The filter: this profile's calls, {@code openat} read-only unless the profile lists it, and
+     * {@code ioctl} only with one of {@code ioctlRequests} (the caller's: the KVM and device requests
+     * this kind of thread makes are known where those are defined).
+     */
+    SeccompFilter filter(Set<Long> ioctlRequests) {
+        int ioctl = Syscalls.number("ioctl");
         List<Integer> numbers = new ArrayList<>();
         syscalls().forEach(name -> numbers.add(Syscalls.number(name)));
-        return new SeccompFilter(Set.copyOf(numbers), List.of(READ_ONLY_OPEN));
+        List<SeccompFilter.ArgumentValues> listed = List.of();
+        if (numbers.remove((Integer) ioctl)) {
+            Set<Integer> requests = new TreeSet<>();
+            for (long request : ioctlRequests) {
+                if (request >>> 32 != 0) {
+                    throw new IllegalArgumentException(String.format("ioctl request 0x%x is wider than the kernel's 32 bits", request));
+                }
+                requests.add((int) request);
+            }
+            listed = List.of(new SeccompFilter.ArgumentValues(ioctl, 1, requests));
+        }
+        return new SeccompFilter(Set.copyOf(numbers), List.of(READ_ONLY_OPEN), listed);
     }
 }

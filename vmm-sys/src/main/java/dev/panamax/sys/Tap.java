@@ -177,6 +177,12 @@ public final class Tap extends Fd {
         return name;
     }
 
+    /**
+     * The ioctl requests a tap gets once it is open: TUNSETOFFLOAD, when the guest's driver picks its
+     * offloads (on a vCPU) or a queue applies them; for the seccomp filters of those threads.
+     */
+    public static final Set<Long> RUNNING_IOCTL_REQUESTS = Set.of(IoAbi.TUNSETOFFLOAD);
+
     /** The offloads this kernel's tap driver accepts, probed once at open. */
     public Set<Offload> supportedOffloads() {
         return supportedOffloads;

@@ -16,8 +16,10 @@ class SeccompFilterTest {
     private static final int ARCH_I386 = 0x40000003;
     private static final int OPENAT = Syscalls.number("openat");
 
-    private static final SeccompFilter FILTER = new SeccompFilter(Set.of(Syscalls.number("read"), Syscalls.number("ioctl")),
-            List.of(new SeccompFilter.ArgumentCondition(OPENAT, 2, 0x3 | 0x40)));
+    private static final int IOCTL = Syscalls.number("ioctl");
+    private static final SeccompFilter FILTER = new SeccompFilter(Set.of(Syscalls.number("read"), Syscalls.number("fsync")),
+            List.of(new SeccompFilter.ArgumentCondition(OPENAT, 2, 0x3 | 0x40)),
+            List.of(new SeccompFilter.ArgumentValues(IOCTL, 1, Set.of(0xae80, 0x4004ae8f))));
 
     /** The program's verdict for a call of {@code nr} with {@code args} on {@code arch}. */
     static int run(List<BpfAssembler.Instruction> program, int arch, int nr, long... args) {
@@ -48,7 +50,7 @@ class SeccompFilterTest {
     void listedCallsAreAllowedAndOthersGoToTheSupervisor() {
         var program = FILTER.program();
         assertThat(run(program, SeccompAbi.AUDIT_ARCH_X86_64, Syscalls.number("read"))).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
-        assertThat(run(program, SeccompAbi.AUDIT_ARCH_X86_64, Syscalls.number("ioctl"))).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
+        assertThat(run(program, SeccompAbi.AUDIT_ARCH_X86_64, Syscalls.number("fsync"))).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
         assertThat(run(program, SeccompAbi.AUDIT_ARCH_X86_64, Syscalls.number("write"))).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
         assertThat(run(program, SeccompAbi.AUDIT_ARCH_X86_64, Syscalls.number("socket"))).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
     }
@@ -58,7 +60,8 @@ class SeccompFilterTest {
         var program = FILTER.program();
         // read is 0 on x86_64; 3 on i386, and 0 there is restart_syscall: the number alone means nothing.
         assertThat(run(program, ARCH_I386, Syscalls.number("read"))).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
-        assertThat(run(program, ARCH_I386, Syscalls.number("ioctl"))).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
+        assertThat(run(program, ARCH_I386, Syscalls.number("fsync"))).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
+        assertThat(run(program, ARCH_I386, IOCTL, 3, 0xae80)).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
         assertThat(run(program, SeccompAbi.AUDIT_ARCH_X86_64, SeccompAbi.__X32_SYSCALL_BIT | Syscalls.number("read")))
                 .isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
     }
@@ -74,6 +77,28 @@ class SeccompFilterTest {
         // The high word is not looked at, and a kernel takes flags as an int.
         assertThat(run(program, x86, OPENAT, -100, 0x1000, 0x1_0000_0000L)).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
         assertThat(run(program, x86, Syscalls.number("read"), 0, 0, 2)).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
+    }
+
+    @Test
+    void aListedCallIsAllowedOnlyWithOneOfItsValues() {
+        var program = FILTER.program();
+        int x86 = SeccompAbi.AUDIT_ARCH_X86_64;
+        assertThat(run(program, x86, IOCTL, 3, 0xae80)).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
+        assertThat(run(program, x86, IOCTL, 3, 0x4004ae8f)).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
+        assertThat(run(program, x86, IOCTL, 3, 0x5412)).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
+        assertThat(run(program, x86, IOCTL, 3, 0)).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
+        // The value is the request (argument 1), not the fd, and the high word is not looked at: the kernel's cmd is 32 bits.
+        assertThat(run(program, x86, IOCTL, 0xae80, 7)).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
+        assertThat(run(program, x86, IOCTL, 3, 0x7_0000_ae80L)).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
+        // Other calls still reach their own rules after the list.
+        assertThat(run(program, x86, OPENAT, -100, 0x1000, 0)).isEqualTo(SeccompAbi.SECCOMP_RET_ALLOW);
+        assertThat(run(program, x86, Syscalls.number("write"), 3, 0xae80)).isEqualTo(SeccompAbi.SECCOMP_RET_USER_NOTIF);
+    }
+
+    @Test
+    void aCallIsEitherAllowedWithAnyArgumentsOrListed() {
+        assertThatThrownBy(() -> new SeccompFilter(Set.of(IOCTL), List.of(), List.of(new SeccompFilter.ArgumentValues(IOCTL, 1, Set.of(1)))))
+                .isInstanceOf(IllegalArgumentException.class);
     }
 
     @Test

@@ -1,8 +1,10 @@
 package dev.panamax.sys;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -14,12 +16,17 @@ import org.junit.jupiter.api.Test;
 class SeccompTest {
     private final BlockingQueue<Seccomp.Violation> violations = new LinkedBlockingQueue<>();
 
-    /** Runs {@code work} on a new thread named {@code name} confined to {@code profile}; returns what it returned. */
+    /** Runs {@code work} on a new thread named {@code name} confined to {@code profile} with no ioctl request; returns what it returned. */
     private <T> T confined(String name, SyscallProfile profile, Function<Void, T> work) throws Exception {
+        return confined(name, profile, Set.of(), work);
+    }
+
+    /** {@link #confined(String, SyscallProfile, Function)} with {@code ioctlRequests} allowed. */
+    private <T> T confined(String name, SyscallProfile profile, Set<Long> ioctlRequests, Function<Void, T> work) throws Exception {
         CompletableFuture<T> result = new CompletableFuture<>();
         Thread t = Thread.ofPlatform().name(name).start(() -> {
             try {
-                Seccomp.confineCurrentThread(profile, violations::add);
+                Seccomp.confineCurrentThread(profile, ioctlRequests, violations::add);
                 result.complete(work.apply(null));
             } catch (Throwable e) {
                 result.completeExceptionally(e);
@@ -81,10 +88,33 @@ class SeccompTest {
     }
 
     @Test
+    void ioctlIsAllowedOnlyWithTheRequestsGivenAndARefusalNamesTheRequest() throws Exception {
+        long fionread = 0x541b;
+        long tiocsti = 0x5412; // pushes bytes into a terminal's input: what a filter keeps a VMM thread from
+        int ioctl = Syscalls.number("ioctl");
+        long[] results = confined("test-ioctl", SyscallProfile.RNG, Set.of(fionread), v -> new long[] {
+                Libc.syscall(ioctl, -1, fionread, 0, 0, 0, 0), // allowed: the kernel answers, EBADF
+                Libc.syscall(ioctl, -1, tiocsti, 0, 0, 0, 0),
+                Libc.syscall(ioctl, -1, fionread | 1L << 32, 0, 0, 0, 0)}); // the kernel takes the request as 32 bits
+
+        assertThat(results).containsExactly(-Libc.EBADF, -Libc.EPERM, -Libc.EBADF);
+        Seccomp.Violation v = violations.poll(30, TimeUnit.SECONDS);
+        assertThat(v).isNotNull();
+        assertThat(v.message()).isEqualTo("thread test-ioctl called the forbidden system call ioctl (request 0x5412)");
+        assertThat(violations.poll(1, TimeUnit.SECONDS)).isNull();
+    }
+
+    @Test
+    void aRequestWiderThanTheKernels32BitsIsRefusedWhenTheFilterIsMade() {
+        assertThatThrownBy(() -> SyscallProfile.VCPU.filter(Set.of(1L << 32 | 0x541b)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("0x10000541b");
+    }
+
+    @Test
     void aThreadIsConfinedOnlyOnce() throws Exception {
         String failure = confined("test-twice", SyscallProfile.RNG, v -> {
             try {
-                Seccomp.confineCurrentThread(SyscallProfile.FS, violations::add);
+                Seccomp.confineCurrentThread(SyscallProfile.FS, Set.of(), violations::add);
                 return "installed twice";
             } catch (IllegalStateException e) {
                 return e.getMessage();
@@ -96,7 +126,7 @@ class SeccompTest {
     @Test
     void everyProfileNamesOnlyRealSystemCalls() {
         for (SyscallProfile p : SyscallProfile.values()) {
-            assertThat(p.filter().program()).as(p.name()).isNotEmpty(); // Syscalls.number throws for an unknown name
+            assertThat(p.filter(Set.of()).program()).as(p.name()).isNotEmpty(); // Syscalls.number throws for an unknown name
             assertThat(p.syscalls()).containsAll(SyscallProfile.JVM);
         }
         assertThat(SyscallProfile.VCPU.syscalls()).contains("ioctl").doesNotContain("socket", "openat", "execve", "clone");

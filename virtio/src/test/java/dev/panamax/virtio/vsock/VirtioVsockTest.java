@@ -578,7 +578,7 @@ class VirtioVsockTest {
         CompletableFuture<Void> reset = new CompletableFuture<>();
         Thread.ofPlatform().name("test-vcpu").start(() -> {
             try {
-                Seccomp.confineCurrentThread(SyscallProfile.VCPU, violations::add);
+                ThreadSandbox.reportingTo(violations::add).confineCurrentThread(SyscallProfile.VCPU);
                 guest.driver.reset();
                 Seccomp.probe("getppid"); // forbidden: the supervisor reports it after any the reset made
                 reset.complete(null);
