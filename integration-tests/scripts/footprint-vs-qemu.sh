@@ -68,7 +68,7 @@ panamax() {
     nmt=""
     if [ "${NMT:-0}" = 1 ]; then nmt=-XX:NativeMemoryTracking=summary; fi
     # shellcheck disable=SC2086 # $aot, $nmt and JVM_OPTS are words or none
-    measure "$java" -XX:TieredStopAtLevel=1 $aot $nmt ${JVM_OPTS:-} --enable-native-access=ALL-UNNAMED \
+    measure "$java" $rig_jvm_options $aot $nmt ${JVM_OPTS:-} --enable-native-access=ALL-UNNAMED \
         -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --disk "$dir/disk.qcow2" \
         --net "tap=$tap" --cmdline "quiet panamax.run=\"$guest\""

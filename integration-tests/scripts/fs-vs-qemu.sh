@@ -20,13 +20,13 @@ rounds=${1:-3}
 mib=${2:-256}
 files=${3:-10000}
 fs_cache=${CACHE:-none}
+. "$(dirname "$0")/peer-common.sh"
 case ${JIT:-c1} in
-    c1) jit=-XX:TieredStopAtLevel=1 ;;
-    tiered) jit=-XX:+TieredCompilation ;;
+    c1) jit=$rig_jvm_options ;;
+    tiered) jit="-XX:+UseSerialGC -Xms4m" ;;
     *) echo "fs-vs-qemu: JIT is c1 or tiered, not '$JIT'" >&2; exit 2 ;;
 esac
 taskset -p -c 0 $$ > /dev/null
-. "$(dirname "$0")/peer-common.sh"
 virtiofsd=/usr/lib/qemu/virtiofsd
 dir=$(mktemp -d /tmp/fs-vs-qemu.XXXXXX)
 log=$dir/console

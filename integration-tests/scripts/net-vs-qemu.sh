@@ -64,7 +64,7 @@ rates() {
 panamax() {
     # The command itself, not peer-common's panamax_cli: rates runs it through ip netns exec and timeout.
     # shellcheck disable=SC2086 # $aot is one word or none
-    rates "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+    rates "$java" $rig_jvm_options $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --net tap=$tap --cmdline "quiet panamax.run=\"$run\""
 }
 

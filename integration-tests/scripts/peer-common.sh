@@ -10,14 +10,17 @@ cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
 aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
 aot=${aot:+-XX:AOTCache=$aot}
 
-# Runs Panamax's CLI as the rig's JVMs run (C1 only) with the arguments given.
+# The options of the rig's JVMs (Rig.JVM_OPTIONS): C1 only, the serial collector from a 4 MiB heap.
+rig_jvm_options="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms4m"
+
+# Runs Panamax's CLI as the rig's JVMs run with the arguments given.
 panamax_cli() { (panamax_cli_exec "$@"); }
 
 # panamax_cli for `panamax_cli_exec ARGS... &`: the JVM replaces the background subshell, so $! is the
 # JVM's own pid (a signal to the subshell of a plain function call would not reach it).
 panamax_cli_exec() {
-    # shellcheck disable=SC2086 # $aot is one word or none
-    exec "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
+    # shellcheck disable=SC2086 # $rig_jvm_options are words, $aot one word or none
+    exec "$java" $rig_jvm_options $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax "$@"
 }
 
 # Makes network namespace $1 with tap $2 in it at 10.9.0.1/24, the host side of a guest at 10.9.0.2.

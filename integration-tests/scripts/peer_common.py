@@ -31,7 +31,7 @@ AOT = sorted(glob.glob(CACHE + "/aot/cli-*.aot"), key=os.path.getmtime)
 def panamax(*args):
     """Panamax's CLI with these arguments, as the rig's JVMs run it (C1 only, the start-up cache 'panamax run' trained)."""
     aot = ["-XX:AOTCache=" + AOT[-1]] if AOT else []
-    return [JAVA, "-XX:TieredStopAtLevel=1", *aot, "-Xlog:aot=off", "-Xlog:cds=off", "--enable-native-access=ALL-UNNAMED", "-cp",
+    return [JAVA, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xms4m", *aot, "-Xlog:aot=off", "-Xlog:cds=off", "--enable-native-access=ALL-UNNAMED", "-cp",
             CLI + ":" + TOP + "/cli/target/lib/*", "dev.panamax.cli.Panamax", *args]
 
 

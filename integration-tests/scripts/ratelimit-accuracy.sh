@@ -94,7 +94,7 @@ ip netns exec $ns busybox nc -l -p 5001 -e sh -c 'cat > /dev/null' &
 ip netns exec $ns busybox nc -l -p 5002 -e sh -c "dd if=/dev/zero bs=1K count=$net_kib 2>/dev/null" &
 ip netns exec $ns busybox nc -l -p 5003 -e sh -c 'cat > /dev/null' &
 ip netns exec $ns busybox nc -l -p 5004 -e sh -c "dd if=/dev/zero bs=1M count=$net_mib 2>/dev/null" &
-ip netns exec $ns timeout $((120 + 4 * net_mib * 1024 / net_kib)) sh -c "$(command -v "$java") -XX:TieredStopAtLevel=1 $aot \
+ip netns exec $ns timeout $((120 + 4 * net_mib * 1024 / net_kib)) sh -c "$(command -v "$java") $rig_jvm_options $aot \
     --enable-native-access=ALL-UNNAMED -cp '$cli:$top/cli/target/lib/*' dev.panamax.cli.Panamax run --no-rig \
     --config '$work/net.json'" >> "$log" 2>&1 || true
 grep -q "^nl-times" "$log" || { echo "ratelimit-accuracy: the network guest printed no times; it ended:" >&2; tail -n 20 "$log" >&2; exit 1; }

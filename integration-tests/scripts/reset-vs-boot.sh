@@ -16,7 +16,7 @@ cp="$top/junit/target/test-classes:$top/junit/target/classes:$cli:$top/cli/targe
 # Runs the benchmark's MODE ($1) once; prints its line: MODE total-ms tests [median-reset-ms].
 bench() {
     # shellcheck disable=SC2086 # $guest is two words or none
-    "$java" -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED -cp "$cp" dev.panamax.junit.ResetBenchmark "$1" "$tests" $guest
+    "$java" $rig_jvm_options --enable-native-access=ALL-UNNAMED -cp "$cp" dev.panamax.junit.ResetBenchmark "$1" "$tests" $guest
 }
 guest=""
 if [ -n "${KERNEL:-}" ] && [ -n "${INITRD:-}" ]; then guest="$KERNEL $INITRD"; fi

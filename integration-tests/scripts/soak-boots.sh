@@ -7,5 +7,5 @@
 # rig, guests with two broke QEMU TCG's nested SVM under load, see kill-chaos.sh). Ends with SoakBoots' status.
 set -eu
 . "$(dirname "$0")/peer-common.sh"
-"$java" -XX:TieredStopAtLevel=1 --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" \
+"$java" $rig_jvm_options --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" \
     "$(dirname "$0")/SoakBoots.java" "$kernel" "$initrd" "${1:-200}" "${2:-10}" "${CPUS:-1}"

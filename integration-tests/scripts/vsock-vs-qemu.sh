@@ -79,7 +79,7 @@ rates() {
 
 panamax() {
     # shellcheck disable=SC2086 # $aot is one word or none
-    rates unix "$java" -XX:TieredStopAtLevel=1 $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
+    rates unix "$java" $rig_jvm_options $aot --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" dev.panamax.cli.Panamax \
         run --no-rig --kernel "$kernel" --initrd "$initrd" --memory 256M --cpus 1 --vsock cid=3,uds="$uds" --cmdline "quiet panamax.run=\"$run\""
 }
 

@@ -889,10 +889,11 @@ final class RunCommand implements Callable<Integer> {
      * An ahead-of-time cache (JDK 25) of the classes Panamax loads to boot a guest, for the JVM
      * inside the rig: on QEMU's software CPU that JVM takes about 9 s to reach its vCPUs, 2-3 s
      * less with the cache. Trained here, on the host, once per build of the class path (it is
-     * keyed by the jars' sizes and times); the JVM ignores a cache that does not match.
+     * keyed by the jars' sizes and times, and the rig JVMs' options); the JVM ignores a cache that
+     * does not match.
      */
     static Optional<Path> aotCache(Path kernel, Path initrd) {
-        StringBuilder key = new StringBuilder(Runtime.version().toString());
+        StringBuilder key = new StringBuilder(Runtime.version().toString()).append(Rig.JVM_OPTIONS);
         String classPath = System.getProperty("java.class.path");
         for (String entry : classPath.split(java.io.File.pathSeparator)) {
             Path p = Path.of(entry);

@@ -544,9 +544,13 @@ public final class Rig implements RealKvm, AutoCloseable {
      * code that another had just rewritten. Tier-up from C1 to C2 is the JVM's main source of such
      * patching, and C2 compiling under QEMU's software CPU is slow anyway. (Running all the rig's
      * vCPUs on one TCG thread avoids the race too, but makes an SMP L2 guest crawl: its cross-CPU
-     * waits take a TCG round-robin slice each.)
+     * waits take a TCG round-robin slice each.) And the heap settings of every Panamax JVM (the
+     * launcher's {@code jvm_options} has the same): the serial collector from a 4 MiB heap, which
+     * grows as needed. A VMM keeps little on its heap (guest memory, buffers and rings are native),
+     * and G1 committed a 64 MiB heap and 38 MiB of its own structures up front: the VMM's memory
+     * beyond guest RAM went from 83 to 65 MiB in the rig ({@code footprint-vs-qemu.sh}).
      */
-    public static final List<String> JVM_OPTIONS = List.of("-XX:TieredStopAtLevel=1");
+    public static final List<String> JVM_OPTIONS = List.of("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xms4m");
 
     private static List<String> qemuCommand(Options o, Path kernel, Path initrd, Map<Path, Share> shares, Path socket) {
         List<String> argv = new ArrayList<>(List.of("setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64",
