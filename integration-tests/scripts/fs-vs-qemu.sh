@@ -14,6 +14,8 @@
 # everything here runs on one rig CPU, where that race cannot happen.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/fs-vs-qemu.sh [ROUNDS] [MIB] [FILES]
+# The rig passes only a few of the host's environment variables in, so set CACHE and JIT inside it:
+#   ./panamax rig -- sh -c 'JIT=tiered CACHE=auto sh integration-tests/scripts/fs-vs-qemu.sh 1'
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
 set -eu
 rounds=${1:-3}
