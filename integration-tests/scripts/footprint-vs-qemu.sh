@@ -9,6 +9,7 @@
 # its memory (Native Memory Tracking) and the resident memory of each mapped file in each round, on stderr.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/footprint-vs-qemu.sh [ROUNDS]
+# (the rig does not pass the host's JVM_OPTS or NMT in: ./panamax rig -- sh -c 'NMT=1 sh integration-tests/...')
 # Needs the built CLI (./panamax build) and guest, and the rig's start-up cache for this build (./panamax run --timeout 1
 # makes both): a stale cache is refused by the JVM, which then maps no class archive at all.
 set -eu
