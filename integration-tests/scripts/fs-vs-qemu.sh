@@ -25,7 +25,7 @@ fs_cache=${CACHE:-none}
 . "$(dirname "$0")/peer-common.sh"
 case ${JIT:-c1} in
     c1) jit=$rig_jvm_options ;;
-    tiered) jit="-XX:+UseSerialGC -Xms4m" ;;
+    tiered) jit=$vmm_heap_options ;;
     *) echo "fs-vs-qemu: JIT is c1 or tiered, not '$JIT'" >&2; exit 2 ;;
 esac
 taskset -p -c 0 $$ > /dev/null
