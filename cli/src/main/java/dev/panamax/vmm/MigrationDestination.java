@@ -32,10 +32,12 @@ import java.util.function.Consumer;
 /**
  * The receiving side of a live migration: checks what the source proposes before the source
  * stops its guest (protocol version, configuration, disks at the same paths, vCPU count, memory,
- * CPU features), fills fresh guest memory with the pages that arrive, and builds the VM (disks
- * locked, network opened) only once the source has stopped its guest and let go of its disks.
- * The guest starts here only on the source's commit; any failure before it leaves nothing
- * behind here, and the source's guest runs on.
+ * CPU features) and builds the VM then, all but the drives' images and the network interfaces'
+ * host ends ({@link VmBuilder#buildForMigration}); fills its memory with the pages that arrive;
+ * and opens those (disks locked, network opened) only once the source has stopped its guest and
+ * let go of its disks, so that the guest's stop holds no more than that and the restore. The
+ * guest starts here only on the source's commit; any failure before it leaves nothing behind
+ * here, and the source's guest runs on.
  */
 public final class MigrationDestination {
     private MigrationDestination() {}
@@ -121,17 +123,33 @@ public final class MigrationDestination {
         }
     }
 
-    /** What the source proposed and this side accepted: the configuration and the memory being filled. */
+    /**
+     * What the source proposed and this side accepted: the configuration, the memory being filled
+     * and, once built, the VM it is the memory of; closed unless the VM was taken.
+     */
     static final class Incoming implements AutoCloseable {
         MachineConfig config;
         MemoryMap map;
-        final List<MappedMemory> memory = new ArrayList<>(); // by map entry; null once handed to the VM
+        final List<MappedMemory> memory = new ArrayList<>(); // by map entry; the VM's once it is built
+        VmBuilder.Machine machine;
+
+        /** The VM, no longer this object's to close. */
+        VmBuilder.Machine take() {
+            VmBuilder.Machine taken = machine;
+            machine = null;
+            memory.clear();
+            return taken;
+        }
 
         @Override
         public void close() {
-            for (MappedMemory m : memory) {
-                if (m != null) {
-                    m.close();
+            if (machine != null) {
+                machine.vm().close(); // and its memory
+            } else {
+                for (MappedMemory m : memory) {
+                    if (m != null) {
+                        m.close();
+                    }
                 }
             }
         }
@@ -149,6 +167,7 @@ public final class MigrationDestination {
                 throw new MigrationException("the destination refuses this VM: " + e.getMessage(), e);
             }
             MigrationRehearsal.saveAndRestore(incoming.config, incoming.map, log);
+            build(incoming, console, log);
             wire.send(MigrationWire.Type.ACK, new byte[0]);
             log.accept("receiving a VM with " + incoming.config.cpus() + " vCPUs and " + incoming.config.memoryMib() + " MiB");
             while (true) {
@@ -162,8 +181,8 @@ public final class MigrationDestination {
                         wire.send(MigrationWire.Type.ACK, new byte[0]);
                     }
                     case STATE -> {
-                        VmBuilder.Machine machine = build(m, incoming, console, wire, options.whenBuilt(), log);
-                        return commit(wire, machine, options, log);
+                        takeOver(m, incoming, wire, options.whenBuilt(), log);
+                        return commit(wire, incoming.take(), options, log);
                     }
                     case CANCEL -> throw new MigrationException("the source cancelled the migration: " + MigrationWire.text(m));
                     default -> throw new MigrationException("the source sent " + m.type() + " during the memory copy; the protocol is broken");
@@ -306,42 +325,54 @@ public final class MigrationDestination {
     }
 
     /**
-     * The VM, built now that the source has let go of its disks: memory handed over, devices
-     * opened, every state restored, paused. Answers the STATE message.
+     * The VM, built while the source's guest runs, on the memory being filled: everything but the
+     * drives' images and the network interfaces' host ends, which the source holds; its vCPU
+     * threads started and parked (starting them costs tens of milliseconds in the rig).
      */
-    private static VmBuilder.Machine build(MigrationWire.Message m, Incoming incoming, OutputStream console, MigrationWire wire,
-            Runnable whenBuilt, Consumer<String> log) throws MigrationException {
+    private static void build(Incoming incoming, OutputStream console, Consumer<String> log) throws MigrationException {
         long start = System.nanoTime();
-        VmBuilder.Machine machine;
+        List<MappedMemory> memory = List.copyOf(incoming.memory);
         try {
-            machine = VmBuilder.buildForRestore(incoming.config, console, vm -> {
-                for (int i = 0; i < incoming.memory.size(); i++) {
-                    MappedMemory backing = incoming.memory.get(i);
+            incoming.machine = VmBuilder.buildForMigration(incoming.config, console, vm -> {
+                for (int i = 0; i < memory.size(); i++) {
                     incoming.memory.set(i, null); // the VM owns it from here, also when adding it fails
-                    vm.addMemory(incoming.map.entries().get(i).guestAddress(), backing);
+                    vm.addMemory(incoming.map.entries().get(i).guestAddress(), memory.get(i));
                 }
             });
         } catch (ConfigException | DeviceSetupException | KvmUnavailableException | NativeCallException e) {
             throw new MigrationException("cannot build the VM here: " + e.getMessage(), e);
         }
-        long built = System.nanoTime();
+        incoming.memory.clear();
+        incoming.memory.addAll(memory); // where the pages go; closed with the VM
+        incoming.machine.vm().startPaused();
+        log.accept("built the VM in " + (System.nanoTime() - start) / 1_000_000 + " ms");
+    }
+
+    /**
+     * Now that the source has stopped its guest and let go of its disks: the disks opened and
+     * locked, the network opened, every state restored, paused. Answers the STATE message.
+     */
+    private static void takeOver(MigrationWire.Message m, Incoming incoming, MigrationWire wire, Runnable whenBuilt,
+            Consumer<String> log) throws MigrationException {
+        long start = System.nanoTime();
+        VmBuilder.Machine machine = incoming.machine;
+        try {
+            VmBuilder.openLateBackends(machine);
+        } catch (DeviceSetupException e) {
+            throw new MigrationException("cannot open the VM's disks or network here: " + e.getMessage(), e);
+        }
+        long opened = System.nanoTime();
         try {
             StateReader in = new StateReader(m.bytes(), "the source's VM state");
             VmSnapshot.restoreStates(in, machine);
             in.end();
-            machine.vm().startPaused();
-            whenBuilt.run();
-            wire.send(MigrationWire.Type.ACK, new byte[0]);
-            log.accept("built the VM in " + (built - start) / 1_000_000 + " ms and restored its state in "
-                    + (System.nanoTime() - built) / 1_000_000 + " ms");
-            return machine;
-        } catch (MigrationException | RuntimeException e) {
-            machine.vm().close();
-            if (e instanceof StateFormatException) {
-                throw new MigrationException("the source's VM state does not fit here: " + e.getMessage(), e);
-            }
-            throw e;
+        } catch (StateFormatException e) {
+            throw new MigrationException("the source's VM state does not fit here: " + e.getMessage(), e);
         }
+        whenBuilt.run();
+        wire.send(MigrationWire.Type.ACK, new byte[0]);
+        log.accept("opened the disks and network in " + (opened - start) / 1_000_000 + " ms and restored the VM's state in "
+                + (System.nanoTime() - opened) / 1_000_000 + " ms");
     }
 
     /** Waits for the commit; on it the guest runs here (if it ran there) and the source is told. */

@@ -1,19 +1,13 @@
 package dev.panamax.vmm;
 
-import dev.panamax.storage.BlockBackend;
-import dev.panamax.storage.image.Images;
 import dev.panamax.sys.MappedMemory;
-import dev.panamax.virtio.blk.VirtioBlk;
-import dev.panamax.virtio.ratelimit.RateLimiter;
 import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.function.Consumer;
 
 /**
@@ -23,9 +17,10 @@ import java.util.function.Consumer;
  * 2.7 s to build and 1.8 s to restore at the destination, 0.4 s to save at the source), which would
  * otherwise all fall into the stop.
  *
- * <p>A copy has the drives opened read-only and unlocked (the source still writes them), no network
- * interface (its tap or passt is the source's until the hand-over) and its vsock socket in a
- * directory of its own; its memory is anonymous and never touched. Best effort: what fails here is
+ * <p>A copy is built as the destination builds its VM ({@link VmBuilder#buildForMigration}): the
+ * drives' images and the network interfaces' taps or passt not opened (the source holds them until
+ * the hand-over); its vsock socket is in a directory of its own and its memory anonymous and never
+ * touched. Best effort: what fails here is
  * met again, and reported, by the migration itself; the log says so.
  */
 final class MigrationRehearsal {
@@ -76,21 +71,14 @@ final class MigrationRehearsal {
     private static MachineConfig copyOf(MachineConfig config, Path dir) {
         VsockConfig vsock = config.vsock() == null ? null : new VsockConfig(config.vsock().guestCid(), dir.resolve("vsock"));
         return new MachineConfig(config.kernel(), config.initrd(), config.commandLine(), config.cpus(), config.memoryMib(),
-                config.protocol(), config.drives(), List.of(), vsock, config.shares(), CpuPinning.NONE, null, config.entropy(),
+                config.protocol(), config.drives(), config.nics(), vsock, config.shares(), CpuPinning.NONE, null, config.entropy(),
                 config.balloon());
     }
 
     private static VmBuilder.Machine build(MachineConfig config, MemoryMap map) {
-        return VmBuilder.buildForRestore(config, OutputStream.nullOutputStream(), vm -> {
+        return VmBuilder.buildForMigration(config, OutputStream.nullOutputStream(), vm -> {
             for (MemoryMap.Entry e : map.entries()) {
                 vm.addMemory(e.guestAddress(), MappedMemory.anonymous(e.size()));
-            }
-        }, (drive, queues) -> {
-            try {
-                BlockBackend image = Images.open(drive.image(), Images.OpenOptions.readOnly().withFormat(drive.format()));
-                return new VirtioBlk(drive.id(), image, drive.image(), queues, VirtioBlk.DEFAULT_QUEUE_SIZE, new RateLimiter(drive.rateLimit()));
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
             }
         });
     }

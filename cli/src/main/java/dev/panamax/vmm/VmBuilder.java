@@ -1,6 +1,9 @@
 package dev.panamax.vmm;
 
 import dev.panamax.boot.LinuxBoot;
+import dev.panamax.storage.BlockBackend;
+import dev.panamax.storage.ImageFormat;
+import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.balloon.VirtioBalloon;
@@ -21,7 +24,6 @@ import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.util.Comparator;
 import java.util.List;
-import java.util.function.BiFunction;
 import java.util.function.Consumer;
 
 /**
@@ -48,7 +50,7 @@ public final class VmBuilder {
         try {
             LinuxBoot.prepare(vm, new LinuxBoot.Spec(config.kernel(), config.initrd(), commandLine(config), config.cpus(),
                     config.memoryMib() << 20, config.protocol(), config.hugePages()));
-            Machine machine = new Machine(vm, addDevices(vm, config, console, VmBuilder::openDrive), config);
+            Machine machine = new Machine(vm, addDevices(vm, config, console, Backends.OPEN), config);
             pin(machine);
             confine(machine);
             return machine;
@@ -64,12 +66,44 @@ public final class VmBuilder {
      * caller restores every state before it starts the VM.
      */
     static Machine buildForRestore(MachineConfig config, OutputStream console, Consumer<Vm> addMemory) {
-        return buildForRestore(config, console, addMemory, VmBuilder::openDrive);
+        return buildForRestore(config, console, addMemory, Backends.OPEN);
     }
 
-    /** {@link #buildForRestore(MachineConfig, OutputStream, Consumer)} with each drive's device made by {@code openDrive} (given the queue count). */
-    static Machine buildForRestore(MachineConfig config, OutputStream console, Consumer<Vm> addMemory,
-            BiFunction<DriveConfig, Integer, VirtioDevice> openDrive) {
+    /**
+     * {@link #buildForRestore} for a migration's destination, while the source still holds the
+     * drives' images and the network interfaces' host ends: each drive and network interface is
+     * built without them ({@link VirtioBlk#unbound}, {@link VirtioNet#unbound}), until {@link
+     * #openLateBackends}. The VM must not start before.
+     *
+     * @throws DeviceSetupException when a drive's image cannot be read (its format and size are taken now)
+     */
+    static Machine buildForMigration(MachineConfig config, OutputStream console, Consumer<Vm> addMemory) {
+        return buildForRestore(config, console, addMemory, Backends.LATER);
+    }
+
+    /**
+     * Opens what {@link #buildForMigration} left out: each drive's image, locked, and each network
+     * interface's tap or passt, as {@link #build} opens them.
+     *
+     * @throws DeviceSetupException naming the drive or interface that could not be opened
+     */
+    static void openLateBackends(Machine machine) {
+        for (DriveConfig drive : machine.config().drives()) {
+            try {
+                ((VirtioBlk) machine.devices().virtio("virtio-blk", drive.id())).bindDisk();
+            } catch (IOException e) {
+                throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
+            }
+        }
+        for (NicConfig nic : machine.config().nics()) {
+            ((VirtioNet) machine.devices().virtio("virtio-net", nic.id())).bindBackend(openNetBackend(nic));
+        }
+    }
+
+    /** Whether drives and network interfaces get their host ends when they are built, or later ({@link #openLateBackends}). */
+    private enum Backends { OPEN, LATER }
+
+    private static Machine buildForRestore(MachineConfig config, OutputStream console, Consumer<Vm> addMemory, Backends backends) {
         Vm vm = Vm.create();
         try {
             LinuxBoot.preparePlatform(vm);
@@ -77,7 +111,7 @@ public final class VmBuilder {
             for (int i = 0; i < config.cpus(); i++) {
                 vm.addVcpu();
             }
-            Machine machine = new Machine(vm, addDevices(vm, config, console, openDrive), config);
+            Machine machine = new Machine(vm, addDevices(vm, config, console, backends), config);
             confine(machine);
             return machine;
         } catch (RuntimeException e) {
@@ -114,13 +148,12 @@ public final class VmBuilder {
     }
 
     /** Every device of {@code config}, in the device manager's order. */
-    private static DeviceManager addDevices(Vm vm, MachineConfig config, OutputStream console,
-            BiFunction<DriveConfig, Integer, VirtioDevice> openDrive) {
+    private static DeviceManager addDevices(Vm vm, MachineConfig config, OutputStream console, Backends backends) {
         DeviceManager devices = new DeviceManager(vm);
         devices.addLegacyDevices(console);
         devices.addPciBus();
         for (DriveConfig drive : inGuestOrder(config.drives())) {
-            VirtioDevice blk = openDrive.apply(drive, config.cpus());
+            VirtioDevice blk = backends == Backends.OPEN ? openDrive(drive, config.cpus()) : unboundDrive(drive, config.cpus());
             if (drive.mmio()) {
                 devices.addVirtioMmio("virtio-blk", drive.id(), blk);
             } else {
@@ -128,7 +161,7 @@ public final class VmBuilder {
             }
         }
         for (NicConfig nic : config.nics()) {
-            devices.addVirtioPci("virtio-net", nic.id(), openNic(nic));
+            devices.addVirtioPci("virtio-net", nic.id(), backends == Backends.OPEN ? openNic(nic) : unboundNic(nic));
         }
         if (config.vsock() != null) {
             devices.addVirtioPci("virtio-vsock", VSOCK_ID, openVsock(config.vsock()));
@@ -181,6 +214,22 @@ public final class VmBuilder {
         }
     }
 
+    /**
+     * The drive as a device whose image is opened later: the image's format and size read now,
+     * read-only and unlocked (another process may be writing it).
+     */
+    private static VirtioDevice unboundDrive(DriveConfig drive, int queues) {
+        ImageFormat format;
+        long size;
+        try (BlockBackend image = Images.open(drive.image(), Images.OpenOptions.readOnly().withFormat(drive.format()))) {
+            format = image.format();
+            size = image.size();
+        } catch (IOException e) {
+            throw new DeviceSetupException("drive " + drive.id() + ": " + e.getMessage(), e);
+        }
+        return VirtioBlk.unbound(drive.id(), drive.image(), format, drive.readOnly(), size, queues, new RateLimiter(drive.rateLimit()));
+    }
+
     /** The entropy device's id among the VM's devices (a VM has at most one), Firecracker's resource name. */
     public static final String ENTROPY_ID = "entropy";
     /** The balloon's id among the VM's devices (a VM has at most one). */
@@ -209,25 +258,39 @@ public final class VmBuilder {
 
     /** The interface's tap opened, or its passt started or reached, under a virtio-net device. */
     private static VirtioDevice openNic(NicConfig nic) {
-        NetBackend backend;
+        NetBackend backend = openNetBackend(nic);
         try {
-            if (nic.tapName() != null) {
-                backend = TapBackend.open(nic.tapName());
-            } else if (nic.tapFd() >= 0) {
-                backend = TapBackend.adopt(nic.tapFd());
-            } else {
-                backend = nic.passtSocket() != null ? PasstBackend.connect(nic.passtSocket()) : PasstBackend.start();
-            }
-        } catch (NetBackendException e) {
-            throw new DeviceSetupException("network interface " + nic.id() + ": " + e.getMessage(), e);
-        }
-        try {
-            MacAddress mac = nic.guestMac() == null ? MacAddress.random() : MacAddress.parse(nic.guestMac());
-            return new VirtioNet(nic.id(), mac, backend, VirtioNet.DEFAULT_QUEUE_SIZE, new RateLimiter(nic.rxRateLimit()),
+            return new VirtioNet(nic.id(), mac(nic), backend, VirtioNet.DEFAULT_QUEUE_SIZE, new RateLimiter(nic.rxRateLimit()),
                     new RateLimiter(nic.txRateLimit()));
         } catch (RuntimeException e) {
             backend.close();
             throw e;
+        }
+    }
+
+    /** The interface as a device whose tap or passt is opened later. */
+    private static VirtioDevice unboundNic(NicConfig nic) {
+        String kind = nic.tapName() != null || nic.tapFd() >= 0 ? "tap" : "passt";
+        return VirtioNet.unbound(nic.id(), mac(nic), kind, VirtioNet.DEFAULT_QUEUE_SIZE, new RateLimiter(nic.rxRateLimit()),
+                new RateLimiter(nic.txRateLimit()));
+    }
+
+    private static MacAddress mac(NicConfig nic) {
+        return nic.guestMac() == null ? MacAddress.random() : MacAddress.parse(nic.guestMac());
+    }
+
+    /** The interface's tap opened, or its passt started or reached. */
+    private static NetBackend openNetBackend(NicConfig nic) {
+        try {
+            if (nic.tapName() != null) {
+                return TapBackend.open(nic.tapName());
+            } else if (nic.tapFd() >= 0) {
+                return TapBackend.adopt(nic.tapFd());
+            } else {
+                return nic.passtSocket() != null ? PasstBackend.connect(nic.passtSocket()) : PasstBackend.start();
+            }
+        } catch (NetBackendException e) {
+            throw new DeviceSetupException("network interface " + nic.id() + ": " + e.getMessage(), e);
         }
     }
 }

@@ -170,6 +170,20 @@ class MigrationTest {
         target.vm().pause();
         assertThat(sameMemoryButTheCounter(source.vm(), target.vm())).as("every other page of guest memory").isTrue();
         assertThat(destinationLog).anySatisfy(line -> assertThat(line).startsWith("rehearsed building and restoring the VM in "));
+        assertThat(logIndex("built the VM in ")).as("the VM built before the memory came").isLessThan(logIndex("receiving a VM "));
+        assertThat(logIndex("opened the disks and network in ")).as("its disk opened once the state came")
+                .isGreaterThan(logIndex("round 0: "));
+    }
+
+    /** Where the first of the destinations' log lines that starts with {@code start} stands among them. */
+    private int logIndex(String start) {
+        List<String> lines = List.copyOf(destinationLog);
+        for (int i = 0; i < lines.size(); i++) {
+            if (lines.get(i).startsWith(start)) {
+                return i;
+            }
+        }
+        throw new AssertionError("no destination log line starts with '" + start + "': " + lines);
     }
 
     /**

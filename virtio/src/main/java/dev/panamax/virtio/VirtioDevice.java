@@ -71,7 +71,8 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
 
     private final String name;
     private final int deviceType;
-    private final long deviceFeatures;
+    /** Set in the constructor, and once more by {@link #offerFeatures} for a device whose host end is bound late. */
+    private volatile long deviceFeatures;
     private final int maxQueueSize;
     private final QueueSettings[] settings;
     private final EventFd[] notifyEvents;
@@ -115,8 +116,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         }
         this.name = Objects.requireNonNull(name);
         this.deviceType = deviceType;
-        this.deviceFeatures = deviceFeatures | 1L << VIRTIO_F_VERSION_1 | 1L << VIRTIO_F_RING_INDIRECT_DESC
-                | 1L << VIRTIO_F_RING_EVENT_IDX;
+        this.deviceFeatures = withTransportFeatures(deviceFeatures);
         this.maxQueueSize = maxQueueSize;
         this.config = new byte[configSize];
         this.settings = new QueueSettings[queueCount];
@@ -147,6 +147,25 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     /** Feature bits the device offers. */
     public final long deviceFeatures() {
         return deviceFeatures;
+    }
+
+    private static long withTransportFeatures(long deviceTypeFeatures) {
+        return deviceTypeFeatures | 1L << VIRTIO_F_VERSION_1 | 1L << VIRTIO_F_RING_INDIRECT_DESC | 1L << VIRTIO_F_RING_EVENT_IDX;
+    }
+
+    /**
+     * Replaces the device-type feature bits the constructor offered, for a device whose host end
+     * is bound after it was built (a migration's destination opens the tap only once the source let
+     * go of it, and offers what that tap can do). Only before the driver has begun: what a driver
+     * read must not change under it.
+     *
+     * @throws IllegalStateException once the driver has set any status bit
+     */
+    protected final synchronized void offerFeatures(long deviceTypeFeatures) {
+        if (status.get() != 0) {
+            throw new IllegalStateException(name + ": the driver has begun, so the features offered cannot change");
+        }
+        deviceFeatures = withTransportFeatures(deviceTypeFeatures);
     }
 
     public final int queueCount() {

@@ -56,6 +56,7 @@ public final class Vm implements AutoCloseable, Stateful {
     private VmExit lastHalt; // guarded by lock
     private long pausedClock; // the guest's kvmclock when it was paused; guarded by lock
     private boolean clockRestored; // pausedClock came from a snapshot, for startPaused; guarded by lock
+    private boolean guestRan; // a vCPU was let into guest code (start or resume); guarded by lock
     private int[] msrsToSave; // the MSRs KVM_GET_MSRS reads on this VM, probed once; guarded by lock
     private volatile ThreadSandbox sandbox = ThreadSandbox.NONE;
 
@@ -335,6 +336,7 @@ public final class Vm implements AutoCloseable, Stateful {
                 throw new IllegalStateException("cannot start a VM without vCPUs");
             }
             state = State.RUNNING;
+            guestRan = true;
             running = vcpus.size();
             for (Vcpu vcpu : vcpus) {
                 vcpu.start();
@@ -399,6 +401,7 @@ public final class Vm implements AutoCloseable, Stateful {
         synchronized (lock) {
             requireState(State.PAUSED, "resume");
             fd.setClock(pausedClock);
+            guestRan = true;
             request = Request.RUN;
             state = State.RUNNING;
             lock.notifyAll();
@@ -500,8 +503,9 @@ public final class Vm implements AutoCloseable, Stateful {
     }
 
     /**
-     * Takes the state {@link #saveState} wrote into this VM, which must not have started and must
-     * have the in-kernel irqchip and PIT ({@code fd().createIrqchip()}, {@code fd().createPit2()}),
+     * Takes the state {@link #saveState} wrote into this VM, which must not have run guest code (not
+     * started, or {@linkplain #startPaused started paused} and not resumed since: a migration's
+     * destination starts its vCPU threads before the state comes) and must have the in-kernel irqchip and PIT ({@code fd().createIrqchip()}, {@code fd().createPit2()}),
      * its memory, and as many vCPUs as the snapshot. Every value is read and checked before any is
      * applied; then the irqchip, PIT and each vCPU's state are set, and the saved clock becomes the
      * one {@link #resume()} sets after {@link #startPaused()}.
@@ -512,7 +516,10 @@ public final class Vm implements AutoCloseable, Stateful {
     @Override
     public void restoreState(StateReader in) {
         synchronized (lock) {
-            requireState(State.CREATED, "restore a state into");
+            if (state != State.CREATED && (state != State.PAUSED || guestRan)) {
+                throw new IllegalStateException(state == State.PAUSED ? "cannot restore a state into a VM whose guest has run"
+                        : "cannot restore a state into a VM that is " + state.name().toLowerCase());
+            }
             int count = in.i32("vCPU count");
             if (count != vcpus.size()) {
                 throw in.fail("the snapshot has " + Integer.toUnsignedString(count) + " vCPUs, and this VM has " + vcpus.size()

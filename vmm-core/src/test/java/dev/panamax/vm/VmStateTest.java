@@ -160,7 +160,8 @@ class VmStateTest {
         return pit;
     }
 
-    private static void assertRestoredContinues(int vcpus) throws InterruptedException {
+    /** @param startedPausedFirst restore into a VM whose vCPU threads were started paused before, as a migration's destination does */
+    private static void assertRestoredContinues(int vcpus, boolean startedPausedFirst) throws InterruptedException {
         byte[] state;
         byte[] ram;
         VcpuView[] before = new VcpuView[vcpus];
@@ -199,9 +200,14 @@ class VmStateTest {
             for (int i = 0; i < vcpus; i++) {
                 restored.memory().writeInt(COUNTERS + 4L * i, 0); // what the guest stores next comes from EBX
             }
+            if (startedPausedFirst) {
+                restored.startPaused();
+            }
             restored.restoreState(new StateReader(state, "the test's state"));
             Thread.sleep(100); // time the guest's clock must not see: it was paused all along
-            restored.startPaused();
+            if (!startedPausedFirst) {
+                restored.startPaused();
+            }
             assertThat(restored.state()).isEqualTo(Vm.State.PAUSED);
 
             for (Vcpu vcpu : restored.vcpus()) {
@@ -236,13 +242,19 @@ class VmStateTest {
 
     @Test
     void aRestoredVmContinuesTheComputationWhereItStood() throws InterruptedException {
-        assertRestoredContinues(1);
+        assertRestoredContinues(1, false);
     }
 
     @Test
     void aRestoredTwoVcpuVmContinuesOnBothVcpus() throws InterruptedException {
-        assertRestoredContinues(2);
+        assertRestoredContinues(2, false);
     }
+
+    @Test
+    void aVmStartedPausedTakesTheStateBeforeItsGuestRunsAndContinuesFromIt() throws InterruptedException {
+        assertRestoredContinues(2, true);
+    }
+
 
     @Test
     void aVcpuPausedAfterAnInExitHasFinishedTheInstruction() throws InterruptedException {
@@ -434,7 +446,7 @@ class VmStateTest {
             vm.pause();
             byte[] state = save(vm);
             assertThatThrownBy(() -> vm.restoreState(new StateReader(state, "the test's state")))
-                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("paused");
+                    .isInstanceOf(IllegalStateException.class).hasMessage("cannot restore a state into a VM whose guest has run");
         }
     }
 }

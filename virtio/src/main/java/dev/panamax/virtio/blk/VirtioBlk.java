@@ -95,8 +95,10 @@ public final class VirtioBlk extends VirtioDevice {
     private static final VarHandle LE_LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
     private static final System.Logger LOG = System.getLogger(VirtioBlk.class.getName());
 
-    private final BlockBackend disk;
+    /** Null until {@link #bindDisk} for a device made {@link #unbound}. */
+    private volatile BlockBackend disk;
     private final Path image; // null when the caller gave an open backend
+    private final ImageFormat format;
     private final String idText;
     private final boolean readOnly;
     private final long capacity; // in sectors
@@ -129,14 +131,20 @@ public final class VirtioBlk extends VirtioDevice {
      *                stays on its ring, and its queue waits until the tokens are back
      */
     public VirtioBlk(String id, BlockBackend disk, Path image, int queueCount, int queueSize, RateLimiter limiter) {
-        super("virtio-blk (" + id + ")", DEVICE_TYPE, features(disk.isReadOnly()), queueCount, queueSize, CONFIG_SIZE);
+        this(id, disk, image, disk.format(), disk.isReadOnly(), disk.size(), queueCount, queueSize, limiter);
+    }
+
+    private VirtioBlk(String id, BlockBackend disk, Path image, ImageFormat format, boolean readOnly, long size, int queueCount,
+            int queueSize, RateLimiter limiter) {
+        super("virtio-blk (" + id + ")", DEVICE_TYPE, features(readOnly), queueCount, queueSize, CONFIG_SIZE);
         this.disk = disk;
         this.image = image;
+        this.format = format;
         this.limiter = Objects.requireNonNull(limiter, "limiter");
         limiter.onUpdate(this::wakeQueues); // a queue waiting under the old limit looks again under the new one
         this.idText = id;
-        this.readOnly = disk.isReadOnly();
-        this.capacity = disk.size() / SECTOR_SIZE;
+        this.readOnly = readOnly;
+        this.capacity = size / SECTOR_SIZE;
         this.id = Arrays.copyOf(id.getBytes(StandardCharsets.US_ASCII), ID_BYTES);
         this.scratch = new byte[queueCount][HEADER_SIZE];
         this.segments = new MemorySegment[queueCount][queueSize];
@@ -183,6 +191,50 @@ public final class VirtioBlk extends VirtioDevice {
         }
     }
 
+    /**
+     * A drive whose image is opened later, by {@link #bindDisk}, and which must not run before: a
+     * migration's destination builds its VM while the source still writes the image. The image's
+     * format and size are what it holds now; the bind checks them again.
+     *
+     * @param size the image's virtual size in bytes
+     */
+    public static VirtioBlk unbound(String id, Path image, ImageFormat format, boolean readOnly, long size, int queueCount,
+            RateLimiter limiter) {
+        return new VirtioBlk(id, null, Objects.requireNonNull(image, "image"), Objects.requireNonNull(format, "format"), readOnly, size,
+                queueCount, DEFAULT_QUEUE_SIZE, limiter);
+    }
+
+    /**
+     * Opens the image of a drive made {@link #unbound}, locked against every other user, as {@link
+     * #open} would have; before the driver's state is restored into the device.
+     *
+     * @throws IOException naming the image when it cannot be opened or locked, or when it is no longer
+     *     of the format and size the device was built with
+     * @throws IllegalStateException when the device has its disk already
+     */
+    public synchronized void bindDisk() throws IOException {
+        if (disk != null) {
+            throw new IllegalStateException(name() + " has its disk already");
+        }
+        BlockBackend opened = Images.open(image,
+                (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withFormat(format).withLock());
+        if (opened.size() / SECTOR_SIZE != capacity) {
+            long size = opened.size();
+            opened.close();
+            throw new IOException(image + " has " + size + " bytes now, and had " + capacity * SECTOR_SIZE + " (was it resized?)");
+        }
+        disk = opened;
+    }
+
+    /** The disk, once it is open. */
+    private BlockBackend boundDisk() {
+        BlockBackend d = disk;
+        if (d == null) {
+            throw new IllegalStateException(name() + ": its image is not opened yet");
+        }
+        return d;
+    }
+
     private static long features(boolean readOnly) {
         long features = 1L << VIRTIO_BLK_F_SEG_MAX | 1L << VIRTIO_BLK_F_BLK_SIZE | 1L << VIRTIO_BLK_F_FLUSH | 1L << VIRTIO_BLK_F_MQ;
         return readOnly ? features | 1L << VIRTIO_BLK_F_RO
@@ -212,8 +264,8 @@ public final class VirtioBlk extends VirtioDevice {
      * @throws IOException when the disk is not a writable qcow2 image, or the snapshot cannot be written
      */
     public void snapshotDisk(String name) throws IOException {
-        if (!(disk instanceof Qcow2Image qcow2) || readOnly) {
-            throw new IOException("drive " + idText + " is " + (readOnly ? "read-only" : "a " + disk.format().id() + " image")
+        if (!(boundDisk() instanceof Qcow2Image qcow2) || readOnly) {
+            throw new IOException("drive " + idText + " is " + (readOnly ? "read-only" : "a " + format.id() + " image")
                     + ": a snapshot with disks takes a qcow2 snapshot of every writable drive, so each must be a writable qcow2 image");
         }
         qcow2.flush();
@@ -229,8 +281,9 @@ public final class VirtioBlk extends VirtioDevice {
      * quiesced, with the vCPUs paused; {@link #takeDiskBack} undoes it when the migration fails.
      */
     public void releaseDisk() throws IOException {
-        disk.flush();
-        disk.imageFile().unlock();
+        BlockBackend d = boundDisk();
+        d.flush();
+        d.imageFile().unlock();
     }
 
     /**
@@ -239,7 +292,7 @@ public final class VirtioBlk extends VirtioDevice {
      * @return false while another process (the destination) holds the image
      */
     public boolean takeDiskBack() throws IOException {
-        return disk.imageFile().relock();
+        return boundDisk().imageFile().relock();
     }
 
     /** Whether the guest may only read the disk. */
@@ -258,7 +311,7 @@ public final class VirtioBlk extends VirtioDevice {
      */
     @Override
     protected void saveIdentity(StateWriter out) {
-        out.string(idText).string(imageText()).string(disk.format().id()).bool(readOnly).i64(capacity);
+        out.string(idText).string(imageText()).string(format.id()).bool(readOnly).i64(capacity);
     }
 
     @Override
@@ -272,8 +325,8 @@ public final class VirtioBlk extends VirtioDevice {
             throw in.fail("the snapshot's drive " + idText + " has image '" + savedImage + "', and this VM's has '" + imageText() + "'");
         }
         String savedFormat = in.string(16, "image format");
-        if (!savedFormat.equals(disk.format().id())) {
-            throw in.fail("the snapshot's drive " + idText + " is a " + savedFormat + " image, and this VM's is a " + disk.format().id()
+        if (!savedFormat.equals(format.id())) {
+            throw in.fail("the snapshot's drive " + idText + " is a " + savedFormat + " image, and this VM's is a " + format.id()
                     + " image");
         }
         boolean savedReadOnly = in.bool("read-only");
@@ -487,8 +540,12 @@ public final class VirtioBlk extends VirtioDevice {
     @Override
     public void close() {
         super.close();
+        BlockBackend d = disk;
+        if (d == null) {
+            return;
+        }
         try {
-            disk.close();
+            d.close();
         } catch (IOException e) {
             LOG.log(Level.WARNING, name() + ": closing the disk failed", e);
         }

@@ -88,7 +88,8 @@ public final class VirtioNet extends VirtioDevice {
     private static final int QUEUE = 0;
     private static final int BACKEND = 1;
 
-    private final NetBackend backend;
+    /** Replaced once by {@link #bindBackend} when the device was built {@link #unbound}. */
+    private volatile NetBackend backend;
     private final MacAddress mac;
     private final RateLimiter receiveLimiter;
     private final NetCounts counts = new NetCounts();
@@ -163,6 +164,42 @@ public final class VirtioNet extends VirtioDevice {
         }
         receivePoller = receive;
         transmitPoller = transmit;
+    }
+
+    /**
+     * A device whose host end is opened later, by {@link #bindBackend}, and which must not run
+     * before: a migration's destination builds its VM while the source still holds the tap. It
+     * offers no offloads until then.
+     *
+     * @param kind the backend's kind, as {@link NetBackend#kind} names it ({@code tap}, {@code passt})
+     */
+    public static VirtioNet unbound(String id, MacAddress mac, String kind, int queueSize, RateLimiter receiveLimiter,
+            RateLimiter transmitLimiter) {
+        return new VirtioNet(id, mac, new UnboundBackend(kind), queueSize, receiveLimiter, transmitLimiter);
+    }
+
+    /**
+     * Puts {@code real} under a device made {@link #unbound}, before its driver begins (a restore
+     * puts the driver's state in after this): the device then offers the offloads {@code real}
+     * honours, as if built on it.
+     *
+     * @param real owned by the device from now on, also when this throws
+     * @throws IllegalStateException when the device has its backend already, or {@code real} is of another kind
+     */
+    public synchronized void bindBackend(NetBackend real) {
+        try {
+            if (!(backend instanceof UnboundBackend unbound)) {
+                throw new IllegalStateException(name() + " has its backend already");
+            }
+            if (!real.kind().equals(unbound.kind())) {
+                throw new IllegalStateException(name() + " was built for a " + unbound.kind() + " backend, not " + real.kind());
+            }
+            offerFeatures(features(real.offloads()));
+        } catch (RuntimeException e) {
+            real.close();
+            throw e;
+        }
+        backend = real;
     }
 
     /** The device's feature bit and the driver's for each offload: {@code [offload] = {host, guest}}. */

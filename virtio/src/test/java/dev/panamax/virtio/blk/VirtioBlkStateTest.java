@@ -175,6 +175,55 @@ class VirtioBlkStateTest {
         assertThat(driver.read(data, 512)).isEqualTo(Arrays.copyOf(original, 512));
     }
 
+    /**
+     * A migration's destination: the drive built without its image (which another process holds
+     * locked meanwhile), opened and locked later, takes the saved state and answers reads.
+     */
+    @Test
+    void aDriveBuiltUnboundOpensItsImageLaterLockedAndRunsOnTheSavedState() throws IOException {
+        VirtioBlk blk = track(VirtioBlk.open("disk0", image, false, 1));
+        VirtioTestDriver driver = new VirtioTestDriver(blk, memory);
+        driver.start(QUEUE_SIZE);
+        byte[] state = savedState(blk);
+
+        VirtioBlk late = track(VirtioBlk.unbound("disk0", image, ImageFormat.RAW, false, original.length, 1,
+                dev.panamax.virtio.ratelimit.RateLimiter.unlimited()));
+        assertThat(late.deviceFeatures()).isEqualTo(blk.deviceFeatures());
+        assertThat(savedIdentity(late)).as("the identity a snapshot records").isEqualTo(savedIdentity(blk));
+        assertThatThrownBy(late::bindDisk).as("while the first holds the image").isInstanceOf(IOException.class).hasMessageContaining("in use");
+        blk.close();
+        late.bindDisk();
+        assertThatThrownBy(() -> dev.panamax.storage.image.Images.open(image,
+                dev.panamax.storage.image.Images.OpenOptions.readWrite().withLock())).as("the bound drive holds the lock")
+                .isInstanceOf(IOException.class).hasMessageContaining("in use");
+
+        VirtioTestDriver continued = driver.continuedOn(late);
+        restore(late, state);
+        long data = continued.allocate(512);
+        continued.submit(0, readable(continued.allocate(VirtioBlkTest.header(VirtioBlk.T_IN, 1)), 16), writable(data, 512),
+                writable(continued.allocate(1), 1));
+        assertThat(continued.awaitUsed(0).length()).isEqualTo(513);
+        assertThat(continued.read(data, 512)).isEqualTo(Arrays.copyOfRange(original, 512, 1024));
+        assertThatThrownBy(late::bindDisk).isInstanceOf(IllegalStateException.class).hasMessage("virtio-blk (disk0) has its disk already");
+    }
+
+    @Test
+    void anUnboundDriveWhoseImageWasResizedMeanwhileIsRefusedAtTheBind() throws IOException {
+        VirtioBlk late = track(VirtioBlk.unbound("disk0", image, ImageFormat.RAW, false, original.length, 1,
+                dev.panamax.virtio.ratelimit.RateLimiter.unlimited()));
+        Files.write(image, new byte[2 << 20]);
+        assertThatThrownBy(late::bindDisk).isInstanceOf(IOException.class)
+                .hasMessage(image + " has 2097152 bytes now, and had 1048576 (was it resized?)");
+        Files.write(image, original);
+        late.bindDisk(); // the failed bind left nothing open or locked
+    }
+
+    private static byte[] savedIdentity(VirtioBlk blk) {
+        StateWriter out = new StateWriter();
+        blk.saveIdentity(out);
+        return out.toByteArray();
+    }
+
     private String refusal(VirtioBlk saved, VirtioBlk other) {
         VirtioTestDriver driver = new VirtioTestDriver(saved, memory);
         driver.start(QUEUE_SIZE);

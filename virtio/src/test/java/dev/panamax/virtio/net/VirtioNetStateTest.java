@@ -3,6 +3,7 @@ package dev.panamax.virtio.net;
 import static dev.panamax.virtio.VirtioTestDriver.Buffer.readable;
 import static dev.panamax.virtio.VirtioTestDriver.Buffer.writable;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.virtio.DeviceStateImage;
@@ -167,6 +168,74 @@ class VirtioNetStateTest {
         continued.continuedOn(third);
         restore(third, acknowledged);
         assertThat(third.announcePending()).isFalse();
+    }
+
+    /**
+     * A migration's destination: the NIC built without its backend, bound to the real one after,
+     * offers that backend's offloads, and takes the saved running device's state and runs on it.
+     */
+    @Test
+    void aDeviceBuiltUnboundTakesItsBackendLaterAndThenTheSavedStateAndRunsOnIt() {
+        Set<NetOffload> offloads = Set.of(NetOffload.CHECKSUM, NetOffload.TSO4);
+        FakeBackend before = new FakeBackend(offloads);
+        VirtioNet net = device(MAC, before);
+        VirtioTestDriver driver = new VirtioTestDriver(net, memory);
+        driver.start(FEATURES | 1L << VirtioNet.VIRTIO_NET_F_GUEST_CSUM, QUEUE_SIZE);
+        long buffer = driver.allocate(100);
+        int head = driver.submit(RX, writable(buffer, 100));
+        byte[] state = saved(net);
+        net.close();
+
+        VirtioNet late = VirtioNet.unbound("net0", MAC, "tap", QUEUE_SIZE, dev.panamax.virtio.ratelimit.RateLimiter.unlimited(),
+                dev.panamax.virtio.ratelimit.RateLimiter.unlimited());
+        devices.add(late);
+        assertThat(late.deviceFeatures()).as("unbound: no offloads").isEqualTo(device(MAC, new FakeBackend(Set.of())).deviceFeatures());
+        FakeBackend after = new FakeBackend(offloads);
+        late.bindBackend(after);
+        assertThat(late.deviceFeatures()).as("bound: the backend's offloads").isEqualTo(net.deviceFeatures());
+        late.connect(memory, driver.interrupts());
+        restore(late, state);
+        byte[] packet = VirtioNetTest.concat(VirtioNetTest.header(0, 0, 1), VirtioNetTest.frame(60, 15));
+        after.offer(packet);
+        assertThat(driver.awaitUsed(RX)).isEqualTo(new Used(head, packet.length));
+        assertThat(after.receiveOffloads).as("the driver's receive offloads, given to the bound backend").containsExactly(NetOffload.CHECKSUM);
+        assertThatThrownBy(() -> late.bindBackend(new FakeBackend(Set.of()))).isInstanceOf(IllegalStateException.class)
+                .hasMessage("virtio-net (net0) has its backend already");
+    }
+
+    /** The driver's state refused when the backend bound lacks an offload the driver accepted, as a restore onto it would be. */
+    @Test
+    void aBoundBackendWithoutAnOffloadTheDriverAcceptedIsRefusedAtTheRestore() {
+        VirtioNet net = device(MAC, new FakeBackend(Set.of(NetOffload.CHECKSUM)));
+        VirtioTestDriver driver = new VirtioTestDriver(net, memory);
+        driver.start(FEATURES | 1L << VirtioNet.VIRTIO_NET_F_GUEST_CSUM, QUEUE_SIZE);
+        byte[] state = saved(net);
+        net.close();
+
+        VirtioNet late = VirtioNet.unbound("net0", MAC, "tap", QUEUE_SIZE, dev.panamax.virtio.ratelimit.RateLimiter.unlimited(),
+                dev.panamax.virtio.ratelimit.RateLimiter.unlimited());
+        devices.add(late);
+        late.bindBackend(new FakeBackend(Set.of()));
+        late.connect(memory, driver.interrupts());
+        assertThatThrownBy(() -> restore(late, state)).isInstanceOf(StateFormatException.class).hasMessageContaining("the driver accepted");
+    }
+
+    @Test
+    void aBackendOfAnotherKindOrOneBoundAfterTheDriverBeganIsRefusedAndClosed() {
+        VirtioNet late = VirtioNet.unbound("net0", MAC, "tap", QUEUE_SIZE, dev.panamax.virtio.ratelimit.RateLimiter.unlimited(),
+                dev.panamax.virtio.ratelimit.RateLimiter.unlimited());
+        devices.add(late);
+        FakeBackend passt = new FakeBackend(Set.of());
+        passt.kind = "passt";
+        assertThatThrownBy(() -> late.bindBackend(passt)).isInstanceOf(IllegalStateException.class)
+                .hasMessage("virtio-net (net0) was built for a tap backend, not passt");
+        assertThat(passt.closed).isTrue();
+
+        new VirtioTestDriver(late, memory).start(FEATURES, QUEUE_SIZE);
+        FakeBackend tooLate = new FakeBackend(Set.of());
+        assertThatThrownBy(() -> late.bindBackend(tooLate)).isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("the driver has begun");
+        assertThat(tooLate.closed).isTrue();
     }
 
     /** A saved running device with every queue at used index 0 and {@code identity} written by hand. */
