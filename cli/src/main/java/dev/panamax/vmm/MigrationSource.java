@@ -200,7 +200,10 @@ public final class MigrationSource {
                     progress.bandwidthBytesPerSecond(), progress.expectedDowntimeMillis());
             DirtyPages last = vm.takeDirtyPages();
             long lastPages = sendPages(w, pending == null ? last : pending.or(last));
-            endRound(w, progress.round() + 1, lastPages);
+            int lastRound = progress.round() + 1;
+            // Not waited for here: the destination takes these pages while the disks go and the
+            // state is saved; its answer is read before the state's.
+            sendRoundEnd(w, lastRound, lastPages);
             stop.mark("the last " + lastPages + " pages");
             for (VirtioBlk drive : drives()) {
                 try {
@@ -217,6 +220,7 @@ public final class MigrationSource {
             VmSnapshot.saveStates(state, machine);
             stop.mark("saving the state");
             w.send(MigrationWire.Type.STATE, state.toByteArray());
+            w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to take round " + lastRound + " of memory");
             w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to take the VM's state and disks");
             stop.mark("the destination taking it");
             checkCancelled();
@@ -341,9 +345,13 @@ public final class MigrationSource {
     }
 
     private void endRound(MigrationWire w, int round, long pages) throws MigrationException {
+        sendRoundEnd(w, round, pages);
+        w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to take round " + round + " of memory");
+    }
+
+    private static void sendRoundEnd(MigrationWire w, int round, long pages) throws MigrationException {
         ByteBuffer end = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putInt(round).putLong(pages).flip();
         w.send(MigrationWire.Type.ROUND_END, end);
-        w.expect(MigrationWire.Type.ACK, options.timeout(), "the destination to take round " + round + " of memory");
     }
 
     private void set(Phase phase, int round, long lastRoundPages, long dirtyRate, long bandwidth, long expected) {
