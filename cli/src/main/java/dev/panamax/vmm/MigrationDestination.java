@@ -15,7 +15,6 @@ import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.state.StateFile;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateReader;
-import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.lang.foreign.MemorySegment;
@@ -99,29 +98,23 @@ public final class MigrationDestination {
 
     /**
      * Readies this JVM for a migration while it waits for a source: KVM opened and asked what the
-     * checks ask, a throwaway VM made with the platform's in-kernel devices and a vCPU (which links
-     * the native calls a restore makes), and the classes that build the devices loaded. In a cold
-     * JVM on a slow CPU (the rig) these take seconds, which would otherwise fall into the guest's
-     * stop. Best effort: a failure here is met again, and reported, by the migration itself.
+     * checks ask, and a VM with a device of each kind built, saved and restored ({@link
+     * MigrationRehearsal#warmUp}). In a cold JVM on a slow CPU (the rig) these take seconds, which
+     * would otherwise fall into the migration (and, for what the rehearsal of the real VM misses,
+     * into the guest's stop). Best effort: a failure here is met again, and reported, by the
+     * migration itself.
      */
     public static void warmUp() {
         try (Kvm kvm = Kvm.open()) {
             kvm.supportedCpuid();
             kvm.msrIndexList();
-            try (dev.panamax.vm.Vm vm = dev.panamax.vm.Vm.create(kvm)) {
-                dev.panamax.boot.LinuxBoot.preparePlatform(vm);
-                vm.addVcpu();
-            }
-            ClassLoader loader = MigrationDestination.class.getClassLoader();
-            for (Class<?> type : List.of(VmBuilder.class, DeviceManager.class, VmSnapshot.class, dev.panamax.virtio.blk.VirtioBlk.class,
-                    VirtioNet.class, dev.panamax.virtio.pci.VirtioPciDevice.class, dev.panamax.storage.qcow2.Qcow2Image.class,
-                    dev.panamax.storage.RawImage.class, dev.panamax.virtio.rng.VirtioRng.class, dev.panamax.virtio.vsock.VirtioVsock.class)) {
-                Class.forName(type.getName(), true, loader);
-            }
-        } catch (RuntimeException | LinkageError | ClassNotFoundException e) {
-            // the migration meets it again
+        } catch (RuntimeException | LinkageError e) {
+            return; // the migration meets it again
         }
+        MigrationRehearsal.warmUp(line -> LOG.log(System.Logger.Level.DEBUG, "migration: " + line));
     }
+
+    private static final System.Logger LOG = System.getLogger(MigrationDestination.class.getName());
 
     /**
      * What the source proposed and this side accepted: the configuration, the memory being filled

@@ -209,6 +209,14 @@ class MigrationTest {
         assertThat(source.vm().state()).isEqualTo(Vm.State.RUNNING);
     }
 
+    /** What a waiting destination does before any source comes: a rehearsal on a VM of every device kind, which must succeed. */
+    @Test
+    void theWarmUpRehearsesOnAVmWithADeviceOfEachKind() {
+        List<String> log = new ArrayList<>();
+        MigrationRehearsal.warmUp(log::add);
+        assertThat(log).singleElement().asString().startsWith("rehearsed building and restoring the VM in ");
+    }
+
     /**
      * A guest that dirties 16 MiB on every pass, stopped after the round limit: the destination,
      * left paused, holds exactly the memory the source's guest stopped with, every page of the
