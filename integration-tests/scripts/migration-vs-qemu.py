@@ -96,10 +96,14 @@ def panamax_round(work, guest):
         src.wait_ticks(10)
         wait_until(mig, lambda: os.path.exists(mig), 120)
         t0 = time.monotonic()
-        api(sock, "PUT", "/migration/send", {"destination": "unix:" + mig, "downtime_ms": 300})
-        status = wait_until("the end of the migration",
-                            lambda: (lambda s: s if s["phase"] in ("completed", "failed", "cancelled") else None)(
-                                api(sock, "GET", "/migration")))
+        try:
+            api(sock, "PUT", "/migration/send", {"destination": "unix:" + mig, "downtime_ms": 300})
+            status = wait_until("the end of the migration",
+                                lambda: (lambda s: s if s["phase"] in ("completed", "failed", "cancelled") else None)(
+                                    api(sock, "GET", "/migration")))
+        except (OSError, RuntimeError) as e:
+            raise RuntimeError("asking the Panamax source for its migration: %s\nthe source said:\n%s\nthe destination said:\n%s"
+                               % (e, "".join(src.text)[-3000:], "".join(dest.text)[-3000:])) from e
         total = time.monotonic() - t0
         if status["phase"] != "completed":
             raise RuntimeError("Panamax's migration " + status["phase"] + ": " + str(status.get("error")))
