@@ -58,7 +58,9 @@ measure() {
         "${java%/java}/jcmd" "$pid" VM.native_memory summary | grep -E '^(Total|-)' | sed 's/^/nmt: /' >&2 || true
         # Where the resident memory is, by mapped file (anonymous memory as [anon]), largest first.
         awk '/^[0-9a-f]+-[0-9a-f]+ / { name = (NF >= 6 ? $6 : "[anon]") } /^Rss:/ { rss[name] += $2 }
-            END { for (n in rss) if (rss[n] >= 1024) printf "rss: %6d KiB %s\n", rss[n], n }' "/proc/$pid/smaps" | sort -k2 -n -r >&2
+            /^Private_Dirty:/ { dirty[name] += $2 }
+            END { for (n in rss) if (rss[n] >= 1024) printf "rss: %6d KiB (%6d KiB private dirty) %s\n", rss[n], dirty[n], n }' \
+            "/proc/$pid/smaps" | sort -k2 -n -r >&2
     fi
     kill -9 "$pid" 2> /dev/null || true
     wait "$pid" 2> /dev/null || true
