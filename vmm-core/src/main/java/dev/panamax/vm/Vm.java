@@ -505,7 +505,8 @@ public final class Vm implements AutoCloseable, Stateful {
     /**
      * Takes the state {@link #saveState} wrote into this VM, which must not have run guest code (not
      * started, or {@linkplain #startPaused started paused} and not resumed since: a migration's
-     * destination starts its vCPU threads before the state comes) and must have the in-kernel irqchip and PIT ({@code fd().createIrqchip()}, {@code fd().createPit2()}),
+     * destination starts its vCPU threads before the state comes) and must have the in-kernel
+     * irqchip and PIT ({@code fd().createIrqchip()}, {@code fd().createPit2()}),
      * its memory, and as many vCPUs as the snapshot. Every value is read and checked before any is
      * applied; then the irqchip, PIT and each vCPU's state are set, and the saved clock becomes the
      * one {@link #resume()} sets after {@link #startPaused()}.

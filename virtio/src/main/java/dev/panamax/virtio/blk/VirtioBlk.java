@@ -181,8 +181,7 @@ public final class VirtioBlk extends VirtioDevice {
     /** {@link #open(String, Path, boolean, int, RateLimiter)} with the image's format, or null to detect it. */
     public static VirtioBlk open(String id, Path image, ImageFormat format, boolean readOnly, int queueCount, RateLimiter limiter)
             throws IOException {
-        BlockBackend disk = Images.open(image,
-                (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withFormat(format).withLock());
+        BlockBackend disk = openLocked(image, format, readOnly);
         try {
             return new VirtioBlk(id, disk, image, queueCount, DEFAULT_QUEUE_SIZE, limiter);
         } catch (RuntimeException e) {
@@ -216,14 +215,18 @@ public final class VirtioBlk extends VirtioDevice {
         if (disk != null) {
             throw new IllegalStateException(name() + " has its disk already");
         }
-        BlockBackend opened = Images.open(image,
-                (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withFormat(format).withLock());
+        BlockBackend opened = openLocked(image, format, readOnly);
         if (opened.size() / SECTOR_SIZE != capacity) {
             long size = opened.size();
             opened.close();
             throw new IOException(image + " has " + size + " bytes now, and had " + capacity * SECTOR_SIZE + " (was it resized?)");
         }
         disk = opened;
+    }
+
+    /** The image for a VM's drive: locked against every other user (shared when read-only); {@code format} null to detect it. */
+    private static BlockBackend openLocked(Path image, ImageFormat format, boolean readOnly) throws IOException {
+        return Images.open(image, (readOnly ? Images.OpenOptions.readOnly() : Images.OpenOptions.readWrite()).withFormat(format).withLock());
     }
 
     /** The disk, once it is open. */
