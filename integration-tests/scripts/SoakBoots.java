@@ -34,6 +34,7 @@ public final class SoakBoots {
                 fdsWarm = openFds();
                 rssWarm = rssKib();
                 say("after " + i + " boots: " + fdsWarm + " fds, " + rssWarm + " KiB resident");
+                nativeMemory("baseline");
             } else if (i % 25 == 0) {
                 say("after " + i + " boots: " + openFds() + " fds, " + rssKib() + " KiB resident, "
                         + (System.nanoTime() - start) / 1_000_000_000 + " s");
@@ -46,6 +47,11 @@ public final class SoakBoots {
         double fdGrowth = percent(fdsWarm, fds);
         double rssGrowth = percent(rssWarm, rss);
         say(String.format("growth from boot %d to boot %d: fds %+.1f %%, resident memory %+.1f %%", warm, boots, fdGrowth, rssGrowth));
+        String diff = nativeMemory("summary.diff");
+        if (diff != null) {
+            diff.lines().filter(l -> l.contains("committed=") && (l.startsWith("Total") || l.strip().startsWith("-")))
+                    .forEach(l -> say("nmt since boot " + warm + ": " + l.strip()));
+        }
         boolean within = fdGrowth <= 5 && rssGrowth <= 5;
         say(within ? "within 5 %" : "GREW more than 5 %");
         System.exit(within ? 0 : 1);
@@ -66,6 +72,18 @@ public final class SoakBoots {
                     () -> new IllegalStateException("boot " + n + ": the guest did not end after " + READY));
             if (!exit.clean()) throw new IllegalStateException("boot " + n + ": " + exit);
         }
+    }
+
+    /**
+     * The JVM's Native Memory Tracking command {@code VM.native_memory SUBCOMMAND} (as jcmd runs it), its
+     * output; null when the JVM tracks nothing (run with NMT=1, which gives it -XX:NativeMemoryTracking=summary).
+     */
+    private static String nativeMemory(String subcommand) throws Exception {
+        var server = java.lang.management.ManagementFactory.getPlatformMBeanServer();
+        var name = new javax.management.ObjectName("com.sun.management:type=DiagnosticCommand");
+        String out = (String) server.invoke(name, "vmNativeMemory", new Object[] {new String[] {subcommand}},
+                new String[] {String[].class.getName()});
+        return out == null || out.contains("not enabled") ? null : out;
     }
 
     private static long openFds() throws IOException {

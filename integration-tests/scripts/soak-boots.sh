@@ -5,7 +5,13 @@
 #   ./panamax build && ./panamax rig -- sh integration-tests/scripts/soak-boots.sh [BOOTS] [WARM]
 # Uses the built-in guest (KERNEL and INITRD name others), one vCPU (CPUS=2 where KVM is real: in the
 # rig, guests with two broke QEMU TCG's nested SVM under load, see kill-chaos.sh). Ends with SoakBoots' status.
+# NMT=1 also prints what grew after the warm boots, by the JVM's Native Memory Tracking categories (inside the rig:
+#   ./panamax rig -- sh -c 'NMT=1 sh integration-tests/scripts/soak-boots.sh'). A rig of one vCPU did not wedge:
+#   PANAMAX_RIG_CPUS=1 ./panamax rig -- sh integration-tests/scripts/soak-boots.sh
 set -eu
 . "$(dirname "$0")/peer-common.sh"
-"$java" $rig_jvm_options --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" \
+nmt=""
+if [ "${NMT:-0}" = 1 ]; then nmt=-XX:NativeMemoryTracking=summary; fi
+# shellcheck disable=SC2086 # rig_jvm_options and nmt are words or none
+"$java" $rig_jvm_options $nmt --enable-native-access=ALL-UNNAMED -cp "$cli:$top/cli/target/lib/*" \
     "$(dirname "$0")/SoakBoots.java" "$kernel" "$initrd" "${1:-200}" "${2:-10}" "${CPUS:-1}"
