@@ -6,10 +6,10 @@ import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.virtio.ratelimit.RateLimit;
-import dev.panamax.x86.PhysicalLayout;
 import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
+import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
@@ -28,8 +28,8 @@ import java.util.function.Consumer;
  * <p>A copy is built as the destination builds its VM ({@link VmBuilder#buildForMigration}): the
  * drives' images and the network interfaces' taps or passt not opened (the source holds them until
  * the hand-over); its vsock socket is in a directory of its own and its memory anonymous and never
- * touched. Best effort: what fails here is
- * met again, and reported, by the migration itself; the log says so.
+ * touched. Best effort: what fails here is met again, and reported, by the migration itself; the
+ * log says so.
  */
 final class MigrationRehearsal {
     private MigrationRehearsal() {}
