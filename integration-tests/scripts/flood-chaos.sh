@@ -16,7 +16,10 @@ ns=pnx-flood-$$
 tap=pnxflood$$
 work=$(mktemp -d /tmp/panamax-flood-chaos-XXXXXX)
 sock=/tmp/$ns.sock
-trap 'kill -9 $(jobs -p) 2>/dev/null; stop_namespace $ns; ip netns del $ns 2>/dev/null; rm -rf "$work" $sock' EXIT
+# The VMM by its pid: $(jobs -p) in a trap is a subshell's empty job list, and kill with no pid fails the trap
+# under set -e (status 2, the clean-up skipped).
+vmm=""
+trap '[ -z "$vmm" ] || kill -9 "$vmm" 2>/dev/null || true; stop_namespace $ns || true; ip netns del $ns 2>/dev/null || true; rm -rf "$work" $sock' EXIT
 tap_namespace "$ns" "$tap"
 cd "$work"
 panamax_cli image create -f qcow2 data.qcow2 256M > /dev/null

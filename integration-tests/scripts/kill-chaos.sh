@@ -15,7 +15,10 @@ kills=${1:-100}
 cpus=${CPUS:-1}
 . "$(dirname "$0")/peer-common.sh"
 work=$(mktemp -d /tmp/panamax-kill-chaos-XXXXXX)
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+# The VMM by its pid: $(jobs -p) in a trap is a subshell's empty job list, and kill with no pid fails the trap
+# under set -e (status 2, the clean-up skipped).
+vmm=""
+trap '[ -z "$vmm" ] || kill -9 "$vmm" 2>/dev/null || true; rm -rf "$work"' EXIT
 cd "$work"
 panamax_cli image create -f qcow2 data.qcow2 64M > /dev/null
 synced=0
