@@ -9,12 +9,10 @@ import dev.panamax.virtio.ratelimit.RateLimit;
 import dev.panamax.vm.MemoryMap;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
-import dev.panamax.x86.PhysicalLayout;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
 
@@ -58,13 +56,7 @@ final class MigrationRehearsal {
                     List.of(new DriveConfig("raw", raw, false, false, false), new DriveConfig("qcow2", qcow2, false, false, false)),
                     List.of(new NicConfig("net0", "panamax-warm", -1, null, "52:54:00:00:00:01")), new VsockConfig(3, dir.resolve("vsock")),
                     List.of(), CpuPinning.NONE, null, new EntropyConfig(RateLimit.NONE), new BalloonConfig(1, false, 0));
-            List<MemoryMap.Entry> entries = new ArrayList<>();
-            long offset = 0;
-            for (PhysicalLayout.RamRegion region : LinuxBoot.memoryRegions(WARM_UP_MEMORY_MIB << 20)) {
-                entries.add(new MemoryMap.Entry(region.address(), region.size(), offset));
-                offset += region.size();
-            }
-            saveAndRestore(config, new MemoryMap(entries), log);
+            saveAndRestore(config, MemoryMap.of(VmSnapshot.ramLayout(config)), log);
         } catch (IOException | RuntimeException e) {
             log.accept("could not warm up for a migration (" + e.getMessage() + ")");
         } finally {

@@ -102,12 +102,8 @@ public final class Rig implements RealKvm, AutoCloseable {
             }
             Path m2 = Path.of(System.getProperty("user.home"), ".m2");
             if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
-            return new Options(cwd, shares, 4096, cpusFromEnvironment(), Duration.ofSeconds(180),
+            return new Options(cwd, shares, 4096, cpus(System.getenv("PANAMAX_RIG_CPUS")), Duration.ofSeconds(180),
                     System.getenv("PANAMAX_RIG_CONSOLE") != null, "single".equals(System.getenv("PANAMAX_RIG_TCG")), WEDGED_AFTER);
-        }
-
-        private static int cpusFromEnvironment() {
-            return cpus(System.getenv("PANAMAX_RIG_CPUS"));
         }
 
         /** The rig's vCPUs for {@code PANAMAX_RIG_CPUS}'s value (1 to 8), else 2: a rig of one vCPU runs one TCG thread. */

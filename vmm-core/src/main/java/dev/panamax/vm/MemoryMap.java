@@ -46,9 +46,14 @@ public record MemoryMap(List<Entry> entries) {
 
     /** The map of {@code memory} in a memory file: its regions one after another from offset 0. */
     public static MemoryMap of(GuestMemory memory) {
+        return of(memory.regions().stream().map(r -> new RamRange(r.guestAddress(), r.size())).toList());
+    }
+
+    /** The map of {@code ranges} (a VM's RAM layout) in a memory file: one after another from offset 0. */
+    public static MemoryMap of(List<RamRange> ranges) {
         List<Entry> entries = new ArrayList<>();
         long offset = 0;
-        for (GuestMemory.Region r : memory.regions()) {
+        for (RamRange r : ranges) {
             entries.add(new Entry(r.guestAddress(), r.size(), offset));
             offset += r.size(); // sizes are whole pages, so every offset stays page-aligned
         }
