@@ -4,6 +4,8 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -26,6 +28,7 @@ public final class SoakBoots {
         int cpus = args.length > 4 ? Integer.parseInt(args[4]) : 1;
         long fdsWarm = 0;
         long rssWarm = 0;
+        Map<String, Long> mappingsWarm = Map.of();
         long start = System.nanoTime();
         for (int i = 1; i <= boots; i++) {
             bootOnce(kernel, initrd, cpus, i);
@@ -33,7 +36,9 @@ public final class SoakBoots {
                 System.gc();
                 fdsWarm = openFds();
                 rssWarm = rssKib();
-                say("after " + i + " boots: " + fdsWarm + " fds, " + rssWarm + " KiB resident");
+                mappingsWarm = residentByMapping();
+                say("after " + i + " boots: " + fdsWarm + " fds, " + rssWarm + " KiB resident, " + mappingsWarm.size()
+                        + " mappings, " + threads() + " threads");
                 nativeMemory("baseline");
             } else if (i % 25 == 0) {
                 say("after " + i + " boots: " + openFds() + " fds, " + rssKib() + " KiB resident, "
@@ -43,7 +48,10 @@ public final class SoakBoots {
         System.gc();
         long fds = openFds();
         long rss = rssKib();
-        say("after " + boots + " boots: " + fds + " fds, " + rss + " KiB resident");
+        Map<String, Long> mappings = residentByMapping();
+        say("after " + boots + " boots: " + fds + " fds, " + rss + " KiB resident, " + mappings.size() + " mappings, "
+                + threads() + " threads");
+        reportGrowth(mappingsWarm, mappings, warm);
         double fdGrowth = percent(fdsWarm, fds);
         double rssGrowth = percent(rssWarm, rss);
         say(String.format("growth from boot %d to boot %d: fds %+.1f %%, resident memory %+.1f %%", warm, boots, fdGrowth, rssGrowth));
@@ -93,10 +101,52 @@ public final class SoakBoots {
     }
 
     private static long rssKib() throws IOException {
+        return fromStatus("VmRSS:");
+    }
+
+    private static long threads() throws IOException {
+        return fromStatus("Threads:");
+    }
+
+    /** The number on a line of /proc/self/status. */
+    private static long fromStatus(String field) throws IOException {
         for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-            if (line.startsWith("VmRSS:")) return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            if (line.startsWith(field)) return Long.parseLong(line.replaceAll("[^0-9]", ""));
         }
-        throw new IllegalStateException("no VmRSS in /proc/self/status");
+        throw new IllegalStateException("no " + field + " in /proc/self/status");
+    }
+
+    /**
+     * Resident KiB of each mapping of this process, from /proc/self/smaps, keyed by its address range and what it
+     * maps (a file, [heap], [stack], or nothing for anonymous memory): where resident memory grew, a leaked mapping
+     * (one more per VM) and first touches of memory mapped long before (the Java heap) look different.
+     */
+    private static Map<String, Long> residentByMapping() throws IOException {
+        Map<String, Long> resident = new HashMap<>();
+        String mapping = null;
+        for (String line : Files.readAllLines(Path.of("/proc/self/smaps"))) {
+            String[] words = line.trim().split("\\s+");
+            if (words.length >= 5 && words[0].matches("[0-9a-f]+-[0-9a-f]+")) {
+                mapping = words[0] + (words.length > 5 ? " " + words[5] : " anonymous");
+            } else if (mapping != null && words[0].equals("Rss:")) {
+                resident.put(mapping, Long.parseLong(words[1]));
+            }
+        }
+        return resident;
+    }
+
+    /** The mappings whose resident memory changed most since the warm boots: new ones, grown ones, gone ones. */
+    private static void reportGrowth(Map<String, Long> before, Map<String, Long> after, int warm) {
+        Map<String, Long> change = new HashMap<>();
+        after.forEach((mapping, kib) -> change.put(mapping, kib - before.getOrDefault(mapping, 0L)));
+        before.forEach((mapping, kib) -> change.putIfAbsent(mapping, -kib));
+        long added = after.keySet().stream().filter(m -> !before.containsKey(m)).count();
+        long removed = before.keySet().stream().filter(m -> !after.containsKey(m)).count();
+        say("mappings since boot " + warm + ": " + added + " new, " + removed + " gone; largest changes of resident memory:");
+        change.entrySet().stream().filter(e -> e.getValue() != 0)
+                .sorted((a, b) -> Long.compare(Math.abs(b.getValue()), Math.abs(a.getValue()))).limit(12)
+                .forEach(e -> say(String.format("  %+7d KiB  %s%s", e.getValue(), e.getKey(),
+                        before.containsKey(e.getKey()) ? (after.containsKey(e.getKey()) ? "" : " (gone)") : " (new)")));
     }
 
     private static double percent(long before, long after) {
