@@ -55,6 +55,12 @@ public final class GuestMemory implements AutoCloseable {
     /** Checked on every write; off, marking costs this one volatile read. */
     private volatile boolean tracking;
     private final List<Retained> retained = new ArrayList<>(); // guarded by this
+    /**
+     * The size of {@link #retained} at which its dropped entries are next cleared out: twice what stayed after
+     * the last clearing, so that each retainedSlice costs amortized constant time however many a guest makes
+     * (a driver that resets its device in a loop makes new rings each time). Guarded by this.
+     */
+    private int pruneAt = 16;
 
     /**
      * Adds a region backed by {@code backing} at {@code guestAddress}.
@@ -195,7 +201,10 @@ public final class GuestMemory implements AutoCloseable {
     public MemorySegment retainedSlice(long address, long length) {
         MemorySegment slice = slice(address, length);
         synchronized (this) {
-            retained.removeIf(r -> r.segment().refersTo(null));
+            if (retained.size() >= pruneAt) {
+                retained.removeIf(r -> r.segment().refersTo(null));
+                pruneAt = Math.max(16, 2 * retained.size());
+            }
             retained.add(new Retained(new WeakReference<>(slice), address, length));
         }
         return slice;
