@@ -158,6 +158,23 @@ public final class PathHandle extends Fd {
         }
     }
 
+    /**
+     * Where this file is now, as the host's {@code /proc/self/fd} link of this handle says: an absolute
+     * path, or one ending in {@code " (deleted)"} for a file no longer in any directory. For a server
+     * that must find the same file again later by walking names from a directory it trusts (a
+     * snapshot of a shared folder); nothing here follows it.
+     */
+    public byte[] hostPath() throws NativeIoException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(FsAbi.PATH_MAX);
+            int length = (int) check(FsCalls.readlinkat(FsAbi.AT_FDCWD, procPath(), buffer), "readlink", this);
+            if (length == buffer.byteSize()) { // readlink cuts a longer path short without saying so
+                throw new NativeIoException("readlink(" + this + ")", FsAbi.ENAMETOOLONG);
+            }
+            return buffer.asSlice(0, length).toArray(JAVA_BYTE);
+        }
+    }
+
     /** Sets the permission bits; the caller refuses symbolic links (Linux has no mode for them). */
     public void chmod(int mode) throws NativeIoException {
         check(FsCalls.fchmodat(FsAbi.AT_FDCWD, procPath(), mode & 07777, 0), "fchmodat", this);

@@ -20,15 +20,23 @@ import dev.panamax.sys.NativeIoException;
 import dev.panamax.sys.OpenFile;
 import dev.panamax.sys.PathHandle;
 import dev.panamax.virtio.fs.FuseRequest.Fields;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vm.state.StateReader;
+import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -61,6 +69,10 @@ public final class FuseServer implements AutoCloseable {
             | Fuse.FUSE_DO_READDIRPLUS | Fuse.FUSE_READDIRPLUS_AUTO | Fuse.FUSE_PARALLEL_DIROPS | Fuse.FUSE_MAX_PAGES;
     /** The open(2) flags OPEN and CREATE pass to the host; the rest (O_DIRECT, O_NOATIME, ...) are dropped. */
     private static final int PASSED_OPEN_FLAGS = FsAbi.O_ACCMODE | FsAbi.O_APPEND | FsAbi.O_TRUNC;
+    /** What a handle keeps of its open flags, and what a snapshot's handle may have: never O_TRUNC or O_EXCL again. */
+    private static final int KEPT_OPEN_FLAGS = FsAbi.O_ACCMODE | FsAbi.O_APPEND;
+    /** Node ids and handles a snapshot may name stay below this, so counting on from them cannot overflow. */
+    private static final long MAX_SAVED_ID = 1L << 62;
     private static final int W_OK = 2;
 
     private record Node(long id, PathHandle handle, FileStat identity, long[] lookups) {
@@ -71,7 +83,12 @@ public final class FuseServer implements AutoCloseable {
 
     private record FileKey(long device, long inode) {}
 
-    private record Handle(long nodeId, OpenFile file, boolean directory, boolean writable) {}
+    /** An open file or directory; {@code flags} are its access mode and O_APPEND, what a restore opens it with again. */
+    private record Handle(long nodeId, OpenFile file, boolean directory, int flags) {
+        boolean writable() {
+            return (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY;
+        }
+    }
 
     private final Path share;
     private final boolean readOnly;
@@ -301,6 +318,241 @@ public final class FuseServer implements AutoCloseable {
             root.handle().close();
         }
         nodesByFile.clear();
+    }
+
+    // ---- snapshots ----
+
+    /**
+     * What a snapshot keeps of the guest's session: each node it holds (but the root) by its path in
+     * the share, each open file and directory by its node and flags, and the next ids to hand out.
+     * The guest's node ids are host handles, which no snapshot can carry: a restore finds the files
+     * again by these paths.
+     */
+    public record Session(boolean initialized, long nextNodeId, long nextHandle, List<SavedNode> nodes, List<SavedHandle> handles) {}
+
+    /**
+     * A node: its id, its path below the share's root (names joined by {@code '/'}), its file type (the
+     * {@code S_IFMT} bits of its mode), its lookup count.
+     */
+    public record SavedNode(long id, byte[] path, int type, long lookups) {}
+
+    /** An open file or directory: its handle, its node, whether it is a directory, its access mode and O_APPEND. */
+    public record SavedHandle(long fh, long nodeId, boolean directory, int flags) {}
+
+    /**
+     * Writes the guest's session ({@link Session}) for a snapshot. A node whose file has left the share
+     * or is in no directory any more (an open file the guest unlinked, say) cannot be found by a path:
+     * it and its open files are left out, and after a restore the guest gets EBADF for them.
+     *
+     * @return how many nodes were left out
+     * @throws UncheckedIOException when the share's own path cannot be read
+     */
+    public synchronized int saveSession(StateWriter out) {
+        byte[] root;
+        try {
+            root = nodes.get((long) Fuse.FUSE_ROOT_ID).handle().hostPath();
+        } catch (NativeIoException e) {
+            throw new UncheckedIOException("the shared folder " + share + " cannot be found for a snapshot: " + e.getMessage(), e);
+        }
+        List<SavedNode> saved = new ArrayList<>();
+        Set<Long> savedIds = new HashSet<>();
+        savedIds.add((long) Fuse.FUSE_ROOT_ID);
+        for (Node node : nodes.values()) {
+            byte[] path = node.id() == Fuse.FUSE_ROOT_ID ? null : pathBelow(root, node);
+            if (path != null) {
+                saved.add(new SavedNode(node.id(), path, node.identity().type(), node.lookups()[0]));
+                savedIds.add(node.id());
+            }
+        }
+        out.bool(initialized).i64(nextNodeId).i64(nextHandle);
+        out.i32(saved.size());
+        for (SavedNode node : saved) {
+            out.i64(node.id()).bytes(node.path()).i32(node.type()).i64(node.lookups());
+        }
+        List<Map.Entry<Long, Handle>> open = handles.entrySet().stream().filter(e -> savedIds.contains(e.getValue().nodeId())).toList();
+        out.i32(open.size());
+        for (Map.Entry<Long, Handle> e : open) {
+            out.i64(e.getKey()).i64(e.getValue().nodeId()).bool(e.getValue().directory()).i32(e.getValue().flags());
+        }
+        return nodes.size() - 1 - saved.size();
+    }
+
+    /** {@code node}'s path below {@code root} (the share's host path now), or null when it has none there. */
+    private static byte[] pathBelow(byte[] root, Node node) {
+        try {
+            if (node.handle().stat().linkCount() == 0) {
+                return null; // deleted: its /proc link names no file
+            }
+            byte[] path = node.handle().hostPath();
+            int prefix = root.length == 1 ? 1 : root.length + 1; // the share may be "/" itself
+            if (path.length <= prefix || !Arrays.equals(path, 0, root.length, root, 0, root.length) || path[prefix - 1] != '/') {
+                return null; // moved out of the share by someone on the host
+            }
+            return Arrays.copyOfRange(path, prefix, path.length);
+        } catch (NativeIoException e) {
+            return null;
+        }
+    }
+
+    /**
+     * Reads a session {@link #saveSession} wrote, checking everything a hostile snapshot could get wrong
+     * against this server's bounds, and changes nothing: node ids and handles unique and below the next
+     * ones, paths of valid names (never {@code .} or {@code ..}, empty, or with NUL), open files only of
+     * saved nodes, flags an open file can have, and no file open for writing in a read-only share.
+     *
+     * @throws StateFormatException naming the first value that is wrong
+     */
+    public Session readSession(StateReader in) {
+        boolean initialized = in.bool("FUSE session started");
+        long nextNode = in.i64("next node id");
+        long nextFh = in.i64("next file handle");
+        if (nextNode <= Fuse.FUSE_ROOT_ID || nextNode > MAX_SAVED_ID || nextFh < 1 || nextFh > MAX_SAVED_ID) {
+            throw in.fail("next node id " + nextNode + " or next file handle " + nextFh + " is out of range");
+        }
+        int nodeCount = in.count(maxNodes - 1, "shared folder node");
+        if (!initialized && nodeCount != 0) {
+            throw in.fail(nodeCount + " nodes in a FUSE session that never started");
+        }
+        List<SavedNode> saved = new ArrayList<>(nodeCount);
+        Set<Long> ids = new HashSet<>();
+        for (int i = 0; i < nodeCount; i++) {
+            long id = in.i64("node id");
+            byte[] path = in.bytes(FsAbi.PATH_MAX, "node " + id + " path");
+            int type = in.i32("node " + id + " file type");
+            long lookups = in.i64("node " + id + " lookup count");
+            if (id <= Fuse.FUSE_ROOT_ID || id >= nextNode || !ids.add(id)) {
+                throw in.fail("node id " + id + " is the root's, repeated, or not below the next node id " + nextNode);
+            }
+            if (!validPath(path)) {
+                throw in.fail("node " + id + " has a path that is not names of the share joined by '/'");
+            }
+            if ((type & ~FsAbi.S_IFMT) != 0 || type == 0) {
+                throw in.fail("node " + id + " has file type 0" + Integer.toOctalString(type) + ", which is no file type");
+            }
+            if (lookups < 1) {
+                throw in.fail("node " + id + " has lookup count " + lookups);
+            }
+            saved.add(new SavedNode(id, path, type, lookups));
+        }
+        int handleCount = in.count(maxHandles, "shared folder open file");
+        if (!initialized && handleCount != 0) {
+            throw in.fail(handleCount + " open files in a FUSE session that never started");
+        }
+        List<SavedHandle> open = new ArrayList<>(handleCount);
+        Set<Long> fhs = new HashSet<>();
+        for (int i = 0; i < handleCount; i++) {
+            long fh = in.i64("file handle");
+            long nodeId = in.i64("file handle " + fh + " node");
+            boolean directory = in.bool("file handle " + fh + " is a directory");
+            int flags = in.i32("file handle " + fh + " flags");
+            if (fh < 1 || fh >= nextFh || !fhs.add(fh)) {
+                throw in.fail("file handle " + fh + " is repeated or not between 1 and the next file handle " + nextFh);
+            }
+            if (nodeId != Fuse.FUSE_ROOT_ID && !ids.contains(nodeId)) {
+                throw in.fail("file handle " + fh + " is of node " + nodeId + ", which the snapshot does not have");
+            }
+            int access = flags & FsAbi.O_ACCMODE;
+            if ((flags & ~KEPT_OPEN_FLAGS) != 0 || access == FsAbi.O_ACCMODE || directory && flags != FsAbi.O_RDONLY) {
+                throw in.fail("file handle " + fh + " has open flags 0x" + Integer.toHexString(flags) + ", which no open file of a share has");
+            }
+            if (readOnly && access != FsAbi.O_RDONLY) {
+                throw in.fail("file handle " + fh + " is open for writing, and the share is read-only");
+            }
+            open.add(new SavedHandle(fh, nodeId, directory, flags));
+        }
+        return new Session(initialized, nextNode, nextFh, saved, open);
+    }
+
+    /** One or more valid names ({@link FileName#problem}) joined by single '/'s: a path that stays below where it starts. */
+    private static boolean validPath(byte[] path) {
+        int start = 0;
+        for (int i = 0; i <= path.length; i++) {
+            if (i == path.length || path[i] == '/') {
+                if (FileName.problem(Arrays.copyOfRange(path, start, i)) != 0) {
+                    return false;
+                }
+                start = i + 1;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Puts a session {@link #readSession} read in place of this server's, which ends first (as by a
+     * device reset). Each node is opened again by walking its path from the share's root one name at
+     * a time, never following a symbolic link, so no snapshot can name a file outside the share; each
+     * open file is opened again with its flags (never truncating). A node whose path leads nowhere now,
+     * to a file of another type, or to a file another node already has, is left out with its open
+     * files, and the guest gets EBADF for them.
+     *
+     * @return how many nodes and open files were left out
+     */
+    public synchronized int restoreSession(Session session) {
+        destroy();
+        Node root = nodes.get((long) Fuse.FUSE_ROOT_ID);
+        int lost = 0;
+        for (SavedNode saved : session.nodes()) {
+            PathHandle handle = null;
+            try {
+                handle = walk(root.handle(), saved.path());
+                FileStat stat = handle.stat();
+                FileKey key = new FileKey(stat.device(), stat.inode());
+                if (stat.type() != saved.type() || nodesByFile.containsKey(key)) {
+                    handle.close();
+                    lost++;
+                    continue;
+                }
+                Node node = new Node(saved.id(), handle, stat, new long[] {saved.lookups()});
+                nodes.put(node.id(), node);
+                nodesByFile.put(key, node);
+            } catch (NativeIoException | IllegalArgumentException e) {
+                if (handle != null) {
+                    handle.close();
+                }
+                lost++;
+            }
+        }
+        for (SavedHandle saved : session.handles()) {
+            Node node = nodes.get(saved.nodeId());
+            if (node == null || (saved.directory() ? !node.isDirectory() : !node.identity().isRegularFile())) {
+                lost++;
+                continue;
+            }
+            try {
+                OpenFile file = node.handle().reopen(saved.directory() ? FsAbi.O_RDONLY | FsAbi.O_DIRECTORY : saved.flags());
+                handles.put(saved.fh(), new Handle(node.id(), file, saved.directory(), saved.flags()));
+            } catch (NativeIoException e) {
+                lost++;
+            }
+        }
+        nextNodeId = session.nextNodeId();
+        nextHandle = session.nextHandle();
+        initialized = session.initialized();
+        return lost;
+    }
+
+    /** The file at {@code path} below {@code from}, each name opened with O_NOFOLLOW relative to the one before. */
+    private static PathHandle walk(PathHandle from, byte[] path) throws NativeIoException {
+        PathHandle at = null;
+        int start = 0;
+        try {
+            for (int i = 0; i <= path.length; i++) {
+                if (i == path.length || path[i] == '/') {
+                    PathHandle next = (at == null ? from : at).lookup(FileName.of(Arrays.copyOfRange(path, start, i)));
+                    if (at != null) {
+                        at.close();
+                    }
+                    at = next;
+                    start = i + 1;
+                }
+            }
+            return at;
+        } catch (NativeIoException | RuntimeException e) {
+            if (at != null) {
+                at.close();
+            }
+            throw e;
+        }
     }
 
     // ---- nodes ----
@@ -669,13 +921,14 @@ public final class FuseServer implements AutoCloseable {
 
     // ---- files ----
 
-    private long addHandle(Node node, OpenFile file, boolean directory, boolean writable) throws FuseError {
+    /** {@code flags}: the open(2) flags the file was opened with; those a restore may open it with again are kept. */
+    private long addHandle(Node node, OpenFile file, boolean directory, int flags) throws FuseError {
         if (handles.size() >= maxHandles) {
             file.close();
             throw FuseError.refused(FsAbi.ENFILE, "the share already has " + maxHandles + " open files");
         }
         long fh = nextHandle++;
-        handles.put(fh, new Handle(node.id(), file, directory, writable));
+        handles.put(fh, new Handle(node.id(), file, directory, flags & KEPT_OPEN_FLAGS));
         return fh;
     }
 
@@ -699,7 +952,7 @@ public final class FuseServer implements AutoCloseable {
             writable();
         }
         OpenFile file = node.handle().reopen(flags);
-        long fh = addHandle(node, file, false, (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY);
+        long fh = addHandle(node, file, false, flags);
         reply.u64(fh).u32(cache.openFlags()).u32(0);
     }
 
@@ -739,7 +992,7 @@ public final class FuseServer implements AutoCloseable {
         }
         long fh;
         try {
-            fh = addHandle(node, file, false, (flags & FsAbi.O_ACCMODE) != FsAbi.O_RDONLY);
+            fh = addHandle(node, file, false, flags);
         } catch (FuseError e) {
             forget(node.id(), 1);
             throw e;
@@ -831,7 +1084,7 @@ public final class FuseServer implements AutoCloseable {
         Node node = directory(r.nodeId);
         r.fixed(Fuse.OPEN_IN);
         OpenFile listing = node.handle().reopen(FsAbi.O_RDONLY | FsAbi.O_DIRECTORY);
-        reply.u64(addHandle(node, listing, true, false)).u32(0).u32(0);
+        reply.u64(addHandle(node, listing, true, FsAbi.O_RDONLY)).u32(0).u32(0);
     }
 
     /**

@@ -16,7 +16,7 @@ import java.util.List;
 final class FuseTestClient implements AutoCloseable {
     static final int REPLY_BYTES = FuseServer.MAX_IO_BYTES + 4096;
     final FuseServer server;
-    private final Arena arena = Arena.ofConfined();
+    private final Arena arena = Arena.ofShared(); // shared: a fuzz target keeps one client for inputs that may come on other threads
     private final MemorySegment replyBuffer = arena.allocate(REPLY_BYTES, 8);
     private long unique = 100;
     /** The guest user and group the requests come from, as the header's uid and gid say. */

@@ -1,9 +1,13 @@
 package dev.panamax.virtio.fs;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.panamax.virtio.FuzzedRequests;
 import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemoryException;
+import dev.panamax.vm.state.StateFormatException;
+import dev.panamax.vm.state.StateReader;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -12,13 +16,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Comparator;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * FUSE requests from a fuzzer's input ({@link FuzzedRequests} frames them), on the request queue of
  * a writable share: a session of INIT, LOOKUP, OPEN, READ, WRITE, READDIR, SETATTR, RENAME, xattrs
  * and the rest, with any node ids, file handles, offsets, sizes and names. A bad request is answered
- * with an errno; only a malformed chain may throw.
+ * with an errno; only a malformed chain may throw. And the guest's FUSE session as a snapshot keeps it
+ * ({@link FuseServer#readSession}, then {@link FuseServer#restoreSession}), on a share with a link to
+ * a directory outside it: a malformed session is refused, and no path a session names opens a file
+ * outside the share.
  */
 class VirtioFsFuzzTest {
     /** FALLOCATE reserves real disk blocks: a fuzzer's range is cut to this, so that it cannot fill the host's disk. */
@@ -43,6 +51,67 @@ class VirtioFsFuzzTest {
             }
         } finally {
             deleteTree(share);
+        }
+    }
+
+    /**
+     * A session read and, when accepted, restored, into one server (each restore ends the last session
+     * first). Afterwards every node the server holds must be one of the share's own files.
+     */
+    @FuzzTest
+    void session(byte[] input) throws IOException {
+        FuseServer server = sessionServer();
+        FuseServer.Session session;
+        try {
+            StateReader in = new StateReader(input, "session fuzz");
+            session = server.readSession(in);
+            in.end();
+        } catch (StateFormatException refused) {
+            return; // the documented answer to a malformed session
+        }
+        server.restoreSession(session);
+        assertThat(server.handleCount()).isLessThanOrEqualTo(session.handles().size());
+        for (FuseServer.SavedNode node : session.nodes()) {
+            FuseTestClient.Reply attr = sessionClient.call(Fuse.FUSE_GETATTR, node.id(), FuseTestClient.body().u32(0).u32(0).u64(0));
+            if (attr.errno() == 0) {
+                long inode = attr.body().getLong(16); // fuse_attr_out: attr_valid, its nsec and a pad, then the inode
+                assertThat(inode).as("node %d's file", node.id()).isIn(shareInodes);
+            }
+        }
+    }
+
+    private static FuseServer sessionServer;
+    private static FuseTestClient sessionClient;
+    /** The inodes of the session share's files (the link itself, not what it leads to). */
+    private static final java.util.Set<Long> shareInodes = new java.util.HashSet<>();
+
+    /** The share of {@link #session}: two files, a directory, a link to the directory beside the share with a file in it. */
+    private static synchronized FuseServer sessionServer() throws IOException {
+        if (sessionServer == null) {
+            Path share = Files.createDirectory(shares.resolve("session-share"));
+            Path outside = Files.createDirectory(shares.resolve("outside"));
+            Files.writeString(outside.resolve("secret"), "outside the share\n");
+            Files.writeString(share.resolve("hello.txt"), "hello\n");
+            Files.createDirectory(share.resolve("dir"));
+            Files.writeString(share.resolve("dir").resolve("data"), "data\n");
+            Files.createSymbolicLink(share.resolve("out"), outside);
+            try (Stream<Path> files = Files.walk(share)) {
+                for (Path file : files.toList()) {
+                    shareInodes.add((Long) Files.getAttribute(file, "unix:ino", java.nio.file.LinkOption.NOFOLLOW_LINKS));
+                }
+            }
+            sessionServer = new FuseServer(share, false);
+            sessionClient = new FuseTestClient(sessionServer);
+        }
+        return sessionServer;
+    }
+
+    @AfterAll
+    static void closeSessionServer() {
+        if (sessionServer != null) {
+            sessionServer.close();
+            sessionClient.close();
+            sessionServer = null;
         }
     }
 
