@@ -7,8 +7,9 @@ import java.util.Objects;
 
 /**
  * A host directory the guest mounts with {@code mount -t virtiofs TAG DIR}: a virtio-fs device
- * whose FUSE server runs inside Panamax, keeping every access inside the directory. A VM with a
- * shared folder cannot be snapshotted (the guest's open files are host handles).
+ * whose FUSE server runs inside Panamax, keeping every access inside the directory. A snapshot of
+ * the VM keeps the guest's open files and the names it knows by their paths in the directory (a
+ * restore opens them again there), not the directory's files: those stay the host's.
  * {@link VirtualMachine.Builder#build()} checks the values.
  *
  * @param path the host directory, which must exist (and be writable unless {@code readOnly})

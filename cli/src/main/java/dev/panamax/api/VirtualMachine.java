@@ -174,8 +174,7 @@ public final class VirtualMachine implements AutoCloseable {
      * snapshot starts another VM where this one stood.
      *
      * @throws IllegalStateException when the VM is not paused, or a diff is asked of a VM that does
-     *     not track dirty pages, or the VM has a {@linkplain SharedFolder shared folder} (the guest's open
-     *     files cannot be carried), or its memory is on {@linkplain HugePages huge pages} (a restore would
+     *     not track dirty pages, or its memory is on {@linkplain HugePages huge pages} (a restore would
      *     put it on ordinary pages)
      * @throws IOException when a file cannot be written
      */
@@ -818,7 +817,8 @@ public final class VirtualMachine implements AutoCloseable {
 
         /**
          * Adds a shared folder: the guest mounts {@code path} with {@code mount -t virtiofs TAG DIR}
-         * (at most {@value VmRules#MAX_SHARES}, each tag once). A VM with one cannot be snapshotted.
+         * (at most {@value VmRules#MAX_SHARES}, each tag once). A snapshot keeps the guest's open files
+         * and the names it knows by their paths in the folder, not the files themselves.
          */
         public Builder share(SharedFolder share) {
             shares.add(Objects.requireNonNull(share, "share"));

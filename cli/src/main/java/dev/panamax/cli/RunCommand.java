@@ -144,7 +144,7 @@ final class RunCommand implements Callable<Integer> {
                     + " default: DIR's name if it is such a tag and still free, else shareN. MODE, what the guest caches:"
                     + " auto (default; names and attributes for 1 s, data until the file changes), none (nothing: the host's"
                     + " changes show at once, no MAP_SHARED mmap) or always (for a day: for a DIR only the guest changes)."
-                    + " A comma in DIR is written twice (,,). A VM with a share cannot be snapshotted")
+                    + " A comma in DIR is written twice (,,). A snapshot keeps what the guest holds of DIR by paths, not DIR's files")
     List<String> shareSpecs = new ArrayList<>();
 
     @Option(names = "--balloon", paramLabel = "MIB[,deflate-on-oom][,stats=SECONDS]",

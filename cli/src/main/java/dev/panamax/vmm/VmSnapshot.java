@@ -6,6 +6,7 @@ import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Image;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.blk.VirtioBlk;
+import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.virtio.net.VirtioNet;
 import dev.panamax.virtio.ratelimit.BucketSpec;
@@ -225,14 +226,8 @@ public final class VmSnapshot {
         }
     }
 
-    /**
-     * Refuses a VM whose state cannot be carried to another VM: one with a shared folder (the
-     * guest's open files) or on huge pages.
-     */
+    /** Refuses a VM whose state cannot be carried to another VM: one on huge pages. */
     static void requireSavable(VmBuilder.Machine machine) {
-        if (!machine.config().shares().isEmpty()) {
-            throw new IllegalStateException(VirtioFs.SNAPSHOT_REFUSAL);
-        }
         if (machine.config().hugePages() != null) {
             throw new IllegalStateException(HUGE_PAGES_REFUSAL);
         }
@@ -378,6 +373,11 @@ public final class VmSnapshot {
         if (c.entropy() != null) {
             writeLimit(w, c.entropy().rateLimit());
         }
+        // The shared folders; what the guest holds of each is its virtio-fs device's state.
+        w.i32(c.shares().size());
+        for (ShareConfig share : c.shares()) {
+            w.string(share.directory().toAbsolutePath().toString()).string(share.tag()).bool(share.readOnly()).string(share.cache().name());
+        }
         // The balloon's options; its target, actual size and interval are the device's state.
         w.bool(c.balloon() != null);
         if (c.balloon() != null) {
@@ -490,6 +490,16 @@ public final class VmSnapshot {
         if (r.bool("entropy device")) {
             entropy = new EntropyConfig(readLimit(r, "the entropy device"));
         }
+        List<ShareConfig> shares = new ArrayList<>();
+        for (int i = 0, n = r.count(VmRules.MAX_SHARES, "shared folder"); i < n; i++) {
+            Path directory = path(r, r.string(MAX_PATH, "shared folder path"), "shared folder path");
+            String tag = r.string(4 * VirtioFs.MAX_TAG_BYTES, "shared folder tag");
+            boolean readOnly = r.bool("shared folder read-only");
+            String cache = r.string(16, "shared folder cache mode");
+            CacheMode mode = Arrays.stream(CacheMode.values()).filter(m -> m.name().equals(cache)).findFirst()
+                    .orElseThrow(() -> r.fail("shared folder " + tag + "'s cache mode '" + cache + "' is not one of " + List.of(CacheMode.values())));
+            shares.add(new ShareConfig(directory, tag, readOnly, mode));
+        }
         BalloonConfig balloon = null;
         if (r.bool("balloon")) {
             balloon = new BalloonConfig(r.i64("balloon size"), r.bool("balloon deflate_on_oom"), r.i32("balloon statistics interval"));
@@ -498,7 +508,7 @@ public final class VmSnapshot {
                 .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
                         + List.of(LinuxBoot.Protocol.values())));
         MachineConfig config = new MachineConfig(kernel, initrdPath, commandLine, cpus, memoryMib,
-                bootProtocol, drives, nics, vsock, List.of(), CpuPinning.NONE, null, entropy, balloon);
+                bootProtocol, drives, nics, vsock, shares, CpuPinning.NONE, null, entropy, balloon);
         VmRules.machine(config, SNAPSHOT_WORDING);
         return config;
     }

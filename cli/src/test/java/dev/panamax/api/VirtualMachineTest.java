@@ -164,16 +164,18 @@ class VirtualMachineTest {
     }
 
     @Test
-    void aVmWithASharedFolderRunsAndRefusesSnapshotsWithASentence() throws Exception {
+    void aVmWithASharedFolderIsSnapshottedAndRestoredWithItsFolder() throws Exception {
         Path shared = Files.createDirectory(dir.resolve("shared"));
         try (VirtualMachine vm = spinner().share(shared, "data", false).build()) {
             vm.start();
             vm.pause();
-            assertThatThrownBy(() -> vm.snapshot(SnapshotOptions.full(dir.resolve("s.state"), dir.resolve("s.mem"))))
-                    .isInstanceOf(IllegalStateException.class).hasMessageStartingWith("a VM with a shared folder (virtio-fs) cannot be snapshotted");
-            assertThat(dir.resolve("s.state")).doesNotExist();
+            vm.snapshot(SnapshotOptions.full(dir.resolve("s.state"), dir.resolve("s.mem")));
             vm.resume();
             assertThat(vm.state()).isEqualTo(VirtualMachine.State.RUNNING);
+        }
+        try (VirtualMachine restored = VirtualMachine.restore(RestoreOptions.of(dir.resolve("s.state"), dir.resolve("s.mem")))) {
+            assertThat(restored.state()).isEqualTo(VirtualMachine.State.RUNNING);
+            assertThat(restored.configuration().sharedFolders()).containsExactly(new SharedFolder(shared, "data", false));
         }
     }
 

@@ -15,6 +15,7 @@ import dev.panamax.rig.UsesKvm;
 import dev.panamax.storage.image.Images;
 import dev.panamax.sys.CpuSet;
 import dev.panamax.sys.HugePageSize;
+import dev.panamax.vm.state.StateFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -306,9 +307,10 @@ class RunCommandTest {
         Files.write(snap.resolve("vm.state"), java.util.Arrays.copyOf(good, good.length - 1));
         assertRefused("is truncated", "run", "--restore", snap.toString());
         byte[] version = good.clone();
-        version[11] = 5;
+        version[11] = 9;
         Files.write(snap.resolve("vm.state"), version);
-        assertRefused("is in snapshot format version 5; this Panamax reads version 4 only", "run", "--restore", snap.toString());
+        assertRefused("is in snapshot format version 9; this Panamax reads version " + StateFile.VERSION + " only", "run", "--restore",
+                snap.toString());
         byte[] garbled = good.clone();
         garbled[good.length / 2] ^= 1;
         Files.write(snap.resolve("vm.state"), garbled);

@@ -6,6 +6,7 @@ import dev.panamax.sys.NativeIoException;
 import dev.panamax.virtio.DescriptorChain;
 import dev.panamax.virtio.VirtQueue;
 import dev.panamax.virtio.VirtioDevice;
+import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -31,8 +32,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * is used with 0 bytes. Both are counted. Nothing a request holds fails the device: only a
  * malformed queue does.
  *
- * <p>No snapshot: the guest's node ids and open files are host handles a snapshot cannot carry, so
- * {@link #saveState} refuses ({@link #SNAPSHOT_REFUSAL}).
+ * <p>A snapshot keeps the guest's FUSE session by paths ({@link FuseServer#saveSession}): its node ids
+ * and open files are host handles, which a restore opens again by walking those paths from the share's
+ * root. The share's files themselves are the host's and are not in the snapshot.
  */
 public final class VirtioFs extends VirtioDevice {
     public static final int DEVICE_TYPE = 26;
@@ -49,9 +51,7 @@ public final class VirtioFs extends VirtioDevice {
     static final int REQUEST_BUFFER_BYTES = FuseServer.MAX_IO_BYTES + 128 * 1024;
     /** The hiprio queue carries only FORGETs: a BATCH_FORGET of 4000 nodes fits. */
     static final int HIPRIO_BUFFER_BYTES = 64 * 1024;
-    public static final String SNAPSHOT_REFUSAL = "a VM with a shared folder (virtio-fs) cannot be snapshotted: the guest's open files"
-            + " and the host handles behind its file ids cannot be carried into a snapshot; unmount the share and start the VM without it"
-            + " to take snapshots";
+    private static final System.Logger LOG = System.getLogger(VirtioFs.class.getName());
 
     private final String tag;
     private final Path share;
@@ -64,6 +64,8 @@ public final class VirtioFs extends VirtioDevice {
     private final FuseServer.ReadBuffers[] readBuffers = new FuseServer.ReadBuffers[QUEUE_COUNT];
     private final AtomicLong oversizedRequests = new AtomicLong();
     private final AtomicLong unansweredRequests = new AtomicLong();
+    /** The session a restore read ({@link #checkIdentity}), put in place once the device's state is. */
+    private FuseServer.Session restoredSession;
 
     /** A share with cache=auto. */
     public VirtioFs(String id, String tag, Path share, boolean readOnly, int queueSize) {
@@ -225,10 +227,49 @@ public final class VirtioFs extends VirtioDevice {
         server.endSession();
     }
 
-    /** Refused: the guest's node ids and open files are host handles, which a snapshot cannot keep. */
+    /**
+     * The tag and whether the share is read-only, which the restoring VM's share must match; the share's
+     * path (informative: a restore may serve the same files from elsewhere); then the guest's session.
+     */
     @Override
-    public synchronized void saveState(StateWriter out) {
-        throw new IllegalStateException(name() + ": " + SNAPSHOT_REFUSAL);
+    protected void saveIdentity(StateWriter out) {
+        out.string(tag).bool(readOnly).string(share.toString());
+        int lost = server.saveSession(out);
+        if (lost > 0) {
+            LOG.log(System.Logger.Level.WARNING, () -> name() + ": " + lost + " files the guest holds are in no directory of the share"
+                    + " any more (deleted while open, or moved out): the snapshot cannot find them again, and after a restore the guest"
+                    + " gets EBADF for them");
+        }
+    }
+
+    @Override
+    protected void checkIdentity(StateReader in) {
+        String savedTag = in.string(4 * MAX_TAG_BYTES, "tag");
+        if (!savedTag.equals(tag)) {
+            throw in.fail("the snapshot's " + name() + " has tag " + savedTag + ", and this VM's has " + tag);
+        }
+        boolean savedReadOnly = in.bool("read-only");
+        if (savedReadOnly != readOnly) {
+            throw in.fail("the snapshot's " + name() + " is " + (savedReadOnly ? "read-only" : "writable") + ", and this VM's is "
+                    + (readOnly ? "read-only" : "writable"));
+        }
+        in.string(4 * FsAbi.PATH_MAX, "share path"); // informative: see saveIdentity
+        restoredSession = server.readSession(in);
+    }
+
+    /** The guest's session again, before the queues' threads start: the files it held opened again by their paths. */
+    @Override
+    protected void afterStateApplied(int status) {
+        FuseServer.Session session = restoredSession;
+        restoredSession = null;
+        if (session == null) {
+            return;
+        }
+        int lost = server.restoreSession(session);
+        if (lost > 0) {
+            LOG.log(System.Logger.Level.WARNING, () -> name() + ": " + lost + " files and open files the guest held in the snapshot"
+                    + " are no longer in the share at their paths (or are another's file now): the guest gets EBADF for them");
+        }
     }
 
     /** Stops the queues' threads, then closes every handle of the share and frees the buffers. */

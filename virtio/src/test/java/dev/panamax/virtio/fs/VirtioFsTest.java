@@ -14,6 +14,7 @@ import dev.panamax.virtio.VirtioTestDriver.Buffer;
 import dev.panamax.virtio.VirtioTestDriver.Used;
 import dev.panamax.virtio.VirtioTestDriver;
 import dev.panamax.vm.GuestMemory;
+import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -432,11 +433,37 @@ class VirtioFsTest {
     }
 
     @Test
-    void aSnapshotIsRefusedWithASentence() {
+    void aSnapshotCarriesTheGuestsSessionToTheRestoredDeviceAndItsTagMustMatch() throws IOException {
+        Files.writeString(share.resolve("f"), "carried");
         start(false);
+        init();
+        long node = FuseTestClient.entry(ok(call(Fuse.FUSE_LOOKUP, Fuse.FUSE_ROOT_ID, body().name("f"))).body()).nodeId();
+        long fh = ok(call(Fuse.FUSE_OPEN, node, body().u32(0).u32(0))).body().getLong();
         fs.quiesce();
-        assertThatThrownBy(() -> fs.saveState(new StateWriter())).isInstanceOf(IllegalStateException.class)
-                .hasMessageContaining("cannot be snapshotted");
-        fs.resumeWork();
+        StateWriter out = new StateWriter();
+        fs.saveState(out);
+        byte[] state = out.toByteArray();
+        fs.close();
+
+        VirtioFs otherTag = new VirtioFs("fs0", "elsewhere", share, false, QUEUE_SIZE);
+        try {
+            otherTag.connect(memory, new dev.panamax.virtio.CountingInterrupts(VirtioFs.QUEUE_COUNT));
+            assertThatThrownBy(() -> otherTag.restoreState(new StateReader(state, "the snapshot")))
+                    .isInstanceOf(dev.panamax.vm.state.StateFormatException.class).hasMessageContaining("has tag hostdir");
+        } finally {
+            otherTag.close();
+        }
+        fs = new VirtioFs("fs0", "hostdir", share, false, QUEUE_SIZE);
+        driver = driver.continuedOn(fs);
+        StateReader in = new StateReader(state, "the snapshot");
+        fs.restoreState(in);
+        in.end();
+        assertThat(fs.nodeCount()).isEqualTo(2);
+        assertThat(fs.openFileCount()).isEqualTo(1);
+        Reply read = ok(call(Fuse.FUSE_READ, node, body().u64(fh).u64(0).u32(100).u32(0).u64(0).u32(0).u32(0)));
+        byte[] data = new byte[read.body().remaining()];
+        read.body().get(data);
+        assertThat(new String(data, StandardCharsets.US_ASCII)).isEqualTo("carried");
+        assertServes();
     }
 }

@@ -18,7 +18,7 @@ public final class StateFile {
     private StateFile() {}
 
     /** The version this code writes and the only one it reads. */
-    public static final int VERSION = 4;
+    public static final int VERSION = 5;
     /** Far above any real VM's state (guest memory is in its own file), so a hostile length cannot make a huge allocation. */
     public static final long MAX_SIZE = 64L << 20;
 

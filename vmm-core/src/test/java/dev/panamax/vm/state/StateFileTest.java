@@ -52,7 +52,7 @@ class StateFileTest {
         assertThatThrownBy(() -> StateFile.parse(magic, "s")).hasMessageContaining("not a Panamax snapshot state file");
         byte[] version = good.clone();
         ByteBuffer.wrap(version).putInt(8, 9);
-        assertThatThrownBy(() -> StateFile.parse(version, "s")).hasMessage("s is in snapshot format version 9; this Panamax reads version 4 only");
+        assertThatThrownBy(() -> StateFile.parse(version, "s")).hasMessage("s is in snapshot format version 9; this Panamax reads version " + StateFile.VERSION + " only");
         byte[] flipped = good.clone();
         flipped[good.length / 2] ^= 1;
         assertThatThrownBy(() -> StateFile.parse(flipped, "s")).hasMessageContaining("s is corrupt: its checksum");
