@@ -15,11 +15,6 @@ import java.util.regex.Pattern;
  * JVM hands its {@link GuestServer} (as {@link #serverArgs}) and what must be visible where it runs.
  */
 record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int memoryMib, Reset reset) {
-    /** Why a class with shared folders gets no reset between its tests. */
-    static final String NO_RESET_WITH_SHARES = "no reset between tests: a guest with shared folders cannot be snapshotted"
-            + " (its open files on the host cannot be carried), so its tests share one guest in order, as with reset = Reset.NONE;"
-            + " say reset = Reset.NONE on the class to silence this note";
-
     /** A host directory the guest mounts at {@code /mnt/TAG}. */
     record Share(Path path, String tag, boolean readOnly) {
         private static final Pattern TAG = Pattern.compile("[A-Za-z0-9._-]{1,36}");
@@ -59,13 +54,11 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
             if (!tags.add(s.tag())) throw new IllegalArgumentException("two shares with the tag " + s.tag() + "; give one another with ,tag=T");
         }
         shares = List.copyOf(shares);
-        if (reset == Reset.SNAPSHOT && !shares.isEmpty()) throw new IllegalArgumentException(NO_RESET_WITH_SHARES);
     }
 
     /**
      * The guest {@code annotation} asks for; the built-in kernel and initramfs are this host's cached ones
-     * (built on first use), by path, so that the rig uses them too. A class with shares gets {@link Reset#NONE}
-     * whatever it asks ({@link #NO_RESET_WITH_SHARES}).
+     * (built on first use), by path, so that the rig uses them too.
      *
      * @throws IllegalArgumentException naming the attribute that is wrong
      */
@@ -74,9 +67,8 @@ record GuestSpec(Path kernel, Path initramfs, List<Share> shares, int cpus, int 
         Path initramfs = annotation.initramfs().isEmpty() ? GuestImages.defaultInitramfs() : existing(annotation.initramfs(), "initramfs");
         List<Share> shares = new ArrayList<>();
         for (String s : annotation.shares()) shares.add(Share.parse(s));
-        Reset reset = shares.isEmpty() ? annotation.reset() : Reset.NONE;
         return new GuestSpec(kernel.toAbsolutePath().normalize(), initramfs.toAbsolutePath().normalize(), shares, annotation.cpus(),
-                annotation.memoryMib(), reset);
+                annotation.memoryMib(), annotation.reset());
     }
 
     private static Path existing(String path, String attribute) {

@@ -176,10 +176,6 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
                         + e.getMessage(), e);
             }
             Places places = owner.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(Places.class, k -> new Places(), Places.class);
-            if (spec.reset() != a.reset()) {
-                owner.publishReportEntry("panamax.reset", GuestSpec.NO_RESET_WITH_SHARES);
-                System.err.println("panamax-junit: " + owner.getRequiredTestClass().getSimpleName() + ": " + GuestSpec.NO_RESET_WITH_SHARES);
-            }
             RealKvm place = places.placeFor(spec.hostDirectories());
             try {
                 return new ClassGuest(bootIn(place, places, spec, a), spec.reset(), null, places);

@@ -42,8 +42,8 @@ public @interface PanamaxTest {
 
     /**
      * Whether each test starts from a snapshot of the booted guest ({@link Reset#SNAPSHOT}, the default) or
-     * finds the guest as the test before left it ({@link Reset#NONE}). A class with {@link #shares} runs
-     * with {@code NONE} (its VM cannot be snapshotted) and says so in its report ({@code panamax.reset}).
+     * finds the guest as the test before left it ({@link Reset#NONE}). The {@link #shares} are not reset:
+     * they are the host's directories.
      */
     Reset reset() default Reset.SNAPSHOT;
 }

@@ -30,15 +30,16 @@ class GuestSpecTest {
     static final class WithShares {}
 
     @Test
-    void aClassIsResetFromASnapshotUnlessItSaysNoneOrHasShares() throws IOException {
+    void aClassIsResetFromASnapshotUnlessItSaysNoneSharesOrNot() throws IOException {
         assertThat(GuestSpec.of(Plain.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.SNAPSHOT);
         assertThat(GuestSpec.of(SharedGuest.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.NONE);
-        assertThat(GuestSpec.of(WithShares.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.NONE);
+        assertThat(GuestSpec.of(WithShares.class.getAnnotation(PanamaxTest.class)).reset()).isEqualTo(Reset.SNAPSHOT);
         GuestSpec snapshot = spec();
         assertThat(GuestSpec.fromServerArgs(snapshot.serverArgs()).reset()).isEqualTo(Reset.SNAPSHOT);
         Files.createDirectories(tmp.resolve("s"));
-        assertThatThrownBy(() -> new GuestSpec(snapshot.kernel(), snapshot.initramfs(), List.of(GuestSpec.Share.parse(tmp.resolve("s").toString())),
-                1, 256, Reset.SNAPSHOT)).hasMessageContaining("a guest with shared folders cannot be snapshotted");
+        GuestSpec withShare = new GuestSpec(snapshot.kernel(), snapshot.initramfs(), List.of(GuestSpec.Share.parse(tmp.resolve("s").toString())),
+                1, 256, Reset.SNAPSHOT);
+        assertThat(GuestSpec.fromServerArgs(withShare.serverArgs())).isEqualTo(withShare);
         assertThatThrownBy(() -> GuestSpec.fromServerArgs(List.of("reset=always"))).hasMessageContaining("'reset=always': snapshot or none");
     }
 
