@@ -465,16 +465,20 @@ public final class FuseServer implements AutoCloseable {
 
     /** One or more valid names ({@link FileName#problem}) joined by single '/'s: a path that stays below where it starts. */
     private static boolean validPath(byte[] path) {
+        return names(path).stream().allMatch(name -> FileName.problem(name) == 0);
+    }
+
+    /** The parts of {@code path} between its '/'s, empty ones included. */
+    private static List<byte[]> names(byte[] path) {
+        List<byte[]> names = new ArrayList<>();
         int start = 0;
         for (int i = 0; i <= path.length; i++) {
             if (i == path.length || path[i] == '/') {
-                if (FileName.problem(Arrays.copyOfRange(path, start, i)) != 0) {
-                    return false;
-                }
+                names.add(Arrays.copyOfRange(path, start, i));
                 start = i + 1;
             }
         }
-        return true;
+        return names;
     }
 
     /**
@@ -531,20 +535,16 @@ public final class FuseServer implements AutoCloseable {
         return lost;
     }
 
-    /** The file at {@code path} below {@code from}, each name opened with O_NOFOLLOW relative to the one before. */
+    /** The file at {@code path} (valid: {@link #validPath}) below {@code from}, each name opened with O_NOFOLLOW relative to the one before. */
     private static PathHandle walk(PathHandle from, byte[] path) throws NativeIoException {
         PathHandle at = null;
-        int start = 0;
         try {
-            for (int i = 0; i <= path.length; i++) {
-                if (i == path.length || path[i] == '/') {
-                    PathHandle next = (at == null ? from : at).lookup(FileName.of(Arrays.copyOfRange(path, start, i)));
-                    if (at != null) {
-                        at.close();
-                    }
-                    at = next;
-                    start = i + 1;
+            for (byte[] name : names(path)) {
+                PathHandle next = (at == null ? from : at).lookup(FileName.of(name));
+                if (at != null) {
+                    at.close();
                 }
+                at = next;
             }
             return at;
         } catch (NativeIoException | RuntimeException e) {
