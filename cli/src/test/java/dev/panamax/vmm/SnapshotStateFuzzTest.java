@@ -1,14 +1,14 @@
 package dev.panamax.vmm;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.panamax.sys.TmpfsTempDir;
 import dev.panamax.vm.state.StateFile;
 import dev.panamax.vm.state.StateFormatException;
 import dev.panamax.vm.state.StateWriter;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A snapshot's state file from a fuzzer's bytes: the container (magic, version, length, CRC-32C),
@@ -18,21 +18,9 @@ import java.util.Map;
  * The sections read later, by KVM's side, are fuzzed in vmm-core (SnapshotSectionsFuzzTest).
  */
 class SnapshotStateFuzzTest {
-    private static final Path STATE = temporaryStateFile();
-
     /** On tmpfs where there is one: StateFile.write forces the file to disk, which takes milliseconds elsewhere. */
-    private static Path temporaryStateFile() {
-        try {
-            Path shm = Path.of("/dev/shm");
-            Path dir = Files.isDirectory(shm) ? Files.createTempDirectory(shm, "snapshot-fuzz") : Files.createTempDirectory("snapshot-fuzz");
-            dir.toFile().deleteOnExit();
-            Path state = dir.resolve("vm.state");
-            state.toFile().deleteOnExit();
-            return state;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
+    @TempDir(factory = TmpfsTempDir.class)
+    static Path dir;
 
     @FuzzTest
     void stateFile(byte[] file) {
@@ -46,9 +34,10 @@ class SnapshotStateFuzzTest {
     /** The input is the machine section's contents; the container and the section's header around it are made right. */
     @FuzzTest
     void machineSection(byte[] section) throws IOException {
-        StateFile.write(STATE, new StateWriter().string("machine").bytes(section).toByteArray());
+        Path state = dir.resolve("vm.state");
+        StateFile.write(state, new StateWriter().string("machine").bytes(section).toByteArray());
         try {
-            VmSnapshot.configuration(STATE, Map.of());
+            VmSnapshot.configuration(state, Map.of());
         } catch (StateFormatException | ConfigException refused) {
             // the documented answers to a malformed or unacceptable configuration
         }

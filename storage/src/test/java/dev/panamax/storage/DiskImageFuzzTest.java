@@ -7,6 +7,7 @@ import dev.panamax.storage.image.ImageInfo;
 import dev.panamax.storage.image.Images;
 import dev.panamax.storage.qcow2.Qcow2Check;
 import dev.panamax.storage.qcow2.Qcow2Image;
+import dev.panamax.sys.TmpfsTempDir;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -26,7 +27,7 @@ class DiskImageFuzzTest {
     private static final int READ_BYTES = 4096;
     /** Extents walked from the start; a fuzzed disk can be petabytes of tiny clusters. */
     private static final int MAX_EXTENTS = 64;
-    @TempDir
+    @TempDir(factory = TmpfsTempDir.class)
     static Path dir;
 
     @FuzzTest

@@ -3,6 +3,7 @@ package dev.panamax.virtio.fs;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.panamax.sys.TmpfsTempDir;
 import dev.panamax.virtio.FuzzedRequests;
 import dev.panamax.virtio.VirtioProtocolException;
 import dev.panamax.vm.GuestMemoryException;
@@ -32,7 +33,8 @@ class VirtioFsFuzzTest {
     /** FALLOCATE reserves real disk blocks: a fuzzer's range is cut to this, so that it cannot fill the host's disk. */
     private static final long MAX_FALLOCATE_BYTES = 1 << 20;
     private static final int FALLOCATE_LENGTH_AT = FuseRequest.HEADER_BYTES + 16; // fh, offset, then length
-    @TempDir
+    /** On tmpfs where there is one: each input makes and deletes a share of its own. */
+    @TempDir(factory = TmpfsTempDir.class)
     static Path shares;
 
     /** A device and a share for each input: the guest's nodes, open files and changes are state one input must not leave to the next. */
