@@ -28,7 +28,7 @@ public final class SoakBoots {
         int cpus = args.length > 4 ? Integer.parseInt(args[4]) : 1;
         long fdsWarm = 0;
         long rssWarm = 0;
-        Map<String, Long> mappingsWarm = Map.of();
+        Map<String, Mapping> mappingsWarm = Map.of();
         long start = System.nanoTime();
         for (int i = 1; i <= boots; i++) {
             bootOnce(kernel, initrd, cpus, i);
@@ -36,7 +36,7 @@ public final class SoakBoots {
                 System.gc();
                 fdsWarm = openFds();
                 rssWarm = rssKib();
-                mappingsWarm = residentByMapping();
+                mappingsWarm = mappings();
                 say("after " + i + " boots: " + fdsWarm + " fds, " + rssWarm + " KiB resident, " + mappingsWarm.size()
                         + " mappings, " + threads() + " threads");
                 nativeMemory("baseline");
@@ -48,7 +48,7 @@ public final class SoakBoots {
         System.gc();
         long fds = openFds();
         long rss = rssKib();
-        Map<String, Long> mappings = residentByMapping();
+        Map<String, Mapping> mappings = mappings();
         say("after " + boots + " boots: " + fds + " fds, " + rss + " KiB resident, " + mappings.size() + " mappings, "
                 + threads() + " threads");
         reportGrowth(mappingsWarm, mappings, warm);
@@ -116,37 +116,46 @@ public final class SoakBoots {
         throw new IllegalStateException("no " + field + " in /proc/self/status");
     }
 
+    /** A mapping's size and resident memory, in KiB. */
+    private record Mapping(long sizeKib, long residentKib) {}
+
     /**
-     * Resident KiB of each mapping of this process, from /proc/self/smaps, keyed by its address range and what it
-     * maps (a file, [heap], [stack], or nothing for anonymous memory): where resident memory grew, a leaked mapping
-     * (one more per VM) and first touches of memory mapped long before (the Java heap) look different.
+     * Each mapping of this process, from /proc/self/smaps, keyed by where it starts and what it maps (a
+     * file, [heap], [stack], or nothing for anonymous memory), so that one that grew stays the same key:
+     * where resident memory grew, a mapping left behind per VM and first touches of memory mapped long
+     * before (the Java heap) look different.
      */
-    private static Map<String, Long> residentByMapping() throws IOException {
-        Map<String, Long> resident = new HashMap<>();
-        String mapping = null;
+    private static Map<String, Mapping> mappings() throws IOException {
+        Map<String, Mapping> mappings = new HashMap<>();
+        String key = null;
+        long size = 0;
         for (String line : Files.readAllLines(Path.of("/proc/self/smaps"))) {
             String[] words = line.trim().split("\\s+");
             if (words.length >= 5 && words[0].matches("[0-9a-f]+-[0-9a-f]+")) {
-                mapping = words[0] + (words.length > 5 ? " " + words[5] : " anonymous");
-            } else if (mapping != null && words[0].equals("Rss:")) {
-                resident.put(mapping, Long.parseLong(words[1]));
+                String[] range = words[0].split("-");
+                size = (Long.parseUnsignedLong(range[1], 16) - Long.parseUnsignedLong(range[0], 16)) / 1024;
+                key = range[0] + " " + (words.length > 5 ? words[5] : "anonymous");
+            } else if (key != null && words[0].equals("Rss:")) {
+                mappings.put(key, new Mapping(size, Long.parseLong(words[1])));
             }
         }
-        return resident;
+        return mappings;
     }
 
     /** The mappings whose resident memory changed most since the warm boots: new ones, grown ones, gone ones. */
-    private static void reportGrowth(Map<String, Long> before, Map<String, Long> after, int warm) {
+    private static void reportGrowth(Map<String, Mapping> before, Map<String, Mapping> after, int warm) {
         Map<String, Long> change = new HashMap<>();
-        after.forEach((mapping, kib) -> change.put(mapping, kib - before.getOrDefault(mapping, 0L)));
-        before.forEach((mapping, kib) -> change.putIfAbsent(mapping, -kib));
-        long added = after.keySet().stream().filter(m -> !before.containsKey(m)).count();
-        long removed = before.keySet().stream().filter(m -> !after.containsKey(m)).count();
-        say("mappings since boot " + warm + ": " + added + " new, " + removed + " gone; largest changes of resident memory:");
+        after.forEach((key, m) -> change.put(key, m.residentKib() - (before.containsKey(key) ? before.get(key).residentKib() : 0)));
+        before.forEach((key, m) -> change.putIfAbsent(key, -m.residentKib()));
+        long added = after.keySet().stream().filter(k -> !before.containsKey(k)).count();
+        long removed = before.keySet().stream().filter(k -> !after.containsKey(k)).count();
+        say("mappings since boot " + warm + ": " + added + " new, " + removed + " gone; largest changes of resident memory"
+                + " (start, what is mapped, size then and now):");
         change.entrySet().stream().filter(e -> e.getValue() != 0)
                 .sorted((a, b) -> Long.compare(Math.abs(b.getValue()), Math.abs(a.getValue()))).limit(12)
-                .forEach(e -> say(String.format("  %+7d KiB  %s%s", e.getValue(), e.getKey(),
-                        before.containsKey(e.getKey()) ? (after.containsKey(e.getKey()) ? "" : " (gone)") : " (new)")));
+                .forEach(e -> say(String.format("  %+7d KiB resident  %s  %s -> %s KiB", e.getValue(), e.getKey(),
+                        before.containsKey(e.getKey()) ? before.get(e.getKey()).sizeKib() : "none",
+                        after.containsKey(e.getKey()) ? after.get(e.getKey()).sizeKib() : "none")));
     }
 
     private static double percent(long before, long after) {
