@@ -6,7 +6,8 @@
 # (dev.panamax.junit.ResetBenchmark), its guest servers' JVMs C1-only as in the rig; total wall time of
 # each, alternating which goes first, medians and their ratio. Where /dev/kvm is real KVM; here:
 #   ./panamax build && ./panamax rig -- sh integration-tests/scripts/reset-vs-boot.sh [ROUNDS] [TESTS]
-# Uses the built-in guest (built by a boot test or ./panamax run; KERNEL and INITRD name others).
+# Uses the built-in guest, as the host's cache has it (built by a boot test or ./panamax run; KERNEL and INITRD
+# name others).
 set -eu
 rounds=${1:-3}
 tests=${2:-10}
@@ -15,11 +16,12 @@ cp="$top/junit/target/test-classes:$top/junit/target/classes:$cli:$top/cli/targe
 
 # Runs the benchmark's MODE ($1) once; prints its line: MODE total-ms tests [median-reset-ms].
 bench() {
-    # shellcheck disable=SC2086 # $guest is two words or none
+    # shellcheck disable=SC2086 # $guest is two words
     "$java" $rig_jvm_options --enable-native-access=ALL-UNNAMED -cp "$cp" dev.panamax.junit.ResetBenchmark "$1" "$tests" $guest
 }
-guest=""
-if [ -n "${KERNEL:-}" ] && [ -n "${INITRD:-}" ]; then guest="$KERNEL $INITRD"; fi
+# peer-common's kernel and initramfs (KERNEL and INITRD, else the newest cached ones), by path: in the rig the
+# benchmark cannot build the built-in ones (the rig has no Debian packages to build them from).
+guest="$kernel $initrd"
 
 reset=""
 boot=""
