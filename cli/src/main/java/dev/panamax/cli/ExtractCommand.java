@@ -30,7 +30,7 @@ import picocli.CommandLine.Parameters;
             "Boots a small guest (Debian's kernel, downloaded on first use) with the image attached read-only and DEST shared,"
                 + " mounts the file system read-only (ext4, ext3, ext2, xfs, btrfs, vfat, exfat or ntfs3; a journal is never"
                 + " replayed) and copies each SRC, a path in the image such as /home/me, into DEST, keeping modes, times and"
-                + " symbolic links.",
+                + " symbolic links. What DEST has already under the same names is replaced, so a run can be repeated.",
             "PARTITION is a partition's number; without it the whole disk is read when it has no partition table, else its"
                 + " one partition with a file system.",
             "Where this host's KVM only emulates, the guest runs inside the nested KVM rig."},

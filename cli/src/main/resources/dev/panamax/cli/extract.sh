@@ -103,7 +103,9 @@ for path in "$@"; do
             ;;
         copy)
             if [ "$path" = / ]; then source=./.; else source=.$path; fi
-            if ! cp -a "$source" /mnt/out/ 2>/tmp/errors; then
+            # -f: what DEST has under the same names (an earlier run's, or one a rig died under) is replaced;
+            # without it busybox's cp refuses to make a symbolic link where one is ("File exists").
+            if ! cp -a -f "$source" /mnt/out/ 2>/tmp/errors; then
                 status=1
                 # cp names no file when reading one fails (a damaged image): those that came out short are named here.
                 parent=${path%/*}

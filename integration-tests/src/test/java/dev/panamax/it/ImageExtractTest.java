@@ -217,7 +217,10 @@ class ImageExtractTest {
         assertThat(ambiguous.exitStatus()).as(ambiguous.output()).isEqualTo(2);
         assertThat(ambiguous.output()).contains("panamax: the image has partitions 1 (ext4), 2 (ext4): name the one to read after IMAGE");
 
-        Path out = dir.resolve("from-partition");
+        // What an earlier run left in DEST (or one the rig died under, which the harness runs again) is replaced, links too.
+        Path out = Files.createDirectories(dir.resolve("from-partition"));
+        Files.writeString(out.resolve("hello.txt"), "left by an earlier run\n");
+        Files.createSymbolicLink(out.resolve("link"), Path.of("elsewhere"));
         RunResult r = extract(kvm, disk.toString(), "2", "/hello.txt", "/link", out.toString());
         assertThat(r.exitStatus()).as(r.output()).isZero();
         assertThat(r.output()).contains("panamax: reading partition 2, ext4");
