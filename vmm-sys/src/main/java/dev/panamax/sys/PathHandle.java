@@ -151,11 +151,7 @@ public final class PathHandle extends Fd {
 
     /** The target this symbolic link holds. */
     public byte[] readLink() throws NativeIoException {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(FsAbi.PATH_MAX);
-            int length = (int) check(FsCalls.readlinkat(fd(), EMPTY, buffer), "readlinkat", this);
-            return buffer.asSlice(0, length).toArray(JAVA_BYTE);
-        }
+        return readLink(fd(), EMPTY, "readlinkat");
     }
 
     /**
@@ -165,11 +161,16 @@ public final class PathHandle extends Fd {
      * snapshot of a shared folder); nothing here follows it.
      */
     public byte[] hostPath() throws NativeIoException {
+        return readLink(FsAbi.AT_FDCWD, procPath(), "readlink");
+    }
+
+    /** {@code readlinkat(dirfd, path)}: the link's contents, refused when they fill PATH_MAX (readlink would cut them short unsaid). */
+    private byte[] readLink(int dirfd, byte[] path, String call) throws NativeIoException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(FsAbi.PATH_MAX);
-            int length = (int) check(FsCalls.readlinkat(FsAbi.AT_FDCWD, procPath(), buffer), "readlink", this);
-            if (length == buffer.byteSize()) { // readlink cuts a longer path short without saying so
-                throw new NativeIoException("readlink(" + this + ")", FsAbi.ENAMETOOLONG);
+            int length = (int) check(FsCalls.readlinkat(dirfd, path, buffer), call, this);
+            if (length == buffer.byteSize()) {
+                throw new NativeIoException(call + "(" + this + ")", FsAbi.ENAMETOOLONG);
             }
             return buffer.asSlice(0, length).toArray(JAVA_BYTE);
         }
