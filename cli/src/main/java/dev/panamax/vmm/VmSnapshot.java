@@ -435,6 +435,12 @@ public final class VmSnapshot {
         }
     }
 
+    /** The constant of {@code values} named {@code name}; a snapshot that names another is malformed ({@code what} names the field). */
+    private static <E extends Enum<E>> E named(StateReader r, E[] values, String name, String what) {
+        return Arrays.stream(values).filter(v -> v.name().equals(name)).findFirst()
+                .orElseThrow(() -> r.fail(what + " '" + name + "' is not one of " + List.of(values)));
+    }
+
     static MachineConfig readMachine(StateReader r, Map<String, String> tapOverrides) {
         int kind = r.u8("snapshot kind");
         if (kind >= Kind.values().length) {
@@ -496,17 +502,13 @@ public final class VmSnapshot {
             String tag = r.string(4 * VirtioFs.MAX_TAG_BYTES, "shared folder tag");
             boolean readOnly = r.bool("shared folder read-only");
             String cache = r.string(16, "shared folder cache mode");
-            CacheMode mode = Arrays.stream(CacheMode.values()).filter(m -> m.name().equals(cache)).findFirst()
-                    .orElseThrow(() -> r.fail("shared folder " + tag + "'s cache mode '" + cache + "' is not one of " + List.of(CacheMode.values())));
-            shares.add(new ShareConfig(directory, tag, readOnly, mode));
+            shares.add(new ShareConfig(directory, tag, readOnly, named(r, CacheMode.values(), cache, "shared folder " + tag + "'s cache mode")));
         }
         BalloonConfig balloon = null;
         if (r.bool("balloon")) {
             balloon = new BalloonConfig(r.i64("balloon size"), r.bool("balloon deflate_on_oom"), r.i32("balloon statistics interval"));
         }
-        LinuxBoot.Protocol bootProtocol = Arrays.stream(LinuxBoot.Protocol.values()).filter(p -> p.name().equals(protocol))
-                .findFirst().orElseThrow(() -> r.fail("the boot protocol '" + protocol + "' is not one of "
-                        + List.of(LinuxBoot.Protocol.values())));
+        LinuxBoot.Protocol bootProtocol = named(r, LinuxBoot.Protocol.values(), protocol, "the boot protocol");
         MachineConfig config = new MachineConfig(kernel, initrdPath, commandLine, cpus, memoryMib,
                 bootProtocol, drives, nics, vsock, shares, CpuPinning.NONE, null, entropy, balloon);
         VmRules.machine(config, SNAPSHOT_WORDING);
