@@ -53,8 +53,21 @@ public final class KvmTestsInRig implements BeforeAllCallback, InvocationInterce
         if (hostHasKvm() || outcomes(context) != null) return; // here, or a @Nested class of a class run in the rig
         String name = context.getRequiredTestClass().getName();
         Map<String, InRigTestRunner.Outcome> outcomes = UsesKvmPlan.outcomesOf(name);
-        if (outcomes == null) outcomes = runInRig(SharedRig.of(context, Rig.Options.defaults().withOneTcgThread()), List.of(name));
+        if (outcomes == null) outcomes = runInRig(runRig(context), List.of(name));
         context.getStore(NAMESPACE).put(OUTCOMES, outcomes);
+    }
+
+    /** The test run's rig for classes outside a plan's batch (one TCG thread), stopped when the run ends. */
+    private static SharedRig runRig(ExtensionContext context) {
+        return context.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(RunRig.class,
+                k -> new RunRig(new SharedRig(Rig.Options.defaults().withOneTcgThread())), RunRig.class).rig();
+    }
+
+    private record RunRig(SharedRig rig) implements ExtensionContext.Store.CloseableResource {
+        @Override
+        public void close() {
+            rig.close();
+        }
     }
 
     /**

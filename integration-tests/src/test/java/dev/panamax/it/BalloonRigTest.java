@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -14,7 +15,6 @@ import java.util.List;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The balloon where real KVM is (the rig here): a 256 MiB guest touches 160 MiB and frees it, so
@@ -24,7 +24,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * {@code MemTotal} and {@code MemAvailable} every second until the script, done, shuts it down
  * ({@code SendCtrlAltDel}). NEEDS THE RIG: not run by the unit-test build.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class BalloonRigTest {
     private static final int GUEST_MIB = 256;

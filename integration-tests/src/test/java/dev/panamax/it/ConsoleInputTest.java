@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
@@ -17,10 +18,9 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /** Keyboard input reaches commands in the rig, and through Panamax's serial console, a guest's shell. */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class ConsoleInputTest {
 

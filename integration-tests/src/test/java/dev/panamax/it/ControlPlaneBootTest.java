@@ -4,6 +4,7 @@ import static dev.panamax.it.ScriptOutput.fact;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.io.IOException;
@@ -16,14 +17,13 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The control plane boots real Linux where real KVM is (this host with hardware virtualization,
  * else the nested rig): the Java API, the REST API with a client in the same place, and the
  * README's example. The programs run there print what they saw; the assertions are here.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900) // the first run builds the kernel (5-10 minutes on 2 cores)
 class ControlPlaneBootTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(400);

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -13,7 +14,6 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The tiny guest with an entropy device reads 64 bytes from {@code /dev/hwrng} (virtio-rng, filled
@@ -21,7 +21,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * kernel's pvpanic driver reports the panic and {@code run} ends with the panic status, saying it came
  * through pvpanic. Where real KVM is (the rig here). NEEDS THE RIG: not run by the unit-test build.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class EntropyPanicRigTest {
 

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -13,14 +14,13 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * {@code panamax exec} where real KVM is (the class's one rig here, shared by every case): each case
  * runs the CLI's {@code exec --no-rig} there with its stdout and stderr in files of their own, then
  * looks for what it left behind. {@link ExecThroughRigTest} runs {@code exec} from this host, through a rig of its own.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(1500)
 class ExecRigTest {
     private static final Duration RUN_TIMEOUT = Duration.ofSeconds(400);

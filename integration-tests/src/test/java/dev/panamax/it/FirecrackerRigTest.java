@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.panamax.cli.Panamax;
 import dev.panamax.control.Json;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -12,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Firecracker's getting-started sequence, as its doc sends it with curl over the socket (the
@@ -21,7 +21,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * --api-sock} where real KVM is (the rig here). The guest's console and the log file show it ran.
  * NEEDS THE RIG: not run by the unit-test build.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class FirecrackerRigTest {
 

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.DebianPackages;
 import dev.panamax.guest.RescueGuest;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.HostKvm;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
@@ -34,14 +35,13 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * {@code panamax image extract} copies a known tree back out of ext4 file systems that {@code mkfs.ext4 -d}
  * made from it: from a raw image, a qcow2, a damaged qcow2 (all but the damaged file) and a partition of a
  * partitioned disk, each in one boot of the rescue guest where real KVM is.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900) // the first run downloads Debian's kernel (about 100 MB)
 class ImageExtractTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(400);

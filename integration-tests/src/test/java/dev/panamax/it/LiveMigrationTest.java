@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
@@ -25,7 +26,6 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Live migration of a booted 2-vCPU guest between two Panamax processes over a Unix socket, where
@@ -36,7 +36,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * repeat, the disk holds every count in order, the TCP stream goes on over the same connection,
  * and the guest's clock shows the pause.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(1500)
 class LiveMigrationTest {
     private static final int LAST = 600; // never reached: the script ends the run once the destination has counted enough

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RigImages;
 import dev.panamax.rig.RunResult;
@@ -15,14 +16,13 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Panamax boots real Linux guests with {@code panamax run} where real KVM is: directly on a host
  * with hardware virtualization, else inside the nested rig (on this kind of host). Each test is one
  * boot; the guest's /init runs {@code panamax.run} and reboots, which ends the VM.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900) // the first run builds the kernel (5-10 minutes on 2 cores)
 class PanamaxBootTest {
     private static final Duration BOOT_TIMEOUT = Duration.ofSeconds(240);

@@ -5,6 +5,7 @@ import static dev.panamax.it.PanamaxBootTest.tinyGuest;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import dev.panamax.storage.BlockBackend;
@@ -21,14 +22,13 @@ import java.util.UUID;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The tiny guest uses virtio-blk disks: it writes through the block device, syncs and ends, and the
  * host finds the bytes in the image file. The images live in the module's target directory, which
  * the rig shares writable (it is inside the git work tree).
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class PanamaxDiskTest {
     private static final String PATTERN = "panamax-pattern-7f3a";

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
@@ -23,7 +24,6 @@ import java.util.regex.Pattern;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The tiny guest on virtio-net, with each backend: on a tap whose host side sits in a network
@@ -32,7 +32,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * loopback of the machine Panamax runs on. Files are compared by SHA-256. Everything runs where real
  * KVM is (the rig here, as root; on a host with hardware KVM, root is needed for the namespace).
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900) // the first run builds the kernel (5-10 minutes on 2 cores)
 class PanamaxNetTest {
     private static final Duration TIMEOUT = Duration.ofSeconds(300);

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
@@ -22,14 +23,13 @@ import java.util.concurrent.ThreadLocalRandom;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * {@code run --uid 65534 --gid 65534} (issue 20): root opens {@code /dev/kvm}, a disk image only root may open and a tap
  * (CAP_NET_ADMIN), then the VMM becomes nobody; the guest boots, pings the tap's host side, writes its disk and ends in order,
  * and the host finds the bytes in the image. Runs as root where real KVM is (the rig here).
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900) // the first run builds the kernel (5-10 minutes on 2 cores)
 class PrivilegeDropRigTest {
     private static final String PATTERN = "panamax-unprivileged-5c1e";

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -14,7 +15,6 @@ import java.util.List;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * A guest on 2 MiB huge pages with its vCPUs and I/O threads pinned, where real KVM is (the rig
@@ -23,7 +23,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * thread's {@code Cpus_allowed_list} from {@code /proc/PID/task}. NEEDS THE RIG: not run by the
  * unit-test build.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class ResourcesRigTest {
     private static final String POOL = "/sys/kernel/mm/hugepages/hugepages-2048kB";

@@ -2,6 +2,7 @@ package dev.panamax.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
 import java.io.ByteArrayOutputStream;
@@ -12,10 +13,9 @@ import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /** Commands in the nested KVM rig: output, exit status, environment, timeouts. One rig serves the class. */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(300)
 class RigTest {
 

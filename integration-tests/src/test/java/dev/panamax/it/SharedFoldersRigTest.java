@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -14,7 +15,6 @@ import java.util.List;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The tiny guest's Linux mounts two host folders through Panamax's in-process virtio-fs, where real
@@ -24,7 +24,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * symbolic links the host put in the share, a directory swapped for a symbolic link while the guest
  * writes into it, a hard link across shares) all fail, the file and its directory untouched.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class SharedFoldersRigTest {
     private static final int FILES = 1000;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RunResult;
@@ -25,7 +26,6 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * A running 2-vCPU guest is snapshotted with its qcow2 disk ({@code panamax snapshot --with-disks})
@@ -39,7 +39,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * the script lets it, so the snapshots come where the script wants them however slow the rig is. Everything runs where real KVM
  * is (the rig here, as root).
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(2500)
 class SnapshotRestoreTest {
     private static final int RESTORES = 5;
@@ -102,7 +102,7 @@ class SnapshotRestoreTest {
                 "ip -n " + namespace + " addr add 10.9.0.1/24 dev " + tap,
                 "ip -n " + namespace + " link set " + tap + " up",
                 "cd " + dir,
-                // From scratch, also when RigExtension runs the script once more.
+                // From scratch, also when the shared rig runs the script once more.
                 "rm -rf snap diff merged; cp blank.qcow2 data.qcow2; rm -f hold",
                 // The first run's hold: a listener answering each question with hold while the file is there.
                 "ip netns exec " + namespace + " busybox nc -ll -p 5009 -e sh -c '[ -e hold ] && echo hold' &",
@@ -142,7 +142,7 @@ class SnapshotRestoreTest {
         script.add("echo memory-after=$(sha256sum < snap/vm.mem | cut -c1-64)");
 
         // About 7 minutes in a healthy rig, twice that on a loaded machine; the class's timeout leaves room for
-        // RigExtension's second try in a fresh rig.
+        // the shared rig's second try in a fresh rig.
         RunResult r = kvm.run(List.of("sh", "-c", String.join("\n", script)), Duration.ofSeconds(1200), System.out);
 
         String out = r.output();

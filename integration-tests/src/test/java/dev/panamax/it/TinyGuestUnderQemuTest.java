@@ -3,18 +3,18 @@ package dev.panamax.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The tiny guest boots under QEMU with KVM (the peer VMM of the benchmarks) where real KVM is: on
  * this kind of host, as L2 inside the rig. /init runs panamax.run and the guest's end ends QEMU.
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(600) // the first run builds the kernel (about 5 minutes on 2 cores)
 class TinyGuestUnderQemuTest {
 

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
 import dev.panamax.guest.GuestImages;
+import dev.panamax.junit.PanamaxTest;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RunResult;
 import java.time.Duration;
@@ -14,7 +15,6 @@ import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * The tiny guest's Linux talks to host programs over Panamax's virtio-vsock, through Firecracker's
@@ -24,7 +24,7 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * the VM and its other connections working ({@link VsockPeer} is the host side). Runs where real KVM
  * is (the rig here).
  */
-@ExtendWith(RigExtension.class)
+@PanamaxTest
 @Timeout(900)
 class VsockRigTest {
 

@@ -4,6 +4,7 @@ import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.rig.HostKvm;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
+import dev.panamax.rig.SharedRig;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
 import java.nio.file.Path;
@@ -34,7 +35,8 @@ import org.junit.platform.commons.support.ReflectionSupport;
  *
  * <p>Where it runs: this host when its /dev/kvm is hardware-fast, else the nested KVM rig, started
  * on first use and shared by the classes in turn (the rig runs one command at a time, so classes
- * with guests run one after another there); stopped when no class has used it for a minute.
+ * with guests run one after another there); stopped when no class has used it for a minute. Tests
+ * that run commands of their own take a {@link RealKvm} parameter for the same place.
  */
 public final class PanamaxExtension implements ParameterResolver, TestInstancePostProcessor, BeforeEachCallback, TestExecutionExceptionHandler {
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(PanamaxExtension.class);
@@ -55,12 +57,24 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
     @Override
     public boolean supportsParameter(ParameterContext parameter, ExtensionContext context) {
-        return parameter.getParameter().getType() == Guest.class;
+        Class<?> type = parameter.getParameter().getType();
+        return type == Guest.class || type == RealKvm.class || type == Rig.class;
     }
 
+    /**
+     * A {@link Guest}: the class's guest. A {@link RealKvm}: where this run's guests run, for the
+     * test's own commands (a {@code panamax} command line, a Java main that uses the API); one of
+     * type {@link Rig}: the rig itself, on any host. Either keeps the rig from stopping as idle
+     * until the test (or class, for a constructor's) has ended.
+     */
     @Override
     public Object resolveParameter(ParameterContext parameter, ExtensionContext context) {
-        return guest(context);
+        Class<?> type = parameter.getParameter().getType();
+        if (type == Guest.class) return guest(context);
+        Places places = places(context);
+        Object place = type == Rig.class ? places.rig() : places.commandsPlace();
+        context.getStore(NAMESPACE).put(new Object(), (ExtensionContext.Store.CloseableResource) places::release);
+        return place;
     }
 
     /** Sets every instance field of type {@link Guest} (static ones are refused: the guest is the class's, per instance). */
@@ -152,6 +166,11 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
         }
     }
 
+    /** The test run's places. */
+    private static Places places(ExtensionContext context) {
+        return context.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(Places.class, k -> new Places(), Places.class);
+    }
+
     private static Optional<GuestConnection> existingGuest(ExtensionContext context) {
         ClassGuest g = owner(context).getStore(NAMESPACE).get(ClassGuest.class, ClassGuest.class);
         return g == null ? Optional.empty() : Optional.ofNullable(g.guest);
@@ -175,7 +194,7 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
                 throw new ExtensionConfigurationException("@PanamaxTest on " + owner.getRequiredTestClass().getSimpleName() + ": "
                         + e.getMessage(), e);
             }
-            Places places = owner.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(Places.class, k -> new Places(), Places.class);
+            Places places = places(owner);
             RealKvm place = places.placeFor(spec.hostDirectories());
             try {
                 return new ClassGuest(bootIn(place, places, spec, a), spec.reset(), null, places);
@@ -222,15 +241,15 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     }
 
     /**
-     * Where guests run in this test run: this host, or one rig kept for every class (restarted only
-     * to see more directories), stopped once idle for {@link #IDLE_RIG}.
+     * Where guests and commands run in this test run: this host, or one rig kept for every class
+     * (restarted only to see more directories), stopped once idle for {@link #IDLE_RIG}.
      */
     static final class Places implements ExtensionContext.Store.CloseableResource {
         /**
          * A rig no class has used for this long is stopped, and started again when a class needs
          * one: an idle rig's QEMU holds the memory its JVMs and guests touched (from 0.4 GiB after
-         * its boot up to its 4 GiB), beside the test run's other rigs, and classes with guests often
-         * come far apart in a run; a start costs 10-15 s.
+         * its boot up to its 4 GiB), and classes with guests often come far apart in a run; a start
+         * costs 10-15 s.
          */
         static final Duration IDLE_RIG = Duration.ofSeconds(60);
         private static final ScheduledExecutorService IDLE_TIMER = Executors.newSingleThreadScheduledExecutor(
@@ -238,9 +257,8 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
         private final Duration idleRig;
         private Boolean hardware; // guarded by this
-        private Rig rig; // guarded by this
-        private Rig.Options rigOptions; // the running rig's; guarded by this
-        private int users; // classes with a guest in the rig or booting one; guarded by this
+        private SharedRig rig; // sees every directory a class asked for so far; guarded by this
+        private int users; // classes with a guest or tests with commands in the rig; guarded by this
         private ScheduledFuture<?> idleStop; // guarded by this
 
         Places() {
@@ -253,29 +271,52 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
         /** Where the next class's guest runs; {@link #release} says when it has ended. */
         synchronized RealKvm placeFor(List<Path> directories) {
-            if (idleStop != null) idleStop.cancel(false);
-            idleStop = null;
-            RealKvm place = place(directories);
-            users++;
+            RealKvm place = hardware() ? new HostKvm() : rigSeeing(directories).rig();
+            use();
             return place;
         }
 
-        private RealKvm place(List<Path> directories) {
+        /**
+         * Where a test's own commands run: this host, or the shared rig, which runs a command once
+         * more in a fresh rig when the rig stopped under it; {@link #release} says when the test has ended.
+         */
+        synchronized RealKvm commandsPlace() {
+            RealKvm place = hardware() ? new HostKvm() : rigSeeing(List.of());
+            use();
+            return place;
+        }
+
+        /** The rig itself, on any host (for tests of the rig); {@link #release} says when the test has ended. */
+        synchronized Rig rig() {
+            Rig r = rigSeeing(List.of()).rig();
+            use();
+            return r;
+        }
+
+        private boolean hardware() {
             if (hardware == null) hardware = KvmAcceleration.detect().hardware();
-            if (hardware) return new HostKvm();
-            if (rig != null && directories.stream().allMatch(d -> visible(rigOptions, d))) return rig;
-            if (rig != null) rig.close();
-            Rig.Options options = rigOptions == null ? Rig.Options.defaults() : rigOptions;
+            return hardware;
+        }
+
+        private void use() {
+            if (idleStop != null) idleStop.cancel(false);
+            idleStop = null;
+            users++;
+        }
+
+        /** The shared rig, replaced by one that also shares {@code directories} if it does not see them all. */
+        private SharedRig rigSeeing(List<Path> directories) {
+            if (rig != null && directories.stream().allMatch(d -> visible(rig.options(), d))) return rig;
+            Rig.Options options = rig == null ? Rig.Options.defaults() : rig.options();
             for (Path d : directories) {
                 if (!visible(options, d)) options = options.withShare(d, false);
             }
-            rig = null;
-            rig = Rig.start(options);
-            rigOptions = options;
+            if (rig != null) rig.close();
+            rig = new SharedRig(options);
             return rig;
         }
 
-        /** A class's guest has ended; the rig stops when none comes within {@link #idleRig}. */
+        /** A class's guest or a test's commands have ended; the rig stops when nothing uses it within {@link #idleRig}. */
         synchronized void release() {
             users--;
             if (users == 0 && rig != null) idleStop = IDLE_TIMER.schedule(this::stopIdleRig, idleRig.toMillis(), TimeUnit.MILLISECONDS);
@@ -283,21 +324,18 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
         /** The running rig, if any (for tests). */
         synchronized Optional<Rig> runningRig() {
-            return Optional.ofNullable(rig).filter(r -> !r.isStopped());
+            return rig == null ? Optional.empty() : rig.running();
         }
 
         private synchronized void stopIdleRig() {
             if (users > 0 || rig == null) return;
-            rig.close();
-            rig = null; // its options stay: the next rig sees the same directories
+            rig.close(); // its options stay: the next rig sees the same directories
         }
 
         /** Stops the rig (a stuck one) and starts another with its options. */
         synchronized Rig freshRig() {
-            if (rig != null) rig.close();
-            rig = null;
-            rig = Rig.start(rigOptions);
-            return rig;
+            rig.close();
+            return rig.rig();
         }
 
         private static boolean visible(Rig.Options options, Path dir) {

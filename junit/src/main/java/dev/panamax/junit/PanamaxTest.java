@@ -12,6 +12,10 @@ import org.junit.jupiter.api.extension.ExtendWith;
  * A test class with a booted tiny Linux guest: a field or parameter of type {@link Guest} gets it.
  * The guest boots on first use and serves every test of the class; it stops after the class. By
  * default each test starts from a snapshot of the freshly booted guest ({@link Reset#SNAPSHOT}).
+ *
+ * <p>A test that runs commands of its own where KVM is real (a {@code panamax} command line, a Java
+ * main using the API) takes a parameter of type {@link dev.panamax.rig.RealKvm}: this host where its
+ * KVM is hardware-fast, else the test run's rig, the one its guests run in.
  */
 @Target(ElementType.TYPE)
 @Retention(RetentionPolicy.RUNTIME)

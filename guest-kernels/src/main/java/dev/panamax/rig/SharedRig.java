@@ -6,12 +6,12 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.time.Duration;
 import java.util.List;
+import java.util.Optional;
 import java.util.function.BiFunction;
-import org.junit.jupiter.api.extension.ExtensionContext;
 
 /**
- * The test run's rig: started on first use and shared by every test class of the run (a rig start
- * is 10-15 s), replaced when it has stopped, stopped when the run ends.
+ * A rig shared by many commands (a test run's: a rig start is 10-15 s): started on first use,
+ * replaced when it has stopped, stopped by {@link #close} and started again by the next command.
  *
  * <p>QEMU's software CPU under the rig has been seen to hang (both of its CPUs in soft lockup) or
  * crash a JVM. When the rig stops under a command (a hung rig is stopped by {@link Rig#run}'s
@@ -22,27 +22,21 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * command whose output reports a guest's triple fault runs once more too, saying so. Any other
  * failure or timeout in a healthy rig is not retried.
  */
-public final class SharedRig implements RealKvm, ExtensionContext.Store.CloseableResource {
-    private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(SharedRig.class);
+public final class SharedRig implements RealKvm, AutoCloseable {
     /** How Panamax reports a guest's triple fault; no test makes one in the rig on purpose. */
     private static final String NESTED_TRIPLE_FAULT = "triple fault: KVM_EXIT_SHUTDOWN";
 
     private final Rig.Options options;
     private Rig rig; // guarded by this
 
-    /** A rig of the caller's own, which it closes; tests take the run's with {@link #of}. */
-    SharedRig(Rig.Options options) {
+    /** Rigs started with {@code options}, the first when a command needs one. */
+    public SharedRig(Rig.Options options) {
         this.options = options;
     }
 
-    /** The rig of the test run {@code context} belongs to, with {@link Rig.Options#defaults}. */
-    public static SharedRig of(ExtensionContext context) {
-        return of(context, Rig.Options.defaults());
-    }
-
-    /** The test run's rig started with {@code options} (one per distinct options). */
-    public static SharedRig of(ExtensionContext context, Rig.Options options) {
-        return context.getRoot().getStore(NAMESPACE).getOrComputeIfAbsent(options, key -> new SharedRig(options), SharedRig.class);
+    /** The options each rig starts with. */
+    public Rig.Options options() {
+        return options;
     }
 
     /** The rig itself, started if there is none running. */
@@ -53,6 +47,11 @@ public final class SharedRig implements RealKvm, ExtensionContext.Store.Closeabl
         }
         if (rig == null) rig = Rig.start(options);
         return rig;
+    }
+
+    /** The rig if one is running, without starting one. */
+    public synchronized Optional<Rig> running() {
+        return Optional.ofNullable(rig).filter(r -> !r.isStopped());
     }
 
     private RunResult once(List<String> argv, InputStream input, BiFunction<Rig, InputStream, RunResult> command) {
@@ -73,10 +72,7 @@ public final class SharedRig implements RealKvm, ExtensionContext.Store.Closeabl
             if (input != null && !input.untouched()) throw e; // its input is spent: it cannot run again as it was
             System.err.println("panamax tests: " + e.getMessage().lines().findFirst().orElse("") + "; running "
                     + argv.getFirst() + " once more in a fresh rig");
-            synchronized (this) {
-                rig.close();
-                rig = null;
-            }
+            close();
             return command.apply(rig(), input);
         }
     }
@@ -96,9 +92,11 @@ public final class SharedRig implements RealKvm, ExtensionContext.Store.Closeabl
         return rig().jvmOptions();
     }
 
+    /** Stops the running rig, if any; the next command starts another. */
     @Override
     public synchronized void close() {
         if (rig != null) rig.close();
+        rig = null;
     }
 
     /**
