@@ -4,6 +4,7 @@ import dev.panamax.kvm.CpuidEntry;
 import dev.panamax.kvm.Kvm;
 import dev.panamax.kvm.VmFd;
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.NativeHeap;
 import dev.panamax.sys.SyscallProfile;
 import dev.panamax.vm.state.StateReader;
 import dev.panamax.vm.state.StateWriter;
@@ -691,6 +692,9 @@ public final class Vm implements AutoCloseable, Stateful {
         if (ownsKvm) {
             kvm.close();
         }
+        // The VM's threads freed their native buffers, but the C library keeps the pages of the arenas
+        // they used; a JVM that runs VM after VM would hold its busiest moment's pages for good.
+        NativeHeap.trim();
         if (failure != null) {
             throw failure;
         }
