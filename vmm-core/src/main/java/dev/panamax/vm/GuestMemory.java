@@ -10,10 +10,14 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.lang.ref.Reference;
+import java.lang.ref.ReferenceQueue;
 import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Guest RAM: non-overlapping regions of guest-physical address space, each backed by a host
@@ -45,8 +49,20 @@ public final class GuestMemory implements AutoCloseable {
     /** A region and the bitmap of its pages written through this object (bit i of word i / 64 is page i). */
     private record Slot(Region region, long[] written) {}
 
-    /** A {@link #retainedSlice}: its range is marked at every take for as long as its holder keeps the segment. */
-    private record Retained(WeakReference<MemorySegment> segment, long address, long length) {}
+    /**
+     * A {@link #retainedSlice}: its range is marked at every take for as long as its holder keeps the
+     * segment; once the collector has cleared it, it waits in {@link #dropped} to leave {@link #retained}.
+     */
+    private static final class Retained extends WeakReference<MemorySegment> {
+        final long address;
+        final long length;
+
+        Retained(MemorySegment segment, long address, long length, ReferenceQueue<MemorySegment> dropped) {
+            super(segment, dropped);
+            this.address = address;
+            this.length = length;
+        }
+    }
 
     private static final VarHandle WORDS = MethodHandles.arrayElementVarHandle(long[].class);
     private static final int PAGE_SHIFT = 12;
@@ -54,13 +70,13 @@ public final class GuestMemory implements AutoCloseable {
     private volatile Slot[] slots = new Slot[0];
     /** Checked on every write; off, marking costs this one volatile read. */
     private volatile boolean tracking;
-    private final List<Retained> retained = new ArrayList<>(); // guarded by this
     /**
-     * The size of {@link #retained} at which its dropped entries are next cleared out: twice what stayed after
-     * the last clearing, so that each retainedSlice costs amortized constant time however many a guest makes
-     * (a driver that resets its device in a loop makes new rings each time). Guarded by this.
+     * The live retained slices. A set by identity, emptied of cleared ones through {@link #dropped}, so that
+     * each retainedSlice costs constant time however many a guest makes (a driver that resets its device
+     * in a loop makes new rings each time). Guarded by this.
      */
-    private int pruneAt = 16;
+    private final Set<Retained> retained = new HashSet<>();
+    private final ReferenceQueue<MemorySegment> dropped = new ReferenceQueue<>();
 
     /**
      * Adds a region backed by {@code backing} at {@code guestAddress}.
@@ -201,13 +217,22 @@ public final class GuestMemory implements AutoCloseable {
     public MemorySegment retainedSlice(long address, long length) {
         MemorySegment slice = slice(address, length);
         synchronized (this) {
-            if (retained.size() >= pruneAt) {
-                retained.removeIf(r -> r.segment().refersTo(null));
-                pruneAt = Math.max(16, 2 * retained.size());
-            }
-            retained.add(new Retained(new WeakReference<>(slice), address, length));
+            removeDropped();
+            retained.add(new Retained(slice, address, length, dropped));
         }
         return slice;
+    }
+
+    /** How many retained slices are listed (those the collector cleared and that are not yet forgotten included). */
+    synchronized int retainedSliceCount() {
+        return retained.size();
+    }
+
+    /** Forgets the retained slices the collector has cleared since the last call. Called holding this. */
+    private void removeDropped() {
+        for (Reference<? extends MemorySegment> r; (r = dropped.poll()) != null; ) {
+            retained.remove(r);
+        }
     }
 
     /**
@@ -242,11 +267,11 @@ public final class GuestMemory implements AutoCloseable {
             throw new IllegalStateException("guest memory writes are not being tracked");
         }
         Slot[] now = slots;
-        retained.removeIf(r -> r.segment().refersTo(null));
+        removeDropped();
         for (Retained r : retained) {
-            Slot s = find(r.address(), r.length());
-            if (s != null) {
-                mark(s, r.address(), r.length());
+            Slot s = find(r.address, r.length);
+            if (s != null && !r.refersTo(null)) {
+                mark(s, r.address, r.length);
             }
         }
         List<DirtyPages.Range> ranges = new ArrayList<>(now.length);
