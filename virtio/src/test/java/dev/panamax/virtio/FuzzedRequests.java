@@ -37,8 +37,20 @@ public final class FuzzedRequests implements AutoCloseable {
     /** Room for MAX_REQUESTS requests of 64 KiB readable and 64 KiB writable bytes, each piece 8-byte aligned. */
     private static final long MEMORY_BYTES = BUFFERS + MAX_REQUESTS * 2L * 0x11000;
 
+    private static final long USED_RING_END = USED + 4 + 8L * QUEUE_SIZE + 2;
+    /**
+     * One mapping under the guest memory of every input of a run: mapping 4 MiB and faulting its pages
+     * in again for each input cost more than most devices' parsing. Each {@link #serve} first zeroes
+     * what the one before laid out (rings and buffers, the device's writes into them included), so an
+     * input finds the memory as a fresh mapping has it. Fuzz targets run one input at a time.
+     */
+    private static MappedMemory backing;
+    /** How many bytes from address 0 the last {@link #serve} laid out. */
+    private static long laidOut;
+
     private final VirtioDevice device;
     private final int queueIndex;
+    /** A device's own, over {@link #backing}: what one device's queues retain of it goes with the device. */
     private final GuestMemory memory = new GuestMemory();
     private final QueueSettings settings = new QueueSettings(QUEUE_SIZE);
     private final long[] writableLengths = new long[QUEUE_SIZE];
@@ -50,15 +62,31 @@ public final class FuzzedRequests implements AutoCloseable {
     public FuzzedRequests(VirtioDevice device, int queueIndex) {
         this.device = device;
         this.queueIndex = queueIndex;
-        memory.addRegion(0, MappedMemory.anonymous(MEMORY_BYTES));
+        synchronized (FuzzedRequests.class) {
+            if (backing == null) backing = MappedMemory.anonymous(MEMORY_BYTES);
+        }
+        memory.addRegion(0, backing);
         device.connect(memory, new CountingInterrupts(device.queueCount()));
-        device.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
-        device.setDriverFeatures(device.deviceFeatures());
-        device.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK);
+        negotiate();
         settings.setSize(QUEUE_SIZE);
         settings.setDescTable(RINGS);
         settings.setAvailRing(AVAIL);
         settings.setUsedRing(USED);
+    }
+
+    private void negotiate() {
+        device.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
+        device.setDriverFeatures(device.deviceFeatures());
+        device.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK);
+    }
+
+    /**
+     * The driver resets the device (status 0) and negotiates again: for a target whose device is too
+     * costly to make for each input, between two inputs.
+     */
+    public void reset() {
+        device.setStatus(0);
+        negotiate();
     }
 
     /**
@@ -69,6 +97,8 @@ public final class FuzzedRequests implements AutoCloseable {
      * @throws VirtioProtocolException as the device throws it
      */
     public void serve(byte[] input) {
+        memory.slice(0, laidOut).fill((byte) 0);
+        laidOut = MEMORY_BYTES; // until this layout is done, should it throw
         VirtQueue queue = VirtQueue.create(queueIndex, settings, QUEUE_SIZE, memory, false, true);
         Arrays.fill(writableLengths, -1);
         int requests = 0;
@@ -99,6 +129,7 @@ public final class FuzzedRequests implements AutoCloseable {
             requests++;
         }
         memory.writeShort(AVAIL + 2, (short) requests);
+        laidOut = Math.max(buffer, USED_RING_END);
         int published = requests;
         // serve() loops until told to stop: it stops once every request is taken, and the signal lets
         // it through its wait for a notification once.
@@ -155,10 +186,9 @@ public final class FuzzedRequests implements AutoCloseable {
         return (b[at] & 0xff) | (b[at + 1] & 0xff) << 8;
     }
 
-    /** Closes the device, then frees the memory. */
+    /** Closes the device; the mapping serves the next input's. */
     @Override
     public void close() {
         device.close();
-        memory.close();
     }
 }

@@ -37,23 +37,43 @@ class VirtioFsFuzzTest {
     @TempDir(factory = TmpfsTempDir.class)
     static Path shares;
 
-    /** A device and a share for each input: the guest's nodes, open files and changes are state one input must not leave to the next. */
+    /**
+     * One device for all inputs (making one, with its 2 MiB of request buffers, cost more than most
+     * inputs): the guest's nodes, open files and changes are state one input must not leave to the
+     * next, so the driver resets the device after each input (which ends the guest's FUSE session)
+     * and the share's files are made anew, in the same directory, with its mode as before.
+     */
     @FuzzTest
     void requests(byte[] input) throws IOException {
-        Path share = Files.createDirectory(shares.resolve("share"));
+        FuzzedRequests requests = requestsDevice();
+        Files.setPosixFilePermissions(requestsShare, SHARE_MODE);
+        Files.writeString(requestsShare.resolve("hello.txt"), "hello, virtio-fs\n", StandardCharsets.US_ASCII);
+        Files.createDirectory(requestsShare.resolve("dir"));
+        Files.write(requestsShare.resolve("dir").resolve("data"), new byte[8192]);
+        Files.createSymbolicLink(requestsShare.resolve("link"), Path.of("hello.txt"));
         try {
-            Files.writeString(share.resolve("hello.txt"), "hello, virtio-fs\n", StandardCharsets.US_ASCII);
-            Files.createDirectory(share.resolve("dir"));
-            Files.write(share.resolve("dir").resolve("data"), new byte[8192]);
-            Files.createSymbolicLink(share.resolve("link"), Path.of("hello.txt"));
-            try (FuzzedRequests requests = new FuzzedRequests(new VirtioFs("fuzz", "fuzz", share, false, FuzzedRequests.QUEUE_SIZE), VirtioFs.REQUESTS)) {
-                requests.serve(boundFallocate(input));
-            } catch (VirtioProtocolException | GuestMemoryException refused) {
-                // the documented answer to a request the device cannot answer with an errno
-            }
+            requests.serve(boundFallocate(input));
+        } catch (VirtioProtocolException | GuestMemoryException refused) {
+            // the documented answer to a request the device cannot answer with an errno
         } finally {
-            deleteTree(share);
+            requests.reset();
+            try (Stream<Path> files = Files.list(requestsShare)) {
+                for (Path file : files.toList()) deleteTree(file);
+            }
         }
+    }
+
+    private static final java.util.Set<java.nio.file.attribute.PosixFilePermission> SHARE_MODE =
+            java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x");
+    private static Path requestsShare;
+    private static FuzzedRequests requestsDevice;
+
+    private static synchronized FuzzedRequests requestsDevice() throws IOException {
+        if (requestsDevice == null) {
+            requestsShare = Files.createDirectory(shares.resolve("share"));
+            requestsDevice = new FuzzedRequests(new VirtioFs("fuzz", "fuzz", requestsShare, false, FuzzedRequests.QUEUE_SIZE), VirtioFs.REQUESTS);
+        }
+        return requestsDevice;
     }
 
     /**
@@ -109,7 +129,11 @@ class VirtioFsFuzzTest {
     }
 
     @AfterAll
-    static void closeSessionServer() {
+    static void closeDevices() {
+        if (requestsDevice != null) {
+            requestsDevice.close();
+            requestsDevice = null;
+        }
         if (sessionServer != null) {
             sessionServer.close();
             sessionClient.close();
@@ -130,9 +154,9 @@ class VirtioFsFuzzTest {
         return bytes.array();
     }
 
-    /** Deletes {@code dir} and all below it; links are deleted, never followed. */
-    private static void deleteTree(Path dir) throws IOException {
-        try (Stream<Path> paths = Files.walk(dir)) {
+    /** Deletes {@code file} and all below it; links are deleted, never followed. */
+    private static void deleteTree(Path file) throws IOException {
+        try (Stream<Path> paths = Files.walk(file)) {
             for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
                 Files.delete(p);
             }
