@@ -30,11 +30,13 @@ import org.junit.jupiter.api.Timeout;
 /**
  * Live migration of a booted 2-vCPU guest between two Panamax processes over a Unix socket, where
  * real KVM is (the rig here): the guest counts twice a second, each count on its console, in its
- * own block of a qcow2 disk on shared storage, and down a TCP connection a host program opened
- * into it over a tap; {@code panamax migrate} moves it to a {@code panamax run --incoming} waiting
- * on another tap of the same bridge. The counts go on at the destination without a gap or a
- * repeat, the disk holds every count in order, the TCP stream goes on over the same connection,
- * and the guest's clock shows the pause.
+ * own block of a qcow2 disk on shared storage, down a TCP connection a host program opened into it
+ * over a tap, and into a file of a host folder (virtio-fs) it opened once before the first count;
+ * {@code panamax migrate} moves it to a {@code panamax run --incoming} waiting on another tap of the
+ * same bridge. The counts go on at the destination without a gap or a repeat, the disk holds every
+ * count in order, the TCP stream goes on over the same connection, the host file gets every count
+ * through the same open file (the guest's FUSE session moved with it), and the guest's clock shows
+ * the pause.
  */
 @PanamaxTest
 @Timeout(1500)
@@ -49,6 +51,7 @@ class LiveMigrationTest {
                 "the taps and their network namespace need root on this host; run the test as root");
         Path dir = Files.createDirectories(Path.of("target", "migration-test-" + UUID.randomUUID()).toAbsolutePath());
         Images.create(dir.resolve("blank.qcow2"), CreateOptions.of(ImageFormat.QCOW2, 8 << 20));
+        Path share = Files.createDirectories(dir.resolve("share"));
         String suffix = Integer.toHexString(ThreadLocalRandom.current().nextInt(0x10000));
         String namespace = "pnx-mig-" + suffix;
         String tapA = "pnxmiga" + suffix;
@@ -56,15 +59,15 @@ class LiveMigrationTest {
         // Each count: the console, block i of the disk, and the TCP stream (through a FIFO into the
         // listening nc). No double quotes: the kernel's command line would end panamax.run's value at the first.
         String guest = "ip link set eth0 up; ip addr add 10.9.0.2/24 dev eth0; mkfifo /tmp/f;"
-                + " nc -l -p 5001 < /tmp/f > /dev/null & exec 3> /tmp/f; echo tcp-listening; i=0;"
+                + " nc -l -p 5001 < /tmp/f > /dev/null & exec 3> /tmp/f; exec 4>> /mnt/mig/counts; echo tcp-listening; i=0;"
                 + " while [ $i -lt " + LAST + " ]; do i=$((i+1));"
-                + " echo count=$i clock=$(date +%s); echo tcp=$i >&3;"
+                + " echo count=$i clock=$(date +%s); echo tcp=$i >&3; echo share=$i >&4;"
                 + " echo $i | dd of=/dev/vda bs=512 seek=$i conv=sync 2>/dev/null; sync; sleep 0.5; done";
         String panamax = kvm.javaShellCommand(Panamax.class.getName(), List.of());
         List<String> source = new ArrayList<>(List.of("run", "--no-rig", "--timeout", "900", "--cpus", "2", "--memory", "256M",
                 "--api-sock", "/tmp/" + namespace + ".sock")); // not in dir: a 9p share holds no sockets
         source.addAll(List.of(tinyGuest(GuestImages.defaultVmlinux(), "--disk", dir.resolve("data.qcow2").toString(),
-                "--net", "tap=" + tapA, "--cmdline", "quiet panamax.run=\"" + guest + "\"")));
+                "--net", "tap=" + tapA, "--share", share + ",tag=mig", "--cmdline", "quiet panamax.shares=mig:/mnt/mig panamax.run=\"" + guest + "\"")));
         List<String> destination = List.of("run", "--no-rig", "--timeout", "900", "--incoming", "unix:/tmp/" + namespace + "-mig.sock",
                 "--net-override", "net0=" + tapB);
         String in = "ip netns exec " + namespace + " ";
@@ -79,7 +82,7 @@ class LiveMigrationTest {
                 "for t in " + tapA + " " + tapB + "; do ip -n " + namespace + " tuntap add dev $t mode tap || exit 1;"
                         + " ip -n " + namespace + " link set $t master br0; ip -n " + namespace + " link set $t up; done",
                 "cd " + dir,
-                "cp blank.qcow2 data.qcow2; rm -f source.log destination.log tcp.log",
+                "cp blank.qcow2 data.qcow2; rm -f source.log destination.log tcp.log share/counts",
                 in + kvm.javaShellCommand(Panamax.class.getName(), destination) + " > destination.log 2>&1 &",
                 "dest=$!",
                 in + kvm.javaShellCommand(Panamax.class.getName(), source) + " > source.log 2>&1 &",
@@ -101,6 +104,7 @@ class LiveMigrationTest {
                 "sed 's/^/source: /' source.log",
                 "sed 's/^/destination: /' destination.log",
                 "sed 's/^/tcp: /' tcp.log",
+                "sed 's/^/share: /' share/counts",
                 // What the guest wrote to its disk, block by block, on both sides of the move.
                 panamax + " image convert -O raw data.qcow2 data.raw && i=1 && while [ $i -le 400 ]; do"
                         + " v=$(dd if=data.raw bs=512 skip=$i count=1 2>/dev/null | tr -d '\\000' | head -n 1); [ -z $v ] && break;"
@@ -130,6 +134,9 @@ class LiveMigrationTest {
         List<Integer> tcp = numbers(out, "tcp: tcp=");
         assertThat(tcp).as("what came down the TCP connection").isEqualTo(range(1, tcp.size()));
         assertThat(tcp.size()).as("counts the destination sent over the same connection").isGreaterThan(before.getLast());
+        List<Integer> shared = numbers(out, "share: share=");
+        assertThat(shared).as("what the guest wrote into the host folder's file").isEqualTo(range(1, shared.size()));
+        assertThat(shared.size()).as("counts the destination wrote through the same open file").isGreaterThan(before.getLast());
         List<Integer> disk = numbers(out, "disk-block-\\d+=");
         assertThat(disk).as("the disk's blocks, written on both sides").startsWith(range(1, before.getLast() + AFTER - 1).toArray(Integer[]::new));
         long lastClockThere = clock(out, "source", before.getLast());
