@@ -94,6 +94,11 @@ final class CheckView {
         return meta.refcounts().get(cluster);
     }
 
+    /** The first cluster in {@code [from, to)} whose stored refcount is not 0, else {@code to}. */
+    long nextNonZeroRefcount(long from, long to) throws IOException {
+        return meta.refcounts().nextNonZero(from, to);
+    }
+
     int refcountOrder() {
         return meta.header.refcountOrder;
     }

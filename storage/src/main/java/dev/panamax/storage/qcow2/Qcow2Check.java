@@ -240,6 +240,10 @@ public final class Qcow2Check {
         for (long c = 0; c < limit; c++) {
             long stored;
             try {
+                if (c >= fileClusters) { // every refcount there should be 0: go to the next one that is not
+                    c = image.nextNonZeroRefcount(c, limit);
+                    if (c == limit) break;
+                }
                 stored = image.refcount(c);
             } catch (InvalidImageException e) {
                 report.corruption(e.getMessage());

@@ -151,6 +151,40 @@ final class Refcounts {
         return b == null ? 0 : read(b.data, (int) (cluster % perBlock), refcountBits);
     }
 
+    /**
+     * The first cluster in {@code [from, to)} whose refcount is not 0, else {@code to}: a block's bytes
+     * scanned at a time, not a lookup per cluster (a hostile header's refcount block can hold 16 million
+     * one-bit refcounts).
+     *
+     * @throws InvalidImageException for a block that cannot be read, as {@link #get} does
+     */
+    long nextNonZero(long from, long to) throws IOException {
+        for (long c = from; c < to; ) {
+            long blockIndex = c / perBlock;
+            long blockEnd = Math.min(to, (blockIndex + 1) * perBlock);
+            Block b = block(blockIndex);
+            if (b != null) {
+                int i = firstNonZero(b.data, (int) (c % perBlock), (int) ((blockEnd - 1) % perBlock), refcountBits);
+                if (i >= 0) return blockIndex * perBlock + i;
+            }
+            c = blockEnd;
+        }
+        return to;
+    }
+
+    /** The first of entries {@code first} to {@code last} (inclusive) of {@code d} that is not 0, else -1. */
+    static int firstNonZero(byte[] d, int first, int last, int refcountBits) {
+        int byteTo = (int) (((long) last + 1) * refcountBits + 7) / 8;
+        for (int at = (int) ((long) first * refcountBits / 8); at < byteTo; at++) {
+            if (d[at] == 0) continue;
+            // Entries whose first bit is in this byte, or that began before it and go on into it.
+            for (long e = Math.max(first, (long) at * 8 / refcountBits); e <= last && e * refcountBits / 8 <= at; e++) {
+                if (read(d, (int) e, refcountBits) != 0) return (int) e;
+            }
+        }
+        return -1;
+    }
+
     /** Refcount {@code i} of a refcount block of {@code refcountBits}-bit entries. */
     static long read(byte[] d, int i, int refcountBits) {
         switch (refcountBits) {
