@@ -50,6 +50,10 @@ class VirtioVsockFuzzTest {
 
     @AfterAll
     static void stopListening() throws IOException {
+        if (transmit != null) {
+            transmit.close();
+            transmit = null;
+        }
         listener.close();
     }
 
@@ -58,14 +62,24 @@ class VirtioVsockFuzzTest {
         return dir.resolve("v.sock");
     }
 
-    /** A device for each input: its connections are state that one input must not leave to the next. */
+    /** The device of every input (making one, with its socket and thread, cost more than most inputs). */
+    private static FuzzedRequests transmit;
+
+    /**
+     * Its connections are state that one input must not leave to the next: the driver resets the
+     * device after each input, which drops them all, and the host closes its ends.
+     */
     @FuzzTest
     void transmittedPackets(byte[] input) throws IOException {
-        try (FuzzedRequests transmit = new FuzzedRequests(new VirtioVsock("fuzz", 3, uds(), FuzzedRequests.QUEUE_SIZE), VirtioVsock.TX)) {
+        synchronized (VirtioVsockFuzzTest.class) {
+            if (transmit == null) transmit = new FuzzedRequests(new VirtioVsock("fuzz", 3, uds(), FuzzedRequests.QUEUE_SIZE), VirtioVsock.TX);
+        }
+        try {
             transmit.serve(input);
         } catch (VirtioProtocolException | GuestMemoryException refused) {
             // the documented answer to a packet the device cannot drop or reset
         } finally {
+            transmit.reset();
             synchronized (ACCEPTED) {
                 for (SocketChannel c : ACCEPTED) {
                     c.close();
