@@ -43,8 +43,10 @@ targets | grep -e "$filter" | while read -r module test; do
     # instrumentation_includes: coverage of Panamax's own code only, not of the libraries it calls (Jackson,
     # Micrometer, ...): 40-50 % more executions per second on qcow2 and the REST requests, the same coverage of ours.
     # </dev/null: Maven would read the rest of the target list from the loop's standard input.
+    # testForkTimeoutSeconds: the test JVM's own limit (30 minutes) would kill a longer run and lose its count.
     if JAZZER_FUZZ=1 nice ./mvnw -B -o test -pl "$module" -am -Dtest="$test" -Dsurefire.failIfNoSpecifiedTests=false \
-            -Djazzer.hooks=true -Dpanamax.testTimeoutMode=disabled -Djazzer.instrumentation_includes='dev.panamax.**' -Djazzer.max_duration="${seconds}s" $max_runs \
+            -Djazzer.hooks=true -Dpanamax.testTimeoutMode=disabled -Dpanamax.testForkTimeoutSeconds=$((seconds + 900)) \
+            -Djazzer.instrumentation_includes='dev.panamax.**' -Djazzer.max_duration="${seconds}s" $max_runs \
             </dev/null >"$log" 2>&1; then
         result=ok
     else
