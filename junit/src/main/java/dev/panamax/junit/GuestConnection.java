@@ -1,6 +1,7 @@
 package dev.panamax.junit;
 
 import dev.panamax.rig.RealKvm;
+import dev.panamax.rig.RigStoppedException;
 import dev.panamax.rig.RunResult;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
@@ -44,6 +45,7 @@ final class GuestConnection implements Guest, AutoCloseable {
     private final AtomicReference<String> endedBecause = new AtomicReference<>(); // why the guest is gone; null while it serves
     private volatile boolean changed; // a command ran since the boot or the last reset
     private volatile boolean heard; // the server has said something
+    private volatile boolean placeStopped; // the server ended because its place (the rig) stopped under it
     private Thread runner;
 
     /** A command under way: what it wrote so far, and its end. */
@@ -84,6 +86,7 @@ final class GuestConnection implements Guest, AutoCloseable {
                 RunResult r = place.runJava(serverClass, args, SERVER_LIMIT, output, guest.requests);
                 end = "the guest server ended with status " + r.exitStatus() + (r.timedOut() ? " (killed after " + SERVER_LIMIT + ")" : "");
             } catch (RuntimeException e) {
+                guest.placeStopped = e instanceof RigStoppedException;
                 end = "the guest server failed: " + e.getMessage();
             }
             guest.gone(end);
@@ -253,6 +256,19 @@ final class GuestConnection implements Guest, AutoCloseable {
     /** Whether the guest still serves commands. */
     boolean alive() {
         return endedBecause.get() == null;
+    }
+
+    /**
+     * Whether the guest is gone because the place its server ran in stopped under it (the rig wedged or
+     * died): a failure of the test bed, not of the guest.
+     */
+    boolean placeStopped() {
+        return placeStopped;
+    }
+
+    /** Why the guest is gone; null while it serves. */
+    String endReason() {
+        return endedBecause.get();
     }
 
     private static String lastLines(Deque<String> lines, int n) {

@@ -94,13 +94,13 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
     /**
      * Restores the class's guest from its snapshot when the tests before this one changed it (ran a
-     * command); the guest boots later, at first use, when no test used it yet.
+     * command), or boots it again where the rig stopped under it ({@link ClassGuest#prepareForTest}); the
+     * guest boots later, at first use, when no test used it yet.
      */
     @Override
     public void beforeEach(ExtensionContext context) {
-        ClassGuest g = owner(context).getStore(NAMESPACE).get(ClassGuest.class, ClassGuest.class);
-        if (g == null || g.guest == null || g.reset != Reset.SNAPSHOT || !g.guest.changedSinceReset()) return;
-        g.guest.reset();
+        BootedClass b = owner(context).getStore(NAMESPACE).get(BootedClass.class, BootedClass.class);
+        if (b != null && b.guest != null) b.guest.prepareForTest();
     }
 
     /** Attaches the console's end and the kernel log to the report of a test that failed, then lets the failure go on. */
@@ -172,19 +172,19 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     }
 
     private static Optional<GuestConnection> existingGuest(ExtensionContext context) {
-        ClassGuest g = owner(context).getStore(NAMESPACE).get(ClassGuest.class, ClassGuest.class);
-        return g == null ? Optional.empty() : Optional.ofNullable(g.guest);
+        BootedClass b = owner(context).getStore(NAMESPACE).get(BootedClass.class, BootedClass.class);
+        return b == null || b.guest == null ? Optional.empty() : Optional.of(b.guest.connection());
     }
 
     private static Guest guest(ExtensionContext context) {
         ExtensionContext owner = owner(context);
-        ClassGuest g = owner.getStore(NAMESPACE).getOrComputeIfAbsent(ClassGuest.class, k -> boot(owner), ClassGuest.class);
-        if (g.failure != null) throw new GuestException("the class's guest did not boot: " + g.failure.getMessage(), g.failure);
-        return g.guest;
+        BootedClass b = owner.getStore(NAMESPACE).getOrComputeIfAbsent(BootedClass.class, k -> boot(owner), BootedClass.class);
+        if (b.failure != null) throw new GuestException("the class's guest did not boot: " + b.failure.getMessage(), b.failure);
+        return b.guest;
     }
 
     /** Boots the class's guest; a failure is kept, so that every test of the class reports it without booting again. */
-    private static ClassGuest boot(ExtensionContext owner) {
+    private static BootedClass boot(ExtensionContext owner) {
         try {
             PanamaxTest a = AnnotationSupport.findAnnotation(owner.getRequiredTestClass(), PanamaxTest.class).orElseThrow();
             GuestSpec spec;
@@ -197,13 +197,14 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
             Places places = places(owner);
             RealKvm place = places.placeFor(spec.hostDirectories());
             try {
-                return new ClassGuest(bootIn(place, places, spec, a), spec.reset(), null, places);
+                ClassGuest guest = new ClassGuest(bootIn(place, places, spec, a), spec.reset(), () -> bootIn(places.freshRig(), places, spec, a));
+                return new BootedClass(guest, null, places);
             } catch (RuntimeException e) {
                 places.release();
                 throw e;
             }
         } catch (RuntimeException e) {
-            return new ClassGuest(null, Reset.NONE, e, null);
+            return new BootedClass(null, e, null);
         }
     }
 
@@ -228,7 +229,7 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     }
 
     /** A class's guest (or why it has none), stopped with the class; then its place is free again. */
-    private record ClassGuest(GuestConnection guest, Reset reset, RuntimeException failure, Places places)
+    private record BootedClass(ClassGuest guest, RuntimeException failure, Places places)
             implements ExtensionContext.Store.CloseableResource {
         @Override
         public void close() {
