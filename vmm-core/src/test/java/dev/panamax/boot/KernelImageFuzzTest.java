@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.TmpfsTempDir;
 import dev.panamax.vm.GuestMemory;
 import dev.panamax.x86.E820Entry;
 import dev.panamax.x86.PhysicalLayout;
@@ -25,7 +26,7 @@ class KernelImageFuzzTest {
     private static final List<E820Entry> MAP = PhysicalLayout.e820(MEMORY_BYTES);
     /** Guest RAM below the MMIO hole, as a guest of the smallest size has it; pages are touched only where a kernel lands. */
     private static final GuestMemory MEMORY = new GuestMemory();
-    @TempDir
+    @TempDir(factory = TmpfsTempDir.class) // a write per input: on a disk's file system, that write is most of each input's cost
     static Path dir;
 
     static {
