@@ -38,7 +38,7 @@ import java.util.function.BooleanSupplier;
  * by overriding {@link #serve}. No exception leaves an I/O thread and a vCPU never waits for device
  * I/O, except while a reset waits for requests in flight. A device with a {@link #rateLimiter rate
  * limiter} has each request pass it first: one it refuses goes back on the ring, and the queue's
- * thread sleeps until the tokens are back ({@link #awaitThrottle}).
+ * thread sleeps until the tokens are back ({@link #awaitNotification}).
  *
  * <p>For a snapshot, {@link #quiesce} lets each I/O thread finish the request in its hands and park
  * until {@link #resumeWork}; then {@link #saveState} writes features, status and each queue's rings
@@ -78,7 +78,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     private final EventFd[] notifyEvents;
     private final QueueWorker[] workers;
     /** Per queue, made when it is first throttled: waits for its notify eventfd or a timeout. Used by its I/O thread only. */
-    private final Poller[] throttlePollers;
+    private final Poller[] timedWaitPollers;
     private volatile GuestMemory memory;
     /** Whether the I/O threads confine themselves with a seccomp filter as they start, and whom they report to. */
     private volatile ThreadSandbox sandbox = ThreadSandbox.NONE;
@@ -122,7 +122,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
         this.settings = new QueueSettings[queueCount];
         this.notifyEvents = new EventFd[queueCount];
         this.workers = new QueueWorker[queueCount];
-        this.throttlePollers = new Poller[queueCount];
+        this.timedWaitPollers = new Poller[queueCount];
         try {
             for (int i = 0; i < queueCount; i++) {
                 settings[i] = new QueueSettings(maxQueueSize);
@@ -743,7 +743,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                 interruptIfWanted(queue);
             }
             if (throttledNanos > 0) {
-                awaitThrottle(queue, throttledNanos);
+                awaitNotification(queue, throttledNanos);
             } else {
                 notify.read();
             }
@@ -764,15 +764,14 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     }
 
     /**
-     * Waits on the I/O thread of a throttled {@code queue} until {@code nanos} have passed, or its
-     * notify eventfd is signalled: a stop, a quiesce, a limiter's update, or the driver's notification
-     * (which only makes the thread look at its limiter again). Taking the notification does no harm:
-     * the caller looks at the ring anyway.
+     * Waits on {@code queue}'s I/O thread (a throttled one, or one that looks at its ring at intervals) until
+     * {@code nanos} have passed, or its notify eventfd is signalled: a stop, a quiesce, a limiter's update, or
+     * the driver's notification. Taking the notification does no harm: the caller looks at the ring anyway.
      */
-    protected final void awaitThrottle(VirtQueue queue, long nanos) {
-        Poller poller = throttlePollers[queue.index()];
+    protected final void awaitNotification(VirtQueue queue, long nanos) {
+        Poller poller = timedWaitPollers[queue.index()];
         if (poller == null) {
-            poller = throttlePollers[queue.index()] = Poller.create(1);
+            poller = timedWaitPollers[queue.index()] = Poller.create(1);
             poller.add(notifyEvents[queue.index()], Poller.READABLE, queue.index());
         }
         if (poller.await(throttleMillis(nanos)) > 0) {
@@ -814,7 +813,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     }
 
     private void closeEvents() {
-        for (Poller p : throttlePollers) {
+        for (Poller p : timedWaitPollers) {
             if (p != null) {
                 p.close();
             }

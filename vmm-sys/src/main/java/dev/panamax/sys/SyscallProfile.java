@@ -31,8 +31,11 @@ public enum SyscallProfile {
     /** virtio-vsock's queues and its host thread: Unix sockets to and from the host's programs, and their waits. */
     VSOCK("ioctl", "socket", "connect", "accept", "recvfrom", "sendto", "shutdown", "fcntl", "epoll_create1", "epoll_ctl",
             "epoll_wait", "getsockname", "getsockopt"),
-    /** virtio-fs's queues: the file server's calls, each relative to a directory fd it holds. */
-    FS("ioctl", "openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat", "renameat2", "linkat",
+    /**
+     * virtio-fs's queues: the file server's calls, each relative to a directory fd it holds, and the hiprio
+     * queue's timed wait between batches of FORGETs.
+     */
+    FS("ioctl", "epoll_create1", "epoll_ctl", "epoll_wait", "openat", "newfstatat", "fstat", "statx", "getdents64", "mkdirat", "mknodat", "unlinkat", "renameat", "renameat2", "linkat",
             "symlinkat", "readlinkat", "fchmodat", "fchmod", "fchownat", "utimensat", "ftruncate", "fsync", "fdatasync",
             "fallocate", "lseek", "pread64", "pwrite64", "preadv", "pwritev", "fstatfs", "getxattr", "setxattr",
             "listxattr", "removexattr", "lgetxattr", "lsetxattr", "llistxattr", "lremovexattr", "fcntl");

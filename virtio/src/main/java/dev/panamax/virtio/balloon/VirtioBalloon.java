@@ -277,7 +277,7 @@ public final class VirtioBalloon extends VirtioDevice {
             }
             long remaining = receivedNanos + statsIntervalSeconds * 1_000_000_000L - System.nanoTime();
             if (remaining > 0) {
-                awaitThrottle(queue, remaining); // a notification, a stop or a new interval ends it early
+                awaitNotification(queue, remaining); // a notification, a stop or a new interval ends it early
                 continue;
             }
             queue.addUsed(chain.head(), 0);

@@ -9,6 +9,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.panamax.sys.FsAbi;
 import dev.panamax.sys.MappedMemory;
+import dev.panamax.sys.Seccomp;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.VirtioTestDriver.Buffer;
 import dev.panamax.virtio.VirtioTestDriver.Used;
@@ -44,9 +45,11 @@ class VirtioFsTest {
     VirtioFs fs;
     VirtioTestDriver driver;
     long unique = 1;
+    int violationsBefore;
 
     @BeforeEach
     void setUp() {
+        violationsBefore = VirtioTestDriver.VIOLATIONS.size();
         memory = new GuestMemory();
         memory.addRegion(0, MappedMemory.anonymous(16 << 20));
     }
@@ -57,6 +60,11 @@ class VirtioFsTest {
             fs.close();
         }
         memory.close();
+        // The driver runs the queues' threads under their seccomp filter, which only reports here: a call the FS
+        // profile lacks must fail the test.
+        List<Seccomp.Violation> all = VirtioTestDriver.VIOLATIONS;
+        assertThat(all.subList(violationsBefore, all.size())).as("seccomp violations of the device's threads")
+                .noneMatch(v -> v.threadName().startsWith("virtio-fs-"));
     }
 
     void start(boolean readOnly) {
@@ -128,6 +136,39 @@ class VirtioFsTest {
         byte[] expected = Arrays.copyOf("hostdir".getBytes(StandardCharsets.US_ASCII), 36);
         assertThat(tag).isEqualTo(expected);
         assertThat(fs.readConfig(36, 4)).as("num_request_queues").isEqualTo(1);
+    }
+
+    @Test
+    void forgetsThatKeepComingAreTakenWithoutNotificationsThenTheQueueAsksForThemAgain() throws IOException {
+        for (int i = 0; i < 3; i++) {
+            Files.writeString(share.resolve("f" + i), "data");
+        }
+        start(true);
+        init();
+        long[] nodes = new long[3];
+        for (int i = 0; i < 3; i++) {
+            nodes[i] = FuseTestClient.entry(ok(call(Fuse.FUSE_LOOKUP, Fuse.FUSE_ROOT_ID, body().name("f" + i))).body()).nodeId();
+        }
+        assertThat(fs.nodeCount()).isEqualTo(4);
+        // The first FORGET is notified, as the ring's avail_event (0, armed at the start) asks.
+        driver.submit(VirtioFs.HIPRIO, forget(nodes[0]));
+        driver.awaitUsed(VirtioFs.HIPRIO);
+        // While FORGETs keep coming the device asks for no notification (avail_event stays at 0, so a driver with
+        // EVENT_IDX would not notify for the next ones), and takes them anyway: these two are never notified.
+        assertThat(driver.availEvent(VirtioFs.HIPRIO)).as("avail_event just after a FORGET").isZero();
+        driver.offer(VirtioFs.HIPRIO, forget(nodes[1]));
+        driver.offer(VirtioFs.HIPRIO, forget(nodes[2]));
+        driver.awaitUsed(VirtioFs.HIPRIO);
+        driver.awaitUsed(VirtioFs.HIPRIO);
+        assertThat(fs.nodeCount()).as("the root only").isEqualTo(1);
+        // Once none came for a few looks, the device asks to be notified at the next one again, and sleeps.
+        VirtioTestDriver.await(() -> driver.availEvent(VirtioFs.HIPRIO) == 3, "avail_event at the next FORGET");
+        assertServes();
+    }
+
+    private Buffer forget(long node) {
+        byte[] forget = request(FuseRequest.HEADER_BYTES + 8, Fuse.FUSE_FORGET, unique++, node, body().u64(1).build());
+        return readable(driver.allocate(forget), forget.length);
     }
 
     @Test
