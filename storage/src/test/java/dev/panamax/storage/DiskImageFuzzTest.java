@@ -73,7 +73,11 @@ class DiskImageFuzzTest {
             try (BlockBackend disk = Images.open(image, Images.OpenOptions.readWrite().withFormat(format).withoutBacking().withoutSync())) {
                 long size = disk.size();
                 int n = (int) Math.min(READ_BYTES, size);
-                disk.write(size / 2 - n / 2, ByteBuffer.wrap(new byte[n]).put(0, (byte) 1));
+                byte[] data = new byte[n]; // (n is 0 for a disk of no bytes, which a valid image can be)
+                if (n > 0) {
+                    data[0] = 1;
+                }
+                disk.write(size / 2 - n / 2, ByteBuffer.wrap(data));
                 disk.writeZeroes(0, n);
                 disk.discard(size - n, n);
                 disk.flush();

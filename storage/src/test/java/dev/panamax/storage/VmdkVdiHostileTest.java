@@ -125,6 +125,9 @@ class VmdkVdiHostileTest {
         p = copy(good, "descriptor.vmdk");
         le64(p, 28, 1L << 40);
         assertInvalid(p, "VMDK embedded descriptor", "lies outside the file");
+        p = copy(good, "descriptor-negative.vmdk"); // found by DiskImageFuzzTest: a negative size passed the bounds check
+        le64(p, 36, -1);
+        assertInvalid(p, "VMDK embedded descriptor", "lies outside the file");
         p = copy(good, "newlines.vmdk");
         poke(p, 73, b -> b.put((byte) '\n').put((byte) ' ').put((byte) '\n').put((byte) '\n')); // CRLF turned to LF
         assertInvalid(p, "newline check characters are wrong", "text mode");

@@ -165,7 +165,7 @@ final class VmdkSparse {
             throw new InvalidImageException(name + ": VMDK compression algorithm " + h.compressAlgorithm
                     + " is not supported (only 1, deflate)");
         }
-        if (h.descriptorSize != 0 && (h.descriptorOffset < 1 || h.descriptorSize > VmdkDescriptor.MAX_BYTES / SECTOR
+        if (h.descriptorSize != 0 && (h.descriptorSize < 0 || h.descriptorOffset < 1 || h.descriptorSize > VmdkDescriptor.MAX_BYTES / SECTOR
                 || h.descriptorOffset > sectors - h.descriptorSize)) {
             throw new InvalidImageException(name + ": VMDK embedded descriptor (" + h.descriptorSize + " sectors at sector "
                     + h.descriptorOffset + ") lies outside the file or exceeds " + VmdkDescriptor.MAX_BYTES + " bytes");
