@@ -4,7 +4,6 @@ import dev.panamax.storage.RawImage;
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
-import dev.panamax.virtio.VirtioInterrupts;
 import dev.panamax.virtio.blk.VirtioBlk;
 import dev.panamax.virtio.ratelimit.BucketSpec;
 import dev.panamax.virtio.ratelimit.RateLimit;
@@ -97,20 +96,8 @@ public class VirtioBlkBenchmark {
             default -> throw new IllegalArgumentException("limiter " + limiter + ": use none or huge");
         };
         blk = new VirtioBlk("bench", RawImage.open(file, false), null, 1, QUEUE_SIZE, rateLimiter);
-        blk.connect(memory, new VirtioInterrupts() {
-            @Override
-            public void queue(int queueIndex) {
-                LockSupport.unpark(driverThread);
-            }
-
-            @Override
-            public void config() {
-                LockSupport.unpark(driverThread);
-            }
-        });
-        blk.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
-        blk.setDriverFeatures(blk.deviceFeatures());
-        blk.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK);
+        driverThread = Thread.currentThread();
+        BenchDevices.connectWaking(blk, memory, driverThread);
         QueueSettings q = blk.queue(0);
         q.setSize(QUEUE_SIZE);
         q.setDescTable(DESC);
@@ -127,7 +114,6 @@ public class VirtioBlkBenchmark {
             descriptor(DESC, i, table, 48, 4, 0);
         }
         blk.setStatus(blk.status() | VirtioDevice.DRIVER_OK);
-        driverThread = Thread.currentThread();
         long[] sectors = batch();
         for (int i = 0; i < BATCH; i++) { // the benchmark measures correct reads, or nothing
             ByteBuffer expected = ByteBuffer.allocate(BLOCK);

@@ -1,9 +1,11 @@
 package dev.panamax.virtio.bench;
 
+import static dev.panamax.virtio.bench.FuseServerBenchmark.U32;
+import static dev.panamax.virtio.bench.FuseServerBenchmark.U64;
+
 import dev.panamax.sys.MappedMemory;
 import dev.panamax.virtio.QueueSettings;
 import dev.panamax.virtio.VirtioDevice;
-import dev.panamax.virtio.VirtioInterrupts;
 import dev.panamax.virtio.fs.CacheMode;
 import dev.panamax.virtio.fs.FuseServer;
 import dev.panamax.virtio.fs.VirtioFs;
@@ -11,9 +13,7 @@ import dev.panamax.vm.GuestMemory;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
@@ -51,15 +51,13 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class VirtioFsBenchmark {
-    static final ValueLayout.OfInt U32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    static final ValueLayout.OfLong U64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     static final int QUEUE_SIZE = 64;
     static final int REQUESTS = 1; // the request queue (0 is hiprio)
-    static final int HEADER = 40;
     static final int GETATTR_IN = 16;
     static final int REPLY = 16 + 104; // fuse_out_header, fuse_attr_out
-    static final int INIT = 26;
-    static final int GETATTR = 3;
+    static final int HEADER = FuseServerBenchmark.HEADER;
+    static final int INIT = FuseServerBenchmark.INIT;
+    static final int GETATTR = FuseServerBenchmark.GETATTR;
     // Guest-physical layout: the request queue's rings, then the request and reply buffers.
     static final long DESC = 0x1000;
     static final long AVAIL = 0x2000;
@@ -85,20 +83,7 @@ public class VirtioFsBenchmark {
         memory.addRegion(0, MappedMemory.anonymous(1 << 20));
         fs = new VirtioFs("bench", "bench", share, true, CacheMode.NONE, QUEUE_SIZE);
         driverThread = Thread.currentThread();
-        fs.connect(memory, new VirtioInterrupts() {
-            @Override
-            public void queue(int queueIndex) {
-                LockSupport.unpark(driverThread);
-            }
-
-            @Override
-            public void config() {
-                LockSupport.unpark(driverThread);
-            }
-        });
-        fs.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER);
-        fs.setDriverFeatures(fs.deviceFeatures());
-        fs.setStatus(VirtioDevice.ACKNOWLEDGE | VirtioDevice.DRIVER | VirtioDevice.FEATURES_OK);
+        BenchDevices.connectWaking(fs, memory, driverThread);
         for (int q = 0; q < VirtioFs.QUEUE_COUNT; q++) { // the hiprio queue stays empty, but a driver readies both
             QueueSettings s = fs.queue(q);
             s.setSize(QUEUE_SIZE);
