@@ -11,6 +11,11 @@ import dev.panamax.virtio.fs.FuseServer;
 import dev.panamax.virtio.fs.VirtioFs;
 import dev.panamax.vm.GuestMemory;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.Random;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.VarHandle;
@@ -39,7 +44,9 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * request queue, a notification, and the driver asleep until the used-ring interrupt ({@code
  * virtioGetattr}: the device thread's wake-up, the chain's pop and copies, the used ring, the
  * interrupt, the driver's wake-up). {@code serverGetattr} is the same request handed straight to
- * {@link FuseServer}: the difference is the transport's share. {@code jit} as in {@link
+ * {@link FuseServer}: the difference is the transport's share. {@code virtioRead1m} is a 1 MiB READ into 256
+ * scattered guest pages, as {@code dd bs=1M} with {@code cache=none} sends them, against {@code readvRead1m}, the
+ * same bytes read with one {@code readv} into 256 pages by the benchmark's thread. {@code jit} as in {@link
  * FuseServerBenchmark}: C1 only as the rig's JVMs run, then tiered. Run pinned to one core, as a
  * guest's vCPU and the device thread share one in the rig:
  * {@code taskset -c 0 ./mvnw -B -q -pl virtio test-compile exec:exec -Dbench=VirtioFsBenchmark}
@@ -51,19 +58,30 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class VirtioFsBenchmark {
-    static final int QUEUE_SIZE = 64;
+    static final int QUEUE_SIZE = 512; // room for a 1 MiB READ's chain: request, reply header, 256 pages
     static final int REQUESTS = 1; // the request queue (0 is hiprio)
     static final int GETATTR_IN = 16;
     static final int REPLY = 16 + 104; // fuse_out_header, fuse_attr_out
     static final int HEADER = FuseServerBenchmark.HEADER;
     static final int INIT = FuseServerBenchmark.INIT;
     static final int GETATTR = FuseServerBenchmark.GETATTR;
-    // Guest-physical layout: the request queue's rings, then the request and reply buffers.
-    static final long DESC = 0x1000;
-    static final long AVAIL = 0x2000;
-    static final long USED = 0x3000;
-    static final long REQUEST = 0x10000;
-    static final long REPLY_AT = 0x11000;
+    static final int LOOKUP = FuseServerBenchmark.LOOKUP;
+    static final int OPEN = 14;
+    static final int READ = 15;
+    static final int READ_IN = 40;
+    static final int PAGE = 4096;
+    static final int READ_PAGES = 256;
+    /** Guest-physical layout: each queue's rings at QUEUE_STRIDE * (q + 1), then requests and replies, then the READ's pages. */
+    static final long QUEUE_STRIDE = 0x10000;
+    static final long REQUEST = 0x40000;
+    static final long REPLY_AT = 0x41000;
+    static final long READ_REQUEST = 0x42000;
+    static final long READ_REPLY = 0x43000;
+    /** The READ's pages, a page apart from each other, as a guest's scattered ones. */
+    static final long PAGES = 0x100000;
+    /** The heads of the two chains on the request queue. */
+    static final int SMALL_CHAIN = 0;
+    static final int READ_CHAIN = 2;
 
     private Path share;
     private GuestMemory memory;
@@ -72,6 +90,8 @@ public class VirtioFsBenchmark {
     private final Arena arena = Arena.ofConfined();
     private MemorySegment directRequest;
     private MemorySegment directReply;
+    private FileChannel bigFile;
+    private final ByteBuffer[] pages = new ByteBuffer[READ_PAGES];
     private volatile Thread driverThread;
     private int availIdx;
     private long unique = 1;
@@ -79,33 +99,61 @@ public class VirtioFsBenchmark {
     @Setup(Level.Trial)
     public void setUp() throws IOException {
         share = Files.createTempDirectory("panamax-virtio-fs-bench");
+        byte[] big = new byte[READ_PAGES * PAGE];
+        new Random(1).nextBytes(big);
+        Files.write(share.resolve("big"), big);
         memory = new GuestMemory();
-        memory.addRegion(0, MappedMemory.anonymous(1 << 20));
+        memory.addRegion(0, MappedMemory.anonymous(4 << 20));
         fs = new VirtioFs("bench", "bench", share, true, CacheMode.NONE, QUEUE_SIZE);
         driverThread = Thread.currentThread();
         BenchDevices.connectWaking(fs, memory, driverThread);
         for (int q = 0; q < VirtioFs.QUEUE_COUNT; q++) { // the hiprio queue stays empty, but a driver readies both
             QueueSettings s = fs.queue(q);
             s.setSize(QUEUE_SIZE);
-            s.setDescTable(DESC + 0x4000L * q);
-            s.setAvailRing(AVAIL + 0x4000L * q);
-            s.setUsedRing(USED + 0x4000L * q);
+            s.setDescTable(descTable(q));
+            s.setAvailRing(availRing(q));
+            s.setUsedRing(usedRing(q));
             s.setReady(true);
         }
         fs.setStatus(fs.status() | VirtioDevice.DRIVER_OK);
-        // Request queue: descriptor 0 the request (readable), 1 the reply (writable); the same chain each time.
-        descriptor(0, REQUEST, HEADER + 64, 1, 1);
-        descriptor(1, REPLY_AT, 4096, 2, 0);
-        header(INIT, 1, 64);
+        // Request queue: descriptor 0 a small request (readable), 1 its reply (writable), the same chain each time.
+        smallRequest(INIT, 1, 64, 4096);
         memory.writeInt(REQUEST + HEADER, 7); // major
         memory.writeInt(REQUEST + HEADER + 4, 31); // minor
         memory.writeInt(REQUEST + HEADER + 8, 128 * 1024); // max_readahead
-        expectOk(roundTrip(), "INIT");
-        descriptor(0, REQUEST, HEADER + GETATTR_IN, 1, 1);
-        descriptor(1, REPLY_AT, REPLY, 2, 0);
-        header(GETATTR, 1, GETATTR_IN);
+        expectOk(roundTrip(SMALL_CHAIN, REQUEST), REPLY_AT, "INIT");
+        smallRequest(LOOKUP, 1, 4, 4096);
+        memory.write(REQUEST + HEADER, "big\0".getBytes(StandardCharsets.US_ASCII));
+        expectOk(roundTrip(SMALL_CHAIN, REQUEST), REPLY_AT, "LOOKUP");
+        long bigNode = memory.readLong(REPLY_AT + 16);
+        smallRequest(OPEN, bigNode, 8, 4096);
+        memory.writeLong(REQUEST + HEADER, 0); // O_RDONLY
+        expectOk(roundTrip(SMALL_CHAIN, REQUEST), REPLY_AT, "OPEN");
+        long fh = memory.readLong(REPLY_AT + 16);
+        smallRequest(GETATTR, 1, GETATTR_IN, REPLY);
         memory.write(REQUEST + HEADER, new byte[GETATTR_IN]);
-        expectOk(roundTrip(), "GETATTR");
+        expectOk(roundTrip(SMALL_CHAIN, REQUEST), REPLY_AT, "GETATTR");
+        // Descriptors 2 on: a READ of the whole file as Linux frames one: request, reply header, a buffer per page.
+        descriptor(READ_CHAIN, READ_REQUEST, HEADER + READ_IN, 1, READ_CHAIN + 1);
+        descriptor(READ_CHAIN + 1, READ_REPLY, 16, 2 | 1, READ_CHAIN + 2);
+        for (int i = 0; i < READ_PAGES; i++) {
+            boolean last = i == READ_PAGES - 1;
+            descriptor(READ_CHAIN + 2 + i, PAGES + 2L * PAGE * i, PAGE, last ? 2 : 2 | 1, last ? 0 : READ_CHAIN + 3 + i);
+        }
+        header(READ_REQUEST, READ, bigNode, READ_IN);
+        memory.writeLong(READ_REQUEST + HEADER, fh);
+        memory.writeLong(READ_REQUEST + HEADER + 8, 0); // offset
+        memory.writeInt(READ_REQUEST + HEADER + 16, READ_PAGES * PAGE);
+        expectOk(roundTrip(READ_CHAIN, READ_REQUEST), READ_REPLY, "READ");
+        byte[] got = new byte[PAGE];
+        memory.read(PAGES + 2L * PAGE * 7, got, 0, PAGE);
+        if (!Arrays.equals(got, Arrays.copyOfRange(big, 7 * PAGE, 8 * PAGE))) {
+            throw new IllegalStateException("the READ put the wrong bytes into the guest's pages");
+        }
+        bigFile = FileChannel.open(share.resolve("big"));
+        for (int i = 0; i < READ_PAGES; i++) {
+            pages[i] = ByteBuffer.allocateDirect(PAGE);
+        }
 
         server = new FuseServer(share, true, CacheMode.NONE);
         directReply = arena.allocate(4096, 8);
@@ -130,27 +178,48 @@ public class VirtioFsBenchmark {
         return r;
     }
 
+    private static long descTable(int q) {
+        return QUEUE_STRIDE * (q + 1);
+    }
+
+    private static long availRing(int q) {
+        return descTable(q) + 0x2000;
+    }
+
+    private static long usedRing(int q) {
+        return descTable(q) + 0x3000;
+    }
+
+    /** The small chain (descriptors 0 and 1) set up for a request of {@code opcode} with {@code bodyBytes} and room for {@code replyBytes}. */
+    private void smallRequest(int opcode, long nodeId, int bodyBytes, int replyBytes) {
+        descriptor(0, REQUEST, HEADER + bodyBytes, 1, 1);
+        descriptor(1, REPLY_AT, replyBytes, 2, 0);
+        header(REQUEST, opcode, nodeId, bodyBytes);
+    }
+
     private void descriptor(int index, long address, int length, int flags, int next) {
-        long at = DESC + 0x4000L * REQUESTS + 16L * index;
+        long at = descTable(REQUESTS) + 16L * index;
         memory.writeLong(at, address);
         memory.writeInt(at + 8, length);
         memory.writeShort(at + 12, (short) flags);
         memory.writeShort(at + 14, (short) next);
     }
 
-    private void header(int opcode, long nodeId, int bodyBytes) {
-        memory.writeInt(REQUEST, HEADER + bodyBytes);
-        memory.writeInt(REQUEST + 4, opcode);
-        memory.writeLong(REQUEST + 8, unique);
-        memory.writeLong(REQUEST + 16, nodeId);
+    private void header(long at, int opcode, long nodeId, int bodyBytes) {
+        memory.writeInt(at, HEADER + bodyBytes);
+        memory.writeInt(at + 4, opcode);
+        memory.writeLong(at + 16, nodeId);
     }
 
-    /** Makes the chain at descriptor 0 available, notifies, and sleeps until the device used it; returns the used length. */
-    private int roundTrip() {
-        long ring = AVAIL + 0x4000L * REQUESTS;
-        long used = USED + 0x4000L * REQUESTS;
-        memory.writeLong(REQUEST + 8, unique++);
-        memory.writeShort(ring + 4 + 2L * (availIdx % QUEUE_SIZE), (short) 0);
+    /**
+     * Makes the chain at {@code head}, whose request is at {@code request}, available with a new unique, notifies,
+     * and sleeps until the device used it; returns the used length.
+     */
+    private int roundTrip(int head, long request) {
+        long ring = availRing(REQUESTS);
+        long used = usedRing(REQUESTS);
+        memory.writeLong(request + 8, unique++);
+        memory.writeShort(ring + 4 + 2L * (availIdx % QUEUE_SIZE), (short) head);
         availIdx = (availIdx + 1) & 0xffff;
         memory.writeShort(ring + 4 + 2L * QUEUE_SIZE, (short) (availIdx - 1)); // used_event: interrupt at this one
         VarHandle.releaseFence();
@@ -167,10 +236,10 @@ public class VirtioFsBenchmark {
         return memory.readInt(used + 4 + 8L * (((availIdx - 1) & 0xffff) % QUEUE_SIZE) + 4);
     }
 
-    private int expectOk(int length, String what) {
-        if (length < 16 || memory.readInt(REPLY_AT + 4) != 0) {
+    private int expectOk(int length, long reply, String what) {
+        if (length < 16 || memory.readInt(reply + 4) != 0) {
             throw new IllegalStateException(what + " failed: used length " + length + ", error "
-                    + (length >= 16 ? memory.readInt(REPLY_AT + 4) : 0));
+                    + (length >= 16 ? memory.readInt(reply + 4) : 0));
         }
         return length;
     }
@@ -179,6 +248,8 @@ public class VirtioFsBenchmark {
     public void tearDown() throws IOException {
         fs.close();
         server.close();
+        bigFile.close();
+        Files.delete(share.resolve("big"));
         arena.close();
         memory.close();
         Files.delete(share);
@@ -187,13 +258,29 @@ public class VirtioFsBenchmark {
     /** One GETATTR through the request queue, notification to interrupt. */
     @Benchmark
     public int virtioGetattr() {
-        return expectOk(roundTrip(), "GETATTR");
+        return expectOk(roundTrip(SMALL_CHAIN, REQUEST), REPLY_AT, "GETATTR");
     }
 
     /** The same GETATTR handed straight to a server on the same folder. */
     @Benchmark
     public int serverGetattr() {
         return directReply.get(U32, 0) + server.handle(directRequest, directReply);
+    }
+
+    /** A READ of 1 MiB through the request queue into 256 scattered guest pages, as a guest's {@code dd bs=1M} with {@code cache=none}. */
+    @Benchmark
+    public int virtioRead1m() {
+        return expectOk(roundTrip(READ_CHAIN, READ_REQUEST), READ_REPLY, "READ");
+    }
+
+    /** The same 1 MiB read by this thread with one readv into 256 pages: the copy, without the device. */
+    @Benchmark
+    public long readvRead1m() throws IOException {
+        for (ByteBuffer p : pages) {
+            p.clear();
+        }
+        bigFile.position(0);
+        return bigFile.read(pages);
     }
 
     public static void main(String[] args) throws Exception {
