@@ -197,7 +197,8 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
             Places places = places(owner);
             RealKvm place = places.placeFor(spec.hostDirectories());
             try {
-                ClassGuest guest = new ClassGuest(bootIn(place, places, spec, a), spec.reset(), () -> bootIn(places.freshRig(), places, spec, a));
+                ClassGuest guest = new ClassGuest(bootIn(place, places, spec, a), spec.reset(),
+                        () -> bootIn(places.freshRig(), places, spec, a));
                 return new BootedClass(guest, null, places);
             } catch (RuntimeException e) {
                 places.release();

@@ -77,7 +77,7 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     private final QueueSettings[] settings;
     private final EventFd[] notifyEvents;
     private final QueueWorker[] workers;
-    /** Per queue, made when it is first throttled: waits for its notify eventfd or a timeout. Used by its I/O thread only. */
+    /** Per queue, made when it first waits with a timeout: waits for its notify eventfd or the timeout. Used by its I/O thread only. */
     private final Poller[] timedWaitPollers;
     private volatile GuestMemory memory;
     /** Whether the I/O threads confine themselves with a seccomp filter as they start, and whom they report to. */
