@@ -26,8 +26,9 @@ import java.util.function.BooleanSupplier;
  * which get no reply, taken in batches while they keep coming: {@link #serve}), queue 1 the one
  * request queue. Each chain's device-readable part (the {@code fuse_in_header}, the arguments, a
  * WRITE's data) is copied into a bounded native buffer of its queue, the server answers into a
- * second one, and the reply is copied into the chain's device-writable part; a READ's data is read by the kernel straight into the guest's buffers after
- * the reply header (one copy, as virtiofsd does with shared memory). A request longer than the
+ * second one, and the reply is copied into the chain's device-writable part; a READ's data is read
+ * by the kernel straight into the guest's buffers after the reply header (one copy, as virtiofsd
+ * does with shared memory). A request longer than the
  * buffer (more than a 1 MiB WRITE with its headers) is answered EIO; a reply that does not fit the
  * writable part becomes an error reply, or, when not even a {@code fuse_out_header} fits, the chain
  * is used with 0 bytes. Both are counted. Nothing a request holds fails the device: only a
