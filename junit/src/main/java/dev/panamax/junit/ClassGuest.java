@@ -33,10 +33,6 @@ final class ClassGuest implements Guest {
         return connection;
     }
 
-    Reset reset() {
-        return reset;
-    }
-
     /**
      * Before a test: with {@link Reset#SNAPSHOT}, brings the guest back to its snapshot when a command ran since,
      * or boots it once more in a fresh place when its place stopped (before or during the reset).
