@@ -22,6 +22,7 @@ import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 
 /**
  * The process that holds a test class's guest: boots it with Panamax in this JVM (which must be
@@ -46,7 +47,33 @@ public final class GuestServer {
      */
     static final String AGENT_LOOP = "while :; do /bin/panamax-agent vsock " + AGENT_PORT + " || sleep 0.1; done";
 
+    /**
+     * How often a reset restores the snapshot before it gives up on a restored guest whose agent never
+     * connects. Each restore starts from the same state, so a second one tells a restored guest that stalled
+     * once (seen once in CI: 600 s with no agent and no console line) from a snapshot that cannot serve.
+     */
+    static final int RESTORES_PER_RESET = 2;
+
     private GuestServer() {}
+
+    /** One restore of the guest's snapshot and the wait for its first agent: null once one connected, else why not. */
+    interface RestoreAttempt {
+        String run() throws IOException, InterruptedException;
+    }
+
+    /**
+     * Runs {@code attempt} up to {@code restores} times, until an agent of the restored guest connected,
+     * telling {@code log} about each attempt that had none; returns null then, else why the last one failed.
+     */
+    static String restoredUntilAgent(int restores, RestoreAttempt attempt, Consumer<String> log) throws IOException, InterruptedException {
+        String why = null;
+        for (int i = 1; i <= restores; i++) {
+            why = attempt.run();
+            if (why == null) return null;
+            if (i < restores) log.accept("reset: " + why + "; restoring the snapshot once more");
+        }
+        return why;
+    }
 
     /** Arguments: {@code NAME=VALUE} each, as {@link GuestSpec#serverArgs} makes them. */
     public static void main(String[] args) {
@@ -279,36 +306,42 @@ public final class GuestServer {
         @Override
         public String reset(Duration timeout) throws InterruptedException {
             if (!snapshotted) return "this guest has no snapshot to go back to (its class has reset = Reset.NONE)";
+            Duration agentWait = timeout.compareTo(BETWEEN_AGENTS_TIMEOUT) < 0 ? timeout : BETWEEN_AGENTS_TIMEOUT;
+            String why;
+            try {
+                why = restoredUntilAgent(RESTORES_PER_RESET, () -> restoreAndAwaitAgent(agentWait), System.err::println);
+            } catch (IOException | RuntimeException e) {
+                why = "the guest's snapshot could not be restored: " + e.getMessage();
+            }
+            if (why != null) { // a guest that cannot serve: its tests fail at once rather than each wait in turn
+                wire.send(new GuestWire.Ended(why));
+                retire();
+            }
+            return why;
+        }
+
+        /** Ends the VM that serves, restores the snapshot in its place, and waits up to {@code agentWait} for its first agent. */
+        private String restoreAndAwaitAgent(Duration agentWait) throws IOException, InterruptedException {
             long start = System.nanoTime();
             retire();
             long retired = System.nanoTime();
-            AgentPool pool;
+            AgentPool pool = listen(agentSocket(), () -> {});
+            VirtualMachine restored;
             try {
-                pool = listen(agentSocket(), () -> {});
-                VirtualMachine restored;
-                try {
-                    Files.deleteIfExists(uds); // the closed VM's, should it have left it
-                    restored = VirtualMachine.restore(RestoreOptions.of(statePath, memoryPath).console(console));
-                } catch (IOException | RuntimeException e) {
-                    pool.stop();
-                    throw e;
-                }
-                serve(restored, pool);
-                // (the server's log, kept for a failure's diagnosis: where a slow or stuck reset spent its time)
-                System.err.printf("reset: the VM before closed in %d ms, the snapshot restored in %d ms%n", (retired - start) / 1_000_000,
-                        (System.nanoTime() - retired) / 1_000_000);
+                Files.deleteIfExists(uds); // the closed VM's, should it have left it
+                restored = VirtualMachine.restore(RestoreOptions.of(statePath, memoryPath).console(console));
             } catch (IOException | RuntimeException e) {
-                String why = "the guest's snapshot could not be restored: " + e.getMessage();
-                wire.send(new GuestWire.Ended(why));
-                return why;
+                pool.stop();
+                throw e;
             }
-            if (!pool.awaitFirstAgent(timeout)) { // a guest that cannot serve: its tests fail at once rather than each wait in turn
-                String why = "no agent of the restored guest connected within " + timeout.toMillis() + " ms";
-                wire.send(new GuestWire.Ended(why));
-                retire();
-                return why;
-            }
-            return null;
+            serve(restored, pool);
+            // (the server's log, kept for a failure's diagnosis: where a slow or stuck reset spent its time)
+            System.err.printf("reset: the VM before closed in %d ms, the snapshot restored in %d ms%n", (retired - start) / 1_000_000,
+                    (System.nanoTime() - retired) / 1_000_000);
+            if (pool.awaitFirstAgent(agentWait)) return null;
+            // (what the stuck guest did meanwhile: no exits at all is a guest that never ran again)
+            return "no agent of the restored guest connected within " + agentWait.toSeconds() + " s (its vCPUs exited "
+                    + restored.vcpuExits() + " times and its console wrote " + restored.consoleOutputBytes() + " bytes since the restore)";
         }
 
         /** Ends the VM that serves, and its agents, without a word on the wire. */

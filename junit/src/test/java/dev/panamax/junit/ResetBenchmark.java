@@ -49,6 +49,8 @@ public final class ResetBenchmark {
                     if (i > 0) resets.add(guest.reset().toMillis());
                     if (!guest.exec(COMMAND_TIMEOUT, TEST_COMMAND).succeeded()) failed++;
                 }
+                // (a reset whose restored guest never served is restored once more: rare, and worth seeing)
+                guest.serverLogTail(GuestConnection.LOG_LINES_KEPT).lines().filter(l -> l.contains("once more")).forEach(System.err::println);
             }
         } else {
             for (int i = 0; i < tests; i++) {
