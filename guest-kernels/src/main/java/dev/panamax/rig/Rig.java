@@ -55,9 +55,13 @@ public final class Rig implements RealKvm, AutoCloseable {
     /**
      * A rig that sent nothing this long while a command ran, not even a ping's answer, is wedged:
      * QEMU's software CPU has been seen to stop the whole rig (its kernel silent, both QEMU threads
-     * busy) for good. The agent answers within seconds even with both of the rig's CPUs loaded.
+     * busy) for good. The agent answers within seconds even with both of the rig's CPUs loaded, and
+     * each wedge costs this much of a test run, so a minute: silences over {@link #SILENCE_REPORTED} are
+     * reported, to show how close a healthy rig came.
      */
-    private static final Duration WEDGED_AFTER = Duration.ofMinutes(3);
+    private static final Duration WEDGED_AFTER = Duration.ofMinutes(1);
+    /** A silence this long while a command ran is worth a line on stderr, wedged or not. */
+    private static final Duration SILENCE_REPORTED = Duration.ofSeconds(20);
     private static final String SCRATCH_PREFIX = "panamax-rig-";
     /** In each scratch directory: the pid of the JVM that owns it. */
     private static final String OWNER_FILE = "owner.pid";
@@ -262,8 +266,11 @@ public final class Rig implements RealKvm, AutoCloseable {
         // A wedge long before the command's timeout is caught by pings: stopping the rig then lets
         // the caller (a test run's SharedRig, say) run the command again in a fresh rig.
         long pingEvery = Math.min(PING_EVERY.toMillis(), options.wedgedAfter().toMillis() / 3);
+        AtomicLong longestSilence = new AtomicLong();
         ScheduledFuture<?> watchdog = TIMERS.scheduleAtFixedRate(() -> {
-            if (System.nanoTime() - lastHeard.get() > options.wedgedAfter().toNanos()) {
+            long silence = System.nanoTime() - lastHeard.get();
+            longestSilence.accumulateAndGet(silence, Math::max);
+            if (silence > options.wedgedAfter().toNanos()) {
                 wedged.set(true);
                 close();
             } else {
@@ -293,6 +300,10 @@ public final class Rig implements RealKvm, AutoCloseable {
             kill.cancel(false);
             abandon.cancel(false);
             watchdog.cancel(false);
+            if (!wedged.get() && longestSilence.get() > SILENCE_REPORTED.toNanos()) {
+                Progress.say("the rig answered nothing for up to %d s while running %s (taken for wedged after %d s)".formatted(
+                        longestSilence.get() / 1_000_000_000, argv.getFirst(), options.wedgedAfter().toSeconds()));
+            }
         }
         return new RunResult(trailer.exitStatus(), timedOut.get(), Duration.ofNanos(System.nanoTime() - start), out.text());
     }
