@@ -74,7 +74,7 @@ final class GuestConnection implements Guest, AutoCloseable {
      * A server that has said nothing at all after {@code silentLimit} (not even a line of its guest's console) is
      * taken for stuck where it runs, a wedged rig, rather than slow.
      *
-     * @throws SilentServerException when the server said nothing within {@code silentLimit}
+     * @throws StuckPlaceException when the server said nothing within {@code silentLimit}, or its place stopped under it
      * @throws GuestException when the guest did not become ready within {@code bootTimeout}, with the console's and the server's last lines
      */
     static GuestConnection start(RealKvm place, String where, String serverClass, List<String> args, Duration defaultTimeout,
@@ -101,7 +101,7 @@ final class GuestConnection implements Guest, AutoCloseable {
                     long waited = System.nanoTime() - begin;
                     if (!guest.heard && waited > silentLimit.toNanos()) {
                         guest.close();
-                        throw new SilentServerException("the guest server in " + where + " said nothing within " + silentLimit.toSeconds() + " s");
+                        throw new StuckPlaceException("the guest server in " + where + " said nothing within " + silentLimit.toSeconds() + " s");
                     }
                     if (waited > bootTimeout.toNanos()) {
                         guest.close();
@@ -111,6 +111,7 @@ final class GuestConnection implements Guest, AutoCloseable {
             }
         } catch (ExecutionException e) {
             guest.close();
+            if (guest.placeStopped) throw new StuckPlaceException("the guest did not boot: " + e.getCause().getMessage());
             throw new GuestException("the guest did not boot: " + e.getCause().getMessage() + guest.diagnosis());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -119,11 +120,14 @@ final class GuestConnection implements Guest, AutoCloseable {
         }
     }
 
-    /** Why a guest server was given up on: it said nothing at all, so where it runs is stuck. */
-    static final class SilentServerException extends RuntimeException {
+    /**
+     * Why a booting guest server was given up on: where it runs is stuck (it said nothing at all) or
+     * stopped under it (a wedged rig), a failure of the test bed rather than of the guest.
+     */
+    static final class StuckPlaceException extends RuntimeException {
         private static final long serialVersionUID = 1L;
 
-        SilentServerException(String message) {
+        StuckPlaceException(String message) {
             super(message);
         }
     }

@@ -47,7 +47,8 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     /**
      * A guest server silent this long is stuck: a JVM starting in the rig and its guest's first console lines take
      * under a minute there, several on a loaded machine. QEMU's software CPU under the rig has been seen to wedge
-     * (a quickstart run here heard nothing for 10 minutes): such a guest boots once more in a fresh rig.
+     * (a quickstart run here heard nothing for 10 minutes): such a guest boots once more in a fresh rig, as does one
+     * whose rig stopped under its boot (the rig's own watchdog takes a rig that answers no ping for a minute for wedged).
      */
     private static final Duration SILENT_SERVER = Duration.ofMinutes(4);
     /** Lines of the console attached to a failed test's report. */
@@ -216,13 +217,13 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
         GuestConnection guest;
         try {
             guest = GuestConnection.start(place, where, GuestServer.class.getName(), spec.serverArgs(), execTimeout, BOOT_TIMEOUT, SILENT_SERVER);
-        } catch (GuestConnection.SilentServerException e) {
+        } catch (GuestConnection.StuckPlaceException e) {
             if (!inRig) throw new GuestException(e.getMessage());
             System.err.println("panamax-junit: " + e.getMessage() + "; booting once more in a fresh rig");
             try {
                 guest = GuestConnection.start(places.freshRig(), where, GuestServer.class.getName(), spec.serverArgs(), execTimeout,
                         BOOT_TIMEOUT, SILENT_SERVER);
-            } catch (GuestConnection.SilentServerException again) {
+            } catch (GuestConnection.StuckPlaceException again) {
                 throw new GuestException(again.getMessage() + ", twice, each time in a fresh rig");
             }
         }

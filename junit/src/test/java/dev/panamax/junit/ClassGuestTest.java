@@ -56,6 +56,13 @@ class ClassGuestTest {
         return new ClassGuest(server(), reset, fresh);
     }
 
+    /** A boot whose place stopped under it is the test bed's failure, which the extension answers with a boot in a fresh rig. */
+    @Test
+    void aBootWhosePlaceStoppedIsAStuckPlaceNotAGuestThatFailed() {
+        assertThatThrownBy(() -> GuestConnection.start(place, "a test's place", StoppingPlaceServer.class.getName(), List.of("stops-at-boot"),
+                TIMEOUT, TIMEOUT)).isInstanceOf(GuestConnection.StuckPlaceException.class).hasMessageContaining("the rig stopped");
+    }
+
     @Test
     void aResetWhosePlaceStoppedBootsTheGuestAgainInAFreshPlace() {
         ClassGuest guest = classGuest(Reset.SNAPSHOT);

@@ -103,6 +103,6 @@ class GuestConnectionTest {
     void aServerThatSaysNothingIsGivenUpOnAsSilentNotAsSlow() {
         assertThatThrownBy(() -> GuestConnection.start(new HostKvm(), "this host", SilentServer.class.getName(), List.of(),
                 Duration.ofSeconds(60), Duration.ofSeconds(100), Duration.ofSeconds(2)))
-                .isInstanceOf(GuestConnection.SilentServerException.class).hasMessageContaining("said nothing within 2 s");
+                .isInstanceOf(GuestConnection.StuckPlaceException.class).hasMessageContaining("said nothing within 2 s");
     }
 }

@@ -7,7 +7,7 @@ import java.nio.charset.StandardCharsets;
  * A guest server whose place can stop under it, for {@link ClassGuestTest}: it answers each command with
  * {@code served by NAME} (its argument) and status 0, but a reset, or the command {@code stop-place}, ends
  * it with {@link ClassGuestTest.StoppingPlace#STOPPED} and no answer, as a wedged rig ends a server.
- * The command {@code end} ends its guest by itself (a panic).
+ * The command {@code end} ends its guest by itself (a panic). Named {@code stops-at-boot}, it ends so before its guest is ready.
  */
 public final class StoppingPlaceServer {
     private StoppingPlaceServer() {}
@@ -15,6 +15,7 @@ public final class StoppingPlaceServer {
     public static void main(String[] args) throws Exception {
         GuestServer.MessageWriter wire = GuestServer.takeStdout();
         wire.send(new GuestWire.Console("panamax: init reached"));
+        if (args[0].equals("stops-at-boot")) System.exit(ClassGuestTest.StoppingPlace.STOPPED);
         wire.send(new GuestWire.Ready());
         BufferedReader requests = GuestServer.requests();
         for (String line; (line = requests.readLine()) != null && !line.equals(GuestWire.QUIT.strip()); ) {
