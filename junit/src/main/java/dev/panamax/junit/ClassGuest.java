@@ -9,8 +9,9 @@ import java.util.function.Supplier;
  * runs in can take away. QEMU's software CPU under the rig has been seen to wedge the whole rig while a
  * snapshot was restored (a CI run's eighth reset of {@code ResetRigTest}); the rig is stopped then, and
  * the server with it. With {@link Reset#SNAPSHOT} the next test would only have found the snapshot of
- * the booted guest, so the guest boots once more in a fresh place and that test finds the same. With
- * {@link Reset#NONE} what the tests before left in the guest is gone, so its tests fail instead.
+ * the booted guest, so the guest boots once more in a fresh place and that test finds the same; a test's
+ * first command, which found the guest so too, runs once more there. With {@link Reset#NONE} what the
+ * tests before left in the guest is gone, so its tests fail instead.
  */
 final class ClassGuest implements Guest {
     /** How often a class's guest boots again after its place stopped: a place that keeps stopping is broken. */
@@ -69,12 +70,33 @@ final class ClassGuest implements Guest {
 
     @Override
     public ExecResult exec(String command, String... args) {
-        return connection.exec(command, args);
+        List<String> argv = new java.util.ArrayList<>(List.of(command));
+        argv.addAll(List.of(args));
+        return exec(null, argv);
     }
 
+    /**
+     * Runs the command; with {@link Reset#SNAPSHOT}, a test's first command whose place stopped under it runs once
+     * more in a guest booted in a fresh place: it found the guest as the snapshot had it, and finds it so again.
+     * A later command of the test fails instead (what the commands before it did is gone).
+     */
     @Override
     public ExecResult exec(Duration timeout, List<String> argv) {
-        return connection.exec(timeout, argv);
+        GuestConnection c = connection;
+        boolean firstOfTest = reset == Reset.SNAPSHOT && c.alive() && !c.changedSinceReset();
+        try {
+            return execOn(c, timeout, argv);
+        } catch (GuestException e) {
+            if (!firstOfTest || !c.placeStopped()) throw e;
+            synchronized (this) {
+                bootAgain(c.endReason());
+            }
+            return execOn(connection, timeout, argv);
+        }
+    }
+
+    private static ExecResult execOn(GuestConnection c, Duration timeout, List<String> argv) {
+        return timeout == null ? c.exec(argv.getFirst(), argv.subList(1, argv.size()).toArray(String[]::new)) : c.exec(timeout, argv);
     }
 
     @Override

@@ -6,7 +6,8 @@ import java.nio.charset.StandardCharsets;
 /**
  * A guest server whose place can stop under it, for {@link ClassGuestTest}: it answers each command with
  * {@code served by NAME} (its argument) and status 0, but a reset, or the command {@code stop-place}, ends
- * it with {@link ClassGuestTest.StoppingPlace#STOPPED} and no answer, as a wedged rig ends a server.
+ * it with {@link ClassGuestTest.StoppingPlace#STOPPED} and no answer, as a wedged rig ends a server; {@code
+ * stop-place-in NAME} does so only in the server named NAME.
  * The command {@code end} ends its guest by itself (a panic). Named {@code stops-at-boot}, it ends so before its guest is ready.
  */
 public final class StoppingPlaceServer {
@@ -23,6 +24,11 @@ public final class StoppingPlaceServer {
             GuestWire.ExecRequest exec = GuestWire.decodeExec(line);
             switch (exec.argv().getFirst()) {
                 case "stop-place" -> System.exit(ClassGuestTest.StoppingPlace.STOPPED);
+                case "stop-place-in" -> {
+                    if (exec.argv().get(1).equals(args[0])) System.exit(ClassGuestTest.StoppingPlace.STOPPED);
+                    wire.send(new GuestWire.Output(exec.id(), 1, ("served by " + args[0] + "\n").getBytes(StandardCharsets.UTF_8)));
+                    wire.send(new GuestWire.Done(exec.id(), 0, false, 1, ""));
+                }
                 case "end" -> {
                     wire.send(new GuestWire.Ended("the guest ended: guest panic (test)"));
                     System.exit(0);
