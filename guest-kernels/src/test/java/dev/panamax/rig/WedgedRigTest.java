@@ -10,16 +10,16 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A rig that stops answering while a command runs is taken for wedged long before the command's
- * timeout, and the test run's rig runs the command again in a fresh one; a healthy rig running a
- * silent command is left alone. The wedge is made by stopping QEMU (SIGSTOP), which silences the
- * rig as QEMU's software CPU did when it hung.
+ * timeout, and the test run's rig runs the command again in a fresh one, also when that one wedges
+ * too; a healthy rig running a silent command is left alone. The wedge is made by stopping QEMU
+ * (SIGSTOP), which silences the rig as QEMU's software CPU did when it hung.
  */
 @Timeout(600)
 class WedgedRigTest {
@@ -28,30 +28,33 @@ class WedgedRigTest {
     @Test
     void aSilentCommandRunsOnAndAWedgedRigIsReplacedAndTheCommandRunAgain(@TempDir Path dir) throws Exception {
         Path marker = dir.resolve("first-run-done");
-        // The first run: silent for twice WEDGED_AFTER in a healthy rig, then it asks to be wedged.
-        // The run again in a fresh rig finds the marker and ends at once.
+        Path second = dir.resolve("second-run-done");
+        // The first run: silent for twice WEDGED_AFTER in a healthy rig, then it asks to be wedged. The second, in
+        // a fresh rig, asks to be wedged at once. The third, in a fresh rig again, finds both markers and ends.
         String script = "[ -e " + marker + " ] || { sleep " + 2 * WEDGED_AFTER.toSeconds() + "; touch " + marker
-                + "; echo wedge-me; sleep 600; }; echo ran-again";
+                + "; echo wedge-me; sleep 600; }; [ -e " + second + " ] || { touch " + second + "; echo wedge-me; sleep 600; };"
+                + " echo ran-again";
         SharedRig shared = new SharedRig(Rig.Options.defaults().withShare(dir, false).withWedgedAfter(WEDGED_AFTER));
         try {
             long firstQemu = shared.rig().qemuPid();
-            AtomicBoolean wedged = new AtomicBoolean();
+            AtomicInteger wedged = new AtomicInteger();
             ByteArrayOutputStream seen = new ByteArrayOutputStream();
             OutputStream echo = new OutputStream() {
                 @Override
                 public synchronized void write(int b) throws IOException {
                     seen.write(b);
-                    if (!wedged.get() && seen.toString(StandardCharsets.UTF_8).contains("wedge-me")) {
-                        wedged.set(true);
-                        ProcessHandle.of(firstQemu).ifPresent(q -> stop(q.pid()));
+                    String text = seen.toString(StandardCharsets.UTF_8);
+                    if (text.split("wedge-me", -1).length - 1 > wedged.get()) {
+                        wedged.incrementAndGet();
+                        shared.running().ifPresent(r -> stop(r.qemuPid()));
                     }
                 }
             };
 
             RunResult result = shared.run(List.of("sh", "-c", script), Duration.ofMinutes(8), echo, null);
 
-            assertThat(Files.exists(marker)).as("the first run got past its silent part").isTrue();
-            assertThat(wedged).as("the rig was stopped").isTrue();
+            assertThat(Files.exists(second)).as("the second run started").isTrue();
+            assertThat(wedged).as("rigs stopped").hasValue(SharedRig.RUNS_AGAIN_AFTER_STOPS);
             assertThat(result.exitStatus()).isZero();
             assertThat(result.timedOut()).isFalse();
             assertThat(result.output()).contains("ran-again");
