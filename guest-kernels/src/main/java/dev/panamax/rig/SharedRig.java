@@ -15,12 +15,13 @@ import java.util.function.BiFunction;
  *
  * <p>QEMU's software CPU under the rig has been seen to hang (both of its CPUs in soft lockup) or
  * crash a JVM. When the rig stops under a command (a hung rig is stopped by {@link Rig#run}'s
- * pings), a fresh rig is started and the command runs once more, saying so on stderr (at most {@link
- * #RUNS_AGAIN_AFTER_STOPS} times): the command never finished, so its test has not failed yet. A command with input runs again only if it had
- * taken none of it (a hung rig in CI once left a console test's typing untouched). Guests in the rig also triple-fault now and then (seen in boot tests
- * and in snapshot tests, at different places in the guest, with nothing in common but the rig): a
- * command whose output reports a guest's triple fault runs once more too, saying so. Any other
- * failure or timeout in a healthy rig is not retried.
+ * pings), a fresh rig is started and the command runs once more, saying so on stderr (at most
+ * {@link #RUNS_AGAIN_AFTER_STOPS} times): the command never finished, so its test has not failed
+ * yet. A command with input runs again only if it had taken none of it (a hung rig in CI once left a
+ * console test's typing untouched). Guests in the rig also triple-fault now and then (seen in boot
+ * tests and in snapshot tests, at different places in the guest, with nothing in common but the
+ * rig): a command whose output reports a guest's triple fault runs once more too, saying so. Any
+ * other failure or timeout in a healthy rig is not retried.
  */
 public final class SharedRig implements RealKvm, AutoCloseable {
     /** How Panamax reports a guest's triple fault; no test makes one in the rig on purpose. */

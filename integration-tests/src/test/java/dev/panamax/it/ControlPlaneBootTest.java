@@ -11,7 +11,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
@@ -56,12 +55,7 @@ class ControlPlaneBootTest {
 
     @Test
     void theRestApiBootsTheGuestItConfiguresAndAnswersFiftyReadersDuringTheBoot(RealKvm kvm) {
-        // On the rig's CPU 0, as SnapshotRestoreTest's and LiveMigrationTest's VMMs: the fifty readers' threads spread over
-        // both rig CPUs beside the guest's two vCPUs stalled the rig's kernel (a soft lockup, then no answer for a minute)
-        // in two of three CI rehearsals, twice in a row in one.
-        List<String> pinned = new ArrayList<>(List.of("taskset", "-c", "0"));
-        pinned.addAll(kvm.javaCommand(RestApiBootClient.class.getName(), tinyGuest()));
-        RunResult r = kvm.run(pinned, TIMEOUT, System.out);
+        RunResult r = kvm.runJava(RestApiBootClient.class.getName(), tinyGuest(), TIMEOUT, System.out);
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         String out = r.output();

@@ -1,6 +1,7 @@
 package dev.panamax.junit;
 
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Supplier;
 
@@ -70,9 +71,9 @@ final class ClassGuest implements Guest {
 
     @Override
     public ExecResult exec(String command, String... args) {
-        List<String> argv = new java.util.ArrayList<>(List.of(command));
+        List<String> argv = new ArrayList<>(List.of(command));
         argv.addAll(List.of(args));
-        return exec(null, argv);
+        return exec(connection.defaultTimeout(), argv);
     }
 
     /**
@@ -85,18 +86,14 @@ final class ClassGuest implements Guest {
         GuestConnection c = connection;
         boolean firstOfTest = reset == Reset.SNAPSHOT && c.alive() && !c.changedSinceReset();
         try {
-            return execOn(c, timeout, argv);
+            return c.exec(timeout, argv);
         } catch (GuestException e) {
             if (!firstOfTest || !c.placeStopped()) throw e;
             synchronized (this) {
                 bootAgain(c.endReason());
             }
-            return execOn(connection, timeout, argv);
+            return connection.exec(timeout, argv);
         }
-    }
-
-    private static ExecResult execOn(GuestConnection c, Duration timeout, List<String> argv) {
-        return timeout == null ? c.exec(argv.getFirst(), argv.subList(1, argv.size()).toArray(String[]::new)) : c.exec(timeout, argv);
     }
 
     @Override

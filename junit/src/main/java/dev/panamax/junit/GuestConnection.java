@@ -176,6 +176,11 @@ final class GuestConnection implements Guest, AutoCloseable {
         return exec(defaultTimeout, argv);
     }
 
+    /** The timeout of a command run without one. */
+    Duration defaultTimeout() {
+        return defaultTimeout;
+    }
+
     /** One command at a time: the server runs them in turn, and each call's wait is for its own command. */
     @Override
     public synchronized ExecResult exec(Duration timeout, List<String> argv) {
