@@ -4,12 +4,13 @@
 #   ./panamax rig -- sh integration-tests/scripts/measure-l2-boot.sh [ROUNDS] [MACHINE]
 # MACHINE is microvm (default, as the tests' QemuPeer runs it) or pc. Needs the built guest (the
 # first test run or `java -cp ... dev.panamax.guest.GuestImages` builds it); ms are from QEMU's start.
+# KERNEL and INITRD name another kernel and initramfs than the newest in the cache.
 set -eu
 rounds=${1:-3}
 machine=${2:-microvm}
 cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=$(ls -td "$cache"/kernels/*/vmlinux | head -n 1) # the newest build
-initrd=$(ls -td "$cache"/initramfs/*/initramfs.cpio.gz | head -n 1)
+kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/vmlinux | head -n 1)} # the newest build, unless KERNEL names one
+initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/initramfs.cpio.gz | head -n 1)}
 case $machine in
     microvm) m="-M microvm,rtc=on -device i8042" ;;
     pc) m="-M pc" ;;

@@ -13,6 +13,7 @@ import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RigException;
+import dev.panamax.rig.RigSession;
 import dev.panamax.rig.RunResult;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.VmRules;
@@ -428,8 +429,9 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         inner.addAll(command);
         // Generous: the rig's limit only guards against a wedged inner JVM; the inner exec keeps --timeout itself.
         Duration rigLimit = limit == null ? Duration.ofDays(365) : limit.plusMinutes(5);
-        try (Rig rig = Rig.start(options)) {
-            Path stderrFile = rig.scratch().resolve("exec-stderr");
+        try (RigSession rig = RigSession.open(options)) {
+            // Named by this process: a warm rig's scratch directory outlives it and serves the next command too.
+            Path stderrFile = rig.scratch().resolve("exec-stderr-" + ProcessHandle.current().pid());
             Files.write(stderrFile, new byte[0]);
             List<String> argv = new ArrayList<>(List.of("sh", "-c", "f=$1; shift; exec \"$@\" 2>>\"$f\"", "sh", stderrFile.toString()));
             argv.addAll(inner);
@@ -441,6 +443,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             } finally {
                 done.set(true);
                 copier.join();
+                Files.deleteIfExists(stderrFile);
             }
             return result.timedOut() ? TIMED_OUT : result.exitStatus();
         } catch (MissingIngredientException e) {

@@ -2,6 +2,8 @@ package dev.panamax.cli;
 
 import dev.panamax.cli.image.ImageCommand;
 import dev.panamax.cli.rig.RigCommand;
+import dev.panamax.cli.rig.RigStatusCommand;
+import dev.panamax.cli.rig.RigStopCommand;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -54,7 +56,8 @@ public final class Panamax {
      * and dev.panamax.cli.image stays below dev.panamax.cli.
      */
     private static final Map<Class<?>, List<Class<?>>> NESTED = Map.of(ImageCommand.class,
-            Stream.concat(ImageCommand.COMMANDS.stream(), Stream.of(ExtractCommand.class)).toList());
+            Stream.concat(ImageCommand.COMMANDS.stream(), Stream.of(ExtractCommand.class)).toList(),
+            RigCommand.class, List.of(RigStopCommand.class, RigStatusCommand.class));
 
     public static void main(String[] args) {
         // Log records (for example the KVM acceleration verdict) as one line each, like the rest of the output.

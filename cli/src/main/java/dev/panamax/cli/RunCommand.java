@@ -26,6 +26,7 @@ import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RigException;
+import dev.panamax.rig.RigSession;
 import dev.panamax.rig.RunResult;
 import dev.panamax.sys.HugePageSize;
 import dev.panamax.vmm.ConfigException;
@@ -1009,22 +1010,22 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /**
-     * Runs {@code argv} inside a rig with {@code options}, the console and keyboard passed through; its exit status.
-     * Ctrl-] stops the rig, and with it the VM: status 0, as a Ctrl-] here gives. A rig that fails under the VM
-     * (QEMU died or hung) ends this with one line and its console's end on stderr, status {@link #RIG_FAILED}.
+     * Runs {@code argv} inside a rig with {@code options} (the warm one when it is on), the console and keyboard
+     * passed through; its exit status. Ctrl-] ends the VM (a private rig stops with it, the warm one stays): status 0,
+     * as a Ctrl-] here gives. A rig that fails under the VM (QEMU died or hung) ends this with one line and its
+     * console's end on stderr, status {@link #RIG_FAILED}.
      */
     private int inRig(Rig.Options options, List<String> argv) {
         AtomicBoolean quit = new AtomicBoolean();
-        try (OutputStream out = console.open(); Rig rig = Rig.start(options);
+        try (OutputStream out = console.open(); RigSession rig = RigSession.open(options);
              TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
-            Runnable stopRig = rig::close;
             try {
                 RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
                         out, keyboard == null ? null : keyboard.keys(() -> {
                             quit.set(true);
-                            stopRig.run();
+                            rig.interruptRun();
                         }));
-                return result.exitStatus();
+                return quit.get() ? 0 : result.exitStatus();
             } catch (RigException e) {
                 if (quit.get()) {
                     return 0;

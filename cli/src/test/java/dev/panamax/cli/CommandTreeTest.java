@@ -4,6 +4,8 @@ import static dev.panamax.cli.CliRun.panamax;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.image.ImageCommand;
+import dev.panamax.cli.rig.RigCommand;
+import dev.panamax.cli.rig.RigStopCommand;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -42,5 +44,26 @@ class CommandTreeTest {
         assertThat(typo.status()).isEqualTo(Panamax.EXIT_USAGE);
         assertThat(typo.err()).contains("Did you mean", "image");
         assertThat(panamax("--version").out()).startsWith("panamax ");
+    }
+
+    @Test
+    void rigStopAndStatusAreCommandsButAfterDoubleDashTheyRunInTheRig() {
+        CommandLine cli = new CommandLine(new Panamax());
+        Panamax.addCommands(cli, Panamax.COMMANDS, new String[] {"rig", "stop"}, 0);
+        List<CommandLine> parsed = cli.parseArgs("rig", "stop").asCommandLineList();
+        Object stop = parsed.getLast().getCommand();
+        assertThat(stop).isInstanceOf(RigStopCommand.class);
+
+        CommandLine dashed = new CommandLine(new Panamax());
+        Panamax.addCommands(dashed, Panamax.COMMANDS, new String[] {"rig", "--", "stop"}, 0);
+        assertThat(names(dashed.getSubcommands().get("rig"))).containsExactlyInAnyOrder("stop", "status");
+        List<CommandLine> run = dashed.parseArgs("rig", "--", "stop", "now").asCommandLineList();
+        Object inRig = run.getLast().getCommand();
+        assertThat(inRig).isInstanceOfSatisfying(RigCommand.class,
+                rig -> assertThat(rig.command()).containsExactly("stop", "now"));
+
+        CliRun nothing = panamax("rig");
+        assertThat(nothing.status()).isEqualTo(Panamax.EXIT_USAGE);
+        assertThat(nothing.err()).contains("give the command to run in the rig, after --");
     }
 }

@@ -47,7 +47,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * from a thread that lives as long as QEMU (the death signal follows the parent thread), and the
  * agent inside powers off when the control socket closes.
  */
-public final class Rig implements RealKvm, AutoCloseable {
+public final class Rig implements RigSession, DaemonRig {
     private static final String QEMU_PACKAGE = "qemu-system-x86";
     private static final Duration KILL_GRACE = Duration.ofSeconds(30);
     /** How often the host asks the agent whether the rig is alive while a command runs. */
@@ -150,6 +150,23 @@ public final class Rig implements RealKvm, AutoCloseable {
             return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, true, wedgedAfter);
         }
 
+        /**
+         * Whether a rig of these options runs what a rig of {@code wanted} runs: the same shape (vCPUs,
+         * memory, TCG threads), and every directory {@code wanted} shares, its working directory too,
+         * visible with the rights it asks for.
+         */
+        public boolean covers(Options wanted) {
+            if (wanted.cpus() != cpus || wanted.memoryMib() != memoryMib || wanted.oneTcgThread() != oneTcgThread) {
+                return false;
+            }
+            List<Share> mine = new ArrayList<>(shares);
+            mine.add(new Share(workingDirectory, false));
+            List<Share> needed = new ArrayList<>(wanted.shares());
+            needed.add(new Share(wanted.workingDirectory(), false));
+            return needed.stream().allMatch(n -> n.readOnly() && (n.path().startsWith("/usr") || n.path().startsWith("/etc"))
+                    || mine.stream().anyMatch(m -> n.path().startsWith(m.path()) && (n.readOnly() || !m.readOnly())));
+        }
+
         public Options withWedgedAfter(Duration silence) {
             return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, silence);
         }
@@ -165,6 +182,8 @@ public final class Rig implements RealKvm, AutoCloseable {
     /** What the agent's ping answers carry; random, so a command's output cannot fake one. */
     private final String aliveToken = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
     private volatile boolean closed;
+    /** The nonce of the command running now, for {@link #killRun}; null between commands. */
+    private volatile String runningNonce;
 
     private Rig(Options options, Path scratch, Process qemu, SocketChannel control) {
         this.options = options;
@@ -178,11 +197,19 @@ public final class Rig implements RealKvm, AutoCloseable {
         return start(Options.defaults());
     }
 
+    /**
+     * Installs what a rig needs (QEMU, util-linux) and builds its kernel and initramfs if they are
+     * not cached: the part of a start that may ask the user something or take minutes the first time.
+     */
+    public static RigImages.Images prepare() {
+        DebianPackages.ensureInstalled(QEMU_PACKAGE, "util-linux");
+        return RigImages.ensure();
+    }
+
     /** Boots the rig and returns once its agent is ready for commands. */
     public static Rig start(Options options) {
         long begin = System.nanoTime();
-        DebianPackages.ensureInstalled(QEMU_PACKAGE, "util-linux");
-        RigImages.Images images = RigImages.ensure();
+        RigImages.Images images = prepare();
         Progress.say("starting the nested KVM rig (QEMU TCG; about 10-15 s)");
         Path scratch;
         try {
@@ -214,11 +241,19 @@ public final class Rig implements RealKvm, AutoCloseable {
     }
 
     /** The directory shared with the rig read-write for exchanging files; deleted by {@link #close}. */
+    @Override
     public Path scratch() {
         return scratch;
     }
 
+    /** A private rig ends the command by stopping: nobody else uses it, and that is quickest. */
+    @Override
+    public void interruptRun() {
+        close();
+    }
+
     /** Whether the rig is stopped: closed, or its QEMU gone. */
+    @Override
     public boolean isStopped() {
         return closed || !qemu.isAlive();
     }
@@ -242,8 +277,17 @@ public final class Rig implements RealKvm, AutoCloseable {
      * @throws RigException when the rig dies or stops answering
      */
     @Override
-    public synchronized RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
+    public RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
         if (argv.isEmpty()) throw new IllegalArgumentException("no command to run in the rig");
+        return runScript(script(options.workingDirectory(), argv), argv.getFirst(), timeout, echo, input);
+    }
+
+    /**
+     * Runs a script of {@link #script}'s making, one at a time, as {@link #run} does; {@code label}
+     * names it in messages. The warm rig's daemon runs its clients' scripts so.
+     */
+    @Override
+    public synchronized RunResult runScript(String script, String label, Duration timeout, OutputStream echo, InputStream input) {
         if (closed) throw new IllegalStateException("the rig is stopped");
         String nonce = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
         OutputTail out = new OutputTail(echo);
@@ -253,7 +297,8 @@ public final class Rig implements RealKvm, AutoCloseable {
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicBoolean wedged = new AtomicBoolean();
         AtomicLong lastHeard = new AtomicLong(start);
-        send((input == null ? "RUN " : "RUNI ") + nonce + " " + Base64.getEncoder().encodeToString(script(argv).getBytes(StandardCharsets.UTF_8)));
+        send((input == null ? "RUN " : "RUNI ") + nonce + " " + Base64.getEncoder().encodeToString(script.getBytes(StandardCharsets.UTF_8)));
+        runningNonce = nonce;
         if (input != null) {
             forwardInput(nonce, input, running);
         }
@@ -293,16 +338,17 @@ public final class Rig implements RealKvm, AutoCloseable {
             close();
             String why = wedged.get() ? "it answered nothing for " + options.wedgedAfter().toSeconds() + " s, so it was taken for wedged and stopped"
                     : e.getMessage();
-            throw new RigStoppedException("the rig stopped while running " + argv.getFirst() + " (" + why
+            throw new RigStoppedException("the rig stopped while running " + label + " (" + why
                     + "); its console ended with:\n" + consoleTail(), e);
         } finally {
+            runningNonce = null;
             running.set(false);
             kill.cancel(false);
             abandon.cancel(false);
             watchdog.cancel(false);
             if (!wedged.get() && longestSilence.get() > SILENCE_REPORTED.toNanos()) {
                 Progress.say("the rig answered nothing for up to %d s while running %s (taken for wedged after %d s)".formatted(
-                        longestSilence.get() / 1_000_000_000, argv.getFirst(), options.wedgedAfter().toSeconds()));
+                        longestSilence.get() / 1_000_000_000, label, options.wedgedAfter().toSeconds()));
             }
         }
         return new RunResult(trailer.exitStatus(), timedOut.get(), Duration.ofNanos(System.nanoTime() - start), out.text());
@@ -320,7 +366,7 @@ public final class Rig implements RealKvm, AutoCloseable {
                         + " add a share for it with Rig.Options.withShare");
             }
         }
-        return RealKvm.super.runJava(mainClass, args, timeout, echo, input);
+        return RigSession.super.runJava(mainClass, args, timeout, echo, input);
     }
 
     @Override
@@ -357,8 +403,35 @@ public final class Rig implements RealKvm, AutoCloseable {
         deleteQuietly(scratch);
     }
 
-    private String script(List<String> argv) {
-        StringBuilder s = new StringBuilder("cd ").append(quote(options.workingDirectory().toString())).append(" || exit 126\n");
+    /**
+     * Kills the command running now, if any, with everything it started; the rig stays up and the
+     * command's {@link #run} returns its status (137).
+     */
+    @Override
+    public void killRun() {
+        String nonce = runningNonce;
+        if (nonce != null && !closed) {
+            try {
+                send("KILL " + nonce);
+            } catch (RigException e) {
+                // the rig is gone, and the command with it
+            }
+        }
+    }
+
+    /** The options this rig started with. */
+    @Override
+    public Options options() {
+        return options;
+    }
+
+    /**
+     * The script that runs {@code argv} in the rig: in {@code workingDirectory}, with this process's
+     * essential environment (PATH, HOME, JAVA_HOME, locale, CI, PANAMAX_CACHE). Built by the caller,
+     * so that a warm rig's daemon runs a client's command with the client's directory and environment.
+     */
+    public static String script(Path workingDirectory, List<String> argv) {
+        StringBuilder s = new StringBuilder("cd ").append(quote(workingDirectory.toString())).append(" || exit 126\n");
         Map<String, String> env = new LinkedHashMap<>();
         for (String name : List.of("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TERM", "TZ", "JAVA_HOME", "CI")) {
             String v = System.getenv(name);

@@ -1,18 +1,19 @@
 package dev.panamax.it;
 
+import static dev.panamax.it.CliProcess.assertNoStackTrace;
+import static dev.panamax.it.CliProcess.awaitOutput;
+import static dev.panamax.it.CliProcess.command;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
-import dev.panamax.cli.Panamax;
 import dev.panamax.demo.KvmAcceleration;
 import dev.panamax.guest.GuestImages;
 import dev.panamax.rig.RealKvm;
-import java.io.IOException;
+import dev.panamax.rig.RigSession;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -35,10 +36,12 @@ class RunThroughRigTest {
     @Test
     void ctrlRightBracketOnATerminalEndsTheVmWithStatusZeroAndNoStackTrace() throws Exception {
         // script(1) gives run a terminal (a pty) and passes our bytes to it as keys.
-        List<String> argv = List.of("script", "-qec", String.join(" ", panamax("run").stream().map(RealKvm::shellQuote).toList()),
+        List<String> argv = List.of("script", "-qec", String.join(" ", command("run").stream().map(RealKvm::shellQuote).toList()),
                 "/dev/null");
         Path out = dir.resolve("out");
-        Process p = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+        ProcessBuilder b = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(out.toFile());
+        b.environment().put(RigSession.DAEMON_VARIABLE, "0"); // a rig of run's own: WarmRigTest tests the warm one
+        Process p = b.start();
         try {
             awaitOutput(p, out, GuestImages.INIT_MARKER);
             Thread.sleep(2000); // the guest's shell starts reading its terminal
@@ -59,9 +62,10 @@ class RunThroughRigTest {
     void aRigThatDiesUnderTheVmEndsRunAtOnceWithOneLineAndStatus69() throws Exception {
         assumeFalse(KvmAcceleration.detect().hardware(), "run uses a rig only where this host's KVM only emulates");
         Path out = dir.resolve("out");
-        Process p = new ProcessBuilder(panamax("run", "--cmdline", "panamax.run=\"echo guest-up; sleep 600\""))
-                .redirectErrorStream(true).redirectOutput(out.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
-                .start();
+        ProcessBuilder b = new ProcessBuilder(command("run", "--cmdline", "panamax.run=\"echo guest-up; sleep 600\""))
+                .redirectErrorStream(true).redirectOutput(out.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        b.environment().put(RigSession.DAEMON_VARIABLE, "0");
+        Process p = b.start();
         try {
             awaitOutput(p, out, "guest-up");
             Optional<ProcessHandle> qemu = p.descendants().filter(h -> h.info().command().orElse("").contains("qemu-system")).findFirst();
@@ -76,27 +80,5 @@ class RunThroughRigTest {
             p.descendants().forEach(ProcessHandle::destroyForcibly);
             p.destroyForcibly();
         }
-    }
-
-    private static List<String> panamax(String... args) {
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
-        argv.addAll(List.of(args));
-        return argv;
-    }
-
-    /** Waits until {@code out} shows {@code text}; fails with the output when the process ends first or the guard passes. */
-    private static void awaitOutput(Process p, Path out, String text) throws IOException, InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(600);
-        while (!Files.readString(out, StandardCharsets.UTF_8).contains(text)) {
-            assertThat(p.isAlive()).as("run is still running, waiting for '%s'; its output:%n%s", text,
-                    Files.readString(out, StandardCharsets.UTF_8)).isTrue();
-            assertThat(System.nanoTime()).as("'%s' within 600 s", text).isLessThan(deadline);
-            Thread.sleep(200);
-        }
-    }
-
-    private static void assertNoStackTrace(String text) {
-        assertThat(text).doesNotContain("internal error", "RigStoppedException", "AsynchronousCloseException").doesNotContainPattern("(?m)^\\s+at [\\w.$]+\\(");
     }
 }

@@ -2,13 +2,14 @@ package dev.panamax.cli.rig;
 
 import dev.panamax.cli.common.UserError;
 import dev.panamax.guest.MissingIngredientException;
+import dev.panamax.rig.DurationText;
 import dev.panamax.rig.Rig;
 import dev.panamax.rig.RigException;
+import dev.panamax.rig.RigSession;
 import dev.panamax.rig.RunResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.format.DateTimeParseException;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -24,7 +25,9 @@ import picocli.CommandLine.Parameters;
                     + " whose /dev/kvm is real KVM. The command runs in the current directory with this JDK;"
                     + " /usr and /etc are shared read-only, the current git work tree and ~/.cache/panamax read-write.",
             "Its stdout and stderr come back interleaved on stdout; its stdin is empty."
-                    + " Exits with the command's exit status (124 when it was killed at --timeout)."
+                    + " Exits with the command's exit status (124 when it was killed at --timeout).",
+            "With PANAMAX_RIG_DAEMON=1 the rig stays up after the command (the warm rig), and run, exec and rig"
+                    + " reuse it; it ends after PANAMAX_RIG_IDLE (default 15m) without a command, or with `panamax rig stop`."
         })
 public final class RigCommand implements Callable<Integer> {
     /** The exit status of timeout(1) for a command it killed. */
@@ -41,11 +44,20 @@ public final class RigCommand implements Callable<Integer> {
     @Option(names = "--console", description = "Show the rig's boot console on stderr.")
     boolean console;
 
-    @Parameters(arity = "1..*", paramLabel = "COMMAND", description = "The command and its arguments (put -- before it).")
-    List<String> command;
+    // 0..*: with 1..* picocli would ask for a COMMAND after `rig stop` too.
+    @Parameters(arity = "0..*", paramLabel = "COMMAND", description = "The command and its arguments (put -- before it).")
+    List<String> command = List.of();
+
+    /** The command to run in the rig, as parsed (for tests). */
+    public List<String> command() {
+        return command;
+    }
 
     @Override
     public Integer call() {
+        if (command.isEmpty()) {
+            throw new UserError("give the command to run in the rig, after --: panamax rig -- COMMAND... (or rig stop, rig status)");
+        }
         Rig.Options options = Rig.Options.defaults();
         if (console) options = options.withConsole(true);
         for (String share : shares) {
@@ -55,7 +67,7 @@ public final class RigCommand implements Callable<Integer> {
             options = options.withShare(dir, readOnly);
         }
         Duration limit = parseDuration(timeout);
-        try (Rig rig = Rig.start(options)) {
+        try (RigSession rig = RigSession.open(options)) {
             RunResult r = rig.run(command, limit, System.out);
             if (r.timedOut()) {
                 System.err.println("panamax: " + command.getFirst() + " was killed after --timeout " + timeout + ".");
@@ -71,18 +83,9 @@ public final class RigCommand implements Callable<Integer> {
 
     /** Parses "90s", "10m", "2h" or an ISO-8601 duration ("PT1M30S"). */
     static Duration parseDuration(String text) {
-        String t = text.strip().toLowerCase(java.util.Locale.ROOT);
         try {
-            if (t.matches("\\d+[smh]")) {
-                long n = Long.parseLong(t.substring(0, t.length() - 1));
-                return switch (t.charAt(t.length() - 1)) {
-                    case 's' -> Duration.ofSeconds(n);
-                    case 'm' -> Duration.ofMinutes(n);
-                    default -> Duration.ofHours(n);
-                };
-            }
-            return Duration.parse(text.strip().toUpperCase(java.util.Locale.ROOT));
-        } catch (DateTimeParseException | NumberFormatException e) {
+            return DurationText.parse(text);
+        } catch (IllegalArgumentException e) {
             throw new UserError("--timeout " + text + " is not a duration; write it like 90s, 10m or 2h.");
         }
     }

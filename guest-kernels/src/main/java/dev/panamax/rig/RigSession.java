@@ -1,0 +1,41 @@
+package dev.panamax.rig;
+
+import dev.panamax.guest.Progress;
+import java.nio.file.Path;
+
+/**
+ * A rig to run commands in for as long as the caller needs it: a private {@link Rig}, started for the
+ * caller and stopped by {@link #close}, or the user's {@link WarmRig}, which outlives the caller and
+ * serves the next command without a rig start.
+ */
+public interface RigSession extends RealKvm, AutoCloseable {
+    /** The variable that turns the warm rig on ({@code 1}) or off ({@code 0}). */
+    String DAEMON_VARIABLE = "PANAMAX_RIG_DAEMON";
+
+    /** A directory the rig and this host share read-write, for exchanging files. */
+    Path scratch();
+
+    /**
+     * Ends the command running now, as the user's Ctrl-] asks: a private rig stops; the warm rig
+     * kills the command and stays up. The command's run then returns or throws {@link RigException}.
+     */
+    void interruptRun();
+
+    @Override
+    void close();
+
+    /**
+     * The warm rig when {@value #DAEMON_VARIABLE} is {@code 1} and its daemon can serve (it starts one
+     * if none runs), else a private rig, saying why when the warm one was wanted.
+     */
+    static RigSession open(Rig.Options options) {
+        if ("1".equals(System.getenv(DAEMON_VARIABLE)) && System.getenv("PANAMAX_IN_RIG") == null) {
+            try {
+                return WarmRig.open(options);
+            } catch (WarmRig.UnavailableException e) {
+                Progress.say(e.getMessage() + "; starting a rig of this command's own");
+            }
+        }
+        return Rig.start(options);
+    }
+}

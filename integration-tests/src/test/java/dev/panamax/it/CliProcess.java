@@ -1,0 +1,42 @@
+package dev.panamax.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.panamax.cli.Panamax;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** Panamax's command line as a process of its own, as a user starts it on this host, and what tests look for in its output. */
+final class CliProcess {
+    private CliProcess() {}
+
+    /** The command that runs {@code panamax ARGS...} on this JDK and class path. */
+    static List<String> command(String... args) {
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        argv.addAll(List.of(args));
+        return argv;
+    }
+
+    /** Waits until {@code out} shows {@code text}; fails with the output when the process ends first or after 600 s. */
+    static void awaitOutput(Process p, Path out, String text) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(600);
+        while (!Files.readString(out, StandardCharsets.UTF_8).contains(text)) {
+            assertThat(p.isAlive()).as("the command is still running, waiting for '%s'; its output:%n%s", text,
+                    Files.readString(out, StandardCharsets.UTF_8)).isTrue();
+            assertThat(System.nanoTime()).as("'%s' within 600 s", text).isLessThan(deadline);
+            Thread.sleep(200);
+        }
+    }
+
+    /** Output a user should see when a command ends on purpose or fails cleanly: no stack trace, no internal error. */
+    static void assertNoStackTrace(String text) {
+        assertThat(text).doesNotContain("internal error", "RigStoppedException", "AsynchronousCloseException")
+                .doesNotContainPattern("(?m)^\\s+at [\\w.$]+\\(");
+    }
+}
