@@ -3,9 +3,10 @@
 # in the same rig: the tiny guest (same kernel, initramfs, 256 MiB, one vCPU) to its /init marker.
 #   sh integration-tests/scripts/warm-run-vs-qemu.sh [ROUNDS] [COLD_ROUNDS]
 # Runs on this host, not under `panamax rig --`: it starts the warm rig itself (one untimed run first),
-# then alternates, each round:
+# then alternates, each round after the rig's standby JVM is ready (its warm-up, which follows every command,
+# kept out of the timed rounds, as a user's pause between commands does):
 #   Panamax: `./panamax run ...` from this host's shell, wall time to the marker line: the launcher, the host
-#            JVM, the daemon's reply, the JVM in the rig, the VM's set-up and the guest's boot;
+#            JVM, the daemon's reply, the standby JVM in the rig taking the run, the VM's set-up and the guest's boot;
 #   QEMU:    `./panamax rig -- ...measure-l2-boot.sh 1 microvm` through the same warm rig: QEMU's own time
 #            from its start in the rig to the marker, and the wall time from this host's shell to that line.
 # Prints each round, the medians and two ratios: Panamax against QEMU's own time (the goal is 1.5)
@@ -32,6 +33,16 @@ ms_to() {
     }
 }
 
+# Waits (up to a minute) until the warm rig's standby JVM is ready: its warm-up must not land in a timed round.
+await_standby() {
+    n=0
+    until "$panamax" rig status 2>/dev/null | grep -q "standby JVM: ready"; do
+        n=$((n + 1))
+        [ "$n" -lt 60 ] || { echo "no standby JVM became ready within a minute" >&2; return 0; }
+        sleep 1
+    done
+}
+
 export PANAMAX_RIG_DAEMON=1
 "$panamax" rig stop >/dev/null
 echo "warming up: the first run starts the daemon and its rig (untimed)"
@@ -51,9 +62,9 @@ while [ "$i" -lt "$rounds" ]; do
         echo "$own $((($(date +%s%N) - start) / 1000000))"
     }
     if [ $((i % 2)) -eq 1 ]; then
-        p=$(run_panamax); q=$(run_qemu)
+        await_standby; p=$(run_panamax); await_standby; q=$(run_qemu)
     else
-        q=$(run_qemu); p=$(run_panamax)
+        await_standby; q=$(run_qemu); await_standby; p=$(run_panamax)
     fi
     echo "round $i: Panamax warm run ${p:-none} ms from the host; QEMU in the rig ${q% *} ms from its start (${q#* } ms wall from the host, its exit included)"
     p_all="$p_all $p"; q_all="$q_all ${q% *}"; h_all="$h_all ${q#* }"

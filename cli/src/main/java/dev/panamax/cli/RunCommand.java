@@ -1020,7 +1020,11 @@ final class RunCommand implements Callable<Integer> {
         try (OutputStream out = console.open(); RigSession rig = RigSession.open(options);
              TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
             try {
-                RunResult result = rig.run(argv, timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
+                // argv is panamaxInRig's JVM, Panamax and its arguments: a warm rig may have a standby JVM for them.
+                int main = argv.indexOf(Panamax.class.getName());
+                RunResult result = rig.runProgram(argv.subList(0, main), Panamax.class.getName(), Standby.class.getName(),
+                        argv.subList(main + 1, argv.size()),
+                        timeoutSeconds == null ? Duration.ofDays(365) : Duration.ofSeconds(timeoutSeconds + 60),
                         out, keyboard == null ? null : keyboard.keys(() -> {
                             quit.set(true);
                             rig.interruptRun();

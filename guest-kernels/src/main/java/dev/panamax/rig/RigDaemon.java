@@ -24,6 +24,9 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -48,6 +51,10 @@ public final class RigDaemon {
     static final Duration DEFAULT_IDLE = Duration.ofMinutes(15);
     /** How long a killed command may take to end (its agent's trailer) before the rig is taken for wedged. */
     private static final Duration KILL_GRACE = Duration.ofSeconds(30);
+    /** How long a standby JVM waits for a client before it ends (the idle timeout ends it sooner). */
+    private static final Duration STANDBY_LIFETIME = Duration.ofDays(1);
+    private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(
+            r -> Thread.ofPlatform().daemon().name("rig-daemon-timers").unstarted(r));
     /** How long a client waits for the one before to end before it is told the rig is busy. */
     private static final Duration BUSY_WAIT = Duration.ofSeconds(3);
 
@@ -60,6 +67,9 @@ public final class RigDaemon {
     private final Semaphore busy = new Semaphore(1);
     private final Object lock = new Object();
     private DaemonRig rig; // guarded by lock
+    private Command standby; // guarded by lock: a JVM in the rig waiting for the next client's run
+    /** The script of the last standby a client asked for: started again after any command, so a run after another command finds one. */
+    private volatile String lastStandby;
     private volatile long idleSince = System.nanoTime();
     private volatile String retiring; // why the daemon ends once idle; null while it serves
     private volatile boolean stopped;
@@ -257,8 +267,15 @@ public final class RigDaemon {
                 switch (f.type()) {
                     case WarmRigWire.RUN -> {
                         if (current != null && !ended(current)) throw new IOException("a second command before the first ended");
-                        current = new Command(r, WarmRig.RunRequest.parse(f.payload()), wire);
-                        current.start();
+                        WarmRig.RunRequest request = WarmRig.RunRequest.parse(f.payload());
+                        Command waiting = takeStandby(r, request.standbyScript());
+                        if (waiting != null) {
+                            waiting.attach(request, wire);
+                            current = waiting;
+                        } else {
+                            current = new Command(r, request, wire);
+                            current.start();
+                        }
                     }
                     case WarmRigWire.INPUT -> {
                         if (current != null) current.input.add(f.payload());
@@ -361,6 +378,8 @@ public final class RigDaemon {
                 else s.append("rig: ");
                 Rig.Options o = rig.options();
                 s.append(o.cpus()).append(" vCPUs, ").append(o.memoryMib()).append(" MiB\n");
+                s.append("standby JVM: ").append(standby != null && standby.isAlive() ? (standby.output.passing ? "ready" : "starting") : "none")
+                        .append('\n');
                 s.append("shared: ").append(o.workingDirectory());
                 for (Rig.Share share : o.shares()) s.append(", ").append(share.path()).append(share.readOnly() ? " (read-only)" : "");
                 s.append('\n');
@@ -373,46 +392,69 @@ public final class RigDaemon {
         System.err.println(Instant.now() + " rig daemon: " + message);
     }
 
-    /** A client's command, run on a thread of its own while the client's frames keep coming. */
-    private static final class Command extends Thread {
-        final FrameInput input;
+    /**
+     * A command in the rig on a thread of its own, while the client's frames keep coming: a client's
+     * script, or a standby JVM that waits for a client (its output is dropped up to its
+     * {@linkplain WarmRig#STANDBY_READY ready marker}; a client's arguments come as its first input line).
+     */
+    private final class Command extends Thread {
+        final FrameInput input = new FrameInput();
+        final String script;
         private final DaemonRig rig;
-        private final WarmRig.RunRequest request;
-        private final WarmRigWire wire;
+        private final String label;
+        private final Duration timeout;
+        private final boolean standby;
+        private final boolean takesInput;
+        final Output output = new Output();
+        private volatile WarmRigWire client;
+        private volatile String nextStandby; // the standby script to start once this ends, if any
+        private volatile boolean timedOut;
+        private volatile ScheduledFuture<?> killer;
 
-        Command(DaemonRig rig, WarmRig.RunRequest request, WarmRigWire wire) {
-            super("rig-daemon-command");
+        /** A client's script, its output to {@code client}. */
+        Command(DaemonRig rig, WarmRig.RunRequest request, WarmRigWire client) {
+            this(rig, request.script(), request.label(), request.timeout(), false, request.interactive());
+            this.client = client;
+            this.nextStandby = request.standbyScript();
+        }
+
+        /** A standby JVM started from {@code script}, waiting for {@link #attach}. */
+        Command(DaemonRig rig, String script) {
+            this(rig, script, "a standby JVM", STANDBY_LIFETIME, true, true); // its first input line is a client's arguments
+        }
+
+        private Command(DaemonRig rig, String script, String label, Duration timeout, boolean standby, boolean takesInput) {
+            super(standby ? "rig-daemon-standby" : "rig-daemon-command");
             setDaemon(true);
             this.rig = rig;
-            this.request = request;
-            this.wire = wire;
-            this.input = new FrameInput();
+            this.script = script;
+            this.label = label;
+            this.timeout = timeout;
+            this.standby = standby;
+            this.takesInput = takesInput;
+            output.passing = !standby;
+        }
+
+        /** Hands a waiting standby a client's request: its arguments, then the client's input, under the client's timeout. */
+        void attach(WarmRig.RunRequest request, WarmRigWire to) {
+            client = to;
+            nextStandby = request.standbyScript();
+            input.add((request.args() + "\n").getBytes(StandardCharsets.US_ASCII));
+            if (!request.interactive()) input.end();
+            killer = TIMERS.schedule(() -> {
+                timedOut = true;
+                rig.killRun();
+            }, request.timeout().toMillis(), TimeUnit.MILLISECONDS);
         }
 
         @Override
         public void run() {
-            OutputStream echo = new OutputStream() {
-                @Override
-                public void write(int b) {
-                    write(new byte[] {(byte) b}, 0, 1);
-                }
-
-                @Override
-                public void write(byte[] b, int off, int len) {
-                    try {
-                        wire.write(WarmRigWire.OUTPUT, b, off, len);
-                    } catch (IOException e) {
-                        // the client left: its session kills the command; the output goes nowhere
-                    }
-                }
-            };
             try {
-                RunResult r = rig.runScript(request.script(), request.label(), request.timeout(), echo,
-                        request.interactive() ? input : null);
-                wire.write(WarmRigWire.EXIT, r.exitStatus() + " " + r.timedOut());
+                RunResult r = rig.runScript(script, label, timeout, output, takesInput ? input : null);
+                if (client != null) client.write(WarmRigWire.EXIT, r.exitStatus() + " " + (r.timedOut() || timedOut));
             } catch (RigException | IllegalStateException e) {
                 try {
-                    wire.write(WarmRigWire.STOPPED, String.valueOf(e.getMessage()));
+                    if (client != null) client.write(WarmRigWire.STOPPED, String.valueOf(e.getMessage()));
                 } catch (IOException gone) {
                     // the client left
                 }
@@ -420,8 +462,69 @@ public final class RigDaemon {
                 // the client left before the end
             } finally {
                 input.abort(); // the rig's input thread must not wait for ever
+                if (killer != null) killer.cancel(false);
+                if (nextStandby != null) lastStandby = nextStandby;
+                if (client != null && lastStandby != null) startStandby(rig, lastStandby);
             }
         }
+
+        /** Passes output to the client; a standby's only after its ready marker. */
+        final class Output extends OutputStream {
+            private final byte[] marker = WarmRig.STANDBY_READY.getBytes(StandardCharsets.US_ASCII);
+            private int matched;
+            volatile boolean passing;
+
+            @Override
+            public void write(int b) {
+                write(new byte[] {(byte) b}, 0, 1);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) {
+                int from = off;
+                while (!passing && from < off + len) { // dropped, up to and including the marker
+                    matched = b[from] == marker[matched] ? matched + 1 : b[from] == marker[0] ? 1 : 0;
+                    from++;
+                    if (matched == marker.length) passing = true;
+                }
+                WarmRigWire to = client;
+                if (from < off + len && to != null) {
+                    try {
+                        to.write(WarmRigWire.OUTPUT, b, from, off + len - from);
+                    } catch (IOException e) {
+                        // the client left: its session kills the command; the output goes nowhere
+                    }
+                }
+            }
+        }
+    }
+
+    /** Starts a standby JVM from {@code script} in {@code r}, unless one waits already or {@code r} is no longer the rig. */
+    private void startStandby(DaemonRig r, String script) {
+        synchronized (lock) {
+            if (stopped || r != rig || r.isStopped() || standby != null && standby.isAlive()) return;
+            standby = new Command(r, script);
+            standby.start();
+        }
+    }
+
+    /** The waiting standby if it was started from {@code script}; any other is dismissed (killed). */
+    private Command takeStandby(DaemonRig r, String script) {
+        Command s;
+        synchronized (lock) {
+            s = standby;
+            standby = null;
+        }
+        if (s == null) return null;
+        if (script != null && s.script.equals(script) && s.isAlive() && s.rig == r) return s;
+        s.input.abort();
+        r.killRun();
+        try {
+            s.join(KILL_GRACE.toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return null;
     }
 
     /**

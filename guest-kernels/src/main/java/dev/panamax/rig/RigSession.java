@@ -1,7 +1,12 @@
 package dev.panamax.rig;
 
 import dev.panamax.guest.Progress;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * A rig to run commands in for as long as the caller needs it: a private {@link Rig}, started for the
@@ -20,6 +25,20 @@ public interface RigSession extends RealKvm, AutoCloseable {
      * kills the command and stays up. The command's run then returns or throws {@link RigException}.
      */
     void interruptRun();
+
+    /**
+     * Runs the Java program {@code jvm}, {@code mainClass}, {@code args}. The warm rig may hand it to a
+     * standby JVM started ahead as {@code jvm}, {@code standbyClass}: a program that prints
+     * {@link WarmRig#STANDBY_READY} once it is ready, reads the arguments as its first line of input
+     * ({@link WarmRig#decodeArgs}) and then runs {@code mainClass} with them, the rest of its input theirs.
+     */
+    default RunResult runProgram(List<String> jvm, String mainClass, String standbyClass, List<String> args, Duration timeout,
+            OutputStream echo, InputStream input) {
+        List<String> argv = new ArrayList<>(jvm);
+        argv.add(mainClass);
+        argv.addAll(args);
+        return run(argv, timeout, echo, input);
+    }
 
     @Override
     void close();

@@ -18,6 +18,7 @@ import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Base64;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -29,6 +30,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link #close} leaves the rig running; {@code panamax rig stop} or the idle timeout ends it.
  */
 public final class WarmRig implements RigSession {
+    /**
+     * What a standby JVM prints when it is ready for a client's arguments; the daemon drops its output
+     * up to here. No newline: the rig's agent channel holds a trailing newline back.
+     */
+    public static final String STANDBY_READY = "panamax-standby-ready;";
     /** How long a client waits for a daemon it started to listen. */
     private static final Duration DAEMON_START = Duration.ofSeconds(30);
 
@@ -136,14 +142,30 @@ public final class WarmRig implements RigSession {
     }
 
     @Override
-    public synchronized RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
+    public RunResult run(List<String> argv, Duration timeout, OutputStream echo, InputStream input) {
         if (argv.isEmpty()) throw new IllegalArgumentException("no command to run in the rig");
+        return send(new RunRequest(timeout, input != null, argv.getFirst(), Rig.script(options.workingDirectory(), argv)), echo, input);
+    }
+
+    /** Sends the standby's script along: the daemon starts one after this run, and a later run of the same JVM may use it. */
+    @Override
+    public RunResult runProgram(List<String> jvm, String mainClass, String standbyClass, List<String> args, Duration timeout,
+            OutputStream echo, InputStream input) {
+        List<String> cold = new ArrayList<>(jvm);
+        cold.add(mainClass);
+        cold.addAll(args);
+        List<String> standby = new ArrayList<>(jvm);
+        standby.add(standbyClass);
+        return send(new RunRequest(timeout, input != null, mainClass, Rig.script(options.workingDirectory(), cold),
+                Rig.script(options.workingDirectory(), standby), encodeArgs(args)), echo, input);
+    }
+
+    private synchronized RunResult send(RunRequest request, OutputStream echo, InputStream input) {
         long start = System.nanoTime();
         OutputTail out = new OutputTail(echo);
         AtomicBoolean running = new AtomicBoolean(true);
         try {
-            wire.write(WarmRigWire.RUN, new RunRequest(timeout, input != null, argv.getFirst(),
-                    Rig.script(options.workingDirectory(), argv)).bytes());
+            wire.write(WarmRigWire.RUN, request.bytes());
             if (input != null) forwardInput(input, running);
             for (WarmRigWire.Frame f; (f = wire.read()) != null; ) {
                 switch (f.type()) {
@@ -160,7 +182,7 @@ public final class WarmRig implements RigSession {
             }
             throw new IOException("the daemon closed the connection");
         } catch (IOException | NumberFormatException e) {
-            throw new RigStoppedException("the warm rig's daemon went away while running " + argv.getFirst() + " (" + e.getMessage()
+            throw new RigStoppedException("the warm rig's daemon went away while running " + request.label() + " (" + e.getMessage()
                     + "); its log: " + log, e);
         } finally {
             running.set(false);
@@ -340,30 +362,77 @@ public final class WarmRig implements RigSession {
         }
     }
 
-    /** A command to run: its timeout, whether it takes input, its name for messages, and its script. */
-    record RunRequest(Duration timeout, boolean interactive, String label, String script) {
+    /**
+     * A command to run: its timeout, whether it takes input, its name for messages and its script;
+     * and for a Java program a standby JVM can run, the script that starts that standby ({@code null}
+     * otherwise) and the program's arguments as the standby's first input line ({@link #encodeArgs}).
+     */
+    record RunRequest(Duration timeout, boolean interactive, String label, String script, String standbyScript, String args) {
+        RunRequest(Duration timeout, boolean interactive, String label, String script) {
+            this(timeout, interactive, label, script, null, "");
+        }
+
         byte[] bytes() {
-            String head = timeout.toMillis() + "\n" + (interactive ? "input" : "none") + "\n" + label.replace('\n', ' ') + "\n";
-            byte[] h = head.getBytes(StandardCharsets.UTF_8);
             byte[] s = script.getBytes(StandardCharsets.UTF_8);
-            byte[] all = Arrays.copyOf(h, h.length + s.length);
+            byte[] t = standbyScript == null ? new byte[0] : standbyScript.getBytes(StandardCharsets.UTF_8);
+            byte[] a = args.getBytes(StandardCharsets.US_ASCII);
+            String head = timeout.toMillis() + "\n" + (interactive ? "input" : "none") + "\n" + label.replace('\n', ' ') + "\n"
+                    + s.length + " " + (standbyScript == null ? -1 : t.length) + " " + a.length + "\n";
+            byte[] h = head.getBytes(StandardCharsets.UTF_8);
+            byte[] all = Arrays.copyOf(h, h.length + s.length + t.length + a.length);
             System.arraycopy(s, 0, all, h.length, s.length);
+            System.arraycopy(t, 0, all, h.length + s.length, t.length);
+            System.arraycopy(a, 0, all, h.length + s.length + t.length, a.length);
             return all;
         }
 
         static RunRequest parse(byte[] bytes) {
-            String text = new String(bytes, StandardCharsets.UTF_8);
-            String[] parts = text.split("\n", 4);
-            if (parts.length != 4) throw new IllegalArgumentException("a run request of " + parts.length + " parts");
-            long millis;
-            try {
-                millis = Long.parseLong(parts[0]);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("a timeout '" + parts[0] + "'");
+            int at = 0;
+            String[] head = new String[4];
+            for (int i = 0; i < head.length; i++) {
+                int nl = at;
+                while (nl < bytes.length && bytes[nl] != '\n') nl++;
+                if (nl == bytes.length) throw new IllegalArgumentException("a run request of " + i + " header lines");
+                head[i] = new String(bytes, at, nl - at, StandardCharsets.UTF_8);
+                at = nl + 1;
             }
+            long millis = number(head[0], "a timeout");
             if (millis <= 0) throw new IllegalArgumentException("a timeout of " + millis + " ms");
-            if (!parts[1].equals("input") && !parts[1].equals("none")) throw new IllegalArgumentException("input '" + parts[1] + "'");
-            return new RunRequest(Duration.ofMillis(millis), parts[1].equals("input"), parts[2], parts[3]);
+            if (!head[1].equals("input") && !head[1].equals("none")) throw new IllegalArgumentException("input '" + head[1] + "'");
+            String[] sizes = head[3].split(" ");
+            if (sizes.length != 3) throw new IllegalArgumentException("sizes '" + head[3] + "'");
+            long script = number(sizes[0], "a script size");
+            long standby = number(sizes[1], "a standby script size");
+            long args = number(sizes[2], "an argument size");
+            if (script < 0 || standby < -1 || args < 0 || script + Math.max(standby, 0) + args != bytes.length - at) {
+                throw new IllegalArgumentException("sizes " + head[3] + " for " + (bytes.length - at) + " bytes");
+            }
+            String s = new String(bytes, at, (int) script, StandardCharsets.UTF_8);
+            at += (int) script;
+            String t = standby < 0 ? null : new String(bytes, at, (int) standby, StandardCharsets.UTF_8);
+            at += (int) Math.max(standby, 0);
+            String a = new String(bytes, at, (int) args, StandardCharsets.US_ASCII);
+            if (!a.matches("[A-Za-z0-9+/=]*")) throw new IllegalArgumentException("arguments that are not base64");
+            return new RunRequest(Duration.ofMillis(millis), head[1].equals("input"), head[2], s, t, a);
         }
+
+        private static long number(String text, String what) {
+            try {
+                return Long.parseLong(text);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(what + " '" + text + "'");
+            }
+        }
+    }
+
+    /** A program's arguments as one line: base64 of the arguments joined by NUL (which no argument holds). */
+    public static String encodeArgs(List<String> args) {
+        return Base64.getEncoder().encodeToString(String.join("\0", args).getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** The arguments {@link #encodeArgs} wrote. */
+    public static List<String> decodeArgs(String line) {
+        String joined = new String(Base64.getDecoder().decode(line.strip()), StandardCharsets.UTF_8);
+        return joined.isEmpty() ? List.of() : List.of(joined.split("\0", -1));
     }
 }

@@ -210,12 +210,8 @@ class RigDaemonTest {
         try (WarmRig rig = client()) {
             sh(rig, "true", OutputStream.nullOutputStream(), null);
         }
-        String status = ask(WarmRigWire.STATUS);
-        for (int i = 0; i < 100 && !status.contains("idle for"); i++) { // the session ends just after the client leaves
-            pause(50);
-            status = ask(WarmRigWire.STATUS);
-        }
-        assertThat(status).contains("idle for", "2 vCPUs, 4096 MiB", "shared: " + home);
+        awaitStatus("idle for"); // the session ends just after the client leaves
+        assertThat(status()).contains("2 vCPUs, 4096 MiB", "shared: " + home);
         assertThat(ask(WarmRigWire.STOP)).isEqualTo("stopping");
         serving.get(30, TimeUnit.SECONDS);
         assertThat(started.getFirst().isStopped()).isTrue();
@@ -263,10 +259,70 @@ class RigDaemonTest {
     void aRunRequestIsParsedStrictly() {
         WarmRig.RunRequest r = new WarmRig.RunRequest(Duration.ofSeconds(5), true, "java", "cd /x\nexec java\n");
         assertThat(WarmRig.RunRequest.parse(r.bytes())).isEqualTo(r);
-        for (String bad : List.of("", "5000\ninput\njava", "-1\nnone\nx\ny", "soon\nnone\nx\ny", "5000\nmaybe\nx\ny")) {
+        WarmRig.RunRequest s = new WarmRig.RunRequest(Duration.ofSeconds(5), false, "Main", "cd /x\nexec java Main a\n",
+                "cd /x\nexec java Standby\n", WarmRig.encodeArgs(List.of("a", "b c", "")));
+        assertThat(WarmRig.RunRequest.parse(s.bytes())).isEqualTo(s);
+        assertThat(WarmRig.decodeArgs(s.args())).containsExactly("a", "b c", "");
+        for (String bad : List.of("", "5000\ninput\njava\n", "5000\ninput\njava\n4 -1 0\nabc", "-1\nnone\nx\n1 -1 0\ny",
+                "soon\nnone\nx\n1 -1 0\ny", "5000\nmaybe\nx\n1 -1 0\ny", "5000\nnone\nx\n1 -2 0\ny",
+                "5000\nnone\nx\n1 0 2\nyA\n", "5000\nnone\nx\n1 1\nyz")) {
             assertThatThrownBy(() -> WarmRig.RunRequest.parse(bad.getBytes(StandardCharsets.UTF_8))).as(bad)
                     .isInstanceOf(IllegalArgumentException.class);
         }
+    }
+
+    @Test
+    void aJavaProgramRunsColdFirstThenInAStandbyStartedAfterEachCommandWhichGivesWayToAnyOtherCommand() throws Exception {
+        startDaemon();
+        // A stand-in for a JVM: "jvm" runs its main class (a script) with the arguments; the standby script warms up,
+        // says it is ready, reads the arguments as its first line and runs them.
+        Path main = Files.writeString(home.resolve("main.sh"), "echo cold \"$@\"\n");
+        Path standby = Files.writeString(home.resolve("standby.sh"), """
+                echo warming up
+                printf 'panamax-standby-ready;'
+                read line
+                echo "standby $(echo "$line" | base64 -d | tr '\\000' ' ')"
+                exit 7
+                """);
+        List<String> jvm = List.of("sh", "-c", "exec sh \"$@\"", "sh");
+        try (WarmRig rig = client()) {
+            RunResult first = rig.runProgram(jvm, main.toString(), standby.toString(), List.of("a", "b"), LONG,
+                    OutputStream.nullOutputStream(), null);
+            assertThat(first.output()).isEqualTo("cold a b\n");
+        }
+        awaitStatus("standby JVM: ready");
+        try (WarmRig rig = client()) {
+            RunResult second = rig.runProgram(jvm, main.toString(), standby.toString(), List.of("c", "d"), LONG,
+                    OutputStream.nullOutputStream(), null);
+            assertThat(second.output()).as("no warm-up output, the arguments passed").isEqualTo("standby c d\n");
+            assertThat(second.exitStatus()).isEqualTo(7);
+        }
+        awaitStatus("standby JVM: ready"); // another, after the one that served
+        try (WarmRig rig = client()) {
+            assertThat(sh(rig, "echo plain", OutputStream.nullOutputStream(), null).output()).as("the standby gave way").isEqualTo("plain\n");
+        }
+        awaitStatus("standby JVM: ready"); // and is back after the plain command
+        try (WarmRig rig = client()) {
+            assertThat(rig.runProgram(jvm, main.toString(), standby.toString(), List.of("e"), LONG, OutputStream.nullOutputStream(), null)
+                    .output()).isEqualTo("standby e\n");
+            Path other = Files.writeString(home.resolve("other.sh"), "echo other\n");
+            assertThat(rig.runProgram(jvm, main.toString(), other.toString(), List.of("f"), LONG, OutputStream.nullOutputStream(), null)
+                    .output()).as("cold: the waiting standby is of another program").isEqualTo("cold f\n");
+        }
+        assertThat(started).hasSize(1);
+    }
+
+    private String status() throws IOException {
+        return ask(WarmRigWire.STATUS);
+    }
+
+    private void awaitStatus(String text) throws IOException {
+        String status = status();
+        for (int i = 0; i < 200 && !status.contains(text); i++) {
+            pause(50);
+            status = status();
+        }
+        assertThat(status).contains(text);
     }
 
     @Test
