@@ -366,7 +366,7 @@ public final class RigDaemon {
 
     private String status() {
         StringBuilder s = new StringBuilder();
-        s.append("daemon pid ").append(ProcessHandle.current().pid()).append(", up ")
+        s.append("daemon pid ").append(ProcessHandle.current().pid()).append(residentMib("self")).append(", up ")
                 .append(Duration.between(started, Instant.now()).toSeconds()).append(" s, ")
                 .append(busy.availablePermits() == 0 ? "serving a command" : "idle for " + (System.nanoTime() - idleSince) / 1_000_000_000 + " s")
                 .append(" (it ends after ").append(idle.toSeconds()).append(" s idle)\n");
@@ -374,8 +374,10 @@ public final class RigDaemon {
             if (rig == null || rig.isStopped()) {
                 s.append("no rig running\n");
             } else {
-                if (rig instanceof Rig real) s.append("rig: QEMU pid ").append(real.qemuPid()).append(", ");
-                else s.append("rig: ");
+                s.append("rig: ");
+                if (rig instanceof Rig real) {
+                    s.append("QEMU pid ").append(real.qemuPid()).append(residentMib(String.valueOf(real.qemuPid()))).append(", ");
+                }
                 Rig.Options o = rig.options();
                 s.append(o.cpus()).append(" vCPUs, ").append(o.memoryMib()).append(" MiB\n");
                 s.append("standby JVM: ").append(standby != null && standby.isAlive() ? (standby.output.passing ? "ready" : "starting") : "none")
@@ -386,6 +388,20 @@ public final class RigDaemon {
             }
         }
         return s.toString();
+    }
+
+    /** " (resident N MiB)" for process {@code pid} ("self" for this one), from its VmRSS; empty if unknown. */
+    private static String residentMib(String pid) {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc", pid, "status"))) {
+                if (line.startsWith("VmRSS:")) {
+                    return " (resident " + Long.parseLong(line.replaceAll("[^0-9]", "")) / 1024 + " MiB)";
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            // gone, or unreadable: the figure is left out
+        }
+        return "";
     }
 
     private static void say(String message) {
@@ -518,7 +534,7 @@ public final class RigDaemon {
         if (s == null) return null;
         if (script != null && s.script.equals(script) && s.isAlive() && s.rig == r) return s;
         s.input.abort();
-        r.killRun();
+        s.rig.killRun(); // a no-op if it already ended with the rig it ran in
         try {
             s.join(KILL_GRACE.toMillis());
         } catch (InterruptedException e) {
