@@ -3,7 +3,10 @@ package dev.panamax.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.cli.Panamax;
+import dev.panamax.guest.GuestImages;
+import dev.panamax.rig.RealKvm;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,6 +34,32 @@ final class CliProcess {
                     Files.readString(out, StandardCharsets.UTF_8)).isTrue();
             assertThat(System.nanoTime()).as("'%s' within 600 s", text).isLessThan(deadline);
             Thread.sleep(200);
+        }
+    }
+
+    /** {@code panamax run} under script(1), which gives it a terminal (a pty) and passes what is written to it as keys. */
+    static List<String> runOnATerminal() {
+        return List.of("script", "-qec", String.join(" ", command("run").stream().map(RealKvm::shellQuote).toList()), "/dev/null");
+    }
+
+    /**
+     * Types Ctrl-] into {@link #runOnATerminal}'s process once its guest is up, and checks that run then ends within
+     * {@code guardSeconds} with status 0 and no stack trace; the process and its children are killed in any case.
+     */
+    static void ctrlRightBracketEndsIt(Process p, Path out, long guardSeconds) throws IOException, InterruptedException {
+        try {
+            awaitOutput(p, out, GuestImages.INIT_MARKER);
+            Thread.sleep(2000); // the guest's shell starts reading its terminal
+            OutputStream keys = p.getOutputStream();
+            keys.write(0x1d); // Ctrl-]
+            keys.flush();
+            assertThat(p.waitFor(guardSeconds, TimeUnit.SECONDS)).as("run ended after Ctrl-]").isTrue();
+            String text = Files.readString(out, StandardCharsets.UTF_8);
+            assertThat(p.exitValue()).as(text).isZero();
+            assertNoStackTrace(text);
+        } finally {
+            p.descendants().forEach(ProcessHandle::destroyForcibly);
+            p.destroyForcibly();
         }
     }
 

@@ -3,18 +3,16 @@ package dev.panamax.it;
 import static dev.panamax.it.CliProcess.assertNoStackTrace;
 import static dev.panamax.it.CliProcess.awaitOutput;
 import static dev.panamax.it.CliProcess.command;
+import static dev.panamax.it.CliProcess.ctrlRightBracketEndsIt;
+import static dev.panamax.it.CliProcess.runOnATerminal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.panamax.demo.KvmAcceleration;
-import dev.panamax.guest.GuestImages;
-import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RigSession;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -35,27 +33,11 @@ class RunThroughRigTest {
 
     @Test
     void ctrlRightBracketOnATerminalEndsTheVmWithStatusZeroAndNoStackTrace() throws Exception {
-        // script(1) gives run a terminal (a pty) and passes our bytes to it as keys.
-        List<String> argv = List.of("script", "-qec", String.join(" ", command("run").stream().map(RealKvm::shellQuote).toList()),
-                "/dev/null");
         Path out = dir.resolve("out");
-        ProcessBuilder b = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(out.toFile());
+        ProcessBuilder b = new ProcessBuilder(runOnATerminal()).redirectErrorStream(true).redirectOutput(out.toFile());
         b.environment().put(RigSession.DAEMON_VARIABLE, "0"); // a rig of run's own: WarmRigTest tests the warm one
         Process p = b.start();
-        try {
-            awaitOutput(p, out, GuestImages.INIT_MARKER);
-            Thread.sleep(2000); // the guest's shell starts reading its terminal
-            OutputStream keys = p.getOutputStream();
-            keys.write(0x1d); // Ctrl-]
-            keys.flush();
-            assertThat(p.waitFor(END_GUARD_SECONDS, TimeUnit.SECONDS)).as("run ended after Ctrl-]").isTrue();
-            String text = Files.readString(out, StandardCharsets.UTF_8);
-            assertThat(p.exitValue()).as(text).isZero();
-            assertNoStackTrace(text);
-        } finally {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
-        }
+        ctrlRightBracketEndsIt(p, out, END_GUARD_SECONDS);
     }
 
     @Test

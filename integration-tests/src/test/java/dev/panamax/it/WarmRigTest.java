@@ -3,15 +3,14 @@ package dev.panamax.it;
 import static dev.panamax.it.CliProcess.assertNoStackTrace;
 import static dev.panamax.it.CliProcess.awaitOutput;
 import static dev.panamax.it.CliProcess.command;
+import static dev.panamax.it.CliProcess.ctrlRightBracketEndsIt;
+import static dev.panamax.it.CliProcess.runOnATerminal;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.panamax.demo.KvmAcceleration;
-import dev.panamax.guest.GuestImages;
-import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.RigSession;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -85,24 +84,8 @@ class WarmRigTest {
     void aLaterRunReusesTheRigAndCtrlRightBracketEndsTheVmWithStatusZeroAndTheRigStaysUp() throws Exception {
         long before = qemuPid().orElseThrow();
         Path out = dir.resolve("ctrl");
-        // script(1) gives run a terminal (a pty) and passes our bytes to it as keys.
-        List<String> argv = List.of("script", "-qec", String.join(" ", command("run").stream().map(RealKvm::shellQuote).toList()),
-                "/dev/null");
-        Process p = start(argv, out, false);
-        try {
-            awaitOutput(p, out, GuestImages.INIT_MARKER);
-            Thread.sleep(2000); // the guest's shell starts reading its terminal
-            OutputStream keys = p.getOutputStream();
-            keys.write(0x1d); // Ctrl-]
-            keys.flush();
-            assertThat(p.waitFor(END_GUARD_SECONDS, TimeUnit.SECONDS)).as("run ended after Ctrl-]").isTrue();
-            String text = Files.readString(out, StandardCharsets.UTF_8);
-            assertThat(p.exitValue()).as(text).isZero();
-            assertNoStackTrace(text);
-        } finally {
-            p.descendants().forEach(ProcessHandle::destroyForcibly);
-            p.destroyForcibly();
-        }
+        Process p = start(runOnATerminal(), out, false);
+        ctrlRightBracketEndsIt(p, out, END_GUARD_SECONDS);
         assertThat(qemuPid()).contains(before);
     }
 
