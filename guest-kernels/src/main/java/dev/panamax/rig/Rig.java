@@ -59,7 +59,9 @@ public final class Rig implements RigSession, DaemonRig {
      * each wedge costs this much of a test run, so a minute: silences over {@link #SILENCE_REPORTED} are
      * reported, to show how close a healthy rig came.
      */
-    private static final Duration WEDGED_AFTER = Duration.ofMinutes(1);
+    static final Duration WEDGED_AFTER = Duration.ofMinutes(1);
+    /** How long a rig's boot to its agent may take. */
+    static final Duration BOOT_TIMEOUT = Duration.ofSeconds(180);
     /** A silence this long while a command ran is worth a line on stderr, wedged or not. */
     private static final Duration SILENCE_REPORTED = Duration.ofSeconds(20);
     private static final String SCRATCH_PREFIX = "panamax-rig-";
@@ -106,7 +108,7 @@ public final class Rig implements RigSession, DaemonRig {
             }
             Path m2 = Path.of(System.getProperty("user.home"), ".m2");
             if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
-            return new Options(cwd, shares, 4096, cpus(System.getenv("PANAMAX_RIG_CPUS")), Duration.ofSeconds(180),
+            return new Options(cwd, shares, 4096, cpus(System.getenv("PANAMAX_RIG_CPUS")), BOOT_TIMEOUT,
                     System.getenv("PANAMAX_RIG_CONSOLE") != null, "single".equals(System.getenv("PANAMAX_RIG_TCG")), WEDGED_AFTER);
         }
 

@@ -419,7 +419,6 @@ public final class RigDaemon {
         private final DaemonRig rig;
         private final String label;
         private final Duration timeout;
-        private final boolean standby;
         private final boolean takesInput;
         final Output output = new Output();
         private volatile WarmRigWire client;
@@ -446,7 +445,6 @@ public final class RigDaemon {
             this.script = script;
             this.label = label;
             this.timeout = timeout;
-            this.standby = standby;
             this.takesInput = takesInput;
             output.passing = !standby;
         }

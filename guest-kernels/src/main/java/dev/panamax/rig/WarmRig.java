@@ -272,8 +272,8 @@ public final class WarmRig implements RigSession {
      */
     private static void spawnDaemon(DaemonDirectory directory) {
         List<String> argv = new ArrayList<>(List.of("setsid", Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        argv.addAll(List.of("-XX:+UseSerialGC", "-Xms4m", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
-                RigDaemon.class.getName(), directory.path().toString()));
+        argv.addAll(Rig.JVM_OPTIONS); // a JVM that waits and relays: C1 and the small serial heap serve it
+        argv.addAll(List.of("-cp", System.getProperty("java.class.path"), RigDaemon.class.getName(), directory.path().toString()));
         try {
             new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                     .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(directory.log().toFile())).start();
@@ -328,9 +328,8 @@ public final class WarmRig implements RigSession {
             String tcg = value(lines.get(4), "tcg");
             if (!tcg.equals("single") && !tcg.equals("multi")) throw new IllegalArgumentException("tcg '" + tcg + "'");
             Path cwd = path(value(lines.get(5), "cwd"));
-            Rig.Options defaults = Rig.Options.defaults();
-            Rig.Options options = new Rig.Options(cwd, List.of(), memory, cpus, defaults.bootTimeout(), false, tcg.equals("single"),
-                    defaults.wedgedAfter());
+            Rig.Options options = new Rig.Options(cwd, List.of(), memory, cpus, Rig.BOOT_TIMEOUT, false, tcg.equals("single"),
+                    Rig.WEDGED_AFTER);
             for (String line : lines.subList(6, lines.size())) {
                 String share = value(line, "share");
                 if (!share.startsWith("ro ") && !share.startsWith("rw ")) throw new IllegalArgumentException("a share '" + share + "'");
