@@ -487,6 +487,15 @@ public final class VirtualMachine implements AutoCloseable {
         return devices.console().bytesWritten();
     }
 
+    /**
+     * One line per vCPU on where it stands: its exits by kind and, once the VM has ended (before it
+     * is closed), where each stopped and whether it was halted. For the report on a guest that had
+     * to be killed.
+     */
+    public List<String> describeVcpus() {
+        return vm.vcpus().stream().map(Vcpu::describe).toList();
+    }
+
     /** How many times the vCPUs left guest code so far (for I/O, interrupts, pauses), summed over vCPUs. */
     public long vcpuExits() {
         return vm.vcpuExits();

@@ -800,7 +800,9 @@ final class RunCommand implements Callable<Integer> {
         }
         if (exit == null) {
             killWithin(vm, KILL_GRACE);
-            System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it");
+            System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it. Its vCPUs:");
+            // (for the report of a guest that hangs: halted with interrupts off, or spinning, and where)
+            vm.describeVcpus().forEach(line -> System.err.println("panamax:   " + line));
             return 124;
         }
         return exitStatus(exit);

@@ -126,6 +126,37 @@ public final class Vcpu {
         return (long) EXIT_COUNTS.getOpaque(exitCounts, kind.ordinal());
     }
 
+    /** KVM's names of {@code KVM_MP_STATE_*}, by value. */
+    private static final List<String> MP_STATES = List.of("runnable", "uninitialized", "init-received", "halted", "sipi-received",
+            "stopped", "check-stop", "operating", "load", "ap-reset-hold", "suspended");
+    /** RFLAGS.IF: the vCPU takes interrupts. */
+    private static final long RFLAGS_IF = 1 << 9;
+
+    /**
+     * One line on where this vCPU stands, for the report on a guest that had to be killed: its exits
+     * by kind and, once its thread has ended (so KVM_RUN no longer holds it), its instruction pointer,
+     * whether interrupts were on and KVM's run state ({@code halted}: waiting for an interrupt).
+     */
+    public String describe() {
+        StringBuilder line = new StringBuilder("vcpu ").append(index()).append(": ").append(exits()).append(" exits (");
+        for (ExitKind kind : ExitKind.values()) {
+            line.append(kind == ExitKind.IO_IN ? "" : ", ").append(kind.name().toLowerCase().replace('_', ' ')).append(' ').append(exits(kind));
+        }
+        line.append(')');
+        if (thread == null || thread.isAlive()) {
+            return line.append(thread == null ? ", never started" : ", its thread still running").toString();
+        }
+        try {
+            Regs regs = fd.getRegs();
+            int mpState = fd.getMpState();
+            return line.append(String.format(", stopped at rip=%016x rflags=%08x (interrupts %s), KVM state %s", regs.rip, regs.rflags,
+                    (regs.rflags & RFLAGS_IF) != 0 ? "on" : "off", mpState >= 0 && mpState < MP_STATES.size() ? MP_STATES.get(mpState)
+                            : Integer.toString(mpState))).toString();
+        } catch (RuntimeException e) {
+            return line.append(", its registers unreadable: ").append(e.getMessage()).toString();
+        }
+    }
+
     /** On the vCPU thread only. */
     private void count(ExitKind kind) {
         int i = kind.ordinal();

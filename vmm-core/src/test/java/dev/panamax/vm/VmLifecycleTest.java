@@ -123,6 +123,32 @@ class VmLifecycleTest {
     }
 
     @Test
+    void aStoppedVcpuIsDescribedWithWhereItStoodAndWhetherItWasHalted() throws InterruptedException {
+        // in al, 0x80 ; cli ; hlt: with the in-kernel irqchip KVM keeps a HLT to itself, so the guest hangs, halted
+        byte[] code = {(byte) 0xe4, (byte) 0x80, (byte) 0xfa, (byte) 0xf4};
+        try (Vm vm = Vm.create()) {
+            vm.fd().createIrqchip();
+            vm.addMemory(0, 0x80000, false);
+            vm.memory().write(0x10000, code);
+            Vcpu vcpu = vm.addVcpu();
+            CpuMode.enterRealMode(vcpu.fd(), 0x1000, 0);
+            assertThat(vcpu.describe()).isEqualTo("vcpu 0: 0 exits (io in 0, io out 0, mmio read 0, mmio write 0, hlt 0, shutdown 0,"
+                    + " failure 0), never started");
+            vm.start();
+            long deadline = System.nanoTime() + TIMEOUT.toNanos();
+            while (vcpu.exits(Vcpu.ExitKind.IO_IN) == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
+            }
+            assertThat(vm.awaitExit(Duration.ofMillis(200))).as("a guest halted with interrupts off does not end").isEmpty();
+
+            vm.stop();
+
+            assertThat(vcpu.describe()).startsWith("vcpu 0: ").contains("(io in 1, io out 0, mmio read 0, mmio write 0, hlt 0,")
+                    .endsWith(", stopped at rip=0000000000000004 rflags=00000002 (interrupts off), KVM state halted");
+        }
+    }
+
+    @Test
     void lifecycleMisuseIsRefused() {
         try (DemoGuest guest = DemoGuest.create(null, DemoProgram.HELLO_REAL_MODE, 1, 0, null)) {
             Vm vm = guest.vm();
