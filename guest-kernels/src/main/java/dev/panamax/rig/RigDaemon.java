@@ -330,14 +330,15 @@ public final class RigDaemon {
             if (rig != null && !rig.isStopped() && rig.options().covers(wanted)) return rig;
             if (rig != null) {
                 if (!rig.isStopped()) {
-                    wire.write(WarmRigWire.PROGRESS, "the warm rig starts again to share this command's directories"
-                            + " (it keeps sharing the earlier ones)");
                     options = union(wanted, rig.options());
+                    wire.write(WarmRigWire.PROGRESS, options == wanted ? "the warm rig starts again with this command's CPUs and memory"
+                            : "the warm rig starts again to share this command's directories (it keeps sharing the earlier ones)");
                 }
                 rig.close();
                 rig = null;
             }
-            wire.write(WarmRigWire.PROGRESS, "starting the warm nested KVM rig (QEMU TCG; about 10-15 s); later commands reuse it");
+            wire.write(WarmRigWire.PROGRESS, "starting the warm nested KVM rig (QEMU TCG; about 10-15 s); later commands reuse it, and it"
+                    + " ends after " + (idle.toSeconds() % 60 == 0 ? idle.toMinutes() + " min" : idle.toSeconds() + " s") + " without one (or with `panamax rig stop`; PANAMAX_RIG_DAEMON=0: no warm rig)");
             long begin = System.nanoTime();
             rig = starter.apply(options);
             say("rig started in " + (System.nanoTime() - begin) / 1_000_000 + " ms, sharing " + options.shares());
@@ -383,7 +384,10 @@ public final class RigDaemon {
                 s.append("standby JVM: ").append(standby != null && standby.isAlive() ? (standby.output.passing ? "ready" : "starting") : "none")
                         .append('\n');
                 s.append("shared: ").append(o.workingDirectory());
-                for (Rig.Share share : o.shares()) s.append(", ").append(share.path()).append(share.readOnly() ? " (read-only)" : "");
+                for (Rig.Share share : o.shares()) {
+                    if (share.path().equals(o.workingDirectory())) continue; // shared already, writable
+                    s.append(", ").append(share.path()).append(share.readOnly() ? " (read-only)" : "");
+                }
                 s.append('\n');
             }
         }

@@ -14,7 +14,7 @@ import java.util.List;
  * serves the next command without a rig start.
  */
 public interface RigSession extends RealKvm, AutoCloseable {
-    /** The variable that turns the warm rig on ({@code 1}) or off ({@code 0}). */
+    /** The variable that turns the warm rig off ({@code 0}); it is on otherwise. */
     String DAEMON_VARIABLE = "PANAMAX_RIG_DAEMON";
 
     /** A directory the rig and this host share read-write, for exchanging files. */
@@ -44,11 +44,11 @@ public interface RigSession extends RealKvm, AutoCloseable {
     void close();
 
     /**
-     * The warm rig when {@value #DAEMON_VARIABLE} is {@code 1} and its daemon can serve (it starts one
-     * if none runs), else a private rig, saying why when the warm one was wanted.
+     * The warm rig when its daemon can serve (it starts one if none runs), else a private rig, saying
+     * why; a private rig at once when {@value #DAEMON_VARIABLE} is {@code 0} or inside a rig.
      */
     static RigSession open(Rig.Options options) {
-        if ("1".equals(System.getenv(DAEMON_VARIABLE)) && System.getenv("PANAMAX_IN_RIG") == null) {
+        if (!"0".equals(System.getenv(DAEMON_VARIABLE)) && System.getenv("PANAMAX_IN_RIG") == null) {
             try {
                 return WarmRig.open(options);
             } catch (WarmRig.UnavailableException e) {

@@ -26,8 +26,9 @@ import picocli.CommandLine.Parameters;
                     + " /usr and /etc are shared read-only, the current git work tree and ~/.cache/panamax read-write.",
             "Its stdout and stderr come back interleaved on stdout; its stdin is empty."
                     + " Exits with the command's exit status (124 when it was killed at --timeout).",
-            "With PANAMAX_RIG_DAEMON=1 the rig stays up after the command (the warm rig), and run, exec and rig"
-                    + " reuse it; it ends after PANAMAX_RIG_IDLE (default 15m) without a command, or with `panamax rig stop`."
+            "The rig stays up after the command (the warm rig), and run, exec and rig reuse it; it ends after"
+                    + " PANAMAX_RIG_IDLE (default 15m) without a command, or with `panamax rig stop`. PANAMAX_RIG_DAEMON=0:"
+                    + " a rig of the command's own, stopped at its end."
         })
 public final class RigCommand implements Callable<Integer> {
     /** The exit status of timeout(1) for a command it killed. */

@@ -9,7 +9,7 @@ import picocli.CommandLine.Command;
 
 /** {@code panamax rig status}: what the warm rig's daemon is doing. */
 @Command(name = "status", mixinStandardHelpOptions = true,
-        description = "Tells whether the warm rig (PANAMAX_RIG_DAEMON=1) runs: its daemon, QEMU, shares, and whether it is busy."
+        description = "Tells whether the warm rig runs: its daemon, QEMU, shares, and whether it is busy."
                 + " Exits with 0 when one runs, 3 when none does.")
 public final class RigStatusCommand implements Callable<Integer> {
     /** The exit status when no warm rig runs. */

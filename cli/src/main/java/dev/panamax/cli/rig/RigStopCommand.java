@@ -8,7 +8,7 @@ import picocli.CommandLine.Command;
 
 /** {@code panamax rig stop}: ends the warm rig and its daemon. */
 @Command(name = "stop", mixinStandardHelpOptions = true,
-        description = "Stops the warm rig (PANAMAX_RIG_DAEMON=1) and its daemon, killing a command it runs. Without one, says so.")
+        description = "Stops the warm rig and its daemon, killing a command it runs. Without one, says so.")
 public final class RigStopCommand implements Callable<Integer> {
     @Override
     public Integer call() {
