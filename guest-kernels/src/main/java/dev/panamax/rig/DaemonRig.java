@@ -17,6 +17,11 @@ interface DaemonRig extends AutoCloseable {
 
     boolean isStopped();
 
+    /** Why a rig {@link #isStopped} that nobody closed ended, for the daemon's log. */
+    default String whyStopped() {
+        return "it stopped";
+    }
+
     Rig.Options options();
 
     @Override

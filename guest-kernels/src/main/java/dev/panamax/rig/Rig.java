@@ -260,6 +260,13 @@ public final class Rig implements RigSession, DaemonRig {
         return closed || !qemu.isAlive();
     }
 
+    @Override
+    public String whyStopped() {
+        if (closed) return "it was stopped";
+        if (qemu.isAlive()) return "it runs";
+        return "QEMU exited with status " + qemu.exitValue() + "; the rig's console ended with:\n" + consoleTail();
+    }
+
     /** QEMU's process id (for tests that check it is gone). */
     public long qemuPid() {
         return qemu.pid();

@@ -329,10 +329,13 @@ public final class RigDaemon {
             Rig.Options options = wanted;
             if (rig != null && !rig.isStopped() && rig.options().covers(wanted)) return rig;
             if (rig != null) {
-                if (!rig.isStopped()) {
+                if (rig.isStopped()) {
+                    say("the rig had stopped since the last command: " + rig.whyStopped());
+                } else {
                     options = union(wanted, rig.options());
-                    wire.write(WarmRigWire.PROGRESS, options == wanted ? "the warm rig starts again with this command's CPUs and memory"
-                            : "the warm rig starts again to share this command's directories (it keeps sharing the earlier ones)");
+                    wire.write(WarmRigWire.PROGRESS, sameShape(wanted, rig.options())
+                            ? "the warm rig starts again to share this command's directories (it keeps sharing the earlier ones)"
+                            : "the warm rig starts again with this command's CPUs and memory");
                 }
                 rig.close();
                 rig = null;
@@ -346,14 +349,17 @@ public final class RigDaemon {
         }
     }
 
+    /** Whether rigs of {@code a} and of {@code b} have the same CPUs, memory and TCG threading. */
+    private static boolean sameShape(Rig.Options a, Rig.Options b) {
+        return a.cpus() == b.cpus() && a.memoryMib() == b.memoryMib() && a.oneTcgThread() == b.oneTcgThread();
+    }
+
     /**
      * {@code wanted} with what {@code earlier} shared too, when both have the same shape: directories
      * that no longer exist are dropped, and a directory both share is read-write if either wants it so.
      */
     static Rig.Options union(Rig.Options wanted, Rig.Options earlier) {
-        if (wanted.cpus() != earlier.cpus() || wanted.memoryMib() != earlier.memoryMib() || wanted.oneTcgThread() != earlier.oneTcgThread()) {
-            return wanted;
-        }
+        if (!sameShape(wanted, earlier)) return wanted;
         Rig.Options union = wanted;
         List<Rig.Share> more = new ArrayList<>(earlier.shares());
         more.add(new Rig.Share(earlier.workingDirectory(), false));

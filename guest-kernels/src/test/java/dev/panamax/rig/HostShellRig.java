@@ -16,6 +16,7 @@ final class HostShellRig implements DaemonRig {
     private final Path scratch;
     private volatile Process current;
     private volatile boolean closed;
+    private volatile String died; // why it stopped on its own (as a rig whose QEMU died), or null
 
     HostShellRig(Rig.Options options) {
         this.options = options;
@@ -84,7 +85,18 @@ final class HostShellRig implements DaemonRig {
 
     @Override
     public boolean isStopped() {
-        return closed;
+        return closed || died != null;
+    }
+
+    /** Stops as a rig whose QEMU died does, behind the daemon's back. */
+    void die(String why) {
+        died = why;
+        killRun();
+    }
+
+    @Override
+    public String whyStopped() {
+        return died != null ? died : closed ? "it was stopped" : "it runs";
     }
 
     @Override

@@ -8,6 +8,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.PrintStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
@@ -123,6 +124,26 @@ class RigDaemonTest {
             assertThat(sh(rig, "true", OutputStream.nullOutputStream(), null).exitStatus()).isZero();
         }
         assertThat(started).hasSize(2);
+    }
+
+    @Test
+    void aRigThatDiedBetweenCommandsIsReplacedAndTheLogSaysWhy() throws Exception {
+        startDaemon();
+        try (WarmRig rig = client()) {
+            assertThat(sh(rig, "true", OutputStream.nullOutputStream(), null).exitStatus()).isZero();
+        }
+        started.getFirst().die("QEMU exited with status 1; the rig's console ended with: oops");
+        PrintStream err = System.err;
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        System.setErr(new PrintStream(log, true, StandardCharsets.UTF_8));
+        try (WarmRig rig = client()) {
+            assertThat(sh(rig, "echo again", OutputStream.nullOutputStream(), null).output()).isEqualTo("again\n");
+        } finally {
+            System.setErr(err);
+        }
+        assertThat(started).hasSize(2);
+        assertThat(log.toString(StandardCharsets.UTF_8))
+                .contains("rig daemon: the rig had stopped since the last command: QEMU exited with status 1; the rig's console ended with: oops");
     }
 
     @Test
