@@ -936,8 +936,9 @@ final class RunCommand implements Callable<Integer> {
         if (!Files.exists(cache)) {
             return Optional.empty();
         }
-        // Caches of earlier builds are useless now (about 18 MB each): keep only this one.
-        try (var old = Files.newDirectoryStream(cache.getParent(), "cli-*.aot")) {
+        // Caches of earlier builds are useless now (about 20 MB each): keep only this one. The training JVM also
+        // leaves an empty CACHE.config behind (its configuration file, emptied), one per build.
+        try (var old = Files.newDirectoryStream(cache.getParent(), "cli-*.aot*")) {
             for (Path p : old) {
                 if (!p.equals(cache)) {
                     Files.deleteIfExists(p);
