@@ -17,6 +17,7 @@ import dev.panamax.rig.RigSession;
 import dev.panamax.rig.RunResult;
 import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.VmRules;
+import java.io.FileOutputStream;
 import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -26,6 +27,7 @@ import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -115,11 +117,22 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--no-rig", description = "never move into the nested KVM rig, even where KVM only emulates")
     boolean noRig;
 
+    /**
+     * For the exec inside the rig: the file its stderr is appended to, which the outer exec copies to its own
+     * (the rig's channel carries one stream). Set by the JVM itself, so that a standby JVM started before
+     * the command can serve it too.
+     */
+    @Option(names = "--stderr-file", hidden = true)
+    Path stderrTo;
+
     @Parameters(arity = "1..*", paramLabel = "CMD", description = "the command and its arguments (after --)")
     List<String> command;
 
     @Override
     public Integer call() throws IOException {
+        if (stderrTo != null) {
+            System.setErr(new PrintStream(new FileOutputStream(stderrTo.toFile(), true), true, StandardCharsets.UTF_8));
+        }
         try {
             Duration limit = timeout == null ? null : parseTimeout(timeout);
             try {
@@ -382,16 +395,16 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     /**
-     * Runs this exec inside the rig. The rig's channel carries one stream, which becomes our stdout;
-     * the inner exec's stderr goes to a file in the rig's scratch directory (a read-write share, which
-     * the rig mounts uncached), which is copied to our stderr as it grows.
+     * Runs this exec inside the rig, in the warm rig's standby JVM when one waits. The rig's channel
+     * carries one stream, which becomes our stdout; the inner exec's stderr goes to a file in the rig's
+     * scratch directory (a read-write share, which the rig mounts uncached), which is copied to our
+     * stderr as it grows.
      */
     private int runInRig(VmConfig vm, Duration limit) {
         RunCommand.sayWhyInRig();
         Path k = vm.bootSource().kernel().toAbsolutePath();
         Path i = vm.bootSource().initrd().toAbsolutePath();
-        List<String> inner = RunCommand.panamaxInRig(RunCommand.aotCache(k, i).orElse(null));
-        inner.addAll(List.of("exec", "--no-rig", "--cpus", String.valueOf(cpus), "--memory", memory,
+        List<String> inner = new ArrayList<>(List.of("exec", "--no-rig", "--cpus", String.valueOf(cpus), "--memory", memory,
                 "--kernel", k.toString(), "--initrd", i.toString()));
         if (limit != null) {
             inner.addAll(List.of("--timeout", formatTimeout(limit)));
@@ -433,13 +446,15 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             // Named by this process: a warm rig's scratch directory outlives it and serves the next command too.
             Path stderrFile = rig.scratch().resolve("exec-stderr-" + ProcessHandle.current().pid());
             Files.write(stderrFile, new byte[0]);
-            List<String> argv = new ArrayList<>(List.of("sh", "-c", "f=$1; shift; exec \"$@\" 2>>\"$f\"", "sh", stderrFile.toString()));
-            argv.addAll(inner);
+            List<String> args = new ArrayList<>(List.of(inner.getFirst(), "--stderr-file", stderrFile.toString()));
+            args.addAll(inner.subList(1, inner.size()));
+            List<String> jvm = RunCommand.jvmInRig(RunCommand.aotCache(k, i).orElse(null));
             AtomicBoolean done = new AtomicBoolean();
             Thread copier = Thread.ofPlatform().daemon().name("exec-stderr").start(() -> follow(stderrFile, done, System.err));
             RunResult result;
             try {
-                result = rig.run(argv, rigLimit, unclosed(System.out), System.in);
+                result = rig.runProgram(jvm, Panamax.class.getName(), Standby.class.getName(), args, rigLimit, unclosed(System.out),
+                        System.in);
             } finally {
                 done.set(true);
                 copier.join();

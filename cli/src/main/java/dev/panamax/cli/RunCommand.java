@@ -732,12 +732,19 @@ final class RunCommand implements Callable<Integer> {
 
     /** The command that starts this Panamax in the rig's JVM, with the start-up cache {@code aot} unless null; the caller adds the arguments. */
     static List<String> panamaxInRig(Path aot) {
+        List<String> argv = jvmInRig(aot);
+        argv.add(Panamax.class.getName());
+        return argv;
+    }
+
+    /** {@link #panamaxInRig} without the main class: the JVM a standby in the warm rig is started as. */
+    static List<String> jvmInRig(Path aot) {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         argv.addAll(Rig.JVM_OPTIONS);
         if (aot != null) {
             argv.add("-XX:AOTCache=" + aot);
         }
-        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), Panamax.class.getName()));
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path")));
         return argv;
     }
 

@@ -74,6 +74,18 @@ class ExecCommandTest {
     }
 
     @Test
+    void theExecInsideTheRigWritesItsStderrToTheFileTheOuterExecFollows() throws Exception {
+        Path kernel = SyntheticKernels.write(dir, "bzImage", SyntheticKernels.bzImage());
+        Path initrd = Files.write(dir.resolve("initrd"), new byte[16]);
+        Path stderr = Files.writeString(dir.resolve("stderr"), "earlier\n");
+        CliRun r = panamax("exec", "--stderr-file", stderr.toString(), "--no-rig", "--timeout", "0s", "--kernel", kernel.toString(),
+                "--initrd", initrd.toString(), "--", "true");
+        assertThat(r.status()).isEqualTo(ExecCommand.FAILED);
+        assertThat(r.err()).isEmpty();
+        assertThat(Files.readString(stderr)).as("appended").startsWith("earlier\n").contains("--timeout 0s");
+    }
+
+    @Test
     void aKernelWhoseConfigurationLacksAnOptionIsRefusedNamingItBeforeAnyGuestRuns() throws Exception {
         Path own = Files.createDirectory(dir.resolve("own"));
         Path kernel = SyntheticKernels.write(own, "bzImage", SyntheticKernels.bzImage());

@@ -270,9 +270,12 @@ public final class RigDaemon {
                         WarmRig.RunRequest request = WarmRig.RunRequest.parse(f.payload());
                         Command waiting = takeStandby(r, request.standbyScript());
                         if (waiting != null) {
+                            say("a command of " + request.label() + " went to the standby JVM");
                             waiting.attach(request, wire);
                             current = waiting;
                         } else {
+                            say("a command of " + request.label() + " started" + (request.standbyScript() == null ? ""
+                                    : ", no standby JVM of its kind waiting"));
                             current = new Command(r, request, wire);
                             current.start();
                         }

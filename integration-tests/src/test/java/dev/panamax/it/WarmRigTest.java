@@ -33,7 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code panamax run} with the warm rig on ({@code PANAMAX_RIG_DAEMON=1}), as a user runs it on this host:
  * the first run starts the daemon and its rig, a rig that dies under a VM ends that run with status 69
  * and the next run gets a fresh rig, a later run reuses it (the same QEMU), Ctrl-] ends the VM but not
- * the rig, and {@code rig stop} ends the daemon and QEMU. The daemon lives in a runtime directory
+ * the rig, an {@code exec} goes to the standby JVM started after that run, and {@code rig stop} ends the
+ * daemon and QEMU. The daemon lives in a runtime directory
  * of this class's own, so it never meets a user's.
  */
 @Timeout(900)
@@ -91,6 +92,39 @@ class WarmRigTest {
 
     @Test
     @Order(3)
+    void anExecGoesToTheStandbyJvmAndKeepsItsStdoutStderrAndStatusApart() throws Exception {
+        long before = qemuPid().orElseThrow();
+        awaitStandby();
+        Path log = runtime.resolve("panamax/daemon.log");
+        long logBefore = Files.size(log);
+        Path out = dir.resolve("exec-out");
+        Path err = dir.resolve("exec-err");
+        ProcessBuilder b = new ProcessBuilder(command("exec", "--", "sh", "-c", "echo out-line; echo err-line >&2; exit 5"))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        Process p = inThisClassesDaemon(b).start();
+        assertThat(p.waitFor(END_GUARD_SECONDS, TimeUnit.SECONDS)).as("exec ended").isTrue();
+        String stderr = Files.readString(err, StandardCharsets.UTF_8);
+        assertThat(p.exitValue()).as(stderr).isEqualTo(5);
+        assertThat(Files.readString(out, StandardCharsets.UTF_8)).isEqualTo("out-line\n");
+        assertThat(stderr).contains("err-line\n");
+        String logged = Files.readString(log, StandardCharsets.UTF_8).substring((int) logBefore);
+        assertThat(logged).as("the daemon's log since the exec began").contains("a command of dev.panamax.cli.Panamax went to the standby JVM");
+        assertThat(qemuPid()).contains(before);
+    }
+
+    /** Waits until {@code rig status} tells of a standby JVM, started after the last command. */
+    private void awaitStandby() throws Exception {
+        Path out = dir.resolve("standby");
+        for (int i = 0; i < END_GUARD_SECONDS; i++) {
+            assertThat(panamax(out, "rig", "status").waitFor(60, TimeUnit.SECONDS)).isTrue();
+            if (Files.readString(out, StandardCharsets.UTF_8).matches("(?s).*standby JVM: (ready|starting).*")) return;
+            Thread.sleep(1000);
+        }
+        throw new AssertionError("no standby JVM after the last command: " + Files.readString(out, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    @Order(4)
     void rigStopEndsTheDaemonAndQemu() throws Exception {
         long qemu = qemuPid().orElseThrow();
         Path out = dir.resolve("stop");
@@ -129,9 +163,13 @@ class WarmRigTest {
     private Process start(List<String> argv, Path out, boolean noInput) throws IOException {
         ProcessBuilder b = new ProcessBuilder(argv).redirectErrorStream(true).redirectOutput(out.toFile());
         if (noInput) b.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        return inThisClassesDaemon(b).start();
+    }
+
+    private static ProcessBuilder inThisClassesDaemon(ProcessBuilder b) {
         b.environment().put(RigSession.DAEMON_VARIABLE, "1");
         b.environment().put("PANAMAX_RIG_IDLE", "5m"); // a test run that dies leaves no daemon for long
         b.environment().put("XDG_RUNTIME_DIR", runtime.toString());
-        return b.start();
+        return b;
     }
 }
