@@ -343,8 +343,9 @@ public final class RigDaemon {
                 rig.close();
                 rig = null;
             }
+            String idleText = idle.toSeconds() % 60 == 0 ? idle.toMinutes() + " min" : idle.toSeconds() + " s";
             wire.write(WarmRigWire.PROGRESS, "starting the warm nested KVM rig (QEMU TCG; about 10-15 s); later commands reuse it, and it"
-                    + " ends after " + (idle.toSeconds() % 60 == 0 ? idle.toMinutes() + " min" : idle.toSeconds() + " s") + " without one (or with `panamax rig stop`; PANAMAX_RIG_DAEMON=0: no warm rig)");
+                    + " ends after " + idleText + " without one (or with `panamax rig stop`; PANAMAX_RIG_DAEMON=0: no warm rig)");
             long begin = System.nanoTime();
             rig = starter.apply(options);
             say("rig started in " + (System.nanoTime() - begin) / 1_000_000 + " ms, sharing " + options.shares());

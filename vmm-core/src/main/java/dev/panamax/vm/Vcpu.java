@@ -59,6 +59,8 @@ public final class Vcpu {
     private long exits;
     /** By {@link ExitKind#ordinal()}; written only by the vCPU thread, read by any (opaque, as {@link #exits}). */
     private final long[] exitCounts = new long[ExitKind.values().length];
+    /** Set by the thread once it is out of KVM_RUN for good, before the VM hears of its end. */
+    private volatile boolean ended;
 
     Vcpu(Vm vm, VcpuFd fd) {
         this.vm = vm;
@@ -143,7 +145,7 @@ public final class Vcpu {
             line.append(kind == ExitKind.IO_IN ? "" : ", ").append(kind.name().toLowerCase().replace('_', ' ')).append(' ').append(exits(kind));
         }
         line.append(')');
-        if (thread == null || thread.isAlive()) {
+        if (!ended) {
             return line.append(thread == null ? ", never started" : ", its thread still running").toString();
         }
         try {
@@ -195,6 +197,7 @@ public final class Vcpu {
             exit = new VmExit(VmExit.Reason.INTERNAL_ERROR, index(), "vCPU thread failed: " + t, null);
         } finally {
             fd.finishRunThread();
+            ended = true;
             vm.vcpuEnded(this, exit);
         }
     }
