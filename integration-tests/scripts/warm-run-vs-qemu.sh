@@ -1,5 +1,5 @@
 #!/bin/sh
-# A repeated `panamax run` through the warm rig (PANAMAX_RIG_DAEMON=1) against QEMU booting the same guest
+# A repeated `panamax run` through the warm rig (the default; the script sets PANAMAX_RIG_DAEMON=1 all the same) against QEMU booting the same guest
 # in the same rig: the tiny guest (same kernel, initramfs, 256 MiB, one vCPU) to its /init marker.
 #   sh integration-tests/scripts/warm-run-vs-qemu.sh [ROUNDS] [COLD_ROUNDS]
 # Runs on this host, not under `panamax rig --`: it starts the warm rig itself (one untimed run first),
