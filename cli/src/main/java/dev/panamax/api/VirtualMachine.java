@@ -496,6 +496,14 @@ public final class VirtualMachine implements AutoCloseable {
         return vm.vcpus().stream().map(Vcpu::describe).toList();
     }
 
+    /**
+     * One line per running virtio queue on how far the guest's driver and the device have come
+     * (entries made available and not taken, taken and not used): for the same report.
+     */
+    public List<String> describeQueues() {
+        return devices.virtioDevices().stream().flatMap(d -> d.describeQueues().stream()).toList();
+    }
+
     /** How many times the vCPUs left guest code so far (for I/O, interrupts, pauses), summed over vCPUs. */
     public long vcpuExits() {
         return vm.vcpuExits();

@@ -807,9 +807,10 @@ final class RunCommand implements Callable<Integer> {
         }
         if (exit == null) {
             killWithin(vm, KILL_GRACE);
-            System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it. Its vCPUs:");
-            // (for the report of a guest that hangs: halted with interrupts off, or spinning, and where)
+            System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it. Its vCPUs and queues:");
+            // (for the report of a guest that hangs: halted or spinning, and where; a request lost or stuck in a device)
             vm.describeVcpus().forEach(line -> System.err.println("panamax:   " + line));
+            vm.describeQueues().forEach(line -> System.err.println("panamax:   " + line));
             return 124;
         }
         return exitStatus(exit);

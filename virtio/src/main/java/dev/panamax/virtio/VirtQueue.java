@@ -173,6 +173,27 @@ public final class VirtQueue {
     }
 
     /**
+     * One line on how far the driver and the device have come, for the report on a guest that hung: an
+     * entry the driver made available that the device never took (a notification lost) or took and
+     * never used (a request stuck) shows here, and so does a used index the driver's interrupt wish
+     * stands behind. Read without the I/O thread's ordering: a diagnosis, not state.
+     */
+    String describe() {
+        int avail = Short.toUnsignedInt((short) INDEX.getAcquire(availRing, 2L));
+        int taken = lastAvail;
+        int used = usedIdx;
+        StringBuilder line = new StringBuilder("queue ").append(index).append(": ").append((avail - taken) & 0xffff)
+                .append(" available and not taken, ").append((taken - used) & 0xffff).append(" taken and not used (available ")
+                .append(avail).append(", taken ").append(taken).append(", used ").append(used);
+        if (eventIdx) {
+            line.append(", the driver's used_event ").append(Short.toUnsignedInt(availRing.get(JAVA_SHORT_UNALIGNED, 4 + 2L * size)));
+        } else {
+            line.append((availRing.get(JAVA_SHORT_UNALIGNED, 0) & AVAIL_F_NO_INTERRUPT) != 0 ? ", interrupts off" : ", interrupts on");
+        }
+        return line.append(')').toString();
+    }
+
+    /**
      * Gives back the last {@code count} chains {@link #pop} took and the device has not used: the
      * next pops take them again. For a device that stops in the middle of filling several chains
      * (virtio-net's mergeable receive buffers) and must not keep them from the driver.

@@ -15,6 +15,8 @@ import dev.panamax.vm.state.StateWriter;
 import dev.panamax.vm.state.Stateful;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
@@ -445,6 +447,15 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
 
     /** The driver writes the configuration space: ignored, as no field of Panamax's devices is writable. */
     public void writeConfig(int offset, int size, long value) {}
+
+    /** One line per running queue ({@code VirtQueue.describe}), named by this device, for the report on a guest that hung. */
+    public final List<String> describeQueues() {
+        List<String> lines = new ArrayList<>();
+        for (QueueWorker worker : workers) { // read without the lock: a stuck device must not stop its report
+            if (worker != null) lines.add(name + " " + worker.queue.describe());
+        }
+        return lines;
+    }
 
     /** Queue {@code index}'s driver-programmed settings. */
     public QueueSettings queue(int index) {

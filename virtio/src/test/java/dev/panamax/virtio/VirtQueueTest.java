@@ -126,6 +126,31 @@ class VirtQueueTest {
     }
 
     @Test
+    void theReportOnAHungGuestCountsEntriesNotTakenAndTakenButNotUsed() {
+        QueueSettings settings = new QueueSettings(SIZE);
+        settings.setSize(SIZE);
+        settings.setDescTable(0x1000);
+        settings.setAvailRing(0x2000);
+        settings.setUsedRing(0x3000);
+        VirtQueue queue = VirtQueue.create(0, settings, SIZE, memory, false, false);
+        for (int i = 0; i < 3; i++) { // three one-descriptor chains made available
+            memory.writeLong(0x1000 + 16L * i, 0x8000 + 64L * i);
+            memory.writeInt(0x1008 + 16L * i, 64);
+            memory.writeShort(0x2004 + 2L * i, (short) i);
+        }
+        memory.writeShort(0x2002, (short) 3);
+        DescriptorChain chain = queue.newChain();
+        assertThat(queue.pop(chain)).isTrue();
+        queue.addUsed(chain.head(), 0);
+        assertThat(queue.pop(chain)).isTrue();
+
+        assertThat(queue.describe()).isEqualTo("queue 0: 1 available and not taken, 1 taken and not used (available 3, taken 2, used 1,"
+                + " interrupts on)");
+        memory.writeShort(0x2000, (short) VirtQueue.AVAIL_F_NO_INTERRUPT);
+        assertThat(queue.describe()).endsWith(", interrupts off)");
+    }
+
+    @Test
     void withEventIdxTheDevicePublishesAvailEventBeforeSleeping() {
         driver.start(SIZE);
         roundTrip(0, false);
