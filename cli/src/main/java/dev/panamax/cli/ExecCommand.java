@@ -446,8 +446,8 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             // Named by this process: a warm rig's scratch directory outlives it and serves the next command too.
             Path stderrFile = rig.scratch().resolve("exec-stderr-" + ProcessHandle.current().pid());
             Files.write(stderrFile, new byte[0]);
-            List<String> args = new ArrayList<>(List.of(inner.getFirst(), "--stderr-file", stderrFile.toString()));
-            args.addAll(inner.subList(1, inner.size()));
+            List<String> args = new ArrayList<>(inner);
+            args.addAll(1, List.of("--stderr-file", stderrFile.toString())); // after "exec", before its "--"
             List<String> jvm = RunCommand.jvmInRig(RunCommand.aotCache(k, i).orElse(null));
             AtomicBoolean done = new AtomicBoolean();
             Thread copier = Thread.ofPlatform().daemon().name("exec-stderr").start(() -> follow(stderrFile, done, System.err));
