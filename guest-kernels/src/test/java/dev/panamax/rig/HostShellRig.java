@@ -108,5 +108,10 @@ final class HostShellRig implements DaemonRig {
     public void close() {
         closed = true;
         killRun();
+        try {
+            Files.deleteIfExists(scratch); // the tests leave nothing in it
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 }

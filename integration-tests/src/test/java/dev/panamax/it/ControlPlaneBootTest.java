@@ -50,7 +50,7 @@ class ControlPlaneBootTest {
         assertThat(Long.parseLong(bytes.group(1))).as("the console stream got what the VM counted").isPositive()
                 .isEqualTo(Long.parseLong(bytes.group(2)));
         assertThat(Long.parseLong(fact(r.output(), "embedding: vcpu-exits (\\d+)"))).isPositive();
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
     }
 
     @Test
@@ -75,7 +75,7 @@ class ControlPlaneBootTest {
         assertThat(out).contains("api: console-has-init-marker true");
         assertThat(out).as("Ctrl-Alt-Del rebooted the guest, which ends serve cleanly").contains("api: serve-exit-status 0");
         assertThat(out).contains("api: socket-left false");
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
     }
 
     @Test
@@ -84,7 +84,7 @@ class ControlPlaneBootTest {
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).containsPattern("the guest says: Linux \\S+ 6\\.1\\.").contains("the guest ended: RESET");
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
     }
 
     @Test

@@ -61,7 +61,7 @@ class PanamaxDiskTest {
         assertThat(r.output()).as("the host bridge, two virtio-blk functions and pvpanic (every VM's last); per disk, a configuration"
                 + " and two request-queue vectors").contains("pci=0x8086 0x1af4 0x1af4 0x1b36 0x0d57 0x1042 0x1042 0x0011 msix=6");
         assertThat(r.output()).contains("serial=data_disk ro=1", "readback=" + PATTERN, "ro-write=refused", "ro-contents=read-only disk");
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
         byte[] image = Files.readAllBytes(data);
         assertThat(new String(image, 3 * 4096, PATTERN.length(), StandardCharsets.US_ASCII)).isEqualTo(PATTERN);
         assertThat(Arrays.copyOfRange(image, 3 * 4096 + PATTERN.length(), 4 * 4096)).as("conv=sync padded the block with zeros")
@@ -81,7 +81,7 @@ class PanamaxDiskTest {
 
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).contains("virtio_mmio.device=4K@0xd0000000:5").contains("device=/sys/devices/virtio-mmio-cmdline/virtio-mmio.0/");
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
         try (BlockBackend disk = Images.open(qcow2, Images.OpenOptions.readOnly())) {
             ByteBuffer block = ByteBuffer.allocate(PATTERN.length());
             disk.read(100 * 4096L, block);

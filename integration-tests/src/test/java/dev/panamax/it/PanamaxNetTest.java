@@ -93,7 +93,7 @@ class PanamaxNetTest {
         }
         assertThat(hash(r, "guest-sent")).as("what the guest sent, the host side received").isEqualTo(hash(r, "host-received"));
         assertThat(hash(r, "host-sent")).as("what the host side sent, the guest received").isEqualTo(hash(r, "guest-received"));
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
     }
 
     @Test
@@ -119,7 +119,7 @@ class PanamaxNetTest {
         assertThat(r.timedOut()).as(r.output()).isFalse();
         assertThat(r.output()).containsPattern("lease=\\d+\\.\\d+\\.\\d+\\.\\d+ via \\d+\\.\\d+\\.\\d+\\.\\d+");
         assertThat(hash(r, "guest-fetched")).as("the file the guest fetched is the one served").isEqualTo(hash(r, "host-served"));
-        assertThat(r.exitStatus()).isZero();
+        assertThat(r.exitStatus()).as(r.output()).isZero();
     }
 
     /** {@code panamax run --no-rig} with the tiny guest running {@code guest}, as one shell-quoted command line. */
