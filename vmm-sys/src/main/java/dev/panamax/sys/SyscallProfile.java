@@ -42,7 +42,8 @@ public enum SyscallProfile {
 
     /**
      * Every JVM thread's calls: locks and waits (futex, sched_yield, nanosleep), memory (TLABs,
-     * metaspace, malloc), time, signals (HotSpot's safepoint and thread-exit paths), the logger's
+     * metaspace, malloc), time, signals (HotSpot's safepoint and thread-exit paths, and the wait of a
+     * thread a profiler such as Java Flight Recorder suspended to sample it), the logger's
      * and eventfds' read and write, close, and thread exit; and reading files, which the JVM does
      * when a thread first uses a class (from a jar or a classes directory): {@code openat} only
      * read-only (see {@link #READ_ONLY_OPEN}); and the id changes glibc has every thread make when
@@ -50,7 +51,7 @@ public enum SyscallProfile {
      */
     static final List<String> JVM = List.of("read", "write", "close", "futex", "sched_yield", "nanosleep", "clock_nanosleep",
             "clock_gettime", "gettimeofday", "getpid", "gettid", "mmap", "munmap", "mprotect", "madvise", "mremap", "brk",
-            "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "restart_syscall", "sched_getaffinity", "getrusage",
+            "rt_sigprocmask", "rt_sigreturn", "rt_sigsuspend", "sigaltstack", "restart_syscall", "sched_getaffinity", "getrusage",
             "exit", "fstat", "stat", "lstat", "readlink", "newfstatat", "lseek", "pread64",
             // glibc changes a process's ids on every thread (run --uid/--gid): each thread makes the call itself in a
             // signal handler, and glibc aborts the process if one fails. Root gains nothing by them; a user cannot.

@@ -124,6 +124,27 @@ class SeccompTest {
     }
 
     @Test
+    void aConfinedThreadCanBeSampledByJavaFlightRecorder() throws Exception {
+        // JFR's sampler suspends a thread running Java code with a signal; the thread waits in rt_sigsuspend
+        // until it is resumed. Forbidden, that wait failed (and the VMM under a profiler hung).
+        try (jdk.jfr.Recording recording = new jdk.jfr.Recording()) {
+            recording.enable("jdk.ExecutionSample").withPeriod(java.time.Duration.ofMillis(1));
+            recording.start();
+            long sum = confined("test-sampled", SyscallProfile.VCPU, v -> {
+                long deadline = System.nanoTime() + 1_000_000_000L;
+                long s = 0;
+                while (System.nanoTime() < deadline) {
+                    s += Long.numberOfTrailingZeros(s + System.nanoTime());
+                }
+                return s;
+            });
+            recording.stop();
+            assertThat(sum).isPositive();
+        }
+        assertThat(violations).isEmpty();
+    }
+
+    @Test
     void everyProfileNamesOnlyRealSystemCalls() {
         for (SyscallProfile p : SyscallProfile.values()) {
             assertThat(p.filter(Set.of()).program()).as(p.name()).isNotEmpty(); // Syscalls.number throws for an unknown name
