@@ -86,23 +86,7 @@ public final class SyntheticKernels {
 
     /** The same, its segment loaded at {@code physicalAddress}. */
     public static byte[] vmlinux(boolean withPvhNote, long physicalAddress) {
-        int phnum = withPvhNote ? 2 : 1;
-        int codeOffset = 0x100;
-        int noteOffset = 0x200;
-        ByteBuffer b = ByteBuffer.allocate(0x300).order(ByteOrder.LITTLE_ENDIAN);
-        b.putInt(0, 0x464c457f).put(4, (byte) 2).put(5, (byte) 1).put(6, (byte) 1);
-        b.putShort(16, (short) 2).putShort(18, (short) 62).putInt(20, 1);
-        b.putLong(24, 0x100000); // e_entry: the physical entry (not used by this stand-in)
-        b.putLong(32, 64).putShort(52, (short) 64).putShort(54, (short) 56).putShort(56, (short) phnum);
-        b.putInt(64, 1).putInt(68, 5).putLong(72, codeOffset).putLong(80, 0xffffffff81000000L).putLong(88, physicalAddress)
-                .putLong(96, PVH_ENTRY.length).putLong(104, 0x1000).putLong(112, 0x1000);
-        if (withPvhNote) {
-            b.putInt(120, 4).putInt(124, 4).putLong(128, noteOffset).putLong(144, noteOffset).putLong(152, 20).putLong(160, 20);
-            b.putInt(noteOffset, 4).putInt(noteOffset + 4, 4).putInt(noteOffset + 8, 18);
-            b.put(noteOffset + 12, new byte[] {'X', 'e', 'n', 0}).putInt(noteOffset + 16, (int) physicalAddress);
-        }
-        b.put(codeOffset, PVH_ENTRY);
-        return b.array();
+        return TinyVmlinux.of(PVH_ENTRY, physicalAddress, withPvhNote);
     }
 
     public static Path write(Path dir, String name, byte[] bytes) throws IOException {
