@@ -1,6 +1,7 @@
 package dev.panamax.guest;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -43,15 +44,36 @@ public final class DebianPackages {
         }
     }
 
-    /** The installed version of {@code pkg}, or null when it is not installed. */
+    /**
+     * The installed version of {@code pkg}, or null when it is not installed (or this is no Debian).
+     * Read from dpkg's status file, as {@code dpkg-query -W} reads it: every {@code run} of the built-in
+     * guest asks, and starting dpkg-query cost it about 20 ms each time.
+     */
     public static String installedVersion(String pkg) {
+        String status;
         try {
-            String out = HostCommand.output(null, List.of("dpkg-query", "-W", "-f=${Status}\t${Version}", pkg)).trim();
-            String[] f = out.split("\t");
-            return f.length == 2 && f[0].endsWith(" installed") ? f[1] : null;
-        } catch (HostCommand.HostCommandException e) {
-            return null; // dpkg-query exits 1 for packages it has never heard of
+            status = Files.readString(Path.of(System.getenv().getOrDefault("DPKG_ADMINDIR", "/var/lib/dpkg"), "status"),
+                    StandardCharsets.ISO_8859_1); // one byte per char: fast to search, and field names are ASCII
+        } catch (IOException e) {
+            return null;
         }
+        return installedVersion(status, pkg);
+    }
+
+    /** {@link #installedVersion(String)} in the text of a dpkg status file: stanzas of fields, a blank line between. */
+    static String installedVersion(String status, String pkg) {
+        String header = "Package: " + pkg + "\n";
+        for (int at = status.startsWith(header) ? 0 : status.indexOf("\n" + header); at >= 0; at = status.indexOf("\n" + header, at + 1)) {
+            int end = status.indexOf("\n\n", at + 1);
+            String installed = null;
+            String version = null;
+            for (String line : status.substring(at, end < 0 ? status.length() : end).split("\n")) {
+                if (line.startsWith("Status: ")) installed = line.endsWith(" installed") ? line : null;
+                else if (line.startsWith("Version: ")) version = line.substring("Version: ".length()).strip();
+            }
+            if (installed != null && version != null) return version; // of a multi-arch package's stanzas, the first installed
+        }
+        return null;
     }
 
     /** The version apt would fetch for {@code pkg} now. */

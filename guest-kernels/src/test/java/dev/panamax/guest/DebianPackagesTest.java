@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.file.Files;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** Against this machine's real apt and dpkg. */
@@ -15,6 +16,49 @@ class DebianPackagesTest {
         DebianPackages.ensureInstalled("busybox-static"); // the initramfs needs it anyway
         assertThat(DebianPackages.installedVersion("busybox-static")).isNotBlank();
         assertThat(DebianPackages.installedVersion(UNKNOWN)).isNull();
+        // what dpkg-query, which it replaced, says
+        assertThat(DebianPackages.installedVersion("busybox-static")).isEqualTo(
+                HostCommand.output(null, List.of("dpkg-query", "-W", "-f=${Version}", "busybox-static")).strip());
+    }
+
+    @Test
+    void readsTheStatusFileAsDpkgQueryDoes() {
+        String status = """
+                Package: tool
+                Status: install ok installed
+                Version: 1.0-1
+
+                Package: tool-extra
+                Status: install ok installed
+                Version: 9
+
+                Package: removed
+                Status: deinstall ok config-files
+                Version: 2.0
+
+                Package: lib
+                Status: install ok installed
+                Multi-Arch: same
+                Architecture: amd64
+                Version: 3:1.2
+                Description: a library
+                 whose description goes on
+
+                Package: lib
+                Status: install ok installed
+                Architecture: i386
+                Version: 3:1.2
+
+                Package: last
+                Version: 4
+                Status: install ok installed""";
+        assertThat(DebianPackages.installedVersion(status, "tool")).isEqualTo("1.0-1");
+        assertThat(DebianPackages.installedVersion(status, "tool-extra")).isEqualTo("9");
+        assertThat(DebianPackages.installedVersion(status, "removed")).isNull();
+        assertThat(DebianPackages.installedVersion(status, "lib")).isEqualTo("3:1.2");
+        assertThat(DebianPackages.installedVersion(status, "last")).as("Version before Status, no blank line at the end").isEqualTo("4");
+        assertThat(DebianPackages.installedVersion(status, "too")).isNull();
+        assertThat(DebianPackages.installedVersion(status, "extra")).isNull();
     }
 
     @Test
