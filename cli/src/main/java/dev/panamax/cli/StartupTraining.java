@@ -20,11 +20,11 @@ import java.util.Random;
  * Nothing is printed; a command that fails here only trains less (StartupTrainingTest sees that none does
  * but the last, whose kernel is missing on purpose: it trains run's option parsing without booting).
  *
- * <p>One {@code run} starts a real VM, so that everything up to the guest's first instructions (KVM's
- * and the devices' classes, the native calls' linking) is in the cache: 200 ms of a native start. Its
- * guest is no Linux, which would need the built-in kernel (minutes to build the first time) and hardware
- * KVM (this one runs on a KVM that only emulates): three instructions that reset the machine through the
- * i8042, which ends the VM. Without /dev/kvm that run fails and the cache holds less.
+ * <p>One {@code run} starts a real VM, so that what a start does up to the guest's first instructions (KVM's,
+ * the devices' and the boot's classes) is in the cache too. Its guest is no Linux, which would need the
+ * built-in kernel (minutes to build the first time) and a KVM that runs it (where KVM only emulates, Linux
+ * does not boot): three instructions that reset the machine through the i8042, which ends the VM. Without
+ * /dev/kvm that run fails and the cache holds less.
  */
 public final class StartupTraining {
     private StartupTraining() {}
