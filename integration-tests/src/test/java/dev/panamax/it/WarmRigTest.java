@@ -83,16 +83,22 @@ class WarmRigTest {
     @Test
     @Order(2)
     void aLaterRunReusesTheRigAndCtrlRightBracketEndsTheVmWithStatusZeroAndTheRigStaysUp() throws Exception {
-        long before = qemuPid().orElseThrow();
-        Path out = dir.resolve("ctrl");
-        Process p = start(runOnATerminal(), out, false);
-        ctrlRightBracketEndsIt(p, out, END_GUARD_SECONDS);
-        assertThat(qemuPid()).contains(before);
+        onceMoreIfTheRigWedged(() -> {
+            long before = qemuPid().orElseThrow();
+            Path out = dir.resolve("ctrl");
+            Process p = start(runOnATerminal(), out, false);
+            ctrlRightBracketEndsIt(p, out, END_GUARD_SECONDS);
+            assertThat(qemuPid()).contains(before);
+        });
     }
 
     @Test
     @Order(3)
     void anExecGoesToTheStandbyJvmAndKeepsItsStdoutStderrAndStatusApart() throws Exception {
+        onceMoreIfTheRigWedged(this::execGoesToTheStandby);
+    }
+
+    private void execGoesToTheStandby() throws Exception {
         long before = qemuPid().orElseThrow();
         awaitStandby();
         Path log = runtime.resolve("panamax/daemon.log");
@@ -110,6 +116,29 @@ class WarmRigTest {
         String logged = Files.readString(log, StandardCharsets.UTF_8).substring((int) logBefore);
         assertThat(logged).as("the daemon's log since the exec began").contains("a command of dev.panamax.cli.Panamax went to the standby JVM");
         assertThat(qemuPid()).contains(before);
+    }
+
+    /** What a command prints when the rig stopped answering under it and was stopped (Rig's wedge check). */
+    private static final String WEDGED = "so it was taken for wedged and stopped";
+
+    private interface Step {
+        void run() throws Exception;
+    }
+
+    /**
+     * Runs {@code step}, and once more in a fresh rig when the warm rig wedged under it: QEMU's software CPU stops
+     * answering now and then (SharedRig runs the other tests' commands again for it; CI saw it here once, under a
+     * standby JVM), and a command that never finished has not failed its test yet. Any other failure stands.
+     */
+    private void onceMoreIfTheRigWedged(Step step) throws Exception {
+        try {
+            step.run();
+        } catch (AssertionError e) {
+            if (!String.valueOf(e.getMessage()).contains(WEDGED)) throw e;
+            System.err.println("panamax tests: the warm rig wedged under the command; once more in a fresh rig");
+            runEchoing("after-wedge"); // starts the fresh rig, which step then finds
+            step.run();
+        }
     }
 
     /** Waits until {@code rig status} tells of a standby JVM, started after the last command. */
