@@ -84,20 +84,4 @@ qemu() {
         -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" -device virtio-net-device,netdev=n0
 }
 
-ps=""
-qs=""
-i=0
-while [ "$i" -lt "$rounds" ]; do
-    i=$((i + 1))
-    if [ $((i % 2)) -eq 1 ]; then
-        p=$(panamax); q=$(qemu)
-    else
-        q=$(qemu); p=$(panamax)
-    fi
-    echo "round $i: VMM memory beyond guest RAM: Panamax $p MiB, QEMU $q MiB"
-    ps="$ps $p"
-    qs="$qs $q"
-done
-pm=$(echo "$ps" | tr ' ' '\n' | grep -v none | grep . | median)
-qm=$(echo "$qs" | tr ' ' '\n' | grep -v none | grep . | median)
-echo "median of $rounds: Panamax $pm MiB, QEMU $qm MiB, ratio Panamax/QEMU $(echo "$pm $qm" | awk '{ printf "%.2f", $1 / $2 }')"
+compare_rounds_one "VMM memory beyond guest RAM" MiB

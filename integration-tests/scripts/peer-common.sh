@@ -58,6 +58,27 @@ compare_rounds() {
     echo "median of $rounds: $1 $(versus "$pa" "$qa"); $2 $(versus "$pb" "$qb")"
 }
 
+# Runs the calling script's panamax and qemu functions, which each print one figure (or "none" when they
+# got none), for $rounds rounds, alternating which goes first; prints each round as "round N: $1: Panamax P $2,
+# QEMU Q $2", then the medians of the figures each got and the Panamax/QEMU ratio.
+compare_rounds_one() {
+    pa=""; qa=""
+    i=0
+    while [ "$i" -lt "$rounds" ]; do
+        i=$((i + 1))
+        if [ $((i % 2)) -eq 1 ]; then
+            p=$(panamax); q=$(qemu)
+        else
+            q=$(qemu); p=$(panamax)
+        fi
+        echo "round $i: $1: Panamax $p $2, QEMU $q $2"
+        pa="$pa $p"; qa="$qa $q"
+    done
+    pm=$(echo "$pa" | tr ' ' '\n' | grep -v none | grep . | median)
+    qm=$(echo "$qa" | tr ' ' '\n' | grep -v none | grep . | median)
+    echo "median of $rounds: Panamax $pm $2, QEMU $qm $2, ratio Panamax/QEMU $(echo "$pm $qm" | awk '{ printf "%.2f", $1 / $2 }')"
+}
+
 # "Panamax P MB/s, QEMU Q MB/s, ratio R" for the medians of two lists of rates.
 versus() {
     p=$(echo "$1" | tr ' ' '\n' | grep . | median)

@@ -35,20 +35,4 @@ qemu() {
 }
 
 "$top/panamax" --version > /dev/null # builds the launcher's start-up cache if this build has none yet
-p_all=""
-q_all=""
-i=0
-while [ "$i" -lt "$rounds" ]; do
-    i=$((i + 1))
-    if [ $((i % 2)) -eq 1 ]; then
-        p=$(panamax); q=$(qemu)
-    else
-        q=$(qemu); p=$(panamax)
-    fi
-    echo "round $i: exec to first KVM_RUN, Panamax $p ms, QEMU $q ms"
-    [ "$p" = none ] || p_all="$p_all $p"
-    [ "$q" = none ] || q_all="$q_all $q"
-done
-pm=$(echo "$p_all" | tr ' ' '\n' | grep . | median)
-qm=$(echo "$q_all" | tr ' ' '\n' | grep . | median)
-echo "median of $rounds: Panamax $pm ms, QEMU $qm ms, ratio Panamax/QEMU $(echo "scale=2; $pm / $qm" | bc)"
+compare_rounds_one "exec to first KVM_RUN" ms
