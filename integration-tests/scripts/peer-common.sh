@@ -39,11 +39,11 @@ stop_namespace() { ip netns pids "$1" 2>/dev/null | xargs -r kill 2>/dev/null ||
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# Runs the calling script's panamax and qemu functions, which each print two rates ("A B", MB/s),
-# for $rounds rounds, alternating which goes first; prints each round, then the medians and the
-# Panamax/QEMU ratios. $1 and $2 name the two rates.
-compare_rounds() {
-    pa=""; pb=""; qa=""; qb=""
+# Runs the calling script's panamax and qemu functions for $rounds rounds, alternating which goes first; prints
+# each round as "round N: $1: Panamax P$2, QEMU Q$2" and leaves what they printed, comma-separated, in $p_all and
+# $q_all.
+alternate_rounds() {
+    p_all=""; q_all=""
     i=0
     while [ "$i" -lt "$rounds" ]; do
         i=$((i + 1))
@@ -52,30 +52,28 @@ compare_rounds() {
         else
             q=$(qemu); p=$(panamax)
         fi
-        echo "round $i: MB/s $1/$2: Panamax $p, QEMU $q"
-        pa="$pa ${p% *}"; pb="$pb ${p#* }"; qa="$qa ${q% *}"; qb="$qb ${q#* }"
+        echo "round $i: $1: Panamax $p$2, QEMU $q$2"
+        p_all="$p_all,$p"; q_all="$q_all,$q"
     done
-    echo "median of $rounds: $1 $(versus "$pa" "$qa"); $2 $(versus "$pb" "$qb")"
 }
 
-# Runs the calling script's panamax and qemu functions, which each print one figure (or "none" when they
-# got none), for $rounds rounds, alternating which goes first; prints each round as "round N: $1: Panamax P $2,
-# QEMU Q $2", then the medians of the figures each got and the Panamax/QEMU ratio.
+# Word $2 (1 or 2) of each of the comma-separated results $1, space-separated.
+word_of_each() { echo "$1" | tr ',' '\n' | grep . | awk -v w="$2" '{ printf "%s ", $w }'; }
+
+# alternate_rounds for functions that each print two rates ("A B", MB/s); prints the medians and the
+# Panamax/QEMU ratios. $1 and $2 name the two rates.
+compare_rounds() {
+    alternate_rounds "MB/s $1/$2" ""
+    echo "median of $rounds: $1 $(versus "$(word_of_each "$p_all" 1)" "$(word_of_each "$q_all" 1)");" \
+        "$2 $(versus "$(word_of_each "$p_all" 2)" "$(word_of_each "$q_all" 2)")"
+}
+
+# alternate_rounds for functions that each print one figure in unit $2 (or "none" when they got none); prints
+# the medians of the figures each got and the Panamax/QEMU ratio. $1 names the figure.
 compare_rounds_one() {
-    pa=""; qa=""
-    i=0
-    while [ "$i" -lt "$rounds" ]; do
-        i=$((i + 1))
-        if [ $((i % 2)) -eq 1 ]; then
-            p=$(panamax); q=$(qemu)
-        else
-            q=$(qemu); p=$(panamax)
-        fi
-        echo "round $i: $1: Panamax $p $2, QEMU $q $2"
-        pa="$pa $p"; qa="$qa $q"
-    done
-    pm=$(echo "$pa" | tr ' ' '\n' | grep -v none | grep . | median)
-    qm=$(echo "$qa" | tr ' ' '\n' | grep -v none | grep . | median)
+    alternate_rounds "$1" " $2"
+    pm=$(word_of_each "$p_all" 1 | tr ' ' '\n' | grep -v none | grep . | median)
+    qm=$(word_of_each "$q_all" 1 | tr ' ' '\n' | grep -v none | grep . | median)
     echo "median of $rounds: Panamax $pm $2, QEMU $qm $2, ratio Panamax/QEMU $(echo "$pm $qm" | awk '{ printf "%.2f", $1 / $2 }')"
 }
 
