@@ -146,7 +146,7 @@ fi
 
 # reboot: the VMM ends the VM at the reset, so the kernel need not stop its other CPUs first (an IPI,
 # then an NMI, then a wait without end for a CPU that does not answer). Under nested virtualization
-# (the rig) a second vCPU has triple-faulted on that IPI. /sys/kernel/reboot/force (Linux 5.11) skips
+# (the rig) a second vCPU has triple-faulted at that point. /sys/kernel/reboot/force (Linux 5.11) skips
 # it; an older kernel reboots as before. Not for poweroff: with no ACPI that halts, and the other
 # CPUs must halt too.
 reboot_now() {
