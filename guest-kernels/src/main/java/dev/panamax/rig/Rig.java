@@ -60,6 +60,8 @@ public final class Rig implements RigSession, DaemonRig {
      * reported, to show how close a healthy rig came.
      */
     static final Duration WEDGED_AFTER = Duration.ofMinutes(1);
+    /** What the message of a command the rig wedged under says, for a caller that runs such a command once more. */
+    public static final String TAKEN_FOR_WEDGED = "so it was taken for wedged and stopped";
     /** How long a rig's boot to its agent may take. */
     static final Duration BOOT_TIMEOUT = Duration.ofSeconds(180);
     /** A silence this long while a command ran is worth a line on stderr, wedged or not. */
@@ -345,7 +347,7 @@ public final class Rig implements RigSession, DaemonRig {
             }
         } catch (IOException e) {
             close();
-            String why = wedged.get() ? "it answered nothing for " + options.wedgedAfter().toSeconds() + " s, so it was taken for wedged and stopped"
+            String why = wedged.get() ? "it answered nothing for " + options.wedgedAfter().toSeconds() + " s, " + TAKEN_FOR_WEDGED
                     : e.getMessage();
             throw new RigStoppedException("the rig stopped while running " + label + " (" + why
                     + "); its console ended with:\n" + consoleTail(), e);

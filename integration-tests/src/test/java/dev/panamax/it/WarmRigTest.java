@@ -9,6 +9,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import dev.panamax.demo.KvmAcceleration;
+import dev.panamax.rig.Rig;
 import dev.panamax.rig.RigSession;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -118,9 +119,6 @@ class WarmRigTest {
         assertThat(qemuPid()).contains(before);
     }
 
-    /** What a command prints when the rig stopped answering under it and was stopped (Rig's wedge check). */
-    private static final String WEDGED = "so it was taken for wedged and stopped";
-
     private interface Step {
         void run() throws Exception;
     }
@@ -134,7 +132,7 @@ class WarmRigTest {
         try {
             step.run();
         } catch (AssertionError e) {
-            if (!String.valueOf(e.getMessage()).contains(WEDGED)) throw e;
+            if (!String.valueOf(e.getMessage()).contains(Rig.TAKEN_FOR_WEDGED)) throw e;
             System.err.println("panamax tests: the warm rig wedged under the command; once more in a fresh rig");
             runEchoing("after-wedge"); // starts the fresh rig, which step then finds
             step.run();
