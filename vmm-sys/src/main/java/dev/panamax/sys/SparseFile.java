@@ -121,6 +121,20 @@ public final class SparseFile implements AutoCloseable {
         Libc.positionalTransfer(true, fd.fd(), path, offset, buffers, count);
     }
 
+    /**
+     * An {@link IoUring} that reads and writes this file only, {@code entries} requests and {@code
+     * maxVectors} buffers a batch; the caller closes it before this file.
+     *
+     * @throws NativeIoException when this kernel or process cannot have one
+     */
+    public IoUring ioUring(int entries, int maxVectors) throws NativeIoException {
+        return IoUring.forFile(fd.fd(), path.toString(), entries, maxVectors);
+    }
+
+    int fd() {
+        return fd.fd();
+    }
+
     @Override
     public void close() {
         fd.close();

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Compiles a C program against this system's {@code <linux/if_tun.h>}, {@code <net/if.h>}, {@code
- * <sys/epoll.h>} and {@code <sys/un.h>} and checks every layout, ioctl number and constant of {@link
+ * <sys/epoll.h>}, {@code <sys/un.h>} and {@code <linux/io_uring.h>} and checks every layout, ioctl number and constant of {@link
  * IoAbi}.
  */
 class IoAbiTest {
@@ -35,8 +35,9 @@ class IoAbiTest {
         }
         assertThat(constants).as("constants found by reflection").isGreaterThan(25);
         assertThat(expected).containsKeys("offsetof(struct ifreq, ifr_flags)", "offsetof(struct epoll_event, data)",
-                "offsetof(struct sockaddr_un, sun_path)");
-        List<String> includes = List.of("sys/ioctl.h", "net/if.h", "linux/if_tun.h", "sys/epoll.h", "sys/socket.h", "sys/un.h");
+                "offsetof(struct sockaddr_un, sun_path)",
+                "offsetof(struct io_uring_params, cq_off.cqes)", "offsetof(struct io_uring_sqe, user_data)");
+        List<String> includes = List.of("sys/ioctl.h", "net/if.h", "linux/if_tun.h", "sys/epoll.h", "sys/socket.h", "sys/un.h", "linux/io_uring.h");
         assertThat(CHeaders.mismatches(dir, includes, expected)).as("declarations that differ from the C headers").isEmpty();
     }
 }
