@@ -41,6 +41,15 @@ public interface BlockBackend extends AutoCloseable {
         }
     }
 
+    /**
+     * Batches of reads and writes ({@code requests} of at most {@code buffers} buffers in all) for one
+     * request queue's thread, or null when this backend has none: every format but raw, whose
+     * requests go through its own metadata, and a host without io_uring.
+     */
+    default BatchedIo batchedIo(int requests, int buffers) {
+        return null;
+    }
+
     /** Makes the range read as zeros, cheaply where the format allows. */
     void writeZeroes(long offset, long length) throws IOException;
 

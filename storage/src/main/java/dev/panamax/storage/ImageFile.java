@@ -1,5 +1,6 @@
 package dev.panamax.storage;
 
+import dev.panamax.sys.IoUring;
 import dev.panamax.sys.SparseFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -93,6 +94,15 @@ public final class ImageFile implements AutoCloseable {
             }
             position += size;
         }
+    }
+
+    /**
+     * An io_uring that reads and writes this file only ({@link SparseFile#ioUring}).
+     *
+     * @throws IOException when this kernel or process cannot have one
+     */
+    public IoUring ioUring(int entries, int maxVectors) throws IOException {
+        return holes.ioUring(entries, maxVectors);
     }
 
     /** Writes {@code buffers[0..count)} at {@code offset} with one pwritev. */

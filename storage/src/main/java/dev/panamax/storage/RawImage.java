@@ -1,9 +1,11 @@
 package dev.panamax.storage;
 
+import dev.panamax.sys.IoUring;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BiFunction;
 
 /** A raw image: the file is the disk. Holes in the file are unallocated ranges; discard punches new ones. */
@@ -156,6 +158,128 @@ public final class RawImage implements BlockBackend {
             total += buffers[i].byteSize();
         }
         return total;
+    }
+
+    /**
+     * Batches through an io_uring of the image's file; null when the host has none (logged once,
+     * at the level of a fact, not a fault: requests then go one system call each).
+     */
+    @Override
+    public BatchedIo batchedIo(int requests, int buffers) {
+        try {
+            return new RingBatch(file.ioUring(Integer.highestOneBit(Math.max(1, requests - 1)) << 1, buffers), requests);
+        } catch (IOException e) {
+            if (!RING_REFUSAL_LOGGED.getAndSet(true)) {
+                LOG.log(System.Logger.Level.INFO, "no io_uring for disk " + file.path() + " (" + e.getMessage()
+                        + "): its requests go to the host one system call each");
+            }
+            return null;
+        }
+    }
+
+    private static final System.Logger LOG = System.getLogger(RawImage.class.getName());
+    private static final AtomicBoolean RING_REFUSAL_LOGGED = new AtomicBoolean();
+
+    /** A batch on an io_uring; a request the kernel moved only part of is finished with a preadv or pwritev. */
+    private final class RingBatch implements BatchedIo {
+        private final IoUring ring;
+        private final long[] offsets;
+        private final MemorySegment[][] buffers;
+        private final int[] counts;
+        private final boolean[] writes;
+        private final long[] lengths;
+        private final int[] results;
+        private final int[] queuedTags;
+        private final IoUring.Completion record;
+        private int queued;
+
+        RingBatch(IoUring ring, int requests) {
+            this.ring = ring;
+            offsets = new long[requests];
+            buffers = new MemorySegment[requests][];
+            counts = new int[requests];
+            writes = new boolean[requests];
+            lengths = new long[requests];
+            results = new int[requests];
+            queuedTags = new int[requests];
+            record = (tag, result) -> results[(int) tag] = result;
+        }
+
+        @Override
+        public boolean read(long offset, MemorySegment[] into, int count, int tag) {
+            long length = totalLength(into, count);
+            BlockBackend.checkRange(RawImage.this, offset, length);
+            return queue(false, offset, into, count, length, tag);
+        }
+
+        @Override
+        public boolean write(long offset, MemorySegment[] from, int count, int tag) throws IOException {
+            long length = totalLength(from, count);
+            BlockBackend.checkWritable(RawImage.this);
+            BlockBackend.checkRange(RawImage.this, offset, length);
+            refuseNewSignature(offset, from, count);
+            return queue(true, offset, from, count, length, tag);
+        }
+
+        private boolean queue(boolean write, long offset, MemorySegment[] parts, int count, long length, int tag) {
+            if (queued == queuedTags.length || !ring.add(write, offset, parts, count, tag)) {
+                return false;
+            }
+            offsets[tag] = offset;
+            buffers[tag] = parts;
+            counts[tag] = count;
+            writes[tag] = write;
+            lengths[tag] = length;
+            queuedTags[queued++] = tag;
+            return true;
+        }
+
+        @Override
+        public void complete(IOException[] failures) throws IOException {
+            int n = queued;
+            queued = 0;
+            ring.submitAndWait(record);
+            for (int i = 0; i < n; i++) {
+                int tag = queuedTags[i];
+                failures[tag] = null;
+                int result = results[tag];
+                if (result < 0) {
+                    failures[tag] = IoUring.failure((writes[tag] ? "pwritev(" : "preadv(") + file.path() + ")", result);
+                } else if (result < lengths[tag]) {
+                    try {
+                        finish(tag, result);
+                    } catch (IOException e) {
+                        failures[tag] = e;
+                    }
+                }
+                buffers[tag] = null;
+            }
+        }
+
+        /** What the kernel left of request {@code tag} after {@code done} bytes: the end of the file, or a split transfer. */
+        private void finish(int tag, long done) throws IOException {
+            MemorySegment[] parts = buffers[tag];
+            int first = 0;
+            while (done >= parts[first].byteSize()) {
+                done -= parts[first].byteSize();
+                first++;
+            }
+            MemorySegment[] rest = new MemorySegment[counts[tag] - first];
+            for (int i = 0; i < rest.length; i++) {
+                rest[i] = i == 0 ? parts[first].asSlice(done) : parts[first + i];
+            }
+            long at = offsets[tag] + lengths[tag] - totalLength(rest, rest.length);
+            if (writes[tag]) {
+                file.write(at, rest, rest.length);
+            } else {
+                file.read(at, rest, rest.length); // past the end of the file: zeros
+            }
+        }
+
+        @Override
+        public void close() {
+            ring.close();
+        }
     }
 
     @Override

@@ -726,14 +726,36 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
     }
 
     /**
+     * Handles {@code chains[0, n)}, requests taken off {@code queue} together, and puts each one's used
+     * length into {@code usedLengths}: for a device that gives its backend several requests at once.
+     * This one hands each to {@link #handle} in turn. Exceptions are handled as {@link #handle}'s.
+     */
+    protected void handleBatch(VirtQueue queue, DescriptorChain[] chains, int n, int[] usedLengths) {
+        for (int i = 0; i < n; i++) {
+            usedLengths[i] = handle(queue, chains[i]);
+        }
+    }
+
+    /** How many requests {@link #serve} takes off {@code queue} at most for one {@link #handleBatch}; this one: 1. */
+    protected int batchLimit(VirtQueue queue) {
+        return 1;
+    }
+
+    /**
      * Serves {@code queue} on its I/O thread until {@code running} turns false. This one waits on the
-     * queue's {@link #notifyEvent notify eventfd}, hands each chain to {@link #handle} and interrupts
-     * as the driver asks. A device that must also wait for something else overrides it with a loop of
-     * its own, which must return soon after {@code running} turns false: that comes with a signal on
-     * the queue's notify eventfd. Exceptions are handled as {@link #handle}'s.
+     * queue's {@link #notifyEvent notify eventfd}, hands the chains it finds to {@link #handleBatch}
+     * (up to {@link #batchLimit} at a time) and interrupts as the driver asks. A device that must also
+     * wait for something else overrides it with a loop of its own, which must return soon after
+     * {@code running} turns false: that comes with a signal on the queue's notify eventfd. Exceptions
+     * are handled as {@link #handle}'s.
      */
     protected void serve(VirtQueue queue, BooleanSupplier running) {
-        DescriptorChain chain = queue.newChain();
+        DescriptorChain[] chains = new DescriptorChain[Math.max(1, Math.min(batchLimit(queue), queue.size()))];
+        for (int i = 0; i < chains.length; i++) {
+            chains[i] = queue.newChain();
+        }
+        int[] heads = new int[chains.length];
+        int[] usedLengths = new int[chains.length];
         EventFd notify = notifyEvents[queue.index()];
         RateLimiter limiter = rateLimiter(queue);
         // A notification may have come before this thread started: look once without waiting.
@@ -741,14 +763,25 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
             boolean used = false;
             long throttledNanos = 0;
             do {
-                while (running.getAsBoolean() && queue.pop(chain)) {
-                    if (limiter != null && (throttledNanos = limiter.tryConsume(requestBytes(queue, chain))) > 0) {
-                        queue.unpop(1); // parked on the ring, taken again in turn when tokens are back
-                        break;
+                int n;
+                do {
+                    n = 0;
+                    while (n < chains.length && running.getAsBoolean() && queue.pop(chains[n])) {
+                        if (limiter != null && (throttledNanos = limiter.tryConsume(requestBytes(queue, chains[n]))) > 0) {
+                            queue.unpop(1); // parked on the ring, taken again in turn when tokens are back
+                            break;
+                        }
+                        n++;
                     }
-                    queue.addUsed(chain.head(), handle(queue, chain));
-                    used = true;
-                }
+                    if (n > 0) {
+                        handleBatch(queue, chains, n, usedLengths);
+                        for (int i = 0; i < n; i++) {
+                            heads[i] = chains[i].head();
+                        }
+                        queue.addUsed(heads, usedLengths, n);
+                        used = true;
+                    }
+                } while (n == chains.length && throttledNanos == 0);
             } while (throttledNanos == 0 && running.getAsBoolean() && queue.armNotification());
             if (used) {
                 interruptIfWanted(queue);

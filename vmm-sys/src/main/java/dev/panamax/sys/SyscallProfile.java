@@ -15,12 +15,13 @@ public enum SyscallProfile {
     /** A vCPU: KVM_RUN and the other vCPU ioctls, eventfd signals to devices, a kick of the other vCPUs. */
     VCPU("ioctl", "tgkill", "rt_sigtimedwait"),
     /**
-     * A virtio-blk queue: positioned reads and writes of the image, flushes, discards, its rate
-     * limiter's wait, and {@code ioctl}, as every device queue: its interrupt's MSI route is
+     * A virtio-blk queue: positioned reads and writes of the image, one by one or a batch at a time
+     * through an {@link IoUring} restricted to that file, flushes, discards, its rate limiter's
+     * wait, and {@code ioctl}, as every device queue: its interrupt's MSI route is
      * programmed (KVM_SET_GSI_ROUTING on the VM's fd) when the queue first signals a vector the
      * guest has (re)written, and legacy lines go through KVM_IRQ_LINE.
      */
-    BLOCK("ioctl", "pread64", "pwrite64", "preadv", "pwritev", "lseek", "fsync", "fdatasync", "fallocate", "ftruncate",
+    BLOCK("ioctl", "pread64", "pwrite64", "preadv", "pwritev", "io_uring_enter", "lseek", "fsync", "fdatasync", "fallocate", "ftruncate",
             "epoll_create1", "epoll_ctl", "epoll_wait"),
     /** A virtio-net queue: the tap device's or passt socket's reads and writes, waits on either and the queue's eventfd. */
     NET("readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_create1", "epoll_ctl", "epoll_wait", "ioctl"),

@@ -1,6 +1,7 @@
 package dev.panamax.virtio.blk;
 
 import dev.panamax.sys.SyscallProfile;
+import dev.panamax.storage.BatchedIo;
 import dev.panamax.storage.BlockBackend;
 import dev.panamax.storage.ImageFormat;
 import dev.panamax.storage.image.Images;
@@ -25,6 +26,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Objects;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -75,6 +78,10 @@ public final class VirtioBlk extends VirtioDevice {
     static final long MAX_SEGMENT_SECTORS = 0xffff_ffffL;
     /** Discards smaller than a host file system block free nothing: 4 KiB. */
     static final int DISCARD_ALIGNMENT_SECTORS = 8;
+    /** Requests a queue hands its backend at once, when the backend takes batches ({@link BlockBackend#batchedIo}). */
+    static final int BATCH = 64;
+    /** Guest buffers in one batch: four requests of 1 MiB in scattered 4 KiB pages. */
+    static final int BATCH_BUFFERS = 1024;
     /** A ByteBuffer holds at most 2 GiB; larger guest buffers are moved in pieces. */
     private static final int MAX_PIECE = 1 << 30;
 
@@ -104,7 +111,11 @@ public final class VirtioBlk extends VirtioDevice {
     private final long capacity; // in sectors
     private final byte[] id;
     private final byte[][] scratch; // per queue: a request header or a discard segment
-    private final MemorySegment[][] segments; // per queue: the guest buffers of one request, grown as needed
+    private final MemorySegment[][][] segments; // per queue and batch slot: the guest buffers of one request, grown as needed
+    private final BatchedIo[] batches; // per queue: its reads and writes handed to the host together, or null
+    private final IOException[][] batchFailures; // per queue and batch slot
+    private final long[][] batchLengths; // per queue and batch slot: the data bytes of the request in it, negated for a write
+    private final Queue<BatchedIo> failedBatches = new ConcurrentLinkedQueue<>();
     private final AtomicLong ioErrors = new AtomicLong();
     private final BlkCounts counts = new BlkCounts();
     private final RateLimiter limiter;
@@ -147,7 +158,13 @@ public final class VirtioBlk extends VirtioDevice {
         this.capacity = size / SECTOR_SIZE;
         this.id = Arrays.copyOf(id.getBytes(StandardCharsets.US_ASCII), ID_BYTES);
         this.scratch = new byte[queueCount][HEADER_SIZE];
-        this.segments = new MemorySegment[queueCount][queueSize];
+        this.segments = new MemorySegment[queueCount][BATCH][8];
+        this.batches = new BatchedIo[queueCount];
+        this.batchFailures = new IOException[queueCount][BATCH];
+        this.batchLengths = new long[queueCount][BATCH];
+        if (disk != null) {
+            openBatches(disk);
+        }
         ByteBuffer c = ByteBuffer.wrap(config).order(ByteOrder.LITTLE_ENDIAN);
         c.putLong(CONFIG_CAPACITY, capacity);
         c.putInt(CONFIG_SEG_MAX, Math.max(1, queueSize - 2)); // a header and a status descriptor besides the data
@@ -221,7 +238,15 @@ public final class VirtioBlk extends VirtioDevice {
             opened.close();
             throw new IOException(image + " has " + size + " bytes now, and had " + capacity * SECTOR_SIZE + " (was it resized?)");
         }
+        openBatches(opened);
         disk = opened;
+    }
+
+    /** Each queue's batches, made here (by the thread that builds the VM) since a queue's confined thread may not set up a ring. */
+    private void openBatches(BlockBackend backend) {
+        for (int q = 0; q < batches.length; q++) {
+            batches[q] = backend.batchedIo(BATCH, BATCH_BUFFERS);
+        }
     }
 
     /** The image for a VM's drive: locked against every other user (shared when read-only); {@code format} null to detect it. */
@@ -367,8 +392,12 @@ public final class VirtioBlk extends VirtioDevice {
         return Math.max(0, chain.readableLength() - HEADER_SIZE) + Math.max(0, chain.writableLength() - 1);
     }
 
-    @Override
-    protected int handle(VirtQueue queue, DescriptorChain chain) {
+    /**
+     * Reads the request's header into the queue's scratch array.
+     *
+     * @throws VirtioProtocolException when the chain is not a request: no 16-byte header, no status byte
+     */
+    private byte[] header(VirtQueue queue, DescriptorChain chain) {
         if (chain.readableLength() < HEADER_SIZE) {
             throw new VirtioProtocolException("queue " + queue.index() + ": request at descriptor " + chain.head()
                     + " has a header of " + chain.readableLength() + " readable bytes, not " + HEADER_SIZE);
@@ -379,6 +408,121 @@ public final class VirtioBlk extends VirtioDevice {
         }
         byte[] header = scratch[queue.index()];
         chain.read(0, header, 0, HEADER_SIZE);
+        return header;
+    }
+
+    @Override
+    protected int batchLimit(VirtQueue queue) {
+        return batches[queue.index()] == null ? 1 : BATCH;
+    }
+
+    /**
+     * With a backend that takes batches: the valid reads and writes among {@code chains} go to it
+     * together; any other request waits until those before it are done (a flush covers the writes
+     * before it) and is then handled alone.
+     */
+    @Override
+    protected void handleBatch(VirtQueue queue, DescriptorChain[] chains, int n, int[] usedLengths) {
+        if (batches[queue.index()] == null || n == 1) {
+            super.handleBatch(queue, chains, n, usedLengths);
+            return;
+        }
+        int pendingFrom = 0; // chains[pendingFrom, i) not handled alone are in the batch (usedLengths[k] < 0) or answered
+        for (int i = 0; i < n; i++) {
+            DescriptorChain chain = chains[i];
+            BatchedIo batch = batches[queue.index()]; // null once a batch failed (completeBatch)
+            byte[] header = header(queue, chain);
+            int type = (int) LE_INT.get(header, 0);
+            long sector = (long) LE_LONG.get(header, 8);
+            boolean toGuest = type == T_IN;
+            long length = toGuest ? chain.writableLength() - 1 : chain.readableLength() - HEADER_SIZE;
+            if (batch != null && (type == T_IN || type == T_OUT && !readOnly) && length > 0 && checkData(sector, length) == S_OK) {
+                if (queueTransfer(queue, batch, chain, i, toGuest, length, sector * SECTOR_SIZE, usedLengths)) {
+                    continue;
+                }
+                completeBatch(queue, chains, pendingFrom, i, usedLengths);
+                pendingFrom = i;
+                if (batches[queue.index()] != null
+                        && queueTransfer(queue, batch, chain, i, toGuest, length, sector * SECTOR_SIZE, usedLengths)) {
+                    continue;
+                }
+            }
+            completeBatch(queue, chains, pendingFrom, i, usedLengths);
+            usedLengths[i] = handle(queue, chain);
+            pendingFrom = i + 1;
+        }
+        completeBatch(queue, chains, pendingFrom, n, usedLengths);
+    }
+
+    /**
+     * Puts request {@code slot}'s transfer into the batch, or answers it at once when the backend
+     * refused it; false, with nothing done, when the batch has no room for it.
+     */
+    private boolean queueTransfer(VirtQueue queue, BatchedIo batch, DescriptorChain chain, int slot, boolean toGuest, long length,
+            long diskOffset, int[] usedLengths) {
+        int count = gather(queue.index(), slot, chain, toGuest, toGuest ? 0 : HEADER_SIZE, length);
+        MemorySegment[] pieces = segments[queue.index()][slot];
+        try {
+            if (!(toGuest ? batch.read(diskOffset, pieces, count, slot) : batch.write(diskOffset, pieces, count, slot))) {
+                Arrays.fill(pieces, 0, count, null);
+                return false;
+            }
+            usedLengths[slot] = -1; // in the batch
+            batchLengths[queue.index()][slot] = toGuest ? length : -length;
+        } catch (IOException | RuntimeException e) { // refused as a write to a detected raw disk's signature is
+            Arrays.fill(pieces, 0, count, null);
+            chain.writeLastByte(ioError(toGuest ? "read" : "write", e));
+            usedLengths[slot] = 1;
+        }
+        return true;
+    }
+
+    /** Completes the batch holding the requests among {@code chains[from, to)} that are in it, and answers each. */
+    private void completeBatch(VirtQueue queue, DescriptorChain[] chains, int from, int to, int[] usedLengths) {
+        BatchedIo batch = batches[queue.index()];
+        boolean any = false;
+        for (int k = from; k < to && !any; k++) {
+            any = usedLengths[k] < 0;
+        }
+        if (!any) {
+            return;
+        }
+        IOException[] failures = batchFailures[queue.index()];
+        IOException lost = null;
+        try {
+            batch.complete(failures);
+        } catch (IOException e) {
+            // Never seen: io_uring_enter fails only for a bad ring. The queue goes on without it, after a reset.
+            lost = e;
+            batches[queue.index()] = null;
+            failedBatches.add(batch); // closed with the device: closing it now could leave the kernel writing freed memory
+            fail("the host failed a batch of its reads and writes: " + e.getMessage());
+        }
+        for (int k = from; k < to; k++) {
+            if (usedLengths[k] >= 0) {
+                continue;
+            }
+            long signedLength = batchLengths[queue.index()][k];
+            boolean toGuest = signedLength >= 0;
+            long length = Math.abs(signedLength);
+            IOException failure = lost != null ? lost : failures[k];
+            byte status = failure == null ? S_OK : ioError(toGuest ? "read" : "write", failure);
+            if (status == S_OK) {
+                if (toGuest) {
+                    counts.countRead(length);
+                } else {
+                    counts.countWrite(length);
+                }
+            }
+            chains[k].writeLastByte(status);
+            usedLengths[k] = (int) ((toGuest && status == S_OK ? length : 0) + 1);
+            Arrays.fill(segments[queue.index()][k], null);
+        }
+    }
+
+    @Override
+    protected int handle(VirtQueue queue, DescriptorChain chain) {
+        byte[] header = header(queue, chain);
         int type = (int) LE_INT.get(header, 0);
         long sector = (long) LE_LONG.get(header, 8);
         long written = 0; // data bytes put into the writable part, before the status byte
@@ -447,26 +591,8 @@ public final class VirtioBlk extends VirtioDevice {
      * guest memory: the backend reads into and writes from the guest's pages directly.
      */
     private byte transfer(VirtQueue queue, DescriptorChain chain, boolean toGuest, long partOffset, long length, long diskOffset) {
-        GuestMemory memory = memory();
-        MemorySegment[] pieces = segments[queue.index()];
-        int count = 0;
-        for (int i = toGuest ? chain.readableCount() : 0; length > 0; i++) {
-            long bufferLength = chain.length(i);
-            if (partOffset >= bufferLength) {
-                partOffset -= bufferLength;
-                continue;
-            }
-            long address = chain.address(i) + partOffset;
-            long n = Math.min(bufferLength - partOffset, length);
-            partOffset = 0;
-            for (long done = 0; done < n; done += MAX_PIECE) {
-                if (count == pieces.length) {
-                    pieces = segments[queue.index()] = Arrays.copyOf(pieces, 2 * count);
-                }
-                pieces[count++] = memory.slice(address + done, Math.min(n - done, MAX_PIECE));
-            }
-            length -= n;
-        }
+        int count = gather(queue.index(), 0, chain, toGuest, partOffset, length);
+        MemorySegment[] pieces = segments[queue.index()][0];
         try {
             // One backend call for the whole request: a raw image moves it with a single preadv/pwritev.
             if (toGuest) {
@@ -480,6 +606,35 @@ public final class VirtioBlk extends VirtioDevice {
         } finally {
             Arrays.fill(pieces, 0, count, null); // let the views go
         }
+    }
+
+    /**
+     * Puts views of the guest's buffers holding {@code length} bytes of the chain's writable part
+     * ({@code toGuest}) or readable part, from {@code partOffset} in that part, into the queue's
+     * array for batch slot {@code slot}; returns how many.
+     */
+    private int gather(int queueIndex, int slot, DescriptorChain chain, boolean toGuest, long partOffset, long length) {
+        GuestMemory memory = memory();
+        MemorySegment[] pieces = segments[queueIndex][slot];
+        int count = 0;
+        for (int i = toGuest ? chain.readableCount() : 0; length > 0; i++) {
+            long bufferLength = chain.length(i);
+            if (partOffset >= bufferLength) {
+                partOffset -= bufferLength;
+                continue;
+            }
+            long address = chain.address(i) + partOffset;
+            long n = Math.min(bufferLength - partOffset, length);
+            partOffset = 0;
+            for (long done = 0; done < n; done += MAX_PIECE) {
+                if (count == pieces.length) {
+                    pieces = segments[queueIndex][slot] = Arrays.copyOf(pieces, 2 * count);
+                }
+                pieces[count++] = memory.slice(address + done, Math.min(n - done, MAX_PIECE));
+            }
+            length -= n;
+        }
+        return count;
     }
 
     private byte flush() {
@@ -543,6 +698,14 @@ public final class VirtioBlk extends VirtioDevice {
     @Override
     public void close() {
         super.close();
+        for (int q = 0; q < batches.length; q++) { // after super.close(), which stopped the queues' threads
+            if (batches[q] != null) {
+                batches[q].close();
+                batches[q] = null;
+            }
+        }
+        failedBatches.forEach(BatchedIo::close);
+        failedBatches.clear();
         BlockBackend d = disk;
         if (d == null) {
             return;

@@ -26,7 +26,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -159,6 +161,74 @@ class VirtioBlkTest {
         assertThat(request(VirtioBlk.T_FLUSH, 0, new byte[0], 0).status()).isEqualTo(VirtioBlk.S_OK);
         assertThat(disk((SECTORS - 3) * 512, 1536)).isEqualTo(data);
         assertThat(request(0, VirtioBlk.T_IN, SECTORS - 3, new byte[0], 1536, true).data()).isEqualTo(data);
+    }
+
+    /**
+     * Thirteen requests offered before one notification, so that the queue takes them as one batch
+     * (a raw image's io_uring here): writes, a flush, reads after it of what the writes wrote (the
+     * flush waits for the writes before it), a read past the end, a GET_ID and a plain read. Each is
+     * answered as it would have been alone.
+     */
+    @Test
+    void requestsOfferedTogetherAreAnsweredAsEachAloneWouldBe() throws IOException {
+        startWritable();
+        record Offered(int head, long status, long in, int inLength) {}
+        List<Offered> offered = new ArrayList<>();
+        List<byte[]> written = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            byte[] data = new byte[1024];
+            new Random(100 + i).nextBytes(data);
+            written.add(data);
+            long status = driver.allocate(new byte[] {(byte) 0xff});
+            int head = driver.offer(0, readable(driver.allocate(header(VirtioBlk.T_OUT, 10 + 4 * i)), 16),
+                    readable(driver.allocate(Arrays.copyOf(data, 512)), 512),
+                    readable(driver.allocate(Arrays.copyOfRange(data, 512, 1024)), 512), writable(status, 1));
+            offered.add(new Offered(head, status, 0, 0));
+        }
+        long flushStatus = driver.allocate(new byte[] {(byte) 0xff});
+        offered.add(new Offered(driver.offer(0, readable(driver.allocate(header(VirtioBlk.T_FLUSH, 0)), 16), writable(flushStatus, 1)),
+                flushStatus, 0, 0));
+        long[][] reads = {{10, 1024}, {18, 1024}, {30, 1024}, {SECTORS - 1, 1024}, {-1, 20}, {500, 4096}};
+        for (long[] r : reads) {
+            boolean getId = r[0] < 0;
+            long in = driver.allocate((int) r[1]);
+            long status = driver.allocate(new byte[] {(byte) 0xff});
+            int head = driver.offer(0, readable(driver.allocate(header(getId ? VirtioBlk.T_GET_ID : VirtioBlk.T_IN, Math.max(0, r[0]))), 16),
+                    writable(in, r[1]), writable(status, 1));
+            offered.add(new Offered(head, status, in, (int) r[1]));
+        }
+        driver.notify(0);
+        Map<Integer, Used> used = new HashMap<>();
+        for (int i = 0; i < offered.size(); i++) {
+            Used u = driver.awaitUsed(0);
+            used.put(u.id(), u);
+        }
+        assertThat(used).hasSize(offered.size());
+        for (int i = 0; i < 6; i++) {
+            assertThat(driver.read(offered.get(i).status(), 1)[0]).as("write " + i).isEqualTo((byte) 0);
+            assertThat(used.get(offered.get(i).head()).length()).as("write " + i + "'s used length").isEqualTo(1);
+            assertThat(disk((10 + 4 * i) * 512L, 1024)).as("write " + i + " on the disk").isEqualTo(written.get(i));
+        }
+        assertThat(driver.read(flushStatus, 1)[0]).isEqualTo((byte) 0);
+        int[] expectedStatus = {0, 0, 0, 1, 0, 0};
+        byte[][] expectedData = {written.get(0), written.get(2), written.get(5), null, Arrays.copyOf("disk0".getBytes(), 20),
+                Arrays.copyOfRange(original, 500 * 512, 500 * 512 + 4096)};
+        for (int k = 0; k < reads.length; k++) {
+            Offered o = offered.get(7 + k);
+            assertThat(driver.read(o.status(), 1)[0]).as("read " + k).isEqualTo((byte) expectedStatus[k]);
+            if (expectedData[k] != null) {
+                assertThat(driver.read(o.in(), o.inLength())).as("read " + k + "'s data").isEqualTo(expectedData[k]);
+                assertThat(used.get(o.head()).length()).as("read " + k + "'s used length").isEqualTo(o.inLength() + 1);
+            } else {
+                assertThat(used.get(o.head()).length()).as("read " + k + "'s used length").isEqualTo(1);
+            }
+        }
+        assertThat(blk.counts().writeCount()).isEqualTo(6);
+        assertThat(blk.counts().writeBytes()).isEqualTo(6 * 1024);
+        assertThat(blk.counts().readCount()).isEqualTo(4);
+        assertThat(blk.counts().readBytes()).isEqualTo(3 * 1024 + 4096);
+        assertThat(blk.counts().flushCount()).isEqualTo(1);
+        assertThat(blk.failure()).isNull();
     }
 
     @Test
