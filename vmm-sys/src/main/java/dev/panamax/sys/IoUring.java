@@ -196,14 +196,16 @@ public final class IoUring implements AutoCloseable {
         int tail = (int) INT.getAcquire(rings, sqTail); // only this thread moves the tail
         int index = (int) (tail & sqMask);
         long sqe = SQE_SIZE * index;
-        sqes.asSlice(sqe, SQE_SIZE).fill((byte) 0);
-        sqes.set(JAVA_BYTE, sqe, (byte) opcode);
-        sqes.set(JAVA_BYTE, sqe + 1, (byte) flags);
-        sqes.set(JAVA_INT, sqe + 4, fd);
+        // All 64 bytes, as eight words (x86-64 is little-endian): opcode, flags, ioprio 0 and fd; off;
+        // addr; len and rw_flags 0; user_data; the rest zero.
+        sqes.set(JAVA_LONG, sqe, (opcode & 0xff) | (flags & 0xff) << 8 | (long) fd << 32);
         sqes.set(JAVA_LONG, sqe + 8, offset);
         sqes.set(JAVA_LONG, sqe + 16, address);
-        sqes.set(JAVA_INT, sqe + 24, length);
+        sqes.set(JAVA_LONG, sqe + 24, Integer.toUnsignedLong(length));
         sqes.set(JAVA_LONG, sqe + 32, tag);
+        sqes.set(JAVA_LONG, sqe + 40, 0);
+        sqes.set(JAVA_LONG, sqe + 48, 0);
+        sqes.set(JAVA_LONG, sqe + 56, 0);
         rings.set(JAVA_INT, sqArray + 4L * index, index);
         INT.setRelease(rings, sqTail, tail + 1);
         queued++;
