@@ -257,7 +257,7 @@ public final class VirtQueue {
 
     private void walk(int head, DescriptorChain chain) {
         chain.clear(head);
-        MemorySegment table = descTable;  // the queue's table; an indirect table is read via memory
+        MemorySegment table = descTable;  // the queue's table, then an indirect one's: one view, not a lookup per read
         long tableAddress = -1;
         int tableSize = size;
         int next = head;
@@ -267,15 +267,8 @@ public final class VirtQueue {
                 throw violation(head, "descriptor index " + next + " is past the end of its "
                         + (tableAddress < 0 ? "queue (size " : "indirect table (entries ") + tableSize + ")");
             }
-            long addr;
-            long word;  // len | flags << 32 | next << 48
-            if (tableAddress < 0) {
-                addr = table.get(JAVA_LONG_UNALIGNED, (long) DESCRIPTOR_SIZE * next);
-                word = table.get(JAVA_LONG_UNALIGNED, (long) DESCRIPTOR_SIZE * next + 8);
-            } else {
-                addr = memory.readLong(tableAddress + (long) DESCRIPTOR_SIZE * next);
-                word = memory.readLong(tableAddress + (long) DESCRIPTOR_SIZE * next + 8);
-            }
+            long addr = table.get(JAVA_LONG_UNALIGNED, (long) DESCRIPTOR_SIZE * next);
+            long word = table.get(JAVA_LONG_UNALIGNED, (long) DESCRIPTOR_SIZE * next + 8); // len | flags << 32 | next << 48
             long len = word & 0xffff_ffffL;
             int flags = (int) (word >>> 32) & 0xffff;
             if ((flags & DESC_F_INDIRECT) != 0) {
@@ -295,6 +288,7 @@ public final class VirtQueue {
                     throw violation(head, String.format("indirect table at 0x%x (%d bytes) is not inside guest memory", addr, len));
                 }
                 tableAddress = addr;
+                table = memory.readOnlySlice(addr, len);
                 tableSize = (int) (len / DESCRIPTOR_SIZE);
                 next = 0;
                 continue;

@@ -53,7 +53,7 @@ public final class IoUring implements AutoCloseable {
     private final MemorySegment sqes;
     private final MemorySegment iovecs;
     private final int maxVectors;
-    private final long sqHead, sqTail, sqMask, sqArray, cqHead, cqTail, cqMask, cqes;
+    private final long sqTail, sqMask, sqArray, cqHead, cqTail, cqMask, cqes;
     private int queued; // entries added since the last submission
     private int vectorsUsed;
 
@@ -65,7 +65,6 @@ public final class IoUring implements AutoCloseable {
         this.sqes = sqes;
         this.maxVectors = maxVectors;
         this.iovecs = arena.allocate(Libc.IOVEC, maxVectors);
-        sqHead = field(params, "sq_off", "head");
         sqTail = field(params, "sq_off", "tail");
         sqMask = rings.get(JAVA_INT, field(params, "sq_off", "ring_mask"));
         sqArray = field(params, "sq_off", "array");
@@ -122,6 +121,9 @@ public final class IoUring implements AutoCloseable {
                 if (rings != null) Libc.munmap(rings.address(), rings.byteSize());
                 if (sqes != null) Libc.munmap(sqes.address(), sqes.byteSize());
                 ring.close();
+                if (e instanceof NativeCallException call) { // mmap's: the caller goes on without a ring, as for the others
+                    throw new NativeIoException(call.call(), call.errno());
+                }
                 throw e;
             }
         }
