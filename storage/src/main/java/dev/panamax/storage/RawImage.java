@@ -5,11 +5,14 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BiFunction;
 
 /** A raw image: the file is the disk. Holes in the file are unallocated ranges; discard punches new ones. */
 public final class RawImage implements BlockBackend {
+    private static final System.Logger LOG = System.getLogger(RawImage.class.getName());
+    private static final AtomicBoolean RING_REFUSAL_LOGGED = new AtomicBoolean();
     private final ImageFile file;
     private final long size;
     private final SignatureGuard guard; // null when the format was given
@@ -177,9 +180,6 @@ public final class RawImage implements BlockBackend {
         }
     }
 
-    private static final System.Logger LOG = System.getLogger(RawImage.class.getName());
-    private static final AtomicBoolean RING_REFUSAL_LOGGED = new AtomicBoolean();
-
     /** A batch on an io_uring; a request the kernel moved only part of is finished with a preadv or pwritev. */
     private final class RingBatch implements BatchedIo {
         private final IoUring ring;
@@ -222,6 +222,7 @@ public final class RawImage implements BlockBackend {
         }
 
         private boolean queue(boolean write, long offset, MemorySegment[] parts, int count, long length, int tag) {
+            Objects.checkIndex(tag, offsets.length); // before the ring has it
             if (queued == queuedTags.length || !ring.add(write, offset, parts, count, tag)) {
                 return false;
             }

@@ -766,7 +766,16 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                 int n;
                 do {
                     n = 0;
-                    while (n < chains.length && running.getAsBoolean() && queue.pop(chains[n])) {
+                    RuntimeException malformed = null; // a chain that is none: the ones before it are still served
+                    while (n < chains.length && running.getAsBoolean()) {
+                        try {
+                            if (!queue.pop(chains[n])) {
+                                break;
+                            }
+                        } catch (VirtioProtocolException | GuestMemoryException e) {
+                            malformed = e;
+                            break;
+                        }
                         if (limiter != null && (throttledNanos = limiter.tryConsume(requestBytes(queue, chains[n]))) > 0) {
                             queue.unpop(1); // parked on the ring, taken again in turn when tokens are back
                             break;
@@ -780,6 +789,12 @@ public abstract class VirtioDevice implements Stateful, AutoCloseable {
                         }
                         queue.addUsed(heads, usedLengths, n);
                         used = true;
+                    }
+                    if (malformed != null) {
+                        if (used) {
+                            interruptIfWanted(queue);
+                        }
+                        throw malformed;
                     }
                 } while (n == chains.length && throttledNanos == 0);
             } while (throttledNanos == 0 && running.getAsBoolean() && queue.armNotification());

@@ -429,29 +429,41 @@ public final class VirtioBlk extends VirtioDevice {
         }
         int pendingFrom = 0; // chains[pendingFrom, i) not handled alone are in the batch (usedLengths[k] < 0) or answered
         for (int i = 0; i < n; i++) {
-            DescriptorChain chain = chains[i];
-            BatchedIo batch = batches[queue.index()]; // null once a batch failed (completeBatch)
-            byte[] header = header(queue, chain);
-            int type = (int) LE_INT.get(header, 0);
-            long sector = (long) LE_LONG.get(header, 8);
-            boolean toGuest = type == T_IN;
-            long length = toGuest ? chain.writableLength() - 1 : chain.readableLength() - HEADER_SIZE;
-            if (batch != null && (type == T_IN || type == T_OUT && !readOnly) && length > 0 && checkData(sector, length) == S_OK) {
-                if (queueTransfer(queue, batch, chain, i, toGuest, length, sector * SECTOR_SIZE, usedLengths)) {
-                    continue;
-                }
+            try {
+                pendingFrom = handleInBatch(queue, chains, i, pendingFrom, usedLengths);
+            } catch (RuntimeException e) { // a chain that is no request fails the device: what the batch holds is done first
                 completeBatch(queue, chains, pendingFrom, i, usedLengths);
-                pendingFrom = i;
-                if (batches[queue.index()] != null
-                        && queueTransfer(queue, batch, chain, i, toGuest, length, sector * SECTOR_SIZE, usedLengths)) {
-                    continue;
-                }
+                throw e;
             }
-            completeBatch(queue, chains, pendingFrom, i, usedLengths);
-            usedLengths[i] = handle(queue, chain);
-            pendingFrom = i + 1;
         }
         completeBatch(queue, chains, pendingFrom, n, usedLengths);
+    }
+
+    /**
+     * Puts request {@code i} into the batch, or completes the batch and handles it alone; returns
+     * where the requests in the batch now begin.
+     */
+    private int handleInBatch(VirtQueue queue, DescriptorChain[] chains, int i, int pendingFrom, int[] usedLengths) {
+        DescriptorChain chain = chains[i];
+        BatchedIo batch = batches[queue.index()]; // null once a batch failed (completeBatch)
+        byte[] header = header(queue, chain);
+        int type = (int) LE_INT.get(header, 0);
+        long sector = (long) LE_LONG.get(header, 8);
+        boolean toGuest = type == T_IN;
+        long length = toGuest ? chain.writableLength() - 1 : chain.readableLength() - HEADER_SIZE;
+        if (batch != null && (type == T_IN || type == T_OUT && !readOnly) && length > 0 && checkData(sector, length) == S_OK) {
+            if (queueTransfer(queue, batch, chain, i, toGuest, length, sector * SECTOR_SIZE, usedLengths)) {
+                return pendingFrom;
+            }
+            completeBatch(queue, chains, pendingFrom, i, usedLengths); // full: what it holds goes first
+            if (batches[queue.index()] != null
+                    && queueTransfer(queue, batch, chain, i, toGuest, length, sector * SECTOR_SIZE, usedLengths)) {
+                return i;
+            }
+        }
+        completeBatch(queue, chains, pendingFrom, i, usedLengths);
+        usedLengths[i] = handle(queue, chain);
+        return i + 1;
     }
 
     /**

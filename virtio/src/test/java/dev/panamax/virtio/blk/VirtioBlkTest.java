@@ -231,6 +231,61 @@ class VirtioBlkTest {
         assertThat(blk.failure()).isNull();
     }
 
+    /**
+     * A chain that is no request, among requests offered together: the device fails, but the writes
+     * before it in the batch are carried out first and nothing of the batch is left queued for the
+     * host to do after the reset.
+     */
+    @Test
+    void aChainThatIsNoRequestInABatchFailsTheDeviceAfterTheWritesBeforeIt() throws IOException {
+        startWritable();
+        byte[] first = new byte[512];
+        byte[] second = new byte[512];
+        byte[] after = new byte[512];
+        Arrays.fill(first, (byte) 1);
+        Arrays.fill(second, (byte) 2);
+        Arrays.fill(after, (byte) 3);
+        long[] statuses = new long[3];
+        byte[][] data = {first, second, after};
+        long[] sectors = {10, 20, 30};
+        for (int k = 0; k < 3; k++) {
+            if (k == 2) { // an 8-byte header
+                driver.offer(0, readable(driver.allocate(header(VirtioBlk.T_OUT, 40)), 8), writable(driver.allocate(1), 1));
+            }
+            statuses[k] = driver.allocate(new byte[] {(byte) 0xff});
+            driver.offer(0, readable(driver.allocate(header(VirtioBlk.T_OUT, sectors[k])), 16), readable(driver.allocate(data[k]), 512),
+                    writable(statuses[k], 1));
+        }
+        driver.notify(0);
+        assertThat(driver.awaitFailure()).contains("has a header of 8 readable bytes");
+        assertThat(disk(10 * 512, 512)).as("the write before the bad chain").isEqualTo(first);
+        assertThat(disk(20 * 512, 512)).as("the second write before it").isEqualTo(second);
+        assertThat(driver.read(statuses[0], 1)[0]).isEqualTo((byte) 0);
+        driver.reset();
+        driver.start(QUEUE_SIZE);
+        assertThat(request(VirtioBlk.T_OUT, 50, after, 0).status()).isEqualTo(0);
+        assertThat(request(VirtioBlk.T_IN, 50, new byte[0], 512).data()).isEqualTo(after);
+        assertThat(disk(30 * 512, 512)).as("the write after the bad chain, never done").isEqualTo(Arrays.copyOfRange(original, 30 * 512, 31 * 512));
+    }
+
+    /** The same when the bad chain cannot even be taken off the ring (a buffer outside guest memory). */
+    @Test
+    void aChainOutsideGuestMemoryInABatchFailsTheDeviceAfterTheRequestsBeforeIt() throws IOException {
+        startWritable();
+        byte[] first = new byte[512];
+        Arrays.fill(first, (byte) 1);
+        long status = driver.allocate(new byte[] {(byte) 0xff});
+        driver.offer(0, readable(driver.allocate(header(VirtioBlk.T_OUT, 10)), 16), readable(driver.allocate(first), 512),
+                writable(status, 1));
+        driver.offer(0, readable(driver.allocate(header(VirtioBlk.T_OUT, 20)), 16), readable(1L << 40, 512),
+                writable(driver.allocate(1), 1));
+        driver.notify(0);
+        assertThat(driver.awaitFailure()).contains("not inside guest memory");
+        assertThat(disk(10 * 512, 512)).as("the write before the bad chain").isEqualTo(first);
+        assertThat(driver.read(status, 1)[0]).isEqualTo((byte) 0);
+        assertThat(driver.awaitUsed(0).length()).as("its used entry").isEqualTo(1);
+    }
+
     @Test
     void theCountsFollowTheRequestsDone() throws IOException {
         startWritable();
