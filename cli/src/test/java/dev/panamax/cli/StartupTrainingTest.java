@@ -2,6 +2,7 @@ package dev.panamax.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.panamax.rig.UsesKvm;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -9,6 +10,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+/** The commands the launcher's start-up cache is trained on; the training VM needs /dev/kvm (an emulating one will do). */
+@UsesKvm
 class StartupTrainingTest {
     @TempDir Path dir;
 

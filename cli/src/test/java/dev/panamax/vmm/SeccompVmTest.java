@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.panamax.boot.LinuxBoot;
 import dev.panamax.boot.SyntheticKernels;
+import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.Seccomp;
 import dev.panamax.virtio.VirtioDevice;
 import dev.panamax.virtio.ratelimit.RateLimit;
@@ -20,6 +21,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A VM with its seccomp filters on (the default): a device thread's forbidden call ends the VM, not the VMM. */
+@UsesKvm
 class SeccompVmTest {
     private static final long COUNTER = 0x2000000;
 
