@@ -163,11 +163,6 @@ public final class IoUring implements AutoCloseable {
         return new NativeIoException(call, -result);
     }
 
-    /** How many reads and writes one batch holds. */
-    public int entries() {
-        return entries;
-    }
-
     /**
      * Queues a read into ({@code write} false) or a write from {@code buffers[0, count)}, native
      * segments, at byte {@code offset} of the file; nothing happens before {@link #submitAndWait}.
