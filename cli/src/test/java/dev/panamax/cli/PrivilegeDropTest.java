@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panamax.control.ApiClient;
 import dev.panamax.control.TestKernels;
+import dev.panamax.rig.Rig;
 import dev.panamax.rig.UsesKvm;
 import dev.panamax.sys.Credentials;
 import java.io.IOException;
@@ -102,10 +103,16 @@ class PrivilegeDropTest {
                 Files.readString(dir.resolve("fork.err"), StandardCharsets.UTF_8));
     }
 
-    /** Starts {@code main} with {@code args} in a new JVM on this class path, its output in fork.out and fork.err. */
+    /**
+     * Starts {@code main} with {@code args} in a new JVM on this class path, its output in fork.out and fork.err.
+     * Panamax itself gets the options of the rig's JVMs (C1 only, the serial collector), as the rig starts it: in the
+     * rig (a host without /dev/kvm) each of the three runs below took about 30 s so, 60 to 140 s with the JVM's
+     * defaults. The probe keeps the defaults, so that it sees every kind of thread the JVM has (GC and C2 workers).
+     */
     private Process start(Class<?> main, String... args) throws IOException {
-        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), main.getName()));
+        List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        if (main == Panamax.class) argv.addAll(Rig.JVM_OPTIONS);
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), main.getName()));
         argv.addAll(List.of(args));
         return new ProcessBuilder(argv).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
                 .redirectOutput(dir.resolve("fork.out").toFile()).redirectError(dir.resolve("fork.err").toFile()).start();
