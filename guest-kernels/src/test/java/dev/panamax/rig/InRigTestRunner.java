@@ -82,9 +82,13 @@ public final class InRigTestRunner {
                 plan = testPlan;
             }
 
+            /** When each running test started, for the time its line reports. */
+            private final Map<String, Long> startedAt = new ConcurrentHashMap<>();
+
             @Override
             public void executionStarted(TestIdentifier test) {
                 if (!test.isTest()) return;
+                startedAt.put(test.getUniqueId(), System.nanoTime());
                 REPORT.println("in the rig: " + test.getDisplayName() + " started");
                 alarms.set(List.of(
                         watchdog.schedule(() -> REPORT.println(threads(test, slowAfter)), slowAfter.toMillis(), TimeUnit.MILLISECONDS),
@@ -95,7 +99,10 @@ public final class InRigTestRunner {
             public void executionFinished(TestIdentifier test, TestExecutionResult result) {
                 if (test.isTest()) {
                     alarms.get().forEach(a -> a.cancel(false));
-                    REPORT.println("in the rig: " + test.getDisplayName() + " " + result.getStatus());
+                    Long start = startedAt.remove(test.getUniqueId());
+                    REPORT.println("in the rig: " + test.getDisplayName() + " " + result.getStatus()
+                            + (start == null ? "" : " in " + Duration.ofNanos(System.nanoTime() - start).toMillis() / 1000.0 + " s")
+                            + leftBehind());
                 }
                 Outcome.Status status = switch (result.getStatus()) {
                     case SUCCESSFUL -> Outcome.Status.SUCCESSFUL;
@@ -144,6 +151,23 @@ public final class InRigTestRunner {
         } catch (IOException e) {
             throw new UncheckedIOException("could not write the rig's test results to " + results, e);
         }
+    }
+
+    /**
+     * What this JVM runs beside the tests, when there is more than its own threads: the threads and processes a
+     * test left running (a VM's vCPU spinning on, a server never stopped) slow every test after it on the rig's CPU.
+     */
+    private static String leftBehind() {
+        List<String> processes = ProcessHandle.current().descendants()
+                .map(p -> p.info().command().map(c -> c.substring(c.lastIndexOf('/') + 1)).orElse("?")).toList();
+        // A VM's vCPU threads are daemons, so named here; JUnit's timeout watcher and Netty's global executor belong
+        // to the run and end by themselves.
+        List<String> threads = Thread.getAllStackTraces().keySet().stream().filter(t -> !t.isDaemon() || t.getName().startsWith("vcpu"))
+                .map(Thread::getName).filter(n -> !n.equals("main") && !n.startsWith("junit-") && !n.startsWith("globalEventExecutor"))
+                .sorted().toList();
+        if (processes.isEmpty() && threads.isEmpty()) return "";
+        return " (left running: " + (processes.isEmpty() ? "" : processes.size() + " processes " + processes + " ")
+                + (threads.isEmpty() ? "" : "threads " + threads) + ")";
     }
 
     /** A hung test in the rig is seen only through its output: its threads' stacks say where it hangs. */
