@@ -67,6 +67,21 @@ for p in /sys/class/virtio-ports/*; do
 done
 [ -n "$port" ] || { echo "panamax-rig: no virtio-serial port panamax.ctl"; $B poweroff -f; }
 
+# Names each process a finished command left running in its process group $1: such a process runs on
+# beside the commands after it, on the rig's software CPU, slowing them all. Named, not killed: a command
+# may mean to leave a server behind. (No fork per process: a fork costs milliseconds here.)
+left_in_group() {
+    g=$1
+    kill -0 "-$g" 2>/dev/null || return 0
+    for d in /proc/[0-9]*; do
+        read -r s 2>/dev/null < "$d/stat" || continue # (a process that ended meanwhile)
+        set -- ${s##*) } # after the command's name, which may hold spaces: state, ppid, pgrp
+        [ "$3" = "$g" ] && [ "$1" != Z ] || continue
+        args=$($B tr '\0' ' ' < "$d/cmdline" 2>/dev/null)
+        printf 'panamax-rig: the command left pid %s running: %s\n' "${d#/proc/}" "${args% }"
+    done
+}
+
 exec 3<>"$port"
 echo READY >&3
 while read -r verb nonce arg <&3; do
@@ -90,9 +105,11 @@ while read -r verb nonce arg <&3; do
             $B setsid /bin/sh "/tmp/.rig-$nonce.sh" <&5 5<&- >&3 2>&3 &
             echo $! > "/tmp/.rig-$nonce.pid"
             exec 5<&-
-            wait $!
+            group=$!
+            wait $group
             status=$?
             $B rm -f "/tmp/.rig-$nonce.pid" "/tmp/.rig-$nonce.sh" "/tmp/.rig-$nonce.in" # a late KILL must not hit a reused pid
+            left_in_group "$group" >&3
             printf '\npanamax-rig-exit %s %s\n' "$nonce" "$status" >&3
         ) &
         exec 5<&-

@@ -59,6 +59,19 @@ class RigTest {
         assertThat(after.output().strip()).isEqualTo("none left");
     }
 
+    /** A process left running would slow every later command on the rig's software CPU: the command's output names it. */
+    @Test
+    void whatACommandLeavesRunningInItsProcessGroupIsNamedAfterItsOutput(Rig rig) {
+        RunResult r = rig.run(List.of("sh", "-c", "sleep 1003 & echo started"), Duration.ofSeconds(60));
+        assertThat(r.exitStatus()).isZero();
+        assertThat(r.output()).containsPattern("(?m)^started\n+panamax-rig: the command left pid \\d+ running: sleep 1003$");
+        RunResult own = rig.run(List.of("sh", "-c", "rm -f /tmp/own-session; setsid sh -c 'touch /tmp/own-session; exec sleep 1004' &"
+                + " until [ -e /tmp/own-session ]; do sleep 0.1; done; echo own"), Duration.ofSeconds(60));
+        assertThat(own.output()).as("a process in a session of its own is not the command's").isEqualTo("own\n");
+        RunResult clean = rig.run(List.of("sh", "-c", "pkill -f 'sleep 100[34]'; echo clean"), Duration.ofSeconds(60));
+        assertThat(clean.output()).isEqualTo("clean\n");
+    }
+
     @Test
     void filesWrittenInTheRigAppearOnTheHost(Rig rig) throws Exception {
         Path file = rig.scratch().resolve("from-rig.txt");
