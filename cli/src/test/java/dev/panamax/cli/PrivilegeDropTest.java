@@ -105,9 +105,9 @@ class PrivilegeDropTest {
 
     /**
      * Starts {@code main} with {@code args} in a new JVM on this class path, its output in fork.out and fork.err.
-     * Panamax itself gets the options of the rig's JVMs (C1 only, the serial collector), as the rig starts it: in the
-     * rig (a host without /dev/kvm) each of the three runs below took about 30 s so, 60 to 140 s with the JVM's
-     * defaults. The probe keeps the defaults, so that it sees every kind of thread the JVM has (GC and C2 workers).
+     * Panamax itself gets the options of the rig's JVMs (C1 only, the serial collector), as the rig starts it (on a host
+     * without /dev/kvm these forks run there, where C2 compiling on the software CPU costs a short-lived JVM more than
+     * it gains). The probe keeps the defaults, so that it sees every kind of thread the JVM has (GC and C2 workers).
      */
     private Process start(Class<?> main, String... args) throws IOException {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
