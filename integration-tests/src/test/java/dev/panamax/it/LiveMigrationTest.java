@@ -73,7 +73,9 @@ class LiveMigrationTest {
         String in = "ip netns exec " + namespace + " ";
         List<String> script = new ArrayList<>(List.of(
                 "taskset -p -c 0 $$ > /dev/null", // as SnapshotRestoreTest: the VMMs on the rig's CPU 0
-                "trap 'kill -9 $(jobs -p) 2>/dev/null; ip netns del " + namespace + "; rm -f /tmp/" + namespace + "*.sock' EXIT",
+                // By pid: $(jobs -p) in a trap is a subshell's job list, empty in dash.
+                "trap 'kill -9 $dest $src $tcp 2>/dev/null; ip netns del " + namespace + "; rm -f /tmp/" + namespace + "*.sock /tmp/"
+                        + namespace + "-tcp.in' EXIT",
                 "ip netns add " + namespace + " || exit 1",
                 "ip -n " + namespace + " link set lo up",
                 "ip -n " + namespace + " link add br0 type bridge || exit 1",
@@ -90,8 +92,10 @@ class LiveMigrationTest {
                 "died() { kill -0 $1 2>/dev/null && return 1; echo $2-ended-early; sed 's/^/source: /' source.log;"
                         + " sed 's/^/destination: /' destination.log; }",
                 "n=0; until grep -q tcp-listening source.log; do n=$((n+1)); [ $n -gt 600 ] && break; died $src source && exit 1; sleep 0.5; done",
-                // Its input stays open (a closed one would end the connection, and the guest's nc with it).
-                "sleep 100000 | " + in + "busybox nc 10.9.0.2 5001 > tcp.log &",
+                // Its input stays open, a FIFO this shell holds (a closed one would end the connection, and the guest's nc
+                // with it); a sleep piped in instead outlived the script in the shared rig (the rig's agent named it).
+                "mkfifo /tmp/" + namespace + "-tcp.in && exec 7<>/tmp/" + namespace + "-tcp.in",
+                in + "busybox nc 10.9.0.2 5001 < /tmp/" + namespace + "-tcp.in > tcp.log &",
                 "tcp=$!",
                 "n=0; until grep -q 'count=" + MIGRATE_AT + " ' source.log; do n=$((n+1)); [ $n -gt 600 ] && break;"
                         + " died $src source && exit 1; sleep 0.5; done",

@@ -65,7 +65,7 @@ class PanamaxNetTest {
                 + " nc 10.9.0.1 5001 < /tmp/sent && echo sent-ok;"
                 + " nc 10.9.0.1 5002 < /dev/null > /tmp/received; echo guest-received=$(sha256sum < /tmp/received)";
         String script = String.join("\n",
-                "trap 'kill $(jobs -p) 2>/dev/null; ip netns del " + namespace + "' EXIT",
+                "trap 'kill $receiver $sender 2>/dev/null; ip netns del " + namespace + "' EXIT", // by pid, as below
                 "ip netns add " + namespace + " || exit 1",
                 "ip -n " + namespace + " link set lo up",
                 // The tap exists, addressed and up, before Panamax attaches to it inside the namespace.
@@ -75,7 +75,9 @@ class PanamaxNetTest {
                 "head -c 1000000 /dev/urandom > " + dir + "/to-guest",
                 "echo host-sent=$(sha256sum < " + dir + "/to-guest)",
                 "ip netns exec " + namespace + " busybox nc -l -p 5001 -e sh -c 'cat > " + dir + "/from-guest' &",
+                "receiver=$!",
                 "ip netns exec " + namespace + " busybox nc -l -p 5002 -e cat " + dir + "/to-guest &",
+                "sender=$!",
                 "ip netns exec " + namespace + " " + panamaxCommand(kvm, guest, "--net", "tap=" + tap + ",mac=" + GUEST_MAC),
                 "status=$?",
                 "echo host-received=$(sha256sum < " + dir + "/from-guest)",
@@ -108,10 +110,13 @@ class PanamaxNetTest {
                 + " udhcpc -i eth0 -f -q -n -t 5 -s /tmp/dhcp"
                 + " && wget -q -O /tmp/fetched http://$(cat /tmp/gateway):" + port + "/file && echo guest-fetched=$(sha256sum < /tmp/fetched)";
         String script = String.join("\n",
-                "trap 'kill $(jobs -p) 2>/dev/null' EXIT",
+                // By its pid: $(jobs -p) in a trap is a subshell's job list, empty in dash, and the server outlived
+                // the script in the shared rig (the rig's agent named it).
+                "trap 'kill $httpd 2>/dev/null' EXIT",
                 "head -c 500000 /dev/urandom > " + www + "/file",
                 "echo host-served=$(sha256sum < " + www + "/file)",
                 "busybox httpd -f -p 127.0.0.1:" + port + " -h " + www + " &",
+                "httpd=$!",
                 panamaxCommand(kvm, guest, "--net", "user"));
 
         RunResult r = kvm.run(List.of("sh", "-c", script), TIMEOUT, System.out);

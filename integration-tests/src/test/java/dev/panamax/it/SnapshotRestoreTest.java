@@ -96,7 +96,8 @@ class SnapshotRestoreTest {
                 // Every process here on the rig's CPU 0 (the guest keeps its 2 vCPUs): with a VMM's threads
                 // spread over both, the rig's L1 kernel has crashed and guests triple-faulted (net-vs-qemu.sh).
                 "taskset -p -c 0 $$ > /dev/null",
-                "trap 'kill -9 $(jobs -p) 2>/dev/null; ip netns del " + namespace + "; rm -f /tmp/" + namespace + ".sock' EXIT",
+                // By pid: $(jobs -p) in a trap is a subshell's job list, empty in dash.
+                "trap 'kill -9 $first $holder $listener 2>/dev/null; ip netns del " + namespace + "; rm -f /tmp/" + namespace + ".sock' EXIT",
                 "ip netns add " + namespace + " || exit 1",
                 "ip -n " + namespace + " link set lo up",
                 "ip -n " + namespace + " tuntap add dev " + tap + " mode tap || exit 1",
