@@ -7,6 +7,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
@@ -84,6 +85,8 @@ public final class ApiStart {
                 "-m", "256", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
                 "-kernel", kernel.toString(), "-initrd", initrd.toString(),
                 "-append", VirtualMachine.BASE_COMMAND_LINE + " " + COMMAND).redirectErrorStream(true).start();
+        // A guest that never ends would leave the read below waiting for ever: bounded as Panamax's boot is.
+        CompletableFuture.delayedExecutor(300, TimeUnit.SECONDS).execute(p::destroyForcibly);
         long at = -1;
         try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
             for (String line; (line = out.readLine()) != null; ) {
