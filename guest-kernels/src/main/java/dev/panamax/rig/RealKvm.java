@@ -44,9 +44,14 @@ public interface RealKvm {
 
     /** The command {@link #runJava} runs, for a script that runs it among other commands. */
     default List<String> javaCommand(String mainClass, List<String> args) {
+        return javaCommand(jvmOptions(), System.getProperty("java.class.path"), mainClass, args);
+    }
+
+    /** The running JDK's {@code java} with {@code jvmOptions}, native access granted, {@code classPath}, {@code mainClass} and {@code args}. */
+    static List<String> javaCommand(List<String> jvmOptions, String classPath, String mainClass, List<String> args) {
         List<String> argv = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        argv.addAll(jvmOptions());
-        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"), mainClass));
+        argv.addAll(jvmOptions);
+        argv.addAll(List.of("--enable-native-access=ALL-UNNAMED", "-cp", classPath, mainClass));
         argv.addAll(args);
         return argv;
     }

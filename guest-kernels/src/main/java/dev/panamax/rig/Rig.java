@@ -28,6 +28,7 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -36,6 +37,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 
 /**
  * The nested KVM rig: QEMU with its software CPU (TCG, emulated AMD SVM) running Debian's stock
@@ -91,9 +93,11 @@ public final class Rig implements RigSession, DaemonRig {
      * @param oneTcgThread     run all the rig's vCPUs on one TCG thread (see {@link #withOneTcgThread})
      * @param wedgedAfter      how long a rig may send nothing while a command runs, not even the answer
      *                         to a ping, before it is taken for wedged and stopped
+     * @param jvmTraining      what the start-up cache of the JVMs started in the rig is trained on, or null
+     *                         for none (see {@link #withJvmTraining})
      */
     public record Options(Path workingDirectory, List<Share> shares, int memoryMib, int cpus, Duration bootTimeout,
-            boolean showConsole, boolean oneTcgThread, Duration wedgedAfter) {
+            boolean showConsole, boolean oneTcgThread, Duration wedgedAfter, JvmTraining jvmTraining) {
 
         /**
          * The working directory, the git work tree around it (sibling modules' class paths live
@@ -111,7 +115,7 @@ public final class Rig implements RigSession, DaemonRig {
             Path m2 = Path.of(System.getProperty("user.home"), ".m2");
             if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
             return new Options(cwd, shares, 4096, cpus(System.getenv("PANAMAX_RIG_CPUS")), BOOT_TIMEOUT,
-                    System.getenv("PANAMAX_RIG_CONSOLE") != null, "single".equals(System.getenv("PANAMAX_RIG_TCG")), WEDGED_AFTER);
+                    System.getenv("PANAMAX_RIG_CONSOLE") != null, "single".equals(System.getenv("PANAMAX_RIG_TCG")), WEDGED_AFTER, null);
         }
 
         /** The rig's vCPUs for {@code PANAMAX_RIG_CPUS}'s value (1 to 8), else 2: a rig of one vCPU runs one TCG thread. */
@@ -133,15 +137,15 @@ public final class Rig implements RigSession, DaemonRig {
         public Options withShare(Path path, boolean readOnly) {
             List<Share> more = new ArrayList<>(shares);
             more.add(new Share(path, readOnly));
-            return new Options(workingDirectory, more, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter);
+            return new Options(workingDirectory, more, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter, jvmTraining);
         }
 
         public Options withConsole(boolean show) {
-            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, show, oneTcgThread, wedgedAfter);
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, show, oneTcgThread, wedgedAfter, jvmTraining);
         }
 
         public Options withWorkingDirectory(Path dir) {
-            return new Options(dir.toAbsolutePath().normalize(), shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter);
+            return new Options(dir.toAbsolutePath().normalize(), shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter, jvmTraining);
         }
 
         /**
@@ -151,7 +155,7 @@ public final class Rig implements RigSession, DaemonRig {
          * thread makes SMP L2 guests slow (below), so boot tests keep the default.
          */
         public Options withOneTcgThread() {
-            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, true, wedgedAfter);
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, true, wedgedAfter, jvmTraining);
         }
 
         /**
@@ -172,8 +176,26 @@ public final class Rig implements RigSession, DaemonRig {
         }
 
         public Options withWedgedAfter(Duration silence) {
-            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, silence);
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, silence, jvmTraining);
         }
+
+        /**
+         * JVMs started in the rig ({@link Rig#javaCommand}) with an ahead-of-time cache trained in the rig on
+         * {@code training}, once per class path and build ({@link RigJvmCache}).
+         */
+        public Options withJvmTraining(JvmTraining training) {
+            return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, oneTcgThread, wedgedAfter, training);
+        }
+    }
+
+    /**
+     * A run of a Java program that loads and links what the JVMs started in the rig mostly load (a
+     * guest's boot, for Panamax's), for their start-up cache to be trained on.
+     *
+     * @param mainClass its main class, on the running class path
+     * @param args      its arguments, asked for only when a cache is trained
+     */
+    public record JvmTraining(String mainClass, Supplier<List<String>> args) {
     }
 
     private final Options options;
@@ -383,6 +405,14 @@ public final class Rig implements RigSession, DaemonRig {
     @Override
     public List<String> jvmOptions() {
         return JVM_OPTIONS;
+    }
+
+    /** With the options' {@link Options#jvmTraining}, the JVM starts with the start-up cache trained on it here. */
+    @Override
+    public List<String> javaCommand(String mainClass, List<String> args) {
+        Optional<RigJvmCache> cache = options.jvmTraining() == null ? Optional.empty()
+                : RigJvmCache.prepare(options.jvmTraining(), JVM_OPTIONS, this);
+        return cache.map(c -> c.javaCommand(JVM_OPTIONS, mainClass, args)).orElseGet(() -> RigSession.super.javaCommand(mainClass, args));
     }
 
     /** Stops the rig (the agent powers off when the control channel closes; QEMU is killed if it lingers). */

@@ -97,6 +97,11 @@ public final class SharedRig implements RealKvm, AutoCloseable {
         return rig().jvmOptions();
     }
 
+    @Override
+    public List<String> javaCommand(String mainClass, List<String> args) {
+        return rig().javaCommand(mainClass, args);
+    }
+
     /** Stops the running rig, if any; the next command starts another. */
     @Override
     public synchronized void close() {

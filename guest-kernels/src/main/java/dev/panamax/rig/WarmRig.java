@@ -329,7 +329,7 @@ public final class WarmRig implements RigSession {
             if (!tcg.equals("single") && !tcg.equals("multi")) throw new IllegalArgumentException("tcg '" + tcg + "'");
             Path cwd = path(value(lines.get(5), "cwd"));
             Rig.Options options = new Rig.Options(cwd, List.of(), memory, cpus, Rig.BOOT_TIMEOUT, false, tcg.equals("single"),
-                    Rig.WEDGED_AFTER);
+                    Rig.WEDGED_AFTER, null);
             for (String line : lines.subList(6, lines.size())) {
                 String share = value(line, "share");
                 if (!share.startsWith("ro ") && !share.startsWith("rw ")) throw new IllegalArgumentException("a share '" + share + "'");

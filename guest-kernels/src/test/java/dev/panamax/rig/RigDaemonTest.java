@@ -70,7 +70,7 @@ class RigDaemonTest {
     }
 
     private Rig.Options options(Path cwd) {
-        return new Rig.Options(cwd, List.of(), 4096, 2, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1));
+        return new Rig.Options(cwd, List.of(), 4096, 2, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1), null);
     }
 
     private WarmRig client() throws WarmRig.UnavailableException {

@@ -29,7 +29,7 @@ class RigOptionsTest {
     }
 
     private static Rig.Options at(String cwd) {
-        return new Rig.Options(Path.of(cwd), List.of(), 4096, 2, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1));
+        return new Rig.Options(Path.of(cwd), List.of(), 4096, 2, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1), null);
     }
 
     @Test
@@ -42,7 +42,7 @@ class RigOptionsTest {
         assertThat(rig.covers(at("/elsewhere"))).isFalse();
         assertThat(rig.covers(at("/work/tree").withShare(Path.of("/usr/share/doc"), true))).as("/usr is always there, read-only").isTrue();
         assertThat(rig.covers(at("/work/tree").withShare(Path.of("/work/treetop"), true))).as("a path prefix is not a parent").isFalse();
-        Rig.Options other = new Rig.Options(Path.of("/work/tree"), List.of(), 4096, 1, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1));
+        Rig.Options other = new Rig.Options(Path.of("/work/tree"), List.of(), 4096, 1, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1), null);
         assertThat(rig.covers(other)).as("another vCPU count").isFalse();
         assertThat(rig.covers(at("/work/tree").withOneTcgThread())).as("one TCG thread").isFalse();
     }
@@ -58,7 +58,7 @@ class RigOptionsTest {
         assertThat(union.shares()).containsExactly(new Rig.Share(kept, true), new Rig.Share(earlierCwd, false));
         assertThat(union.covers(wanted)).isTrue();
         assertThat(union.covers(at(earlierCwd.toString()).withShare(kept, true))).isTrue();
-        Rig.Options oneCpu = new Rig.Options(Path.of("/work/tree"), List.of(), 4096, 1, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1));
+        Rig.Options oneCpu = new Rig.Options(Path.of("/work/tree"), List.of(), 4096, 1, Duration.ofSeconds(180), false, false, Duration.ofMinutes(1), null);
         assertThat(RigDaemon.union(oneCpu, earlier)).as("another shape keeps nothing").isEqualTo(oneCpu);
     }
 }

@@ -1,6 +1,8 @@
 package dev.panamax.junit;
 
+import dev.panamax.cli.Panamax;
 import dev.panamax.demo.KvmAcceleration;
+import dev.panamax.guest.GuestImages;
 import dev.panamax.rig.HostKvm;
 import dev.panamax.rig.RealKvm;
 import dev.panamax.rig.Rig;
@@ -44,6 +46,14 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
     static final int RIG_SLOWDOWN = 10;
     /** How long a boot may take: the rig's start, a JVM in it, the guest's boot. */
     private static final Duration BOOT_TIMEOUT = Duration.ofMinutes(10);
+    /**
+     * What the start-up cache of the JVMs tests start in the rig is trained on: Panamax's CLI booting
+     * the tiny guest to its end, what most of those JVMs do first (a JVM there spends 10-20 s loading
+     * classes before its guest runs).
+     */
+    private static final Rig.JvmTraining BOOT_TRAINING = new Rig.JvmTraining(Panamax.class.getName(), () -> List.of(
+            "run", "--no-rig", "--timeout", "180", "--memory", "128M", "--kernel", GuestImages.defaultVmlinux().toString(),
+            "--initrd", GuestImages.defaultInitramfs().toString(), "--cmdline", "quiet panamax.run=\"true\""));
     /**
      * A guest server silent this long is stuck: a JVM starting in the rig and its guest's first console lines take
      * under a minute there, several on a loaded machine. QEMU's software CPU under the rig has been seen to wedge
@@ -310,7 +320,7 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
         /** The shared rig, replaced by one that also shares {@code directories} if it does not see them all. */
         private SharedRig rigSeeing(List<Path> directories) {
             if (rig != null && directories.stream().allMatch(d -> visible(rig.options(), d))) return rig;
-            Rig.Options options = rig == null ? Rig.Options.defaults() : rig.options();
+            Rig.Options options = rig == null ? Rig.Options.defaults().withJvmTraining(BOOT_TRAINING) : rig.options();
             for (Path d : directories) {
                 if (!visible(options, d)) options = options.withShare(d, false);
             }
