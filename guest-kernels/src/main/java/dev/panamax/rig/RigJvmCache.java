@@ -16,8 +16,11 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.jar.Attributes;
 import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
 import java.util.jar.JarOutputStream;
+import java.util.jar.Manifest;
 import java.util.stream.Stream;
 
 /**
@@ -118,7 +121,7 @@ final class RigJvmCache {
     private static Path jarOf(Path dir, Path section) throws IOException {
         List<Path> files;
         try (Stream<Path> all = Files.walk(dir)) {
-            files = all.filter(Files::isRegularFile).sorted().toList();
+            files = all.filter(f -> Files.isRegularFile(f) && !dir.relativize(f).toString().equals(JarFile.MANIFEST_NAME)).sorted().toList();
         }
         StringBuilder key = new StringBuilder(dir.toString());
         for (Path f : files) {
@@ -128,7 +131,9 @@ final class RigJvmCache {
         Path entry = section.resolve(PanamaxCache.hash(key.toString(), 20));
         if (!Files.isDirectory(entry)) {
             PanamaxCache.entry(entry, tmp -> {
-                try (JarOutputStream jar = new JarOutputStream(Files.newOutputStream(tmp.resolve("classes.jar")))) {
+                Manifest manifest = new Manifest(); // with one, as every jar has (PrivilegeDrop opens jars by looking for it)
+                manifest.getMainAttributes().put(Attributes.Name.MANIFEST_VERSION, "1.0");
+                try (JarOutputStream jar = new JarOutputStream(Files.newOutputStream(tmp.resolve("classes.jar")), manifest)) {
                     for (Path f : files) {
                         jar.putNextEntry(new JarEntry(dir.relativize(f).toString().replace(File.separatorChar, '/')));
                         Files.copy(f, jar);
