@@ -1,5 +1,6 @@
 package dev.panamax.virtio;
 
+import dev.panamax.sys.IoVector;
 import dev.panamax.vm.GuestMemory;
 import java.lang.foreign.MemorySegment;
 
@@ -113,6 +114,24 @@ public final class DescriptorChain {
     /** The writable twin of {@link #readableParts}: the guest's buffers of the writable part from {@code offset} on. */
     public int writableParts(long offset, MemorySegment[] parts, int start) {
         return parts(true, offset, parts, start);
+    }
+
+    /**
+     * Appends the guest's buffers of the writable part from {@code offset} on to {@code vector}, for a
+     * transfer into them with no view object per buffer ({@link #writableParts} makes one each).
+     */
+    public void addWritableTo(IoVector vector, long offset) {
+        if (offset < 0 || offset > writableLength) {
+            throw new IndexOutOfBoundsException("offset " + offset + " outside a writable part of " + writableLength + " bytes");
+        }
+        for (int i = readableCount; i < count; i++) {
+            if (offset >= lengths[i]) {
+                offset -= lengths[i];
+                continue;
+            }
+            memory.addWritable(vector, addresses[i] + offset, lengths[i] - offset);
+            offset = 0;
+        }
     }
 
     private int parts(boolean writable, long offset, MemorySegment[] parts, int start) {

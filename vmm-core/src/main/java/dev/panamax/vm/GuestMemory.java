@@ -5,6 +5,7 @@ import static java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
+import dev.panamax.sys.IoVector;
 import dev.panamax.sys.MappedMemory;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
@@ -196,6 +197,16 @@ public final class GuestMemory implements AutoCloseable {
         Slot s = slot(address, length);
         marked(s, address, length);
         return s.region().backing().segment().asSlice(address - s.region().guestAddress(), length);
+    }
+
+    /**
+     * Appends {@code [address, address + length)} to {@code vector} for a transfer into it, without a
+     * view object: a {@link #slice} for vectored I/O (its pages marked as written now, as a slice's are).
+     */
+    public void addWritable(IoVector vector, long address, long length) {
+        Slot s = slot(address, length);
+        marked(s, address, length);
+        vector.add(s.region().backing().segment(), address - s.region().guestAddress(), length);
     }
 
     /**

@@ -162,8 +162,8 @@ public final class Libc {
     private static final Downcall PWRITEV = new Downcall("pwritev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT, JAVA_LONG), ERRNO);
     // ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
     private static final Downcall WRITEV = new Downcall("writev", FunctionDescriptor.of(JAVA_LONG, JAVA_INT, ADDRESS, JAVA_INT), ERRNO);
-    private static final long IOV_BASE = IOVEC.byteOffset(PathElement.groupElement("iov_base"));
-    private static final long IOV_LEN = IOVEC.byteOffset(PathElement.groupElement("iov_len"));
+    static final long IOV_BASE = IOVEC.byteOffset(PathElement.groupElement("iov_base"));
+    static final long IOV_LEN = IOVEC.byteOffset(PathElement.groupElement("iov_len"));
     // int fcntl(int fd, int cmd, ...): only the int-argument commands (F_GETFL, F_SETFL).
     private static final Downcall FCNTL = new Downcall("fcntl",
             FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT, JAVA_INT), Linker.Option.firstVariadicArg(2), ERRNO);
@@ -453,49 +453,27 @@ public final class Libc {
         }
     }
 
+    /** Each thread's vector for {@link #positionalTransfer}, grown as needed: a transfer allocates no native memory. */
+    private static final ThreadLocal<IoVector> TRANSFER_VECTOR = ThreadLocal.withInitial(() -> new IoVector(16));
+
     /**
      * {@code preadv(2)} (or {@code pwritev(2)} when {@code write}) of {@code buffers[0..count)} in turn
-     * from {@code offset} on descriptor {@code fd}, in calls of at most {@link #IOV_MAX} buffers,
-     * resuming after short transfers and EINTR; returns the bytes moved, fewer than the buffers hold
-     * only when a read meets the end of the file. {@code what} names the file in errors.
+     * from {@code offset} on descriptor {@code fd}, as {@link IoVector#transfer} moves them; returns the
+     * bytes moved, fewer than the buffers hold only when a read meets the end of the file. The buffers
+     * must be native segments. {@code what} names the file in errors.
      */
     static long positionalTransfer(boolean write, int fd, Object what, long offset, MemorySegment[] buffers, int count)
             throws NativeIoException {
-        long total = 0;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = allocateCallState(arena);
-            MemorySegment iov = arena.allocate(IOVEC, Math.min(count, IOV_MAX));
-            int next = 0; // the first buffer not yet fully moved
-            long skip = 0; // bytes of it already moved
-            while (next < count) {
-                int n = Math.min(count - next, IOV_MAX);
-                long wanted = describe(iov, buffers, next, n, skip);
-                long moved = positionalVectorRaw(state, write, fd, iov, n, offset);
-                if (moved < 0) {
-                    int errno = errno(state);
-                    if (errno == EINTR) {
-                        continue;
-                    }
-                    throw new NativeIoException((write ? "pwritev(" : "preadv(") + what + ")", errno);
-                }
-                if (moved == 0 && wanted > 0) {
-                    if (write) {
-                        throw new NativeIoException("pwritev(" + what + ") wrote nothing", 0);
-                    }
-                    return total; // end of file
-                }
-                total += moved;
-                offset += moved;
-                // Step past the buffers this call filled; a short transfer resumes inside one.
-                while (next < count && moved >= buffers[next].byteSize() - skip) {
-                    moved -= buffers[next].byteSize() - skip;
-                    skip = 0;
-                    next++;
-                }
-                skip += moved;
-            }
+        IoVector vector = TRANSFER_VECTOR.get();
+        if (vector.capacity() < count) {
+            vector = new IoVector(count);
+            TRANSFER_VECTOR.set(vector);
         }
-        return total;
+        vector.clear();
+        for (int i = 0; i < count; i++) {
+            vector.add(buffers[i], 0, buffers[i].byteSize());
+        }
+        return vector.transfer(write, fd, what, offset);
     }
 
     /** writev(2); returns bytes written, or -1 with errno in {@code callState}. */

@@ -60,6 +60,11 @@ public final class OpenFile extends Fd {
         return Libc.positionalTransfer(false, fd(), this, offset, buffers, count);
     }
 
+    /** {@code preadv(2)} into the buffers of {@code vector}, as {@link #read(long, MemorySegment[], int)}; empties the vector. */
+    public long read(long offset, IoVector vector) throws NativeIoException {
+        return vector.transfer(false, fd(), this, offset);
+    }
+
     /** {@code pwrite(2)} of all of {@code buffer}; returns its size. */
     public long write(long offset, MemorySegment buffer) throws NativeIoException {
         requireNative(buffer);

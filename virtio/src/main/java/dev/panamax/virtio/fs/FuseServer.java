@@ -16,6 +16,7 @@ import dev.panamax.sys.FileName;
 import dev.panamax.sys.FileStat;
 import dev.panamax.sys.FileSystemStats;
 import dev.panamax.sys.FsAbi;
+import dev.panamax.sys.IoVector;
 import dev.panamax.sys.NativeIoException;
 import dev.panamax.sys.OpenFile;
 import dev.panamax.sys.PathHandle;
@@ -1010,8 +1011,8 @@ public final class FuseServer implements AutoCloseable {
             MemorySegment room = reply.room(size);
             reply.keep(h.file().read(offset, room));
         } else {
-            int count = readInto.limit(size);
-            long read = h.file().read(offset, readInto.parts, count);
+            readInto.limit(size);
+            long read = h.file().read(offset, readInto.vector);
             reply.keepOutside(read);
             readInto.filled = read;
         }
@@ -1192,39 +1193,27 @@ public final class FuseServer implements AutoCloseable {
      * Reused per queue: {@link #reset} before each request.
      */
     static final class ReadBuffers {
-        final MemorySegment[] parts;
-        private int count;
-        private long capacity;
-        /** The data bytes the last READ put into {@link #parts} (0 when it failed or was not a READ). */
+        /** The guest's buffers, as a native iovec array: no object per buffer. */
+        final IoVector vector;
+        /** The data bytes the last READ put into {@link #vector} (0 when it failed or was not a READ). */
         long filled;
 
         ReadBuffers(int maxParts) {
-            parts = new MemorySegment[maxParts];
+            vector = new IoVector(maxParts);
         }
 
-        /** The first {@code count} entries of {@link #parts} now hold {@code capacity} bytes of guest buffers. */
-        void reset(int count, long capacity) {
-            this.count = count;
-            this.capacity = capacity;
+        /** Empties the buffers, for a request to fill {@link #vector} anew. */
+        void reset() {
+            vector.clear();
             filled = 0;
         }
 
-        /** Trims the buffers to the first {@code size} bytes; returns how many there are. Too little room is the guest's error. */
-        int limit(int size) throws FuseError {
-            if (size > capacity) {
-                throw FuseError.malformed(EINVAL, "a READ of " + size + " bytes into " + capacity + " bytes of buffers");
+        /** Trims the buffers to the first {@code size} bytes. Too little room is the guest's error. */
+        void limit(int size) throws FuseError {
+            if (size > vector.bytes()) {
+                throw FuseError.malformed(EINVAL, "a READ of " + size + " bytes into " + vector.bytes() + " bytes of buffers");
             }
-            long left = size;
-            int used = 0;
-            while (left > 0 && used < count) {
-                MemorySegment part = parts[used];
-                if (part.byteSize() > left) {
-                    parts[used] = part.asSlice(0, left);
-                }
-                left -= parts[used].byteSize();
-                used++;
-            }
-            return used;
+            vector.truncate(size);
         }
     }
 }

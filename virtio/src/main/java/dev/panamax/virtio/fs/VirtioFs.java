@@ -234,8 +234,8 @@ public final class VirtioFs extends VirtioDevice {
             FuseServer.ReadBuffers readInto = null;
             if (opcode(request) == Fuse.FUSE_READ && chain.writableLength() > FuseReply.HEADER_BYTES) {
                 readInto = readBuffers[queue.index()];
-                readInto.reset(chain.writableParts(FuseReply.HEADER_BYTES, readInto.parts, 0),
-                        chain.writableLength() - FuseReply.HEADER_BYTES);
+                readInto.reset();
+                chain.addWritableTo(readInto.vector, FuseReply.HEADER_BYTES);
             }
             length = server.handle(request, reply, readInto);
             if (length == 0 && !isForget(request)) {
