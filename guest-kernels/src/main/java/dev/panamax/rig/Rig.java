@@ -57,11 +57,13 @@ public final class Rig implements RigSession, DaemonRig {
     /**
      * A rig that sent nothing this long while a command ran, not even a ping's answer, is wedged:
      * QEMU's software CPU has been seen to stop the whole rig (its kernel silent, both QEMU threads
-     * busy) for good. The agent answers within seconds even with both of the rig's CPUs loaded, and
-     * each wedge costs this much of a test run, so a minute: silences over {@link #SILENCE_REPORTED} are
-     * reported, to show how close a healthy rig came.
+     * busy, not even a soft lockup report on its console) for good. The agent answers a ping (every
+     * 10 s) within a second even with both of the rig's CPUs loaded, and each wedge costs this much of a
+     * test run (two or three a CI run on a host without KVM), so half a minute, three pings: silences
+     * over {@link #SILENCE_REPORTED} are reported, to show how close a healthy rig came (none in the CI
+     * runs of 2026-12-06, while every wedge there lasted the minute this was then).
      */
-    static final Duration WEDGED_AFTER = Duration.ofMinutes(1);
+    static final Duration WEDGED_AFTER = Duration.ofSeconds(30);
     /** What the message of a command the rig wedged under says, for a caller that runs such a command once more. */
     public static final String TAKEN_FOR_WEDGED = "so it was taken for wedged and stopped";
     /** How long a rig's boot to its agent may take. */
