@@ -6,6 +6,7 @@ import dev.panamax.guest.MissingIngredientException;
 import dev.panamax.guest.PanamaxCache;
 import dev.panamax.guest.Progress;
 import java.io.BufferedReader;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
@@ -37,6 +38,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 
 /**
@@ -71,6 +73,8 @@ public final class Rig implements RigSession, DaemonRig {
     /** A silence this long while a command ran is worth a line on stderr, wedged or not. */
     private static final Duration SILENCE_REPORTED = Duration.ofSeconds(20);
     private static final String SCRATCH_PREFIX = "panamax-rig-";
+    /** QEMU's human monitor, beside the control socket in the scratch directory: asked where the vCPUs are at a wedge. */
+    private static final String MONITOR_SOCKET = "monitor.sock";
     /** In each scratch directory: the pid of the JVM that owns it. */
     private static final String OWNER_FILE = "owner.pid";
     private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(
@@ -331,6 +335,7 @@ public final class Rig implements RigSession, DaemonRig {
         AtomicBoolean timedOut = new AtomicBoolean();
         AtomicBoolean running = new AtomicBoolean(true);
         AtomicBoolean wedged = new AtomicBoolean();
+        AtomicReference<String> wedgeReport = new AtomicReference<>("");
         AtomicLong lastHeard = new AtomicLong(start);
         send((input == null ? "RUN " : "RUNI ") + nonce + " " + Base64.getEncoder().encodeToString(script.getBytes(StandardCharsets.UTF_8)));
         runningNonce = nonce;
@@ -351,6 +356,7 @@ public final class Rig implements RigSession, DaemonRig {
             long silence = System.nanoTime() - lastHeard.get();
             longestSilence.accumulateAndGet(silence, Math::max);
             if (silence > options.wedgedAfter().toNanos()) {
+                wedgeReport.set(vcpuStates());
                 wedged.set(true);
                 close();
             } else {
@@ -374,7 +380,7 @@ public final class Rig implements RigSession, DaemonRig {
             String why = wedged.get() ? "it answered nothing for " + options.wedgedAfter().toSeconds() + " s, " + TAKEN_FOR_WEDGED
                     : e.getMessage();
             throw new RigStoppedException("the rig stopped while running " + label + " (" + why
-                    + "); its console ended with:\n" + consoleTail(), e);
+                    + "); its console ended with:\n" + consoleTail() + wedgeReport.get(), e);
         } finally {
             runningNonce = null;
             running.set(false);
@@ -387,6 +393,47 @@ public final class Rig implements RigSession, DaemonRig {
             }
         }
         return new RunResult(trailer.exitStatus(), timedOut.get(), Duration.ofNanos(System.nanoTime() - start), out.text());
+    }
+
+    /**
+     * Where QEMU's vCPUs are, from its monitor ({@code info registers -a}: each CPU's RIP, control
+     * registers and EFER, whose SVME bit says whether nested SVM is on), as lines to append to a wedge's
+     * message: the evidence for what froze the rig. A monitor that does not answer within 5 s says so
+     * (a vCPU thread then holds QEMU's big lock).
+     */
+    String vcpuStates() {
+        Path monitor = scratch.resolve(MONITOR_SOCKET);
+        StringBuilder kept = new StringBuilder("\nQEMU's vCPUs then (info registers -a; the rig's kernel has no KASLR):\n");
+        try (SocketChannel ch = SocketChannel.open(UnixDomainSocketAddress.of(monitor))) {
+            ch.write(ByteBuffer.wrap("info registers -a\n".getBytes(StandardCharsets.US_ASCII)));
+            ByteArrayOutputStream answer = new ByteArrayOutputStream();
+            CompletableFuture<Void> read = CompletableFuture.runAsync(() -> {
+                ByteBuffer buf = ByteBuffer.allocate(8192);
+                try {
+                    // The banner's prompt, then the answer's lines, then the next prompt.
+                    while (answer.toString(StandardCharsets.US_ASCII).split("\\(qemu\\)", -1).length < 3 && ch.read(buf.clear()) > 0) {
+                        answer.write(buf.array(), 0, buf.position());
+                    }
+                } catch (IOException e) {
+                    // closed below on a timeout
+                }
+            });
+            try {
+                read.get(5, TimeUnit.SECONDS);
+            } catch (java.util.concurrent.TimeoutException e) {
+                kept.append("(the monitor did not answer within 5 s)\n");
+            }
+            for (String line : answer.toString(StandardCharsets.US_ASCII).split("\r?\n")) {
+                if (line.startsWith("CPU#") || line.startsWith("RIP=") || line.startsWith("CR0=") || line.startsWith("EFER=")) {
+                    kept.append("  ").append(line.strip()).append('\n');
+                }
+            }
+        } catch (IOException | java.util.concurrent.ExecutionException e) {
+            kept.append("(no monitor: ").append(e.getMessage()).append(")\n");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        return kept.toString();
     }
 
     /** Checks first that the class path is visible in the rig, which a missing share would hide. */
@@ -700,7 +747,9 @@ public final class Rig implements RigSession, DaemonRig {
                 "-accel", "tcg,thread=" + (o.oneTcgThread() ? "single" : "multi"), "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
                 "-m", String.valueOf(o.memoryMib()), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
-                "-append", "console=ttyS0 panic=-1" + (System.getenv("PANAMAX_RIG_VERBOSE") != null ? "" : " quiet"),
+                // Without KASLR, the RIPs of a wedge report (vcpuStates) are the addresses in Debian's System.map.
+                "-append", "console=ttyS0 panic=-1 nokaslr" + (System.getenv("PANAMAX_RIG_VERBOSE") != null ? "" : " quiet"),
+                "-monitor", "unix:" + socket.resolveSibling(MONITOR_SOCKET) + ",server=on,wait=off",
                 "-device", "virtio-serial-pci,id=vs",
                 "-chardev", "socket,id=ctl,path=" + socket + ",server=on,wait=off",
                 "-device", "virtserialport,bus=vs.0,chardev=ctl,name=panamax.ctl"));

@@ -75,8 +75,9 @@ public final class SharedRig implements RealKvm, AutoCloseable {
             } catch (RigStoppedException e) {
                 if (stops == RUNS_AGAIN_AFTER_STOPS) throw e;
                 if (input != null && !input.untouched()) throw e; // its input is spent: it cannot run again as it was
-                System.err.println("panamax tests: " + e.getMessage().lines().findFirst().orElse("") + "; running "
-                        + argv.getFirst() + " once more in a fresh rig");
+                // The whole message: a wedge's carries the rig's console and where QEMU's vCPUs were.
+                System.err.println("panamax tests: " + e.getMessage() + "\npanamax tests: running " + argv.getFirst()
+                        + " once more in a fresh rig");
                 close();
             }
         }

@@ -37,6 +37,8 @@ class WedgedRigTest {
         SharedRig shared = new SharedRig(Rig.Options.defaults().withShare(dir, false).withWedgedAfter(WEDGED_AFTER));
         try {
             long firstQemu = shared.rig().qemuPid();
+            // What a wedge's message reports of QEMU's vCPUs, here of a healthy rig.
+            assertThat(shared.rig().vcpuStates()).contains("CPU#0", "CPU#1", "RIP=", "CR0=", "EFER=").doesNotContain("did not answer");
             AtomicInteger wedged = new AtomicInteger();
             ByteArrayOutputStream seen = new ByteArrayOutputStream();
             OutputStream echo = new OutputStream() {
