@@ -747,7 +747,8 @@ public final class Rig implements RigSession, DaemonRig {
                 "-accel", "tcg,thread=" + (o.oneTcgThread() ? "single" : "multi"), "-cpu", "max", "-M", "pc", "-smp", String.valueOf(o.cpus()),
                 "-m", String.valueOf(o.memoryMib()), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                 "-serial", "stdio", "-kernel", kernel.toString(), "-initrd", initrd.toString(),
-                // Without KASLR, the RIPs of a wedge report (vcpuStates) are the addresses in Debian's System.map.
+                // Without KASLR, the RIPs of a wedge report (vcpuStates) are the same at every boot: /proc/kallsyms of any rig names them
+                // (Debian's System.map is a placeholder; the real one is in the -dbg package).
                 "-append", "console=ttyS0 panic=-1 nokaslr" + (System.getenv("PANAMAX_RIG_VERBOSE") != null ? "" : " quiet"),
                 "-monitor", "unix:" + socket.resolveSibling(MONITOR_SOCKET) + ",server=on,wait=off",
                 "-device", "virtio-serial-pci,id=vs",
