@@ -485,22 +485,18 @@ public final class Libc {
         }
     }
 
-    /**
-     * Fills {@code iov[0, n)} with {@code buffers[from, from + n)}, the first of them from its byte
-     * {@code skip} on; returns the bytes they describe. The buffers must be native segments.
-     */
-    static long describe(MemorySegment iov, MemorySegment[] buffers, int from, int n, long skip) {
+    /** Fills {@code iov[0, n)} with {@code buffers[0, n)}; returns the bytes they describe. The buffers must be native segments. */
+    static long describe(MemorySegment iov, MemorySegment[] buffers, int n) {
         long total = 0;
         for (int i = 0; i < n; i++) {
-            MemorySegment b = buffers[from + i];
+            MemorySegment b = buffers[i];
             if (!b.isNative()) {
-                throw new IllegalArgumentException("vectored I/O needs native memory, and buffer " + (from + i) + " is on the Java heap");
+                throw new IllegalArgumentException("vectored I/O needs native memory, and buffer " + i + " is on the Java heap");
             }
-            long start = i == 0 ? skip : 0;
             long offset = i * IOVEC.byteSize();
-            iov.set(JAVA_LONG, offset + IOV_BASE, b.address() + start); // a native address, no slice object
-            iov.set(JAVA_LONG, offset + IOV_LEN, b.byteSize() - start);
-            total += b.byteSize() - start;
+            iov.set(JAVA_LONG, offset + IOV_BASE, b.address()); // a native address, no slice object
+            iov.set(JAVA_LONG, offset + IOV_LEN, b.byteSize());
+            total += b.byteSize();
         }
         return total;
     }

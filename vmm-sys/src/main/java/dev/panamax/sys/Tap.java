@@ -236,7 +236,7 @@ public final class Tap extends Fd {
         if (iov.byteSize() < count * Libc.IOVEC.byteSize()) {
             iov = arena.allocate(Libc.IOVEC, Integer.highestOneBit(count) * 2L);
         }
-        Libc.describe(iov, parts, 0, count, 0);
+        Libc.describe(iov, parts, count);
         while (true) {
             long n = Libc.writevRaw(writeState, fd(), iov, count);
             if (n >= 0) {
