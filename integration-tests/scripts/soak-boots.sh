@@ -6,8 +6,8 @@
 # Uses the built-in guest (KERNEL and INITRD name others), one vCPU (CPUS=2 where KVM is real: in the
 # rig, guests with two broke QEMU TCG's nested SVM under load, see kill-chaos.sh). Ends with SoakBoots' status.
 # NMT=1 also prints what grew after the warm boots, by the JVM's Native Memory Tracking categories (inside the rig:
-#   ./panamax rig -- sh -c 'NMT=1 sh integration-tests/scripts/soak-boots.sh'). A rig of one vCPU did not wedge:
-#   PANAMAX_RIG_CPUS=1 ./panamax rig -- sh integration-tests/scripts/soak-boots.sh
+#   ./panamax rig -- sh -c 'NMT=1 sh integration-tests/scripts/soak-boots.sh'). The two-vCPU rig wedged on this churn
+# until its /init held a VM open (rig-init.sh says why; vm-churn.sh).
 set -eu
 . "$(dirname "$0")/peer-common.sh"
 nmt=""

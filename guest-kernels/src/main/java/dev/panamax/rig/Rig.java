@@ -155,10 +155,11 @@ public final class Rig implements RigSession, DaemonRig {
         }
 
         /**
-         * All vCPUs on one TCG thread. With a thread each (the default), the rig wedged (QEMU busy on
-         * both threads, the rig's kernel silent) in 3 of 4 runs of VmLifecycleTest, which creates and
-         * destroys a VM every 0.15 s and kicks vCPUs out of KVM_RUN; on one thread it did not. One
-         * thread makes SMP L2 guests slow (below), so boot tests keep the default.
+         * All vCPUs on one TCG thread. With a thread each (the default), the rig wedged in 3 of 4 runs
+         * of VmLifecycleTest, which creates and destroys a VM every 0.15 s: the kernel code patching
+         * that rig-init.sh's held VM now prevents. The unit tests' rig keeps one thread: with two, its
+         * tests took longer in sum (vmm-core's: 240 and 286 s against 192). One thread makes SMP L2
+         * guests slow (below), so boot tests keep the default.
          */
         public Options withOneTcgThread() {
             return new Options(workingDirectory, shares, memoryMib, cpus, bootTimeout, showConsole, true, wedgedAfter, jvmTraining);

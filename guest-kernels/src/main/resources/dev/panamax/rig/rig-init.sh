@@ -61,6 +61,24 @@ $B mkdir -p /dev/net && { [ -c /dev/net/tun ] || $B mknod /dev/net/tun c 10 200;
 
 [ -c /dev/kvm ] || echo "panamax-rig: /dev/kvm is missing: kvm_amd did not load (see the messages above)"
 
+# One VM with one vCPU (its local APIC in the kernel, never run) held open for the rig's life. A VM
+# that KVM creates while no other exists turns static keys on (preempt notifiers, and the count of
+# software-disabled local APICs), and its end turns them off again; Linux patches its own code for
+# each such turn, live, with int3 and IPIs. Under QEMU's threaded TCG a vCPU sometimes keeps running
+# a stale translation of a patched site: it takes the int3 over and over (the kernel finds the byte
+# gone and runs the site again), and the rig freezes for good, its vCPUs at a site in __schedule or
+# in asm_exc_int3. With these keys kept on, VMs coming and going patch nothing (vm-churn.sh). perl
+# (perl-base, essential in Debian) has the ioctl a shell lacks: KVM_CREATE_VM, KVM_CREATE_IRQCHIP,
+# KVM_CREATE_VCPU (_IO(0xAE, 0x01), 0x60, 0x41).
+[ -c /dev/kvm ] && /usr/bin/perl -e '
+    open(my $kvm, "+<", "/dev/kvm") or die "panamax-rig: cannot open /dev/kvm to hold a VM: $!\n";
+    my $vm = ioctl($kvm, 0xAE01, 0) or die "panamax-rig: cannot create the held VM: $!\n";
+    open(my $vmfd, "+<&=", $vm + 0) or die "panamax-rig: the held VM: $!\n";
+    ioctl($vmfd, 0xAE60, 0) or die "panamax-rig: the held VM has no interrupt controller: $!\n";
+    defined(ioctl($vmfd, 0xAE41, 0)) or die "panamax-rig: the held VM has no vCPU: $!\n";
+    $0 = "panamax-rig-held-vm";
+    sleep while 1;' < /dev/null &
+
 port=
 for p in /sys/class/virtio-ports/*; do
     [ "$($B cat "$p/name" 2>/dev/null)" = panamax.ctl ] && port=/dev/${p##*/}

@@ -33,6 +33,14 @@ class RigTest {
     }
 
     @Test
+    void theRigHoldsAVmWithAVcpuForItsLifeSoThatVmsComingAndGoingPatchNoKernelCode(Rig rig) {
+        // rig-init.sh says why: without it, a rig freezes within a minute of VMs coming and going (vm-churn.sh).
+        RunResult r = rig.run(List.of("sh", "-c", "for p in $(pgrep -f '^panamax-rig-held-vm'); do ls -l /proc/$p/fd; done"),
+                Duration.ofSeconds(60));
+        assertThat(r.output()).contains("anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0");
+    }
+
+    @Test
     void argumentsArriveVerbatimAndTheEnvironmentEssentialsToo(Rig rig) {
         RunResult r = rig.run(List.of("printf", "[%s]\\n", "two words", "it's", "$HOME", "*"), Duration.ofSeconds(60));
         assertThat(r.output()).isEqualTo("[two words]\n[it's]\n[$HOME]\n[*]\n");
