@@ -2,9 +2,9 @@
 # Creates and ends KVM VMs (each with an in-kernel interrupt controller and one vCPU, never run) as fast
 # as it can for SECONDS, while two shell loops keep both of the rig's CPUs busy, and prints how many VMs
 # came and went. The rig's /init holds one VM open for the rig's life so that this patches no kernel
-# code; RELEASE=1 ends that holder first, and then the rig freezes within a minute or so (the rig's
-# wedge report names where its vCPUs were: a static-key site in __schedule, asm_exc_int3). As root
-# where /dev/kvm is real KVM; here:
+# code; RELEASE=1 ends that holder first (stop that rig after: ./panamax rig stop), and then the rig may
+# freeze (one run of two here froze within about 40 s; its wedge report named a static-key site in
+# __schedule and asm_exc_int3). As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/vm-churn.sh [SECONDS]
 #   ./panamax rig -- sh -c 'RELEASE=1 sh integration-tests/scripts/vm-churn.sh 300'
 set -eu
