@@ -64,10 +64,10 @@ $B mkdir -p /dev/net && { [ -c /dev/net/tun ] || $B mknod /dev/net/tun c 10 200;
 # One VM with one vCPU (its local APIC in the kernel, never run) held open for the rig's life. A VM
 # that KVM creates while no other exists turns static keys on (preempt notifiers, and the count of
 # software-disabled local APICs), and its end turns them off again; Linux patches its own code for
-# each such turn, live, with int3 and IPIs. Under QEMU's threaded TCG a vCPU sometimes keeps running
-# a stale translation of a patched site: it takes the int3 over and over (the kernel finds the byte
-# gone and runs the site again), and the rig freezes for good, its vCPUs at a site in __schedule or
-# in asm_exc_int3. With these keys kept on, VMs coming and going patch nothing (vm-churn.sh). perl
+# each such turn, live, with int3 and IPIs. Under QEMU's threaded TCG a vCPU now and then seems to
+# keep running a stale translation of a patched site: it takes the int3 over and over (the kernel
+# finds the byte gone and runs the site again), and the rig freezes for good, its vCPUs at a site in
+# __schedule or in asm_exc_int3. With these keys kept on, VMs coming and going patch nothing (vm-churn.sh). perl
 # (perl-base, essential in Debian) has the ioctl a shell lacks: KVM_CREATE_VM, KVM_CREATE_IRQCHIP,
 # KVM_CREATE_VCPU (_IO(0xAE, 0x01), 0x60, 0x41).
 [ -c /dev/kvm ] && /usr/bin/perl -e '

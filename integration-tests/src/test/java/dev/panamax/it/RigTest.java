@@ -34,7 +34,7 @@ class RigTest {
 
     @Test
     void theRigHoldsAVmWithAVcpuForItsLifeSoThatVmsComingAndGoingPatchNoKernelCode(Rig rig) {
-        // rig-init.sh says why: without it, a rig freezes within a minute of VMs coming and going (vm-churn.sh).
+        // rig-init.sh says why: without it, VMs coming and going patch kernel code, and the rig may freeze (vm-churn.sh).
         RunResult r = rig.run(List.of("sh", "-c", "for p in $(pgrep -f '^panamax-rig-held-vm'); do ls -l /proc/$p/fd; done"),
                 Duration.ofSeconds(60));
         assertThat(r.output()).contains("anon_inode:kvm-vm", "anon_inode:kvm-vcpu:0");
