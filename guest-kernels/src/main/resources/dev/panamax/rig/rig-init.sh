@@ -77,7 +77,13 @@ $B mkdir -p /dev/net && { [ -c /dev/net/tun ] || $B mknod /dev/net/tun c 10 200;
     ioctl($vmfd, 0xAE60, 0) or die "panamax-rig: the held VM has no interrupt controller: $!\n";
     defined(ioctl($vmfd, 0xAE41, 0)) or die "panamax-rig: the held VM has no vCPU: $!\n";
     $0 = "panamax-rig-held-vm";
+    open(my $held, ">", "/run/panamax-held-vm") and close($held);
     sleep while 1;' < /dev/null &
+# Creating the held VM patches the kernel once more: let that happen before any command runs beside it
+# (a first run froze at that moment once). Up to 30 s, then the rig goes on without.
+n=0
+while [ -c /dev/kvm ] && [ ! -e /run/panamax-held-vm ] && [ "$n" -lt 30 ]; do $B sleep 1; n=$((n + 1)); done
+[ -e /run/panamax-held-vm ] || echo "panamax-rig: no VM held open: VMs coming and going may freeze the rig"
 
 port=
 for p in /sys/class/virtio-ports/*; do
