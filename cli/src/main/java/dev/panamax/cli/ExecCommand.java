@@ -333,7 +333,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             vmEnded.set(true);
             ExecSession.Result result = sessionResult(session, listener, connection);
             int status = exitStatus(exit == null, exit == null || exit.clean(), result.status(), log.warningCount() > 0, failOnWarn);
-            report(status, exit, result, log, limit);
+            report(status, exit, result, log, limit, vm);
             return status;
         }
     }
@@ -363,11 +363,13 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
     }
 
     /** Says on stderr why the status is what it is, when it is not simply the command's; then the kernel's warnings. */
-    private void report(int status, VirtualMachine.Exit exit, ExecSession.Result result, KernelLog log, Duration limit) {
+    private void report(int status, VirtualMachine.Exit exit, ExecSession.Result result, KernelLog log, Duration limit, VirtualMachine vm) {
         PrintStream err = System.err;
         if (status == TIMED_OUT) {
             err.println("panamax: the command was still running after " + limit.toMillis() + " ms (--timeout " + timeout
-                    + "); killed the VM");
+                    + "); killed the VM. Its vCPUs and queues:");
+            RunCommand.describeKilled(vm, err);
+            printConsole(err, log);
         } else if (status == GUEST_CRASHED) {
             err.println("panamax: the guest kernel crashed: " + exit);
             printConsole(err, log);
@@ -415,8 +417,8 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
         if (showConsole) {
             inner.add("--console");
         }
-        Rig.Options options = RunCommand.visible(Rig.Options.defaults(), k.getParent(), true);
-        options = RunCommand.visible(options, i.getParent(), true);
+        Rig.Options options = Rig.Options.defaults().withVisible(k.getParent(), true);
+        options = options.withVisible(i.getParent(), true);
         boolean hostRoot = hostRoot();
         inner.addAll(List.of("--rootfs", hostRoot ? "host" : "none"));
         if (hostRoot) {
@@ -424,7 +426,7 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
             Path dir = Path.of(commandDirectory());
             inner.addAll(List.of("--workdir", dir.toString()));
             if (dir.getNameCount() > 0) {
-                options = RunCommand.visible(options, dir, true);
+                options = options.withVisible(dir, true);
             }
         }
         for (SharedFolder s : vm.sharedFolders()) {
@@ -432,11 +434,11 @@ final class ExecCommand implements java.util.concurrent.Callable<Integer> {
                 continue;
             }
             inner.addAll(List.of("--share", RunCommand.formatShare(s)));
-            options = RunCommand.visible(options, s.path().toAbsolutePath().normalize(), s.readOnly());
+            options = options.withVisible(s.path().toAbsolutePath().normalize(), s.readOnly());
         }
         for (Drive d : vm.drives()) {
             inner.addAll(List.of("--disk", DiskOption.format(d)));
-            options = RunCommand.visible(options, d.path().toAbsolutePath().getParent(), d.readOnly());
+            options = options.withVisible(d.path().toAbsolutePath().getParent(), d.readOnly());
         }
         inner.add("--");
         inner.addAll(command);

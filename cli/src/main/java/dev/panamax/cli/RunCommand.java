@@ -33,6 +33,7 @@ import dev.panamax.vmm.ConfigException;
 import dev.panamax.vmm.VmRules;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -766,9 +767,9 @@ final class RunCommand implements Callable<Integer> {
         for (String override : netOverrides) {
             argv.addAll(List.of("--net-override", override));
         }
-        Rig.Options options = visible(Rig.Options.defaults(), dir, true);
+        Rig.Options options = Rig.Options.defaults().withVisible(dir, true);
         for (Path disk : disks) {
-            options = visible(options, disk.toAbsolutePath().getParent(), false);
+            options = options.withVisible(disk.toAbsolutePath().getParent(), false);
         }
         return inRig(options, argv);
     }
@@ -808,9 +809,7 @@ final class RunCommand implements Callable<Integer> {
         if (exit == null) {
             killWithin(vm, KILL_GRACE);
             System.err.println("panamax: the guest was still running after " + timeoutSeconds + " s; killed it. Its vCPUs and queues:");
-            // (for the report of a guest that hangs: halted or spinning, and where; a request lost or stuck in a device)
-            vm.describeVcpus().forEach(line -> System.err.println("panamax:   " + line));
-            vm.describeQueues().forEach(line -> System.err.println("panamax:   " + line));
+            describeKilled(vm, System.err);
             return 124;
         }
         if (servingApi && exit.reason() == VirtualMachine.ExitReason.MIGRATED) {
@@ -821,6 +820,16 @@ final class RunCommand implements Callable<Integer> {
             }
         }
         return exitStatus(exit);
+    }
+
+    /**
+     * Where a VM killed at its timeout stood, one line per vCPU and virtio queue: for the report of a guest
+     * that hangs (halted or spinning, and where; a request lost or stuck in a device). After the kill,
+     * before the VM is closed.
+     */
+    static void describeKilled(VirtualMachine vm, PrintStream err) {
+        vm.describeVcpus().forEach(line -> err.println("panamax:   " + line));
+        vm.describeQueues().forEach(line -> err.println("panamax:   " + line));
     }
 
     /**
@@ -972,12 +981,6 @@ final class RunCommand implements Callable<Integer> {
         return Optional.of(cache);
     }
 
-    /** {@code options} with {@code dir} shared, unless a share already shows it. */
-    static Rig.Options visible(Rig.Options options, Path dir, boolean readOnly) {
-        boolean shown = options.shares().stream().anyMatch(share -> dir.startsWith(share.path()) && (readOnly || !share.readOnly()));
-        return shown ? options : options.withShare(dir, readOnly);
-    }
-
     /** Runs this same command inside the rig, where KVM is real, with the same console and exit status. */
     private int runInRig(VmConfig vm) {
         Path k = vm.bootSource().kernel().toAbsolutePath();
@@ -995,14 +998,14 @@ final class RunCommand implements Callable<Integer> {
             argv.add("--no-seccomp");
         }
         // The rig sees the working tree and the cache; every other file the VM uses is shared by its directory.
-        Rig.Options options = visible(Rig.Options.defaults(), k.getParent(), true);
+        Rig.Options options = Rig.Options.defaults().withVisible(k.getParent(), true);
         if (i != null) {
-            options = visible(options, i.getParent(), true);
+            options = options.withVisible(i.getParent(), true);
         }
         if (config != null) {
             Path file = config.toAbsolutePath();
             argv.addAll(List.of("--config", file.toString()));
-            options = visible(options, file.getParent(), true);
+            options = options.withVisible(file.getParent(), true);
         } else {
             argv.addAll(List.of("--cmdline", cmdline, "--cpus", cpus, "--memory", memory, "--kernel", k.toString()));
             if (trackDirtyPages) {
@@ -1026,10 +1029,10 @@ final class RunCommand implements Callable<Integer> {
         }
         // A shared folder is shared with the rig at its own path, and from there with the guest.
         for (SharedFolder s : vm.sharedFolders()) {
-            options = visible(options, s.path().toAbsolutePath().normalize(), s.readOnly());
+            options = options.withVisible(s.path().toAbsolutePath().normalize(), s.readOnly());
         }
         for (Drive d : vm.drives()) {
-            options = visible(options, d.path().toAbsolutePath().getParent(), d.readOnly());
+            options = options.withVisible(d.path().toAbsolutePath().getParent(), d.readOnly());
         }
         return inRig(options, argv);
     }

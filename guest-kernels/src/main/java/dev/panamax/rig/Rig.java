@@ -107,21 +107,51 @@ public final class Rig implements RigSession, DaemonRig {
 
         /**
          * The working directory, the git work tree around it (sibling modules' class paths live
-         * there) and the Panamax cache read-write, the Maven repository read-only.
+         * there) and the Panamax cache read-write, the Maven repository read-only; and read-only what
+         * else this JVM runs from, its class path (the git work tree around an entry, else the entry's
+         * directory) and its JDK, for the JVMs started in the rig: a Panamax run from another directory
+         * than its checkout's found no class in the rig.
          */
         public static Options defaults() {
             Path cwd = Path.of(System.getProperty("user.dir")).toAbsolutePath();
             List<Share> shares = new ArrayList<>(List.of(new Share(PanamaxCache.root(), false)));
-            for (Path p = cwd; p != null && p.getNameCount() > 0; p = p.getParent()) {
-                if (Files.exists(p.resolve(".git"))) {
-                    shares.add(new Share(p, false));
-                    break;
-                }
-            }
+            workTree(cwd).ifPresent(tree -> shares.add(new Share(tree, false)));
             Path m2 = Path.of(System.getProperty("user.home"), ".m2");
             if (Files.isDirectory(m2)) shares.add(new Share(m2, true));
-            return new Options(cwd, shares, 4096, cpus(System.getenv("PANAMAX_RIG_CPUS")), BOOT_TIMEOUT,
+            Options options = new Options(cwd, shares, 4096, cpus(System.getenv("PANAMAX_RIG_CPUS")), BOOT_TIMEOUT,
                     System.getenv("PANAMAX_RIG_CONSOLE") != null, "single".equals(System.getenv("PANAMAX_RIG_TCG")), WEDGED_AFTER, null);
+            for (String entry : System.getProperty("java.class.path", "").split(java.io.File.pathSeparator)) {
+                Path p = Path.of(entry).toAbsolutePath().normalize();
+                if (!entry.isEmpty() && Files.exists(p) && p.getParent() != null) {
+                    options = options.withVisible(workTree(p).orElse(Files.isDirectory(p) ? p : p.getParent()), true);
+                }
+            }
+            return options.withVisible(Path.of(System.getProperty("java.home")), true);
+        }
+
+        /** The git work tree {@code path} is in, if any. */
+        private static Optional<Path> workTree(Path path) {
+            for (Path p = path; p != null && p.getNameCount() > 0; p = p.getParent()) {
+                if (Files.exists(p.resolve(".git"))) {
+                    return Optional.of(p);
+                }
+            }
+            return Optional.empty();
+        }
+
+        /**
+         * Whether a rig of these options sees {@code dir} at its own path, and may write in it unless
+         * {@code readOnly}: the host's /usr and /etc (read-only), the working directory and each share.
+         */
+        public boolean shows(Path dir, boolean readOnly) {
+            Path d = dir.toAbsolutePath().normalize();
+            return readOnly && (d.startsWith("/usr") || d.startsWith("/etc")) || d.startsWith(workingDirectory)
+                    || shares.stream().anyMatch(s -> d.startsWith(s.path()) && (readOnly || !s.readOnly()));
+        }
+
+        /** These options with {@code dir} shared, unless they {@linkplain #shows show} it already. */
+        public Options withVisible(Path dir, boolean readOnly) {
+            return shows(dir, readOnly) ? this : withShare(dir, readOnly);
         }
 
         /** The rig's vCPUs for {@code PANAMAX_RIG_CPUS}'s value (1 to 8), else 2: a rig of one vCPU runs one TCG thread. */
@@ -174,12 +204,7 @@ public final class Rig implements RigSession, DaemonRig {
             if (wanted.cpus() != cpus || wanted.memoryMib() != memoryMib || wanted.oneTcgThread() != oneTcgThread) {
                 return false;
             }
-            List<Share> mine = new ArrayList<>(shares);
-            mine.add(new Share(workingDirectory, false));
-            List<Share> needed = new ArrayList<>(wanted.shares());
-            needed.add(new Share(wanted.workingDirectory(), false));
-            return needed.stream().allMatch(n -> n.readOnly() && (n.path().startsWith("/usr") || n.path().startsWith("/etc"))
-                    || mine.stream().anyMatch(m -> n.path().startsWith(m.path()) && (n.readOnly() || !m.readOnly())));
+            return shows(wanted.workingDirectory(), false) && wanted.shares().stream().allMatch(n -> shows(n.path(), n.readOnly()));
         }
 
         public Options withWedgedAfter(Duration silence) {
@@ -442,9 +467,7 @@ public final class Rig implements RigSession, DaemonRig {
     public RunResult runJava(String mainClass, List<String> args, Duration timeout, OutputStream echo, InputStream input) {
         for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
             Path p = Path.of(entry).toAbsolutePath().normalize();
-            boolean visible = p.startsWith("/usr") || p.startsWith(scratch)
-                    || options.shares().stream().anyMatch(s -> p.startsWith(s.path())) || p.startsWith(options.workingDirectory());
-            if (!visible && Files.exists(p)) {
+            if (!p.startsWith(scratch) && !options.shows(p, true) && Files.exists(p)) {
                 throw new IllegalArgumentException("class path entry " + p + " is not shared with the rig;"
                         + " add a share for it with Rig.Options.withShare");
             }

@@ -47,6 +47,25 @@ class RigOptionsTest {
         assertThat(rig.covers(at("/work/tree").withOneTcgThread())).as("one TCG thread").isFalse();
     }
 
+    /** A Panamax run from a directory outside its checkout: the JVMs started in the rig need its class path and JDK. */
+    @Test
+    void theDefaultsShowThisJvmsClassPathAndJdkWhereverTheWorkingDirectoryIs(@TempDir Path elsewhere) {
+        String cwd = System.getProperty("user.dir");
+        System.setProperty("user.dir", elsewhere.toString());
+        Rig.Options defaults;
+        try {
+            defaults = Rig.Options.defaults();
+        } finally {
+            System.setProperty("user.dir", cwd);
+        }
+        assertThat(defaults.workingDirectory()).isEqualTo(elsewhere.toAbsolutePath());
+        for (String entry : System.getProperty("java.class.path").split(java.io.File.pathSeparator)) {
+            assertThat(defaults.shows(Path.of(entry), true)).as("class path entry %s", entry).isTrue();
+        }
+        assertThat(defaults.shows(Path.of(System.getProperty("java.home"), "bin", "java"), true)).as("the JDK").isTrue();
+        assertThat(defaults.shows(Path.of("/nowhere/else"), true)).isFalse();
+    }
+
     @Test
     void aRestartedWarmRigSharesWhatTheEarlierOneDidThatStillExists(@TempDir Path tmp) throws Exception {
         Path kept = Files.createDirectory(tmp.resolve("kept"));

@@ -86,7 +86,7 @@ class ExecRigTest {
     void aCommandOutlivingItsTimeoutEndsWith124AndLeavesNothingBehind(RealKvm kvm) {
         Exec early = exec(kvm, null, "--timeout", "1s", "--", "sleep", "2");
         assertThat(early.status()).as(early.all()).isEqualTo(124);
-        assertThat(early.stderr()).contains("killed the VM");
+        assertThat(early.stderr()).contains("killed the VM").as("where the guest stood").contains("panamax:   vcpu 0: ");
         assertThat(early.leftoverProcesses()).as(early.all()).isZero();
         assertThat(early.leftoverDirectories()).as(early.all()).isZero();
         // The same once the command runs: what it wrote before the kill came through.

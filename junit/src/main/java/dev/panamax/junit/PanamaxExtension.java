@@ -319,10 +319,10 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
 
         /** The shared rig, replaced by one that also shares {@code directories} if it does not see them all. */
         private SharedRig rigSeeing(List<Path> directories) {
-            if (rig != null && directories.stream().allMatch(d -> visible(rig.options(), d))) return rig;
+            if (rig != null && directories.stream().allMatch(d -> rig.options().shows(d, true))) return rig;
             Rig.Options options = rig == null ? Rig.Options.defaults().withJvmTraining(BOOT_TRAINING) : rig.options();
             for (Path d : directories) {
-                if (!visible(options, d)) options = options.withShare(d, false);
+                if (!options.shows(d, true)) options = options.withShare(d, false);
             }
             if (rig != null) rig.close();
             rig = new SharedRig(options);
@@ -349,11 +349,6 @@ public final class PanamaxExtension implements ParameterResolver, TestInstancePo
         synchronized Rig freshRig() {
             rig.close();
             return rig.rig();
-        }
-
-        private static boolean visible(Rig.Options options, Path dir) {
-            Path d = dir.toAbsolutePath().normalize();
-            return d.startsWith("/usr") || d.startsWith(options.workingDirectory()) || options.shares().stream().anyMatch(s -> d.startsWith(s.path()));
         }
 
         @Override
