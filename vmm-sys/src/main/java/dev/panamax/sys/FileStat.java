@@ -1,6 +1,5 @@
 package dev.panamax.sys;
 
-import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.MemorySegment;
@@ -24,11 +23,29 @@ public record FileStat(long device, long inode, long linkCount, int mode, int ui
     private static final long MTIM = FsAbi.offset(FsAbi.STAT, "st_mtim");
     private static final long CTIM = FsAbi.offset(FsAbi.STAT, "st_ctim");
 
+    /** struct stat in 8-byte words: every field is one, or half of one (st_mode, st_uid, st_gid). */
+    private static final int WORDS = (int) (FsAbi.STAT.byteSize() / 8);
+
+    /**
+     * The struct in {@code s} (8-byte aligned), copied out in one bulk copy and decoded from a Java
+     * array: a field read each through the segment cost several calls apiece in C1's code, which is all
+     * the JVMs in the rig compile (virtio-fs answers a LOOKUP or GETATTR with one of these).
+     */
     static FileStat read(MemorySegment s) {
-        return new FileStat(s.get(JAVA_LONG, DEV), s.get(JAVA_LONG, INO), s.get(JAVA_LONG, NLINK), s.get(JAVA_INT, MODE),
-                s.get(JAVA_INT, UID), s.get(JAVA_INT, GID), s.get(JAVA_LONG, RDEV), s.get(JAVA_LONG, SIZE),
-                s.get(JAVA_LONG, BLKSIZE), s.get(JAVA_LONG, BLOCKS), s.get(JAVA_LONG, ATIM), s.get(JAVA_LONG, ATIM + 8),
-                s.get(JAVA_LONG, MTIM), s.get(JAVA_LONG, MTIM + 8), s.get(JAVA_LONG, CTIM), s.get(JAVA_LONG, CTIM + 8));
+        long[] w = new long[WORDS];
+        MemorySegment.copy(s, JAVA_LONG, 0, w, 0, WORDS);
+        return new FileStat(w[word(DEV)], w[word(INO)], w[word(NLINK)], half(w, MODE), half(w, UID), half(w, GID), w[word(RDEV)],
+                w[word(SIZE)], w[word(BLKSIZE)], w[word(BLOCKS)], w[word(ATIM)], w[word(ATIM) + 1], w[word(MTIM)], w[word(MTIM) + 1],
+                w[word(CTIM)], w[word(CTIM) + 1]);
+    }
+
+    private static int word(long offset) {
+        return (int) (offset >>> 3);
+    }
+
+    /** The 4-byte field at {@code offset}: the low or high half of its word (x86-64 is little-endian). */
+    private static int half(long[] w, long offset) {
+        return (int) (w[word(offset)] >>> ((offset & 4) * 8));
     }
 
     /** The file type bits of {@link #mode}, one of the {@code FsAbi.S_IF*} values. */

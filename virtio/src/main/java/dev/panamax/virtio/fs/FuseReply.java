@@ -100,25 +100,74 @@ final class FuseReply {
         outside += bytes;
     }
 
+    /** Sizes in 8-byte words: struct fuse_attr, and the structs that end with one. */
+    private static final int ATTR_WORDS = words(Fuse.ATTR);
+    private static final int ATTR_OUT_WORDS = words(Fuse.ATTR_OUT);
+    private static final int ENTRY_OUT_WORDS = words(Fuse.ENTRY_OUT);
+
+    private static int words(java.lang.foreign.StructLayout struct) {
+        return (int) (struct.byteSize() / 8);
+    }
+
+    /**
+     * {@code words} in order, as one bulk copy: the structs of LOOKUP's and GETATTR's replies are
+     * filled in a Java array first, since a field written each through the segment cost several
+     * calls apiece in C1's code, which is all the JVMs in the rig compile.
+     */
+    private FuseReply words(long[] words) throws FuseError {
+        MemorySegment.copy(words, 0, buffer, U64, claim(8L * words.length), words.length);
+        return this;
+    }
+
+    /** {@code stat} as a {@code fuse_attr} into {@code w} from word {@code at}: ATTR_WORDS of them. */
+    private static void attr(long[] w, int at, FileStat stat) {
+        w[at] = stat.inode();
+        w[at + 1] = stat.size();
+        w[at + 2] = stat.blocks();
+        w[at + 3] = stat.atimeSeconds();
+        w[at + 4] = stat.mtimeSeconds();
+        w[at + 5] = stat.ctimeSeconds();
+        w[at + 6] = halves((int) stat.atimeNanos(), (int) stat.mtimeNanos());
+        w[at + 7] = halves((int) stat.ctimeNanos(), stat.mode());
+        w[at + 8] = halves((int) Math.min(stat.linkCount(), 0xffff_ffffL), stat.uid());
+        w[at + 9] = halves(stat.gid(), (int) stat.rdev());
+        w[at + 10] = halves((int) stat.blockSize(), 0);
+    }
+
+    /** Two 4-byte fields in one word, {@code first} at the lower address (little-endian). */
+    private static long halves(int first, int second) {
+        return Integer.toUnsignedLong(first) | (long) second << 32;
+    }
+
     /** A {@code fuse_attr} of {@code stat}. */
     FuseReply attr(FileStat stat) throws FuseError {
-        return u64(stat.inode()).u64(stat.size()).u64(stat.blocks()).u64(stat.atimeSeconds()).u64(stat.mtimeSeconds())
-                .u64(stat.ctimeSeconds()).u32((int) stat.atimeNanos()).u32((int) stat.mtimeNanos()).u32((int) stat.ctimeNanos())
-                .u32(stat.mode()).u32((int) Math.min(stat.linkCount(), 0xffff_ffffL)).u32(stat.uid()).u32(stat.gid())
-                .u32((int) stat.rdev()).u32((int) stat.blockSize()).u32(0);
+        long[] w = new long[ATTR_WORDS];
+        attr(w, 0, stat);
+        return words(w);
     }
 
-    /** A {@code fuse_attr_out}. */
+    /** A {@code fuse_attr_out}: attr_valid, attr_valid_nsec and a dummy, then the attributes. */
     FuseReply attrOut(FileStat stat) throws FuseError {
-        return u64(validSeconds).u32(0).u32(0).attr(stat);
+        long[] w = new long[ATTR_OUT_WORDS];
+        w[0] = validSeconds;
+        attr(w, ATTR_OUT_WORDS - ATTR_WORDS, stat);
+        return words(w);
     }
 
-    /** A {@code fuse_entry_out} for {@code nodeId}; a node id of 0 with null {@code stat} is the "not looked up" entry. */
+    /**
+     * A {@code fuse_entry_out} for {@code nodeId} (nodeid, generation, entry_valid, attr_valid, their
+     * nanoseconds, the attributes); a node id of 0 with null {@code stat} is the "not looked up" entry.
+     */
     FuseReply entryOut(long nodeId, FileStat stat) throws FuseError {
         if (stat == null) {
             return zeros(Fuse.ENTRY_OUT.byteSize());
         }
-        return u64(nodeId).u64(0).u64(validSeconds).u64(validSeconds).u32(0).u32(0).attr(stat);
+        long[] w = new long[ENTRY_OUT_WORDS];
+        w[0] = nodeId;
+        w[2] = validSeconds;
+        w[3] = validSeconds;
+        attr(w, ENTRY_OUT_WORDS - ATTR_WORDS, stat);
+        return words(w);
     }
 
     /** Finishes a successful reply; returns its length, with the data written outside the buffer. */

@@ -104,6 +104,64 @@ class FuseServerTest {
                 + Files.getAttribute(file, "unix:gid", java.nio.file.LinkOption.NOFOLLOW_LINKS);
     }
 
+    /** Every field of fuse_attr, in LOOKUP's fuse_entry_out and GETATTR's fuse_attr_out, is the host's stat of the file. */
+    @Test
+    void theAttributesOfLookupAndGetattrAreTheHostsFieldByField() throws Exception {
+        Path file = Files.write(share.resolve("f"), new byte[5000]);
+        Files.createLink(share.resolve("hard"), file);
+        Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-r-----"));
+        Files.setLastModifiedTime(file, FileTime.from(java.time.Instant.ofEpochSecond(1_700_000_000L, 123_456_789)));
+        try { // an owner and group apart, where this user may give files away (root, as CI runs), so a swap shows
+            Files.setAttribute(file, "unix:uid", 1234, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            Files.setAttribute(file, "unix:gid", 5678, java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        } catch (java.nio.file.FileSystemException e) {
+            // not root: the file stays the user's
+        }
+        start(true);
+        ByteBuffer entry = client.lookupReply(ROOT, "f").ok().body();
+        long node = entry.getLong();
+        entry.position(40); // nodeid, generation, entry_valid, attr_valid, their nanoseconds
+        ByteBuffer attrOut = client.call(Fuse.FUSE_GETATTR, node, body().u32(0).u32(0).u64(0)).ok().body();
+        attrOut.position(16); // attr_valid, attr_valid_nsec, dummy
+        for (ByteBuffer attr : List.of(entry, attrOut)) {
+            java.util.Map<String, Object> host = Files.readAttributes(file, "unix:*", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+            FileTime atime = (FileTime) host.get("lastAccessTime");
+            FileTime ctime = (FileTime) host.get("ctime");
+            assertThat(attr.getLong()).as("ino").isEqualTo(host.get("ino"));
+            assertThat(attr.getLong()).as("size").isEqualTo(5000);
+            assertThat(attr.getLong()).as("blocks").isEqualTo(blocks(file));
+            assertThat(attr.getLong()).as("atime").isEqualTo(atime.toInstant().getEpochSecond());
+            assertThat(attr.getLong()).as("mtime").isEqualTo(1_700_000_000L);
+            assertThat(attr.getLong()).as("ctime").isEqualTo(ctime.toInstant().getEpochSecond());
+            assertThat(attr.getInt()).as("atimensec").isEqualTo(atime.toInstant().getNano());
+            assertThat(attr.getInt()).as("mtimensec").isEqualTo(123_456_789);
+            assertThat(attr.getInt()).as("ctimensec").isEqualTo(ctime.toInstant().getNano());
+            assertThat(attr.getInt()).as("mode").isEqualTo(FsAbi.S_IFREG | 0640);
+            assertThat(attr.getInt()).as("nlink").isEqualTo(2);
+            assertThat(attr.getInt()).as("uid").isEqualTo(host.get("uid"));
+            assertThat(attr.getInt()).as("gid").isEqualTo(host.get("gid"));
+            assertThat(attr.getInt()).as("rdev").isZero();
+            assertThat(attr.getInt()).as("blksize").isEqualTo(blockSize(file));
+            assertThat(attr.getInt()).as("flags").isZero();
+        }
+    }
+
+    /** st_blocks and st_blksize, which NIO does not give: from stat(1). */
+    private static long blocks(Path file) throws Exception {
+        return Long.parseLong(stat(file, "%b"));
+    }
+
+    private static int blockSize(Path file) throws Exception {
+        return Integer.parseInt(stat(file, "%o"));
+    }
+
+    private static String stat(Path file, String format) throws Exception {
+        Process p = new ProcessBuilder("stat", "-c", format, file.toString()).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.US_ASCII).trim();
+        assertThat(p.waitFor()).isZero();
+        return out;
+    }
+
     @Test
     void aWholeSession() throws Exception {
         start(false);
