@@ -19,7 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
  * A rig that stops answering while a command runs is taken for wedged long before the command's
  * timeout, and the test run's rig runs the command again in a fresh one, also when that one wedges
  * too; a healthy rig running a silent command is left alone. The wedge is made by stopping QEMU
- * (SIGSTOP), which silences the rig as QEMU's software CPU did when it hung.
+ * (SIGSTOP), which silences the rig as QEMU's software CPU did when it hung. A boot that takes too
+ * long is tried once more.
  */
 @Timeout(600)
 class WedgedRigTest {
@@ -65,6 +66,31 @@ class WedgedRigTest {
         } finally {
             shared.close();
         }
+    }
+
+    /** A boot that reaches no agent in time (here: 2 s, where it takes 10 or more) is reported with the vCPUs and tried once more. */
+    @Test
+    void aBootThatTakesTooLongIsReportedAndTriedOnceMore() {
+        Rig.Options d = Rig.Options.defaults();
+        Rig.Options impatient = new Rig.Options(d.workingDirectory(), d.shares(), d.memoryMib(), d.cpus(), Duration.ofSeconds(2),
+                d.showConsole(), d.oneTcgThread(), d.wedgedAfter(), d.jvmTraining());
+        java.io.PrintStream err = System.err;
+        ByteArrayOutputStream said = new ByteArrayOutputStream();
+        System.setErr(new java.io.PrintStream(said, true, StandardCharsets.UTF_8));
+        Throwable thrown;
+        try {
+            thrown = org.assertj.core.api.Assertions.catchThrowable(() -> Rig.start(impatient).close());
+        } finally {
+            System.setErr(err);
+        }
+        String progress = said.toString(StandardCharsets.UTF_8);
+        err.print(progress);
+
+        assertThat(thrown).isInstanceOf(Rig.BootWedgedException.class)
+                .hasMessageContaining("did not boot to its agent within 2 s, so it was taken for wedged")
+                .hasMessageContaining("CPU#0").hasMessageContaining("RIP=");
+        assertThat(progress.split("starting the nested KVM rig", -1)).as("boots tried").hasSize(3);
+        assertThat(progress).contains("starting the rig once more");
     }
 
     private static void stop(long pid) {
