@@ -28,6 +28,13 @@ public final class IoVector {
     private final int capacity;
     private int count;
     private long bytes;
+    /**
+     * The mapping of the last buffer added, with its address and size (a request's buffers are all in
+     * one mapping, mostly): a cold JVM interprets the calls that ask a segment for them, for every buffer.
+     */
+    private MemorySegment checkedMapping;
+    private long checkedAddress;
+    private long checkedSize;
 
     /** Room for {@code capacity} buffers. */
     public IoVector(int capacity) {
@@ -48,6 +55,7 @@ public final class IoVector {
     public void clear() {
         count = 0;
         bytes = 0;
+        checkedMapping = null;
     }
 
     /**
@@ -55,20 +63,25 @@ public final class IoVector {
      * must stay mapped until the transfer; an empty one adds nothing.
      */
     public void add(MemorySegment mapping, long offset, long length) {
-        Objects.checkFromIndexSize(offset, length, mapping.byteSize());
-        if (!mapping.isNative()) {
-            throw new IllegalArgumentException("vectored I/O needs native memory, and this buffer is on the Java heap");
+        if (mapping != checkedMapping) {
+            if (!mapping.isNative()) {
+                throw new IllegalArgumentException("vectored I/O needs native memory, and this buffer is on the Java heap");
+            }
+            checkedMapping = mapping;
+            checkedAddress = mapping.address();
+            checkedSize = mapping.byteSize();
         }
         if (!mapping.scope().isAlive()) {
             throw new IllegalStateException("vectored I/O into memory that is no longer mapped");
         }
+        Objects.checkFromIndexSize(offset, length, checkedSize);
         if (length == 0) {
             return;
         }
         if (count == capacity) {
             throw new IllegalStateException("the I/O vector holds " + capacity + " buffers already");
         }
-        entries[2 * count] = mapping.address() + offset;
+        entries[2 * count] = checkedAddress + offset;
         entries[2 * count + 1] = length;
         count++;
         bytes += length;

@@ -85,4 +85,21 @@ class IoVectorTest {
             assertThat(vector.count()).isEqualTo(1);
         }
     }
+
+    @Test
+    void refusesAMappingClosedAfterAnEarlierBufferOfIt() {
+        IoVector vector = new IoVector(4);
+        Arena arena = Arena.ofConfined();
+        MemorySegment mapping = arena.allocate(64);
+        vector.add(mapping, 0, 16);
+        arena.close();
+        assertThatThrownBy(() -> vector.add(mapping, 16, 16)).isInstanceOf(IllegalStateException.class).hasMessageContaining("no longer mapped");
+        try (Arena other = Arena.ofConfined()) {
+            MemorySegment second = other.allocate(32);
+            vector.add(second, 8, 16);
+            assertThatThrownBy(() -> vector.add(second, 24, 16)).as("checked against the second mapping's size").isInstanceOf(IndexOutOfBoundsException.class);
+        }
+        assertThat(vector.count()).isEqualTo(2);
+        assertThat(vector.bytes()).isEqualTo(32);
+    }
 }

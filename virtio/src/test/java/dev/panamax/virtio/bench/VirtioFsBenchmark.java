@@ -45,11 +45,14 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * virtioGetattr}: the device thread's wake-up, the chain's pop and copies, the used ring, the
  * interrupt, the driver's wake-up). {@code serverGetattr} is the same request handed straight to
  * {@link FuseServer}: the difference is the transport's share. {@code virtioRead1m} is a 1 MiB READ into 256
- * scattered guest pages, as {@code dd bs=1M} with {@code cache=none} sends them, against {@code readvRead1m}, the
+ * scattered guest pages (its descriptors in an indirect table), as {@code dd bs=1M} with {@code cache=none} sends them, against {@code readvRead1m}, the
  * same bytes read with one {@code readv} into 256 pages by the benchmark's thread. {@code jit} as in {@link
  * FuseServerBenchmark}: C1 only as the rig's JVMs run, then tiered. Run pinned to one core, as a
  * guest's vCPU and the device thread share one in the rig:
- * {@code taskset -c 0 ./mvnw -B -q -pl virtio test-compile exec:exec -Dbench=VirtioFsBenchmark}
+ * {@code taskset -c 0 ./mvnw -B -q -pl virtio test-compile exec:exec -Dbench=VirtioFsBenchmark}. {@code BENCH_JIT} in
+ * the environment runs one JVM setting instead ({@code BENCH_JIT=-Xint}: what a cold JVM pays before its compiler
+ * catches up, for seconds under the rig's software CPU), {@code BENCH_ONLY} only the benchmarks its pattern matches
+ * ({@code BENCH_ONLY='(virtioRead1m|readvRead1m)'}).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -77,6 +80,7 @@ public class VirtioFsBenchmark {
     static final long REPLY_AT = 0x41000;
     static final long READ_REQUEST = 0x42000;
     static final long READ_REPLY = 0x43000;
+    static final long READ_TABLE = 0x44000;
     /** The READ's pages, a page apart from each other, as a guest's scattered ones. */
     static final long PAGES = 0x100000;
     /** The heads of the two chains on the request queue. */
@@ -133,12 +137,14 @@ public class VirtioFsBenchmark {
         smallRequest(GETATTR, 1, GETATTR_IN, REPLY);
         memory.write(REQUEST + HEADER, new byte[GETATTR_IN]);
         expectOk(roundTrip(SMALL_CHAIN, REQUEST), REPLY_AT, "GETATTR");
-        // Descriptors 2 on: a READ of the whole file as Linux frames one: request, reply header, a buffer per page.
-        descriptor(READ_CHAIN, READ_REQUEST, HEADER + READ_IN, 1, READ_CHAIN + 1);
-        descriptor(READ_CHAIN + 1, READ_REPLY, 16, 2 | 1, READ_CHAIN + 2);
+        // Descriptor 2: a READ of the whole file as Linux frames one, in an indirect table (Linux's driver puts
+        // every chain of more than one buffer in one): request, reply header, a buffer per page.
+        descriptor(descTable(REQUESTS), READ_CHAIN, READ_TABLE, 16 * (READ_PAGES + 2), 4, 0);
+        descriptor(READ_TABLE, 0, READ_REQUEST, HEADER + READ_IN, 1, 1);
+        descriptor(READ_TABLE, 1, READ_REPLY, 16, 2 | 1, 2);
         for (int i = 0; i < READ_PAGES; i++) {
             boolean last = i == READ_PAGES - 1;
-            descriptor(READ_CHAIN + 2 + i, PAGES + 2L * PAGE * i, PAGE, last ? 2 : 2 | 1, last ? 0 : READ_CHAIN + 3 + i);
+            descriptor(READ_TABLE, 2 + i, PAGES + 2L * PAGE * i, PAGE, last ? 2 : 2 | 1, last ? 0 : 3 + i);
         }
         header(READ_REQUEST, READ, bigNode, READ_IN);
         memory.writeLong(READ_REQUEST + HEADER, fh);
@@ -198,7 +204,12 @@ public class VirtioFsBenchmark {
     }
 
     private void descriptor(int index, long address, int length, int flags, int next) {
-        long at = descTable(REQUESTS) + 16L * index;
+        descriptor(descTable(REQUESTS), index, address, length, flags, next);
+    }
+
+    /** Descriptor {@code index} of the table at {@code table}: the request queue's, or an indirect one. */
+    private void descriptor(long table, int index, long address, int length, int flags, int next) {
+        long at = table + 16L * index;
         memory.writeLong(at, address);
         memory.writeInt(at + 8, length);
         memory.writeShort(at + 12, (short) flags);
@@ -284,8 +295,11 @@ public class VirtioFsBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        for (String jit : new String[] {"-XX:TieredStopAtLevel=1", "-XX:+TieredCompilation"}) {
-            new Runner(new OptionsBuilder().include(VirtioFsBenchmark.class.getName()).jvmArgsAppend(jit).build()).run();
+        String[] jits = System.getenv("BENCH_JIT") != null ? new String[] {System.getenv("BENCH_JIT")}
+                : new String[] {"-XX:TieredStopAtLevel=1", "-XX:+TieredCompilation"};
+        String only = System.getenv().getOrDefault("BENCH_ONLY", "");
+        for (String jit : jits) {
+            new Runner(new OptionsBuilder().include(VirtioFsBenchmark.class.getName() + "." + only).jvmArgsAppend(jit).build()).run();
         }
     }
 }
