@@ -25,8 +25,6 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
-import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 /**
  * The virtio-fs server's cost for what {@code stat} of a file costs a guest with {@code cache=none}:
@@ -117,8 +115,6 @@ public class FuseServerBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        for (String jit : new String[] {"-XX:TieredStopAtLevel=1", "-XX:+TieredCompilation"}) {
-            new Runner(new OptionsBuilder().include(FuseServerBenchmark.class.getName()).jvmArgsAppend(jit).build()).run();
-        }
+        BenchDevices.runUnderEachCompiler(FuseServerBenchmark.class);
     }
 }

@@ -35,8 +35,6 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
-import org.openjdk.jmh.runner.Runner;
-import org.openjdk.jmh.runner.options.OptionsBuilder;
 
 /**
  * What one FUSE request costs on its way through {@link VirtioFs}, as a guest's {@code stat} with
@@ -49,10 +47,8 @@ import org.openjdk.jmh.runner.options.OptionsBuilder;
  * same bytes read with one {@code readv} into 256 pages by the benchmark's thread. {@code jit} as in {@link
  * FuseServerBenchmark}: C1 only as the rig's JVMs run, then tiered. Run pinned to one core, as a
  * guest's vCPU and the device thread share one in the rig:
- * {@code taskset -c 0 ./mvnw -B -q -pl virtio test-compile exec:exec -Dbench=VirtioFsBenchmark}. {@code BENCH_JIT} in
- * the environment runs one JVM setting instead ({@code BENCH_JIT=-Xint}: what a cold JVM pays before its compiler
- * catches up, for seconds under the rig's software CPU), {@code BENCH_ONLY} only the benchmarks its pattern matches
- * ({@code BENCH_ONLY='(virtioRead1m|readvRead1m)'}).
+ * {@code taskset -c 0 ./mvnw -B -q -pl virtio test-compile exec:exec -Dbench=VirtioFsBenchmark} ({@code BENCH_JIT}
+ * and {@code BENCH_ONLY}: {@link BenchDevices#runUnderEachCompiler}).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -295,11 +291,6 @@ public class VirtioFsBenchmark {
     }
 
     public static void main(String[] args) throws Exception {
-        String[] jits = System.getenv("BENCH_JIT") != null ? new String[] {System.getenv("BENCH_JIT")}
-                : new String[] {"-XX:TieredStopAtLevel=1", "-XX:+TieredCompilation"};
-        String only = System.getenv().getOrDefault("BENCH_ONLY", "");
-        for (String jit : jits) {
-            new Runner(new OptionsBuilder().include(VirtioFsBenchmark.class.getName() + "." + only).jvmArgsAppend(jit).build()).run();
-        }
+        BenchDevices.runUnderEachCompiler(VirtioFsBenchmark.class);
     }
 }
