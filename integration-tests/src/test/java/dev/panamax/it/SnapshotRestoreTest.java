@@ -46,8 +46,9 @@ class SnapshotRestoreTest {
     private static final int SNAPSHOT_AT = 3;
     // The first run's guest counts only while the script lets it (see HOLD), so a slow snapshot command (a JVM start
     // in the rig: 20 s and more) cannot let it reach the end before the diff snapshot is taken (at about count 6).
-    // Each of the six restored runs counts on to LAST, half a second and a disk write each: kept short.
-    private static final int LAST = 15;
+    // Each of the six restored runs counts on to LAST, half a second and a disk write each: kept short (about a second a
+    // count in the rig), with room for the run from the diff (about count 7) to count a few.
+    private static final int LAST = 10;
     /**
      * After each count the guest asks the host's port 5009 whether to hold, and waits while the answer
      * is "hold": a listener the script runs for the first run only, answering so while the file
