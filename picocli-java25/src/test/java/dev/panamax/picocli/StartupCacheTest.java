@@ -33,15 +33,17 @@ class StartupCacheTest {
         assertThat(cache).isNotEmptyFile();
     }
 
-    /** picocli's classes as a jar (the JVM caches classes from jars only): the module's jar, or one made of its classes directory. */
+    /**
+     * picocli's classes, as this module compiled them into its classes directory (its jar comes after its tests), in a
+     * jar: the JVM caches classes from jars only.
+     */
     private Path picocliJar() throws IOException, URISyntaxException {
-        Path where = Path.of(CommandLine.class.getProtectionDomain().getCodeSource().getLocation().toURI());
-        if (Files.isRegularFile(where)) return where;
+        Path classes = Path.of(CommandLine.class.getProtectionDomain().getCodeSource().getLocation().toURI());
         Path jar = dir.resolve("picocli.jar");
-        try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar)); Stream<Path> files = Files.walk(where)) {
+        try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar)); Stream<Path> files = Files.walk(classes)) {
             for (Path f : files.filter(Files::isRegularFile).toList()) {
-                out.putNextEntry(new JarEntry(where.relativize(f).toString()));
-                out.write(Files.readAllBytes(f));
+                out.putNextEntry(new JarEntry(classes.relativize(f).toString()));
+                Files.copy(f, out);
                 out.closeEntry();
             }
         }
