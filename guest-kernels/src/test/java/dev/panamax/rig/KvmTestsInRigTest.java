@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assumptions.assumeFalse;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -27,9 +26,13 @@ import org.junit.platform.launcher.core.LauncherFactory;
 
 /**
  * A {@link UsesKvm} class's tests end here as they ended where /dev/kvm is: in this JVM on a host
- * with one, else in the rig (where this host has none, this test starts a rig of its own).
+ * with one, else in the rig. Where this host has none, one run of the samples (one rig of its own)
+ * serves both tests: the samples that end in every way, then a hanging one and what follows it.
  */
 class KvmTestsInRigTest {
+    /** Set by {@link KvmSample} in the JVM it runs in: a later class sees it only in the same JVM. */
+    private static final String SAMPLE_JVM = "panamax.kvmSample.jvm";
+    private static Map<String, TestExecutionResult> results;
 
     /** Needs /dev/kvm in its lifecycle and its tests; ends each test in a different way. */
     @UsesKvm
@@ -37,6 +40,7 @@ class KvmTestsInRigTest {
         @BeforeAll
         static void needsKvmBeforeAll() {
             assertThat(Path.of("/dev/kvm")).exists();
+            System.setProperty(SAMPLE_JVM, "KvmSample's");
         }
 
         @Test
@@ -68,6 +72,11 @@ class KvmTestsInRigTest {
         void alsoSeesDevKvm() {
             assertThat(Path.of("/dev/kvm")).exists();
         }
+
+        @Test
+        void runsInKvmSamplesJvm() {
+            assertThat(System.getProperty(SAMPLE_JVM)).isEqualTo("KvmSample's");
+        }
     }
 
     /** A test that hangs past the time a test is given in the rig. */
@@ -85,6 +94,7 @@ class KvmTestsInRigTest {
         @Test
         void runsInAFreshJvm() {
             assertThat(Path.of("/dev/kvm")).exists();
+            assertThat(System.getProperty(SAMPLE_JVM)).as("KvmSample's mark, seen only in the JVM that ran it").isNull();
         }
 
         /** Past half its 5 s, the runner prints this test's threads: to the rig's stdout, not into what the test captures. */
@@ -116,12 +126,35 @@ class KvmTestsInRigTest {
         return results;
     }
 
-    @Test
-    void eachTestEndsAsItEndedWhereKvmIs() throws IOException {
-        Map<String, TestExecutionResult> results = run(KvmSample.class, SecondKvmSample.class);
+    /**
+     * Runs the samples once for both tests: where this host has KVM, the two that end in every way
+     * (the hanging one would sleep its 10 minutes here); else all four in one rig, a test given 5 s.
+     */
+    @BeforeAll
+    static void runTheSamples() {
+        if (KvmTestsInRig.hostHasKvm()) {
+            try {
+                results = run(KvmSample.class, SecondKvmSample.class);
+            } finally {
+                System.clearProperty(SAMPLE_JVM);
+            }
+            return;
+        }
+        System.setProperty("panamax.rigTests.hungTestSeconds", "5");
+        try {
+            results = run(KvmSample.class, SecondKvmSample.class, HangingKvmSample.class, AfterHangKvmSample.class);
+        } finally {
+            System.clearProperty("panamax.rigTests.hungTestSeconds");
+        }
+    }
 
-        assertThat(results).containsOnlyKeys("seesDevKvm()", "failsSayingWhy()", "abortsOnAnAssumption()", "1", "2", "alsoSeesDevKvm()");
+    @Test
+    void eachTestEndsAsItEndedWhereKvmIs() {
+        assertThat(results).containsKeys("seesDevKvm()", "failsSayingWhy()", "abortsOnAnAssumption()", "1", "2", "alsoSeesDevKvm()",
+                "runsInKvmSamplesJvm()");
         assertThat(results.get("alsoSeesDevKvm()").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
+        assertThat(results.get("runsInKvmSamplesJvm()").getStatus()).as("%s", results.get("runsInKvmSamplesJvm()"))
+                .isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
         assertThat(results.get("seesDevKvm()").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
         assertThat(results.get("1").getStatus()).isEqualTo(TestExecutionResult.Status.SUCCESSFUL);
         assertThat(results.get("failsSayingWhy()").getStatus()).isEqualTo(TestExecutionResult.Status.FAILED);
@@ -132,23 +165,11 @@ class KvmTestsInRigTest {
                 .asString().contains("aborted on purpose");
         assertThat(results.get("2").getStatus()).isEqualTo(TestExecutionResult.Status.FAILED);
         assertThat(results.get("2").getThrowable()).get().extracting(Throwable::getMessage).asString().contains("invocation");
-        if (!KvmTestsInRig.hostHasKvm()) { // both classes ran in one JVM in the rig, which wrote one file
-            assertThat(InRigTestRunner.read(Path.of("target", "kvm-tests-in-rig", KvmSample.class.getName() + ".results")))
-                    .containsKeys("[engine:junit-jupiter]/[class:" + KvmSample.class.getName() + "]",
-                            "[engine:junit-jupiter]/[class:" + SecondKvmSample.class.getName() + "]");
-        }
     }
 
     @Test
     void aTestThatHangsInTheRigFailsAndTheClassesAfterItStillRun() {
         assumeFalse(KvmTestsInRig.hostHasKvm(), "only where tests run in the rig: here the sample would sleep its 10 minutes");
-        System.setProperty("panamax.rigTests.hungTestSeconds", "5");
-        Map<String, TestExecutionResult> results;
-        try {
-            results = run(HangingKvmSample.class, AfterHangKvmSample.class);
-        } finally {
-            System.clearProperty("panamax.rigTests.hungTestSeconds");
-        }
 
         assertThat(results.get("sleepsPastItsTime()").getStatus()).isEqualTo(TestExecutionResult.Status.FAILED);
         assertThat(results.get("sleepsPastItsTime()").getThrowable()).get().extracting(Throwable::getMessage).asString()
