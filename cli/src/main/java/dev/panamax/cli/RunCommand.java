@@ -567,7 +567,7 @@ final class RunCommand implements Callable<Integer> {
                 privileges.apply();
             }
             vm.start();
-            int status = awaitGuest(vm, api != null);
+            int status = awaitGuest(vm);
             return withReportedStatus(status, reported.get() < 0 ? OptionalInt.empty() : OptionalInt.of(reported.get()));
         }
     }
@@ -662,7 +662,7 @@ final class RunCommand implements Callable<Integer> {
                 if (api != null) {
                     System.err.println("panamax: serving the API on " + api.socket());
                 }
-                return awaitGuest(vm, api != null);
+                return awaitGuest(vm);
             }
         }
     }
@@ -716,7 +716,7 @@ final class RunCommand implements Callable<Integer> {
             if (bootTime) {
                 System.err.printf("panamax: vCPUs resume %d ms after process start%n", ProcessMemory.sinceProcessStart().toMillis());
             }
-            return awaitGuest(vm, api != null);
+            return awaitGuest(vm);
         }
     }
 
@@ -798,7 +798,7 @@ final class RunCommand implements Callable<Integer> {
     }
 
     /** Waits for the guest of a started VM with the terminal's keys going to it; the exit status for how it ended. */
-    private int awaitGuest(VirtualMachine vm, boolean servingApi) {
+    private int awaitGuest(VirtualMachine vm) {
         VirtualMachine.Exit exit;
         try (TerminalInput keyboard = console.isStdio() ? TerminalInput.open() : null) {
             if (keyboard != null) {
@@ -812,13 +812,6 @@ final class RunCommand implements Callable<Integer> {
             describeKilled(vm, System.err);
             return 124;
         }
-        if (servingApi && exit.reason() == VirtualMachine.ExitReason.MIGRATED) {
-            try {
-                Thread.sleep(MIGRATED_API_LINGER); // the API closes when run returns
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
         return exitStatus(exit);
     }
 
@@ -831,13 +824,6 @@ final class RunCommand implements Callable<Integer> {
         vm.describeVcpus().forEach(line -> err.println("panamax:   " + line));
         vm.describeQueues().forEach(line -> err.println("panamax:   " + line));
     }
-
-    /**
-     * How long the API still answers after the guest migrated away: {@code panamax migrate} polls it every
-     * 200 ms for the outcome, and a source that closed it at once left that command with "connection
-     * refused" (status 2) for a move that succeeded (seen once in LiveMigrationTest, in the rig).
-     */
-    private static final Duration MIGRATED_API_LINGER = Duration.ofSeconds(5);
 
     /** Status of a {@code run} whose nested KVM rig failed under it (sysexits' EX_UNAVAILABLE). */
     static final int RIG_FAILED = 69;

@@ -240,10 +240,11 @@ public final class MigrationSource {
             long downtime = millisSince(downtimeStart);
             stop.mark("the commit");
             LOG.log(System.Logger.Level.INFO, "migration: the guest stood still for " + downtime + " ms: " + stop);
-            vm.requestExit(new VmExit(VmExit.Reason.MIGRATED, -1, "to " + options.destination(), null));
             Progress p = progress;
             progress = new Progress(Phase.COMPLETED, p.round(), w.bytesSent(), p.lastRoundPages(), p.dirtyPagesPerSecond(),
                     p.bandwidthBytesPerSecond(), p.expectedDowntimeMillis(), downtime, millisSince(started), null);
+            // Completed before the exit: whoever sees the VM end (a run closing its API) sees how the migration ended.
+            vm.requestExit(new VmExit(VmExit.Reason.MIGRATED, -1, "to " + options.destination(), null));
             return progress;
         } catch (MigrationException | RuntimeException e) {
             if (committed) {
