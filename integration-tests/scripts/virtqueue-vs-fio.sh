@@ -27,11 +27,12 @@ class_path=$top/virtio/target/test-classes:$top/virtio/target/classes:$(cat "$wo
 head -c 67108864 /dev/urandom > "$work/fio.raw"
 cat "$work/fio.raw" > /dev/null
 
-# One JMH fork, 2 warm-up and 3 measured iterations of 2 s: prints the requests per second.
+# One JMH fork, 2 warm-up and 3 measured iterations of 2 s: prints the requests per second. (-jvmArgsAppend
+# replaces the class's own, so it names native access again.)
 panamax_rate() {
     taskset -c "$cpu" "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -cp "$class_path" org.openjdk.jmh.Main \
         'VirtioBlkBenchmark.virtioRead4k' -p limiter=none -f 1 -wi 2 -w 2 -i 3 -r 2 \
-        -jvmArgsAppend "-Djava.io.tmpdir=$work" > "$work/jmh.out" 2>&1 || { cat "$work/jmh.out" >&2; exit 1; }
+        -jvmArgsAppend "--enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=$work" > "$work/jmh.out" 2>&1 || { cat "$work/jmh.out" >&2; exit 1; }
     awk '$1 ~ /virtioRead4k$/ && $3 == "thrpt" { printf "%d\n", $5 }' "$work/jmh.out"
 }
 
