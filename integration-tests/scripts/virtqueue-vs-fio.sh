@@ -17,7 +17,7 @@ work=$(mktemp -d "${TMPDIR:-/var/tmp}/virtqueue-vs-fio.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 echo "building the benchmark's modules..." >&2
-"$top/mvnw" -B -q -f "$top/pom.xml" install -DskipTests -Djacoco.skip=true -pl vmm-sys,vmm-core,devices,storage > "$work/build.log" 2>&1 \
+"$top/mvnw" -B -q -f "$top/pom.xml" install -DskipTests -Djacoco.skip=true -pl virtio -am > "$work/build.log" 2>&1 \
     && "$top/mvnw" -B -q -f "$top/pom.xml" -pl virtio test-compile dependency:build-classpath -Djacoco.skip=true \
         -Dmdep.includeScope=test -Dmdep.outputFile="$work/classpath" >> "$work/build.log" 2>&1 \
     || { cat "$work/build.log" >&2; exit 1; }
