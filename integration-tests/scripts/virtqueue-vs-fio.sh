@@ -11,8 +11,9 @@
 set -eu
 rounds=${1:-5}
 cpu=${2:-0}
-top=$(cd "$(dirname "$0")/../.." && pwd)
+. "$(dirname "$0")/peer-common.sh" # top, median
 command -v fio > /dev/null || { echo "virtqueue-vs-fio: needs fio (apt-get install fio)" >&2; exit 2; }
+[ -n "${JAVA_HOME:-}" ] || { echo "virtqueue-vs-fio: set JAVA_HOME to a JDK 25 (Maven and the benchmark run on it)" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/virtqueue-vs-fio.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -43,7 +44,6 @@ fio_rate() {
         --ramp_time=2 --runtime=6 --time_based --output-format=terse --terse-version=3 | cut -d';' -f 8
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 : > "$work/p"; : > "$work/f"
 round=0
 while [ "$round" -lt "$rounds" ]; do
