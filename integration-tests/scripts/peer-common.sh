@@ -39,8 +39,13 @@ stop_namespace() { ip netns pids "$1" 2>/dev/null | xargs -r kill 2>/dev/null ||
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-# Runs the calling script's panamax and qemu functions for $rounds rounds, alternating which goes first; prints
-# each round as "round N: $1: Panamax P$2, QEMU Q$2" and leaves what they printed, comma-separated, in $p_all and
+# The peer the rounds below measure Panamax against, as they print it, and the calling script's function that runs
+# it: QEMU and qemu unless the script names another (a C baseline, say).
+peer_name=${peer_name:-QEMU}
+peer_function=${peer_function:-qemu}
+
+# Runs the calling script's panamax and peer functions for $rounds rounds, alternating which goes first; prints
+# each round as "round N: $1: Panamax P$2, $peer_name Q$2" and leaves what they printed, comma-separated, in $p_all and
 # $q_all.
 alternate_rounds() {
     p_all=""; q_all=""
@@ -48,11 +53,11 @@ alternate_rounds() {
     while [ "$i" -lt "$rounds" ]; do
         i=$((i + 1))
         if [ $((i % 2)) -eq 1 ]; then
-            p=$(panamax); q=$(qemu)
+            p=$(panamax); q=$($peer_function)
         else
-            q=$(qemu); p=$(panamax)
+            q=$($peer_function); p=$(panamax)
         fi
-        echo "round $i: $1: Panamax $p$2, QEMU $q$2"
+        echo "round $i: $1: Panamax $p$2, $peer_name $q$2"
         p_all="$p_all,$p"; q_all="$q_all,$q"
     done
 }
@@ -74,12 +79,12 @@ compare_rounds_one() {
     alternate_rounds "$1" " $2"
     pm=$(word_of_each "$p_all" 1 | tr ' ' '\n' | grep -v none | grep . | median)
     qm=$(word_of_each "$q_all" 1 | tr ' ' '\n' | grep -v none | grep . | median)
-    echo "median of $rounds: Panamax $pm $2, QEMU $qm $2, ratio Panamax/QEMU $(echo "$pm $qm" | awk '{ printf "%.2f", $1 / $2 }')"
+    echo "median of $rounds: Panamax $pm $2, $peer_name $qm $2, ratio Panamax/$peer_name $(echo "$pm $qm" | awk '{ printf "%.2f", $1 / $2 }')"
 }
 
 # "Panamax P MB/s, QEMU Q MB/s, ratio R" for the medians of two lists of rates.
 versus() {
     p=$(echo "$1" | tr ' ' '\n' | grep . | median)
     q=$(echo "$2" | tr ' ' '\n' | grep . | median)
-    echo "Panamax $p MB/s, QEMU $q MB/s, ratio $(echo "$p $q" | awk '{ printf "%.2f", $1 / $2 }')"
+    echo "Panamax $p MB/s, $peer_name $q MB/s, ratio $(echo "$p $q" | awk '{ printf "%.2f", $1 / $2 }')"
 }

@@ -11,7 +11,7 @@
 set -eu
 rounds=${1:-5}
 cpu=${2:-0}
-. "$(dirname "$0")/peer-common.sh" # top, median
+. "$(dirname "$0")/peer-common.sh" # top, compare_rounds_one
 command -v fio > /dev/null || { echo "virtqueue-vs-fio: needs fio (apt-get install fio)" >&2; exit 2; }
 [ -n "${JAVA_HOME:-}" ] || { echo "virtqueue-vs-fio: set JAVA_HOME to a JDK 25 (Maven and the benchmark run on it)" >&2; exit 2; }
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/virtqueue-vs-fio.XXXXXX")
@@ -30,7 +30,7 @@ cat "$work/fio.raw" > /dev/null
 
 # One JMH fork, 2 warm-up and 3 measured iterations of 2 s: prints the requests per second. (-jvmArgsAppend
 # replaces the class's own, so it names native access again.)
-panamax_rate() {
+panamax() {
     taskset -c "$cpu" "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED -cp "$class_path" org.openjdk.jmh.Main \
         'VirtioBlkBenchmark.virtioRead4k' -p limiter=none -f 1 -wi 2 -w 2 -i 3 -r 2 \
         -jvmArgsAppend "--enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=$work" > "$work/jmh.out" 2>&1 || { cat "$work/jmh.out" >&2; exit 1; }
@@ -38,19 +38,12 @@ panamax_rate() {
 }
 
 # fio for 6 s after 2 s of ramp: prints the reads per second (field 8 of its terse output).
-fio_rate() {
+fio_reads() {
     taskset -c "$cpu" fio --name=read4k --filename="$work/fio.raw" --rw=randread --bs=4k --ioengine=io_uring \
         --iodepth=128 --iodepth_batch_submit=128 --iodepth_batch_complete_min=128 --norandommap --randrepeat=0 --gtod_reduce=1 \
         --ramp_time=2 --runtime=6 --time_based --output-format=terse --terse-version=3 | cut -d';' -f 8
 }
 
-: > "$work/p"; : > "$work/f"
-round=0
-while [ "$round" -lt "$rounds" ]; do
-    round=$((round + 1))
-    if [ $((round % 2)) -eq 1 ]; then p=$(panamax_rate); f=$(fio_rate); else f=$(fio_rate); p=$(panamax_rate); fi
-    echo "$p" >> "$work/p"; echo "$f" >> "$work/f"
-    echo "round $round: Panamax through the virtqueue $p requests/s, fio $f reads/s"
-done
-pm=$(median < "$work/p"); fm=$(median < "$work/f")
-echo "medians of $rounds rounds: Panamax $pm requests/s, fio $fm reads/s, ratio $(echo "$pm $fm" | awk '{ printf "%.2f", $1 / $2 }') (above 1: Panamax faster)"
+peer_name=fio
+peer_function=fio_reads
+compare_rounds_one "4 KiB reads" "per s"
