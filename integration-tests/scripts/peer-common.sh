@@ -6,8 +6,12 @@ kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
 initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
 java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
 cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
-# The start-up cache 'panamax run' trains for the JVM in the rig (the JVM ignores a stale one).
+# The start-up cache 'panamax run' trains for the JVM in the rig. The JVM ignores one older than the CLI's jar without a
+# word, and Panamax's rounds would then measure JVMs starting without one: say so.
 aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
+if [ -n "$aot" ] && [ "$cli" -nt "$aot" ]; then aot=""; fi
+[ -n "$aot" ] || echo "$(basename "$0"): no start-up cache for this build of the CLI (./panamax run --timeout 1 makes it);" \
+    "Panamax's JVMs start without one" >&2
 aot=${aot:+-XX:AOTCache=$aot}
 
 # The options of the rig's JVMs (Rig.JVM_OPTIONS): C1 only, its compiler thread at nice 19, and the heap settings of
