@@ -14,10 +14,10 @@ if [ -n "$aot" ] && [ "$cli" -nt "$aot" ]; then aot=""; fi
     "Panamax's JVMs start without one" >&2
 aot=${aot:+-XX:AOTCache=$aot}
 
-# The options of the rig's JVMs (Rig.JVM_OPTIONS): C1 only, its compiler thread at nice 19, and the heap settings of
-# every Panamax JVM (the launcher's too), the serial collector from a 4 MiB heap.
+# The options of the rig's JVMs (Rig.JVM_OPTIONS): C1 only, and the heap settings of every Panamax JVM (the
+# launcher's too), the serial collector from a 4 MiB heap.
 vmm_heap_options="-XX:+UseSerialGC -Xms4m"
-rig_jvm_options="-XX:TieredStopAtLevel=1 -XX:ThreadPriorityPolicy=1 -XX:CompilerThreadPriority=19 $vmm_heap_options"
+rig_jvm_options="-XX:TieredStopAtLevel=1 $vmm_heap_options"
 
 # Runs Panamax's CLI as the rig's JVMs run with the arguments given.
 panamax_cli() { (panamax_cli_exec "$@"); }

@@ -812,17 +812,8 @@ public final class Rig implements RigSession, DaemonRig {
      * grows as needed. A VMM keeps little on its heap (guest memory, buffers and rings are native),
      * and G1 committed a 64 MiB heap and 38 MiB of its own structures up front: the VMM's memory
      * beyond guest RAM went from 83 to 65 MiB in the rig ({@code footprint-vs-qemu.sh}).
-     *
-     * <p>And the compiler thread at the lowest priority, nice 19 ({@code ThreadPriorityPolicy=1} lets the JVM set
-     * its threads' nice values; raising one needs no privilege, and the rig's commands run as root anyway): under
-     * QEMU's software CPU compiling is dear, and at the threads' own priority it took the CPU from the vCPU and
-     * device threads while they had work, so a boot of the tiny guest (about 2,000 compilations) took longer than
-     * one interpreted only. At nice 19 it compiles while they wait: a boot took 13-15 s against 16-21 s (scratch
-     * runs in the rig, five alternating rounds), and ExecRigTest, where compiled code pays back over minutes of a
-     * guest's I/O, took 193 s against 198.
      */
-    public static final List<String> JVM_OPTIONS = List.of("-XX:TieredStopAtLevel=1", "-XX:ThreadPriorityPolicy=1",
-            "-XX:CompilerThreadPriority=19", "-XX:+UseSerialGC", "-Xms4m");
+    public static final List<String> JVM_OPTIONS = List.of("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xms4m");
 
     private static List<String> qemuCommand(Options o, Path kernel, Path initrd, Map<Path, Share> shares, Path socket) {
         List<String> argv = new ArrayList<>(List.of("setpriv", "--pdeathsig", "KILL", "qemu-system-x86_64",
