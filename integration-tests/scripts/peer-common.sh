@@ -2,17 +2,21 @@
 # Uses the newest kernel and initramfs in the cache unless KERNEL and INITRD name others.
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
-initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
-java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
-cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
-# The start-up cache 'panamax run' trains for the JVM in the rig. The JVM ignores one older than the CLI's jar without a
-# word, and Panamax's rounds would then measure JVMs starting without one: say so.
-aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
-if [ -n "$aot" ] && [ "$cli" -nt "$aot" ]; then aot=""; fi
-[ -n "$aot" ] || echo "$(basename "$0"): no start-up cache for this build of the CLI (./panamax run --timeout 1 makes it);" \
-    "Panamax's JVMs start without one" >&2
-aot=${aot:+-XX:AOTCache=$aot}
+# A script that starts no VM (virtqueue-vs-fio.sh: a JMH benchmark of the source tree) sets uses_vm=no first and gets
+# only the rounds and the median: no built CLI, guest or start-up cache is looked for, or missed.
+if [ "${uses_vm:-yes}" = yes ]; then
+    kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
+    initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
+    java=$(ls -d /usr/lib/jvm/temurin-25-jdk-amd64/bin/java "${JAVA_HOME:-/nonexistent}"/bin/java 2>/dev/null | head -n 1)
+    cli=$(ls "$top"/cli/target/cli-*.jar | head -n 1)
+    # The start-up cache 'panamax run' trains for the JVM in the rig. The JVM ignores one older than the CLI's jar without a
+    # word, and Panamax's rounds would then measure JVMs starting without one: say so.
+    aot=$(ls -t "$cache"/aot/cli-*.aot 2>/dev/null | head -n 1)
+    if [ -n "$aot" ] && [ "$cli" -nt "$aot" ]; then aot=""; fi
+    [ -n "$aot" ] || echo "$(basename "$0"): no start-up cache for this build of the CLI (./panamax run --timeout 1 makes it);" \
+        "Panamax's JVMs start without one" >&2
+    aot=${aot:+-XX:AOTCache=$aot}
+fi
 
 # The options of the rig's JVMs (Rig.JVM_OPTIONS): C1 only, and the heap settings of every Panamax JVM (the
 # launcher's too), the serial collector from a 4 MiB heap.

@@ -11,6 +11,7 @@
 set -eu
 rounds=${1:-5}
 cpu=${2:-0}
+uses_vm=no
 . "$(dirname "$0")/peer-common.sh" # top, compare_rounds_one
 command -v fio > /dev/null || { echo "virtqueue-vs-fio: needs fio (apt-get install fio)" >&2; exit 2; }
 [ -n "${JAVA_HOME:-}" ] || { echo "virtqueue-vs-fio: set JAVA_HOME to a JDK 25 (Maven and the benchmark run on it)" >&2; exit 2; }
