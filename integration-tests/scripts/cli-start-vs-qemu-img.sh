@@ -6,7 +6,8 @@
 # prints each round, then the median wall time and peak RSS of each, and the Panamax/qemu-img ratios.
 set -eu
 rounds=${1:-10}
-top=$(cd "$(dirname "$0")/../.." && pwd)
+uses_vm=no
+. "$(dirname "$0")/peer-common.sh" # top, median
 "$top/panamax" --version > /dev/null # builds Panamax when its sources changed, and trains the start-up cache
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/cli-start.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -21,7 +22,6 @@ measure() {
     e=$(date +%s%N)
     echo "$(((e - s) / 1000000)) $(tail -n 1 "$work/time")"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 for c in version info; do : > "$work/p.$c"; : > "$work/q.$c"; done
 round=0

@@ -9,7 +9,8 @@
 set -eu
 rounds=${1:-3}
 size=${2:-1024}
-top=$(cd "$(dirname "$0")/../.." && pwd)
+uses_vm=no
+. "$(dirname "$0")/peer-common.sh" # top, median
 "$top/panamax" --version > /dev/null # builds Panamax when its sources changed
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/convert-vs-qemu-img.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -30,7 +31,6 @@ qemu-img convert -c -f raw -O qcow2 -o compression_type=zstd src.raw src-zstd.qc
 
 # The sync first: the last run's output, written back meanwhile, would slow whichever tool runs next.
 ms() { sync; s=$(date +%s%N); "$@" > /dev/null; e=$(date +%s%N); echo $(((e - s) / 1000000)); }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # case NAME SOURCE FORMAT [-c -o compression_type=zstd]: Panamax's and qemu-img's times for one round, "P Q".
 one() {

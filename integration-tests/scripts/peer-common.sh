@@ -1,9 +1,10 @@
-# Sourced by the *-vs-qemu.sh scripts: where the built Panamax, the guest and a JDK 25 are, and a median.
+# Sourced by the measuring scripts (*-vs-qemu.sh and others): where the built Panamax, the guest and a JDK 25 are,
+# the rounds and a median.
 # Uses the newest kernel and initramfs in the cache unless KERNEL and INITRD name others.
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${PANAMAX_CACHE:-$HOME/.cache/panamax}
-# A script that starts no VM (virtqueue-vs-fio.sh: a JMH benchmark of the source tree) sets uses_vm=no first and gets
-# only the rounds and the median: no built CLI, guest or start-up cache is looked for, or missed.
+# A script that starts no VM (virtqueue-vs-fio.sh, cli-start-vs-qemu-img.sh, convert-vs-qemu-img.sh) sets uses_vm=no
+# first and gets only the rounds and the median: no built CLI, guest or start-up cache is looked for, or missed.
 if [ "${uses_vm:-yes}" = yes ]; then
     kernel=${KERNEL:-$(ls -td "$cache"/kernels/*/ | head -n 1)vmlinux}
     initrd=${INITRD:-$(ls -td "$cache"/initramfs/*/ | head -n 1)initramfs.cpio.gz}
