@@ -4,31 +4,36 @@
 # sequential read of a MIB MiB file (dd, 1 MiB blocks) and find + stat over a tree of FILES files in
 # 100 directories, each timed by the guest's uptime clock (10 ms) on a freshly booted guest (its
 # page cache empty; the host's holds the files for all three). Same kernel, initramfs, 256 MiB, one
-# vCPU, all on the rig's CPU 0 (net-vs-qemu.sh says why); rounds rotate which VMM goes first; prints
+# vCPU; everything on the rig's CPU 0 (net-vs-qemu.sh says why) unless CPUS names others (a taskset
+# list, or "all": the rig's two CPUs, each VMM's threads where the rig's kernel puts them, as a VMM
+# runs on a machine with a core to spare; there Panamax's compiler and device thread run beside the
+# guest's vCPU, and QEMU's 9p pays for its threads' wake-ups across CPUs); rounds rotate which VMM goes first; prints
 # each round, the medians and Panamax's ratios (read: Panamax's rate over the peer's; find + stat:
 # the peer's time over Panamax's, so above 1 means Panamax is faster on both). Panamax and virtiofsd
 # run with the cache mode CACHE (default none: no guest page cache, direct I/O, no attribute caching,
 # as QEMU's 9p mount has by default; CACHE=auto or always for the others). Panamax's JVM compiles
 # with C1 only, as every JVM in the rig does (Rig.JVM_OPTIONS: C2's code patching raced TCG's
-# vCPUs), unless JIT=tiered gives it the JVM's default, C1 then C2, as on a host with hardware KVM;
-# everything here runs on one rig CPU, where that race cannot happen.
+# vCPUs), unless JIT=tiered gives it the JVM's default, C1 then C2, as on a host with hardware KVM:
+# on one rig CPU only (the default CPUS), where that race cannot happen.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/fs-vs-qemu.sh [ROUNDS] [MIB] [FILES]
 # The rig passes only a few of the host's environment variables in, so set CACHE and JIT inside it:
-#   ./panamax rig -- sh -c 'JIT=tiered CACHE=auto sh integration-tests/scripts/fs-vs-qemu.sh 1'
+#   ./panamax rig -- sh -c 'CPUS=all CACHE=auto sh integration-tests/scripts/fs-vs-qemu.sh 1'
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
 set -eu
 rounds=${1:-3}
 mib=${2:-256}
 files=${3:-10000}
 fs_cache=${CACHE:-none}
+cpus=${CPUS:-0}
 . "$(dirname "$0")/peer-common.sh"
 case ${JIT:-c1} in
     c1) jit=$rig_jvm_options ;;
-    tiered) jit=$vmm_heap_options ;;
+    tiered) case $cpus in *[!0-9]*) echo "fs-vs-qemu: JIT=tiered only on one CPU (CPUS=0): C2's code patching races the rig's CPUs" >&2; exit 2 ;; esac
+        jit=$vmm_heap_options ;;
     *) echo "fs-vs-qemu: JIT is c1 or tiered, not '$JIT'" >&2; exit 2 ;;
 esac
-taskset -p -c 0 $$ > /dev/null
+[ "$cpus" = all ] || taskset -p -c "$cpus" $$ > /dev/null
 virtiofsd=/usr/lib/qemu/virtiofsd
 dir=$(mktemp -d /tmp/fs-vs-qemu.XXXXXX)
 log=$dir/console
@@ -122,7 +127,7 @@ while [ "$i" -lt "$rounds" ]; do
     pr="$pr ${p% *}"; pf="$pf ${p#* }"; nr="$nr ${n% *}"; nf="$nf ${n#* }"; vr="$vr ${v% *}"; vf="$vf ${v#* }"
 done
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
-echo "median of $rounds (cache=$fs_cache): read MB/s Panamax $(med "$pr"), QEMU 9p $(med "$nr"), QEMU virtiofsd $(med "$vr");" \
+echo "median of $rounds (cache=$fs_cache, CPUs $cpus): read MB/s Panamax $(med "$pr"), QEMU 9p $(med "$nr"), QEMU virtiofsd $(med "$vr");" \
     "find+stat of $files files, s: Panamax $(med "$pf"), QEMU 9p $(med "$nf"), QEMU virtiofsd $(med "$vf")"
 echo "$(med "$pr") $(med "$nr") $(med "$vr") $(med "$pf") $(med "$nf") $(med "$vf")" | awk '{
     printf "Panamax against QEMU 9p: read %.2f, find+stat %.2f; against QEMU virtiofsd: read %.2f, find+stat %.2f (above 1: Panamax faster)\n",
