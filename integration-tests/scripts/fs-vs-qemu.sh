@@ -6,8 +6,8 @@
 # page cache empty; the host's holds the files for all three). Same kernel, initramfs, 256 MiB, one
 # vCPU; everything on the rig's CPU 0 (net-vs-qemu.sh says why) unless CPUS names others (a taskset
 # list, or "all": the rig's two CPUs, each VMM's threads where the rig's kernel puts them, as a VMM
-# runs on a machine with a core to spare; there Panamax's compiler and device thread run beside the
-# guest's vCPU, and QEMU's 9p pays for its threads' wake-ups across CPUs); rounds rotate which VMM goes first; prints
+# runs on a machine with a core to spare: Panamax's compiler and device thread then run beside the
+# guest's vCPU; the README's shared folders section says what that changed); rounds rotate which VMM goes first; prints
 # each round, the medians and Panamax's ratios (read: Panamax's rate over the peer's; find + stat:
 # the peer's time over Panamax's, so above 1 means Panamax is faster on both). Panamax and virtiofsd
 # run with the cache mode CACHE (default none: no guest page cache, direct I/O, no attribute caching,
@@ -17,7 +17,7 @@
 # on one rig CPU only (the default CPUS), where that race cannot happen.
 # As root where /dev/kvm is real KVM; here:
 #   ./panamax rig -- sh integration-tests/scripts/fs-vs-qemu.sh [ROUNDS] [MIB] [FILES]
-# The rig passes only a few of the host's environment variables in, so set CACHE and JIT inside it:
+# The rig passes only a few of the host's environment variables in, so set CACHE, CPUS and JIT inside it:
 #   ./panamax rig -- sh -c 'CPUS=all CACHE=auto sh integration-tests/scripts/fs-vs-qemu.sh 1'
 # Needs the built CLI (./panamax build) and guest (./panamax run builds it).
 set -eu
